@@ -1,0 +1,203 @@
+"""The `marginbot` command line: db, ingest, import, demo, report, run, bench."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+
+from marginbot.settings import Settings, SettingsError, get_settings
+
+log = logging.getLogger("marginbot")
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A mistake the user can fix: printed as one line on stderr, exit status 2."""
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def configure_logging(level: str) -> None:
+    from marginbot.logging_setup import setup_logging
+
+    setup_logging(level)
+
+
+def _engine(settings: Settings, upgrade: bool = True):  # type: ignore[no-untyped-def]
+    from storage.database import make_engine
+    from storage.database import upgrade as upgrade_schema
+
+    engine = make_engine(settings.database_url)
+    if upgrade:
+        upgrade_schema(engine)
+    return engine
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.database import make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine, args.revision)
+    print(f"database at revision {args.revision}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.ingest import run_ingest
+
+    engine = _engine(settings)
+    result = run_ingest(engine, settings, start=args.start, end=args.end, progress=not args.quiet)
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.importer import CsvImportError, import_csv
+
+    engine = _engine(settings)
+    try:
+        count = import_csv(engine, args.kind, Path(args.file))
+    except CsvImportError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"imported {count} {args.kind} rows from {args.file}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from reports.gallery import render_gallery
+    from storage.demo import seed_demo
+
+    engine = _engine(settings)
+    seeded = seed_demo(engine, force=args.force)
+    print("demo data seeded" if seeded else "database already holds data; demo not seeded (use --force)")
+    for path in render_gallery(engine, Path(args.out)):
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from reports.errors import ReportError
+    from reports.service import ReportService
+
+    engine = _engine(settings)
+    service = ReportService(engine)
+    try:
+        result = service.render(
+            args.kind, code=args.code, on=args.date, days=args.days, lang=args.lang, chart=bool(args.chart)
+        )
+    except ReportError as exc:
+        raise UsageError(exc.message("en")) from None
+    if args.chart:
+        Path(args.chart).write_bytes(result.png or b"")
+    if args.json:
+        print(result.json_text())
+    else:
+        print(result.text_plain())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runner import run
+
+    return run(settings)
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what == "reports":
+        from reports.bench import main as bench_reports
+
+        return bench_reports(args)
+    from bot.bench import main as bench_push
+
+    return bench_push(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="marginbot", description="两融雷达: margin-trading reports")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["upgrade"])
+    p.add_argument("revision", nargs="?", default="head")
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("ingest", help="fetch margin data from the exchanges (akshare)")
+    p.add_argument("--start", type=_parse_date, help="first trade date to backfill (YYYY-MM-DD)")
+    p.add_argument("--end", type=_parse_date, help="last trade date (default: latest published)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("import", help="import CSV history (see README)")
+    p.add_argument("kind", choices=["margin", "turnover", "stocks", "industries"])
+    p.add_argument("file")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("demo", help="seed demo data (if empty) and render every report")
+    p.add_argument("--out", default="out/demo", help="folder for the rendered reports")
+    p.add_argument("--force", action="store_true", help="replace stored data with demo data")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="print a report as text or JSON, optionally with its chart")
+    p.add_argument("kind", choices=["balance", "ratio", "sectors", "signals", "summary", "stock"])
+    p.add_argument("code", nargs="?", help="stock code for `stock`, e.g. 600519")
+    p.add_argument("--date", type=_parse_date, help="trade date (default: latest complete day)")
+    p.add_argument("--days", type=_positive_int, default=None, help="window in trade days")
+    p.add_argument("--lang", choices=["zh", "en"], default=None)
+    p.add_argument("--chart", metavar="PATH", help="write the chart PNG here")
+    p.add_argument("--json", action="store_true", help="print machine-readable figures")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("run", help="run the bot (without a token: local chat page on loopback)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="benchmarks that print figures")
+    p.add_argument("what", choices=["reports", "push"])
+    p.add_argument("--small", action="store_true", help="a quick, smaller run")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed one line and exits 2 on errors
+        return int(exc.code or 0)
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        print(f"marginbot: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if getattr(args, "lang", "x") is None:
+        args.lang = settings.default_language
+    configure_logging("WARNING" if args.quiet else settings.log_level)
+    try:
+        return int(args.func(args, settings))
+    except UsageError as exc:
+        print(f"marginbot: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("marginbot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One-shot set-up for a fresh machine: virtual environment, Python packages, a CJK font for the
+# charts and, with --test, Debian's Chromium for the browser test. Safe to run again: each step
+# is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_browser=0
+[ "${1:-}" = "--test" ] && want_browser=1
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+if [ ! -x .venv/bin/uv ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check uv
+fi
+# Reinstall only when pyproject.toml changed since the last successful install.
+stamp=.venv/.marginbot-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages"
+  .venv/bin/uv pip install -q --python .venv/bin/python -e ".[dev]"
+  touch "$stamp"
+fi
+
+apt_install() {
+  # System packages need root and apt; without them, say what is missing and go on.
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 || {
+      apt-get update -q >/dev/null 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+    }
+  else
+    echo "setup: cannot install $* (needs root and apt-get); install it by hand" >&2
+  fi
+}
+
+# Charts label in Chinese: they need a real CJK font (Noto Sans CJK).
+if ! ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1; then
+  apt_install fonts-noto-cjk
+  rm -rf "${HOME}/.cache/matplotlib" 2>/dev/null || true
+fi
+
+if [ "$want_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium
+fi

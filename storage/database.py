@@ -1,0 +1,139 @@
+"""Engine, sessions, schema upgrades (alembic) and the dialect-aware upsert every writer uses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
+
+from storage import models
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Rows per INSERT statement: stays below SQLite's and PostgreSQL's bound-parameter limits.
+UPSERT_CHUNK = 400
+
+_KEYS: dict[type[SQLModel], tuple[str, ...]] = {
+    models.MarginSummary: ("trade_date", "exchange"),
+    models.StockMargin: ("trade_date", "code"),
+    models.Turnover: ("trade_date", "exchange"),
+    models.IndexDaily: ("symbol", "trade_date"),
+    models.IndustryClass: ("code", "start_date"),
+    models.IndustryName: ("sw_l1_code",),
+    models.SectorDaily: ("trade_date", "sw_l1_code"),
+    models.TradingDay: ("trade_date",),
+    models.IngestStatus: ("trade_date", "source"),
+    models.DatasetMeta: ("key",),
+    models.ChartUpload: ("cache_key",),
+}
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite files get their folder, WAL and foreign keys."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    return engine
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` with alembic (the only way the schema is created)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]] | Iterable[dict[str, Any]]) -> int:
+    """Insert rows, updating the non-key columns of rows whose natural key exists. Returns the row count."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    keys = _KEYS[model]
+    table = model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    columns = list(rows[0].keys())
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        stmt = insert(table).values(rows[start : start + UPSERT_CHUNK])
+        update_cols = {c: stmt.excluded[c] for c in columns if c not in keys and c != "id"}
+        if update_cols:
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=update_cols)
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        session.execute(stmt)
+    return len(rows)
+
+
+def get_meta(session: Session, key: str, default: str | None = None) -> str | None:
+    row = session.get(models.DatasetMeta, key)
+    return row.value if row else default
+
+
+def set_meta(session: Session, key: str, value: str) -> None:
+    upsert(session, models.DatasetMeta, [{"key": key, "value": value}])
+
+
+def bump_data_version(session: Session) -> int:
+    """Increase `data_version`; report caches are keyed on it, so every data write must call this."""
+    version = int(get_meta(session, "data_version", "0") or 0) + 1
+    set_meta(session, "data_version", str(version))
+    return version
+
+
+def data_version(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(get_meta(session, "data_version", "0") or 0)
+
+
+def is_demo(engine: Engine) -> bool:
+    with Session(engine) as session:
+        return get_meta(session, "demo", "false") == "true"
+
+
+def is_empty(engine: Engine) -> bool:
+    """True when no margin summary is stored yet."""
+    with Session(engine) as session:
+        return session.execute(select(models.MarginSummary.id).limit(1)).first() is None
+
+
+def reset_schema_for_tests(engine: Engine) -> None:
+    """Drop every table (tests only: each test starts from the migrated empty schema)."""
+    SQLModel.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
