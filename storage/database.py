@@ -32,6 +32,7 @@ _KEYS: dict[type[SQLModel], tuple[str, ...]] = {
     models.IngestStatus: ("trade_date", "source"),
     models.DatasetMeta: ("key",),
     models.ChartUpload: ("cache_key",),
+    models.IndexMember: ("symbol", "code"),
 }
 
 

@@ -214,3 +214,15 @@ class ChartUpload(SQLModel, table=True):
     cache_key: str = Field(primary_key=True, max_length=200)
     file_id: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=_now)
+
+
+class IndexMember(SQLModel, table=True):
+    """Constituents of an index (e.g. CSI 300 = 000300), as of the date they were last fetched."""
+
+    __tablename__ = "index_member"
+    __table_args__ = (UniqueConstraint("symbol", "code", name="uq_index_member"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    symbol: str = Field(max_length=12, index=True)
+    code: str = Field(max_length=8)
+    as_of: date | None = None

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 05:32:45.901396
+Create Date: 2026-11-21 05:34:46.664092
 """
 import sqlalchemy as sa
 import sqlmodel
@@ -67,6 +67,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('index_daily', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_index_daily_trade_date'), ['trade_date'], unique=False)
+
+    op.create_table('index_member',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('symbol', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
+    sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('as_of', sa.Date(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('symbol', 'code', name='uq_index_member')
+    )
+    with op.batch_alter_table('index_member', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_index_member_symbol'), ['symbol'], unique=False)
 
     op.create_table('industry_class',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -208,6 +219,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_industry_class_code'))
 
     op.drop_table('industry_class')
+    with op.batch_alter_table('index_member', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_index_member_symbol'))
+
+    op.drop_table('index_member')
     with op.batch_alter_table('index_daily', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_index_daily_trade_date'))
 
