@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     telegram_base_url: str = "https://api.telegram.org/bot"
     database_url: str = DEFAULT_DATABASE_URL
     admin_chat_ids: list[int] = Field(default_factory=list)
-    push_time: time = time(9, 0)
+    push_time: time = time(8, 50)
     ingest_start_time: time = time(8, 45)
     ingest_cutoff_time: time = time(10, 30)
     ingest_retry_minutes: int = Field(default=10, ge=1, le=120)
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     upstream_retries: int = Field(default=3, ge=0, le=10)
     commands_per_minute: int = Field(default=12, ge=1, le=1000)
     render_workers: int = Field(default=2, ge=1, le=32)
+    push_rate: float = Field(default=30.0, gt=0, le=1000)
+    storage_chat_id: int | None = None
     log_level: str = "INFO"
 
     @field_validator("telegram_bot_token", mode="before")

@@ -1,0 +1,288 @@
+"""量 (quantity): level, change, pace, turning points and percentile of a balance series.
+
+Inputs are ``pd.Series`` of money in 元 indexed by a sorted ``DatetimeIndex`` of trade dates
+(``trade_date``), usually 两融余额 (rzrqye) or 融资余额 (rzye). Missing values (NaN) are
+dropped before counting rows, so "``days`` rows earlier" means ``days`` known trade dates earlier.
+Percentages are percent numbers (12.5 means 12.5%).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+PACE_STEADY = "steady"
+PACE_FASTER = "faster"
+PACE_SHARP = "sharp"
+PACE_UNKNOWN = "unknown"
+
+UP = "up"
+DOWN = "down"
+
+
+def _known(series: pd.Series) -> pd.Series:
+    return series.dropna().astype(float)
+
+
+def change(series: pd.Series, days: int) -> float:
+    """Change of the last value over ``days`` rows.
+
+    Formula: ``x[T] - x[T - days]``, where ``T`` is the last known row.
+
+    Parameters
+    ----------
+    series : pd.Series
+        Values (e.g. 元) indexed by trade date.
+    days : int
+        Number of rows (trade dates) to look back; ``days >= 1``.
+
+    Returns
+    -------
+    float
+        The change in the series' unit (元 for a balance); nan with fewer than ``days + 1`` values.
+    """
+    if days < 1:
+        raise ValueError("days must be >= 1")
+    x = _known(series)
+    if len(x) <= days:
+        return math.nan
+    return float(x.iloc[-1] - x.iloc[-1 - days])
+
+
+def pct_change(series: pd.Series, days: int) -> float:
+    """Percentage change of the last value over ``days`` rows.
+
+    Formula: ``(x[T] - x[T - days]) / x[T - days] x 100``.
+
+    Returns
+    -------
+    float
+        Percent; nan with fewer than ``days + 1`` values or when ``x[T - days]`` is 0.
+    """
+    if days < 1:
+        raise ValueError("days must be >= 1")
+    x = _known(series)
+    if len(x) <= days:
+        return math.nan
+    base = float(x.iloc[-1 - days])
+    if base == 0:
+        return math.nan
+    return (float(x.iloc[-1]) - base) / base * 100.0
+
+
+def daily_pct_changes(series: pd.Series) -> pd.Series:
+    """Daily percentage changes.
+
+    Formula: ``r[t] = (x[t] - x[t-1]) / x[t-1] x 100``.
+
+    Returns
+    -------
+    pd.Series
+        Percent, indexed like the known values of ``series``; the first row is dropped.
+    """
+    x = _known(series)
+    prev = x.shift(1).replace(0.0, np.nan)
+    return ((x - prev) / prev * 100.0).iloc[1:]
+
+
+def pace_zscore(series: pd.Series, window: int = 250, min_periods: int | None = None) -> float:
+    """Pace of today's move: today's % change in units of its trailing daily volatility.
+
+    Formula: ``z = r[T] / std(r[T-window] .. r[T-1])``, with ``r`` the daily % changes
+    (:func:`daily_pct_changes`) and ``std`` the sample standard deviation (ddof=1). The window
+    ends the day BEFORE ``T``, so today's move does not dilute its own yardstick. The mean is not
+    subtracted: the question is how large today's move is, not how unusual relative to a drift.
+
+    Parameters
+    ----------
+    series : pd.Series
+        Balance in 元.
+    window : int
+        Number of trailing daily changes for the standard deviation (default 250, about one year).
+    min_periods : int, optional
+        Fewest trailing daily changes accepted; defaults to ``window``.
+
+    Returns
+    -------
+    float
+        Dimensionless z-score, signed like today's change; nan without enough history or when the
+        trailing standard deviation is 0.
+    """
+    need = window if min_periods is None else min_periods
+    r = daily_pct_changes(series).dropna()
+    if len(r) < 1 + max(need, 2):
+        return math.nan
+    trailing = r.iloc[-1 - window : -1]
+    sd = float(trailing.std(ddof=1))
+    if not sd > 0:
+        return math.nan
+    return float(r.iloc[-1]) / sd
+
+
+def pace_class(z: float) -> str:
+    """Classify a pace z-score (平稳 / 加快 / 急剧).
+
+    ``"steady"`` if ``|z| < 1``, ``"faster"`` if ``1 <= |z| <= 2``, ``"sharp"`` if ``|z| > 2``,
+    ``"unknown"`` for nan. The direction is the sign of ``z``.
+    """
+    if z is None or math.isnan(z):
+        return PACE_UNKNOWN
+    a = abs(z)
+    if a < 1:
+        return PACE_STEADY
+    if a <= 2:
+        return PACE_FASTER
+    return PACE_SHARP
+
+
+def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.DataFrame:
+    """Turning points of the ``days``-day change (由减转增 / 由增转减).
+
+    Let ``d[t] = x[t] - x[t - days]``. Each day has a side: positive when ``d > 0``, negative when
+    ``d < 0``; a day with ``d == 0`` keeps the previous side (the sign has not crossed yet). Day
+    ``t`` is a turning point when its side differs from day ``t-1``'s and day ``t-1`` ended a run
+    of at least ``min_run`` consecutive days on that side. ``"up"`` = 由减转增 (negative to
+    positive), ``"down"`` = 由增转减.
+
+    Returns
+    -------
+    pd.DataFrame
+        Index ``trade_date`` (the first day on the new side); columns ``direction`` ("up"/"down"),
+        ``change`` (``d`` on that day, in the series' unit) and ``prior_run`` (length of the run on
+        the other side, in trade dates). Empty when there is none.
+    """
+    if days < 1 or min_run < 1:
+        raise ValueError("days and min_run must be >= 1")
+    x = _known(series)
+    d = x - x.shift(days)
+    side = np.sign(d).replace(0.0, np.nan).ffill()
+
+    # run length of the current side, counted per consecutive block
+    block = (side != side.shift(1)).cumsum()
+    run = side.groupby(block).cumcount() + 1
+    run = run.where(side.notna())
+
+    prev_side = side.shift(1)
+    prev_run = run.shift(1)
+    flip = side.notna() & prev_side.notna() & (side != prev_side) & (prev_run >= min_run)
+
+    out = pd.DataFrame(
+        {
+            "direction": np.where(side[flip] > 0, UP, DOWN),
+            "change": d[flip].astype(float),
+            "prior_run": prev_run[flip].astype(int),
+        },
+        index=pd.DatetimeIndex(x.index[flip.to_numpy()], name="trade_date"),
+    )
+    return out
+
+
+def last_turning_point(
+    series: pd.Series, days: int = 20, min_run: int = 10
+) -> tuple[pd.Timestamp, str] | None:
+    """The most recent turning point of :func:`turning_points` as ``(trade_date, direction)``, or None."""
+    tp = turning_points(series, days=days, min_run=min_run)
+    if tp.empty:
+        return None
+    return pd.Timestamp(tp.index[-1]), str(tp["direction"].iloc[-1])
+
+
+def percentile_rank(series: pd.Series, years: int = 3, min_periods: int = 1) -> float:
+    """Where the last value stands within the trailing ``years`` calendar years.
+
+    Formula: ``count(x[t] <= x[T]) / count(x[t]) x 100`` over the known values with
+    ``T - years < t <= T`` (calendar years, the last date included, the date exactly ``years``
+    earlier excluded).
+
+    Parameters
+    ----------
+    series : pd.Series
+        Values indexed by trade date.
+    years : int
+        Length of the trailing window in calendar years.
+    min_periods : int
+        Fewest values in the window to give an answer (default 1).
+
+    Returns
+    -------
+    float
+        Percent, 0..100 (100 = the highest in the window); nan when the window holds fewer than
+        ``min_periods`` values.
+    """
+    x = _known(series)
+    if x.empty:
+        return math.nan
+    last_date = x.index[-1]
+    start = last_date - pd.DateOffset(years=years)
+    w = x[x.index > start]
+    if len(w) < max(min_periods, 1):
+        return math.nan
+    return float((w <= x.iloc[-1]).sum()) / len(w) * 100.0
+
+
+def quantile_label(q: float) -> str:
+    """Column label for quantile ``q``: 0.1 -> "q10", 0.5 -> "q50", 0.025 -> "q2.5"."""
+    return f"q{round(q * 100, 6):g}"
+
+
+def rolling_quantiles(
+    series: pd.Series,
+    window: int,
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+    min_periods: int | None = None,
+) -> pd.DataFrame:
+    """Trailing rolling quantiles (a percentile band for a chart).
+
+    Formula: ``Q_q[t]`` = the ``q`` quantile (linear interpolation) of ``x[t-window+1] .. x[t]``
+    (the day itself included).
+
+    Parameters
+    ----------
+    series : pd.Series
+        Values indexed by trade date.
+    window : int
+        Rows in each window.
+    quantiles : tuple of float
+        Quantiles in 0..1.
+    min_periods : int, optional
+        Fewest known values per window; defaults to ``window`` (nan before that).
+
+    Returns
+    -------
+    pd.DataFrame
+        Same index as ``series``; one column per quantile named like "q10", "q50", "q90", in the
+        series' unit.
+    """
+    mp = window if min_periods is None else min_periods
+    x = series.astype(float)
+    roll = x.rolling(window, min_periods=mp)
+    out = pd.DataFrame({quantile_label(q): roll.quantile(q) for q in quantiles}, index=x.index)
+    out.index.name = "trade_date"
+    return out
+
+
+def implied_repayment(rzye: pd.Series, rzmre: pd.Series) -> pd.Series:
+    """融资偿还额 where a source omits it.
+
+    Formula: ``rzche[T] = rzye[T-1] + rzmre[T] - rzye[T]`` (元); nan on the first row.
+    """
+    df = pd.concat({"rzye": rzye, "rzmre": rzmre}, axis=1).sort_index()
+    return (df["rzye"].shift(1) + df["rzmre"] - df["rzye"]).rename("rzche")
+
+
+def identity_gap_pct(rzye: pd.Series, rzmre: pd.Series, rzche: pd.Series) -> pd.Series:
+    """Relative error of the balance identity, per day.
+
+    Formula: ``(rzye[T-1] + rzmre[T] - rzche[T] - rzye[T]) / rzye[T] x 100``.
+
+    Returns
+    -------
+    pd.Series
+        Percent (0 = the identity holds exactly); nan on the first row and where a term is missing.
+        ``T-1`` is the previous row, so a gap in the dates shows up as a larger error.
+    """
+    df = pd.concat({"rzye": rzye, "rzmre": rzmre, "rzche": rzche}, axis=1).sort_index()
+    expected = df["rzye"].shift(1) + df["rzmre"] - df["rzche"]
+    return ((expected - df["rzye"]) / df["rzye"].replace(0.0, np.nan) * 100.0).rename("gap_pct")

@@ -1,0 +1,216 @@
+"""质 (quality): how financing balance is spread over Shenwan level-1 sectors.
+
+``sector_daily`` is a LONG frame with columns ``trade_date`` (datetime64), ``sw_l1_code`` (str) and
+``rzye``, ``rzmre``, ``rzche`` in 元. A "wide" frame has index ``trade_date`` and one column per
+``sw_l1_code``. Shares are percent numbers (sum 100 across sectors on a day).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def pivot_balance(sector_daily: pd.DataFrame, column: str = "rzye") -> pd.DataFrame:
+    """Long to wide: index ``trade_date`` (sorted), one column per ``sw_l1_code`` (sorted).
+
+    Several rows for one (date, sector) are summed; a sector without a row on a day is nan.
+    Values in the unit of ``column`` (元 for balances and flows).
+    """
+    grouped = sector_daily.groupby(["trade_date", "sw_l1_code"])[column].sum(min_count=1)
+    wide = grouped.unstack("sw_l1_code").sort_index().sort_index(axis=1).astype(float)
+    wide.index = pd.DatetimeIndex(wide.index, name="trade_date")
+    wide.columns.name = "sw_l1_code"
+    return wide
+
+
+def shares_pct(wide: pd.DataFrame) -> pd.DataFrame:
+    """Each column's share of the row total.
+
+    Formula: ``share[t, s] = x[t, s] / sum_s x[t, s] x 100`` (nan cells ignored in the total).
+
+    Returns
+    -------
+    pd.DataFrame
+        Percent, same shape as ``wide``; a row whose total is 0 or missing is nan.
+    """
+    total = wide.sum(axis=1, min_count=1).replace(0.0, np.nan)
+    return wide.div(total, axis=0) * 100.0
+
+
+def _net_buy_wide(sector_daily: pd.DataFrame) -> pd.DataFrame:
+    """Wide 融资净买入 (rzmre - rzche), deriving rzche from the balance where it is missing."""
+    rzye = pivot_balance(sector_daily, "rzye")
+    rzmre = pivot_balance(sector_daily, "rzmre").reindex_like(rzye)
+    if "rzche" in sector_daily.columns:
+        rzche = pivot_balance(sector_daily, "rzche").reindex_like(rzye)
+    else:
+        rzche = pd.DataFrame(np.nan, index=rzye.index, columns=rzye.columns)
+    # 口径: rzche = rzye(T-1) + rzmre(T) - rzye(T) where the source omits it
+    rzche = rzche.fillna(rzye.shift(1) + rzmre - rzye)
+    return rzmre - rzche
+
+
+def sector_table(sector_daily: pd.DataFrame, days: int) -> pd.DataFrame:
+    """Per-sector read-out for the LAST date in the frame.
+
+    Columns (``T`` = last date, ``T-days`` = ``days`` rows earlier in the frame's dates):
+
+    - ``rzye``: 融资余额 on ``T``, 元
+    - ``share_pct``: ``rzye / total x 100``, percent
+    - ``change``: ``rzye[T] - rzye[T-days]``, 元
+    - ``change_pct``: ``change / rzye[T-days] x 100``, percent
+    - ``share_change_pp``: ``share_pct[T] - share_pct[T-days]``, percentage points
+    - ``net_buy``: ``sum(rzmre - rzche)`` over the last ``days`` days (``T-days+1 .. T``), 元
+
+    Change columns are nan when the frame has fewer than ``days + 1`` dates (or the sector had no
+    balance then).
+
+    Returns
+    -------
+    pd.DataFrame
+        Index ``sw_l1_code``, sorted by ``change`` descending (nan last).
+    """
+    if days < 1:
+        raise ValueError("days must be >= 1")
+    wide = pivot_balance(sector_daily, "rzye")
+    if wide.empty:
+        columns = ["rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy"]
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="sw_l1_code"), dtype=float)
+    shares = shares_pct(wide)
+    last = wide.iloc[-1]
+    if len(wide) > days:
+        before = wide.iloc[-1 - days]
+        share_before = shares.iloc[-1 - days]
+    else:
+        before = pd.Series(np.nan, index=wide.columns)
+        share_before = pd.Series(np.nan, index=wide.columns)
+    chg = last - before
+    net = _net_buy_wide(sector_daily)
+    net_buy = net.iloc[-days:].sum(min_count=1) if len(net) >= days else pd.Series(np.nan, index=wide.columns)
+    table = pd.DataFrame(
+        {
+            "rzye": last,
+            "share_pct": shares.iloc[-1],
+            "change": chg,
+            "change_pct": chg / before.replace(0.0, np.nan) * 100.0,
+            "share_change_pp": shares.iloc[-1] - share_before,
+            "net_buy": net_buy,
+        }
+    )
+    table = table[table["rzye"].notna()]
+    table.index.name = "sw_l1_code"
+    # stable sort; the code breaks ties so the order is deterministic
+    table = table.sort_index().sort_values("change", ascending=False, kind="mergesort", na_position="last")
+    return table
+
+
+def hhi(shares: pd.Series) -> float:
+    """Herfindahl-Hirschman index of concentration.
+
+    Formula: ``HHI = sum_s (share_s / 100)^2 x 10000`` with shares in percent; 10000 = one sector
+    holds everything, 10000 / N = N equal sectors. Nan shares are ignored.
+
+    Returns
+    -------
+    float
+        Points on a 0..10000 scale; nan when no share is known.
+    """
+    s = shares.dropna().astype(float)
+    if s.empty:
+        return math.nan
+    return float(((s / 100.0) ** 2).sum() * 10000.0)
+
+
+def top_n_share(shares: pd.Series, n: int = 5) -> float:
+    """Combined share of the ``n`` largest sectors, in percent (shares given in percent)."""
+    s = shares.dropna().astype(float)
+    if s.empty:
+        return math.nan
+    return float(s.nlargest(n).sum())
+
+
+def concentration(wide: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """Concentration per day.
+
+    Returns
+    -------
+    pd.DataFrame
+        Index ``trade_date``; columns ``hhi`` (:func:`hhi` of the day's shares, 0..10000) and
+        ``top{n}_share_pct`` (:func:`top_n_share`, percent; ``top5_share_pct`` by default).
+        A falling trend means a more balanced spread (行业分布更加均衡).
+    """
+    shares = shares_pct(wide).astype(float)
+    known = shares.notna().any(axis=1)
+    values = shares.fillna(0.0).to_numpy()
+    # descending sort per row; a missing share counts as 0, which never enters a top-n sum
+    top = -np.sort(-values, axis=1)[:, :n].sum(axis=1) if values.size else np.zeros(len(shares))
+    out = pd.DataFrame(
+        {
+            "hhi": ((shares / 100.0) ** 2).sum(axis=1) * 10000.0,
+            f"top{n}_share_pct": top,
+        },
+        index=shares.index,
+    ).where(known)
+    out.index.name = "trade_date"
+    return out
+
+
+def stability_cv(wide: pd.DataFrame, window: int = 20) -> pd.Series:
+    """Coefficient of variation of each sector's balance over the last ``window`` days.
+
+    Formula: ``CV_s = std(x[T-window+1 .. T, s]) / mean(...)`` (sample std, ddof=1).
+
+    Returns
+    -------
+    pd.Series
+        A plain ratio (0.012 = 1.2%), indexed by ``sw_l1_code``; low = stable, patient money
+        (持仓周期拉长). Nan for a sector without ``window`` known values in the window, or for all
+        sectors when the frame is shorter than ``window``.
+    """
+    tail = wide.iloc[-window:].astype(float)
+    if len(tail) < window:
+        return pd.Series(np.nan, index=wide.columns, name="cv")
+    ok = tail.notna().sum() >= window
+    mean = tail.mean().replace(0.0, np.nan)
+    cv = (tail.std(ddof=1) / mean).where(ok)
+    cv.name = "cv"
+    cv.index.name = "sw_l1_code"
+    return cv
+
+
+def bottoming_sectors(
+    wide_rzye: pd.DataFrame, wide_index_close: pd.DataFrame, days: int = 20, lookback: int = 5
+) -> list[str]:
+    """Sectors where financing money turns before the price does (money ahead of price).
+
+    A sector qualifies when, with ``d[t] = rzye[t] - rzye[t-days]``:
+
+    - ``d[T] > 0`` now,
+    - ``d[t] <= 0`` on at least one of the ``lookback`` days before ``T``, and
+    - its sector index's ``days``-day return ``close[T'] / close[T'-days] - 1`` is still <= 0,
+      where ``T'`` is the last index date on or before ``T``.
+
+    Sectors missing from ``wide_index_close`` (price unknown) never qualify.
+
+    Returns
+    -------
+    list of str
+        ``sw_l1_code`` values, largest ``d[T]`` first.
+    """
+    x = wide_rzye.astype(float)
+    if len(x) < days + 2:
+        return []
+    d = x - x.shift(days)
+    now = d.iloc[-1]
+    was_down = (d.iloc[-1 - lookback : -1] <= 0).any()
+    px = wide_index_close.astype(float).sort_index().loc[: x.index[-1]]
+    if len(px) < days + 1:
+        return []
+    ret = px.iloc[-1] / px.iloc[-1 - days] - 1.0
+    ret = ret.reindex(x.columns)
+    hit = (now > 0) & was_down & (ret <= 0)
+    chosen = now[hit].sort_index().sort_values(ascending=False, kind="mergesort")
+    return [str(c) for c in chosen.index]

@@ -1,0 +1,74 @@
+"""Per-stock read-outs: sharp rises of 融资余额 and a stock's rank.
+
+``wide_rzye`` has index ``trade_date`` (sorted) and one column per stock code, values in 元.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def stock_spikes(
+    wide_rzye: pd.DataFrame,
+    days: int = 5,
+    history: int = 60,
+    top: int = 10,
+    min_balance: float = 5e7,
+    min_periods: int | None = None,
+) -> pd.DataFrame:
+    """Stocks whose 融资余额 rose unusually fast (警惕情绪推动的高风险交易).
+
+    With ``c[t] = (rzye[t] / rzye[t-days] - 1) x 100`` (the ``days``-day % change):
+    ``zscore = (c[T] - mean(c[T-history] .. c[T-1])) / std(c[T-history] .. c[T-1])`` (sample
+    std, ddof=1; the history window ends the day before ``T``, so today's jump is judged against
+    the stock's own normal pace).
+
+    Kept: stocks with ``rzye[T] >= min_balance`` (元) and ``c[T] > 0`` and a finite z-score, which
+    needs at least ``min_periods`` (default ``history``) known changes in the history window.
+
+    Returns
+    -------
+    pd.DataFrame
+        Index ``code``; columns ``rzye`` (元), ``change_pct`` (percent), ``zscore``
+        (dimensionless); sorted by ``zscore`` descending, at most ``top`` rows.
+    """
+    mp = history if min_periods is None else min_periods
+    x = wide_rzye.astype(float)
+    base = x.shift(days)
+    chg = (x / base.where(base != 0) - 1.0) * 100.0
+    cols = ["rzye", "change_pct", "zscore"]
+    if len(x) < 2:
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="code"), dtype=float)
+    past = chg.iloc[-1 - history : -1]
+    enough = past.notna().sum() >= max(mp, 2)
+    sd = past.std(ddof=1)
+    z = (chg.iloc[-1] - past.mean()) / sd.where(sd > 0)
+    out = pd.DataFrame({"rzye": x.iloc[-1], "change_pct": chg.iloc[-1], "zscore": z.where(enough)})
+    out = out[(out["rzye"] >= min_balance) & (out["change_pct"] > 0) & out["zscore"].notna()]
+    out.index = pd.Index([str(c) for c in out.index], name="code")
+    out = out.sort_index().sort_values("zscore", ascending=False, kind="mergesort")
+    return out.head(top)
+
+
+def stock_rank(rzye_on_day: pd.Series, code: str) -> tuple[int, int]:
+    """Rank of one stock by 融资余额 on one day.
+
+    ``rzye_on_day`` is indexed by stock code (元). Rank 1 = the largest balance; ties share the
+    best rank. Stocks with an unknown balance are left out of both numbers.
+
+    Returns
+    -------
+    tuple of int
+        ``(rank, number_of_stocks)``.
+
+    Raises
+    ------
+    KeyError
+        When ``code`` has no known balance that day.
+    """
+    s = rzye_on_day.dropna().astype(float)
+    s.index = [str(c) for c in s.index]
+    if code not in s.index:
+        raise KeyError(code)
+    rank = int((s > s[code]).sum()) + 1
+    return rank, len(s)

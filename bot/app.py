@@ -1,0 +1,102 @@
+"""Wiring: build the python-telegram-bot Application, register handlers, lifecycle in post_init."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import Engine
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats, Update
+from telegram.constants import ParseMode
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+
+from bot.handlers import chat, errors, inline, membership, reports
+from bot.push import pipeline_tick
+from bot.services import Services, Throttle
+from marginbot.settings import TIMEZONE, Settings
+from reports.i18n import LANGUAGES, t
+from reports.service import ReportService
+
+log = logging.getLogger(__name__)
+PRIVATE_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "subscribe", "unsubscribe", "settings", "help")
+GROUP_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "subscribe", "unsubscribe", "help")
+
+
+def commands(lang: str, names: tuple[str, ...]) -> list[BotCommand]:
+    return [BotCommand(name, t(lang, f"commands.{name}")) for name in names]
+
+
+async def register_commands(application: Application) -> None:  # type: ignore[type-arg]
+    """Command menus per scope (private, groups) and language; the default language has no code."""
+    bot = application.bot
+    default = application.bot_data["services"].settings.default_language
+    for scope, names in ((BotCommandScopeAllPrivateChats(), PRIVATE_COMMANDS), (BotCommandScopeAllGroupChats(), GROUP_COMMANDS)):
+        await bot.set_my_commands(commands(default, names), scope=scope)
+        for lang in LANGUAGES:
+            await bot.set_my_commands(commands(lang, names), scope=scope, language_code=lang)
+
+
+async def post_init(application: Application) -> None:  # type: ignore[type-arg]
+    services: Services = application.bot_data["services"]
+    me = await application.bot.get_me()
+    services.bot_username = me.username or ""
+    if services.storage_chat_id is None:
+        settings = services.settings
+        services.storage_chat_id = settings.storage_chat_id or (settings.admin_chat_ids[0] if settings.admin_chat_ids else None)
+    await register_commands(application)
+    if application.job_queue is not None and application.bot_data.get("schedule", True):
+        # Every minute: cheap when there is nothing to do, and a restart resumes within a minute.
+        application.job_queue.run_repeating(pipeline_tick, interval=60, first=5, name="daily-pipeline")
+    log.info("bot @%s ready", services.bot_username)
+
+
+async def post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    services: Services = application.bot_data["services"]
+    services.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def build_services(settings: Settings, engine: Engine) -> Services:
+    return Services(
+        settings=settings,
+        engine=engine,
+        reports=ReportService(engine),
+        executor=ThreadPoolExecutor(max_workers=settings.render_workers + 2, thread_name_prefix="marginbot"),
+        throttle=Throttle(settings.commands_per_minute),
+        storage_chat_id=settings.storage_chat_id,
+    )
+
+
+def build_application(
+    settings: Settings, engine: Engine, *, base_url: str | None = None, base_file_url: str | None = None,
+    schedule: bool = True, rate_limit: bool = True, services: Services | None = None,
+) -> Application:  # type: ignore[type-arg]
+    """The bot application; `base_url` points it at a self-hosted Bot API or the local stand-in."""
+    if settings.telegram_bot_token is None:
+        raise ValueError("build_application needs a token (the sandbox passes its own)")
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(base_url or settings.telegram_base_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=TIMEZONE))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .concurrent_updates(True)
+    )
+    if base_file_url:
+        builder = builder.base_file_url(base_file_url)
+    if rate_limit:
+        # Global and per-group limits; 429s are retried after their retry_after.
+        builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=settings.push_rate, overall_time_period=1,
+                                                      group_max_rate=20, group_time_period=60, max_retries=3))
+    application = builder.build()
+    application.bot_data["services"] = services or build_services(settings, engine)
+    application.bot_data["schedule"] = schedule
+    for handler in (*reports.handlers(), *chat.handlers(), *inline.handlers(), *membership.handlers()):
+        application.add_handler(handler)
+    for handler in chat.fallback_handlers():
+        application.add_handler(handler, group=1)
+    application.add_error_handler(errors.on_error)
+    return application
+
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY, Update.MY_CHAT_MEMBER]

@@ -1,0 +1,1 @@
+"""Handlers grouped by concern: reports, subscriptions, settings, inline, membership, errors."""

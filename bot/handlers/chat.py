@@ -1,0 +1,146 @@
+"""/start, /help, /subscribe, /unsubscribe, /settings, and answers to unknown commands."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.handlers.common import Context, chat_language, is_admin, is_group, reply, reply_key
+from bot.services import services_of
+from reports.i18n import t
+from storage import chats
+
+PUSH_TIMES = ("default", "12:00", "15:30", "20:00")
+
+
+async def start(update: Update, context: Context) -> None:
+    lang = await chat_language(update, context)
+    await reply(update, t(lang, "bot.start"))
+
+
+async def help_command(update: Update, context: Context) -> None:
+    lang = await chat_language(update, context)
+    await reply(update, t(lang, "bot.help"))
+
+
+async def subscribe(update: Update, context: Context) -> None:
+    chat = update.effective_chat
+    if chat is None:
+        return
+    await chat_language(update, context)  # makes sure the chat is stored
+    if is_group(chat) and not await is_admin(update, context):
+        await reply_key(update, context, "bot.admins_only")
+        return
+    services = services_of(context)
+    changed = await services.run(chats.set_subscribed, services.engine, chat.id, True)
+    if changed:
+        stored = await services.run(chats.get_chat, services.engine, chat.id)
+        when = stored.push_time if stored and stored.push_time else services.settings.push_time
+        await reply_key(update, context, "bot.subscribed", time=when.strftime("%H:%M"))
+    else:
+        await reply_key(update, context, "bot.already_subscribed")
+
+
+async def unsubscribe(update: Update, context: Context) -> None:
+    chat = update.effective_chat
+    if chat is None:
+        return
+    await chat_language(update, context)
+    if is_group(chat) and not await is_admin(update, context):
+        await reply_key(update, context, "bot.admins_only")
+        return
+    services = services_of(context)
+    changed = await services.run(chats.set_subscribed, services.engine, chat.id, False)
+    await reply_key(update, context, "bot.unsubscribed" if changed else "bot.not_subscribed")
+
+
+def _settings_keyboard(lang: str, default_time: time) -> InlineKeyboardMarkup:
+    times = []
+    for value in PUSH_TIMES:
+        label = f"{default_time:%H:%M}" if value == "default" else value
+        times.append(InlineKeyboardButton(label, callback_data=f"s:time:{value}"))
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("中文", callback_data="s:lang:zh"), InlineKeyboardButton("English", callback_data="s:lang:en")],
+         times]
+    )
+
+
+async def _settings_text(context: Context, chat_id: int, lang: str) -> str:
+    services = services_of(context)
+    stored = await services.run(chats.get_chat, services.engine, chat_id)
+    push = stored.push_time if stored and stored.push_time else services.settings.push_time
+    return t(lang, "bot.settings", language=t(lang, "bot.language_name"), push_time=push.strftime("%H:%M"))
+
+
+async def settings_command(update: Update, context: Context) -> None:
+    chat = update.effective_chat
+    if chat is None:
+        return
+    lang = await chat_language(update, context)
+    services = services_of(context)
+    await chat.send_message(
+        await _settings_text(context, chat.id, lang), parse_mode=ParseMode.HTML,
+        reply_markup=_settings_keyboard(lang, services.settings.push_time),
+    )
+
+
+async def settings_button(update: Update, context: Context) -> None:
+    """`s:lang:<zh|en>` or `s:time:<HH:MM|default>`; in groups only admins may change settings."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or chat is None or not query.data:
+        return
+    lang = await chat_language(update, context)
+    if is_group(chat) and not await is_admin(update, context):
+        await query.answer(t(lang, "bot.admins_only"), show_alert=True)
+        return
+    services = services_of(context)
+    _, what, value = query.data.split(":", 2)
+    if what == "lang" and value in ("zh", "en"):
+        await services.run(chats.set_language, services.engine, chat.id, value)
+        lang = value
+        await query.answer(t(lang, "bot.settings_language"))
+    elif what == "time" and (value == "default" or value in PUSH_TIMES):
+        chosen = None if value == "default" else time.fromisoformat(value)
+        await services.run(chats.set_push_time, services.engine, chat.id, chosen)
+        shown = (chosen or services.settings.push_time).strftime("%H:%M")
+        await query.answer(t(lang, "bot.settings_time", push_time=shown))
+    else:
+        await query.answer()
+        return
+    if query.message is not None:
+        await query.edit_message_text(
+            await _settings_text(context, chat.id, lang), parse_mode=ParseMode.HTML,
+            reply_markup=_settings_keyboard(lang, services.settings.push_time),
+        )
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """In private chats any unknown command; in groups only those addressed to this bot (/x@thisbot)."""
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None or not message.text:
+        return
+    command = message.text.split()[0]
+    if chat.type != ChatType.PRIVATE:
+        username = services_of(context).bot_username or context.bot.username
+        if "@" not in command or command.split("@", 1)[1].lower() != (username or "").lower():
+            return
+    await reply_key(update, context, "bot.unknown_command", command=command[:64])
+
+
+def handlers() -> list:  # type: ignore[type-arg]
+    return [
+        CommandHandler("start", start),
+        CommandHandler("help", help_command),
+        CommandHandler("subscribe", subscribe),
+        CommandHandler("unsubscribe", unsubscribe),
+        CommandHandler("settings", settings_command),
+        CallbackQueryHandler(settings_button, pattern=r"^s:"),
+    ]
+
+
+def fallback_handlers() -> list:  # type: ignore[type-arg]
+    return [MessageHandler(filters.COMMAND, unknown_command)]

@@ -1,0 +1,63 @@
+"""Helpers every handler uses: the chat's language, replying in HTML, parsing arguments."""
+
+from __future__ import annotations
+
+import html
+
+from telegram import Chat, Update
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.ext import ContextTypes
+
+from bot.services import services_of
+from reports.i18n import pick_language, t
+from storage import chats
+
+Context = ContextTypes.DEFAULT_TYPE
+# Telegram's account that speaks for anonymous group admins.
+GROUP_ANONYMOUS_BOT = 1087968824
+
+
+async def chat_language(update: Update, context: Context) -> str:
+    """The stored language of this chat; on first contact taken from the user's Telegram language."""
+    services = services_of(context)
+    chat = update.effective_chat
+    if chat is None:
+        user = update.effective_user
+        return pick_language(user.language_code if user else None, services.settings.default_language)
+    user = update.effective_user
+    guess = pick_language(user.language_code if user else None, services.settings.default_language)
+    stored = await services.run(
+        chats.ensure_chat, services.engine, chat.id, chat.type, chat.title or chat.full_name or "", guess
+    )
+    return stored.language
+
+
+async def reply(update: Update, text: str) -> None:
+    """Answer in the chat of the update (HTML parse mode)."""
+    chat = update.effective_chat
+    if chat is not None:
+        await chat.send_message(text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+
+
+async def reply_key(update: Update, context: Context, key: str, **params: object) -> None:
+    """Answer with a per-language string; every parameter is escaped (user text may be echoed)."""
+    lang = await chat_language(update, context)
+    safe = {k: html.escape(str(v)) for k, v in params.items()}
+    await reply(update, t(lang, key, **safe))
+
+
+def is_group(chat: Chat) -> bool:
+    return chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+async def is_admin(update: Update, context: Context) -> bool:
+    """True in private chats; in groups, when the sender is a group admin (or the group speaks anonymously)."""
+    chat, user, message = update.effective_chat, update.effective_user, update.effective_message
+    if chat is None or not is_group(chat):
+        return True
+    if message is not None and message.sender_chat is not None and message.sender_chat.id == chat.id:
+        return True  # an anonymous admin posting as the group
+    if user is None:
+        return False
+    member = await context.bot.get_chat_member(chat.id, user.id)
+    return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)

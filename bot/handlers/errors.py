@@ -1,0 +1,41 @@
+"""Unexpected errors: a short apology to the user, the full trace in the log and to the admins."""
+
+from __future__ import annotations
+
+import html
+import logging
+import traceback
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import Forbidden, TelegramError
+
+from bot.handlers.common import Context
+from bot.services import services_of
+from marginbot.logging_setup import redact
+from reports.i18n import pick_language, t
+
+log = logging.getLogger(__name__)
+ADMIN_TRACE_CHARS = 3000
+
+
+async def on_error(update: object, context: Context) -> None:
+    error = context.error
+    log.error("unhandled error while handling an update", exc_info=error)
+    services = services_of(context)
+    if isinstance(update, Update) and update.effective_chat is not None and not isinstance(error, Forbidden):
+        user = update.effective_user
+        lang = pick_language(user.language_code if user else None, services.settings.default_language)
+        try:
+            await update.effective_chat.send_message(t(lang, "bot.error"))
+        except TelegramError:
+            log.warning("could not send the apology to chat %s", update.effective_chat.id)
+    if not services.settings.admin_chat_ids or error is None:
+        return
+    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    text = f"<b>marginbot error</b>\n<pre>{html.escape(redact(trace)[-ADMIN_TRACE_CHARS:])}</pre>"
+    for admin in services.settings.admin_chat_ids:
+        try:
+            await context.bot.send_message(admin, text, parse_mode=ParseMode.HTML)
+        except TelegramError:
+            log.warning("could not report the error to admin chat %s", admin)

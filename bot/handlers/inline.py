@@ -1,0 +1,64 @@
+"""Inline mode: `@bot ratio` in any chat offers the current charts as cached photos with captions."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineQueryResultCachedPhoto, Update
+from telegram.constants import ParseMode
+from telegram.ext import InlineQueryHandler
+
+from bot.handlers.common import Context
+from bot.services import Services, services_of
+from reports.errors import ReportError
+from reports.i18n import pick_language, t
+from reports.service import RenderedReport
+
+log = logging.getLogger(__name__)
+INLINE_REPORTS = ("summary", "balance", "ratio", "sectors", "signals")
+ALIASES = {"两融": "balance", "余额": "balance", "占比": "ratio", "行业": "sectors", "信号": "signals", "概览": "summary"}
+
+
+async def _ensure_uploaded(context: Context, services: Services, report: RenderedReport) -> str | None:
+    """A file_id for the chart: known, or uploaded once to the storage chat (inline results need an id)."""
+    known = await services.file_id(report.chart_key)
+    if known or services.storage_chat_id is None:
+        return known
+    message = await context.bot.send_photo(services.storage_chat_id, report.png or b"", disable_notification=True)
+    await services.remember_file_id(report.chart_key, message.photo[-1].file_id)
+    return message.photo[-1].file_id
+
+
+async def inline_query(update: Update, context: Context) -> None:
+    query = update.inline_query
+    if query is None:
+        return
+    services = services_of(context)
+    lang = pick_language(query.from_user.language_code, services.settings.default_language)
+    words = query.query.strip().lower().split()
+    wanted = [k for k in INLINE_REPORTS if not words or k.startswith(words[0])]
+    if words and words[0] in ALIASES:
+        wanted = [ALIASES[words[0]]]
+    results = []
+    for kind in wanted or list(INLINE_REPORTS):
+        try:
+            report = await services.run(services.reports.render, kind, lang=lang)
+        except ReportError:
+            continue
+        file_id = await _ensure_uploaded(context, services, report)
+        if file_id is None:
+            continue
+        results.append(
+            InlineQueryResultCachedPhoto(
+                id=f"{kind}-{report.data['date']}-{lang}",
+                photo_file_id=file_id,
+                title=t(lang, "bot.inline_title", title=t(lang, f"titles.{kind}"), date=report.data["date"]),
+                caption=report.caption,
+                parse_mode=ParseMode.HTML,
+            )
+        )
+    await query.answer(results, cache_time=300, is_personal=False)
+
+
+def handlers() -> list:  # type: ignore[type-arg]
+    return [InlineQueryHandler(inline_query)]

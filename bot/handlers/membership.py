@@ -1,0 +1,47 @@
+"""The bot's own membership: removed or blocked -> deactivate; group upgraded to supergroup -> move."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import ChatMemberUpdated, Update
+from telegram.constants import ChatMemberStatus
+from telegram.ext import ChatMemberHandler, MessageHandler, filters
+
+from bot.handlers.common import Context
+from bot.services import services_of
+from storage import chats
+
+log = logging.getLogger(__name__)
+GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
+
+
+async def my_chat_member(update: Update, context: Context) -> None:
+    change: ChatMemberUpdated | None = update.my_chat_member
+    if change is None:
+        return
+    services = services_of(context)
+    chat = change.chat
+    status = change.new_chat_member.status
+    if status in GONE:
+        log.info("bot removed from chat %s (%s): deactivating", chat.id, status)
+        await services.run(chats.deactivate, services.engine, chat.id, f"bot {status}")
+    else:
+        await services.run(chats.ensure_chat, services.engine, chat.id, chat.type, chat.title or "",
+                           services.settings.default_language)
+
+
+async def migrated(update: Update, context: Context) -> None:
+    message = update.effective_message
+    if message is None or message.migrate_to_chat_id is None:
+        return
+    services = services_of(context)
+    log.info("chat %s migrated to %s: moving its subscription", message.chat.id, message.migrate_to_chat_id)
+    await services.run(chats.migrate, services.engine, message.chat.id, message.migrate_to_chat_id)
+
+
+def handlers() -> list:  # type: ignore[type-arg]
+    return [
+        ChatMemberHandler(my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER),
+        MessageHandler(filters.StatusUpdate.MIGRATE, migrated),
+    ]

@@ -1,0 +1,238 @@
+"""The daily pipeline: ingest day T on the morning after, then push the summary to every subscriber once.
+
+Deliveries live in the database with a unique (chat, trade date) key; workers claim them with row
+locks, send, and record the outcome, so a restart mid-push neither repeats nor skips a chat. A send
+in flight when a worker is stopped is shielded from cancellation and recorded before the worker ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time as _time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from telegram import Bot
+from telegram.constants import ParseMode
+from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.ext import Application, ContextTypes
+
+from bot.sending import send_chart
+from bot.services import Services, services_of
+from marginbot.settings import TIMEZONE
+from reports.errors import ReportError
+from reports.i18n import LANGUAGES, t
+from reports.service import RenderedReport
+from storage import chats, queries
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 3
+CLAIM_BATCH = 200
+SENDERS = 16
+
+
+@dataclass
+class PushResult:
+    trade_date: date
+    sent: int = 0
+    failed: int = 0
+    deactivated: int = 0
+    migrated: int = 0
+    retried: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+class Pusher:
+    """Sends the daily summary of one trade date to every claimed delivery."""
+
+    def __init__(self, bot: Bot, services: Services, worker_id: str | None = None,
+                 senders: int = SENDERS, max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.bot, self.services = bot, services
+        self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.senders, self.max_attempts = senders, max_attempts
+
+    async def _reports(self, trade_date: date) -> dict[str, RenderedReport]:
+        services = self.services
+        out = {}
+        for lang in LANGUAGES:
+            out[lang] = await services.run(services.reports.render, "summary", on=trade_date, lang=lang)
+        return out
+
+    async def push_day(self, trade_date: date) -> PushResult:
+        """Deliver every pending delivery of `trade_date`; returns counts. Safe to run in several workers."""
+        started = _time.perf_counter()
+        result = PushResult(trade_date)
+        reports = await self._reports(trade_date)
+        queue: asyncio.Queue[chats.Claim | None] = asyncio.Queue(maxsize=CLAIM_BATCH * 2)
+        workers = [asyncio.create_task(self._sender(queue, reports, result)) for _ in range(self.senders)]
+        try:
+            while True:
+                claims = await self.services.run(
+                    chats.claim, self.services.engine, trade_date, self.worker_id, CLAIM_BATCH
+                )
+                if not claims:
+                    await queue.join()
+                    # Retries released during the last batch become claimable again.
+                    claims = await self.services.run(
+                        chats.claim, self.services.engine, trade_date, self.worker_id, CLAIM_BATCH
+                    )
+                    if not claims:
+                        break
+                for item in claims:
+                    await queue.put(item)
+        finally:
+            for _ in workers:
+                queue.put_nowait(None) if not queue.full() else None
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        result.seconds = _time.perf_counter() - started
+        return result
+
+    async def _sender(self, queue: asyncio.Queue[chats.Claim | None], reports: dict[str, RenderedReport],
+                      result: PushResult) -> None:
+        while True:
+            item = await queue.get()
+            try:
+                if item is None:
+                    return
+                report = reports.get(item.language, reports["zh"])
+                # Shielded: once a send starts it is finished and recorded even if this worker stops.
+                await asyncio.shield(self._deliver(item, report, result))
+            finally:
+                queue.task_done()
+
+    async def _deliver(self, item: chats.Claim, report: RenderedReport, result: PushResult) -> None:
+        engine, run = self.services.engine, self.services.run
+        try:
+            message = await send_chart(self.bot, self.services, item.chat_id, report)
+        except Forbidden as exc:
+            await run(chats.deactivate, engine, item.chat_id, f"forbidden: {exc.message}")
+            await run(chats.finish, engine, item.delivery_id, "failed", None, f"forbidden: {exc.message}")
+            result.deactivated += 1
+            return
+        except ChatMigrated as exc:
+            # Moves the subscription and this delivery to the new id, pending: it is resent.
+            await run(chats.migrate, engine, item.chat_id, exc.new_chat_id)
+            result.migrated += 1
+            return
+        except RetryAfter as exc:
+            wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
+            log.warning("429 for chat %s: waiting %.1f s", item.chat_id, wait)
+            await asyncio.sleep(float(wait))
+            await self._retry_or_fail(item, f"retry_after {wait}", result)
+            return
+        except TelegramError as exc:
+            await self._retry_or_fail(item, f"{type(exc).__name__}: {exc.message}", result)
+            return
+        await run(chats.finish, engine, item.delivery_id, "sent", message.message_id)
+        result.sent += 1
+
+    async def _retry_or_fail(self, item: chats.Claim, error: str, result: PushResult) -> None:
+        final = item.attempts >= self.max_attempts
+        await self.services.run(chats.finish, self.services.engine, item.delivery_id,
+                                "failed" if final else "pending", None, error)
+        if final:
+            result.failed += 1
+            result.errors.append(f"{item.chat_id}: {error}")
+            log.error("delivery to chat %s failed after %d attempts: %s", item.chat_id, item.attempts, error)
+        else:
+            result.retried += 1
+
+
+def expected_trade_date(services: Services, today: date) -> date | None:
+    """The trade date whose data should be published this morning: the last trading day before today."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from storage.models import TradingDay
+
+    with Session(services.engine) as session:
+        found = session.execute(select(func.max(TradingDay.trade_date)).where(TradingDay.trade_date < today)).scalar()
+    return found or queries.latest_data_date(services.engine)
+
+
+def _latest_complete(services: Services) -> date | None:
+    try:
+        from storage.ingest import latest_complete_date
+
+        found = latest_complete_date(services.engine)
+    except ImportError:
+        found = None
+    # Data that arrived by import or demo has no ingestion status: the latest data date stands in.
+    return found or queries.latest_data_date(services.engine)
+
+
+async def push_now(application: Application, trade_date: date | None = None) -> PushResult | None:  # type: ignore[type-arg]
+    """Plan and run the push of `trade_date` (default: the latest complete day) for every due subscriber."""
+    services = services_of(application)
+    day = trade_date or await services.run(_latest_complete, services)
+    if day is None:
+        return None
+    now = datetime.now(TIMEZONE).time()
+    lock = application.bot_data.setdefault("push_lock", asyncio.Lock())
+    async with lock:
+        planned = await services.run(chats.plan_deliveries, services.engine, day, now, services.settings.push_time)
+        if planned:
+            log.info("push of %s: %d deliveries planned", day, planned)
+        try:
+            result = await Pusher(application.bot, services).push_day(day)
+        except ReportError as exc:
+            log.error("push of %s: summary unavailable: %s", day, exc.message("en"))
+            return None
+    if result.sent or result.failed:
+        log.info("push of %s: %d sent, %d failed, %d deactivated, %d migrated in %.1f s", day, result.sent,
+                 result.failed, result.deactivated, result.migrated, result.seconds)
+    return result
+
+
+async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every minute: ingest day T while it is incomplete (live mode), warn admins at the cut-off, push when complete."""
+    application = context.application
+    services = services_of(context)
+    settings = services.settings
+    now = datetime.now(TIMEZONE)
+    expected = await services.run(expected_trade_date, services, now.date())
+    complete = await services.run(_latest_complete, services)
+    if expected is None:
+        return
+    if (complete is None or complete < expected) and services.settings.telegram_bot_token is not None:
+        if now.time() >= settings.ingest_start_time:
+            await _maybe_ingest(application, services, now)
+            complete = await services.run(_latest_complete, services)
+        if (complete is None or complete < expected) and now.time() >= settings.ingest_cutoff_time:
+            await _tell_admins_late(context, services, expected)
+            return
+    if complete is not None and complete >= expected:
+        await push_now(application, expected)
+
+
+async def _maybe_ingest(application: Application, services: Services, now: datetime) -> None:  # type: ignore[type-arg]
+    last = application.bot_data.get("last_ingest")
+    if last is not None and (now - last).total_seconds() < services.settings.ingest_retry_minutes * 60:
+        return
+    application.bot_data["last_ingest"] = now
+    from storage.ingest import run_ingest
+
+    result = await services.run(run_ingest, services.engine, services.settings, progress=False)
+    log.info("scheduled ingest: %s", result.summary())
+
+
+async def _tell_admins_late(context: ContextTypes.DEFAULT_TYPE, services: Services, day: date) -> None:
+    notified = context.bot_data.setdefault("late_notified", set())
+    if day in notified:
+        return
+    notified.add(day)
+    cutoff = services.settings.ingest_cutoff_time.strftime("%H:%M")
+    for admin in services.settings.admin_chat_ids:
+        try:
+            await context.bot.send_message(
+                admin, t(services.settings.default_language, "bot.data_late", date=day.isoformat(), cutoff=cutoff,
+                         missing="SSE/SZSE/BSE"), parse_mode=ParseMode.HTML,
+            )
+        except TelegramError:
+            log.warning("could not tell admin chat %s that data is late", admin)

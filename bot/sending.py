@@ -1,0 +1,83 @@
+"""Sending a rendered report: chart uploaded once then reused by file_id, caption, optional details."""
+
+from __future__ import annotations
+
+import asyncio
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
+from telegram.constants import ParseMode
+
+from bot.services import Services
+from reports.i18n import t
+from reports.service import RenderedReport
+
+WINDOWS = (20, 60, 250)
+WINDOWED = ("balance", "ratio", "sectors", "signals", "stock")
+
+
+def window_keyboard(report: RenderedReport) -> InlineKeyboardMarkup | None:
+    """Buttons 20/60/250 days that redraw the same message; the current window is marked."""
+    if report.kind not in WINDOWED:
+        return None
+    current = report.data.get("days")
+    code = report.data.get("code", "")
+    buttons = []
+    for days in WINDOWS:
+        label = t(report.lang, "bot.window_button", days=days)
+        if days == current:
+            label = f"• {label} •"
+        buttons.append(InlineKeyboardButton(label, callback_data=f"w:{report.kind}:{days}:{code}"))
+    return InlineKeyboardMarkup([buttons])
+
+
+async def _photo(services: Services, report: RenderedReport) -> str | bytes:
+    return await services.file_id(report.chart_key) or (report.png or b"")
+
+
+async def send_report(
+    bot: Bot, services: Services, chat_id: int, report: RenderedReport, *, with_buttons: bool = True,
+    reply_to: int | None = None,
+) -> Message:
+    """Send chart + caption (and details as a second message when there are any)."""
+    markup = window_keyboard(report) if with_buttons else None
+    message = await send_chart(bot, services, chat_id, report, markup, reply_to)
+    if report.details:
+        await bot.send_message(chat_id, report.details, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+    return message
+
+
+async def send_chart(
+    bot: Bot, services: Services, chat_id: int, report: RenderedReport,
+    markup: InlineKeyboardMarkup | None = None, reply_to: int | None = None,
+) -> Message:
+    """Send the chart with its caption; the first send of a chart uploads it, the others use its file_id.
+
+    Concurrent first sends of the same chart wait on one lock, so each distinct chart is uploaded once.
+    """
+    key = report.chart_key
+    known = await services.file_id(key)
+    if known is None:
+        lock = services.upload_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            known = await services.file_id(key)
+            if known is None:
+                message = await bot.send_photo(
+                    chat_id, report.png or b"", caption=report.caption, parse_mode=ParseMode.HTML,
+                    reply_markup=markup, reply_to_message_id=reply_to,
+                )
+                await services.remember_file_id(key, message.photo[-1].file_id)
+                return message
+    return await bot.send_photo(
+        chat_id, known, caption=report.caption, parse_mode=ParseMode.HTML, reply_markup=markup,
+        reply_to_message_id=reply_to,
+    )
+
+
+async def edit_report(bot: Bot, services: Services, chat_id: int, message_id: int, report: RenderedReport) -> None:
+    """Replace chart, caption and buttons of an existing message (window buttons)."""
+    media = InputMediaPhoto(await _photo(services, report), caption=report.caption, parse_mode=ParseMode.HTML)
+    message = await bot.edit_message_media(
+        media, chat_id=chat_id, message_id=message_id, reply_markup=window_keyboard(report)
+    )
+    if isinstance(message, Message) and message.photo and not await services.file_id(report.chart_key):
+        await services.remember_file_id(report.chart_key, message.photo[-1].file_id)

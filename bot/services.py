@@ -1,0 +1,84 @@
+"""What handlers share: settings, database, report service, a worker pool, throttle and chart ids."""
+
+from __future__ import annotations
+
+import asyncio
+import time as _time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from telegram.ext import Application, ContextTypes
+
+from marginbot.settings import Settings
+from reports.service import ReportService
+from storage import chats
+
+T = TypeVar("T")
+
+
+class Throttle:
+    """Sliding-window limit of expensive commands per chat (`limit` per `period` seconds)."""
+
+    def __init__(self, limit: int, period: float = 60.0, clock: Callable[[], float] = _time.monotonic) -> None:
+        self.limit, self.period, self.clock = limit, period, clock
+        self.events: dict[int, deque[float]] = {}
+        self.warned: dict[int, float] = {}
+
+    def check(self, chat_id: int) -> float:
+        """0 when allowed (and counted); otherwise seconds until the next request is allowed."""
+        now = self.clock()
+        window = self.events.setdefault(chat_id, deque())
+        while window and now - window[0] >= self.period:
+            window.popleft()
+        if len(window) < self.limit:
+            window.append(now)
+            return 0.0
+        return max(1.0, self.period - (now - window[0]))
+
+    def should_warn(self, chat_id: int) -> bool:
+        """Tell a flooding chat to slow down once per period, not once per message."""
+        now = self.clock()
+        if now - self.warned.get(chat_id, -1e9) >= self.period:
+            self.warned[chat_id] = now
+            return True
+        return False
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    reports: ReportService
+    executor: ThreadPoolExecutor
+    throttle: Throttle
+    bot_username: str = ""
+    upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    file_ids: dict[str, str] = field(default_factory=dict)
+    # Where charts are uploaded to obtain a file_id for inline results when no chat has one yet.
+    storage_chat_id: int | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking work (database, pandas, matplotlib) in the worker pool, never on the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    async def file_id(self, key: str) -> str | None:
+        if key in self.file_ids:
+            return self.file_ids[key]
+        found = await self.run(chats.get_file_id, self.engine, key)
+        if found:
+            self.file_ids[key] = found
+        return found
+
+    async def remember_file_id(self, key: str, file_id: str) -> None:
+        self.file_ids[key] = file_id
+        await self.run(chats.save_file_id, self.engine, key, file_id)
+
+
+def services_of(context: ContextTypes.DEFAULT_TYPE | Application) -> Services:  # type: ignore[type-arg]
+    data = context.bot_data
+    return data["services"]  # type: ignore[no-any-return]

@@ -1,0 +1,367 @@
+"""Figures of each report: load frames from storage, compute with analytics, return JSON-ready data.
+
+A `Figures` holds `data` (what `--json` prints: money in 元, percentages as percent numbers) and
+`series` (frames the charts draw). Nothing here is language-specific.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from analytics import amplification, balance, ratio, sectors, shorts, stocks
+from reports.errors import ReportError
+from storage import models, queries
+from storage.database import is_demo
+
+KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock")
+DEFAULT_DAYS = {"balance": 60, "ratio": 250, "sectors": 20, "signals": 60, "summary": 60, "stock": 60}
+MIN_DAYS, MAX_DAYS = 1, 2500
+# Calendar days loaded before the window: 3 trailing years for percentiles, plus the 250-day pace.
+HISTORY_DAYS = 3 * 366 + 30
+MARKET_INDEX = "sh000001"
+HS300 = "000300"
+CODE_RE = re.compile(r"^\d{6}$")
+# A 5-day financing rise this many standard deviations above the stock's norm counts as a spike.
+SPIKE_Z = 2.0
+
+
+@dataclass
+class Figures:
+    kind: str
+    data: dict[str, Any]
+    series: dict[str, Any] = field(default_factory=dict)
+
+
+def _num(value: Any) -> float | None:
+    """JSON-safe float: NaN and None become None."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def resolve_date(engine: Engine, on: date | None) -> date:
+    """The report date: the given trade date if it has data, else the latest; ReportError otherwise."""
+    latest = queries.latest_data_date(engine)
+    if latest is None:
+        raise ReportError("no_data")
+    if on is None:
+        return latest
+    if on > latest or not queries.trade_dates(engine, on, on):
+        raise ReportError("no_data_for_date", date=on.isoformat(), latest=latest.isoformat())
+    return on
+
+
+def resolve_days(kind: str, days: int | None) -> int:
+    if days is None:
+        return DEFAULT_DAYS[kind]
+    if not MIN_DAYS <= days <= MAX_DAYS or (kind == "sectors" and days > 250):
+        raise ReportError("bad_window", days=days, min=MIN_DAYS, max=250 if kind == "sectors" else MAX_DAYS)
+    return days
+
+
+def scope_of(engine: Engine, day: date) -> list[str]:
+    """Exchanges whose summary is stored for `day` (["ALL"] when only a market-wide source is)."""
+    ms = models.MarginSummary
+    with Session(engine) as session:
+        found = {r[0] for r in session.execute(select(ms.exchange).where(ms.trade_date == day)).all()}
+    per_exchange = [e for e in models.EXCHANGES if e in found]
+    return per_exchange or (["ALL"] if "ALL" in found else [])
+
+
+def _base(engine: Engine, kind: str, day: date) -> dict[str, Any]:
+    return {"report": kind, "date": day.isoformat(), "scope": scope_of(engine, day), "demo": is_demo(engine)}
+
+
+def _series_records(series: pd.Series, name: str) -> list[dict[str, Any]]:
+    return [{"date": ts.date().isoformat(), name: _num(v)} for ts, v in series.items()]
+
+
+def balance_figures(engine: Engine, day: date, days: int) -> Figures:
+    """量: level, 1/5/20-day change, pace, turning point and 3-year percentile of 两融余额."""
+    summary = queries.margin_summary(engine, start=day - timedelta(days=HISTORY_DAYS), end=day)
+    level = summary["rzrqye"].dropna()
+    if level.empty:
+        raise ReportError("no_data_for_date", date=day.isoformat(), latest=day.isoformat())
+    z = balance.pace_zscore(level)
+    tp = balance.last_turning_point(level)
+    data = _base(engine, "balance", day)
+    data.update(
+        days=days,
+        rzrqye=_num(level.iloc[-1]),
+        rzye=_num(summary["rzye"].iloc[-1]),
+        rqye=_num(summary["rqye"].iloc[-1]),
+        change_1d=_num(balance.change(level, 1)),
+        change_5d=_num(balance.change(level, 5)),
+        change_20d=_num(balance.change(level, 20)),
+        change_1d_pct=_num(balance.pct_change(level, 1)),
+        change_5d_pct=_num(balance.pct_change(level, 5)),
+        change_20d_pct=_num(balance.pct_change(level, 20)),
+        pace_z=_num(z),
+        pace_class=balance.pace_class(z),
+        pace_direction="up" if (balance.change(level, 1) or 0) >= 0 else "down",
+        turning_point={"date": tp[0].date().isoformat(), "direction": tp[1]} if tp else None,
+        percentile_3y=_num(balance.percentile_rank(level, years=3)),
+        exchanges=_exchange_rows(engine, day),
+    )
+    window = level.iloc[-days - 1 :]
+    return Figures("balance", data, {"level": window, "daily_change": window.diff().iloc[1:]})
+
+
+def _exchange_rows(engine: Engine, day: date) -> list[dict[str, Any]]:
+    rows = []
+    start = queries.nth_date_before(engine, day, 1)
+    for exchange in models.EXCHANGES:
+        frame = queries.margin_summary(engine, exchange, start, day)
+        if frame.empty or frame.index[-1].date() != day:
+            continue
+        level = frame["rzrqye"]
+        rows.append(
+            {
+                "exchange": exchange,
+                "rzrqye": _num(level.iloc[-1]),
+                "rzye": _num(frame["rzye"].iloc[-1]),
+                "rqye": _num(frame["rqye"].iloc[-1]),
+                "change_1d": _num(balance.change(level, 1)) if len(level) > 1 else None,
+            }
+        )
+    return rows
+
+
+def _ratio_frame(engine: Engine, start: date, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    summary = queries.margin_summary(engine, start=start, end=day)
+    turnover = queries.turnover(engine, start=start, end=day)
+    frame = ratio.margin_trade_ratio(summary["rzmre"].dropna(), turnover["amount"], summary["rqmce"])
+    return frame, turnover
+
+
+def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
+    """两融交易占比 with numerator, denominator, 3-year percentile, crowding and deleveraging."""
+    start = day - timedelta(days=max(HISTORY_DAYS, int(days * 1.5) + 10))
+    frame, turnover = _ratio_frame(engine, start, day)
+    if frame.empty or frame.index[-1].date() != day:
+        raise ReportError("no_data_for_date", date=day.isoformat(), latest=day.isoformat())
+    pct = frame["ratio_pct"]
+    index = queries.index_close(engine, MARKET_INDEX, start, day)
+    last = frame.iloc[-1]
+    band = balance.rolling_quantiles(pct, window=750, min_periods=60)
+    ma = ratio.moving_average(pct, 20)
+    data = _base(engine, "ratio", day)
+    data.update(
+        days=days,
+        ratio_pct=_num(last["ratio_pct"]),
+        numerator=_num(last["numerator"]),
+        turnover=_num(last["turnover"]),
+        rqmce_included=bool(last["rqmce_included"]),
+        turnover_a_share_only=bool(turnover["a_share_only"].iloc[-1]) if not turnover.empty else False,
+        ma20=_num(ma.iloc[-1]),
+        percentile_3y=_num(balance.percentile_rank(pct, years=3)),
+        crowding_days=int(ratio.crowding_run(pct, min_periods=250)),
+        crowding=bool(ratio.crowding_warning(pct, index, min_periods=250)) if len(index) > 20 else False,
+        deleveraging=bool(ratio.deleveraging(pct, index)) if len(index) > 20 else False,
+        series=_series_records(pct.iloc[-days:], "ratio_pct"),
+    )
+    return Figures(
+        "ratio",
+        data,
+        {"ratio": pct.iloc[-days:], "band": band.iloc[-days:], "ma": ma.iloc[-days:], "index": index.iloc[-days:]},
+    )
+
+
+def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
+    """质: per-sector balance, share and N-day shifts, HHI / top-5 share and their trend, stability."""
+    start = queries.nth_date_before(engine, day, days + 25)
+    long = queries.sector_daily(engine, start, day)
+    if long.empty or long["trade_date"].max().date() != day:
+        raise ReportError("no_data_for_date", date=day.isoformat(), latest=day.isoformat())
+    wide = sectors.pivot_balance(long)
+    if len(wide) <= days:
+        raise ReportError("not_enough_history", date=day.isoformat(), days=days)
+    table = sectors.sector_table(long, days)
+    conc = sectors.concentration(wide)
+    cv = sectors.stability_cv(wide, 20)
+    names = queries.industry_names(engine)
+    index_wide = queries.sector_index_closes(engine, start, day)
+    bottoming = sectors.bottoming_sectors(wide, index_wide) if not index_wide.empty else []
+    data = _base(engine, "sectors", day)
+    hhi_now, hhi_then = conc["hhi"].iloc[-1], conc["hhi"].iloc[-days - 1]
+    top_now, top_then = conc["top5_share_pct"].iloc[-1], conc["top5_share_pct"].iloc[-days - 1]
+    rows = []
+    for code, row in table.iterrows():
+        name = names.loc[code] if code in names.index else None
+        rows.append(
+            {
+                "code": code,
+                "name": name["name_zh"] if name is not None else code,
+                "name_en": name["name_en"] if name is not None else code,
+                "rzye": _num(row["rzye"]),
+                "share_pct": _num(row["share_pct"]),
+                "change": _num(row["change"]),
+                "change_pct": _num(row["change_pct"]),
+                "share_change_pp": _num(row["share_change_pp"]),
+                "net_buy": _num(row["net_buy"]),
+                "cv_20d": _num(cv.get(code)),
+            }
+        )
+    data.update(
+        days=days,
+        hhi=_num(hhi_now),
+        hhi_change=_num(hhi_now - hhi_then),
+        top5_share_pct=_num(top_now),
+        top5_change_pp=_num(top_now - top_then),
+        more_balanced=bool(hhi_now < hhi_then),
+        total_rzye=_num(wide.iloc[-1].sum()),
+        bottoming=[{"code": c, "name": names.loc[c, "name_zh"] if c in names.index else c,
+                    "name_en": names.loc[c, "name_en"] if c in names.index else c} for c in bottoming],
+        sectors=rows,
+    )
+    return Figures("sectors", data, {"table": rows, "concentration": conc.iloc[-days - 1 :]})
+
+
+def signals_figures(engine: Engine, day: date, days: int) -> Figures:
+    """Signals: pace, turning point, crowding / deleveraging, amplification, sector bottoming, spikes, 融券 structure."""
+    bal = balance_figures(engine, day, days).data
+    rat = ratio_figures(engine, day, max(days, 60))
+    start = queries.nth_date_before(engine, day, 70)
+    wide = queries.stock_balances(engine, start, day)
+    spikes = stocks.stock_spikes(wide) if len(wide) > 10 else pd.DataFrame(columns=["rzye", "change_pct", "zscore"])
+    spikes = spikes[spikes["zscore"] >= SPIKE_Z]
+    names = queries.stock_names(engine, list(spikes.index), day)
+    sec = sectors_figures(engine, day, 20).data
+    hist_start = day - timedelta(days=int(days * 1.6) + 120)
+    frame, _ = _ratio_frame(engine, hist_start, day)
+    index = queries.index_close(engine, MARKET_INDEX, hist_start, day)
+    amp = amplification.amplification(frame["ratio_pct"], index) if len(index) > 80 else float("nan")
+    short = _short_structure(engine, day)
+    warnings = []
+    if bal["pace_class"] == "sharp":
+        warnings.append("pace_sharp")
+    if rat.data["crowding"]:
+        warnings.append("crowding")
+    if rat.data["deleveraging"]:
+        warnings.append("deleveraging")
+    if not math.isnan(amp) and amp > 0.5:
+        warnings.append("amplification")
+    if len(spikes):
+        warnings.append("spikes")
+    data = _base(engine, "signals", day)
+    data.update(
+        days=days,
+        pace_z=bal["pace_z"],
+        pace_class=bal["pace_class"],
+        pace_direction=bal["pace_direction"],
+        turning_point=bal["turning_point"],
+        ratio_pct=rat.data["ratio_pct"],
+        crowding=rat.data["crowding"],
+        crowding_days=rat.data["crowding_days"],
+        deleveraging=rat.data["deleveraging"],
+        amplification_corr=_num(amp),
+        bottoming=sec["bottoming"],
+        spikes=[
+            {"code": code, "name": names.get(code, code), "rzye": _num(r["rzye"]),
+             "change_pct": _num(r["change_pct"]), "zscore": _num(r["zscore"])}
+            for code, r in spikes.iterrows()
+        ],
+        short_structure=short,
+        warnings=warnings,
+    )
+    return Figures("signals", data, {"spikes": data["spikes"], "ratio": rat.series["ratio"], "band": rat.series["band"]})
+
+
+def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
+    """Where 融券余额 sits (ETF / CSI 300 / other), today and 20 days ago; None without stock detail."""
+    members = queries.index_members(engine, HS300)
+    today = queries.stocks_on(engine, day)
+    if today.empty or today["rqye"].fillna(0).sum() <= 0:
+        return None
+    now = shorts.short_structure(today.fillna({"rqye": 0.0}), members)
+    earlier_day = queries.nth_date_before(engine, day, 20)
+    before = queries.stocks_on(engine, earlier_day)
+    then = shorts.short_structure(before.fillna({"rqye": 0.0}), members) if not before.empty else None
+    out: dict[str, Any] = {k: _num(v) for k, v in now.items()}
+    out["hs300_known"] = bool(members)
+    if then:
+        out["change_pp"] = {k: _num(now[k] - then[k]) for k in now}
+        out["hedging_rising"] = bool(now["etf"] + now["hs300"] > then["etf"] + then["hs300"])
+    return out
+
+
+def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Figures:
+    """One security: balance history, 5/20-day change, rank by 融资余额, spike z-score."""
+    if not code or not CODE_RE.match(code):
+        raise ReportError("bad_code", code=code or "")
+    history = queries.stock_history(engine, code, end=day)
+    if history.empty:
+        raise ReportError("unknown_code", code=code)
+    if history.index[-1].date() != day:
+        raise ReportError("no_data_for_date", date=day.isoformat(), latest=history.index[-1].date().isoformat())
+    level = history["rzye"].astype(float)
+    everyone = queries.stocks_on(engine, day)
+    pool = everyone[~everyone["is_fund"].astype(bool)] if not bool(history["is_fund"].iloc[-1]) else everyone
+    rank, count = stocks.stock_rank(pool.set_index("code")["rzye"].astype(float), code)
+    last = history.iloc[-1]
+    window = history.iloc[-days - 1 :]
+    spike_frame = stocks.stock_spikes(level.to_frame(code), top=1, min_balance=0) if len(level) > 30 else None
+    z = float(spike_frame["zscore"].iloc[0]) if spike_frame is not None and len(spike_frame) else float("nan")
+    data = _base(engine, "stock", day)
+    data.update(
+        days=days,
+        code=code,
+        name=str(last["name"]),
+        exchange=str(last["exchange"]),
+        is_fund=bool(last["is_fund"]),
+        rzye=_num(last["rzye"]),
+        rzmre=_num(last["rzmre"]),
+        rzche=_num(last["rzche"]),
+        rqyl=_num(last["rqyl"]),
+        rqye=_num(last["rqye"]),
+        change_1d=_num(balance.change(level, 1)),
+        change_5d=_num(balance.change(level, 5)),
+        change_5d_pct=_num(balance.pct_change(level, 5)),
+        change_20d=_num(balance.change(level, 20)),
+        change_20d_pct=_num(balance.pct_change(level, 20)),
+        rank=rank,
+        of=count,
+        spike_zscore=_num(z),
+    )
+    return Figures("stock", data, {"history": window})
+
+
+def summary_figures(engine: Engine, day: date, days: int) -> Figures:
+    """The daily push: balance, ratio, top sector shifts and warnings in one read-out."""
+    bal = balance_figures(engine, day, days)
+    rat = ratio_figures(engine, day, days)
+    sec = sectors_figures(engine, day, min(20, days))
+    sig = signals_figures(engine, day, days)
+    data = _base(engine, "summary", day)
+    data.update(days=days, balance=bal.data, ratio=rat.data, sectors=sec.data, signals=sig.data)
+    series = {"balance": bal.series, "ratio": rat.series, "sectors": sec.series, "signals": sig.series}
+    return Figures("summary", data, series)
+
+
+def build(engine: Engine, kind: str, day: date | None, days: int | None, code: str | None = None) -> Figures:
+    """Figures of one report for `day` (default: latest data date) over a window of `days` trade days."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown report kind {kind!r}")
+    window = resolve_days(kind, days)
+    if kind == "stock" and (not code or not CODE_RE.match(code)):
+        raise ReportError("bad_code", code=code or "")
+    on = resolve_date(engine, day)
+    builders = {
+        "balance": balance_figures,
+        "ratio": ratio_figures,
+        "sectors": sectors_figures,
+        "signals": signals_figures,
+        "summary": summary_figures,
+    }
+    if kind == "stock":
+        return stock_figures(engine, on, window, code)
+    return builders[kind](engine, on, window)

@@ -1,0 +1,84 @@
+"""Number and date formatting at the edge: 元 inside, 亿元 / 万亿 (zh) or bn / trn (en) on screen."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+YI = 1e8  # 亿
+WAN_YI = 1e12  # 万亿
+BN = 1e9
+TRN = 1e12
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def money(value: float | None, lang: str, signed: bool = False) -> str:
+    """元 -> "7077.67 亿元" (zh) or "CNY 707.77 bn" (en), two decimals; "—" when unknown."""
+    if _missing(value):
+        return "—"
+    sign = "+" if signed and value > 0 else ""  # type: ignore[operator]
+    if lang == "zh":
+        return f"{sign}{value / YI:,.2f} 亿元"  # type: ignore[operator]
+    return f"{sign}{value / BN:,.2f} bn"  # type: ignore[operator]
+
+
+def headline_money(value: float | None, lang: str) -> str:
+    """The headline balance: 万亿 (zh) or trillion (en), two decimals."""
+    if _missing(value):
+        return "—"
+    if lang == "zh":
+        return f"{value / WAN_YI:.2f} 万亿元"  # type: ignore[operator]
+    return f"CNY {value / TRN:.2f} trn"  # type: ignore[operator]
+
+
+def pct(value: float | None, signed: bool = False) -> str:
+    """12.3456 -> "12.35%"; signed adds "+" to positive values."""
+    if _missing(value):
+        return "—"
+    sign = "+" if signed and value > 0 else ""  # type: ignore[operator]
+    return f"{sign}{value:.2f}%"
+
+
+def pp(value: float | None) -> str:
+    """Percentage points, signed: "+0.35pp"."""
+    if _missing(value):
+        return "—"
+    return f"{'+' if value > 0 else ''}{value:.2f}pp"  # type: ignore[operator]
+
+
+def number(value: float | None, digits: int = 2, signed: bool = False) -> str:
+    if _missing(value):
+        return "—"
+    sign = "+" if signed and value > 0 else ""  # type: ignore[operator]
+    return f"{sign}{value:,.{digits}f}"
+
+
+def arrow(value: float | None) -> str:
+    """▲ for up, ▼ for down (colour is applied by charts, not text)."""
+    if _missing(value) or value == 0:
+        return "•"
+    return "▲" if value > 0 else "▼"  # type: ignore[operator]
+
+
+def iso(day: date | str | None) -> str:
+    if day is None:
+        return "—"
+    return day if isinstance(day, str) else day.isoformat()
+
+
+def up_down_colors(lang: str) -> tuple[str, str]:
+    """(up, down) colours: red-up/green-down in Chinese, green-up/red-down in English."""
+    red, green = "#d62728", "#2ca02c"
+    return (red, green) if lang == "zh" else (green, red)
+
+
+def ordinal(value: float | None) -> str:
+    """51 -> "51st", 12 -> "12th" (English percentiles)."""
+    if _missing(value):
+        return "—"
+    n = int(round(value))  # type: ignore[arg-type]
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

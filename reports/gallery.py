@@ -1,0 +1,44 @@
+"""Render every report in both languages into a folder (what `marginbot demo` shows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from reports.service import ReportService
+from storage import queries
+
+REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "stock")
+
+
+def sample_stock(engine: Engine) -> str | None:
+    """The stock with the largest financing balance on the latest day (for the stock report)."""
+    day = queries.latest_data_date(engine)
+    if day is None:
+        return None
+    frame = queries.stocks_on(engine, day)
+    frame = frame[~frame["is_fund"].astype(bool)]
+    return None if frame.empty else str(frame.sort_values("rzye", ascending=False)["code"].iloc[0])
+
+
+def render_gallery(engine: Engine, out: Path, languages: tuple[str, ...] = ("zh", "en")) -> list[Path]:
+    """Write <report>.<lang>.png, .txt (Telegram HTML) and .json for every report; return the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    service = ReportService(engine)
+    code = sample_stock(engine)
+    paths: list[Path] = []
+    for kind in REPORTS:
+        if kind == "stock" and code is None:
+            continue
+        for lang in languages:
+            report = service.render(kind, code=code if kind == "stock" else None, lang=lang)
+            stem = out / f"{kind}.{lang}"
+            png = stem.with_suffix(".png")
+            png.write_bytes(report.png or b"")
+            html = stem.with_suffix(".html.txt")
+            html.write_text(report.caption + ("\n\n" + report.details if report.details else "") + "\n", "utf-8")
+            js = stem.with_suffix(".json")
+            js.write_text(report.json_text() + "\n", "utf-8")
+            paths += [png, html, js]
+    return paths

@@ -1,0 +1,139 @@
+"""Reports on demand: figures -> text + chart + JSON, cached by (report, arguments, language, data version).
+
+The data version is bumped by every write to the stored data, so a new trading day invalidates
+every cached report without any explicit purge. Thread-safe: the bot renders in worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine
+
+from reports import charts, text
+from reports.figures import Figures, build
+from storage.database import data_version
+
+CACHE_SIZE = 256
+
+
+@dataclass
+class RenderedReport:
+    """One report in one language: HTML caption (<= 1024 visible chars), optional details, PNG, JSON data."""
+
+    kind: str
+    lang: str
+    data: dict[str, Any]
+    caption: str
+    details: str
+    png: bytes | None = None
+    chart_key: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def json_text(self) -> str:
+        return json.dumps(self.data, ensure_ascii=False, indent=2)
+
+    def text_plain(self) -> str:
+        parts = [text.to_plain(self.caption)]
+        if self.details:
+            parts.append(text.to_plain(self.details))
+        return "\n\n".join(parts)
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                self.hits += 1
+                return self.items[key]
+            self.misses += 1
+            return None
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+class ReportService:
+    """Builds and caches reports over one database."""
+
+    def __init__(self, engine: Engine, cache_size: int = CACHE_SIZE) -> None:
+        self.engine = engine
+        self._figures = _LRU(cache_size)
+        self._rendered = _LRU(cache_size)
+        # One lock per key, so that concurrent identical requests render once.
+        self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock_for(self, key: tuple[Any, ...]) -> threading.Lock:
+        with self._locks_guard:
+            if len(self._key_locks) > 4 * CACHE_SIZE:
+                self._key_locks.clear()
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def figures(self, kind: str, *, code: str | None, on: date | None, days: int | None, version: int) -> Figures:
+        key = (kind, code, on, days, version)
+        found = self._figures.get(key)
+        if found is None:
+            found = build(self.engine, kind, on, days, code)
+            self._figures.put(key, found)
+        return found
+
+    def render(
+        self,
+        kind: str,
+        *,
+        code: str | None = None,
+        on: date | None = None,
+        days: int | None = None,
+        lang: str = "zh",
+        chart: bool = True,
+    ) -> RenderedReport:
+        """A report, from the cache when the same request was rendered for the current data version.
+
+        Raises reports.errors.ReportError for bad codes, dates or windows.
+        """
+        version = data_version(self.engine)
+        key = (kind, code, on, days, lang, chart, version)
+        found = self._rendered.get(key)
+        if found is not None:
+            return found
+        with self._lock_for(key):
+            found = self._rendered.get(key)
+            if found is not None:
+                return found
+            figs = self.figures(kind, code=code, on=on, days=days, version=version)
+            caption, details = text.render(kind, lang, figs.data)
+            png = charts.render_chart(figs, lang) if chart else None
+            chart_key = f"{kind}:{figs.data.get('code', '')}:{figs.data['date']}:{figs.data.get('days', '')}:{lang}:v{version}"
+            report = RenderedReport(kind, lang, figs.data, caption, details, png, chart_key)
+            self._rendered.put(key, report)
+            return report
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"hits": self._rendered.hits, "misses": self._rendered.misses}
+
+    def clear(self) -> None:
+        self._figures.clear()
+        self._rendered.clear()

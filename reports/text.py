@@ -1,0 +1,74 @@
+"""Jinja2 text for Telegram's HTML parse mode: autoescaped, one folder of templates per language."""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from reports import fmt
+from reports.i18n import TEMPLATES_DIR, t
+
+CAPTION_LIMIT = 1024
+MESSAGE_LIMIT = 4096
+_TAG = re.compile(r"<[^>]+>")
+
+
+def visible_length(html_text: str) -> int:
+    """Characters Telegram counts: the text after tags are removed and entities decoded."""
+    return len(html.unescape(_TAG.sub("", html_text)))
+
+
+def to_plain(html_text: str) -> str:
+    """Plain text for the terminal: tags removed, entities decoded."""
+    return html.unescape(_TAG.sub("", html_text))
+
+
+@cache
+def environment(lang: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader([str(TEMPLATES_DIR / lang), str(TEMPLATES_DIR)]),
+        autoescape=True,  # Telegram HTML: user text and names must never become markup
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(
+        money=lambda v, signed=False: fmt.money(v, lang, signed),
+        hmoney=lambda v: fmt.headline_money(v, lang),
+        pct=fmt.pct,
+        spct=lambda v: fmt.pct(v, signed=True),
+        pp=fmt.pp,
+        num=fmt.number,
+        arrow=fmt.arrow,
+        ordinal=fmt.ordinal,
+    )
+    env.globals.update(t=lambda key, **kw: t(lang, key, **kw), lang=lang)
+    return env
+
+
+def _squeeze(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line == "" and out and out[-1] == "":
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def render(kind: str, lang: str, data: dict[str, Any]) -> tuple[str, str]:
+    """(caption, details) HTML of a report; details may be "" when the caption says it all."""
+    template = environment(lang).get_template(f"{kind}.html.j2")
+    context = template.new_context({"d": data})
+    caption = _squeeze("".join(template.blocks["caption"](context)))
+    details = _squeeze("".join(template.blocks["details"](context))) if "details" in template.blocks else ""
+    if visible_length(caption) > CAPTION_LIMIT:
+        raise ValueError(f"{kind}/{lang} caption is {visible_length(caption)} characters (limit {CAPTION_LIMIT})")
+    if visible_length(details) > MESSAGE_LIMIT:
+        raise ValueError(f"{kind}/{lang} details are {visible_length(details)} characters (limit {MESSAGE_LIMIT})")
+    return caption, details

@@ -1,0 +1,225 @@
+"""Chats, subscriptions, daily deliveries and uploaded chart ids: the bot's state in the database.
+
+Deliveries are claimed with row locks (PostgreSQL: FOR UPDATE SKIP LOCKED) so several workers can
+share one database and a chat is never sent the same trade date twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import Engine, and_, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from storage import models
+from storage.database import session_scope, upsert
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def get_chat(engine: Engine, chat_id: int) -> models.Chat | None:
+    with Session(engine, expire_on_commit=False) as session:
+        return session.get(models.Chat, chat_id)
+
+
+def ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, language: str) -> models.Chat:
+    """The stored chat, created with `language` on first contact; type and title kept current."""
+    with session_scope(engine) as session:
+        chat = session.get(models.Chat, chat_id)
+        if chat is None:
+            chat = models.Chat(chat_id=chat_id, chat_type=chat_type, title=title[:128], language=language)
+            session.add(chat)
+        elif chat.chat_type != chat_type or chat.title != title[:128] or not chat.active:
+            chat.chat_type, chat.title, chat.active = chat_type, title[:128], True
+            chat.deactivated_reason = ""
+            chat.updated_at = _now()
+        session.flush()
+        return chat
+
+
+def set_subscribed(engine: Engine, chat_id: int, subscribed: bool) -> bool:
+    """Set the subscription; returns True when it changed."""
+    with session_scope(engine) as session:
+        chat = session.get(models.Chat, chat_id)
+        if chat is None or (chat.subscribed == subscribed and chat.active):
+            return False
+        chat.subscribed, chat.active, chat.updated_at = subscribed, True, _now()
+        return True
+
+
+def set_language(engine: Engine, chat_id: int, language: str) -> None:
+    with session_scope(engine) as session:
+        session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id).values(language=language, updated_at=_now()))
+
+
+def set_push_time(engine: Engine, chat_id: int, push_time: time | None) -> None:
+    with session_scope(engine) as session:
+        session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id).values(push_time=push_time, updated_at=_now()))
+
+
+def deactivate(engine: Engine, chat_id: int, reason: str) -> None:
+    """The bot was blocked or removed: stop pushing to this chat, keep its settings."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(models.Chat).where(models.Chat.chat_id == chat_id)
+            .values(active=False, deactivated_reason=reason[:200], updated_at=_now())
+        )
+
+
+def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
+    """A group became a supergroup: move its settings, subscription and pending deliveries to the new id."""
+    with session_scope(engine) as session:
+        old = session.get(models.Chat, old_chat_id)
+        if old is None:
+            return
+        new = session.get(models.Chat, new_chat_id)
+        if new is None:
+            new = models.Chat(chat_id=new_chat_id, chat_type="supergroup", title=old.title, language=old.language)
+            session.add(new)
+        new.subscribed = new.subscribed or old.subscribed
+        new.push_time, new.language, new.active = old.push_time, old.language, True
+        old.subscribed, old.active, old.deactivated_reason = False, False, f"migrated to {new_chat_id}"
+        session.flush()
+        moved = session.execute(
+            select(models.Delivery).where(models.Delivery.chat_id == old_chat_id, models.Delivery.status != "sent")
+        ).scalars().all()
+        for delivery in moved:
+            exists = session.execute(
+                select(models.Delivery.id).where(
+                    models.Delivery.chat_id == new_chat_id, models.Delivery.trade_date == delivery.trade_date
+                )
+            ).first()
+            if exists:
+                delivery.status, delivery.error = "skipped", f"migrated to {new_chat_id}"
+            else:
+                delivery.chat_id, delivery.status, delivery.claimed_by = new_chat_id, "pending", ""
+
+
+def subscriber_count(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.execute(
+            select(func.count()).select_from(models.Chat).where(models.Chat.subscribed, models.Chat.active)
+        ).scalar() or 0)
+
+
+# --- deliveries -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: int
+    chat_id: int
+    language: str
+    attempts: int
+
+
+def plan_deliveries(engine: Engine, trade_date: date, local_now: time, default_time: time) -> int:
+    """Create a pending delivery of `trade_date` for each active subscriber whose push time has come.
+
+    A chat without its own time uses `default_time`. Existing rows are left alone (unique key), so
+    planning again after a restart adds only chats that became due. Returns rows added.
+    """
+    chat = models.Chat
+    with session_scope(engine) as session:
+        due = session.execute(
+            select(chat.chat_id).where(
+                chat.subscribed,
+                chat.active,
+                or_(chat.push_time.is_(None), chat.push_time <= local_now) if local_now >= default_time
+                else and_(chat.push_time.is_not(None), chat.push_time <= local_now),
+            )
+        ).scalars().all()
+        if not due:
+            return 0
+        before = session.execute(
+            select(func.count()).select_from(models.Delivery).where(models.Delivery.trade_date == trade_date)
+        ).scalar()
+        rows = [{"chat_id": cid, "trade_date": trade_date, "status": "pending"} for cid in due]
+        _insert_ignore(session, rows)
+        after = session.execute(
+            select(func.count()).select_from(models.Delivery).where(models.Delivery.trade_date == trade_date)
+        ).scalar()
+        return int(after or 0) - int(before or 0)
+
+
+def _insert_ignore(session: Session, rows: list[dict[str, object]]) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    table = models.Delivery.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(rows), 500):
+        stmt = insert(table).values(rows[start : start + 500]).on_conflict_do_nothing(
+            index_elements=["chat_id", "trade_date"]
+        )
+        session.execute(stmt)
+
+
+def claim(engine: Engine, trade_date: date, worker: str, limit: int, lease: timedelta = timedelta(minutes=10)) -> list[Claim]:
+    """Atomically take up to `limit` pending deliveries (or claims whose lease expired) for this worker."""
+    stale_before = _now() - lease
+    is_pg = engine.dialect.name == "postgresql"
+    lock = "FOR UPDATE SKIP LOCKED" if is_pg else ""
+    sql = text(
+        f"""
+        UPDATE delivery SET status = 'claimed', claimed_by = :worker, claimed_at = :now,
+               attempts = attempts + 1, updated_at = :now
+        WHERE id IN (
+            SELECT id FROM delivery
+            WHERE trade_date = :day
+              AND (status = 'pending' OR (status = 'claimed' AND claimed_at < :stale))
+            ORDER BY id LIMIT :limit {lock}
+        )
+        RETURNING id, chat_id, attempts
+        """
+    )
+    with session_scope(engine) as session:
+        rows = session.execute(
+            sql, {"worker": worker, "now": _now(), "day": trade_date, "stale": stale_before, "limit": limit}
+        ).all()
+        if not rows:
+            return []
+        languages = dict(session.execute(
+            select(models.Chat.chat_id, models.Chat.language).where(models.Chat.chat_id.in_([r[1] for r in rows]))
+        ).all())
+    return [Claim(int(r[0]), int(r[1]), languages.get(r[1], "zh"), int(r[2])) for r in rows]
+
+
+def finish(engine: Engine, delivery_id: int, status: str, message_id: int | None = None, error: str = "") -> None:
+    """Record the outcome: sent, failed (final), pending (retry later) or skipped."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(models.Delivery).where(models.Delivery.id == delivery_id)
+            .values(status=status, message_id=message_id, error=error[:500], updated_at=_now(),
+                    claimed_by="" if status == "pending" else models.Delivery.claimed_by)
+        )
+
+
+def delivery_counts(engine: Engine, trade_date: date) -> dict[str, int]:
+    with Session(engine) as session:
+        rows = session.execute(
+            select(models.Delivery.status, func.count()).where(models.Delivery.trade_date == trade_date)
+            .group_by(models.Delivery.status)
+        ).all()
+    return {status: int(count) for status, count in rows}
+
+
+def last_pushed_date(engine: Engine) -> date | None:
+    with Session(engine) as session:
+        return session.execute(select(func.max(models.Delivery.trade_date))).scalar()
+
+
+# --- uploaded charts ----------------------------------------------------------------------------
+
+
+def get_file_id(engine: Engine, cache_key: str) -> str | None:
+    with Session(engine) as session:
+        row = session.get(models.ChartUpload, cache_key)
+        return row.file_id if row else None
+
+
+def save_file_id(engine: Engine, cache_key: str, file_id: str) -> None:
+    with session_scope(engine) as session:
+        upsert(session, models.ChartUpload, [{"cache_key": cache_key, "file_id": file_id, "created_at": _now()}])

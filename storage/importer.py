@@ -1,0 +1,288 @@
+"""CSV import of margin history: `marginbot import {margin,turnover,stocks,industries} FILE`.
+
+Formats (UTF-8, header row first, money in 元, quantities in 股, dates YYYY-MM-DD, empty = unknown):
+
+- margin:     date,exchange,rzye,rzmre,rzche,rqye,rqyl,rqmcl,rqmce,rzrqye   (exchange SSE, SZSE, BSE or ALL)
+- turnover:   date,exchange,amount                                         (exchange SSE, SZSE or BSE)
+- stocks:     date,code,name,rzye,rzmre,rzche,rqyl,rqmcl,rqchl,rqye
+- industries: code,start_date,sw_code
+
+A file is checked completely before anything is written, then written in one transaction, so a bad
+file leaves the database as it was. Rows are upserted by their natural key: importing a file twice
+stores the same data as importing it once.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from storage import models
+from storage.database import bump_data_version, session_scope, set_meta, upsert
+from storage.industries import SW_L1_2021, exchange_of, is_fund_code, level1_code
+
+KINDS = ("margin", "turnover", "stocks", "industries")
+SOURCE = "csv"
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CODE_RE = re.compile(r"^\d{6}$")
+
+MARGIN_COLUMNS = ("date", "exchange", "rzye", "rzmre", "rzche", "rqye", "rqyl", "rqmcl", "rqmce", "rzrqye")
+TURNOVER_COLUMNS = ("date", "exchange", "amount")
+STOCK_COLUMNS = ("date", "code", "name", "rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqchl", "rqye")
+INDUSTRY_COLUMNS = ("code", "start_date", "sw_code")
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "margin": MARGIN_COLUMNS,
+    "turnover": TURNOVER_COLUMNS,
+    "stocks": STOCK_COLUMNS,
+    "industries": INDUSTRY_COLUMNS,
+}
+_MARGIN_NUMBERS = MARGIN_COLUMNS[2:]
+_STOCK_NUMBERS = STOCK_COLUMNS[3:]
+_NAME_MAX = 32
+
+
+class CsvImportError(Exception):
+    """A file that cannot be imported; str() names the file, the line (1 = header) and the reason."""
+
+    def __init__(self, path: Path | str, line: int | None, reason: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}: line {line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    values: dict[str, str]
+
+
+class _Reader:
+    """Reads one CSV file into rows keyed by column name, refusing malformed structure."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path = path
+        self.columns = columns
+
+    def fail(self, line: int | None, reason: str) -> CsvImportError:
+        return CsvImportError(self.path, line, reason)
+
+    def rows(self) -> Iterator[_Row]:
+        try:
+            handle = self.path.open(encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            raise self.fail(None, f"cannot read file: {exc.strerror or exc}") from None
+        with handle:
+            reader = csv.reader(handle)
+            try:
+                header = next(reader, None)
+                if header is None:
+                    raise self.fail(1, "empty file: expected a header row " + ",".join(self.columns))
+                names = [h.strip().lower() for h in header]
+                missing = [c for c in self.columns if c not in names]
+                if missing:
+                    raise self.fail(1, f"missing column(s) {', '.join(missing)}; expected " + ",".join(self.columns))
+                repeated = sorted({n for n in names if n and names.count(n) > 1})
+                if repeated:
+                    raise self.fail(1, f"column(s) named twice: {', '.join(repeated)}")
+                index = {c: names.index(c) for c in self.columns}
+                for fields in reader:
+                    line = reader.line_num
+                    if not fields or all(not f.strip() for f in fields):
+                        continue
+                    if len(fields) != len(names):
+                        raise self.fail(line, f"expected {len(names)} fields, found {len(fields)}")
+                    yield _Row(line, {c: fields[i].strip() for c, i in index.items()})
+            except UnicodeDecodeError:
+                raise self.fail(reader.line_num + 1, "not UTF-8 text") from None
+            except csv.Error as exc:
+                raise self.fail(reader.line_num, f"malformed CSV: {exc}") from None
+
+
+def _parse_date(reader: _Reader, row: _Row, column: str) -> date:
+    text = row.values[column]
+    if not text:
+        raise reader.fail(row.line, f"{column} is empty")
+    if not _DATE_RE.match(text):
+        raise reader.fail(row.line, f"{column} {text!r} is not a date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise reader.fail(row.line, f"{column} {text!r} is not a valid date") from None
+
+
+def _parse_number(reader: _Reader, row: _Row, column: str, required: bool = False) -> float | None:
+    """A non-negative finite number (元 or 股), or None for an empty cell."""
+    text = row.values[column]
+    if not text:
+        if required:
+            raise reader.fail(row.line, f"{column} is empty")
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise reader.fail(row.line, f"{column} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise reader.fail(row.line, f"{column} {text!r} is not a finite number")
+    if value < 0:
+        raise reader.fail(row.line, f"{column} is negative ({text})")
+    return value
+
+
+def _parse_exchange(reader: _Reader, row: _Row, allowed: tuple[str, ...]) -> str:
+    text = row.values["exchange"].upper()
+    if text not in allowed:
+        shown = row.values["exchange"] or "(empty)"
+        raise reader.fail(row.line, f"unknown exchange {shown!r}; expected one of {', '.join(allowed)}")
+    return text
+
+
+def _parse_code(reader: _Reader, row: _Row, column: str) -> str:
+    text = row.values[column]
+    if not _CODE_RE.match(text):
+        raise reader.fail(row.line, f"{column} {text!r} is not a six-digit code")
+    return text
+
+
+def _check_unique(reader: _Reader, seen: dict[tuple[Any, ...], int], key: tuple[Any, ...], line: int) -> None:
+    first = seen.setdefault(key, line)
+    if first != line:
+        shown = ", ".join(str(k) for k in key)
+        raise reader.fail(line, f"duplicate row for ({shown}), first given on line {first}")
+
+
+def _read_margin(reader: _Reader) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for row in reader.rows():
+        day = _parse_date(reader, row, "date")
+        exchange = _parse_exchange(reader, row, models.SUMMARY_SCOPES)
+        _check_unique(reader, seen, (day.isoformat(), exchange), row.line)
+        rec: dict[str, Any] = {c: _parse_number(reader, row, c) for c in _MARGIN_NUMBERS}
+        if rec["rzrqye"] is None and rec["rzye"] is not None and rec["rqye"] is not None:
+            rec["rzrqye"] = rec["rzye"] + rec["rqye"]
+        rec.update(trade_date=day, exchange=exchange, rzche_derived=False, source=SOURCE)
+        out.append(rec)
+    return out
+
+
+def _read_turnover(reader: _Reader) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for row in reader.rows():
+        day = _parse_date(reader, row, "date")
+        exchange = _parse_exchange(reader, row, models.EXCHANGES)
+        _check_unique(reader, seen, (day.isoformat(), exchange), row.line)
+        amount = _parse_number(reader, row, "amount", required=True)
+        out.append(
+            {"trade_date": day, "exchange": exchange, "amount": amount, "a_share_only": False, "source": SOURCE}
+        )
+    return out
+
+
+def _read_stocks(reader: _Reader) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for row in reader.rows():
+        day = _parse_date(reader, row, "date")
+        code = _parse_code(reader, row, "code")
+        _check_unique(reader, seen, (day.isoformat(), code), row.line)
+        name = row.values["name"]
+        if len(name) > _NAME_MAX:
+            raise reader.fail(row.line, f"name longer than {_NAME_MAX} characters")
+        rec: dict[str, Any] = {c: _parse_number(reader, row, c) for c in _STOCK_NUMBERS}
+        rec.update(
+            trade_date=day,
+            code=code,
+            name=name,
+            exchange=exchange_of(code),
+            is_fund=is_fund_code(code),
+            rqye_estimated=False,
+        )
+        out.append(rec)
+    return out
+
+
+def _read_industries(reader: _Reader) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for row in reader.rows():
+        code = _parse_code(reader, row, "code")
+        start = _parse_date(reader, row, "start_date")
+        _check_unique(reader, seen, (code, start.isoformat()), row.line)
+        sw_code = _parse_code(reader, row, "sw_code")
+        out.append({"code": code, "start_date": start, "sw_code": sw_code, "sw_l1_code": level1_code(sw_code)})
+    return out
+
+
+_READERS: dict[str, Callable[[_Reader], list[dict[str, Any]]]] = {
+    "margin": _read_margin,
+    "turnover": _read_turnover,
+    "stocks": _read_stocks,
+    "industries": _read_industries,
+}
+
+
+def industry_name_rows() -> list[dict[str, Any]]:
+    """IndustryName rows for the 31 Shenwan level-1 industries of the 2021 scheme."""
+    return [
+        {"sw_l1_code": i.sw_l1_code, "name_zh": i.name_zh, "name_en": i.name_en, "index_symbol": i.index_symbol}
+        for i in SW_L1_2021
+    ]
+
+
+def _rebuild_sectors(session: Session, dates: list[date]) -> None:
+    if not dates:
+        return
+    from storage.aggregate import rebuild_sector_daily  # the aggregate module pulls in the report-side joins
+
+    rebuild_sector_daily(session, sorted(dates))
+
+
+def _write(session: Session, kind: str, rows: list[dict[str, Any]]) -> None:
+    if kind == "margin":
+        upsert(session, models.MarginSummary, rows)
+        days = sorted({r["trade_date"] for r in rows})
+        upsert(session, models.TradingDay, [{"trade_date": d} for d in days])
+    elif kind == "turnover":
+        upsert(session, models.Turnover, rows)
+    elif kind == "stocks":
+        upsert(session, models.StockMargin, rows)
+        _rebuild_sectors(session, sorted({r["trade_date"] for r in rows}))
+    else:
+        upsert(session, models.IndustryClass, rows)
+        upsert(session, models.IndustryName, industry_name_rows())
+        stock_days = session.execute(select(models.StockMargin.trade_date).distinct()).scalars().all()
+        _rebuild_sectors(session, list(stock_days))
+    bump_data_version(session)
+    set_meta(session, "demo", "false")
+
+
+def read_csv(kind: str, path: Path) -> list[dict[str, Any]]:
+    """Parse and check a whole file of `kind` without touching the database; rows ready for upsert."""
+    if kind not in _READERS:
+        raise CsvImportError(path, None, f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return _READERS[kind](_Reader(Path(path), COLUMNS[kind]))
+
+
+def import_csv(engine: Engine, kind: str, path: Path) -> int:
+    """Import a CSV file of `kind` (margin, turnover, stocks, industries); returns the number of rows.
+
+    Money is read in 元 and quantities in 股, exactly as given. Raises CsvImportError (nothing
+    written) when any row is bad.
+    """
+    rows = read_csv(kind, path)
+    with session_scope(engine) as session:
+        _write(session, kind, rows)
+    return len(rows)

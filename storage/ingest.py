@@ -1,0 +1,645 @@
+"""Ingestion: fetch margin data from the exchanges (through storage.sources) and store it.
+
+Per trade date T there are six per-day sources (SSE, SZSE, BSE summary and detail) and one derived
+step (the day's SectorDaily). Each (day, source) is written in one transaction together with its
+IngestStatus row and a data_version bump; a failure writes nothing but its IngestStatus row
+(pending = not published yet, failed = error), so the stored data stays as it was. A day is complete
+when all of its steps are done. History sources (calendar, index turnover, Eastmoney market history,
+Shenwan classes and sector index closes) are refreshed once per run and only written where they
+differ from what is stored, so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
+
+from storage import models
+from storage.database import bump_data_version, session_scope, upsert
+from storage.industries import SW_L1_2021
+from storage.sources import (
+    NotPublished,
+    Sources,
+    UpstreamError,
+    UpstreamProblem,
+    ValidationFailed,
+    check_detail_against_summary,
+    derive_rzche,
+)
+
+if TYPE_CHECKING:
+    from marginbot.settings import Settings
+
+log = logging.getLogger("storage.ingest")
+
+SUMMARY_SOURCES: dict[str, str] = {"sse_summary": "SSE", "szse_summary": "SZSE", "bse_summary": "BSE"}
+DETAIL_SOURCES: dict[str, str] = {"sse_detail": "SSE", "szse_detail": "SZSE", "bse_detail": "BSE"}
+DAY_SOURCES: tuple[str, ...] = (*SUMMARY_SOURCES, *DETAIL_SOURCES)
+SECTORS = "sector_daily"
+DONE, PENDING, FAILED = "done", "pending", "failed"
+
+MARGIN_START = date(2010, 3, 31)  # first day of margin trading on SSE and SZSE
+BSE_MARGIN_START = date(2022, 12, 12)  # first day of margin trading on BSE
+_SOURCE_START = {"bse_summary": BSE_MARGIN_START, "bse_detail": BSE_MARGIN_START}
+DEFAULT_BACKFILL_DAYS = 60
+HISTORY_START = date(2010, 1, 1)  # index histories are kept from the year margin trading began
+INDEX_TURNOVER = {"sh000001": "SSE", "sz399001": "SZSE"}
+HISTORY_STEPS = ("index_sh000001", "index_sz399001", "em_account", "sw_class", "sw_index")
+_MESSAGE_MAX = 500
+_NAME_MAX = 32
+
+
+# --- results -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepOutcome:
+    """What one (day, source) or history step ended with: done, pending or failed, rows written, reason."""
+
+    source: str
+    status: str
+    rows: int = 0
+    message: str = ""
+
+
+@dataclass
+class DayResult:
+    """The outcome of every step tried on one trade date, and whether the day is complete now."""
+
+    day: date
+    steps: list[StepOutcome] = field(default_factory=list)
+    complete: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.complete:
+            return DONE
+        return FAILED if any(s.status == FAILED for s in self.steps) else PENDING
+
+    def line(self) -> str:
+        parts = ", ".join(f"{s.source} {s.status}" + (f" ({s.message})" if s.message else "") for s in self.steps)
+        return f"{self.day}: {self.status}" + (f": {parts}" if parts else "")
+
+
+@dataclass
+class IngestResult:
+    """Everything one run did: per-day results, history steps, and notes (a clipped end date, ...)."""
+
+    days: list[DayResult] = field(default_factory=list)
+    history: list[StepOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fatal: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """False when anything failed (pending days are fine: they come later)."""
+        return not self.fatal and all(d.status != FAILED for d in self.days) and all(
+            h.status != FAILED for h in self.history
+        )
+
+    def count(self, status: str) -> int:
+        return sum(1 for d in self.days if d.status == status)
+
+    def summary(self) -> str:
+        """One line: the span, days done / pending / failed, history steps."""
+        if self.fatal:
+            return f"ingest failed: {self.fatal}"
+        span = f"{self.days[0].day}..{self.days[-1].day}" if self.days else "nothing to fetch"
+        hist_failed = sum(1 for h in self.history if h.status == FAILED)
+        return (
+            f"ingest {span}: {self.count(DONE)} days done, {self.count(PENDING)} pending, "
+            f"{self.count(FAILED)} failed; history {len(self.history) - hist_failed} ok, {hist_failed} failed"
+        )
+
+    def details(self) -> list[str]:
+        """One line per day and per history step, for a verbose report."""
+        lines = [d.line() for d in self.days]
+        lines += [f"history {h.source}: {h.status}" + (f" ({h.message})" if h.message else "") for h in self.history]
+        return lines + self.notes
+
+
+# --- status queries ----------------------------------------------------------------------------------
+
+
+def required_steps(day: date) -> tuple[str, ...]:
+    """The steps that make `day` complete: the per-day sources that existed then, and the sectors."""
+    sources = tuple(s for s in DAY_SOURCES if day >= _SOURCE_START.get(s, MARGIN_START))
+    return (*sources, SECTORS)
+
+
+def _done_steps(session: Session, days: Sequence[date]) -> dict[date, set[str]]:
+    if not days:
+        return {}
+    st = models.IngestStatus
+    rows = session.execute(
+        select(st.trade_date, st.source).where(
+            st.status == DONE, st.trade_date >= min(days), st.trade_date <= max(days)
+        )
+    ).all()
+    done: dict[date, set[str]] = {d: set() for d in days}
+    for day, source in rows:
+        if day in done:
+            done[day].add(source)
+    return done
+
+
+def day_is_complete(engine: Engine, day: date) -> bool:
+    """True when every required step of `day` is done (its margin data and sectors are stored)."""
+    with Session(engine) as session:
+        done = _done_steps(session, [day])[day]
+    return set(required_steps(day)) <= done
+
+
+def latest_complete_date(engine: Engine) -> date | None:
+    """The latest trade date whose ingestion is complete, or None."""
+    st = models.IngestStatus
+    fewest = min(len(required_steps(MARGIN_START)), len(required_steps(BSE_MARGIN_START)))
+    query = (
+        select(st.trade_date)
+        .where(st.status == DONE, st.source.in_((*DAY_SOURCES, SECTORS)))
+        .group_by(st.trade_date)
+        .having(func.count() >= fewest)
+        .order_by(st.trade_date.desc())
+    )
+    with Session(engine) as session:
+        for (day,) in session.execute(query):
+            if set(required_steps(day)) <= _done_steps(session, [day])[day]:
+                return day
+    return None
+
+
+# --- writing -----------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _set_status(session: Session, day: date, source: str, status: str, rows: int = 0, message: str = "") -> int:
+    """Upsert the IngestStatus row, counting this attempt; returns the attempt number."""
+    st = models.IngestStatus
+    previous = session.execute(select(st.attempts).where(st.trade_date == day, st.source == source)).scalar()
+    attempts = int(previous or 0) + 1
+    upsert(session, st, [{
+        "trade_date": day, "source": source, "status": status, "rows": rows, "attempts": attempts,
+        "message": message[:_MESSAGE_MAX], "updated_at": _now(),
+    }])
+    return attempts
+
+
+def _record_problem(engine: Engine, day: date, source: str, problem: UpstreamProblem | str,
+                    status: str | None = None) -> StepOutcome:
+    """Write only the IngestStatus row (own transaction) and log one line; the data stays as it was."""
+    status = status or (problem.status if isinstance(problem, UpstreamProblem) else FAILED)
+    message = str(problem)
+    with session_scope(engine) as session:
+        attempts = _set_status(session, day, source, status, message=message)
+    if status == PENDING:
+        log.info("%s %s: %s; will ask again (pending, attempt %d)", source, day, message, attempts)
+    else:
+        log.warning("%s %s failed: %s (attempt %d)", source, day, message, attempts)
+    return StepOutcome(source, status, 0, message)
+
+
+def _clean(value: Any) -> Any:
+    """NaN -> None and numpy scalars -> Python, so that both dialects bind the value."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+def _records(frame: pd.DataFrame, columns: Iterable[str], **constant: Any) -> list[dict[str, Any]]:
+    cols = list(columns)
+    out = []
+    for values in frame[cols].itertuples(index=False, name=None):
+        row = {c: _clean(v) for c, v in zip(cols, values, strict=True)}
+        row.update(constant)
+        out.append(row)
+    return out
+
+
+def _same(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    if old is None:
+        return False
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, float) and isinstance(before, float):
+            if not math.isclose(value, before, rel_tol=1e-12, abs_tol=1e-9):
+                return False
+        elif value != before:
+            return False
+    return True
+
+
+def _upsert_changed(session: Session, model: type[SQLModel], rows: list[dict[str, Any]], keys: tuple[str, ...],
+                    where: Any = None, protect: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+    """Upsert only the rows that are new or differ from the stored ones (`where` narrows the comparison).
+
+    Rows whose stored version satisfies `protect` are left alone. Returns the rows written.
+    """
+    if not rows:
+        return []
+    table = model.__table__  # type: ignore[attr-defined]
+    columns = [table.c[c] for c in rows[0]]
+    query = select(*columns)
+    if where is not None:
+        query = query.where(where)
+    existing = {tuple(r[k] for k in keys): dict(r) for r in session.execute(query).mappings()}
+    changed = []
+    for row in rows:
+        old = existing.get(tuple(row[k] for k in keys))
+        if old is not None and protect is not None and protect(old):
+            continue
+        if not _same(old, row):
+            changed.append(row)
+    upsert(session, model, changed)
+    return changed
+
+
+# --- the calendar ------------------------------------------------------------------------------------
+
+
+def _stored_calendar(engine: Engine) -> list[date]:
+    with Session(engine) as session:
+        return list(session.execute(select(models.TradingDay.trade_date).order_by(models.TradingDay.trade_date)).scalars())
+
+
+def _ensure_calendar(engine: Engine, sources: Sources, today: date, start: date | None,
+                     result: IngestResult) -> list[date]:
+    """The stored trading calendar, refreshed from upstream when it does not reach `today` (or `start`)."""
+    stored = _stored_calendar(engine)
+    covered = bool(stored) and stored[-1] >= today and (start is None or stored[0] <= start)
+    if covered:
+        return stored
+    try:
+        days = sources.trade_calendar()
+    except UpstreamProblem as exc:
+        log.warning("calendar refresh failed: %s", exc)
+        result.history.append(StepOutcome("calendar", FAILED, 0, str(exc)))
+        return stored
+    with session_scope(engine) as session:
+        written = _upsert_changed(session, models.TradingDay, [{"trade_date": d} for d in days], ("trade_date",))
+        if written:
+            bump_data_version(session)
+    result.history.append(StepOutcome("calendar", DONE, len(written)))
+    return _stored_calendar(engine)
+
+
+def _previous_trade_day(calendar: Sequence[date], day: date) -> date | None:
+    earlier = [d for d in calendar if d < day]
+    return earlier[-1] if earlier else None
+
+
+# --- choosing the days -------------------------------------------------------------------------------
+
+
+def _days_to_fetch(engine: Engine, calendar: Sequence[date], start: date | None, stop: date) -> list[date]:
+    """Trade dates in need of work, oldest first (see run_ingest for the rule)."""
+    trade_days = [d for d in calendar if MARGIN_START <= d <= stop]
+    if start is not None:
+        candidates = [d for d in trade_days if d >= start]
+    else:
+        last = latest_complete_date(engine)
+        if last is None:
+            candidates = trade_days[-DEFAULT_BACKFILL_DAYS:]
+        else:
+            st = models.IngestStatus
+            with Session(engine) as session:
+                holes = set(session.execute(
+                    select(st.trade_date).where(st.status != DONE, st.trade_date <= stop).distinct()
+                ).scalars())
+            candidates = [d for d in trade_days if d > last or d in holes]
+    if not candidates:
+        return []
+    with Session(engine) as session:
+        done = _done_steps(session, candidates)
+    return [d for d in candidates if not set(required_steps(d)) <= done[d]]
+
+
+# --- per-day sources ---------------------------------------------------------------------------------
+
+
+def _stored_summary(session: Session, day: date | None, exchange: str) -> models.MarginSummary | None:
+    if day is None:
+        return None
+    ms = models.MarginSummary
+    return session.execute(select(ms).where(ms.trade_date == day, ms.exchange == exchange)).scalars().first()
+
+
+def _summary_rows(frame: pd.DataFrame, exchange: str) -> list[dict[str, Any]]:
+    return _records(
+        frame, ["trade_date", "rzye", "rzmre", "rzche", "rzche_derived", "rqye", "rqyl", "rqmcl", "rzrqye"],
+        exchange=exchange, rqmce=None, source=exchange.lower(),
+    )
+
+
+class _DayFetcher:
+    """Fetches and checks one (day, source) into rows; the SSE summary is asked once for every day."""
+
+    def __init__(self, engine: Engine, sources: Sources, calendar: Sequence[date], days: Sequence[date],
+                 done: dict[date, set[str]]) -> None:
+        self.engine = engine
+        self.sources = sources
+        self.calendar = calendar
+        sse_days = [d for d in days if "sse_summary" not in done[d]]
+        self._sse_days = sse_days
+        self._sse: pd.DataFrame | UpstreamProblem | None = None
+
+    def _sse_frame(self) -> pd.DataFrame:
+        if self._sse is None:
+            first = _previous_trade_day(self.calendar, self._sse_days[0]) or self._sse_days[0]
+            try:
+                self._sse = self.sources.sse_summary(first, self._sse_days[-1])
+            except UpstreamProblem as exc:
+                self._sse = exc
+        if isinstance(self._sse, UpstreamProblem):
+            raise self._sse
+        return self._sse
+
+    def summary(self, day: date, source: str) -> list[dict[str, Any]]:
+        exchange = SUMMARY_SOURCES[source]
+        previous_day = _previous_trade_day(self.calendar, day)
+        if source == "sse_summary":
+            frame = self._sse_frame()
+            rows = frame[frame["trade_date"] == day]
+            if rows.empty:
+                raise NotPublished(f"SSE's answer has no row for {day} yet")
+            out = _summary_rows(rows, exchange)
+        else:
+            fetch = self.sources.szse_summary if source == "szse_summary" else self.sources.bse_summary
+            out = _summary_rows(fetch(day), exchange)
+        row = out[0]
+        with Session(self.engine) as session:
+            previous = _stored_summary(session, previous_day, exchange)
+        if row["rzche"] is None and previous is not None:
+            row["rzche"] = derive_rzche(row["rzye"], row["rzmre"], previous.rzye)
+            row["rzche_derived"] = row["rzche"] is not None
+        return out
+
+    def detail(self, day: date, source: str) -> list[dict[str, Any]]:
+        exchange = DETAIL_SOURCES[source]
+        fetch = {"sse_detail": self.sources.sse_detail, "szse_detail": self.sources.szse_detail,
+                 "bse_detail": self.sources.bse_detail}[source]
+        frame = fetch(day)
+        previous_day = _previous_trade_day(self.calendar, day)
+        with Session(self.engine) as session:
+            summary = _stored_summary(session, day, exchange)
+            if summary is not None and summary.rzye is not None:
+                check_detail_against_summary(frame, summary.rzye, exchange)
+            previous: dict[str, float | None] = {}
+            if frame["rzche"].isna().all() and previous_day is not None and source in _done_steps(
+                    session, [previous_day])[previous_day]:
+                sm = models.StockMargin
+                previous = {code: rzye for code, rzye in session.execute(
+                    select(sm.code, sm.rzye).where(sm.trade_date == previous_day, sm.exchange == exchange)
+                )}
+        rows = _records(frame, ["code", "name", "exchange", "is_fund", "rzye", "rzmre", "rzche", "rqyl", "rqmcl",
+                                "rqchl", "rqye", "rqye_estimated"], trade_date=day)
+        for row in rows:
+            row["name"] = str(row["name"] or "")[:_NAME_MAX]
+            row["is_fund"] = bool(row["is_fund"])
+            row["rqye_estimated"] = bool(row["rqye_estimated"])
+            if row["rzche"] is None and row["code"] in previous:
+                # The exchange omits it per stock; the definition holds there as for the totals.
+                row["rzche"] = derive_rzche(row["rzye"], row["rzmre"], previous[row["code"]])
+        return rows
+
+
+def _store(engine: Engine, day: date, source: str, model: type[SQLModel], rows: list[dict[str, Any]],
+           message: str = "") -> StepOutcome:
+    """Rows, the done status and the version bump in one transaction."""
+    with session_scope(engine) as session:
+        upsert(session, model, rows)
+        _set_status(session, day, source, DONE, rows=len(rows), message=message)
+        bump_data_version(session)
+    log.debug("%s %s: %d rows stored", source, day, len(rows))
+    return StepOutcome(source, DONE, len(rows))
+
+
+def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -> StepOutcome:
+    try:
+        if source in SUMMARY_SOURCES:
+            rows = fetcher.summary(day, source)
+            derived = rows[0]["rzche_derived"]
+            return _store(engine, day, source, models.MarginSummary, rows,
+                          "融资偿还额 derived" if derived else "")
+        rows = fetcher.detail(day, source)
+        return _store(engine, day, source, models.StockMargin, rows)
+    except UpstreamProblem as exc:
+        return _record_problem(engine, day, source, exc)
+    except SQLAlchemyError as exc:
+        return _record_problem(engine, day, source, f"database error: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _rebuild_sectors(engine: Engine, day: date) -> StepOutcome:
+    try:
+        from storage.aggregate import rebuild_sector_daily
+
+        with session_scope(engine) as session:
+            count = rebuild_sector_daily(session, [day])
+            _set_status(session, day, SECTORS, DONE, rows=count)
+            bump_data_version(session)
+        return StepOutcome(SECTORS, DONE, count)
+    except (ImportError, SQLAlchemyError, ValueError, KeyError) as exc:
+        return _record_problem(engine, day, SECTORS, f"sector rebuild failed: {type(exc).__name__}: {exc}",
+                               status=FAILED)
+
+
+# --- history sources ---------------------------------------------------------------------------------
+
+
+def _history_step(result: IngestResult, name: str, work: Callable[[], int]) -> None:
+    try:
+        written = work()
+    except UpstreamProblem as exc:
+        log.warning("%s history failed: %s", name, exc)
+        result.history.append(StepOutcome(name, FAILED, 0, str(exc)))
+        return
+    except SQLAlchemyError as exc:
+        log.warning("%s history failed: database error: %s", name, type(exc).__name__)
+        result.history.append(StepOutcome(name, FAILED, 0, f"database error: {type(exc).__name__}"))
+        return
+    result.history.append(StepOutcome(name, DONE, written))
+
+
+def _store_index(engine: Engine, sources: Sources, symbol: str) -> int:
+    frame = sources.index_history(symbol)
+    frame = frame[frame["trade_date"] >= HISTORY_START]
+    exchange = INDEX_TURNOVER[symbol]
+    index_rows = _records(frame, ["trade_date", "close", "amount"], symbol=symbol)
+    turnover_rows = _records(frame.dropna(subset=["amount"]), ["trade_date", "amount"], exchange=exchange,
+                             a_share_only=False, source="index_amount")
+    with session_scope(engine) as session:
+        written = _upsert_changed(session, models.IndexDaily, index_rows, ("symbol", "trade_date"),
+                                  where=models.IndexDaily.symbol == symbol)
+        # An A-share-only figure from an official source is better than this fallback: keep it.
+        written += _upsert_changed(session, models.Turnover, turnover_rows, ("trade_date", "exchange"),
+                                   where=models.Turnover.exchange == exchange,
+                                   protect=lambda old: bool(old.get("a_share_only")))
+        if written:
+            bump_data_version(session)
+    return len(written)
+
+
+def _store_market_history(engine: Engine, sources: Sources) -> int:
+    frame = sources.market_account_history()
+    rows = _records(frame, ["trade_date", "rzye", "rqye", "rzmre", "rqmce", "rzrqye"], exchange="ALL",
+                    source="eastmoney")
+    with session_scope(engine) as session:
+        written = _upsert_changed(session, models.MarginSummary, rows, ("trade_date", "exchange"),
+                                  where=models.MarginSummary.exchange == "ALL")
+        if written:
+            bump_data_version(session)
+    return len(written)
+
+
+def _store_classification(engine: Engine, sources: Sources) -> int:
+    frame = sources.sw_classification()
+    rows = _records(frame, ["code", "start_date", "sw_code", "sw_l1_code"])
+    names = [{"sw_l1_code": i.sw_l1_code, "name_zh": i.name_zh, "name_en": i.name_en, "index_symbol": i.index_symbol}
+             for i in SW_L1_2021]
+    with session_scope(engine) as session:
+        written = _upsert_changed(session, models.IndustryClass, rows, ("code", "start_date"))
+        named = _upsert_changed(session, models.IndustryName, names, ("sw_l1_code",))
+        if written:
+            # A class that changed from a date on moves the sectors of every stored day since then.
+            since = min(r["start_date"] for r in written)
+            sm = models.StockMargin
+            days = list(session.execute(select(sm.trade_date).where(sm.trade_date >= since).distinct()).scalars())
+            if days:
+                from storage.aggregate import rebuild_sector_daily
+
+                rebuild_sector_daily(session, sorted(days))
+        if written or named:
+            bump_data_version(session)
+    return len(written) + len(named)
+
+
+def _store_sector_indexes(engine: Engine, sources: Sources) -> int:
+    total, failures = 0, []
+    for industry in SW_L1_2021:
+        symbol = industry.index_symbol
+        try:
+            frame = sources.sw_index_history(symbol)
+        except UpstreamProblem as exc:
+            failures.append(f"{symbol}: {exc}")
+            continue
+        frame = frame[frame["trade_date"] >= HISTORY_START]
+        rows = _records(frame, ["trade_date", "close"], symbol=symbol, amount=None)
+        with session_scope(engine) as session:
+            written = _upsert_changed(session, models.IndexDaily, rows, ("symbol", "trade_date"),
+                                      where=models.IndexDaily.symbol == symbol)
+            if written:
+                bump_data_version(session)
+        total += len(written)
+    if failures:
+        raise UpstreamError(f"{len(failures)} of {len(SW_L1_2021)} sector indexes failed; first: {failures[0]}")
+    return total
+
+
+def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar: Any) -> None:
+    for symbol in INDEX_TURNOVER:
+        _history_step(result, f"index_{symbol}", lambda symbol=symbol: _store_index(engine, sources, symbol))
+        bar.update(1)
+    _history_step(result, "em_account", lambda: _store_market_history(engine, sources))
+    bar.update(1)
+    _history_step(result, "sw_class", lambda: _store_classification(engine, sources))
+    bar.update(1)
+    _history_step(result, "sw_index", lambda: _store_sector_indexes(engine, sources))
+    bar.update(1)
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+
+def run_ingest(engine: Engine, settings: Settings, start: date | None = None, end: date | None = None,
+               progress: bool = True, today: date | None = None, fetchers: Sources | None = None) -> IngestResult:
+    """Fetch and store every trade date that is not complete yet, up to the latest published one.
+
+    The latest published day is the last trade date before `today` (Asia/Shanghai): day T appears on
+    the morning of T+1. Without `start`, the days after the latest complete day are fetched, with any
+    earlier day left pending or failed; on an empty database the last DEFAULT_BACKFILL_DAYS trade
+    dates. With `start`, every incomplete trade date from `start` on. `end` caps the span. History
+    sources are refreshed once per run. `fetchers` replaces the upstream calls (tests: instant sleep).
+    """
+    from marginbot.settings import TIMEZONE
+
+    sources = fetchers or Sources.from_settings(settings)
+    today = today or datetime.now(TIMEZONE).date()
+    result = IngestResult()
+    calendar = _ensure_calendar(engine, sources, today, start, result)
+    published = [d for d in calendar if d < today]
+    if not published:
+        result.fatal = "no trading calendar (its refresh failed and none is stored)"
+        log.error("ingest stopped: %s", result.fatal)
+        return result
+    stop = published[-1]
+    if end is not None:
+        if end > stop:
+            result.notes.append(f"end {end} is not published yet: stopped at {stop}")
+        stop = min(stop, end)
+    days = _days_to_fetch(engine, calendar, start, stop)
+    with Session(engine) as session:
+        done = _done_steps(session, days)
+    steps = sum(len(set(required_steps(d)) - done[d]) for d in days)
+    bar = _progress_bar(progress, len(HISTORY_STEPS) + steps)
+    try:
+        _refresh_history(engine, sources, result, bar)
+        fetcher = _DayFetcher(engine, sources, calendar, days, done)
+        for day in days:
+            result.days.append(_ingest_day(engine, fetcher, day, done[day], bar))
+    finally:
+        bar.close()
+    for line in result.notes:
+        log.info("%s", line)
+    return result
+
+
+def _ingest_day(engine: Engine, fetcher: _DayFetcher, day: date, done: set[str], bar: Any) -> DayResult:
+    """Every step of `day` not done yet, in order: summaries, details, then the sectors."""
+    result = DayResult(day)
+    for source in required_steps(day):
+        if source in done:
+            continue
+        bar.set_postfix_str(f"{day} {source}", refresh=False)
+        if source != SECTORS:
+            outcome = _ingest_step(engine, fetcher, day, source)
+        elif set(required_steps(day)) - {SECTORS} <= done:
+            outcome = _rebuild_sectors(engine, day)
+        else:
+            outcome = StepOutcome(SECTORS, PENDING, 0, "waits for the day's sources")
+        if outcome.status == DONE:
+            done.add(source)
+        result.steps.append(outcome)
+        bar.update(1)
+    result.complete = set(required_steps(day)) <= done
+    return result
+
+
+def _progress_bar(progress: bool, total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not progress, desc="ingest", unit="step", leave=False)
+
+
+__all__ = [
+    "DAY_SOURCES", "DEFAULT_BACKFILL_DAYS", "DayResult", "IngestResult", "NotPublished", "SECTORS",
+    "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete", "latest_complete_date",
+    "required_steps", "run_ingest",
+]

@@ -1,0 +1,610 @@
+"""Upstream sources: every akshare call ingestion makes, wrapped in a timeout, retries and validation.
+
+Each public fetch function calls one akshare function and returns a pandas frame whose columns are
+named as in storage.models, with money in 元 and quantities in 股. Units are converted on the way in:
+SZSE's summary arrives in 亿元 / 亿股, BSE's summary in 万元 / 万股, Eastmoney's market history in 亿元.
+
+A call ends in one of three exceptions when it gives no usable data:
+
+- NotPublished: the exchange has not published that day yet (akshare raises a column-length
+  mismatch or returns an empty frame): ask again later;
+- UpstreamError: timeout or connection failure after the retries, or an answer in the wrong format
+  (HTML where an xlsx or JSON was expected, a key missing);
+- ValidationFailed: an answer in the right format whose figures are implausible (units, identities,
+  dates, detail against summary).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import requests
+
+from storage.industries import is_fund_code, level1_code
+
+if TYPE_CHECKING:
+    from marginbot.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+YI = 1e8  # 亿
+WAN = 1e4  # 万
+# Relative tolerance of the identity 两融余额 = 融资余额 + 融券余额: SZSE rounds each figure to 0.01 亿元.
+IDENTITY_RTOL = 1e-4
+# The detail covers the current 标的 only, so its sum is close to, not equal to, the summary.
+DETAIL_TOLERANCE = 0.05
+# SSE answers at most about 2,000 rows per query: ask in spans of a year or less.
+SSE_SPAN_DAYS = 365
+# 融资余额 bounds in 元, per exchange. Wide on purpose: they catch unit slips (x1e4, x1e8), not moves.
+_RZYE_MAX = {"SSE": 5e13, "SZSE": 5e13, "BSE": 1e12, "ALL": 1e14}
+_RZYE_MIN_MATURE = {"SSE": 1e9, "SZSE": 1e9, "BSE": 1e7, "ALL": 1e9}
+# Margin trading began on 2010-03-31 with tiny balances; from 2011 every exchange held billions.
+_MATURE_FROM = date(2011, 1, 1)
+
+SUMMARY_COLUMNS = ["trade_date", "rzye", "rzmre", "rzche", "rzche_derived", "rqye", "rqyl", "rqmcl", "rzrqye"]
+DETAIL_COLUMNS = [
+    "code", "name", "exchange", "is_fund", "rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqchl", "rqye",
+    "rqye_estimated",
+]
+
+
+class UpstreamProblem(Exception):
+    """One upstream call gave no usable data; str() is a one-line reason. `status` is what ingestion records."""
+
+    status = "failed"
+
+
+class NotPublished(UpstreamProblem):
+    """The day is not published yet ("not yet", not an error): ask again later."""
+
+    status = "pending"
+
+
+class UpstreamError(UpstreamProblem):
+    """Transport failure after the retries, or an answer in the wrong format."""
+
+
+class ValidationFailed(UpstreamProblem):
+    """An answer in the right format whose figures are implausible."""
+
+
+# --- timeout -----------------------------------------------------------------------------------------
+
+_TIMEOUT: ContextVar[float | None] = ContextVar("upstream_timeout", default=None)
+_HOOK_LOCK = threading.Lock()
+_hook_installed = False
+_TIMEOUT_POSITION = 6  # Session.request(method, url, params, data, headers, cookies, files, auth, timeout, ...)
+
+
+def _install_timeout_hook() -> None:
+    """Wrap requests.Session.request once; the wrapper only acts inside `upstream_timeout`."""
+    global _hook_installed
+    with _HOOK_LOCK:
+        if _hook_installed:
+            return
+        original = requests.Session.request
+
+        def request(self: requests.Session, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+            seconds = _TIMEOUT.get()
+            if seconds is not None:
+                if len(args) > _TIMEOUT_POSITION:
+                    args = (*args[:_TIMEOUT_POSITION], seconds, *args[_TIMEOUT_POSITION + 1 :])
+                else:
+                    kwargs["timeout"] = seconds
+            return original(self, method, url, *args, **kwargs)
+
+        requests.Session.request = request  # type: ignore[method-assign]
+        _hook_installed = True
+
+
+@contextmanager
+def upstream_timeout(seconds: float) -> Iterator[None]:
+    """Give every `requests` call made in this context (this thread only) a socket timeout of `seconds`.
+
+    akshare calls bare requests.get without a timeout; its own `timeout=30` (BSE) is replaced too, so
+    the project's setting is the one in force. The timeout applies to connecting and to each read.
+    """
+    _install_timeout_hook()
+    token = _TIMEOUT.set(seconds)
+    try:
+        yield
+    finally:
+        _TIMEOUT.reset(token)
+
+
+# --- calling with retries ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """Timeout (seconds), retries after the first attempt, and the first backoff pause (doubled each time)."""
+
+    timeout: float = 20.0
+    retries: int = 3
+    backoff: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_settings(cls, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> CallPolicy:
+        return cls(timeout=settings.upstream_timeout_seconds, retries=settings.upstream_retries, sleep=sleep)
+
+
+_EMPTY_AXIS = re.compile(r"Length mismatch: Expected axis has 0 elements")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def classify(exc: BaseException, timeout: float) -> UpstreamProblem:
+    """Map what akshare (or requests, pandas) raised to NotPublished or UpstreamError."""
+    if isinstance(exc, UpstreamProblem):
+        return exc
+    if isinstance(exc, requests.Timeout):
+        return UpstreamError(f"timed out (no answer within {timeout:g} s)")
+    if isinstance(exc, requests.ConnectionError):
+        return UpstreamError(f"connection failed: {_short(exc)}")
+    if isinstance(exc, requests.RequestException) and not isinstance(exc, requests.JSONDecodeError):
+        return UpstreamError(f"request failed: {_short(exc)}")
+    if isinstance(exc, zipfile.BadZipFile):
+        return UpstreamError("answer is not an xlsx workbook (an HTML error page?)")
+    if isinstance(exc, json.JSONDecodeError | requests.JSONDecodeError):
+        return UpstreamError("answer is not valid JSON (an HTML error page?)")
+    if isinstance(exc, KeyError):
+        key = exc.args[0] if exc.args else "?"
+        return UpstreamError(f"answer lacks the key {key!r}")
+    if isinstance(exc, ValueError):
+        if _EMPTY_AXIS.search(str(exc)):
+            return NotPublished("no rows in the answer: not published yet")
+        if "Excel file format cannot be determined" in str(exc):
+            return UpstreamError("answer is not an Excel workbook (an HTML error page?)")
+    return UpstreamError(f"unexpected answer ({type(exc).__name__}: {_short(exc)})")
+
+
+def call(name: str, func: Callable[[], T], policy: CallPolicy) -> T:
+    """Run one akshare call under the policy's timeout; retry UpstreamError with exponential backoff.
+
+    NotPublished is raised at once (asking again within seconds would not help).
+    """
+    attempts = policy.retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            with upstream_timeout(policy.timeout):
+                return func()
+        except Exception as exc:  # every failure of a foreign call is classified, none escapes raw
+            problem = classify(exc, policy.timeout)
+            if isinstance(problem, NotPublished):
+                raise problem from exc
+            if attempt == attempts:
+                if attempts > 1:
+                    problem = type(problem)(f"{problem} (after {attempts} attempts)")
+                raise problem from exc
+            pause = policy.backoff * 2 ** (attempt - 1)
+            log.debug("%s: %s; retrying in %g s (attempt %d of %d)", name, problem, pause, attempt, attempts)
+            policy.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _ak() -> Any:
+    """akshare, imported on first use (it takes seconds to import)."""
+    import akshare
+
+    return akshare
+
+
+def _ymd(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+# --- validation --------------------------------------------------------------------------------------
+
+
+def _require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UpstreamError(f"{what}: answer lacks columns {', '.join(missing)}")
+
+
+def _numbers(frame: pd.DataFrame, columns: list[str]) -> None:
+    for column in columns:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+
+
+def check_summary(frame: pd.DataFrame, scope: str) -> None:
+    """Raise ValidationFailed unless every row is plausible: bounds of 融资余额 (元), signs, identity."""
+    if frame.empty:
+        return
+    for row in frame.itertuples(index=False):
+        day = row.trade_date
+        rzye = row.rzye
+        if rzye is None or np.isnan(rzye):
+            raise ValidationFailed(f"{scope} {day}: 融资余额 missing")
+        low = _RZYE_MIN_MATURE[scope] if day >= _MATURE_FROM else 1e4
+        if not low <= rzye <= _RZYE_MAX[scope]:
+            raise ValidationFailed(f"{scope} {day}: 融资余额 {rzye:.6g} 元 is implausible (unit changed?)")
+        for name in ("rzmre", "rqye", "rqyl", "rqmcl", "rzrqye"):
+            value = getattr(row, name, None)
+            if value is not None and not np.isnan(value) and value < 0:
+                raise ValidationFailed(f"{scope} {day}: {name} is negative ({value:.6g})")
+        rzmre = row.rzmre
+        if rzmre is not None and not np.isnan(rzmre) and rzmre > max(rzye, 1e9) * 2:
+            raise ValidationFailed(f"{scope} {day}: 融资买入额 {rzmre:.6g} 元 is implausible next to 融资余额")
+        rqye, rzrqye = getattr(row, "rqye", None), getattr(row, "rzrqye", None)
+        if rqye is not None and rzrqye is not None and not (np.isnan(rqye) or np.isnan(rzrqye)):
+            expected = rzye + rqye
+            if abs(rzrqye - expected) > IDENTITY_RTOL * max(abs(expected), 1.0):
+                raise ValidationFailed(
+                    f"{scope} {day}: 两融余额 {rzrqye:.6g} != 融资余额 + 融券余额 = {expected:.6g} 元"
+                )
+
+
+def _check_detail(frame: pd.DataFrame, exchange: str) -> None:
+    """Per-stock sanity: unique 6-digit codes, no negative figure, identity where 两融余额 is given."""
+    bad_codes = frame.loc[~frame["code"].str.fullmatch(r"\d{6}"), "code"]
+    if not bad_codes.empty:
+        raise ValidationFailed(f"{exchange} detail: malformed security code {bad_codes.iloc[0]!r}")
+    duplicated = frame.loc[frame["code"].duplicated(), "code"]
+    if not duplicated.empty:
+        raise ValidationFailed(f"{exchange} detail: security {duplicated.iloc[0]} listed twice")
+    for name in ("rzye", "rzmre", "rqyl", "rqmcl", "rqye"):
+        negative = frame.loc[frame[name] < 0, "code"]
+        if not negative.empty:
+            raise ValidationFailed(f"{exchange} detail: {name} of {negative.iloc[0]} is negative")
+    if "rzrqye" in frame:
+        expected = frame["rzye"].fillna(0) + frame["rqye"].fillna(0)
+        off = (frame["rzrqye"] - expected).abs() > IDENTITY_RTOL * expected.abs() + 1.0
+        if off.any():
+            code = frame.loc[off, "code"].iloc[0]
+            raise ValidationFailed(f"{exchange} detail: 两融余额 of {code} != 融资余额 + 融券余额")
+
+
+def check_detail_against_summary(detail: pd.DataFrame, summary_rzye: float, exchange: str) -> None:
+    """Raise ValidationFailed when the detail's 融资余额 sum is not within DETAIL_TOLERANCE of the summary."""
+    total = float(detail["rzye"].sum())
+    if summary_rzye <= 0:
+        return
+    gap = total / summary_rzye - 1
+    if abs(gap) > DETAIL_TOLERANCE:
+        raise ValidationFailed(
+            f"{exchange} detail 融资余额 sum {total / YI:.2f} 亿元 is {gap:+.1%} off the summary "
+            f"{summary_rzye / YI:.2f} 亿元"
+        )
+
+
+def derive_rzche(rzye: float | None, rzmre: float | None, previous_rzye: float | None) -> float | None:
+    """融资偿还额 (元) where a source omits it: rzye(T-1) + rzmre(T) - rzye(T); None when a term is unknown."""
+    terms = (rzye, rzmre, previous_rzye)
+    if any(t is None or (isinstance(t, float) and np.isnan(t)) for t in terms):
+        return None
+    return float(previous_rzye) + float(rzmre) - float(rzye)  # type: ignore[arg-type]
+
+
+# --- exchange summaries ------------------------------------------------------------------------------
+
+
+def sse_summary(start: date, end: date, *, previous_rzye: float | None = None,
+                policy: CallPolicy | None = None) -> pd.DataFrame:
+    """SSE daily totals for trade dates in [start, end], oldest first (元, 股): SUMMARY_COLUMNS.
+
+    akshare's output has no 融资偿还额 (SSE's JSON has one, but akshare drops it by position): it is
+    derived from the previous row of the same answer (rows are consecutive trade days), or from
+    `previous_rzye` for the first row, and marked rzche_derived. Asks in spans of SSE_SPAN_DAYS.
+    """
+    policy = policy or CallPolicy()
+    parts = []
+    span_start = start
+    while span_start <= end:
+        span_end = min(end, span_start + timedelta(days=SSE_SPAN_DAYS - 1))
+        a, b = _ymd(span_start), _ymd(span_end)
+        # An empty span (holidays, or not published yet) is no failure: the other spans may hold rows.
+        with suppress(NotPublished):
+            parts.append(call("sse_summary", lambda a=a, b=b: _ak().stock_margin_sse(start_date=a, end_date=b), policy))
+        span_start = span_end + timedelta(days=1)
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        raise NotPublished(f"SSE has no summary for {start}..{end} yet")
+    raw = pd.concat(parts, ignore_index=True)
+    _require_columns(raw, ["信用交易日期", "融资余额", "融资买入额", "融券余量", "融券余量金额", "融券卖出量",
+                           "融资融券余额"], "SSE summary")
+    frame = pd.DataFrame({
+        "trade_date": pd.to_datetime(raw["信用交易日期"].astype(str), format="%Y%m%d", errors="coerce").dt.date,
+        "rzye": raw["融资余额"], "rzmre": raw["融资买入额"], "rqye": raw["融券余量金额"],
+        "rqyl": raw["融券余量"], "rqmcl": raw["融券卖出量"], "rzrqye": raw["融资融券余额"],
+    })
+    if frame["trade_date"].isna().any():
+        raise UpstreamError("SSE summary: answer has a malformed 信用交易日期")
+    outside = frame[(frame["trade_date"] < start) | (frame["trade_date"] > end)]
+    if not outside.empty:
+        raise ValidationFailed(f"SSE summary: asked {start}..{end}, answer holds {outside['trade_date'].iloc[0]}")
+    frame = frame.drop_duplicates("trade_date").sort_values("trade_date", ignore_index=True)
+    _numbers(frame, ["rzye", "rzmre", "rqye", "rqyl", "rqmcl", "rzrqye"])
+    previous = frame["rzye"].shift(1)
+    if previous_rzye is not None and len(frame):
+        previous.iloc[0] = previous_rzye
+    frame["rzche"] = previous + frame["rzmre"] - frame["rzye"]
+    frame["rzche_derived"] = frame["rzche"].notna()
+    check_summary(frame, "SSE")
+    return frame[SUMMARY_COLUMNS]
+
+
+def _single_day_summary(raw: pd.DataFrame, day: date, scale_money: float, scale_shares: float,
+                        exchange: str) -> pd.DataFrame:
+    if raw.empty:
+        raise NotPublished(f"{exchange} has no summary for {day} yet")
+    _require_columns(raw, ["融资买入额", "融资余额", "融券卖出量", "融券余量", "融券余额", "融资融券余额"],
+                     f"{exchange} summary")
+    if len(raw) != 1:
+        raise ValidationFailed(f"{exchange} summary: expected one row for {day}, got {len(raw)}")
+    frame = pd.DataFrame({
+        "trade_date": [day],
+        "rzye": raw["融资余额"].to_numpy(), "rzmre": raw["融资买入额"].to_numpy(),
+        "rqye": raw["融券余额"].to_numpy(), "rqyl": raw["融券余量"].to_numpy(),
+        "rqmcl": raw["融券卖出量"].to_numpy(), "rzrqye": raw["融资融券余额"].to_numpy(),
+    })
+    _numbers(frame, ["rzye", "rzmre", "rqye", "rqyl", "rqmcl", "rzrqye"])
+    if frame[["rzye", "rzrqye"]].isna().any(axis=None):
+        raise UpstreamError(f"{exchange} summary: 融资余额 or 两融余额 is not a number")
+    # Whole 元 and 股: the published figures are far coarser, and this removes float noise (7077.67 x 1e8).
+    for column in ("rzye", "rzmre", "rqye", "rzrqye"):
+        frame[column] = (frame[column] * scale_money).round(0)
+    for column in ("rqyl", "rqmcl"):
+        frame[column] = (frame[column] * scale_shares).round(0)
+    frame["rzche"] = np.nan
+    frame["rzche_derived"] = False
+    check_summary(frame, exchange)
+    return frame[SUMMARY_COLUMNS]
+
+
+def szse_summary(day: date, *, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """SZSE totals of one day, one row (元, 股; SZSE sends 亿元 and 亿股). 融资偿还额 is left NaN.
+
+    SZSE's answer carries no date in akshare's output, so the date cannot be checked here.
+    """
+    raw = call("szse_summary", lambda: _ak().stock_margin_szse(date=_ymd(day)), policy or CallPolicy())
+    return _single_day_summary(raw, day, YI, YI, "SZSE")
+
+
+def bse_summary(day: date, *, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """BSE totals of one day, one row (元, 股; BSE sends 万元 and 万股). 融资偿还额 is left NaN."""
+    raw = call("bse_summary", lambda: _ak().stock_margin_bse(date=_ymd(day)), policy or CallPolicy())
+    return _single_day_summary(raw, day, WAN, WAN, "BSE")
+
+
+# --- per-stock detail --------------------------------------------------------------------------------
+
+
+def _codes(series: pd.Series) -> pd.Series:
+    text = series.astype(str).str.strip().str.replace(r"\.0$", "", regex=True)
+    return text.where(~text.str.fullmatch(r"\d{1,5}"), text.str.zfill(6))
+
+
+def _detail_frame(raw: pd.DataFrame, exchange: str, mapping: Mapping[str, str]) -> pd.DataFrame:
+    _require_columns(raw, list(mapping), f"{exchange} detail")
+    frame = raw[list(mapping)].rename(columns=dict(mapping)).reset_index(drop=True)
+    frame["code"] = _codes(frame["code"])
+    frame["name"] = frame["name"].fillna("").astype(str).str.replace("&nbsp;", "").str.strip()
+    for column in ("rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqchl", "rqye", "rzrqye"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        elif column != "rzrqye":
+            frame[column] = np.nan
+    if frame["rzye"].isna().all():
+        raise UpstreamError(f"{exchange} detail: 融资余额 is not a number in any row")
+    frame["exchange"] = exchange
+    frame["is_fund"] = frame["code"].map(is_fund_code).astype(bool)
+    frame["rqye_estimated"] = False
+    _check_detail(frame, exchange)
+    return frame
+
+
+def sse_detail(day: date, *, closes: Mapping[str, float] | None = None,
+               policy: CallPolicy | None = None) -> pd.DataFrame:
+    """SSE per-security detail of one day (元, 股): DETAIL_COLUMNS.
+
+    SSE publishes no per-stock 融券余额: it is estimated as 融券余量 x close for the codes in `closes`
+    (rqye_estimated True) and left NaN elsewhere (rqye_estimated False). Funds and ETFs are marked.
+    """
+    raw = call("sse_detail", lambda: _ak().stock_margin_detail_sse(date=_ymd(day)), policy or CallPolicy())
+    if raw.empty:
+        raise NotPublished(f"SSE has no detail for {day} yet")
+    _require_columns(raw, ["信用交易日期"], "SSE detail")
+    dates = set(raw["信用交易日期"].astype(str))
+    if dates != {_ymd(day)}:
+        raise ValidationFailed(f"SSE detail: asked {day}, answer is for {', '.join(sorted(dates))}")
+    frame = _detail_frame(raw, "SSE", {
+        "标的证券代码": "code", "标的证券简称": "name", "融资余额": "rzye", "融资买入额": "rzmre",
+        "融资偿还额": "rzche", "融券余量": "rqyl", "融券卖出量": "rqmcl", "融券偿还量": "rqchl",
+    })
+    if closes:
+        price = frame["code"].map(closes).astype(float)
+        known = price.notna() & frame["rqyl"].notna()
+        frame.loc[known, "rqye"] = frame.loc[known, "rqyl"] * price[known]
+        frame.loc[known, "rqye_estimated"] = True
+    return frame[DETAIL_COLUMNS]
+
+
+_EXCHANGE_DETAIL = {
+    "证券代码": "code", "证券简称": "name", "融资买入额": "rzmre", "融资余额": "rzye", "融券卖出量": "rqmcl",
+    "融券余量": "rqyl", "融券余额": "rqye", "融资融券余额": "rzrqye",
+}
+
+
+def szse_detail(day: date, *, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """SZSE per-security detail of one day (元, 股; from an xlsx whose numbers are text with commas).
+
+    No 融资偿还额 or 融券偿还量 per stock (NaN). The xlsx carries no date to check against `day`.
+    """
+    raw = call("szse_detail", lambda: _ak().stock_margin_detail_szse(date=_ymd(day)), policy or CallPolicy())
+    if raw.empty:
+        raise NotPublished(f"SZSE has no detail for {day} yet")
+    return _detail_frame(raw, "SZSE", _EXCHANGE_DETAIL)[DETAIL_COLUMNS]
+
+
+def bse_detail(day: date, *, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """BSE per-security detail of one day (元, 股). No 融资偿还额 or 融券偿还量 per stock (NaN)."""
+    raw = call("bse_detail", lambda: _ak().stock_margin_detail_bse(date=_ymd(day)), policy or CallPolicy())
+    if raw.empty:
+        raise NotPublished(f"BSE has no detail for {day} yet")
+    return _detail_frame(raw, "BSE", _EXCHANGE_DETAIL)[DETAIL_COLUMNS]
+
+
+# --- histories ---------------------------------------------------------------------------------------
+
+
+def market_account_history(*, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """Eastmoney's whole-market history, oldest first: trade_date, rzye, rqye, rzmre, rqmce, rzrqye (元).
+
+    Eastmoney sends 亿元; it is the one source of 融券卖出额 (rqmce) in 元.
+    """
+    raw = call("em_account", lambda: _ak().stock_margin_account_info(), policy or CallPolicy())
+    if raw.empty:
+        raise UpstreamError("Eastmoney account history: empty answer")
+    _require_columns(raw, ["日期", "融资余额", "融券余额", "融资买入额", "融券卖出额"], "Eastmoney account history")
+    frame = pd.DataFrame({
+        "trade_date": pd.to_datetime(raw["日期"], errors="coerce").dt.date,
+        "rzye": raw["融资余额"], "rqye": raw["融券余额"], "rzmre": raw["融资买入额"], "rqmce": raw["融券卖出额"],
+    })
+    _numbers(frame, ["rzye", "rqye", "rzmre", "rqmce"])
+    frame = frame.dropna(subset=["trade_date", "rzye"])
+    if frame.empty:
+        raise UpstreamError("Eastmoney account history: no row with a date and 融资余额")
+    if frame["trade_date"].duplicated().any():
+        raise ValidationFailed("Eastmoney account history: a date appears twice")
+    for column in ("rzye", "rqye", "rzmre", "rqmce"):
+        frame[column] = (frame[column] * YI).round(0)
+    frame["rzrqye"] = frame["rzye"] + frame["rqye"].fillna(0.0)
+    frame = frame.sort_values("trade_date", ignore_index=True)
+    check_summary(frame.assign(rqyl=np.nan, rqmcl=np.nan), "ALL")
+    return frame[["trade_date", "rzye", "rqye", "rzmre", "rqmce", "rzrqye"]]
+
+
+def index_history(symbol: str, *, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """Daily bars of an exchange index ("sh000001", "sz399001"): trade_date, close, amount (元).
+
+    The `amount` is the whole exchange's turnover (B shares included): the fallback for A股成交额.
+    """
+    raw = call(f"index_{symbol}", lambda: _ak().stock_zh_index_daily_em(symbol=symbol), policy or CallPolicy())
+    if raw.empty:
+        raise UpstreamError(f"index {symbol}: empty answer")
+    _require_columns(raw, ["date", "close", "amount"], f"index {symbol}")
+    frame = pd.DataFrame({
+        "trade_date": pd.to_datetime(raw["date"], errors="coerce").dt.date,
+        "close": raw["close"], "amount": raw["amount"],
+    })
+    _numbers(frame, ["close", "amount"])
+    frame = frame.dropna(subset=["trade_date", "close"]).drop_duplicates("trade_date")
+    frame = frame.sort_values("trade_date", ignore_index=True)
+    if frame.empty or (frame["close"] <= 0).any() or (frame["amount"] < 0).any():
+        raise ValidationFailed(f"index {symbol}: missing, zero or negative closes or amounts")
+    recent = frame["amount"].tail(20).max()
+    if not 1e9 <= recent <= 5e13:
+        raise ValidationFailed(f"index {symbol}: daily amount {recent:.6g} 元 is implausible (unit changed?)")
+    return frame
+
+
+def sw_classification(*, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """Shenwan's point-in-time classification: code, start_date, sw_code, sw_l1_code (several rows a stock).
+
+    Rows with a malformed code or date are dropped; the answer fails when most rows are malformed.
+    """
+    raw = call("sw_class", lambda: _ak().stock_industry_clf_hist_sw(), policy or CallPolicy())
+    _require_columns(raw, ["symbol", "start_date", "industry_code"], "Shenwan classification")
+    frame = pd.DataFrame({
+        "code": _codes(raw["symbol"]),
+        "start_date": raw["start_date"],
+        "sw_code": _codes(raw["industry_code"]),
+    })
+    good = frame["code"].str.fullmatch(r"\d{6}") & frame["sw_code"].str.fullmatch(r"\d{6}") & frame[
+        "start_date"].notna()
+    if len(frame) == 0 or good.mean() < 0.9:
+        raise ValidationFailed(f"Shenwan classification: {int((~good).sum())} of {len(frame)} rows malformed")
+    frame = frame[good].drop_duplicates(["code", "start_date"], keep="last").reset_index(drop=True)
+    frame["sw_l1_code"] = frame["sw_code"].map(level1_code)
+    return frame
+
+
+def sw_index_history(symbol: str, *, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """Daily closes of one Shenwan index (e.g. "801010"): trade_date, close."""
+    raw = call(f"sw_index_{symbol}", lambda: _ak().index_hist_sw(symbol=symbol, period="day"),
+               policy or CallPolicy())
+    if raw.empty:
+        raise UpstreamError(f"Shenwan index {symbol}: empty answer")
+    _require_columns(raw, ["代码", "日期", "收盘"], f"Shenwan index {symbol}")
+    codes = set(raw["代码"].astype(str))
+    if codes != {symbol}:
+        raise ValidationFailed(f"Shenwan index: asked {symbol}, answer is for {', '.join(sorted(codes))}")
+    frame = pd.DataFrame({"trade_date": raw["日期"], "close": raw["收盘"]})
+    _numbers(frame, ["close"])
+    frame = frame.dropna().drop_duplicates("trade_date").sort_values("trade_date", ignore_index=True)
+    if frame.empty or (frame["close"] <= 0).any():
+        raise ValidationFailed(f"Shenwan index {symbol}: missing or non-positive closes")
+    return frame
+
+
+def trade_calendar(*, policy: CallPolicy | None = None) -> list[date]:
+    """Every SSE/SZSE trading day Sina knows (history and the rest of the current year), sorted."""
+    raw = call("calendar", lambda: _ak().tool_trade_date_hist_sina(), policy or CallPolicy())
+    _require_columns(raw, ["trade_date"], "trading calendar")
+    days = sorted({d for d in pd.to_datetime(raw["trade_date"], errors="coerce").dt.date if pd.notna(d)})
+    if len(days) < 250:
+        raise ValidationFailed(f"trading calendar: only {len(days)} days")
+    return days
+
+
+class Sources:
+    """The fetchers ingestion uses, bound to one CallPolicy; tests pass one whose `sleep` is instant."""
+
+    def __init__(self, policy: CallPolicy | None = None) -> None:
+        self.policy = policy or CallPolicy()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> Sources:
+        return cls(CallPolicy.from_settings(settings, sleep=sleep))
+
+    def sse_summary(self, start: date, end: date, previous_rzye: float | None = None) -> pd.DataFrame:
+        return sse_summary(start, end, previous_rzye=previous_rzye, policy=self.policy)
+
+    def szse_summary(self, day: date) -> pd.DataFrame:
+        return szse_summary(day, policy=self.policy)
+
+    def bse_summary(self, day: date) -> pd.DataFrame:
+        return bse_summary(day, policy=self.policy)
+
+    def sse_detail(self, day: date, closes: Mapping[str, float] | None = None) -> pd.DataFrame:
+        return sse_detail(day, closes=closes, policy=self.policy)
+
+    def szse_detail(self, day: date) -> pd.DataFrame:
+        return szse_detail(day, policy=self.policy)
+
+    def bse_detail(self, day: date) -> pd.DataFrame:
+        return bse_detail(day, policy=self.policy)
+
+    def market_account_history(self) -> pd.DataFrame:
+        return market_account_history(policy=self.policy)
+
+    def index_history(self, symbol: str) -> pd.DataFrame:
+        return index_history(symbol, policy=self.policy)
+
+    def sw_classification(self) -> pd.DataFrame:
+        return sw_classification(policy=self.policy)
+
+    def sw_index_history(self, symbol: str) -> pd.DataFrame:
+        return sw_index_history(symbol, policy=self.policy)
+
+    def trade_calendar(self) -> list[date]:
+        return trade_calendar(policy=self.policy)

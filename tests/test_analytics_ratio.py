@@ -1,0 +1,125 @@
+"""analytics.ratio and analytics.amplification on hand-built series."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import amplification, ratio
+
+
+def _series(values: list[float], start: str = "2024-01-02") -> pd.Series:
+    idx = pd.bdate_range(start, periods=len(values), name="trade_date")
+    return pd.Series(values, index=idx, dtype=float)
+
+
+# --- margin_trade_ratio ----------------------------------------------------------------------------
+
+
+def test_margin_trade_ratio_drops_days_without_turnover_and_flags_rqmce() -> None:
+    rzmre = _series([10.0, 20.0, 30.0, 40.0, 50.0])
+    d = rzmre.index
+    turnover = pd.Series([100.0, 0.0, 200.0, 400.0], index=d[:4])  # d[1] zero, d[4] missing
+    rqmce = pd.Series([5.0, np.nan], index=[d[0], d[2]])  # known on d[0] only
+    out = ratio.margin_trade_ratio(rzmre, turnover, rqmce)
+    assert list(out.index) == [d[0], d[2], d[3]]
+    assert out.index.name == "trade_date"
+    assert list(out.columns) == ["numerator", "turnover", "ratio_pct", "rqmce_included"]
+    # (10 + 5) / 100; 30 / 200; 40 / 400
+    assert list(out["numerator"]) == [15.0, 30.0, 40.0]
+    assert list(out["ratio_pct"]) == [15.0, 15.0, 10.0]
+    assert list(out["rqmce_included"]) == [True, False, False]
+    assert out["rqmce_included"].dtype == bool
+
+
+def test_margin_trade_ratio_without_rqmce() -> None:
+    out = ratio.margin_trade_ratio(_series([12.0, 3.0]), _series([100.0, 50.0]))
+    assert list(out["numerator"]) == [12.0, 3.0]
+    assert list(out["ratio_pct"]) == [12.0, 6.0]
+    assert not out["rqmce_included"].any()
+
+
+def test_moving_average() -> None:
+    ma = ratio.moving_average(_series([1.0, 2.0, 3.0, 4.0]), 2)
+    assert math.isnan(ma.iloc[0])
+    assert list(ma.iloc[1:]) == [1.5, 2.5, 3.5]
+    assert ratio.moving_average(_series([1.0, 2.0]), 3, min_periods=1).iloc[1] == 1.5
+
+
+# --- crowding ------------------------------------------------------------------------------------------
+
+# lookback 4, median: t4 median(1,2,3,4)=2.5 < 5; t5 3.5 < 6; t6 4.5 > 1; t7 median(1,4,5,6)=4.5 < 7;
+# t8 median(1,5,6,7)=5.5 < 8
+RATIO = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 7.0, 8.0]
+
+
+def test_trailing_quantile_excludes_the_day_itself() -> None:
+    q = ratio.trailing_quantile(_series(RATIO), quantile=0.5, lookback=4)
+    assert q.iloc[:4].isna().all()
+    assert list(q.iloc[4:]) == [2.5, 3.5, 4.5, 4.5, 5.5]
+
+
+def test_crowding_run() -> None:
+    s = _series(RATIO)
+    assert ratio.crowding_run(s, quantile=0.5, lookback=4) == 2
+    assert ratio.crowding_run(s.iloc[:6], quantile=0.5, lookback=4) == 2
+    assert ratio.crowding_run(s.iloc[:7], quantile=0.5, lookback=4) == 0
+    assert ratio.crowding_run(s.iloc[:4], quantile=0.5, lookback=4) == 0  # no threshold yet
+
+
+def test_crowding_warning() -> None:
+    s = _series(RATIO)
+    rising = _series([100.0 + i for i in range(len(RATIO))])
+    falling = _series([100.0 - i for i in range(len(RATIO))])
+    kw = {"quantile": 0.5, "lookback": 4, "index_days": 2}
+    assert ratio.crowding_warning(s, rising, min_days=2, **kw) is True
+    assert ratio.crowding_warning(s, falling, min_days=2, **kw) is False
+    assert ratio.crowding_warning(s, rising, min_days=3, **kw) is False
+    assert ratio.crowding_warning(s, rising.iloc[:2], min_days=2, **kw) is False  # index too short
+
+
+def test_deleveraging() -> None:
+    r = _series([10.0, 11.0, 9.0])
+    assert ratio.deleveraging(r, _series([100.0, 101.0, 99.0]), days=2) is True
+    assert ratio.deleveraging(r, _series([100.0, 99.0, 101.0]), days=2) is False
+    assert ratio.deleveraging(_series([10.0, 11.0, 12.0]), _series([100.0, 99.0, 98.0]), days=2) is False
+    assert ratio.deleveraging(r, _series([100.0, 99.0, 98.0]), days=5) is False  # not enough history
+
+
+# --- amplification ---------------------------------------------------------------------------------
+
+
+def test_realized_volatility_hand_computed() -> None:
+    # log returns +0.01, -0.01, +0.01: any 2-day window has sample sd 0.02 / sqrt(2)
+    close = _series([100.0, 100.0 * math.exp(0.01), 100.0, 100.0 * math.exp(0.01)])
+    vol = amplification.realized_volatility(close, window=2)
+    assert vol.iloc[:2].isna().all()
+    expected = 0.02 / math.sqrt(2) * math.sqrt(252) * 100  # about 22.45 % a year
+    assert vol.iloc[2] == pytest.approx(expected)
+    assert vol.iloc[3] == pytest.approx(expected)
+
+
+def test_rolling_correlation_aligns_dates() -> None:
+    a = _series([1.0, 2.0, 3.0, 4.0, 5.0])
+    b = pd.Series([2.0, 4.0, 6.0, 8.0], index=a.index[[0, 1, 3, 4]])  # no value on a.index[2]
+    c = amplification.rolling_correlation(a, b, window=3)
+    assert list(c.index) == list(b.index)
+    assert math.isnan(c.iloc[1])
+    # common dates pair a = 1, 2, 4 with b = 2, 4, 6: deviations (-4/3, -1/3, 5/3) and (-2, 0, 2),
+    # covariance sum 6, squares 42/9 and 8 -> r = 6 / sqrt(42/9 x 8) = 18 / sqrt(336)
+    assert c.iloc[2] == pytest.approx(18 / math.sqrt(336))
+    assert amplification.rolling_correlation(a, -a, window=3).iloc[-1] == pytest.approx(-1.0)
+    assert math.isnan(amplification.rolling_correlation(a, a * 0 + 1, window=3).iloc[-1])
+
+
+def test_amplification_sign_and_short_history() -> None:
+    rng = np.random.default_rng(7)
+    close = _series(list(3000 * np.exp(np.cumsum(rng.normal(0, 0.015, 120)))))
+    vol = amplification.realized_volatility(close, window=20)
+    assert amplification.amplification(vol * 0.5 + 3, close) == pytest.approx(1.0)
+    assert amplification.amplification(-vol, close) == pytest.approx(-1.0)
+    # 40 closes -> 20 volatility values, fewer than the 60-day correlation window
+    assert math.isnan(amplification.amplification(vol, close.iloc[:40]))

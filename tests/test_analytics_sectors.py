@@ -1,0 +1,193 @@
+"""analytics.sectors on a 4-sector, 3-day example computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import sectors
+
+DATES = pd.to_datetime(["2024-03-01", "2024-03-04", "2024-03-05"])
+
+# (sector, rzye per day, rzmre per day, rzche per day); every row satisfies
+# rzye(T) = rzye(T-1) + rzmre(T) - rzche(T), and the total is 100 on every day
+ROWS = {
+    "A": ([30, 35, 40], [0, 8, 9], [0, 3, 4]),
+    "B": ([30, 30, 30], [0, 2, 2], [0, 2, 2]),
+    "C": ([20, 20, 20], [0, 1, 1], [0, 1, 1]),
+    "D": ([20, 15, 10], [0, 1, 1], [0, 6, 6]),
+}
+
+
+def _long() -> pd.DataFrame:
+    records = []
+    for code, (rzye, rzmre, rzche) in ROWS.items():
+        for i, day in enumerate(DATES):
+            records.append(
+                {
+                    "trade_date": day,
+                    "sw_l1_code": code,
+                    "rzye": float(rzye[i]),
+                    "rzmre": float(rzmre[i]),
+                    "rzche": float(rzche[i]),
+                }
+            )
+    # shuffled on purpose: the functions must not rely on the row order
+    return pd.DataFrame(records).sample(frac=1.0, random_state=3).reset_index(drop=True)
+
+
+def test_pivot_balance() -> None:
+    wide = sectors.pivot_balance(_long())
+    assert list(wide.index) == list(DATES)
+    assert wide.index.name == "trade_date"
+    assert list(wide.columns) == ["A", "B", "C", "D"]
+    assert list(wide.loc[DATES[2]]) == [40.0, 30.0, 20.0, 10.0]
+    assert list(sectors.pivot_balance(_long(), "rzmre")["A"]) == [0.0, 8.0, 9.0]
+
+
+def test_pivot_balance_sums_duplicates_and_leaves_gaps() -> None:
+    df = pd.DataFrame(
+        {
+            "trade_date": pd.to_datetime(["2024-03-01", "2024-03-01", "2024-03-04"]),
+            "sw_l1_code": ["A", "A", "B"],
+            "rzye": [1.0, 2.0, 5.0],
+        }
+    )
+    wide = sectors.pivot_balance(df)
+    assert wide.loc[DATES[0], "A"] == 3.0
+    assert math.isnan(wide.loc[DATES[1], "A"])
+
+
+def test_shares_pct() -> None:
+    wide = pd.DataFrame({"X": [50.0, 0.0], "Y": [150.0, 0.0]}, index=DATES[:2])
+    shares = sectors.shares_pct(wide)
+    assert list(shares.iloc[0]) == [25.0, 75.0]
+    assert shares.iloc[1].isna().all()  # a zero total has no shares
+
+
+def test_sector_table_one_day() -> None:
+    t = sectors.sector_table(_long(), days=1)
+    assert t.index.name == "sw_l1_code"
+    assert list(t.columns) == ["rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy"]
+    # sorted by change: A +5, then B and C at 0 (code order), then D -5
+    assert list(t.index) == ["A", "B", "C", "D"]
+    a = t.loc["A"]
+    assert a["rzye"] == 40.0
+    assert a["share_pct"] == 40.0
+    assert a["change"] == 5.0
+    assert a["change_pct"] == pytest.approx(5 / 35 * 100)  # 14.29 %
+    assert a["share_change_pp"] == pytest.approx(5.0)
+    assert a["net_buy"] == 5.0  # 9 - 4
+    d = t.loc["D"]
+    assert (d["change"], d["net_buy"]) == (-5.0, -5.0)
+    assert d["change_pct"] == pytest.approx(-100 / 3)
+
+
+def test_sector_table_two_days() -> None:
+    t = sectors.sector_table(_long(), days=2)
+    assert t.loc["A", "change"] == 10.0
+    assert t.loc["A", "change_pct"] == pytest.approx(100 / 3)  # 10 / 30
+    assert t.loc["A", "share_change_pp"] == pytest.approx(10.0)
+    assert t.loc["A", "net_buy"] == 10.0  # (8 - 3) + (9 - 4)
+    assert t.loc["D", "net_buy"] == -10.0
+    assert t.loc["B", "net_buy"] == 0.0
+
+
+def test_sector_table_not_enough_history() -> None:
+    t = sectors.sector_table(_long(), days=3)
+    assert t["change"].isna().all()
+    assert t["change_pct"].isna().all()
+    assert list(t["rzye"].sort_index()) == [40.0, 30.0, 20.0, 10.0]
+
+
+def test_sector_table_derives_rzche_when_missing() -> None:
+    with_rzche = sectors.sector_table(_long(), days=2)
+    without = sectors.sector_table(_long().drop(columns="rzche"), days=2)
+    # rzche = rzye(T-1) + rzmre(T) - rzye(T): the same net buying as the source's own figures
+    pd.testing.assert_series_equal(with_rzche["net_buy"], without["net_buy"])
+
+
+def test_hhi_and_top_n_hand_computed() -> None:
+    shares = pd.Series({"A": 40.0, "B": 30.0, "C": 20.0, "D": 10.0})
+    # 0.4^2 + 0.3^2 + 0.2^2 + 0.1^2 = 0.30 -> 3000
+    assert sectors.hhi(shares) == pytest.approx(3000.0)
+    assert sectors.hhi(pd.Series([100.0])) == pytest.approx(10000.0)
+    assert sectors.hhi(pd.Series([25.0] * 4)) == pytest.approx(2500.0)
+    assert math.isnan(sectors.hhi(pd.Series([], dtype=float)))
+    assert sectors.top_n_share(shares, 2) == 70.0
+    assert sectors.top_n_share(shares) == 100.0  # fewer than 5 sectors
+
+
+def test_concentration_per_day() -> None:
+    c = sectors.concentration(sectors.pivot_balance(_long()))
+    assert list(c.columns) == ["hhi", "top5_share_pct"]
+    # 30/30/20/20 -> 900+900+400+400; 35/30/20/15 -> 1225+900+400+225; 40/30/20/10 -> 3000
+    assert list(c["hhi"].round(6)) == [2600.0, 2750.0, 3000.0]
+    c2 = sectors.concentration(sectors.pivot_balance(_long()), n=2)
+    assert list(c2["top2_share_pct"].round(6)) == [60.0, 65.0, 70.0]
+
+
+def test_stability_cv() -> None:
+    wide = pd.DataFrame({"A": [9.0, 10.0, 11.0], "B": [5.0, 5.0, 5.0], "C": [1.0, np.nan, 1.0]}, index=DATES)
+    cv = sectors.stability_cv(wide, window=3)
+    # A: mean 10, sample sd 1 -> 0.1; B constant -> 0; C has a gap -> nan
+    assert cv["A"] == pytest.approx(0.1)
+    assert cv["B"] == 0.0
+    assert math.isnan(cv["C"])
+    assert sectors.stability_cv(wide, window=4).isna().all()
+    # only the last `window` rows count: A's last two are 10, 11 -> sd 0.7071 / 10.5
+    assert sectors.stability_cv(wide, window=2)["A"] == pytest.approx(math.sqrt(0.5) / 10.5)
+
+
+def test_bottoming_sectors() -> None:
+    idx = pd.bdate_range("2024-03-01", periods=6, name="trade_date")
+    turn = [10.0, 9.0, 8.0, 8.0, 9.0, 10.0]  # 2-day change: -2, -1, +1, +2 on rows 2..5
+    rzye = pd.DataFrame(
+        {
+            "A": turn,
+            "B": turn,
+            "C": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],  # never down: not a turn
+            "D": [10.0, 9.0, 8.0, 7.0, 6.0, 5.0],  # still falling
+            "E": turn,  # no sector index price
+            "F": [10.0, 9.0, 8.0, 8.0, 9.0, 14.0],  # turns too, with a larger change (+5)
+        },
+        index=idx,
+    )
+    falling = [100.0, 100.0, 100.0, 100.0, 99.0, 98.0]
+    px = pd.DataFrame(
+        {
+            "A": falling,
+            "B": [100.0, 100.0, 100.0, 100.0, 101.0, 102.0],
+            "C": falling,
+            "D": falling,
+            "F": falling,
+        },
+        index=idx,
+    )
+    assert sectors.bottoming_sectors(rzye, px, days=2, lookback=2) == ["F", "A"]
+    # with a 1-day lookback only row 4 (+1 for A) is seen: A was not <= 0 there, F neither
+    assert sectors.bottoming_sectors(rzye, px, days=2, lookback=1) == []
+    # a flat index (return exactly 0) still counts as "not yet up"
+    flat = px.assign(A=100.0)
+    assert "A" in sectors.bottoming_sectors(rzye, flat, days=2, lookback=2)
+    assert sectors.bottoming_sectors(rzye.iloc[:3], px, days=2, lookback=2) == []
+
+
+def test_concentration_with_gaps_and_empty_days() -> None:
+    wide = pd.DataFrame(
+        {"A": [60.0, np.nan, np.nan], "B": [40.0, 50.0, np.nan], "C": [np.nan, 50.0, np.nan]}, index=DATES
+    )
+    c = sectors.concentration(wide, n=1)
+    # 60/40 -> 3600 + 1600; 50/50 -> 2500 + 2500; a day without data stays unknown
+    assert list(c["hhi"].iloc[:2].round(6)) == [5200.0, 5000.0]
+    assert list(c["top1_share_pct"].iloc[:2]) == [60.0, 50.0]
+    assert c.iloc[2].isna().all()
+
+
+def test_sector_table_empty_frame() -> None:
+    t = sectors.sector_table(_long().iloc[:0], days=1)
+    assert t.empty
+    assert "net_buy" in t.columns

@@ -1,0 +1,114 @@
+"""analytics.stocks and analytics.shorts on hand-built frames."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from analytics import shorts, stocks
+
+
+def _path(daily_pct: list[float], start: float) -> list[float]:
+    values = [start]
+    for p in daily_pct:
+        values.append(values[-1] * (1 + p / 100))
+    return values
+
+
+def _wide() -> pd.DataFrame:
+    idx = pd.bdate_range("2024-05-06", periods=5, name="trade_date")
+    return pd.DataFrame(
+        {
+            # daily changes 1, 2, 3 then 10: history mean 2, sd 1 -> z = 8
+            "600001": _path([1, 2, 3, 10], 1e8),
+            # 1, -1, 1 then 3: mean 1/3, sd 2/sqrt(3) -> z = (8/3) / (2/sqrt(3)) = 4/sqrt(3)
+            "000002": _path([1, -1, 1, 3], 2e8),
+            # same shape as 600001 but far below the 5e7 floor
+            "300003": _path([1, 2, 3, 10], 1e6),
+            # falls on the last day: not a spike
+            "600004": _path([1, 2, 3, -5], 1e9),
+        },
+        index=idx,
+    )
+
+
+def test_stock_spikes_hand_computed() -> None:
+    out = stocks.stock_spikes(_wide(), days=1, history=3)
+    assert out.index.name == "code"
+    assert list(out.columns) == ["rzye", "change_pct", "zscore"]
+    assert list(out.index) == ["600001", "000002"]
+    assert out.loc["600001", "change_pct"] == pytest.approx(10.0)
+    assert out.loc["600001", "zscore"] == pytest.approx(8.0)
+    assert out.loc["000002", "zscore"] == pytest.approx(4 / math.sqrt(3))
+    assert out.loc["600001", "rzye"] == pytest.approx(1e8 * 1.01 * 1.02 * 1.03 * 1.10)
+    assert list(stocks.stock_spikes(_wide(), days=1, history=3, top=1).index) == ["600001"]
+    # a lower floor lets the small stock in
+    small = stocks.stock_spikes(_wide(), days=1, history=3, min_balance=0)
+    assert set(small.index) == {"600001", "000002", "300003"}
+
+
+def test_stock_spikes_not_enough_history() -> None:
+    assert stocks.stock_spikes(_wide(), days=1, history=4).empty
+    assert stocks.stock_spikes(_wide().iloc[:1], days=1, history=3).empty
+
+
+def test_stock_rank() -> None:
+    day = pd.Series({"600519": 300.0, "000001": 100.0, "300750": 200.0, "688001": float("nan")})
+    assert stocks.stock_rank(day, "600519") == (1, 3)
+    assert stocks.stock_rank(day, "300750") == (2, 3)
+    assert stocks.stock_rank(day, "000001") == (3, 3)
+    with pytest.raises(KeyError):
+        stocks.stock_rank(day, "688001")
+    with pytest.raises(KeyError):
+        stocks.stock_rank(day, "999999")
+    tie = pd.Series({"a": 100.0, "b": 100.0, "c": 50.0})
+    assert stocks.stock_rank(tie, "b") == (1, 3)
+
+
+# --- 融券 structure ----------------------------------------------------------------------------------
+
+HS300 = {"600519", "000001", "510300"}  # 510300 listed on purpose: an ETF is never "hs300"
+
+
+def _day() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "code": ["510300", "600519", "000001", "300999"],
+            "rqye": [50.0, 30.0, 15.0, 5.0],
+            "is_fund": [True, False, False, False],
+        }
+    )
+
+
+def test_short_structure_hand_computed() -> None:
+    assert shorts.short_structure(_day(), HS300) == {"etf": 50.0, "hs300": 45.0, "other": 5.0}
+
+
+def test_short_structure_empty_or_zero() -> None:
+    zero = _day().assign(rqye=0.0)
+    assert all(math.isnan(v) for v in shorts.short_structure(zero, HS300).values())
+    assert all(math.isnan(v) for v in shorts.short_structure(_day().iloc[:0], HS300).values())
+
+
+def test_short_structure_series() -> None:
+    d1, d2, d3 = pd.to_datetime(["2024-05-06", "2024-05-07", "2024-05-08"])
+    day2 = pd.DataFrame(
+        {"code": ["510300", "600519", "300999"], "rqye": [20.0, 20.0, 60.0], "is_fund": [True, False, False]}
+    )
+    long = pd.concat(
+        [
+            _day().assign(trade_date=d1),
+            day2.assign(trade_date=d2),
+            day2.assign(trade_date=d3, rqye=0.0),
+        ],
+        ignore_index=True,
+    ).iloc[::-1]
+    out = shorts.short_structure_series(long, HS300)
+    assert out.index.name == "trade_date"
+    assert list(out.index) == [d1, d2, d3]
+    assert list(out.columns) == ["etf", "hs300", "other"]
+    assert list(out.loc[d1]) == [50.0, 45.0, 5.0]
+    assert list(out.loc[d2]) == [20.0, 20.0, 60.0]
+    assert out.loc[d3].isna().all()

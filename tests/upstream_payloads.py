@@ -1,0 +1,442 @@
+"""Recorded upstream answers, built in the exact wire formats that akshare 1.19.5 parses.
+
+Each builder returns what the server sends (JSON text, JSONP, xlsx or xls bytes), so tests run
+akshare's own parsing code on it. Formats, as akshare reads them:
+
+- SSE queryMargin.do: JSON whose `result` rows have 13 keys that akshare maps BY POSITION, in this
+  (alphabetical) order; the names at positions 0 and 6 are not known and play no part, so they are
+  placeholders here. Summary rows leave securityAbbr/stockCode empty; detail rows leave
+  rqylje/rzrqjyzl empty. Money in 元, quantities in 股, opDate "YYYYMMDD".
+- SZSE ShowReport/data (summary): a JSON array; `[0]["data"]` holds one row with jrrzmr, jrrzye,
+  jrrjmc, jrrjyl, jrrjye, jrrzrjye as strings with thousands separators, in 亿元 / 亿股.
+- SZSE ShowReport (detail, SHOWTYPE=xlsx): a workbook whose first row is the header and whose
+  number cells are TEXT with commas (元, 股).
+- BSE: JSONP `cb([...,'YYYY-MM-DD'])`; the summary's first element is a list of row dicts with
+  *Round fields in 万元 / 万股; the detail's is a list holding one page dict (content, totalPages) in 元 / 股.
+- Eastmoney datacenter (account history): JSON `result.pages` and `result.data`, money in 亿元.
+- Eastmoney kline (index history): JSON `data.klines`, strings "date,open,close,high,low,volume,amount,amplitude".
+- Shenwan: index history JSON `data` rows; the classification is a BIFF8 .xls workbook (OLE2 container).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from openpyxl import Workbook
+
+from storage.industries import SW_L1_2021
+
+SSE_KEYS = (
+    "unnamed0", "opDate", "rqchl", "rqmcl", "rqyl", "rqylje", "unnamed6", "rzche", "rzmre", "rzrqjyzl", "rzye",
+    "securityAbbr", "stockCode",
+)
+SZSE_DETAIL_HEADER = (
+    "证券代码", "证券简称", "融资买入额(元)", "融资余额(元)", "融券卖出量(股/份)", "融券余量(股/份)", "融券余额(元)",
+    "融资融券余额(元)",
+)
+SW_CLASS_HEADER = ("股票代码", "计入日期", "行业代码", "更新日期")
+
+HTML_ERROR_PAGE = (
+    "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>系统繁忙</title></head>"
+    "<body><h1>系统繁忙，请稍后再试</h1></body></html>"
+)
+
+
+# --- SSE ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SseSummary:
+    """One SSE summary day (元, 股); rzche is in the wire format although akshare drops it."""
+
+    day: date
+    rzye: int
+    rzmre: int
+    rzche: int
+    rqyl: int
+    rqylje: int
+    rqmcl: int
+    rzrqjyzl: int | None = None  # default: rzye + rqylje
+
+
+@dataclass(frozen=True)
+class SseDetail:
+    code: str
+    name: str
+    rzye: int
+    rzmre: int
+    rzche: int
+    rqyl: int
+    rqmcl: int
+    rqchl: int
+
+
+def _sse_row(values: dict[str, object]) -> dict[str, object]:
+    return {key: values.get(key, "") for key in SSE_KEYS}
+
+
+def _sse_envelope(rows: list[dict[str, object]]) -> str:
+    return json.dumps({
+        "actionErrors": [], "actionMessages": [], "errorMessages": [], "fieldErrors": {},
+        "isPagination": "true", "jsonCallBack": None, "locale": "zh_CN",
+        "pageHelp": {"beginPage": 1, "cacheSize": 1, "data": rows, "endPage": None, "objectResult": None,
+                     "pageCount": 1, "pageNo": 1, "pageSize": 5000, "searchDate": None, "sort": None,
+                     "total": len(rows)},
+        "result": rows, "texts": None, "type": "", "validateCode": "",
+    }, ensure_ascii=False)
+
+
+def sse_summary_json(rows: Iterable[SseSummary]) -> str:
+    """queryMargin.do summary answer, newest first as SSE sends it."""
+    out = []
+    for r in sorted(rows, key=lambda r: r.day, reverse=True):
+        total = r.rzrqjyzl if r.rzrqjyzl is not None else r.rzye + r.rqylje
+        out.append(_sse_row({
+            "unnamed0": "", "opDate": r.day.strftime("%Y%m%d"), "rqchl": "", "rqmcl": r.rqmcl, "rqyl": r.rqyl,
+            "rqylje": r.rqylje, "unnamed6": "", "rzche": r.rzche, "rzmre": r.rzmre, "rzrqjyzl": total,
+            "rzye": r.rzye,
+        }))
+    return _sse_envelope(out)
+
+
+def sse_detail_json(day: date, rows: Iterable[SseDetail]) -> str:
+    """queryMargin.do detail answer (tabType=mxtype) for one day; [] = not published yet."""
+    out = [_sse_row({
+        "opDate": day.strftime("%Y%m%d"), "rqchl": r.rqchl, "rqmcl": r.rqmcl, "rqyl": r.rqyl, "rzche": r.rzche,
+        "rzmre": r.rzmre, "rzye": r.rzye, "securityAbbr": r.name, "stockCode": r.code,
+    }) for r in rows]
+    return _sse_envelope(out)
+
+
+# --- SZSE --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SzseSummary:
+    """SZSE summary as published: strings in 亿元 / 亿股, e.g. "7,077.67"."""
+
+    rzmre: str
+    rzye: str
+    rqmcl: str
+    rqyl: str
+    rqye: str
+    rzrqye: str
+
+
+def yi(value: float) -> str:
+    """元 -> the 亿 string SZSE prints (two decimals, thousands separators)."""
+    return f"{value / 1e8:,.2f}"
+
+
+def szse_summary_json(day: date, summary: SzseSummary | None) -> str:
+    """ShowReport/data answer: tab1 (总量) and tab2 (明细, first page); None = no data for the day."""
+    data = [] if summary is None else [{
+        "jrrzmr": summary.rzmre, "jrrzye": summary.rzye, "jrrjmc": summary.rqmcl, "jrrjyl": summary.rqyl,
+        "jrrjye": summary.rqye, "jrrzrjye": summary.rzrqye,
+    }]
+    return json.dumps([
+        {"metadata": {"catalogid": "1837_xxpl", "name": "融资融券交易总量", "excel": "xlsx", "pagetype": "1",
+                      "pageno": 1, "pagesize": 20, "pagecount": 1, "recordcount": len(data),
+                      "subname": day.isoformat(), "tabkey": "tab1",
+                      "cols": {"jrrzmr": "融资买入额(亿元)", "jrrzye": "融资余额(亿元)", "jrrjmc": "融券卖出量(亿股/亿份)",
+                               "jrrjyl": "融券余量(亿股/亿份)", "jrrjye": "融券余额(亿元)",
+                               "jrrzrjye": "融资融券余额(亿元)"}},
+         "data": data, "error": None},
+        {"metadata": {"catalogid": "1837_xxpl", "name": "融资融券交易明细", "excel": "xlsx", "pagetype": "2",
+                      "pageno": 1, "pagesize": 20, "pagecount": 0, "recordcount": 0,
+                      "subname": day.isoformat(), "tabkey": "tab2"},
+         "data": [], "error": None},
+    ], ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ExchangeDetail:
+    """One security in the SZSE or BSE detail (元, 股)."""
+
+    code: str
+    name: str
+    rzmre: int
+    rzye: int
+    rqmcl: int
+    rqyl: int
+    rqye: int
+
+    @property
+    def rzrqye(self) -> int:
+        return self.rzye + self.rqye
+
+
+def szse_detail_xlsx(rows: Iterable[ExchangeDetail]) -> bytes:
+    """The detail workbook; every number cell is TEXT with commas, as SZSE writes it."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "融资融券交易明细"
+    sheet.append(list(SZSE_DETAIL_HEADER))
+    for r in rows:
+        sheet.append([r.code, r.name, f"{r.rzmre:,}", f"{r.rzye:,}", f"{r.rqmcl:,}", f"{r.rqyl:,}",
+                      f"{r.rqye:,}", f"{r.rzrqye:,}"])
+    for row in sheet.iter_rows():
+        for cell in row:
+            cell.data_type = "s"
+            cell.number_format = "@"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+# --- BSE ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BseSummary:
+    """BSE summary in 万元 / 万股 (the *Round fields)."""
+
+    rzmre: float
+    rzye: float
+    rqmcl: float
+    rqyl: float
+    rqye: float
+
+    @property
+    def rzrqye(self) -> float:
+        return round(self.rzye + self.rqye, 2)
+
+
+def _jsonp(payload: list[object], day: date) -> str:
+    body = json.dumps(payload, ensure_ascii=False)
+    # BSE closes the array with the date in single quotes: not JSON, which is why akshare fixes it up.
+    return f"cb({body[:-1]},'{day.isoformat()}'])"
+
+
+def bse_summary_jsonp(day: date, summary: BseSummary | None) -> str:
+    rows = [] if summary is None else [{
+        "rzmreRound": summary.rzmre, "rzyeRound": summary.rzye, "rqmclRound": summary.rqmcl,
+        "rqylRound": summary.rqyl, "rqyeRound": summary.rqye, "rzrqyeRound": summary.rzrqye,
+        "jyrq": day.isoformat(),
+    }]
+    return _jsonp([rows], day)
+
+
+def bse_detail_jsonp(day: date, rows: Sequence[ExchangeDetail], page: int = 0, total_pages: int = 1) -> str:
+    content = [{"zqdm": r.code, "zqjc": r.name, "rzmre": r.rzmre, "rzye": r.rzye, "rqmcl": r.rqmcl,
+                "rqyl": r.rqyl, "rqye": r.rqye, "rzrqye": r.rzrqye, "jyrq": day.isoformat()} for r in rows]
+    page_info = {"content": content, "firstPage": page == 0, "lastPage": page == total_pages - 1,
+                 "number": page, "numberOfElements": len(content), "size": 20, "sort": None,
+                 "totalElements": len(content), "totalPages": total_pages}
+    return _jsonp([[page_info]], day)
+
+
+# --- Eastmoney ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountDay:
+    """Eastmoney whole-market day, money in 亿元."""
+
+    day: date
+    fin_balance: float
+    loan_balance: float
+    fin_buy: float
+    loan_sell: float
+
+
+def eastmoney_account_json(rows: Sequence[AccountDay], pages: int = 1) -> str:
+    data = [{
+        "STATISTICS_DATE": f"{r.day.isoformat()} 00:00:00", "FIN_BALANCE": r.fin_balance,
+        "LOAN_BALANCE": r.loan_balance, "FIN_BUY_AMT": r.fin_buy, "LOAN_SELL_AMT": r.loan_sell,
+        "SECURITY_ORG_NUM": 96, "OPERATEDEPT_NUM": 11253, "PERSONAL_INVESTOR_NUM": 7256.41,
+        "ORG_INVESTOR_NUM": 3.57, "INVESTOR_NUM": 48.52, "MARGINLIAB_INVESTOR_NUM": 509.71,
+        "TOTAL_GUARANTEE": 43512.66, "AVG_GUARANTEE_RATIO": 247.83,
+    } for r in rows]
+    return json.dumps({"version": "b6f1d3", "result": {"pages": pages, "data": data, "count": len(data)},
+                       "success": True, "message": "ok", "code": 0})
+
+
+@dataclass(frozen=True)
+class Bar:
+    day: date
+    open: float
+    close: float
+    high: float
+    low: float
+    volume: int
+    amount: float  # 元
+
+
+def em_kline_json(code: str, market: int, name: str, bars: Sequence[Bar]) -> str:
+    klines = [f"{b.day.isoformat()},{b.open:.2f},{b.close:.2f},{b.high:.2f},{b.low:.2f},{b.volume},"
+              f"{b.amount:.1f},{(b.high - b.low) / b.open * 100:.2f}" for b in bars]
+    return json.dumps({"rc": 0, "rt": 17, "svr": 177617930, "lt": 1, "full": 1, "dlmkts": "",
+                       "data": {"code": code, "market": market, "name": name, "decimal": 2,
+                                "dktotal": len(klines), "preKPrice": bars[0].open if bars else 0,
+                                "klines": klines}}, ensure_ascii=False)
+
+
+def sw_index_json(symbol: str, bars: Sequence[Bar]) -> str:
+    data = [{"swindexcode": symbol, "bargaindate": b.day.isoformat(), "openindex": b.open,
+             "maxindex": b.high, "minindex": b.low, "closeindex": b.close, "hike": round(b.close - b.open, 2),
+             "markup": round((b.close / b.open - 1) * 100, 2), "bargainamount": b.volume / 1e8,
+             "bargainsum": b.amount / 1e8} for b in bars]
+    return json.dumps({"code": 200, "message": "success", "data": data})
+
+
+# --- Shenwan classification: a real BIFF8 .xls ---------------------------------------------------------
+
+_END, _FREE, _FATSECT = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD
+_SECTOR = 512
+_MINI_CUTOFF = 4096
+
+
+def _record(code: int, body: bytes) -> bytes:
+    return struct.pack("<HH", code, len(body)) + body
+
+
+def _unicode(text: str, length_bytes: int) -> bytes:
+    """BIFF8 string: character count, option flags (1 = UTF-16LE), characters."""
+    return struct.pack("<H" if length_bytes == 2 else "<B", len(text)) + b"\x01" + text.encode("utf-16-le")
+
+
+def _biff_workbook(sheet_name: str, rows: Sequence[Sequence[str]]) -> bytes:
+    """A workbook stream: globals (BOF, BOUNDSHEET, EOF) then one sheet of LABEL (text) cells."""
+    bof = struct.pack("<HHHHII", 0x0600, 0x0005, 0x0DBB, 0x07CC, 0, 0x0006)
+    sheet = bytearray(_record(0x0809, bof[:2] + struct.pack("<H", 0x0010) + bof[4:]))
+    width = max(len(r) for r in rows)
+    sheet += _record(0x0200, struct.pack("<IIHHH", 0, len(rows), 0, width, 0))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            sheet += _record(0x0204, struct.pack("<HHH", r, c, 0) + _unicode(str(value), 2))
+    sheet += _record(0x000A, b"")
+    name = _unicode(sheet_name, 1)
+    eof = _record(0x000A, b"")
+    sheet_offset = 4 + len(bof) + 4 + 6 + len(name) + len(eof)
+    globals_ = _record(0x0809, bof) + _record(0x0085, struct.pack("<IBB", sheet_offset, 0, 0) + name) + eof
+    # Streams under the mini-stream cutoff would live in the mini stream: pad to keep one layout.
+    return (globals_ + bytes(sheet)).ljust(_MINI_CUTOFF, b"\x00")
+
+
+def _dir_entry(name: str, kind: int, child: int, start: int, size: int) -> bytes:
+    raw = (name + "\x00").encode("utf-16-le") if name else b""
+    return (raw.ljust(64, b"\x00") + struct.pack("<HBB", len(raw), kind, 1)
+            + struct.pack("<III", _FREE, _FREE, child) + bytes(16) + struct.pack("<I", 0) + bytes(16)
+            + struct.pack("<III", start, size, 0))
+
+
+def _compound_file(stream: bytes) -> bytes:
+    """OLE2 compound file (v3, 512-byte sectors) holding one stream named Workbook."""
+    data_sectors = -(-len(stream) // _SECTOR)
+    fat_sectors = 1
+    while fat_sectors * 128 < fat_sectors + 1 + data_sectors:
+        fat_sectors += 1
+    first_data = fat_sectors + 1
+    fat = [_FATSECT] * fat_sectors + [_END]
+    fat += [first_data + i + 1 for i in range(data_sectors - 1)] + [_END]
+    fat += [_FREE] * (fat_sectors * 128 - len(fat))
+    difat = list(range(fat_sectors)) + [_FREE] * (109 - fat_sectors)
+    header = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(16) + struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6)
+              + bytes(6) + struct.pack("<9I", 0, fat_sectors, fat_sectors, 0, _MINI_CUTOFF, _END, 0, _END, 0)
+              + struct.pack("<109I", *difat))
+    directory = (_dir_entry("Root Entry", 5, 1, _END, 0) + _dir_entry("Workbook", 2, _FREE, first_data, len(stream))
+                 + _dir_entry("", 0, _FREE, 0, 0) * 2)
+    return header + struct.pack(f"<{len(fat)}I", *fat) + directory + stream.ljust(data_sectors * _SECTOR, b"\x00")
+
+
+@dataclass(frozen=True)
+class SwClass:
+    code: str
+    start: date
+    sw_code: str
+    updated: str = "2021-07-30 10:15"
+
+
+def sw_class_xls(rows: Iterable[SwClass]) -> bytes:
+    """StockClassifyUse_stock.xls: 股票代码, 计入日期, 行业代码, 更新日期 (text cells)."""
+    table = [list(SW_CLASS_HEADER)] + [[r.code, r.start.isoformat(), r.sw_code, r.updated] for r in rows]
+    return _compound_file(_biff_workbook("Sheet1", table))
+
+
+# --- a consistent market -----------------------------------------------------------------------------
+
+SSE_NAMED = [("600519", "贵州茅台"), ("601318", "中国平安"), ("600036", "招商银行"), ("688981", "中芯国际"),
+             ("510300", "沪深300ETF"), ("510050", "上证50ETF")]
+SZSE_NAMED = [("000001", "平安银行"), ("000858", "五粮液"), ("300750", "宁德时代"), ("002594", "比亚迪"),
+              ("159919", "沪深300ETF"), ("159915", "创业板ETF")]
+BSE_NAMED = [("830799", "艾融软件"), ("835185", "贝特瑞"), ("833819", "颖泰生物"), ("832982", "锦波生物")]
+FILLERS = {"SSE": 60, "SZSE": 60, "BSE": 6}
+# The summary also counts securities that left the 标的 list: the detail sums to 99% of it.
+DETAIL_SHARE = 0.99
+
+
+def _codes(exchange: str) -> list[tuple[str, str]]:
+    named = {"SSE": SSE_NAMED, "SZSE": SZSE_NAMED, "BSE": BSE_NAMED}[exchange]
+    first = {"SSE": 600100, "SZSE": 1200, "BSE": 870100}[exchange]
+    return named + [(f"{first + i:06d}", f"{exchange}样本{i:02d}") for i in range(FILLERS[exchange])]
+
+
+def _split(total: float, count: int, salt: int) -> list[int]:
+    """Deterministic uneven integer shares of `total` that add up to round(total)."""
+    weights = [1 + ((i + 1) * 7919 + salt * 104729) % 97 / 24 for i in range(count)]
+    scale = total / sum(weights)
+    parts = [int(w * scale) for w in weights]
+    parts[0] += round(total) - sum(parts)
+    return parts
+
+
+@dataclass
+class ExchangeDay:
+    """One exchange on one day: the summary figures (元, 股) and the per-security detail behind them."""
+
+    exchange: str
+    day: date
+    rzye: int
+    rzmre: int
+    rzche: int
+    rqye: int
+    rqyl: int
+    rqmcl: int
+    detail: list[ExchangeDetail | SseDetail] = field(default_factory=list)
+
+    @property
+    def rzrqye(self) -> int:
+        return self.rzye + self.rqye
+
+
+def exchange_day(exchange: str, day: date, rzye: int, rzmre: int, rzche: int, rqye: int, rqyl: int,
+                 rqmcl: int) -> ExchangeDay:
+    codes = _codes(exchange)
+    salt = day.toordinal()
+    n = len(codes)
+    rz = _split(rzye * DETAIL_SHARE, n, salt)
+    buy = _split(rzmre * DETAIL_SHARE, n, salt + 1)
+    repay = _split(rzche * DETAIL_SHARE, n, salt + 2)
+    lent = _split(rqyl * DETAIL_SHARE, n, salt + 3)
+    sold = _split(rqmcl * DETAIL_SHARE, n, salt + 4)
+    lent_value = _split(rqye * DETAIL_SHARE, n, salt + 5)
+    detail: list[ExchangeDetail | SseDetail] = []
+    for i, (code, name) in enumerate(codes):
+        if exchange == "SSE":
+            detail.append(SseDetail(code, name, rz[i], buy[i], repay[i], lent[i], sold[i], sold[i] // 2))
+        else:
+            detail.append(ExchangeDetail(code, name, buy[i], rz[i], sold[i], lent[i], lent_value[i]))
+    return ExchangeDay(exchange, day, rzye, rzmre, rzche, rqye, rqyl, rqmcl, detail)
+
+
+def sw_classes() -> list[SwClass]:
+    """Classes for every non-fund code of the sample market; 600519 changed class in 2021."""
+    from storage.industries import is_fund_code
+
+    out = [SwClass("600519", date(2014, 2, 21), "340501", "2015-10-27 15:29")]
+    level1 = [i.sw_l1_code for i in SW_L1_2021]
+    k = 0
+    for exchange in ("SSE", "SZSE", "BSE"):
+        for code, _name in _codes(exchange):
+            if is_fund_code(code):
+                continue
+            sw = "340501" if code == "600519" else f"{level1[k % len(level1)][:2]}0{k % 3 + 1}01"
+            out.append(SwClass(code, date(2021, 7, 30), sw))
+            k += 1
+    return out
