@@ -63,12 +63,17 @@ class Pusher:
         return out
 
     async def push_day(self, trade_date: date) -> PushResult:
-        """Deliver every pending delivery of `trade_date`; returns counts. Safe to run in several workers."""
+        """Deliver every pending delivery of `trade_date`; returns counts. Safe to run in several workers.
+
+        When the worker is stopped (cancelled), sends already started are finished and recorded,
+        and claims not yet started are handed back, so a restarted worker neither repeats nor skips.
+        """
         started = _time.perf_counter()
         result = PushResult(trade_date)
         reports = await self._reports(trade_date)
-        queue: asyncio.Queue[chats.Claim | None] = asyncio.Queue(maxsize=CLAIM_BATCH * 2)
-        workers = [asyncio.create_task(self._sender(queue, reports, result)) for _ in range(self.senders)]
+        queue: asyncio.Queue[chats.Claim] = asyncio.Queue(maxsize=CLAIM_BATCH * 2)
+        inflight: set[asyncio.Task[None]] = set()
+        workers = [asyncio.create_task(self._sender(queue, reports, result, inflight)) for _ in range(self.senders)]
         try:
             while True:
                 claims = await self.services.run(
@@ -85,24 +90,30 @@ class Pusher:
                 for item in claims:
                     await queue.put(item)
         finally:
-            for _ in workers:
-                queue.put_nowait(None) if not queue.full() else None
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            if inflight:
+                await asyncio.wait(inflight)
+            unstarted = []
+            while not queue.empty():
+                unstarted.append(queue.get_nowait().delivery_id)
+            if unstarted:
+                await asyncio.to_thread(chats.release, self.services.engine, unstarted)
         result.seconds = _time.perf_counter() - started
         return result
 
-    async def _sender(self, queue: asyncio.Queue[chats.Claim | None], reports: dict[str, RenderedReport],
-                      result: PushResult) -> None:
+    async def _sender(self, queue: asyncio.Queue[chats.Claim], reports: dict[str, RenderedReport],
+                      result: PushResult, inflight: set[asyncio.Task[None]]) -> None:
         while True:
             item = await queue.get()
             try:
-                if item is None:
-                    return
                 report = reports.get(item.language, reports["zh"])
                 # Shielded: once a send starts it is finished and recorded even if this worker stops.
-                await asyncio.shield(self._deliver(item, report, result))
+                task = asyncio.create_task(self._deliver(item, report, result))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+                await asyncio.shield(task)
             finally:
                 queue.task_done()
 

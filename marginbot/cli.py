@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks that print figures")
     p.add_argument("what", choices=["reports", "push"])
     p.add_argument("--small", action="store_true", help="a quick, smaller run")
+    p.add_argument("--chats", type=_positive_int, help="push: subscribed chats (default 10000)")
+    p.add_argument("--rate", type=float, help="push: messages per second (default PUSH_RATE)")
     p.set_defaults(func=cmd_bench)
     return parser
 

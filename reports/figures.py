@@ -147,8 +147,9 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     """两融交易占比 with numerator, denominator, 3-year percentile, crowding and deleveraging."""
     start = day - timedelta(days=max(HISTORY_DAYS, int(days * 1.5) + 10))
     frame, turnover = _ratio_frame(engine, start, day)
-    if frame.empty or frame.index[-1].date() != day:
-        raise ReportError("no_data_for_date", date=day.isoformat(), latest=day.isoformat())
+    if frame.empty or frame.index[-1].date() != day:  # e.g. the day's turnover is not stored yet
+        latest = frame.index[-1].date() if not frame.empty else day
+        raise ReportError("no_data_for_date", date=day.isoformat(), latest=latest.isoformat())
     pct = frame["ratio_pct"]
     index = queries.index_close(engine, MARKET_INDEX, start, day)
     last = frame.iloc[-1]
@@ -180,8 +181,9 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     """质: per-sector balance, share and N-day shifts, HHI / top-5 share and their trend, stability."""
     start = queries.nth_date_before(engine, day, days + 25)
     long = queries.sector_daily(engine, start, day)
-    if long.empty or long["trade_date"].max().date() != day:
-        raise ReportError("no_data_for_date", date=day.isoformat(), latest=day.isoformat())
+    if long.empty or long["trade_date"].max().date() != day:  # the day's per-stock detail is not stored yet
+        latest = long["trade_date"].max().date() if not long.empty else day
+        raise ReportError("no_data_for_date", date=day.isoformat(), latest=latest.isoformat())
     wide = sectors.pivot_balance(long)
     if len(wide) <= days:
         raise ReportError("not_enough_history", date=day.isoformat(), days=days)
@@ -306,7 +308,11 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     level = history["rzye"].astype(float)
     everyone = queries.stocks_on(engine, day)
     pool = everyone[~everyone["is_fund"].astype(bool)] if not bool(history["is_fund"].iloc[-1]) else everyone
-    rank, count = stocks.stock_rank(pool.set_index("code")["rzye"].astype(float), code)
+    balances = pool.set_index("code")["rzye"].astype(float)
+    if pd.isna(balances.get(code)):  # a row without 融资余额: no rank (stock_rank would raise KeyError)
+        rank, count = None, int(balances.notna().sum())
+    else:
+        rank, count = stocks.stock_rank(balances, code)
     last = history.iloc[-1]
     window = history.iloc[-days - 1 :]
     spike_frame = stocks.stock_spikes(level.to_frame(code), top=1, min_balance=0) if len(level) > 30 else None

@@ -33,12 +33,13 @@ def render_gallery(engine: Engine, out: Path, languages: tuple[str, ...] = ("zh"
             continue
         for lang in languages:
             report = service.render(kind, code=code if kind == "stock" else None, lang=lang)
-            stem = out / f"{kind}.{lang}"
-            png = stem.with_suffix(".png")
+            # not Path.with_suffix: it would replace ".zh" / ".en", and the languages overwrite each other
+            stem = f"{kind}.{lang}"
+            png = out / f"{stem}.png"
             png.write_bytes(report.png or b"")
-            html = stem.with_suffix(".html.txt")
+            html = out / f"{stem}.html.txt"
             html.write_text(report.caption + ("\n\n" + report.details if report.details else "") + "\n", "utf-8")
-            js = stem.with_suffix(".json")
+            js = out / f"{stem}.json"
             js.write_text(report.json_text() + "\n", "utf-8")
             paths += [png, html, js]
     return paths

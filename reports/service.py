@@ -53,13 +53,14 @@ class _LRU:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[Any, ...]) -> Any:
+    def get(self, key: tuple[Any, ...], count_miss: bool = True) -> Any:
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
                 self.hits += 1
                 return self.items[key]
-            self.misses += 1
+            if count_miss:
+                self.misses += 1
             return None
 
     def put(self, key: tuple[Any, ...], value: Any) -> None:
@@ -115,7 +116,8 @@ class ReportService:
         """
         version = data_version(self.engine)
         key = (kind, code, on, days, lang, chart, version)
-        found = self._rendered.get(key)
+        # the first look does not count a miss: the look under the lock counts it (one per request)
+        found = self._rendered.get(key, count_miss=False)
         if found is not None:
             return found
         with self._lock_for(key):

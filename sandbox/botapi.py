@@ -107,6 +107,8 @@ _STRING_PARAMS = frozenset(
         "next_offset",
         "secret_token",
         "name",
+        "photo",
+        "document",
     }
 )
 
@@ -618,6 +620,7 @@ def _plain_markdown_v2(text: str, strict: bool) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=4096)  # a broadcast repeats one caption thousands of times
 def _plain(text: str, parse_mode: str | None, *, strict: bool) -> str:
     mode = (parse_mode or "").lower()
     if mode == "html":
@@ -869,7 +872,7 @@ class BotApiServer:
         )
 
     async def start(self) -> None:
-        """Start listening on the running loop."""
+        """Start listening on the running loop (again on the same port after :meth:`stop`)."""
         if self._server is not None:
             raise RuntimeError("server already started")
         self._loop = asyncio.get_running_loop()
@@ -878,6 +881,7 @@ class BotApiServer:
             self._serve_connection, self.host, self._requested_port, limit=1 << 20
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self._requested_port = self.port  # a restart (outage emulation) keeps the same URLs
 
     async def stop(self) -> None:
         """Stop listening, end pending long polls and close open connections."""
@@ -956,8 +960,10 @@ class BotApiServer:
     def add_route(self, method: str, path: str, handler: Route) -> None:
         """Serve extra HTTP endpoints (e.g. a chat page) on the same port.
 
-        ``path`` ending in ``/`` matches every path below it. Handlers run on the server loop and
-        may return a streaming :class:`HttpResponse` (e.g. ``text/event-stream``).
+        ``path`` ending in ``/`` matches every path below it. Paths starting with ``/bot`` or
+        ``/file/bot`` always go to the Bot API, so a ``"/"`` prefix route only gets the rest. Handlers run on the server loop and may return a streaming :class:`HttpResponse`
+        (e.g. ``text/event-stream`` fed from :meth:`subscribe`); a client that goes away is only
+        noticed on the next write, so streams should send a heartbeat now and then.
         """
         if path.endswith("/"):
             self._prefix_routes.append((method.upper(), path, handler))
@@ -1042,10 +1048,16 @@ class BotApiServer:
             head.append("Transfer-Encoding: chunked")
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
             await writer.drain()
-            async for chunk in response.stream:
-                if chunk:
-                    writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                    await writer.drain()
+            try:
+                async for chunk in response.stream:
+                    if chunk:
+                        writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                        await writer.drain()
+            finally:
+                # Run the generator's cleanup (e.g. unsubscribe) now, not whenever it is collected.
+                aclose = getattr(response.stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             writer.write(b"0\r\n\r\n")
             await writer.drain()
             return True
@@ -1404,12 +1416,13 @@ class BotApiServer:
             raise ApiError(413, "Request Entity Too Large")
         n, unique = self._new_file_ids()
         name = part.filename or f"file_{n}"
+        suffix = name.rsplit(".", 1)[-1] if "." in name else "bin"
         stored = StoredFile(
             f"BQACAgIAAxkBstandin{n:07d}",
             unique,
             "document",
             part.data,
-            f"documents/{name}",
+            f"documents/file_{n}.{suffix}",
             file_name=name,
             mime_type=part.content_type or "application/octet-stream",
         )

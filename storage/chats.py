@@ -197,6 +197,18 @@ def finish(engine: Engine, delivery_id: int, status: str, message_id: int | None
         )
 
 
+def release(engine: Engine, delivery_ids: list[int]) -> None:
+    """Hand claimed deliveries that were never started back to the pool (a worker stopping)."""
+    if not delivery_ids:
+        return
+    with session_scope(engine) as session:
+        session.execute(
+            update(models.Delivery)
+            .where(models.Delivery.id.in_(delivery_ids), models.Delivery.status == "claimed")
+            .values(status="pending", claimed_by="", attempts=models.Delivery.attempts - 1, updated_at=_now())
+        )
+
+
 def delivery_counts(engine: Engine, trade_date: date) -> dict[str, int]:
     with Session(engine) as session:
         rows = session.execute(

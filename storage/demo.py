@@ -23,7 +23,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
@@ -143,6 +144,7 @@ def _log_path(length: int, anchors: list[tuple[int, float]]) -> np.ndarray:
 
 
 def _draw_codes(rng: np.random.Generator, ranges: tuple[tuple[int, int], ...], count: int) -> list[str]:
+    """`count` distinct six-digit codes from the ranges, ascending."""
     pool = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
     picked = np.sort(rng.choice(pool, size=count, replace=False))
     return [f"{c:06d}" for c in picked]
@@ -159,6 +161,8 @@ class _Universe:
 
 
 def _universe(rng: np.random.Generator) -> _Universe:
+    """520 stocks over the boards and 31 sectors (at least six each), then 20 ETFs; base sizes make
+    each sector's total match _SECTOR_SHARE, with a few large stocks per sector (lognormal)."""
     codes: list[str] = []
     exch: list[str] = []
     board_mult: list[float] = []
@@ -192,92 +196,109 @@ def _universe(rng: np.random.Generator) -> _Universe:
     return _Universe(codes, names, np.array(exch), funds, sector0, base)
 
 
-def build_demo(seed: int = DEFAULT_SEED, end: date | None = None) -> DemoData:
-    """Generate the whole demo dataset in memory (deterministic for a given seed and end date)."""
-    end = end or DEFAULT_END
-    rng = np.random.default_rng(seed)
-    days = trade_days(date(end.year - 2, 1, 1), end)
-    n = len(days)
-    m = n + 1  # position 0 is an unstored day before the first, so day one has its repayments too
+class _Timeline:
+    """Positions 0..m-1 of the generated series; position 0 is an unstored day before the first trade
+    date, so that day one has its repayments (rzche) and short covering (rqchl) too."""
 
-    def at(frac: float) -> int:
-        return int(round(frac * (m - 1)))
+    def __init__(self, m: int) -> None:
+        self.m = m
 
-    def back(k: int) -> int:
-        return m - 1 - k
+    def at(self, frac: float) -> int:
+        """Position at a fraction of the history."""
+        return int(round(frac * (self.m - 1)))
 
-    uni = _universe(rng)
-    n_sec = len(uni.codes)
-    stocks = ~uni.is_fund
-    sectors = [i.sw_l1_code for i in SW_L1_2021]
-    n_k = len(sectors)
-    k_of = {c: k for k, c in enumerate(sectors)}
-    kb = k_of[_BOTTOMING]
+    def back(self, k: int) -> int:
+        """Position k trade days before the last."""
+        return self.m - 1 - k
 
-    # The market story, as anchors: (position, level).
-    mkt_log = _log_path(m, [(0, 2950), (at(0.12), 2850), (at(0.25), 2750), (at(0.30), 2780), (at(0.40), 3400),
-                            (at(0.46), 3150), (at(0.50), 3100), (at(0.80), 3650), (back(46), 3850),
-                            (back(22), 3700), (m - 1, 3760)])
-    mkt_log = mkt_log + _ar(rng, m, 0.97, 0.008)[:, 0]
-    balance = np.exp(_log_path(m, [(0, 1.62e12), (at(0.25), 1.58e12), (at(0.30), 1.60e12), (at(0.40), 2.05e12),
-                                   (at(0.46), 1.88e12), (at(0.50), 1.84e12), (at(0.80), 2.25e12),
-                                   (back(46), 2.36e12), (back(22), 2.22e12), (m - 1, 2.30e12)])
-                     + _ar(rng, m, 0.9, 0.0012)[:, 0])
-    ratio = np.exp(_log_path(m, [(0, 0.085), (at(0.25), 0.080), (at(0.30), 0.090), (at(0.37), 0.118),
-                                 (at(0.41), 0.115), (at(0.46), 0.075), (at(0.50), 0.070), (at(0.60), 0.088),
-                                 (at(0.80), 0.095), (back(46), 0.105), (back(22), 0.088), (m - 1, 0.095)])
-                   + _ar(rng, m, 0.8, 0.02)[:, 0])
-    ratio = np.clip(ratio, 0.063, 0.125)
-    turnover_plan = np.exp(_log_path(m, [(0, 0.85e12), (at(0.25), 0.75e12), (at(0.30), 0.90e12),
-                                         (at(0.40), 1.9e12), (at(0.50), 1.3e12), (at(0.80), 1.6e12),
-                                         (back(46), 1.9e12), (back(22), 1.5e12), (m - 1, 1.7e12)])
-                           + _ar(rng, m, 0.6, 0.07)[:, 0])
 
-    rq_total = balance * np.linspace(0.0065, 0.0050, m)  # 融券余额 shrank after the 2023 restrictions
-    rz_detail = (balance - rq_total) / 1.01
-    fund_share = np.linspace(0.020, 0.028, m)
-    rz_stocks = rz_detail * (1.0 - fund_share)
+@dataclass
+class _Market:
+    index_log: np.ndarray  # log of 上证指数
+    balance: np.ndarray  # planned market 两融余额 (元)
+    ratio: np.ndarray  # planned 两融交易占比 (fraction)
+    turnover: np.ndarray  # planned A-share turnover (元)
 
-    # Industry membership over time: a few stocks are reclassified midway.
-    member = np.tile(uni.sector0, (m, 1))
-    candidates = np.flatnonzero(stocks & (uni.sector0 != kb))
-    switchers = rng.choice(candidates, size=_SWITCHERS, replace=False)
-    switch_at = at(0.55)
+
+def _market_story(rng: np.random.Generator, tl: _Timeline) -> _Market:
+    """The market's story as anchors (position, level): a slide, a rally with crowding, deleveraging,
+    a long climb, then a dip whose 20-day balance change turns up again some weeks before the end."""
+    at, back, m = tl.at, tl.back, tl.m
+    index_log = _log_path(m, [(0, 2950), (at(0.12), 2850), (at(0.25), 2750), (at(0.30), 2780), (at(0.40), 3400),
+                              (at(0.46), 3150), (at(0.50), 3100), (at(0.80), 3650), (back(46), 3850),
+                              (back(26), 3650), (m - 1, 3800)])
+    balance = _log_path(m, [(0, 1.62e12), (at(0.25), 1.58e12), (at(0.30), 1.60e12), (at(0.40), 2.05e12),
+                            (at(0.46), 1.88e12), (at(0.50), 1.84e12), (at(0.80), 2.25e12), (back(46), 2.36e12),
+                            (back(28), 2.22e12), (m - 1, 2.33e12)])
+    ratio = _log_path(m, [(0, 0.085), (at(0.25), 0.080), (at(0.30), 0.090), (at(0.37), 0.118), (at(0.41), 0.115),
+                          (at(0.46), 0.075), (at(0.50), 0.070), (at(0.60), 0.088), (at(0.80), 0.095),
+                          (back(46), 0.105), (back(28), 0.088), (m - 1, 0.095)])
+    turnover = _log_path(m, [(0, 0.85e12), (at(0.25), 0.75e12), (at(0.30), 0.90e12), (at(0.40), 1.9e12),
+                             (at(0.50), 1.3e12), (at(0.80), 1.6e12), (back(46), 1.9e12), (back(28), 1.5e12),
+                             (m - 1, 1.7e12)])
+    return _Market(
+        index_log=index_log + _ar(rng, m, 0.97, 0.008)[:, 0],
+        balance=np.exp(balance + _ar(rng, m, 0.9, 0.0012)[:, 0]),
+        ratio=np.clip(np.exp(ratio + _ar(rng, m, 0.8, 0.02)[:, 0]), 0.063, 0.125),
+        turnover=np.exp(turnover + _ar(rng, m, 0.6, 0.07)[:, 0]),
+    )
+
+
+def _reclassify(
+    rng: np.random.Generator, tl: _Timeline, uni: _Universe, keep_out: int
+) -> tuple[np.ndarray, dict[int, int], int]:
+    """Sector of each security at each position (-1 for funds): a few stocks move industry midway."""
+    n_k = len(SW_L1_2021)
+    member = np.tile(uni.sector0, (tl.m, 1))
+    candidates = np.flatnonzero(~uni.is_fund & (uni.sector0 != keep_out))
+    switch_at = tl.at(0.55)
     new_sector: dict[int, int] = {}
-    for i in switchers:
-        choices = [k for k in range(n_k) if k not in (uni.sector0[i], kb)]
+    for i in rng.choice(candidates, size=_SWITCHERS, replace=False):
+        choices = [k for k in range(n_k) if k not in (uni.sector0[i], keep_out)]
         new_sector[int(i)] = int(rng.choice(choices))
         member[switch_at:, i] = new_sector[int(i)]
+    return member, new_sector, switch_at
 
-    # Sector rotation: log multipliers with scripted drifts plus slow noise.
-    drift = np.zeros((m, n_k))
-    late = back(90)
+
+def _sector_drift(tl: _Timeline, k_of: dict[str, int]) -> np.ndarray:
+    """Scripted daily log drift of each sector's money (rotation); the indexes follow it partly."""
+    drift = np.zeros((tl.m, len(k_of)))
+    late = tl.back(90)
     for code in _LATE_GAINERS:
         drift[late:, k_of[code]] += 0.003
     for code in _LATE_LOSERS:
         drift[late:, k_of[code]] -= 0.0025
-    drift[at(0.30):at(0.40), k_of[_RALLY_LEADER]] += 0.004
-    drift[at(0.40):at(0.55), k_of[_RALLY_LEADER]] -= 0.0025
+    drift[tl.at(0.30) : tl.at(0.40), k_of[_RALLY_LEADER]] += 0.004
+    drift[tl.at(0.40) : tl.at(0.55), k_of[_RALLY_LEADER]] -= 0.0025
+    return drift
+
+
+def _financing_balances(
+    rng: np.random.Generator, tl: _Timeline, uni: _Universe, member: np.ndarray, drift: np.ndarray,
+    rz_detail: np.ndarray, fund_share: np.ndarray, kb: int,
+) -> np.ndarray:
+    """融资余额 (元) per position and security, summing to rz_detail."""
+    m, n_k = tl.m, drift.shape[1]
+    stocks = ~uni.is_fund
+    rz_stocks = rz_detail * (1.0 - fund_share)
     sector_mult = np.exp(np.cumsum(drift, axis=0) + _ar(rng, m, 0.995, 0.003, n_k))
 
-    # Stock weights: within-sector noise redistributes money without changing the sector's total.
-    x = np.exp(_ar(rng, m, 0.995, 0.01, n_sec))
-    weighted = uni.base * x
-    flat = (np.arange(m)[:, None] * n_k + np.where(member < 0, 0, member)).ravel()
-    stock_mask = np.tile(stocks, m)
-    w_noise = np.bincount(flat[stock_mask], weights=weighted.ravel()[stock_mask], minlength=m * n_k)
-    w_base = np.bincount(flat[stock_mask], weights=np.tile(uni.base, m)[stock_mask], minlength=m * n_k)
-    w_noise = w_noise.reshape(m, n_k)
-    w_base = w_base.reshape(m, n_k)
+    # Within-sector noise redistributes money without changing the sector's total.
+    weighted = uni.base * np.exp(_ar(rng, m, 0.995, 0.01, len(uni.codes)))
+    safe_member = np.where(member < 0, 0, member)
+    flat = (np.arange(m)[:, None] * n_k + safe_member).ravel()
+    mask = np.tile(stocks, m)
+    w_noise = np.bincount(flat[mask], weights=weighted.ravel()[mask], minlength=m * n_k).reshape(m, n_k)
+    w_base = np.bincount(flat[mask], weights=np.tile(uni.base, m)[mask], minlength=m * n_k).reshape(m, n_k)
     norm = np.where(w_noise > 0, w_noise / np.where(w_base > 0, w_base, 1.0), 1.0)
 
     # The bottoming sector follows a designed absolute path: down into T-11, then up a little faster,
     # so that its 20-day change crosses zero on the last day or two.
     others = (sector_mult * w_base).sum(axis=1) - sector_mult[:, kb] * w_base[:, kb]
     rel = np.zeros(m)
-    rel[at(0.50):] = -0.0008 * np.arange(m - at(0.50))
+    rel[tl.at(0.50) :] = -0.0008 * np.arange(m - tl.at(0.50))
     designed = rz_stocks * (w_base[:, kb] / w_base.sum(axis=1)) * np.exp(rel)
-    turn_from, trough = back(45), back(11)
+    turn_from, trough = tl.back(45), tl.back(11)
     slope = np.zeros(m)
     slope[turn_from + 1 : trough + 1] = -0.004
     slope[trough + 1 :] = 0.0044
@@ -285,69 +306,79 @@ def build_demo(seed: int = DEFAULT_SEED, end: date | None = None) -> DemoData:
     designed *= np.exp(_ar(rng, m, 0.5, 0.0003)[:, 0])
     sector_mult[:, kb] = designed * others / (w_base[:, kb] * (rz_stocks - designed))
 
-    rows_idx = np.arange(m)[:, None]
-    safe_member = np.where(member < 0, 0, member)
-    raw = np.where(stocks, sector_mult[rows_idx, safe_member] * weighted / norm[rows_idx, safe_member], 0.0)
+    rows = np.arange(m)[:, None]
+    raw = np.where(stocks, sector_mult[rows, safe_member] * weighted / norm[rows, safe_member], 0.0)
 
-    # Spikes: three stocks jump over the last five days, one jumped three weeks earlier.
+    # Spikes: three mid-sized stocks jump over the last five days, one jumped three weeks earlier.
     mid = np.flatnonzero(stocks & (uni.exchange != "BSE") & (uni.sector0 != kb))
     mid = mid[np.argsort(uni.base[mid])][len(mid) // 3 : 2 * len(mid) // 3]
-    spikers = rng.choice(mid, size=4, replace=False)
-    spike = np.ones((m, n_sec))
-    for j, i in enumerate(spikers):
-        stop = m - 1 if j < 3 else back(15)
-        gain = np.log(rng.uniform(1.40, 1.65))
+    for j, i in enumerate(rng.choice(mid, size=4, replace=False)):
+        stop = m - 1 if j < 3 else tl.back(15)
         ramp = np.clip((np.arange(m) - (stop - 5)) / 5.0, 0.0, 1.0)
-        spike[:, i] = np.exp(gain * ramp)
-    raw = raw * spike
+        raw[:, i] *= np.exp(np.log(rng.uniform(1.40, 1.65)) * ramp)
 
     rzye = np.where(stocks, rz_stocks[:, None] * raw / raw.sum(axis=1, keepdims=True), 0.0)
-    funds_raw = np.where(uni.is_fund, weighted, 0.0)
-    rzye += (rz_detail * fund_share)[:, None] * funds_raw / funds_raw.sum(axis=1, keepdims=True)
-    rzye = np.round(rzye)
+    funds = np.where(uni.is_fund, weighted, 0.0)
+    rzye += (rz_detail * fund_share)[:, None] * funds / funds.sum(axis=1, keepdims=True)
+    return np.round(rzye)
 
-    # Financing purchases, scaled to the planned ratio x turnover, at least covering each rise.
+
+def _purchases(
+    rng: np.random.Generator, uni: _Universe, rzye: np.ndarray, planned: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """融资买入额 and 融资偿还额 (元) per position and security, so that the balance identity holds:
+    purchases sum to about `planned` and always exceed the day's rise of the balance."""
+    m, n_sec = rzye.shape
     activity = rng.lognormal(0.0, 0.35, size=n_sec)
     activity[uni.is_fund] *= 0.6
-    planned = ratio * turnover_plan / 1.01 * 0.995
     prev = rzye[:-1]
     pre = prev * activity * np.exp(0.25 * rng.normal(size=(m - 1, n_sec)))
-    rate = planned[1:] / pre.sum(axis=1)
-    pre = pre * rate[:, None]
-    floor = (rzye[1:] - prev) + 0.25 * pre
+    pre *= (planned[1:] / pre.sum(axis=1))[:, None]
     rzmre = np.zeros_like(rzye)
-    rzmre[1:] = np.round(np.maximum(pre, floor))
+    rzmre[1:] = np.round(np.maximum(pre, (rzye[1:] - prev) + 0.25 * pre))
     rzmre[0] = np.round(rzye[0] * 0.06)
     rzche = np.zeros_like(rzye)
     rzche[1:] = prev + rzmre[1:] - rzye[1:]
     rzche[0] = rzmre[0]
+    return rzmre, rzche
 
-    # Prices follow the sector indexes; short positions are valued at the close.
-    sector_beta = rng.uniform(0.7, 1.3, size=n_k)
+
+def _prices(
+    rng: np.random.Generator, tl: _Timeline, uni: _Universe, index_log: np.ndarray, drift: np.ndarray, kb: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log closes of the sector indexes, and security closes (元) that follow their sector index."""
+    m, n_k = tl.m, drift.shape[1]
+    n_sec = len(uni.codes)
+    beta = rng.uniform(0.7, 1.3, size=n_k)
     idx_drift = np.cumsum(drift * 0.8, axis=0)
-    idx_drift[:, kb] = np.cumsum(np.where(np.arange(m) >= back(40), -0.005, 0.0))
-    sector_noise = _ar(rng, m, 0.97, 0.004, n_k)
-    sector_noise[:, kb] *= 0.5
-    sector_level = rng.uniform(1500.0, 9000.0, size=n_k)
-    sector_log = (np.log(sector_level) + sector_beta * (mkt_log - mkt_log[0])[:, None] + idx_drift
-                  + sector_noise)
+    # the bottoming sector's index keeps falling to the end, while its money already turns
+    idx_drift[:, kb] = np.cumsum(np.where(np.arange(m) >= tl.back(40), -0.005, 0.0))
+    noise = _ar(rng, m, 0.97, 0.004, n_k)
+    noise[:, kb] *= 0.5
+    level = rng.uniform(1500.0, 9000.0, size=n_k)
+    sector_log = np.log(level) + beta * (index_log - index_log[0])[:, None] + idx_drift + noise
     stock_beta = rng.uniform(0.6, 1.4, size=n_sec)
-    driver = np.where(stocks, sector_log[:, np.where(uni.sector0 < 0, 0, uni.sector0)]
-                      - sector_log[0, np.where(uni.sector0 < 0, 0, uni.sector0)],
-                      (mkt_log - mkt_log[0])[:, None])
+    home = np.where(uni.sector0 < 0, 0, uni.sector0)
+    driver = np.where(~uni.is_fund, sector_log[:, home] - sector_log[0, home], (index_log - index_log[0])[:, None])
     p0 = np.where(uni.is_fund, rng.uniform(0.8, 5.0, size=n_sec), rng.lognormal(np.log(15.0), 0.8, size=n_sec))
     price = np.round(p0 * np.exp(stock_beta * driver + _ar(rng, m, 0.98, 0.012, n_sec)), 2)
-    price = np.maximum(price, 0.5)
+    return sector_log, np.maximum(price, 0.5)
 
-    etf_rq_share = np.linspace(0.25, 0.40, m)  # hedging through ETFs grows
-    q = uni.base ** 0.8 * np.exp(_ar(rng, m, 0.99, 0.02, n_sec))
+
+def _short_positions(
+    rng: np.random.Generator, uni: _Universe, rq_detail: np.ndarray, price: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """融券余量, 融券余额, 融券卖出量, 融券偿还量 (股, 元) per position and security; rqye sums to
+    about rq_detail, with a growing share in ETFs (hedging) and rqyl(T) = rqyl(T-1) + rqmcl - rqchl."""
+    m, n_sec = price.shape
+    etf_share = np.linspace(0.25, 0.40, m)
+    q = uni.base**0.8 * np.exp(_ar(rng, m, 0.99, 0.02, n_sec))
     q[:, uni.exchange == "BSE"] *= 0.1
-    q_stock = np.where(stocks, q, 0.0)
+    q_stock = np.where(~uni.is_fund, q, 0.0)
     q_fund = np.where(uni.is_fund, q, 0.0)
-    rq_detail = rq_total / 1.01
-    rq_target = (rq_detail * (1 - etf_rq_share))[:, None] * q_stock / q_stock.sum(axis=1, keepdims=True)
-    rq_target += (rq_detail * etf_rq_share)[:, None] * q_fund / q_fund.sum(axis=1, keepdims=True)
-    rqyl = np.round(rq_target / price / 100.0) * 100.0
+    target = (rq_detail * (1 - etf_share))[:, None] * q_stock / q_stock.sum(axis=1, keepdims=True)
+    target += (rq_detail * etf_share)[:, None] * q_fund / q_fund.sum(axis=1, keepdims=True)
+    rqyl = np.round(target / price / 100.0) * 100.0
     rqye = np.round(rqyl * price)
     rqmcl = np.zeros_like(rqyl)
     rqmcl[1:] = np.round(rqyl[:-1] * 0.05 * np.exp(0.3 * rng.normal(size=(m - 1, n_sec))) / 100.0) * 100.0
@@ -356,6 +387,33 @@ def build_demo(seed: int = DEFAULT_SEED, end: date | None = None) -> DemoData:
     short = rqchl < 0
     rqmcl[short] -= rqchl[short]
     rqchl[short] = 0.0
+    return rqyl, rqye, rqmcl, rqchl
+
+
+def build_demo(seed: int = DEFAULT_SEED, end: date | None = None) -> DemoData:
+    """Generate the whole demo dataset in memory (deterministic for a given seed and end date).
+
+    Trade dates run from the first weekday of the year two years before `end` (default
+    2026-11-20) to `end`. Money in 元, quantities in 股.
+    """
+    end = end or DEFAULT_END
+    rng = np.random.default_rng(seed)
+    days = trade_days(date(end.year - 2, 1, 1), end)
+    tl = _Timeline(len(days) + 1)
+    uni = _universe(rng)
+    k_of = {industry.sw_l1_code: k for k, industry in enumerate(SW_L1_2021)}
+    kb = k_of[_BOTTOMING]
+
+    market = _market_story(rng, tl)
+    rq_total = market.balance * np.linspace(0.0065, 0.0050, tl.m)  # 融券 shrank after the 2023 restrictions
+    # the exchanges' totals are about 1% above the detail sums
+    rz_detail = (market.balance - rq_total) / 1.01
+    member, new_sector, switch_at = _reclassify(rng, tl, uni, kb)
+    drift = _sector_drift(tl, k_of)
+    rzye = _financing_balances(rng, tl, uni, member, drift, rz_detail, np.linspace(0.020, 0.028, tl.m), kb)
+    rzmre, rzche = _purchases(rng, uni, rzye, market.ratio * market.turnover / 1.01 * 0.995)
+    sector_log, price = _prices(rng, tl, uni, market.index_log, drift, kb)
+    rqyl, rqye, rqmcl, rqchl = _short_positions(rng, uni, rq_total / 1.01, price)
 
     data = DemoData(days=days)
     data.stock_columns = _stock_columns(
@@ -363,9 +421,10 @@ def build_demo(seed: int = DEFAULT_SEED, end: date | None = None) -> DemoData:
     )
     summary, all_rzmre, rqmce = _summary_rows(days, uni, rzye, rzmre, rqye, rqyl, rqmcl, price)
     data.rows[models.MarginSummary] = summary
-    total_turnover = np.round((all_rzmre + rqmce) / ratio[1:])
+    # turnover follows from the purchases and the planned ratio, so the ratio lands where planned
+    total_turnover = np.round((all_rzmre + rqmce) / market.ratio[1:])
     data.rows[models.Turnover], sse_amount, szse_amount = _turnover_rows(rng, days, total_turnover)
-    data.rows[models.IndexDaily] = _index_rows(rng, days, mkt_log, sector_log, sse_amount, szse_amount)
+    data.rows[models.IndexDaily] = _index_rows(rng, days, market.index_log, sector_log, sse_amount, szse_amount)
     data.rows[models.IndustryName] = industry_name_rows()
     data.rows[models.IndustryClass] = _class_rows(rng, days[0], uni, new_sector, days[switch_at - 1])
     data.rows[models.TradingDay] = [{"trade_date": d} for d in days]
@@ -478,7 +537,10 @@ def _class_rows(
     rows = []
     for i in np.flatnonzero(~uni.is_fund):
         listed = earliest + timedelta(days=int(rng.integers(0, span)))
-        for start, k in [(listed, int(uni.sector0[i]))] + ([(switch_day, new_sector[int(i)])] if int(i) in new_sector else []):
+        spans = [(listed, int(uni.sector0[i]))]
+        if int(i) in new_sector:
+            spans.append((switch_day, new_sector[int(i)]))
+        for start, k in spans:
             l1 = sectors[k]
             sw_code = f"{l1[:2]}{int(rng.integers(1, 4)):02d}01"
             rows.append({"code": uni.codes[i], "start_date": start, "sw_code": sw_code, "sw_l1_code": l1})
@@ -550,19 +612,25 @@ def seed_demo(engine: Engine, force: bool = False, *, seed: int = DEFAULT_SEED, 
     started = time.perf_counter()
     data = build_demo(seed, end)
     built = time.perf_counter()
-    with session_scope(engine) as session:
+    try:
+        with session_scope(engine) as session:
+            if force:
+                for model in MARKET_TABLES:
+                    session.execute(delete(model))
+            elif _has_margin(session):
+                return False
+            for model, rows in data.rows.items():
+                _insert_all(session, model, rows)
+            # after the small tables, so that SQLite's transaction is open before any DDL
+            _bulk_load(session, models.StockMargin, data.stock_columns)
+            rebuild_sector_daily(session, data.days)
+            set_meta(session, "demo", "true")
+            bump_data_version(session)
+    except IntegrityError:
         if force:
-            for model in MARKET_TABLES:
-                session.execute(delete(model))
-        elif not is_empty_in(session):
-            return False
-        for model, rows in data.rows.items():
-            _insert_all(session, model, rows)
-        # after the small tables, so that SQLite's transaction is open before any DDL
-        _bulk_load(session, models.StockMargin, data.stock_columns)
-        rebuild_sector_daily(session, data.days)
-        set_meta(session, "demo", "true")
-        bump_data_version(session)
+            raise
+        log.info("demo data not seeded: another process stored data at the same time")
+        return False
     log.info(
         "demo data seeded: %d trade days, %d stock rows (built %.1fs, stored %.1fs)",
         len(data.days), data.stock_count, built - started, time.perf_counter() - built,
@@ -570,9 +638,8 @@ def seed_demo(engine: Engine, force: bool = False, *, seed: int = DEFAULT_SEED, 
     return True
 
 
-def is_empty_in(session: Session) -> bool:
-    """True when the session sees no margin summary (re-checked inside the seeding transaction)."""
-    return session.query(models.MarginSummary.id).limit(1).first() is None
+def _has_margin(session: Session) -> bool:
+    return session.execute(select(models.MarginSummary.id).limit(1)).first() is not None
 
 
 def ensure_seeded(engine: Engine) -> bool:

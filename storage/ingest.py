@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from storage import models
-from storage.database import bump_data_version, session_scope, upsert
+from storage.database import bump_data_version, get_meta, session_scope, set_meta, upsert
 from storage.industries import SW_L1_2021
 from storage.sources import (
     NotPublished,
@@ -55,8 +56,11 @@ DEFAULT_BACKFILL_DAYS = 60
 HISTORY_START = date(2010, 1, 1)  # index histories are kept from the year margin trading began
 INDEX_TURNOVER = {"sh000001": "SSE", "sz399001": "SZSE"}
 HISTORY_STEPS = ("index_sh000001", "index_sz399001", "em_account", "sw_class", "sw_index")
+_CLASSES_CHECKED = "sw_class_checked"  # DatasetMeta key: the day the Shenwan class file was last read
 _MESSAGE_MAX = 500
 _NAME_MAX = 32
+# What a malformed answer can raise in the checks after akshare returned: a failure of that source.
+_PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
 
 
 # --- results -----------------------------------------------------------------------------------------
@@ -302,8 +306,9 @@ def _ensure_calendar(engine: Engine, sources: Sources, today: date, start: date 
 
 
 def _previous_trade_day(calendar: Sequence[date], day: date) -> date | None:
-    earlier = [d for d in calendar if d < day]
-    return earlier[-1] if earlier else None
+    """The trade date before `day` in the sorted calendar, or None."""
+    position = bisect_left(calendar, day)
+    return calendar[position - 1] if position else None
 
 
 # --- choosing the days -------------------------------------------------------------------------------
@@ -375,21 +380,26 @@ class _DayFetcher:
     def summary(self, day: date, source: str) -> list[dict[str, Any]]:
         exchange = SUMMARY_SOURCES[source]
         previous_day = _previous_trade_day(self.calendar, day)
+        previous_rzye: float | None = None
         if source == "sse_summary":
             frame = self._sse_frame()
             rows = frame[frame["trade_date"] == day]
             if rows.empty:
                 raise NotPublished(f"SSE's answer has no row for {day} yet")
             out = _summary_rows(rows, exchange)
+            before = frame.loc[frame["trade_date"] == previous_day, "rzye"]
+            previous_rzye = _clean(before.iloc[0]) if len(before) else None
         else:
             fetch = self.sources.szse_summary if source == "szse_summary" else self.sources.bse_summary
             out = _summary_rows(fetch(day), exchange)
+        if previous_rzye is None:
+            with Session(self.engine) as session:
+                stored = _stored_summary(session, previous_day, exchange)
+            previous_rzye = stored.rzye if stored is not None else None
+        # Derived from the previous trade date itself, never from whatever row happens to precede.
         row = out[0]
-        with Session(self.engine) as session:
-            previous = _stored_summary(session, previous_day, exchange)
-        if row["rzche"] is None and previous is not None:
-            row["rzche"] = derive_rzche(row["rzye"], row["rzmre"], previous.rzye)
-            row["rzche_derived"] = row["rzche"] is not None
+        row["rzche"] = derive_rzche(row["rzye"], row["rzmre"], previous_rzye)
+        row["rzche_derived"] = row["rzche"] is not None
         return out
 
     def detail(self, day: date, source: str) -> list[dict[str, Any]]:
@@ -445,6 +455,8 @@ def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -
         return _record_problem(engine, day, source, exc)
     except SQLAlchemyError as exc:
         return _record_problem(engine, day, source, f"database error: {type(exc).__name__}: {str(exc)[:200]}")
+    except _PARSE_ERRORS as exc:
+        return _record_problem(engine, day, source, UpstreamError(f"unexpected answer ({type(exc).__name__}: {exc})"))
 
 
 def _rebuild_sectors(engine: Engine, day: date) -> StepOutcome:
@@ -456,7 +468,7 @@ def _rebuild_sectors(engine: Engine, day: date) -> StepOutcome:
             _set_status(session, day, SECTORS, DONE, rows=count)
             bump_data_version(session)
         return StepOutcome(SECTORS, DONE, count)
-    except (ImportError, SQLAlchemyError, ValueError, KeyError) as exc:
+    except (ImportError, SQLAlchemyError, *_PARSE_ERRORS) as exc:
         return _record_problem(engine, day, SECTORS, f"sector rebuild failed: {type(exc).__name__}: {exc}",
                                status=FAILED)
 
@@ -464,10 +476,19 @@ def _rebuild_sectors(engine: Engine, day: date) -> StepOutcome:
 # --- history sources ---------------------------------------------------------------------------------
 
 
-def _history_step(result: IngestResult, name: str, work: Callable[[], int]) -> None:
+def _covers(engine: Engine, model: type[SQLModel], where: Any, latest: date) -> bool:
+    """True when the stored rows matching `where` already reach the latest published trade date."""
+    column = model.__table__.c.trade_date  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        stored = session.execute(select(func.max(column)).where(where)).scalar()
+    return stored is not None and stored >= latest
+
+
+def _history_step(result: IngestResult, name: str, work: Callable[[], int | None]) -> None:
+    """Run one history refresh; `work` returns the rows written, or None when the stored data was current."""
     try:
         written = work()
-    except UpstreamProblem as exc:
+    except (UpstreamProblem, *_PARSE_ERRORS) as exc:
         log.warning("%s history failed: %s", name, exc)
         result.history.append(StepOutcome(name, FAILED, 0, str(exc)))
         return
@@ -475,10 +496,15 @@ def _history_step(result: IngestResult, name: str, work: Callable[[], int]) -> N
         log.warning("%s history failed: database error: %s", name, type(exc).__name__)
         result.history.append(StepOutcome(name, FAILED, 0, f"database error: {type(exc).__name__}"))
         return
-    result.history.append(StepOutcome(name, DONE, written))
+    if written is None:
+        result.history.append(StepOutcome(name, DONE, 0, "up to date"))
+    else:
+        result.history.append(StepOutcome(name, DONE, written))
 
 
-def _store_index(engine: Engine, sources: Sources, symbol: str) -> int:
+def _store_index(engine: Engine, sources: Sources, symbol: str, latest: date) -> int | None:
+    if _covers(engine, models.IndexDaily, models.IndexDaily.symbol == symbol, latest):
+        return None
     frame = sources.index_history(symbol)
     frame = frame[frame["trade_date"] >= HISTORY_START]
     exchange = INDEX_TURNOVER[symbol]
@@ -497,7 +523,9 @@ def _store_index(engine: Engine, sources: Sources, symbol: str) -> int:
     return len(written)
 
 
-def _store_market_history(engine: Engine, sources: Sources) -> int:
+def _store_market_history(engine: Engine, sources: Sources, latest: date) -> int | None:
+    if _covers(engine, models.MarginSummary, models.MarginSummary.exchange == "ALL", latest):
+        return None
     frame = sources.market_account_history()
     rows = _records(frame, ["trade_date", "rzye", "rqye", "rzmre", "rqmce", "rzrqye"], exchange="ALL",
                     source="eastmoney")
@@ -509,7 +537,11 @@ def _store_market_history(engine: Engine, sources: Sources) -> int:
     return len(written)
 
 
-def _store_classification(engine: Engine, sources: Sources) -> int:
+def _store_classification(engine: Engine, sources: Sources, today: date) -> int | None:
+    # The file has no date to compare: it is read at most once a day.
+    with Session(engine) as session:
+        if get_meta(session, _CLASSES_CHECKED) == today.isoformat():
+            return None
     frame = sources.sw_classification()
     rows = _records(frame, ["code", "start_date", "sw_code", "sw_l1_code"])
     names = [{"sw_l1_code": i.sw_l1_code, "name_zh": i.name_zh, "name_en": i.name_en, "index_symbol": i.index_symbol}
@@ -528,13 +560,17 @@ def _store_classification(engine: Engine, sources: Sources) -> int:
                 rebuild_sector_daily(session, sorted(days))
         if written or named:
             bump_data_version(session)
+        set_meta(session, _CLASSES_CHECKED, today.isoformat())
     return len(written) + len(named)
 
 
-def _store_sector_indexes(engine: Engine, sources: Sources) -> int:
-    total, failures = 0, []
+def _store_sector_indexes(engine: Engine, sources: Sources, latest: date) -> int | None:
+    total, failures, asked = 0, [], 0
     for industry in SW_L1_2021:
         symbol = industry.index_symbol
+        if _covers(engine, models.IndexDaily, models.IndexDaily.symbol == symbol, latest):
+            continue
+        asked += 1
         try:
             frame = sources.sw_index_history(symbol)
         except UpstreamProblem as exc:
@@ -549,19 +585,22 @@ def _store_sector_indexes(engine: Engine, sources: Sources) -> int:
                 bump_data_version(session)
         total += len(written)
     if failures:
-        raise UpstreamError(f"{len(failures)} of {len(SW_L1_2021)} sector indexes failed; first: {failures[0]}")
-    return total
+        raise UpstreamError(f"{len(failures)} of {asked} sector indexes failed; first: {failures[0]}")
+    return total if asked else None
 
 
-def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar: Any) -> None:
+def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar: Any, latest: date,
+                     today: date) -> None:
+    """Each history source once, skipped where the stored rows already reach `latest` (the last published day)."""
     for symbol in INDEX_TURNOVER:
-        _history_step(result, f"index_{symbol}", lambda symbol=symbol: _store_index(engine, sources, symbol))
+        _history_step(result, f"index_{symbol}",
+                      lambda symbol=symbol: _store_index(engine, sources, symbol, latest))
         bar.update(1)
-    _history_step(result, "em_account", lambda: _store_market_history(engine, sources))
+    _history_step(result, "em_account", lambda: _store_market_history(engine, sources, latest))
     bar.update(1)
-    _history_step(result, "sw_class", lambda: _store_classification(engine, sources))
+    _history_step(result, "sw_class", lambda: _store_classification(engine, sources, today))
     bar.update(1)
-    _history_step(result, "sw_index", lambda: _store_sector_indexes(engine, sources))
+    _history_step(result, "sw_index", lambda: _store_sector_indexes(engine, sources, latest))
     bar.update(1)
 
 
@@ -569,14 +608,17 @@ def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar
 
 
 def run_ingest(engine: Engine, settings: Settings, start: date | None = None, end: date | None = None,
-               progress: bool = True, today: date | None = None, fetchers: Sources | None = None) -> IngestResult:
+               progress: bool = True, today: date | None = None, fetchers: Sources | None = None,
+               history: bool = True) -> IngestResult:
     """Fetch and store every trade date that is not complete yet, up to the latest published one.
 
     The latest published day is the last trade date before `today` (Asia/Shanghai): day T appears on
     the morning of T+1. Without `start`, the days after the latest complete day are fetched, with any
     earlier day left pending or failed; on an empty database the last DEFAULT_BACKFILL_DAYS trade
     dates. With `start`, every incomplete trade date from `start` on. `end` caps the span. History
-    sources are refreshed once per run. `fetchers` replaces the upstream calls (tests: instant sleep).
+    sources are refreshed once per run unless `history` is False; one whose stored rows already reach
+    the latest published day is not asked again (the Shenwan class file: once a day).
+    `fetchers` replaces the upstream calls (tests: instant sleep).
     """
     from marginbot.settings import TIMEZONE
 
@@ -598,9 +640,10 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     with Session(engine) as session:
         done = _done_steps(session, days)
     steps = sum(len(set(required_steps(d)) - done[d]) for d in days)
-    bar = _progress_bar(progress, len(HISTORY_STEPS) + steps)
+    bar = _progress_bar(progress, (len(HISTORY_STEPS) if history else 0) + steps)
     try:
-        _refresh_history(engine, sources, result, bar)
+        if history:
+            _refresh_history(engine, sources, result, bar, published[-1], today)
         fetcher = _DayFetcher(engine, sources, calendar, days, done)
         for day in days:
             result.days.append(_ingest_day(engine, fetcher, day, done[day], bar))

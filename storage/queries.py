@@ -16,7 +16,12 @@ SUMMARY_COLUMNS = ["rzye", "rzmre", "rzche", "rqye", "rqyl", "rqmcl", "rqmce", "
 
 
 def _frame(rows: list, columns: list[str]) -> pd.DataFrame:  # type: ignore[type-arg]
-    frame = pd.DataFrame(rows, columns=columns)
+    # Column-wise construction: building from Row objects one by one is 10x slower in pandas.
+    data = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
+    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in zip(columns, data, strict=True)})
+    for name in columns:
+        if name not in ("trade_date",) and len(frame) and isinstance(frame[name].iloc[0], float | int | bool):
+            frame[name] = pd.to_numeric(frame[name]) if not isinstance(frame[name].iloc[0], bool) else frame[name].astype(bool)
     if "trade_date" in frame:
         frame["trade_date"] = pd.to_datetime(frame["trade_date"])
     return frame

@@ -261,6 +261,9 @@ def _check_detail(frame: pd.DataFrame, exchange: str) -> None:
     duplicated = frame.loc[frame["code"].duplicated(), "code"]
     if not duplicated.empty:
         raise ValidationFailed(f"{exchange} detail: security {duplicated.iloc[0]} listed twice")
+    biggest = frame["rzye"].max()
+    if biggest > _RZYE_MAX["BSE"]:  # no single security carries 1 万亿 元 of financing
+        raise ValidationFailed(f"{exchange} detail: 融资余额 {biggest:.6g} 元 for one security (unit changed?)")
     for name in ("rzye", "rzmre", "rqyl", "rqmcl", "rqye"):
         negative = frame.loc[frame[name] < 0, "code"]
         if not negative.empty:
@@ -487,7 +490,7 @@ def market_account_history(*, policy: CallPolicy | None = None) -> pd.DataFrame:
         raise ValidationFailed("Eastmoney account history: a date appears twice")
     for column in ("rzye", "rqye", "rzmre", "rqmce"):
         frame[column] = (frame[column] * YI).round(0)
-    frame["rzrqye"] = frame["rzye"] + frame["rqye"].fillna(0.0)
+    frame["rzrqye"] = frame["rzye"] + frame["rqye"]  # unknown where 融券余额 is unknown
     frame = frame.sort_values("trade_date", ignore_index=True)
     check_summary(frame.assign(rqyl=np.nan, rqmcl=np.nan), "ALL")
     return frame[["trade_date", "rzye", "rqye", "rzmre", "rqmce", "rzrqye"]]

@@ -27,7 +27,9 @@ from marginbot.settings import Settings, load_settings
 from storage import ingest, models
 from storage.database import data_version
 from storage.ingest import day_is_complete, latest_complete_date, run_ingest
-from storage.sources import CallPolicy, NotPublished, Sources, upstream_timeout
+from storage.sources import CallPolicy, NotPublished, Sources, ValidationFailed, upstream_timeout
+from storage.sources import market_account_history as fetch_account_history
+from storage.sources import sse_detail as fetch_sse_detail
 from storage.sources import sse_summary as fetch_sse_summary
 from storage.sources import szse_summary as fetch_szse_summary
 from tests import upstream_payloads as up
@@ -113,8 +115,8 @@ def sw_bars(symbol: str) -> list[up.Bar]:
 
 
 def calendar_days() -> list[date]:
-    days, day = [], date(2023, 1, 3)
-    while day <= date(2024, 12, 31):
+    days, day = [], date(2023, 4, 3)
+    while day <= date(2024, 6, 28):
         if day.weekday() < 5 and day not in (date(2024, 4, 4), date(2024, 4, 5)):
             days.append(day)
         day += timedelta(days=1)
@@ -333,6 +335,23 @@ def test_szse_summary_of_an_unpublished_day_is_not_published(rsps: responses.Req
         fetch_szse_summary(TODAY, policy=CallPolicy(retries=3, sleep=pytest.fail))
 
 
+def test_sse_detail_estimates_rqye_only_where_a_close_is_known(rsps: responses.RequestsMock) -> None:
+    d = sample_market()["SSE", D2]
+    rsps.add(responses.GET, SSE_URL, body=up.sse_detail_json(D2, d.detail), content_type=JSON)
+    frame = fetch_sse_detail(D2, closes={"600519": 1650.0}, policy=CallPolicy(retries=0)).set_index("code")
+    assert frame.loc["600519", "rqye"] == d.detail[0].rqyl * 1650.0 and frame.loc["600519", "rqye_estimated"]
+    assert pd.isna(frame.loc["601318", "rqye"]) and not frame.loc["601318", "rqye_estimated"]
+    assert frame.loc["510300", "is_fund"] and frame.loc["600519", "name"] == "贵州茅台"
+    assert rsps.calls[0].request.params["detailsDate"] == "20240411"
+
+
+def test_an_answer_in_the_wrong_unit_is_refused(rsps: responses.RequestsMock) -> None:
+    in_yuan = [replace(r, fin_balance=r.fin_balance * 1e8, loan_balance=r.loan_balance * 1e8) for r in ACCOUNT]
+    rsps.add(responses.GET, EM_DATACENTER_URL, body=up.eastmoney_account_json(in_yuan), content_type=JSON)
+    with pytest.raises(ValidationFailed, match="unit changed"):
+        fetch_account_history(policy=CallPolicy(retries=0))
+
+
 def test_upstream_timeout_is_set_only_inside_the_context(rsps: responses.RequestsMock) -> None:
     rsps.add(responses.GET, "https://example.invalid/x", body="ok")
     with upstream_timeout(3.5):
@@ -386,13 +405,13 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
         assert stock_row(s, D2, "832982").exchange == "BSE"  # from the second page of BSE's detail
         counts = dict(s.execute(select(models.StockMargin.exchange, func.count()).where(
             models.StockMargin.trade_date == D2).group_by(models.StockMargin.exchange)).all())
-        assert counts == {"SSE": 66, "SZSE": 66, "BSE": 10}
+        assert counts == {"SSE": 30, "SZSE": 30, "BSE": 10}
 
         sectors = s.execute(select(models.SectorDaily).where(models.SectorDaily.trade_date == D2)).scalars().all()
         stocks = s.execute(select(models.StockMargin).where(models.StockMargin.trade_date == D2,
                                                             ~models.StockMargin.is_fund)).scalars().all()
         assert sum(x.rzye for x in sectors) == pytest.approx(sum(x.rzye for x in stocks), rel=1e-12)
-        assert sum(x.stock_count for x in sectors) == len(stocks) == 138
+        assert sum(x.stock_count for x in sectors) == len(stocks) == 66
         assert "340000" in {x.sw_l1_code for x in sectors}
 
         classes = s.execute(select(models.IndustryClass).where(models.IndustryClass.code == "600519")).scalars().all()
@@ -412,24 +431,40 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
         assert sorted(statuses) == ["done"] * 7
 
 
+@pytest.fixture
+def few_sectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three sector indexes instead of 31: the full set is covered end to end; this keeps the file fast."""
+    monkeypatch.setattr(ingest, "SW_L1_2021", ingest.SW_L1_2021[:3])
+
+
 def test_a_second_run_changes_nothing(engine: Engine, fake: FakeUpstream, settings: Settings,
-                                      fetchers: Sources) -> None:
+                                      fetchers: Sources, few_sectors: None) -> None:
     assert ingest_run(engine, settings, fetchers, start=D1).ok
     before, version = snapshot(engine), data_version(engine)
     asked = len(fake.asked)
     again = ingest_run(engine, settings, fetchers, start=D1)
     assert again.ok and again.days == []
     assert snapshot(engine) == before and data_version(engine) == version
-    per_day = [a for a in fake.asked[asked:] if a[0] in ingest.DAY_SOURCES]
-    assert per_day == []  # complete days are not asked again
+    assert fake.asked[asked:] == []  # complete days and current histories are not asked again
     assert fake.calendar_calls == 1  # the stored calendar covers the span
+
+    # A later morning: every history is asked again and answers the same; 2024-04-12 is not out yet.
+    asked = len(fake.asked)
+    later = ingest_run(engine, settings, fetchers, start=D1, today=date(2024, 4, 15))
+    assert {"index_sh000001", "index_sz399001", "em_account", "sw_class", "sw_index"} <= {
+        a[0] for a in fake.asked[asked:]}
+    assert [(d.day, d.status) for d in later.days] == [(date(2024, 4, 12), "pending")] and later.ok
+    after = snapshot(engine)
+    after["dataset_meta"] = [r for r in after["dataset_meta"] if "sw_class_checked" not in r]
+    before["dataset_meta"] = [r for r in before["dataset_meta"] if "sw_class_checked" not in r]
+    assert after == before and data_version(engine) == version
 
 
 def test_default_backfill_and_resume_after_a_stop(engine: Engine, fake: FakeUpstream, settings: Settings,
                                                   fetchers: Sources, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ingest, "DEFAULT_BACKFILL_DAYS", 3)
     fake.override["szse_detail", D2] = lambda: (200, {}, up.szse_detail_xlsx([]))  # not yet: header only
-    first = ingest_run(engine, settings, fetchers, end=date(2024, 4, 30))
+    first = ingest_run(engine, settings, fetchers, end=date(2024, 4, 30), history=False)
     assert [d.day for d in first.days] == [D0, D1, D2]
     assert [d.status for d in first.days] == ["done", "done", "pending"] and first.ok
     assert "stopped at 2024-04-11" in first.notes[0]
@@ -440,7 +475,7 @@ def test_default_backfill_and_resume_after_a_stop(engine: Engine, fake: FakeUpst
 
     del fake.override["szse_detail", D2]
     asked = len(fake.asked)
-    second = ingest_run(engine, settings, fetchers)
+    second = ingest_run(engine, settings, fetchers, history=False)
     assert [d.day for d in second.days] == [D2] and second.days[0].complete
     per_day = [a for a in fake.asked[asked:] if a[0] in ingest.DAY_SOURCES]
     assert per_day == [("szse_detail", D2)]  # only what was missing
@@ -509,24 +544,24 @@ def test_a_failure_leaves_the_stored_data_exactly_as_it_was(kind: str, engine: E
                                                             sleeps: list[float],
                                                             caplog: pytest.LogCaptureFixture) -> None:
     source, status, failing, said = FAILURES[kind]
-    # First run: everything of D1 and D2 is stored but `source` of D2, which is not published yet.
+    # First run: everything of D2 is stored but `source`, which is not published yet.
     fake.override[source, D2] = _pending(fake, source)
-    first = ingest_run(engine, settings, fetchers, start=D1)
-    assert first.days[0].complete and not first.days[1].complete
+    first = ingest_run(engine, settings, fetchers, start=D2, history=False)
+    assert [d.status for d in first.days] == ["pending"]
     before, version = snapshot(engine), data_version(engine)
     assert before["stock_margin"] and before["margin_summary"]  # earlier good data is there
 
     fake.override[source, D2] = failing(fake)
     caplog.clear()
     caplog.set_level(logging.INFO, logger="storage.ingest")
-    second = ingest_run(engine, settings, fetchers)
+    second = ingest_run(engine, settings, fetchers, start=D2, history=False)
 
     assert snapshot(engine) == before and data_version(engine) == version
     row = status_of(engine, D2, source)
     assert (row.status, row.attempts) == (status, 2) and said in row.message
     assert second.ok is (status == "pending")
     assert second.days[0].status == status and not day_is_complete(engine, D2)
-    assert latest_complete_date(engine) == D1
+    assert latest_complete_date(engine) is None
     lines = [r for r in caplog.records if r.name == "storage.ingest" and f"{source} {D2}" in r.getMessage()]
     assert len(lines) == 1 and said in lines[0].getMessage() and lines[0].exc_info is None
     if "timeout" in kind:
@@ -537,6 +572,7 @@ def test_a_failure_leaves_the_stored_data_exactly_as_it_was(kind: str, engine: E
 
 def test_history_failures_are_reported_and_the_days_still_ingested(engine: Engine, fake: FakeUpstream,
                                                                    settings: Settings, fetchers: Sources,
+                                                                   few_sectors: None,
                                                                    rsps: responses.RequestsMock,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     rsps.replace(responses.GET, SW_CLASS_URL, body=up.HTML_ERROR_PAGE)

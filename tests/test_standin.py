@@ -33,7 +33,7 @@ from telegram.ext import (
     filters,
 )
 
-from sandbox.botapi import DEFAULT_TOKEN, BotApiServer, BotEvent
+from sandbox.botapi import DEFAULT_TOKEN, BotApiServer, BotEvent, HttpRequest, HttpResponse
 
 # PTB itself warns on building RetryAfter while retry_after is still an int by default.
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
@@ -140,6 +140,33 @@ async def test_photo_upload_then_reuse_and_download(server: BotApiServer, bot: B
     assert bytes(await tg_file.download_as_bytearray()) == chart
     with pytest.raises(BadRequest, match="(?i)wrong file identifier"):
         await bot.send_photo(USER, photo="AgACnot-a-real-id")
+
+
+async def test_documents_albums_and_extra_routes(server: BotApiServer, bot: Bot) -> None:
+    sheet = b"PK\x03\x04 not really a workbook"
+    doc = await bot.send_document(USER, document=sheet, filename="两融.xlsx", caption="明细")
+    assert doc.document is not None and doc.document.file_name == "两融.xlsx"
+    assert server.document_uploads == 1 and server.uploads == 0
+    assert bytes(await (await bot.get_file(doc.document.file_id)).download_as_bytearray()) == sheet
+
+    album = await bot.send_media_group(GROUP, [InputMediaPhoto(png(30, 20)), InputMediaPhoto(png(20, 30))])
+    assert len(album) == 2 and album[0].media_group_id == album[1].media_group_id
+    assert server.uploads == 2
+
+    async def hello(request: HttpRequest) -> HttpResponse:
+        return HttpResponse.json_body({"chats": sorted(server.chats), "q": request.query.get("q")})
+
+    async def catch_all(request: HttpRequest) -> HttpResponse:
+        return HttpResponse.text_body("page", 404)
+
+    server.add_route("GET", "/ui/state", hello)
+    server.add_route("GET", "/", catch_all)  # never shadows the Bot API paths
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        state = (await client.get("/ui/state?q=1")).json()
+        assert state == {"chats": [GROUP, USER], "q": "1"}
+        assert (await client.get(f"/file/botWRONG/{doc.document.file_id}")).status_code == 401
+        assert (await client.get("/nowhere")).text == "page"
+        assert (await client.get(f"/bot{server.token}/getMe")).json()["ok"] is True
 
 
 async def test_edits_change_recorded_history(server: BotApiServer, bot: Bot) -> None:

@@ -366,7 +366,7 @@ SSE_NAMED = [("600519", "贵州茅台"), ("601318", "中国平安"), ("600036", 
 SZSE_NAMED = [("000001", "平安银行"), ("000858", "五粮液"), ("300750", "宁德时代"), ("002594", "比亚迪"),
               ("159919", "沪深300ETF"), ("159915", "创业板ETF")]
 BSE_NAMED = [("830799", "艾融软件"), ("835185", "贝特瑞"), ("833819", "颖泰生物"), ("832982", "锦波生物")]
-FILLERS = {"SSE": 60, "SZSE": 60, "BSE": 6}
+FILLERS = {"SSE": 24, "SZSE": 24, "BSE": 6}
 # The summary also counts securities that left the 标的 list: the detail sums to 99% of it.
 DETAIL_SHARE = 0.99
 

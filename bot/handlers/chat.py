@@ -14,6 +14,9 @@ from reports.i18n import t
 from storage import chats
 
 PUSH_TIMES = ("default", "12:00", "15:30", "20:00")
+KNOWN_COMMANDS = frozenset(
+    {"start", "help", "subscribe", "unsubscribe", "settings", "balance", "ratio", "sectors", "signals", "stock"}
+)
 
 
 async def start(update: Update, context: Context) -> None:
@@ -124,6 +127,8 @@ async def unknown_command(update: Update, context: Context) -> None:
     if message is None or chat is None or not message.text:
         return
     command = message.text.split()[0]
+    if command.lstrip("/").split("@")[0].lower() in KNOWN_COMMANDS:
+        return  # handled in the main group; this fallback only sees every command
     if chat.type != ChatType.PRIVATE:
         username = services_of(context).bot_username or context.bot.username
         if "@" not in command or command.split("@", 1)[1].lower() != (username or "").lower():

@@ -1,0 +1,638 @@
+"""Try the bot without a token: the real bot against the local stand-in Bot API, and a chat page.
+
+``marginbot run`` without ``TELEGRAM_BOT_TOKEN`` calls :func:`run_sandbox`: it seeds the demo data
+when the database is empty, starts :class:`~sandbox.botapi.BotApiServer` on 127.0.0.1 with a
+freshly generated token, builds the real application (``bot.app.build_application``, jobs
+scheduled) pointed at it, and serves a chat page on the same port. The page is only a window: what
+it shows comes from the stand-in's record of the chats; a message typed on the page is injected as
+a Telegram update, a tapped button as a callback query, and every answer is the bot's own.
+
+JSON endpoints of the page (loopback only, ``Host`` must be the loopback address; POST bodies must
+be ``application/json``):
+
+* ``GET /api/chats``: the simulated user, the bot, the two chats and the user's language.
+* ``GET /api/commands?chat=ID``: the command menu the bot registered (setMyCommands) for that
+  chat's scope and the user's language, resolved the way Telegram clients do.
+* ``GET /api/history?chat=ID&after=SEQ&wait=S``: messages created, edited or deleted after change
+  number SEQ (every chat when ``chat`` is omitted), plus notices (callback answers, chat
+  actions); with ``wait`` it long-polls up to S seconds for a change.
+* ``GET /api/file/FILE_ID``: the bytes of a photo or document the bot uploaded.
+* ``POST /api/send {chat, text, as?}``: the user (or, in the group, ``as: "member"``) writes.
+* ``POST /api/callback {chat, message_id, data, as?}``: the user taps an inline button.
+* ``POST /api/language {lang}``: the Telegram language (``language_code``) of the simulated user.
+* ``POST /api/push``: run the daily push now (``bot.push.push_now``) and report its counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+import signal
+import sys
+import webbrowser
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from telegram.ext import Application
+
+from bot.app import build_application, build_services, start_application, stop_application
+from bot.services import Services
+from marginbot.settings import Settings
+from sandbox.botapi import BotApiServer, BotEvent, HttpRequest, HttpResponse, StoredMessage
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+YOU_ID = 700_000_001
+MEMBER_ID = 700_000_002
+GROUP_ID = -900_000_001
+GROUP_TITLE = "两融讨论群"
+YOU_NAME = "You"
+MEMBER_NAME = "小林"
+BOT_USERNAME = "liangrong_sandbox_bot"
+BOT_NAME = "两融雷达"
+LANGUAGES = ("zh", "en")
+MAX_WAIT = 30.0
+NOTICES_KEPT = 500
+
+
+def _generate_token() -> str:
+    """A fresh token shaped like BotFather's: the page never sees it, so only the bot can call the API."""
+    return f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(32)}"
+
+
+class _MemoryFileIds(Services):
+    """Chart file_ids kept in memory only.
+
+    The stand-in's file_ids mean nothing to Telegram and die with the stand-in, so they must not
+    reach the database's chart cache (a real run on the same database would send them), and ids
+    stored by a real run must not be sent to the stand-in.
+    """
+
+    async def file_id(self, key: str) -> str | None:
+        return self.file_ids.get(key)
+
+    async def remember_file_id(self, key: str, file_id: str) -> None:
+        self.file_ids[key] = file_id
+
+
+def _sandbox_services(settings: Settings, engine: Engine) -> Services:
+    base = build_services(settings, engine)
+    return _MemoryFileIds(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+
+
+class BadRequest(Exception):
+    """A request the page should not have made: answered 400 with the message."""
+
+
+def _json_error(status: int, message: str) -> HttpResponse:
+    return HttpResponse.json_body({"ok": False, "error": message}, status)
+
+
+class ChatPage:
+    """The chat page's routes on the stand-in server, and a change log the page polls."""
+
+    def __init__(self, server: BotApiServer, default_language: str = "zh") -> None:
+        self.server = server
+        self.application: Application | None = None  # type: ignore[type-arg]
+        self.lang = default_language if default_language in LANGUAGES else "zh"
+        self.seq = 0
+        self._versions: dict[tuple[int, int], int] = {}
+        self._notices: deque[dict[str, Any]] = deque(maxlen=NOTICES_KEPT)
+        self._changed = asyncio.Event()
+
+    # ------------------------------------------------------------------ set-up
+
+    def install(self) -> None:
+        """Register users, chats, routes and the event listener on the (not yet started) server."""
+        server = self.server
+        server.add_user(YOU_ID, YOU_NAME, language_code=self.lang)
+        server.add_user(MEMBER_ID, MEMBER_NAME, language_code="zh")
+        server.add_chat(YOU_ID, "private")
+        server.add_chat(GROUP_ID, "group", title=GROUP_TITLE, members=[MEMBER_ID], admins=[YOU_ID])
+        server.add_listener(self._on_event)
+        self._routes = {
+            ("GET", "/"): self._index,
+            ("GET", "/index.html"): self._index,
+            ("GET", "/api/chats"): self._chats,
+            ("GET", "/api/commands"): self._commands,
+            ("GET", "/api/history"): self._history,
+            ("POST", "/api/send"): self._send,
+            ("POST", "/api/callback"): self._callback,
+            ("POST", "/api/language"): self._language,
+            ("POST", "/api/push"): self._push,
+        }
+        self._prefixes = {("GET", "/static/"): self._static, ("GET", "/api/file/"): self._file}
+        # "/" is a prefix route of the server (tried after its /bot and /file/bot paths): one router.
+        for method in ("GET", "POST"):
+            server.add_route(method, "/", self._route)
+
+    @property
+    def chat_ids(self) -> tuple[int, int]:
+        return (YOU_ID, GROUP_ID)
+
+    # ------------------------------------------------------------------ change log
+
+    def _bump(self) -> int:
+        self.seq += 1
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+        return self.seq
+
+    def _on_event(self, event: BotEvent) -> None:
+        """Runs on the server loop for everything the bot does and every injected update."""
+        if event.kind in ("message", "edit", "delete") and event.message is not None:
+            self._versions[(event.message.chat_id, event.message.message_id)] = self._bump()
+        elif event.kind == "update" and event.data is not None:
+            message = event.data.get("message")
+            if isinstance(message, dict) and "chat" in message:
+                self._versions[(int(message["chat"]["id"]), int(message["message_id"]))] = self._bump()
+        elif event.kind == "callback_answer" and event.data is not None:
+            query_id = str(event.data.get("callback_query_id") or "")
+            self._notices.append(
+                {
+                    "seq": self._bump(),
+                    "kind": "answer",
+                    "chat": event.chat_id,
+                    "query_id": query_id,
+                    "text": event.data.get("text") or "",
+                    "alert": bool(event.data.get("show_alert")),
+                }
+            )
+        elif event.kind == "chat_action" and event.data is not None:
+            self._notices.append(
+                {
+                    "seq": self._bump(),
+                    "kind": "action",
+                    "chat": event.chat_id,
+                    "action": event.data.get("action") or "",
+                }
+            )
+
+    # ------------------------------------------------------------------ serialisation
+
+    def _user_json(self, user_id: int) -> dict[str, Any]:
+        user = self.server.users.get(user_id, {"id": user_id, "first_name": f"User{user_id}"})
+        return {"id": user_id, "name": user.get("first_name", ""), "is_bot": bool(user.get("is_bot"))}
+
+    @staticmethod
+    def _file_url(file_id: str) -> str:
+        return f"/api/file/{file_id}"
+
+    def _message_json(self, message: StoredMessage, seq: int) -> dict[str, Any]:
+        sender = message.sender
+        body = message.text if message.text is not None else message.caption
+        is_html = (message.parse_mode or "").lower() == "html"
+        out: dict[str, Any] = {
+            "chat": message.chat_id,
+            "id": message.message_id,
+            "seq": seq,
+            "date": message.date,
+            "from": {
+                "id": sender.get("id"),
+                "name": " ".join(p for p in (sender.get("first_name"), sender.get("last_name")) if p),
+                "is_bot": bool(sender.get("is_bot")),
+            },
+            "html": body if is_html else None,  # Telegram HTML as the bot sent it; the page sanitises it
+            "text": message.plain_text(),
+            "edited": message.edit_date is not None,
+            "deleted": message.deleted,
+            "reply_to": message.reply_to_message_id,
+            "photo": None,
+            "document": None,
+            "buttons": [],
+        }
+        if message.photo:
+            largest = message.photo[-1]
+            out["photo"] = {
+                "url": self._file_url(largest["file_id"]),
+                "width": largest.get("width") or 0,
+                "height": largest.get("height") or 0,
+            }
+        if message.document:
+            out["document"] = {
+                "url": self._file_url(message.document["file_id"]),
+                "name": message.document.get("file_name") or "file",
+                "size": message.document.get("file_size") or 0,
+            }
+        keyboard = (message.reply_markup or {}).get("inline_keyboard") or []
+        for row in keyboard:
+            buttons = []
+            for button in row:
+                item: dict[str, Any] = {"text": str(button.get("text", ""))}
+                if "callback_data" in button:
+                    item["data"] = str(button["callback_data"])
+                elif button.get("url"):
+                    item["url"] = str(button["url"])
+                else:
+                    item["disabled"] = True  # switch-inline, login, pay: not simulated
+                buttons.append(item)
+            out["buttons"].append(buttons)
+        return out
+
+    def changes(self, after: int, chat_id: int | None = None) -> dict[str, Any]:
+        """Messages and notices changed after change number ``after``."""
+        messages = []
+        for cid in self.chat_ids if chat_id is None else (chat_id,):
+            for message in self.server.history(cid, include_deleted=True):
+                seq = self._versions.get((cid, message.message_id), 0)
+                if seq > after and not (after == 0 and message.deleted):
+                    messages.append(self._message_json(message, seq))
+        messages.sort(key=lambda m: m["seq"])
+        notices = [n for n in self._notices if n["seq"] > after and (chat_id is None or n["chat"] == chat_id)]
+        return {"seq": self.seq, "messages": messages, "notices": notices}
+
+    # ------------------------------------------------------------------ routes
+
+    async def _route(self, request: HttpRequest) -> HttpResponse:
+        """Loopback Host only (no DNS rebinding); JSON bodies only (no cross-site form posts)."""
+        method, path = request.method, request.path
+        handler = self._routes.get((method, path))
+        if handler is None:
+            handler = next(
+                (h for (m, prefix), h in self._prefixes.items() if m == method and path.startswith(prefix)),
+                None,
+            )
+        if handler is None:
+            return _json_error(404, "Not Found")
+        if request.headers.get("host", "") not in (
+            f"{HOST}:{self.server.port}",
+            f"localhost:{self.server.port}",
+        ):
+            return _json_error(403, "this page answers on the loopback address only")
+        if method == "POST" and not request.headers.get("content-type", "").startswith("application/json"):
+            return _json_error(415, "send application/json")
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return _json_error(400, str(exc))
+
+    async def _index(self, request: HttpRequest) -> HttpResponse:
+        return self._static_file("index.html")
+
+    async def _static(self, request: HttpRequest) -> HttpResponse:
+        return self._static_file(request.path.removeprefix("/static/"))
+
+    def _static_file(self, name: str) -> HttpResponse:
+        known = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()} if STATIC_DIR.is_dir() else {}
+        path = known.get(name)
+        if path is None:
+            return HttpResponse.text_body("Not Found", 404)
+        content_type = STATIC_TYPES.get(path.suffix, "application/octet-stream")
+        return HttpResponse(200, path.read_bytes(), content_type, {"Cache-Control": "no-cache"})
+
+    async def _chats(self, request: HttpRequest) -> HttpResponse:
+        chats = []
+        for cid in self.chat_ids:
+            state = self.server.chats[cid]
+            if state.type == "private":
+                title = self.server.bot_user.get("first_name", BOT_NAME)
+                members = [self._user_json(YOU_ID) | {"status": "member"}]
+            else:
+                title = state.title or GROUP_TITLE
+                members = [self._user_json(uid) | {"status": status} for uid, status in state.members.items()]
+            if state.bot_status not in ("left", "kicked"):
+                members.append(
+                    {
+                        "id": self.server.bot_id,
+                        "name": self.server.bot_user.get("first_name", ""),
+                        "is_bot": True,
+                        "status": state.bot_status,
+                    }
+                )
+            chats.append({"id": cid, "type": state.type, "title": title, "members": members})
+        return HttpResponse.json_body(
+            {
+                "me": self._user_json(YOU_ID),
+                "member": self._user_json(MEMBER_ID),
+                "bot": {
+                    "id": self.server.bot_id,
+                    "name": self.server.bot_user.get("first_name", ""),
+                    "username": self.server.bot_user.get("username", ""),
+                },
+                "lang": self.lang,
+                "languages": list(LANGUAGES),
+                "chats": chats,
+                "seq": self.seq,
+            }
+        )
+
+    def _chat_param(self, value: Any) -> int:
+        try:
+            chat_id = int(value)
+        except (TypeError, ValueError):
+            raise BadRequest("chat must be one of the page's chat ids") from None
+        if chat_id not in self.chat_ids:
+            raise BadRequest("chat must be one of the page's chat ids")
+        return chat_id
+
+    def _sender(self, chat_id: int, who: Any) -> int:
+        if who in (None, "", "you", "me"):
+            return YOU_ID
+        if who == "member" and chat_id == GROUP_ID:
+            return MEMBER_ID
+        raise BadRequest("as must be 'you', or 'member' in the group")
+
+    def resolve_commands(self, chat_id: int, user_id: int = YOU_ID) -> list[dict[str, Any]]:
+        """The menu a Telegram client shows: the narrowest scope with commands, the user's language first."""
+        chat = self.server.chats[chat_id]
+        if chat.type == "private":
+            scopes: list[dict[str, Any]] = [
+                {"type": "chat", "chat_id": chat_id},
+                {"type": "all_private_chats"},
+            ]
+        else:
+            admin = chat.members.get(user_id) in ("creator", "administrator")
+            scopes = [{"type": "chat_member", "chat_id": chat_id, "user_id": user_id}]
+            if admin:
+                scopes.append({"type": "chat_administrators", "chat_id": chat_id})
+            scopes.append({"type": "chat", "chat_id": chat_id})
+            if admin:
+                scopes.append({"type": "all_chat_administrators"})
+            scopes.append({"type": "all_group_chats"})
+        scopes.append({"type": "default"})
+        user = self.server.users.get(user_id, {})
+        lang = str(user.get("language_code") or "")
+        for scope in scopes:
+            for code in [lang, ""] if lang else [""]:
+                found = self.server.commands(scope, code)
+                if found:
+                    return found
+        return []
+
+    async def _commands(self, request: HttpRequest) -> HttpResponse:
+        chat_id = self._chat_param(request.query.get("chat"))
+        user_id = self._sender(chat_id, request.query.get("as"))
+        return HttpResponse.json_body({"chat": chat_id, "commands": self.resolve_commands(chat_id, user_id)})
+
+    async def _history(self, request: HttpRequest) -> HttpResponse:
+        query = request.query
+        chat_id = self._chat_param(query["chat"]) if query.get("chat") else None
+        try:
+            after = max(0, int(query.get("after") or 0))
+            wait = min(max(float(query.get("wait") or 0), 0.0), MAX_WAIT)
+        except ValueError:
+            raise BadRequest("after must be a whole number and wait a number of seconds") from None
+        if after > self.seq:
+            after = 0  # the page outlived a restart of the sandbox: start over
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            found = self.changes(after, chat_id)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if found["messages"] or found["notices"] or remaining <= 0:
+                found["after"] = after
+                return HttpResponse.json_body(found)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def _file(self, request: HttpRequest) -> HttpResponse:
+        file_id = request.path.removeprefix("/api/file/")
+        stored = self.server.files.get(file_id)
+        if stored is None or not stored.data:
+            return _json_error(404, "no such file")
+        return HttpResponse(
+            200,
+            stored.data,
+            stored.mime_type or "application/octet-stream",
+            {"Cache-Control": "private, max-age=86400, immutable"},
+        )
+
+    @staticmethod
+    def _body(request: HttpRequest) -> dict[str, Any]:
+        try:
+            body = request.json()
+        except ValueError:
+            raise BadRequest("the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        return body
+
+    async def _send(self, request: HttpRequest) -> HttpResponse:
+        body = self._body(request)
+        chat_id = self._chat_param(body.get("chat"))
+        user_id = self._sender(chat_id, body.get("as"))
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequest("text must be a non-empty string")
+        if len(text) > 4096:
+            raise BadRequest("text is longer than Telegram's 4096 characters")
+        sent = self.server.inject_message(chat_id, user_id, text)
+        return HttpResponse.json_body({"ok": True, "message_id": sent["message_id"], "seq": self.seq})
+
+    async def _callback(self, request: HttpRequest) -> HttpResponse:
+        body = self._body(request)
+        chat_id = self._chat_param(body.get("chat"))
+        user_id = self._sender(chat_id, body.get("as"))
+        try:
+            message_id = int(body.get("message_id"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise BadRequest("message_id must be a whole number") from None
+        data = body.get("data")
+        message = self.server.chats[chat_id].messages.get(message_id)
+        if message is None or message.deleted:
+            raise BadRequest("no such message in this chat")
+        keyboard = (message.reply_markup or {}).get("inline_keyboard") or []
+        if not any(b.get("callback_data") == data for row in keyboard for b in row):
+            raise BadRequest("that message has no button with this callback data")
+        query_id = self.server.inject_callback(chat_id, user_id, message_id, str(data))
+        return HttpResponse.json_body({"ok": True, "query_id": query_id})
+
+    async def _language(self, request: HttpRequest) -> HttpResponse:
+        lang = self._body(request).get("lang")
+        if lang not in LANGUAGES:
+            raise BadRequest("lang must be zh or en")
+        self.lang = str(lang)
+        self.server.add_user(YOU_ID, YOU_NAME, language_code=self.lang)
+        return HttpResponse.json_body({"ok": True, "lang": self.lang})
+
+    async def _push(self, request: HttpRequest) -> HttpResponse:
+        from bot.push import push_now
+        from bot.services import services_of
+        from storage import chats
+
+        application = self.application
+        if application is None:
+            return _json_error(503, "the bot is not running yet")
+        services = services_of(application)
+        try:
+            result = await push_now(application)
+        except Exception as exc:  # shown on the page; the trace goes to the log
+            log.exception("sandbox: the daily push failed")
+            return _json_error(500, f"the push failed: {type(exc).__name__}: {exc}")
+        subscribers = await services.run(chats.subscriber_count, services.engine)
+        if result is None:
+            return HttpResponse.json_body(
+                {
+                    "ok": False,
+                    "subscribers": subscribers,
+                    "error": "no complete trade date, or the summary could not be rendered",
+                }
+            )
+        return HttpResponse.json_body(
+            {
+                "ok": True,
+                "trade_date": result.trade_date.isoformat(),
+                "sent": result.sent,
+                "failed": result.failed,
+                "deactivated": result.deactivated,
+                "retried": result.retried,
+                "seconds": round(result.seconds, 2),
+                "errors": result.errors[:5],
+                "subscribers": subscribers,
+            }
+        )
+
+
+@dataclass
+class Sandbox:
+    """A running sandbox: the stand-in server (which also serves the page) and the real bot."""
+
+    url: str
+    server: BotApiServer = field(repr=False)
+    application: Application = field(repr=False)  # type: ignore[type-arg]  # its repr shows the token
+    page: ChatPage = field(repr=False)
+
+    async def stop(self) -> None:
+        """Stop polling and the bot's jobs, then the server (and with it the page's long polls)."""
+        try:
+            await stop_application(self.application)
+        except Exception:
+            log.exception("sandbox: error while stopping the bot")
+        finally:
+            await self.server.stop()
+
+
+def sandbox_settings(settings: Settings, token: str) -> tuple[Settings, Settings]:
+    """Settings of the sandboxed bot: (for build_application, for the bot's services).
+
+    The application gets the generated token. The services keep ``telegram_bot_token`` unset, as
+    the user configured it: with no token the daily job never tries to ingest from the exchanges
+    (demo data, offline). "You" is the admin chat (error reports land in your private chat), and
+    the default push time is 00:00 so that "Run daily push now" delivers at any hour.
+    """
+    common = {"admin_chat_ids": [YOU_ID], "storage_chat_id": None, "push_time": time(0, 0)}
+    for_services = settings.model_copy(update={**common, "telegram_bot_token": None})
+    for_application = settings.model_copy(update={**common, "telegram_bot_token": SecretStr(token)})
+    return for_application, for_services
+
+
+async def start_sandbox(
+    settings: Settings, engine: Engine, port: int | None = None, *, seed: bool = True
+) -> Sandbox:
+    """Seed the demo data if the database is empty, start the stand-in, the page and the real bot.
+
+    Runs on the caller's event loop; ``port`` defaults to ``settings.sandbox_port`` (0: a free
+    port). Raises OSError when the port is taken.
+    """
+    if seed:
+        from storage.demo import ensure_seeded
+
+        if await asyncio.to_thread(ensure_seeded, engine):
+            log.info("sandbox: demo data seeded")
+    token = _generate_token()
+    server = BotApiServer(
+        token,
+        host=HOST,
+        port=settings.sandbox_port if port is None else port,
+        bot_username=BOT_USERNAME,
+        bot_first_name=BOT_NAME,
+    )
+    page = ChatPage(server, settings.default_language)
+    page.install()
+    await server.start()
+    try:
+        for_application, for_services = sandbox_settings(settings, token)
+        application = build_application(
+            for_application,
+            engine,
+            base_url=server.base_url,
+            base_file_url=server.base_file_url,
+            schedule=True,
+            services=_sandbox_services(for_services, engine),
+        )
+        page.application = application
+        await start_application(application)
+    except BaseException:
+        await server.stop()
+        raise
+    # The bot is added to the group by "You", as in Telegram; the bot records the chat.
+    server.inject_my_chat_member(GROUP_ID, "left", "member", from_user=YOU_ID)
+    return Sandbox(f"http://{HOST}:{server.port}/", server, application, page)
+
+
+def _has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _open_browser(url: str) -> None:
+    try:
+        webbrowser.open(url)
+    except Exception as exc:  # never fatal: the URL is printed
+        log.info("sandbox: could not open a browser: %s", exc)
+
+
+async def _serve(settings: Settings, engine: Engine) -> int:
+    from storage.database import is_empty
+
+    if await asyncio.to_thread(is_empty, engine):
+        print("No margin data yet: generating the demo data set (takes a little while) ...", flush=True)
+    try:
+        sandbox = await start_sandbox(settings, engine)
+    except OSError as exc:
+        print(
+            f"marginbot sandbox: cannot listen on {HOST}:{settings.sandbox_port} ({exc.strerror or exc}); "
+            "set SANDBOX_PORT to a free port",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    print(
+        f"marginbot sandbox: the real bot against a local stand-in of Telegram, with demo data.\n"
+        f"  Chat page: {sandbox.url}\n  Press Ctrl-C to stop.",
+        flush=True,
+    )
+    if settings.sandbox_open_browser and _has_display():
+        loop.run_in_executor(None, _open_browser, sandbox.url)
+    try:
+        await stop.wait()
+    finally:
+        for sig in handled:  # a second Ctrl-C interrupts a stop that hangs
+            loop.remove_signal_handler(sig)
+        print("marginbot sandbox: stopping ...", flush=True)
+        await sandbox.stop()
+    print("marginbot sandbox: stopped.", flush=True)
+    return 0
+
+
+def run_sandbox(settings: Settings, engine: Engine) -> int:
+    """``marginbot run`` without a token: serve until Ctrl-C or SIGTERM; the exit status."""
+    try:
+        return asyncio.run(_serve(settings, engine))
+    except KeyboardInterrupt:  # where signal handlers cannot be installed (Windows)
+        return 0

@@ -1,0 +1,624 @@
+// The sandbox chat page: a window onto the real bot. Everything shown comes from /api/history,
+// the stand-in Bot API's record of the chats; nothing here composes a reply.
+"use strict";
+
+(function () {
+  // ------------------------------------------------------------------ Telegram HTML, sanitised
+
+  // Telegram's tags (and the synonyms Telegram accepts) -> the element shown. Anything else,
+  // tags, attributes and all, is shown as text.
+  const TAGS = {
+    b: "b", strong: "b", i: "i", em: "i", u: "u", ins: "u", s: "s", strike: "s", del: "s",
+    code: "code", pre: "pre", a: "a", blockquote: "blockquote",
+  };
+  const TAG_RE = /<(\/?)([A-Za-z][A-Za-z0-9-]*)((?:\s[^<>]*)?)>/y;
+  const HREF_RE = /(?:^|\s)href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))/i;
+  const SAFE_SCHEMES = new Set(["http:", "https:", "mailto:", "tg:"]);
+
+  function decodeEntities(text) {
+    return text.replace(/&(lt|gt|amp|quot|#(\d{1,7})|#[xX]([0-9A-Fa-f]{1,6}));/g, (all, name, dec, hex) => {
+      if (name === "lt") return "<";
+      if (name === "gt") return ">";
+      if (name === "amp") return "&";
+      if (name === "quot") return '"';
+      const code = dec !== undefined ? parseInt(dec, 10) : parseInt(hex, 16);
+      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : all;
+    });
+  }
+
+  function safeHref(raw) {
+    if (raw === undefined) return null;
+    try {
+      const url = new URL(decodeEntities(raw), window.location.href);
+      return SAFE_SCHEMES.has(url.protocol) ? url.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // Telegram HTML -> a DocumentFragment built from elements and text nodes only (never innerHTML).
+  function renderTelegramHtml(source) {
+    const root = document.createDocumentFragment();
+    const stack = [{ name: null, node: root }];
+    let text = "";
+    const top = () => stack[stack.length - 1].node;
+    const flush = () => {
+      if (text) top().appendChild(document.createTextNode(decodeEntities(text)));
+      text = "";
+    };
+    let i = 0;
+    while (i < source.length) {
+      const lt = source.indexOf("<", i);
+      if (lt < 0) {
+        text += source.slice(i);
+        break;
+      }
+      text += source.slice(i, lt);
+      TAG_RE.lastIndex = lt;
+      const m = TAG_RE.exec(source);
+      const name = m ? TAGS[m[2].toLowerCase()] : undefined;
+      if (!m || !name) {
+        text += "<";
+        i = lt + 1;
+        continue;
+      }
+      i = lt + m[0].length;
+      if (m[1]) {
+        let k = stack.length - 1;
+        while (k > 0 && stack[k].name !== name) k--;
+        if (k > 0) {
+          flush();
+          stack.length = k;
+        } else {
+          text += m[0]; // a closing tag with nothing open: shown as written
+        }
+        continue;
+      }
+      flush();
+      const el = document.createElement(name);
+      if (name === "a") {
+        const found = HREF_RE.exec(m[3] || "");
+        const href = found ? safeHref(found[1] ?? found[2] ?? found[3]) : null;
+        if (href) {
+          el.href = href;
+          el.target = "_blank";
+          el.rel = "noopener noreferrer";
+        }
+      }
+      top().appendChild(el);
+      stack.push({ name, node: el });
+    }
+    flush();
+    return root;
+  }
+
+  // ------------------------------------------------------------------ state
+
+  const state = {
+    me: null, member: null, bot: null, lang: "zh",
+    chats: new Map(), // id -> {info, messages: Map(id -> msg), nodes: Map(id -> element), unread}
+    order: [],
+    current: null,
+    seq: 0,
+    commands: [],
+    pending: new Map(), // callback query id -> {chat, message, data, timer}
+    typing: new Map(), // chat id -> timer
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, cls, text) => {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+
+  async function api(path, body) {
+    const init = body === undefined ? {} : {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    };
+    const response = await fetch(path, init);
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (e) {
+      data = null;
+    }
+    if (!response.ok) {
+      const error = new Error((data && data.error) || `${response.status} ${response.statusText}`);
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  // ------------------------------------------------------------------ toasts and alerts
+
+  let toastTimer = null;
+  function toast(text, ms = 3500) {
+    const box = $("toast");
+    box.textContent = text;
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { box.hidden = true; }, ms);
+  }
+
+  function alertBox(text) {
+    $("alert-text").textContent = text;
+    $("alert").hidden = false;
+    $("alert-ok").focus();
+  }
+
+  // ------------------------------------------------------------------ rendering
+
+  function hhmm(unix) {
+    const d = new Date(unix * 1000);
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+  }
+
+  function chatInfo(id) {
+    const chat = state.chats.get(id);
+    return chat ? chat.info : null;
+  }
+
+  function isMine(msg) {
+    return state.me && msg.from.id === state.me.id;
+  }
+
+  function renderBody(msg) {
+    const body = el("div", "body");
+    if (msg.html !== null && msg.html !== undefined) body.appendChild(renderTelegramHtml(msg.html));
+    else if (msg.text) body.textContent = msg.text;
+    return body;
+  }
+
+  function renderMessage(msg) {
+    const info = chatInfo(msg.chat);
+    const mine = isMine(msg);
+    const row = el("div", `msg ${mine ? "out" : "in"}${msg.photo ? " has-photo" : ""}`);
+    row.dataset.id = String(msg.id);
+    const bubble = el("div", "bubble");
+    if (info && info.type !== "private" && !mine) {
+      bubble.appendChild(el("div", `sender${msg.from.is_bot ? " bot" : ""}`, msg.from.name));
+    }
+    if (msg.reply_to) {
+      const quoted = state.chats.get(msg.chat).messages.get(msg.reply_to);
+      if (quoted) bubble.appendChild(el("div", "reply", `${quoted.from.name}: ${(quoted.text || "").slice(0, 80)}`));
+    }
+    if (msg.photo) {
+      const link = el("a", "photo");
+      link.href = msg.photo.url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.title = "Open the full-size image";
+      const img = el("img");
+      img.src = msg.photo.url;
+      img.alt = "chart";
+      if (msg.photo.width && msg.photo.height) {
+        img.width = msg.photo.width;
+        img.height = msg.photo.height;
+        img.style.aspectRatio = `${msg.photo.width} / ${msg.photo.height}`;
+      }
+      img.addEventListener("load", () => stickToBottom());
+      link.appendChild(img);
+      bubble.appendChild(link);
+    }
+    if (msg.document) {
+      const doc = el("a", "document", `📄 ${msg.document.name}`);
+      doc.href = msg.document.url;
+      doc.download = msg.document.name;
+      bubble.appendChild(doc);
+    }
+    const hasBody = (msg.html !== null && msg.html !== undefined) || msg.text;
+    if (hasBody) bubble.appendChild(renderBody(msg));
+    const meta = el("span", "meta", `${msg.edited ? "edited " : ""}${hhmm(msg.date)}`);
+    bubble.appendChild(meta);
+    row.appendChild(bubble);
+    if (msg.buttons && msg.buttons.length) row.appendChild(renderKeyboard(msg));
+    return row;
+  }
+
+  function renderKeyboard(msg) {
+    const keyboard = el("div", "keyboard");
+    for (const buttons of msg.buttons) {
+      const line = el("div", "krow");
+      for (const b of buttons) {
+        let node;
+        if (b.url) {
+          node = el("a", "kbtn", b.text);
+          const href = safeHref(b.url);
+          if (href) node.href = href;
+          node.target = "_blank";
+          node.rel = "noopener noreferrer";
+        } else {
+          node = el("button", "kbtn", b.text);
+          node.type = "button";
+          if (b.disabled || b.data === undefined) node.disabled = true;
+          else node.addEventListener("click", () => tapButton(msg, b, node));
+          for (const p of state.pending.values()) {
+            if (p.chat === msg.chat && p.message === msg.id && p.data === b.data) node.classList.add("pending");
+          }
+        }
+        line.appendChild(node);
+      }
+      keyboard.appendChild(line);
+    }
+    return keyboard;
+  }
+
+  function nearBottom() {
+    const box = $("messages");
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+  }
+
+  let stick = true;
+  function stickToBottom() {
+    if (stick) {
+      const box = $("messages");
+      box.scrollTop = box.scrollHeight;
+    }
+  }
+
+  function preview(msg) {
+    if (!msg) return "";
+    const who = isMine(msg) ? "You: " : "";
+    if (msg.photo) return `${who}🖼 ${(msg.text || "").split("\n")[0]}`;
+    return who + (msg.text || "").split("\n")[0];
+  }
+
+  function renderChatList() {
+    const list = $("chat-list");
+    list.replaceChildren();
+    for (const id of state.order) {
+      const chat = state.chats.get(id);
+      const item = el("li", `chat-item${id === state.current ? " active" : ""}`);
+      item.dataset.chat = String(id);
+      item.tabIndex = 0;
+      item.appendChild(el("div", `avatar ${chat.info.type === "private" ? "bot" : "group"}`,
+        chat.info.type === "private" ? "雷" : "群"));
+      const text = el("div", "chat-text");
+      text.appendChild(el("div", "chat-title-line", chat.info.title));
+      const msgs = [...chat.messages.values()].filter((m) => !m.deleted);
+      text.appendChild(el("div", "chat-preview", preview(msgs[msgs.length - 1])));
+      item.appendChild(text);
+      if (chat.unread) item.appendChild(el("span", "badge", String(chat.unread)));
+      item.addEventListener("click", () => selectChat(id));
+      item.addEventListener("keydown", (e) => { if (e.key === "Enter") selectChat(id); });
+      list.appendChild(item);
+    }
+  }
+
+  function subtitle(info) {
+    if (info.type === "private") return state.bot ? `bot · @${state.bot.username}` : "bot";
+    const names = info.members.map((m) => {
+      const role = m.status === "administrator" || m.status === "creator" ? " (admin)" : "";
+      return `${m.id === state.me.id ? "You" : m.name}${role}`;
+    });
+    return `${info.members.length} members: ${names.join(", ")}`;
+  }
+
+  function renderHeader() {
+    const info = chatInfo(state.current);
+    if (!info) return;
+    $("chat-name").textContent = info.title;
+    $("chat-sub").textContent = subtitle(info);
+    const avatar = $("chat-avatar");
+    avatar.className = `avatar ${info.type === "private" ? "bot" : "group"}`;
+    avatar.textContent = info.type === "private" ? "雷" : "群";
+    $("send-as").hidden = info.type === "private";
+    const typing = state.typing.get(state.current);
+    if (typing) $("chat-sub").textContent = typing.text;
+  }
+
+  function renderMessages() {
+    const chat = state.chats.get(state.current);
+    const box = $("messages");
+    box.replaceChildren();
+    chat.nodes = new Map();
+    for (const msg of chat.messages.values()) {
+      if (msg.deleted) continue;
+      const node = renderMessage(msg);
+      chat.nodes.set(msg.id, node);
+      box.appendChild(node);
+    }
+    $("start-box").hidden = !(chat.info.type === "private" && chat.messages.size === 0);
+    stick = true;
+    stickToBottom();
+  }
+
+  function selectChat(id) {
+    state.current = id;
+    const chat = state.chats.get(id);
+    chat.unread = 0;
+    renderChatList();
+    renderHeader();
+    renderMessages();
+    loadCommands();
+    $("menu").hidden = true;
+    $("input").focus();
+  }
+
+  // ------------------------------------------------------------------ applying changes
+
+  function upsert(msg) {
+    const chat = state.chats.get(msg.chat);
+    if (!chat) return;
+    const known = chat.messages.get(msg.id);
+    if (known && known.seq >= msg.seq) return;
+    chat.messages.set(msg.id, msg);
+    if (!known && !msg.deleted && !isMine(msg) && msg.chat !== state.current) chat.unread += 1;
+    if (msg.from.is_bot) clearTyping(msg.chat);
+    for (const [qid, p] of state.pending) {
+      if (p.chat === msg.chat && p.message === msg.id && known) {
+        clearTimeout(p.timer);
+        state.pending.delete(qid);
+      }
+    }
+    if (msg.chat !== state.current) return;
+    stick = stick || nearBottom();
+    const box = $("messages");
+    const old = chat.nodes.get(msg.id);
+    if (msg.deleted) {
+      if (old) old.remove();
+      chat.nodes.delete(msg.id);
+      return;
+    }
+    const node = renderMessage(msg);
+    chat.nodes.set(msg.id, node);
+    if (old) old.replaceWith(node);
+    else box.appendChild(node);
+    $("start-box").hidden = true;
+  }
+
+  function clearTyping(chatId) {
+    const t = state.typing.get(chatId);
+    if (t) {
+      clearTimeout(t.timer);
+      state.typing.delete(chatId);
+      if (chatId === state.current) renderHeader();
+    }
+  }
+
+  const ACTIONS = {
+    typing: "typing…", upload_photo: "sending a photo…", upload_document: "sending a file…",
+  };
+
+  function applyNotice(n) {
+    if (n.kind === "answer") {
+      const p = state.pending.get(n.query_id);
+      if (p) {
+        clearTimeout(p.timer);
+        state.pending.delete(n.query_id);
+        refreshButtons(p.chat, p.message);
+      }
+      if (n.text) {
+        if (n.alert) alertBox(n.text);
+        else toast(n.text);
+      }
+    } else if (n.kind === "action") {
+      clearTyping(n.chat);
+      const label = `${state.bot ? state.bot.name : "bot"} is ${ACTIONS[n.action] || "busy…"}`;
+      const timer = setTimeout(() => clearTyping(n.chat), 5000);
+      state.typing.set(n.chat, { text: label, timer });
+      if (n.chat === state.current) renderHeader();
+    }
+  }
+
+  function refreshButtons(chatId, messageId) {
+    const chat = state.chats.get(chatId);
+    if (!chat || chatId !== state.current) return;
+    const msg = chat.messages.get(messageId);
+    const old = chat.nodes.get(messageId);
+    if (msg && old) {
+      const node = renderMessage(msg);
+      chat.nodes.set(messageId, node);
+      old.replaceWith(node);
+    }
+  }
+
+  function apply(changes, initial) {
+    for (const msg of changes.messages) upsert(msg);
+    if (!initial) for (const n of changes.notices) applyNotice(n);
+    state.seq = Math.max(state.seq, changes.seq);
+    renderChatList();
+    stickToBottom();
+  }
+
+  // ------------------------------------------------------------------ actions
+
+  function sendAs() {
+    const info = chatInfo(state.current);
+    return info && info.type !== "private" ? $("send-as").value : "you";
+  }
+
+  async function send(text) {
+    text = text.trim();
+    if (!text) return;
+    $("menu").hidden = true;
+    try {
+      await api("/api/send", { chat: state.current, text, as: sendAs() });
+      stick = true;
+    } catch (e) {
+      toast(`Not sent: ${e.message}`);
+    }
+  }
+
+  async function tapButton(msg, button, node) {
+    node.classList.add("pending");
+    try {
+      const answer = await api("/api/callback", { chat: msg.chat, message_id: msg.id, data: button.data, as: sendAs() });
+      const timer = setTimeout(() => {
+        state.pending.delete(answer.query_id);
+        refreshButtons(msg.chat, msg.id);
+      }, 20000);
+      state.pending.set(answer.query_id, { chat: msg.chat, message: msg.id, data: button.data, timer });
+    } catch (e) {
+      node.classList.remove("pending");
+      toast(`Button not delivered: ${e.message}`);
+    }
+  }
+
+  async function loadCommands() {
+    const chat = state.current;
+    try {
+      const answer = await api(`/api/commands?chat=${encodeURIComponent(chat)}&as=${encodeURIComponent(sendAs())}`);
+      if (chat === state.current) state.commands = answer.commands;
+    } catch (e) {
+      state.commands = [];
+    }
+    if (!$("menu").hidden) showMenu($("input").value.startsWith("/") ? $("input").value : "");
+  }
+
+  function showMenu(filter) {
+    const menu = $("menu");
+    menu.replaceChildren();
+    const word = (filter || "").slice(1).split(/\s/)[0].toLowerCase();
+    const shown = state.commands.filter((c) => !filter || c.command.startsWith(word));
+    if (!shown.length) {
+      menu.hidden = true;
+      return;
+    }
+    for (const c of shown) {
+      const item = el("button", "cmd");
+      item.type = "button";
+      item.setAttribute("role", "option");
+      item.appendChild(el("span", "cmd-name", `/${c.command}`));
+      item.appendChild(el("span", "cmd-desc", c.description));
+      item.title = "Click to send; Tab in the message box completes it";
+      item.addEventListener("click", () => send(`/${c.command}`));
+      menu.appendChild(item);
+    }
+    menu.hidden = false;
+  }
+
+  async function setLanguage(lang) {
+    try {
+      const answer = await api("/api/language", { lang });
+      state.lang = answer.lang;
+      renderLanguage();
+      loadCommands();
+    } catch (e) {
+      toast(`Language not changed: ${e.message}`);
+    }
+  }
+
+  function renderLanguage() {
+    for (const b of document.querySelectorAll(".lang button")) {
+      b.classList.toggle("on", b.dataset.lang === state.lang);
+      b.setAttribute("aria-pressed", String(b.dataset.lang === state.lang));
+    }
+    document.documentElement.lang = state.lang;
+  }
+
+  async function pushNow() {
+    const button = $("push-now");
+    const status = $("push-status");
+    button.disabled = true;
+    status.textContent = "Pushing…";
+    try {
+      const r = await api("/api/push", {});
+      if (!r.ok) status.textContent = `No push: ${r.error}`;
+      else if (r.sent || r.failed) {
+        status.textContent = `Push of ${r.trade_date}: ${r.sent} sent${r.failed ? `, ${r.failed} failed` : ""}.`;
+      } else if (!r.subscribers) {
+        status.textContent = `Push of ${r.trade_date}: no subscribed chat. Send /subscribe first.`;
+      } else {
+        status.textContent = `Push of ${r.trade_date}: nothing left to send (each subscribed chat already has it).`;
+      }
+    } catch (e) {
+      status.textContent = `Push failed: ${e.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ------------------------------------------------------------------ polling
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  async function poll() {
+    for (;;) {
+      try {
+        const changes = await api(`/api/history?after=${state.seq}&wait=25`);
+        if (changes.after < state.seq) {
+          // The sandbox restarted under the page: start over.
+          window.location.reload();
+          return;
+        }
+        apply(changes, false);
+        $("conn").textContent = "";
+      } catch (e) {
+        $("conn").textContent = "Connection to the sandbox lost; retrying…";
+        await sleep(2000);
+      }
+    }
+  }
+
+  async function start() {
+    const info = await api("/api/chats");
+    state.me = info.me;
+    state.member = info.member;
+    state.bot = info.bot;
+    state.lang = info.lang;
+    for (const chat of info.chats) {
+      state.chats.set(chat.id, { info: chat, messages: new Map(), nodes: new Map(), unread: 0 });
+      state.order.push(chat.id);
+    }
+    const memberOption = document.querySelector('#send-as option[value="member"]');
+    if (memberOption && state.member) memberOption.textContent = `${state.member.name} (member)`;
+    renderLanguage();
+    const history = await api("/api/history?after=0");
+    apply(history, true);
+    for (const chat of state.chats.values()) chat.unread = 0;
+    selectChat(state.order[0]);
+    poll();
+  }
+
+  // ------------------------------------------------------------------ wiring
+
+  function wire() {
+    $("composer").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const input = $("input");
+      const text = input.value;
+      input.value = "";
+      send(text);
+    });
+    $("input").addEventListener("input", (e) => {
+      const value = e.target.value;
+      if (value.startsWith("/") && !/\s/.test(value)) showMenu(value);
+      else $("menu").hidden = true;
+    });
+    $("input").addEventListener("keydown", (e) => {
+      if (e.key === "Tab" && !$("menu").hidden) {
+        const first = $("menu").querySelector(".cmd-name");
+        if (first) {
+          e.preventDefault();
+          e.target.value = `${first.textContent} `;
+          $("menu").hidden = true;
+        }
+      } else if (e.key === "Escape") {
+        $("menu").hidden = true;
+      }
+    });
+    $("menu-button").addEventListener("click", () => {
+      if ($("menu").hidden) showMenu("");
+      else $("menu").hidden = true;
+    });
+    $("send-as").addEventListener("change", () => loadCommands());
+    $("start-button").addEventListener("click", () => send("/start"));
+    $("push-now").addEventListener("click", pushNow);
+    for (const b of document.querySelectorAll(".lang button")) {
+      b.addEventListener("click", () => setLanguage(b.dataset.lang));
+    }
+    $("alert-ok").addEventListener("click", () => { $("alert").hidden = true; });
+    $("messages").addEventListener("scroll", () => { stick = nearBottom(); });
+    window.addEventListener("resize", () => stickToBottom());
+  }
+
+  window.marginbotSandbox = { renderTelegramHtml };
+  wire();
+  start().catch((e) => {
+    $("conn").textContent = `Could not load the sandbox: ${e.message}`;
+  });
+})();

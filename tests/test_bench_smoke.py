@@ -1,0 +1,132 @@
+"""The report benchmark's generator and its --small path: a consistent database, every report renders.
+
+No timing is asserted: the benchmark only prints figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
+from reports import bench
+from reports.service import ReportService
+from storage import models, queries
+from storage.aggregate import rebuild_sector_daily
+from storage.database import data_version, get_meta, is_demo, make_engine
+
+TINY = bench.BenchParams(years=1, stocks=120, funds=6, seed=7)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, dict]:
+    path = tmp_path_factory.mktemp("bench") / "tiny.db"
+    info = bench.generate(path, TINY)
+    engine = make_engine(f"sqlite:///{path}")
+    yield engine, info
+    engine.dispose()
+
+
+def _sector_frame(session: Session, day) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    s = models.SectorDaily
+    rows = session.execute(
+        select(s.sw_l1_code, s.rzye, s.rzmre, s.rzche, s.rqye, s.stock_count)
+        .where(s.trade_date == day)
+        .order_by(s.sw_l1_code)
+    ).all()
+    return pd.DataFrame(rows, columns=["sw_l1_code", "rzye", "rzmre", "rzche", "rqye", "stock_count"])
+
+
+def test_row_counts_and_meta(tiny: tuple[Engine, dict]) -> None:
+    engine, info = tiny
+    n, n_sec = info["trade_days"], info["securities"]
+    assert n_sec == TINY.stocks + TINY.funds
+    assert 230 <= n <= 260  # one year of trade days
+    with Session(engine) as session:
+        count = lambda model: session.execute(select(func.count()).select_from(model)).scalar()  # noqa: E731
+        assert count(models.StockMargin) == n * n_sec == info["stock_rows"]
+        assert count(models.MarginSummary) == 4 * n  # SSE, SZSE, BSE, ALL
+        assert count(models.Turnover) == 3 * n
+        assert count(models.IndexDaily) == 32 * n  # sh000001 + 31 sector indexes
+        assert count(models.IndustryName) == 31
+        assert count(models.TradingDay) == n
+        assert count(models.SectorDaily) == info["sector_rows"]
+        missing = session.execute(
+            select(func.count()).select_from(models.MarginSummary).where(
+                models.MarginSummary.exchange == "ALL", models.MarginSummary.rqmce.is_(None)
+            )
+        ).scalar()
+        assert missing == 0
+        assert get_meta(session, "bench_stock") == info["stock_code"]
+        # The application's indexes were rebuilt after the bulk load.
+        names = {r[0] for r in session.execute(text("SELECT name FROM sqlite_master WHERE tbl_name = 'stock_margin'"))}
+        assert {"ix_stock_margin_code_date", "ix_stock_margin_trade_date"} <= names
+    assert data_version(engine) == 1
+    assert not is_demo(engine)
+
+
+def test_identities(tiny: tuple[Engine, dict]) -> None:
+    engine, info = tiny
+    history = queries.stock_history(engine, info["stock_code"])
+    assert len(history) == info["trade_days"]
+    level = history["rzye"]
+    assert (level.diff().iloc[1:] == (history["rzmre"] - history["rzche"]).iloc[1:]).all()
+    assert (history[["rzmre", "rzche", "rqyl", "rqmcl", "rqye"]] >= 0).all().all()
+    market = queries.margin_summary(engine)
+    assert (market["exchanges"] == 3).all()
+    assert market["rqmce"].notna().all()
+    assert (market["rzrqye"] == market["rzye"] + market["rqye"]).all()
+    turnover = queries.turnover(engine)
+    ratio = (market["rzmre"] + market["rqmce"]) / turnover["amount"]
+    assert ratio.between(0.03, 0.2).all()
+
+
+def test_sector_daily_matches_rebuild(tiny: tuple[Engine, dict]) -> None:
+    engine, _info = tiny
+    with Session(engine) as session:
+        switch = session.execute(
+            select(func.max(models.IndustryClass.start_date))
+        ).scalar()
+        days = queries.trade_dates(engine)
+        # One day before the reclassification, one after (point-in-time classes), the last day.
+        probes = [max(d for d in days if d < switch), min(d for d in days if d >= switch), days[-1]]
+        stored = {d: _sector_frame(session, d) for d in probes}
+        rebuild_sector_daily(session, probes)
+        session.flush()
+        for day in probes:
+            rebuilt = _sector_frame(session, day)
+            assert len(rebuilt) > 0
+            pd.testing.assert_frame_equal(stored[day], rebuilt, check_exact=True)
+        session.rollback()
+
+
+def test_every_report_renders(tiny: tuple[Engine, dict]) -> None:
+    engine, info = tiny
+    service = ReportService(engine)
+    for kind in bench.REPORTS:
+        code = info["stock_code"] if kind == "stock" else None
+        report = service.render(kind, code=code, lang="zh")
+        assert report.png and report.png.startswith(b"\x89PNG")
+        assert report.caption
+        width, height = bench.png_size(report.png)
+        assert width > 100 and height > 100
+    # The floor is a PNG of exactly the report's pixel size.
+    assert bench.png_size(bench.floor_png(width, height, 120)) == (width, height)
+
+
+def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(bench, "SMALL", TINY)
+    monkeypatch.setattr(bench, "SMALL_ITERATIONS", bench.Iterations(uncached=1, cached=2, floor=1))
+    rows = bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("balance",))
+    assert [r.kind for r in rows] == ["balance"]
+    assert len(rows[0].uncached) == 1 and len(rows[0].cached) == 2 and rows[0].rss_mb > 0
+    out = capsys.readouterr().out
+    assert "generated" in out and "aims:" in out
+    assert ("PASS" in out) or ("MISS" in out)
+    assert len(list(tmp_path.glob("*.db"))) == 1 and not list(tmp_path.glob("*.tmp"))
+    # The second run finds the cached file and generates nothing.
+    path, reused, seconds = bench.ensure_database(TINY, tmp_path, in_process=True)
+    assert reused and seconds == 0.0 and path.parent == tmp_path

@@ -1,0 +1,472 @@
+"""The real bot (bot.app.build_application) against the stand-in Bot API server, end to end over HTTP.
+
+Every test starts the stand-in (sandbox/botapi.py) and the python-telegram-bot Application exactly
+as production builds it (handlers, AIORateLimiter, HTML defaults, post_init), injects what users
+do (messages, button taps, inline queries, membership changes, migrations) and checks what the
+server received: method, chat, caption/text as sent (HTML), uploads vs file_id reuse, and the
+database state behind it (chats, deliveries).
+
+Reports come from the embedded demo dataset (data date 2026-11-20); expected captions and numbers
+are rendered by reports.service.ReportService from the same data. Rendering is cached per session:
+the demo data are identical in every test's copy of the database.
+
+Every test logs at DEBUG (marginbot.logging_setup) and no record may contain the bot token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from datetime import date, time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+import bot.push as push_module
+from bot.app import GROUP_COMMANDS, PRIVATE_COMMANDS
+from bot.push import MAX_ATTEMPTS, push_now
+from marginbot.logging_setup import setup_logging
+from reports.gallery import sample_stock
+from reports.i18n import t
+from reports.service import RenderedReport, ReportService
+from storage import chats, models
+from storage.database import make_engine
+from tests.bot_harness import (
+    BOT_USERNAME,
+    DATA_DATE,
+    SECRET,
+    TOKEN,
+    BotHarness,
+    RecordAll,
+    copy_database,
+    demo_template,
+    leaks,
+)
+
+# PTB warns when it builds RetryAfter from an int retry_after (its own deprecation, not ours).
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
+
+ZH_USER = 1001  # Telegram language_code zh-hans
+EN_USER = 1002  # language_code en
+MEMBER = 1003
+ADMIN = 1004
+CREATOR = 1005
+GROUP = -4001
+ADMIN_CHAT = 7001  # settings.admin_chat_ids
+STORAGE_CHAT = -1009001  # settings.storage_chat_id: where inline charts are uploaded once
+TODAY = DATA_DATE
+
+
+# ------------------------------------------------------------------------------------------------
+# Fixtures
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    cache = getattr(pytestconfig, "cache", None)
+    cache_dir = Path(cache.mkdir("marginbot-e2e-demo-db")) if cache is not None else None
+    return demo_template(tmp_path_factory.mktemp("e2e-demo"), cache_dir)
+
+
+@pytest.fixture(scope="session")
+def shared_reports(template_db: Path) -> Iterator[ReportService]:
+    """One report cache for the session, over the (read-only) template: every copy holds the same data."""
+    engine = make_engine(f"sqlite:///{template_db}")
+    yield ReportService(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def stock_code(shared_reports: ReportService) -> str:
+    code = sample_stock(shared_reports.engine)
+    assert code is not None
+    return code
+
+
+@pytest.fixture
+def demo_db(template_db: Path, tmp_path: Path) -> Iterator[Engine]:
+    engine = copy_database(template_db, tmp_path / "bot.db")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[RecordAll]:
+    """The product's logging at DEBUG for the whole test; afterwards no record may carry the token."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, {name: logging.getLogger(name).level for name in ("httpx", "httpcore")})
+    setup_logging("DEBUG")
+    recorder = RecordAll()
+    root.handlers.insert(0, recorder)  # first: sees every record before any handler filter touches it
+    caplog.set_level(logging.DEBUG)
+    yield recorder
+    root.handlers[:], root.level = saved[0], saved[1]
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+    assert recorder.records, "logging was not captured"
+    assert leaks(recorder.texts) == []
+    assert [r for r in caplog.records if SECRET in r.getMessage()] == []
+    assert SECRET not in caplog.text
+
+
+def running(engine: Engine, reports: ReportService, **settings: object) -> object:
+    settings.setdefault("admin_chat_ids", [ADMIN_CHAT])
+    settings.setdefault("storage_chat_id", STORAGE_CHAT)
+    return BotHarness.running(engine, reports=reports, **settings)
+
+
+def add_people(h: BotHarness) -> None:
+    s = h.server
+    s.add_user(ZH_USER, "李雷", username="lilei", language_code="zh-hans")
+    s.add_user(EN_USER, "Alice", username="alice", language_code="en")
+    s.add_chat(ZH_USER)
+    s.add_chat(EN_USER)
+    s.add_user(MEMBER, "Member", language_code="zh-hans")
+    s.add_user(ADMIN, "Admin", language_code="zh-hans")
+    s.add_user(CREATOR, "Creator", language_code="zh-hans")
+    s.add_chat(GROUP, "group", title="两融讨论", members=[MEMBER], admins=[ADMIN], creator=CREATOR)
+
+
+def expected(reports: ReportService, kind: str, lang: str = "zh", **kw: object) -> RenderedReport:
+    return reports.render(kind, lang=lang, chart=False, **kw)  # type: ignore[arg-type]
+
+
+def stored_chat(engine: Engine, chat_id: int) -> models.Chat | None:
+    return chats.get_chat(engine, chat_id)
+
+
+def buttons(markup: dict | None) -> list[tuple[str, str]]:
+    assert markup is not None
+    return [(b["text"], b["callback_data"]) for row in markup["inline_keyboard"] for b in row]
+
+
+def yi(value: float) -> str:
+    """元 -> '1,234.56 亿元' as the Chinese reports print money."""
+    return f"{value / 1e8:,.2f} 亿元"
+
+
+# ------------------------------------------------------------------------------------------------
+# Private chat: every command
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: ReportService, stock_code: str) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        chat = ZH_USER
+
+        await h.write(chat, ZH_USER, "/start")
+        assert h.texts(chat)[-1] == t("zh", "bot.start") and "两融雷达" in h.texts(chat)[-1]
+
+        await h.write(chat, ZH_USER, "/help")
+        help_text = h.texts(chat)[-1]
+        assert help_text == t("zh", "bot.help")
+        # every command of the menu (but /help itself) is explained, with its argument
+        assert [name for name in PRIVATE_COMMANDS if name != "help" and f"\n/{name} " not in help_text] == []
+
+        # /balance: chart + caption (the report of 2026-11-20 in Chinese) + details as a second message
+        await h.write(chat, ZH_USER, "/balance")
+        want = expected(shared_reports, "balance")
+        photo = h.photos(chat)[-1]
+        assert photo.caption == want.caption
+        assert "数据日期 2026-11-20" in photo.caption
+        assert f"{want.data['rzrqye'] / 1e12:.2f} 万亿元" in photo.caption
+        assert h.texts(chat)[-1] == want.details and "分市场" in want.details
+        assert buttons(photo.reply_markup) == [("20日", "w:balance:20:"), ("• 60日 •", "w:balance:60:"),
+                                               ("250日", "w:balance:250:")]
+        assert h.server.calls_for("sendPhoto", chat)[-1].media_source == "upload"
+
+        # /ratio then /ratio 250: the same chart (default window 250), uploaded once then sent by file_id
+        await h.write(chat, ZH_USER, "/ratio")
+        want = expected(shared_reports, "ratio")
+        first = h.photos(chat)[-1]
+        assert first.caption == want.caption and want.data["days"] == 250
+        assert f"<b>两融交易占比 {want.data['ratio_pct']:.2f}%</b>" in first.caption
+        assert yi(want.data["turnover"]) in first.caption and "数据日期 2026-11-20" in first.caption
+        uploads = h.server.uploads
+        await h.write(chat, ZH_USER, "/ratio 250")
+        second = h.photos(chat)[-1]
+        assert second.message_id != first.message_id and second.caption == want.caption
+        assert h.server.calls_for("sendPhoto", chat)[-1].media_source == "file_id"
+        assert second.photo_file_id == first.photo_file_id and h.server.uploads == uploads
+
+        await h.write(chat, ZH_USER, "/sectors 20")
+        want = expected(shared_reports, "sectors", days=20)
+        caption = h.photos(chat)[-1].caption
+        top = want.data["sectors"][0]
+        assert caption == want.caption and "近20日" in caption
+        assert f"{top['name']} +{top['change'] / 1e8:,.2f} 亿元" in caption
+        assert "数据日期 2026-11-20" in caption
+
+        await h.write(chat, ZH_USER, "/signals")
+        want = expected(shared_reports, "signals")
+        assert h.photos(chat)[-1].caption == want.caption and "两融信号" in want.caption
+        assert "数据日期 2026-11-20" in want.caption
+
+        await h.write(chat, ZH_USER, f"/stock {stock_code}")
+        want = expected(shared_reports, "stock", code=stock_code)
+        caption = h.photos(chat)[-1].caption
+        assert caption == want.caption
+        assert f"{want.data['name']}({stock_code})融资余额 {yi(want.data['rzye'])}" in caption
+        assert buttons(h.photos(chat)[-1].reply_markup)[0] == ("20日", f"w:stock:20:{stock_code}")
+
+        await h.write(chat, ZH_USER, "/stock")
+        assert h.texts(chat)[-1] == t("zh", "bot.need_code")
+
+        # subscribe / unsubscribe, answered and stored
+        await h.write(chat, ZH_USER, "/subscribe")
+        assert h.texts(chat)[-1] == t("zh", "bot.subscribed", time="00:00")
+        assert stored_chat(demo_db, chat).subscribed  # type: ignore[union-attr]
+        await h.write(chat, ZH_USER, "/subscribe")
+        assert h.texts(chat)[-1] == t("zh", "bot.already_subscribed")
+        await h.write(chat, ZH_USER, "/unsubscribe")
+        assert h.texts(chat)[-1] == t("zh", "bot.unsubscribed")
+        assert not stored_chat(demo_db, chat).subscribed  # type: ignore[union-attr]
+        await h.write(chat, ZH_USER, "/unsubscribe")
+        assert h.texts(chat)[-1] == t("zh", "bot.not_subscribed")
+
+        # unknown command in the user's language (zh-hans -> zh)
+        await h.write(chat, ZH_USER, "/foo")
+        assert h.texts(chat)[-1] == t("zh", "bot.unknown_command", command="/foo")
+        assert h.texts(chat)[-1].startswith("不认识这个命令")
+
+        # nothing went wrong on the way: no apology, no admin report
+        assert t("zh", "bot.error") not in h.texts(chat)
+        assert h.server.sent_messages(ADMIN_CHAT) == []
+        assert all(c.ok for c in h.server.calls if c.method != "getUpdates")
+
+
+async def test_settings_buttons_switch_language_and_store_push_time(
+    demo_db: Engine, shared_reports: ReportService
+) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        chat = ZH_USER
+        await h.write(chat, ZH_USER, "/settings")
+        menu = h.bot_messages(chat)[-1]
+        assert menu.text == t("zh", "bot.settings", language="中文", push_time="00:00")
+        keys = buttons(menu.reply_markup)
+        assert ("English", "s:lang:en") in keys and ("12:00", "s:time:12:00") in keys
+
+        query = await h.press(chat, ZH_USER, menu.message_id, "s:lang:en")
+        assert h.server.callback_answers[query]["text"] == "Language set to English."
+        assert stored_chat(demo_db, chat).language == "en"  # type: ignore[union-attr]
+        menu = h.bot_messages(chat)[-1]
+        assert menu.edits == 1 and menu.text == t("en", "bot.settings", language="English", push_time="00:00")
+
+        # the next report is in English although the user's Telegram language is Chinese
+        await h.write(chat, ZH_USER, "/ratio")
+        want = expected(shared_reports, "ratio", lang="en")
+        caption = h.photos(chat)[-1].caption
+        assert caption == want.caption
+        assert f"Margin trading share of turnover {want.data['ratio_pct']:.2f}%" in caption
+        assert "Data date 2026-11-20" in caption
+        assert buttons(h.photos(chat)[-1].reply_markup)[0] == ("20d", "w:ratio:20:")
+
+        query = await h.press(chat, ZH_USER, menu.message_id, "s:time:12:00")
+        assert h.server.callback_answers[query]["text"] == t("en", "bot.settings_time", push_time="12:00")
+        assert stored_chat(demo_db, chat).push_time == time(12, 0)  # type: ignore[union-attr]
+        assert "Push time: 12:00" in h.bot_messages(chat)[0].text  # type: ignore[operator]
+        await h.write(chat, ZH_USER, "/subscribe")
+        assert h.texts(chat)[-1] == t("en", "bot.subscribed", time="12:00")
+
+
+async def test_english_user_gets_english(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(EN_USER, EN_USER, "/start")
+        await h.write(EN_USER, EN_USER, "/foo")
+        await h.write(EN_USER, EN_USER, "/ratio 0")
+        assert h.texts(EN_USER) == [
+            t("en", "bot.start"),
+            "Unknown command: /foo. Send /help for the list.",
+            t("en", "bot.bad_window", value="0", max=2500),
+        ]
+        assert stored_chat(demo_db, EN_USER).language == "en"  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------------------
+# Groups
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_group_commands_addressing(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(GROUP, MEMBER, f"/ratio@{BOT_USERNAME}")
+        [photo] = h.photos(GROUP)
+        assert photo.caption == expected(shared_reports, "ratio").caption
+        assert h.server.calls_for("sendPhoto", GROUP)[0].params["chat_id"] == GROUP
+
+        # commands for another bot, and unknown commands not addressed to us: silence in groups
+        before = len(h.bot_messages(GROUP))
+        await h.write(GROUP, MEMBER, "/foo@otherbot")
+        await h.write(GROUP, MEMBER, "/ratio@otherbot")
+        await h.write(GROUP, MEMBER, "/foo")
+        assert len(h.bot_messages(GROUP)) == before
+        await h.write(GROUP, MEMBER, f"/foo@{BOT_USERNAME}")
+        assert h.texts(GROUP)[-1] == t("zh", "bot.unknown_command", command=f"/foo@{BOT_USERNAME}")
+        assert len(h.bot_messages(GROUP)) == before + 1
+
+        # /help in a group lists the group commands
+        await h.write(GROUP, MEMBER, f"/help@{BOT_USERNAME}")
+        assert [n for n in GROUP_COMMANDS if n != "help" and f"\n/{n} " not in h.texts(GROUP)[-1]] == []
+
+
+async def test_group_subscription_admins_only_and_membership(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(GROUP, MEMBER, "/subscribe")
+        assert h.texts(GROUP)[-1] == t("zh", "bot.admins_only")
+        member_check = h.server.calls_for("getChatMember", GROUP)[-1]
+        assert member_check.params["user_id"] == MEMBER and member_check.result["status"] == "member"
+        assert not stored_chat(demo_db, GROUP).subscribed  # type: ignore[union-attr]
+        await h.write(GROUP, MEMBER, "/unsubscribe")
+        assert h.texts(GROUP)[-1] == t("zh", "bot.admins_only")
+
+        await h.write(GROUP, ADMIN, "/subscribe")
+        assert h.texts(GROUP)[-1] == t("zh", "bot.subscribed", time="00:00")
+        assert h.server.calls_for("getChatMember", GROUP)[-1].result["status"] == "administrator"
+        group = stored_chat(demo_db, GROUP)
+        assert group is not None and group.subscribed and group.active and group.chat_type == "group"
+        assert group.title == "两融讨论"
+
+        # the bot is removed: the chat is deactivated (and so no longer pushed to)
+        await h.inject(h.server.inject_my_chat_member, GROUP, "member", "left", from_user=ADMIN)
+        group = stored_chat(demo_db, GROUP)
+        assert group is not None and not group.active and "left" in group.deactivated_reason
+        assert chats.subscriber_count(demo_db) == 0
+
+        # added again, then kicked
+        await h.inject(h.server.inject_my_chat_member, GROUP, "left", "member", from_user=ADMIN)
+        assert stored_chat(demo_db, GROUP).active  # type: ignore[union-attr]
+        await h.inject(h.server.inject_my_chat_member, GROUP, "member", "kicked", from_user=ADMIN)
+        group = stored_chat(demo_db, GROUP)
+        assert group is not None and not group.active and "kicked" in group.deactivated_reason
+
+        # a private user blocking the bot is the same update in a private chat
+        await h.write(EN_USER, EN_USER, "/subscribe")
+        await h.inject(h.server.inject_my_chat_member, EN_USER, "member", "kicked")
+        assert not stored_chat(demo_db, EN_USER).active  # type: ignore[union-attr]
+        assert chats.subscriber_count(demo_db) == 0
+
+
+async def test_group_migration_moves_subscription(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(GROUP, CREATOR, "/subscribe")
+        assert h.texts(GROUP)[-1] == t("zh", "bot.subscribed", time="00:00")
+        new_id = await h.inject(h.server.inject_migration, GROUP)
+        old, new = stored_chat(demo_db, GROUP), stored_chat(demo_db, new_id)
+        assert old is not None and not old.subscribed and not old.active
+        assert new is not None and new.subscribed and new.active and new.chat_type == "supergroup"
+        assert new.language == "zh"
+
+        await h.write(new_id, MEMBER, f"/ratio@{BOT_USERNAME}")
+        assert len(h.photos(new_id)) == 1
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and result.sent == 1
+        assert len(h.photos(new_id)) == 2 and h.photos(GROUP) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Buttons under a report, inline mode, command menus
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_window_buttons_edit_the_same_message(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        chat = ZH_USER
+        await h.write(chat, ZH_USER, "/ratio")
+        [report] = h.photos(chat)
+        assert ("• 250日 •", "w:ratio:250:") in buttons(report.reply_markup)
+        first_file = report.photo_file_id
+        messages = len(h.server.history(chat))
+
+        query = await h.press(chat, ZH_USER, report.message_id, "w:ratio:60:")
+        want = expected(shared_reports, "ratio", days=60)
+        [edit] = h.ok_calls("editMessageMedia", chat)
+        assert edit.params["message_id"] == report.message_id
+        assert edit.media_source == "upload"  # a new chart for the new window
+        assert query in h.server.callback_answers
+        [edited] = h.photos(chat)
+        assert edited.message_id == report.message_id and edited.edits == 1
+        assert edited.caption == want.caption and "数据日期 2026-11-20" in edited.caption
+        assert edited.photo_file_id != first_file
+        assert buttons(edited.reply_markup) == [("20日", "w:ratio:20:"), ("• 60日 •", "w:ratio:60:"),
+                                                ("250日", "w:ratio:250:")]
+        assert len(h.server.history(chat)) == messages  # edited in place, nothing new
+
+        # a window whose caption names it: the caption follows the window
+        await h.write(chat, ZH_USER, "/sectors")
+        sectors = h.photos(chat)[-1]
+        assert "近20日" in sectors.caption  # type: ignore[operator]
+        await h.press(chat, ZH_USER, sectors.message_id, "w:sectors:60:")
+        sectors = h.photos(chat)[-1]
+        assert sectors.caption == expected(shared_reports, "sectors", days=60).caption
+        assert "近60日" in sectors.caption and sectors.edits == 1  # type: ignore[operator]
+
+        # tapping the window already shown: Telegram answers "message is not modified"; no crash
+        h.server.fail_next("editMessageMedia", 400, description="Bad Request: message is not modified: "
+                           "specified new message content and reply markup are exactly the same", chat_id=chat)
+        query = await h.press(chat, ZH_USER, report.message_id, "w:ratio:60:")
+        assert query in h.server.callback_answers
+        # and the same tap answered normally (the stand-in accepts identical media): still one message
+        query = await h.press(chat, ZH_USER, report.message_id, "w:ratio:60:")
+        assert query in h.server.callback_answers
+        assert h.photos(chat)[0].caption == want.caption
+        assert [m.message_id for m in h.photos(chat)] == [report.message_id, sectors.message_id]
+        assert t("zh", "bot.error") not in h.texts(chat) and h.server.sent_messages(ADMIN_CHAT) == []
+
+        # garbage callback data is answered and ignored
+        query = await h.press(chat, ZH_USER, report.message_id, "w:nonsense:abc:")
+        assert query in h.server.callback_answers and h.photos(chat)[0].caption == want.caption
+
+
+async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        query = await h.inline(ZH_USER, "ratio")
+        answer = h.server.inline_answers[query]
+        [result] = answer["results"]
+        want = expected(shared_reports, "ratio")
+        assert result["type"] == "photo" and result["photo_file_id"] in h.server.files
+        assert result["caption"] == want.caption and result["parse_mode"] == "HTML"
+        assert result["title"] == "两融交易占比(2026-11-20)"
+        # uploaded once, to the storage chat, silently
+        [upload] = h.ok_calls("sendPhoto")
+        assert upload.chat_id == STORAGE_CHAT and upload.media_source == "upload"
+        assert upload.params.get("disable_notification") is True
+        assert h.server.sent_messages(STORAGE_CHAT)[0].photo_file_id == result["photo_file_id"]
+
+        # asked again (another user, English): the zh chart is not uploaded again; en gets its own
+        query = await h.inline(ZH_USER, "占比")
+        assert h.server.inline_answers[query]["results"][0]["photo_file_id"] == result["photo_file_id"]
+        query = await h.inline(EN_USER, "ratio")
+        [en] = h.server.inline_answers[query]["results"]
+        assert en["caption"] == expected(shared_reports, "ratio", lang="en").caption
+        assert en["photo_file_id"] in h.server.files and en["photo_file_id"] != result["photo_file_id"]
+        assert h.server.uploads == 2
+        # a /ratio in a chat now reuses the uploaded chart
+        await h.write(ZH_USER, ZH_USER, "/ratio")
+        assert h.server.calls_for("sendPhoto", ZH_USER)[-1].media_source == "file_id"
+        assert h.server.uploads == 2
+
+
+async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        private, groups = {"type": "all_private_chats"}, {"type": "all_group_chats"}
+        for scope, names in ((private, PRIVATE_COMMANDS), (groups, GROUP_COMMANDS)):
+            for lang in ("zh", "en"):
+                menu = h.server.commands(scope, lang)
+                assert [c["command"] for c in menu] == list(names)
+                assert [c["description"] for c in menu] == [t(lang, f"commands.{n}") for n in names]
+            assert h.server.commands(scope) == h.server.commands(scope, "zh")  # default language: zh
+        assert "settings" not in [c["command"] for c in h.server.commands(groups, "zh")]
+        assert h.server.commands(private, "en")[1] == {"command": "ratio",
+                                                       "description": "Margin trading share of turnover"}

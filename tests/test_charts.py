@@ -1,0 +1,90 @@
+"""Charts: every report's PNG in both languages, readable on a phone, and Chinese text that renders.
+
+The PNGs come from the demo reports rendered once per session (see tests/test_reports.py).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from reports import charts
+from reports.figures import KINDS
+from tests.test_reports import demo_engine, demo_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_BYTES = 500 * 1024
+MIN_WIDTH = 900
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Engine:
+    return demo_engine(tmp_path_factory, pytestconfig)
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, which always comes first."""
+    assert png[:8] == PNG_MAGIC, png[:16]
+    assert png[12:16] == b"IHDR"
+    return struct.unpack(">II", png[16:24])
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_chart_is_a_small_readable_png(demo: Engine, kind: str, lang: str) -> None:
+    png = demo_report(demo, kind, lang).png
+    assert png is not None
+    width, height = png_size(png)
+    assert width >= MIN_WIDTH, (width, height)
+    assert 300 <= height <= 2000, (width, height)
+    assert len(png) < MAX_BYTES, len(png)
+    assert png.endswith(b"IEND\xaeB`\x82")  # complete file
+
+
+def test_zh_and_en_charts_differ(demo: Engine) -> None:
+    # labels and colours follow the language: the two PNGs cannot be the same picture
+    assert demo_report(demo, "balance", "zh").png != demo_report(demo, "balance", "en").png
+
+
+def test_missing_glyph_detection_works() -> None:
+    """The check below would notice: DejaVu Sans alone has no Chinese and matplotlib warns."""
+    charts.setup_fonts()
+    fig = charts._figure(2.0)
+    fig.text(0.1, 0.5, "两融余额", fontfamily="DejaVu Sans")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(io.BytesIO(), format="png")
+    assert any(_is_glyph_warning(w) for w in caught), [str(w.message) for w in caught]
+
+
+def _is_glyph_warning(w: warnings.WarningMessage) -> bool:
+    text = str(w.message)
+    return "missing from font" in text or "Glyph" in text
+
+
+@pytest.mark.skipif(
+    not any(Path(p).exists() for p in charts.CJK_FONT_FILES),
+    reason=f"Noto Sans CJK not installed ({charts.CJK_FONT_FILES[0]}): run scripts/setup.sh",
+)
+def test_chinese_text_renders_without_missing_glyphs() -> None:
+    assert charts.setup_fonts() == charts.CJK_FAMILY
+    fig = charts._figure(3.0)
+    ax = fig.subplots()
+    ax.plot([0, 1, 2], [-1.5, 0.0, 2.5])  # negative tick labels: the minus sign must render too
+    ax.set_title("两融余额 融资融券 行业")
+    ax.set_ylabel("两融交易占比(%)")
+    ax.set_xlabel("近20日融资余额变化(亿元)")
+    ax.legend(["上证指数"])
+    fig.supxlabel("数据日期 2026-11-20 · 数据:上交所、深交所、北交所 · 演示数据 ▲▼")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    problems = [str(w.message) for w in caught if _is_glyph_warning(w)]
+    assert not problems, problems
+    assert buf.getvalue()[:8] == PNG_MAGIC

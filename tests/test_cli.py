@@ -1,0 +1,225 @@
+"""The command line, in process: `marginbot report ...` and `marginbot demo`, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from marginbot import cli
+from marginbot.settings import get_settings
+from storage.database import make_engine, upgrade
+from tests.test_reports import LAST, demo_db_file, populate
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ENV_VARS = ("DATABASE_URL", "TELEGRAM_BOT_TOKEN", "DEFAULT_LANGUAGE", "LOG_LEVEL", "ADMIN_CHAT_IDS")
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "small.db"
+    eng = make_engine(f"sqlite:///{path}")
+    upgrade(eng)
+    populate(eng)
+    eng.dispose()
+    return path
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """A clean environment (no .env, no real settings) and the root logger restored afterwards."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env file is read from the project folder
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def small_env(env: pytest.MonkeyPatch, small_db: Path) -> pytest.MonkeyPatch:
+    env.setenv("DATABASE_URL", f"sqlite:///{small_db}")
+    return env
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_clear_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("marginbot: ")
+    return lines[0]
+
+
+def test_report_ratio_json(small_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--quiet", "report", "ratio", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    for key in ("report", "date", "scope", "demo", "ratio_pct", "numerator", "turnover", "rqmce_included",
+                "percentile_3y", "series"):
+        assert key in data
+    assert data["report"] == "ratio"
+    assert data["date"] == LAST.isoformat()
+    assert data["scope"] == ["SSE", "SZSE", "BSE"]
+    assert data["ratio_pct"] == pytest.approx(10.4)
+    assert len(data["series"]) == 30
+
+
+def test_report_text_and_chart(small_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                               tmp_path: Path) -> None:
+    chart = tmp_path / "ratio.png"
+    code, out, err = run(capsys, "--quiet", "report", "ratio", "--lang", "en", "--days", "20",
+                         "--chart", str(chart))
+    assert code == 0, err
+    png = chart.read_bytes()
+    assert png[:8] == PNG_MAGIC and len(png) > 10_000
+    assert "Margin trading share of turnover 10.40%" in out
+    assert f"Data date {LAST.isoformat()}" in out
+    assert "<b>" not in out and "&amp;" not in out  # plain text on the terminal
+    code, out, err = run(capsys, "--quiet", "report", "stock", "600001", "--lang", "zh")
+    assert code == 0, err
+    assert "样本电子甲(600001)融资余额 25.00 亿元" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("report", "stock", "999999"), "999999"),
+        (("report", "stock", "abc"), "abc"),
+        (("report", "stock"), "6 digits"),
+        (("report", "balance", "--date", "2000-01-03"), "2000-01-03"),
+        (("report", "sectors", "--days", "251"), "251"),
+        (("report", "ratio", "--days", "99999"), "99999"),
+    ],
+)
+def test_report_errors_are_one_line(small_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                    args: tuple[str, ...], needle: str) -> None:
+    code, out, err = run(capsys, "--quiet", *args)
+    assert code == 2
+    assert out == ""
+    line = assert_one_clear_line(err)
+    assert needle in line
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("report", "balance", "--date", "2024-13-45"), "2024-13-45"),
+        (("report", "balance", "--days", "0"), "at least 1"),
+        (("report", "balance", "--days", "ten"), "ten"),
+        (("report", "weekly"), "weekly"),
+    ],
+)
+def test_bad_arguments_exit_2(small_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                              args: tuple[str, ...], needle: str) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert out == ""
+    assert "Traceback" not in err
+    assert needle in err.splitlines()[-1]  # argparse: usage, then the one line that says what is wrong
+
+
+def test_empty_database_says_what_to_do(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                        tmp_path: Path) -> None:
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    code, _out, err = run(capsys, "--quiet", "report", "balance")
+    assert code == 2
+    assert "marginbot demo" in assert_one_clear_line(err)
+
+
+@pytest.mark.parametrize("token", ["not-a-token-SECRET123", "123456:tooShortSECRET", "1234567:" + "A" * 29 + "!"])
+def test_malformed_token_is_named_never_shown(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path, token: str) -> None:
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    env.setenv("TELEGRAM_BOT_TOKEN", token)
+    code, out, err = run(capsys, "report", "balance")
+    assert code == 2
+    assert "TELEGRAM_BOT_TOKEN" in err
+    assert token not in err and token not in out
+    assert "SECRET" not in err and token.split(":")[-1] not in err
+    assert "Traceback" not in err
+
+
+def test_demo_seeds_an_empty_database_and_renders_everything(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config,
+) -> None:
+    """`marginbot demo --out DIR`: every report in both languages, each as PNG, HTML text and JSON.
+
+    The real seed_demo takes ~20 s and is exercised once per session by the demo fixture; here it
+    is replaced by a stand-in that copies that seeded data into the empty database (and checks it
+    is called only because the database is empty), and charts by a recorder (test_charts checks
+    the real PNGs), so that this test proves the command's wiring in a few seconds.
+    """
+    import reports.charts
+    import storage.demo
+    from storage.database import is_empty
+
+    seeded = demo_db_file(tmp_path_factory, pytestconfig)
+    calls: list[bool] = []
+
+    def fake_seed(engine: Engine, force: bool = False, **_kw: object) -> bool:
+        calls.append(force)
+        if not force and not is_empty(engine):
+            return False
+        _copy_market_data(engine, seeded)
+        return True
+
+    charted: list[tuple[str, str]] = []
+
+    def fake_chart(figures: object, lang: str) -> bytes:
+        charted.append((figures.kind, lang))  # type: ignore[attr-defined]
+        return PNG_MAGIC + figures.kind.encode()  # type: ignore[attr-defined]
+
+    env.setattr(storage.demo, "seed_demo", fake_seed)
+    env.setattr(reports.charts, "render_chart", fake_chart)
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    out_dir = tmp_path / "gallery"
+
+    code, out, err = run(capsys, "--quiet", "demo", "--out", str(out_dir))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "demo data seeded"
+    assert calls == [False]
+    paths = [Path(line) for line in lines[1:]]
+    kinds = ("summary", "balance", "ratio", "sectors", "signals", "stock")
+    expected = {out_dir / f"{k}.{lang}{suffix}" for k in kinds for lang in ("zh", "en")
+                for suffix in (".png", ".html.txt", ".json")}
+    assert set(paths) == expected
+    assert sorted(charted) == sorted((k, lang) for k in kinds for lang in ("zh", "en"))
+    for path in paths:
+        assert path.is_file() and path.stat().st_size > 0, path
+    for kind in kinds:
+        assert (out_dir / f"{kind}.zh.png").read_bytes() == PNG_MAGIC + kind.encode()
+        zh = json.loads((out_dir / f"{kind}.zh.json").read_text("utf-8"))
+        en = json.loads((out_dir / f"{kind}.en.json").read_text("utf-8"))
+        assert zh == en  # figures do not depend on the language
+        assert zh["report"] == kind and zh["demo"] is True and zh["date"]
+        assert "演示数据" in (out_dir / f"{kind}.zh.html.txt").read_text("utf-8")
+        assert "DEMO DATA" in (out_dir / f"{kind}.en.html.txt").read_text("utf-8")
+
+
+def _copy_market_data(engine: Engine, source: Path) -> None:
+    """Copy every table of a seeded SQLite file into `engine`'s (same schema, empty tables)."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ATTACH DATABASE ? AS seeded", (str(source),))
+        tables = [r[0] for r in conn.execute(text(
+            "SELECT name FROM seeded.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name != 'alembic_version'"))]
+        for table in tables:
+            conn.exec_driver_sql(f"INSERT INTO main.{table} SELECT * FROM seeded.{table}")
+        conn.commit()
+        conn.exec_driver_sql("DETACH DATABASE seeded")

@@ -1,0 +1,335 @@
+"""CSV import (`marginbot import`): exact values, refusal of bad files, idempotence, real history."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from storage import models
+from storage.database import data_version, get_meta, is_demo, session_scope, set_meta
+from storage.importer import CsvImportError, import_csv
+from storage.industries import SW_L1_2021
+
+MARGIN_HEADER = "date,exchange,rzye,rzmre,rzche,rqye,rqyl,rqmcl,rqmce,rzrqye"
+TURNOVER_HEADER = "date,exchange,amount"
+STOCK_HEADER = "date,code,name,rzye,rzmre,rzche,rqyl,rqmcl,rqchl,rqye"
+INDUSTRY_HEADER = "code,start_date,sw_code"
+
+MARGIN_OK = [
+    "2024-04-11,SSE,805311386298,44363451113,43960611127,63492538974,6653688732,639965435,,868803925272",
+    "2024-04-11,ALL,1513000000000,76500000000,,16000000000,9000000000,700000000,1200000000,",
+    "2024-04-12,SZSE,707767000000,32108000000,,15730000000,2434000000,28000000,,723497000000",
+]
+TURNOVER_OK = ["2024-04-11,SSE,382500000000.5", "2024-04-11,SZSE,534000000000", "2024-04-11,BSE,2100000000"]
+INDUSTRY_OK = ["600036,2014-01-01,480301", "000001,2014-02-21,480101", "300750,2019-01-01,640101",
+               "300750,2024-04-12,630101"]
+STOCK_OK = [
+    "2024-04-11,600036,招商银行,5000000000,300000000,200000000,1000000,20000,10000,33000000",
+    "2024-04-11,000001,平安银行,4000000000,100000000,150000000,,,,",
+    "2024-04-11,300750,宁德时代,9000000000,700000000,650000000,500000,1000,0,95000000",
+    "2024-04-11,510300,沪深300ETF,2000000000,50000000,40000000,300000000,1000000,900000,1050000000",
+    "2024-04-12,600036,招商银行,5100000000,400000000,300000000,1000000,0,0,33500000",
+    "2024-04-12,300750,宁德时代,9100000000,600000000,500000000,500000,0,0,96000000",
+    "2024-04-12,920001,演示北交,60000000,5000000,4000000,,,,",
+]
+GOOD = {"margin": (MARGIN_HEADER, MARGIN_OK), "turnover": (TURNOVER_HEADER, TURNOVER_OK),
+        "stocks": (STOCK_HEADER, STOCK_OK), "industries": (INDUSTRY_HEADER, INDUSTRY_OK)}
+SNAPSHOT_MODELS = (models.MarginSummary, models.Turnover, models.StockMargin, models.IndustryClass,
+                   models.IndustryName, models.SectorDaily, models.TradingDay)
+
+
+def write(path: Path, header: str, lines: list[str]) -> Path:
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+def good_file(tmp_path: Path, kind: str) -> Path:
+    header, lines = GOOD[kind]
+    return write(tmp_path / f"{kind}.csv", header, lines)
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every stored market row (ids left out) and the metadata, in a comparable form."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with Session(engine) as s:
+        for model in SNAPSHOT_MODELS:
+            table = model.__table__
+            cols = [c for c in table.columns if c.name != "id"]
+            out[table.name] = sorted(tuple(r) for r in s.execute(select(*cols)).all())
+        out["meta"] = sorted(tuple(r) for r in s.execute(select(models.DatasetMeta.key, models.DatasetMeta.value)))
+    return out
+
+
+def margin_rows(engine: Engine) -> dict[tuple[date, str], models.MarginSummary]:
+    with Session(engine) as s:
+        return {(r.trade_date, r.exchange): r for r in s.execute(select(models.MarginSummary)).scalars()}
+
+
+# --- each kind imports with exact values -------------------------------------------------------
+
+
+def test_margin_import_exact_values(engine, tmp_path):
+    with session_scope(engine) as s:
+        set_meta(s, "demo", "true")
+    assert import_csv(engine, "margin", good_file(tmp_path, "margin")) == 3
+    rows = margin_rows(engine)
+    assert set(rows) == {(date(2024, 4, 11), "SSE"), (date(2024, 4, 11), "ALL"), (date(2024, 4, 12), "SZSE")}
+    sse = rows[(date(2024, 4, 11), "SSE")]
+    assert (sse.rzye, sse.rzmre, sse.rzche) == (805311386298.0, 44363451113.0, 43960611127.0)
+    assert (sse.rqye, sse.rqyl, sse.rqmcl, sse.rzrqye) == (63492538974.0, 6653688732.0, 639965435.0, 868803925272.0)
+    assert sse.rqmce is None and sse.source == "csv" and sse.rzche_derived is False
+    whole = rows[(date(2024, 4, 11), "ALL")]
+    assert whole.rzche is None  # left unknown: the reports derive it
+    assert whole.rzrqye == 1513000000000.0 + 16000000000.0  # filled from rzye + rqye
+    assert whole.rqmce == 1200000000.0
+    assert rows[(date(2024, 4, 12), "SZSE")].rzrqye == 723497000000.0  # given, kept
+    with Session(engine) as s:
+        days = s.execute(select(models.TradingDay.trade_date)).scalars().all()
+    assert sorted(days) == [date(2024, 4, 11), date(2024, 4, 12)]
+    assert data_version(engine) == 1 and not is_demo(engine)
+
+
+def test_turnover_import_exact_values(engine, tmp_path):
+    assert import_csv(engine, "turnover", good_file(tmp_path, "turnover")) == 3
+    with Session(engine) as s:
+        rows = {r.exchange: r for r in s.execute(select(models.Turnover)).scalars()}
+    assert {e: r.amount for e, r in rows.items()} == {"SSE": 382500000000.5, "SZSE": 534e9, "BSE": 2.1e9}
+    assert all(r.trade_date == date(2024, 4, 11) and not r.a_share_only and r.source == "csv" for r in rows.values())
+    assert data_version(engine) == 1
+    with Session(engine) as s:
+        assert get_meta(s, "demo") == "false"
+
+
+def test_industries_import_names_and_level1(engine, tmp_path):
+    assert import_csv(engine, "industries", good_file(tmp_path, "industries")) == 4
+    with Session(engine) as s:
+        classes = sorted(
+            (r.code, r.start_date, r.sw_code, r.sw_l1_code) for r in s.execute(select(models.IndustryClass)).scalars()
+        )
+        names = {r.sw_l1_code: r for r in s.execute(select(models.IndustryName)).scalars()}
+    assert classes == [
+        ("000001", date(2014, 2, 21), "480101", "480000"),
+        ("300750", date(2019, 1, 1), "640101", "640000"),
+        ("300750", date(2024, 4, 12), "630101", "630000"),
+        ("600036", date(2014, 1, 1), "480301", "480000"),
+    ]
+    assert len(names) == 31 == len(SW_L1_2021)
+    assert (names["480000"].name_zh, names["480000"].index_symbol) == ("银行", "801780")
+
+
+def sectors(engine: Engine) -> dict[tuple[date, str], tuple[float, float, float, float, int]]:
+    with Session(engine) as s:
+        return {(r.trade_date, r.sw_l1_code): (r.rzye, r.rzmre, r.rzche, r.rqye, r.stock_count)
+                for r in s.execute(select(models.SectorDaily)).scalars()}
+
+
+def test_stocks_import_exact_values_and_sectors(engine, tmp_path):
+    import_csv(engine, "industries", good_file(tmp_path, "industries"))
+    assert import_csv(engine, "stocks", good_file(tmp_path, "stocks")) == 7
+    with Session(engine) as s:
+        rows = {(r.trade_date, r.code): r for r in s.execute(select(models.StockMargin)).scalars()}
+    cmb = rows[(date(2024, 4, 11), "600036")]
+    assert (cmb.exchange, cmb.name, cmb.is_fund) == ("SSE", "招商银行", False)
+    assert (cmb.rzye, cmb.rzmre, cmb.rzche, cmb.rqyl, cmb.rqmcl, cmb.rqchl, cmb.rqye) == (
+        5e9, 3e8, 2e8, 1e6, 2e4, 1e4, 3.3e7)
+    pab = rows[(date(2024, 4, 11), "000001")]
+    assert pab.exchange == "SZSE" and pab.rqyl is None and pab.rqye is None
+    etf = rows[(date(2024, 4, 11), "510300")]
+    assert etf.exchange == "SSE" and etf.is_fund
+    assert rows[(date(2024, 4, 12), "920001")].exchange == "BSE"
+    assert rows[(date(2024, 4, 11), "300750")].exchange == "SZSE"
+    # sectors: point in time (300750 moves from 640000 to 630000 on 2024-04-12), ETF left out
+    assert sectors(engine) == {
+        (date(2024, 4, 11), "480000"): (9e9, 4e8, 3.5e8, 3.3e7, 2),
+        (date(2024, 4, 11), "640000"): (9e9, 7e8, 6.5e8, 9.5e7, 1),
+        (date(2024, 4, 12), "480000"): (5.1e9, 4e8, 3e8, 3.35e7, 1),
+        (date(2024, 4, 12), "630000"): (9.1e9, 6e8, 5e8, 9.6e7, 1),
+    }
+    assert data_version(engine) == 2
+
+
+def test_industries_after_stocks_rebuild_sectors(engine, tmp_path):
+    import_csv(engine, "stocks", good_file(tmp_path, "stocks"))
+    assert sectors(engine) == {}  # no classes yet: nothing to aggregate
+    import_csv(engine, "industries", good_file(tmp_path, "industries"))
+    got = sectors(engine)
+    assert got[(date(2024, 4, 11), "480000")] == (9e9, 4e8, 3.5e8, 3.3e7, 2)
+    assert got[(date(2024, 4, 12), "630000")] == (9.1e9, 6e8, 5e8, 9.6e7, 1)
+
+
+# --- bad files are refused with the line and the reason, and nothing is written ------------------
+
+BAD = [
+    ("margin", "date,exchange,rzye,rzmre,rzche,rqye,rqyl,rqmcl,rzrqye", MARGIN_OK[:1], 1, "missing column(s) rqmce"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,8.1e11,4.4x10,,,,,,"], 3, "rzmre '4.4x10' is not a number"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024/04/12,SSE,8.1e11,,,,,,,"], 3, "date '2024/04/12' is not a date"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "20240412,SSE,8.1e11,,,,,,,"], 3, "is not a date (YYYY-MM-DD)"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-02-30,SSE,8.1e11,,,,,,,"], 3, "is not a valid date"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,HKEX,8.1e11,,,,,,,"], 3, "unknown exchange 'HKEX'"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], MARGIN_OK[1], MARGIN_OK[0]], 4, "duplicate row for (2024-04-11, SSE)"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,-8.1e11,,,,,,,"], 3, "rzye is negative"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,nan,,,,,,,"], 3, "not a finite number"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,8.1e11"], 3, "expected 10 fields, found 3"),
+    ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-11,ALL,9e11"], 3, "unknown exchange 'ALL'"),
+    ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,SZSE,"], 3, "amount is empty"),
+    ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,SZSE,-1"], 3, "amount is negative"),
+    ("turnover", "date,amount", TURNOVER_OK[:1], 1, "missing column(s) exchange"),
+    ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-04-12,60003,招商银行,1,1,1,1,1,1,1"], 9, "code '60003' is not a six-digit"),
+    ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-04-12,000001,平安银行,1,1,1,-5,1,1,1"], 9, "rqyl is negative"),
+    ("stocks", STOCK_HEADER, [*STOCK_OK, STOCK_OK[4]], 9, "duplicate row for (2024-04-12, 600036), first given on line 6"),
+    ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-13-01,000001,平安银行,1,1,1,1,1,1,1"], 9, "is not a valid date"),
+    ("industries", "code,start_date", INDUSTRY_OK, 1, "missing column(s) sw_code"),
+    ("industries", INDUSTRY_HEADER, [*INDUSTRY_OK, "600000,,480301"], 6, "start_date is empty"),
+    ("industries", INDUSTRY_HEADER, [*INDUSTRY_OK, INDUSTRY_OK[0]], 6, "duplicate row for (600036, 2014-01-01)"),
+    ("industries", INDUSTRY_HEADER, [*INDUSTRY_OK, "600000,2020-01-01,48"], 6, "sw_code '48' is not a six-digit"),
+]
+
+
+@pytest.mark.parametrize(("kind", "header", "lines", "line", "reason"), BAD,
+                         ids=[f"{b[0]}-{b[4][:28]}" for b in BAD])
+def test_bad_file_is_refused_and_nothing_written(engine, tmp_path, kind, header, lines, line, reason):
+    for good in ("industries", "margin", "turnover", "stocks"):
+        import_csv(engine, good, good_file(tmp_path, good))
+    before = snapshot(engine)
+    bad = write(tmp_path / "bad.csv", header, lines)
+    with pytest.raises(CsvImportError) as info:
+        import_csv(engine, kind, bad)
+    assert str(info.value).startswith(f"{bad}: line {line}: ")
+    assert reason in str(info.value)
+    assert (info.value.line, info.value.path) == (line, str(bad))
+    assert snapshot(engine) == before
+
+
+def test_unreadable_or_empty_file_is_refused(engine, tmp_path):
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(CsvImportError, match="nope.csv: cannot read file"):
+        import_csv(engine, "margin", missing)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(CsvImportError, match="empty.csv: line 1: empty file"):
+        import_csv(engine, "margin", empty)
+    with pytest.raises(CsvImportError, match="unknown kind 'prices'"):
+        import_csv(engine, "prices", good_file(tmp_path, "margin"))
+    assert data_version(engine) == 0
+
+
+def test_header_only_and_bom_are_accepted(engine, tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_text("\ufeff" + TURNOVER_HEADER.upper().replace(",", " , ") + "\n\n" + TURNOVER_OK[0] + "\n",
+                    encoding="utf-8")
+    assert import_csv(engine, "turnover", path) == 1
+    assert import_csv(engine, "margin", write(tmp_path / "header.csv", MARGIN_HEADER, [])) == 0
+
+
+# --- importing twice changes nothing --------------------------------------------------------------
+
+
+def test_importing_twice_changes_nothing(engine, tmp_path):
+    kinds = ("industries", "margin", "turnover", "stocks")
+    for kind in kinds:
+        import_csv(engine, kind, good_file(tmp_path, kind))
+    first = snapshot(engine)
+    for kind in kinds:
+        import_csv(engine, kind, good_file(tmp_path, kind))
+    second = snapshot(engine)
+    assert dict(first["meta"])["data_version"] == "4" and dict(second["meta"])["data_version"] == "8"
+    first.pop("meta")
+    second.pop("meta")
+    assert second == first
+    assert sum(len(v) for v in first.values()) > 0
+
+
+# --- real history: the README's facts from the database ------------------------------------------
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write_rows(path: Path, header: str, rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(header.split(","))
+        out.writerows(rows)
+    return path
+
+
+def _cell(value: str) -> str:
+    return "" if value in ("-", "") else value
+
+
+def convert_realdata(realdata: Path, out: Path) -> dict[str, list[Path]]:
+    """Turn the shared real files into our four CSV formats."""
+    market = [
+        [r["date"], "ALL", _cell(r["rzye_yuan"]), _cell(r["rzmre_yuan"]), _cell(r["rzche_yuan"]), _cell(r["rqye_yuan"]),
+         _cell(r["rqyl_shares"]), _cell(r["rqmcl_shares"]), "", _cell(r["rzrqye_yuan"])]
+        for r in _read(realdata / "market_margin_sse_szse_2010_2018.csv")
+    ]
+    sse = [
+        [r["opDate"], "SSE", r["rzye"], r["rzmre"], "", "", r["rqyl"], r["rqmcl"], "", ""]
+        for r in _read(realdata / "sse_margin_2014_2016.csv")
+    ]
+    turnover = [
+        [r["date"], exchange, r["amount"]]
+        for exchange, name in (("SSE", "index_sh000001_2010_2018.csv"), ("SZSE", "index_sz399001_2010_2018.csv"))
+        for r in _read(realdata / name)
+    ]
+    industries = [[r["stock_code"], r["in_date"], r["sw_code"]] for r in _read(realdata / "sw_industry_pit.csv")]
+    return {
+        "margin": [_write_rows(out / "market.csv", MARGIN_HEADER, market),
+                   _write_rows(out / "sse.csv", MARGIN_HEADER, sse)],
+        "turnover": [_write_rows(out / "turnover.csv", TURNOVER_HEADER, turnover)],
+        "industries": [_write_rows(out / "industries.csv", INDUSTRY_HEADER, industries)],
+    }
+
+
+def test_realdata_reproduces_readme_facts(engine, tmp_path, realdata):
+    counts = {kind: sum(import_csv(engine, kind, p) for p in paths)
+              for kind, paths in convert_realdata(realdata, tmp_path).items()}
+    assert counts == {"margin": 2123 + 426, "turnover": 2 * 2187, "industries": 12790}
+    rows = margin_rows(engine)
+    whole = sorted((d, r) for (d, e), r in rows.items() if e == "ALL")
+
+    peak_day, peak = max(((d, r.rzrqye) for d, r in whole), key=lambda x: x[1])
+    assert (peak_day, peak) == (date(2015, 6, 18), 2273035261015.0)
+
+    day = date(2015, 11, 23)
+    sse, total = rows[(day, "SSE")], rows[(day, "ALL")]
+    assert sse.rzye / 1e9 == pytest.approx(724.9, abs=0.05)
+    assert sse.rzmre / 1e9 == pytest.approx(56.5, abs=0.05)
+    # 490.148 bn: the README rounds the difference of its own rounded figures (1215.1 - 724.9)
+    assert (total.rzye - sse.rzye) / 1e9 == pytest.approx(490.2, abs=0.06)
+    assert (total.rzmre - sse.rzmre) / 1e9 == pytest.approx(53.8, abs=0.05)
+
+    turnover: dict[date, float] = defaultdict(float)
+    with Session(engine) as s:
+        for d, amount in s.execute(select(models.Turnover.trade_date, models.Turnover.amount)):
+            turnover[d] += amount
+    assert turnover[date(2015, 5, 28)] / 1e12 == pytest.approx(2.36, abs=0.005)
+
+    gaps = [abs(prev.rzye + r.rzmre - r.rzche - r.rzye) / r.rzye
+            for (_, prev), (_, r) in zip(whole, whole[1:], strict=False) if r.rzche is not None]
+    assert len(gaps) == 2122 and max(gaps) < 0.0025
+
+    by_year: dict[int, list[float]] = defaultdict(list)
+    for d, r in whole:
+        if d in turnover:
+            by_year[d.year].append(r.rzmre / turnover[d] * 100)
+    mean = {y: sum(v) / len(v) for y, v in by_year.items()}
+    assert mean[2014] == pytest.approx(11.5, abs=0.3)
+    assert mean[2015] == pytest.approx(12.7, abs=0.3)
+
+    with Session(engine) as s:
+        classes = s.execute(select(models.IndustryClass).where(models.IndustryClass.code == "000001")).scalars().all()
+        n_days = len(s.execute(select(models.TradingDay.trade_date)).scalars().all())
+    in_force = max((c for c in classes if c.start_date <= day), key=lambda c: c.start_date)
+    assert (in_force.start_date, in_force.sw_code, in_force.sw_l1_code) == (date(2014, 2, 21), "480101", "480000")
+    assert n_days == 2123  # every SSE day is also in the two-market table

@@ -1,0 +1,754 @@
+"""Reports end to end: figures computed by hand on a small database, errors, cache, Telegram text.
+
+Two databases:
+
+- a SMALL hand-made one (30 trade days, round numbers) whose every figure is worked out below;
+- the embedded DEMO dataset (storage.demo.seed_demo), seeded once per test session and shared with
+  tests/test_charts.py and tests/test_cli.py through the helpers `demo_engine` / `demo_report`.
+  Seeding takes ~20 s, so the seeded file is also kept in pytest's cache folder under a key made of
+  the code that builds it (storage/demo.py and the modules it runs, the migrations, numpy and pandas
+  versions): later runs copy it instead.
+
+The small database (money in 元; i = 0..29 is the trade-day position, DAYS[i]):
+
+- SSE   rzye 1000e9 + i*1e9 (day 29 dips back to 1026e9), rqye 10e9, rzmre 50e9
+- SZSE  rzye  800e9 + i*1e9,                               rqye  5e9, rzmre 40e9
+- BSE   rzye   10e9,                                        rqye  0,   rzmre  1e9
+  => market 两融余额 = 1825e9 + 2e9*i, except day 29: 1880e9 (day 28: 1881e9)
+- ALL rows (a market-wide source) carry 融券卖出额 rqmce = 0.91e9 * (i % 5) on every day but day 28
+- turnover SSE 500e9 + SZSE 400e9 + BSE 10e9 = 910e9 (A shares only)
+  => ratio = (91e9 + rqmce) / 910e9 x 100 = 10 + 0.1 * (i % 5) percent; day 28: 10.0, rzmre only
+- stocks: sector 270000 (电子) 600001 + 000001, each 2e9 up to day 9 then +25e6 a day (2.5e9 on day 29);
+  sector 480000 (银行) 600002 + 000002, each 2e9 then -25e6 a day (1.5e9); sector 370000 (医药生物)
+  600003 + 830001 at 1e9; an ETF 510300 at 100e9 (never in a sector); 000003 only on days 0..4.
+  => sector balances on day 29: 5e9 / 3e9 / 2e9 (50 / 30 / 20 %), day 9: 4e9 / 4e9 / 2e9 (40 / 40 / 20 %)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import re
+import shutil
+import sys
+from datetime import date, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from reports import charts, fmt
+from reports import text as report_text
+from reports.errors import ReportError
+from reports.figures import KINDS
+from reports.gallery import sample_stock
+from reports.i18n import t
+from reports.service import RenderedReport, ReportService
+from storage import models
+from storage.aggregate import rebuild_sector_daily
+from storage.database import bump_data_version, make_engine, session_scope, upgrade, upsert
+
+# ----------------------------------------------------------------------------------------------
+# The small hand-made database
+# ----------------------------------------------------------------------------------------------
+
+N = 30
+DAYS: list[date] = [d.date() for d in pd.bdate_range("2024-01-02", periods=N)]
+LAST = DAYS[-1]
+NO_ALL_DAY = DAYS[28]  # no ALL row: 融券卖出额 unknown
+SATURDAY = date(2024, 1, 6)
+assert SATURDAY.weekday() == 5 and DAYS[0] < SATURDAY < LAST
+
+SECTORS = {
+    "270000": ("电子", "Electronics", "801080"),
+    "480000": ("银行", "Banks", "801780"),
+    "370000": ("医药生物", "Pharma & Biotech", "801150"),
+}
+# code -> (exchange, name, sector or None, is_fund)
+STOCKS = {
+    "600001": ("SSE", "样本电子甲", "270000", False),
+    "000001": ("SZSE", "样本电子乙", "270000", False),
+    "600002": ("SSE", "样本银行甲", "480000", False),
+    "000002": ("SZSE", "样本银行乙", "480000", False),
+    "600003": ("SSE", "样本医药甲", "370000", False),
+    "830001": ("BSE", "样本医药乙", "370000", False),
+    "510300": ("SSE", "样本300ETF", None, True),
+    "000003": ("SZSE", "样本停牌股", None, False),
+}
+SCOPE = ["SSE", "SZSE", "BSE"]
+
+
+def _exchange_rzye(exchange: str, i: int) -> float:
+    if exchange == "SSE":
+        return 1000e9 + (26 if i == 29 else i) * 1e9
+    if exchange == "SZSE":
+        return 800e9 + i * 1e9
+    return 10e9
+
+
+RQYE = {"SSE": 10e9, "SZSE": 5e9, "BSE": 0.0}
+RZMRE = {"SSE": 50e9, "SZSE": 40e9, "BSE": 1e9}
+TURNOVER = {"SSE": 500e9, "SZSE": 400e9, "BSE": 10e9}
+
+
+def _stock_rzye(code: str, i: int) -> float:
+    sector = STOCKS[code][2]
+    if code == "510300":
+        return 100e9
+    if code == "000003":
+        return 0.5e9
+    if sector == "270000":
+        return 2e9 + max(i - 9, 0) * 25e6
+    if sector == "480000":
+        return 2e9 - max(i - 9, 0) * 25e6
+    return 1e9
+
+
+def _rqmce(i: int) -> float:
+    return 0.91e9 * (i % 5)
+
+
+def populate(engine: Engine) -> None:
+    """Write the small database described in the module docstring (one transaction, data version bumped)."""
+    summary, turnover, index, stocks = [], [], [], []
+    for i, day in enumerate(DAYS):
+        total_rzye = 0.0
+        for e in SCOPE:
+            rzye = _exchange_rzye(e, i)
+            prev = _exchange_rzye(e, i - 1) if i else rzye
+            total_rzye += rzye
+            summary.append({"trade_date": day, "exchange": e, "rzye": rzye, "rzmre": RZMRE[e],
+                            "rzche": prev + RZMRE[e] - rzye, "rqye": RQYE[e], "rqmce": None,
+                            "rzrqye": rzye + RQYE[e], "source": "test"})
+            turnover.append({"trade_date": day, "exchange": e, "amount": TURNOVER[e], "a_share_only": True,
+                             "source": "test"})
+        if day != NO_ALL_DAY:
+            summary.append({"trade_date": day, "exchange": "ALL", "rzye": total_rzye, "rzmre": 91e9,
+                            "rzche": None, "rqye": 15e9, "rqmce": _rqmce(i), "rzrqye": total_rzye + 15e9,
+                            "source": "test-market"})
+        index.append({"symbol": "sh000001", "trade_date": day, "close": 3000.0 + i, "amount": None})
+        for code, (exchange, name, _sector, is_fund) in STOCKS.items():
+            if code == "000003" and i > 4:
+                continue
+            rzye = _stock_rzye(code, i)
+            prev = _stock_rzye(code, i - 1) if i else rzye
+            stocks.append({"trade_date": day, "code": code, "exchange": exchange, "name": name,
+                           "is_fund": is_fund, "rzye": rzye, "rzmre": 1e8, "rzche": prev + 1e8 - rzye,
+                           "rqyl": 1000.0, "rqmcl": 100.0,
+                           "rqye": None if exchange == "SSE" else 1e7})
+    classes = [{"code": code, "start_date": date(2020, 1, 1), "sw_code": sector[:2] + "0100", "sw_l1_code": sector}
+               for code, (_e, _n, sector, _f) in STOCKS.items() if sector]
+    names = [{"sw_l1_code": code, "name_zh": zh, "name_en": en, "index_symbol": symbol}
+             for code, (zh, en, symbol) in SECTORS.items()]
+    with session_scope(engine) as session:
+        upsert(session, models.MarginSummary, summary)
+        upsert(session, models.Turnover, turnover)
+        upsert(session, models.IndexDaily, index)
+        upsert(session, models.StockMargin, stocks)
+        upsert(session, models.IndustryClass, classes)
+        upsert(session, models.IndustryName, names)
+        rebuild_sector_daily(session, DAYS)
+        bump_data_version(session)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The small database on SQLite, built once for the read-only tests of this module."""
+    eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('small') / 'small.db'}")
+    upgrade(eng)
+    populate(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def small_rw(engine: Engine) -> Engine:
+    """The small database on SQLite and PostgreSQL, fresh for each test (tests may write to it)."""
+    populate(engine)
+    return engine
+
+
+_SERVICES: dict[Engine, ReportService] = {}
+
+
+def service_for(engine: Engine) -> ReportService:
+    """One service per database, so that zh and en (and repeated asks) share the computed figures."""
+    return _SERVICES.setdefault(engine, ReportService(engine))
+
+
+def data(engine: Engine, kind: str, **kw: Any) -> dict[str, Any]:
+    return service_for(engine).render(kind, chart=False, **kw).data
+
+
+# ----------------------------------------------------------------------------------------------
+# The demo database, shared with test_charts.py and test_cli.py
+# ----------------------------------------------------------------------------------------------
+
+_SHARED: dict[str, Any] = {}
+# The modules seed_demo runs (it imports the importer and industries; the rest do the writing).
+_DEMO_SOURCES = ("demo", "aggregate", "database", "models", "importer", "industries")
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _demo_key() -> str:
+    """Hash of everything the seeded demo file depends on."""
+    digest = hashlib.sha256()
+    sources = [_ROOT / "storage" / f"{name}.py" for name in _DEMO_SOURCES]
+    for path in [*sources, *sorted((_ROOT / "storage" / "migrations").rglob("*.py"))]:
+        digest.update(str(path.relative_to(_ROOT)).encode())
+        digest.update(path.read_bytes())
+    digest.update(f"{np.__version__} {pd.__version__} {sys.version_info[:2]}".encode())
+    return digest.hexdigest()[:20]
+
+
+def _seed_file(path: Path) -> None:
+    from storage.demo import seed_demo
+
+    eng = make_engine(f"sqlite:///{path}")
+    upgrade(eng)
+    assert seed_demo(eng) is True
+    with eng.connect() as conn:
+        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    eng.dispose()
+
+
+def demo_db_file(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> Path:
+    """A seeded demo SQLite file (read it, copy it; never write to it). Seeded at most once per session."""
+    if "file" in _SHARED:
+        return _SHARED["file"]
+    cache = getattr(config, "cache", None)
+    cached = None
+    if cache is not None:
+        folder = Path(cache.mkdir("marginbot-demo-db"))
+        cached = folder / f"demo-{_demo_key()}.db"
+    target = tmp_path_factory.mktemp("demo") / "demo.db"
+    if cached is not None and cached.exists():
+        shutil.copyfile(cached, target)
+    else:
+        _seed_file(target)
+        if cached is not None:
+            for old in cached.parent.glob("demo-*.db"):
+                old.unlink(missing_ok=True)
+            partial = cached.with_suffix(f".{os.getpid()}.part")
+            shutil.copyfile(target, partial)
+            os.replace(partial, cached)
+    _SHARED["file"] = target
+    return target
+
+
+def demo_engine(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> Engine:
+    if "engine" not in _SHARED:
+        _SHARED["engine"] = make_engine(f"sqlite:///{demo_db_file(tmp_path_factory, config)}")
+    return _SHARED["engine"]
+
+
+def demo_report(engine: Engine, kind: str, lang: str) -> RenderedReport:
+    """Every report of the demo database, rendered once per session WITH its chart (test_charts reads it)."""
+    if "service" not in _SHARED:
+        _SHARED["service"] = ReportService(engine)
+        _SHARED["code"] = sample_stock(engine)
+    code = _SHARED["code"] if kind == "stock" else None
+    return _SHARED["service"].render(kind, code=code, lang=lang, chart=True)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Engine:
+    return demo_engine(tmp_path_factory, pytestconfig)
+
+
+# ----------------------------------------------------------------------------------------------
+# Every report: base keys
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_report_names_date_scope_and_demo_flag(small: Engine, kind: str) -> None:
+    d = data(small, kind, code="600001" if kind == "stock" else None)
+    assert d["report"] == kind
+    assert d["date"] == LAST.isoformat()
+    assert d["scope"] == SCOPE
+    assert d["demo"] is False
+
+
+# ----------------------------------------------------------------------------------------------
+# balance
+# ----------------------------------------------------------------------------------------------
+
+
+def test_balance_hand_computed(small: Engine) -> None:
+    d = data(small, "balance")
+    assert d["rzrqye"] == pytest.approx(1880e9)
+    assert d["rzye"] == pytest.approx(1026e9 + 829e9 + 10e9)
+    assert d["rqye"] == pytest.approx(15e9)
+    assert d["change_1d"] == pytest.approx(1880e9 - 1881e9)  # the dip on the last day
+    assert d["change_5d"] == pytest.approx(1880e9 - 1873e9)  # day 24: 1825 + 48
+    assert d["change_20d"] == pytest.approx(1880e9 - 1843e9)  # day 9: 1825 + 18
+    assert d["change_20d_pct"] == pytest.approx(37 / 1843 * 100)
+    assert d["change_1d_pct"] == pytest.approx(-1 / 1881 * 100)
+    # 28 earlier days are <= 1880e9 (1825 + 2i <= 1880 for i <= 27), plus the day itself: 29 of 30
+    assert d["percentile_3y"] == pytest.approx(29 / 30 * 100)
+    # 250 trailing daily changes are needed for the pace; 30 days are not enough, and no sign change
+    assert d["pace_z"] is None and d["pace_class"] == "unknown"
+    assert d["pace_direction"] == "down"
+    assert d["turning_point"] is None
+    by_exchange = {e["exchange"]: e for e in d["exchanges"]}
+    assert list(by_exchange) == SCOPE
+    assert by_exchange["SSE"]["rzrqye"] == pytest.approx(1036e9)
+    assert by_exchange["SSE"]["change_1d"] == pytest.approx(-2e9)
+    assert by_exchange["SZSE"]["change_1d"] == pytest.approx(1e9)
+    assert by_exchange["BSE"]["change_1d"] == pytest.approx(0.0)
+
+
+def test_balance_on_an_earlier_date(small: Engine) -> None:
+    d = data(small, "balance", on=DAYS[20])
+    assert d["date"] == DAYS[20].isoformat()
+    assert d["rzrqye"] == pytest.approx(1825e9 + 40e9)
+    assert d["change_20d"] == pytest.approx(40e9)
+    assert d["change_20d_pct"] == pytest.approx(40 / 1825 * 100)
+    assert d["percentile_3y"] == pytest.approx(100.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# ratio
+# ----------------------------------------------------------------------------------------------
+
+
+def test_ratio_hand_computed(small: Engine) -> None:
+    d = data(small, "ratio")
+    # last day: i = 29, rqmce = 0.91e9 * 4
+    assert d["numerator"] == pytest.approx(91e9 + 3.64e9)
+    assert d["turnover"] == pytest.approx(910e9)
+    assert d["ratio_pct"] == pytest.approx((91e9 + 3.64e9) / 910e9 * 100)
+    assert d["ratio_pct"] == pytest.approx(10.4)
+    assert d["rqmce_included"] is True
+    assert d["turnover_a_share_only"] is True
+    assert d["percentile_3y"] == pytest.approx(100.0)  # 10.4 is the highest value
+    # 20-day mean over days 10..29: four cycles of 10.0..10.4, day 28 (10.3) read as 10.0
+    assert d["ma20"] == pytest.approx(10 + (4 * 1.0 - 0.3) / 20)
+    assert d["crowding"] is False and d["deleveraging"] is False
+    # the series holds every stored day (the default window of 250 exceeds the 30 stored)
+    assert len(d["series"]) == N
+    assert [p["date"] for p in d["series"]] == [x.isoformat() for x in DAYS]
+    for i, point in enumerate(d["series"]):
+        expected = 10.0 if DAYS[i] == NO_ALL_DAY else 10 + 0.1 * (i % 5)
+        assert point["ratio_pct"] == pytest.approx(expected), DAYS[i]
+
+
+def test_ratio_window_sets_series_length(small: Engine) -> None:
+    d = data(small, "ratio", days=10)
+    assert d["days"] == 10
+    assert len(d["series"]) == 10
+    assert d["series"][0]["date"] == DAYS[20].isoformat()
+    assert d["series"][-1] == {"date": LAST.isoformat(), "ratio_pct": pytest.approx(10.4)}
+
+
+def test_ratio_without_short_sales_counts_financing_only(small: Engine) -> None:
+    d = data(small, "ratio", on=NO_ALL_DAY)
+    assert d["rqmce_included"] is False
+    assert d["numerator"] == pytest.approx(91e9)  # rzmre alone
+    assert d["ratio_pct"] == pytest.approx(10.0)
+    caption_zh, details_zh = report_text.render("ratio", "zh", d)
+    caption_en, details_en = report_text.render("ratio", "en", d)
+    assert "仅融资买入额" in caption_zh and "融券卖出额未知" in details_zh
+    assert "financing purchases only" in caption_en and "unknown" in details_en
+
+
+def test_ratio_percentile_on_an_earlier_day(small: Engine) -> None:
+    d = data(small, "ratio", on=DAYS[27])
+    assert d["ratio_pct"] == pytest.approx(10.2)
+    # days 0..27: values <= 10.2 are those with i % 5 in (0, 1, 2): 18 of 28
+    assert d["percentile_3y"] == pytest.approx(18 / 28 * 100)
+
+
+def test_market_only_source_scope_is_all(sqlite_engine: Engine) -> None:
+    """With only market-wide rows stored, the scope says so and the ALL row is the market."""
+    rows = [{"trade_date": day, "exchange": "ALL", "rzye": 1e12, "rzmre": 80e9, "rqye": 1e10, "rqmce": 2e9,
+             "rzrqye": 1.01e12} for day in DAYS[:5]]
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.MarginSummary, rows)
+        upsert(session, models.Turnover, [{"trade_date": day, "exchange": "SSE", "amount": 820e9,
+                                           "a_share_only": False} for day in DAYS[:5]])
+        bump_data_version(session)
+    d = data(sqlite_engine, "ratio")
+    assert d["scope"] == ["ALL"]
+    assert d["ratio_pct"] == pytest.approx(10.0)
+    assert d["rqmce_included"] is True
+    assert d["turnover_a_share_only"] is False
+    caption, details = report_text.render("ratio", "zh", d)
+    assert "全市场" in caption and "含B股" in details
+
+
+# ----------------------------------------------------------------------------------------------
+# sectors
+# ----------------------------------------------------------------------------------------------
+
+
+def test_sectors_hand_computed(small: Engine) -> None:
+    d = data(small, "sectors")
+    assert d["days"] == 20
+    # shares 50/30/20 now, 40/40/20 twenty days ago
+    assert d["hhi"] == pytest.approx(50**2 + 30**2 + 20**2)  # 3800
+    assert d["hhi_change"] == pytest.approx(3800 - (40**2 + 40**2 + 20**2))  # +200
+    assert d["top5_share_pct"] == pytest.approx(100.0)
+    assert d["top5_change_pp"] == pytest.approx(0.0)
+    assert d["more_balanced"] is False
+    assert d["total_rzye"] == pytest.approx(10e9)  # the ETF is left out
+    assert d["bottoming"] == []
+    rows = d["sectors"]
+    assert [r["code"] for r in rows] == ["270000", "370000", "480000"]  # by change, largest first
+    assert [r["name"] for r in rows] == ["电子", "医药生物", "银行"]
+    assert [r["name_en"] for r in rows] == ["Electronics", "Pharma & Biotech", "Banks"]
+    expected = {
+        "270000": (5e9, 50.0, 1e9, 25.0, 10.0, 1e9),
+        "370000": (2e9, 20.0, 0.0, 0.0, 0.0, 0.0),
+        "480000": (3e9, 30.0, -1e9, -25.0, -10.0, -1e9),
+    }
+    for r in rows:
+        rzye, share, change, change_pct, pp, net_buy = expected[r["code"]]
+        assert r["rzye"] == pytest.approx(rzye)
+        assert r["share_pct"] == pytest.approx(share)
+        assert r["change"] == pytest.approx(change, abs=1e-3)
+        assert r["change_pct"] == pytest.approx(change_pct, abs=1e-9)
+        assert r["share_change_pp"] == pytest.approx(pp, abs=1e-9)
+        # 融资净买入 over the 20 days = rzye(T) - rzye(T-20) because every row keeps the identity
+        assert r["net_buy"] == pytest.approx(net_buy, abs=1e-3)
+    assert rows[1]["cv_20d"] == pytest.approx(0.0)  # a constant balance has no variation
+    assert rows[0]["cv_20d"] > 0
+
+
+def test_sectors_short_window(small: Engine) -> None:
+    d = data(small, "sectors", days=5)
+    # 5 days earlier (day 24): 4.75e9 / 3.25e9 / 2e9 of 10e9
+    assert d["hhi_change"] == pytest.approx(3800 - (47.5**2 + 32.5**2 + 20**2))
+    assert [r["change"] for r in d["sectors"]] == pytest.approx([0.25e9, 0.0, -0.25e9], abs=1e-3)
+
+
+# ----------------------------------------------------------------------------------------------
+# stock
+# ----------------------------------------------------------------------------------------------
+
+
+def test_stock_hand_computed(small: Engine) -> None:
+    d = data(small, "stock", code="600001")
+    assert (d["code"], d["name"], d["exchange"], d["is_fund"]) == ("600001", "样本电子甲", "SSE", False)
+    assert d["rzye"] == pytest.approx(2.5e9)
+    assert d["change_1d"] == pytest.approx(25e6)
+    assert d["change_5d"] == pytest.approx(125e6)
+    assert d["change_5d_pct"] == pytest.approx(125 / 2375 * 100)
+    assert d["change_20d"] == pytest.approx(0.5e9)
+    assert d["change_20d_pct"] == pytest.approx(25.0)
+    assert d["rqye"] is None  # SSE detail has no 融券余额
+    # six stocks on the day (the ETF and the stock without a row are left out); ties share the best rank
+    assert (d["rank"], d["of"]) == (1, 6)
+    twin = data(small, "stock", code="000001")
+    assert (twin["rank"], twin["of"]) == (1, 6)
+    assert data(small, "stock", code="000002")["rank"] == 3
+    low = data(small, "stock", code="830001")
+    assert (low["rank"], low["of"], low["exchange"]) == (5, 6, "BSE")
+
+
+def test_fund_ranks_among_everything(small: Engine) -> None:
+    d = data(small, "stock", code="510300")
+    assert d["is_fund"] is True
+    assert (d["rank"], d["of"]) == (1, 7)
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------------------------
+
+
+def _error(engine: Engine, kind: str, **kw: Any) -> ReportError:
+    with pytest.raises(ReportError) as info:
+        ReportService(engine).render(kind, chart=False, **kw)
+    err = info.value
+    for lang in ("zh", "en"):
+        message = err.message(lang)
+        assert message and "\n" not in message and "{" not in message, message
+    return err
+
+
+def test_unknown_and_bad_codes(small: Engine) -> None:
+    err = _error(small, "stock", code="999999")
+    assert err.kind == "unknown_code"
+    assert "999999" in err.message("zh") and "999999" in err.message("en")
+    for bad in ("abc", "60051", "6005190", "", None):
+        assert _error(small, "stock", code=bad).kind == "bad_code"
+    assert "abc" in _error(small, "stock", code="abc").message("en")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dates_without_data(small: Engine, kind: str) -> None:
+    code = "600001" if kind == "stock" else None
+    for day in (SATURDAY, DAYS[0] - timedelta(days=1), LAST + timedelta(days=3), date(2000, 1, 3)):
+        err = _error(small, kind, code=code, on=day)
+        assert err.kind == "no_data_for_date"
+        assert day.isoformat() in err.message("zh") and day.isoformat() in err.message("en")
+        assert LAST.isoformat() in err.message("en")
+
+
+def test_stock_without_a_row_on_the_day(small: Engine) -> None:
+    err = _error(small, "stock", code="000003")
+    assert err.kind == "no_data_for_date"
+    assert err.params["latest"] == DAYS[4].isoformat()
+
+
+def test_stock_row_without_financing_balance(sqlite_engine: Engine) -> None:
+    """A security listed with 融券 only (融资余额 unknown) still gets a report, without a rank."""
+    populate(sqlite_engine)
+    row = {"trade_date": LAST, "code": "830002", "exchange": "BSE", "name": "仅融券", "is_fund": False,
+           "rzye": None, "rzmre": None, "rzche": None, "rqyl": 5.0, "rqmcl": 0.0, "rqye": 100.0}
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.StockMargin, [row])
+        bump_data_version(session)
+    for lang in ("zh", "en"):
+        report = ReportService(sqlite_engine).render("stock", code="830002", lang=lang, chart=False)
+        assert report.data["rzye"] is None
+        assert (report.data["rank"], report.data["of"]) == (None, 6)
+        assert "None" not in report.caption and "排名" not in report.caption and "Rank" not in report.caption
+
+
+def test_sectors_wait_for_the_days_stock_detail(sqlite_engine: Engine) -> None:
+    """Summaries and turnover of a new day are stored, its per-stock detail is not yet."""
+    populate(sqlite_engine)
+    new_day = LAST + timedelta(days=1)
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.MarginSummary, [
+            {"trade_date": new_day, "exchange": e, "rzye": _exchange_rzye(e, 30), "rqye": RQYE[e],
+             "rzmre": RZMRE[e], "rzrqye": _exchange_rzye(e, 30) + RQYE[e]} for e in SCOPE])
+        upsert(session, models.Turnover, [{"trade_date": new_day, "exchange": e, "amount": TURNOVER[e],
+                                           "a_share_only": True} for e in SCOPE])
+        bump_data_version(session)
+    assert data(sqlite_engine, "balance")["date"] == new_day.isoformat()
+    err = _error(sqlite_engine, "sectors")
+    assert err.kind == "no_data_for_date"
+    assert err.params == {"date": new_day.isoformat(), "latest": LAST.isoformat()}
+    assert data(sqlite_engine, "sectors", on=LAST)["hhi"] == pytest.approx(3800)
+
+
+def test_error_messages_exist_in_both_languages() -> None:
+    import string
+
+    from reports.i18n import strings
+
+    zh, en = strings("zh")["error"], strings("en")["error"]
+    assert set(zh) == set(en)
+    for key in zh:
+        fields = [{f for _, f, _, _ in string.Formatter().parse(text) if f} for text in (zh[key], en[key])]
+        assert fields[0] == fields[1], key
+
+
+@pytest.mark.parametrize(
+    ("kind", "days"),
+    [("balance", 0), ("ratio", -5), ("ratio", 99999), ("balance", 2501), ("sectors", 251), ("stock", 0)],
+)
+def test_bad_windows(small: Engine, kind: str, days: int) -> None:
+    err = _error(small, kind, code="600001" if kind == "stock" else None, days=days)
+    assert err.kind == "bad_window"
+    assert str(days) in err.message("zh") and str(days) in err.message("en")
+
+
+def test_sector_window_longer_than_history(small: Engine) -> None:
+    assert data(small, "sectors", days=29)["days"] == 29
+    assert _error(small, "sectors", days=30).kind == "not_enough_history"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_database(sqlite_engine: Engine, kind: str) -> None:
+    err = _error(sqlite_engine, kind, code="600001" if kind == "stock" else None)
+    assert err.kind == "no_data"
+
+
+# ----------------------------------------------------------------------------------------------
+# Both databases, the cache, and what invalidates it
+# ----------------------------------------------------------------------------------------------
+
+
+def test_same_figures_on_sqlite_and_postgresql(small_rw: Engine) -> None:
+    service = ReportService(small_rw)
+    bal = service.render("balance", chart=False).data
+    rat = service.render("ratio", chart=False).data
+    sec = service.render("sectors", chart=False).data
+    stk = service.render("stock", code="600001", chart=False).data
+    assert bal["date"] == LAST.isoformat() and bal["scope"] == SCOPE
+    assert bal["rzrqye"] == pytest.approx(1880e9)
+    assert bal["change_20d"] == pytest.approx(37e9)
+    assert rat["ratio_pct"] == pytest.approx(10.4)
+    assert service.render("ratio", on=NO_ALL_DAY, chart=False).data["rqmce_included"] is False
+    assert sec["hhi"] == pytest.approx(3800)
+    assert [r["code"] for r in sec["sectors"]] == ["270000", "370000", "480000"]
+    assert (stk["rzye"], stk["rank"], stk["of"]) == (pytest.approx(2.5e9), 1, 6)
+    for kind in ("signals", "summary"):
+        assert service.render(kind, chart=False).data["date"] == LAST.isoformat()
+
+
+def test_cache_hits_and_data_version(small_rw: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reports.service as service_module
+
+    builds: list[str] = []
+    real_build = service_module.build
+
+    def counting_build(engine: Engine, kind: str, *args: Any, **kw: Any) -> Any:
+        builds.append(kind)
+        return real_build(engine, kind, *args, **kw)
+
+    monkeypatch.setattr(service_module, "build", counting_build)
+    service = ReportService(small_rw)
+    first = service.render("balance", chart=False)
+    assert service.stats == {"hits": 0, "misses": 1}
+    second = service.render("balance", chart=False)
+    assert second is first
+    assert service.stats["hits"] == 1
+    assert builds == ["balance"]
+    # another language reuses the figures, renders new text
+    en = service.render("balance", lang="en", chart=False)
+    assert en is not first and en.data is first.data
+    assert builds == ["balance"]
+
+    # a write that bumps the data version invalidates every cached report
+    row = {"trade_date": LAST, "exchange": "SSE", "rzye": 1027e9, "rzrqye": 1037e9}
+    with session_scope(small_rw) as session:
+        upsert(session, models.MarginSummary, [row])
+        bump_data_version(session)
+    third = service.render("balance", chart=False)
+    assert third is not first
+    assert builds == ["balance", "balance"]
+    assert third.data["rzrqye"] == pytest.approx(1881e9)
+    assert third.data["change_1d"] == pytest.approx(0.0)
+    assert first.data["rzrqye"] == pytest.approx(1880e9)  # the old object is untouched
+
+
+# ----------------------------------------------------------------------------------------------
+# Telegram text
+# ----------------------------------------------------------------------------------------------
+
+ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a",
+                "tg-spoiler", "span", "blockquote"}
+
+
+class _TagChecker(HTMLParser):
+    """Telegram's HTML parse mode: only its tags, properly nested, no stray markup."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ALLOWED_TAGS:
+            self.problems.append(f"tag <{tag}>")
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"unbalanced </{tag}>")
+        else:
+            self.stack.pop()
+
+
+def assert_telegram_html(markup: str) -> None:
+    checker = _TagChecker()
+    checker.feed(markup)
+    checker.close()
+    assert not checker.problems and not checker.stack, (checker.problems, checker.stack, markup)
+    # only &lt; &gt; &amp; &quot; and numeric entities: Telegram knows no others
+    for entity in set(re.findall(r"&[#\w]+;", markup)):
+        assert entity in ("&lt;", "&gt;", "&amp;", "&quot;") or entity.startswith("&#"), entity
+
+
+def _scope_labels(lang: str, scope: list[str]) -> list[str]:
+    return [t(lang, f"exchange.{e}") for e in scope]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_demo_text_fits_telegram(demo: Engine, kind: str, lang: str) -> None:
+    report = demo_report(demo, kind, lang)
+    d = report.data
+    assert d["demo"] is True
+    assert report_text.visible_length(report.caption) <= report_text.CAPTION_LIMIT
+    assert report_text.visible_length(report.details) <= report_text.MESSAGE_LIMIT
+    assert_telegram_html(report.caption)
+    assert_telegram_html(report.details)
+    plain = report_text.to_plain(report.caption)
+    assert d["date"] in plain
+    assert d["scope"]
+    for label in _scope_labels(lang, d["scope"]):
+        assert label in plain
+    assert ("演示数据" if lang == "zh" else "DEMO DATA") in plain
+    assert "None" not in plain and "nan" not in plain.lower().split()
+    if lang == "en" and kind in ("balance", "ratio", "sectors"):  # other reports quote Chinese stock names
+        assert not any("\u4e00" <= ch <= "\u9fff" for ch in plain), plain
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_small_text_names_date_scope_and_no_demo_mark(small: Engine, kind: str, lang: str) -> None:
+    report = service_for(small).render(kind, code="600001" if kind == "stock" else None, lang=lang, chart=False)
+    assert_telegram_html(report.caption)
+    plain = report_text.to_plain(report.caption)
+    assert LAST.isoformat() in plain
+    for label in _scope_labels(lang, SCOPE):
+        assert label in plain
+    assert "演示数据" not in plain and "DEMO DATA" not in plain
+
+
+def test_small_text_figures(small: Engine) -> None:
+    service = service_for(small)
+    zh = report_text.to_plain(service.render("balance", lang="zh", chart=False).caption)
+    en = report_text.to_plain(service.render("balance", lang="en", chart=False).caption)
+    assert "1.88 万亿元" in zh and "-10.00 亿元" in zh and "+370.00 亿元" in zh
+    assert "CNY 1.88 trn" in en and "-1.00 bn" in en and "+37.00 bn" in en
+    ratio_zh = report_text.to_plain(service.render("ratio", lang="zh", chart=False).caption)
+    assert "10.40%" in ratio_zh and "946.40 亿元" in ratio_zh and "9,100.00 亿元" in ratio_zh
+    sectors_en = service.render("sectors", lang="en", chart=False)
+    assert "Pharma &amp; Biotech" in sectors_en.caption + sectors_en.details
+    assert "HHI 3,800" in report_text.to_plain(sectors_en.caption)
+
+
+def test_stock_name_is_escaped(sqlite_engine: Engine) -> None:
+    populate(sqlite_engine)
+    evil = "<b>x</b>&"
+    row = {"trade_date": LAST, "code": "600009", "exchange": "SSE", "name": evil, "is_fund": False,
+           "rzye": 1e9, "rzmre": 1e8, "rzche": 1e8, "rqyl": 0.0, "rqmcl": 0.0, "rqye": None}
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.StockMargin, [row])
+        bump_data_version(session)
+    for lang in ("zh", "en"):
+        report = ReportService(sqlite_engine).render("stock", code="600009", lang=lang, chart=False)
+        assert report.data["name"] == evil
+        assert "&lt;b&gt;x&lt;/b&gt;&amp;" in report.caption
+        assert evil not in report.caption
+        assert_telegram_html(report.caption)
+        assert evil in report.text_plain()  # decoded again for the terminal
+
+
+def test_colours_follow_the_reader() -> None:
+    red, green = "#d62728", "#2ca02c"
+    assert fmt.up_down_colors("zh") == (red, green)  # 红涨绿跌
+    assert fmt.up_down_colors("en") == (green, red)
+    assert charts._bar_colors([1.0, 0.0, -1.0], "zh") == [red, red, green]
+    assert charts._bar_colors([1.0, -1.0], "en") == [green, red]
+
+
+def test_html_escape_helper_agrees_with_jinja() -> None:
+    # the templates rely on Jinja2 autoescape; visible_length must count the decoded text
+    caption = html.escape("<b>x</b>&", quote=False)
+    assert report_text.visible_length(f"<b>{caption}</b>") == len("<b>x</b>&")
+
+
+def test_session_row_count_of_demo(demo: Engine) -> None:
+    """The shared demo database is the seeded one (guards the cached copy)."""
+    with Session(demo) as session:
+        days = session.execute(text("select count(distinct trade_date) from margin_summary")).scalar()
+        stocks = session.execute(text("select count(distinct code) from stock_margin")).scalar()
+        demo_flag = session.execute(text("select value from dataset_meta where key = 'demo'")).scalar()
+    assert days and days > 500
+    assert stocks and stocks > 500
+    assert demo_flag == "true"

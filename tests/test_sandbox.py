@@ -1,0 +1,510 @@
+"""The sandbox: the real bot against the stand-in Bot API, seen through the chat page's endpoints.
+
+The demo data are seeded once per module into a template SQLite file; every sandbox gets a copy.
+The browser test (marked ``browser``) drives Debian's Chromium headless with Playwright and saves
+screenshots to out/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from marginbot.settings import Settings, load_settings
+from sandbox.app import GROUP_ID, YOU_ID, Sandbox, start_sandbox
+from storage.database import make_engine, upgrade
+from storage.demo import ensure_seeded
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "out" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+Message = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file with the demo data (seeded once for the module)."""
+    path = tmp_path_factory.mktemp("sandbox-template") / "demo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    assert ensure_seeded(engine)
+    engine.dispose()  # checkpoints the WAL: the file alone is the whole database
+    return path
+
+
+def copy_db(template: Path, folder: Path) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "sandbox.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
+def sandbox_settings(database_url: str) -> Settings:
+    return load_settings(
+        _env_file=None, database_url=database_url, telegram_bot_token=None, sandbox_open_browser=False
+    )
+
+
+class SandboxThread:
+    """start_sandbox on an event loop of its own thread, for synchronous tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="sandbox-test", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 120) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    url = copy_db(template_db, tmp_path_factory.mktemp("sandbox"))
+    engine = make_engine(url)
+    runner = SandboxThread()
+    box: Sandbox = runner.run(start_sandbox(sandbox_settings(url), engine, port=0))
+    try:
+        yield box
+    finally:
+        runner.run(box.stop(), 30)
+        runner.close()
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(sandbox: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox.url, timeout=40) as c:
+        yield c
+
+
+class Chats:
+    """What the page knows: every message by (chat, id) as of the last change seen."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.seq = 0
+        self.messages: dict[tuple[int, int], Message] = {}
+        self.notices: list[dict[str, Any]] = []
+
+    def sync(self, wait: float = 0) -> None:
+        answer = self.client.get("/api/history", params={"after": self.seq, "wait": wait})
+        answer.raise_for_status()
+        body = answer.json()
+        for message in body["messages"]:
+            self.messages[(message["chat"], message["id"])] = message
+        self.notices += body["notices"]
+        self.seq = body["seq"]
+
+    def in_chat(self, chat: int) -> list[Message]:
+        return sorted((m for (c, _), m in self.messages.items() if c == chat), key=lambda m: m["id"])
+
+    def until(self, found: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = found()
+            if result:
+                return result
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"timed out waiting for {what}; seen: {list(self.messages.values())[-4:]}"
+                )
+            self.sync(wait=min(left, 10))
+
+
+def bot_messages(chats: Chats, chat: int, after_id: int = 0) -> list[Message]:
+    return [m for m in chats.in_chat(chat) if m["from"]["is_bot"] and m["id"] > after_id]
+
+
+def send(client: httpx.Client, chat: int, text: str, who: str = "you") -> int:
+    answer = client.post("/api/send", json={"chat": chat, "text": text, "as": who})
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["message_id"])
+
+
+def reply_to(chats: Chats, chat: int, sent_id: int, contains: str, what: str) -> Message:
+    def found() -> Message | None:
+        return next((m for m in bot_messages(chats, chat, sent_id) if contains in (m["text"] or "")), None)
+
+    return chats.until(found, 60, what)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------- the page
+
+
+def test_page_static_files_and_guards(sandbox: Sandbox, client: httpx.Client) -> None:
+    assert sandbox.url.startswith("http://127.0.0.1:")
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/app.js">' in page.text and "https://" not in page.text  # no CDN
+    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+        answer = client.get(f"/static/{name}")
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind)
+    assert client.get("/static/../app.py").status_code == 404
+    # DNS rebinding: another host name pointing at 127.0.0.1 gets nothing.
+    assert client.get("/api/chats", headers={"Host": "evil.example:80"}).status_code == 403
+    # A cross-site form post (no JSON content type) is refused.
+    assert (
+        client.post(
+            "/api/send",
+            content=b"chat=1&text=/ratio",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ).status_code
+        == 415
+    )
+    assert client.post("/api/send", json={"chat": 42, "text": "/ratio"}).status_code == 400
+    assert client.post("/api/send", json={"chat": YOU_ID, "text": "  "}).status_code == 400
+    # The Bot API on the same port wants the generated token, which the page never learns.
+    assert client.get("/bot123456:wrong/getMe").status_code == 401
+    assert sandbox.server.token not in page.text + client.get("/api/chats").text
+
+
+def test_chats_and_command_menus(client: httpx.Client) -> None:
+    info = client.get("/api/chats").json()
+    assert info["me"]["name"] == "You" and info["lang"] == "zh"
+    private, group = info["chats"]
+    assert private["id"] == YOU_ID and private["type"] == "private"
+    assert group["id"] == GROUP_ID and group["title"] == "两融讨论群"
+    statuses = {m["name"]: m["status"] for m in group["members"]}
+    assert statuses["You"] == "administrator" and statuses["小林"] == "member"
+    assert any(m["is_bot"] for m in group["members"])
+
+    def menu(chat: int) -> dict[str, str]:
+        commands = client.get("/api/commands", params={"chat": chat}).json()["commands"]
+        return {c["command"]: c["description"] for c in commands}
+
+    # What the bot registered with setMyCommands, per scope and language.
+    assert menu(YOU_ID)["ratio"] == "两融交易占比" and "settings" in menu(YOU_ID)
+    assert "ratio" in menu(GROUP_ID) and "settings" not in menu(GROUP_ID)
+    assert client.post("/api/language", json={"lang": "en"}).json()["lang"] == "en"
+    try:
+        assert menu(YOU_ID)["ratio"] == "Margin trading share of turnover"
+        assert client.get("/api/chats").json()["lang"] == "en"
+    finally:
+        client.post("/api/language", json={"lang": "zh"})
+    assert client.post("/api/language", json={"lang": "fr"}).status_code == 400
+
+
+def test_ratio_chart_then_window_button_edits_it(client: httpx.Client) -> None:
+    chats = Chats(client)
+    chats.sync()
+    sent = send(client, YOU_ID, "/ratio")
+
+    def chart() -> Message | None:
+        return next(
+            (
+                m
+                for m in bot_messages(chats, YOU_ID, sent)
+                if m["photo"] and "两融交易占比" in (m["text"] or "")
+            ),
+            None,
+        )
+
+    photo = chats.until(chart, 90, "the /ratio chart")
+    user_message = chats.messages[(YOU_ID, sent)]
+    assert user_message["text"] == "/ratio" and user_message["html"] is None
+    assert "<b>两融交易占比" in photo["html"] and "\n" in photo["html"]  # Telegram HTML, line breaks kept
+    image = client.get(photo["photo"]["url"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG\r\n\x1a\n") and len(image.content) > 10_000
+    assert photo["photo"]["width"] >= 600
+    labels = [b["text"] for row in photo["buttons"] for b in row]
+    assert labels == ["20日", "60日", "• 250日 •"]
+    sixty = next(b for row in photo["buttons"] for b in row if b["text"] == "60日")
+
+    # A button the message does not have is refused; the real one becomes a callback query.
+    bad = client.post("/api/callback", json={"chat": YOU_ID, "message_id": photo["id"], "data": "w:ratio:7:"})
+    assert bad.status_code == 400
+    tapped = client.post(
+        "/api/callback", json={"chat": YOU_ID, "message_id": photo["id"], "data": sixty["data"]}
+    )
+    assert tapped.status_code == 200, tapped.text
+    query_id = tapped.json()["query_id"]
+
+    def edited() -> Message | None:
+        current = chats.messages[(YOU_ID, photo["id"])]
+        return current if current["edited"] and current["seq"] > photo["seq"] else None
+
+    after = chats.until(edited, 90, "the chart redrawn for 60 days")
+    assert [b["text"] for row in after["buttons"] for b in row] == ["20日", "• 60日 •", "250日"]
+    assert "两融交易占比" in after["text"] and after["photo"]["url"] != photo["photo"]["url"]
+    assert client.get(after["photo"]["url"]).content.startswith(b"\x89PNG")
+    chats.until(
+        lambda: any(n["kind"] == "answer" and n["query_id"] == query_id for n in chats.notices),
+        30,
+        "the callback answer",
+    )
+    # Still one chart message in the chat: edited in place, not sent again.
+    assert sum(1 for m in bot_messages(chats, YOU_ID, sent) if m["photo"]) == 1
+
+
+def test_plain_user_text_is_never_markup(client: httpx.Client) -> None:
+    chats = Chats(client)
+    sent = send(client, YOU_ID, "<b>not bold</b> & <img src=x onerror=alert(1)>")
+    chats.until(lambda: (YOU_ID, sent) in chats.messages, 20, "the user's message")
+    message = chats.messages[(YOU_ID, sent)]
+    assert message["html"] is None and message["text"] == "<b>not bold</b> & <img src=x onerror=alert(1)>"
+
+
+def test_subscribe_and_push_now(client: httpx.Client) -> None:
+    chats = Chats(client)
+    chats.sync()
+    sent = send(client, YOU_ID, "/subscribe")
+    reply_to(chats, YOU_ID, sent, "订阅", "the private /subscribe answer")
+    # In the group only admins may subscribe: 小林 is refused, You (admin) are not.
+    sent = send(client, GROUP_ID, "/subscribe", who="member")
+    reply_to(chats, GROUP_ID, sent, "只有群管理员", "the admins-only answer")
+    sent = send(client, GROUP_ID, "/subscribe")
+    reply_to(chats, GROUP_ID, sent, "订阅", "the group /subscribe answer")
+    marks = {chat: max(m["id"] for m in chats.in_chat(chat)) for chat in (YOU_ID, GROUP_ID)}
+
+    answer = client.post("/api/push", json={}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["ok"] and result["trade_date"] == "2026-11-20" and result["subscribers"] >= 2
+    assert result["failed"] == 0
+
+    def summaries() -> bool:
+        return all(
+            any(
+                m["photo"] and "两融雷达 · 2026-11-20" in (m["text"] or "")
+                for m in bot_messages(chats, chat, marks[chat])
+            )
+            for chat in (YOU_ID, GROUP_ID)
+        )
+
+    chats.until(summaries, 60, "the daily summary in both subscribed chats")
+    # Pushing again sends nothing: every subscriber already has that day's summary.
+    again = client.post("/api/push", json={}, timeout=120).json()
+    assert again["ok"] and again["sent"] == 0
+
+
+# ---------------------------------------------------------------------------------------- `marginbot run`
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def marginbot_run(database_url: str, workdir: Path) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+    """`marginbot run` without a token in a subprocess; yields (page URL, process, stdout lines)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SANDBOX_PORT": str(free_port()),
+        "SANDBOX_OPEN_BROWSER": "false",
+        "TELEGRAM_BOT_TOKEN": "",
+        "LOG_LEVEL": "INFO",
+    }
+    command = [sys.executable, "-c", "import sys; from marginbot.cli import main; sys.exit(main())", "run"]
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    lines: list[str] = []
+    errors: list[str] = []
+    ready = threading.Event()
+
+    def read_stdout() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if "Chat page: " in line:
+                ready.set()
+        ready.set()
+
+    def read_stderr() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            errors.append(line.rstrip("\n"))
+
+    for target in (read_stdout, read_stderr):
+        threading.Thread(target=target, daemon=True).start()
+    try:
+        ready.wait(120)
+        url = next((line.split("Chat page: ", 1)[1].strip() for line in lines if "Chat page: " in line), None)
+        assert url, f"no URL printed; stdout={lines} stderr={errors[-20:]}"
+        yield url, process, lines
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if process.returncode not in (0, None):
+            print("\n".join(errors[-40:]), file=sys.stderr)
+
+
+def test_marginbot_run_without_token_serves_the_page(template_db: Path, tmp_path: Path) -> None:
+    url = copy_db(template_db, tmp_path / "db")
+    with marginbot_run(url, tmp_path) as (page_url, process, lines):
+        assert page_url.startswith("http://127.0.0.1:")
+        with httpx.Client(base_url=page_url, timeout=20) as c:
+            assert c.get("/").status_code == 200
+            assert {chat["title"] for chat in c.get("/api/chats").json()["chats"]} == {
+                "两融雷达",
+                "两融讨论群",
+            }
+            commands = c.get("/api/commands", params={"chat": YOU_ID}).json()["commands"]
+            assert any(cmd["command"] == "ratio" for cmd in commands)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    assert any("stopped" in line for line in lines)
+
+
+# ---------------------------------------------------------------------------------------- a real browser
+
+
+@pytest.mark.browser
+def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
+    """Type /ratio, see the chart and caption, tap 60, see it edited; subscribe the group and push."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup.sh --test installs it with apt)")
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        pytest.skip("playwright (the Python package of the dev extras) is not installed")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    url = copy_db(template_db, tmp_path / "db")
+    problems: list[str] = []
+    started = time.monotonic()
+    with marginbot_run(url, tmp_path) as (page_url, process, _lines), sync_playwright() as p:
+        try:
+            context = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"),
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+                viewport={"width": 1280, "height": 860},
+                locale="zh-CN",
+            )
+        except PlaywrightError as exc:
+            pytest.skip(f"Chromium would not start under Playwright: {str(exc).splitlines()[0]}")
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on(
+                "console",
+                lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None,
+            )
+            page.goto(page_url)
+            expect(page.locator("#chat-list .chat-item")).to_have_count(2)
+            expect(page.locator("#chat-name")).to_have_text("两融雷达")
+
+            # The sanitiser keeps Telegram's tags and shows everything else as text.
+            rendered = page.evaluate("""() => {
+                const box = document.createElement('div');
+                box.appendChild(window.marginbotSandbox.renderTelegramHtml(
+                  '<b>粗</b> <i>i</i> <a href="javascript:alert(1)">x</a> <a href="https://example.com">ok</a>'
+                  + '<img src=x onerror=alert(1)><script>alert(2)</script> &lt;tag&gt; <pre><code>1 &amp; 2</code></pre>'));
+                return {html: box.innerHTML, imgs: box.querySelectorAll('img,script').length,
+                        links: [...box.querySelectorAll('a')].map(a => a.getAttribute('href'))};
+            }""")
+            assert (
+                rendered["imgs"] == 0 and "<b>粗</b>" in rendered["html"] and "<i>i</i>" in rendered["html"]
+            )
+            assert (
+                "&lt;img src=x onerror=alert(1)&gt;" in rendered["html"] and "&lt;tag&gt;" in rendered["html"]
+            )
+            assert rendered["links"] == [None, "https://example.com/"]
+            assert "<pre><code>1 &amp; 2</code></pre>" in rendered["html"]
+
+            # Type /ratio: the real bot answers with its chart, caption and window buttons.
+            page.locator("#input").click()
+            page.keyboard.type("/ratio")
+            page.keyboard.press("Enter")
+            chart = page.locator(".msg.in.has-photo").filter(has_text="两融交易占比").last
+            expect(chart).to_be_visible(timeout=45_000)
+            message_id = chart.get_attribute("data-id")
+            page.wait_for_function(
+                "id => { const i = document.querySelector(`.msg[data-id='${id}'] img`);"
+                " return i && i.complete && i.naturalWidth > 0; }",
+                arg=message_id,
+                timeout=20_000,
+            )
+            expect(page.locator(".msg.out").filter(has_text="/ratio")).to_have_count(1)
+            buttons = page.locator(f".msg[data-id='{message_id}'] .kbtn")
+            expect(buttons).to_have_text(["20日", "60日", "• 250日 •"])
+            caption = page.locator(f".msg[data-id='{message_id}'] .body")
+            assert "\n" in caption.inner_text()  # the caption's line breaks survive
+            expect(caption.locator("b").first).to_contain_text("两融交易占比")
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-1-ratio.png"))
+
+            # Tap "60日": the same message is edited in place.
+            buttons.filter(has_text="60日").click()
+            edited = page.locator(f".msg[data-id='{message_id}']")
+            expect(edited.locator(".kbtn")).to_have_text(["20日", "• 60日 •", "250日"], timeout=45_000)
+            expect(edited.locator(".meta")).to_contain_text("edited")
+            page.wait_for_function(
+                "id => { const i = document.querySelector(`.msg[data-id='${id}'] img`);"
+                " return i && i.complete && i.naturalWidth > 0; }",
+                arg=message_id,
+                timeout=20_000,
+            )
+            assert page.locator(".msg.in.has-photo").count() == 1
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-2-ratio-60.png"))
+
+            # The group: the command menu from setMyCommands, /subscribe as admin, then the push.
+            page.locator("#chat-list .chat-item").nth(1).click()
+            expect(page.locator("#chat-name")).to_have_text("两融讨论群")
+            page.locator("#menu-button").click()
+            expect(page.locator("#menu .cmd-name")).to_contain_text(["/balance", "/ratio"])
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-3-group-menu.png"))
+            page.locator("#menu .cmd").filter(has_text="/subscribe").click()
+            expect(page.locator(".msg.in").filter(has_text="已订阅")).to_have_count(1, timeout=30_000)
+            page.locator("#push-now").click()
+            summary = page.locator(".msg.in.has-photo").filter(has_text="两融雷达 · 2026-11-20")
+            expect(summary).to_have_count(1, timeout=45_000)
+            expect(page.locator("#push-status")).to_contain_text("2026-11-20", timeout=45_000)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.msg.has-photo img')].every(i => i.complete && i.naturalWidth > 0)",
+                timeout=20_000,
+            )
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-4-group-push.png"))
+        finally:
+            context.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    assert not problems, problems
+    assert time.monotonic() - started < 90
