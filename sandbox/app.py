@@ -98,6 +98,19 @@ def _sandbox_services(settings: Settings, engine: Engine) -> Services:
     return _MemoryFileIds(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
 
 
+def _image_type(data: bytes) -> str:
+    """The image type from the bytes: uploads often come as application/octet-stream."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+
+
 class BadRequest(Exception):
     """A request the page should not have made: answered 400 with the message."""
 
@@ -407,12 +420,13 @@ class ChatPage:
         stored = self.server.files.get(file_id)
         if stored is None or not stored.data:
             return _json_error(404, "no such file")
-        return HttpResponse(
-            200,
-            stored.data,
-            stored.mime_type or "application/octet-stream",
-            {"Cache-Control": "private, max-age=86400, immutable"},
-        )
+        headers = {"Cache-Control": "private, max-age=86400, immutable", "X-Content-Type-Options": "nosniff"}
+        if stored.kind == "document":
+            # A document is offered as a download, never shown in the page's origin.
+            name = (stored.file_name or "file").replace('"', "")
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+            return HttpResponse(200, stored.data, "application/octet-stream", headers)
+        return HttpResponse(200, stored.data, _image_type(stored.data), headers)
 
     @staticmethod
     def _body(request: HttpRequest) -> dict[str, Any]:

@@ -4,9 +4,10 @@ Per trade date T there are six per-day sources (SSE, SZSE, BSE summary and detai
 step (the day's SectorDaily). Each (day, source) is written in one transaction together with its
 IngestStatus row and a data_version bump; a failure writes nothing but its IngestStatus row
 (pending = not published yet, failed = error), so the stored data stays as it was. A day is complete
-when all of its steps are done. History sources (calendar, index turnover, Eastmoney market history,
-Shenwan classes and sector index closes) are refreshed once per run and only written where they
-differ from what is stored, so a second run changes nothing.
+when all of its steps are done. History sources (index turnover, Eastmoney market history, Shenwan
+classes and sector index closes) are refreshed once per run where the stored rows are behind, and
+only written where they differ from what is stored, so a second run changes nothing. The trading
+calendar is refreshed when it does not cover the span.
 """
 
 from __future__ import annotations
@@ -607,6 +608,24 @@ def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar
 # --- the run -----------------------------------------------------------------------------------------
 
 
+def _drop_demo_data(engine: Engine) -> bool:
+    """Real data never mixes with demo data: the first real ingest deletes the demo market data."""
+    from sqlalchemy import delete
+
+    from storage.demo import MARKET_TABLES
+
+    with session_scope(engine) as session:
+        if get_meta(session, "demo", "false") != "true":
+            return False
+        for model in MARKET_TABLES:
+            session.execute(delete(model))
+        session.execute(delete(models.ChartUpload))
+        set_meta(session, "demo", "false")
+        bump_data_version(session)
+    log.warning("demo data removed before the first real ingest")
+    return True
+
+
 def run_ingest(engine: Engine, settings: Settings, start: date | None = None, end: date | None = None,
                progress: bool = True, today: date | None = None, fetchers: Sources | None = None,
                history: bool = True) -> IngestResult:
@@ -625,6 +644,8 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     sources = fetchers or Sources.from_settings(settings)
     today = today or datetime.now(TIMEZONE).date()
     result = IngestResult()
+    if _drop_demo_data(engine):
+        result.notes.append("demo data removed: real data replaces it")
     calendar = _ensure_calendar(engine, sources, today, start, result)
     published = [d for d in calendar if d < today]
     if not published:

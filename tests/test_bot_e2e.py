@@ -470,3 +470,225 @@ async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportS
         assert "settings" not in [c["command"] for c in h.server.commands(groups, "zh")]
         assert h.server.commands(private, "en")[1] == {"command": "ratio",
                                                        "description": "Margin trading share of turnover"}
+
+
+# ------------------------------------------------------------------------------------------------
+# The daily push
+# ------------------------------------------------------------------------------------------------
+
+
+def deliveries(engine: Engine, day: date = DATA_DATE) -> dict[int, models.Delivery]:
+    with Session(engine) as session:
+        rows = session.execute(select(models.Delivery).where(models.Delivery.trade_date == day)).scalars().all()
+    return {row.chat_id: row for row in rows}
+
+
+def subscribe_directly(engine: Engine, chat_ids: list[int], lang_of: object = lambda cid: "zh") -> None:
+    for cid in chat_ids:
+        chats.ensure_chat(engine, cid, "private" if cid > 0 else "group", f"chat {cid}", lang_of(cid))  # type: ignore[operator]
+        assert chats.set_subscribed(engine, cid, True)
+
+
+async def test_daily_push_once_per_chat_upload_once(engine: Engine, shared_reports: ReportService) -> None:
+    """Runs on SQLite and PostgreSQL: the deliveries table is the push's memory."""
+    third = 1006
+    async with running(engine, shared_reports) as h:
+        add_people(h)
+        h.server.add_user(third, "王五", language_code="zh-hk")
+        h.server.add_chat(third)
+        for chat, user in ((ZH_USER, ZH_USER), (EN_USER, EN_USER), (third, third), (GROUP, ADMIN)):
+            await h.write(chat, user, "/subscribe")
+        assert chats.subscriber_count(engine) == 4
+        h.server.clear_calls()
+
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and (result.sent, result.failed, result.deactivated) == (4, 0, 0)
+        summary = {lang: expected(shared_reports, "summary", lang=lang, on=DATA_DATE) for lang in ("zh", "en")}
+        for chat, lang in ((ZH_USER, "zh"), (EN_USER, "en"), (third, "zh"), (GROUP, "zh")):
+            [photo] = h.photos(chat)
+            assert photo.caption == summary[lang].caption
+            assert ("2026-11-20" in photo.caption) and (("数据日期" in photo.caption) == (lang == "zh"))  # type: ignore[operator]
+        assert f"{summary['zh'].data['ratio']['ratio_pct']:.2f}%" in summary["zh"].caption
+        sends = h.server.calls_for("sendPhoto")
+        assert len(sends) == 4 and all(c.ok for c in sends)
+        assert sorted(c.media_source or "" for c in sends) == ["file_id", "file_id", "upload", "upload"]
+        assert h.server.uploads == 2  # one chart per language
+        with Session(engine) as session:
+            assert session.execute(select(func.count()).select_from(models.ChartUpload)).scalar() == 2
+        rows = deliveries(engine)
+        assert {cid: r.status for cid, r in rows.items()} == dict.fromkeys((ZH_USER, EN_USER, third, GROUP), "sent")
+        assert all(r.message_id == h.photos(cid)[0].message_id and r.attempts == 1 for cid, r in rows.items())
+
+        # again (a second tick, or a second worker): nothing more is sent
+        again = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert again is not None and again.sent == 0
+        assert len(h.server.calls_for("sendPhoto")) == 4
+        assert chats.delivery_counts(engine, DATA_DATE) == {"sent": 4}
+
+
+async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService) -> None:
+    blocked, limited, flaky, broken, fine = 2001, 2002, 2003, 2004, 2005
+    old_group, new_group = -4002, -1004002
+    privates = [blocked, limited, flaky, broken, fine]
+    subscribe_directly(demo_db, [*privates, old_group], lambda cid: "en" if cid in (limited, broken) else "zh")
+    async with running(demo_db, shared_reports) as h:
+        s = h.server
+        for cid in privates:
+            s.add_chat(cid)
+        s.add_chat(old_group, "group", title="old group", admins=[ADMIN])
+        s.block_chat(blocked)
+        s.fail_next("sendPhoto", 429, retry_after=1, chat_id=limited)
+        s.fail_next("sendPhoto", 400, migrate_to_chat_id=new_group, chat_id=old_group)
+        s.fail_next("sendPhoto", 502, description="Bad Gateway", chat_id=flaky, times=MAX_ATTEMPTS - 1)
+        s.fail_next("sendPhoto", 500, chat_id=broken, times=100)
+
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None
+        assert (result.sent, result.failed, result.deactivated, result.migrated) == (4, 1, 1, 1)
+        rows = deliveries(demo_db)
+
+        # blocked (403): deactivated, nothing sent, the others still served
+        assert h.photos(blocked) == [] and rows[blocked].status == "failed" and "forbidden" in rows[blocked].error
+        assert not stored_chat(demo_db, blocked).active  # type: ignore[union-attr]
+        assert len(h.photos(fine)) == 1 and rows[fine].status == "sent"
+        # 429 retry_after=1: waited, then exactly one message
+        calls = s.calls_for("sendPhoto", limited)
+        assert [c.status for c in calls] == [429, 200] and calls[1].time - calls[0].time >= 1.0
+        assert len(h.photos(limited)) == 1 and rows[limited].status == "sent"
+        # migrated during the push: the subscription and the delivery moved to the supergroup
+        assert h.photos(old_group) == [] and len(h.photos(new_group)) == 1
+        assert rows[new_group].status == "sent" and old_group not in rows
+        assert stored_chat(demo_db, new_group).subscribed  # type: ignore[union-attr]
+        assert not stored_chat(demo_db, old_group).subscribed  # type: ignore[union-attr]
+        # 5xx twice then fine: retried, exactly one message
+        assert [c.status for c in s.calls_for("sendPhoto", flaky)] == [502] * (MAX_ATTEMPTS - 1) + [200]
+        assert len(h.photos(flaky)) == 1 and rows[flaky].status == "sent" and rows[flaky].attempts == MAX_ATTEMPTS
+        # 5xx every time: bounded retries, then recorded as failed
+        assert [c.status for c in s.calls_for("sendPhoto", broken)] == [500] * MAX_ATTEMPTS
+        assert h.photos(broken) == [] and rows[broken].status == "failed"
+        assert rows[broken].attempts == MAX_ATTEMPTS and "Internal Server Error" in rows[broken].error
+        assert stored_chat(demo_db, broken).active  # type: ignore[union-attr]  # a server error is not a block
+        assert s.uploads == 2
+
+        # a later run sends nothing more: failed stays failed, sent stays sent
+        s.clear_faults()
+        s.unblock_chat(blocked)
+        await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert sum(len(h.photos(cid)) for cid in [*privates, new_group]) == 4
+
+
+async def test_restart_in_the_middle_of_a_push(engine: Engine, shared_reports: ReportService) -> None:
+    """A worker is stopped while the push is under way; a new one on the same database completes it.
+
+    40 chats, 16 concurrent senders, 0.25 s per sendPhoto: when 16 chats have theirs, up to 16 sends are
+    in flight and the rest are claimed but not started. Stopping must neither lose those claims nor
+    let an in-flight send be repeated by the next worker.
+    """
+    ids = list(range(3001, 3041))
+    subscribe_directly(engine, ids, lambda cid: "en" if cid % 3 == 0 else "zh")
+    async with running(engine, shared_reports) as h:
+        for cid in ids:
+            h.server.add_chat(cid)
+        h.server.set_latency(0.25, "sendPhoto")
+        first = h.app
+        task = asyncio.create_task(push_now(first, DATA_DATE))  # type: ignore[arg-type]
+        await h.until(lambda: len(h.ok_calls("sendPhoto")) >= 16)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await h.stop_bot()
+        done_before = sum(1 for cid in ids if h.photos(cid))
+        assert 16 <= done_before < len(ids)
+        states = chats.delivery_counts(engine, DATA_DATE)
+        assert states.get("sent") == done_before and "claimed" not in states  # nothing left in limbo
+
+        h.server.set_latency(0, "sendPhoto")
+        await h.start_bot()  # a new Application (and Pusher) on the same database and server
+        assert h.app is not first
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and result.sent == len(ids) - done_before
+        assert {cid: len(h.photos(cid)) for cid in ids} == dict.fromkeys(ids, 1)
+        assert chats.delivery_counts(engine, DATA_DATE) == {"sent": len(ids)}
+        assert all(r.attempts == 1 for r in deliveries(engine).values())
+
+
+# ------------------------------------------------------------------------------------------------
+# Abuse and accidents: floods, HTML in arguments, an unexpected error
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_flood_is_throttled_with_one_warning(demo_db: Engine, shared_reports: ReportService) -> None:
+    limit = 5
+    async with running(demo_db, shared_reports, commands_per_minute=limit) as h:
+        add_people(h)
+        await h.write_many(ZH_USER, ZH_USER, ["/ratio"] * 30)
+        reports = h.photos(ZH_USER)
+        assert 1 <= len(reports) <= limit
+        assert len(reports) == limit  # a fresh chat gets its whole allowance
+        warnings = [text_ for text_ in h.texts(ZH_USER) if text_.startswith("请求太频繁了")]
+        assert len(warnings) == 1 and "秒后再试" in warnings[0]
+        # every message of the chat is a report, its details, or the one warning
+        assert len(h.bot_messages(ZH_USER)) == 2 * limit + 1
+        # another chat is not affected
+        await h.write(EN_USER, EN_USER, "/ratio")
+        assert len(h.photos(EN_USER)) == 1
+
+
+async def test_html_in_arguments_is_escaped(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        assert h.server.strict_parse  # malformed HTML would be refused with 400, like Telegram does
+        await h.write(ZH_USER, ZH_USER, "/stock <b>x</b>")
+        await h.write(ZH_USER, ZH_USER, "/ratio <script>")
+        await h.write(EN_USER, EN_USER, "/stock a&b<i>")
+        sent = h.server.calls_for("sendMessage", ZH_USER) + h.server.calls_for("sendMessage", EN_USER)
+        assert len(sent) == 3 and all(c.ok for c in sent)
+        stock, ratio, english = (c.params["text"] for c in sent)
+        assert "“&lt;b&gt;x&lt;/b&gt;” 不是有效的证券代码" in stock and "<b>" not in stock
+        assert "“&lt;script&gt;”" in ratio and "<script>" not in ratio
+        assert "a&amp;b&lt;i&gt;" in english
+        # what the user sees is the text they typed
+        assert "“<b>x</b>” 不是有效的证券代码" in h.server.sent_messages(ZH_USER)[0].plain_text()  # type: ignore[operator]
+
+
+async def test_unexpected_error_apology_trace_and_admin_report(
+    demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch, debug_logs: RecordAll
+) -> None:
+    original = ReportService.render
+    failures: list[str] = []
+
+    def render_failing_once(self: ReportService, *args: object, **kwargs: object) -> RenderedReport:
+        if not failures:
+            # an error whose text carries the token, as an HTTP library's error may carry a request URL
+            failures.append("raised")
+            raise RuntimeError(f"chart backend exploded at https://api.telegram.org/bot{TOKEN}/sendPhoto")
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        monkeypatch.setattr(ReportService, "render", render_failing_once)
+        await h.write(EN_USER, EN_USER, "/balance")
+        assert failures == ["raised"]
+        assert h.texts(EN_USER) == [t("en", "bot.error")] and h.photos(EN_USER) == []
+        [report] = h.server.sent_messages(ADMIN_CHAT)
+        assert report.text is not None and "marginbot error" in report.text
+        assert "RuntimeError: chart backend exploded" in report.text and "Traceback" in report.text
+        assert SECRET not in report.text and "&lt;token&gt;" in report.text
+
+        # the log has the traceback (and not the token: checked for every test by debug_logs)
+        traced = [r for r in debug_logs.records if r.name == "bot.handlers.errors" and r.levelno == logging.ERROR]
+        assert traced, "the error was not logged"
+        logged = [text_ for text_ in debug_logs.texts if "unhandled error" in text_]
+        assert any("Traceback" in text_ and "RuntimeError" in text_ for text_ in logged)
+
+        # the next request works (the error was once), and a Chinese user gets a Chinese apology
+        await h.write(EN_USER, EN_USER, "/balance")
+        assert h.photos(EN_USER)[-1].caption == expected(shared_reports, "balance", lang="en").caption
+        failures.clear()
+        await h.write(ZH_USER, ZH_USER, "/ratio")
+        assert h.texts(ZH_USER) == [t("zh", "bot.error")]
+        assert len(h.server.sent_messages(ADMIN_CHAT)) == 2
+
+    # nothing the bot sent, and no request it made, carries the token
+    for call in h.server.calls:
+        assert SECRET not in repr(call.params) and SECRET not in repr(call.result)

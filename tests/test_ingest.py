@@ -402,7 +402,8 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
         assert (pingan.rzye, pingan.rzmre, pingan.rqye, pingan.rqyl) == (
             first_szse.rzye, first_szse.rzmre, first_szse.rqye, first_szse.rqyl)
         assert pingan.rzche == m["SZSE", D1].detail[0].rzye + first_szse.rzmre - first_szse.rzye
-        assert stock_row(s, D2, "832982").exchange == "BSE"  # from the second page of BSE's detail
+        assert stock_row(s, D2, "000858").name == "五粮液"  # SZSE pads names with &nbsp;
+        assert stock_row(s, D2, "870105").exchange == "BSE"  # from the second page of BSE's detail
         counts = dict(s.execute(select(models.StockMargin.exchange, func.count()).where(
             models.StockMargin.trade_date == D2).group_by(models.StockMargin.exchange)).all())
         assert counts == {"SSE": 30, "SZSE": 30, "BSE": 10}
