@@ -104,7 +104,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             args.kind, code=args.code, on=args.date, days=args.days, lang=args.lang, chart=bool(args.chart)
         )
     except ReportError as exc:
-        raise UsageError(exc.message("en")) from None
+        raise UsageError(exc.message(args.lang)) from None
     if args.chart:
         Path(args.chart).write_bytes(result.png or b"")
     if args.json:

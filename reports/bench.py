@@ -25,7 +25,6 @@ import os
 import pstats
 import resource
 import sqlite3
-import statistics
 import struct
 import subprocess
 import sys

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -228,16 +229,25 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     return Figures("sectors", data, {"table": rows, "concentration": conc.iloc[-days - 1 :]})
 
 
-def signals_figures(engine: Engine, day: date, days: int) -> Figures:
+# Builds (or fetches from a cache) the figures of another report: (kind, day, days) -> Figures.
+SubReport = Callable[[str, date, int], Figures]
+
+
+def _direct(engine: Engine) -> SubReport:
+    return lambda kind, day, days: BUILDERS[kind](engine, day, days)
+
+
+def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None = None) -> Figures:
     """Signals: pace, turning point, crowding / deleveraging, amplification, sector bottoming, spikes, 融券 structure."""
-    bal = balance_figures(engine, day, days).data
-    rat = ratio_figures(engine, day, max(days, 60))
+    sub = sub or _direct(engine)
+    bal = sub("balance", day, days).data
+    rat = sub("ratio", day, max(days, 60))
     start = queries.nth_date_before(engine, day, 70)
     wide = queries.stock_balances(engine, start, day)
     spikes = stocks.stock_spikes(wide) if len(wide) > 10 else pd.DataFrame(columns=["rzye", "change_pct", "zscore"])
     spikes = spikes[spikes["zscore"] >= SPIKE_Z]
     names = queries.stock_names(engine, list(spikes.index), day)
-    sec = sectors_figures(engine, day, 20).data
+    sec = sub("sectors", day, 20).data
     hist_start = day - timedelta(days=int(days * 1.6) + 120)
     frame, _ = _ratio_frame(engine, hist_start, day)
     index = queries.index_close(engine, MARKET_INDEX, hist_start, day)
@@ -341,33 +351,44 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     return Figures("stock", data, {"history": window})
 
 
-def summary_figures(engine: Engine, day: date, days: int) -> Figures:
+def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None = None) -> Figures:
     """The daily push: balance, ratio, top sector shifts and warnings in one read-out."""
-    bal = balance_figures(engine, day, days)
-    rat = ratio_figures(engine, day, days)
-    sec = sectors_figures(engine, day, min(20, days))
-    sig = signals_figures(engine, day, days)
+    sub = sub or _direct(engine)
+    bal = sub("balance", day, days)
+    rat = sub("ratio", day, days)
+    sec = sub("sectors", day, min(20, days))
+    sig = sub("signals", day, days)
     data = _base(engine, "summary", day)
     data.update(days=days, balance=bal.data, ratio=rat.data, sectors=sec.data, signals=sig.data)
     series = {"balance": bal.series, "ratio": rat.series, "sectors": sec.series, "signals": sig.series}
     return Figures("summary", data, series)
 
 
-def build(engine: Engine, kind: str, day: date | None, days: int | None, code: str | None = None) -> Figures:
-    """Figures of one report for `day` (default: latest data date) over a window of `days` trade days."""
+BUILDERS: dict[str, Callable[..., Figures]] = {
+    "balance": balance_figures,
+    "ratio": ratio_figures,
+    "sectors": sectors_figures,
+    "signals": signals_figures,
+    "summary": summary_figures,
+}
+
+
+def build(
+    engine: Engine, kind: str, day: date | None, days: int | None, code: str | None = None,
+    sub: SubReport | None = None,
+) -> Figures:
+    """Figures of one report for `day` (default: latest data date) over a window of `days` trade days.
+
+    `sub` lets summary and signals reuse cached figures of the reports they are made of.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown report kind {kind!r}")
     window = resolve_days(kind, days)
     if kind == "stock" and (not code or not CODE_RE.match(code)):
         raise ReportError("bad_code", code=code or "")
     on = resolve_date(engine, day)
-    builders = {
-        "balance": balance_figures,
-        "ratio": ratio_figures,
-        "sectors": sectors_figures,
-        "signals": signals_figures,
-        "summary": summary_figures,
-    }
     if kind == "stock":
         return stock_figures(engine, on, window, code)
-    return builders[kind](engine, on, window)
+    if kind in ("signals", "summary"):
+        return BUILDERS[kind](engine, on, window, sub)
+    return BUILDERS[kind](engine, on, window)

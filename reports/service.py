@@ -96,7 +96,10 @@ class ReportService:
         key = (kind, code, on, days, version)
         found = self._figures.get(key)
         if found is None:
-            found = build(self.engine, kind, on, days, code)
+            def sub(sub_kind: str, day: date, sub_days: int) -> Figures:
+                return self.figures(sub_kind, code=None, on=day, days=sub_days, version=version)
+
+            found = build(self.engine, kind, on, days, code, sub)
             self._figures.put(key, found)
         return found
 

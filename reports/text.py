@@ -18,8 +18,8 @@ _TAG = re.compile(r"<[^>]+>")
 
 
 def visible_length(html_text: str) -> int:
-    """Characters Telegram counts: the text after tags are removed and entities decoded."""
-    return len(html.unescape(_TAG.sub("", html_text)))
+    """Length as Telegram counts it: UTF-16 code units of the text after tags and entities are decoded."""
+    return len(html.unescape(_TAG.sub("", html_text)).encode("utf-16-le")) // 2
 
 
 def to_plain(html_text: str) -> str:

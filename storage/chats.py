@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Engine, and_, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage import models
@@ -27,6 +28,14 @@ def get_chat(engine: Engine, chat_id: int) -> models.Chat | None:
 
 def ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, language: str) -> models.Chat:
     """The stored chat, created with `language` on first contact; type and title kept current."""
+    try:
+        return _ensure_chat(engine, chat_id, chat_type, title, language)
+    except IntegrityError:
+        # A first contact handled concurrently (several updates of a new chat at once) created it: it exists now.
+        return _ensure_chat(engine, chat_id, chat_type, title, language)
+
+
+def _ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, language: str) -> models.Chat:
     with session_scope(engine) as session:
         chat = session.get(models.Chat, chat_id)
         if chat is None:

@@ -202,14 +202,18 @@ def trade_dates(engine: Engine, start: date | None = None, end: date | None = No
 
 
 def latest_data_date(engine: Engine) -> date | None:
-    """Latest trade date with margin data and turnover: the default date of every report."""
-    ms, t = models.MarginSummary, models.Turnover
+    """The default date of every report: the latest trade date with margin data and turnover, and
+    with sector figures too once any are stored (so a day whose per-stock detail is still missing
+    is not shown half done)."""
+    ms, t, sd = models.MarginSummary, models.Turnover, models.SectorDaily
     with Session(engine) as session:
         margin = session.execute(select(func.max(ms.trade_date))).scalar()
         turn = session.execute(select(func.max(t.trade_date))).scalar()
+        sectors = session.execute(select(func.max(sd.trade_date))).scalar()
     if margin is None:
         return None
-    return min(margin, turn) if turn else margin
+    candidates = [d for d in (margin, turn, sectors) if d is not None]
+    return min(candidates)
 
 
 def nth_date_before(engine: Engine, day: date, n: int) -> date:

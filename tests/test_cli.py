@@ -99,7 +99,8 @@ def test_report_text_and_chart(small_env: pytest.MonkeyPatch, capsys: pytest.Cap
     [
         (("report", "stock", "999999"), "999999"),
         (("report", "stock", "abc"), "abc"),
-        (("report", "stock"), "6 digits"),
+        (("report", "stock", "--lang", "en"), "6 digits"),
+        (("report", "stock", "--lang", "zh"), "6 位数字"),
         (("report", "balance", "--date", "2000-01-03"), "2000-01-03"),
         (("report", "sectors", "--days", "251"), "251"),
         (("report", "ratio", "--days", "99999"), "99999"),

@@ -525,8 +525,9 @@ def test_sectors_wait_for_the_days_stock_detail(sqlite_engine: Engine) -> None:
         upsert(session, models.Turnover, [{"trade_date": new_day, "exchange": e, "amount": TURNOVER[e],
                                            "a_share_only": True} for e in SCOPE])
         bump_data_version(session)
-    assert data(sqlite_engine, "balance")["date"] == new_day.isoformat()
-    err = _error(sqlite_engine, "sectors")
+    # The default date waits until the day is whole (sector figures in), for every report.
+    assert data(sqlite_engine, "balance")["date"] == LAST.isoformat()
+    err = _error(sqlite_engine, "sectors", on=new_day)
     assert err.kind == "no_data_for_date"
     assert err.params == {"date": new_day.isoformat(), "latest": LAST.isoformat()}
     assert data(sqlite_engine, "sectors", on=LAST)["hhi"] == pytest.approx(3800)

@@ -491,17 +491,36 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
             page.locator("#menu-button").click()
             expect(page.locator("#menu .cmd-name")).to_contain_text(["/balance", "/ratio"])
             page.screenshot(path=str(SCREENSHOTS / "sandbox-3-group-menu.png"))
+            # 小林 (a member) may not subscribe the group; You (admin) may.
+            page.locator("#send-as").select_option("member")
             page.locator("#menu .cmd").filter(has_text="/subscribe").click()
+            expect(page.locator(".msg.in").filter(has_text="只有群管理员")).to_have_count(1, timeout=30_000)
+            page.locator("#send-as").select_option("you")
+            page.locator("#input").fill("/subscribe")
+            page.locator("#input").press("Enter")
             expect(page.locator(".msg.in").filter(has_text="已订阅")).to_have_count(1, timeout=30_000)
             page.locator("#push-now").click()
             summary = page.locator(".msg.in.has-photo").filter(has_text="两融雷达 · 2026-11-20")
             expect(summary).to_have_count(1, timeout=45_000)
-            expect(page.locator("#push-status")).to_contain_text("2026-11-20", timeout=45_000)
+            expect(page.locator("#push-status")).to_contain_text("1 sent", timeout=45_000)
             page.wait_for_function(
-                "() => [...document.querySelectorAll('.msg.has-photo img')].every(i => i.complete && i.naturalWidth > 0)",
+                "() => [...document.querySelectorAll('.msg.has-photo img')]"
+                ".every(i => i.complete && i.naturalWidth > 0)",
                 timeout=20_000,
             )
-            page.screenshot(path=str(SCREENSHOTS / "sandbox-4-group-push.png"))
+            page.locator("#messages").evaluate("box => { box.scrollTop = 0; }")
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-4-group-subscribe-push.png"))
+            page.locator("#messages").evaluate("box => { box.scrollTop = box.scrollHeight; }")
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-5-group-summary.png"))
+
+            # English: the simulated user's language_code picks the English command menu.
+            page.locator(".lang button[data-lang='en']").click()
+            page.locator("#chat-list .chat-item").nth(0).click()
+            page.locator("#menu-button").click()
+            expect(page.locator("#menu .cmd").filter(has_text="/ratio")).to_contain_text(
+                "Margin trading share of turnover"
+            )
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-6-menu-en.png"))
         finally:
             context.close()
         process.send_signal(signal.SIGTERM)

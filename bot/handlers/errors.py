@@ -21,7 +21,9 @@ ADMIN_TRACE_CHARS = 3000
 
 async def on_error(update: object, context: Context) -> None:
     error = context.error
-    log.error("unhandled error while handling an update", exc_info=error)
+    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__)) if error else ""
+    # The trace as redacted text, not exc_info: an exception's text may carry a request URL, hence the token.
+    log.error("unhandled error while handling an update\n%s", redact(trace))
     services = services_of(context)
     if isinstance(update, Update) and update.effective_chat is not None and not isinstance(error, Forbidden):
         user = update.effective_user
@@ -32,7 +34,6 @@ async def on_error(update: object, context: Context) -> None:
             log.warning("could not send the apology to chat %s", update.effective_chat.id)
     if not services.settings.admin_chat_ids or error is None:
         return
-    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     text = f"<b>marginbot error</b>\n<pre>{html.escape(redact(trace)[-ADMIN_TRACE_CHARS:])}</pre>"
     for admin in services.settings.admin_chat_ids:
         try:

@@ -262,7 +262,7 @@
   function preview(msg) {
     if (!msg) return "";
     const who = isMine(msg) ? "You: " : "";
-    if (msg.photo) return `${who}🖼 ${(msg.text || "").split("\n")[0]}`;
+    if (msg.photo) return `${who}[Photo] ${(msg.text || "").split("\n")[0]}`;
     return who + (msg.text || "").split("\n")[0];
   }
 
