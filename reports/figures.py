@@ -300,6 +300,8 @@ def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     then = shorts.short_structure(before.fillna({"rqye": 0.0}), members) if not before.empty else None
     out: dict[str, Any] = {k: _num(v) for k, v in now.items()}
     out["hs300_known"] = bool(members)
+    # SSE detail has no per-stock 融券余额; without a close to value 融券余量 such rows count as 0.
+    out["missing_rqye"] = int((today["rqye"].isna() & (today["rqyl"].fillna(0) > 0)).sum())
     if then:
         out["change_pp"] = {k: _num(now[k] - then[k]) for k in now}
         out["hedging_rising"] = bool(now["etf"] + now["hs300"] > then["etf"] + then["hs300"])

@@ -33,6 +33,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import webbrowser
 from collections import deque
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ class ChatPage:
         self.application: Application | None = None  # type: ignore[type-arg]
         self.lang = default_language if default_language in LANGUAGES else "zh"
         self.seq = 0
+        self.instance = secrets.token_hex(6)  # a page that outlives a restart notices the new one
         self._versions: dict[tuple[int, int], int] = {}
         self._notices: deque[dict[str, Any]] = deque(maxlen=NOTICES_KEPT)
         self._changed = asyncio.Event()
@@ -270,7 +272,7 @@ class ChatPage:
                     messages.append(self._message_json(message, seq))
         messages.sort(key=lambda m: m["seq"])
         notices = [n for n in self._notices if n["seq"] > after and (chat_id is None or n["chat"] == chat_id)]
-        return {"seq": self.seq, "messages": messages, "notices": notices}
+        return {"instance": self.instance, "seq": self.seq, "messages": messages, "notices": notices}
 
     # ------------------------------------------------------------------ routes
 
@@ -344,6 +346,7 @@ class ChatPage:
                 "languages": list(LANGUAGES),
                 "chats": chats,
                 "seq": self.seq,
+                "instance": self.instance,
             }
         )
 
@@ -632,7 +635,8 @@ async def _serve(settings: Settings, engine: Engine) -> int:
         flush=True,
     )
     if settings.sandbox_open_browser and _has_display():
-        loop.run_in_executor(None, _open_browser, sandbox.url)
+        # A daemon thread: a browser launcher that blocks must delay neither serving nor exiting.
+        threading.Thread(target=_open_browser, args=(sandbox.url,), name="open-browser", daemon=True).start()
     try:
         await stop.wait()
     finally:

@@ -51,25 +51,18 @@ def sector_rows(stocks: pd.DataFrame, classes: pd.DataFrame) -> list[dict[str, o
     grouped = stocks.groupby(["trade_date", "sw_l1_code"], sort=True)
     table = grouped[money].sum()
     table["stock_count"] = grouped.size()
-    return [
-        {
-            "trade_date": pd.Timestamp(day).date(),
-            "sw_l1_code": str(code),
-            "rzye": float(row.rzye),
-            "rzmre": float(row.rzmre),
-            "rzche": float(row.rzche),
-            "rqye": float(row.rqye),
-            "stock_count": int(row.stock_count),
-        }
-        for (day, code), row in table.iterrows()
-    ]
+    table = table.reset_index()
+    table["trade_date"] = pd.to_datetime(table["trade_date"]).dt.date
+    table["sw_l1_code"] = table["sw_l1_code"].astype(str)
+    table["stock_count"] = table["stock_count"].astype(int)
+    return table[["trade_date", "sw_l1_code", *money, "stock_count"]].to_dict("records")
 
 
 def load_classes(session: Session) -> pd.DataFrame:
     rows = session.execute(
         select(models.IndustryClass.code, models.IndustryClass.start_date, models.IndustryClass.sw_l1_code)
     ).all()
-    return pd.DataFrame(rows, columns=["code", "start_date", "sw_l1_code"])
+    return pd.DataFrame(list(map(tuple, rows)), columns=["code", "start_date", "sw_l1_code"])
 
 
 def rebuild_sector_daily(session: Session, dates: list[date]) -> int:
@@ -90,7 +83,8 @@ def rebuild_sector_daily(session: Session, dates: list[date]) -> int:
                 sm.trade_date.in_(chunk)
             )
         ).all()
-        stocks = pd.DataFrame(rows, columns=["trade_date", "code", "is_fund", "rzye", "rzmre", "rzche", "rqye"])
+        stocks = pd.DataFrame(list(map(tuple, rows)),
+                              columns=["trade_date", "code", "is_fund", "rzye", "rzmre", "rzche", "rqye"])
         session.execute(delete(models.SectorDaily).where(models.SectorDaily.trade_date.in_(chunk)))
         if stocks.empty:
             continue

@@ -17,8 +17,8 @@ from storage import models
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# Rows per INSERT statement: stays below SQLite's and PostgreSQL's bound-parameter limits.
-UPSERT_CHUNK = 400
+# Rows per executemany batch: bounds memory; SQLAlchemy splits further for parameter limits.
+UPSERT_CHUNK = 5000
 
 _KEYS: dict[type[SQLModel], tuple[str, ...]] = {
     models.MarginSummary: ("trade_date", "exchange"),
@@ -81,7 +81,11 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 def upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]] | Iterable[dict[str, Any]]) -> int:
-    """Insert rows, updating the non-key columns of rows whose natural key exists. Returns the row count."""
+    """Insert rows, updating the non-key columns of rows whose natural key exists. Returns the row count.
+
+    One statement executed for many rows (SQLAlchemy batches them), which is far cheaper than a
+    statement per chunk with inlined values. All rows must have the same columns.
+    """
     rows = list(rows)
     if not rows:
         return 0
@@ -90,14 +94,14 @@ def upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     columns = list(rows[0].keys())
+    stmt = insert(table)
+    update_cols = {c: stmt.excluded[c] for c in columns if c not in keys and c != "id"}
+    if update_cols:
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=update_cols)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
     for start in range(0, len(rows), UPSERT_CHUNK):
-        stmt = insert(table).values(rows[start : start + UPSERT_CHUNK])
-        update_cols = {c: stmt.excluded[c] for c in columns if c not in keys and c != "id"}
-        if update_cols:
-            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=update_cols)
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-        session.execute(stmt)
+        session.execute(stmt, rows[start : start + UPSERT_CHUNK])
     return len(rows)
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from storage import models
-from storage.database import bump_data_version, is_empty, session_scope, set_meta
+from storage.database import bump_data_version, is_empty, session_scope, set_meta, upsert
 from storage.importer import industry_name_rows
 from storage.industries import SW_L1_2021
 
@@ -50,6 +50,7 @@ MARKET_TABLES: tuple[type[SQLModel], ...] = (
     models.SectorDaily,
     models.TradingDay,
     models.IngestStatus,
+    models.IndexMember,
 )
 
 # Closed spans besides weekends (approximate exchange holidays), by year.
@@ -624,6 +625,7 @@ def seed_demo(engine: Engine, force: bool = False, *, seed: int = DEFAULT_SEED, 
             # after the small tables, so that SQLite's transaction is open before any DDL
             _bulk_load(session, models.StockMargin, data.stock_columns)
             rebuild_sector_daily(session, data.days)
+            upsert(session, models.IndexMember, _csi300_members(data))
             set_meta(session, "demo", "true")
             bump_data_version(session)
     except IntegrityError:
@@ -636,6 +638,18 @@ def seed_demo(engine: Engine, force: bool = False, *, seed: int = DEFAULT_SEED, 
         len(data.days), data.stock_count, built - started, time.perf_counter() - built,
     )
     return True
+
+
+def _csi300_members(data: DemoData) -> list[dict[str, Any]]:
+    """A demo CSI 300: the 300 stocks with the largest financing balance on the last day."""
+    cols = data.stock_columns
+    last = data.days[-1]
+    on_last = [
+        (rzye, code) for code, day, rzye, fund in zip(cols["code"], cols["trade_date"], cols["rzye"], cols["is_fund"], strict=True)
+        if day == last and not fund
+    ]
+    top = sorted(on_last, reverse=True)[:300]
+    return [{"symbol": "000300", "code": code, "as_of": last} for _, code in top]
 
 
 def _has_margin(session: Session) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from datetime import date, time
 from pathlib import Path
 
@@ -25,7 +26,6 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-import bot.push as push_module
 from bot.app import GROUP_COMMANDS, PRIVATE_COMMANDS
 from bot.push import MAX_ATTEMPTS, push_now
 from marginbot.logging_setup import setup_logging
@@ -57,7 +57,6 @@ CREATOR = 1005
 GROUP = -4001
 ADMIN_CHAT = 7001  # settings.admin_chat_ids
 STORAGE_CHAT = -1009001  # settings.storage_chat_id: where inline charts are uploaded once
-TODAY = DATA_DATE
 
 
 # ------------------------------------------------------------------------------------------------
@@ -113,7 +112,7 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[RecordAll]:
     assert SECRET not in caplog.text
 
 
-def running(engine: Engine, reports: ReportService, **settings: object) -> object:
+def running(engine: Engine, reports: ReportService, **settings: object) -> AbstractAsyncContextManager[BotHarness]:
     settings.setdefault("admin_chat_ids", [ADMIN_CHAT])
     settings.setdefault("storage_chat_id", STORAGE_CHAT)
     return BotHarness.running(engine, reports=reports, **settings)
@@ -592,7 +591,7 @@ async def test_restart_in_the_middle_of_a_push(engine: Engine, shared_reports: R
         h.server.set_latency(0.25, "sendPhoto")
         first = h.app
         task = asyncio.create_task(push_now(first, DATA_DATE))  # type: ignore[arg-type]
-        await h.until(lambda: len(h.ok_calls("sendPhoto")) >= 16)
+        await h.wait_calls("sendPhoto", 16)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from marginbot.settings import Settings, load_settings
-from sandbox.app import GROUP_ID, YOU_ID, Sandbox, start_sandbox
+from sandbox.app import GROUP_ID, YOU_ID, Sandbox, run_sandbox, start_sandbox
 from storage.database import make_engine, upgrade
 from storage.demo import ensure_seeded
 
@@ -382,6 +382,38 @@ def test_marginbot_run_without_token_serves_the_page(template_db: Path, tmp_path
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     assert any("stopped" in line for line in lines)
+
+
+def test_port_in_use_is_one_line_and_status_1(
+    template_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = copy_db(template_db, tmp_path / "db")
+    engine = make_engine(url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = sandbox_settings(url).model_copy(update={"sandbox_port": port})
+        assert run_sandbox(settings, engine) == 1
+    engine.dispose()
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err and "SANDBOX_PORT" in err
+
+
+def test_opening_a_browser_never_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sandbox.app as app
+
+    def broken(url: str) -> bool:
+        raise RuntimeError("no browser here")
+
+    monkeypatch.setattr(app.webbrowser, "open", broken)
+    app._open_browser("http://127.0.0.1:1/")  # logged, not raised
+    monkeypatch.setattr(app.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not app._has_display()
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert app._has_display()
 
 
 # ---------------------------------------------------------------------------------------- a real browser

@@ -100,6 +100,7 @@
     order: [],
     current: null,
     seq: 0,
+    instance: null,
     commands: [],
     pending: new Map(), // callback query id -> {chat, message, data, timer}
     typing: new Map(), // chat id -> timer
@@ -540,7 +541,7 @@
     for (;;) {
       try {
         const changes = await api(`/api/history?after=${state.seq}&wait=25`);
-        if (changes.after < state.seq) {
+        if (changes.instance !== state.instance || changes.after < state.seq) {
           // The sandbox restarted under the page: start over.
           window.location.reload();
           return;
@@ -560,6 +561,7 @@
     state.member = info.member;
     state.bot = info.bot;
     state.lang = info.lang;
+    state.instance = info.instance;
     for (const chat of info.chats) {
       state.chats.set(chat.id, { info: chat, messages: new Map(), nodes: new Map(), unread: 0 });
       state.order.push(chat.id);
