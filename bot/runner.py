@@ -18,10 +18,20 @@ def run(settings: Settings) -> int:
 
         log.info("no TELEGRAM_BOT_TOKEN: starting the local sandbox (stand-in Bot API + chat page)")
         return run_sandbox(settings, engine)
+    from sandbox.app import GROUP_ID, MEMBER_ID, YOU_ID
+    from storage import chats
     from storage.database import is_empty
 
+    # The local chat page's invented chats must never receive the real bot's daily push.
+    if chats.forget(engine, [YOU_ID, MEMBER_ID, GROUP_ID]):
+        log.info("removed the local sandbox's chats from the database")
+
     if is_empty(engine):
-        log.warning("the database holds no margin data yet: the daily job will ingest it from the exchanges")
+        from storage.demo import ensure_seeded
+
+        # Something to show until the first real ingest succeeds (it replaces the demo data).
+        ensure_seeded(engine)
+        log.warning("no margin data stored yet: serving demo data until the daily job ingests real data")
     from bot.app import ALLOWED_UPDATES, build_application
 
     application = build_application(settings, engine)

@@ -107,6 +107,16 @@ def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
                 delivery.chat_id, delivery.status, delivery.claimed_by = new_chat_id, "pending", ""
 
 
+def forget(engine: Engine, chat_ids: list[int]) -> int:
+    """Delete chats and their deliveries (the sandbox's invented chats before a real bot runs)."""
+    from sqlalchemy import delete
+
+    with session_scope(engine) as session:
+        session.execute(delete(models.Delivery).where(models.Delivery.chat_id.in_(chat_ids)))
+        result = session.execute(delete(models.Chat).where(models.Chat.chat_id.in_(chat_ids)))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def subscriber_count(engine: Engine) -> int:
     with Session(engine) as session:
         return int(session.execute(
