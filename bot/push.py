@@ -203,23 +203,30 @@ async def push_now(application: Application, trade_date: date | None = None) -> 
 
 async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Every minute: ingest day T while it is incomplete (live mode), warn admins at the cut-off, push when complete."""
+    from storage.database import is_demo
+
     application = context.application
     services = services_of(context)
     settings = services.settings
+    live = settings.telegram_bot_token is not None
     now = datetime.now(TIMEZONE)
     expected = await services.run(expected_trade_date, services, now.date())
     complete = await services.run(_latest_complete, services)
-    if expected is None:
-        return
-    if (complete is None or complete < expected) and services.settings.telegram_bot_token is not None:
-        if now.time() >= settings.ingest_start_time:
+    # A live bot replaces demo data with real data as soon as it can, and never pushes demo data.
+    demo = live and await services.run(is_demo, services.engine)
+    missing = demo or expected is None or complete is None or complete < expected
+    if live and missing:
+        if now.time() >= settings.ingest_start_time or demo:
             await _maybe_ingest(application, services, now)
+            expected = await services.run(expected_trade_date, services, now.date())
             complete = await services.run(_latest_complete, services)
-        if (complete is None or complete < expected) and now.time() >= settings.ingest_cutoff_time:
+            demo = await services.run(is_demo, services.engine)
+        if expected is not None and (complete is None or complete < expected) and now.time() >= settings.ingest_cutoff_time:
             await _tell_admins_late(context, services, expected)
             return
-    if complete is not None and complete >= expected:
-        await push_now(application, expected)
+    if demo or expected is None or complete is None or complete < expected:
+        return
+    await push_now(application, expected)
 
 
 async def _maybe_ingest(application: Application, services: Services, now: datetime) -> None:  # type: ignore[type-arg]

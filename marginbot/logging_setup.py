@@ -23,7 +23,27 @@ def redact(text: str) -> str:
     return _TOKEN.sub("<token>", text)
 
 
+_factory_installed = False
+
+
+def _install_record_factory() -> None:
+    """Redact when a record is created, so every handler (and pytest's caplog) sees it clean."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)  # type: ignore[arg-type]
+        RedactTokens().filter(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
+
+
 def setup_logging(level: str = "INFO") -> None:
+    _install_record_factory()
     root = logging.getLogger()
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -107,7 +107,7 @@ class Iterations:
 
 
 FULL_ITERATIONS = Iterations(uncached=15, cached=300, floor=20, phases=3)
-SMALL_ITERATIONS = Iterations(uncached=2, cached=20, floor=2, phases=1)
+SMALL_ITERATIONS = Iterations(uncached=2, cached=20, floor=2, phases=0)  # no step breakdown: a few seconds
 
 
 def _schema_head() -> str:
@@ -644,6 +644,8 @@ def _phases(engine: Any, kind: str, code: str | None, lang: str, times: int) -> 
     from storage.database import data_version
 
     steps: dict[str, list[float]] = {"figures": [], "text": [], "chart": []}
+    if times < 1:
+        return {}
     try:
         for _ in range(times):
             service = ReportService(engine)
@@ -725,8 +727,10 @@ def print_table(rows: list[ReportTiming], it: Iterations) -> None:
                         for k, w in (("figures", 10), ("text", 8), ("chart", 8)))
         print(f"{r.label:<14}{percentile(r.uncached_cpu, 95):>12.1f}{percentile(r.floor_cpu, 95):>12.1f}"
               f"{r.cpu_ratio:>9.2f}x{steps}")
+    steps_note = (f"medians of {it.phases} uncached renders, wall-clock ms" if it.phases
+                  else "not measured in this run")
     print(f"(CPU ms of this process, less sensitive to other load than wall-clock; figures = queries + analytics,"
-          f" text = captions, chart = matplotlib PNG: medians of {it.phases} uncached renders)")
+          f" text = captions, chart = matplotlib PNG: {steps_note})")
 
 
 def print_aims(rows: list[ReportTiming]) -> None:

@@ -14,6 +14,7 @@ from bot.handlers.common import Context
 from bot.services import services_of
 from marginbot.logging_setup import redact
 from reports.i18n import pick_language, t
+from storage import chats
 
 log = logging.getLogger(__name__)
 ADMIN_TRACE_CHARS = 3000
@@ -28,6 +29,11 @@ async def on_error(update: object, context: Context) -> None:
     if isinstance(update, Update) and update.effective_chat is not None and not isinstance(error, Forbidden):
         user = update.effective_user
         lang = pick_language(user.language_code if user else None, services.settings.default_language)
+        try:
+            stored = await services.run(chats.get_chat, services.engine, update.effective_chat.id)
+            lang = stored.language if stored else lang
+        except Exception:  # the database may be what failed; the user's language will do
+            log.warning("could not read the chat's language for the apology")
         try:
             await update.effective_chat.send_message(t(lang, "bot.error"))
         except TelegramError:
