@@ -104,25 +104,28 @@ class Iterations:
     cached: int
     floor: int
     phases: int  # uncached renders timed step by step
+    # The tracemalloc render doubles as the warm-up: one render fewer per report, but the allocator may
+    # keep some of tracemalloc's bookkeeping, which then shows in the RSS figure (negligible when small).
+    traced_warmup: bool = False
 
 
 FULL_ITERATIONS = Iterations(uncached=15, cached=300, floor=20, phases=3)
-SMALL_ITERATIONS = Iterations(uncached=2, cached=20, floor=2, phases=0)  # no step breakdown: a few seconds
+SMALL_ITERATIONS = Iterations(uncached=2, cached=20, floor=2, phases=0, traced_warmup=True)
 
 
 def _schema_head() -> str:
     """The newest alembic revision, so that a schema change invalidates cached files."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from storage.database import MIGRATIONS_DIR
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     quiet = logging.getLogger("alembic")
     level = quiet.level
-    quiet.setLevel(logging.WARNING)  # alembic logs its plugin set-up at INFO
+    quiet.setLevel(logging.WARNING)  # alembic logs its plugin set-up at INFO when first imported
     try:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        from storage.database import MIGRATIONS_DIR
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         return "-".join(sorted(ScriptDirectory.from_config(cfg).get_heads())) or "none"
     finally:
         quiet.setLevel(level)
@@ -255,8 +258,8 @@ class Plan:
     uni: Universe
     mkt: np.ndarray  # log market factor, positions 0..n (0 = the unstored day before the first)
     sector: np.ndarray  # log sector factors, (n + 1, 31)
-    spike: np.ndarray  # log boost of a few late spikers, (n + 1, n_sec) sparse in practice: (n + 1, 4)
-    spikers: np.ndarray
+    spike: np.ndarray  # log boost of the spikers' balances, (n + 1, len(spikers))
+    spikers: np.ndarray  # a few stocks whose balance jumps over five days near the end
     switchers: np.ndarray
     new_sector: np.ndarray
     switch_at: int  # stored-day index from which the switchers carry their new class
@@ -396,8 +399,12 @@ def generate(path: Path, params: BenchParams) -> dict[str, Any]:
     insert = f"INSERT INTO stock_margin ({', '.join(_STOCK_COLUMNS)}) VALUES ('{{day}}', {', '.join('?' * 11)}, 0)"
     gen_time = 0.0
     last_rzye = None
-    for chunk in chunks(pl):
+    blocks = chunks(pl)
+    while True:
         t0 = time.perf_counter()
+        chunk = next(blocks, None)
+        if chunk is None:
+            break
         for e, mask in masks.items():
             for col in ("rzye", "rzmre", "rzche", "rqye", "rqyl", "rqmcl"):
                 per_exchange[e].setdefault(col, []).append(getattr(chunk, col)[:, mask].sum(axis=1))
@@ -669,34 +676,43 @@ def measure(engine: Any, kind: str, code: str | None, it: Iterations, lang: str 
     from reports import charts
     from reports.service import ReportService
 
-    per_report = _reset_peak_rss()
-    # The first render, in a fresh service, under tracemalloc: the Python-side peak of an uncached render.
-    gc.collect()
-    tracemalloc.start()
-    try:
-        first = ReportService(engine).render(kind, code=code, lang=lang)
-        _current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    if not first.png:
-        raise RuntimeError(f"{kind}: no chart rendered")
+    def traced() -> tuple[bytes | None, float]:
+        """One uncached render in a fresh service under tracemalloc: (png, Python-side peak in MB)."""
+        gc.collect()
+        tracemalloc.start()
+        try:
+            png = ReportService(engine).render(kind, code=code, lang=lang).png
+            return png, tracemalloc.get_traced_memory()[1] / (1024 * 1024)
+        finally:
+            tracemalloc.stop()
 
+    # Warm-up (SQLite pages, fonts), untimed; then the RSS mark is reset so that it covers this report.
+    if it.traced_warmup:
+        png, py_peak = traced()
+    else:
+        png = ReportService(engine).render(kind, code=code, lang=lang).png
+    if not png:
+        raise RuntimeError(f"{kind}: no chart rendered")
+    gc.collect()
+    per_report = _reset_peak_rss()
     service = ReportService(engine)
 
     def uncached() -> None:
         service.clear()
         service.render(kind, code=code, lang=lang)
 
-    uncached_ms, uncached_cpu = _timed(uncached, it.uncached)
-    service.render(kind, code=code, lang=lang)
+    uncached_ms, uncached_cpu = _timed(uncached, it.uncached)  # the last one leaves the report cached
     cached_ms, _ = _timed(lambda: service.render(kind, code=code, lang=lang), it.cached)
-    width, height = png_size(first.png)
+    width, height = png_size(png)
     floor_png(width, height, charts.DPI)
     floor_ms, floor_cpu = _timed(lambda: floor_png(width, height, charts.DPI), it.floor)
     phases = _phases(engine, kind, code, lang, it.phases)
+    rss = _rss_mb()
+    if not it.traced_warmup:  # last, so that tracemalloc's bookkeeping stays out of the RSS figure
+        _png, py_peak = traced()
     label = f"stock {code}" if kind == "stock" else kind
     return ReportTiming(kind, label, uncached_ms, uncached_cpu, cached_ms, floor_ms, floor_cpu, (width, height),
-                        peak / (1024 * 1024), _rss_mb(), per_report, phases)
+                        py_peak, rss, per_report, phases)
 
 
 def print_table(rows: list[ReportTiming], it: Iterations) -> None:
@@ -712,7 +728,8 @@ def print_table(rows: list[ReportTiming], it: Iterations) -> None:
             f"{percentile(r.floor, 50):>9.1f}{percentile(r.floor, 95):>9.1f}{r.ratio:>8.2f}x"
             f"{r.py_peak_mb:>8.1f}{r.rss_mb:>8.0f}"
         )
-    rss_note = ("peak RSS of the process while this report was measured (mark reset per report)"
+    rss_note = ("peak RSS of the process during this report's timed renders (mark reset per report;"
+                " it includes the ~150-200 MB of the loaded libraries and whatever the allocator kept)"
                 if rows and rows[0].rss_is_per_report else "peak RSS of the process so far")
     print(f"(wall-clock ms; unc = cache cleared before each render, {it.uncached} renders; cch = cached, {it.cached}"
           f" renders; flr = bare PNG of the same pixel size, one empty axes, {it.floor} renders;"

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import os
 import shutil
-import sys
 from collections.abc import AsyncIterator, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from telegram import Update
 from telegram.ext import Application, ContextTypes, TypeHandler
 
@@ -36,7 +33,7 @@ from bot.services import Services
 from marginbot.settings import Settings, load_settings
 from reports.service import ReportService
 from sandbox.botapi import ApiCall, BotApiServer, StoredMessage
-from storage.database import make_engine, upgrade
+from storage.database import make_engine
 
 # Shaped like a real token (the settings validator insists); the secret part is searched in logs.
 TOKEN = "123456789:E2E_secret-TOKEN_for-marginbot_tests_0123456789"
@@ -52,50 +49,6 @@ _ROOT = Path(__file__).resolve().parents[1]
 # ------------------------------------------------------------------------------------------------
 # The seeded demo database, once per session
 # ------------------------------------------------------------------------------------------------
-
-
-def _demo_key() -> str:
-    digest = hashlib.sha256()
-    sources = [_ROOT / "storage" / name for name in ("demo.py", "models.py", "importer.py", "industries.py",
-                                                      "database.py", "aggregate.py")]
-    sources += sorted((_ROOT / "storage" / "migrations").rglob("*.py"))
-    for path in sources:
-        if path.exists():
-            digest.update(str(path.relative_to(_ROOT)).encode())
-            digest.update(path.read_bytes())
-    import numpy as np
-    import pandas as pd
-
-    digest.update(f"{np.__version__} {pd.__version__} {sys.version_info[:2]}".encode())
-    return digest.hexdigest()[:20]
-
-
-def _seed(path: Path) -> None:
-    from storage.demo import seed_demo
-
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    assert seed_demo(engine) is True
-    with engine.connect() as conn:
-        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-    engine.dispose()
-
-
-def demo_template(folder: Path, cache_dir: Path | None) -> Path:
-    """A seeded demo SQLite file in `folder` (copy it, never write to it); reused from `cache_dir` when fresh."""
-    target = folder / "demo-template.db"
-    cached = cache_dir / f"demo-{_demo_key()}.db" if cache_dir is not None else None
-    if cached is not None and cached.exists():
-        shutil.copyfile(cached, target)
-        return target
-    _seed(target)
-    if cached is not None:
-        for old in cached.parent.glob("demo-*.db"):
-            old.unlink(missing_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.part")
-        shutil.copyfile(target, partial)
-        os.replace(partial, cached)
-    return target
 
 
 def copy_database(template: Path, target: Path) -> Engine:

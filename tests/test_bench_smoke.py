@@ -119,10 +119,11 @@ def test_every_report_renders(tiny: tuple[Engine, dict]) -> None:
 
 def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(bench, "SMALL", TINY)
-    monkeypatch.setattr(bench, "SMALL_ITERATIONS", bench.Iterations(uncached=1, cached=2, floor=1))
+    monkeypatch.setattr(bench, "SMALL_ITERATIONS", bench.Iterations(uncached=1, cached=2, floor=1, phases=1))
     rows = bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("balance",))
     assert [r.kind for r in rows] == ["balance"]
     assert len(rows[0].uncached) == 1 and len(rows[0].cached) == 2 and rows[0].rss_mb > 0
+    assert set(rows[0].phases) == {"figures", "text", "chart"}
     out = capsys.readouterr().out
     assert "generated" in out and "aims:" in out
     assert ("PASS" in out) or ("MISS" in out)

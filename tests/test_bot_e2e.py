@@ -42,9 +42,9 @@ from tests.bot_harness import (
     BotHarness,
     RecordAll,
     copy_database,
-    demo_template,
     leaks,
 )
+from tests.demo_db import demo_db_file
 
 # PTB warns when it builds RetryAfter from an int retry_after (its own deprecation, not ours).
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
@@ -66,9 +66,7 @@ STORAGE_CHAT = -1009001  # settings.storage_chat_id: where inline charts are upl
 
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
-    cache = getattr(pytestconfig, "cache", None)
-    cache_dir = Path(cache.mkdir("marginbot-e2e-demo-db")) if cache is not None else None
-    return demo_template(tmp_path_factory.mktemp("e2e-demo"), cache_dir)
+    return demo_db_file(tmp_path_factory, pytestconfig)
 
 
 @pytest.fixture(scope="session")

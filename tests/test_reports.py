@@ -26,18 +26,12 @@ The small database (money in 元; i = 0..29 is the trade-day position, DAYS[i]):
 
 from __future__ import annotations
 
-import hashlib
 import html
-import os
 import re
-import shutil
-import sys
 from datetime import date, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
@@ -53,6 +47,7 @@ from reports.service import RenderedReport, ReportService
 from storage import models
 from storage.aggregate import rebuild_sector_daily
 from storage.database import bump_data_version, make_engine, session_scope, upgrade, upsert
+from tests.demo_db import demo_db_file
 
 # ----------------------------------------------------------------------------------------------
 # The small hand-made database
@@ -191,55 +186,6 @@ def data(engine: Engine, kind: str, **kw: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 _SHARED: dict[str, Any] = {}
-# The modules seed_demo runs (it imports the importer and industries; the rest do the writing).
-_DEMO_SOURCES = ("demo", "aggregate", "database", "models", "importer", "industries")
-_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _demo_key() -> str:
-    """Hash of everything the seeded demo file depends on."""
-    digest = hashlib.sha256()
-    sources = [_ROOT / "storage" / f"{name}.py" for name in _DEMO_SOURCES]
-    for path in [*sources, *sorted((_ROOT / "storage" / "migrations").rglob("*.py"))]:
-        digest.update(str(path.relative_to(_ROOT)).encode())
-        digest.update(path.read_bytes())
-    digest.update(f"{np.__version__} {pd.__version__} {sys.version_info[:2]}".encode())
-    return digest.hexdigest()[:20]
-
-
-def _seed_file(path: Path) -> None:
-    from storage.demo import seed_demo
-
-    eng = make_engine(f"sqlite:///{path}")
-    upgrade(eng)
-    assert seed_demo(eng) is True
-    with eng.connect() as conn:
-        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-    eng.dispose()
-
-
-def demo_db_file(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> Path:
-    """A seeded demo SQLite file (read it, copy it; never write to it). Seeded at most once per session."""
-    if "file" in _SHARED:
-        return _SHARED["file"]
-    cache = getattr(config, "cache", None)
-    cached = None
-    if cache is not None:
-        folder = Path(cache.mkdir("marginbot-demo-db"))
-        cached = folder / f"demo-{_demo_key()}.db"
-    target = tmp_path_factory.mktemp("demo") / "demo.db"
-    if cached is not None and cached.exists():
-        shutil.copyfile(cached, target)
-    else:
-        _seed_file(target)
-        if cached is not None:
-            for old in cached.parent.glob("demo-*.db"):
-                old.unlink(missing_ok=True)
-            partial = cached.with_suffix(f".{os.getpid()}.part")
-            shutil.copyfile(target, partial)
-            os.replace(partial, cached)
-    _SHARED["file"] = target
-    return target
 
 
 def demo_engine(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> Engine:

@@ -26,8 +26,8 @@ import pytest
 
 from marginbot.settings import Settings, load_settings
 from sandbox.app import GROUP_ID, YOU_ID, Sandbox, run_sandbox, start_sandbox
-from storage.database import make_engine, upgrade
-from storage.demo import ensure_seeded
+from storage.database import make_engine
+from tests.demo_db import demo_db_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "out" / "screenshots"
@@ -39,14 +39,9 @@ Message = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file with the demo data (seeded once for the module)."""
-    path = tmp_path_factory.mktemp("sandbox-template") / "demo.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    assert ensure_seeded(engine)
-    engine.dispose()  # checkpoints the WAL: the file alone is the whole database
-    return path
+def template_db(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    """The demo database (seeded once per session, shared with the other test modules)."""
+    return demo_db_file(tmp_path_factory, pytestconfig)
 
 
 def copy_db(template: Path, folder: Path) -> str:
