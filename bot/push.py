@@ -201,6 +201,32 @@ async def push_now(application: Application, trade_date: date | None = None) -> 
     return result
 
 
+WARM_REPORTS = ("summary", "balance", "ratio", "sectors", "signals")
+
+
+async def warm_reports(application: Application) -> bool:  # type: ignore[type-arg]
+    """Render the reports people ask for most, in both languages, once per data version.
+
+    Uncached reports take hundreds of milliseconds to seconds; rendering them right after data lands
+    means chats and the push hit the cache. Returns True when it rendered.
+    """
+    from storage.database import data_version
+
+    services = services_of(application)
+    version = await services.run(data_version, services.engine)
+    if application.bot_data.get("warm_version") == version:
+        return False
+    application.bot_data["warm_version"] = version
+    for kind in WARM_REPORTS:
+        for lang in LANGUAGES:
+            try:
+                await services.run(services.reports.render, kind, lang=lang)
+            except ReportError as exc:
+                log.info("not pre-rendering %s: %s", kind, exc.message("en"))
+                break
+    return True
+
+
 async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Every minute: ingest day T while it is incomplete (live mode), warn admins at the cut-off, push when complete."""
     from storage.database import is_demo
@@ -224,6 +250,7 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         if expected is not None and (complete is None or complete < expected) and now.time() >= settings.ingest_cutoff_time:
             await _tell_admins_late(context, services, expected)
             return
+    await warm_reports(application)
     if demo or expected is None or complete is None or complete < expected:
         return
     await push_now(application, expected)

@@ -33,7 +33,7 @@ from reports.gallery import sample_stock
 from reports.i18n import t
 from reports.service import RenderedReport, ReportService
 from storage import chats, models
-from storage.database import make_engine
+from storage.database import bump_data_version, make_engine, session_scope
 from tests.bot_harness import (
     BOT_USERNAME,
     DATA_DATE,
@@ -689,3 +689,42 @@ async def test_unexpected_error_apology_trace_and_admin_report(
     # nothing the bot sent, and no request it made, carries the token
     for call in h.server.calls:
         assert SECRET not in repr(call.params) and SECRET not in repr(call.result)
+
+
+# ------------------------------------------------------------------------------------------------
+# The daily pipeline tick: cache warming, and no demo push from a live bot
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_pipeline_tick_warms_reports_once_per_data_version(demo_db: Engine,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import storage.ingest
+    from bot.push import WARM_REPORTS, pipeline_tick, warm_reports
+
+    ingests: list[object] = []
+
+    def offline_ingest(engine: Engine, settings: object, **kwargs: object) -> SimpleNamespace:
+        ingests.append(kwargs)  # the exchanges are unreachable: the demo data stay
+        return SimpleNamespace(summary=lambda: "offline: nothing fetched")
+
+    monkeypatch.setattr(storage.ingest, "run_ingest", offline_ingest)
+
+    async with running(demo_db, ReportService(demo_db)) as h:
+        assert h.app is not None
+        services = h.services
+        assert await warm_reports(h.app) is True
+        rendered = services.reports.stats["misses"]
+        assert rendered == len(WARM_REPORTS) * 2  # every report, zh and en
+        assert await warm_reports(h.app) is False  # same data version: nothing to do
+        with session_scope(demo_db) as session:
+            bump_data_version(session)
+        assert await warm_reports(h.app) is True
+        # A live bot (this one has a token) never pushes demo data, even when subscribers are due.
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/subscribe")
+        await pipeline_tick(SimpleNamespace(application=h.app, bot_data=h.app.bot_data, bot=h.app.bot))
+        assert len(ingests) == 1  # it tried to replace the demo data with real data
+        assert h.photos(ZH_USER) == []
+        assert chats.delivery_counts(demo_db, DATA_DATE) == {}
