@@ -74,17 +74,24 @@ class Pusher:
         queue: asyncio.Queue[chats.Claim] = asyncio.Queue(maxsize=CLAIM_BATCH * 2)
         inflight: set[asyncio.Task[None]] = set()
         workers = [asyncio.create_task(self._sender(queue, reports, result, inflight)) for _ in range(self.senders)]
+        claiming: list[asyncio.Future[list[chats.Claim]]] = []
+
+        async def claim() -> list[chats.Claim]:
+            # Shielded and remembered: a claim that commits after the worker is stopped must be
+            # waited for before the worker hands back what it holds.
+            future = asyncio.ensure_future(
+                self.services.run(chats.claim, self.services.engine, trade_date, self.worker_id, CLAIM_BATCH)
+            )
+            claiming.append(future)
+            return await asyncio.shield(future)
+
         try:
             while True:
-                claims = await self.services.run(
-                    chats.claim, self.services.engine, trade_date, self.worker_id, CLAIM_BATCH
-                )
+                claims = await claim()
                 if not claims:
                     await queue.join()
                     # Retries released during the last batch become claimable again.
-                    claims = await self.services.run(
-                        chats.claim, self.services.engine, trade_date, self.worker_id, CLAIM_BATCH
-                    )
+                    claims = await claim()
                     if not claims:
                         break
                 for item in claims:
@@ -93,13 +100,11 @@ class Pusher:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            if inflight:
-                await asyncio.wait(inflight)
-            unstarted = []
-            while not queue.empty():
-                unstarted.append(queue.get_nowait().delivery_id)
-            if unstarted:
-                await asyncio.to_thread(chats.release, self.services.engine, unstarted)
+            pending = [f for f in claiming if not f.done()]
+            if inflight or pending:
+                await asyncio.wait([*inflight, *pending])
+            # Every send this worker started is recorded now; whatever it still holds was never sent.
+            await asyncio.to_thread(chats.release_unstarted, self.services.engine, trade_date, self.worker_id)
         result.seconds = _time.perf_counter() - started
         return result
 

@@ -216,16 +216,20 @@ def finish(engine: Engine, delivery_id: int, status: str, message_id: int | None
         )
 
 
-def release(engine: Engine, delivery_ids: list[int]) -> None:
-    """Hand claimed deliveries that were never started back to the pool (a worker stopping)."""
-    if not delivery_ids:
-        return
+def release_unstarted(engine: Engine, trade_date: date, worker: str) -> int:
+    """Hand back every delivery `worker` still holds as claimed (a stopping worker, after its sends finished).
+
+    Catches claims whose result never reached the worker (stopped while claiming) as well as
+    claims still waiting in its queue. Returns how many were released.
+    """
     with session_scope(engine) as session:
-        session.execute(
+        result = session.execute(
             update(models.Delivery)
-            .where(models.Delivery.id.in_(delivery_ids), models.Delivery.status == "claimed")
+            .where(models.Delivery.trade_date == trade_date, models.Delivery.claimed_by == worker,
+                   models.Delivery.status == "claimed")
             .values(status="pending", claimed_by="", attempts=models.Delivery.attempts - 1, updated_at=_now())
         )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def delivery_counts(engine: Engine, trade_date: date) -> dict[str, int]:
