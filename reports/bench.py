@@ -2,7 +2,7 @@
 
 The database (10 years, 5,000 stocks plus ETFs: about 12 million StockMargin rows, with per-exchange
 and ALL summaries, turnover, the market and 31 sector indexes, point-in-time industry classes and
-pre-aggregated SectorDaily) is generated with vectorised numpy, in a child process so that the
+pre-aggregated SectorDaily and StockSpikeDaily) is generated with vectorised numpy, in a child process so that the
 memory figures of this process concern the reports only, and loaded with raw sqlite3 executemany
 in one transaction with journaling off. The file is kept under var/bench/, named by its parameters,
 so the next run reuses it.
@@ -362,6 +362,40 @@ def sector_sums(chunk: Chunk, is_fund: np.ndarray) -> list[tuple[Any, ...]]:
     return out
 
 
+def spike_rows(chunk: Chunk, stocks: np.ndarray, carry: np.ndarray | None,
+               codes: list[str]) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    """StockSpikeDaily rows of a chunk, as storage.aggregate.rebuild_stock_spikes computes them.
+
+    `carry` holds the previous chunks' last SPIKE_LOOKBACK rows of the stocks' 融资余额 (None for the
+    first chunk); analytics.stocks.spike_arrays scores each day from those rows alone, so the figures
+    equal a rebuild's to the last bit. Returns the rows and the carry for the next chunk.
+    """
+    from analytics.stocks import spike_arrays
+    from storage.aggregate import SPIKE_DAYS, SPIKE_HISTORY, SPIKE_KEEP, SPIKE_LOOKBACK, SPIKE_MIN_BALANCE
+
+    x = chunk.rzye[:, stocks]
+    rows = x if carry is None else np.vstack([carry, x])
+    change, z = spike_arrays(rows, SPIKE_DAYS, SPIKE_HISTORY, first=len(rows) - len(x))
+    with np.errstate(invalid="ignore"):
+        candidate = (x >= SPIKE_MIN_BALANCE) & (change > 0)
+    # Per day the SPIKE_KEEP candidates with the highest z-score (NaN last), as rebuild_stock_spikes keeps.
+    ranked = np.where(candidate, np.nan_to_num(z, nan=-np.inf), np.nan)
+    order = np.argsort(-np.nan_to_num(ranked, nan=-np.inf, neginf=-1e300), axis=1, kind="stable")
+    top = np.zeros_like(candidate)
+    rows_idx = np.arange(len(x))[:, None]
+    top[rows_idx, order[:, :SPIKE_KEEP]] = True
+    t_at, s_at = np.nonzero(candidate & top)
+    iso = [d.isoformat() for d in chunk.days]
+    stock_codes = [codes[i] for i in np.flatnonzero(stocks)]
+    zs = z[t_at, s_at]
+    out = [
+        (iso[t], stock_codes[c], r, p, None if q != q else q)  # q != q: NaN, stored as NULL
+        for t, c, r, p, q in zip(t_at.tolist(), s_at.tolist(), x[t_at, s_at].tolist(), change[t_at, s_at].tolist(),
+                                 zs.tolist(), strict=True)
+    ]
+    return out, rows[-SPIKE_LOOKBACK:]
+
+
 def generate(path: Path, params: BenchParams) -> dict[str, Any]:
     """Write the benchmark database to `path` (replaced); returns counts and timings."""
     from storage.database import make_engine, upgrade
@@ -384,7 +418,8 @@ def generate(path: Path, params: BenchParams) -> dict[str, Any]:
     con.execute("PRAGMA cache_size=-262144")  # 256 MiB: the index builds sort 12 million keys
     con.execute("BEGIN")
     indexes = con.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'stock_margin' AND sql IS NOT NULL"
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('stock_margin', 'stock_spike_daily')"
+        " AND sql IS NOT NULL"
     ).fetchall()
     for name, _sql in indexes:  # built once at the end: several times faster than kept up to date
         con.execute(f'DROP INDEX "{name}"')
@@ -395,6 +430,9 @@ def generate(path: Path, params: BenchParams) -> dict[str, Any]:
     per_exchange: dict[str, dict[str, list[np.ndarray]]] = {e: {} for e in _SUMMARY_FACTOR}
     rqmce_parts: list[np.ndarray] = []
     sector_rows: list[tuple[Any, ...]] = []
+    spike_count = 0
+    spike_carry = None
+    spike_insert = "INSERT INTO stock_spike_daily (trade_date, code, rzye, change_pct, zscore) VALUES (?, ?, ?, ?, ?)"
     # The date is a literal of each day's statement: one bound parameter fewer per row (binding dominates).
     insert = f"INSERT INTO stock_margin ({', '.join(_STOCK_COLUMNS)}) VALUES ('{{day}}', {', '.join('?' * 11)}, 0)"
     gen_time = 0.0
@@ -410,8 +448,11 @@ def generate(path: Path, params: BenchParams) -> dict[str, Any]:
                 per_exchange[e].setdefault(col, []).append(getattr(chunk, col)[:, mask].sum(axis=1))
         rqmce_parts.append(np.round((chunk.rqmcl * chunk.price).sum(axis=1) * 1.01))
         sector_rows += sector_sums(chunk, uni.is_fund)
+        spikes, spike_carry = spike_rows(chunk, ~uni.is_fund, spike_carry, uni.codes)
         columns = [getattr(chunk, c).tolist() for c in ("rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqchl", "rqye")]
         gen_time += time.perf_counter() - t0
+        con.executemany(spike_insert, spikes)  # in key order (date, code), like the stock rows
+        spike_count += len(spikes)
         for t, day in enumerate(chunk.days):
             con.executemany(
                 insert.format(day=day.isoformat()),
@@ -495,6 +536,7 @@ def generate(path: Path, params: BenchParams) -> dict[str, Any]:
         "securities": n_sec,
         "stock_rows": n * n_sec,
         "sector_rows": len(sector_rows),
+        "spike_rows": spike_count,
         "first_day": pl.days[0],
         "last_day": pl.days[-1],
         "stock_code": stock_code,
@@ -544,7 +586,7 @@ def ensure_database(params: BenchParams, cache_dir: Path, *, in_process: bool = 
         info = generate(tmp, params)
         _print_generation(info)
     else:
-        # A child process: generating allocates a few hundred MB that must not count as the reports' memory.
+        # A child process: the memory generating takes must not count as the reports' memory.
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
         cmd = [sys.executable, "-m", "reports.bench", "--generate", str(tmp), "--params", json.dumps(asdict(params))]
         subprocess.run(cmd, check=True, cwd=PROJECT_ROOT, env=env)
@@ -557,8 +599,9 @@ def ensure_database(params: BenchParams, cache_dir: Path, *, in_process: bool = 
 def _print_generation(info: dict[str, Any]) -> None:
     print(
         f"generated {info['stock_rows']:,} stock rows ({info['trade_days']} trade days {info['first_day']}..{info['last_day']}"
-        f" x {info['securities']} securities), {info['sector_rows']:,} sector rows in {info['seconds_total']:.1f} s"
-        f" (numpy {info['seconds_numpy']:.1f} s, stock rows loaded at {info['seconds_stock_insert']:.1f} s,"
+        f" x {info['securities']} securities), {info['sector_rows']:,} sector rows, {info['spike_rows']:,} spike rows"
+        f" in {info['seconds_total']:.1f} s"
+        f" (numpy {info['seconds_numpy']:.1f} s, stock rows loaded after {info['seconds_stock_insert']:.1f} s,"
         f" indexes {info['seconds_indexes']:.1f} s)",
         flush=True,
     )

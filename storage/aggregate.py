@@ -1,18 +1,42 @@
-"""Pre-aggregation of per-stock detail into SectorDaily (Shenwan level 1, point in time, funds excluded)."""
+"""Pre-aggregation of per-stock detail: SectorDaily (Shenwan level 1, point in time, funds excluded)
+and StockSpikeDaily (each stock's 5-day 融资余额 rise and its z-score, funds excluded).
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from datetime import date, timedelta
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from analytics.stocks import spike_scores
 from storage import models
 from storage.database import upsert
 
 # Dates per pass: bounds memory when rebuilding years of a 5,000-stock history.
 _DATES_PER_PASS = 60
+
+# The spike definition (analytics.stocks.stock_spikes' defaults) and the rows worth storing: the
+# signals report lists stocks with at least this balance whose balance rose.
+SPIKE_DAYS = 5
+SPIKE_HISTORY = 60
+SPIKE_MIN_BALANCE = 5e7
+# Candidates stored per day, highest z-score first: far more than a report shows (10, z >= 2), and a
+# day with any candidate always has rows, which tells "computed, nothing unusual" from "not computed".
+SPIKE_KEEP = 30
+# Stock dates before a day that its figures read (the 5-day change of each of the 60 days before):
+# a stock row of day D changes the figures of D and of the SPIKE_LOOKBACK stock dates after it.
+SPIKE_LOOKBACK = SPIKE_DAYS + SPIKE_HISTORY
+# Calendar days of stock rows loaded at a time (about 30 trade days: ~150,000 rows of 5,000 stocks).
+_SPIKE_LOAD_DAYS = 45
+# Targets further apart than this (calendar days) are swept separately: reloading the 65 dates of
+# history before the next one is cheaper than reading every date in between.
+_SPIKE_GAP_DAYS = 100
 
 
 def classify(stocks: pd.DataFrame, classes: pd.DataFrame) -> pd.Series:
@@ -90,4 +114,131 @@ def rebuild_sector_daily(session: Session, dates: list[date]) -> int:
             continue
         out = sector_rows(stocks, classes)
         written += upsert(session, models.SectorDaily, out)
+    return written
+
+
+# --- per-stock spike figures -------------------------------------------------------------------------
+
+
+def _distinct_stock_dates(session: Session, *conditions: Any, descending: bool = False,
+                          limit: int | None = None, stocks_only: bool = False) -> list[date]:
+    sm = models.StockMargin
+    query = select(sm.trade_date).distinct().where(*conditions)
+    if stocks_only:
+        query = query.where(sm.is_fund.is_(False))
+    query = query.order_by(sm.trade_date.desc() if descending else sm.trade_date)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.execute(query).scalars())
+
+
+def spike_dates_after_write(session: Session, written: Iterable[date]) -> list[date]:
+    """The dates whose spike figures change when stock rows of `written` dates are stored.
+
+    Each written date and the SPIKE_LOOKBACK stored stock dates after it: for the newest day of an
+    ingest that is the day alone; for an import of a historic range, the range and the 65 dates
+    after it.
+    """
+    days = sorted(set(written))
+    if not days:
+        return []
+    sm = models.StockMargin
+    later = _distinct_stock_dates(session, sm.trade_date > days[0], sm.trade_date <= days[-1])
+    later += _distinct_stock_dates(session, sm.trade_date > days[-1], limit=SPIKE_LOOKBACK)
+    out = set(days)
+    for day in days:
+        at = bisect_right(later, day)
+        out.update(later[at : at + SPIKE_LOOKBACK])
+    return sorted(out)
+
+
+def _runs(days: list[date]) -> Iterator[list[date]]:
+    """Sorted dates split where two neighbours lie more than _SPIKE_GAP_DAYS apart."""
+    run: list[date] = []
+    for day in days:
+        if run and (day - run[-1]).days > _SPIKE_GAP_DAYS:
+            yield run
+            run = []
+        run.append(day)
+    if run:
+        yield run
+
+
+def _stock_rzye(session: Session, start: date, end: date) -> pd.DataFrame:
+    """Wide 融资余额 of the non-fund stocks from start to end (inclusive): index trade_date, columns code."""
+    sm = models.StockMargin
+    # Core rows through the session's connection (same transaction): the ORM's row handling would
+    # cost more than the query for these ~150,000 rows.
+    rows = session.connection().execute(
+        select(sm.trade_date, sm.code, sm.rzye).where(
+            sm.trade_date >= start, sm.trade_date <= end, sm.is_fund.is_(False)
+        )
+    ).all()
+    if not rows:
+        return pd.DataFrame(index=pd.DatetimeIndex([], name="trade_date"), dtype=float)
+    days, codes, rzye = zip(*rows, strict=True)
+    frame = pd.DataFrame({"trade_date": pd.to_datetime(pd.Series(days)), "code": pd.Series(codes, dtype=object),
+                          "rzye": pd.Series(rzye, dtype=float)})
+    return frame.pivot(index="trade_date", columns="code", values="rzye").sort_index()
+
+
+def spike_rows(scores: pd.DataFrame, days: Iterable[date] | None = None) -> list[dict[str, object]]:
+    """StockSpikeDaily rows from `analytics.stocks.spike_scores` output: per day the SPIKE_KEEP
+    candidates (rzye >= SPIKE_MIN_BALANCE, change_pct > 0) with the highest z-score, of `days` only
+    when given. Candidates without a z-score (too little history) are kept only to fill a day that has
+    fewer scored ones; NaN z-scores become NULL."""
+    keep = (scores["rzye"] >= SPIKE_MIN_BALANCE) & (scores["change_pct"] > 0)
+    stamps = scores.index.get_level_values("trade_date")
+    if days is not None:
+        keep &= stamps.isin(pd.to_datetime(list(days)))
+    kept = scores[keep]
+    order = kept.assign(_z=kept["zscore"].fillna(-np.inf)).sort_values("_z", ascending=False, kind="mergesort")
+    kept = order.groupby(level="trade_date", sort=False).head(SPIKE_KEEP).drop(columns="_z").sort_index()
+    z = kept["zscore"].to_numpy(dtype=float)
+    columns = {
+        "trade_date": kept.index.get_level_values("trade_date").date.tolist(),
+        "code": [str(c) for c in kept.index.get_level_values("code")],
+        "rzye": kept["rzye"].to_numpy(dtype=float).tolist(),
+        "change_pct": kept["change_pct"].to_numpy(dtype=float).tolist(),
+        "zscore": np.where(np.isnan(z), None, z).tolist(),
+    }
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def rebuild_stock_spikes(session: Session, dates: list[date]) -> int:
+    """Recompute StockSpikeDaily for `dates` from StockMargin, in the caller's transaction.
+
+    Figures as analytics.stocks.stock_spikes defines them, over the stored stock dates (a day reads
+    itself and the 65 stock dates before it). Only rows with rzye >= 5e7 元 and a rise are stored.
+    Memory stays bounded: stock rows are read about 30 trade days at a time, keeping the last 65.
+    Returns the number of rows written. A stock row changes the figures of the 65 stock dates after
+    it too: pass `spike_dates_after_write(session, written)` when rows were written for `written`.
+    Industry classes play no part: a class change rebuilds SectorDaily only.
+    """
+    unique = sorted(set(dates))
+    if not unique:
+        return 0
+    spikes = models.StockSpikeDaily
+    for start in range(0, len(unique), 500):
+        session.execute(delete(spikes).where(spikes.trade_date.in_(unique[start : start + 500])))
+    sm = models.StockMargin
+    written = 0
+    for run in _runs(unique):
+        before = _distinct_stock_dates(session, sm.trade_date < run[0], descending=True, limit=SPIKE_LOOKBACK,
+                                       stocks_only=True)
+        wanted = set(run)
+        buffer = pd.DataFrame()
+        lo = before[-1] if before else run[0]
+        while lo <= run[-1]:
+            hi = min(run[-1], lo + timedelta(days=_SPIKE_LOAD_DAYS - 1))
+            new = _stock_rzye(session, lo, hi)
+            lo = hi + timedelta(days=1)
+            if new.empty:
+                continue
+            buffer = pd.concat([buffer, new]) if len(buffer) else new
+            if wanted.intersection(new.index.date):
+                scores = spike_scores(buffer, SPIKE_DAYS, SPIKE_HISTORY, start=new.index[0])
+                written += upsert(session, spikes, spike_rows(scores, wanted))
+            # What follows reads the last 65 dates only; stocks without a balance there are dropped.
+            buffer = buffer.iloc[-SPIKE_LOOKBACK:].dropna(axis=1, how="all")
     return written

@@ -28,6 +28,7 @@ _KEYS: dict[type[SQLModel], tuple[str, ...]] = {
     models.IndustryClass: ("code", "start_date"),
     models.IndustryName: ("sw_l1_code",),
     models.SectorDaily: ("trade_date", "sw_l1_code"),
+    models.StockSpikeDaily: ("trade_date", "code"),
     models.TradingDay: ("trade_date",),
     models.IngestStatus: ("trade_date", "source"),
     models.DatasetMeta: ("key",),

@@ -48,6 +48,7 @@ MARKET_TABLES: tuple[type[SQLModel], ...] = (
     models.IndustryClass,
     models.IndustryName,
     models.SectorDaily,
+    models.StockSpikeDaily,
     models.TradingDay,
     models.IngestStatus,
     models.IndexMember,
@@ -606,7 +607,10 @@ def seed_demo(engine: Engine, force: bool = False, *, seed: int = DEFAULT_SEED, 
     are deleted first; chats, subscriptions and deliveries stay. Sets meta `demo` = "true" and bumps
     the data version. `end` is the last trade date (default 2026-11-20).
     """
-    from storage.aggregate import rebuild_sector_daily  # the aggregate module pulls in pandas
+    from storage.aggregate import (  # the aggregate module pulls in pandas
+        rebuild_sector_daily,
+        rebuild_stock_spikes,
+    )
 
     if not force and not is_empty(engine):
         return False
@@ -625,6 +629,7 @@ def seed_demo(engine: Engine, force: bool = False, *, seed: int = DEFAULT_SEED, 
             # after the small tables, so that SQLite's transaction is open before any DDL
             _bulk_load(session, models.StockMargin, data.stock_columns)
             rebuild_sector_daily(session, data.days)
+            rebuild_stock_spikes(session, data.days)
             upsert(session, models.IndexMember, _csi300_members(data))
             set_meta(session, "demo", "true")
             bump_data_version(session)

@@ -250,6 +250,13 @@ def _rebuild_sectors(session: Session, dates: list[date]) -> None:
     rebuild_sector_daily(session, sorted(dates))
 
 
+def _rebuild_spikes(session: Session, dates: list[date]) -> None:
+    """Spike figures of the imported dates and of the 65 stored stock dates after each (they read them)."""
+    from storage.aggregate import rebuild_stock_spikes, spike_dates_after_write
+
+    rebuild_stock_spikes(session, spike_dates_after_write(session, dates))
+
+
 def _write(session: Session, kind: str, rows: list[dict[str, Any]]) -> None:
     if kind == "margin":
         upsert(session, models.MarginSummary, rows)
@@ -259,7 +266,9 @@ def _write(session: Session, kind: str, rows: list[dict[str, Any]]) -> None:
         upsert(session, models.Turnover, rows)
     elif kind == "stocks":
         upsert(session, models.StockMargin, rows)
-        _rebuild_sectors(session, sorted({r["trade_date"] for r in rows}))
+        days = sorted({r["trade_date"] for r in rows})
+        _rebuild_sectors(session, days)
+        _rebuild_spikes(session, days)
     else:
         upsert(session, models.IndustryClass, rows)
         upsert(session, models.IndustryName, industry_name_rows())

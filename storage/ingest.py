@@ -6,8 +6,9 @@ IngestStatus row and a data_version bump; a failure writes nothing but its Inges
 (pending = not published yet, failed = error), so the stored data stays as it was. A day is complete
 when all of its steps are done. History sources (index turnover, Eastmoney market history, Shenwan
 classes and sector index closes) are refreshed once per run where the stored rows are behind, and
-only written where they differ from what is stored, so a second run changes nothing. The trading
-calendar is refreshed when it does not cover the span.
+only written where they differ from what is stored, so a second run changes nothing. Files without a
+trade date to compare (the Shenwan classes, the CSI 300 constituents) are read at most once a day.
+The trading calendar is refreshed when it does not cover the span.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -30,6 +31,7 @@ from storage import models
 from storage.database import bump_data_version, get_meta, session_scope, set_meta, upsert
 from storage.industries import SW_L1_2021
 from storage.sources import (
+    CSI300,
     NotPublished,
     Sources,
     UpstreamError,
@@ -56,8 +58,11 @@ _SOURCE_START = {"bse_summary": BSE_MARGIN_START, "bse_detail": BSE_MARGIN_START
 DEFAULT_BACKFILL_DAYS = 60
 HISTORY_START = date(2010, 1, 1)  # index histories are kept from the year margin trading began
 INDEX_TURNOVER = {"sh000001": "SSE", "sz399001": "SZSE"}
-HISTORY_STEPS = ("index_sh000001", "index_sz399001", "em_account", "sw_class", "sw_index")
+HISTORY_STEPS = ("index_sh000001", "index_sz399001", "em_account", "sw_class", "csi300", "sw_index")
 _CLASSES_CHECKED = "sw_class_checked"  # DatasetMeta key: the day the Shenwan class file was last read
+_CSI300_CHECKED = "csi300_checked"  # DatasetMeta key: the day the CSI 300 constituents were last read
+# Freshness marks of tables the demo data fill: they go with the demo rows.
+_CHECKED_KEYS = (_CLASSES_CHECKED, _CSI300_CHECKED)
 _MESSAGE_MAX = 500
 _NAME_MAX = 32
 # What a malformed answer can raise in the checks after akshare returned: a failure of that source.
@@ -462,10 +467,12 @@ def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -
 
 def _rebuild_sectors(engine: Engine, day: date) -> StepOutcome:
     try:
-        from storage.aggregate import rebuild_sector_daily
+        from storage.aggregate import rebuild_sector_daily, rebuild_stock_spikes, spike_dates_after_write
 
         with session_scope(engine) as session:
             count = rebuild_sector_daily(session, [day])
+            # The day alone when days arrive in order; a day filled in late also moves the 65 after it.
+            rebuild_stock_spikes(session, spike_dates_after_write(session, [day]))
             _set_status(session, day, SECTORS, DONE, rows=count)
             bump_data_version(session)
         return StepOutcome(SECTORS, DONE, count)
@@ -565,6 +572,36 @@ def _store_classification(engine: Engine, sources: Sources, today: date) -> int 
     return len(written) + len(named)
 
 
+def _store_csi300(engine: Engine, sources: Sources, today: date) -> int | None:
+    """Replace the stored CSI 300 constituents by csindex's current file, read at most once a day.
+
+    Delete and insert in one transaction, so a reader sees the old set or the new one; as_of is the
+    file's date, else the day of the fetch. An unchanged set is not written again.
+    """
+    im = models.IndexMember
+    with Session(engine) as session:
+        if get_meta(session, _CSI300_CHECKED) == today.isoformat():
+            return None
+        kept = session.execute(select(func.count()).select_from(im).where(im.symbol == CSI300)).scalar()
+    try:
+        frame = sources.csi300_members()
+    except UpstreamProblem as exc:
+        raise type(exc)(f"{exc}; the stored members ({kept}) are kept") from exc
+    rows = [{"symbol": CSI300, "code": code, "as_of": as_of if as_of is not None else today}
+            for code, as_of in zip(frame["code"], frame["as_of"], strict=True)]
+    with session_scope(engine) as session:
+        stored = {(code, as_of) for code, as_of in session.execute(select(im.code, im.as_of).where(im.symbol == CSI300))}
+        changed = stored != {(r["code"], r["as_of"]) for r in rows}
+        if changed:
+            session.execute(delete(im).where(im.symbol == CSI300))
+            upsert(session, im, rows)
+            bump_data_version(session)
+        set_meta(session, _CSI300_CHECKED, today.isoformat())
+    if changed:
+        log.info("CSI 300 constituents replaced: %d members as of %s", len(rows), rows[0]["as_of"])
+    return len(rows) if changed else 0
+
+
 def _store_sector_indexes(engine: Engine, sources: Sources, latest: date) -> int | None:
     total, failures, asked = 0, [], 0
     for industry in SW_L1_2021:
@@ -601,6 +638,8 @@ def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar
     bar.update(1)
     _history_step(result, "sw_class", lambda: _store_classification(engine, sources, today))
     bar.update(1)
+    _history_step(result, "csi300", lambda: _store_csi300(engine, sources, today))
+    bar.update(1)
     _history_step(result, "sw_index", lambda: _store_sector_indexes(engine, sources, latest))
     bar.update(1)
 
@@ -609,9 +648,11 @@ def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar
 
 
 def _drop_demo_data(engine: Engine) -> bool:
-    """Real data never mixes with demo data: the first real ingest deletes the demo market data."""
-    from sqlalchemy import delete
+    """Real data never mixes with demo data: the first real ingest deletes the demo market data.
 
+    Chart uploads go too (they show demo figures), and so do the once-a-day marks of the deleted
+    tables, so that this very run reads the class and constituent files. Chats and deliveries stay.
+    """
     from storage.demo import MARKET_TABLES
 
     with session_scope(engine) as session:
@@ -620,6 +661,7 @@ def _drop_demo_data(engine: Engine) -> bool:
         for model in MARKET_TABLES:
             session.execute(delete(model))
         session.execute(delete(models.ChartUpload))
+        session.execute(delete(models.DatasetMeta).where(models.DatasetMeta.key.in_(_CHECKED_KEYS)))
         set_meta(session, "demo", "false")
         bump_data_version(session)
     log.warning("demo data removed before the first real ingest")
@@ -636,7 +678,7 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     earlier day left pending or failed; on an empty database the last DEFAULT_BACKFILL_DAYS trade
     dates. With `start`, every incomplete trade date from `start` on. `end` caps the span. History
     sources are refreshed once per run unless `history` is False; one whose stored rows already reach
-    the latest published day is not asked again (the Shenwan class file: once a day).
+    the latest published day is not asked again (the Shenwan classes and CSI 300 constituents: once a day).
     `fetchers` replaces the upstream calls (tests: instant sleep).
     """
     from marginbot.settings import TIMEZONE

@@ -135,6 +135,28 @@ class SectorDaily(SQLModel, table=True):
     stock_count: int = 0
 
 
+class StockSpikeDaily(SQLModel, table=True):
+    """Pre-computed 5-day 融资余额 rise of each non-fund stock and its z-score, so that the signals
+    report never scans stock rows (analytics.stocks.spike_scores; storage.aggregate.rebuild_stock_spikes).
+
+    Only rows a report can show are kept: rzye >= 5e7 元 and a rise (change_pct > 0); zscore is
+    NULL where the stock has fewer than 60 known 5-day changes before the day.
+    """
+
+    __tablename__ = "stock_spike_daily"
+    __table_args__ = (
+        UniqueConstraint("trade_date", "code", name="uq_stock_spike_daily"),
+        Index("ix_stock_spike_daily_date_z", "trade_date", "zscore"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BIGID, primary_key=True, autoincrement=True))
+    trade_date: date
+    code: str = Field(max_length=8)
+    rzye: float  # 融资余额 (元)
+    change_pct: float  # 5-day % change of rzye
+    zscore: float | None = None  # change_pct against the stock's own 5-day changes over the 60 days before
+
+
 class TradingDay(SQLModel, table=True):
     """The exchange calendar: one row per trading day."""
 

@@ -182,6 +182,31 @@ def stock_balances(engine: Engine, start: date, end: date) -> pd.DataFrame:
     return frame.pivot(index="trade_date", columns="code", values="rzye").sort_index().astype(float)
 
 
+def stored_spikes(engine: Engine, day: date, min_z: float, top: int) -> pd.DataFrame | None:
+    """The day's pre-computed spikes (StockSpikeDaily) with zscore >= min_z, the `top` largest first
+    (ties by code): index code, columns rzye, change_pct, zscore. None when nothing is stored for the day."""
+    sp = models.StockSpikeDaily
+    query = (
+        select(sp.code, sp.rzye, sp.change_pct, sp.zscore)
+        .where(sp.trade_date == day, sp.zscore >= min_z)
+        .order_by(sp.zscore.desc(), sp.code)
+        .limit(top)
+    )
+    with Session(engine) as session:
+        rows = session.execute(query).all()
+        if not rows and session.execute(select(sp.id).where(sp.trade_date == day).limit(1)).first() is None:
+            return None
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["code", "rzye", "change_pct", "zscore"])
+    return frame.set_index("code").astype(float)
+
+
+def has_stock_rows(engine: Engine, day: date) -> bool:
+    """True when per-security detail is stored for `day`."""
+    sm = models.StockMargin
+    with Session(engine) as session:
+        return session.execute(select(sm.id).where(sm.trade_date == day).limit(1)).first() is not None
+
+
 def stock_names(engine: Engine, codes: list[str], day: date) -> dict[str, str]:
     sm = models.StockMargin
     with Session(engine) as session:

@@ -559,6 +559,46 @@ def sw_index_history(symbol: str, *, policy: CallPolicy | None = None) -> pd.Dat
     return frame
 
 
+CSI300 = "000300"
+# CSI 300 has 300 constituents; a file far from that is a truncated or wrong answer, not a review.
+CSI300_SIZE = (280, 320)
+
+
+def index_constituents(symbol: str, size: tuple[int, int], *, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """Current constituents of a CSI index from csindex's `{symbol}cons.xls`: code, name, as_of.
+
+    `as_of` is the file's 日期 (a date, or None where the file leaves it empty). The answer fails
+    validation unless it is for `symbol`, holds between size[0] and size[1] rows, every code has six
+    digits and none appears twice, and it carries at most one date.
+    """
+    raw = call(f"index_cons_{symbol}", lambda: _ak().index_stock_cons_csindex(symbol=symbol), policy or CallPolicy())
+    what = f"index {symbol} constituents"
+    _require_columns(raw, ["日期", "指数代码", "成分券代码", "成分券名称"], what)
+    indexes = {str(c).strip() for c in raw["指数代码"].dropna()}
+    if indexes != {symbol}:
+        raise ValidationFailed(f"{what}: answer is for index {', '.join(sorted(indexes)) or 'none'}")
+    frame = pd.DataFrame({"code": _codes(raw["成分券代码"]), "name": raw["成分券名称"].fillna("").astype(str).str.strip()})
+    low, high = size
+    if not low <= len(frame) <= high:
+        raise ValidationFailed(f"{what}: {len(frame)} rows, expected {low}..{high}")
+    bad = frame.loc[~frame["code"].str.fullmatch(r"\d{6}"), "code"]
+    if not bad.empty:
+        raise ValidationFailed(f"{what}: malformed security code {bad.iloc[0]!r}")
+    twice = frame.loc[frame["code"].duplicated(), "code"]
+    if not twice.empty:
+        raise ValidationFailed(f"{what}: security {twice.iloc[0]} listed twice")
+    dates = {d for d in raw["日期"] if not pd.isna(d)}
+    if len(dates) > 1:
+        raise ValidationFailed(f"{what}: several dates in one file ({', '.join(sorted(map(str, dates)))})")
+    frame["as_of"] = dates.pop() if dates else None
+    return frame.reset_index(drop=True)
+
+
+def csi300_members(*, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """The CSI 300 (000300) constituents: code, name, as_of (see index_constituents)."""
+    return index_constituents(CSI300, CSI300_SIZE, policy=policy)
+
+
 def trade_calendar(*, policy: CallPolicy | None = None) -> list[date]:
     """Every SSE/SZSE trading day Sina knows (history and the rest of the current year), sorted."""
     raw = call("calendar", lambda: _ak().tool_trade_date_hist_sina(), policy or CallPolicy())
@@ -608,6 +648,9 @@ class Sources:
 
     def sw_index_history(self, symbol: str) -> pd.DataFrame:
         return sw_index_history(symbol, policy=self.policy)
+
+    def csi300_members(self) -> pd.DataFrame:
+        return csi300_members(policy=self.policy)
 
     def trade_calendar(self) -> list[date]:
         return trade_calendar(policy=self.policy)

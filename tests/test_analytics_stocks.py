@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,6 +53,69 @@ def test_stock_spikes_hand_computed() -> None:
 def test_stock_spikes_not_enough_history() -> None:
     assert stocks.stock_spikes(_wide(), days=1, history=4).empty
     assert stocks.stock_spikes(_wide().iloc[:1], days=1, history=3).empty
+
+
+def test_spike_scores_hand_computed() -> None:
+    wide = _wide()
+    days = list(wide.index)
+    out = stocks.spike_scores(wide, days=1, history=3)
+    assert out.index.names == ["trade_date", "code"]
+    assert list(out.columns) == ["rzye", "change_pct", "zscore"]
+    assert days[0] not in out.index.get_level_values("trade_date")  # no change on the first day
+    # Every stock is listed from the second day on, whatever its balance or sign (no filter).
+    assert len(out) == 4 * 4
+    last = out.loc[days[-1]]
+    assert last.loc["600001", "zscore"] == pytest.approx(8.0)
+    assert last.loc["000002", "zscore"] == pytest.approx(4 / math.sqrt(3))
+    assert last.loc["300003", "zscore"] == pytest.approx(8.0)  # below the floor, still scored
+    assert last.loc["600004", "change_pct"] == pytest.approx(-5.0)
+    assert last.loc["600004", "zscore"] == pytest.approx(-7.0)  # (-5 - 2) / 1
+    # Day 4 has only two earlier changes (1 and 2): no z-score unless two are enough.
+    assert math.isnan(out.loc[(days[3], "600001"), "zscore"])
+    two = stocks.spike_scores(wide, days=1, history=3, min_periods=2)
+    # (3 - 1.5) / sqrt(((1 - 1.5)^2 + (2 - 1.5)^2) / 1) = 1.5 / sqrt(0.5) = 3 / sqrt(2)
+    assert two.loc[(days[3], "600001"), "zscore"] == pytest.approx(3 / math.sqrt(2))
+    assert two.loc[(days[3], "600001"), "change_pct"] == pytest.approx(3.0)
+    # `start` scores the later rows only, with the earlier ones as history.
+    tail = stocks.spike_scores(wide, days=1, history=3, start=days[-1])
+    pd.testing.assert_frame_equal(tail, out.loc[[days[-1]]], check_exact=True)
+
+
+def _random_wide(seed: int = 3, dates: int = 140, width: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = np.exp(np.cumsum(rng.normal(0, 0.02, (dates, width)), axis=0)) * rng.lognormal(18.5, 1.0, width)
+    x[rng.random((dates, width)) < 0.03] = np.nan  # suspensions
+    x[:40, :5] = np.nan  # late listings
+    x[50:60, 7] = 0.0  # a balance of zero: no change from it
+    x[:, 9] = 1e8  # a flat balance: changes never vary, no z-score
+    index = pd.bdate_range("2024-01-01", periods=dates, name="trade_date")
+    return pd.DataFrame(x, index=index, columns=[f"{600000 + i}" for i in range(width)])
+
+
+def test_spike_scores_agree_with_stock_spikes() -> None:
+    wide = _random_wide()
+    scores = stocks.spike_scores(wide)
+    compared = 0
+    for t in range(60, len(wide)):
+        expected = stocks.stock_spikes(wide.iloc[: t + 1], top=10**6)
+        day = scores.loc[wide.index[t]]
+        got = day[(day["rzye"] >= 5e7) & (day["change_pct"] > 0) & day["zscore"].notna()]
+        assert sorted(got.index) == sorted(expected.index)
+        got = got.loc[expected.index]
+        assert (got["rzye"] == expected["rzye"]).all() and (got["change_pct"] == expected["change_pct"]).all()
+        np.testing.assert_allclose(got["zscore"], expected["zscore"], rtol=1e-12)
+        compared += len(expected)
+    assert compared > 200
+    assert scores.xs("600009", level="code")["zscore"].isna().all()
+
+
+def test_spike_scores_in_pieces_are_bitwise_equal() -> None:
+    """Each day reads its 65 previous rows only, summed in a fixed order: pieces give the same bits."""
+    wide = _random_wide()
+    whole = stocks.spike_scores(wide)
+    for cut in (65, 90, 123):
+        piece = stocks.spike_scores(wide.iloc[cut - 65 :], start=wide.index[cut])
+        pd.testing.assert_frame_equal(piece, whole.loc[wide.index[cut] :], check_exact=True)
 
 
 def test_stock_rank() -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from reports import bench
 from reports.service import ReportService
 from storage import models, queries
-from storage.aggregate import rebuild_sector_daily
+from storage.aggregate import rebuild_sector_daily, rebuild_stock_spikes
 from storage.database import data_version, get_meta, is_demo, make_engine
 
 TINY = bench.BenchParams(years=1, stocks=120, funds=6, seed=7)
@@ -40,6 +40,15 @@ def _sector_frame(session: Session, day) -> pd.DataFrame:  # type: ignore[no-unt
     return pd.DataFrame(rows, columns=["sw_l1_code", "rzye", "rzmre", "rzche", "rqye", "stock_count"])
 
 
+def _spike_frame(session: Session, day) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    s = models.StockSpikeDaily
+    rows = session.execute(
+        select(s.code, s.rzye, s.change_pct, s.zscore).where(s.trade_date == day).order_by(s.code)
+    ).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=["code", "rzye", "change_pct", "zscore"]).astype(
+        {"rzye": float, "change_pct": float, "zscore": float})
+
+
 def test_row_counts_and_meta(tiny: tuple[Engine, dict]) -> None:
     engine, info = tiny
     n, n_sec = info["trade_days"], info["securities"]
@@ -54,6 +63,7 @@ def test_row_counts_and_meta(tiny: tuple[Engine, dict]) -> None:
         assert count(models.IndustryName) == 31
         assert count(models.TradingDay) == n
         assert count(models.SectorDaily) == info["sector_rows"]
+        assert count(models.StockSpikeDaily) == info["spike_rows"] > n * TINY.stocks // 10
         missing = session.execute(
             select(func.count()).select_from(models.MarginSummary).where(
                 models.MarginSummary.exchange == "ALL", models.MarginSummary.rqmce.is_(None)
@@ -62,8 +72,8 @@ def test_row_counts_and_meta(tiny: tuple[Engine, dict]) -> None:
         assert missing == 0
         assert get_meta(session, "bench_stock") == info["stock_code"]
         # The application's indexes were rebuilt after the bulk load.
-        names = {r[0] for r in session.execute(text("SELECT name FROM sqlite_master WHERE tbl_name = 'stock_margin'"))}
-        assert {"ix_stock_margin_code_date", "ix_stock_margin_trade_date"} <= names
+        names = {r[0] for r in session.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))}
+        assert {"ix_stock_margin_code_date", "ix_stock_margin_trade_date", "ix_stock_spike_daily_date_z"} <= names
     assert data_version(engine) == 1
     assert not is_demo(engine)
 
@@ -101,6 +111,27 @@ def test_sector_daily_matches_rebuild(tiny: tuple[Engine, dict]) -> None:
             assert len(rebuilt) > 0
             pd.testing.assert_frame_equal(stored[day], rebuilt, check_exact=True)
         session.rollback()
+
+
+def test_spike_table_matches_rebuild(tiny: tuple[Engine, dict]) -> None:
+    engine, _info = tiny
+    days = queries.trade_dates(engine)
+    # The first day with z-scores (65 days of history before it), one across a generator chunk, the last day.
+    probes = [days[65], days[130], days[-1]]
+    with Session(engine) as session:
+        stored = {d: _spike_frame(session, d) for d in probes}
+        rebuild_stock_spikes(session, probes)
+        session.flush()
+        for day in probes:
+            rebuilt = _spike_frame(session, day)
+            assert len(rebuilt) > 0 and rebuilt["zscore"].notna().all()
+            pd.testing.assert_frame_equal(stored[day], rebuilt, check_exact=True)
+        early = _spike_frame(session, days[10])
+        assert len(early) > 0 and early["zscore"].isna().all()  # not 60 known changes yet
+        session.rollback()
+    # The generator's spikers: stocks whose balance jumps over the last five days are the top spikes.
+    spikes = ReportService(engine).render("signals", chart=False).data["spikes"]
+    assert len(spikes) >= 3 and spikes[0]["zscore"] > 3
 
 
 def test_every_report_renders(tiny: tuple[Engine, dict]) -> None:

@@ -42,7 +42,7 @@ STOCK_OK = [
 GOOD = {"margin": (MARGIN_HEADER, MARGIN_OK), "turnover": (TURNOVER_HEADER, TURNOVER_OK),
         "stocks": (STOCK_HEADER, STOCK_OK), "industries": (INDUSTRY_HEADER, INDUSTRY_OK)}
 SNAPSHOT_MODELS = (models.MarginSummary, models.Turnover, models.StockMargin, models.IndustryClass,
-                   models.IndustryName, models.SectorDaily, models.TradingDay)
+                   models.IndustryName, models.SectorDaily, models.StockSpikeDaily, models.TradingDay)
 
 
 def write(path: Path, header: str, lines: list[str]) -> Path:

@@ -25,9 +25,10 @@ from sqlmodel import Session
 
 from marginbot.settings import Settings, load_settings
 from storage import ingest, models
-from storage.database import data_version
+from storage.database import data_version, get_meta, session_scope, set_meta
 from storage.ingest import day_is_complete, latest_complete_date, run_ingest
 from storage.sources import CallPolicy, NotPublished, Sources, ValidationFailed, upstream_timeout
+from storage.sources import csi300_members as fetch_csi300
 from storage.sources import market_account_history as fetch_account_history
 from storage.sources import sse_detail as fetch_sse_detail
 from storage.sources import sse_summary as fetch_sse_summary
@@ -45,11 +46,13 @@ EM_DATACENTER_URL = "https://datacenter-web.eastmoney.com/api/data/v1/get"
 EM_KLINE_URL = "https://push2his.eastmoney.com/api/qt/stock/kline/get"
 SW_INDEX_URL = "https://www.swsresearch.com/institute-sw/api/index_publish/trend/"
 SW_CLASS_URL = "https://www.swsresearch.com/swindex/pdf/SwClass2021/StockClassifyUse_stock.xls"
+CSI300_URL = "https://oss-ch.csindex.com.cn/static/html/csindex/public/uploads/file/autofile/cons/000300cons.xls"
 
 D0, D1, D2 = date(2024, 4, 9), date(2024, 4, 10), date(2024, 4, 11)
 TODAY = date(2024, 4, 12)  # D2 is published on the morning of the next day
 DATA_TABLES = ("margin_summary", "stock_margin", "turnover", "index_daily", "industry_class", "industry_name",
-               "sector_daily", "trading_day", "dataset_meta")
+               "sector_daily", "trading_day", "index_member", "dataset_meta")
+CSI300_AS_OF = date(2023, 12, 11)  # the file's date: the day after the December review took effect
 Reply = tuple[int, dict[str, str], str | bytes]
 
 
@@ -131,7 +134,8 @@ class FakeUpstream:
 
     def __init__(self, rsps: responses.RequestsMock, market: dict[tuple[str, date], up.ExchangeDay]) -> None:
         self.market = market
-        self.override: dict[tuple[str, date], Callable[[], Reply]] = {}
+        self.override: dict[tuple[str, date | None], Callable[[], Reply]] = {}
+        self.csi300: tuple[list[up.Constituent], date | None] = (up.csi300_members(), CSI300_AS_OF)
         self.asked: list[tuple[str, date | None]] = []
         self.calendar_calls = 0
         for method, url, callback, content_type in [
@@ -144,6 +148,7 @@ class FakeUpstream:
             (responses.GET, EM_KLINE_URL, self._kline, JSON),
             (responses.GET, SW_INDEX_URL, self._sw_index, JSON),
             (responses.GET, SW_CLASS_URL, self._sw_class, "application/vnd.ms-excel"),
+            (responses.GET, CSI300_URL, self._csi300, "application/vnd.ms-excel"),
         ]:
             rsps.add_callback(method, url, callback=callback, content_type=content_type)
 
@@ -153,7 +158,7 @@ class FakeUpstream:
 
     def _answer(self, source: str, day: date | None, build: Callable[[], Reply]) -> Reply:
         self.asked.append((source, day))
-        if day is not None and (source, day) in self.override:
+        if (source, day) in self.override:
             return self.override[(source, day)]()
         return build()
 
@@ -218,6 +223,9 @@ class FakeUpstream:
 
     def _sw_class(self, request: Any) -> Reply:
         return self._answer("sw_class", None, lambda: (200, {}, up.sw_class_xls(up.sw_classes())))
+
+    def _csi300(self, request: Any) -> Reply:
+        return self._answer("csi300", None, lambda: (200, {}, up.csindex_cons_xls(*self.csi300)))
 
 
 JSON = "application/json;charset=UTF-8"
@@ -452,12 +460,12 @@ def test_a_second_run_changes_nothing(engine: Engine, fake: FakeUpstream, settin
     # A later morning: every history is asked again and answers the same; 2024-04-12 is not out yet.
     asked = len(fake.asked)
     later = ingest_run(engine, settings, fetchers, start=D1, today=date(2024, 4, 15))
-    assert {"index_sh000001", "index_sz399001", "em_account", "sw_class", "sw_index"} <= {
+    assert {"index_sh000001", "index_sz399001", "em_account", "sw_class", "csi300", "sw_index"} <= {
         a[0] for a in fake.asked[asked:]}
     assert [(d.day, d.status) for d in later.days] == [(date(2024, 4, 12), "pending")] and later.ok
     after = snapshot(engine)
-    after["dataset_meta"] = [r for r in after["dataset_meta"] if "sw_class_checked" not in r]
-    before["dataset_meta"] = [r for r in before["dataset_meta"] if "sw_class_checked" not in r]
+    after["dataset_meta"] = [r for r in after["dataset_meta"] if "_checked" not in r]
+    before["dataset_meta"] = [r for r in before["dataset_meta"] if "_checked" not in r]
     assert after == before and data_version(engine) == version
 
 
@@ -582,5 +590,185 @@ def test_history_failures_are_reported_and_the_days_still_ingested(engine: Engin
     assert not result.ok and result.days[0].complete
     failed = [h for h in result.history if h.status == "failed"]
     assert [h.source for h in failed] == ["sw_class"] and "not an Excel workbook" in failed[0].message
-    assert "history 5 ok, 1 failed" in result.summary()
+    assert "history 6 ok, 1 failed" in result.summary()
     assert any("sw_class history failed" in r.getMessage() for r in caplog.records)
+
+
+# --- CSI 300 constituents ----------------------------------------------------------------------------
+
+
+def members_of(engine: Engine) -> dict[str, date | None]:
+    im = models.IndexMember
+    with Session(engine) as session:
+        return {code: as_of for code, as_of in session.execute(select(im.code, im.as_of).where(im.symbol == "000300"))}
+
+
+def history_step(result: ingest.IngestResult, source: str) -> ingest.StepOutcome:
+    (step,) = [h for h in result.history if h.source == source]
+    return step
+
+
+def test_csi300_members_are_read_from_the_csindex_xls(rsps: responses.RequestsMock) -> None:
+    rsps.add(responses.GET, CSI300_URL, body=up.csindex_cons_xls(up.csi300_members(), CSI300_AS_OF),
+             content_type="application/vnd.ms-excel")
+    frame = fetch_csi300(policy=CallPolicy(retries=0))
+    assert len(frame) == 300 and frame["code"].is_unique
+    assert set(frame["as_of"]) == {CSI300_AS_OF}  # the file's 日期, "20231211"
+    by_code = frame.set_index("code")
+    assert by_code.loc["000001", "name"] == "平安银行"  # text cells: leading zeros kept
+    assert by_code.loc["600519", "name"] == "贵州茅台" and "510300" not in by_code.index
+    assert rsps.calls[0].request.url == CSI300_URL
+
+
+@pytest.mark.parametrize(("members", "symbol", "said"), [
+    (up.csi300_members(250), "000300", "250 rows, expected 280..320"),
+    (up.csi300_members(299) + up.csi300_members(1), "000300", "600519 listed twice"),
+    (up.csi300_members(299) + [up.Constituent("60051A", "坏代码")], "000300", "malformed security code '60051A'"),
+    (up.csi300_members(), "000905", "answer is for index 000905"),
+], ids=["too_few", "duplicate", "malformed_code", "other_index"])
+def test_an_implausible_csi300_file_is_refused(members: list[up.Constituent], symbol: str, said: str,
+                                               rsps: responses.RequestsMock) -> None:
+    rsps.add(responses.GET, CSI300_URL, body=up.csindex_cons_xls(members, CSI300_AS_OF, symbol=symbol))
+    with pytest.raises(ValidationFailed, match=said):
+        fetch_csi300(policy=CallPolicy(retries=3, sleep=pytest.fail))  # validation failures are not retried
+
+
+def test_csi300_members_are_stored_with_the_file_date_and_read_once_a_day(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None) -> None:
+    first = ingest_run(engine, settings, fetchers, start=D2)
+    assert first.ok, first.details()
+    members = members_of(engine)
+    assert len(members) == 300 and set(members.values()) == {CSI300_AS_OF}
+    assert {"600519", "000001", "300750", "688981"} <= members.keys() and "510300" not in members
+    step = history_step(first, "csi300")
+    assert (step.status, step.rows) == ("done", 300)
+
+    # The same day: the file is not asked for again.
+    asked, version = len(fake.asked), data_version(engine)
+    again = ingest_run(engine, settings, fetchers, start=D2)
+    assert again.ok and ("csi300", None) not in fake.asked[asked:]
+    assert history_step(again, "csi300").message == "up to date"
+    assert members_of(engine) == members and data_version(engine) == version
+
+    # A later morning, after a review: five members swapped, a new date; the set is replaced whole.
+    fake.csi300 = (up.csi300_members(salt=5), date(2024, 6, 17))
+    later = ingest_run(engine, settings, fetchers, start=D2, today=date(2024, 4, 15))
+    assert later.ok and fake.asked.count(("csi300", None)) == 2
+    replaced = members_of(engine)
+    assert len(replaced) == 300 and set(replaced.values()) == {date(2024, 6, 17)}
+    assert {"603000", "603004"} <= replaced.keys() and len(members.keys() - replaced.keys()) == 5
+    assert data_version(engine) > version  # reports keyed on the data version see the new set
+
+
+def test_csi300_members_of_a_file_without_a_date_are_as_of_the_fetch_day(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None) -> None:
+    fake.csi300 = (up.csi300_members(), None)
+    assert ingest_run(engine, settings, fetchers, start=D2).ok
+    members = members_of(engine)
+    assert len(members) == 300 and set(members.values()) == {TODAY}
+
+
+def test_an_html_page_for_the_csi300_file_keeps_the_stored_members(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None,
+        sleeps: list[float], caplog: pytest.LogCaptureFixture) -> None:
+    assert ingest_run(engine, settings, fetchers, start=D2).ok
+    before, version = members_of(engine), data_version(engine)
+    later = date(2024, 4, 15)
+    fake.override["csi300", None] = lambda: (200, {"Content-Type": "text/html"}, up.HTML_ERROR_PAGE)
+    caplog.set_level(logging.INFO, logger="storage.ingest")
+    asked = len(fake.asked)
+
+    result = ingest_run(engine, settings, fetchers, start=D2, today=later)
+
+    assert members_of(engine) == before and data_version(engine) == version
+    assert not result.ok and [h.source for h in result.history if h.status == "failed"] == ["csi300"]
+    message = history_step(result, "csi300").message
+    assert "not an Excel workbook" in message and "(after 3 attempts)" in message
+    assert "the stored members (300) are kept" in message
+    assert fake.asked[asked:].count(("csi300", None)) == 3 and sleeps == [2.0, 4.0]
+    lines = [r for r in caplog.records if r.name == "storage.ingest" and "csi300" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING and lines[0].exc_info is None
+    assert lines[0].getMessage().startswith("csi300 history failed: answer is not an Excel workbook")
+    with Session(engine) as session:  # not marked as read today: the next run asks again
+        assert get_meta(session, "csi300_checked") == TODAY.isoformat()
+
+    del fake.override["csi300", None]
+    fake.csi300 = (up.csi300_members(salt=3), later)
+    retried = ingest_run(engine, settings, fetchers, start=D2, today=later)
+    assert retried.ok and history_step(retried, "csi300").rows == 300
+    assert set(members_of(engine).values()) == {later} and len(members_of(engine).keys() - before.keys()) == 3
+
+
+# --- demo data ---------------------------------------------------------------------------------------
+
+DEMO_DAY = date(2024, 3, 1)
+DEMO_END = date(2026, 11, 20)
+
+
+def rows_of(engine: Engine, table: str) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(repr(sorted(dict(r).items())) for r in conn.execute(text(f"SELECT * FROM {table}")).mappings())
+
+
+def seed_hand_demo(engine: Engine) -> None:
+    """A few demo rows in every market table, a cached chart, a chat with a delivery, and the demo flag.
+
+    The once-a-day marks say the class and constituent files were read today: demo data came after.
+    """
+    with session_scope(engine) as session:
+        session.add_all([
+            models.MarginSummary(trade_date=DEMO_DAY, exchange="ALL", rzye=1.8e12, rqye=1e10, rzrqye=1.81e12,
+                                 source="demo"),
+            models.MarginSummary(trade_date=D2, exchange="SSE", rzye=9.9e11, source="demo"),  # a real day's key
+            models.StockMargin(trade_date=DEMO_DAY, code="600999", exchange="SSE", rzye=5e9),
+            models.Turnover(trade_date=DEMO_DAY, exchange="SSE", amount=4e11, source="demo"),
+            models.IndexDaily(symbol="sh000001", trade_date=DEMO_DAY, close=3100.0, amount=4e11),
+            models.IndustryClass(code="600999", start_date=date(2021, 7, 30), sw_code="490101",
+                                 sw_l1_code="490000"),
+            models.SectorDaily(trade_date=DEMO_DAY, sw_l1_code="490000", rzye=5e9, stock_count=1),
+            models.TradingDay(trade_date=DEMO_END),
+            models.IngestStatus(trade_date=DEMO_DAY, source="sse_summary", status="done"),
+            models.IndexMember(symbol="000300", code="600999", as_of=DEMO_END),
+            models.ChartUpload(cache_key="balance|zh|v7", file_id="demo-file-id"),
+            models.Chat(chat_id=4242, chat_type="group", title="两融群", subscribed=True),
+            models.Delivery(chat_id=4242, trade_date=DEMO_END, status="sent", message_id=17),
+        ])
+        set_meta(session, "demo", "true")
+        set_meta(session, "sw_class_checked", TODAY.isoformat())
+        set_meta(session, "csi300_checked", TODAY.isoformat())
+
+
+def test_the_first_real_ingest_replaces_the_demo_data(engine: Engine, fake: FakeUpstream, settings: Settings,
+                                                      fetchers: Sources, few_sectors: None) -> None:
+    seed_hand_demo(engine)
+    chats, deliveries = rows_of(engine, "chat"), rows_of(engine, "delivery")
+
+    result = ingest_run(engine, settings, fetchers, start=D2)
+
+    assert result.ok, result.details()
+    assert "demo data removed: real data replaces it" in result.notes
+    with Session(engine) as s:
+        assert get_meta(s, "demo") == "false"
+        assert s.execute(select(func.count()).where(models.MarginSummary.source == "demo")).scalar() == 0
+        assert summary_row(s, D2, "SSE").source == "sse"  # the real row, not the demo one under its key
+        for model in (models.MarginSummary, models.StockMargin, models.Turnover, models.IndexDaily,
+                      models.SectorDaily, models.IngestStatus):
+            assert s.execute(select(func.count()).select_from(model).where(
+                model.trade_date == DEMO_DAY)).scalar() == 0, model.__name__
+        assert s.execute(select(func.count()).where(models.StockMargin.code == "600999")).scalar() == 0
+        assert s.execute(select(func.count()).where(models.IndustryClass.code == "600999")).scalar() == 0
+        assert s.execute(select(func.count()).where(models.IndustryClass.code == "600519")).scalar() == 2
+        assert s.execute(select(func.count()).select_from(models.ChartUpload)).scalar() == 0
+        days = set(s.execute(select(models.TradingDay.trade_date)).scalars())
+        assert days == set(calendar_days())  # the demo calendar (to 2026-11-20) is gone
+    assert day_is_complete(engine, D2) and latest_complete_date(engine) == D2
+    members = members_of(engine)  # the real constituents, not the demo's
+    assert "600999" not in members and len(members) == 300 and set(members.values()) == {CSI300_AS_OF}
+    # The once-a-day marks went with the demo rows: both files were read in this very run.
+    assert {("sw_class", None), ("csi300", None)} <= set(fake.asked)
+    assert rows_of(engine, "chat") == chats and rows_of(engine, "delivery") == deliveries
+
+    # Only the first real run drops anything.
+    before = snapshot(engine)
+    again = ingest_run(engine, settings, fetchers, start=D2)
+    assert again.ok and not again.notes and snapshot(engine) == before

@@ -16,6 +16,9 @@ akshare's own parsing code on it. Formats, as akshare reads them:
 - Eastmoney datacenter (account history): JSON `result.pages` and `result.data`, money in 亿元.
 - Eastmoney kline (index history): JSON `data.klines`, strings "date,open,close,high,low,volume,amount,amplitude".
 - Shenwan: index history JSON `data` rows; the classification is a BIFF8 .xls workbook (OLE2 container).
+- CSI (csindex) constituents, `{symbol}cons.xls`: a BIFF8 .xls (OLE2) with one sheet named after the
+  file; a bilingual header and one row per constituent, EVERY cell text: date "YYYYMMDD", index code
+  "000300", names, constituent code "600519", exchange in Chinese and English. pandas picks xlrd.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ SZSE_DETAIL_HEADER = (
     "融资融券余额(元)",
 )
 SW_CLASS_HEADER = ("股票代码", "计入日期", "行业代码", "更新日期")
+CSINDEX_CONS_HEADER = (
+    "日期Date", "指数代码 Index Code", "指数名称 Index Name", "指数英文名称Index Name(Eng)", "成份券代码Constituent Code",
+    "成份券名称Constituent Name", "成份券英文名称Constituent Name(Eng)", "交易所Exchange", "交易所英文名称Exchange(Eng)",
+)
 
 HTML_ERROR_PAGE = (
     "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>系统繁忙</title></head>"
@@ -357,6 +364,58 @@ def sw_class_xls(rows: Iterable[SwClass]) -> bytes:
     """StockClassifyUse_stock.xls: 股票代码, 计入日期, 行业代码, 更新日期 (text cells)."""
     table = [list(SW_CLASS_HEADER)] + [[r.code, r.start.isoformat(), r.sw_code, r.updated] for r in rows]
     return _compound_file(_biff_workbook("Sheet1", table))
+
+
+# --- CSI constituents (csindex.com.cn): a real BIFF8 .xls ------------------------------------------------
+
+_EXCHANGE_NAMES = {"SSE": ("上海证券交易所", "Shanghai Stock Exchange"),
+                   "SZSE": ("深圳证券交易所", "Shenzhen Stock Exchange")}
+
+
+@dataclass(frozen=True)
+class Constituent:
+    code: str
+    name: str
+    name_en: str = ""
+
+    @property
+    def exchange(self) -> str:
+        return "SSE" if self.code.startswith("6") else "SZSE"
+
+
+def csindex_cons_xls(members: Iterable[Constituent], as_of: date | None, symbol: str = "000300",
+                     index_name: tuple[str, str] = ("沪深300", "CSI 300")) -> bytes:
+    """`{symbol}cons.xls` as csindex serves it (rows by code, every cell text); `as_of` None: empty date cells."""
+    day = as_of.strftime("%Y%m%d") if as_of else ""
+    table = [list(CSINDEX_CONS_HEADER)]
+    for m in sorted(members, key=lambda m: m.code):
+        zh, en = _EXCHANGE_NAMES[m.exchange]
+        table.append([day, symbol, index_name[0], index_name[1], m.code, m.name, m.name_en or f"Constituent {m.code}",
+                      zh, en])
+    return _compound_file(_biff_workbook(f"{symbol}cons.xls", table))
+
+
+# The sample market's stocks that are CSI 300 constituents (funds and small caps are not).
+CSI300_NAMED = [Constituent("600519", "贵州茅台", "Kweichow Moutai Co., Ltd."),
+                Constituent("601318", "中国平安", "Ping An Insurance (Group) Company of China, Ltd."),
+                Constituent("600036", "招商银行", "China Merchants Bank Co., Ltd."),
+                Constituent("688981", "中芯国际", "Semiconductor Manufacturing International Corporation"),
+                Constituent("000001", "平安银行", "Ping An Bank Co., Ltd."),
+                Constituent("000858", "五粮液", "Wuliangye Yibin Co., Ltd."),
+                Constituent("300750", "宁德时代", "Contemporary Amperex Technology Co., Limited"),
+                Constituent("002594", "比亚迪", "BYD Company Limited")]
+
+
+def csi300_members(count: int = 300, salt: int = 0) -> list[Constituent]:
+    """`count` constituents: the named ones, then invented codes outside the sample market's other codes.
+
+    A different `salt` swaps the last invented members for others (a semiannual review).
+    """
+    fillers = [Constituent(f"{601000 + i:06d}", f"成份股{i:03d}") for i in range(150)]
+    fillers += [Constituent(f"{2000 + i:06d}", f"成份股{150 + i:03d}") for i in range(150)]
+    out = CSI300_NAMED + fillers[:count - len(CSI300_NAMED) - salt]
+    out += [Constituent(f"{603000 + i:06d}", f"新调入{i:02d}") for i in range(salt)]
+    return out[:count]
 
 
 # --- a consistent market -----------------------------------------------------------------------------
