@@ -44,7 +44,7 @@ from storage.industries import SW_L1_2021
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = PROJECT_ROOT / "var" / "bench"
 # Bump when the generated data change shape, so that stale cached files are not reused.
-GENERATOR_VERSION = 2  # bump when the generated contents change: cached files are keyed on it
+GENERATOR_VERSION = 2
 REPORTS: tuple[str, ...] = ("balance", "ratio", "sectors", "signals", "summary", "stock")
 AIM_FLOOR_RATIO = 2.0
 AIM_CACHED_MS = 5.0
