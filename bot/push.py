@@ -162,25 +162,14 @@ class Pusher:
 
 def expected_trade_date(services: Services, today: date) -> date | None:
     """The trade date whose data should be published this morning: the last trading day before today."""
-    from sqlalchemy import func, select
-    from sqlalchemy.orm import Session
-
-    from storage.models import TradingDay
-
-    with Session(services.engine) as session:
-        found = session.execute(select(func.max(TradingDay.trade_date)).where(TradingDay.trade_date < today)).scalar()
-    return found or queries.latest_data_date(services.engine)
+    return queries.last_trading_day_before(services.engine, today) or queries.latest_data_date(services.engine)
 
 
 def _latest_complete(services: Services) -> date | None:
-    try:
-        from storage.ingest import latest_complete_date
+    from storage.ingest import latest_complete_date
 
-        found = latest_complete_date(services.engine)
-    except ImportError:
-        found = None
     # Data that arrived by import or demo has no ingestion status: the latest data date stands in.
-    return found or queries.latest_data_date(services.engine)
+    return latest_complete_date(services.engine) or queries.latest_data_date(services.engine)
 
 
 async def push_now(application: Application, trade_date: date | None = None) -> PushResult | None:  # type: ignore[type-arg]

@@ -241,6 +241,14 @@ def latest_data_date(engine: Engine) -> date | None:
     return min(candidates)
 
 
+def last_trading_day_before(engine: Engine, day: date) -> date | None:
+    """The latest day of the stored exchange calendar strictly before `day`."""
+    with Session(engine) as session:
+        return session.execute(
+            select(func.max(models.TradingDay.trade_date)).where(models.TradingDay.trade_date < day)
+        ).scalar()
+
+
 def nth_date_before(engine: Engine, day: date, n: int) -> date:
     """The trade date n trade days before `day` (or the first stored date)."""
     ms = models.MarginSummary
