@@ -175,7 +175,8 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     return Figures(
         "ratio",
         data,
-        {"ratio": pct.iloc[-days:], "band": band.iloc[-days:], "ma": ma.iloc[-days:], "index": index.iloc[-days:]},
+        {"ratio": pct.iloc[-days:], "band": band.iloc[-days:], "ma": ma.iloc[-days:], "index": index.iloc[-days:],
+         "ratio_history": pct, "index_history": index},
     )
 
 
@@ -246,10 +247,9 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
     spikes = _spikes(engine, day)
     names = queries.stock_names(engine, list(spikes.index), day)
     sec = sub("sectors", day, 20).data
-    hist_start = day - timedelta(days=int(days * 1.6) + 120)
-    frame, _ = _ratio_frame(engine, hist_start, day)
-    index = queries.index_close(engine, MARKET_INDEX, hist_start, day)
-    amp = amplification.amplification(frame["ratio_pct"], index) if len(index) > 80 else float("nan")
+    # The ratio report loaded three years of the ratio and the index: reuse them.
+    ratio_history, index = rat.series["ratio_history"], rat.series["index_history"]
+    amp = amplification.amplification(ratio_history, index) if len(index) > 80 else float("nan")
     short = _short_structure(engine, day)
     warnings = []
     if bal["pace_class"] == "sharp":

@@ -140,7 +140,7 @@ def industry_names(engine: Engine) -> pd.DataFrame:
     n = models.IndustryName
     with Session(engine) as session:
         rows = session.execute(select(n.sw_l1_code, n.name_zh, n.name_en, n.index_symbol)).all()
-    return pd.DataFrame(rows, columns=["sw_l1_code", "name_zh", "name_en", "index_symbol"]).set_index("sw_l1_code")
+    return _frame(rows, ["sw_l1_code", "name_zh", "name_en", "index_symbol"]).set_index("sw_l1_code")
 
 
 def stock_history(engine: Engine, code: str, start: date | None = None, end: date | None = None) -> pd.DataFrame:
@@ -165,7 +165,10 @@ def stocks_on(engine: Engine, day: date) -> pd.DataFrame:
     query = select(sm.code, sm.name, sm.is_fund, sm.rzye, sm.rqye, sm.rqyl).where(sm.trade_date == day)
     with Session(engine) as session:
         rows = session.execute(query).all()
-    return pd.DataFrame(rows, columns=["code", "name", "is_fund", "rzye", "rqye", "rqyl"])
+    frame = _frame(rows, ["code", "name", "is_fund", "rzye", "rqye", "rqyl"])
+    money = ["rzye", "rqye", "rqyl"]
+    frame[money] = frame[money].astype(float)  # None (unknown) becomes NaN
+    return frame
 
 
 def stock_balances(engine: Engine, start: date, end: date) -> pd.DataFrame:
