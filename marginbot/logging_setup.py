@@ -53,3 +53,5 @@ def setup_logging(level: str = "INFO") -> None:
     # httpx logs every request URL at INFO, and the URL carries the token: keep it at WARNING.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # The daily job runs every minute; apscheduler would log each run at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
