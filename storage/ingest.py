@@ -4,10 +4,14 @@ Per trade date T there are six per-day sources (SSE, SZSE, BSE summary and detai
 step (the day's SectorDaily). Each (day, source) is written in one transaction together with its
 IngestStatus row and a data_version bump; a failure writes nothing but its IngestStatus row
 (pending = not published yet, failed = error), so the stored data stays as it was. A day is complete
-when all of its steps are done. History sources (index turnover, Eastmoney market history, Shenwan
-classes and sector index closes) are refreshed once per run where the stored rows are behind, and
-only written where they differ from what is stored, so a second run changes nothing. Files without a
-trade date to compare (the Shenwan classes, the CSI 300 constituents) are read at most once a day.
+when all of its required steps are done. Two more per-day steps are optional: the official A-share
+turnover of SSE (stock_sse_deal_daily, from 2021-12-27) and SZSE (stock_szse_summary). They replace
+the index-amount fallback row of their (day, exchange) by an a_share_only one; their failure is
+recorded (pending or failed) and retried in later runs, but never keeps a day from being complete.
+History sources (index turnover, Eastmoney market history, Shenwan classes and sector index closes)
+are refreshed once per run where the stored rows are behind, and only written where they differ from
+what is stored, so a second run changes nothing. Files without a trade date to compare (the Shenwan
+classes, the CSI 300 constituents) are read at most once a day.
 The trading calendar is refreshed when it does not cover the span.
 """
 
@@ -32,6 +36,7 @@ from storage.database import bump_data_version, get_meta, session_scope, set_met
 from storage.industries import SW_L1_2021
 from storage.sources import (
     CSI300,
+    SSE_DEAL_DAILY_START,
     NotPublished,
     Sources,
     UpstreamError,
@@ -50,11 +55,18 @@ SUMMARY_SOURCES: dict[str, str] = {"sse_summary": "SSE", "szse_summary": "SZSE",
 DETAIL_SOURCES: dict[str, str] = {"sse_detail": "SSE", "szse_detail": "SZSE", "bse_detail": "BSE"}
 DAY_SOURCES: tuple[str, ...] = (*SUMMARY_SOURCES, *DETAIL_SOURCES)
 SECTORS = "sector_daily"
+# Optional per-day steps: step name -> (exchange, Turnover.source). Not required for a complete day.
+TURNOVER_SOURCES: dict[str, tuple[str, str]] = {
+    "sse_turnover": ("SSE", "sse_deal_daily"), "szse_turnover": ("SZSE", "szse_summary"),
+}
+# An optional step that failed (or stayed pending) this many times is no longer retried by itself.
+OPTIONAL_MAX_ATTEMPTS = 5
 DONE, PENDING, FAILED = "done", "pending", "failed"
 
 MARGIN_START = date(2010, 3, 31)  # first day of margin trading on SSE and SZSE
 BSE_MARGIN_START = date(2022, 12, 12)  # first day of margin trading on BSE
-_SOURCE_START = {"bse_summary": BSE_MARGIN_START, "bse_detail": BSE_MARGIN_START}
+_SOURCE_START = {"bse_summary": BSE_MARGIN_START, "bse_detail": BSE_MARGIN_START,
+                 "sse_turnover": SSE_DEAL_DAILY_START}
 DEFAULT_BACKFILL_DAYS = 60
 HISTORY_START = date(2010, 1, 1)  # index histories are kept from the year margin trading began
 INDEX_TURNOVER = {"sh000001": "SSE", "sz399001": "SZSE"}
@@ -145,6 +157,33 @@ def required_steps(day: date) -> tuple[str, ...]:
     """The steps that make `day` complete: the per-day sources that existed then, and the sectors."""
     sources = tuple(s for s in DAY_SOURCES if day >= _SOURCE_START.get(s, MARGIN_START))
     return (*sources, SECTORS)
+
+
+def optional_steps(day: date) -> tuple[str, ...]:
+    """The per-day steps that improve `day` without being required: the official A-share turnover."""
+    return tuple(s for s in TURNOVER_SOURCES if day >= _SOURCE_START.get(s, MARGIN_START))
+
+
+def _settled_steps(session: Session, days: Sequence[date]) -> dict[date, set[str]]:
+    """Per day, the steps not to try again: the done ones, and optional ones out of attempts."""
+    settled = _done_steps(session, days)
+    if not days:
+        return settled
+    st = models.IngestStatus
+    rows = session.execute(
+        select(st.trade_date, st.source).where(
+            st.status != DONE, st.source.in_(tuple(TURNOVER_SOURCES)), st.attempts >= OPTIONAL_MAX_ATTEMPTS,
+            st.trade_date >= min(days), st.trade_date <= max(days),
+        )
+    ).all()
+    for day, source in rows:
+        if day in settled:
+            settled[day].add(source)
+    return settled
+
+
+def _all_steps(day: date) -> tuple[str, ...]:
+    return (*required_steps(day), *optional_steps(day))
 
 
 def _done_steps(session: Session, days: Sequence[date]) -> dict[date, set[str]]:
@@ -339,8 +378,8 @@ def _days_to_fetch(engine: Engine, calendar: Sequence[date], start: date | None,
     if not candidates:
         return []
     with Session(engine) as session:
-        done = _done_steps(session, candidates)
-    return [d for d in candidates if not set(required_steps(d)) <= done[d]]
+        settled = _settled_steps(session, candidates)
+    return [d for d in candidates if not set(_all_steps(d)) <= settled[d]]
 
 
 # --- per-day sources ---------------------------------------------------------------------------------
@@ -450,6 +489,8 @@ def _store(engine: Engine, day: date, source: str, model: type[SQLModel], rows: 
 
 def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -> StepOutcome:
     try:
+        if source in TURNOVER_SOURCES:
+            return _store_turnover(engine, fetcher, day, source)
         if source in SUMMARY_SOURCES:
             rows = fetcher.summary(day, source)
             derived = rows[0]["rzche_derived"]
@@ -463,6 +504,31 @@ def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -
         return _record_problem(engine, day, source, f"database error: {type(exc).__name__}: {str(exc)[:200]}")
     except _PARSE_ERRORS as exc:
         return _record_problem(engine, day, source, UpstreamError(f"unexpected answer ({type(exc).__name__}: {exc})"))
+
+
+def _store_turnover(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -> StepOutcome:
+    """The official A-share turnover of one (day, exchange), replacing whatever row is stored for it.
+
+    An answer that repeats, to the 元, the official figure stored for the previous trade date is an
+    exchange serving its last published day for one it has not published yet: NotPublished.
+    """
+    exchange, origin = TURNOVER_SOURCES[source]
+    fetch = fetcher.sources.sse_turnover if source == "sse_turnover" else fetcher.sources.szse_turnover
+    amount = float(fetch(day))
+    previous_day = _previous_trade_day(fetcher.calendar, day)
+    tv = models.Turnover
+    with session_scope(engine) as session:
+        if previous_day is not None:
+            before = session.execute(select(tv.amount).where(
+                tv.trade_date == previous_day, tv.exchange == exchange, tv.source == origin)).scalar()
+            if before is not None and before == amount:
+                raise NotPublished(f"{exchange}'s answer for {day} repeats {previous_day}'s figure: not published yet")
+        upsert(session, tv, [{"trade_date": day, "exchange": exchange, "amount": amount, "a_share_only": True,
+                              "source": origin}])
+        _set_status(session, day, source, DONE, rows=1)
+        bump_data_version(session)
+    log.debug("%s %s: A股成交额 %.2f 亿元 stored", source, day, amount / 1e8)
+    return StepOutcome(source, DONE, 1)
 
 
 def _rebuild_sectors(engine: Engine, day: date) -> StepOutcome:
@@ -702,14 +768,15 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     days = _days_to_fetch(engine, calendar, start, stop)
     with Session(engine) as session:
         done = _done_steps(session, days)
-    steps = sum(len(set(required_steps(d)) - done[d]) for d in days)
+        settled = _settled_steps(session, days)
+    steps = sum(len(set(_all_steps(d)) - settled[d]) for d in days)
     bar = _progress_bar(progress, (len(HISTORY_STEPS) if history else 0) + steps)
     try:
         if history:
             _refresh_history(engine, sources, result, bar, published[-1], today)
         fetcher = _DayFetcher(engine, sources, calendar, days, done)
         for day in days:
-            result.days.append(_ingest_day(engine, fetcher, day, done[day], bar))
+            result.days.append(_ingest_day(engine, fetcher, day, done[day], settled[day], bar))
     finally:
         bar.close()
     for line in result.notes:
@@ -717,11 +784,13 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     return result
 
 
-def _ingest_day(engine: Engine, fetcher: _DayFetcher, day: date, done: set[str], bar: Any) -> DayResult:
-    """Every step of `day` not done yet, in order: summaries, details, then the sectors."""
+def _ingest_day(engine: Engine, fetcher: _DayFetcher, day: date, done: set[str], settled: set[str],
+                bar: Any) -> DayResult:
+    """Every step of `day` not done yet, in order: summaries, details, the sectors, then the optional
+    official turnover (its failure leaves the day complete)."""
     result = DayResult(day)
-    for source in required_steps(day):
-        if source in done:
+    for source in _all_steps(day):
+        if source in done or source in settled:
             continue
         bar.set_postfix_str(f"{day} {source}", refresh=False)
         if source != SECTORS:
@@ -745,7 +814,7 @@ def _progress_bar(progress: bool, total: int) -> Any:
 
 
 __all__ = [
-    "DAY_SOURCES", "DEFAULT_BACKFILL_DAYS", "DayResult", "IngestResult", "NotPublished", "SECTORS",
+    "DAY_SOURCES", "DEFAULT_BACKFILL_DAYS", "DayResult", "TURNOVER_SOURCES", "optional_steps", "IngestResult", "NotPublished", "SECTORS",
     "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete", "latest_complete_date",
     "required_steps", "run_ingest",
 ]

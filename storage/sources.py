@@ -520,6 +520,92 @@ def index_history(symbol: str, *, policy: CallPolicy | None = None) -> pd.DataFr
     return frame
 
 
+# --- official A-share turnover ------------------------------------------------------------------------
+
+# A股成交额 bounds in 元, per exchange and day. Wide on purpose: they catch unit slips (亿元 read as 元).
+TURNOVER_MIN, TURNOVER_MAX = 1e10, 5e12
+# SSE's per-day deal statistics (stock_sse_deal_daily) answer from this day on.
+SSE_DEAL_DAILY_START = date(2021, 12, 27)
+# SZSE's 证券类别 rows that are A shares: 中小板 until it merged into the main board on 2021-04-06.
+SZSE_A_SHARE_ROWS = ("主板A股", "中小板", "创业板A股")
+_SZSE_REQUIRED_ROWS = ("主板A股", "创业板A股")
+_EMPTY_RESULT = re.compile(r"Length mismatch: Expected axis has 1 elements")
+
+
+def _check_turnover(amount: float, what: str) -> float:
+    if not TURNOVER_MIN <= amount <= TURNOVER_MAX:
+        raise ValidationFailed(f"{what}: A股成交额 {amount:.6g} 元 is implausible (unit changed?)")
+    return amount
+
+
+def sse_turnover(day: date, *, policy: CallPolicy | None = None) -> float:
+    """SSE's A-share turnover of one day in 元: 主板A + 科创板 of stock_sse_deal_daily (SSE sends 亿元).
+
+    B shares and 股票回购 are left out. SSE answers an empty `result` for a day it has not published
+    (akshare then raises a column-length mismatch): NotPublished. akshare drops the answer's 报告日期,
+    so the date cannot be checked here.
+    """
+    def fetch() -> pd.DataFrame:
+        try:
+            return _ak().stock_sse_deal_daily(date=_ymd(day))
+        except ValueError as exc:
+            if _EMPTY_RESULT.search(str(exc)):
+                raise NotPublished(f"SSE has no deal statistics for {day} yet") from exc
+            raise
+
+    raw = call("sse_turnover", fetch, policy or CallPolicy())
+    what = f"SSE deal statistics {day}"
+    _require_columns(raw, ["单日情况", "主板A", "科创板"], what)
+    rows = raw[raw["单日情况"].astype(str) == "成交金额"]
+    if len(rows) != 1:
+        raise UpstreamError(f"{what}: {len(rows)} rows of 成交金额, expected one")
+    main, star = (pd.to_numeric(rows[c], errors="coerce").astype(float).iloc[0] for c in ("主板A", "科创板"))
+    if np.isnan(main) and np.isnan(star):
+        raise NotPublished(f"SSE has no 成交金额 for {day} yet")
+    if np.isnan(main) or np.isnan(star):
+        raise UpstreamError(f"{what}: 成交金额 of 主板A or 科创板 is not a number")
+    if main < 0 or star < 0:
+        raise ValidationFailed(f"{what}: negative 成交金额")
+    if main + star == 0:
+        raise NotPublished(f"SSE shows no 成交金额 for {day} yet")
+    # Whole 元: SSE prints 亿元 with two decimals, and this removes float noise (3012.45 x 1e8).
+    return _check_turnover(float(round((main + star) * YI)), what)
+
+
+def szse_turnover(day: date, *, policy: CallPolicy | None = None) -> float:
+    """SZSE's A-share turnover of one day in 元: the 主板A股 and 创业板A股 rows (and 中小板 while it existed).
+
+    From stock_szse_summary (an xlsx of 证券类别 rows, 成交金额 in 元); B shares, funds and bonds are left
+    out. The workbook carries no date to check against `day`. A workbook without rows: NotPublished.
+    """
+    raw = call("szse_turnover", lambda: _ak().stock_szse_summary(date=_ymd(day)), policy or CallPolicy())
+    what = f"SZSE overview {day}"
+    _require_columns(raw, ["证券类别", "成交金额"], what)
+    if raw.empty:
+        raise NotPublished(f"SZSE has no overview for {day} yet")
+    category = raw["证券类别"].astype(str).str.strip()
+    amount = pd.to_numeric(raw["成交金额"], errors="coerce").astype(float)
+    picked = raw[category.isin(SZSE_A_SHARE_ROWS)]
+    names = list(category[picked.index])
+    for name in _SZSE_REQUIRED_ROWS:
+        if names.count(name) != 1:
+            raise UpstreamError(f"{what}: {names.count(name)} rows of {name}, expected one")
+    if names.count("中小板") > 1:
+        raise UpstreamError(f"{what}: several rows of 中小板")
+    values = amount[picked.index]
+    if values.isna().any():
+        raise UpstreamError(f"{what}: 成交金额 of an A-share row is not a number")
+    if (values < 0).any():
+        raise ValidationFailed(f"{what}: negative 成交金额")
+    total = float(values.sum())
+    if total == 0:
+        raise NotPublished(f"SZSE shows no 成交金额 for {day} yet")
+    stocks = amount[category == "股票"]
+    if len(stocks) == 1 and not np.isnan(stocks.iloc[0]) and total > stocks.iloc[0] * (1 + 1e-9) + 1:
+        raise ValidationFailed(f"{what}: A-share 成交金额 {total:.6g} exceeds the 股票 total {stocks.iloc[0]:.6g}")
+    return _check_turnover(round(total, 2), what)
+
+
 def sw_classification(*, policy: CallPolicy | None = None) -> pd.DataFrame:
     """Shenwan's point-in-time classification: code, start_date, sw_code, sw_l1_code (several rows a stock).
 
@@ -636,6 +722,12 @@ class Sources:
 
     def bse_detail(self, day: date) -> pd.DataFrame:
         return bse_detail(day, policy=self.policy)
+
+    def sse_turnover(self, day: date) -> float:
+        return sse_turnover(day, policy=self.policy)
+
+    def szse_turnover(self, day: date) -> float:
+        return szse_turnover(day, policy=self.policy)
 
     def market_account_history(self) -> pd.DataFrame:
         return market_account_history(policy=self.policy)

@@ -27,7 +27,14 @@ from marginbot.settings import Settings, load_settings
 from storage import ingest, models
 from storage.database import data_version, get_meta, session_scope, set_meta
 from storage.ingest import day_is_complete, latest_complete_date, run_ingest
-from storage.sources import CallPolicy, NotPublished, Sources, ValidationFailed, upstream_timeout
+from storage.sources import (
+    CallPolicy,
+    NotPublished,
+    Sources,
+    UpstreamError,
+    ValidationFailed,
+    upstream_timeout,
+)
 from storage.sources import csi300_members as fetch_csi300
 from storage.sources import market_account_history as fetch_account_history
 from storage.sources import sse_detail as fetch_sse_detail
@@ -46,6 +53,8 @@ EM_DATACENTER_URL = "https://datacenter-web.eastmoney.com/api/data/v1/get"
 EM_KLINE_URL = "https://push2his.eastmoney.com/api/qt/stock/kline/get"
 SW_INDEX_URL = "https://www.swsresearch.com/institute-sw/api/index_publish/trend/"
 SW_CLASS_URL = "https://www.swsresearch.com/swindex/pdf/SwClass2021/StockClassifyUse_stock.xls"
+SSE_DEAL_URL = "https://query.sse.com.cn/commonQuery.do"
+SZSE_OVERVIEW_URL = "http://www.szse.cn/api/report/ShowReport"  # akshare asks over http, the detail over https
 CSI300_URL = "https://oss-ch.csindex.com.cn/static/html/csindex/public/uploads/file/autofile/cons/000300cons.xls"
 
 D0, D1, D2 = date(2024, 4, 9), date(2024, 4, 10), date(2024, 4, 11)
@@ -111,6 +120,16 @@ INDEX_BARS = {
 }
 
 
+# Official turnover: SSE in 亿元 per product; SZSE's 主板A股 and 创业板A股 in 元 with cents.
+SSE_DEALS = {D0: up.SseDeal(D0, 3012.45, 1.02, 412.33, 0.05), D1: up.SseDeal(D1, 2987.61, 0.98, 398.07),
+             D2: up.SseDeal(D2, 2876.54, 0.91, 387.29, 0.12)}
+SZSE_BOARDS = {D0: (301_234_567_890.12, 195_678_901_234.56), D1: (289_012_345_678.90, 188_765_432_109.87),
+               D2: (276_543_210_987.65, 181_234_567_890.12)}
+# What is stored: SSE (主板A + 科创板) x 1e8, SZSE 主板A股 + 创业板A股.
+SSE_A_SHARES = {D1: 338_568_000_000.0, D2: 326_383_000_000.0}
+SZSE_A_SHARES = {D1: 477_777_777_788.77, D2: 457_777_778_877.77}
+
+
 def sw_bars(symbol: str) -> list[up.Bar]:
     base = 1000 + int(symbol[-3:]) * 3.1
     return [up.Bar(day, base, base + i * 4.5, base + 20, base - 20, 1_234_567, 9_876_543_210.0)
@@ -149,6 +168,8 @@ class FakeUpstream:
             (responses.GET, SW_INDEX_URL, self._sw_index, JSON),
             (responses.GET, SW_CLASS_URL, self._sw_class, "application/vnd.ms-excel"),
             (responses.GET, CSI300_URL, self._csi300, "application/vnd.ms-excel"),
+            (responses.GET, SSE_DEAL_URL, self._sse_deal, JSON),
+            (responses.GET, SZSE_OVERVIEW_URL, self._szse_overview, XLSX),
         ]:
             rsps.add_callback(method, url, callback=callback, content_type=content_type)
 
@@ -201,6 +222,15 @@ class FakeUpstream:
         pages = max(1, -(-len(rows) // size))
         chunk = rows[page * size:(page + 1) * size]
         return self._answer("bse_detail", day, lambda: (200, {}, up.bse_detail_jsonp(day, chunk, page, pages)))
+
+    def _sse_deal(self, request: Any) -> Reply:
+        day = date.fromisoformat(request.params["SEARCH_DATE"])
+        return self._answer("sse_turnover", day, lambda: (200, {}, up.sse_deal_daily_json(SSE_DEALS.get(day))))
+
+    def _szse_overview(self, request: Any) -> Reply:
+        day = date.fromisoformat(request.params["txtQueryDate"])
+        rows = up.szse_overview_rows(*SZSE_BOARDS[day]) if day in SZSE_BOARDS else []
+        return self._answer("szse_turnover", day, lambda: (200, {}, up.szse_overview_xlsx(rows)))
 
     def _account(self, request: Any) -> Reply:
         page = int(request.params["pageNumber"])
@@ -429,7 +459,7 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
         assert s.execute(select(func.count()).select_from(models.IndustryName)).scalar() == 31
         turnover = s.execute(select(models.Turnover).where(models.Turnover.trade_date == D2)).scalars().all()
         assert {(t.exchange, t.amount, t.a_share_only, t.source) for t in turnover} == {
-            ("SSE", 328_912_345_678.0, False, "index_amount"), ("SZSE", 467_345_678_901.0, False, "index_amount")}
+            ("SSE", 326_383_000_000.0, True, "sse_deal_daily"), ("SZSE", 457_777_778_877.77, True, "szse_summary")}
         sh = s.execute(select(models.IndexDaily).where(models.IndexDaily.symbol == "sh000001",
                                                        models.IndexDaily.trade_date == D2)).scalar_one()
         assert (sh.close, sh.amount) == (3034.25, 328_912_345_678.0)
@@ -437,7 +467,7 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
         assert len(sw) == 3 and {x.amount for x in sw} == {None}
         assert s.execute(select(func.count()).select_from(models.TradingDay)).scalar() == len(calendar_days())
         statuses = s.execute(select(models.IngestStatus.status).where(models.IngestStatus.trade_date == D2)).scalars()
-        assert sorted(statuses) == ["done"] * 7
+        assert sorted(statuses) == ["done"] * 9  # six sources, the sectors and two official turnovers
 
 
 @pytest.fixture
@@ -592,6 +622,155 @@ def test_history_failures_are_reported_and_the_days_still_ingested(engine: Engin
     assert [h.source for h in failed] == ["sw_class"] and "not an Excel workbook" in failed[0].message
     assert "history 6 ok, 1 failed" in result.summary()
     assert any("sw_class history failed" in r.getMessage() for r in caplog.records)
+
+
+# --- official A-share turnover -----------------------------------------------------------------------
+
+
+def test_sse_turnover_adds_main_board_a_and_star_market_in_yuan(rsps: responses.RequestsMock) -> None:
+    rsps.add(responses.GET, SSE_DEAL_URL, body=up.sse_deal_daily_json(SSE_DEALS[D2]), content_type=JSON)
+    amount = Sources(CallPolicy(timeout=4.0, retries=0)).sse_turnover(D2)
+    assert amount == 326_383_000_000.0  # (2876.54 + 387.29) 亿元: B shares (0.91) and 回购 (0.12) left out
+    params = rsps.calls[0].request.params
+    assert params["SEARCH_DATE"] == "2024-04-11" and params["sqlId"] == "COMMON_SSE_SJ_GPSJ_CJGK_MRGK_C"
+    assert rsps.calls[0].request.req_kwargs["timeout"] == 4.0
+
+
+def test_szse_turnover_sums_the_a_share_rows_only(rsps: responses.RequestsMock) -> None:
+    rsps.add(responses.GET, SZSE_OVERVIEW_URL, body=up.szse_overview_xlsx(up.szse_overview_rows(*SZSE_BOARDS[D2])))
+    sources = Sources(CallPolicy(retries=0))
+    assert sources.szse_turnover(D2) == 457_777_778_877.77  # not 股票 (B shares in it), funds or bonds
+    assert rsps.calls[0].request.params["txtQueryDate"] == "2024-04-11"
+    # Before 2021-04-06 the 中小板 was a board of its own, and A shares too.
+    rsps.replace(responses.GET, SZSE_OVERVIEW_URL, body=up.szse_overview_xlsx(up.szse_overview_rows(
+        97_759_501_234.56, 162_345_678_901.23, 86_268_160.00, sme=201_352_612_345.67)))
+    assert sources.szse_turnover(date(2020, 6, 19)) == 461_457_792_481.46
+
+
+@pytest.mark.parametrize(("url", "body", "source", "problem", "said"), [
+    (SSE_DEAL_URL, up.sse_deal_daily_json(None), "sse", NotPublished, "no deal statistics"),
+    (SSE_DEAL_URL, up.sse_deal_daily_json(up.SseDeal(D2, 2.87654e11, 9.1e7, 3.8729e10)), "sse", ValidationFailed,
+     "unit changed"),  # 元 where 亿元 is due
+    (SZSE_OVERVIEW_URL, up.szse_overview_xlsx([]), "szse", NotPublished, "no overview"),
+    (SZSE_OVERVIEW_URL, up.szse_overview_xlsx(up.szse_overview_rows(2765.43, 1812.35)), "szse", ValidationFailed,
+     "unit changed"),  # 亿元 where 元 is due
+    (SZSE_OVERVIEW_URL, up.szse_overview_xlsx([r for r in up.szse_overview_rows(*SZSE_BOARDS[D2])
+                                                if r.name != "创业板A股"]), "szse", UpstreamError, "0 rows of 创业板A股"),
+])
+def test_turnover_answers_that_are_not_usable_are_refused(url: str, body: str | bytes, source: str,
+                                                          problem: type[Exception], said: str,
+                                                          rsps: responses.RequestsMock) -> None:
+    rsps.add(responses.GET, url, body=body)
+    sources = Sources(CallPolicy(retries=0))
+    fetch = sources.sse_turnover if source == "sse" else sources.szse_turnover
+    with pytest.raises(problem, match=said):
+        fetch(D2)
+
+
+def test_official_turnover_is_optional_and_sse_s_starts_on_2021_12_27() -> None:
+    assert ingest.optional_steps(date(2021, 12, 24)) == ("szse_turnover",)
+    assert ingest.optional_steps(date(2021, 12, 27)) == ("sse_turnover", "szse_turnover")
+    assert not set(ingest.required_steps(D2)) & set(ingest.TURNOVER_SOURCES)
+
+
+def turnover_rows(engine: Engine) -> dict[tuple[date, str], tuple[float, bool, str]]:
+    tv = models.Turnover
+    with Session(engine) as s:
+        return {(t.trade_date, t.exchange): (t.amount, t.a_share_only, t.source) for t in s.execute(select(tv)).scalars()}
+
+
+def test_official_turnover_replaces_the_index_fallback_and_a_refresh_keeps_it(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None) -> None:
+    result = ingest_run(engine, settings, fetchers, start=D1)
+    assert result.ok, result.details()
+    assert [s.source for s in result.days[0].steps][-2:] == ["sse_turnover", "szse_turnover"]
+    rows = turnover_rows(engine)
+    assert rows[D0, "SSE"] == (356_712_345_678.0, False, "index_amount")  # not ingested: the fallback stays
+    assert rows[D0, "SZSE"] == (509_876_543_210.0, False, "index_amount")
+    for day in (D1, D2):
+        assert rows[day, "SSE"] == (SSE_A_SHARES[day], True, "sse_deal_daily")
+        assert rows[day, "SZSE"] == (SZSE_A_SHARES[day], True, "szse_summary")
+    assert status_of(engine, D2, "sse_turnover").status == "done"
+
+    # A later morning: the index history is asked again and its amounts moved; only the fallback follows.
+    for symbol, market, name in (("sh000001", 1, "上证指数"), ("sz399001", 0, "深证成指")):
+        moved = [replace(b, amount=b.amount + 1e9) for b in INDEX_BARS[symbol]]
+        fake.override[f"index_{symbol}", None] = (
+            lambda symbol=symbol, market=market, name=name, moved=moved:
+            (200, {}, up.em_kline_json(symbol[2:], market, name, moved)))
+    later = ingest_run(engine, settings, fetchers, start=D1, today=date(2024, 4, 15))
+    assert later.ok and history_step(later, "index_sh000001").rows > 0
+    after = turnover_rows(engine)
+    assert after[D0, "SSE"] == (357_712_345_678.0, False, "index_amount")
+    assert after[D0, "SZSE"] == (510_876_543_210.0, False, "index_amount")
+    assert {k: v for k, v in after.items() if k[0] in (D1, D2)} == {k: v for k, v in rows.items() if k[0] in (D1, D2)}
+
+
+def _turnover_html() -> Reply:
+    return 200, {"Content-Type": "text/html"}, up.HTML_ERROR_PAGE
+
+
+TURNOVER_FAILURES: dict[str, tuple[str, str, Callable[[], Reply], str]] = {
+    # kind: (source, status, the failing answer, what the status says)
+    "sse_unpublished": ("sse_turnover", "pending", lambda: (200, {}, up.sse_deal_daily_json(None)),
+                        "no deal statistics"),
+    "szse_unpublished": ("szse_turnover", "pending", lambda: (200, {}, up.szse_overview_xlsx([])), "no overview"),
+    "szse_last_day_again": ("szse_turnover", "pending", lambda: (200, {}, up.szse_overview_xlsx(
+        up.szse_overview_rows(*SZSE_BOARDS[D1]))), "repeats 2024-04-10's figure"),
+    "sse_html": ("sse_turnover", "failed", _turnover_html, "not valid JSON"),
+    "szse_html": ("szse_turnover", "failed", _turnover_html, "not an xlsx"),
+    "sse_timeout": ("sse_turnover", "failed", _raise(requests.exceptions.ReadTimeout("read timed out")),
+                    "timed out (no answer within 7.5 s) (after 3 attempts)"),
+}
+
+
+@pytest.mark.parametrize("kind", list(TURNOVER_FAILURES))
+def test_a_turnover_failure_keeps_the_stored_turnover_and_the_day_complete(
+        kind: str, engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None,
+        sleeps: list[float]) -> None:
+    source, status, failing, said = TURNOVER_FAILURES[kind]
+    exchange = ingest.TURNOVER_SOURCES[source][0]
+    fake.override[source, D2] = failing
+    first = ingest_run(engine, settings, fetchers, start=D1)
+
+    assert first.ok, first.details()  # a complete day; the push is not held back
+    assert [d.status for d in first.days] == ["done", "done"]
+    assert day_is_complete(engine, D2) and latest_complete_date(engine) == D2
+    fallback = {"SSE": 328_912_345_678.0, "SZSE": 467_345_678_901.0}[exchange]  # the index amounts of D2
+    rows = turnover_rows(engine)
+    assert rows[D2, exchange] == (fallback, False, "index_amount")  # unchanged: the index fallback
+    other = "SZSE" if exchange == "SSE" else "SSE"
+    assert rows[D2, other][1] and rows[D1, exchange][1]  # the other official figures are stored
+    row = status_of(engine, D2, source)
+    assert (row.status, row.attempts) == (status, 1) and said in row.message
+    (step,) = [s for s in first.days[1].steps if s.source == source]
+    assert step.status == status
+    if "timeout" in kind:
+        assert sleeps == [2.0, 4.0]
+
+    # The next run asks again for that step alone, and the official figure replaces the fallback.
+    del fake.override[source, D2]
+    asked = len(fake.asked)
+    second = ingest_run(engine, settings, fetchers, history=False)
+    assert [d.day for d in second.days] == [D2] and [s.source for s in second.days[0].steps] == [source]
+    assert fake.asked[asked:] == [(source, D2)]
+    expected = SSE_A_SHARES[D2] if exchange == "SSE" else SZSE_A_SHARES[D2]
+    assert turnover_rows(engine)[D2, exchange] == (expected, True, {"SSE": "sse_deal_daily",
+                                                                   "SZSE": "szse_summary"}[exchange])
+    assert (status_of(engine, D2, source).status, status_of(engine, D2, source).attempts) == ("done", 2)
+
+
+def test_a_turnover_step_out_of_attempts_is_no_longer_retried(engine: Engine, fake: FakeUpstream,
+                                                              settings: Settings, fetchers: Sources,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "OPTIONAL_MAX_ATTEMPTS", 2)
+    fake.override["szse_turnover", D2] = _turnover_html
+    ingest_run(engine, settings, fetchers, start=D2, history=False)
+    ingest_run(engine, settings, fetchers, history=False)
+    assert status_of(engine, D2, "szse_turnover").attempts == 2
+    asked = len(fake.asked)
+    third = ingest_run(engine, settings, fetchers, history=False)
+    assert third.days == [] and fake.asked[asked:] == []
 
 
 # --- CSI 300 constituents ----------------------------------------------------------------------------

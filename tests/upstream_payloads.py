@@ -11,6 +11,13 @@ akshare's own parsing code on it. Formats, as akshare reads them:
   jrrjmc, jrrjyl, jrrjye, jrrzrjye as strings with thousands separators, in 亿元 / 亿股.
 - SZSE ShowReport (detail, SHOWTYPE=xlsx): a workbook whose first row is the header and whose
   number cells are TEXT with commas (元, 股).
+- SSE commonQuery.do (stock_sse_deal_daily): JSON `result`, one dict per product in the order asked
+  (PRODUCT_CODE "01,02,03,11,17": 主板A, 主板B, 科创板, 股票回购, 股票), values strings, 成交金额 in 亿元.
+  akshare transposes it and labels the 11 keys BY POSITION (市价总值, 成交量, 平均市盈率, 换手率,
+  成交金额, -, 流通市值, 流通换手率, 报告日期, 挂牌数, -), so only their order counts here; the names
+  are those SSE uses where known. An unpublished day is an empty `result`.
+- SZSE ShowReport (overview, CATALOGID=1803_sczm, http): a workbook with the header 证券类别, 数量,
+  成交金额(元), 总市值(元), 流通市值(元); the money cells are TEXT with commas (akshare strips them).
 - BSE: JSONP `cb([...,'YYYY-MM-DD'])`; the summary's first element is a list of row dicts with
   *Round fields in 万元 / 万股; the detail's is a list holding one page dict (content, totalPages) in 元 / 股.
 - Eastmoney datacenter (account history): JSON `result.pages` and `result.data`, money in 亿元.
@@ -194,6 +201,94 @@ def szse_detail_xlsx(rows: Iterable[ExchangeDetail]) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+# --- official turnover -------------------------------------------------------------------------------
+
+SSE_DEAL_KEYS = (
+    "TOTAL_VALUE", "TRADE_VOL", "AVG_PE_RATE", "TOTAL_TO_RATE", "TRADE_AMT", "PRODUCT_CODE", "NEGO_VALUE",
+    "NEGO_TO_RATE", "TRADE_DATE", "LIST_NUM", "unnamed10",
+)
+SSE_DEAL_PRODUCTS = ("01", "02", "03", "11", "17")  # 主板A, 主板B, 科创板, 股票回购, 股票
+SZSE_OVERVIEW_HEADER = ("证券类别", "数量", "成交金额(元)", "总市值(元)", "流通市值(元)")
+
+
+@dataclass(frozen=True)
+class SseDeal:
+    """One SSE day's 成交金额 per product, in 亿元 as SSE prints it (two decimals)."""
+
+    day: date
+    main_a: float
+    main_b: float
+    star: float
+    buyback: float = 0.0
+
+    @property
+    def stocks(self) -> float:
+        return round(self.main_a + self.main_b + self.star, 2)
+
+
+def sse_deal_daily_json(deal: SseDeal | None) -> str:
+    """commonQuery.do answer of COMMON_SSE_SJ_GPSJ_CJGK_MRGK_C; None = not published (empty result)."""
+    rows: list[dict[str, object]] = []
+    if deal is not None:
+        amounts = (deal.main_a, deal.main_b, deal.star, deal.buyback, deal.stocks)
+        for code, amount in zip(SSE_DEAL_PRODUCTS, amounts, strict=True):
+            values = {
+                "TOTAL_VALUE": "512345.67", "TRADE_VOL": f"{amount / 10:.2f}", "AVG_PE_RATE": "13.28",
+                "TOTAL_TO_RATE": "0.71", "TRADE_AMT": f"{amount:.2f}", "PRODUCT_CODE": code,
+                "NEGO_VALUE": "448912.27", "NEGO_TO_RATE": "0.80", "TRADE_DATE": deal.day.strftime("%Y%m%d"),
+                "LIST_NUM": "1735", "unnamed10": "",
+            }
+            rows.append({key: values[key] for key in SSE_DEAL_KEYS})
+    return json.dumps({"actionErrors": [], "actionMessages": [], "errorMessages": [], "fieldErrors": {},
+                       "isPagination": "false", "jsonCallBack": None, "locale": "zh_CN", "pageHelp": None,
+                       "result": rows, "texts": None, "type": "", "validateCode": ""}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class SzseCategory:
+    """One 证券类别 row of SZSE's overview: count, 成交金额 (元, cents), 总市值 and 流通市值 (元)."""
+
+    name: str
+    count: int
+    amount: float
+    market_value: float
+    float_value: float
+
+
+def szse_overview_xlsx(rows: Iterable[SzseCategory]) -> bytes:
+    """The overview workbook: money cells TEXT with thousands separators and cents, as SZSE writes them."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "证券类别统计"
+    sheet.append(list(SZSE_OVERVIEW_HEADER))
+    for r in rows:
+        sheet.append([r.name, str(r.count), f"{r.amount:,.2f}", f"{r.market_value:,.2f}", f"{r.float_value:,.2f}"])
+    for row in sheet.iter_rows():
+        for cell in row:
+            cell.data_type = "s"
+            cell.number_format = "@"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def szse_overview_rows(main_a: float, chinext: float, main_b: float = 61_234_567.89,
+                       sme: float | None = None) -> list[SzseCategory]:
+    """A plausible overview: 股票 = the boards; funds and bonds besides (they are no A shares)."""
+    boards = [SzseCategory("主板A股", 1505, main_a, 1.957898e13, 1.741032e13),
+              SzseCategory("主板B股", 41, main_b, 4.797426e10, 4.781622e10)]
+    if sme is not None:
+        boards.append(SzseCategory("中小板", 960, sme, 1.130741e13, 8.669555e12))
+    boards.append(SzseCategory("创业板A股", 1333, chinext, 1.137339e13, 8.206234e12))
+    total = round(sum(b.amount for b in boards), 2)
+    return [
+        SzseCategory("股票", sum(b.count for b in boards), total, 3.100035e13, 2.566437e13), *boards,
+        SzseCategory("基金", 654, 23_660_800_000.12, 5.414342e11, 5.331753e11),
+        SzseCategory("ETF", 350, 23_100_180_000.34, 4.877119e11, 4.877119e11),
+        SzseCategory("债券回购", 13, 218_416_000_000.56, 0.0, 0.0),
+    ]
 
 
 # --- BSE ---------------------------------------------------------------------------------------------
