@@ -119,19 +119,20 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
 
 
 def _exchange_rows(engine: Engine, day: date) -> list[dict[str, Any]]:
+    """Each exchange's 两融余额 on `day` and its change from the previous trade date (one query)."""
+    frame = queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day)
     rows = []
-    start = queries.nth_date_before(engine, day, 1)
     for exchange in models.EXCHANGES:
-        frame = queries.margin_summary(engine, exchange, start, day)
-        if frame.empty or frame.index[-1].date() != day:
+        own = frame[frame["exchange"] == exchange].set_index("trade_date")
+        if own.empty or own.index[-1].date() != day:
             continue
-        level = frame["rzrqye"]
+        level = own["rzrqye"].astype(float)
         rows.append(
             {
                 "exchange": exchange,
                 "rzrqye": _num(level.iloc[-1]),
-                "rzye": _num(frame["rzye"].iloc[-1]),
-                "rqye": _num(frame["rqye"].iloc[-1]),
+                "rzye": _num(own["rzye"].iloc[-1]),
+                "rqye": _num(own["rqye"].iloc[-1]),
                 "change_1d": _num(balance.change(level, 1)) if len(level) > 1 else None,
             }
         )

@@ -241,9 +241,6 @@ def delivery_counts(engine: Engine, trade_date: date) -> dict[str, int]:
     return {status: int(count) for status, count in rows}
 
 
-def last_pushed_date(engine: Engine) -> date | None:
-    with Session(engine) as session:
-        return session.execute(select(func.max(models.Delivery.trade_date))).scalar()
 
 
 # --- uploaded charts ----------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from storage import models
@@ -27,6 +28,29 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:  # type: ignore[type
     return frame
 
 
+def _between(query: Select, column: Any, start: date | None, end: date | None) -> Select:  # type: ignore[type-arg]
+    """Restrict `query` to start <= column <= end (either bound optional)."""
+    if start:
+        query = query.where(column >= start)
+    if end:
+        query = query.where(column <= end)
+    return query
+
+
+def summary_rows(engine: Engine, start: date | None = None, end: date | None = None,
+                 exchange: str | None = None) -> pd.DataFrame:
+    """Stored summary rows as they are (one per date and exchange, ALL included): trade_date, exchange,
+    SUMMARY_COLUMNS; only `exchange` when given."""
+    ms = models.MarginSummary
+    query = _between(select(ms.trade_date, ms.exchange, *[getattr(ms, c) for c in SUMMARY_COLUMNS]),
+                     ms.trade_date, start, end)
+    if exchange is not None:
+        query = query.where(ms.exchange == exchange)
+    with Session(engine) as session:
+        rows = session.execute(query.order_by(ms.trade_date, ms.exchange)).all()
+    return _frame(rows, ["trade_date", "exchange", *SUMMARY_COLUMNS])
+
+
 def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """Daily margin totals for one exchange or the market, index trade_date, columns SUMMARY_COLUMNS.
 
@@ -35,18 +59,7 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
     market-wide sources, so the market takes it from the ALL row. Column `exchanges` counts the
     exchanges summed (0 = the ALL row stood in).
     """
-    ms = models.MarginSummary
-    cols = [getattr(ms, c) for c in SUMMARY_COLUMNS]
-    query = select(ms.trade_date, ms.exchange, *cols)
-    if start:
-        query = query.where(ms.trade_date >= start)
-    if end:
-        query = query.where(ms.trade_date <= end)
-    if scope != MARKET:
-        query = query.where(ms.exchange == scope)
-    with Session(engine) as session:
-        rows = session.execute(query.order_by(ms.trade_date)).all()
-    frame = _frame(rows, ["trade_date", "exchange", *SUMMARY_COLUMNS])
+    frame = summary_rows(engine, start, end, None if scope == MARKET else scope)
     if scope != MARKET:
         out = frame.drop(columns="exchange").set_index("trade_date").astype(float)
         out["exchanges"] = 1
@@ -72,10 +85,7 @@ def turnover(engine: Engine, start: date | None = None, end: date | None = None)
     """Market turnover per day (元): columns amount, a_share_only (every exchange A-share only), exchanges."""
     t = models.Turnover
     query = select(t.trade_date, t.exchange, t.amount, t.a_share_only)
-    if start:
-        query = query.where(t.trade_date >= start)
-    if end:
-        query = query.where(t.trade_date <= end)
+    query = _between(query, t.trade_date, start, end)
     with Session(engine) as session:
         rows = session.execute(query).all()
     frame = _frame(rows, ["trade_date", "exchange", "amount", "a_share_only"])
@@ -96,10 +106,7 @@ def index_close(engine: Engine, symbol: str, start: date | None = None, end: dat
     """Daily closes of one index (sh000001, sz399001, sh000300, SW 801xxx), index trade_date."""
     i = models.IndexDaily
     query = select(i.trade_date, i.close).where(i.symbol == symbol)
-    if start:
-        query = query.where(i.trade_date >= start)
-    if end:
-        query = query.where(i.trade_date <= end)
+    query = _between(query, i.trade_date, start, end)
     with Session(engine) as session:
         rows = session.execute(query.order_by(i.trade_date)).all()
     frame = _frame(rows, ["trade_date", "close"])
@@ -110,10 +117,7 @@ def sector_index_closes(engine: Engine, start: date | None = None, end: date | N
     """Wide frame of Shenwan level-1 index closes: index trade_date, columns sw_l1_code."""
     i, n = models.IndexDaily, models.IndustryName
     query = select(i.trade_date, n.sw_l1_code, i.close).join(n, n.index_symbol == i.symbol)
-    if start:
-        query = query.where(i.trade_date >= start)
-    if end:
-        query = query.where(i.trade_date <= end)
+    query = _between(query, i.trade_date, start, end)
     with Session(engine) as session:
         rows = session.execute(query).all()
     frame = _frame(rows, ["trade_date", "sw_l1_code", "close"])
@@ -126,10 +130,7 @@ def sector_daily(engine: Engine, start: date | None = None, end: date | None = N
     """Long frame of pre-aggregated sector figures: trade_date, sw_l1_code, rzye, rzmre, rzche, rqye."""
     s = models.SectorDaily
     query = select(s.trade_date, s.sw_l1_code, s.rzye, s.rzmre, s.rzche, s.rqye)
-    if start:
-        query = query.where(s.trade_date >= start)
-    if end:
-        query = query.where(s.trade_date <= end)
+    query = _between(query, s.trade_date, start, end)
     with Session(engine) as session:
         rows = session.execute(query.order_by(s.trade_date, s.sw_l1_code)).all()
     return _frame(rows, ["trade_date", "sw_l1_code", "rzye", "rzmre", "rzche", "rqye"])
@@ -149,10 +150,7 @@ def stock_history(engine: Engine, code: str, start: date | None = None, end: dat
     query = select(
         sm.trade_date, sm.name, sm.exchange, sm.is_fund, sm.rzye, sm.rzmre, sm.rzche, sm.rqyl, sm.rqmcl, sm.rqye
     ).where(sm.code == code)
-    if start:
-        query = query.where(sm.trade_date >= start)
-    if end:
-        query = query.where(sm.trade_date <= end)
+    query = _between(query, sm.trade_date, start, end)
     with Session(engine) as session:
         rows = session.execute(query.order_by(sm.trade_date)).all()
     cols = ["trade_date", "name", "exchange", "is_fund", "rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqye"]
@@ -221,10 +219,7 @@ def trade_dates(engine: Engine, start: date | None = None, end: date | None = No
     """Trade dates that have margin data, ascending."""
     ms = models.MarginSummary
     query = select(ms.trade_date).distinct()
-    if start:
-        query = query.where(ms.trade_date >= start)
-    if end:
-        query = query.where(ms.trade_date <= end)
+    query = _between(query, ms.trade_date, start, end)
     with Session(engine) as session:
         return sorted(r[0] for r in session.execute(query).all())
 

@@ -253,14 +253,19 @@ def check_summary(frame: pd.DataFrame, scope: str) -> None:
                 )
 
 
+def _check_codes(frame: pd.DataFrame, what: str) -> None:
+    """Every security code has 6 digits and appears once."""
+    bad = frame.loc[~frame["code"].str.fullmatch(r"\d{6}"), "code"]
+    if not bad.empty:
+        raise ValidationFailed(f"{what}: malformed security code {bad.iloc[0]!r}")
+    twice = frame.loc[frame["code"].duplicated(), "code"]
+    if not twice.empty:
+        raise ValidationFailed(f"{what}: security {twice.iloc[0]} listed twice")
+
+
 def _check_detail(frame: pd.DataFrame, exchange: str) -> None:
     """Per-stock sanity: unique 6-digit codes, no negative figure, identity where 两融余额 is given."""
-    bad_codes = frame.loc[~frame["code"].str.fullmatch(r"\d{6}"), "code"]
-    if not bad_codes.empty:
-        raise ValidationFailed(f"{exchange} detail: malformed security code {bad_codes.iloc[0]!r}")
-    duplicated = frame.loc[frame["code"].duplicated(), "code"]
-    if not duplicated.empty:
-        raise ValidationFailed(f"{exchange} detail: security {duplicated.iloc[0]} listed twice")
+    _check_codes(frame, f"{exchange} detail")
     biggest = frame["rzye"].max()
     if biggest > _RZYE_MAX["BSE"]:  # no single security carries 1 万亿 元 of financing
         raise ValidationFailed(f"{exchange} detail: 融资余额 {biggest:.6g} 元 for one security (unit changed?)")
@@ -667,12 +672,7 @@ def index_constituents(symbol: str, size: tuple[int, int], *, policy: CallPolicy
     low, high = size
     if not low <= len(frame) <= high:
         raise ValidationFailed(f"{what}: {len(frame)} rows, expected {low}..{high}")
-    bad = frame.loc[~frame["code"].str.fullmatch(r"\d{6}"), "code"]
-    if not bad.empty:
-        raise ValidationFailed(f"{what}: malformed security code {bad.iloc[0]!r}")
-    twice = frame.loc[frame["code"].duplicated(), "code"]
-    if not twice.empty:
-        raise ValidationFailed(f"{what}: security {twice.iloc[0]} listed twice")
+    _check_codes(frame, what)
     dates = {d for d in raw["日期"] if not pd.isna(d)}
     if len(dates) > 1:
         raise ValidationFailed(f"{what}: several dates in one file ({', '.join(sorted(map(str, dates)))})")
