@@ -7,6 +7,7 @@ one-way bets. ``rqye`` (融券余额) is in 元; shares are percent numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -46,8 +47,20 @@ def short_structure(day: pd.DataFrame, hs300_codes: set[str]) -> dict[str, float
     if day.empty:
         return {b: math.nan for b in BUCKETS}
     rq = day["rqye"].astype(float).fillna(0.0)
-    sums = rq.groupby(_bucket(day, hs300_codes)).sum()
-    total = float(rq.sum())
+    return shares_of_sums(rq.groupby(_bucket(day, hs300_codes)).sum().to_dict())
+
+
+def shares_of_sums(sums: Mapping[str, float]) -> dict[str, float]:
+    """Shares of 融券余额 from its sums by bucket (元; a missing bucket counts as 0).
+
+    Formula: ``share_b = sums[b] / sum(sums) x 100``.
+
+    Returns
+    -------
+    dict
+        ``{"etf": %, "hs300": %, "other": %}`` summing to 100; all nan when the total is not positive.
+    """
+    total = float(sum(sums.get(b, 0.0) for b in BUCKETS))
     if not total > 0:
         return {b: math.nan for b in BUCKETS}
     return {b: float(sums.get(b, 0.0)) / total * 100.0 for b in BUCKETS}

@@ -135,11 +135,58 @@ def _metrics(text: str, props: font_manager.FontProperties) -> tuple[float, floa
     return _measurer().get_text_width_height_descent(text, props, ismath=False)
 
 
+@lru_cache(maxsize=64)
+def _height_metrics(props: font_manager.FontProperties) -> tuple[float | None, float | None, float | None]:
+    """(ascent, descent, line gap) in pixels of the font's nominal line, as matplotlib.text computes them
+    for every text it lays out (two font-table reads each time); None where the font has no such table."""
+    font = font_manager.get_font(font_manager.fontManager._find_fonts_by_props(props))
+    scale = props.get_size_in_points() * DPI / 72 / font.get_sfnt_table("head")["unitsPerEm"]
+    for table_name, gap, ascent, descent in (("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+                                            ("hhea", "lineGap", "ascent", "descent")):
+        table = font.get_sfnt_table(table_name)
+        if table is not None:
+            return table[ascent] * scale, -table[descent] * scale, table[gap] * scale
+    return None, None, None
+
+
+@dataclass(frozen=True)
+class _Ink:
+    """A string rasterised once: its coverage (0-255) and where it sits relative to the text origin."""
+
+    coverage: np.ndarray  # rows x columns, uint8
+    left: int  # pixels from the origin to the first column
+    bottom: int  # pixels from the origin down to the row below the last one (canvas y grows downwards)
+
+
+@lru_cache(maxsize=4096)
+def _ink(text: str, props: font_manager.FontProperties, angle: float, antialiased: bool) -> _Ink:
+    """Rasterise `text` through matplotlib's own text path on a scratch canvas and keep the coverage.
+
+    Laying out and rendering a string glyph by glyph with the large CJK font costs ~0.5 ms per text
+    and a chart draws 30 to 80 of them, most of which (tick labels, names, titles, footer) recur from
+    chart to chart; each is drawn once and then blitted. The origin is snapped to a whole pixel.
+    """
+    width, height, descent = _metrics(text, props)
+    reach = int(np.ceil(max(width, height) + props.get_size_in_points() * PT)) + 4
+    scratch = RendererAgg(2 * reach, 2 * reach, DPI)
+    gc = scratch.new_gc()
+    gc.set_foreground((0.0, 0.0, 0.0, 1.0), isRGBA=True)
+    gc.set_antialiased(antialiased)
+    RendererAgg.draw_text(scratch, gc, float(reach), float(reach), text, props, angle)
+    gc.restore()
+    alpha = np.asarray(scratch.buffer_rgba())[:, :, 3]
+    rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+    if not len(rows):
+        return _Ink(np.zeros((0, 0), dtype=np.uint8), 0, 0)
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return _Ink(np.ascontiguousarray(alpha[top:bottom, left:right]), int(left) - reach, int(bottom) - reach)
+
+
 class _Renderer(RendererAgg):
-    """Agg renderer whose text measurements outlive it.
+    """Agg renderer whose text measurements and text bitmaps outlive it.
 
     matplotlib caches text metrics per renderer, and every chart has a new one: tick labels, sector
-    names, titles and the footer would be measured again for every chart.
+    names, titles and the footer would be measured and rendered again for every chart.
     """
 
     def get_text_width_height_descent(self, s: str, prop: font_manager.FontProperties,
@@ -147,6 +194,21 @@ class _Renderer(RendererAgg):
         if ismath or self.dpi != DPI:
             return super().get_text_width_height_descent(s, prop, ismath)
         return _metrics(s, prop.copy())  # a copy: FontProperties are mutable, their hash is not stable
+
+    def _get_font_height_metrics(self, prop: font_manager.FontProperties) -> tuple[Any, Any, Any]:
+        if self.dpi != DPI:
+            return None, None, None
+        return _height_metrics(prop.copy())
+
+    def draw_text(self, gc: Any, x: float, y: float, s: str, prop: font_manager.FontProperties, angle: float,
+                  ismath: Any = False, mtext: Text | None = None) -> None:
+        if ismath or self.dpi != DPI or (mtext is not None and (mtext.get_fontfeatures() or mtext.get_language())):
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        ink = _ink(s, prop.copy(), float(angle), bool(gc.get_antialiased()))
+        if ink.coverage.size:
+            # draw_text_image takes the left column and the row below the bitmap, canvas y downwards
+            self._renderer.draw_text_image(ink.coverage, round(x) + ink.left, round(y) + ink.bottom, 0, gc)
+        return None
 
 
 class _Canvas(FigureCanvasAgg):

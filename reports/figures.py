@@ -33,6 +33,8 @@ CODE_RE = re.compile(r"^\d{6}$")
 # A 5-day financing rise this many standard deviations above the stock's norm counts as a spike.
 SPIKE_Z = 2.0
 SPIKE_TOP = 10  # spikes listed at most
+# Trade days a stock's spike z-score reads: the 5-day change over 60 days of history, plus one.
+SPIKE_LOOKBACK = 5 + 60 + 1
 
 
 @dataclass
@@ -89,7 +91,8 @@ def _series_records(series: pd.Series, name: str) -> list[dict[str, Any]]:
 
 def balance_figures(engine: Engine, day: date, days: int) -> Figures:
     """量: level, 1/5/20-day change, pace, turning point and 3-year percentile of 两融余额."""
-    summary = queries.margin_summary(engine, start=day - timedelta(days=HISTORY_DAYS), end=day)
+    start = day - timedelta(days=HISTORY_DAYS)
+    summary = queries.margin_summary(engine, start=start, end=day)
     level = summary["rzrqye"].dropna()
     if level.empty:
         raise ReportError("no_data_for_date", date=day.isoformat(), latest=day.isoformat())
@@ -112,31 +115,37 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         pace_direction="up" if (balance.change(level, 1) or 0) >= 0 else "down",
         turning_point={"date": tp[0].date().isoformat(), "direction": tp[1]} if tp else None,
         percentile_3y=_num(balance.percentile_rank(level, years=3)),
-        exchanges=_exchange_rows(engine, day),
+        exchanges=_exchange_rows(queries.summary_rows(engine, start, day), day),  # rows margin_summary read
     )
     window = level.iloc[-days - 1 :]
     return Figures("balance", data, {"level": window, "daily_change": window.diff().iloc[1:]})
 
 
-def _exchange_rows(engine: Engine, day: date) -> list[dict[str, Any]]:
-    """Each exchange's 两融余额 on `day` and its change from the previous trade date (one query)."""
-    frame = queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day)
-    rows = []
+def _exchange_rows(rows: pd.DataFrame, day: date) -> list[dict[str, Any]]:
+    """Each exchange's 两融余额 on `day` and its change from the previous trade date, from stored
+    summary rows (queries.summary_rows) that reach `day`."""
+    dates = rows["trade_date"].drop_duplicates()
+    dates = dates[dates <= pd.Timestamp(day)].tail(2).tolist()
+    if not dates or dates[-1].date() != day:
+        return []
+    today = rows[rows["trade_date"] == dates[-1]].set_index("exchange")
+    before = rows[rows["trade_date"] == dates[0]].set_index("exchange") if len(dates) == 2 else today.iloc[:0]
+    out = []
     for exchange in models.EXCHANGES:
-        own = frame[frame["exchange"] == exchange].set_index("trade_date")
-        if own.empty or own.index[-1].date() != day:
+        if exchange not in today.index:
             continue
-        level = own["rzrqye"].astype(float)
-        rows.append(
+        now = today.loc[exchange]
+        then = before["rzrqye"].get(exchange)
+        out.append(
             {
                 "exchange": exchange,
-                "rzrqye": _num(level.iloc[-1]),
-                "rzye": _num(own["rzye"].iloc[-1]),
-                "rqye": _num(own["rqye"].iloc[-1]),
-                "change_1d": _num(balance.change(level, 1)) if len(level) > 1 else None,
+                "rzrqye": _num(now["rzrqye"]),
+                "rzye": _num(now["rzye"]),
+                "rqye": _num(now["rqye"]),
+                "change_1d": _num(now["rzrqye"] - then) if then is not None else None,
             }
         )
-    return rows
+    return out
 
 
 def _ratio_frame(engine: Engine, start: date, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -308,18 +317,16 @@ def _spikes(engine: Engine, day: date) -> pd.DataFrame:
 
 def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     """Where 融券余额 sits (ETF / CSI 300 / other), today and 20 days ago; None without stock detail."""
-    members = queries.index_members(engine, HS300)
-    today = queries.stocks_on(engine, day)
-    if today.empty or today["rqye"].fillna(0).sum() <= 0:
+    sums, _rows, missing = queries.short_sums(engine, day, HS300)
+    if sum(sums.values()) <= 0:
         return None
-    now = shorts.short_structure(today.fillna({"rqye": 0.0}), members)
-    earlier_day = queries.nth_date_before(engine, day, 20)
-    before = queries.stocks_on(engine, earlier_day)
-    then = shorts.short_structure(before.fillna({"rqye": 0.0}), members) if not before.empty else None
+    now = shorts.shares_of_sums(sums)
+    earlier, rows_then, _ = queries.short_sums(engine, queries.nth_date_before(engine, day, 20), HS300)
+    then = shorts.shares_of_sums(earlier) if rows_then else None
     out: dict[str, Any] = {k: _num(v) for k, v in now.items()}
-    out["hs300_known"] = bool(members)
+    out["hs300_known"] = bool(queries.index_members(engine, HS300))
     # SSE detail has no per-stock 融券余额; without a close to value 融券余量 such rows count as 0.
-    out["missing_rqye"] = int((today["rqye"].isna() & (today["rqyl"].fillna(0) > 0)).sum())
+    out["missing_rqye"] = missing
     if then:
         out["change_pp"] = {k: _num(now[k] - then[k]) for k in now}
         out["hedging_rising"] = bool(now["etf"] + now["hs300"] > then["etf"] + then["hs300"])
@@ -330,15 +337,17 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     """One security: balance history, 5/20-day change, rank by 融资余额, spike z-score."""
     if not code or not CODE_RE.match(code):
         raise ReportError("bad_code", code=code or "")
-    history = queries.stock_history(engine, code, end=day)
-    if history.empty:
-        raise ReportError("unknown_code", code=code)
-    if history.index[-1].date() != day:
-        raise ReportError("no_data_for_date", date=day.isoformat(), latest=history.index[-1].date().isoformat())
+    # the window and the rows the spike z-score looks back on, not the stock's whole history
+    start = queries.nth_date_before(engine, day, max(days, SPIKE_LOOKBACK))
+    history = queries.stock_history(engine, code, start=start, end=day)
+    if history.empty or history.index[-1].date() != day:
+        latest = queries.last_stock_date(engine, code)
+        if latest is None:
+            raise ReportError("unknown_code", code=code)
+        raise ReportError("no_data_for_date", date=day.isoformat(), latest=min(latest, day).isoformat())
     level = history["rzye"].astype(float)
-    everyone = queries.stocks_on(engine, day)
-    pool = everyone[~everyone["is_fund"].astype(bool)] if not bool(history["is_fund"].iloc[-1]) else everyone
-    balances = pool.set_index("code")["rzye"].astype(float)
+    # a fund ranks among every security, a stock among stocks
+    balances = queries.financing_balances_on(engine, day, stocks_only=not bool(history["is_fund"].iloc[-1]))
     if pd.isna(balances.get(code)):  # a row without 融资余额: no rank (stock_rank would raise KeyError)
         rank, count = None, int(balances.notna().sum())
     else:
@@ -406,9 +415,10 @@ def build(
     window = resolve_days(kind, days)
     if kind == "stock" and (not code or not CODE_RE.match(code)):
         raise ReportError("bad_code", code=code or "")
-    on = resolve_date(engine, day)
-    if kind == "stock":
-        return stock_figures(engine, on, window, code)
-    if kind in ("signals", "summary"):
-        return BUILDERS[kind](engine, on, window, sub)
-    return BUILDERS[kind](engine, on, window)
+    with queries.shared_reads():  # sub-reports built through `sub` share the reads of this one
+        on = resolve_date(engine, day)
+        if kind == "stock":
+            return stock_figures(engine, on, window, code)
+        if kind in ("signals", "summary"):
+            return BUILDERS[kind](engine, on, window, sub)
+        return BUILDERS[kind](engine, on, window)

@@ -1,19 +1,64 @@
-"""Read-only queries that hand the analytics layer pandas frames (money in 元, index = trade_date)."""
+"""Read-only queries that hand the analytics layer pandas frames (money in 元, index = trade_date).
+
+Reads go through Core connections: the ORM's row processing would double the cost of the long
+reads (three years of totals) without giving anything a frame needs.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
-from sqlalchemy import Engine, Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Select, and_, case, func, select
 
 from storage import models
 from storage.models import EXCHANGES
 
 MARKET = "MARKET"
 SUMMARY_COLUMNS = ["rzye", "rzmre", "rzche", "rqye", "rqyl", "rqmcl", "rqmce", "rzrqye"]
+_Read = TypeVar("_Read", bound=Callable[..., Any])
+_answers: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("marginbot_shared_reads", default=None)
+
+
+@contextmanager
+def shared_reads() -> Iterator[None]:
+    """Inside the block, a read asked again with the same arguments is answered from its first answer.
+
+    A report and the reports it is made of (summary: balance, ratio, sectors, signals) ask for the
+    same three years of totals several times; one block per report build loads them once. Blocks
+    nest (the outermost one holds the answers) and are per thread, as context variables are.
+    """
+    if _answers.get() is not None:
+        yield
+        return
+    token = _answers.set({})
+    try:
+        yield
+    finally:
+        _answers.reset(token)
+
+
+def _shared(read: _Read) -> _Read:
+    """Memoise `read` inside shared_reads(); frames and sets are handed out as copies, so that a
+    caller that changes its answer cannot change the next caller's."""
+
+    @functools.wraps(read)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        answers = _answers.get()
+        if answers is None:
+            return read(*args, **kwargs)
+        key = (read.__name__, args, tuple(sorted(kwargs.items())))
+        if key not in answers:
+            answers[key] = read(*args, **kwargs)
+        found = answers[key]
+        return found.copy() if isinstance(found, pd.DataFrame | pd.Series | set | list) else found
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _frame(rows: list, columns: list[str]) -> pd.DataFrame:  # type: ignore[type-arg]
@@ -37,6 +82,7 @@ def _between(query: Select, column: Any, start: date | None, end: date | None) -
     return query
 
 
+@_shared
 def summary_rows(engine: Engine, start: date | None = None, end: date | None = None,
                  exchange: str | None = None) -> pd.DataFrame:
     """Stored summary rows as they are (one per date and exchange, ALL included): trade_date, exchange,
@@ -46,11 +92,12 @@ def summary_rows(engine: Engine, start: date | None = None, end: date | None = N
                      ms.trade_date, start, end)
     if exchange is not None:
         query = query.where(ms.exchange == exchange)
-    with Session(engine) as session:
-        rows = session.execute(query.order_by(ms.trade_date, ms.exchange)).all()
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(ms.trade_date, ms.exchange)).all()
     return _frame(rows, ["trade_date", "exchange", *SUMMARY_COLUMNS])
 
 
+@_shared
 def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """Daily margin totals for one exchange or the market, index trade_date, columns SUMMARY_COLUMNS.
 
@@ -81,13 +128,14 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
     return out.astype(float)
 
 
+@_shared
 def turnover(engine: Engine, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """Market turnover per day (元): columns amount, a_share_only (every exchange A-share only), exchanges."""
     t = models.Turnover
     query = select(t.trade_date, t.exchange, t.amount, t.a_share_only)
     query = _between(query, t.trade_date, start, end)
-    with Session(engine) as session:
-        rows = session.execute(query).all()
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
     frame = _frame(rows, ["trade_date", "exchange", "amount", "a_share_only"])
     if frame.empty:
         return pd.DataFrame(columns=["amount", "a_share_only", "exchanges"], index=pd.DatetimeIndex([], name="trade_date"))
@@ -102,13 +150,14 @@ def turnover(engine: Engine, start: date | None = None, end: date | None = None)
     return out.sort_index()
 
 
+@_shared
 def index_close(engine: Engine, symbol: str, start: date | None = None, end: date | None = None) -> pd.Series:
     """Daily closes of one index (sh000001, sz399001, sh000300, SW 801xxx), index trade_date."""
     i = models.IndexDaily
     query = select(i.trade_date, i.close).where(i.symbol == symbol)
     query = _between(query, i.trade_date, start, end)
-    with Session(engine) as session:
-        rows = session.execute(query.order_by(i.trade_date)).all()
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(i.trade_date)).all()
     frame = _frame(rows, ["trade_date", "close"])
     return frame.set_index("trade_date")["close"].astype(float).rename(symbol)
 
@@ -118,29 +167,31 @@ def sector_index_closes(engine: Engine, start: date | None = None, end: date | N
     i, n = models.IndexDaily, models.IndustryName
     query = select(i.trade_date, n.sw_l1_code, i.close).join(n, n.index_symbol == i.symbol)
     query = _between(query, i.trade_date, start, end)
-    with Session(engine) as session:
-        rows = session.execute(query).all()
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
     frame = _frame(rows, ["trade_date", "sw_l1_code", "close"])
     if frame.empty:
         return pd.DataFrame(index=pd.DatetimeIndex([], name="trade_date"))
     return frame.pivot(index="trade_date", columns="sw_l1_code", values="close").sort_index()
 
 
+@_shared
 def sector_daily(engine: Engine, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """Long frame of pre-aggregated sector figures: trade_date, sw_l1_code, rzye, rzmre, rzche, rqye."""
     s = models.SectorDaily
     query = select(s.trade_date, s.sw_l1_code, s.rzye, s.rzmre, s.rzche, s.rqye)
     query = _between(query, s.trade_date, start, end)
-    with Session(engine) as session:
-        rows = session.execute(query.order_by(s.trade_date, s.sw_l1_code)).all()
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(s.trade_date, s.sw_l1_code)).all()
     return _frame(rows, ["trade_date", "sw_l1_code", "rzye", "rzmre", "rzche", "rqye"])
 
 
+@_shared
 def industry_names(engine: Engine) -> pd.DataFrame:
     """Level-1 industries: index sw_l1_code, columns name_zh, name_en, index_symbol."""
     n = models.IndustryName
-    with Session(engine) as session:
-        rows = session.execute(select(n.sw_l1_code, n.name_zh, n.name_en, n.index_symbol)).all()
+    with engine.connect() as conn:
+        rows = conn.execute(select(n.sw_l1_code, n.name_zh, n.name_en, n.index_symbol)).all()
     return _frame(rows, ["sw_l1_code", "name_zh", "name_en", "index_symbol"]).set_index("sw_l1_code")
 
 
@@ -151,22 +202,42 @@ def stock_history(engine: Engine, code: str, start: date | None = None, end: dat
         sm.trade_date, sm.name, sm.exchange, sm.is_fund, sm.rzye, sm.rzmre, sm.rzche, sm.rqyl, sm.rqmcl, sm.rqye
     ).where(sm.code == code)
     query = _between(query, sm.trade_date, start, end)
-    with Session(engine) as session:
-        rows = session.execute(query.order_by(sm.trade_date)).all()
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(sm.trade_date)).all()
     cols = ["trade_date", "name", "exchange", "is_fund", "rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqye"]
     return _frame(rows, cols).set_index("trade_date")
 
 
+@_shared
 def stocks_on(engine: Engine, day: date) -> pd.DataFrame:
     """Every security's detail on one day: columns code, name, is_fund, rzye, rqye, rqyl."""
     sm = models.StockMargin
     query = select(sm.code, sm.name, sm.is_fund, sm.rzye, sm.rqye, sm.rqyl).where(sm.trade_date == day)
-    with Session(engine) as session:
-        rows = session.execute(query).all()
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
     frame = _frame(rows, ["code", "name", "is_fund", "rzye", "rqye", "rqyl"])
     money = ["rzye", "rqye", "rqyl"]
     frame[money] = frame[money].astype(float)  # None (unknown) becomes NaN
     return frame
+
+
+def financing_balances_on(engine: Engine, day: date, stocks_only: bool) -> pd.Series:
+    """融资余额 (元) of every stock, or every security with funds, on one day: index code."""
+    sm = models.StockMargin
+    query = select(sm.code, sm.rzye).where(sm.trade_date == day)
+    if stocks_only:
+        query = query.where(sm.is_fund.is_(False))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pd.Series([r[1] for r in rows], index=pd.Index([r[0] for r in rows], name="code"), dtype=float,
+                     name="rzye")
+
+
+def last_stock_date(engine: Engine, code: str) -> date | None:
+    """The latest day with detail for one security; None when the code was never stored."""
+    sm = models.StockMargin
+    with engine.connect() as conn:
+        return conn.execute(select(func.max(sm.trade_date)).where(sm.code == code)).scalar()
 
 
 def stock_balances(engine: Engine, start: date, end: date) -> pd.DataFrame:
@@ -175,8 +246,8 @@ def stock_balances(engine: Engine, start: date, end: date) -> pd.DataFrame:
     query = select(sm.trade_date, sm.code, sm.rzye).where(
         sm.trade_date >= start, sm.trade_date <= end, sm.is_fund.is_(False)
     )
-    with Session(engine) as session:
-        rows = session.execute(query).all()
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
     frame = _frame(rows, ["trade_date", "code", "rzye"])
     if frame.empty:
         return pd.DataFrame(index=pd.DatetimeIndex([], name="trade_date"))
@@ -193,9 +264,9 @@ def stored_spikes(engine: Engine, day: date, min_z: float, top: int) -> pd.DataF
         .order_by(sp.zscore.desc(), sp.code)
         .limit(top)
     )
-    with Session(engine) as session:
-        rows = session.execute(query).all()
-        if not rows and session.execute(select(sp.id).where(sp.trade_date == day).limit(1)).first() is None:
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+        if not rows and conn.execute(select(sp.id).where(sp.trade_date == day).limit(1)).first() is None:
             return None
     frame = pd.DataFrame([tuple(r) for r in rows], columns=["code", "rzye", "change_pct", "zscore"])
     return frame.set_index("code").astype(float)
@@ -204,35 +275,37 @@ def stored_spikes(engine: Engine, day: date, min_z: float, top: int) -> pd.DataF
 def has_stock_rows(engine: Engine, day: date) -> bool:
     """True when per-security detail is stored for `day`."""
     sm = models.StockMargin
-    with Session(engine) as session:
-        return session.execute(select(sm.id).where(sm.trade_date == day).limit(1)).first() is not None
+    with engine.connect() as conn:
+        return conn.execute(select(sm.id).where(sm.trade_date == day).limit(1)).first() is not None
 
 
 def stock_names(engine: Engine, codes: list[str], day: date) -> dict[str, str]:
     sm = models.StockMargin
-    with Session(engine) as session:
-        rows = session.execute(select(sm.code, sm.name).where(sm.trade_date == day, sm.code.in_(codes))).all()
+    with engine.connect() as conn:
+        rows = conn.execute(select(sm.code, sm.name).where(sm.trade_date == day, sm.code.in_(codes))).all()
     return {code: name for code, name in rows}
 
 
+@_shared
 def trade_dates(engine: Engine, start: date | None = None, end: date | None = None) -> list[date]:
     """Trade dates that have margin data, ascending."""
     ms = models.MarginSummary
     query = select(ms.trade_date).distinct()
     query = _between(query, ms.trade_date, start, end)
-    with Session(engine) as session:
-        return sorted(r[0] for r in session.execute(query).all())
+    with engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(query).all())
 
 
+@_shared
 def latest_data_date(engine: Engine) -> date | None:
     """The default date of every report: the latest trade date with margin data and turnover, and
     with sector figures too once any are stored (so a day whose per-stock detail is still missing
     is not shown half done)."""
     ms, t, sd = models.MarginSummary, models.Turnover, models.SectorDaily
-    with Session(engine) as session:
-        margin = session.execute(select(func.max(ms.trade_date))).scalar()
-        turn = session.execute(select(func.max(t.trade_date))).scalar()
-        sectors = session.execute(select(func.max(sd.trade_date))).scalar()
+    with engine.connect() as conn:
+        margin = conn.execute(select(func.max(ms.trade_date))).scalar()
+        turn = conn.execute(select(func.max(t.trade_date))).scalar()
+        sectors = conn.execute(select(func.max(sd.trade_date))).scalar()
     if margin is None:
         return None
     candidates = [d for d in (margin, turn, sectors) if d is not None]
@@ -241,24 +314,47 @@ def latest_data_date(engine: Engine) -> date | None:
 
 def last_trading_day_before(engine: Engine, day: date) -> date | None:
     """The latest day of the stored exchange calendar strictly before `day`."""
-    with Session(engine) as session:
-        return session.execute(
+    with engine.connect() as conn:
+        return conn.execute(
             select(func.max(models.TradingDay.trade_date)).where(models.TradingDay.trade_date < day)
         ).scalar()
 
 
+@_shared
 def nth_date_before(engine: Engine, day: date, n: int) -> date:
     """The trade date n trade days before `day` (or the first stored date)."""
     ms = models.MarginSummary
-    with Session(engine) as session:
-        rows = session.execute(
+    with engine.connect() as conn:
+        rows = conn.execute(
             select(ms.trade_date).distinct().where(ms.trade_date <= day).order_by(ms.trade_date.desc()).limit(n + 1)
         ).all()
     return rows[-1][0] if rows else day
 
 
+def short_sums(engine: Engine, day: date, index_symbol: str) -> tuple[dict[str, float], int, int]:
+    """One day's 融券余额 summed in SQL by where it sits: ``etf`` (funds), ``hs300`` (stocks that are
+    constituents of `index_symbol`), ``other``; unknown 融券余额 counts as 0.
+
+    Returns (sums in 元 by bucket, rows that day, rows whose 融券余额 is unknown though 融券余量 > 0).
+    """
+    sm, im = models.StockMargin, models.IndexMember
+    bucket = case(
+        (sm.is_fund.is_(True), "etf"),
+        (sm.code.in_(select(im.code).where(im.symbol == index_symbol)), "hs300"),
+        else_="other",
+    )
+    unknown = case((and_(sm.rqye.is_(None), sm.rqyl > 0), 1), else_=0)
+    query = (select(bucket, func.sum(func.coalesce(sm.rqye, 0.0)), func.count(), func.sum(unknown))
+             .where(sm.trade_date == day).group_by(bucket))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    sums = {name: float(total or 0.0) for name, total, _count, _unknown in rows}
+    return sums, sum(int(r[2]) for r in rows), sum(int(r[3] or 0) for r in rows)
+
+
+@_shared
 def index_members(engine: Engine, symbol: str) -> set[str]:
     """Stored constituents of an index (e.g. 000300 for CSI 300); empty when never fetched."""
     im = models.IndexMember
-    with Session(engine) as session:
-        return {r[0] for r in session.execute(select(im.code).where(im.symbol == symbol)).all()}
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(select(im.code).where(im.symbol == symbol)).all()}

@@ -535,6 +535,26 @@ def test_same_figures_on_sqlite_and_postgresql(small_rw: Engine) -> None:
         assert service.render(kind, chart=False).data["date"] == LAST.isoformat()
 
 
+def test_short_structure_hand_computed(small_rw: Engine) -> None:
+    """融券 structure summed in SQL, on both databases. On LAST: 000001 (a CSI 300 member here) 1e7,
+    000002 and 830001 1e7 each, the ETF 510300 2e7 (set below) => etf 40 %, hs300 20 %, other 40 %;
+    the three SSE stocks hold 融券余量 without 融券余额 => 3 unknown. Twenty trade days earlier
+    (DAYS[9]) the ETF's 融券余额 is unknown => etf 0, hs300 1/3, other 2/3."""
+    with session_scope(small_rw) as session:
+        upsert(session, models.IndexMember, [{"symbol": "000300", "code": "000001", "as_of": LAST}])
+        session.execute(text("UPDATE stock_margin SET rqye = 2e7 WHERE code = '510300' AND trade_date = :d"),
+                        {"d": LAST})
+        bump_data_version(session)
+    short = ReportService(small_rw).render("signals", chart=False).data["short_structure"]
+    assert (short["etf"], short["hs300"], short["other"]) == (pytest.approx(40.0), pytest.approx(20.0),
+                                                              pytest.approx(40.0))
+    assert short["missing_rqye"] == 3 and short["hs300_known"] is True
+    assert short["change_pp"]["etf"] == pytest.approx(40.0)
+    assert short["change_pp"]["hs300"] == pytest.approx(20.0 - 100 / 3)
+    assert short["change_pp"]["other"] == pytest.approx(40.0 - 200 / 3)
+    assert short["hedging_rising"] is True
+
+
 def test_cache_hits_and_data_version(small_rw: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     import reports.service as service_module
 
