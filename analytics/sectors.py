@@ -19,11 +19,19 @@ def pivot_balance(sector_daily: pd.DataFrame, column: str = "rzye") -> pd.DataFr
     Several rows for one (date, sector) are summed; a sector without a row on a day is nan.
     Values in the unit of ``column`` (元 for balances and flows).
     """
-    grouped = sector_daily.groupby(["trade_date", "sw_l1_code"])[column].sum(min_count=1)
-    wide = grouped.unstack("sw_l1_code").sort_index().sort_index(axis=1).astype(float)
-    wide.index = pd.DatetimeIndex(wide.index, name="trade_date")
-    wide.columns.name = "sw_l1_code"
-    return wide
+    return _pivot(sector_daily, [column])[column]
+
+
+def _pivot(sector_daily: pd.DataFrame, columns: list[str]) -> dict[str, pd.DataFrame]:
+    """pivot_balance of several columns with one grouping."""
+    grouped = sector_daily.groupby(["trade_date", "sw_l1_code"])[columns].sum(min_count=1)
+    out = {}
+    for column in columns:
+        wide = grouped[column].unstack("sw_l1_code").sort_index().sort_index(axis=1).astype(float)
+        wide.index = pd.DatetimeIndex(wide.index, name="trade_date")
+        wide.columns.name = "sw_l1_code"
+        out[column] = wide
+    return out
 
 
 def shares_pct(wide: pd.DataFrame) -> pd.DataFrame:
@@ -42,10 +50,12 @@ def shares_pct(wide: pd.DataFrame) -> pd.DataFrame:
 
 def _net_buy_wide(sector_daily: pd.DataFrame) -> pd.DataFrame:
     """Wide 融资净买入 (rzmre - rzche), deriving rzche from the balance where it is missing."""
-    rzye = pivot_balance(sector_daily, "rzye")
-    rzmre = pivot_balance(sector_daily, "rzmre").reindex_like(rzye)
-    if "rzche" in sector_daily.columns:
-        rzche = pivot_balance(sector_daily, "rzche").reindex_like(rzye)
+    has_rzche = "rzche" in sector_daily.columns
+    wide = _pivot(sector_daily, ["rzye", "rzmre", "rzche"] if has_rzche else ["rzye", "rzmre"])
+    rzye = wide["rzye"]
+    rzmre = wide["rzmre"].reindex_like(rzye)
+    if has_rzche:
+        rzche = wide["rzche"].reindex_like(rzye)
     else:
         rzche = pd.DataFrame(np.nan, index=rzye.index, columns=rzye.columns)
     # 口径: rzche = rzye(T-1) + rzmre(T) - rzye(T) where the source omits it

@@ -115,7 +115,7 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         pace_direction="up" if (balance.change(level, 1) or 0) >= 0 else "down",
         turning_point={"date": tp[0].date().isoformat(), "direction": tp[1]} if tp else None,
         percentile_3y=_num(balance.percentile_rank(level, years=3)),
-        exchanges=_exchange_rows(queries.summary_rows(engine, start, day), day),  # rows margin_summary read
+        exchanges=_exchange_rows(queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day), day),
     )
     window = level.iloc[-days - 1 :]
     return Figures("balance", data, {"level": window, "daily_change": window.diff().iloc[1:]})

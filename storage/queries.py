@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from datetime import date
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, Select, and_, case, func, select
 
@@ -62,15 +63,24 @@ def _shared(read: _Read) -> _Read:
 
 
 def _frame(rows: list, columns: list[str]) -> pd.DataFrame:  # type: ignore[type-arg]
-    # Column-wise construction: building from Row objects one by one is 10x slower in pandas.
-    data = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
-    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in zip(columns, data, strict=True)})
-    for name in columns:
-        if name not in ("trade_date",) and len(frame) and isinstance(frame[name].iloc[0], float | int | bool):
-            frame[name] = pd.to_numeric(frame[name]) if not isinstance(frame[name].iloc[0], bool) else frame[name].astype(bool)
-    if "trade_date" in frame:
-        frame["trade_date"] = pd.to_datetime(frame["trade_date"])
-    return frame
+    """A frame from result rows, built column by column (row by row is 10x slower in pandas): numbers
+    as float (None -> NaN; whole numbers stay int when none is missing), flags as bool, trade_date as
+    datetime64, anything else as object."""
+    data = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return pd.DataFrame({name: _column(name, values) for name, values in zip(columns, data, strict=True)})
+
+
+def _column(name: str, values: tuple[Any, ...]) -> Any:
+    if name == "trade_date":
+        return pd.to_datetime(pd.Series(values, dtype=object))
+    sample = next((v for v in values if v is not None), None)
+    if isinstance(sample, bool):
+        return np.array(values, dtype=bool)  # None -> False
+    if isinstance(sample, int) and None not in values:
+        return np.array(values, dtype=np.int64)
+    if isinstance(sample, int | float):
+        return np.array(values, dtype=float)  # None -> NaN
+    return pd.Series(values, dtype=object)
 
 
 def _between(query: Select, column: Any, start: date | None, end: date | None) -> Select:  # type: ignore[type-arg]
@@ -106,24 +116,27 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
     market-wide sources, so the market takes it from the ALL row. Column `exchanges` counts the
     exchanges summed (0 = the ALL row stood in).
     """
-    frame = summary_rows(engine, start, end, None if scope == MARKET else scope)
     if scope != MARKET:
-        out = frame.drop(columns="exchange").set_index("trade_date").astype(float)
+        out = summary_rows(engine, start, end, scope).drop(columns="exchange").set_index("trade_date").astype(float)
         out["exchanges"] = 1
         return out
-    if frame.empty:
+    ms = models.MarginSummary
+    # Summed in SQL, one row per date; a sum is only known where every summed exchange knew the figure.
+    known_sums = [case((func.count(getattr(ms, c)) == func.count(), func.sum(getattr(ms, c)))) for c in SUMMARY_COLUMNS]
+    per_exchange = _between(select(ms.trade_date, *known_sums, func.count()).where(ms.exchange.in_(EXCHANGES)),
+                            ms.trade_date, start, end).group_by(ms.trade_date)
+    market_wide = _between(select(ms.trade_date, *[getattr(ms, c) for c in SUMMARY_COLUMNS]).where(ms.exchange == "ALL"),
+                           ms.trade_date, start, end)
+    with engine.connect() as conn:
+        summed_rows = conn.execute(per_exchange.order_by(ms.trade_date)).all()
+        whole_rows = conn.execute(market_wide.order_by(ms.trade_date)).all()
+    if not summed_rows and not whole_rows:
         return pd.DataFrame(columns=[*SUMMARY_COLUMNS, "exchanges"], index=pd.DatetimeIndex([], name="trade_date"))
-    per_exchange = frame[frame["exchange"].isin(EXCHANGES)]
-    whole = frame[frame["exchange"] == "ALL"].drop(columns="exchange").set_index("trade_date").astype(float)
-    summed = per_exchange.groupby("trade_date")[SUMMARY_COLUMNS].sum(min_count=1)
-    summed["exchanges"] = per_exchange.groupby("trade_date").size()
-    # A sum over exchanges is only known where every summed exchange knew the figure.
-    missing = per_exchange[SUMMARY_COLUMNS].isna().groupby(per_exchange["trade_date"]).any()
-    summed[SUMMARY_COLUMNS] = summed[SUMMARY_COLUMNS].mask(missing)
+    summed = _frame(summed_rows, ["trade_date", *SUMMARY_COLUMNS, "exchanges"]).set_index("trade_date")
+    whole = _frame(whole_rows, ["trade_date", *SUMMARY_COLUMNS]).set_index("trade_date")
     summed["rqmce"] = whole["rqmce"].reindex(summed.index)
-    only_whole = whole.loc[~whole.index.isin(summed.index)].copy()
-    only_whole["exchanges"] = 0
-    out = pd.concat([summed, only_whole]).sort_index()
+    only_whole = whole.loc[~whole.index.isin(summed.index)].assign(exchanges=0)
+    out = pd.concat([summed, only_whole]).sort_index() if len(only_whole) else summed
     out.index.name = "trade_date"
     return out.astype(float)
 
