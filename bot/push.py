@@ -25,7 +25,7 @@ from bot.services import Services, services_of
 from marginbot.settings import TIMEZONE
 from reports.errors import ReportError
 from reports.i18n import LANGUAGES, t
-from reports.service import RenderedReport
+from reports.service import RenderedReport, freeze_long_lived
 from storage import chats, queries
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,9 @@ async def warm_reports(application: Application) -> bool:  # type: ignore[type-a
             except ReportError as exc:
                 log.info("not pre-rendering %s: %s", kind, exc.message("en"))
                 break
+    if not application.bot_data.get("heap_frozen"):
+        application.bot_data["heap_frozen"] = True
+        freeze_long_lived()  # start-up is over: what lives now lives for good
     return True
 
 

@@ -6,6 +6,7 @@ every cached report without any explicit purge. Thread-safe: the bot renders in 
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from collections import OrderedDict
@@ -20,6 +21,17 @@ from reports.figures import Figures, build
 from storage.database import data_version
 
 CACHE_SIZE = 256
+
+
+def freeze_long_lived() -> None:
+    """Move every object alive now out of the cyclic garbage collector's view (gc.freeze).
+
+    Call once after start-up and a first round of renders: modules, fonts and the matplotlib and
+    pandas internals (~160,000 objects) are then no longer walked by every full collection, which
+    otherwise lands in the middle of a render now and then and adds ~80 ms to it.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
