@@ -156,6 +156,13 @@ def test_short_structure_empty_or_zero() -> None:
     assert all(math.isnan(v) for v in shorts.short_structure(_day().iloc[:0], HS300).values())
 
 
+def test_shares_of_sums_hand_computed() -> None:
+    # 30 / (30 + 90) = 25 %, 90 / 120 = 75 %, a bucket without rows counts as 0
+    assert shorts.shares_of_sums({"etf": 30.0, "other": 90.0}) == {"etf": 25.0, "hs300": 0.0, "other": 75.0}
+    assert all(math.isnan(v) for v in shorts.shares_of_sums({"etf": 0.0}).values())
+    assert all(math.isnan(v) for v in shorts.shares_of_sums({}).values())
+
+
 def test_short_structure_series() -> None:
     d1, d2, d3 = pd.to_datetime(["2024-05-06", "2024-05-07", "2024-05-08"])
     day2 = pd.DataFrame(
