@@ -145,22 +145,17 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
 def turnover(engine: Engine, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """Market turnover per day (元): columns amount, a_share_only (every exchange A-share only), exchanges."""
     t = models.Turnover
-    query = select(t.trade_date, t.exchange, t.amount, t.a_share_only)
-    query = _between(query, t.trade_date, start, end)
+    # Summed in SQL, one row per date; "every exchange A-share only" as a count of those that are not.
+    not_a_only = func.sum(case((t.a_share_only.is_(True), 0), else_=1))
+    query = select(t.trade_date, func.coalesce(func.sum(t.amount), 0.0), not_a_only, func.count())
+    query = _between(query, t.trade_date, start, end).group_by(t.trade_date).order_by(t.trade_date)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = _frame(rows, ["trade_date", "exchange", "amount", "a_share_only"])
-    if frame.empty:
+    if not rows:
         return pd.DataFrame(columns=["amount", "a_share_only", "exchanges"], index=pd.DatetimeIndex([], name="trade_date"))
-    grouped = frame.groupby("trade_date")
-    out = pd.DataFrame(
-        {
-            "amount": grouped["amount"].sum().astype(float),
-            "a_share_only": grouped["a_share_only"].all().astype(bool),
-            "exchanges": grouped.size(),
-        }
-    )
-    return out.sort_index()
+    frame = _frame(rows, ["trade_date", "amount", "not_a_share_only", "exchanges"]).set_index("trade_date")
+    return pd.DataFrame({"amount": frame["amount"].astype(float), "a_share_only": frame["not_a_share_only"] == 0,
+                         "exchanges": frame["exchanges"]})
 
 
 @_shared
