@@ -9,8 +9,11 @@ import io
 import struct
 import warnings
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import Engine
 
 from reports import charts
@@ -51,9 +54,17 @@ def test_zh_and_en_charts_differ(demo: Engine) -> None:
     assert demo_report(demo, "balance", "zh").png != demo_report(demo, "balance", "en").png
 
 
+def _forget_rendered_text() -> None:
+    """matplotlib warns about a missing glyph when it first measures or rasterises a string; the
+    chart module keeps both for the life of the process, so start from nothing."""
+    charts._metrics.cache_clear()
+    charts._ink.cache_clear()
+
+
 def test_missing_glyph_detection_works() -> None:
     """The check below would notice: DejaVu Sans alone has no Chinese and matplotlib warns."""
     charts.setup_fonts()
+    _forget_rendered_text()
     fig = charts._figure(2.0)
     fig.text(0.1, 0.5, "两融余额", fontfamily="DejaVu Sans")
     with warnings.catch_warnings(record=True) as caught:
@@ -73,6 +84,7 @@ def _is_glyph_warning(w: warnings.WarningMessage) -> bool:
 )
 def test_chinese_text_renders_without_missing_glyphs() -> None:
     assert charts.setup_fonts() == charts.CJK_FAMILY
+    _forget_rendered_text()
     fig = charts._figure(3.0)
     ax = fig.subplots()
     ax.plot([0, 1, 2], [-1.5, 0.0, 2.5])  # negative tick labels: the minus sign must render too
@@ -88,3 +100,35 @@ def test_chinese_text_renders_without_missing_glyphs() -> None:
     problems = [str(w.message) for w in caught if _is_glyph_warning(w)]
     assert not problems, problems
     assert buf.getvalue()[:8] == PNG_MAGIC
+
+
+def _text_figure() -> Any:
+    fig = charts._figure(3.0)
+    ax = fig.subplots()
+    ax.plot([0, 1, 2], [-1.5, 0.0, 2.5])
+    ax.set_title("两融余额 Margin balance")
+    ax.set_ylabel("两融交易占比(%)")  # rotated 90 degrees
+    fig.text(0.5, 0.5, "演示数据", fontsize=40, rotation=25, alpha=0.3, ha="center", va="center")
+    fig.subplots_adjust(left=0.15, bottom=0.15)
+    return fig
+
+
+def _grey(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+
+
+def test_blitted_text_matches_matplotlibs_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strings are rasterised once and then blitted at whole pixels: the picture must be matplotlib's
+    own up to sub-pixel antialiasing (same ink in the same place), rotated text included."""
+    _forget_rendered_text()
+    blitted = _grey(charts._png(_text_figure()))
+    again = _grey(charts._png(_text_figure()))  # from the cache this time
+    monkeypatch.setattr(charts._Renderer, "draw_text", charts.RendererAgg.draw_text)
+    own = _grey(charts._png(_text_figure()))
+    assert np.array_equal(blitted, again)
+    assert blitted.shape == own.shape
+    ink_blitted, ink_own = blitted < 128, own < 128
+    # dark pixels: nearly the same set (a glyph edge may fall on either side of the threshold)
+    assert abs(int(ink_blitted.sum()) - int(ink_own.sum())) <= 0.05 * ink_own.sum()
+    assert (ink_blitted & ink_own).sum() >= 0.85 * ink_own.sum()
+    assert np.abs(blitted - own).mean() < 1.5
