@@ -46,3 +46,7 @@ fi
 if [ "$want_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
 fi
+# The bot's messages carry emoji; without this font the browser test's screenshots show empty boxes.
+if [ "$want_browser" = 1 ] && [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+  apt_install fonts-noto-color-emoji
+fi
