@@ -55,3 +55,5 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     # The daily job runs every minute; apscheduler would log each run at INFO.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # alembic lists each plugin it sets up at INFO; the migrations it runs stay visible.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
