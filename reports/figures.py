@@ -35,6 +35,8 @@ SPIKE_Z = 2.0
 SPIKE_TOP = 10  # spikes listed at most
 # Trade days a stock's spike z-score reads: the 5-day change over 60 days of history, plus one.
 SPIKE_LOOKBACK = 5 + 60 + 1
+# Trade days the sector bottoming signal reads: 20-day changes over a 5-day look-back, with room.
+BOTTOMING_ROWS = 20 + 25
 
 
 @dataclass
@@ -204,8 +206,6 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     conc = sectors.concentration(wide)
     cv = sectors.stability_cv(wide, 20)
     names = queries.industry_names(engine)
-    index_wide = queries.sector_index_closes(engine, start, day)
-    bottoming = sectors.bottoming_sectors(wide, index_wide) if not index_wide.empty else []
     data = _base(engine, "sectors", day)
     hhi_now, hhi_then = conc["hhi"].iloc[-1], conc["hhi"].iloc[-days - 1]
     top_now, top_then = conc["top5_share_pct"].iloc[-1], conc["top5_share_pct"].iloc[-days - 1]
@@ -234,11 +234,24 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         top5_change_pp=_num(top_now - top_then),
         more_balanced=bool(hhi_now < hhi_then),
         total_rzye=_num(wide.iloc[-1].sum()),
-        bottoming=[{"code": c, "name": names.loc[c, "name_zh"] if c in names.index else c,
-                    "name_en": names.loc[c, "name_en"] if c in names.index else c} for c in bottoming],
+        bottoming=_bottoming(engine, day),
         sectors=rows,
     )
     return Figures("sectors", data, {"table": rows, "concentration": conc.iloc[-days - 1 :]})
+
+
+def _bottoming(engine: Engine, day: date) -> list[dict[str, str]]:
+    """Sectors whose financing turned up before their index did (analytics.sectors.bottoming_sectors,
+    20-day changes, 5-day look-back), largest turn first: code and names."""
+    start = queries.nth_date_before(engine, day, BOTTOMING_ROWS)
+    long = queries.sector_daily(engine, start, day)
+    index_wide = queries.sector_index_closes(engine, start, day)
+    if long.empty or index_wide.empty:
+        return []
+    names = queries.industry_names(engine)
+    return [{"code": c, "name": names.loc[c, "name_zh"] if c in names.index else c,
+             "name_en": names.loc[c, "name_en"] if c in names.index else c}
+            for c in sectors.bottoming_sectors(sectors.pivot_balance(long), index_wide)]
 
 
 # Builds (or fetches from a cache) the figures of another report: (kind, day, days) -> Figures.
@@ -256,7 +269,6 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
     rat = sub("ratio", day, max(days, 60))
     spikes = _spikes(engine, day)
     names = queries.stock_names(engine, list(spikes.index), day)
-    sec = sub("sectors", day, 20).data
     # The ratio report loaded three years of the ratio and the index: reuse them.
     ratio_history, index = rat.series["ratio_history"], rat.series["index_history"]
     amp = amplification.amplification(ratio_history, index) if len(index) > 80 else float("nan")
@@ -284,7 +296,7 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         crowding_days=rat.data["crowding_days"],
         deleveraging=rat.data["deleveraging"],
         amplification_corr=_num(amp),
-        bottoming=sec["bottoming"],
+        bottoming=_bottoming(engine, day),  # all signals needs of the sectors report
         spikes=[
             {"code": code, "name": names.get(code, code), "rzye": _num(r["rzye"]),
              "change_pct": _num(r["change_pct"]), "zscore": _num(r["zscore"])}

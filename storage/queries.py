@@ -170,6 +170,7 @@ def index_close(engine: Engine, symbol: str, start: date | None = None, end: dat
     return frame.set_index("trade_date")["close"].astype(float).rename(symbol)
 
 
+@_shared
 def sector_index_closes(engine: Engine, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """Wide frame of Shenwan level-1 index closes: index trade_date, columns sw_l1_code."""
     i, n = models.IndexDaily, models.IndustryName

@@ -654,6 +654,15 @@ def test_demo_text_fits_telegram(demo: Engine, kind: str, lang: str) -> None:
         assert not any("\u4e00" <= ch <= "\u9fff" for ch in plain), plain
 
 
+def test_demo_bottoming_sector_in_sectors_and_signals(demo: Engine) -> None:
+    """The demo data make 医药生物 (370000) bottom out (tests/test_demo.py checks the raw rule); both
+    reports that show the signal name it, with its names, and agree."""
+    sectors_list = demo_report(demo, "sectors", "zh").data["bottoming"]
+    signals_list = demo_report(demo, "signals", "zh").data["bottoming"]
+    assert {"code": "370000", "name": "医药生物", "name_en": "Pharma & Biotech"} in sectors_list
+    assert signals_list == sectors_list
+
+
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_small_text_names_date_scope_and_no_demo_mark(small: Engine, kind: str, lang: str) -> None:
