@@ -304,14 +304,7 @@ def _freeze(axis: Axis) -> None:
 
 def _tick_labels_width(axis: Axis) -> float:
     """Width in pixels of the widest tick label inside the view (the ticks are frozen first)."""
-    if not isinstance(axis.get_major_formatter(), FixedFormatter):
-        _freeze(axis)
-    locs = axis.get_major_locator()()
-    labels = axis.get_major_formatter().format_ticks(locs)
-    low, high = sorted(axis.get_view_interval())
-    slack = (high - low) * 1e-9
-    shown = [s for loc, s in zip(locs, labels, strict=True) if low - slack <= loc <= high + slack]
-    return max((_text_width(s, TICK_SIZE) for s in shown), default=0.0)
+    return max((_text_width(s, TICK_SIZE) for s in _read_ticks(axis.axes, axis).labels), default=0.0)
 
 
 def _dates(ax: Axes) -> None:

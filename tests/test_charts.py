@@ -132,3 +132,19 @@ def test_blitted_text_matches_matplotlibs_own(monkeypatch: pytest.MonkeyPatch) -
     assert abs(int(ink_blitted.sum()) - int(ink_own.sum())) <= 0.05 * ink_own.sum()
     assert (ink_blitted & ink_own).sum() >= 0.85 * ink_own.sum()
     assert np.abs(blitted - own).mean() < 1.5
+
+
+@pytest.mark.parametrize("kind", ["balance", "ratio", "sectors", "summary"])
+def test_flattened_ticks_match_matplotlibs_ticks(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """Ticks drawn as plain artists (charts._flatten_ticks) give matplotlib's own picture: shared x
+    axes (balance), a twin axis on the right (ratio), category axes without ticks (sectors) and four
+    panels (summary). Only the year under the dates may sit a few pixels off."""
+    from reports.service import ReportService
+
+    figures = ReportService(demo).figures(kind, code=None, on=None, days=None, version=0)
+    flat = _grey(charts.render_chart(figures, "zh"))
+    monkeypatch.setattr(charts, "_flatten_ticks", lambda fig: None)
+    own = _grey(charts.render_chart(figures, "zh"))
+    assert flat.shape == own.shape
+    assert (np.abs(flat - own) > 64).sum() <= 600, kind
+    assert np.abs(flat - own).mean() < 0.2, kind
