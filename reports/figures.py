@@ -14,13 +14,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
 from analytics import amplification, balance, ratio, sectors, shorts, stocks
 from reports.errors import ReportError
 from storage import models, queries
-from storage.database import is_demo
 
 KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock")
 DEFAULT_DAYS = {"balance": 60, "ratio": 250, "sectors": 20, "signals": 60, "summary": 60, "stock": 60}
@@ -74,17 +72,9 @@ def resolve_days(kind: str, days: int | None) -> int:
     return days
 
 
-def scope_of(engine: Engine, day: date) -> list[str]:
-    """Exchanges whose summary is stored for `day` (["ALL"] when only a market-wide source is)."""
-    ms = models.MarginSummary
-    with Session(engine) as session:
-        found = {r[0] for r in session.execute(select(ms.exchange).where(ms.trade_date == day)).all()}
-    per_exchange = [e for e in models.EXCHANGES if e in found]
-    return per_exchange or (["ALL"] if "ALL" in found else [])
-
-
 def _base(engine: Engine, kind: str, day: date) -> dict[str, Any]:
-    return {"report": kind, "date": day.isoformat(), "scope": scope_of(engine, day), "demo": is_demo(engine)}
+    return {"report": kind, "date": day.isoformat(), "scope": queries.scope_on(engine, day),
+            "demo": queries.demo_data(engine)}
 
 
 def _series_records(series: pd.Series, name: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, Select, and_, case, func, select
 
-from storage import models
+from storage import database, models
 from storage.models import EXCHANGES
 
 MARKET = "MARKET"
@@ -303,6 +303,20 @@ def trade_dates(engine: Engine, start: date | None = None, end: date | None = No
     query = _between(query, ms.trade_date, start, end)
     with engine.connect() as conn:
         return sorted(r[0] for r in conn.execute(query).all())
+
+
+@_shared
+def scope_on(engine: Engine, day: date) -> list[str]:
+    """Exchanges whose summary is stored for `day` (["ALL"] when only a market-wide source is)."""
+    ms = models.MarginSummary
+    with engine.connect() as conn:
+        found = {r[0] for r in conn.execute(select(ms.exchange).where(ms.trade_date == day)).all()}
+    per_exchange = [e for e in EXCHANGES if e in found]
+    return per_exchange or (["ALL"] if "ALL" in found else [])
+
+
+# Whether the stored data are the embedded demo set; shared like the reads above.
+demo_data = _shared(database.is_demo)
 
 
 @_shared
