@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from storage.demo import open_weekdays
 from storage.industries import SW_L1_2021
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -136,20 +137,14 @@ def _schema_head() -> str:
 
 def trade_calendar(start: date, end: date) -> list[date]:
     """Weekdays from start to end (inclusive) minus approximate exchange holidays."""
-    closed: set[date] = set()
-    for year in range(start.year, end.year + 1):
-        spans = [(date(year, *a), date(year, *b)) for a, b in _FIXED_CLOSED]
+
+    def spans(year: int) -> list[tuple[date, date]]:
+        found = [(date(year, *a), date(year, *b)) for a, b in _FIXED_CLOSED]
         lny = _LUNAR_NEW_YEAR.get(year, date(year, 2, 5))
-        spans.append((lny - timedelta(days=1), lny + timedelta(days=5)))
-        for lo, hi in spans:
-            closed.update(lo + timedelta(days=k) for k in range((hi - lo).days + 1))
-    days = []
-    day = start
-    while day <= end:
-        if day.weekday() < 5 and day not in closed:
-            days.append(day)
-        day += timedelta(days=1)
-    return days
+        found.append((lny - timedelta(days=1), lny + timedelta(days=5)))
+        return found
+
+    return open_weekdays(start, end, spans)
 
 
 def _ar1(rng: np.random.Generator, length: int, width: int, phi: float, sigma: float,

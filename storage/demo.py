@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -112,12 +113,21 @@ class DemoData:
 
 def trade_days(start: date, end: date) -> list[date]:
     """Weekdays from start to end (inclusive) minus the holiday spans of the demo calendar."""
+
+    def spans(year: int) -> list[tuple[date, date]]:
+        found = [(date(year, *a), date(year, *b)) for a, b in _FIXED_SPANS]
+        if year in _SPRING_FESTIVAL:
+            found.append(_SPRING_FESTIVAL[year])
+        return found
+
+    return open_weekdays(start, end, spans)
+
+
+def open_weekdays(start: date, end: date, closed_spans: Callable[[int], list[tuple[date, date]]]) -> list[date]:
+    """Weekdays from start to end (inclusive) outside the closed (first, last) spans of each year."""
     closed: set[date] = set()
     for year in range(start.year, end.year + 1):
-        spans = [(date(year, *a), date(year, *b)) for a, b in _FIXED_SPANS]
-        if year in _SPRING_FESTIVAL:
-            spans.append(_SPRING_FESTIVAL[year])
-        for lo, hi in spans:
+        for lo, hi in closed_spans(year):
             closed.update(lo + timedelta(days=k) for k in range((hi - lo).days + 1))
     out = []
     day = start

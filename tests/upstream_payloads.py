@@ -185,6 +185,17 @@ class ExchangeDetail:
         return self.rzye + self.rqye
 
 
+def _save_as_text(book: Workbook) -> bytes:
+    """The workbook's bytes with every cell stored as TEXT, as SZSE's exports store them."""
+    for row in book.active.iter_rows():
+        for cell in row:
+            cell.data_type = "s"
+            cell.number_format = "@"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
 def szse_detail_xlsx(rows: Iterable[ExchangeDetail]) -> bytes:
     """The detail workbook; every number cell is TEXT with commas, as SZSE writes it."""
     book = Workbook()
@@ -194,13 +205,7 @@ def szse_detail_xlsx(rows: Iterable[ExchangeDetail]) -> bytes:
     for r in rows:
         sheet.append([r.code, r.name, f"{r.rzmre:,}", f"{r.rzye:,}", f"{r.rqmcl:,}", f"{r.rqyl:,}",
                       f"{r.rqye:,}", f"{r.rzrqye:,}"])
-    for row in sheet.iter_rows():
-        for cell in row:
-            cell.data_type = "s"
-            cell.number_format = "@"
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return _save_as_text(book)
 
 
 # --- official turnover -------------------------------------------------------------------------------
@@ -265,13 +270,7 @@ def szse_overview_xlsx(rows: Iterable[SzseCategory]) -> bytes:
     sheet.append(list(SZSE_OVERVIEW_HEADER))
     for r in rows:
         sheet.append([r.name, str(r.count), f"{r.amount:,.2f}", f"{r.market_value:,.2f}", f"{r.float_value:,.2f}"])
-    for row in sheet.iter_rows():
-        for cell in row:
-            cell.data_type = "s"
-            cell.number_format = "@"
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return _save_as_text(book)
 
 
 def szse_overview_rows(main_a: float, chinext: float, main_b: float = 61_234_567.89,
