@@ -148,3 +148,26 @@ def test_flattened_ticks_match_matplotlibs_ticks(demo: Engine, monkeypatch: pyte
     assert flat.shape == own.shape
     assert (np.abs(flat - own) > 64).sum() <= 600, kind
     assert np.abs(flat - own).mean() < 0.2, kind
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_axes_from_a_pickled_blank_draw_as_freshly_built_axes(
+    demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """charts._axes_grid copies each layout's axes from a pickled blank: the PNG must be byte for byte
+    the one drawn on axes built by matplotlib for this chart alone (shared x, twins, 2x2 grids)."""
+    from reports.service import ReportService
+
+    code = demo_report(demo, "stock", "zh").data["code"] if kind == "stock" else None
+    figures = ReportService(demo).figures(kind, code=code, on=None, days=None, version=0)
+    charts.render_chart(figures, "en")  # the blank is cached now: the next render copies it
+    copied = charts.render_chart(figures, "en")
+
+    def built(height: float, rows: int = 1, cols: int = 1, *, sharex: bool = False,
+              height_ratios: tuple[float, ...] | None = None) -> tuple[Any, list[Any]]:
+        fig = charts._figure(height)
+        fig.subplots(rows, cols, sharex=sharex, squeeze=False, height_ratios=height_ratios)
+        return fig, list(fig.axes)
+
+    monkeypatch.setattr(charts, "_axes_grid", built)
+    assert charts.render_chart(figures, "en") == copied
