@@ -195,25 +195,25 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     table = sectors.sector_table(long, days)
     conc = sectors.concentration(wide)
     cv = sectors.stability_cv(wide, 20)
-    names = queries.industry_names(engine)
+    names_zh, names_en = _industry_names(engine)
     data = _base(engine, "sectors", day)
     hhi_now, hhi_then = conc["hhi"].iloc[-1], conc["hhi"].iloc[-days - 1]
     top_now, top_then = conc["top5_share_pct"].iloc[-1], conc["top5_share_pct"].iloc[-days - 1]
+    cv_of = cv.to_dict()
     rows = []
-    for code, row in table.iterrows():
-        name = names.loc[code] if code in names.index else None
+    for code, row in table.to_dict("index").items():  # plain dicts: a Series per row costs 30x more
         rows.append(
             {
                 "code": code,
-                "name": name["name_zh"] if name is not None else code,
-                "name_en": name["name_en"] if name is not None else code,
+                "name": names_zh.get(code, code),
+                "name_en": names_en.get(code, code),
                 "rzye": _num(row["rzye"]),
                 "share_pct": _num(row["share_pct"]),
                 "change": _num(row["change"]),
                 "change_pct": _num(row["change_pct"]),
                 "share_change_pp": _num(row["share_change_pp"]),
                 "net_buy": _num(row["net_buy"]),
-                "cv_20d": _num(cv.get(code)),
+                "cv_20d": _num(cv_of.get(code)),
             }
         )
     data.update(
@@ -230,6 +230,7 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     return Figures("sectors", data, {"table": rows, "concentration": conc.iloc[-days - 1 :]})
 
 
+@queries.shared  # the summary asks twice: for its sectors and for its signals
 def _bottoming(engine: Engine, day: date) -> list[dict[str, str]]:
     """Sectors whose financing turned up before their index did (analytics.sectors.bottoming_sectors,
     20-day changes, 5-day look-back), largest turn first: code and names."""
@@ -238,10 +239,15 @@ def _bottoming(engine: Engine, day: date) -> list[dict[str, str]]:
     index_wide = queries.sector_index_closes(engine, start, day)
     if long.empty or index_wide.empty:
         return []
-    names = queries.industry_names(engine)
-    return [{"code": c, "name": names.loc[c, "name_zh"] if c in names.index else c,
-             "name_en": names.loc[c, "name_en"] if c in names.index else c}
+    names_zh, names_en = _industry_names(engine)
+    return [{"code": c, "name": names_zh.get(c, c), "name_en": names_en.get(c, c)}
             for c in sectors.bottoming_sectors(sectors.pivot_balance(long), index_wide)]
+
+
+def _industry_names(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
+    """Level-1 industry names by code: (Chinese, English)."""
+    names = queries.industry_names(engine)
+    return names["name_zh"].to_dict(), names["name_en"].to_dict()
 
 
 # Builds (or fetches from a cache) the figures of another report: (kind, day, days) -> Figures.
