@@ -57,6 +57,39 @@ class RenderedReport:
         return "\n\n".join(parts)
 
 
+class _CollectorPause:
+    """The cyclic garbage collector paused while any render runs, and its youngest generation
+    collected as each render ends.
+
+    A render builds a matplotlib figure of ~6,500 objects in reference cycles. Collections during
+    the render walk them again and again and promote them to the oldest generation, where, dead,
+    they wait for a full collection that then lands in some later render (+10 ms in one render of
+    five). Collected young, right after the render, they cost ~1.5 ms, every time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._resume = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0 and self._resume:
+                gc.enable()
+        gc.collect(0)  # also while other renders run: what they still use is reachable and stays
+
+
+_collector_paused = _CollectorPause()
+
+
 class _LRU:
     def __init__(self, size: int) -> None:
         self.size = size
@@ -135,7 +168,7 @@ class ReportService:
         found = self._rendered.get(key, count_miss=False)
         if found is not None:
             return found
-        with self._lock_for(key):
+        with self._lock_for(key), _collector_paused:
             found = self._rendered.get(key)
             if found is not None:
                 return found

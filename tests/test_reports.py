@@ -599,6 +599,46 @@ ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "cod
                 "tg-spoiler", "span", "blockquote"}
 
 
+def test_render_frees_its_figure_and_restores_the_collector(small: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collector is paused during a render (also while a second render runs inside it, as in
+    another thread), back on afterwards, and the render's matplotlib figure, a web of reference
+    cycles, is already freed when render() returns."""
+    import gc
+    import weakref
+
+    import reports.service as service_module
+
+    figures_made: list[weakref.ref[Any]] = []
+    states: list[bool] = []
+    real_axes_grid = charts._axes_grid
+
+    def tracking_axes_grid(*args: Any, **kw: Any) -> Any:
+        fig, axes = real_axes_grid(*args, **kw)
+        figures_made.append(weakref.ref(fig))
+        states.append(gc.isenabled())
+        return fig, axes
+
+    monkeypatch.setattr(charts, "_axes_grid", tracking_axes_grid)
+    service = ReportService(small)
+    assert gc.isenabled()
+    with service_module._collector_paused:  # a render already running elsewhere
+        service.render("balance")
+        assert not gc.isenabled()  # the other one still runs
+        # nothing collects automatically now: the figure is gone because the render collected it
+        assert len(figures_made) == 1 and figures_made[0]() is None
+    assert gc.isenabled()
+    service.render("ratio", lang="en")
+    assert gc.isenabled()
+    assert states == [False, False]
+    assert len(figures_made) == 2 and all(ref() is None for ref in figures_made)
+    gc.disable()  # a caller that turned the collector off keeps it off
+    try:
+        service.render("sectors")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 class _TagChecker(HTMLParser):
     """Telegram's HTML parse mode: only its tags, properly nested, no stray markup."""
 
