@@ -516,12 +516,20 @@ def _draw_ticks(fig: Figure, ticks: _Ticks) -> None:
         else:
             transform, va, ha = ax.get_yaxis_text1_transform(pad) if side == 0 else ax.get_yaxis_text2_transform(pad)
         for v, label in zip(locs, ticks.labels, strict=True):
-            ax.text(v if is_x else float(side), float(side) if is_x else v, label, transform=transform,
+            _text(ax, v if is_x else float(side), float(side) if is_x else v, label, transform=transform,
                     va=va, ha=ha, fontsize=TICK_SIZE, color=color)
         if is_x and side == 0 and ticks.offset:  # the year below the dates, at the right end
             below = TICK_SPACE + _line(TICK_SIZE) + OFFSET_PAD
-            ax.text(1.0, 0.0, ticks.offset, transform=offset_copy(ax.transAxes, fig=fig, y=-below, units="dots"),
+            _text(ax, 1.0, 0.0, ticks.offset, transform=offset_copy(ax.transAxes, fig=fig, y=-below, units="dots"),
                     va="top", ha="right", fontsize=TICK_SIZE, color=color)
+
+
+def _text(ax: Axes, x: float, y: float, s: str, **kwargs: Any) -> Text:
+    """Axes.text (data coordinates unless `transform` is given, not clipped) without the clip path
+    that Axes.text gives every text only for it to go unused: setting it up costs as much as the
+    text itself, and a chart has a hundred texts."""
+    kwargs.setdefault("transform", ax.transData)
+    return ax._add_text(Text(x, y, s, clip_on=False, **kwargs))
 
 
 def _finish(fig: Figure, figures: Figures, lang: str) -> bytes:
@@ -661,7 +669,7 @@ def _names(ax: Axes, names: Sequence[str]) -> None:
     (a tick is five artists and costs ~5 times as much as a text)."""
     transform, va, ha = ax.get_yaxis_text1_transform(TICK_SPACE / PT)
     for yi, name in enumerate(names):
-        ax.text(0, yi, name, transform=transform, va=va, ha=ha, fontsize=TICK_SIZE)
+        _text(ax, 0, yi, name, transform=transform, va=va, ha=ha, fontsize=TICK_SIZE)
     ax.set_yticks([])
 
 
@@ -686,7 +694,7 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
         start = value + (0.02 * span if value >= 0 else -0.02 * span)
         texts.append(f"{pp:+.2f}pp")
         starts.append(start)
-        ax.text(start, yi, texts[-1], va="center", ha="left" if value >= 0 else "right", fontsize=8,
+        _text(ax, start, yi, texts[-1], va="center", ha="left" if value >= 0 else "right", fontsize=8,
                 color="#555555")
     ax.set_xlim(-span * 1.3, span * 1.3)
     ax.grid(axis="y", visible=False)
@@ -735,7 +743,7 @@ def _plot_spikes(ax: Axes, spikes: list[dict[str, Any]], lang: str) -> _BarLabel
     texts = [f" {s['change_pct']:+.1f}%" for s in spikes]
     starts = [float(v) * 1.01 for v in values]
     for yi, start, text in zip(y, starts, texts, strict=True):
-        ax.text(start, yi, text, va="center", fontsize=9)
+        _text(ax, start, yi, text, va="center", fontsize=9)
     ax.set_xlabel(t(lang, "chart.spike_z"))
     ax.grid(axis="y", visible=False)
     return _BarLabels(ax, labels, starts, texts, 9.0, False)
