@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Select, and_, case, func, select
+from sqlalchemy import Connection, Engine, Select, and_, case, func, select
 
 from storage import database, models
 from storage.models import EXCHANGES
@@ -84,6 +84,16 @@ def _column(name: str, values: tuple[Any, ...]) -> Any:
     return pd.Series(values, dtype=object)
 
 
+def _driver_rows(conn: Connection, query: Select) -> list[tuple[Any, ...]]:  # type: ignore[type-arg]
+    """The rows of `query` as the driver returns them, for the long reads of numbers by date.
+
+    SQLAlchemy's Row objects and per-value type processing cost more than SQLite's own reading of
+    these rows; the frames here convert whole columns instead (_column), and read dates in either
+    form the drivers give them (ISO text from SQLite, date objects from psycopg).
+    """
+    return conn.execute(query).cursor.fetchall()
+
+
 def _between(query: Select, column: Any, start: date | None, end: date | None) -> Select:  # type: ignore[type-arg]
     """Restrict `query` to start <= column <= end (either bound optional)."""
     if start:
@@ -104,7 +114,7 @@ def summary_rows(engine: Engine, start: date | None = None, end: date | None = N
     if exchange is not None:
         query = query.where(ms.exchange == exchange)
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(ms.trade_date, ms.exchange)).all()
+        rows = _driver_rows(conn, query.order_by(ms.trade_date, ms.exchange))
     return _frame(rows, ["trade_date", "exchange", *SUMMARY_COLUMNS])
 
 
@@ -129,8 +139,8 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
     market_wide = _between(select(ms.trade_date, *[getattr(ms, c) for c in SUMMARY_COLUMNS]).where(ms.exchange == "ALL"),
                            ms.trade_date, start, end)
     with engine.connect() as conn:
-        summed_rows = conn.execute(per_exchange.order_by(ms.trade_date)).all()
-        whole_rows = conn.execute(market_wide.order_by(ms.trade_date)).all()
+        summed_rows = _driver_rows(conn, per_exchange.order_by(ms.trade_date))
+        whole_rows = _driver_rows(conn, market_wide.order_by(ms.trade_date))
     if not summed_rows and not whole_rows:
         return pd.DataFrame(columns=[*SUMMARY_COLUMNS, "exchanges"], index=pd.DatetimeIndex([], name="trade_date"))
     summed = _frame(summed_rows, ["trade_date", *SUMMARY_COLUMNS, "exchanges"]).set_index("trade_date")
@@ -151,7 +161,7 @@ def turnover(engine: Engine, start: date | None = None, end: date | None = None)
     query = select(t.trade_date, func.coalesce(func.sum(t.amount), 0.0), not_a_only, func.count())
     query = _between(query, t.trade_date, start, end).group_by(t.trade_date).order_by(t.trade_date)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = _driver_rows(conn, query)
     if not rows:
         return pd.DataFrame(columns=["amount", "a_share_only", "exchanges"], index=pd.DatetimeIndex([], name="trade_date"))
     frame = _frame(rows, ["trade_date", "amount", "not_a_share_only", "exchanges"]).set_index("trade_date")
@@ -166,7 +176,7 @@ def index_close(engine: Engine, symbol: str, start: date | None = None, end: dat
     query = select(i.trade_date, i.close).where(i.symbol == symbol)
     query = _between(query, i.trade_date, start, end)
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(i.trade_date)).all()
+        rows = _driver_rows(conn, query.order_by(i.trade_date))
     frame = _frame(rows, ["trade_date", "close"])
     return frame.set_index("trade_date")["close"].astype(float).rename(symbol)
 
@@ -178,7 +188,7 @@ def sector_index_closes(engine: Engine, start: date | None = None, end: date | N
     query = select(i.trade_date, n.sw_l1_code, i.close).join(n, n.index_symbol == i.symbol)
     query = _between(query, i.trade_date, start, end)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = _driver_rows(conn, query)
     frame = _frame(rows, ["trade_date", "sw_l1_code", "close"])
     if frame.empty:
         return pd.DataFrame(index=pd.DatetimeIndex([], name="trade_date"))
@@ -198,7 +208,7 @@ def sector_daily(engine: Engine, start: date | None = None, end: date | None = N
     query = select(s.trade_date, s.sw_l1_code, s.rzye, s.rzmre, s.rzche, s.rqye)
     query = _between(query, s.trade_date, start, end)
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(s.trade_date, s.sw_l1_code)).all()
+        rows = _driver_rows(conn, query.order_by(s.trade_date, s.sw_l1_code))
     return _frame(rows, ["trade_date", "sw_l1_code", "rzye", "rzmre", "rzche", "rqye"])
 
 
