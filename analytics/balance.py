@@ -159,9 +159,12 @@ def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.D
     d = x - x.shift(days)
     side = np.sign(d).replace(0.0, np.nan).ffill()
 
-    # run length of the current side, counted per consecutive block
-    block = (side != side.shift(1)).cumsum()
-    run = side.groupby(block).cumcount() + 1
+    # run length of the current side: position minus the position where its block of equal sides began
+    sides = side.to_numpy()
+    position = np.arange(len(sides))
+    starts = np.ones(len(sides), dtype=bool)
+    starts[1:] = sides[1:] != sides[:-1]  # nan != nan: every unknown day starts a block
+    run = pd.Series(position - np.maximum.accumulate(np.where(starts, position, 0)) + 1, index=side.index)
     run = run.where(side.notna())
 
     prev_side = side.shift(1)

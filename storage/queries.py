@@ -72,8 +72,8 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:  # type: ignore[type
 
 
 def _column(name: str, values: tuple[Any, ...]) -> Any:
-    if name == "trade_date":
-        return pd.to_datetime(pd.Series(values, dtype=object))
+    if name == "trade_date":  # ISO text (SQLite through _driver_rows) or dates; in seconds either way
+        return pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601").dt.as_unit("s")
     sample = next((v for v in values if v is not None), None)
     if isinstance(sample, bool):
         return np.array(values, dtype=bool)  # None -> False
