@@ -6,8 +6,9 @@ reader's convention: red up / green down in Chinese, green up / red down in Engl
 Speed: text is what costs (every label is shaped with the large CJK font), so the layout is done
 here in pixels instead of by matplotlib's constrained layout, which measures every artist twice:
 margins come from the font sizes and the measured widths of the tick labels, ticks are computed
-once and frozen, axis labels and titles are placed directly, bars are one collection per axes, and
-the PNG is written with fast zlib settings.
+once and frozen, axis labels and titles are placed directly, bars are one collection per axes, tick
+labels, names and bar values are drawn in batches (_Labels) from cached glyph images, the axes of
+each layout are copied from a pickled blank, and the PNG is written with fast deflate settings.
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ import matplotlib.dates as mdates  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.artist import Artist  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.axis import Axis  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg  # noqa: E402
 from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.markers import TICKDOWN, TICKLEFT, TICKRIGHT, TICKUP  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator  # noqa: E402
-from matplotlib.transforms import offset_copy  # noqa: E402
+from matplotlib.transforms import Transform, offset_copy  # noqa: E402
 from zlib_ng import zlib_ng  # noqa: E402
 
 from reports.figures import Figures  # noqa: E402
@@ -515,13 +518,74 @@ def _draw_ticks(fig: Figure, ticks: _Ticks) -> None:
             transform, va, ha = ax.get_xaxis_text1_transform(pad) if side == 0 else ax.get_xaxis_text2_transform(pad)
         else:
             transform, va, ha = ax.get_yaxis_text1_transform(pad) if side == 0 else ax.get_yaxis_text2_transform(pad)
-        for v, label in zip(locs, ticks.labels, strict=True):
-            _text(ax, v if is_x else float(side), float(side) if is_x else v, label, transform=transform,
-                    va=va, ha=ha, fontsize=TICK_SIZE, color=color)
+        _labels(ax, [(v, float(side)) if is_x else (float(side), v) for v in locs], ticks.labels, transform,
+                ha=ha, va=va, size=TICK_SIZE, color=color)
         if is_x and side == 0 and ticks.offset:  # the year below the dates, at the right end
             below = TICK_SPACE + _line(TICK_SIZE) + OFFSET_PAD
             _text(ax, 1.0, 0.0, ticks.offset, transform=offset_copy(ax.transAxes, fig=fig, y=-below, units="dots"),
                     va="top", ha="right", fontsize=TICK_SIZE, color=color)
+
+
+class _Labels(Artist):
+    """One-line texts of one font and colour drawn by one artist: tick labels, category names, bar values.
+
+    A chart has ~100 of them; as matplotlib Text artists each costs more to make and to lay out than
+    to draw. Here they are laid out as Text lays out one line (box from the string's measured width,
+    height and descent, and the font's nominal ascent and descent; then aligned on its anchor) and
+    drawn through the renderer's cached glyph images. No mathtext: a "$" is a dollar sign.
+    """
+
+    def __init__(self, xy: Sequence[tuple[float, float]], texts: Sequence[str], transform: Transform, *,
+                 ha: str | Sequence[str] = "left", va: str = "baseline", size: float = TICK_SIZE,
+                 color: Any = "black") -> None:
+        super().__init__()
+        self._xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        self._texts = [s.replace("\n", " ") for s in texts]
+        self._ha = [ha] * len(self._texts) if isinstance(ha, str) else list(ha)
+        self._va = va
+        self._prop = _props(size, False)
+        self._rgba = to_rgba(color)
+        self.set_transform(transform)
+        self.set_zorder(3)  # where Text artists sit
+        self.set_clip_on(False)
+
+    def draw(self, renderer: Any) -> None:
+        if not self.get_visible() or not self._texts:
+            return
+        points = self.get_transform().transform(self._xy)
+        _, canvas_height = renderer.get_canvas_width_height()
+        min_ascent, min_descent, _gap = renderer._get_font_height_metrics(self._prop)
+        if min_ascent is None:  # a font without size tables (never the bundled ones): as Text does
+            _, h, min_descent = renderer.get_text_width_height_descent("lp", self._prop, False)
+            min_ascent = h - min_descent
+        gc = renderer.new_gc()
+        gc.set_foreground(self._rgba, isRGBA=True)
+        gc.set_antialiased(matplotlib.rcParams["text.antialiased"])
+        for (x, y), text, ha in zip(points, self._texts, self._ha, strict=True):
+            if not text or not (np.isfinite(x) and np.isfinite(y)):
+                continue
+            width, height, descent = renderer.get_text_width_height_descent(text, self._prop, False)
+            ascent = max(height - descent, min_ascent)  # Text's line box: at least the font's own
+            descent = max(descent, min_descent)
+            left = x - (width if ha == "right" else width / 2 if ha == "center" else 0.0)
+            # the baseline, from the anchor: box top at the anchor ("top"), box bottom ("bottom")...
+            baseline = y - {"top": ascent, "bottom": -descent, "center": (ascent - descent) / 2,
+                            "baseline": 0.0, "center_baseline": ascent / 2}[self._va]
+            renderer.draw_text(gc, left, canvas_height - baseline, text, self._prop, 0.0, ismath=False)
+        gc.restore()
+        self.stale = False
+
+
+def _labels(ax: Axes, xy: Sequence[tuple[float, float]], texts: Sequence[str], transform: Transform | None = None,
+            **kwargs: Any) -> _Labels:
+    """Add a _Labels to `ax` (data coordinates unless `transform` is given)."""
+    labels = _Labels(xy, texts, transform or ax.transData, **kwargs)
+    labels.axes = ax
+    labels.set_figure(ax.get_figure(root=False))
+    ax._children.append(labels)  # what add_artist does, without the clip path it would set up
+    labels._remove_method = ax._children.remove
+    ax.stale = True
+    return labels
 
 
 def _text(ax: Axes, x: float, y: float, s: str, **kwargs: Any) -> Text:
@@ -668,8 +732,7 @@ def _names(ax: Axes, names: Sequence[str]) -> None:
     """Category names left of horizontal bars where tick labels would be: one text each, no ticks
     (a tick is five artists and costs ~5 times as much as a text)."""
     transform, va, ha = ax.get_yaxis_text1_transform(TICK_SPACE / PT)
-    for yi, name in enumerate(names):
-        _text(ax, 0, yi, name, transform=transform, va=va, ha=ha, fontsize=TICK_SIZE)
+    _labels(ax, [(0.0, float(yi)) for yi in range(len(names))], names, transform, ha=ha, va=va, size=TICK_SIZE)
     ax.set_yticks([])
 
 
@@ -686,7 +749,7 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
     _names(ax, names)
     ax.axvline(0, color="#444444", linewidth=0.8)
     span = max(float(np.abs(values).max()) if len(values) else 1.0, 1e-9)
-    texts, starts = [], []
+    texts, starts, spots, sides = [], [], [], []
     for yi, value, row in zip(y, values, rows, strict=True):
         pp = row.get("share_change_pp")
         if pp is None:
@@ -694,8 +757,9 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
         start = value + (0.02 * span if value >= 0 else -0.02 * span)
         texts.append(f"{pp:+.2f}pp")
         starts.append(start)
-        _text(ax, start, yi, texts[-1], va="center", ha="left" if value >= 0 else "right", fontsize=8,
-                color="#555555")
+        spots.append((start, float(yi)))
+        sides.append("left" if value >= 0 else "right")
+    _labels(ax, spots, texts, ha=sides, va="center", size=8.0, color="#555555")
     ax.set_xlim(-span * 1.3, span * 1.3)
     ax.grid(axis="y", visible=False)
     return _BarLabels(ax, names, starts, texts, 8.0, True)
@@ -742,8 +806,7 @@ def _plot_spikes(ax: Axes, spikes: list[dict[str, Any]], lang: str) -> _BarLabel
     _names(ax, labels)
     texts = [f" {s['change_pct']:+.1f}%" for s in spikes]
     starts = [float(v) * 1.01 for v in values]
-    for yi, start, text in zip(y, starts, texts, strict=True):
-        _text(ax, start, yi, text, va="center", fontsize=9)
+    _labels(ax, [(start, float(yi)) for yi, start in zip(y, starts, strict=True)], texts, va="center", size=9.0)
     ax.set_xlabel(t(lang, "chart.spike_z"))
     ax.grid(axis="y", visible=False)
     return _BarLabels(ax, labels, starts, texts, 9.0, False)

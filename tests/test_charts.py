@@ -171,3 +171,24 @@ def test_axes_from_a_pickled_blank_draw_as_freshly_built_axes(
 
     monkeypatch.setattr(charts, "_axes_grid", built)
     assert charts.render_chart(figures, "en") == copied
+
+
+@pytest.mark.parametrize("va", ["top", "bottom", "center", "baseline", "center_baseline"])
+def test_batched_labels_draw_as_matplotlib_texts(va: str) -> None:
+    """charts._labels lays out and draws one-line texts exactly as matplotlib's Text does, for every
+    alignment: same PNG bytes as one ax.text per label."""
+    texts = ["银行 801780", "-12.5%", "Pharma & Biotech", "gjpqy", "+0.35pp", "2026"]
+    sides = ["left", "right", "center", "left", "right", "center"]
+    spots = [(0.1 + 0.15 * i, 0.2 + 0.12 * i) for i in range(len(texts))]
+
+    def draw(batched: bool) -> bytes:
+        fig = charts._figure(3.0)
+        ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+        if batched:
+            charts._labels(ax, spots, texts, ax.transAxes, ha=sides, va=va, size=11.0, color="#555555")
+        else:
+            for (x, y), text, ha in zip(spots, texts, sides, strict=True):
+                ax.text(x, y, text, transform=ax.transAxes, ha=ha, va=va, fontsize=11.0, color="#555555")
+        return charts._png(fig)
+
+    assert draw(batched=True) == draw(batched=False)
