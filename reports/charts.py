@@ -521,9 +521,22 @@ def _draw_ticks(fig: Figure, ticks: _Ticks) -> None:
         _labels(ax, [(v, float(side)) if is_x else (float(side), v) for v in locs], ticks.labels, transform,
                 ha=ha, va=va, size=TICK_SIZE, color=color)
         if is_x and side == 0 and ticks.offset:  # the year below the dates, at the right end
-            below = TICK_SPACE + _line(TICK_SIZE) + OFFSET_PAD
-            _text(ax, 1.0, 0.0, ticks.offset, transform=offset_copy(ax.transAxes, fig=fig, y=-below, units="dots"),
-                    va="top", ha="right", fontsize=TICK_SIZE, color=color)
+            # where matplotlib puts it: OFFSET_PAD under the lowest edge of the tick labels' boxes
+            below = TICK_SPACE + _line_box(ticks.labels, _props(TICK_SIZE, False)) + OFFSET_PAD
+            _labels(ax, [(1.0, 0.0)], [ticks.offset], offset_copy(ax.transAxes, fig=fig, y=-below, units="dots"),
+                    ha="right", va="top", size=TICK_SIZE, color=color)
+
+
+def _line_box(texts: Sequence[str], props: font_manager.FontProperties) -> float:
+    """Height in pixels of the tallest box matplotlib's Text gives one line of these texts: ascent and
+    descent as measured, each at least the font's nominal one."""
+    ascent, descent, _gap = _height_metrics(props)
+    tallest = 0.0
+    for text in texts:
+        _width, height, below = _metrics(text, props)
+        box = max(height - below, ascent if ascent is not None else 0.0) + max(below, descent or 0.0)
+        tallest = max(tallest, box)
+    return tallest
 
 
 class _Labels(Artist):
@@ -586,14 +599,6 @@ def _labels(ax: Axes, xy: Sequence[tuple[float, float]], texts: Sequence[str], t
     labels._remove_method = ax._children.remove
     ax.stale = True
     return labels
-
-
-def _text(ax: Axes, x: float, y: float, s: str, **kwargs: Any) -> Text:
-    """Axes.text (data coordinates unless `transform` is given, not clipped) without the clip path
-    that Axes.text gives every text only for it to go unused: setting it up costs as much as the
-    text itself, and a chart has a hundred texts."""
-    kwargs.setdefault("transform", ax.transData)
-    return ax._add_text(Text(x, y, s, clip_on=False, **kwargs))
 
 
 def _finish(fig: Figure, figures: Figures, lang: str) -> bytes:
