@@ -362,8 +362,11 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         rank, count = stocks.stock_rank(balances, code)
     last = history.iloc[-1]
     window = history.iloc[-days - 1 :]
-    spike_frame = stocks.stock_spikes(level.to_frame(code), top=1, min_balance=0) if len(level) > 30 else None
-    z = float(spike_frame["zscore"].iloc[0]) if spike_frame is not None and len(spike_frame) else float("nan")
+    # The spike z-score on the trade-date grid, as the market's spike list has it (storage.aggregate):
+    # a 5-day change spans 5 trade dates, never 5 rows across a suspension.
+    on_grid = level.reindex(pd.DatetimeIndex(queries.trade_dates(engine, start, day)))
+    spike_frame = stocks.stock_spikes(on_grid.to_frame(code), top=1, min_balance=0)
+    z = float(spike_frame["zscore"].iloc[0]) if len(spike_frame) else float("nan")
     data = _base(engine, "stock", day)
     data.update(
         days=days,

@@ -460,6 +460,51 @@ def test_stock_row_without_financing_balance(sqlite_engine: Engine) -> None:
         assert "None" not in report.caption and "排名" not in report.caption and "Rank" not in report.caption
 
 
+def test_stock_spike_zscore_is_the_market_lists(sqlite_engine: Engine) -> None:
+    """A stock's own report gives the spike z-score of the market's spike list (StockSpikeDaily),
+    computed on the trade-date grid: a stock that missed a day lately has no z (the 5-day changes
+    across the gap are unknown, so fewer than 60 of them are), not one made of 5-row changes that
+    span the gap. Hand check of the other: z = (c[T] - mean(c[T-60..T-1])) / std(same, ddof=1)."""
+    from storage.aggregate import rebuild_stock_spikes
+
+    days = [d.date() for d in pd.bdate_range("2024-03-01", periods=80)]
+    gap = {days[70]}
+
+    def rzye(i: int) -> float:  # 1e9 rising 1 % a day, a little faster every third day, 3 % on the last
+        return 1e9 * 1.01 ** i * (1.002 if i % 3 == 0 else 1.0) * (1.03 if i == 79 else 1.0)
+
+    summary = [{"trade_date": d, "exchange": "SSE", "rzye": 1e12, "rzmre": 5e10, "rzche": 5e10, "rqye": 1e10,
+                "rzrqye": 1.01e12, "source": "test"} for d in days]
+    turnover = [{"trade_date": d, "exchange": "SSE", "amount": 5e11, "a_share_only": True, "source": "test"}
+                for d in days]
+    stocks = [{"trade_date": d, "code": code, "exchange": "SSE", "name": name, "is_fund": False,
+               "rzye": rzye(i), "rzmre": 1e7, "rzche": None, "rqyl": None, "rqmcl": None, "rqye": None}
+              for i, d in enumerate(days) for code, name in (("600010", "连续"), ("600011", "停牌"))
+              if not (code == "600011" and d in gap)]
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.MarginSummary, summary)
+        upsert(session, models.Turnover, turnover)
+        upsert(session, models.StockMargin, stocks)
+        rebuild_stock_spikes(session, days)
+        bump_data_version(session)
+
+    level = pd.Series([rzye(i) for i in range(80)])
+    change = (level / level.shift(5) - 1) * 100
+    past = change.iloc[-61:-1]
+    expected = (change.iloc[-1] - past.mean()) / past.std(ddof=1)
+    service = ReportService(sqlite_engine)
+    steady = service.render("stock", code="600010", chart=False).data
+    assert steady["spike_zscore"] == pytest.approx(expected, rel=1e-9)
+    with sqlite_engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT code, zscore FROM stock_spike_daily WHERE trade_date = :d"),
+                                   {"d": days[-1].isoformat()}).all())
+    assert stored["600010"] == pytest.approx(expected, rel=1e-9)
+    assert stored.get("600011") is None  # a rise without a z-score: never listed as a spike
+    gappy = service.render("stock", code="600011", chart=False).data
+    assert gappy["spike_zscore"] is None
+    assert gappy["change_5d"] == pytest.approx(rzye(79) - rzye(74))  # 5 rows back: none is in the gap
+
+
 def test_sectors_wait_for_the_days_stock_detail(sqlite_engine: Engine) -> None:
     """Summaries and turnover of a new day are stored, its per-stock detail is not yet."""
     populate(sqlite_engine)
