@@ -42,6 +42,15 @@ def _install_record_factory() -> None:
     _factory_installed = True
 
 
+class _MigrationPreamble(logging.Filter):
+    """Drop the two lines alembic logs at INFO each time it opens a migration context, whether or not
+    anything is migrated ("Context impl ...", "Will assume ..."): every command checks the schema.
+    What it migrates ("Running upgrade ...") still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Context impl", "Will assume"))
+
+
 def setup_logging(level: str = "INFO") -> None:
     _install_record_factory()
     root = logging.getLogger()
@@ -57,3 +66,6 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # alembic lists each plugin it sets up at INFO; the migrations it runs stay visible.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, _MigrationPreamble) for f in migration.filters):
+        migration.addFilter(_MigrationPreamble())

@@ -78,6 +78,19 @@ def test_report_ratio_json(small_env: pytest.MonkeyPatch, capsys: pytest.Capture
     assert len(data["series"]) == 30
 
 
+def test_commands_log_migrations_only_when_they_run(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    """Without --quiet: `db upgrade` on a new file names each migration it runs; on a database at head
+    no command repeats alembic's per-connection preamble ("Context impl ...")."""
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    code, out, err = run(capsys, "db", "upgrade")
+    assert code == 0, err
+    assert "Running upgrade  -> 0001" in err and "0001 -> 0002" in err
+    assert "Context impl" not in err and "Will assume" not in err
+    code, out, err = run(capsys, "db", "upgrade")
+    assert code == 0 and "Running upgrade" not in err and "Context impl" not in err, err
+
+
 def test_report_text_and_chart(small_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                tmp_path: Path) -> None:
     chart = tmp_path / "ratio.png"
