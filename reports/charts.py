@@ -45,6 +45,7 @@ from matplotlib.transforms import Transform, offset_copy  # noqa: E402
 from zlib_ng import zlib_ng  # noqa: E402
 
 from reports.figures import Figures  # noqa: E402
+from reports.fmt import pp as fmt_pp  # noqa: E402
 from reports.fmt import up_down_colors  # noqa: E402
 from reports.i18n import t  # noqa: E402
 
@@ -760,7 +761,7 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
         if pp is None:
             continue
         start = value + (0.02 * span if value >= 0 else -0.02 * span)
-        texts.append(f"{pp:+.2f}pp")
+        texts.append(fmt_pp(pp))
         starts.append(start)
         spots.append((start, float(yi)))
         sides.append("left" if value >= 0 else "right")

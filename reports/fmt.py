@@ -15,14 +15,22 @@ def _missing(value: float | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _shown(value: float, digits: int = 2) -> float:
+    """`value` as it prints with `digits` decimals, without a negative zero: -0.004 shows as 0.00,
+    never "-0.00", and is neither up nor down."""
+    return round(value, digits) + 0.0
+
+
+def _sign(value: float, signed: bool) -> str:
+    return "+" if signed and value > 0 else ""
+
+
 def money(value: float | None, lang: str, signed: bool = False) -> str:
     """元 -> "7077.67 亿元" (zh) or "CNY 707.77 bn" (en), two decimals; "—" when unknown."""
     if _missing(value):
         return "—"
-    sign = "+" if signed and value > 0 else ""  # type: ignore[operator]
-    if lang == "zh":
-        return f"{sign}{value / YI:,.2f} 亿元"  # type: ignore[operator]
-    return f"{sign}{value / BN:,.2f} bn"  # type: ignore[operator]
+    shown = _shown(value / (YI if lang == "zh" else BN))  # type: ignore[operator]
+    return f"{_sign(shown, signed)}{shown:,.2f} {'亿元' if lang == 'zh' else 'bn'}"
 
 
 def headline_money(value: float | None, lang: str) -> str:
@@ -30,30 +38,31 @@ def headline_money(value: float | None, lang: str) -> str:
     if _missing(value):
         return "—"
     if lang == "zh":
-        return f"{value / WAN_YI:.2f} 万亿元"  # type: ignore[operator]
-    return f"CNY {value / TRN:.2f} trn"  # type: ignore[operator]
+        return f"{_shown(value / WAN_YI):.2f} 万亿元"  # type: ignore[operator]
+    return f"CNY {_shown(value / TRN):.2f} trn"  # type: ignore[operator]
 
 
 def pct(value: float | None, signed: bool = False) -> str:
     """12.3456 -> "12.35%"; signed adds "+" to positive values."""
     if _missing(value):
         return "—"
-    sign = "+" if signed and value > 0 else ""  # type: ignore[operator]
-    return f"{sign}{value:.2f}%"
+    shown = _shown(value)  # type: ignore[arg-type]
+    return f"{_sign(shown, signed)}{shown:.2f}%"
 
 
 def pp(value: float | None) -> str:
-    """Percentage points, signed: "+0.35pp"."""
+    """Percentage points, signed: "+0.35pp", "-0.12pp", "0.00pp"."""
     if _missing(value):
         return "—"
-    return f"{'+' if value > 0 else ''}{value:.2f}pp"  # type: ignore[operator]
+    shown = _shown(value)  # type: ignore[arg-type]
+    return f"{_sign(shown, True)}{shown:.2f}pp"
 
 
 def number(value: float | None, digits: int = 2, signed: bool = False) -> str:
     if _missing(value):
         return "—"
-    sign = "+" if signed and value > 0 else ""  # type: ignore[operator]
-    return f"{sign}{value:,.{digits}f}"
+    shown = _shown(value, digits)  # type: ignore[arg-type]
+    return f"{_sign(shown, signed)}{shown:,.{digits}f}"
 
 
 def arrow(value: float | None) -> str:

@@ -790,6 +790,17 @@ def test_stock_name_is_escaped(sqlite_engine: Engine) -> None:
         assert evil in report.text_plain()  # decoded again for the terminal
 
 
+def test_numbers_that_round_to_zero_show_no_sign() -> None:
+    """-0.004 pp prints as 0.00pp: no "-0.00" and no "+0.00", in text and on charts alike."""
+    assert fmt.pp(-0.004) == fmt.pp(0.004) == "0.00pp"
+    assert (fmt.pp(0.35), fmt.pp(-0.12), fmt.pp(-0.005)) == ("+0.35pp", "-0.12pp", "-0.01pp")
+    assert fmt.pct(-0.001, signed=True) == "0.00%" and fmt.pct(1.234, signed=True) == "+1.23%"
+    assert fmt.money(-4e5, "zh", signed=True) == "0.00 亿元"  # 40 万元 rounds to 0.00 亿元
+    assert fmt.money(-1.5e9, "en") == "-1.50 bn" and fmt.money(2.5e10, "zh", signed=True) == "+250.00 亿元"
+    assert fmt.number(-0.2, 0, signed=True) == "0" and fmt.number(12345.678) == "12,345.68"
+    assert fmt.headline_money(2.3312e12, "zh") == "2.33 万亿元"
+
+
 def test_colours_follow_the_reader() -> None:
     red, green = "#d62728", "#2ca02c"
     assert fmt.up_down_colors("zh") == (red, green)  # 红涨绿跌
