@@ -21,6 +21,12 @@ be ``application/json``):
 * ``POST /api/callback {chat, message_id, data, as?}``: the user taps an inline button.
 * ``POST /api/language {lang}``: the Telegram language (``language_code``) of the simulated user.
 * ``POST /api/push``: run the daily push now (``bot.push.push_now``) and report its counts.
+* ``POST /api/inline {chat, query, as?}``: the user types ``@bot query`` in a chat; answers the
+  bot's answerInlineQuery results (``{ok, query_id, query, results: [{id, type, title, photo,
+  caption, parse_mode, html, text, sendable}], next_offset}``), 504 when the bot does not answer
+  within :data:`INLINE_WAIT` seconds.
+* ``POST /api/inline/choose {chat, query_id, result_id, as?}``: the user taps a result: it is sent
+  in that chat as the user's message ``via_bot`` the bot, as Telegram does.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import signal
 import sys
 import threading
 import webbrowser
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -48,7 +54,15 @@ from telegram.ext import Application
 from bot.app import build_application, build_services, start_application, stop_application
 from bot.services import Services
 from marginbot.settings import Settings
-from sandbox.botapi import BotApiServer, BotEvent, HttpRequest, HttpResponse, StoredMessage
+from sandbox.botapi import (
+    ApiCall,
+    BotApiServer,
+    BotEvent,
+    HttpRequest,
+    HttpResponse,
+    StoredMessage,
+    _plain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +79,9 @@ YOU_ID = 700_000_001
 MEMBER_ID = 700_000_002
 GROUP_ID = -900_000_001
 GROUP_TITLE = "两融讨论群"
+# Where the bot uploads charts only to get a file_id for inline results (STORAGE_CHAT_ID): a
+# channel of its own that the page does not show, so such uploads do not land in your chat.
+STORAGE_CHANNEL_ID = -1_009_000_000_001
 YOU_NAME = "You"
 MEMBER_NAME = "小林"
 BOT_USERNAME = "liangrong_sandbox_bot"
@@ -72,6 +89,9 @@ BOT_NAME = "两融雷达"
 LANGUAGES = ("zh", "en")
 MAX_WAIT = 30.0
 NOTICES_KEPT = 500
+INLINE_WAIT = 10.0  # Telegram's clients give up on an inline answer after about this long
+INLINE_QUERY_LIMIT = 256  # Telegram's limit on the text after @bot
+INLINE_KEPT = 100  # inline queries remembered for /api/inline/choose
 
 
 def _generate_token() -> str:
@@ -116,8 +136,17 @@ class BadRequest(Exception):
     """A request the page should not have made: answered 400 with the message."""
 
 
-def _json_error(status: int, message: str) -> HttpResponse:
-    return HttpResponse.json_body({"ok": False, "error": message}, status)
+def _json_error(status: int, message: str, **extra: Any) -> HttpResponse:
+    return HttpResponse.json_body({"ok": False, "error": message, **extra}, status)
+
+
+@dataclass(frozen=True, slots=True)
+class InlineQuery:
+    """An inline query typed on the page: only its typist, in its chat, may send a result."""
+
+    chat_id: int
+    user_id: int
+    query: str
 
 
 class ChatPage:
@@ -132,6 +161,8 @@ class ChatPage:
         self._versions: dict[tuple[int, int], int] = {}
         self._notices: deque[dict[str, Any]] = deque(maxlen=NOTICES_KEPT)
         self._changed = asyncio.Event()
+        self._inline: OrderedDict[str, InlineQuery] = OrderedDict()
+        self.inline_timeout = INLINE_WAIT  # tests shorten it
 
     # ------------------------------------------------------------------ set-up
 
@@ -142,6 +173,7 @@ class ChatPage:
         server.add_user(MEMBER_ID, MEMBER_NAME, language_code="zh")
         server.add_chat(YOU_ID, "private")
         server.add_chat(GROUP_ID, "group", title=GROUP_TITLE, members=[MEMBER_ID], admins=[YOU_ID])
+        server.add_chat(STORAGE_CHANNEL_ID, "channel", title="marginbot chart storage", bot_status="administrator")
         server.add_listener(self._on_event)
         self._routes = {
             ("GET", "/"): self._index,
@@ -153,6 +185,8 @@ class ChatPage:
             ("POST", "/api/callback"): self._callback,
             ("POST", "/api/language"): self._language,
             ("POST", "/api/push"): self._push,
+            ("POST", "/api/inline"): self._inline_query,
+            ("POST", "/api/inline/choose"): self._inline_choose,
         }
         self._prefixes = {("GET", "/static/"): self._static, ("GET", "/api/file/"): self._file}
         # "/" is a prefix route of the server (tried after its /bot and /file/bot paths): one router.
@@ -230,10 +264,14 @@ class ChatPage:
             "edited": message.edit_date is not None,
             "deleted": message.deleted,
             "reply_to": message.reply_to_message_id,
+            "via_bot": None,
             "photo": None,
             "document": None,
             "buttons": [],
         }
+        via = message.extra.get("via_bot")
+        if isinstance(via, dict):  # sent by the user through an inline result: "via @bot"
+            out["via_bot"] = {"id": via.get("id"), "username": via.get("username") or ""}
         if message.photo:
             largest = message.photo[-1]
             out["photo"] = {
@@ -471,6 +509,109 @@ class ChatPage:
         query_id = self.server.inject_callback(chat_id, user_id, message_id, str(data))
         return HttpResponse.json_body({"ok": True, "query_id": query_id})
 
+    def _inline_result_json(self, result: dict[str, Any]) -> dict[str, Any]:
+        """One result of the bot's answer, as the page shows it (captions go through the page's sanitiser)."""
+        file_id = result.get("photo_file_id")
+        stored = self.server.files.get(file_id) if isinstance(file_id, str) else None
+        caption = result.get("caption")
+        parse_mode = result.get("parse_mode")
+        content = result.get("input_message_content")
+        text_content = isinstance(content, dict) and content.get("message_text") is not None
+        photo = None
+        if stored is not None and stored.data:
+            photo = {
+                "url": self._file_url(file_id),
+                "file_id": file_id,
+                "width": stored.width,
+                "height": stored.height,
+            }
+        return {
+            "id": str(result.get("id", "")),
+            "type": str(result.get("type", "")),
+            "title": str(result.get("title") or ""),
+            "photo": photo,
+            "caption": caption,
+            "parse_mode": parse_mode,
+            "html": caption if caption is not None and str(parse_mode or "").lower() == "html" else None,
+            "text": _plain(str(caption), parse_mode, strict=False) if caption is not None else "",
+            # What inject_inline_result can turn into a message: a cached photo or a text content.
+            "sendable": text_content or (result.get("type") == "photo" and stored is not None),
+        }
+
+    def _remember_inline(self, query_id: str, query: InlineQuery) -> None:
+        self._inline[query_id] = query
+        while len(self._inline) > INLINE_KEPT:
+            self._inline.popitem(last=False)
+
+    async def _inline_query(self, request: HttpRequest) -> HttpResponse:
+        body = self._body(request)
+        chat_id = self._chat_param(body.get("chat"))
+        user_id = self._sender(chat_id, body.get("as"))
+        query = body.get("query")
+        if not isinstance(query, str):
+            raise BadRequest("query must be a string: the text after @bot")
+        if len(query) > INLINE_QUERY_LIMIT:
+            raise BadRequest(f"query is longer than Telegram's {INLINE_QUERY_LIMIT} characters")
+        chat = self.server.chats[chat_id]
+        # Telegram's chat_type: "sender" is the typist's own private chat with the bot.
+        chat_type = "sender" if chat.type == "private" else chat.type
+        since = len(self.server.calls)  # only answers recorded after the query count
+        query_id = self.server.inject_inline_query(user_id, query, chat_type=chat_type)
+        self._remember_inline(query_id, InlineQuery(chat_id, user_id, query))
+
+        def answers_it(call: ApiCall) -> bool:
+            return call.method == "answerInlineQuery" and str(call.params.get("inline_query_id")) == query_id
+
+        try:
+            # wait_for awaits a future resolved when the call is recorded: the loop keeps serving.
+            call = await self.server.wait_for(answers_it, self.inline_timeout, since=since)
+        except TimeoutError:
+            return _json_error(
+                504,
+                f"the bot did not answer the inline query within {self.inline_timeout:g} s",
+                query_id=query_id,
+            )
+        if not call.ok:
+            return _json_error(502, f"the stand-in refused the bot's answer: {call.error}", query_id=query_id)
+        results = call.params.get("results")
+        return HttpResponse.json_body(
+            {
+                "ok": True,
+                "query_id": query_id,
+                "query": query,
+                "results": [self._inline_result_json(r) for r in results if isinstance(r, dict)]
+                if isinstance(results, list)
+                else [],
+                "next_offset": str(call.params.get("next_offset") or ""),
+            }
+        )
+
+    async def _inline_choose(self, request: HttpRequest) -> HttpResponse:
+        body = self._body(request)
+        chat_id = self._chat_param(body.get("chat"))
+        user_id = self._sender(chat_id, body.get("as"))
+        query_id, result_id = body.get("query_id"), body.get("result_id")
+        if not isinstance(query_id, str | int) or not isinstance(result_id, str | int):
+            raise BadRequest("query_id and result_id must be given")
+        query_id, result_id = str(query_id), str(result_id)
+        typed = self._inline.get(query_id)
+        if typed is None:
+            raise BadRequest("no such inline query: type @bot … again")
+        if typed.chat_id != chat_id or typed.user_id != user_id:
+            raise BadRequest("that inline query was typed in another chat or by another sender")
+        answer = self.server.inline_answers.get(query_id)
+        if answer is None:
+            raise BadRequest("the bot has not answered that inline query")
+        if not any(
+            isinstance(r, dict) and str(r.get("id")) == result_id for r in answer.get("results") or []
+        ):
+            raise BadRequest("the bot's answer has no result with that id")
+        try:
+            sent = self.server.inject_inline_result(chat_id, user_id, query_id, result_id)
+        except (KeyError, ValueError) as exc:
+            raise BadRequest(str(exc.args[0] if exc.args else exc)) from None
+        return HttpResponse.json_body({"ok": True, "message_id": sent["message_id"], "seq": self.seq})
+
     async def _language(self, request: HttpRequest) -> HttpResponse:
         lang = self._body(request).get("lang")
         if lang not in LANGUAGES:
@@ -541,10 +682,11 @@ def sandbox_settings(settings: Settings, token: str) -> tuple[Settings, Settings
 
     The application gets the generated token. The services keep ``telegram_bot_token`` unset, as
     the user configured it: with no token the daily job never tries to ingest from the exchanges
-    (demo data, offline). "You" is the admin chat (error reports land in your private chat), and
-    the default push time is 00:00 so that "Run daily push now" delivers at any hour.
+    (demo data, offline). "You" is the admin chat (error reports land in your private chat), charts
+    for inline results are uploaded to a hidden channel, and the default push time is 00:00 so that
+    "Run daily push now" delivers at any hour.
     """
-    common = {"admin_chat_ids": [YOU_ID], "storage_chat_id": None, "push_time": time(0, 0)}
+    common = {"admin_chat_ids": [YOU_ID], "storage_chat_id": STORAGE_CHANNEL_ID, "push_time": time(0, 0)}
     for_services = settings.model_copy(update={**common, "telegram_bot_token": None})
     for_application = settings.model_copy(update={**common, "telegram_bot_token": SecretStr(token)})
     return for_application, for_services

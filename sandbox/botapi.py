@@ -2008,6 +2008,59 @@ class BotApiServer:
         return query_id
 
     @_threadsafe
+    def inject_inline_result(
+        self, chat_id: int, from_user: int | dict[str, Any], query_id: str, result_id: str
+    ) -> dict[str, Any]:
+        """The user taps result ``result_id`` of the bot's answer to ``query_id``; returns the ``Message``.
+
+        As in Telegram, the chosen result becomes the user's own message in ``chat_id`` with
+        ``via_bot`` set: a cached photo keeps its ``photo_file_id``, caption and parse mode, and an
+        ``input_message_content`` with ``message_text`` replaces the result's own content. The bot
+        gets it as a message update (bots see messages sent via themselves even in privacy mode).
+        No ``chosen_inline_result`` update: Telegram sends those only with inline feedback turned on.
+        Raises KeyError for an unknown query or result, ValueError for a result not simulated.
+        """
+        query = self.inline_queries.get(str(query_id))
+        answer = self.inline_answers.get(str(query_id))
+        if query is None or answer is None:
+            raise KeyError(f"no answered inline query {query_id}")
+        user = self._user(from_user)
+        if int(query["from"]["id"]) != int(user["id"]):
+            raise ValueError("only the user who typed the inline query can send its results")
+        result = next((r for r in answer.get("results") or [] if str(r.get("id")) == str(result_id)), None)
+        if result is None:
+            raise KeyError(f"the answer to inline query {query_id} has no result {result_id!r}")
+        fields: dict[str, Any]
+        content = result.get("input_message_content")
+        try:
+            if isinstance(content, dict) and content.get("message_text") is not None:
+                parse_mode = content.get("parse_mode")
+                fields = {
+                    "text": self._check_text(content["message_text"], parse_mode, caption=False),
+                    "parse_mode": parse_mode,
+                }
+            elif result.get("type") == "photo" and result.get("photo_file_id") in self.files:
+                stored = self.files[result["photo_file_id"]]
+                parse_mode = result.get("parse_mode")
+                fields = {
+                    "caption": self._check_text(result.get("caption"), parse_mode, caption=True),
+                    "parse_mode": parse_mode,
+                    "photo": stored.photo_sizes,
+                    "media_source": "file_id",
+                }
+            else:
+                raise ValueError(f"inline results of type {result.get('type')!r} are not simulated")
+        except ApiError as exc:  # what Telegram would have refused
+            raise ValueError(exc.description) from None
+        chat = self._known_chat(chat_id)
+        if chat.is_group and chat.members.get(int(user["id"])) in (None, "left", "kicked"):
+            chat.members[int(user["id"])] = "member"
+        message = self._new_message(chat, user, extra={"via_bot": dict(self.bot_user)}, **fields)
+        payload = message.to_api()
+        self._push_update("message", payload, chat.id)
+        return payload
+
+    @_threadsafe
     def inject_my_chat_member(
         self, chat_id: int, old_status: str, new_status: str, *, from_user: int | dict[str, Any] | None = None
     ) -> dict[str, Any]:

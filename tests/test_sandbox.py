@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from marginbot.settings import Settings, load_settings
-from sandbox.app import GROUP_ID, YOU_ID, Sandbox, run_sandbox, start_sandbox
+from sandbox.app import GROUP_ID, STORAGE_CHANNEL_ID, YOU_ID, Sandbox, run_sandbox, start_sandbox
 from storage.database import make_engine
 from tests.demo_db import demo_db_file
 
@@ -296,6 +296,146 @@ def test_subscribe_and_push_now(client: httpx.Client) -> None:
     assert again["ok"] and again["sent"] == 0
 
 
+# ---------------------------------------------------------------------------------------- inline mode
+
+
+def inline(client: httpx.Client, chat: int, query: str, **extra: Any) -> dict[str, Any]:
+    """The page's inline query: the answer of the bot to `@bot query` typed in `chat`."""
+    answer = client.post("/api/inline", json={"chat": chat, "query": query, **extra})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = answer.json()
+    assert body["ok"] and body["query"] == query
+    return body
+
+
+def result_kinds(body: dict[str, Any]) -> list[str]:
+    """Report kinds of the results: the bot's result ids are `kind-date-lang`."""
+    return [r["id"].split("-", 1)[0] for r in body["results"]]
+
+
+def test_inline_ratio_answers_the_bots_cached_photo(sandbox: Sandbox, client: httpx.Client) -> None:
+    body = inline(client, GROUP_ID, "ratio")
+    recorded = sandbox.server.inline_answers[body["query_id"]]  # the bot's own answerInlineQuery
+    assert recorded["is_personal"] is False and int(recorded["cache_time"]) == 300
+    assert [r["id"] for r in body["results"]] == [r["id"] for r in recorded["results"]]
+    assert result_kinds(body) == ["ratio"]
+    (result,) = body["results"]
+    (sent,) = recorded["results"]
+    assert result["id"] == "ratio-2026-11-20-zh" and result["type"] == "photo" == sent["type"]
+    assert result["caption"] == sent["caption"] and result["parse_mode"] == "HTML" == sent["parse_mode"]
+    assert result["html"] == sent["caption"] and "<b>两融交易占比" in result["html"]
+    assert result["text"].startswith("两融交易占比") and "<b>" not in result["text"]
+    assert result["title"] == sent["title"] and result["sendable"] is True
+    assert result["photo"]["file_id"] == sent["photo_file_id"]
+    assert result["photo"]["url"] == f"/api/file/{sent['photo_file_id']}"
+    image = client.get(result["photo"]["url"])
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG\r\n\x1a\n")
+    # The inline query reached the bot from "You", typed in a group.
+    query = sandbox.server.inline_queries[body["query_id"]]
+    assert query["from"]["id"] == YOU_ID and query["query"] == "ratio" and query["chat_type"] == "group"
+
+
+def test_choosing_an_inline_result_sends_it_via_the_bot(sandbox: Sandbox, client: httpx.Client) -> None:
+    chats = Chats(client)
+    chats.sync()
+    body = inline(client, GROUP_ID, "ratio")
+    (result,) = body["results"]
+    chosen = client.post(
+        "/api/inline/choose", json={"chat": GROUP_ID, "query_id": body["query_id"], "result_id": result["id"]}
+    )
+    assert chosen.status_code == 200, chosen.text
+    message_id = chosen.json()["message_id"]
+    # The page's change log shows it: the user's message, via the bot, the same photo and caption.
+    message = chats.until(lambda: chats.messages.get((GROUP_ID, message_id)), 20, "the via-bot message")
+    bot = client.get("/api/chats").json()["bot"]
+    assert message["from"]["id"] == YOU_ID and not message["from"]["is_bot"]
+    assert message["via_bot"] == {"id": bot["id"], "username": "liangrong_sandbox_bot"}
+    assert message["photo"]["url"] == result["photo"]["url"]
+    assert message["html"] == result["caption"] and message["text"] == result["text"]
+    # What the stand-in stored is Telegram's Message: via_bot is the bot user, the photo the same file.
+    stored = next(m for m in sandbox.server.history(GROUP_ID) if m.message_id == message_id)
+    api = stored.to_api()
+    assert api["via_bot"]["id"] == sandbox.server.bot_id and api["via_bot"]["is_bot"] is True
+    assert stored.photo_file_id == result["photo"]["file_id"] and stored.caption == result["caption"]
+    assert stored.parse_mode == "HTML" and "两融交易占比" in api["caption"]
+
+
+def test_inline_queries_answer_what_the_bot_answers(sandbox: Sandbox, client: httpx.Client) -> None:
+    everything = ["summary", "balance", "ratio", "sectors", "signals"]  # bot.handlers.inline.INLINE_REPORTS
+    # Unknown words and an empty query: the bot offers every chart; a prefix or an alias narrows it.
+    assert result_kinds(inline(client, YOU_ID, "no-such-report")) == everything
+    # Charts uploaded only for their file_id went to the hidden storage channel, not to a chat on the page.
+    assert sandbox.server.calls_for("sendPhoto", STORAGE_CHANNEL_ID)
+    assert all(m.caption for m in sandbox.server.history(YOU_ID) if m.photo)
+    assert result_kinds(inline(client, YOU_ID, "")) == everything
+    assert result_kinds(inline(client, YOU_ID, "s")) == ["summary", "sectors", "signals"]
+    assert result_kinds(inline(client, YOU_ID, "占比")) == ["ratio"]
+    # In the private chat with the bot, the chat type is "sender"; 小林 may type it in the group.
+    body = inline(client, GROUP_ID, "bal", **{"as": "member"})
+    assert result_kinds(body) == ["balance"]
+    assert all(r["photo"] and r["sendable"] for r in body["results"])
+
+
+def test_inline_bad_inputs_are_400_and_a_silent_bot_504(sandbox: Sandbox, client: httpx.Client) -> None:
+    def refused(path: str, payload: dict[str, Any], status: int = 400) -> str:
+        answer = client.post(path, json=payload)
+        assert answer.status_code == status, answer.text
+        body = answer.json()
+        assert body["ok"] is False and body["error"]
+        return str(body["error"])
+
+    assert "chat" in refused("/api/inline", {"chat": 42, "query": "ratio"})
+    assert "query" in refused("/api/inline", {"chat": YOU_ID})
+    assert "query" in refused("/api/inline", {"chat": YOU_ID, "query": 7})
+    assert "256" in refused("/api/inline", {"chat": YOU_ID, "query": "x" * 257})
+    assert "as" in refused("/api/inline", {"chat": YOU_ID, "query": "ratio", "as": "member"})
+    body = inline(client, YOU_ID, "x" * 256)  # Telegram's longest query is fine
+    query_id, result_id = body["query_id"], body["results"][0]["id"]
+    choose = "/api/inline/choose"
+    assert "query" in refused(choose, {"chat": YOU_ID, "query_id": "8999999999", "result_id": result_id})
+    assert "result" in refused(choose, {"chat": YOU_ID, "query_id": query_id, "result_id": "nope"})
+    assert "given" in refused(choose, {"chat": YOU_ID, "query_id": query_id})
+    # A result goes to the chat the query was typed in, by its typist.
+    assert "another" in refused(choose, {"chat": GROUP_ID, "query_id": query_id, "result_id": result_id})
+
+    # The bot answers later than the page waits: a clear 504, not a hang; the query stays unanswered.
+    page, server = sandbox.page, sandbox.server
+    page.inline_timeout = 0.3
+    server.set_latency(2.0, "answerInlineQuery")
+    try:
+        answer = client.post("/api/inline", json={"chat": YOU_ID, "query": "ratio"})
+        assert answer.status_code == 504, answer.text
+        late = answer.json()
+        assert late["ok"] is False and "did not answer" in late["error"]
+        assert "bot has not answered" in refused(
+            choose, {"chat": YOU_ID, "query_id": late["query_id"], "result_id": result_id}
+        )
+    finally:
+        page.inline_timeout = 10.0
+        server.set_latency(0, "answerInlineQuery")
+    deadline = time.monotonic() + 20  # the late answer still lands: later tests start from a quiet bot
+    while late["query_id"] not in server.inline_answers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert late["query_id"] in server.inline_answers
+
+
+def test_inline_html_in_the_query_is_only_data(client: httpx.Client) -> None:
+    evil = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    body = inline(client, YOU_ID, evil)
+    # The bot does not echo the query: its results are its own charts and captions.
+    assert result_kinds(body) == ["summary", "balance", "ratio", "sectors", "signals"]
+    for result in body["results"]:
+        assert "<img" not in (result["html"] or "") and "<script" not in (result["html"] or "")
+        assert "onerror" not in result["text"]
+    # The query comes back as a JSON string only; the page renders captions with its sanitiser
+    # (renderTelegramHtml builds elements and text nodes) and never assigns HTML anywhere.
+    script = (ROOT / "sandbox" / "static" / "app.js").read_text(encoding="utf-8")
+    assert "renderTelegramHtml(" in script and "function renderInlineResults" in script
+    for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script.replace("(never innerHTML)", ""), sink
+
+
 # ---------------------------------------------------------------------------------------- `marginbot run`
 
 
@@ -416,7 +556,7 @@ def test_opening_a_browser_never_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.browser
 def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
-    """Type /ratio, see the chart and caption, tap 60, see it edited; subscribe the group and push."""
+    """Type /ratio, see the chart and caption, tap 60, see it edited; subscribe the group, push, share inline."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup.sh --test installs it with apt)")
     try:
@@ -540,6 +680,31 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
             page.locator("#messages").evaluate("box => { box.scrollTop = box.scrollHeight; }")
             page.screenshot(path=str(SCREENSHOTS / "sandbox-5-group-summary.png"))
 
+            # Inline mode: "@bot ratio" shows the bot's cached chart; tapping it sends it "via @bot".
+            page.locator("#input").click()
+            page.keyboard.type("@liangrong_sandbox_bot ratio")
+            result = page.locator("#inline .inline-result")
+            expect(result).to_have_count(1, timeout=30_000)
+            expect(result.locator(".inline-caption b")).to_contain_text("两融交易占比")  # sanitised HTML
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#inline .inline-result img');"
+                " return i && i.complete && i.naturalWidth > 0; }",
+                timeout=20_000,
+            )
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-6-inline-results.png"))
+            result.click()
+            shared = page.locator(".msg.out.has-photo").filter(has_text="via @liangrong_sandbox_bot")
+            expect(shared).to_have_count(1, timeout=30_000)
+            expect(shared.locator(".body b").first).to_contain_text("两融交易占比")
+            expect(page.locator("#input")).to_have_value("")
+            expect(page.locator("#inline")).to_be_hidden()
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.msg.out.has-photo img')]"
+                ".every(i => i.complete && i.naturalWidth > 0)",
+                timeout=20_000,
+            )
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-7-inline-sent.png"))
+
             # English: the simulated user's language_code picks the English command menu.
             page.locator(".lang button[data-lang='en']").click()
             page.locator("#chat-list .chat-item").nth(0).click()
@@ -547,7 +712,7 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
             expect(page.locator("#menu .cmd").filter(has_text="/ratio")).to_contain_text(
                 "Margin trading share of turnover"
             )
-            page.screenshot(path=str(SCREENSHOTS / "sandbox-6-menu-en.png"))
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-8-menu-en.png"))
         finally:
             context.close()
         process.send_signal(signal.SIGTERM)

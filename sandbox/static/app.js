@@ -179,8 +179,13 @@
     const row = el("div", `msg ${mine ? "out" : "in"}${msg.photo ? " has-photo" : ""}`);
     row.dataset.id = String(msg.id);
     const bubble = el("div", "bubble");
+    const via = msg.via_bot ? `via @${msg.via_bot.username}` : "";
     if (info && info.type !== "private" && !mine) {
-      bubble.appendChild(el("div", `sender${msg.from.is_bot ? " bot" : ""}`, msg.from.name));
+      const sender = el("div", `sender${msg.from.is_bot ? " bot" : ""}`, msg.from.name);
+      if (via) sender.appendChild(el("span", "via", ` ${via}`));
+      bubble.appendChild(sender);
+    } else if (via) {
+      bubble.appendChild(el("div", "via", via)); // Telegram marks a result the user sent through the bot
     }
     if (msg.reply_to) {
       const quoted = state.chats.get(msg.chat).messages.get(msg.reply_to);
@@ -336,6 +341,7 @@
     renderMessages();
     loadCommands();
     $("menu").hidden = true;
+    onInlineInput($("input").value); // an inline query belongs to the chat it is typed in
     $("input").focus();
   }
 
@@ -489,7 +495,150 @@
       item.addEventListener("click", () => send(`/${c.command}`));
       menu.appendChild(item);
     }
+    if (!filter && state.bot && state.bot.username) menu.appendChild(inlineHint());
     menu.hidden = false;
+  }
+
+  // The menu's last line: how to try inline mode; clicking it types the query.
+  function inlineHint() {
+    const example = `@${state.bot.username} ratio`;
+    const item = el("button", "cmd inline-hint");
+    item.type = "button";
+    item.setAttribute("role", "option");
+    item.appendChild(el("span", "cmd-name", example));
+    item.appendChild(el("span", "cmd-desc", "share a chart in this chat (inline mode)"));
+    item.title = "Inline mode: type @bot and a report name in any chat, then pick a result";
+    item.addEventListener("click", () => {
+      const input = $("input");
+      input.value = example;
+      $("menu").hidden = true;
+      input.focus();
+      onInlineInput(example);
+    });
+    return item;
+  }
+
+  // ------------------------------------------------------------------ inline mode (@bot query)
+
+  // As in Telegram: "@bot query" in the message box asks the bot (inline_query) after a pause in
+  // typing; its answers show above the box, and a tapped one is sent as your message "via @bot".
+  const INLINE_DEBOUNCE_MS = 350;
+  const INLINE_QUERY_LIMIT = 256;
+  const inline = { timer: null, token: 0 };
+
+  // The query typed after "@bot " (Telegram needs the space), or null when the text is not one.
+  function inlineQueryOf(text) {
+    if (!state.bot || !state.bot.username) return null;
+    const prefix = `@${state.bot.username}`;
+    if (text.slice(0, prefix.length).toLowerCase() !== prefix.toLowerCase()) return null;
+    const rest = text.slice(prefix.length);
+    return /^\s/.test(rest) ? rest.replace(/^\s+/, "").slice(0, INLINE_QUERY_LIMIT) : null;
+  }
+
+  function hideInline() {
+    clearTimeout(inline.timer);
+    inline.token += 1; // an answer still on its way is dropped
+    $("inline").hidden = true;
+    $("inline").replaceChildren();
+  }
+
+  function inlineHead(note) {
+    const head = el("div", "inline-head", `@${state.bot.username}`);
+    if (note) head.appendChild(el("span", "inline-note", ` · ${note}`));
+    return head;
+  }
+
+  function inlineStatus(text, isError) {
+    const box = $("inline");
+    box.replaceChildren(inlineHead(""), el("div", `inline-status${isError ? " error" : ""}`, text));
+    box.hidden = false;
+  }
+
+  function onInlineInput(text) {
+    const query = inlineQueryOf(text);
+    clearTimeout(inline.timer);
+    if (query === null) {
+      hideInline();
+      return;
+    }
+    $("menu").hidden = true;
+    const token = ++inline.token;
+    inline.timer = setTimeout(() => runInline(query, token), INLINE_DEBOUNCE_MS);
+  }
+
+  async function runInline(query, token) {
+    const chat = state.current;
+    const as = sendAs();
+    const box = $("inline");
+    // Earlier results stay until the new ones arrive, as in Telegram; only the head says so.
+    if (box.hidden) inlineStatus("asking the bot…", false);
+    else {
+      const note = box.querySelector(".inline-head");
+      if (note) note.replaceWith(inlineHead("asking the bot…"));
+    }
+    try {
+      const answer = await api("/api/inline", { chat, query, as });
+      if (token !== inline.token || chat !== state.current) return;
+      renderInlineResults(answer, chat, as);
+    } catch (e) {
+      if (token !== inline.token) return;
+      inlineStatus(e.status === 504 ? "The bot did not answer in time." : `Inline query failed: ${e.message}`, true);
+    }
+  }
+
+  // A caption's first line through the same sanitiser as the chats' messages (Telegram HTML).
+  function captionLine(r) {
+    if (r.html !== null && r.html !== undefined) {
+      const first = r.html.split("\n")[0];
+      if (first.trim()) return renderTelegramHtml(first);
+    }
+    const plain = (r.text || "").split("\n")[0];
+    return document.createTextNode(plain.trim() ? plain : r.title || r.id);
+  }
+
+  function renderInlineResults(answer, chat, as) {
+    const box = $("inline");
+    const strip = el("div", "inline-strip");
+    strip.setAttribute("role", "listbox");
+    strip.setAttribute("aria-label", "Inline results");
+    for (const r of answer.results) {
+      const item = el("button", "inline-result");
+      item.type = "button";
+      item.setAttribute("role", "option");
+      item.dataset.id = r.id;
+      if (r.photo) {
+        const img = el("img");
+        img.src = r.photo.url;
+        img.alt = r.title || "chart";
+        item.appendChild(img);
+      }
+      const label = el("div", "inline-caption");
+      label.appendChild(captionLine(r));
+      item.appendChild(label);
+      item.title = r.title || r.text || r.id;
+      if (r.sendable) item.addEventListener("click", () => chooseInline(chat, as, answer.query_id, r, item));
+      else {
+        item.disabled = true;
+        item.title = `${item.title} (this kind of result is not simulated)`;
+      }
+      strip.appendChild(item);
+    }
+    if (!answer.results.length) strip.appendChild(el("div", "inline-status", "No results"));
+    box.replaceChildren(inlineHead(answer.query ? `“${answer.query}”` : "every chart"), strip);
+    box.hidden = false;
+  }
+
+  async function chooseInline(chat, as, queryId, result, node) {
+    node.disabled = true;
+    try {
+      await api("/api/inline/choose", { chat, query_id: queryId, result_id: result.id, as });
+      $("input").value = "";
+      hideInline();
+      stick = true;
+    } catch (e) {
+      node.disabled = false;
+      toast(`Not sent: ${e.message}`);
+    }
   }
 
   async function setLanguage(lang) {
@@ -568,6 +717,11 @@
     }
     const memberOption = document.querySelector('#send-as option[value="member"]');
     if (memberOption && state.member) memberOption.textContent = `${state.member.name} (member)`;
+    if (state.bot && state.bot.username) {
+      const example = `@${state.bot.username} ratio`;
+      $("input").placeholder = `Message — ${example} shares a chart (inline mode)`;
+      $("inline-example").textContent = example;
+    }
     renderLanguage();
     const history = await api("/api/history?after=0");
     apply(history, true);
@@ -584,12 +738,14 @@
       const input = $("input");
       const text = input.value;
       input.value = "";
+      hideInline(); // Enter sends "@bot query" as plain text, as Telegram does
       send(text);
     });
     $("input").addEventListener("input", (e) => {
       const value = e.target.value;
       if (value.startsWith("/") && !/\s/.test(value)) showMenu(value);
       else $("menu").hidden = true;
+      onInlineInput(value);
     });
     $("input").addEventListener("keydown", (e) => {
       if (e.key === "Tab" && !$("menu").hidden) {
@@ -601,13 +757,17 @@
         }
       } else if (e.key === "Escape") {
         $("menu").hidden = true;
+        hideInline();
       }
     });
     $("menu-button").addEventListener("click", () => {
       if ($("menu").hidden) showMenu("");
       else $("menu").hidden = true;
     });
-    $("send-as").addEventListener("change", () => loadCommands());
+    $("send-as").addEventListener("change", () => {
+      loadCommands();
+      onInlineInput($("input").value); // the results are the typist's: ask again as the new sender
+    });
     $("start-button").addEventListener("click", () => send("/start"));
     $("push-now").addEventListener("click", pushNow);
     for (const b of document.querySelectorAll(".lang button")) {
