@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--small", action="store_true", help="a quick, smaller run")
     p.add_argument("--chats", type=_positive_int, help="push: subscribed chats (default 10000)")
     p.add_argument("--rate", type=float, help="push: messages per second (default PUSH_RATE)")
+    p.add_argument("--profile", action="store_true", help="reports: also print a cProfile of each report")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -162,3 +162,7 @@ def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.Mo
     # The second run finds the cached file and generates nothing.
     path, reused, seconds = bench.ensure_database(TINY, tmp_path, in_process=True)
     assert reused and seconds == 0.0 and path.parent == tmp_path
+    # --profile adds a cProfile of each report, read from the render's own functions.
+    bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("balance",), profile=True)
+    out = capsys.readouterr().out
+    assert "reused cached database" in out and "=== profile: balance" in out and "render_chart" in out
