@@ -568,8 +568,9 @@ class _Labels(Artist):
             return
         points = self.get_transform().transform(self._xy)
         _, canvas_height = renderer.get_canvas_width_height()
-        min_ascent, min_descent, _gap = renderer._get_font_height_metrics(self._prop)
-        if min_ascent is None:  # a font without size tables (never the bundled ones): as Text does
+        font_heights = getattr(renderer, "_get_font_height_metrics", None)  # Agg has it, as Text assumes
+        min_ascent, min_descent, _gap = font_heights(self._prop) if font_heights else (None, None, None)
+        if min_ascent is None:  # no size tables in the font, or another renderer: as Text does
             _, h, min_descent = renderer.get_text_width_height_descent("lp", self._prop, False)
             min_ascent = h - min_descent
         gc = renderer.new_gc()
