@@ -281,9 +281,33 @@ async def test_english_user_gets_english(demo_db: Engine, shared_reports: Report
         assert h.texts(EN_USER) == [
             t("en", "bot.start"),
             "Unknown command: /foo. Send /help for the list.",
-            t("en", "bot.bad_window", value="0", max=2500),
+            t("en", "bot.bad_window", value="0", max=2500, example="/ratio 250"),
         ]
         assert stored_chat(demo_db, EN_USER).language == "en"  # type: ignore[union-attr]
+
+
+async def test_plain_text_and_bare_codes_in_private_chats(demo_db: Engine, shared_reports: ReportService) -> None:
+    """Private chats: a bare 6-digit code is /stock CODE, other text gets a hint, never silence; a bad
+    window names an example of the same command. Groups: plain text is not for the bot."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        code = sample_stock(demo_db)
+        await h.write(ZH_USER, ZH_USER, f" {code} ")
+        [photo] = h.photos(ZH_USER)
+        assert photo.caption == expected(shared_reports, "stock", code=code).caption
+        await h.write(ZH_USER, ZH_USER, "hello")
+        await h.write(ZH_USER, ZH_USER, "12345")  # five digits: not a code
+        await h.write(ZH_USER, ZH_USER, "/sectors 9999")
+        await h.write(ZH_USER, ZH_USER, f"/stock {code} x")
+        assert h.texts(ZH_USER)[-4:] == [
+            "请发送命令,例如 /ratio 或 /stock 600519(直接发 6 位代码也可以);/help 查看全部命令。",
+            t("zh", "bot.plain_text"),
+            "天数 “9999” 无效,请输入 1 到 250 之间的整数,例如 /sectors 20。",
+            "天数 “x” 无效,请输入 1 到 2500 之间的整数,例如 /stock 600519 60。",
+        ]
+        await h.write(GROUP, MEMBER, code)
+        await h.write(GROUP, MEMBER, "hello")
+        assert h.bot_messages(GROUP) == []
 
 
 # ------------------------------------------------------------------------------------------------

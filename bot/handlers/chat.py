@@ -1,4 +1,4 @@
-"""/start, /help, /subscribe, /unsubscribe, /settings, and answers to unknown commands."""
+"""/start, /help, /subscribe, /unsubscribe, /settings, answers to unknown commands and to plain text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from telegram.constants import ChatType, ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.handlers.common import Context, chat_language, is_admin, is_group, reply, reply_key
+from bot.handlers.reports import render_and_send
 from bot.services import services_of
+from reports.figures import CODE_RE
 from reports.i18n import t
 from storage import chats
 
@@ -136,6 +138,20 @@ async def unknown_command(update: Update, context: Context) -> None:
     await reply_key(update, context, "bot.unknown_command", command=command[:64])
 
 
+async def private_text(update: Update, context: Context) -> None:
+    """Text that is not a command, in a private chat: a bare 6-digit code is /stock CODE; anything else
+    gets a hint instead of silence. (In groups the bot answers commands only.)"""
+    message = update.effective_message
+    if message is None or not message.text:
+        return
+    lang = await chat_language(update, context)
+    text = message.text.strip()
+    if CODE_RE.match(text):
+        await render_and_send(update, context, "stock", lang, code=text)
+        return
+    await reply_key(update, context, "bot.plain_text")
+
+
 def handlers() -> list:  # type: ignore[type-arg]
     return [
         CommandHandler("start", start),
@@ -144,6 +160,8 @@ def handlers() -> list:  # type: ignore[type-arg]
         CommandHandler("unsubscribe", unsubscribe),
         CommandHandler("settings", settings_command),
         CallbackQueryHandler(settings_button, pattern=r"^s:"),
+        # messages sent "via" this bot are its own inline results: nothing to answer
+        MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND & ~filters.VIA_BOT, private_text),
     ]
 
 

@@ -19,6 +19,9 @@ from reports.i18n import t
 log = logging.getLogger(__name__)
 REPORT_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock")
 SECTOR_MAX_DAYS = 250
+# What a bad window's answer offers to copy, per command.
+WINDOW_EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sectors 20",
+                   "signals": "/signals 60", "stock": "/stock 600519 60"}
 
 
 def _parse_days(kind: str, text: str) -> int | None:
@@ -64,9 +67,18 @@ async def report_command(update: Update, context: Context) -> None:
             days = _parse_days(kind, args[0])
         except ValueError:
             limit = SECTOR_MAX_DAYS if kind == "sectors" else MAX_DAYS
-            await reply_key(update, context, "bot.bad_window", value=args[0][:32], max=limit)
+            await reply_key(update, context, "bot.bad_window", value=args[0][:32], max=limit,
+                            example=WINDOW_EXAMPLES.get(kind, "/ratio 250"))
             return
-    if await _throttled(update, context):
+    await render_and_send(update, context, kind, lang, code=code, days=days)
+
+
+async def render_and_send(update: Update, context: Context, kind: str, lang: str, *, code: str | None = None,
+                          days: int | None = None) -> None:
+    """Render a report off the event loop and send it to the update's chat; a bad code or date gets
+    its one-line answer, a chat that asks too fast is told to slow down."""
+    chat = update.effective_chat
+    if chat is None or await _throttled(update, context):
         return
     services = services_of(context)
     try:
