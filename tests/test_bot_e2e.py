@@ -161,7 +161,8 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
 
         await h.write(chat, ZH_USER, "/help")
         help_text = h.texts(chat)[-1]
-        assert help_text == t("zh", "bot.help")
+        assert help_text == t("zh", "bot.help", bot=BOT_USERNAME)
+        assert f"@{BOT_USERNAME} ratio" in help_text and f"@{BOT_USERNAME} 600519" in help_text  # inline sharing
         # every command of the menu (but /help itself) is explained, with its argument
         assert [name for name in PRIVATE_COMMANDS if name != "help" and f"\n/{name} " not in help_text] == []
 
@@ -477,6 +478,17 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
         await h.write(ZH_USER, ZH_USER, "/ratio")
         assert h.server.calls_for("sendPhoto", ZH_USER)[-1].media_source == "file_id"
         assert h.server.uploads == 2
+
+        # a security code offers that security's chart; an unknown code offers nothing
+        code = sample_stock(demo_db)
+        query = await h.inline(ZH_USER, f"stock {code}")
+        [stock] = h.server.inline_answers[query]["results"]
+        want = expected(shared_reports, "stock", code=code)
+        assert stock["id"] == f"stock-{code}-2026-11-20-zh" and stock["caption"] == want.caption
+        assert stock["title"] == f"{want.data['name']} {code}(2026-11-20)"
+        assert h.server.uploads == 3
+        query = await h.inline(ZH_USER, "999999")
+        assert h.server.inline_answers[query]["results"] == []
 
 
 async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportService) -> None:

@@ -28,7 +28,8 @@ async def start(update: Update, context: Context) -> None:
 
 async def help_command(update: Update, context: Context) -> None:
     lang = await chat_language(update, context)
-    await reply(update, t(lang, "bot.help"))
+    username = services_of(context).bot_username or context.bot.username
+    await reply(update, t(lang, "bot.help", bot=username))
 
 
 async def subscribe(update: Update, context: Context) -> None:

@@ -1,4 +1,5 @@
-"""Inline mode: `@bot ratio` in any chat offers the current charts as cached photos with captions."""
+"""Inline mode: `@bot ratio` (or `@bot 600519`) in any chat offers the current charts as cached photos
+with captions."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from telegram.ext import InlineQueryHandler
 from bot.handlers.common import Context
 from bot.services import Services, services_of
 from reports.errors import ReportError
+from reports.figures import CODE_RE
 from reports.i18n import pick_language, t
 from reports.service import RenderedReport
 
@@ -36,23 +38,30 @@ async def inline_query(update: Update, context: Context) -> None:
     services = services_of(context)
     lang = pick_language(query.from_user.language_code, services.settings.default_language)
     words = query.query.strip().lower().split()
-    wanted = [k for k in INLINE_REPORTS if not words or k.startswith(words[0])]
-    if words and words[0] in ALIASES:
-        wanted = [ALIASES[words[0]]]
+    code = next((w for w in words if CODE_RE.match(w)), None)
+    wanted: list[tuple[str, str | None]]
+    if code is not None:  # "600519" or "stock 600519": that security's chart, or nothing if unknown
+        wanted = [("stock", code)]
+    elif words and words[0] in ALIASES:
+        wanted = [(ALIASES[words[0]], None)]
+    else:
+        wanted = [(k, None) for k in INLINE_REPORTS if not words or k.startswith(words[0])]
+        wanted = wanted or [(k, None) for k in INLINE_REPORTS]
     results = []
-    for kind in wanted or list(INLINE_REPORTS):
+    for kind, stock in wanted:
         try:
-            report = await services.run(services.reports.render, kind, lang=lang)
+            report = await services.run(services.reports.render, kind, code=stock, lang=lang)
         except ReportError:
             continue
         file_id = await _ensure_uploaded(context, services, report)
         if file_id is None:
             continue
+        title = t(lang, f"titles.{kind}") if stock is None else f"{report.data['name']} {stock}"
         results.append(
             InlineQueryResultCachedPhoto(
-                id=f"{kind}-{report.data['date']}-{lang}",
+                id="-".join(part for part in (kind, stock, report.data["date"], lang) if part),
                 photo_file_id=file_id,
-                title=t(lang, "bot.inline_title", title=t(lang, f"titles.{kind}"), date=report.data["date"]),
+                title=t(lang, "bot.inline_title", title=title, date=report.data["date"]),
                 caption=report.caption,
                 parse_mode=ParseMode.HTML,
             )
