@@ -666,6 +666,14 @@ async def test_flood_is_throttled_with_one_warning(demo_db: Engine, shared_repor
         await h.write(EN_USER, EN_USER, "/ratio")
         assert len(h.photos(EN_USER)) == 1
 
+        # inline lookups of securities (a render and an upload each) draw on the same allowance
+        code = sample_stock(demo_db)
+        answers = [h.server.inline_answers[await h.inline(EN_USER, code)] for _ in range(limit)]
+        assert [len(a["results"]) for a in answers] == [1] * (limit - 1) + [0]
+        assert answers[-1]["cache_time"] == 0 and answers[-1]["is_personal"] is True
+        # the market charts stay on offer (rendered once per data version, not per asker)
+        assert len(h.server.inline_answers[await h.inline(EN_USER, "ratio")]["results"]) == 1
+
 
 async def test_html_in_arguments_is_escaped(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:

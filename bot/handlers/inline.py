@@ -41,6 +41,11 @@ async def inline_query(update: Update, context: Context) -> None:
     code = next((w for w in words if CODE_RE.match(w)), None)
     wanted: list[tuple[str, str | None]]
     if code is not None:  # "600519" or "stock 600519": that security's chart, or nothing if unknown
+        # Any code may be asked, each a render and an upload: counted against the user's allowance
+        # of expensive requests (the same as their private chat's); over it, nothing for a while.
+        if services.throttle.check(query.from_user.id) > 0:
+            await query.answer([], cache_time=0, is_personal=True)
+            return
         wanted = [("stock", code)]
     elif words and words[0] in ALIASES:
         wanted = [(ALIASES[words[0]], None)]
