@@ -185,9 +185,15 @@ class ExchangeDetail:
         return self.rzye + self.rqye
 
 
-def _save_as_text(book: Workbook) -> bytes:
-    """The workbook's bytes with every cell stored as TEXT, as SZSE's exports store them."""
-    for row in book.active.iter_rows():
+def _text_workbook(title: str, header: Iterable[str], rows: Iterable[list[str]]) -> bytes:
+    """An xlsx of one sheet with every cell stored as TEXT, as SZSE's exports store them."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = title
+    sheet.append(list(header))
+    for cells in rows:
+        sheet.append(cells)
+    for row in sheet.iter_rows():
         for cell in row:
             cell.data_type = "s"
             cell.number_format = "@"
@@ -198,14 +204,9 @@ def _save_as_text(book: Workbook) -> bytes:
 
 def szse_detail_xlsx(rows: Iterable[ExchangeDetail]) -> bytes:
     """The detail workbook; every number cell is TEXT with commas, as SZSE writes it."""
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "融资融券交易明细"
-    sheet.append(list(SZSE_DETAIL_HEADER))
-    for r in rows:
-        sheet.append([r.code, r.name, f"{r.rzmre:,}", f"{r.rzye:,}", f"{r.rqmcl:,}", f"{r.rqyl:,}",
-                      f"{r.rqye:,}", f"{r.rzrqye:,}"])
-    return _save_as_text(book)
+    return _text_workbook("融资融券交易明细", SZSE_DETAIL_HEADER, (
+        [r.code, r.name, f"{r.rzmre:,}", f"{r.rzye:,}", f"{r.rqmcl:,}", f"{r.rqyl:,}", f"{r.rqye:,}", f"{r.rzrqye:,}"]
+        for r in rows))
 
 
 # --- official turnover -------------------------------------------------------------------------------
@@ -264,13 +265,8 @@ class SzseCategory:
 
 def szse_overview_xlsx(rows: Iterable[SzseCategory]) -> bytes:
     """The overview workbook: money cells TEXT with thousands separators and cents, as SZSE writes them."""
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "证券类别统计"
-    sheet.append(list(SZSE_OVERVIEW_HEADER))
-    for r in rows:
-        sheet.append([r.name, str(r.count), f"{r.amount:,.2f}", f"{r.market_value:,.2f}", f"{r.float_value:,.2f}"])
-    return _save_as_text(book)
+    return _text_workbook("证券类别统计", SZSE_OVERVIEW_HEADER, (
+        [r.name, str(r.count), f"{r.amount:,.2f}", f"{r.market_value:,.2f}", f"{r.float_value:,.2f}"] for r in rows))
 
 
 def szse_overview_rows(main_a: float, chinext: float, main_b: float = 61_234_567.89,

@@ -68,7 +68,7 @@ async def report_command(update: Update, context: Context) -> None:
         except ValueError:
             limit = SECTOR_MAX_DAYS if kind == "sectors" else MAX_DAYS
             await reply_key(update, context, "bot.bad_window", value=args[0][:32], max=limit,
-                            example=WINDOW_EXAMPLES.get(kind, "/ratio 250"))
+                            example=WINDOW_EXAMPLES[kind])
             return
     await render_and_send(update, context, kind, lang, code=code, days=days)
 
