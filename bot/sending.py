@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date, datetime
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.constants import ParseMode
@@ -15,18 +16,35 @@ WINDOWS = (20, 60, 250)
 WINDOWED = ("balance", "ratio", "sectors", "signals", "stock")
 
 
+def window_data(kind: str, days: int, code: str | None, on: date | None) -> str:
+    """A window button's callback data, `w:<kind>:<days>:<code>[:<YYYYMMDD>]` (at most 30 bytes of
+    Telegram's 64): the date only when the report was asked for one, so that a report of the latest
+    day stays on the latest day."""
+    data = f"w:{kind}:{days}:{code or ''}"
+    return f"{data}:{on:%Y%m%d}" if on is not None else data
+
+
+def parse_window_data(data: str) -> tuple[str, int, str | None, date | None]:
+    """(kind, days, code, date) of a window button; ValueError for anything this bot did not make."""
+    parts = data.split(":")
+    if len(parts) not in (4, 5) or parts[0] != "w" or parts[1] not in WINDOWED:
+        raise ValueError(data)
+    on = datetime.strptime(parts[4], "%Y%m%d").date() if len(parts) == 5 else None
+    return parts[1], int(parts[2]), parts[3] or None, on
+
+
 def window_keyboard(report: RenderedReport) -> InlineKeyboardMarkup | None:
     """Buttons 20/60/250 days that redraw the same message; the current window is marked."""
     if report.kind not in WINDOWED:
         return None
     current = report.data.get("days")
-    code = report.data.get("code", "")
     buttons = []
     for days in WINDOWS:
         label = t(report.lang, "bot.window_button", days=days)
         if days == current:
             label = f"• {label} •"
-        buttons.append(InlineKeyboardButton(label, callback_data=f"w:{report.kind}:{days}:{code}"))
+        data = window_data(report.kind, days, report.data.get("code"), report.on)
+        buttons.append(InlineKeyboardButton(label, callback_data=data))
     return InlineKeyboardMarkup([buttons])
 
 

@@ -23,6 +23,7 @@ from storage import models, queries
 KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock")
 DEFAULT_DAYS = {"balance": 60, "ratio": 250, "sectors": 20, "signals": 60, "summary": 60, "stock": 60}
 MIN_DAYS, MAX_DAYS = 1, 2500
+SECTOR_MAX_DAYS = 250  # sector shifts are read over at most a year of trade days
 # Calendar days loaded before the window: 3 trailing years for percentiles, plus the 250-day pace.
 HISTORY_DAYS = 3 * 366 + 30
 MARKET_INDEX = "sh000001"
@@ -59,16 +60,22 @@ def resolve_date(engine: Engine, on: date | None) -> date:
         raise ReportError("no_data")
     if on is None:
         return latest
-    if on > latest or not queries.trade_dates(engine, on, on):
+    if on > latest:
         raise ReportError("no_data_for_date", date=on.isoformat(), latest=latest.isoformat())
+    first, before = queries.data_date_bounds(engine, on)
+    if before is None or first is None:
+        raise ReportError("before_first_data", date=on.isoformat(), first=(first or latest).isoformat())
+    if before != on:  # a weekend, a holiday or a gap: point at the trade date just before
+        raise ReportError("not_a_data_day", date=on.isoformat(), nearest=before.isoformat())
     return on
 
 
 def resolve_days(kind: str, days: int | None) -> int:
     if days is None:
         return DEFAULT_DAYS[kind]
-    if not MIN_DAYS <= days <= MAX_DAYS or (kind == "sectors" and days > 250):
-        raise ReportError("bad_window", days=days, min=MIN_DAYS, max=250 if kind == "sectors" else MAX_DAYS)
+    limit = SECTOR_MAX_DAYS if kind == "sectors" else MAX_DAYS
+    if not MIN_DAYS <= days <= limit:
+        raise ReportError("bad_window", days=days, min=MIN_DAYS, max=limit)
     return days
 
 

@@ -46,6 +46,7 @@ class RenderedReport:
     png: bytes | None = None
     chart_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    on: date | None = None  # the date asked for; None: the latest day with data
 
     def json_text(self) -> str:
         return json.dumps(self.data, ensure_ascii=False, indent=2)
@@ -176,7 +177,7 @@ class ReportService:
             caption, details = text.render(kind, lang, figs.data)
             png = charts.render_chart(figs, lang) if chart else None
             chart_key = f"{kind}:{figs.data.get('code', '')}:{figs.data['date']}:{figs.data.get('days', '')}:{lang}:v{version}"
-            report = RenderedReport(kind, lang, figs.data, caption, details, png, chart_key)
+            report = RenderedReport(kind, lang, figs.data, caption, details, png, chart_key, on=on)
             self._rendered.put(key, report)
             return report
 

@@ -352,6 +352,15 @@ def latest_data_date(engine: Engine) -> date | None:
     return min(candidates)
 
 
+def data_date_bounds(engine: Engine, day: date) -> tuple[date | None, date | None]:
+    """The first trade date with margin data, and the latest one on or before `day` (None: none)."""
+    ms = models.MarginSummary
+    with engine.connect() as conn:
+        first = conn.execute(select(func.min(ms.trade_date))).scalar()
+        before = conn.execute(select(func.max(ms.trade_date)).where(ms.trade_date <= day)).scalar()
+    return first, before
+
+
 def last_trading_day_before(engine: Engine, day: date) -> date | None:
     """The latest day of the stored exchange calendar strictly before `day`."""
     with engine.connect() as conn:

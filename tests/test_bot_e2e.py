@@ -450,6 +450,65 @@ async def test_window_buttons_edit_the_same_message(demo_db: Engine, shared_repo
         assert query in h.server.callback_answers and h.photos(chat)[0].caption == want.caption
 
 
+async def test_reports_of_a_past_day(demo_db: Engine, shared_reports: ReportService) -> None:
+    """A date argument shows that day's report; its window buttons stay on that day; a day without data
+    is answered with the trade date before it, a date that is not one with the format to use."""
+    day = date(2025, 9, 30)
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        chat = ZH_USER
+        await h.write(chat, ZH_USER, "/ratio 60 2025-09-30")
+        [report] = h.photos(chat)
+        want = expected(shared_reports, "ratio", days=60, on=day)
+        assert report.caption == want.caption and "数据日期 2025-09-30" in want.caption
+        assert want.caption != expected(shared_reports, "ratio", days=60).caption
+        assert buttons(report.reply_markup) == [("20日", "w:ratio:20::20250930"), ("• 60日 •", "w:ratio:60::20250930"),
+                                                ("250日", "w:ratio:250::20250930")]
+        await h.press(chat, ZH_USER, report.message_id, "w:ratio:250::20250930")
+        [edited] = h.photos(chat)
+        assert edited.caption == expected(shared_reports, "ratio", days=250, on=day).caption
+        assert "数据日期 2025-09-30" in edited.caption  # type: ignore[operator]
+
+        # the same in other forms: the date first, eight digits, a stock in a private chat by its bare code
+        await h.write(chat, ZH_USER, "/sectors 20250930 20")
+        assert h.photos(chat)[-1].caption == expected(shared_reports, "sectors", days=20, on=day).caption
+        code = sample_stock(demo_db)
+        await h.write(chat, ZH_USER, f"{code} 2025-09-30")
+        stock = h.photos(chat)[-1]
+        assert stock.caption == expected(shared_reports, "stock", code=code, on=day).caption
+        assert ("• 60日 •", f"w:stock:60:{code}:20250930") in buttons(stock.reply_markup)
+        await h.write(EN_USER, EN_USER, "/balance 2025/9/30")
+        assert h.photos(EN_USER)[-1].caption == expected(shared_reports, "balance", lang="en", on=day).caption
+
+        texts_before = len(h.texts(chat))
+        await h.write(chat, ZH_USER, "/balance 2025-10-03")  # the National Day holiday
+        await h.write(chat, ZH_USER, "/ratio 2025-02-30")
+        await h.write(chat, ZH_USER, "/ratio 2000-01-04")
+        await h.write(chat, ZH_USER, "/ratio 2030-01-02")
+        await h.write(chat, ZH_USER, "/sectors 20 60")
+        await h.write(chat, ZH_USER, f"/stock {code} 2025-09-30 2025-09-29")
+        assert h.texts(chat)[texts_before:] == [
+            "2025-10-03 不是有数据的交易日(周末、节假日或未发布);此前最近的数据日期是 2025-09-30。",
+            "“2025-02-30” 不是有效日期,请用 YYYY-MM-DD 格式,例如 2024-09-30。",
+            "2000-01-04 早于已存数据的起点 2024-01-02。",
+            "2030-01-02 没有两融数据(非交易日或尚未发布)。最新数据日期:2026-11-20。",
+            "参数太多:最多一个天数和一个日期(/stock 先写代码),例如 /sectors 20 2024-09-30。",
+            "参数太多:最多一个天数和一个日期(/stock 先写代码),例如 /stock 600519 60 2024-09-30。",
+        ]
+        await h.write(EN_USER, EN_USER, "/ratio 2025-10-04")
+        assert h.texts(EN_USER)[-1] == ("2025-10-04 is not a trade date with data (weekend, holiday or not "
+                                        "published); the nearest one before it is 2025-09-30.")
+
+        # inline: the date picks the day; a bad date offers nothing
+        query = await h.inline(ZH_USER, "ratio 2025-09-30")
+        [result] = h.server.inline_answers[query]["results"]
+        assert result["caption"] == expected(shared_reports, "ratio", on=day).caption
+        assert result["title"] == "两融交易占比(2025-09-30)" and result["id"] == "ratio-2025-09-30-zh"
+        query = await h.inline(ZH_USER, "ratio 2025-02-30")
+        assert h.server.inline_answers[query]["results"] == []
+        assert t("zh", "bot.error") not in h.texts(chat) and h.server.sent_messages(ADMIN_CHAT) == []
+
+
 async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:
         add_people(h)
@@ -682,9 +741,11 @@ async def test_html_in_arguments_is_escaped(demo_db: Engine, shared_reports: Rep
         await h.write(ZH_USER, ZH_USER, "/stock <b>x</b>")
         await h.write(ZH_USER, ZH_USER, "/ratio <script>")
         await h.write(EN_USER, EN_USER, "/stock a&b<i>")
+        await h.write(EN_USER, EN_USER, "/ratio 2024-01-01<b>")
         sent = h.server.calls_for("sendMessage", ZH_USER) + h.server.calls_for("sendMessage", EN_USER)
-        assert len(sent) == 3 and all(c.ok for c in sent)
-        stock, ratio, english = (c.params["text"] for c in sent)
+        assert len(sent) == 4 and all(c.ok for c in sent)
+        stock, ratio, english, dated = (c.params["text"] for c in sent)
+        assert dated == '"2024-01-01&lt;b&gt;" is not a date; use YYYY-MM-DD, e.g. 2024-09-30.'
         assert "“&lt;b&gt;x&lt;/b&gt;” 不是有效的证券代码" in stock and "<b>" not in stock
         assert "“&lt;script&gt;”" in ratio and "<script>" not in ratio
         assert "a&amp;b&lt;i&gt;" in english

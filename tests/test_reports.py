@@ -432,11 +432,19 @@ def test_unknown_and_bad_codes(small: Engine) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_dates_without_data(small: Engine, kind: str) -> None:
     code = "600001" if kind == "stock" else None
-    for day in (SATURDAY, DAYS[0] - timedelta(days=1), LAST + timedelta(days=3), date(2000, 1, 3)):
+    cases = {
+        # a weekend inside the history: the answer names the trade date just before it
+        SATURDAY: ("not_a_data_day", {"date": "2024-01-06", "nearest": "2024-01-05"}),
+        DAYS[0] - timedelta(days=1): ("before_first_data", {"date": "2024-01-01", "first": "2024-01-02"}),
+        date(2000, 1, 3): ("before_first_data", {"date": "2000-01-03", "first": "2024-01-02"}),
+        LAST + timedelta(days=3): ("no_data_for_date", {"date": (LAST + timedelta(days=3)).isoformat(),
+                                                        "latest": LAST.isoformat()}),
+    }
+    for day, (error_kind, params) in cases.items():
         err = _error(small, kind, code=code, on=day)
-        assert err.kind == "no_data_for_date"
-        assert day.isoformat() in err.message("zh") and day.isoformat() in err.message("en")
-        assert LAST.isoformat() in err.message("en")
+        assert (err.kind, err.params) == (error_kind, params)
+        for lang in ("zh", "en"):
+            assert all(value in err.message(lang) for value in params.values())
 
 
 def test_stock_without_a_row_on_the_day(small: Engine) -> None:

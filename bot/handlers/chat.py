@@ -9,7 +9,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.handlers.common import Context, chat_language, is_admin, is_group, reply, reply_key
-from bot.handlers.reports import render_and_send
+from bot.handlers.reports import answer_report_args
 from bot.services import services_of
 from reports.figures import CODE_RE
 from reports.i18n import t
@@ -140,15 +140,15 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 
 async def private_text(update: Update, context: Context) -> None:
-    """Text that is not a command, in a private chat: a bare 6-digit code is /stock CODE; anything else
-    gets a hint instead of silence. (In groups the bot answers commands only.)"""
+    """Text that is not a command, in a private chat: a bare 6-digit code, optionally with a window and
+    a date, is /stock CODE ...; anything else gets a hint instead of silence. (In groups the bot
+    answers commands only.)"""
     message = update.effective_message
     if message is None or not message.text:
         return
-    lang = await chat_language(update, context)
-    text = message.text.strip()
-    if CODE_RE.match(text):
-        await render_and_send(update, context, "stock", lang, code=text)
+    words = message.text.split()
+    if words and CODE_RE.match(words[0]):
+        await answer_report_args(update, context, "stock", words)
         return
     await reply_key(update, context, "bot.plain_text")
 

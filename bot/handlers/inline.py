@@ -1,5 +1,5 @@
-"""Inline mode: `@bot ratio` (or `@bot 600519`) in any chat offers the current charts as cached photos
-with captions."""
+"""Inline mode: `@bot ratio` (or `@bot 600519`, `@bot ratio 2024-09-30`) in any chat offers the charts
+as cached photos with captions."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from telegram import InlineQueryResultCachedPhoto, Update
 from telegram.constants import ParseMode
 from telegram.ext import InlineQueryHandler
 
+from bot.arguments import looks_like_date, parse_date
 from bot.handlers.common import Context
 from bot.services import Services, services_of
 from reports.errors import ReportError
@@ -38,14 +39,23 @@ async def inline_query(update: Update, context: Context) -> None:
     services = services_of(context)
     lang = pick_language(query.from_user.language_code, services.settings.default_language)
     words = query.query.strip().lower().split()
+    dates = [w for w in words if looks_like_date(w)]
+    words = [w for w in words if not looks_like_date(w)]
     code = next((w for w in words if CODE_RE.match(w)), None)
+    try:
+        on = parse_date(dates[0]) if dates else None  # "ratio 2024-09-30": that day's chart
+    except ValueError:
+        on = None
+    # A bad date offers nothing. Any code or date may be asked, each a render and an upload: counted
+    # against the user's allowance of expensive requests (the same as their private chat's); over
+    # it, nothing for a while.
+    bad_date = (dates and on is None) or len(dates) > 1
+    asks_render = code is not None or on is not None
+    if bad_date or (asks_render and services.throttle.check(query.from_user.id) > 0):
+        await query.answer([], cache_time=0, is_personal=True)
+        return
     wanted: list[tuple[str, str | None]]
     if code is not None:  # "600519" or "stock 600519": that security's chart, or nothing if unknown
-        # Any code may be asked, each a render and an upload: counted against the user's allowance
-        # of expensive requests (the same as their private chat's); over it, nothing for a while.
-        if services.throttle.check(query.from_user.id) > 0:
-            await query.answer([], cache_time=0, is_personal=True)
-            return
         wanted = [("stock", code)]
     elif words and words[0] in ALIASES:
         wanted = [(ALIASES[words[0]], None)]
@@ -55,7 +65,7 @@ async def inline_query(update: Update, context: Context) -> None:
     results = []
     for kind, stock in wanted:
         try:
-            report = await services.run(services.reports.render, kind, code=stock, lang=lang)
+            report = await services.run(services.reports.render, kind, code=stock, on=on, lang=lang)
         except ReportError:
             continue
         file_id = await _ensure_uploaded(context, services, report)

@@ -4,35 +4,21 @@ from __future__ import annotations
 
 import html
 import logging
+from datetime import date
 
 from telegram import Update
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
+from bot.arguments import ArgumentError, parse_report_args
 from bot.handlers.common import Context, chat_language, reply, reply_key
-from bot.sending import edit_report, send_report
+from bot.sending import edit_report, parse_window_data, send_report
 from bot.services import services_of
 from reports.errors import ReportError
-from reports.figures import MAX_DAYS
 from reports.i18n import t
 
 log = logging.getLogger(__name__)
 REPORT_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock")
-SECTOR_MAX_DAYS = 250
-# What a bad window's answer offers to copy, per command.
-WINDOW_EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sectors 20",
-                   "signals": "/signals 60", "stock": "/stock 600519 60"}
-
-
-def _parse_days(kind: str, text: str) -> int | None:
-    """A window argument: a whole number in range, else ValueError."""
-    days = int(text)
-    limit = SECTOR_MAX_DAYS if kind == "sectors" else MAX_DAYS
-    if not 1 <= days <= limit:
-        raise ValueError(text)
-    return days
-
-
 async def _throttled(update: Update, context: Context) -> bool:
     """True (and, once per minute, a polite answer) when this chat sends expensive commands too fast."""
     services = services_of(context)
@@ -52,29 +38,22 @@ async def report_command(update: Update, context: Context) -> None:
     if message is None or chat is None or not message.text:
         return
     kind = message.text.split()[0].lstrip("/").split("@")[0].lower()
-    args = context.args or []
+    await answer_report_args(update, context, kind, context.args or [])
+
+
+async def answer_report_args(update: Update, context: Context, kind: str, words: list[str]) -> None:
+    """Parse a report's arguments and send it, or answer in one line what is wrong with them."""
+    try:
+        args = parse_report_args(kind, words)
+    except ArgumentError as exc:
+        await reply_key(update, context, exc.key, **exc.params)
+        return
     lang = await chat_language(update, context)
-    code: str | None = None
-    days: int | None = None
-    if kind == "stock":
-        if not args:
-            await reply_key(update, context, "bot.need_code")
-            return
-        code = args[0].strip()
-        args = args[1:]
-    if args:
-        try:
-            days = _parse_days(kind, args[0])
-        except ValueError:
-            limit = SECTOR_MAX_DAYS if kind == "sectors" else MAX_DAYS
-            await reply_key(update, context, "bot.bad_window", value=args[0][:32], max=limit,
-                            example=WINDOW_EXAMPLES[kind])
-            return
-    await render_and_send(update, context, kind, lang, code=code, days=days)
+    await render_and_send(update, context, kind, lang, code=args.code, days=args.days, on=args.on)
 
 
 async def render_and_send(update: Update, context: Context, kind: str, lang: str, *, code: str | None = None,
-                          days: int | None = None) -> None:
+                          days: int | None = None, on: date | None = None) -> None:
     """Render a report off the event loop and send it to the update's chat; a bad code or date gets
     its one-line answer, a chat that asks too fast is told to slow down."""
     chat = update.effective_chat
@@ -82,7 +61,7 @@ async def render_and_send(update: Update, context: Context, kind: str, lang: str
         return
     services = services_of(context)
     try:
-        report = await services.run(services.reports.render, kind, code=code, days=days, lang=lang)
+        report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)
     except ReportError as exc:
         await reply(update, html.escape(exc.message(lang)))
         return
@@ -90,15 +69,12 @@ async def render_and_send(update: Update, context: Context, kind: str, lang: str
 
 
 async def window_button(update: Update, context: Context) -> None:
-    """`w:<kind>:<days>:<code>`: redraw the report in the same message with another window."""
+    """A window button (see bot.sending.window_keyboard): redraw the report in the same message."""
     query = update.callback_query
     if query is None or query.message is None or not query.data:
         return
     try:
-        _, kind, days_text, code = query.data.split(":", 3)
-        days = int(days_text)
-        if kind not in REPORT_COMMANDS:
-            raise ValueError(kind)
+        kind, days, code, on = parse_window_data(query.data)
     except ValueError:
         await query.answer()
         return
@@ -109,7 +85,7 @@ async def window_button(update: Update, context: Context) -> None:
         await query.answer(t(lang, "bot.slow_down", seconds=10), show_alert=False)
         return
     try:
-        report = await services.run(services.reports.render, kind, code=code or None, days=days, lang=lang)
+        report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)
     except ReportError as exc:
         await query.answer(exc.message(lang)[:200], show_alert=True)
         return

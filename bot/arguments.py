@@ -1,0 +1,94 @@
+"""Arguments of the report commands: `/ratio 250`, `/sectors 20 2024-09-30`, `/stock 600519 60 2024-09-30`.
+
+After the code (for /stock), at most one window (trade days) and one date, in either order. A word
+that looks like a date (see looks_like_date) is read as one; any other word as a window.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from reports.figures import MAX_DAYS, MIN_DAYS, SECTOR_MAX_DAYS
+
+# What an answer to bad arguments offers to copy, per command.
+EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sectors 20",
+            "signals": "/signals 60", "stock": "/stock 600519 60"}
+DATE_EXAMPLE = "2024-09-30"
+_DATE_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})|(\d{4})(\d{2})(\d{2})")
+
+
+@dataclass(frozen=True)
+class ReportArgs:
+    code: str | None = None
+    days: int | None = None
+    on: date | None = None
+
+
+class ArgumentError(Exception):
+    """Arguments a user got wrong; `key` names the answer in the per-language strings."""
+
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def window_limit(kind: str) -> int:
+    return SECTOR_MAX_DAYS if kind == "sectors" else MAX_DAYS
+
+
+def looks_like_date(word: str) -> bool:
+    """Meant as a date: eight digits, or six characters or more that start with a digit and hold a
+    separator (so that "6.5" or "-5" is answered as a bad window, and "no-such" is not a date)."""
+    if len(word) == 8 and word.isdigit():
+        return True
+    return len(word) >= 6 and word[0].isdigit() and any(sep in word for sep in "-/.")
+
+
+def parse_date(word: str) -> date:
+    """YYYY-MM-DD (also with / or . as separator, or YYYYMMDD); ValueError for anything else,
+    including days that do not exist (2024-02-30)."""
+    match = _DATE_RE.fullmatch(word)
+    if match is None:
+        raise ValueError(word)
+    year, month, day = (int(g) for g in match.groups() if g is not None)
+    return date(year, month, day)
+
+
+def parse_days(kind: str, word: str) -> int:
+    """A window: a whole number of trade days from MIN_DAYS (1) to the command's limit; ValueError otherwise."""
+    days = int(word)
+    if not MIN_DAYS <= days <= window_limit(kind):
+        raise ValueError(word)
+    return days
+
+
+def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
+    """The code (for `stock`), window and date of a report command; ArgumentError for bad ones."""
+    code: str | None = None
+    if kind == "stock":
+        if not words:
+            raise ArgumentError("bot.need_code")
+        code, words = words[0].strip(), words[1:]
+    days: int | None = None
+    on: date | None = None
+    example = EXAMPLES[kind]
+    for word in words:
+        shown = word[:32]  # echoed back, escaped by the caller
+        if looks_like_date(word):
+            if on is not None:
+                raise ArgumentError("bot.too_many_arguments", example=f"{example} {DATE_EXAMPLE}")
+            try:
+                on = parse_date(word)
+            except ValueError:
+                raise ArgumentError("error.bad_date", date=shown) from None
+        else:
+            if days is not None:
+                raise ArgumentError("bot.too_many_arguments", example=f"{example} {DATE_EXAMPLE}")
+            try:
+                days = parse_days(kind, word)
+            except ValueError:
+                raise ArgumentError("bot.bad_window", value=shown, max=window_limit(kind), example=example) from None
+    return ReportArgs(code, days, on)

@@ -1,0 +1,88 @@
+"""Arguments of the report commands (bot.arguments): windows, dates and what is wrong with them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bot.arguments import ArgumentError, ReportArgs, looks_like_date, parse_date, parse_report_args
+from bot.sending import parse_window_data, window_data
+
+
+@pytest.mark.parametrize(
+    ("word", "day"),
+    [("2024-09-30", date(2024, 9, 30)), ("2024/9/3", date(2024, 9, 3)), ("2024.09.30", date(2024, 9, 30)),
+     ("20240930", date(2024, 9, 30)), ("2024-02-29", date(2024, 2, 29))],
+)
+def test_dates_in_the_forms_people_type(word: str, day: date) -> None:
+    assert looks_like_date(word)
+    assert parse_date(word) == day
+
+
+@pytest.mark.parametrize("word", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10", "24-09-30",
+                                  "2024-09-30x", "2024--09-30", "99999999", "2024-9"])
+def test_impossible_or_malformed_dates(word: str) -> None:
+    assert looks_like_date(word)
+    with pytest.raises(ValueError):
+        parse_date(word)
+
+
+@pytest.mark.parametrize("word", ["250", "1", "600519", "abc", "<b>", "1234567", "6.5", "-5", "1.5.3", "no-such-report"])
+def test_windows_and_codes_are_not_dates(word: str) -> None:
+    assert not looks_like_date(word)
+
+
+@pytest.mark.parametrize(
+    ("kind", "words", "want"),
+    [
+        ("ratio", [], ReportArgs()),
+        ("ratio", ["250"], ReportArgs(days=250)),
+        ("ratio", ["2024-09-30"], ReportArgs(on=date(2024, 9, 30))),
+        ("ratio", ["60", "2024-09-30"], ReportArgs(days=60, on=date(2024, 9, 30))),
+        ("ratio", ["20240930", "60"], ReportArgs(days=60, on=date(2024, 9, 30))),  # either order
+        ("sectors", ["250"], ReportArgs(days=250)),
+        ("balance", ["2500"], ReportArgs(days=2500)),
+        ("stock", ["600519"], ReportArgs(code="600519")),
+        ("stock", ["600519", "2024-09-30", "20"], ReportArgs(code="600519", days=20, on=date(2024, 9, 30))),
+        ("stock", ["abc"], ReportArgs(code="abc")),  # the report answers for a bad code (it knows which exist)
+    ],
+)
+def test_report_arguments(kind: str, words: list[str], want: ReportArgs) -> None:
+    assert parse_report_args(kind, words) == want
+
+
+@pytest.mark.parametrize(
+    ("kind", "words", "key", "params"),
+    [
+        ("stock", [], "bot.need_code", {}),
+        ("ratio", ["0"], "bot.bad_window", {"value": "0", "max": 2500, "example": "/ratio 250"}),
+        ("ratio", ["2501"], "bot.bad_window", {"value": "2501", "max": 2500, "example": "/ratio 250"}),
+        ("sectors", ["251"], "bot.bad_window", {"value": "251", "max": 250, "example": "/sectors 20"}),
+        ("balance", ["6.5"], "bot.bad_window", {"value": "6.5", "max": 2500, "example": "/balance 60"}),
+        ("balance", ["-5"], "bot.bad_window", {"value": "-5", "max": 2500, "example": "/balance 60"}),
+        ("balance", ["2024-9"], "error.bad_date", {"date": "2024-9"}),
+        ("balance", ["x" * 40], "bot.bad_window", {"value": "x" * 32, "max": 2500, "example": "/balance 60"}),
+        ("ratio", ["2024-02-30"], "error.bad_date", {"date": "2024-02-30"}),
+        ("ratio", ["60", "20"], "bot.too_many_arguments", {"example": "/ratio 250 2024-09-30"}),
+        ("stock", ["600519", "2024-09-30", "2024-09-27"], "bot.too_many_arguments",
+         {"example": "/stock 600519 60 2024-09-30"}),
+    ],
+)
+def test_bad_arguments_name_the_answer(kind: str, words: list[str], key: str, params: dict[str, object]) -> None:
+    with pytest.raises(ArgumentError) as info:
+        parse_report_args(kind, words)
+    assert (info.value.key, info.value.params) == (key, params)
+
+
+def test_window_button_data_round_trip() -> None:
+    assert window_data("ratio", 60, None, None) == "w:ratio:60:"
+    assert window_data("stock", 250, "600519", date(2024, 9, 30)) == "w:stock:250:600519:20240930"
+    assert parse_window_data("w:ratio:60:") == ("ratio", 60, None, None)
+    assert parse_window_data("w:stock:250:600519:20240930") == ("stock", 250, "600519", date(2024, 9, 30))
+    assert max(len(window_data(k, 2500, "600519", date(2024, 9, 30)).encode()) for k in ("balance", "sectors",
+                                                                                         "signals", "stock")) <= 64
+    for bad in ("w:nonsense:60:", "w:ratio:x:", "x:ratio:60:", "w:ratio:60", "w:ratio:60::2024-09-30",
+                "w:ratio:60::20240230", "w:ratio:60:::"):
+        with pytest.raises(ValueError):
+            parse_window_data(bad)
