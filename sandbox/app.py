@@ -61,7 +61,7 @@ from sandbox.botapi import (
     HttpRequest,
     HttpResponse,
     StoredMessage,
-    _plain,
+    visible_text,
 )
 
 log = logging.getLogger(__name__)
@@ -533,7 +533,7 @@ class ChatPage:
             "caption": caption,
             "parse_mode": parse_mode,
             "html": caption if caption is not None and str(parse_mode or "").lower() == "html" else None,
-            "text": _plain(str(caption), parse_mode, strict=False) if caption is not None else "",
+            "text": visible_text(str(caption), parse_mode, strict=False) if caption is not None else "",
             # What inject_inline_result can turn into a message: a cached photo or a text content.
             "sendable": text_content or (result.get("type") == "photo" and stored is not None),
         }

@@ -1,6 +1,6 @@
 """The real bot (bot.app.build_application) against the stand-in Bot API server, end to end over HTTP.
 
-Every test starts the stand-in (sandbox/botapi.py) and the python-telegram-bot Application exactly
+Every test starts the stand-in (sandbox/botapi/) and the python-telegram-bot Application exactly
 as production builds it (handlers, AIORateLimiter, HTML defaults, post_init), injects what users
 do (messages, button taps, inline queries, membership changes, migrations) and checks what the
 server received: method, chat, caption/text as sent (HTML), uploads vs file_id reuse, and the
