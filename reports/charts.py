@@ -754,7 +754,8 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
     y = np.arange(len(rows))
     _bars(ax, y, values, _bar_colors(values, lang), 0.7, horizontal=True)
     _names(ax, names)
-    ax.axvline(0, color="#444444", linewidth=0.8)
+    if rows:
+        ax.axvline(0, color="#444444", linewidth=0.8)
     span = max(float(np.abs(values).max()) if len(values) else 1.0, 1e-9)
     texts, starts, spots, sides = [], [], [], []
     for yi, value, row in zip(y, values, rows, strict=True):
@@ -803,6 +804,17 @@ def sectors_chart(figures: Figures, lang: str) -> bytes:
     return _finish(fig, figures, lang)
 
 
+def _empty_note(ax: Axes, text: str) -> None:
+    """A panel with nothing to draw says why, where its bars would be."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", size=LABEL_SIZE, color="#777777")
+    ax.set_xticks([])
+
+
+def _no_spikes_note(ax: Axes, signals: dict[str, Any], lang: str) -> None:
+    if not signals["spikes"]:
+        _empty_note(ax, t(lang, "chart.no_spikes" if signals.get("stock_detail", True) else "chart.no_stock_detail"))
+
+
 def _plot_spikes(ax: Axes, spikes: list[dict[str, Any]], lang: str) -> _BarLabels:
     spikes = list(reversed(spikes[:10]))
     labels = [f"{s['name']} {s['code']}" for s in spikes]
@@ -823,6 +835,7 @@ def signals_chart(figures: Figures, lang: str) -> bytes:
     fig, (ax_ratio, ax_spikes) = _axes_grid(7.0, 2, height_ratios=(1, 1.2))
     _plot_ratio(ax_ratio, figures.series, lang, with_index=False)
     labels = _plot_spikes(ax_spikes, figures.series["spikes"], lang)
+    _no_spikes_note(ax_spikes, figures.data, lang)
     _arrange(fig, [[_Cell(ax_ratio, t(lang, "chart.ratio_title"))],
                    [_Cell(ax_spikes, t(lang, "chart.signals_title"), xlabel=True, names=labels.names)]], [1, 1.2])
     _fit_bar_labels(labels)
@@ -851,12 +864,16 @@ def summary_chart(figures: Figures, lang: str) -> bytes:
     series = figures.series
     _plot_balance(ax_balance, None, series["balance"], lang)
     _plot_ratio(ax_ratio, series["ratio"], lang, with_index=False, legend=False)
-    sectors = _plot_sectors(ax_sectors, series["sectors"]["table"], lang, limit=10)
+    sector_figures = figures.data["sectors"]  # None on a day without per-stock detail
+    sectors = _plot_sectors(ax_sectors, series["sectors"]["table"] if sector_figures else [], lang, limit=10)
+    if not sector_figures:
+        _empty_note(ax_sectors, t(lang, "chart.no_stock_detail"))
     spikes = _plot_spikes(ax_spikes, series["signals"]["spikes"][:6], lang)
+    _no_spikes_note(ax_spikes, figures.data["signals"], lang)
     cells = [
         [_Cell(ax_balance, t(lang, "chart.balance_title"), 12.0),
          _Cell(ax_ratio, t(lang, "chart.ratio_title"), 12.0)],
-        [_sector_cell(sectors, figures.data["sectors"]["days"], lang, 11.0),
+        [_sector_cell(sectors, sector_figures["days"] if sector_figures else min(20, figures.data["days"]), lang, 11.0),
          _Cell(ax_spikes, t(lang, "chart.signals_title"), 11.0, xlabel=True, names=spikes.names)],
     ]
     _arrange(fig, cells, suptitle=(f"{t(lang, 'chart.summary_title')} · {figures.data['date']}", 16.0))

@@ -120,31 +120,50 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
     return Figures("balance", data, {"level": window, "daily_change": window.diff().iloc[1:]})
 
 
+_EXCHANGE_FIELDS = ("rzrqye", "rzye", "rqye")
+
+
+def _exchange_values(rows: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """One day's 两融余额, 融资余额 and 融券余额 per exchange stored that day; where an ALL row is the
+    market (the exchanges stored do not make it, see queries.margin_summary), also REST: the market
+    less the exchanges listed, for each figure that all of them know."""
+    by_exchange = rows.set_index("exchange")
+    listed = [e for e in models.EXCHANGES if e in by_exchange.index]
+    values = {e: {f: _num(by_exchange.at[e, f]) for f in _EXCHANGE_FIELDS} for e in listed}
+    if listed and "ALL" in by_exchange.index and not set(queries.FULL_SPLIT) <= set(listed):
+        rest: dict[str, float | None] = {}
+        for f in _EXCHANGE_FIELDS:
+            parts = [_num(by_exchange.at["ALL", f]), *(values[e][f] for e in listed)]
+            rest[f] = None if None in parts else parts[0] - sum(parts[1:])  # type: ignore[operator]
+        values["REST"] = rest
+    return values
+
+
 def _exchange_rows(rows: pd.DataFrame, day: date) -> list[dict[str, Any]]:
-    """Each exchange's 两融余额 on `day` and its change from the previous trade date, from stored
-    summary rows (queries.summary_rows) that reach `day`."""
+    """Each exchange's 两融余额 and 融资余额 on `day` with their change from the previous trade date,
+    from stored summary rows (queries.summary_rows) that reach `day`; REST (derived) where the market
+    comes from a market-wide row and the exchanges stored do not make it."""
     dates = rows["trade_date"].drop_duplicates()
     dates = dates[dates <= pd.Timestamp(day)].tail(2).tolist()
     if not dates or dates[-1].date() != day:
         return []
-    today = rows[rows["trade_date"] == dates[-1]].set_index("exchange")
-    before = rows[rows["trade_date"] == dates[0]].set_index("exchange") if len(dates) == 2 else today.iloc[:0]
-    out = []
-    for exchange in models.EXCHANGES:
-        if exchange not in today.index:
-            continue
-        now = today.loc[exchange]
-        then = before["rzrqye"].get(exchange)
-        out.append(
-            {
-                "exchange": exchange,
-                "rzrqye": _num(now["rzrqye"]),
-                "rzye": _num(now["rzye"]),
-                "rqye": _num(now["rqye"]),
-                "change_1d": _num(now["rzrqye"] - then) if then is not None else None,
-            }
-        )
-    return out
+    today = _exchange_values(rows[rows["trade_date"] == dates[-1]])
+    before = _exchange_values(rows[rows["trade_date"] == dates[0]]) if len(dates) == 2 else {}
+
+    def change(exchange: str, figure: str) -> float | None:
+        now, then = today[exchange][figure], before.get(exchange, {}).get(figure)
+        return None if now is None or then is None else now - then
+
+    return [
+        {
+            "exchange": exchange,
+            **figures,
+            "change_1d": change(exchange, "rzrqye"),
+            "rzye_change_1d": change(exchange, "rzye"),
+            "derived": exchange == "REST",
+        }
+        for exchange, figures in today.items()
+    ]
 
 
 def _ratio_frame(engine: Engine, start: date, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -193,9 +212,12 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     """质: per-sector balance, share and N-day shifts, HHI / top-5 share and their trend, stability."""
     start = queries.nth_date_before(engine, day, days + 25)
     long = queries.sector_daily(engine, start, day)
-    if long.empty or long["trade_date"].max().date() != day:  # the day's per-stock detail is not stored yet
-        latest = long["trade_date"].max().date() if not long.empty else day
-        raise ReportError("no_data_for_date", date=day.isoformat(), latest=latest.isoformat())
+    if long.empty or long["trade_date"].max().date() != day:
+        # Sector figures come from per-stock detail: none stored for this day (market-only history).
+        latest = queries.latest_sector_date(engine, day)
+        if latest is None:
+            raise ReportError("no_sector_data", date=day.isoformat())
+        raise ReportError("no_sector_data_on", date=day.isoformat(), latest=latest.isoformat())
     wide = sectors.pivot_balance(long)
     if len(wide) <= days:
         raise ReportError("not_enough_history", date=day.isoformat(), days=days)
@@ -306,6 +328,7 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
             for code, r in spikes.iterrows()
         ],
         short_structure=short,
+        stock_detail=queries.has_stock_detail(engine, day),  # spikes and structure need it
         warnings=warnings,
     )
     return Figures("signals", data, {"spikes": data["spikes"], "ratio": rat.series["ratio"], "band": rat.series["band"]})
@@ -403,11 +426,17 @@ def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
     sub = sub or _direct(engine)
     bal = sub("balance", day, days)
     rat = sub("ratio", day, days)
-    sec = sub("sectors", day, min(20, days))
+    try:
+        sec: Figures | None = sub("sectors", day, min(20, days))
+    except ReportError as exc:  # a day without per-stock detail: the read-out goes without its sectors
+        if exc.kind not in ("no_sector_data", "no_sector_data_on", "not_enough_history"):
+            raise
+        sec = None
     sig = sub("signals", day, days)
     data = _base(engine, "summary", day)
-    data.update(days=days, balance=bal.data, ratio=rat.data, sectors=sec.data, signals=sig.data)
-    series = {"balance": bal.series, "ratio": rat.series, "sectors": sec.series, "signals": sig.series}
+    data.update(days=days, balance=bal.data, ratio=rat.data, sectors=sec.data if sec else None, signals=sig.data)
+    series = {"balance": bal.series, "ratio": rat.series, "sectors": sec.series if sec else None,
+              "signals": sig.series}
     return Figures("summary", data, series)
 
 

@@ -21,6 +21,8 @@ from storage import database, models
 from storage.models import EXCHANGES
 
 MARKET = "MARKET"
+# Per-exchange rows make the market only where they hold these two (BSE is under 1% of it).
+FULL_SPLIT = ("SSE", "SZSE")
 SUMMARY_COLUMNS = ["rzye", "rzmre", "rzche", "rqye", "rqyl", "rqmcl", "rqmce", "rzrqye"]
 _Read = TypeVar("_Read", bound=Callable[..., Any])
 _answers: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("marginbot_shared_reads", default=None)
@@ -122,10 +124,12 @@ def summary_rows(engine: Engine, start: date | None = None, end: date | None = N
 def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """Daily margin totals for one exchange or the market, index trade_date, columns SUMMARY_COLUMNS.
 
-    Market = sum of SSE, SZSE and BSE on dates that have per-exchange rows; on dates with only an
-    ALL row (market-only sources) that row is the market. 融券卖出额 (rqmce) is known only from
-    market-wide sources, so the market takes it from the ALL row. Column `exchanges` counts the
-    exchanges summed (0 = the ALL row stood in).
+    Market = sum of SSE, SZSE and BSE on dates whose per-exchange rows cover both SSE and SZSE
+    (FULL_SPLIT); on other dates an ALL row (a market-wide source) is the market, and the partial
+    per-exchange rows are a breakdown of it (an SSE-only history beside a two-market table must not
+    halve the market). With neither, the partial sum stands, and the report's scope names it.
+    融券卖出额 (rqmce) is known only from market-wide sources, so a sum takes it from the ALL row.
+    Column `exchanges` counts the exchanges summed (0 = the ALL row stood in).
     """
     if scope != MARKET:
         out = summary_rows(engine, start, end, scope).drop(columns="exchange").set_index("trade_date").astype(float)
@@ -134,8 +138,9 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
     ms = models.MarginSummary
     # Summed in SQL, one row per date; a sum is only known where every summed exchange knew the figure.
     known_sums = [case((func.count(getattr(ms, c)) == func.count(), func.sum(getattr(ms, c)))) for c in SUMMARY_COLUMNS]
-    per_exchange = _between(select(ms.trade_date, *known_sums, func.count()).where(ms.exchange.in_(EXCHANGES)),
-                            ms.trade_date, start, end).group_by(ms.trade_date)
+    full_split = func.sum(case((ms.exchange.in_(FULL_SPLIT), 1), else_=0))
+    per_exchange = _between(select(ms.trade_date, *known_sums, func.count(), full_split)
+                            .where(ms.exchange.in_(EXCHANGES)), ms.trade_date, start, end).group_by(ms.trade_date)
     market_wide = _between(select(ms.trade_date, *[getattr(ms, c) for c in SUMMARY_COLUMNS]).where(ms.exchange == "ALL"),
                            ms.trade_date, start, end)
     with engine.connect() as conn:
@@ -143,8 +148,10 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
         whole_rows = _driver_rows(conn, market_wide.order_by(ms.trade_date))
     if not summed_rows and not whole_rows:
         return pd.DataFrame(columns=[*SUMMARY_COLUMNS, "exchanges"], index=pd.DatetimeIndex([], name="trade_date"))
-    summed = _frame(summed_rows, ["trade_date", *SUMMARY_COLUMNS, "exchanges"]).set_index("trade_date")
+    summed = _frame(summed_rows, ["trade_date", *SUMMARY_COLUMNS, "exchanges", "full_split"]).set_index("trade_date")
     whole = _frame(whole_rows, ["trade_date", *SUMMARY_COLUMNS]).set_index("trade_date")
+    partial = (summed.pop("full_split") < len(FULL_SPLIT)) & summed.index.isin(whole.index)
+    summed = summed.loc[~partial]
     summed["rqmce"] = whole["rqmce"].reindex(summed.index)
     only_whole = whole.loc[~whole.index.isin(summed.index)].assign(exchanges=0)
     out = pd.concat([summed, only_whole]).sort_index() if len(only_whole) else summed
@@ -324,11 +331,14 @@ def trade_dates(engine: Engine, start: date | None = None, end: date | None = No
 
 @shared
 def scope_on(engine: Engine, day: date) -> list[str]:
-    """Exchanges whose summary is stored for `day` (["ALL"] when only a market-wide source is)."""
+    """Exchanges whose summary makes the market on `day` (see margin_summary): the exchanges summed,
+    or ["ALL"] when a market-wide row stands in."""
     ms = models.MarginSummary
     with engine.connect() as conn:
         found = {r[0] for r in conn.execute(select(ms.exchange).where(ms.trade_date == day)).all()}
     per_exchange = [e for e in EXCHANGES if e in found]
+    if "ALL" in found and not set(FULL_SPLIT) <= found:
+        return ["ALL"]
     return per_exchange or (["ALL"] if "ALL" in found else [])
 
 
@@ -359,6 +369,20 @@ def data_date_bounds(engine: Engine, day: date) -> tuple[date | None, date | Non
         first = conn.execute(select(func.min(ms.trade_date))).scalar()
         before = conn.execute(select(func.max(ms.trade_date)).where(ms.trade_date <= day)).scalar()
     return first, before
+
+
+def has_stock_detail(engine: Engine, day: date) -> bool:
+    """Whether any per-stock margin row is stored for `day`."""
+    sm = models.StockMargin
+    with engine.connect() as conn:
+        return conn.execute(select(sm.code).where(sm.trade_date == day).limit(1)).first() is not None
+
+
+def latest_sector_date(engine: Engine, day: date) -> date | None:
+    """The latest trade date on or before `day` with sector figures (None: none stored)."""
+    sd = models.SectorDaily
+    with engine.connect() as conn:
+        return conn.execute(select(func.max(sd.trade_date)).where(sd.trade_date <= day)).scalar()
 
 
 def last_trading_day_before(engine: Engine, day: date) -> date | None:

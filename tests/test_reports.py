@@ -330,6 +330,21 @@ def test_market_only_source_scope_is_all(sqlite_engine: Engine) -> None:
     assert "全市场" in caption and "含B股" in details
 
 
+def test_one_exchange_without_a_market_row_is_named(sqlite_engine: Engine) -> None:
+    """Only SSE stored (no market-wide row to stand in): the figures are SSE's and the scope says so."""
+    rows = [{"trade_date": day, "exchange": "SSE", "rzye": 1e12 + i * 1e9, "rzmre": 50e9, "rqye": 1e10,
+             "rzrqye": 1.01e12 + i * 1e9} for i, day in enumerate(DAYS[:5])]
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.MarginSummary, rows)
+        upsert(session, models.Turnover, [{"trade_date": day, "exchange": "SSE", "amount": 500e9,
+                                           "a_share_only": True} for day in DAYS[:5]])
+        bump_data_version(session)
+    d = data(sqlite_engine, "balance")
+    assert d["scope"] == ["SSE"] and d["rzrqye"] == 1.014e12 and d["change_1d"] == 1e9
+    assert [(e["exchange"], e["rzrqye"], e["change_1d"]) for e in d["exchanges"]] == [("SSE", 1.014e12, 1e9)]
+    assert data(sqlite_engine, "ratio")["ratio_pct"] == pytest.approx(10.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # sectors
 # ----------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Reports over the real 2010-2018 market files reproduce published facts (skipped without realdata).
 
 The market file becomes exchange "ALL" rows (a market-wide source: no per-exchange split, no
-融券卖出额), the two index `amount` columns become SSE and SZSE turnover (whole exchange, B shares
-included: the documented fallback), and 上证指数 closes become index sh000001.
+融券卖出额), the SSE-only file (2014-08 .. 2016-04) SSE rows beside them, as a user who imports both
+gets; the two index `amount` columns become SSE and SZSE turnover (whole exchange, B shares
+included: the documented fallback), and 上证指数 closes become index sh000001. No per-stock detail.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
+from reports.errors import ReportError
 from reports.service import ReportService
 from storage import models
 from storage.database import bump_data_version, make_engine, session_scope, upgrade, upsert
@@ -54,6 +56,13 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
             "source": "realdata",
         }
         for r in margin.itertuples()
+    ]
+    sse = pd.read_csv(REALDATA / "sse_margin_2014_2016.csv", dtype={"opDate": str})
+    summary += [
+        {"trade_date": pd.Timestamp(r.opDate).date(), "exchange": "SSE", "rzye": float(r.rzye),
+         "rzmre": float(r.rzmre), "rzche": None, "rqye": None, "rqyl": float(r.rqyl), "rqmcl": float(r.rqmcl),
+         "rqmce": None, "rzrqye": None, "source": "realdata-sse"}
+        for r in sse.itertuples()
     ]
     turnover: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
@@ -108,3 +117,48 @@ def test_balance_at_the_2015_peak(real: Engine) -> None:
     assert after["change_1d"] < 0 and after["percentile_3y"] < 100.0
     caption = service.render("balance", on=PEAK_DAY, lang="zh", chart=False).caption
     assert "2.27 万亿元" in caption and "全市场" in caption
+
+
+def test_sse_history_beside_the_market_table(real: Engine) -> None:
+    """With SSE's own history beside the two-market table, the market stays the table's, and the
+    exchange breakdown shows SSE and the rest (README: SZSE = total - SSE, 490.2 and 53.8 bn)."""
+    service = ReportService(real)
+    d = service.render("balance", on=date(2015, 11, 23), chart=False).data
+    assert d["scope"] == ["ALL"] and d["rzye"] == pytest.approx(1215.1e9, abs=0.05e9)
+    sse, rest = d["exchanges"]
+    assert (sse["exchange"], sse["derived"], rest["exchange"], rest["derived"]) == ("SSE", False, "REST", True)
+    assert sse["rzye"] / 1e9 == pytest.approx(724.9, abs=0.05)
+    assert rest["rzye"] / 1e9 == pytest.approx(490.15, abs=0.005)  # 1215.092 - 724.944
+    assert sse["rzrqye"] is None and rest["rzrqye"] is None  # SSE's file has no 融券余额
+    # the day's change of each: today's balance less the previous trade date's
+    before = service.render("balance", on=date(2015, 11, 20), chart=False).data
+    assert sse["rzye_change_1d"] == pytest.approx(sse["rzye"] - before["exchanges"][0]["rzye"])
+    assert rest["rzye_change_1d"] == pytest.approx(rest["rzye"] - before["exchanges"][1]["rzye"])
+    details = service.render("balance", on=date(2015, 11, 23), lang="zh", chart=False).details
+    assert "沪市:融资余额 7,249.44 亿元" in details and "其余(全市场减以上):融资余额 4,901.48 亿元" in details
+    ratio = service.render("ratio", on=date(2015, 11, 23), chart=False).data
+    assert ratio["numerator"] == pytest.approx(d_rzmre(real, date(2015, 11, 23)))
+
+
+def d_rzmre(engine: Engine, day: date) -> float:
+    """The two-market table's 融资买入额 on `day` (the market's, not SSE's)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    ms = models.MarginSummary
+    with Session(engine) as session:
+        return session.execute(select(ms.rzmre).where(ms.trade_date == day, ms.exchange == "ALL")).scalar_one()
+
+
+def test_summary_without_per_stock_detail(real: Engine) -> None:
+    """A market-only history has no sectors: the sectors report says why, the daily summary goes
+    without them (text and chart), and the signals chart notes the missing detail."""
+    service = ReportService(real)
+    with pytest.raises(ReportError) as info:
+        service.render("sectors", on=PEAK_DAY, chart=False)
+    assert (info.value.kind, info.value.params) == ("no_sector_data", {"date": "2015-06-18"})
+    for lang, line in (("zh", "行业:该日没有个股两融明细,无法计算。"), ("en", "Sectors: no per-stock margin detail for this day.")):
+        report = service.render("summary", on=PEAK_DAY, lang=lang)
+        assert report.data["sectors"] is None and report.data["signals"]["stock_detail"] is False
+        assert line in report.caption.splitlines()
+        assert report.png is not None and report.png.startswith(b"\x89PNG")
