@@ -12,6 +12,36 @@ import pandas as pd
 
 from analytics.balance import change, pct_change
 
+REQUIRED_TURNOVER = ("SSE", "SZSE")
+
+
+def matching_turnover(covers: pd.DataFrame, by_exchange: pd.DataFrame) -> pd.Series:
+    """Per day, the turnover of the exchanges that the day's margin figures cover, 元.
+
+    Formula: ``sum of by_exchange[e] over the exchanges e with covers["covers_" + e] == 1``. SSE and
+    SZSE turnover are required where covered (NaN otherwise: half a market's turnover under the
+    whole market's purchases would double the ratio); BSE's is added where stored (it publishes no
+    turnover history, and it is under 1% of the market).
+
+    Parameters
+    ----------
+    covers : pd.DataFrame
+        Per trade date, columns ``covers_<exchange>`` (1 or 0), as queries.margin_summary returns.
+    by_exchange : pd.DataFrame
+        Turnover per trade date, one column per exchange, NaN where not stored.
+    """
+    turnover = by_exchange.reindex(covers.index)
+    total = pd.Series(0.0, index=covers.index)
+    missing = pd.Series(False, index=covers.index)
+    for column in covers.columns:
+        exchange = column.removeprefix("covers_")
+        wanted = covers[column].astype(float) > 0
+        amount = turnover[exchange] if exchange in turnover else pd.Series(np.nan, index=covers.index)
+        if exchange in REQUIRED_TURNOVER:
+            missing |= wanted & amount.isna()
+        total += amount.where(wanted, 0.0).fillna(0.0)
+    return total.mask(missing)
+
 
 def margin_trade_ratio(rzmre: pd.Series, turnover: pd.Series, rqmce: pd.Series | None = None) -> pd.DataFrame:
     """两融交易占比 per day.

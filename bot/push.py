@@ -8,6 +8,7 @@ in flight when a worker is stopped is shielded from cancellation and recorded be
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import os
 import time as _time
@@ -166,10 +167,25 @@ def expected_trade_date(services: Services, today: date) -> date | None:
 
 
 def _latest_complete(services: Services) -> date | None:
+    """The latest day the push may go out for: its ingestion complete (margin data and sectors) and
+    its reports whole (the turnover of SSE and SZSE stored too: see queries.latest_data_date)."""
     from storage.ingest import latest_complete_date
 
+    shown = queries.latest_data_date(services.engine)
+    complete = latest_complete_date(services.engine)
     # Data that arrived by import or demo has no ingestion status: the latest data date stands in.
-    return latest_complete_date(services.engine) or queries.latest_data_date(services.engine)
+    if complete is None or shown is None:
+        return shown
+    return min(complete, shown)
+
+
+def missing_for(services: Services, day: date) -> list[str]:
+    """What day `day` still lacks before its push: the required ingestion steps not done, and the
+    turnover of SSE or SZSE where none is stored."""
+    from storage.ingest import missing_steps
+
+    turnover = queries.turnover_exchanges(services.engine, day)
+    return [*missing_steps(services.engine, day), *(f"{e} turnover" for e in queries.FULL_SPLIT if e not in turnover)]
 
 
 async def push_now(application: Application, trade_date: date | None = None) -> PushResult | None:  # type: ignore[type-arg]
@@ -270,11 +286,12 @@ async def _tell_admins_late(context: ContextTypes.DEFAULT_TYPE, services: Servic
         return
     notified.add(day)
     cutoff = services.settings.ingest_cutoff_time.strftime("%H:%M")
+    missing = ", ".join(await services.run(missing_for, services, day)) or "?"
+    text = t(services.settings.default_language, "bot.data_late", date=day.isoformat(), cutoff=cutoff,
+             missing=html.escape(missing))
+    log.warning("data for %s still incomplete at the cut-off %s: %s", day, cutoff, missing)
     for admin in services.settings.admin_chat_ids:
         try:
-            await context.bot.send_message(
-                admin, t(services.settings.default_language, "bot.data_late", date=day.isoformat(), cutoff=cutoff,
-                         missing="SSE/SZSE/BSE"), parse_mode=ParseMode.HTML,
-            )
+            await context.bot.send_message(admin, text, parse_mode=ParseMode.HTML)
         except TelegramError:
             log.warning("could not tell admin chat %s that data is late", admin)

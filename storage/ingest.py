@@ -204,9 +204,14 @@ def _done_steps(session: Session, days: Sequence[date]) -> dict[date, set[str]]:
 
 def day_is_complete(engine: Engine, day: date) -> bool:
     """True when every required step of `day` is done (its margin data and sectors are stored)."""
+    return not missing_steps(engine, day)
+
+
+def missing_steps(engine: Engine, day: date) -> list[str]:
+    """The required steps of `day` not done yet, in order (empty: the day is complete)."""
     with Session(engine) as session:
         done = _done_steps(session, [day])[day]
-    return set(required_steps(day)) <= done
+    return [step for step in required_steps(day) if step not in done]
 
 
 def latest_complete_date(engine: Engine) -> date | None:
@@ -815,6 +820,6 @@ def _progress_bar(progress: bool, total: int) -> Any:
 
 __all__ = [
     "DAY_SOURCES", "DEFAULT_BACKFILL_DAYS", "DayResult", "TURNOVER_SOURCES", "optional_steps", "IngestResult", "NotPublished", "SECTORS",
-    "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete", "latest_complete_date",
+    "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete", "latest_complete_date", "missing_steps",
     "required_steps", "run_ingest",
 ]

@@ -23,6 +23,7 @@ from storage.models import EXCHANGES
 MARKET = "MARKET"
 # Per-exchange rows make the market only where they hold these two (BSE is under 1% of it).
 FULL_SPLIT = ("SSE", "SZSE")
+COVERS = [f"covers_{e}" for e in EXCHANGES]
 SUMMARY_COLUMNS = ["rzye", "rzmre", "rzche", "rqye", "rqyl", "rqmcl", "rqmce", "rzrqye"]
 _Read = TypeVar("_Read", bound=Callable[..., Any])
 _answers: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("marginbot_shared_reads", default=None)
@@ -129,17 +130,21 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
     per-exchange rows are a breakdown of it (an SSE-only history beside a two-market table must not
     halve the market). With neither, the partial sum stands, and the report's scope names it.
     融券卖出额 (rqmce) is known only from market-wide sources, so a sum takes it from the ALL row.
-    Column `exchanges` counts the exchanges summed (0 = the ALL row stood in).
+    Column `exchanges` counts the exchanges summed (0 = the ALL row stood in); `covers_SSE`,
+    `covers_SZSE` and `covers_BSE` are 1 for each exchange the day's figures include (all three
+    where the ALL row stood in), so that a ratio divides by the same exchanges' turnover.
     """
     if scope != MARKET:
         out = summary_rows(engine, start, end, scope).drop(columns="exchange").set_index("trade_date").astype(float)
         out["exchanges"] = 1
+        for exchange, column in zip(EXCHANGES, COVERS, strict=True):
+            out[column] = 1 if scope in (exchange, "ALL") else 0
         return out
     ms = models.MarginSummary
     # Summed in SQL, one row per date; a sum is only known where every summed exchange knew the figure.
     known_sums = [case((func.count(getattr(ms, c)) == func.count(), func.sum(getattr(ms, c)))) for c in SUMMARY_COLUMNS]
-    full_split = func.sum(case((ms.exchange.in_(FULL_SPLIT), 1), else_=0))
-    per_exchange = _between(select(ms.trade_date, *known_sums, func.count(), full_split)
+    members = [func.sum(case((ms.exchange == e, 1), else_=0)) for e in EXCHANGES]
+    per_exchange = _between(select(ms.trade_date, *known_sums, func.count(), *members)
                             .where(ms.exchange.in_(EXCHANGES)), ms.trade_date, start, end).group_by(ms.trade_date)
     market_wide = _between(select(ms.trade_date, *[getattr(ms, c) for c in SUMMARY_COLUMNS]).where(ms.exchange == "ALL"),
                            ms.trade_date, start, end)
@@ -147,13 +152,14 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
         summed_rows = _driver_rows(conn, per_exchange.order_by(ms.trade_date))
         whole_rows = _driver_rows(conn, market_wide.order_by(ms.trade_date))
     if not summed_rows and not whole_rows:
-        return pd.DataFrame(columns=[*SUMMARY_COLUMNS, "exchanges"], index=pd.DatetimeIndex([], name="trade_date"))
-    summed = _frame(summed_rows, ["trade_date", *SUMMARY_COLUMNS, "exchanges", "full_split"]).set_index("trade_date")
+        return pd.DataFrame(columns=[*SUMMARY_COLUMNS, "exchanges", *COVERS],
+                            index=pd.DatetimeIndex([], name="trade_date"))
+    summed = _frame(summed_rows, ["trade_date", *SUMMARY_COLUMNS, "exchanges", *COVERS]).set_index("trade_date")
     whole = _frame(whole_rows, ["trade_date", *SUMMARY_COLUMNS]).set_index("trade_date")
-    partial = (summed.pop("full_split") < len(FULL_SPLIT)) & summed.index.isin(whole.index)
-    summed = summed.loc[~partial]
+    full_split = summed[[f"covers_{e}" for e in FULL_SPLIT]].all(axis=1)
+    summed = summed.loc[full_split | ~summed.index.isin(whole.index)]
     summed["rqmce"] = whole["rqmce"].reindex(summed.index)
-    only_whole = whole.loc[~whole.index.isin(summed.index)].assign(exchanges=0)
+    only_whole = whole.loc[~whole.index.isin(summed.index)].assign(exchanges=0, **dict.fromkeys(COVERS, 1))
     out = pd.concat([summed, only_whole]).sort_index() if len(only_whole) else summed
     out.index.name = "trade_date"
     return out.astype(float)
@@ -161,19 +167,24 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
 
 @shared
 def turnover(engine: Engine, start: date | None = None, end: date | None = None) -> pd.DataFrame:
-    """Market turnover per day (元): columns amount, a_share_only (every exchange A-share only), exchanges."""
+    """Turnover per day (元): columns amount (all stored exchanges), a_share_only (every exchange
+    A-share only), exchanges (how many are stored), and one column per exchange (NaN: not stored)."""
     t = models.Turnover
     # Summed in SQL, one row per date; "every exchange A-share only" as a count of those that are not.
     not_a_only = func.sum(case((t.a_share_only.is_(True), 0), else_=1))
-    query = select(t.trade_date, func.coalesce(func.sum(t.amount), 0.0), not_a_only, func.count())
+    per_exchange = [func.sum(case((t.exchange == e, t.amount))) for e in EXCHANGES]
+    query = select(t.trade_date, func.coalesce(func.sum(t.amount), 0.0), not_a_only, func.count(), *per_exchange)
     query = _between(query, t.trade_date, start, end).group_by(t.trade_date).order_by(t.trade_date)
     with engine.connect() as conn:
         rows = _driver_rows(conn, query)
+    columns = ["amount", "a_share_only", "exchanges", *EXCHANGES]
     if not rows:
-        return pd.DataFrame(columns=["amount", "a_share_only", "exchanges"], index=pd.DatetimeIndex([], name="trade_date"))
-    frame = _frame(rows, ["trade_date", "amount", "not_a_share_only", "exchanges"]).set_index("trade_date")
-    return pd.DataFrame({"amount": frame["amount"].astype(float), "a_share_only": frame["not_a_share_only"] == 0,
-                         "exchanges": frame["exchanges"]})
+        return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([], name="trade_date"))
+    frame = _frame(rows, ["trade_date", "amount", "not_a_share_only", "exchanges", *EXCHANGES]).set_index("trade_date")
+    out = frame[["amount", *EXCHANGES]].astype(float)
+    out.insert(1, "a_share_only", frame["not_a_share_only"] == 0)
+    out.insert(2, "exchanges", frame["exchanges"])
+    return out
 
 
 @shared
@@ -348,13 +359,16 @@ demo_data = shared(database.is_demo)
 
 @shared
 def latest_data_date(engine: Engine) -> date | None:
-    """The default date of every report: the latest trade date with margin data and turnover, and
-    with sector figures too once any are stored (so a day whose per-stock detail is still missing
-    is not shown half done)."""
+    """The default date of every report: the latest trade date with margin data and turnover (of SSE
+    and SZSE both, once any day has both: half a market's turnover would double the ratio), and with
+    sector figures too once any are stored (so a day whose per-stock detail is still missing is not
+    shown half done)."""
     ms, t, sd = models.MarginSummary, models.Turnover, models.SectorDaily
+    both = (select(t.trade_date).where(t.exchange.in_(FULL_SPLIT)).group_by(t.trade_date)
+            .having(func.count() == len(FULL_SPLIT)).order_by(t.trade_date.desc()).limit(1))
     with engine.connect() as conn:
         margin = conn.execute(select(func.max(ms.trade_date))).scalar()
-        turn = conn.execute(select(func.max(t.trade_date))).scalar()
+        turn = conn.execute(both).scalar() or conn.execute(select(func.max(t.trade_date))).scalar()
         sectors = conn.execute(select(func.max(sd.trade_date))).scalar()
     if margin is None:
         return None
@@ -369,6 +383,13 @@ def data_date_bounds(engine: Engine, day: date) -> tuple[date | None, date | Non
         first = conn.execute(select(func.min(ms.trade_date))).scalar()
         before = conn.execute(select(func.max(ms.trade_date)).where(ms.trade_date <= day)).scalar()
     return first, before
+
+
+def turnover_exchanges(engine: Engine, day: date) -> set[str]:
+    """The exchanges whose turnover is stored for `day`."""
+    t = models.Turnover
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(select(t.exchange).where(t.trade_date == day)).all()}
 
 
 def has_stock_detail(engine: Engine, day: date) -> bool:

@@ -833,3 +833,69 @@ async def test_pipeline_tick_warms_reports_once_per_data_version(demo_db: Engine
         assert len(ingests) == 1  # it tried to replace the demo data with real data
         assert h.photos(ZH_USER) == []
         assert chats.delivery_counts(demo_db, DATA_DATE) == {}
+
+
+async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
+    demo_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Day T's ingestion is complete (margin data, sectors) but SZSE's turnover is not in: the ratio
+    would be double, so the push waits; at the cut-off the admins are told what is missing, once.
+    When the turnover lands, the push of T goes out."""
+    from datetime import datetime as real_datetime
+    from types import SimpleNamespace
+
+    import bot.push
+    import storage.ingest
+    from marginbot.settings import TIMEZONE
+    from storage.database import set_meta
+    from storage.ingest import required_steps
+
+    new_day, previous = date(2026, 11, 23), DATA_DATE
+    ingests: list[object] = []
+    monkeypatch.setattr(storage.ingest, "run_ingest",
+                        lambda *a, **k: ingests.append(k) or SimpleNamespace(summary=lambda: "offline"))
+
+    class Tuesday(real_datetime):  # 2026-11-24, after the 10:30 cut-off, Beijing time
+        @classmethod
+        def now(cls, tz: object = None) -> real_datetime:  # type: ignore[override]
+            return real_datetime(2026, 11, 24, 10, 45, tzinfo=TIMEZONE)
+
+    monkeypatch.setattr(bot.push, "datetime", Tuesday)
+
+    def copy_day(table: type, session: Session) -> None:
+        columns = [c.name for c in table.__table__.columns if c.name not in ("id", "trade_date")]  # type: ignore[attr-defined]
+        rows = session.execute(select(table).where(table.trade_date == previous)).scalars().all()  # type: ignore[attr-defined]
+        session.add_all(table(trade_date=new_day, **{c: getattr(r, c) for c in columns}) for r in rows)
+
+    with session_scope(demo_db) as session:
+        set_meta(session, "demo", "false")  # a live bot never pushes demo data: these stand for real data
+        session.add(models.TradingDay(trade_date=new_day))
+        for table in (models.MarginSummary, models.SectorDaily):
+            copy_day(table, session)
+        session.add_all(models.IngestStatus(trade_date=new_day, source=s, status="done") for s in required_steps(new_day))
+        session.add(models.Turnover(trade_date=new_day, exchange="SSE", amount=600e9, a_share_only=False))
+        bump_data_version(session)
+
+    async with running(demo_db, ReportService(demo_db)) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/subscribe")
+        context = SimpleNamespace(application=h.app, bot_data=h.app.bot_data, bot=h.app.bot)  # type: ignore[union-attr]
+        await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
+        await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
+        assert h.texts(ADMIN_CHAT) == [
+            "⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:SZSE turnover),今日推送暂缓。"]
+        assert ingests and h.photos(ZH_USER) == []  # it tried to fetch the rest; nothing was pushed
+        assert chats.delivery_counts(demo_db, new_day) == {}
+        # the reports, too, stay on the last whole day
+        await h.write(ZH_USER, ZH_USER, "/ratio")
+        assert "数据日期 2026-11-20" in h.photos(ZH_USER)[-1].caption  # type: ignore[operator]
+
+        with session_scope(demo_db) as session:
+            session.add(models.Turnover(trade_date=new_day, exchange="SZSE", amount=500e9, a_share_only=False))
+            bump_data_version(session)
+        await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
+        pushed = h.photos(ZH_USER)[-1]
+        assert pushed.caption is not None and "数据日期 2026-11-23" in pushed.caption
+        assert pushed.caption == expected(h.services.reports, "summary", on=new_day).caption
+        assert chats.delivery_counts(demo_db, new_day) == {"sent": 1}
+        assert len(h.texts(ADMIN_CHAT)) == 1

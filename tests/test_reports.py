@@ -318,12 +318,19 @@ def test_market_only_source_scope_is_all(sqlite_engine: Engine) -> None:
              "rzrqye": 1.01e12} for day in DAYS[:5]]
     with session_scope(sqlite_engine) as session:
         upsert(session, models.MarginSummary, rows)
-        upsert(session, models.Turnover, [{"trade_date": day, "exchange": "SSE", "amount": 820e9,
-                                           "a_share_only": False} for day in DAYS[:5]])
+        upsert(session, models.Turnover, [{"trade_date": day, "exchange": exchange, "amount": amount,
+                                           "a_share_only": False}
+                                          for day in DAYS[:5] for exchange, amount in (("SSE", 500e9), ("SZSE", 320e9))])
+        # the next day's SZSE turnover is not in yet: half the market's turnover must not make a ratio
+        upsert(session, models.MarginSummary, [{**rows[0], "trade_date": DAYS[5]}])
+        upsert(session, models.Turnover, [{"trade_date": DAYS[5], "exchange": "SSE", "amount": 500e9,
+                                           "a_share_only": False}])
         bump_data_version(session)
     d = data(sqlite_engine, "ratio")
+    assert d["date"] == DAYS[4].isoformat()  # the default date waits for the whole market's turnover
+    assert _error(sqlite_engine, "ratio", on=DAYS[5]).kind == "no_data_for_date"
     assert d["scope"] == ["ALL"]
-    assert d["ratio_pct"] == pytest.approx(10.0)
+    assert d["ratio_pct"] == pytest.approx(10.0)  # (80 + 2) / (500 + 320) bn
     assert d["rqmce_included"] is True
     assert d["turnover_a_share_only"] is False
     caption, details = report_text.render("ratio", "zh", d)
