@@ -15,32 +15,29 @@ from analytics.balance import change, pct_change
 REQUIRED_TURNOVER = ("SSE", "SZSE")
 
 
-def matching_turnover(covers: pd.DataFrame, by_exchange: pd.DataFrame) -> pd.Series:
+def matching_turnover(members: pd.Series, by_exchange: pd.DataFrame) -> pd.Series:
     """Per day, the turnover of the exchanges that the day's margin figures cover, 元.
 
-    Formula: ``sum of by_exchange[e] over the exchanges e with covers["covers_" + e] == 1``. SSE and
-    SZSE turnover are required where covered (NaN otherwise: half a market's turnover under the
-    whole market's purchases would double the ratio); BSE's is added where stored (it publishes no
-    turnover history, and it is under 1% of the market).
+    Formula: ``sum of by_exchange.iloc[:, k] over the bits k set in members``. SSE and SZSE turnover
+    are required where covered (NaN otherwise: half a market's turnover under the whole market's
+    purchases would double the ratio); BSE's is added where stored (it publishes no turnover
+    history, and it is under 1% of the market).
 
     Parameters
     ----------
-    covers : pd.DataFrame
-        Per trade date, columns ``covers_<exchange>`` (1 or 0), as queries.margin_summary returns.
+    members : pd.Series
+        Per trade date, a bitmask of the exchanges covered: bit k for column k of `by_exchange`
+        (queries.margin_summary's ``members``).
     by_exchange : pd.DataFrame
-        Turnover per trade date, one column per exchange, NaN where not stored.
+        Turnover per trade date, one column per exchange (named), NaN where not stored.
     """
-    turnover = by_exchange.reindex(covers.index)
-    total = pd.Series(0.0, index=covers.index)
-    missing = pd.Series(False, index=covers.index)
-    for column in covers.columns:
-        exchange = column.removeprefix("covers_")
-        wanted = covers[column].astype(float) > 0
-        amount = turnover[exchange] if exchange in turnover else pd.Series(np.nan, index=covers.index)
-        if exchange in REQUIRED_TURNOVER:
-            missing |= wanted & amount.isna()
-        total += amount.where(wanted, 0.0).fillna(0.0)
-    return total.mask(missing)
+    amount = by_exchange.reindex(members.index).to_numpy(dtype=float)
+    bits = np.arange(by_exchange.shape[1])
+    wanted = ((members.to_numpy(dtype=np.int64)[:, None] >> bits) & 1).astype(bool)
+    required = np.array([e in REQUIRED_TURNOVER for e in by_exchange.columns])
+    total = np.where(wanted, np.nan_to_num(amount), 0.0).sum(axis=1)
+    total[(wanted & required & np.isnan(amount)).any(axis=1)] = np.nan
+    return pd.Series(total, index=members.index)
 
 
 def margin_trade_ratio(rzmre: pd.Series, turnover: pd.Series, rqmce: pd.Series | None = None) -> pd.DataFrame:

@@ -169,7 +169,7 @@ def _exchange_rows(rows: pd.DataFrame, day: date) -> list[dict[str, Any]]:
 def _ratio_frame(engine: Engine, start: date, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     summary = queries.margin_summary(engine, start=start, end=day)
     turnover = queries.turnover(engine, start=start, end=day)
-    matching = ratio.matching_turnover(summary[queries.COVERS], turnover[list(models.EXCHANGES)])
+    matching = ratio.matching_turnover(summary["members"], turnover[list(models.EXCHANGES)])
     frame = ratio.margin_trade_ratio(summary["rzmre"].dropna(), matching, summary["rqmce"])
     return frame, turnover
 

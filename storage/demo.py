@@ -76,6 +76,9 @@ _BOARDS: tuple[tuple[str, int, tuple[tuple[int, int], ...], float], ...] = (
     ("BSE", 20, ((920000, 921000),), 0.06),
 )
 _ETF_RANGES = (((510000, 511000),), ((159000, 160000),))
+# Codes the help and the error messages give as examples (/stock 600519): in the demo, so that
+# copying an example shows a report.
+_EXAMPLE_CODES = ("600519",)
 _ETFS_PER_EXCHANGE = 10
 
 # Rough shares of 融资余额 by sector (the real ranking: electronics, finance, pharma, computers first).
@@ -183,6 +186,10 @@ def _universe(rng: np.random.Generator) -> _Universe:
         exch += [exchange] * count
         board_mult += [mult] * count
     n_stocks = len(codes)
+    for example in _EXAMPLE_CODES:  # the nearest drawn code of its board gives way: no draw changes
+        if example not in codes:
+            board = [i for i in range(n_stocks) if codes[i][:3] == example[:3]]
+            codes[min(board, key=lambda i: abs(int(codes[i]) - int(example)))] = example
     names = [f"演示股份{i + 1:04d}" for i in range(n_stocks)]
     for k, ranges in enumerate(_ETF_RANGES):
         codes += _draw_codes(rng, ranges, _ETFS_PER_EXCHANGE)

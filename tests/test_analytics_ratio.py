@@ -44,18 +44,17 @@ def test_margin_trade_ratio_without_rqmce() -> None:
 
 def test_matching_turnover_divides_by_the_exchanges_covered() -> None:
     d = pd.bdate_range("2024-01-02", periods=5, name="trade_date")
-    covers = pd.DataFrame(
-        {"covers_SSE": [1, 1, 1, 1, 1], "covers_SZSE": [1, 1, 1, 0, 1], "covers_BSE": [1, 0, 1, 0, 1]}, index=d)
+    members = pd.Series([0b111, 0b011, 0b111, 0b001, 0b111], index=d)  # bit k: column k (SSE, SZSE, BSE)
     by_exchange = pd.DataFrame(
         {"SSE": [500.0, 500.0, 500.0, 500.0, 500.0],
          "SZSE": [400.0, 400.0, 400.0, 400.0, np.nan],  # d[4]: SZSE not stored yet
          "BSE": [10.0, 10.0, np.nan, 10.0, 10.0]},  # d[2]: BSE unknown (no source): left out
         index=d)
-    out = ratio.matching_turnover(covers, by_exchange)
+    out = ratio.matching_turnover(members, by_exchange)
     # all three; BSE not covered; BSE covered but unknown; SSE alone; SZSE missing -> no turnover
     assert out.iloc[:4].tolist() == [910.0, 900.0, 900.0, 500.0]
     assert math.isnan(out.iloc[4])
-    assert math.isnan(ratio.matching_turnover(covers.iloc[:1], by_exchange.drop(columns="SZSE")).iloc[0])
+    assert math.isnan(ratio.matching_turnover(members.iloc[:1], by_exchange.assign(SZSE=np.nan)).iloc[0])
 
 
 def test_moving_average() -> None:

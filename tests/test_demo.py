@@ -86,6 +86,7 @@ def test_calendar_universe_and_sectors(seeded):
     assert {r.code[:3] for r in funds} == {"510", "159"}
     assert {r.exchange for r in last} == {"SSE", "SZSE", "BSE"}
     assert all(r.name.startswith("演示") for r in last)
+    assert "600519" in {r.code for r in stocks}  # the example of /help and of every code error works
 
     assert len(names) == 31 and {s.sw_l1_code for s in sectors} == {i.sw_l1_code for i in SW_L1_2021}
     assert sum(s.stock_count for s in sectors) == len(stocks)  # ETFs are left out of sectors
