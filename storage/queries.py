@@ -76,6 +76,8 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:  # type: ignore[type
 
 def _column(name: str, values: tuple[Any, ...]) -> Any:
     if name == "trade_date":  # ISO text (SQLite through _driver_rows) or dates; in seconds either way
+        if values and isinstance(values[0], str):
+            return np.array(values, dtype="datetime64[s]")  # numpy reads ISO dates 10x faster than pandas
         return pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601").dt.as_unit("s")
     sample = next((v for v in values if v is not None), None)
     if isinstance(sample, bool):
@@ -383,6 +385,7 @@ def latest_data_date(engine: Engine) -> date | None:
     return min(candidates)
 
 
+@shared  # every report of a summary resolves its date
 def data_date_bounds(engine: Engine, day: date) -> tuple[date | None, date | None]:
     """The first trade date with margin data, and the latest one on or before `day` (None: none)."""
     ms = models.MarginSummary

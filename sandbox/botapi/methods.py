@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sandbox.botapi.errors import _DEFAULT_DESCRIPTIONS, NOT_MODIFIED, ApiError
 from sandbox.botapi.files import _FileStore
-from sandbox.botapi.state import ApiCall, ChatState, StoredMessage, UploadedPart, _member_json
+from sandbox.botapi.state import ApiCall, ChatState, StoredFile, StoredMessage, UploadedPart, _member_json
 
 _BOT_COMMAND_NAME_RE = re.compile(r"[a-z0-9_]{1,32}")
 
@@ -136,35 +137,26 @@ class _BotApiMethods(_FileStore):
         return message.to_api()
 
     def _m_sendPhoto(self, p: dict[str, Any], f: dict[str, UploadedPart], call: ApiCall) -> Any:
-        chat = self._chat_for_request(p.get("chat_id"))
-        caption = self._check_text(p.get("caption"), p.get("parse_mode"), caption=True)
-        stored = self._input_file(p.get("photo"), f, "photo", "photo", call)
-        message = self._new_message(
-            chat,
-            self.bot_user,
-            caption=caption,
-            parse_mode=p.get("parse_mode"),
-            photo=stored.photo_sizes,
-            reply_markup=p.get("reply_markup"),
-            media_source=call.media_source,
-            reply_to=self._reply_target(p, chat),
-        )
-        self._emit("message", chat.id, message)
-        return message.to_api()
+        return self._send_file(p, f, call, "photo", lambda stored: {"photo": stored.photo_sizes})
 
     def _m_sendDocument(self, p: dict[str, Any], f: dict[str, UploadedPart], call: ApiCall) -> Any:
+        return self._send_file(p, f, call, "document", lambda stored: {"document": stored.document_json()})
+
+    def _send_file(self, p: dict[str, Any], f: dict[str, UploadedPart], call: ApiCall, kind: str,
+                   content: Callable[[StoredFile], dict[str, Any]]) -> Any:
+        """sendPhoto / sendDocument: the file (uploaded or by file_id) with its caption."""
         chat = self._chat_for_request(p.get("chat_id"))
         caption = self._check_text(p.get("caption"), p.get("parse_mode"), caption=True)
-        stored = self._input_file(p.get("document"), f, "document", "document", call)
+        stored = self._input_file(p.get(kind), f, kind, kind, call)
         message = self._new_message(
             chat,
             self.bot_user,
             caption=caption,
             parse_mode=p.get("parse_mode"),
-            document=stored.document_json(),
             reply_markup=p.get("reply_markup"),
             media_source=call.media_source,
             reply_to=self._reply_target(p, chat),
+            **content(stored),
         )
         self._emit("message", chat.id, message)
         return message.to_api()
