@@ -43,6 +43,32 @@ class MarginSummary(SQLModel, table=True):
     source: str = Field(default="", max_length=32)
 
 
+class MarketDaily(SQLModel, table=True):
+    """The market's daily margin totals, one row per trade date, kept in step with margin_summary by
+    database triggers (migration 0003): every report reads three years of them, and summing the
+    exchanges' rows at each read cost more than the rest of a report's queries together.
+
+    Market = the sum of the exchanges' rows where they include SSE and SZSE (or where no ALL row
+    exists); otherwise the ALL row. A sum is NULL where one summed row lacks the figure. rqmce is
+    always the ALL row's (only market-wide sources know it). `exchanges` counts the rows summed (0:
+    the ALL row stands in); `members` is a bitmask of them, bit k for EXCHANGES[k] (all bits for ALL).
+    """
+
+    __tablename__ = "market_daily"
+
+    trade_date: date = Field(primary_key=True)
+    rzye: float | None = None
+    rzmre: float | None = None
+    rzche: float | None = None
+    rqye: float | None = None
+    rqyl: float | None = None
+    rqmcl: float | None = None
+    rqmce: float | None = None
+    rzrqye: float | None = None
+    exchanges: int = 0
+    members: int = 0
+
+
 class StockMargin(SQLModel, table=True):
     """Per-security daily margin detail; funds and ETFs are kept and marked with is_fund."""
 

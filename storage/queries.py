@@ -141,31 +141,12 @@ def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = Non
         out["exchanges"] = 1
         out["members"] = ALL_MEMBERS if scope == "ALL" else 1 << EXCHANGES.index(scope)
         return out
-    ms = models.MarginSummary
-    # Summed in SQL, one row per date; a sum is only known where every summed exchange knew the figure.
-    known_sums = [case((func.count(getattr(ms, c)) == func.count(), func.sum(getattr(ms, c)))) for c in SUMMARY_COLUMNS]
-    # Which exchanges a date holds, as one bitmask sum (one aggregate costs less than three).
-    members = func.sum(case(*[(ms.exchange == e, 1 << k) for k, e in enumerate(EXCHANGES[:-1])], else_=1 << 2))
-    per_exchange = _between(select(ms.trade_date, *known_sums, func.count(), members)
-                            .where(ms.exchange.in_(EXCHANGES)), ms.trade_date, start, end).group_by(ms.trade_date)
-    market_wide = _between(select(ms.trade_date, *[getattr(ms, c) for c in SUMMARY_COLUMNS]).where(ms.exchange == "ALL"),
-                           ms.trade_date, start, end)
+    md = models.MarketDaily  # kept by triggers (migration 0003): the rule above, one row per date
+    query = _between(select(md.trade_date, *[getattr(md, c) for c in (*SUMMARY_COLUMNS, "exchanges", "members")]),
+                     md.trade_date, start, end)
     with engine.connect() as conn:
-        summed_rows = _driver_rows(conn, per_exchange.order_by(ms.trade_date))
-        whole_rows = _driver_rows(conn, market_wide.order_by(ms.trade_date))
-    if not summed_rows and not whole_rows:
-        return pd.DataFrame(columns=[*SUMMARY_COLUMNS, "exchanges", "members"],
-                            index=pd.DatetimeIndex([], name="trade_date"))
-    summed = _frame(summed_rows, ["trade_date", *SUMMARY_COLUMNS, "exchanges", "members"]).set_index("trade_date")
-    whole = _frame(whole_rows, ["trade_date", *SUMMARY_COLUMNS]).set_index("trade_date")
-    full_split = sum(1 << EXCHANGES.index(e) for e in FULL_SPLIT)
-    partial = (summed["members"].to_numpy(dtype=np.int64) & full_split) != full_split
-    if partial.any():  # rare (imports of one exchange's history): most days hold both
-        summed = summed.loc[~(partial & summed.index.isin(whole.index))]
-    summed["rqmce"] = whole["rqmce"].reindex(summed.index)
-    only_whole = whole.loc[~whole.index.isin(summed.index)].assign(exchanges=0, members=ALL_MEMBERS)
-    out = pd.concat([summed, only_whole]).sort_index() if len(only_whole) else summed
-    out.index.name = "trade_date"
+        rows = _driver_rows(conn, query.order_by(md.trade_date))
+    out = _frame(rows, ["trade_date", *SUMMARY_COLUMNS, "exchanges", "members"]).set_index("trade_date")
     return out.astype(float)
 
 

@@ -227,12 +227,13 @@ def test_demo_seeds_an_empty_database_and_renders_everything(
 
 
 def _copy_market_data(engine: Engine, source: Path) -> None:
-    """Copy every table of a seeded SQLite file into `engine`'s (same schema, empty tables)."""
+    """Copy every table of a seeded SQLite file into `engine`'s (same schema, empty tables); the
+    triggers on margin_summary fill market_daily."""
     with engine.connect() as conn:
         conn.exec_driver_sql("ATTACH DATABASE ? AS seeded", (str(source),))
         tables = [r[0] for r in conn.execute(text(
             "SELECT name FROM seeded.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name != 'alembic_version'"))]
+            "AND name NOT IN ('alembic_version', 'market_daily')"))]
         for table in tables:
             conn.exec_driver_sql(f"INSERT INTO main.{table} SELECT * FROM seeded.{table}")
         conn.commit()

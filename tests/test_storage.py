@@ -2,6 +2,7 @@
 
 from datetime import date
 
+import pytest
 from sqlalchemy import func, inspect, select
 from sqlmodel import Session
 
@@ -12,7 +13,7 @@ from storage.database import bump_data_version, data_version, is_empty, session_
 def test_schema_has_every_table(engine):
     names = set(inspect(engine).get_table_names())
     for table in ["margin_summary", "stock_margin", "turnover", "index_daily", "industry_class",
-                  "industry_name", "sector_daily", "trading_day", "ingest_status", "dataset_meta",
+                  "industry_name", "sector_daily", "market_daily", "trading_day", "ingest_status", "dataset_meta",
                   "chat", "delivery", "chart_upload", "alembic_version"]:
         assert table in names
 
@@ -45,3 +46,105 @@ def test_data_version_bumps(engine):
         bump_data_version(s)
         bump_data_version(s)
     assert data_version(engine) == 2
+
+
+def _market(engine) -> dict[date, tuple]:
+    md = models.MarketDaily
+    columns = [md.rzye, md.rqye, md.rqmce, md.rzrqye, md.exchanges, md.members]
+    with Session(engine) as s:
+        return {r[0]: tuple(r[1:]) for r in s.execute(select(md.trade_date, *columns).order_by(md.trade_date))}
+
+
+def test_market_daily_follows_every_write_to_margin_summary(engine):
+    """Triggers keep one market row per date: the exchanges' sum where they include SSE and SZSE (or
+    no ALL row stands by), else the ALL row; 融券卖出额 always the ALL row's; NULL where a summed row
+    lacks the figure. Inserts, upserts, deletes and a moved date all reach it, on both databases."""
+    from sqlalchemy import delete, update
+
+    d1, d2, d3, d4 = date(2024, 4, 8), date(2024, 4, 9), date(2024, 4, 10), date(2024, 4, 11)
+    row = {"rzye": None, "rzmre": None, "rzche": None, "rqye": None, "rqyl": None, "rqmcl": None, "rqmce": None,
+           "rzrqye": None}
+
+    def summary(day, exchange, rzye, rqye, rqmce=None):
+        return {**row, "trade_date": day, "exchange": exchange, "rzye": rzye, "rqye": rqye, "rqmce": rqmce,
+                "rzrqye": None if rqye is None else rzye + rqye}
+
+    with session_scope(engine) as s:
+        upsert(s, models.MarginSummary, [
+            summary(d1, "SSE", 800.0, 10.0), summary(d1, "SZSE", 700.0, 5.0), summary(d1, "BSE", 4.0, 0.5),
+            summary(d1, "ALL", 1503.0, 15.0, rqmce=9.0),
+            summary(d2, "SSE", 810.0, None), summary(d2, "ALL", 1520.0, 16.0, rqmce=8.0),  # SSE alone: ALL stands
+            summary(d3, "SSE", 820.0, 11.0),  # SSE alone, no ALL: the partial sum stands, scope names it
+        ])
+    assert _market(engine) == {
+        d1: (1504.0, 15.5, 9.0, 1519.5, 3, 7),
+        d2: (1520.0, 16.0, 8.0, 1536.0, 0, 7),
+        d3: (820.0, 11.0, None, 831.0, 1, 1),
+    }
+    with session_scope(engine) as s:  # an upsert that changes a figure, and one that makes a figure unknown
+        upsert(s, models.MarginSummary, [summary(d1, "SSE", 801.0, 10.0), summary(d1, "BSE", 4.0, None)])
+    assert _market(engine)[d1] == (1505.0, None, 9.0, None, 3, 7)
+    with session_scope(engine) as s:
+        s.execute(delete(models.MarginSummary).where(models.MarginSummary.exchange == "SZSE"))
+        s.execute(update(models.MarginSummary).where(models.MarginSummary.trade_date == d3).values(trade_date=d4))
+    assert _market(engine) == {
+        d1: (1503.0, 15.0, 9.0, 1518.0, 0, 7),  # SSE and BSE without SZSE: the ALL row again
+        d2: (1520.0, 16.0, 8.0, 1536.0, 0, 7),
+        d4: (820.0, 11.0, None, 831.0, 1, 1),
+    }
+    with session_scope(engine) as s:
+        s.execute(delete(models.MarginSummary).where(models.MarginSummary.trade_date == d2))
+    assert set(_market(engine)) == {d1, d4}
+
+
+def test_market_daily_backfilled_by_the_migration(engine):
+    """Rows stored before migration 0003 get their market rows when it runs."""
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.database import MIGRATIONS_DIR, upgrade
+
+    with session_scope(engine) as s:
+        upsert(s, models.MarginSummary, [
+            {"trade_date": date(2024, 4, 8), "exchange": e, "rzye": v, "rqye": 1.0, "rzrqye": v + 1.0}
+            for e, v in (("SSE", 800.0), ("SZSE", 700.0))])
+    before = _market(engine)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    assert "market_daily" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    assert _market(engine) == before == {date(2024, 4, 8): (1500.0, 2.0, None, 1502.0, 2, 3)}
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_market_daily_concurrent_writers_of_one_date(engine):
+    """PostgreSQL: two transactions write the same date's exchanges at once (two workers ingesting):
+    the second waits for the first on an advisory lock of that date, then computes the market from
+    both rows; neither fails. (SQLite has one writer at a time.)"""
+    import threading
+
+    day = date(2024, 4, 8)
+    first = engine.connect()
+    first.begin()
+    first.execute(models.MarginSummary.__table__.insert().values(trade_date=day, exchange="SSE", rzye=800.0))
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(models.MarginSummary.__table__.insert().values(trade_date=day, exchange="SZSE", rzye=700.0))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive()  # waiting on the first writer's lock of that date
+    first.commit()
+    first.close()
+    thread.join(10)
+    assert not thread.is_alive() and errors == []
+    assert _market(engine)[day][0] == 1500.0
