@@ -209,12 +209,7 @@ class _BotApiMethods(_FileStore):
         if message.text is None:
             raise ApiError(400, "Bad Request: there is no text in the message to edit")
         markup = p.get("reply_markup")
-        if (
-            text == message.text
-            and p.get("parse_mode") == message.parse_mode
-            and markup == message.reply_markup
-        ):
-            raise ApiError(400, NOT_MODIFIED)
+        _refuse_unchanged(message, "text", text, p.get("parse_mode"), markup)
         message.text, message.parse_mode = text, p.get("parse_mode")
         return self._edited(message, markup)
 
@@ -226,12 +221,7 @@ class _BotApiMethods(_FileStore):
         if message.photo is None and message.document is None:
             raise ApiError(400, "Bad Request: there is no caption in the message to edit")
         markup = p.get("reply_markup")
-        if (
-            caption == message.caption
-            and p.get("parse_mode") == message.parse_mode
-            and markup == message.reply_markup
-        ):
-            raise ApiError(400, NOT_MODIFIED)
+        _refuse_unchanged(message, "caption", caption, p.get("parse_mode"), markup)
         message.caption, message.parse_mode = caption, p.get("parse_mode")
         return self._edited(message, markup)
 
@@ -416,3 +406,9 @@ def _int_param(params: dict[str, Any], name: str, default: int | None = None) ->
         return int(value)
     except (TypeError, ValueError):
         raise ApiError(400, f"Bad Request: invalid {name}") from None
+
+
+def _refuse_unchanged(message: StoredMessage, field: str, value: str | None, parse_mode: Any, markup: Any) -> None:
+    """Telegram refuses an edit that changes nothing (text or caption, parse mode and buttons alike)."""
+    if value == getattr(message, field) and parse_mode == message.parse_mode and markup == message.reply_markup:
+        raise ApiError(400, NOT_MODIFIED)
