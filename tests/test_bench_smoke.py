@@ -12,19 +12,19 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from reports import bench
+from reports import bench, benchdata
 from reports.service import ReportService
 from storage import models, queries
 from storage.aggregate import rebuild_sector_daily, rebuild_stock_spikes
 from storage.database import data_version, get_meta, is_demo, make_engine
 
-TINY = bench.BenchParams(years=1, stocks=120, funds=6, seed=7)
+TINY = benchdata.BenchParams(years=1, stocks=120, funds=6, seed=7)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, dict]:
     path = tmp_path_factory.mktemp("bench") / "tiny.db"
-    info = bench.generate(path, TINY)
+    info = benchdata.generate(path, TINY)
     engine = make_engine(f"sqlite:///{path}")
     yield engine, info
     engine.dispose()
@@ -160,7 +160,7 @@ def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.Mo
     assert ("PASS" in out) or ("MISS" in out)
     assert len(list(tmp_path.glob("*.db"))) == 1 and not list(tmp_path.glob("*.tmp"))
     # The second run finds the cached file and generates nothing.
-    path, reused, seconds = bench.ensure_database(TINY, tmp_path, in_process=True)
+    path, reused, seconds = benchdata.ensure_database(TINY, tmp_path, in_process=True)
     assert reused and seconds == 0.0 and path.parent == tmp_path
     # --profile adds a cProfile of each report, read from the render's own functions.
     bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("balance",), profile=True)
