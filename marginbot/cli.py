@@ -95,6 +95,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from reports.errors import ReportError
+    from reports.i18n import t
     from reports.service import ReportService
 
     engine = _engine(settings)
@@ -104,7 +105,10 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             args.kind, code=args.code, on=args.date, days=args.days, lang=args.lang, chart=bool(args.chart)
         )
     except ReportError as exc:
-        raise UsageError(exc.message(args.lang)) from None
+        message = exc.message(args.lang)
+        if exc.kind == "no_data":  # the chat's answer, with what the operator can do about it
+            message += " " + t(args.lang, "error.no_data_hint")
+        raise UsageError(message) from None
     if args.chart:
         Path(args.chart).write_bytes(result.png or b"")
     if args.json:

@@ -585,6 +585,8 @@ def test_sector_window_longer_than_history(small: Engine) -> None:
 def test_empty_database(sqlite_engine: Engine, kind: str) -> None:
     err = _error(sqlite_engine, kind, code="600001" if kind == "stock" else None)
     assert err.kind == "no_data"
+    # a chat user gets no operator's command (the command line adds it: test_cli)
+    assert "marginbot" not in err.message("zh") and "marginbot" not in err.message("en")
 
 
 # ----------------------------------------------------------------------------------------------
