@@ -19,6 +19,8 @@ from reports.i18n import t
 
 log = logging.getLogger(__name__)
 REPORT_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock")
+
+
 async def _throttled(update: Update, context: Context) -> bool:
     """True (and, once per minute, a polite answer) when this chat sends expensive commands too fast."""
     services = services_of(context)
