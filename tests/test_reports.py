@@ -337,6 +337,29 @@ def test_market_only_source_scope_is_all(sqlite_engine: Engine) -> None:
     assert "全市场" in caption and "含B股" in details
 
 
+def test_exchange_breakdown_lists_the_rest_of_a_market_row(sqlite_engine: Engine) -> None:
+    """SSE and BSE stored beside a market-wide row (no SZSE): the market is the ALL row, and the
+    breakdown adds REST = market less the exchanges listed, with its change from the day before."""
+    def rows(day: date, shift: float) -> list[dict[str, Any]]:
+        return [{"trade_date": day, "exchange": e, "rzye": rzye + shift, "rzmre": 1.0, "rqye": rqye,
+                 "rqmce": 2.0 if e == "ALL" else None, "rzrqye": rzye + shift + rqye}
+                for e, rzye, rqye in (("ALL", 1500e9, 15e9), ("SSE", 800e9, 10e9), ("BSE", 4e9, 0.5e9))]
+
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.MarginSummary, rows(DAYS[0], 0.0) + rows(DAYS[1], 1e9))
+        upsert(session, models.Turnover, [{"trade_date": d, "exchange": e, "amount": 100e9, "a_share_only": True}
+                                          for d in DAYS[:2] for e in ("SSE", "SZSE")])
+        bump_data_version(session)
+    d = data(sqlite_engine, "balance")
+    assert d["scope"] == ["ALL"] and d["rzrqye"] == 1516e9  # the ALL row of DAYS[1]
+    assert [(e["exchange"], e["rzrqye"], e["rzye"], e["rqye"], e["change_1d"], e["derived"]) for e in d["exchanges"]] == [
+        ("SSE", 811e9, 801e9, 10e9, 1e9, False),
+        ("BSE", 5.5e9, 5e9, 0.5e9, 1e9, False),
+        ("REST", 699.5e9, 695e9, 4.5e9, -1e9, True),  # (1516 - 811 - 5.5) today, (1515 - 810 - 4.5) before
+    ]
+    assert "其余(全市场减以上):两融余额 6,995.00 亿元,较上日 -10.00 亿元" in report_text.render("balance", "zh", d)[1]
+
+
 def test_one_exchange_without_a_market_row_is_named(sqlite_engine: Engine) -> None:
     """Only SSE stored (no market-wide row to stand in): the figures are SSE's and the scope says so."""
     rows = [{"trade_date": day, "exchange": "SSE", "rzye": 1e12 + i * 1e9, "rzmre": 50e9, "rqye": 1e10,
