@@ -178,9 +178,11 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     """两融交易占比 with numerator, denominator, 3-year percentile, crowding and deleveraging."""
     start = day - timedelta(days=max(HISTORY_DAYS, int(days * 1.5) + 10))
     frame, turnover = _ratio_frame(engine, start, day)
-    if frame.empty or frame.index[-1].date() != day:  # e.g. the day's turnover is not stored yet
-        latest = frame.index[-1].date() if not frame.empty else day
-        raise ReportError("no_data_for_date", date=day.isoformat(), latest=latest.isoformat())
+    if frame.empty or frame.index[-1].date() != day:
+        # The day has margin data (resolve_date): its turnover (SSE's and SZSE's) or purchases are missing.
+        if frame.empty:
+            raise ReportError("no_ratio", date=day.isoformat())
+        raise ReportError("no_ratio_on", date=day.isoformat(), latest=frame.index[-1].date().isoformat())
     pct = frame["ratio_pct"]
     index = queries.index_close(engine, MARKET_INDEX, start, day)
     last = frame.iloc[-1]

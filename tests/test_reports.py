@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, delete, text
 from sqlalchemy.orm import Session
 
 from reports import charts, fmt
@@ -328,6 +328,13 @@ def test_market_only_source_scope_is_all(sqlite_engine: Engine) -> None:
         bump_data_version(session)
     d = data(sqlite_engine, "ratio")
     assert d["date"] == DAYS[4].isoformat()  # the default date waits for the whole market's turnover
+    with session_scope(sqlite_engine) as session:  # a day in the middle without SZSE's turnover
+        session.execute(delete(models.Turnover).where(models.Turnover.trade_date == DAYS[2],
+                                                      models.Turnover.exchange == "SZSE"))
+        bump_data_version(session)
+    err = _error(sqlite_engine, "ratio", on=DAYS[2])
+    assert (err.kind, err.params) == ("no_ratio_on", {"date": DAYS[2].isoformat(), "latest": DAYS[1].isoformat()})
+    assert data(sqlite_engine, "balance", on=DAYS[2])["rzrqye"] == 1.01e12  # the other reports are unaffected
     assert _error(sqlite_engine, "ratio", on=DAYS[5]).kind == "no_data_for_date"
     assert d["scope"] == ["ALL"]
     assert d["ratio_pct"] == pytest.approx(10.0)  # (80 + 2) / (500 + 320) bn
