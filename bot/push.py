@@ -180,12 +180,12 @@ def _latest_complete(services: Services) -> date | None:
 
 
 def missing_for(services: Services, day: date) -> list[str]:
-    """What day `day` still lacks before its push: the required ingestion steps not done, and the
-    turnover of SSE or SZSE where none is stored."""
+    """What day `day` still lacks before its push, as keys of the `steps` strings: the required
+    ingestion steps not done, and turnover_<exchange> for SSE or SZSE where none is stored."""
     from storage.ingest import missing_steps
 
     turnover = queries.turnover_exchanges(services.engine, day)
-    return [*missing_steps(services.engine, day), *(f"{e} turnover" for e in queries.FULL_SPLIT if e not in turnover)]
+    return [*missing_steps(services.engine, day), *(f"turnover_{e}" for e in queries.FULL_SPLIT if e not in turnover)]
 
 
 async def push_now(application: Application, trade_date: date | None = None) -> PushResult | None:  # type: ignore[type-arg]
@@ -286,9 +286,9 @@ async def _tell_admins_late(context: ContextTypes.DEFAULT_TYPE, services: Servic
         return
     notified.add(day)
     cutoff = services.settings.ingest_cutoff_time.strftime("%H:%M")
-    missing = ", ".join(await services.run(missing_for, services, day)) or "?"
-    text = t(services.settings.default_language, "bot.data_late", date=day.isoformat(), cutoff=cutoff,
-             missing=html.escape(missing))
+    lang = services.settings.default_language
+    missing = t(lang, "scope.joiner").join(t(lang, f"steps.{key}") for key in await services.run(missing_for, services, day))
+    text = t(lang, "bot.data_late", date=day.isoformat(), cutoff=cutoff, missing=html.escape(missing or "?"))
     log.warning("data for %s still incomplete at the cut-off %s: %s", day, cutoff, missing)
     for admin in services.settings.admin_chat_ids:
         try:

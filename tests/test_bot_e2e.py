@@ -883,7 +883,7 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
         await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
         assert h.texts(ADMIN_CHAT) == [
-            "⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:SZSE turnover),今日推送暂缓。"]
+            "⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:深市成交额),今日推送暂缓。"]
         assert ingests and h.photos(ZH_USER) == []  # it tried to fetch the rest; nothing was pushed
         assert chats.delivery_counts(demo_db, new_day) == {}
         # the reports, too, stay on the last whole day
@@ -899,3 +899,4 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         assert pushed.caption == expected(h.services.reports, "summary", on=new_day).caption
         assert chats.delivery_counts(demo_db, new_day) == {"sent": 1}
         assert len(h.texts(ADMIN_CHAT)) == 1
+

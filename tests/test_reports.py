@@ -584,6 +584,16 @@ def test_sectors_wait_for_the_days_stock_detail(sqlite_engine: Engine) -> None:
     assert data(sqlite_engine, "sectors", on=LAST)["hhi"] == pytest.approx(3800)
 
 
+def test_every_missing_step_has_a_name_in_both_languages() -> None:
+    """The admins' late-data message names what is missing (bot.push.missing_for), in words."""
+    from storage.ingest import required_steps
+
+    keys = {*required_steps(date(2026, 11, 20)), "turnover_SSE", "turnover_SZSE"}
+    names = {lang: {key: t(lang, f"steps.{key}") for key in keys} for lang in ("zh", "en")}
+    assert all(name and "_" not in name for by_key in names.values() for name in by_key.values())
+    assert names["zh"]["turnover_SZSE"] == "深市成交额" and names["en"]["bse_detail"] == "Beijing detail"
+
+
 def test_error_messages_exist_in_both_languages() -> None:
     import string
 
