@@ -331,7 +331,7 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
             for code, r in spikes.iterrows()
         ],
         short_structure=short,
-        stock_detail=queries.has_stock_detail(engine, day),  # spikes and structure need it
+        stock_detail=queries.has_stock_rows(engine, day),  # spikes and structure need it
         warnings=warnings,
     )
     return Figures("signals", data, {"spikes": data["spikes"], "ratio": rat.series["ratio"], "band": rat.series["band"]})

@@ -383,13 +383,6 @@ def turnover_exchanges(engine: Engine, day: date) -> set[str]:
         return {r[0] for r in conn.execute(select(t.exchange).where(t.trade_date == day)).all()}
 
 
-def has_stock_detail(engine: Engine, day: date) -> bool:
-    """Whether any per-stock margin row is stored for `day`."""
-    sm = models.StockMargin
-    with engine.connect() as conn:
-        return conn.execute(select(sm.code).where(sm.trade_date == day).limit(1)).first() is not None
-
-
 def latest_sector_date(engine: Engine, day: date) -> date | None:
     """The latest trade date on or before `day` with sector figures (None: none stored)."""
     sd = models.SectorDaily
