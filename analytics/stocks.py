@@ -170,3 +170,33 @@ def stock_rank(rzye_on_day: pd.Series, code: str) -> tuple[int, int]:
         raise KeyError(code)
     rank = int((s > s[code]).sum()) + 1
     return rank, len(s)
+
+
+def balance_change_ranking(rzye_now: pd.Series, rzye_then: pd.Series, top: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stocks whose 融资余额 rose most and fell most between two days.
+
+    Formula: ``change = rzye_now - rzye_then`` (元), which over N trade days is the sum of the
+    stocks' daily 融资净买入 (融资买入额 - 融资偿还额); ``change_pct = change / rzye_then x 100``.
+    Only stocks with a known balance on both days are compared.
+
+    Parameters
+    ----------
+    rzye_now, rzye_then : pd.Series
+        融资余额 (元) by stock code, on the later and the earlier day.
+    top : int
+        How many stocks each list holds at most.
+
+    Returns
+    -------
+    tuple of pd.DataFrame
+        ``(risers, fallers)``, index code, columns rzye (now), change, change_pct: risers by change
+        descending, fallers by change ascending, ties by code; no zero change in either.
+    """
+    both = pd.concat({"rzye": rzye_now, "then": rzye_then}, axis=1, join="inner").astype(float).dropna()
+    both["change"] = both["rzye"] - both["then"]
+    both["change_pct"] = (both["change"] / both["then"].where(both["then"] > 0)) * 100
+    both.index = both.index.astype(str)
+    both = both.drop(columns="then").rename_axis("code").reset_index()
+    risers = both[both["change"] > 0].sort_values(["change", "code"], ascending=[False, True]).head(top)
+    fallers = both[both["change"] < 0].sort_values(["change", "code"], ascending=[True, True]).head(top)
+    return risers.set_index("code"), fallers.set_index("code")

@@ -19,8 +19,9 @@ from reports.i18n import LANGUAGES, t
 from reports.service import ReportService
 
 log = logging.getLogger(__name__)
-PRIVATE_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "subscribe", "unsubscribe", "settings", "help")
-GROUP_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "subscribe", "unsubscribe", "help")
+PRIVATE_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "subscribe", "unsubscribe", "settings",
+                    "help")
+GROUP_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "subscribe", "unsubscribe", "help")
 
 
 def commands(lang: str, names: tuple[str, ...]) -> list[BotCommand]:

@@ -14,7 +14,7 @@ from reports.figures import MAX_DAYS, MIN_DAYS, SECTOR_MAX_DAYS
 
 # What an answer to bad arguments offers to copy, per command.
 EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sectors 20",
-            "signals": "/signals 60", "stock": "/stock 600519 60"}
+            "signals": "/signals 60", "stock": "/stock 600519 60", "top": "/top 5"}
 DATE_EXAMPLE = "2024-09-30"
 _DATE_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})|(\d{4})(\d{2})(\d{2})")
 

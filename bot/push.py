@@ -211,7 +211,7 @@ async def push_now(application: Application, trade_date: date | None = None) -> 
     return result
 
 
-WARM_REPORTS = ("summary", "balance", "ratio", "sectors", "signals")
+WARM_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
 
 
 async def warm_reports(application: Application) -> bool:  # type: ignore[type-arg]

@@ -12,8 +12,9 @@ from bot.services import Services
 from reports.i18n import t
 from reports.service import RenderedReport
 
-WINDOWS = (20, 60, 250)
-WINDOWED = ("balance", "ratio", "sectors", "signals", "stock")
+WINDOWED = ("balance", "ratio", "sectors", "signals", "stock", "top")
+# The windows each report's buttons offer (trade days); a ranking reads best over days, not months.
+WINDOWS = dict.fromkeys(WINDOWED, (20, 60, 250)) | {"top": (1, 5, 20)}
 
 
 def window_data(kind: str, days: int, code: str | None, on: date | None) -> str:
@@ -39,7 +40,7 @@ def window_keyboard(report: RenderedReport) -> InlineKeyboardMarkup | None:
         return None
     current = report.data.get("days")
     buttons = []
-    for days in WINDOWS:
+    for days in WINDOWS[report.kind]:
         label = t(report.lang, "bot.window_button", days=days)
         if days == current:
             label = f"• {label} •"

@@ -12,6 +12,8 @@ from marginbot.settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger("marginbot")
 USAGE_ERROR = 2
+# reports.figures.KINDS, spelled out: importing the reports (pandas, matplotlib) would slow every command
+REPORT_KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock", "top")
 
 
 class UsageError(Exception):
@@ -160,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("report", help="print a report as text or JSON, optionally with its chart")
-    p.add_argument("kind", choices=["balance", "ratio", "sectors", "signals", "summary", "stock"])
+    p.add_argument("kind", choices=REPORT_KINDS)
     p.add_argument("code", nargs="?", help="stock code for `stock`, e.g. 600519")
     p.add_argument("--date", type=_parse_date, help="trade date (default: latest complete day)")
     p.add_argument("--days", type=_positive_int, default=None, help="window in trade days")

@@ -33,7 +33,7 @@ import numpy as np
 
 from reports.benchdata import DEFAULT_CACHE_DIR, FULL, SMALL, ensure_database
 
-REPORTS: tuple[str, ...] = ("balance", "ratio", "sectors", "signals", "summary", "stock")
+REPORTS: tuple[str, ...] = ("balance", "ratio", "sectors", "signals", "summary", "stock", "top")
 AIM_FLOOR_RATIO = 2.0
 AIM_CACHED_MS = 5.0
 AIM_MEMORY_MB = 500.0

@@ -45,6 +45,7 @@ from matplotlib.transforms import Transform, offset_copy  # noqa: E402
 from zlib_ng import zlib_ng  # noqa: E402
 
 from reports.figures import Figures  # noqa: E402
+from reports.fmt import pct as fmt_pct  # noqa: E402
 from reports.fmt import pp as fmt_pp  # noqa: E402
 from reports.fmt import up_down_colors  # noqa: E402
 from reports.i18n import t  # noqa: E402
@@ -743,27 +744,25 @@ def _names(ax: Axes, names: Sequence[str]) -> None:
     ax.set_yticks([])
 
 
-def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | None = None) -> _BarLabels:
-    if limit and len(rows) > limit:
-        half = limit // 2
-        rows = rows[:half] + rows[-half:]
-    rows = list(reversed(rows))  # largest inflow on top
-    names = [r["name"] if lang == "zh" else r["name_en"] for r in rows]
+def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], labels: list[str | None],
+                  lang: str) -> _BarLabels:
+    """Horizontal bars of money changes (元, shown in 亿元 / CNY bn), the first on top, each with its
+    label at the bar's end; limits symmetric around 0."""
+    names, changes, labels = names[::-1], changes[::-1], labels[::-1]  # barh draws bottom up
     unit = 1e8 if lang == "zh" else 1e9
-    values = np.array([(r["change"] or 0.0) / unit for r in rows])
-    y = np.arange(len(rows))
+    values = np.array([(c or 0.0) / unit for c in changes])
+    y = np.arange(len(values))
     _bars(ax, y, values, _bar_colors(values, lang), 0.7, horizontal=True)
     _names(ax, names)
-    if rows:
+    if len(values):
         ax.axvline(0, color="#444444", linewidth=0.8)
     span = max(float(np.abs(values).max()) if len(values) else 1.0, 1e-9)
     texts, starts, spots, sides = [], [], [], []
-    for yi, value, row in zip(y, values, rows, strict=True):
-        pp = row.get("share_change_pp")
-        if pp is None:
+    for yi, value, label in zip(y, values, labels, strict=True):
+        if label is None:
             continue
         start = value + (0.02 * span if value >= 0 else -0.02 * span)
-        texts.append(fmt_pp(pp))
+        texts.append(label)
         starts.append(start)
         spots.append((start, float(yi)))
         sides.append("left" if value >= 0 else "right")
@@ -771,6 +770,16 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
     ax.set_xlim(-span * 1.3, span * 1.3)
     ax.grid(axis="y", visible=False)
     return _BarLabels(ax, names, starts, texts, 8.0, True)
+
+
+def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | None = None) -> _BarLabels:
+    """Sector shifts, largest inflow on top, labelled with the share change (pp)."""
+    if limit and len(rows) > limit:
+        half = limit // 2
+        rows = rows[:half] + rows[-half:]
+    return _plot_changes(
+        ax, [r["name"] if lang == "zh" else r["name_en"] for r in rows], [r["change"] for r in rows],
+        [None if r.get("share_change_pp") is None else fmt_pp(r["share_change_pp"]) for r in rows], lang)
 
 
 def _sector_cell(labels: _BarLabels, days: int, lang: str, title_size: float = TITLE_SIZE) -> _Cell:
@@ -813,6 +822,19 @@ def _empty_note(ax: Axes, text: str) -> None:
 def _no_spikes_note(ax: Axes, signals: dict[str, Any], lang: str) -> None:
     if not signals["spikes"]:
         _empty_note(ax, t(lang, "chart.no_spikes" if signals.get("stock_detail", True) else "chart.no_stock_detail"))
+
+
+def top_chart(figures: Figures, lang: str) -> bytes:
+    """Risers on top, fallers below (largest fall at the bottom), labelled with the % change."""
+    rows = [*figures.series["risers"], *reversed(figures.series["fallers"])]
+    fig, (ax,) = _axes_grid(max(4.0, 0.3 * len(rows) + 1.6))
+    labels = _plot_changes(ax, [f"{r['name']} {r['code']}" for r in rows], [r["change"] for r in rows],
+                           [None if r["change_pct"] is None else fmt_pct(r["change_pct"], signed=True) for r in rows], lang)
+    days = figures.data["days"]
+    labels.ax.set_xlabel(t(lang, "chart.sector_change", days=days))
+    _arrange(fig, [[_Cell(ax, t(lang, "chart.top_title", days=days), xlabel=True, names=labels.names)]])
+    _fit_bar_labels(labels)
+    return _finish(fig, figures, lang)
 
 
 def _plot_spikes(ax: Axes, spikes: list[dict[str, Any]], lang: str) -> _BarLabels:
@@ -889,6 +911,7 @@ CHARTS = {
     "signals": signals_chart,
     "stock": stock_chart,
     "summary": summary_chart,
+    "top": top_chart,
 }
 
 

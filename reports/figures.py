@@ -20,8 +20,8 @@ from analytics import amplification, balance, ratio, sectors, shorts, stocks
 from reports.errors import ReportError
 from storage import models, queries
 
-KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock")
-DEFAULT_DAYS = {"balance": 60, "ratio": 250, "sectors": 20, "signals": 60, "summary": 60, "stock": 60}
+KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock", "top")
+DEFAULT_DAYS = {"balance": 60, "ratio": 250, "sectors": 20, "signals": 60, "summary": 60, "stock": 60, "top": 5}
 MIN_DAYS, MAX_DAYS = 1, 2500
 SECTOR_MAX_DAYS = 250  # sector shifts are read over at most a year of trade days
 # Calendar days loaded before the window: 3 trailing years for percentiles, plus the 250-day pace.
@@ -32,6 +32,7 @@ CODE_RE = re.compile(r"^\d{6}$")
 # A 5-day financing rise this many standard deviations above the stock's norm counts as a spike.
 SPIKE_Z = 2.0
 SPIKE_TOP = 10  # spikes listed at most
+TOP_COUNT = 10  # stocks in each list of the ranking (risers, fallers)
 # Trade days a stock's spike z-score reads: the 5-day change over 60 days of history, plus one.
 SPIKE_LOOKBACK = 5 + 60 + 1
 # Trade days the sector bottoming signal reads: 20-day changes over a 5-day look-back, with room.
@@ -424,6 +425,34 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     return Figures("stock", data, {"history": window})
 
 
+def top_figures(engine: Engine, day: date, days: int) -> Figures:
+    """The stocks whose 融资余额 rose and fell most over `days` trade days (funds excluded; the change
+    is the stocks' 融资净买入 over those days), each list TOP_COUNT long."""
+    now = queries.financing_balances_on(engine, day, stocks_only=True)
+    if now.empty:
+        raise ReportError("no_stock_detail", date=day.isoformat())
+    since = queries.nth_date_before(engine, day, days)
+    then = queries.financing_balances_on(engine, since, stocks_only=True)
+    if len(queries.trade_dates(engine, since, day)) <= days or then.empty:
+        raise ReportError("not_enough_history", date=day.isoformat(), days=days)
+    risers, fallers = stocks.balance_change_ranking(now, then, TOP_COUNT)
+    names = queries.stock_names(engine, [*risers.index, *fallers.index], day)
+
+    def listed(frame: pd.DataFrame) -> list[dict[str, Any]]:
+        return [{"code": code, "name": names.get(code, code), "rzye": _num(row["rzye"]), "change": _num(row["change"]),
+                 "change_pct": _num(row["change_pct"])} for code, row in frame.to_dict("index").items()]
+
+    data = _base(engine, "top", day)
+    data.update(
+        days=days,
+        since=since.isoformat(),
+        compared=int(now.dropna().index.intersection(then.dropna().index).size),
+        risers=listed(risers),
+        fallers=listed(fallers),
+    )
+    return Figures("top", data, {"risers": data["risers"], "fallers": data["fallers"]})
+
+
 def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None = None) -> Figures:
     """The daily push: balance, ratio, top sector shifts and warnings in one read-out."""
     sub = sub or _direct(engine)
@@ -449,6 +478,7 @@ BUILDERS: dict[str, Callable[..., Figures]] = {
     "sectors": sectors_figures,
     "signals": signals_figures,
     "summary": summary_figures,
+    "top": top_figures,
 }
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from reports.service import ReportService
 from storage import queries
 
-REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "stock")
+REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "stock", "top")
 
 
 def sample_stock(engine: Engine) -> str | None:

@@ -183,3 +183,19 @@ def test_short_structure_series() -> None:
     assert list(out.loc[d1]) == [50.0, 45.0, 5.0]
     assert list(out.loc[d2]) == [20.0, 20.0, 60.0]
     assert out.loc[d3].isna().all()
+
+
+def test_balance_change_ranking() -> None:
+    now = pd.Series({"600001": 110.0, "000001": 130.0, "300001": 90.0, "600002": 50.0, "000002": 100.0,
+                     "688001": float("nan"), "830001": 10.0})
+    then = pd.Series({"600001": 100.0, "000001": 100.0, "300001": 100.0, "600002": 60.0, "000002": 100.0,
+                      "688001": 5.0, "920001": 7.0})
+    risers, fallers = stocks.balance_change_ranking(now, then, top=2)
+    # +30 (30%), +10 (10%); 000002 unchanged is in neither; unknown or one-day-only codes are left out
+    assert list(risers.index) == ["000001", "600001"]
+    assert risers["change"].tolist() == [30.0, 10.0] and risers["change_pct"].tolist() == [30.0, 10.0]
+    assert risers["rzye"].tolist() == [130.0, 110.0]
+    assert list(fallers.index) == ["300001", "600002"]  # -10 twice: ties by code
+    assert fallers["change_pct"].tolist() == [-10.0, pytest.approx(-100 / 6)]
+    empty_risers, _ = stocks.balance_change_ranking(now.iloc[:0], then)
+    assert empty_risers.empty

@@ -509,6 +509,23 @@ async def test_reports_of_a_past_day(demo_db: Engine, shared_reports: ReportServ
         assert t("zh", "bot.error") not in h.texts(chat) and h.server.sent_messages(ADMIN_CHAT) == []
 
 
+async def test_top_ranking_with_its_own_windows(demo_db: Engine, shared_reports: ReportService) -> None:
+    """/top: the stocks whose 融资余额 rose and fell most, chart and caption, the full lists in a second
+    message, and buttons of 1, 5 and 20 days (a ranking reads best over days)."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/top")
+        [photo] = h.photos(ZH_USER)
+        want = expected(shared_reports, "top")
+        assert photo.caption == want.caption and "融资余额变化排行 近5日" in want.caption
+        assert h.texts(ZH_USER)[-1] == want.details  # the two lists of ten
+        assert buttons(photo.reply_markup) == [("1日", "w:top:1:"), ("• 5日 •", "w:top:5:"), ("20日", "w:top:20:")]
+        await h.press(ZH_USER, ZH_USER, photo.message_id, "w:top:1:")
+        assert h.photos(ZH_USER)[0].caption == expected(shared_reports, "top", days=1).caption
+        await h.write(GROUP, MEMBER, f"/top@{BOT_USERNAME} 20 2025-09-30")
+        assert h.photos(GROUP)[-1].caption == expected(shared_reports, "top", days=20, on=date(2025, 9, 30)).caption
+
+
 async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:
         add_people(h)
@@ -551,6 +568,9 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
 
 
 async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportService) -> None:
+    from bot.handlers.chat import KNOWN_COMMANDS
+
+    assert set(PRIVATE_COMMANDS) | set(GROUP_COMMANDS) | {"start"} == KNOWN_COMMANDS  # none answered "unknown"
     async with running(demo_db, shared_reports) as h:
         private, groups = {"type": "all_private_chats"}, {"type": "all_group_chats"}
         for scope, names in ((private, PRIVATE_COMMANDS), (groups, GROUP_COMMANDS)):

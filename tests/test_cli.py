@@ -64,6 +64,12 @@ def assert_one_clear_line(err: str) -> str:
     return lines[0]
 
 
+def test_report_kinds_are_the_reports() -> None:
+    from reports.figures import KINDS
+
+    assert cli.REPORT_KINDS == KINDS
+
+
 def test_report_ratio_json(small_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--quiet", "report", "ratio", "--json")
     assert code == 0, err
@@ -209,7 +215,7 @@ def test_demo_seeds_an_empty_database_and_renders_everything(
     assert lines[0] == "demo data seeded"
     assert calls == [False]
     paths = [Path(line) for line in lines[1:]]
-    kinds = ("summary", "balance", "ratio", "sectors", "signals", "stock")
+    kinds = ("summary", "balance", "ratio", "sectors", "signals", "stock", "top")
     expected = {out_dir / f"{k}.{lang}{suffix}" for k in kinds for lang in ("zh", "en")
                 for suffix in (".png", ".html.txt", ".json")}
     assert set(paths) == expected

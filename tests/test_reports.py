@@ -451,6 +451,37 @@ def test_stock_hand_computed(small: Engine) -> None:
     assert (low["rank"], low["of"], low["exchange"]) == (5, 6, "BSE")
 
 
+def test_top_hand_computed(small: Engine) -> None:
+    """Over 5 days the electronics stocks gained 5 x 25e6 each (2.375e9 -> 2.5e9), the banks lost as
+    much (1.625e9 -> 1.5e9); pharma did not move (in neither list); the fund is left out, and the
+    suspended 000003 has no row today."""
+    d = data(small, "top")
+    assert (d["days"], d["since"], d["compared"]) == (5, DAYS[24].isoformat(), 6)
+    assert d["risers"] == [
+        {"code": "000001", "name": "样本电子乙", "rzye": 2.5e9, "change": 0.125e9, "change_pct": pytest.approx(100 / 19)},
+        {"code": "600001", "name": "样本电子甲", "rzye": 2.5e9, "change": 0.125e9, "change_pct": pytest.approx(100 / 19)},
+    ]
+    assert [(r["code"], r["change"], r["change_pct"]) for r in d["fallers"]] == [
+        ("000002", -0.125e9, pytest.approx(-100 / 13)), ("600002", -0.125e9, pytest.approx(-100 / 13))]
+    one_day = data(small, "top", days=1)
+    assert one_day["since"] == DAYS[28].isoformat() and one_day["risers"][0]["change"] == 25e6
+    assert data(small, "top", days=29)["since"] == DAYS[0].isoformat()
+    assert _error(small, "top", days=30).kind == "not_enough_history"
+    caption, details = report_text.render("top", "zh", d)
+    assert "增加最多:样本电子乙 +1.25 亿元;样本电子甲 +1.25 亿元" in caption
+    assert "1. 样本银行乙(000002)-1.25 亿元(-7.69%),余额 15.00 亿元" in details
+
+
+def test_top_without_per_stock_detail(sqlite_engine: Engine) -> None:
+    rows = [{"trade_date": day, "exchange": "ALL", "rzye": 1e12, "rzmre": 80e9, "rqye": 1e10, "rzrqye": 1.01e12}
+            for day in DAYS[:5]]
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.MarginSummary, rows)
+        bump_data_version(session)
+    err = _error(sqlite_engine, "top")
+    assert (err.kind, err.params) == ("no_stock_detail", {"date": DAYS[4].isoformat()})
+
+
 def test_fund_ranks_among_everything(small: Engine) -> None:
     d = data(small, "stock", code="510300")
     assert d["is_fund"] is True

@@ -362,7 +362,7 @@ def test_choosing_an_inline_result_sends_it_via_the_bot(sandbox: Sandbox, client
 
 
 def test_inline_queries_answer_what_the_bot_answers(sandbox: Sandbox, client: httpx.Client) -> None:
-    everything = ["summary", "balance", "ratio", "sectors", "signals"]  # bot.handlers.inline.INLINE_REPORTS
+    everything = ["summary", "balance", "ratio", "sectors", "signals", "top"]  # bot.handlers.inline.INLINE_REPORTS
     # Unknown words and an empty query: the bot offers every chart; a prefix or an alias narrows it.
     assert result_kinds(inline(client, YOU_ID, "no-such-report")) == everything
     # Charts uploaded only for their file_id went to the hidden storage channel, not to a chat on the page.
@@ -424,7 +424,7 @@ def test_inline_html_in_the_query_is_only_data(client: httpx.Client) -> None:
     evil = "<img src=x onerror=alert(1)><script>alert(2)</script>"
     body = inline(client, YOU_ID, evil)
     # The bot does not echo the query: its results are its own charts and captions.
-    assert result_kinds(body) == ["summary", "balance", "ratio", "sectors", "signals"]
+    assert result_kinds(body) == ["summary", "balance", "ratio", "sectors", "signals", "top"]
     for result in body["results"]:
         assert "<img" not in (result["html"] or "") and "<script" not in (result["html"] or "")
         assert "onerror" not in result["text"]

@@ -9,16 +9,14 @@ from telegram.constants import ChatType, ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.handlers.common import Context, chat_language, is_admin, is_group, reply, reply_key
-from bot.handlers.reports import answer_report_args
+from bot.handlers.reports import REPORT_COMMANDS, answer_report_args
 from bot.services import services_of
 from reports.figures import CODE_RE
 from reports.i18n import t
 from storage import chats
 
 PUSH_TIMES = ("default", "12:00", "15:30", "20:00")
-KNOWN_COMMANDS = frozenset(
-    {"start", "help", "subscribe", "unsubscribe", "settings", "balance", "ratio", "sectors", "signals", "stock"}
-)
+KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settings", *REPORT_COMMANDS})
 
 
 async def start(update: Update, context: Context) -> None:

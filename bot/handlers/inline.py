@@ -18,8 +18,9 @@ from reports.i18n import pick_language, t
 from reports.service import RenderedReport
 
 log = logging.getLogger(__name__)
-INLINE_REPORTS = ("summary", "balance", "ratio", "sectors", "signals")
-ALIASES = {"两融": "balance", "余额": "balance", "占比": "ratio", "行业": "sectors", "信号": "signals", "概览": "summary"}
+INLINE_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
+ALIASES = {"两融": "balance", "余额": "balance", "占比": "ratio", "行业": "sectors", "信号": "signals", "概览": "summary",
+           "排行": "top"}
 
 
 async def _ensure_uploaded(context: Context, services: Services, report: RenderedReport) -> str | None:

@@ -18,7 +18,7 @@ from reports.errors import ReportError
 from reports.i18n import t
 
 log = logging.getLogger(__name__)
-REPORT_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock")
+REPORT_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top")
 
 
 async def _throttled(update: Update, context: Context) -> bool:
