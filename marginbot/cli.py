@@ -72,14 +72,16 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from storage.importer import CsvImportError, import_csv
+    from storage.importer import CsvImportError, import_file
 
     engine = _engine(settings)
     try:
-        count = import_csv(engine, args.kind, Path(args.file))
+        count, warnings = import_file(engine, args.kind, Path(args.file))
     except CsvImportError as exc:
         raise UsageError(str(exc)) from None
     print(f"imported {count} {args.kind} rows from {args.file}")
+    for line in warnings:  # imported all the same: a disagreement is worth a look, not a refusal
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 

@@ -291,7 +291,18 @@ def import_csv(engine: Engine, kind: str, path: Path) -> int:
     Money is read in 元 and quantities in 股, exactly as given. Raises CsvImportError (nothing
     written) when any row is bad.
     """
+    return import_file(engine, kind, path)[0]
+
+
+def import_file(engine: Engine, kind: str, path: Path) -> tuple[int, list[str]]:
+    """import_csv, with the warnings it leaves: for margin files, the imported dates on which the
+    exchanges' rows and a market-wide row disagree (storage.checks.cross_check_notes)."""
     rows = read_csv(kind, path)
     with session_scope(engine) as session:
         _write(session, kind, rows)
-    return len(rows)
+    if kind != "margin" or not rows:
+        return len(rows), []
+    from storage.checks import cross_check_notes
+
+    days = [r["trade_date"] for r in rows]
+    return len(rows), cross_check_notes(engine, min(days), max(days))

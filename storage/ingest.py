@@ -786,6 +786,12 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
         bar.close()
     for line in result.notes:
         log.info("%s", line)
+    if days:  # the exchanges' rows against a market-wide source: worth a look, never a refusal
+        from storage.checks import cross_check_notes
+
+        for line in cross_check_notes(engine, days[0], days[-1]):
+            log.warning("%s", line)
+            result.notes.append(line)
     return result
 
 

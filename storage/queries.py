@@ -376,6 +376,29 @@ def data_date_bounds(engine: Engine, day: date) -> tuple[date | None, date | Non
     return first, before
 
 
+CROSS_CHECKED = ("rzye", "rzmre")  # the figures every market-wide source carries
+CROSS_CHECK_TOLERANCE = 0.01  # relative; rounding (亿元) and BSE's inclusion stay far below it
+
+
+def market_disagreements(engine: Engine, start: date | None = None, end: date | None = None,
+                         tolerance: float = CROSS_CHECK_TOLERANCE) -> list[tuple[date, str, float, float]]:
+    """Dates where the exchanges' sum (the market, market_daily) and a market-wide ALL row (its
+    cross-check) differ by more than `tolerance` relative to the ALL row, for 融资余额 or
+    融资买入额: (date, figure, exchanges' sum 元, ALL 元), by date."""
+    md, ms = models.MarketDaily, models.MarginSummary
+    query = (select(md.trade_date, *[getattr(md, f) for f in CROSS_CHECKED], *[getattr(ms, f) for f in CROSS_CHECKED])
+             .join(ms, and_(ms.trade_date == md.trade_date, ms.exchange == "ALL")).where(md.exchanges > 0))
+    with engine.connect() as conn:
+        rows = conn.execute(_between(query, md.trade_date, start, end).order_by(md.trade_date)).all()
+    found = []
+    for day, *values in rows:
+        for k, figure in enumerate(CROSS_CHECKED):
+            summed, whole = values[k], values[k + len(CROSS_CHECKED)]
+            if summed is not None and whole and abs(summed - whole) > tolerance * abs(whole):
+                found.append((day, figure, float(summed), float(whole)))
+    return found
+
+
 def turnover_exchanges(engine: Engine, day: date) -> set[str]:
     """The exchanges whose turnover is stored for `day`."""
     t = models.Turnover

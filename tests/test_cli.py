@@ -70,6 +70,19 @@ def test_report_kinds_are_the_reports() -> None:
     assert cli.REPORT_KINDS == KINDS
 
 
+def test_import_warns_where_the_market_row_disagrees(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'm.db'}")
+    path = tmp_path / "m.csv"
+    path.write_text("date,exchange,rzye,rzmre,rzche,rqye,rqyl,rqmcl,rqmce,rzrqye\n"
+                    "2024-04-11,SSE,800000000000,40000000000,,,,,,\n2024-04-11,SZSE,700000000000,35000000000,,,,,,\n"
+                    "2024-04-11,ALL,1575000000000,75000000000,,,,,,\n", encoding="utf-8")
+    code, out, err = run(capsys, "--quiet", "import", "margin", str(path))
+    assert code == 0 and out == f"imported 3 margin rows from {path}\n"
+    assert err == ("warning: cross-check 2024-04-11: rzye of the exchanges 1,500.00 bn vs market-wide (ALL) "
+                   "1,575.00 bn (-4.76%)\n")
+
+
 def test_report_ratio_json(small_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--quiet", "report", "ratio", "--json")
     assert code == 0, err

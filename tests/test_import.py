@@ -333,3 +333,21 @@ def test_realdata_reproduces_readme_facts(engine, tmp_path, realdata):
     in_force = max((c for c in classes if c.start_date <= day), key=lambda c: c.start_date)
     assert (in_force.start_date, in_force.sw_code, in_force.sw_l1_code) == (date(2014, 2, 21), "480101", "480000")
     assert n_days == 2123  # every SSE day is also in the two-market table
+
+
+def test_a_market_row_that_disagrees_with_the_exchanges_is_imported_and_named(engine, tmp_path):
+    """ALL is the exchanges' cross-check: 5% above their sum it is still imported (the market stays the
+    sum), and the import says where they disagree; within 1% it says nothing."""
+    from storage.importer import import_file
+
+    rows = ["2024-04-11,SSE,800000000000,40000000000,,,,,,", "2024-04-11,SZSE,700000000000,35000000000,,,,,,",
+            "2024-04-11,ALL,1575000000000,75300000000,,,,,,",  # rzye +5%, rzmre +0.4%
+            "2024-04-12,SSE,801000000000,40000000000,,,,,,", "2024-04-12,SZSE,701000000000,35000000000,,,,,,",
+            "2024-04-12,ALL,1505000000000,75000000000,,,,,,"]  # rzye +0.2%
+    count, warnings = import_file(engine, "margin", write(tmp_path / "m.csv", MARGIN_HEADER, rows))
+    assert count == 6
+    assert warnings == ["cross-check 2024-04-11: rzye of the exchanges 1,500.00 bn vs market-wide (ALL) "
+                        "1,575.00 bn (-4.76%)"]
+    with Session(engine) as s:
+        assert s.get(models.MarketDaily, date(2024, 4, 11)).rzye == 1.5e12
+    assert import_file(engine, "turnover", good_file(tmp_path, "turnover"))[1] == []

@@ -9,6 +9,7 @@ SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date, timedelta
@@ -409,6 +410,7 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
     assert [d.day for d in result.days] == [D1, D2] and all(d.complete for d in result.days)
     assert result.summary().startswith("ingest 2024-04-10..2024-04-11: 2 days done, 0 pending, 0 failed")
     assert day_is_complete(engine, D2) and latest_complete_date(engine) == D2
+    assert result.notes == []  # among others: Eastmoney's market-wide figures agree with the exchanges'
     m = sample_market()
     with Session(engine) as s:
         szse = summary_row(s, D2, "SZSE")  # 7,077.67 亿元 etc., SZSE's own doc sample
@@ -474,6 +476,24 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
 def few_sectors(monkeypatch: pytest.MonkeyPatch) -> None:
     """Three sector indexes instead of 31: the full set is covered end to end; this keeps the file fast."""
     monkeypatch.setattr(ingest, "SW_L1_2021", ingest.SW_L1_2021[:3])
+
+
+def test_a_market_wide_figure_that_disagrees_is_reported_not_refused(
+    engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Eastmoney's 融资余额 for D2 5% above the exchanges' sum: the run stores everything, keeps the
+    exchanges' sum as the market, and names the disagreement (a note and a warning)."""
+    off = up.AccountDay(D2, 15_090.82 * 1.05, 252.37, 736.78, 9.53)
+    monkeypatch.setattr(sys.modules[__name__], "ACCOUNT", [*ACCOUNT[:2], off])
+    result = ingest_run(engine, settings, fetchers, start=D1)
+    assert result.ok and all(d.complete for d in result.days)
+    [note] = result.notes
+    assert note == "cross-check 2024-04-11: rzye of the exchanges 1,507.55 bn vs market-wide (ALL) 1,584.54 bn (-4.86%)"
+    assert note in [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    with Session(engine) as s:
+        market = s.get(models.MarketDaily, D2)
+        assert market is not None and market.exchanges == 3 and market.rzye == pytest.approx(1_507.55e9, rel=1e-5)
 
 
 def test_a_second_run_changes_nothing(engine: Engine, fake: FakeUpstream, settings: Settings,
