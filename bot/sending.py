@@ -9,10 +9,11 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMedia
 from telegram.constants import ParseMode
 
 from bot.services import Services
+from reports.figures import KINDS
 from reports.i18n import t
 from reports.service import RenderedReport
 
-WINDOWED = ("balance", "ratio", "sectors", "signals", "stock", "top")
+WINDOWED = tuple(k for k in KINDS if k != "summary")  # the reports a command asks for: all but the push's
 # The windows each report's buttons offer (trade days); a ranking reads best over days, not months.
 WINDOWS = dict.fromkeys(WINDOWED, (20, 60, 250)) | {"top": (1, 5, 20)}
 

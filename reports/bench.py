@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from reports.benchdata import DEFAULT_CACHE_DIR, FULL, SMALL, ensure_database
+from reports.figures import KINDS
 
-REPORTS: tuple[str, ...] = ("balance", "ratio", "sectors", "signals", "summary", "stock", "top")
+REPORTS: tuple[str, ...] = KINDS
 AIM_FLOOR_RATIO = 2.0
 AIM_CACHED_MS = 5.0
 AIM_MEMORY_MB = 500.0

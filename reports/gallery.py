@@ -6,10 +6,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from reports.figures import KINDS
 from reports.service import ReportService
 from storage import queries
 
-REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "stock", "top")
+REPORTS = ("summary", *(k for k in KINDS if k != "summary"))  # the daily summary first
 
 
 def sample_stock(engine: Engine) -> str | None:

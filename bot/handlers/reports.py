@@ -15,10 +15,11 @@ from bot.handlers.common import Context, chat_language, reply, reply_key
 from bot.sending import edit_report, parse_window_data, send_report
 from bot.services import services_of
 from reports.errors import ReportError
+from reports.figures import KINDS
 from reports.i18n import t
 
 log = logging.getLogger(__name__)
-REPORT_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top")
+REPORT_COMMANDS = tuple(k for k in KINDS if k != "summary")  # the summary is the daily push's
 
 
 async def _throttled(update: Update, context: Context) -> bool:
