@@ -64,7 +64,7 @@ def resolve_date(engine: Engine, on: date | None) -> date:
     if on > latest:
         raise ReportError("no_data_for_date", date=on.isoformat(), latest=latest.isoformat())
     first, before = queries.data_date_bounds(engine, on)
-    if before is None or first is None:
+    if before is None:  # nothing on or before `on` (data exist, so `first` is a date)
         raise ReportError("before_first_data", date=on.isoformat(), first=(first or latest).isoformat())
     if before != on:  # a weekend, a holiday or a gap: point at the trade date just before
         raise ReportError("not_a_data_day", date=on.isoformat(), nearest=before.isoformat())
