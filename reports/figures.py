@@ -251,6 +251,7 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         )
     data.update(
         days=days,
+        stability=_stability(wide, cv, days, names_zh, names_en),
         hhi=_num(hhi_now),
         hhi_change=_num(hhi_now - hhi_then),
         top5_share_pct=_num(top_now),
@@ -261,6 +262,25 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         sectors=rows,
     )
     return Figures("sectors", data, {"table": rows, "concentration": conc.iloc[-days - 1 :]})
+
+
+def _stability(wide: pd.DataFrame, cv: pd.Series, days: int, names_zh: dict[str, str],
+               names_en: dict[str, str]) -> dict[str, Any]:
+    """The 20-day stability read-out: the median sector CV now and its change over the window
+    (percent and points; None where the history is too short), and the steadiest and least steady
+    sectors (up to three each, by CV)."""
+    now = sectors.median_stability_cv(wide, 20)
+    then = sectors.median_stability_cv(wide.iloc[:-days], 20)
+    ranked = [code for code in cv.dropna().sort_values(kind="stable").index]
+    named = [{"code": c, "name": names_zh.get(c, c), "name_en": names_en.get(c, c)} for c in ranked]
+    change = now - then
+    return {
+        "median_cv_pct": _num(now * 100.0),
+        "median_cv_change_pp": _num(change * 100.0),
+        "steadier": None if math.isnan(change) else bool(change < 0),
+        "steadiest": named[:3],
+        "least_steady": named[max(3, len(named) - 3):][::-1],  # never one already named steadiest
+    }
 
 
 @queries.shared  # the summary asks twice: for its sectors and for its signals

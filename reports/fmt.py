@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import unicodedata
+from collections.abc import Sequence
 from datetime import date
 
 YI = 1e8  # 亿
@@ -25,12 +27,19 @@ def _sign(value: float, signed: bool) -> str:
     return "+" if signed and value > 0 else ""
 
 
-def money(value: float | None, lang: str, signed: bool = False) -> str:
-    """元 -> "7077.67 亿元" (zh) or "CNY 707.77 bn" (en), two decimals; "—" when unknown."""
+def amount(value: float | None, lang: str, signed: bool = False) -> str:
+    """元 -> the bare number in the language's money unit: "7,077.67" (亿元, zh) or "707.77" (bn, en),
+    two decimals; "—" when unknown. For tables whose header names the unit."""
     if _missing(value):
         return "—"
     shown = _shown(value / (YI if lang == "zh" else BN))  # type: ignore[operator]
-    return f"{_sign(shown, signed)}{shown:,.2f} {'亿元' if lang == 'zh' else 'bn'}"
+    return f"{_sign(shown, signed)}{shown:,.2f}"
+
+
+def money(value: float | None, lang: str, signed: bool = False) -> str:
+    """元 -> "7,077.67 亿元" (zh) or "707.77 bn" (en), two decimals; "—" when unknown."""
+    shown = amount(value, lang, signed)
+    return shown if shown == "—" else f"{shown} {'亿元' if lang == 'zh' else 'bn'}"
 
 
 def headline_money(value: float | None, lang: str) -> str:
@@ -91,3 +100,26 @@ def ordinal(value: float | None) -> str:
     n = int(round(value))  # type: ignore[arg-type]
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes in a monospace font: East Asian wide and full-width characters (汉字,
+    full-width punctuation) take two, everything else one."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def table(rows: Sequence[Sequence[str]], align: str) -> str:
+    """Rows of cells as lines of a monospace table, one space between columns.
+
+    ``align`` has one letter per column: "l" pads the cell on the right, "r" on the left, each to
+    the column's widest cell by `display_width`, so Chinese names line up with the numbers.
+    """
+    widths = [max(display_width(row[i]) for row in rows) for i in range(len(align))]
+    lines = []
+    for row in rows:
+        cells = []
+        for cell, width, side in zip(row, widths, align, strict=True):
+            pad = " " * (width - display_width(cell))
+            cells.append(cell + pad if side == "l" else pad + cell)
+        lines.append(" ".join(cells).rstrip())
+    return "\n".join(lines)

@@ -36,9 +36,12 @@ def environment(lang: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        extensions=["jinja2.ext.do"],  # {% do rows.append(...) %} builds a table's rows
     )
     env.filters.update(
         money=lambda v, signed=False: fmt.money(v, lang, signed),
+        amount=lambda v, signed=False: fmt.amount(v, lang, signed),
+        table=fmt.table,
         hmoney=lambda v: fmt.headline_money(v, lang),
         pct=fmt.pct,
         spct=lambda v: fmt.pct(v, signed=True),

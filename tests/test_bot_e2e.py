@@ -165,6 +165,9 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         assert f"@{BOT_USERNAME} ratio" in help_text and f"@{BOT_USERNAME} 600519" in help_text  # inline sharing
         # every command of the menu (but /help itself) is explained, with its argument
         assert [name for name in PRIVATE_COMMANDS if name != "help" and f"\n/{name} " not in help_text] == []
+        # and the 口径 of every figure the reports show
+        figures = ("两融余额 =", "融资净买入 =", "两融交易占比 =", "节奏 =", "拐点 =", "HHI =", "稳定性 =", "急升 =", "拥挤 =")
+        assert [term for term in figures if term not in help_text] == []
 
         # /balance: chart + caption (the report of 2026-11-20 in Chinese) + details as a second message
         await h.write(chat, ZH_USER, "/balance")

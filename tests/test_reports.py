@@ -27,7 +27,9 @@ The small database (money in 元; i = 0..29 is the trade-day position, DAYS[i]):
 from __future__ import annotations
 
 import html
+import math
 import re
+import statistics
 from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -416,8 +418,48 @@ def test_sectors_hand_computed(small: Engine) -> None:
         assert r["share_change_pp"] == pytest.approx(pp, abs=1e-9)
         # 融资净买入 over the 20 days = rzye(T) - rzye(T-20) because every row keeps the identity
         assert r["net_buy"] == pytest.approx(net_buy, abs=1e-3)
+    # Electronics' balance rises 50e6 a day over the last 20 days (4.05e9 .. 5e9, mean 4.525e9):
+    # sample sd = 50e6 * sqrt(20 * 21 / 12); banks fall the same way (mean 3.475e9); pharma is flat.
+    sd = 50e6 * math.sqrt(35)
+    assert rows[0]["cv_20d"] == pytest.approx(sd / 4.525e9)
     assert rows[1]["cv_20d"] == pytest.approx(0.0)  # a constant balance has no variation
-    assert rows[0]["cv_20d"] > 0
+    assert rows[2]["cv_20d"] == pytest.approx(sd / 3.475e9)
+    stability = d["stability"]
+    assert stability["median_cv_pct"] == pytest.approx(100 * sd / 4.525e9)  # the median of the three
+    # 20 days before there were only 10 days of history: no CV then, so no trend
+    assert stability["median_cv_change_pp"] is None and stability["steadier"] is None
+    assert [s["code"] for s in stability["steadiest"]] == ["370000", "270000", "480000"]
+    assert stability["least_steady"] == []  # three sectors: all of them are already named steadiest
+
+
+def test_sectors_stability_trend(small: Engine) -> None:
+    """Over 5 days the CV window moves from days 5..24 to days 10..29: Electronics' balance was
+    4e9 for five days, then rose 50e6 a day; the median CV (Electronics') grew: money moves faster."""
+    d = data(small, "sectors", days=5)
+    then = [4e9] * 5 + [4e9 + k * 50e6 for k in range(1, 16)]
+    cv_then = statistics.stdev(then) / statistics.mean(then)
+    cv_now = 50e6 * math.sqrt(35) / 4.525e9
+    assert d["stability"]["median_cv_change_pp"] == pytest.approx(100 * (cv_now - cv_then))
+    assert d["stability"]["steadier"] is False
+    caption = report_text.to_plain(report_text.render("sectors", "zh", d)[0])
+    assert f"中位数 {100 * cv_now:.2f}%(较5日前 +{100 * (cv_now - cv_then):.2f}pp),资金进出加快" in caption
+
+
+def test_sectors_table_lines_up_chinese_names(small: Engine) -> None:
+    """The details table is a <pre> block whose columns line up in a monospace font, where a 汉字
+    takes two columns: every line has the same width and the numbers end in the same column."""
+    details = report_text.render("sectors", "zh", data(small, "sectors"))[1]
+    table = details.split("<pre>")[1].split("</pre>")[0]
+    lines = table.splitlines()
+    assert lines == [
+        "行业     融资余额   占比   变化 净买入",
+        "电子        50.00 50.00% +10.00 +10.00",
+        "医药生物    20.00 20.00%   0.00   0.00",
+        "银行        30.00 30.00% -10.00 -10.00",
+    ]
+    assert {fmt.display_width(line) for line in lines} == {38}
+    en = report_text.render("sectors", "en", data(small, "sectors"))[1]
+    assert "Pharma &amp; Biotech    2.00 20.00%   0.00    0.00" in en  # escaped after padding
 
 
 def test_sectors_short_window(small: Engine) -> None:
