@@ -286,12 +286,18 @@ async def _tell_admins_late(context: ContextTypes.DEFAULT_TYPE, services: Servic
         return
     notified.add(day)
     cutoff = services.settings.ingest_cutoff_time.strftime("%H:%M")
-    lang = services.settings.default_language
-    missing = t(lang, "scope.joiner").join(t(lang, f"steps.{key}") for key in await services.run(missing_for, services, day))
-    text = t(lang, "bot.data_late", date=day.isoformat(), cutoff=cutoff, missing=html.escape(missing or "?"))
-    log.warning("data for %s still incomplete at the cut-off %s: %s", day, cutoff, missing)
+    steps = await services.run(missing_for, services, day)
+
+    def text(lang: str) -> str:
+        missing = t(lang, "scope.joiner").join(t(lang, f"steps.{key}") for key in steps)
+        return t(lang, "bot.data_late", date=day.isoformat(), cutoff=cutoff, missing=html.escape(missing or "?"))
+
+    log.warning("data for %s still incomplete at the cut-off %s: %s", day, cutoff, ", ".join(steps))
     for admin in services.settings.admin_chat_ids:
+        # An admin who has talked to the bot reads it in their chat's language.
+        chat = await services.run(chats.get_chat, services.engine, admin)
         try:
-            await context.bot.send_message(admin, text, parse_mode=ParseMode.HTML)
+            await context.bot.send_message(admin, text(chat.language if chat else services.settings.default_language),
+                                           parse_mode=ParseMode.HTML)
         except TelegramError:
             log.warning("could not tell admin chat %s that data is late", admin)

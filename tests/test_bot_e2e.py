@@ -899,14 +899,18 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         session.add(models.Turnover(trade_date=new_day, exchange="SSE", amount=600e9, a_share_only=False))
         bump_data_version(session)
 
-    async with running(demo_db, ReportService(demo_db)) as h:
+    # the second admin has talked to the bot in English: the warning comes in their language
+    async with running(demo_db, ReportService(demo_db), admin_chat_ids=[ADMIN_CHAT, EN_USER]) as h:
         add_people(h)
         await h.write(ZH_USER, ZH_USER, "/subscribe")
+        await h.write(EN_USER, EN_USER, "/start")
         context = SimpleNamespace(application=h.app, bot_data=h.app.bot_data, bot=h.app.bot)  # type: ignore[union-attr]
         await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
         await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
         assert h.texts(ADMIN_CHAT) == [
             "⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:深市成交额),今日推送暂缓。"]
+        assert h.texts(EN_USER)[-1] == (
+            "⚠️ Margin data for 2026-11-23 still incomplete at 10:30 (missing: Shenzhen turnover); today's push waits.")
         assert ingests and h.photos(ZH_USER) == []  # it tried to fetch the rest; nothing was pushed
         assert chats.delivery_counts(demo_db, new_day) == {}
         # the reports, too, stay on the last whole day
