@@ -1,0 +1,166 @@
+"""The bot's state in the database (storage/chats.py), on SQLite and on PostgreSQL: chats, the plan of
+a day's deliveries, claims with leases, several workers claiming at once, group migration."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import date, time, timedelta
+
+from sqlalchemy import Engine, select, update
+
+from storage import chats, models
+from storage.database import session_scope
+
+DAY = date(2026, 11, 20)
+DEFAULT_TIME = time(9, 0)
+
+
+def _subscribe(engine: Engine, chat_id: int, *, language: str = "zh", push_time: time | None = None,
+               chat_type: str = "private") -> None:
+    chats.ensure_chat(engine, chat_id, chat_type, f"chat {chat_id}", language)
+    chats.set_subscribed(engine, chat_id, True)
+    if push_time is not None:
+        chats.set_push_time(engine, chat_id, push_time)
+
+
+def _deliveries(engine: Engine) -> dict[int, tuple[str, str, int]]:
+    """chat_id -> (status, claimed_by, attempts) of DAY's deliveries."""
+    with session_scope(engine) as session:
+        rows = session.execute(select(models.Delivery).where(models.Delivery.trade_date == DAY)).scalars().all()
+        return {r.chat_id: (r.status, r.claimed_by, r.attempts) for r in rows}
+
+
+def test_ensure_chat_keeps_the_first_language_and_reactivates(engine: Engine) -> None:
+    first = chats.ensure_chat(engine, 1, "private", "Ann", "en")
+    assert (first.language, first.active, first.subscribed) == ("en", True, False)
+    # a later contact with another guess does not override what the chat chose
+    assert chats.ensure_chat(engine, 1, "private", "Ann B", "zh").language == "en"
+    chats.deactivate(engine, 1, "forbidden: bot was blocked by the user")
+    stored = chats.get_chat(engine, 1)
+    assert stored is not None and not stored.active and stored.deactivated_reason.startswith("forbidden")
+    again = chats.ensure_chat(engine, 1, "private", "Ann B", "zh")  # the user came back
+    assert (again.active, again.deactivated_reason, again.title) == (True, "", "Ann B")
+
+
+def test_set_subscribed_reports_changes(engine: Engine) -> None:
+    assert chats.set_subscribed(engine, 5, True) is False  # unknown chat
+    chats.ensure_chat(engine, 5, "private", "x", "zh")
+    assert chats.set_subscribed(engine, 5, True) is True
+    assert chats.set_subscribed(engine, 5, True) is False  # already
+    assert chats.subscriber_count(engine) == 1
+    chats.deactivate(engine, 5, "kicked")
+    assert chats.subscriber_count(engine) == 0  # an inactive chat is not pushed to
+    assert chats.set_subscribed(engine, 5, True) is True  # subscribing again reactivates it
+    assert chats.subscriber_count(engine) == 1
+
+
+def test_plan_deliveries_by_push_time_and_only_once(engine: Engine) -> None:
+    _subscribe(engine, 1)  # default time (09:00)
+    _subscribe(engine, 2, push_time=time(8, 0))  # earlier than the default
+    _subscribe(engine, 3, push_time=time(12, 0))
+    _subscribe(engine, 4)
+    chats.set_subscribed(engine, 4, False)
+    _subscribe(engine, 5)
+    chats.deactivate(engine, 5, "kicked")
+
+    assert chats.plan_deliveries(engine, DAY, time(8, 30), DEFAULT_TIME) == 1  # only chat 2's time has come
+    assert set(_deliveries(engine)) == {2}
+    assert chats.plan_deliveries(engine, DAY, time(9, 0), DEFAULT_TIME) == 1  # the default time: chat 1
+    assert chats.plan_deliveries(engine, DAY, time(9, 30), DEFAULT_TIME) == 0  # planning again adds nothing
+    assert chats.plan_deliveries(engine, DAY, time(12, 0), DEFAULT_TIME) == 1  # chat 3
+    assert _deliveries(engine) == {1: ("pending", "", 0), 2: ("pending", "", 0), 3: ("pending", "", 0)}
+    assert chats.delivery_counts(engine, DAY) == {"pending": 3}
+
+
+def test_claim_lease_finish_and_release(engine: Engine) -> None:
+    for chat_id in (10, 11, 12):
+        _subscribe(engine, chat_id, language="en" if chat_id == 11 else "zh")
+    assert chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 3
+
+    first = chats.claim(engine, DAY, "worker-a", limit=2)
+    assert [(c.chat_id, c.language, c.attempts) for c in first] == [(10, "zh", 1), (11, "en", 1)]
+    second = chats.claim(engine, DAY, "worker-b", limit=5)
+    assert [c.chat_id for c in second] == [12]  # never one already claimed
+    assert chats.claim(engine, DAY, "worker-b", limit=5) == []
+
+    chats.finish(engine, first[0].delivery_id, "sent", message_id=777)
+    chats.finish(engine, first[1].delivery_id, "pending", error="timed out")  # retry later
+    assert _deliveries(engine)[11] == ("pending", "", 1)
+    assert [(c.chat_id, c.attempts) for c in chats.claim(engine, DAY, "worker-b", limit=5)] == [(11, 2)]
+
+    # worker-a stops: nothing of it is claimed any more; worker-b hands back what it has not sent
+    assert chats.release_unstarted(engine, DAY, "worker-a") == 0
+    assert chats.release_unstarted(engine, DAY, "worker-b") == 2
+    assert _deliveries(engine) == {10: ("sent", "worker-a", 1), 11: ("pending", "", 1), 12: ("pending", "", 0)}
+
+    # a worker that died holding a claim: after the lease, another worker takes it over
+    held = chats.claim(engine, DAY, "worker-c", limit=1)
+    assert [c.chat_id for c in held] == [11]
+    assert chats.claim(engine, DAY, "worker-d", limit=5, lease=timedelta(minutes=10))[0].chat_id == 12
+    assert chats.claim(engine, DAY, "worker-d", limit=5, lease=timedelta(minutes=10)) == []
+    with session_scope(engine) as session:  # worker-c's claim is 11 minutes old
+        session.execute(update(models.Delivery).where(models.Delivery.chat_id == 11)
+                        .values(claimed_at=chats._now() - timedelta(minutes=11)))
+    taken = chats.claim(engine, DAY, "worker-d", limit=5, lease=timedelta(minutes=10))
+    assert [(c.chat_id, c.attempts) for c in taken] == [(11, 3)]
+    assert chats.delivery_counts(engine, DAY) == {"sent": 1, "claimed": 2}
+
+
+def test_workers_claiming_at_once_never_share_a_delivery(engine: Engine) -> None:
+    """Four workers claim batches of 16 from 600 deliveries at the same time (PostgreSQL: row locks
+    with SKIP LOCKED; SQLite: one writer at a time): every delivery is taken exactly once."""
+    with session_scope(engine) as session:
+        session.add_all(models.Chat(chat_id=1000 + i, subscribed=True) for i in range(600))
+    assert chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 600
+    taken: dict[str, list[int]] = {f"w{i}": [] for i in range(4)}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(taken))
+
+    def work(worker: str) -> None:
+        try:
+            start.wait()
+            while batch := chats.claim(engine, DAY, worker, limit=16):
+                taken[worker].extend(c.chat_id for c in batch)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    counts = Counter(chat_id for ids in taken.values() for chat_id in ids)
+    assert len(counts) == 600 and set(counts.values()) == {1}
+    stored = _deliveries(engine)
+    assert all(stored[chat_id][1] == worker for worker, ids in taken.items() for chat_id in ids)
+    assert {attempts for _s, _w, attempts in stored.values()} == {1}
+
+
+def test_migrate_moves_the_subscription_and_unsent_deliveries(engine: Engine) -> None:
+    _subscribe(engine, -100, language="en", push_time=time(9, 15), chat_type="group")
+    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    chats.plan_deliveries(engine, DAY - timedelta(days=1), time(10, 0), DEFAULT_TIME)
+    [sent] = chats.claim(engine, DAY - timedelta(days=1), "w", limit=1)
+    chats.finish(engine, sent.delivery_id, "sent", message_id=1)
+
+    chats.migrate(engine, -100, -1009)
+    old, new = chats.get_chat(engine, -100), chats.get_chat(engine, -1009)
+    assert old is not None and (old.subscribed, old.active, old.deactivated_reason) == (False, False, "migrated to -1009")
+    assert new is not None and (new.chat_type, new.language, new.push_time, new.subscribed, new.active) == (
+        "supergroup", "en", time(9, 15), True, True)
+    with session_scope(engine) as session:
+        rows = session.execute(select(models.Delivery.chat_id, models.Delivery.trade_date, models.Delivery.status)).all()
+    # the unsent delivery moved to the new id; the one already sent stays with the old group
+    assert sorted(rows) == [(-1009, DAY, "pending"), (-100, DAY - timedelta(days=1), "sent")]
+    assert chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 0  # nothing planned twice
+    chats.forget(engine, [-100, -1009])
+    assert chats.get_chat(engine, -1009) is None and chats.delivery_counts(engine, DAY) == {}
+
+
+def test_uploaded_chart_ids(engine: Engine) -> None:
+    assert chats.get_file_id(engine, "summary:zh:2026-11-20:v1") is None
+    chats.save_file_id(engine, "summary:zh:2026-11-20:v1", "AgAC-first")
+    chats.save_file_id(engine, "summary:zh:2026-11-20:v1", "AgAC-second")  # re-uploaded: the newest id wins
+    assert chats.get_file_id(engine, "summary:zh:2026-11-20:v1") == "AgAC-second"
