@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="print a report as text or JSON, optionally with its chart")
     p.add_argument("kind", choices=REPORT_KINDS)
-    p.add_argument("code", nargs="?", help="stock code for `stock`, e.g. 600519")
+    p.add_argument("code", nargs="?", help="for `stock`: a code (600519, 600519.SH) or a name or part of one")
     p.add_argument("--date", type=_parse_date, help="trade date (default: latest complete day)")
     p.add_argument("--days", type=_positive_int, default=None, help="window in trade days")
     p.add_argument("--lang", choices=["zh", "en"], default=None)

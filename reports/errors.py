@@ -14,4 +14,7 @@ class ReportError(Exception):
         self.params = params
 
     def message(self, lang: str) -> str:
-        return t(lang, f"error.{self.kind}", **self.params)
+        """The one line in `lang`; a list parameter is joined the language's way (、 or , )."""
+        joiner = t(lang, "scope.joiner")
+        params = {k: joiner.join(v) if isinstance(v, list) else v for k, v in self.params.items()}
+        return t(lang, f"error.{self.kind}", **params)

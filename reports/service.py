@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from reports import charts, text
-from reports.figures import Figures, build
+from reports import charts, securities, text
+from reports.figures import CODE_RE, Figures, build
 from storage.database import data_version
 
 CACHE_SIZE = 256
@@ -163,6 +163,8 @@ class ReportService:
 
         Raises reports.errors.ReportError for bad codes, dates or windows.
         """
+        if kind == "stock" and code is not None and not CODE_RE.match(code):
+            code = securities.resolve(self.engine, code, on)  # 600519.SH, 贵州茅台, 茅台 -> 600519
         version = data_version(self.engine)
         key = (kind, code, on, days, lang, chart, version)
         # the first look does not count a miss: the look under the lock counts it (one per request)

@@ -320,6 +320,26 @@ def stock_names(engine: Engine, codes: list[str], day: date) -> dict[str, str]:
     return {code: name for code, name in rows}
 
 
+def securities_named(engine: Engine, fragment: str, day: date | None, limit: int) -> list[tuple[str, str]]:
+    """Securities whose name on the latest detail day on or before `day` (None: the latest of all)
+    contains `fragment` (Latin letters in any case): up to `limit` (code, name), the exact name
+    first, then by code."""
+    sm = models.StockMargin
+    latest = select(func.max(sm.trade_date))
+    if day is not None:
+        latest = latest.where(sm.trade_date <= day)
+    pattern = "%" + fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    exact = case((func.lower(sm.name) == fragment.lower(), 0), else_=1)
+    query = (
+        select(sm.code, sm.name)
+        .where(sm.trade_date == latest.scalar_subquery(), sm.name.ilike(pattern, escape="\\"))
+        .order_by(exact, sm.code)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [(code, name) for code, name in conn.execute(query).all()]
+
+
 @shared
 def trade_dates(engine: Engine, start: date | None = None, end: date | None = None) -> list[date]:
     """Trade dates that have margin data, ascending."""

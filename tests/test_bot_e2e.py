@@ -304,11 +304,19 @@ async def test_plain_text_and_bare_codes_in_private_chats(demo_db: Engine, share
         await h.write(ZH_USER, ZH_USER, "/sectors 9999")
         await h.write(ZH_USER, ZH_USER, f"/stock {code} x")
         assert h.texts(ZH_USER)[-4:] == [
-            "请发送命令,例如 /ratio 或 /stock 600519(直接发 6 位代码也可以);/help 查看全部命令。",
+            "请发送命令,例如 /ratio 或 /stock 600519(直接发证券代码或名称也可以);/help 查看全部命令。",
             t("zh", "bot.plain_text"),
             "天数 “9999” 无效,请输入 1 到 250 之间的整数,例如 /sectors 20。",
             "天数 “x” 无效,请输入 1 到 2500 之间的整数,例如 /stock 600519 60。",
         ]
+        # its name, part of it or the code as other sites write it are the same; a shared part lists them
+        name = expected(shared_reports, "stock", code=code).data["name"]
+        for text in (name, f"{code}.SH" if code.startswith("6") else f"{code}.SZ", f"{name[-3:]} 60"):
+            await h.write(ZH_USER, ZH_USER, text)
+        assert [p.caption for p in h.photos(ZH_USER)[1:]] == [
+            photo.caption, photo.caption, expected(shared_reports, "stock", code=code, days=60).caption]
+        await h.write(ZH_USER, ZH_USER, name[:-1])  # "演示股份002": ten names hold it
+        assert h.texts(ZH_USER)[-1].startswith(f"名称含 “{name[:-1]}” 的证券不止一只:")
         await h.write(GROUP, MEMBER, code)
         await h.write(GROUP, MEMBER, "hello")
         assert h.bot_messages(GROUP) == []
@@ -568,6 +576,10 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
         assert h.server.uploads == 3
         query = await h.inline(ZH_USER, "999999")
         assert h.server.inline_answers[query]["results"] == []
+        # its name offers the same chart, already uploaded
+        query = await h.inline(ZH_USER, want.data["name"])
+        assert [r["id"] for r in h.server.inline_answers[query]["results"]] == [stock["id"]]
+        assert h.server.uploads == 3
 
 
 async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportService) -> None:
@@ -769,11 +781,11 @@ async def test_html_in_arguments_is_escaped(demo_db: Engine, shared_reports: Rep
         assert len(sent) == 4 and all(c.ok for c in sent)
         stock, ratio, english, dated = (c.params["text"] for c in sent)
         assert dated == '"2024-01-01&lt;b&gt;" is not a date; use YYYY-MM-DD, e.g. 2024-09-30.'
-        assert "“&lt;b&gt;x&lt;/b&gt;” 不是有效的证券代码" in stock and "<b>" not in stock
+        assert "没有找到代码或名称为 “&lt;b&gt;x&lt;/b&gt;” 的证券" in stock and "<b>" not in stock
         assert "“&lt;script&gt;”" in ratio and "<script>" not in ratio
         assert "a&amp;b&lt;i&gt;" in english
         # what the user sees is the text they typed
-        assert "“<b>x</b>” 不是有效的证券代码" in h.server.sent_messages(ZH_USER)[0].plain_text()  # type: ignore[operator]
+        assert "没有找到代码或名称为 “<b>x</b>” 的证券" in h.server.sent_messages(ZH_USER)[0].plain_text()  # type: ignore[operator]
 
 
 async def test_unexpected_error_apology_trace_and_admin_report(

@@ -39,7 +39,7 @@ import pytest
 from sqlalchemy import Engine, delete, text
 from sqlalchemy.orm import Session
 
-from reports import charts, fmt
+from reports import charts, fmt, securities
 from reports import text as report_text
 from reports.errors import ReportError
 from reports.figures import KINDS
@@ -549,9 +549,36 @@ def test_unknown_and_bad_codes(small: Engine) -> None:
     err = _error(small, "stock", code="999999")
     assert err.kind == "unknown_code"
     assert "999999" in err.message("zh") and "999999" in err.message("en")
-    for bad in ("abc", "60051", "6005190", "", None):
+    for bad in ("", " ", None):
         assert _error(small, "stock", code=bad).kind == "bad_code"
-    assert "abc" in _error(small, "stock", code="abc").message("en")
+    for query in ("abc", "60051", "6005190", "%", "样本_"):  # LIKE's wildcards are plain characters
+        err = _error(small, "stock", code=query)
+        assert (err.kind, err.params) == ("no_such_security", {"query": query})
+    assert '"abc"' in _error(small, "stock", code="abc").message("en")
+
+
+def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/stock takes a name, part of a name, or the code as other sites write it."""
+    service = ReportService(small)
+
+    def code_of(text: str) -> str:
+        return service.render("stock", code=text, chart=False).data["code"]
+
+    assert [code_of(t) for t in ("600001.SH", "sh600001", "SH.600001", "000001.sz", "830001.BJ")] == [
+        "600001", "600001", "600001", "000001", "830001"]
+    assert code_of("样本电子甲") == "600001"  # the exact name
+    assert code_of("医药乙") == "830001"  # the one name that holds it
+    assert code_of("300etf") == "510300"  # Latin letters in any case
+    err = _error(small, "stock", code="电子")  # two names hold it: both listed, by code
+    assert err.kind == "ambiguous_security"
+    assert err.message("zh") == ("名称含 “电子” 的证券不止一只:样本电子乙 000001、样本电子甲 600001。"
+                                 "请发送代码,例如 /stock 600519。")
+    assert "样本电子乙 000001, 样本电子甲 600001." in err.message("en")
+    # names as of the latest detail day: the suspended 000003 has no row then and is not offered
+    assert len(_error(small, "stock", code="样本").params["candidates"]) == 7
+    monkeypatch.setattr(securities, "MAX_CANDIDATES", 3)  # more than the list holds: an ellipsis
+    assert _error(small, "stock", code="样本").params["candidates"] == [
+        "样本电子乙 000001", "样本银行乙 000002", "样本300ETF 510300", "…"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

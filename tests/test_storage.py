@@ -148,3 +148,31 @@ def test_market_daily_concurrent_writers_of_one_date(engine):
     thread.join(10)
     assert not thread.is_alive() and errors == []
     assert _market(engine)[day][0] == 1500.0
+
+
+def test_securities_named(engine):
+    """Names as of the latest detail day (on or before the day asked), Latin letters in any case,
+    LIKE's wildcards taken literally, the exact name first."""
+    from storage.queries import securities_named
+
+    old, new = date(2024, 4, 8), date(2024, 4, 9)
+
+    def row(day: date, code: str, name: str) -> dict:
+        return {"trade_date": day, "code": code, "exchange": "SSE", "name": name, "is_fund": code.startswith("51"),
+                "rzye": 1e9}
+
+    rows = [row(old, "600001", "*ST样本"), row(new, "600001", "样本科技"),  # renamed on the new day
+            row(new, "600002", "样本"), row(new, "510300", "沪深300ETF"), row(new, "600003", "100%_样本"),
+            row(old, "600004", "旧样本")]  # no row on the new day
+    with session_scope(engine) as session:
+        upsert(session, models.StockMargin, rows)
+    assert securities_named(engine, "样本", None, 10) == [
+        ("600002", "样本"), ("600001", "样本科技"), ("600003", "100%_样本")]  # exact first, then by code
+    assert securities_named(engine, "样本", None, 2) == [("600002", "样本"), ("600001", "样本科技")]
+    assert securities_named(engine, "300etf", None, 10) == [("510300", "沪深300ETF")]
+    assert securities_named(engine, "%_", None, 10) == [("600003", "100%_样本")]
+    assert securities_named(engine, "_", None, 10) == [("600003", "100%_样本")]
+    assert securities_named(engine, "ST", None, 10) == []  # the old name is gone
+    assert securities_named(engine, "ST", old, 10) == [("600001", "*ST样本")]  # but it was the name then
+    assert securities_named(engine, "旧样本", old, 10) == [("600004", "旧样本")]
+    assert securities_named(engine, "样本", date(2024, 4, 1), 10) == []  # no detail on or before that day

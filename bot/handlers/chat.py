@@ -11,7 +11,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, f
 from bot.handlers.common import Context, chat_language, is_admin, is_group, reply, reply_key
 from bot.handlers.reports import REPORT_COMMANDS, answer_report_args
 from bot.services import services_of
-from reports.figures import CODE_RE
+from reports import securities
 from reports.i18n import t
 from storage import chats
 
@@ -138,16 +138,18 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 
 async def private_text(update: Update, context: Context) -> None:
-    """Text that is not a command, in a private chat: a bare 6-digit code, optionally with a window and
-    a date, is /stock CODE ...; anything else gets a hint instead of silence. (In groups the bot
-    answers commands only.)"""
+    """Text that is not a command, in a private chat: a security's code or name (or part of a name),
+    optionally with a window and a date, is /stock ...; anything else gets a hint instead of silence.
+    (In groups the bot answers commands only.)"""
     message = update.effective_message
     if message is None or not message.text:
         return
     words = message.text.split()
-    if words and CODE_RE.match(words[0]):
-        await answer_report_args(update, context, "stock", words)
-        return
+    if words:
+        services = services_of(context)
+        if await services.run(securities.candidates, services.engine, words[0], None):
+            await answer_report_args(update, context, "stock", words)
+            return
     await reply_key(update, context, "bot.plain_text")
 
 

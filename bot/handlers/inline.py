@@ -1,5 +1,5 @@
-"""Inline mode: `@bot ratio` (or `@bot 600519`, `@bot ratio 2024-09-30`) in any chat offers the charts
-as cached photos with captions."""
+"""Inline mode: `@bot ratio` (or `@bot 600519`, `@bot 茅台`, `@bot ratio 2024-09-30`) in any chat
+offers the charts as cached photos with captions."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from telegram.ext import InlineQueryHandler
 from bot.arguments import looks_like_date, parse_date
 from bot.handlers.common import Context
 from bot.services import Services, services_of
+from reports import securities
 from reports.errors import ReportError
-from reports.figures import CODE_RE
 from reports.i18n import pick_language, t
 from reports.service import RenderedReport
 
@@ -42,11 +42,17 @@ async def inline_query(update: Update, context: Context) -> None:
     words = query.query.strip().lower().split()
     dates = [w for w in words if looks_like_date(w)]
     words = [w for w in words if not looks_like_date(w)]
-    code = next((w for w in words if CODE_RE.match(w)), None)
+    code = next((c for c in map(securities.code_form, words) if c), None)
     try:
         on = parse_date(dates[0]) if dates else None  # "ratio 2024-09-30": that day's chart
     except ValueError:
         on = None
+    names = words[1:] if words and words[0] in ("stock", "个股") else words
+    names_a_report = names and (names[0] in ALIASES or any(k.startswith(names[0]) for k in INLINE_REPORTS))
+    if code is None and names and not names_a_report:
+        # "茅台": the chart of the one security whose name holds it (several or none: the report list)
+        found = await services.run(securities.candidates, services.engine, names[0], on)
+        code = found[0][0] if len(found) == 1 else None
     # A bad date offers nothing. Any code or date may be asked, each a render and an upload: counted
     # against the user's allowance of expensive requests (the same as their private chat's); over
     # it, nothing for a while.

@@ -1,0 +1,54 @@
+"""What the stock report accepts for a security: its 6-digit code, the code as other sites write it
+(600519.SH, SH600519, sz.000001), or its name or part of it (贵州茅台, 茅台)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from sqlalchemy import Engine
+
+from reports.errors import ReportError
+from storage import queries
+
+# A code with an exchange prefix or suffix: sh600519, SH.600519, 600519.SH, 000001.SZ, 830799.BJ, 600519.SS.
+_EXCHANGE_FORM = re.compile(r"^(?:(?:sh|sz|bj)\.?)?(\d{6})(?:\.(?:sh|sz|bj|ss))?$", re.IGNORECASE)
+MAX_NAME_LENGTH = 20  # longer text is not a security name (the longest stored names have ~10 characters)
+MAX_CANDIDATES = 8  # an ambiguous name lists this many matches
+
+
+def code_form(text: str) -> str | None:
+    """The 6-digit code in `text` when it is a code in one of the usual forms, else None."""
+    match = _EXCHANGE_FORM.match(text.strip())
+    return match.group(1) if match else None
+
+
+def candidates(engine: Engine, text: str, on: date | None) -> list[tuple[str, str]]:
+    """The (code, name) pairs `text` may stand for: the code itself when it is one, else the securities
+    whose name on the latest detail day (on or before `on`) contains it, up to MAX_CANDIDATES + 1;
+    an exact name comes alone."""
+    code = code_form(text)
+    if code is not None:
+        return [(code, "")]
+    fragment = text.strip()
+    if not fragment or len(fragment) > MAX_NAME_LENGTH:
+        return []
+    found = queries.securities_named(engine, fragment, on, MAX_CANDIDATES + 1)
+    if found and found[0][1].lower() == fragment.lower():
+        return found[:1]
+    return found
+
+
+def resolve(engine: Engine, text: str, on: date | None) -> str:
+    """The 6-digit code `text` names; ReportError no_such_security (nothing matches) or
+    ambiguous_security (several names contain it: the first MAX_CANDIDATES are listed)."""
+    if not text.strip():
+        raise ReportError("bad_code", code="")
+    found = candidates(engine, text, on)
+    if not found:
+        raise ReportError("no_such_security", query=text.strip()[:32])
+    if len(found) > 1:
+        listed = [f"{name} {code}" for code, name in found[:MAX_CANDIDATES]]
+        raise ReportError("ambiguous_security", query=text.strip()[:32],
+                          candidates=listed + ["…"] * (len(found) > MAX_CANDIDATES))
+    return found[0][0]
