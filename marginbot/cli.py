@@ -14,6 +14,7 @@ log = logging.getLogger("marginbot")
 USAGE_ERROR = 2
 # reports.figures.KINDS, spelled out: importing the reports (pandas, matplotlib) would slow every command
 REPORT_KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock", "top")
+IMPORT_KINDS = ("margin", "turnover", "stocks", "industries", "index")  # storage.importer.KINDS
 
 
 class UsageError(Exception):
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("import", help="import CSV history (see README)")
-    p.add_argument("kind", choices=["margin", "turnover", "stocks", "industries"])
+    p.add_argument("kind", choices=IMPORT_KINDS)
     p.add_argument("file")
     p.set_defaults(func=cmd_import)
 

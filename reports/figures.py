@@ -113,7 +113,9 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         pace_z=_num(z),
         pace_class=balance.pace_class(z),
         pace_direction="up" if (balance.change(level, 1) or 0) >= 0 else "down",
-        turning_point={"date": tp[0].date().isoformat(), "direction": tp[1]} if tp else None,
+        # how long ago, in trade dates, so that an old turn reads as old (the change kept its side since)
+        turning_point={"date": tp[0].date().isoformat(), "direction": tp[1],
+                       "trade_days_ago": int((level.index > tp[0]).sum())} if tp else None,
         percentile_3y=_num(balance.percentile_rank(level, years=3)),
         exchanges=_exchange_rows(queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day), day),
     )

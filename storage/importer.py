@@ -30,21 +30,24 @@ from storage import models
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import SW_L1_2021, exchange_of, is_fund_code, level1_code
 
-KINDS = ("margin", "turnover", "stocks", "industries")
+KINDS = ("margin", "turnover", "stocks", "industries", "index")
 SOURCE = "csv"
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CODE_RE = re.compile(r"^\d{6}$")
+_INDEX_SYMBOL_RE = re.compile(r"^(?:sh|sz|bj)?\d{6}$")  # exchange indexes as akshare names them; Shenwan bare
 
 MARGIN_COLUMNS = ("date", "exchange", "rzye", "rzmre", "rzche", "rqye", "rqyl", "rqmcl", "rqmce", "rzrqye")
 TURNOVER_COLUMNS = ("date", "exchange", "amount")
 STOCK_COLUMNS = ("date", "code", "name", "rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqchl", "rqye")
 INDUSTRY_COLUMNS = ("code", "start_date", "sw_code")
+INDEX_COLUMNS = ("date", "symbol", "close", "amount")
 COLUMNS: dict[str, tuple[str, ...]] = {
     "margin": MARGIN_COLUMNS,
     "turnover": TURNOVER_COLUMNS,
     "stocks": STOCK_COLUMNS,
     "industries": INDUSTRY_COLUMNS,
+    "index": INDEX_COLUMNS,
 }
 _MARGIN_NUMBERS = MARGIN_COLUMNS[2:]
 _STOCK_NUMBERS = STOCK_COLUMNS[3:]
@@ -226,11 +229,29 @@ def _read_industries(reader: _Reader) -> list[dict[str, Any]]:
     return out
 
 
+def _read_index(reader: _Reader) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for row in reader.rows():
+        day = _parse_date(reader, row, "date")
+        symbol = row.values["symbol"].lower()
+        if not _INDEX_SYMBOL_RE.match(symbol):
+            raise reader.fail(row.line, f"symbol {row.values['symbol']!r} is not an index symbol "
+                                        "(sh000001, sz399001, sh000300, or a Shenwan code such as 801010)")
+        _check_unique(reader, seen, (day.isoformat(), symbol), row.line)
+        close = _parse_number(reader, row, "close", required=True)
+        if close is not None and close <= 0:
+            raise reader.fail(row.line, f"close {row.values['close']!r} is not a positive number")
+        out.append({"symbol": symbol, "trade_date": day, "close": close, "amount": _parse_number(reader, row, "amount")})
+    return out
+
+
 _READERS: dict[str, Callable[[_Reader], list[dict[str, Any]]]] = {
     "margin": _read_margin,
     "turnover": _read_turnover,
     "stocks": _read_stocks,
     "industries": _read_industries,
+    "index": _read_index,
 }
 
 
@@ -264,6 +285,8 @@ def _write(session: Session, kind: str, rows: list[dict[str, Any]]) -> None:
         upsert(session, models.TradingDay, [{"trade_date": d} for d in days])
     elif kind == "turnover":
         upsert(session, models.Turnover, rows)
+    elif kind == "index":
+        upsert(session, models.IndexDaily, rows)
     elif kind == "stocks":
         upsert(session, models.StockMargin, rows)
         days = sorted({r["trade_date"] for r in rows})
@@ -286,7 +309,7 @@ def read_csv(kind: str, path: Path) -> list[dict[str, Any]]:
 
 
 def import_csv(engine: Engine, kind: str, path: Path) -> int:
-    """Import a CSV file of `kind` (margin, turnover, stocks, industries); returns the number of rows.
+    """Import a CSV file of `kind` (margin, turnover, stocks, industries, index); returns the number of rows.
 
     Money is read in 元 and quantities in 股, exactly as given. Raises CsvImportError (nothing
     written) when any row is bad.

@@ -66,8 +66,10 @@ def assert_one_clear_line(err: str) -> str:
 
 def test_report_kinds_are_the_reports() -> None:
     from reports.figures import KINDS
+    from storage.importer import KINDS as IMPORT_KINDS
 
     assert cli.REPORT_KINDS == KINDS
+    assert cli.IMPORT_KINDS == IMPORT_KINDS
 
 
 def test_import_warns_where_the_market_row_disagrees(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

@@ -21,6 +21,7 @@ MARGIN_HEADER = "date,exchange,rzye,rzmre,rzche,rqye,rqyl,rqmcl,rqmce,rzrqye"
 TURNOVER_HEADER = "date,exchange,amount"
 STOCK_HEADER = "date,code,name,rzye,rzmre,rzche,rqyl,rqmcl,rqchl,rqye"
 INDUSTRY_HEADER = "code,start_date,sw_code"
+INDEX_HEADER = "date,symbol,close,amount"
 
 MARGIN_OK = [
     "2024-04-11,SSE,805311386298,44363451113,43960611127,63492538974,6653688732,639965435,,868803925272",
@@ -39,10 +40,13 @@ STOCK_OK = [
     "2024-04-12,300750,宁德时代,9100000000,600000000,500000000,500000,0,0,96000000",
     "2024-04-12,920001,演示北交,60000000,5000000,4000000,,,,",
 ]
+INDEX_OK = ["2024-04-11,sh000001,3034.25,382500000000", "2024-04-11,801780,3120.5,", "2024-04-12,SZ399001,9318.5,"]
 GOOD = {"margin": (MARGIN_HEADER, MARGIN_OK), "turnover": (TURNOVER_HEADER, TURNOVER_OK),
-        "stocks": (STOCK_HEADER, STOCK_OK), "industries": (INDUSTRY_HEADER, INDUSTRY_OK)}
+        "stocks": (STOCK_HEADER, STOCK_OK), "industries": (INDUSTRY_HEADER, INDUSTRY_OK),
+        "index": (INDEX_HEADER, INDEX_OK)}
 SNAPSHOT_MODELS = (models.MarginSummary, models.Turnover, models.StockMargin, models.IndustryClass,
-                   models.IndustryName, models.SectorDaily, models.StockSpikeDaily, models.TradingDay)
+                   models.IndustryName, models.SectorDaily, models.StockSpikeDaily, models.TradingDay,
+                   models.IndexDaily)
 
 
 def write(path: Path, header: str, lines: list[str]) -> Path:
@@ -105,6 +109,18 @@ def test_turnover_import_exact_values(engine, tmp_path):
     assert data_version(engine) == 1
     with Session(engine) as s:
         assert get_meta(s, "demo") == "false"
+
+
+def test_index_import_exact_values(engine, tmp_path):
+    assert import_csv(engine, "index", good_file(tmp_path, "index")) == 3
+    with Session(engine) as s:
+        rows = sorted((r.symbol, r.trade_date, r.close, r.amount) for r in s.execute(select(models.IndexDaily)).scalars())
+    assert rows == [  # symbols in akshare's lower case; an empty amount is unknown
+        ("801780", date(2024, 4, 11), 3120.5, None),
+        ("sh000001", date(2024, 4, 11), 3034.25, 382500000000.0),
+        ("sz399001", date(2024, 4, 12), 9318.5, None),
+    ]
+    assert data_version(engine) == 1
 
 
 def test_industries_import_names_and_level1(engine, tmp_path):
@@ -189,13 +205,18 @@ BAD = [
     ("industries", INDUSTRY_HEADER, [*INDUSTRY_OK, "600000,,480301"], 6, "start_date is empty"),
     ("industries", INDUSTRY_HEADER, [*INDUSTRY_OK, INDUSTRY_OK[0]], 6, "duplicate row for (600036, 2014-01-01)"),
     ("industries", INDUSTRY_HEADER, [*INDUSTRY_OK, "600000,2020-01-01,48"], 6, "sw_code '48' is not a six-digit"),
+    ("index", INDEX_HEADER, [*INDEX_OK, "2024-04-12,hs300,3500,"], 5, "symbol 'hs300' is not an index symbol"),
+    ("index", INDEX_HEADER, [*INDEX_OK, "2024-04-12,sh000300,,"], 5, "close is empty"),
+    ("index", INDEX_HEADER, [*INDEX_OK, "2024-04-12,sh000300,0,"], 5, "close '0' is not a positive number"),
+    ("index", INDEX_HEADER, [*INDEX_OK, "2024-04-11,SH000001,3000,"], 5, "duplicate row for (2024-04-11, sh000001)"),
+    ("index", "date,symbol,close", INDEX_OK, 1, "missing column(s) amount"),
 ]
 
 
 @pytest.mark.parametrize(("kind", "header", "lines", "line", "reason"), BAD,
                          ids=[f"{b[0]}-{b[4][:28]}" for b in BAD])
 def test_bad_file_is_refused_and_nothing_written(engine, tmp_path, kind, header, lines, line, reason):
-    for good in ("industries", "margin", "turnover", "stocks"):
+    for good in ("industries", "margin", "turnover", "stocks", "index"):
         import_csv(engine, good, good_file(tmp_path, good))
     before = snapshot(engine)
     bad = write(tmp_path / "bad.csv", header, lines)
@@ -232,14 +253,14 @@ def test_header_only_and_bom_are_accepted(engine, tmp_path):
 
 
 def test_importing_twice_changes_nothing(engine, tmp_path):
-    kinds = ("industries", "margin", "turnover", "stocks")
+    kinds = ("industries", "margin", "turnover", "stocks", "index")
     for kind in kinds:
         import_csv(engine, kind, good_file(tmp_path, kind))
     first = snapshot(engine)
     for kind in kinds:
         import_csv(engine, kind, good_file(tmp_path, kind))
     second = snapshot(engine)
-    assert dict(first["meta"])["data_version"] == "4" and dict(second["meta"])["data_version"] == "8"
+    assert dict(first["meta"])["data_version"] == "5" and dict(second["meta"])["data_version"] == "10"
     first.pop("meta")
     second.pop("meta")
     assert second == first
@@ -283,18 +304,24 @@ def convert_realdata(realdata: Path, out: Path) -> dict[str, list[Path]]:
         for r in _read(realdata / name)
     ]
     industries = [[r["stock_code"], r["in_date"], r["sw_code"]] for r in _read(realdata / "sw_industry_pit.csv")]
+    index = [
+        [r["date"], symbol, r["close"], r["amount"]]
+        for symbol in ("sh000001", "sz399001")
+        for r in _read(realdata / f"index_{symbol}_2010_2018.csv")
+    ]
     return {
         "margin": [_write_rows(out / "market.csv", MARGIN_HEADER, market),
                    _write_rows(out / "sse.csv", MARGIN_HEADER, sse)],
         "turnover": [_write_rows(out / "turnover.csv", TURNOVER_HEADER, turnover)],
         "industries": [_write_rows(out / "industries.csv", INDUSTRY_HEADER, industries)],
+        "index": [_write_rows(out / "index.csv", INDEX_HEADER, index)],
     }
 
 
 def test_realdata_reproduces_readme_facts(engine, tmp_path, realdata):
     counts = {kind: sum(import_csv(engine, kind, p) for p in paths)
               for kind, paths in convert_realdata(realdata, tmp_path).items()}
-    assert counts == {"margin": 2123 + 426, "turnover": 2 * 2187, "industries": 12790}
+    assert counts == {"margin": 2123 + 426, "turnover": 2 * 2187, "industries": 12790, "index": 2 * 2187}
     rows = margin_rows(engine)
     whole = sorted((d, r) for (d, e), r in rows.items() if e == "ALL")
 
@@ -333,6 +360,17 @@ def test_realdata_reproduces_readme_facts(engine, tmp_path, realdata):
     in_force = max((c for c in classes if c.start_date <= day), key=lambda c: c.start_date)
     assert (in_force.start_date, in_force.sw_code, in_force.sw_l1_code) == (date(2014, 2, 21), "480101", "480000")
     assert n_days == 2123  # every SSE day is also in the two-market table
+
+    # with the index closes in, the ratio's warnings read 2014-15 as it happened: crowded in the
+    # December 2014 rally, deleveraging in the July 2015 crash
+    from reports.service import ReportService
+
+    service = ReportService(engine)
+    crowded = service.render("ratio", on=date(2014, 12, 5), chart=False).data
+    crash = service.render("ratio", on=date(2015, 7, 8), chart=False).data
+    assert (crowded["crowding"], crowded["deleveraging"]) == (True, False)
+    assert (crash["crowding"], crash["deleveraging"]) == (False, True)
+    assert crash["ratio_pct"] == pytest.approx(5.03, abs=0.005)
 
 
 def test_a_market_row_that_disagrees_with_the_exchanges_is_imported_and_named(engine, tmp_path):

@@ -117,6 +117,14 @@ def test_balance_at_the_2015_peak(real: Engine) -> None:
     assert after["change_1d"] < 0 and after["percentile_3y"] < 100.0
     caption = service.render("balance", on=PEAK_DAY, lang="zh", chart=False).caption
     assert "2.27 万亿元" in caption and "全市场" in caption
+    # the run-up: the 20-day change last turned positive in June 2014 and stayed positive for a year;
+    # the caption says how long ago that was, counted in the file's trade dates
+    from tests.conftest import REALDATA
+
+    dates = pd.read_csv(REALDATA / "market_margin_sse_szse_2010_2018.csv", usecols=["date"])["date"]
+    ago = int(((dates > "2014-06-16") & (dates <= "2015-06-18")).sum())
+    assert d["turning_point"] == {"date": "2014-06-16", "direction": "up", "trade_days_ago": ago}
+    assert f"拐点:2014-06-16 近20日变化由减转增({ago} 个交易日前)" in caption
 
 
 def test_sse_history_beside_the_market_table(real: Engine) -> None:
