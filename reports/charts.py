@@ -607,9 +607,10 @@ def _labels(ax: Axes, xy: Sequence[tuple[float, float]], texts: Sequence[str], t
 def _finish(fig: Figure, figures: Figures, lang: str) -> bytes:
     """Footer with data date and source; a diagonal watermark on demo data; PNG bytes."""
     data = figures.data
-    footer = f"{t(lang, 'chart.data_date')} {data['date']} · {t(lang, 'chart.source')}"
+    # demo data names no exchange: none of it came from one
+    source = {"demo": "chart.demo", "import": "chart.source_import"}.get(data.get("origin", ""), "chart.source")
+    footer = f"{t(lang, 'chart.data_date')} {data['date']} · {t(lang, source)}"
     if data.get("demo"):
-        footer += f" · {t(lang, 'chart.demo')}"
         fig.text(0.5, 0.5, t(lang, "chart.demo"), fontsize=54, color="#d62728", alpha=0.12,
                  ha="center", va="center", rotation=25, zorder=100)
     fig.text(0.5, EDGE / fig.bbox.height, footer, fontsize=FOOTER_SIZE, color="#666666", ha="center",

@@ -81,8 +81,12 @@ def resolve_days(kind: str, days: int | None) -> int:
 
 
 def _base(engine: Engine, kind: str, day: date) -> dict[str, Any]:
-    return {"report": kind, "date": day.isoformat(), "scope": queries.scope_on(engine, day),
-            "demo": queries.demo_data(engine)}
+    """What every report carries: kind, data date, scope (exchanges), and where the figures come
+    from ("demo", "import" when any of the day's summary came from a CSV, else "exchanges")."""
+    demo = queries.demo_data(engine)
+    origin = "demo" if demo else "import" if queries.imported_on(engine, day) else "exchanges"
+    return {"report": kind, "date": day.isoformat(), "scope": queries.scope_on(engine, day), "demo": demo,
+            "origin": origin}
 
 
 def _series_records(series: pd.Series, name: str) -> list[dict[str, Any]]:

@@ -368,6 +368,15 @@ demo_data = shared(database.is_demo)
 
 
 @shared
+def imported_on(engine: Engine, day: date) -> bool:
+    """True when any of the day's margin summary rows came from a CSV import (`marginbot import`)."""
+    ms = models.MarginSummary
+    with engine.connect() as conn:
+        found = conn.execute(select(ms.id).where(ms.trade_date == day, ms.source == "csv").limit(1)).first()
+    return found is not None
+
+
+@shared
 def latest_data_date(engine: Engine) -> date | None:
     """The default date of every report: the latest trade date with margin data and turnover (of SSE
     and SZSE both, once any day has both: half a market's turnover would double the ratio), and with

@@ -371,6 +371,7 @@ def test_realdata_reproduces_readme_facts(engine, tmp_path, realdata):
     assert (crowded["crowding"], crowded["deleveraging"]) == (True, False)
     assert (crash["crowding"], crash["deleveraging"]) == (False, True)
     assert crash["ratio_pct"] == pytest.approx(5.03, abs=0.005)
+    assert crash["origin"] == "import"  # the chart's footer names the CSV, not the exchanges
 
 
 def test_a_market_row_that_disagrees_with_the_exchanges_is_imported_and_named(engine, tmp_path):

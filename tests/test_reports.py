@@ -221,7 +221,7 @@ def test_every_report_names_date_scope_and_demo_flag(small: Engine, kind: str) -
     assert d["report"] == kind
     assert d["date"] == LAST.isoformat()
     assert d["scope"] == SCOPE
-    assert d["demo"] is False
+    assert d["demo"] is False and d["origin"] == "exchanges"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -895,7 +895,7 @@ def _scope_labels(lang: str, scope: list[str]) -> list[str]:
 def test_demo_text_fits_telegram(demo: Engine, kind: str, lang: str) -> None:
     report = demo_report(demo, kind, lang)
     d = report.data
-    assert d["demo"] is True
+    assert d["demo"] is True and d["origin"] == "demo"
     assert report_text.visible_length(report.caption) <= report_text.CAPTION_LIMIT
     assert report_text.visible_length(report.details) <= report_text.MESSAGE_LIMIT
     assert_telegram_html(report.caption)
