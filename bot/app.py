@@ -10,7 +10,7 @@ from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAl
 from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
-from bot.handlers import chat, errors, inline, membership, reports
+from bot.handlers import admin, chat, errors, inline, membership, reports
 from bot.push import pipeline_tick
 from bot.services import Services, Throttle
 from marginbot.logging_setup import RedactTokens
@@ -101,7 +101,8 @@ def build_application(
     application = builder.build()
     application.bot_data["services"] = services or build_services(settings, engine)
     application.bot_data["schedule"] = schedule
-    for handler in (*reports.handlers(), *chat.handlers(), *inline.handlers(), *membership.handlers()):
+    for handler in (*reports.handlers(), *chat.handlers(), *admin.handlers(), *inline.handlers(),
+                    *membership.handlers()):
         application.add_handler(handler)
     for handler in chat.fallback_handlers():
         application.add_handler(handler, group=1)

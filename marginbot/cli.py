@@ -1,4 +1,4 @@
-"""The `marginbot` command line: db, ingest, import, demo, report, run, bench."""
+"""The `marginbot` command line: db, ingest, import, demo, report, status, run, bench."""
 
 from __future__ import annotations
 
@@ -123,6 +123,14 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from reports.text import render_status, to_plain
+    from storage.status import read_status
+
+    print(to_plain(render_status(args.lang, read_status(_engine(settings), days=args.days))))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import run
 
@@ -173,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chart", metavar="PATH", help="write the chart PNG here")
     p.add_argument("--json", action="store_true", help="print machine-readable figures")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("status", help="what data is stored, recent ingestion, subscriptions and pushes")
+    p.add_argument("--days", type=_positive_int, default=5, help="recent trade dates of ingestion to list")
+    p.add_argument("--lang", choices=["zh", "en"], default=None)
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("run", help="run the bot (without a token: local chat page on loopback)")
     p.set_defaults(func=cmd_run)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import html
 import re
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from reports import fmt
 from reports.i18n import TEMPLATES_DIR, t
+
+if TYPE_CHECKING:
+    from storage.status import Status
 
 CAPTION_LIMIT = 1024
 MESSAGE_LIMIT = 4096
@@ -49,6 +52,7 @@ def environment(lang: str) -> Environment:
         num=fmt.number,
         arrow=fmt.arrow,
         ordinal=fmt.ordinal,
+        iso=fmt.iso,
     )
     env.globals.update(t=lambda key, **kw: t(lang, key, **kw), lang=lang)
     return env
@@ -75,3 +79,13 @@ def render(kind: str, lang: str, data: dict[str, Any]) -> tuple[str, str]:
     if visible_length(details) > MESSAGE_LIMIT:
         raise ValueError(f"{kind}/{lang} details are {visible_length(details)} characters (limit {MESSAGE_LIMIT})")
     return caption, details
+
+
+def render_status(lang: str, status: Status) -> str:
+    """The operator's status (storage.status.Status) as Telegram HTML in `lang`, one message: lines
+    past the 4,096-character limit (long failure messages on many days) give way to an ellipsis."""
+    body = _squeeze(environment(lang).get_template("status.html.j2").render(s=status))
+    lines = body.splitlines()
+    while visible_length("\n".join(lines)) > MESSAGE_LIMIT - 2:
+        lines.pop()  # whole lines: every tag opens and closes on its own line
+    return "\n".join(lines) + ("\n…" if len(lines) < len(body.splitlines()) else "")

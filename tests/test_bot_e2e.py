@@ -582,10 +582,31 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
         assert h.server.uploads == 3
 
 
+async def test_status_for_admins_only(demo_db: Engine, shared_reports: ReportService) -> None:
+    """/status answers in the admins' chats (ADMIN_CHAT_IDS) with what is stored, subscribed and
+    pushed; anywhere else it is an unknown command."""
+    async with running(demo_db, shared_reports, admin_chat_ids=[ZH_USER]) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/subscribe")
+        await h.write(ZH_USER, ZH_USER, "/status")
+        status = h.server.sent_messages(ZH_USER)[-1].plain_text()  # what the admin reads
+        assert status is not None
+        assert status.startswith("运行状态 · ⚠️ 演示数据\n报告默认日期 2026-11-20 · 采集完整的最新日期 —")
+        assert "两融汇总:2024-01-02 至 2026-11-20" in status and "个股明细:2024-01-02 至 2026-11-20" in status
+        assert "没有采集记录(数据来自演示或导入)" in status
+        assert "订阅:私聊 1 · 群组 0" in status and "还没有推送过" in status
+        await h.write(EN_USER, EN_USER, "/status")
+        await h.write(GROUP, ADMIN, f"/status@{BOT_USERNAME}")  # a group admin is not the bot's admin
+        assert h.texts(EN_USER)[-1] == "Unknown command: /status. Send /help for the list."
+        assert h.texts(GROUP)[-1] == f"不认识这个命令:/status@{BOT_USERNAME}。发送 /help 查看全部命令。"
+
+
 async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportService) -> None:
+    from bot.handlers.admin import ADMIN_COMMANDS
     from bot.handlers.chat import KNOWN_COMMANDS
 
-    assert set(PRIVATE_COMMANDS) | set(GROUP_COMMANDS) | {"start"} == KNOWN_COMMANDS  # none answered "unknown"
+    # none answered "unknown"; /status is the admins' and in no menu
+    assert set(PRIVATE_COMMANDS) | set(GROUP_COMMANDS) | {"start", *ADMIN_COMMANDS} == KNOWN_COMMANDS
     async with running(demo_db, shared_reports) as h:
         private, groups = {"type": "all_private_chats"}, {"type": "all_group_chats"}
         for scope, names in ((private, PRIVATE_COMMANDS), (groups, GROUP_COMMANDS)):

@@ -8,6 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.handlers.admin import ADMIN_COMMANDS
 from bot.handlers.common import Context, chat_language, is_admin, is_group, reply, reply_key
 from bot.handlers.reports import REPORT_COMMANDS, answer_report_args
 from bot.services import services_of
@@ -16,7 +17,7 @@ from reports.i18n import t
 from storage import chats
 
 PUSH_TIMES = ("default", "12:00", "15:30", "20:00")
-KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settings", *REPORT_COMMANDS})
+KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settings", *REPORT_COMMANDS, *ADMIN_COMMANDS})
 
 
 async def start(update: Update, context: Context) -> None:

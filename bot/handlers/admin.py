@@ -1,0 +1,31 @@
+"""/status for the bot's operators: the chats in ADMIN_CHAT_IDS. Anywhere else the command does
+not exist (the unknown-command answer), so strangers learn nothing about the deployment."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import CommandHandler
+
+from bot.handlers.common import Context, chat_language, reply, reply_key
+from bot.services import services_of
+from reports.text import render_status
+from storage.status import read_status
+
+ADMIN_COMMANDS = ("status",)
+
+
+async def status_command(update: Update, context: Context) -> None:
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None or not message.text:
+        return
+    services = services_of(context)
+    if chat.id not in services.settings.admin_chat_ids:
+        await reply_key(update, context, "bot.unknown_command", command=message.text.split()[0][:64])
+        return
+    lang = await chat_language(update, context)
+    status = await services.run(read_status, services.engine)
+    await reply(update, render_status(lang, status))
+
+
+def handlers() -> list:  # type: ignore[type-arg]
+    return [CommandHandler(list(ADMIN_COMMANDS), status_command)]
