@@ -672,6 +672,7 @@ def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any]
     level = series["level"] / 1e12
     ax_level.plot(level.index, level.to_numpy(), color=LINE, linewidth=2)
     ax_level.set_ylabel(t(lang, "chart.rzrqye"))
+    _mark_turning_point(ax_level, level, series.get("turning_point"), lang)
     if ax_change is not None:
         change = series["daily_change"] / (1e8 if lang == "zh" else 1e9)
         width = 0.8 if len(change) < 80 else 1.0
@@ -679,6 +680,25 @@ def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any]
         ax_change.set_ylabel(t(lang, "chart.daily_change"))
         ax_change.axhline(0, color="#444444", linewidth=0.8)
     _dates(ax_level)  # shared x: one set of ticks for both axes
+
+
+def _mark_turning_point(ax: Axes, level: pd.Series, turning: dict[str, Any] | None, lang: str) -> None:
+    """The last turning point of the 20-day change, when it falls inside the window: a triangle on
+    the line in the up or down colour, with a short label (由减转增 / turned up)."""
+    if not turning:
+        return
+    day = pd.Timestamp(turning["date"])
+    if day not in level.index:
+        return
+    up = turning["direction"] == "up"
+    color = up_down_colors(lang)[0 if up else 1]
+    y = float(level.loc[day])
+    ax.plot([day], [y], marker="^" if up else "v", color=color, markersize=9, linestyle="none", zorder=5)
+    # beside the marker on the side the line leaves (below a turn up, above a turn down), to the
+    # right unless the turn is near the window's end, where the label would run off the chart
+    right = level.index.get_loc(day) < 0.75 * len(level)
+    ax.annotate(t(lang, f"chart.turn_{turning['direction']}"), (day, y), xytext=(8 if right else -8, -16 if up else 6),
+                textcoords="offset points", ha="left" if right else "right", fontsize=TICK_SIZE, color=color)
 
 
 def balance_chart(figures: Figures, lang: str) -> bytes:
@@ -695,7 +715,7 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
     band = series["band"].reindex(ratio.index)
     if {"q10", "q90"} <= set(band.columns) and band["q10"].notna().any():
         ax.fill_between(ratio.index, band["q10"].to_numpy(dtype=float), band["q90"].to_numpy(dtype=float),
-                        color=BAND, label=t(lang, "chart.ratio_band"), step="mid")
+                        color=BAND, label=t(lang, "chart.ratio_band"))
     ax.plot(ratio.index, ratio.to_numpy(), color=LINE, linewidth=1.8, label=t(lang, "chart.ratio"))
     if "ma" in series:
         ax.plot(series["ma"].index, series["ma"].to_numpy(), color=ACCENT, linewidth=1.2,

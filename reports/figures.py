@@ -124,7 +124,8 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         exchanges=_exchange_rows(queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day), day),
     )
     window = level.iloc[-days - 1 :]
-    return Figures("balance", data, {"level": window, "daily_change": window.diff().iloc[1:]})
+    return Figures("balance", data, {"level": window, "daily_change": window.diff().iloc[1:],
+                                     "turning_point": data["turning_point"]})
 
 
 _EXCHANGE_FIELDS = ("rzrqye", "rzye", "rqye")
