@@ -16,11 +16,12 @@ fi
 if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check uv
 fi
-# Reinstall only when pyproject.toml changed since the last successful install.
+# The versions the project was tested with (requirements.lock, compiled from pyproject.toml) are the
+# ones a fresh machine gets. Reinstall only when either file changed since the last install.
 stamp=.venv/.marginbot-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing Python packages"
-  .venv/bin/uv pip install -q --python .venv/bin/python -e ".[dev]"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
+  echo "setup: installing Python packages (versions from requirements.lock)"
+  .venv/bin/uv pip install -q --python .venv/bin/python -e ".[dev]" --constraint requirements.lock
   touch "$stamp"
 fi
 

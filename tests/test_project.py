@@ -1,0 +1,46 @@
+"""The set-up a fresh machine gets: requirements.lock pins what pyproject.toml asks for, and the
+environment the tests run in holds exactly those versions."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+_PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)\s*(?:;\s*(.+))?$")
+
+
+def _pins() -> dict[str, str]:
+    """Package -> version pinned in requirements.lock for this interpreter and platform."""
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        match = _PIN.match(line.strip())
+        if match and (match.group(3) is None or Marker(match.group(3)).evaluate()):
+            pins[canonicalize_name(match.group(1).split("[")[0])] = match.group(2)
+    return pins
+
+
+def _declared() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["dev"]]]
+
+
+def test_lock_pins_every_declared_dependency_within_its_range() -> None:
+    pins = _pins()
+    for requirement in _declared():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is in pyproject.toml but not in requirements.lock: recompile the lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (name, pins[name], str(requirement))
+
+
+def test_environment_holds_the_locked_versions() -> None:
+    pins = _pins()
+    names = {canonicalize_name(r.name) for r in _declared()}
+    installed = {name: metadata.version(name) for name in names}
+    assert {name: pins[name] for name in names} == installed
