@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    Message,
+    ReplyParameters,
+)
 from telegram.constants import ParseMode
 
 from bot.services import Services
@@ -16,6 +25,27 @@ from reports.service import RenderedReport
 WINDOWED = tuple(k for k in KINDS if k != "summary")  # the reports a command asks for: all but the push's
 # The windows each report's buttons offer (trade days); a ranking reads best over days, not months.
 WINDOWS = dict.fromkeys(WINDOWED, (20, 60, 250)) | {"top": (1, 5, 20)}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where in a chat an answer goes: the forum topic of the request (None: the chat, or a forum's
+    General topic) and the request it answers, quoted in groups (sent all the same if it is gone)."""
+
+    thread_id: int | None = None
+    reply_to: int | None = None
+
+    def send_kwargs(self, quote: bool = True) -> dict[str, Any]:
+        """The send_* arguments: message_thread_id and, with `quote`, reply_parameters."""
+        out: dict[str, Any] = {}
+        if self.thread_id is not None:
+            out["message_thread_id"] = self.thread_id
+        if quote and self.reply_to is not None:
+            out["reply_parameters"] = ReplyParameters(self.reply_to, allow_sending_without_reply=True)
+        return out
+
+
+NOWHERE_IN_PARTICULAR = Placement()
 
 
 def window_data(kind: str, days: int, code: str | None, on: date | None) -> str:
@@ -56,19 +86,20 @@ async def _photo(services: Services, report: RenderedReport) -> str | bytes:
 
 async def send_report(
     bot: Bot, services: Services, chat_id: int, report: RenderedReport, *, with_buttons: bool = True,
-    reply_to: int | None = None,
+    placement: Placement = NOWHERE_IN_PARTICULAR,
 ) -> Message:
-    """Send chart + caption (and details as a second message when there are any)."""
+    """Send chart + caption (and details as a second message when there are any, in the same topic)."""
     markup = window_keyboard(report) if with_buttons else None
-    message = await send_chart(bot, services, chat_id, report, markup, reply_to)
+    message = await send_chart(bot, services, chat_id, report, markup, placement)
     if report.details:
-        await bot.send_message(chat_id, report.details, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+        await bot.send_message(chat_id, report.details, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
+                               **placement.send_kwargs(quote=False))
     return message
 
 
 async def send_chart(
     bot: Bot, services: Services, chat_id: int, report: RenderedReport,
-    markup: InlineKeyboardMarkup | None = None, reply_to: int | None = None,
+    markup: InlineKeyboardMarkup | None = None, placement: Placement = NOWHERE_IN_PARTICULAR,
 ) -> Message:
     """Send the chart with its caption; the first send of a chart uploads it, the others use its file_id.
 
@@ -83,13 +114,13 @@ async def send_chart(
             if known is None:
                 message = await bot.send_photo(
                     chat_id, report.png or b"", caption=report.caption, parse_mode=ParseMode.HTML,
-                    reply_markup=markup, reply_to_message_id=reply_to,
+                    reply_markup=markup, **placement.send_kwargs(),
                 )
                 await services.remember_file_id(key, message.photo[-1].file_id)
                 return message
     return await bot.send_photo(
         chat_id, known, caption=report.caption, parse_mode=ParseMode.HTML, reply_markup=markup,
-        reply_to_message_id=reply_to,
+        **placement.send_kwargs(),
     )
 
 

@@ -350,6 +350,34 @@ async def test_group_commands_addressing(demo_db: Engine, shared_reports: Report
         assert [n for n in GROUP_COMMANDS if n != "help" and f"\n/{n} " not in h.texts(GROUP)[-1]] == []
 
 
+async def test_groups_get_answers_quoted_and_topics_in_their_topic(demo_db: Engine, shared_reports: ReportService) -> None:
+    """In a group the report quotes the command it answers; in a forum supergroup every answer (chart,
+    details, a one-line error, the settings menu) goes to the topic the command came from,
+    not to General; a window button edits the chart where it is."""
+    forum, topic = -100555, 42
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        asked = await h.write(GROUP, MEMBER, "/sectors")
+        chart, details = h.bot_messages(GROUP)
+        assert chart.photo and chart.reply_to_message_id == asked["message_id"] and chart.message_thread_id is None
+        assert details.reply_to_message_id is None  # the details follow the chart, unquoted
+
+        h.server.add_chat(forum, "supergroup", title="两融论坛", members=[MEMBER], is_forum=True)
+        asked = await h.inject(h.server.inject_message, forum, MEMBER, "/sectors", thread_id=topic)
+        for bad in ("/ratio x", "/settings"):
+            await h.inject(h.server.inject_message, forum, MEMBER, bad, thread_id=topic)
+        await h.inject(h.server.inject_message, forum, MEMBER, "/ratio 20")  # in General
+        chart, details, error, menu, general, general_details = h.bot_messages(forum)
+        assert [m.message_thread_id for m in (chart, details, error, menu)] == [topic] * 4
+        assert chart.reply_to_message_id == asked["message_id"] and details.reply_to_message_id is None
+        assert chart.caption == expected(shared_reports, "sectors").caption
+        assert error.plain_text() == "天数 “x” 无效,请输入 1 到 2500 之间的整数,例如 /ratio 250。"
+        assert general.photo and (general.message_thread_id, general_details.message_thread_id) == (None, None)
+        await h.press(forum, MEMBER, chart.message_id, "w:sectors:60:")
+        edited = h.server.history(forum)[chart.message_id - 1]
+        assert edited.message_id == chart.message_id and edited.edits == 1 and edited.message_thread_id == topic
+
+
 async def test_group_subscription_admins_only_and_membership(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:
         add_people(h)

@@ -123,6 +123,27 @@ async def test_command_reaches_handler_private_and_group(server: BotApiServer, a
     assert second.result["reply_to_message"]["text"] == "/ratio@marginbot_test_bot"  # PTB quotes in groups
 
 
+async def test_forum_topics(server: BotApiServer, bot: Bot) -> None:
+    """A supergroup with topics: a user's message carries its topic; a send names one (a chat without
+    topics refuses that, as Telegram does) or inherits the topic of the message it replies to."""
+    forum = -100777
+    server.add_chat(forum, "supergroup", title="两融论坛", members=[USER], is_forum=True)
+    asked = server.inject_message(forum, USER, "/ratio", thread_id=42)
+    assert asked["message_thread_id"] == 42 and asked["is_topic_message"] is True
+    assert asked["chat"]["is_forum"] is True
+    sent = await bot.send_message(forum, "in the topic", message_thread_id=42)
+    assert (sent.message_thread_id, sent.is_topic_message) == (42, True)
+    answer = await bot.send_message(forum, "a reply", reply_to_message_id=asked["message_id"])
+    assert answer.message_thread_id == 42  # the topic of the message it answers
+    general = await bot.send_message(forum, "general")
+    assert general.message_thread_id is None and not general.is_topic_message
+    with pytest.raises(BadRequest, match="(?i)message thread not found"):
+        await bot.send_message(GROUP, "no topics here", message_thread_id=42)
+    with pytest.raises(ValueError, match="has no topics"):
+        server.inject_message(GROUP, 5002, "hi", thread_id=42)
+    assert [m.message_thread_id for m in server.history(forum)] == [42, 42, 42, None]
+
+
 async def test_photo_upload_then_reuse_and_download(server: BotApiServer, bot: Bot) -> None:
     chart = png(1200, 600)
     first = await bot.send_photo(USER, photo=chart, caption="融资余额")

@@ -9,7 +9,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.handlers.admin import ADMIN_COMMANDS
-from bot.handlers.common import Context, chat_language, is_admin, is_group, reply, reply_key
+from bot.handlers.common import Context, chat_language, is_admin, is_group, placement, reply, reply_key
 from bot.handlers.reports import REPORT_COMMANDS, answer_report_args
 from bot.services import services_of
 from reports import securities
@@ -88,7 +88,7 @@ async def settings_command(update: Update, context: Context) -> None:
     services = services_of(context)
     await chat.send_message(
         await _settings_text(context, chat.id, lang), parse_mode=ParseMode.HTML,
-        reply_markup=_settings_keyboard(lang, services.settings.push_time),
+        reply_markup=_settings_keyboard(lang, services.settings.push_time), **placement(update).send_kwargs(),
     )
 
 

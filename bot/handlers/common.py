@@ -8,6 +8,7 @@ from telegram import Chat, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.ext import ContextTypes
 
+from bot.sending import Placement
 from bot.services import services_of
 from reports.i18n import pick_language, t
 from storage import chats
@@ -33,10 +34,21 @@ async def chat_language(update: Update, context: Context) -> str:
 
 
 async def reply(update: Update, text: str) -> None:
-    """Answer in the chat of the update (HTML parse mode)."""
+    """Answer in the chat of the update (HTML parse mode), in the topic it came from."""
     chat = update.effective_chat
     if chat is not None:
-        await chat.send_message(text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+        await chat.send_message(text, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
+                                **placement(update).send_kwargs())
+
+
+def placement(update: Update) -> Placement:
+    """Where the answer to `update` goes: the forum topic of its message (a command in a topic is
+    answered there, not in General) and, in groups, a reply to the command that asked."""
+    message, chat = update.effective_message, update.effective_chat
+    thread = message.message_thread_id if message is not None and message.is_topic_message else None
+    asked = update.message  # a user's message; a button press's message is the bot's own
+    quote = asked.message_id if asked is not None and chat is not None and is_group(chat) else None
+    return Placement(thread, quote)
 
 
 async def reply_key(update: Update, context: Context, key: str, **params: object) -> None:

@@ -10,7 +10,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
-from bot.handlers.common import Context
+from bot.handlers.common import Context, placement
 from bot.services import services_of
 from marginbot.logging_setup import redact
 from reports.i18n import pick_language, t
@@ -35,7 +35,7 @@ async def on_error(update: object, context: Context) -> None:
         except Exception:  # the database may be what failed; the user's language will do
             log.warning("could not read the chat's language for the apology")
         try:
-            await update.effective_chat.send_message(t(lang, "bot.error"))
+            await update.effective_chat.send_message(t(lang, "bot.error"), **placement(update).send_kwargs())
         except TelegramError:
             log.warning("could not send the apology to chat %s", update.effective_chat.id)
     if not services.settings.admin_chat_ids or error is None:

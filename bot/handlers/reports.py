@@ -11,7 +11,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.arguments import ArgumentError, parse_report_args
-from bot.handlers.common import Context, chat_language, reply, reply_key
+from bot.handlers.common import Context, chat_language, placement, reply, reply_key
 from bot.sending import edit_report, parse_window_data, send_report
 from bot.services import services_of
 from reports.errors import ReportError
@@ -68,7 +68,7 @@ async def render_and_send(update: Update, context: Context, kind: str, lang: str
     except ReportError as exc:
         await reply(update, html.escape(exc.message(lang)))
         return
-    await send_report(context.bot, services, chat.id, report)
+    await send_report(context.bot, services, chat.id, report, placement=placement(update))
 
 
 async def window_button(update: Update, context: Context) -> None:

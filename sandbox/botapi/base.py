@@ -124,6 +124,8 @@ class _ServerBase:
             snapshot.pop("reply_to_message", None)  # Telegram nests replies one level only
             message.reply_to_message_id = reply_to.message_id
             message.extra["reply_to_message"] = snapshot
+            if message.message_thread_id is None:  # a reply goes to the topic of what it answers
+                message.message_thread_id = reply_to.message_thread_id
         chat.next_message_id += 1
         chat.messages[message.message_id] = message
         return message

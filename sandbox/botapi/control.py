@@ -87,15 +87,19 @@ class _ControlApi(_ServerBase):
         admins: Iterable[int | dict[str, Any]] = (),
         creator: int | dict[str, Any] | None = None,
         bot_status: str = "member",
+        is_forum: bool = False,
     ) -> ChatState:
         """Register a chat. ``members``/``admins``/``creator`` answer getChatMember and getChatAdministrators.
 
         A private chat's id is its user's id; the user is registered if unknown. ``bot_status``
-        is the bot's own membership ("member", "administrator", "left", "kicked").
+        is the bot's own membership ("member", "administrator", "left", "kicked"). ``is_forum``: a
+        supergroup with topics.
         """
         if type not in ("private", "group", "supergroup", "channel"):
             raise ValueError(f"unknown chat type {type!r}")
-        chat = ChatState(chat_id, type, title=title, username=username, bot_status=bot_status)
+        if is_forum and type != "supergroup":
+            raise ValueError("only a supergroup can have topics")
+        chat = ChatState(chat_id, type, title=title, username=username, bot_status=bot_status, is_forum=is_forum)
         if type == "private":
             user = self._user(chat_id)
             chat.first_name = user["first_name"]
@@ -138,12 +142,16 @@ class _ControlApi(_ServerBase):
         text: str,
         *,
         reply_to_message_id: int | None = None,
+        thread_id: int | None = None,
     ) -> dict[str, Any]:
-        """A user writes ``text`` in a chat; returns the ``Message`` object delivered to the bot.
+        """A user writes ``text`` in a chat (in forum topic ``thread_id``); returns the ``Message``
+        object delivered to the bot.
 
         A leading command (``/ratio`` or ``/ratio@botname``) gets a ``bot_command`` entity.
         """
         chat = self._known_chat(chat_id)
+        if thread_id is not None and not chat.is_forum:
+            raise ValueError(f"chat {chat_id} has no topics")
         user = self._user(from_user)
         if chat.is_group and chat.members.get(int(user["id"])) in (None, "left", "kicked"):
             chat.members[int(user["id"])] = "member"
@@ -152,7 +160,8 @@ class _ControlApi(_ServerBase):
         if match and (match.end() == len(text) or text[match.end()].isspace()):
             entities = [{"type": "bot_command", "offset": 0, "length": _utf16_len(match.group())}]
         reply_to = chat.messages.get(reply_to_message_id) if reply_to_message_id is not None else None
-        message = self._new_message(chat, user, text=text, entities=entities, reply_to=reply_to)
+        message = self._new_message(chat, user, text=text, entities=entities, reply_to=reply_to,
+                                    message_thread_id=thread_id)
         payload = message.to_api()
         self._push_update("message", payload, chat.id)
         return payload

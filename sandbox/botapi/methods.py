@@ -34,6 +34,15 @@ class _BotApiMethods(_FileStore):
             raise ApiError(400, "Bad Request: message to be replied not found")
         return target
 
+    def _topic(self, params: dict[str, Any], chat: ChatState) -> int | None:
+        """The forum topic a send names (message_thread_id); Telegram refuses one in a chat without topics."""
+        thread = params.get("message_thread_id")
+        if thread is None:
+            return None
+        if not chat.is_forum:
+            raise ApiError(400, "Bad Request: message thread not found")
+        return int(thread)
+
     def _message_for_edit(self, params: dict[str, Any]) -> StoredMessage | None:
         if params.get("inline_message_id"):
             return None
@@ -132,6 +141,7 @@ class _BotApiMethods(_FileStore):
             parse_mode=p.get("parse_mode"),
             reply_markup=p.get("reply_markup"),
             reply_to=self._reply_target(p, chat),
+            message_thread_id=self._topic(p, chat),
         )
         self._emit("message", chat.id, message)
         return message.to_api()
@@ -156,6 +166,7 @@ class _BotApiMethods(_FileStore):
             reply_markup=p.get("reply_markup"),
             media_source=call.media_source,
             reply_to=self._reply_target(p, chat),
+            message_thread_id=self._topic(p, chat),
             **content(stored),
         )
         self._emit("message", chat.id, message)
@@ -187,6 +198,7 @@ class _BotApiMethods(_FileStore):
                 media_source=call.media_source,
                 media_group_id=group_id,
                 reply_to=self._reply_target(p, chat),
+            message_thread_id=self._topic(p, chat),
             )
             self._emit("message", chat.id, message)
             results.append(message.to_api())

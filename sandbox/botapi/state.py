@@ -88,6 +88,7 @@ class StoredMessage:
     media_source: str | None = None
     media_group_id: str | None = None
     reply_to_message_id: int | None = None
+    message_thread_id: int | None = None  # the forum topic it was posted in
     edit_date: int | None = None
     edits: int = 0
     deleted: bool = False
@@ -133,6 +134,9 @@ class StoredMessage:
             msg["reply_markup"] = self.reply_markup
         if self.media_group_id is not None:
             msg["media_group_id"] = self.media_group_id
+        if self.message_thread_id is not None:
+            msg["message_thread_id"] = self.message_thread_id
+            msg["is_topic_message"] = True
         if self.edit_date is not None:
             msg["edit_date"] = self.edit_date
         if self.extra:
@@ -154,6 +158,7 @@ class ChatState:
     blocked: str | None = None  # 403 description while the chat is blocked
     migrated_to: int | None = None
     migrated_from: int | None = None
+    is_forum: bool = False  # a supergroup with topics: messages carry a message_thread_id
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     next_message_id: int = 1
 
@@ -162,6 +167,8 @@ class ChatState:
         chat: dict[str, Any] = {"id": self.id, "type": self.type}
         if self.title is not None:
             chat["title"] = self.title
+        if self.is_forum:
+            chat["is_forum"] = True
         if self.username is not None:
             chat["username"] = self.username
         if self.first_name is not None:
