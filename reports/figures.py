@@ -197,8 +197,14 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     band = balance.rolling_quantiles(pct, window=750, min_periods=60)
     ma = ratio.moving_average(pct, 20)
     data = _base(engine, "ratio", day)
+    # The exchanges the margin figures cover whose turnover the denominator lacks: BSE where none is
+    # stored (it publishes no turnover history; its purchases stay in the numerator, the share reads high).
+    covered = list(models.EXCHANGES) if data["scope"] == ["ALL"] else data["scope"]
+    on_day = turnover.loc[pd.Timestamp(day)]
+    missing = [e for e in covered if pd.isna(on_day[e]) and (e != "BSE" or day >= models.BSE_MARGIN_START)]
     data.update(
         days=days,
+        turnover_missing=missing,
         ratio_pct=_num(last["ratio_pct"]),
         numerator=_num(last["numerator"]),
         turnover=_num(last["turnover"]),

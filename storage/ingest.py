@@ -64,7 +64,7 @@ OPTIONAL_MAX_ATTEMPTS = 5
 DONE, PENDING, FAILED = "done", "pending", "failed"
 
 MARGIN_START = date(2010, 3, 31)  # first day of margin trading on SSE and SZSE
-BSE_MARGIN_START = date(2022, 12, 12)  # first day of margin trading on BSE
+BSE_MARGIN_START = models.BSE_MARGIN_START
 _SOURCE_START = {"bse_summary": BSE_MARGIN_START, "bse_detail": BSE_MARGIN_START,
                  "sse_turnover": SSE_DEAL_DAILY_START}
 DEFAULT_BACKFILL_DAYS = 60

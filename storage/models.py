@@ -12,6 +12,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 EXCHANGES = ("SSE", "SZSE", "BSE")
+BSE_MARGIN_START = date(2022, 12, 12)  # first day of margin trading on BSE: no BSE in the market before
 # 64-bit ids on PostgreSQL; SQLite only autoincrements an INTEGER PRIMARY KEY.
 BIGID = BigInteger().with_variant(Integer(), "sqlite")
 # "ALL" rows come from sources that only know the whole market (Eastmoney's account history).

@@ -275,7 +275,7 @@ def test_ratio_hand_computed(small: Engine) -> None:
     assert d["ratio_pct"] == pytest.approx((91e9 + 3.64e9) / 910e9 * 100)
     assert d["ratio_pct"] == pytest.approx(10.4)
     assert d["rqmce_included"] is True
-    assert d["turnover_a_share_only"] is True
+    assert d["turnover_a_share_only"] is True and d["turnover_missing"] == []
     assert d["percentile_3y"] == pytest.approx(100.0)  # 10.4 is the highest value
     # 20-day mean over days 10..29: four cycles of 10.0..10.4, day 28 (10.3) read as 10.0
     assert d["ma20"] == pytest.approx(10 + (4 * 1.0 - 0.3) / 20)
@@ -286,6 +286,21 @@ def test_ratio_hand_computed(small: Engine) -> None:
     for i, point in enumerate(d["series"]):
         expected = 10.0 if DAYS[i] == NO_ALL_DAY else 10 + 0.1 * (i % 5)
         assert point["ratio_pct"] == pytest.approx(expected), DAYS[i]
+
+
+def test_ratio_without_beijing_turnover_says_it_reads_high(sqlite_engine: Engine) -> None:
+    """BSE's margin figures are in the market but its turnover is not stored (it publishes no history):
+    the denominator is SSE + SZSE, and the report says the share reads slightly high."""
+    populate(sqlite_engine)
+    with session_scope(sqlite_engine) as session:
+        session.execute(delete(models.Turnover).where(models.Turnover.exchange == "BSE"))
+        bump_data_version(session)
+    d = data(sqlite_engine, "ratio")
+    assert d["turnover"] == pytest.approx(900e9) and d["turnover_missing"] == ["BSE"]
+    assert d["ratio_pct"] == pytest.approx((91e9 + 3.64e9) / 900e9 * 100)
+    zh, en = (report_text.render("ratio", lang, d)[1] for lang in ("zh", "en"))
+    assert "北交所没有成交额数据,分母不含北交所成交额,占比略偏高。" in zh
+    assert "Beijing publishes no turnover: the denominator leaves it out, so the share reads slightly high." in en
 
 
 def test_ratio_window_sets_series_length(small: Engine) -> None:

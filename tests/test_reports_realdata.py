@@ -102,6 +102,7 @@ def test_ratio_2015_mean(real: Engine) -> None:
     # no 融券卖出额 in the file: the numerator is 融资买入额 alone, and the report says so
     assert d["rqmce_included"] is False
     assert d["turnover_a_share_only"] is False
+    assert d["turnover_missing"] == []  # no Beijing exchange in 2015: nothing is missing
     in_2015 = [p["ratio_pct"] for p in d["series"] if p["date"].startswith("2015")]
     assert len(in_2015) == 244  # every 2015 trade date
     assert sum(in_2015) / len(in_2015) == pytest.approx(12.7, abs=0.3)
