@@ -16,12 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from telegram import Bot
+from telegram import Bot, Message
 from telegram.constants import ParseMode
-from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot.sending import send_chart
+from bot.sending import Placement, send_chart
 from bot.services import Services, services_of
 from marginbot.settings import TIMEZONE
 from reports.errors import ReportError
@@ -126,7 +126,7 @@ class Pusher:
     async def _deliver(self, item: chats.Claim, report: RenderedReport, result: PushResult) -> None:
         engine, run = self.services.engine, self.services.run
         try:
-            message = await send_chart(self.bot, self.services, item.chat_id, report)
+            message = await self._send(item, report)
         except Forbidden as exc:
             await run(chats.deactivate, engine, item.chat_id, f"forbidden: {exc.message}")
             await run(chats.finish, engine, item.delivery_id, "failed", None, f"forbidden: {exc.message}")
@@ -148,6 +148,19 @@ class Pusher:
             return
         await run(chats.finish, engine, item.delivery_id, "sent", message.message_id)
         result.sent += 1
+
+    async def _send(self, item: chats.Claim, report: RenderedReport) -> Message:
+        """The summary to the chat, in the forum topic it subscribed from; a topic deleted since then
+        is forgotten and the push goes to General (now and from then on)."""
+        try:
+            return await send_chart(self.bot, self.services, item.chat_id, report,
+                                    placement=Placement(thread_id=item.thread_id))
+        except BadRequest as exc:
+            if item.thread_id is None or "thread not found" not in exc.message.lower():
+                raise
+            log.warning("chat %s: push topic %s is gone; pushing to General", item.chat_id, item.thread_id)
+            await self.services.run(chats.clear_push_thread, self.services.engine, item.chat_id)
+            return await send_chart(self.bot, self.services, item.chat_id, report)
 
     async def _retry_or_fail(self, item: chats.Claim, error: str, result: PushResult) -> None:
         final = item.attempts >= self.max_attempts

@@ -49,14 +49,25 @@ def _ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, langu
         return chat
 
 
-def set_subscribed(engine: Engine, chat_id: int, subscribed: bool) -> bool:
-    """Set the subscription; returns True when it changed."""
+def set_subscribed(engine: Engine, chat_id: int, subscribed: bool, thread_id: int | None = None) -> bool:
+    """Set the subscription, and where a subscribing forum's push goes (`thread_id`: the topic it
+    subscribed from; None: the chat, or General); returns True when either changed."""
     with session_scope(engine) as session:
         chat = session.get(models.Chat, chat_id)
-        if chat is None or (chat.subscribed == subscribed and chat.active):
+        moved = subscribed and chat is not None and chat.push_thread_id != thread_id
+        if chat is None or (chat.subscribed == subscribed and chat.active and not moved):
             return False
         chat.subscribed, chat.active, chat.updated_at = subscribed, True, _now()
+        if subscribed:
+            chat.push_thread_id = thread_id
         return True
+
+
+def clear_push_thread(engine: Engine, chat_id: int) -> None:
+    """The push's topic is gone (deleted): the chat's push goes to General from now on."""
+    with session_scope(engine) as session:
+        session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id)
+                        .values(push_thread_id=None, updated_at=_now()))
 
 
 def set_language(engine: Engine, chat_id: int, language: str) -> None:
@@ -133,6 +144,7 @@ class Claim:
     chat_id: int
     language: str
     attempts: int
+    thread_id: int | None = None  # the forum topic the chat's push goes to
 
 
 def plan_deliveries(engine: Engine, trade_date: date, local_now: time, default_time: time) -> int:
@@ -200,10 +212,15 @@ def claim(engine: Engine, trade_date: date, worker: str, limit: int, lease: time
         ).all()
         if not rows:
             return []
-        languages = dict(session.execute(
-            select(models.Chat.chat_id, models.Chat.language).where(models.Chat.chat_id.in_([r[1] for r in rows]))
-        ).all())
-    return [Claim(int(r[0]), int(r[1]), languages.get(r[1], "zh"), int(r[2])) for r in rows]
+        where = {chat_id: (language, thread) for chat_id, language, thread in session.execute(
+            select(models.Chat.chat_id, models.Chat.language, models.Chat.push_thread_id)
+            .where(models.Chat.chat_id.in_([r[1] for r in rows]))
+        ).all()}
+    claims = []
+    for delivery_id, chat_id, attempts in rows:
+        language, thread = where.get(chat_id, ("zh", None))
+        claims.append(Claim(int(delivery_id), int(chat_id), language, int(attempts), thread))
+    return claims
 
 
 def finish(engine: Engine, delivery_id: int, status: str, message_id: int | None = None, error: str = "") -> None:

@@ -228,6 +228,8 @@ class Chat(SQLModel, table=True):
     language: str = Field(default="zh", max_length=4)
     push_time: time | None = None  # None = as soon as the day is complete (default push time)
     subscribed: bool = False
+    # The forum topic the push goes to (the one /subscribe was sent in); None: the chat, or General.
+    push_thread_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     active: bool = True  # False after 403 (blocked, kicked)
     deactivated_reason: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=_now)

@@ -702,6 +702,37 @@ async def test_daily_push_once_per_chat_upload_once(engine: Engine, shared_repor
         assert chats.delivery_counts(engine, DATA_DATE) == {"sent": 4}
 
 
+async def test_a_forum_subscribed_from_a_topic_gets_its_push_there(demo_db: Engine, shared_reports: ReportService) -> None:
+    """/subscribe in a forum topic: the push goes to that topic; once the topic is deleted, the next
+    push goes to General (and the stored topic is forgotten), none is lost."""
+    forum, topic = -100666, 42
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        h.server.add_chat(forum, "supergroup", title="两融论坛", members=[MEMBER], admins=[ADMIN], is_forum=True)
+        await h.inject(h.server.inject_message, forum, ADMIN, "/subscribe", thread_id=topic)
+        [confirmed] = h.bot_messages(forum)
+        assert confirmed.message_thread_id == topic and confirmed.plain_text() == t(
+            "zh", "bot.subscribed_topic", time="00:00")
+        assert stored_chat(demo_db, forum).push_thread_id == topic  # type: ignore[union-attr]
+
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and result.sent == 1
+        [pushed] = h.photos(forum)
+        assert pushed.message_thread_id == topic
+        assert pushed.caption == expected(shared_reports, "summary", on=DATA_DATE).caption
+
+        h.server.delete_topic(forum, topic)
+        earlier = date(2026, 11, 19)
+        result = await push_now(h.app, earlier)  # type: ignore[arg-type]
+        assert result is not None and (result.sent, result.failed, result.retried) == (1, 0, 0)
+        refused, general = h.server.calls_for("sendPhoto", forum)[-2:]
+        assert not refused.ok and refused.params["message_thread_id"] == topic
+        assert general.ok and "message_thread_id" not in general.params
+        assert h.photos(forum)[-1].message_thread_id is None
+        assert stored_chat(demo_db, forum).push_thread_id is None  # type: ignore[union-attr]
+        assert chats.delivery_counts(demo_db, earlier) == {"sent": 1}
+
+
 async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService) -> None:
     blocked, limited, flaky, broken, fine = 2001, 2002, 2003, 2004, 2005
     old_group, new_group = -4002, -1004002

@@ -55,6 +55,21 @@ def test_set_subscribed_reports_changes(engine: Engine) -> None:
     assert chats.subscriber_count(engine) == 1
 
 
+def test_a_forum_topic_takes_the_push(engine: Engine) -> None:
+    chats.ensure_chat(engine, -100, "supergroup", "forum", "zh")
+    assert chats.set_subscribed(engine, -100, True, thread_id=42) is True
+    assert chats.set_subscribed(engine, -100, True, thread_id=42) is False  # already, from that topic
+    assert chats.set_subscribed(engine, -100, True, thread_id=7) is True  # subscribed again elsewhere: moved
+    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    [claimed] = chats.claim(engine, DAY, "w", limit=1)
+    assert (claimed.chat_id, claimed.thread_id) == (-100, 7)
+    chats.clear_push_thread(engine, -100)  # the topic was deleted
+    stored = chats.get_chat(engine, -100)
+    assert stored is not None and stored.push_thread_id is None and stored.subscribed
+    assert chats.set_subscribed(engine, -100, False) is True
+    assert chats.set_subscribed(engine, -100, True) is True  # from General
+
+
 def test_plan_deliveries_by_push_time_and_only_once(engine: Engine) -> None:
     _subscribe(engine, 1)  # default time (09:00)
     _subscribe(engine, 2, push_time=time(8, 0))  # earlier than the default

@@ -40,11 +40,13 @@ async def subscribe(update: Update, context: Context) -> None:
         await reply_key(update, context, "bot.admins_only")
         return
     services = services_of(context)
-    changed = await services.run(chats.set_subscribed, services.engine, chat.id, True)
+    topic = placement(update).thread_id  # subscribed from a forum topic: the push goes there
+    changed = await services.run(chats.set_subscribed, services.engine, chat.id, True, topic)
     if changed:
         stored = await services.run(chats.get_chat, services.engine, chat.id)
         when = stored.push_time if stored and stored.push_time else services.settings.push_time
-        await reply_key(update, context, "bot.subscribed", time=when.strftime("%H:%M"))
+        await reply_key(update, context, "bot.subscribed_topic" if topic is not None else "bot.subscribed",
+                        time=when.strftime("%H:%M"))
     else:
         await reply_key(update, context, "bot.already_subscribed")
 

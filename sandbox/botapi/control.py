@@ -117,6 +117,14 @@ class _ControlApi(_ServerBase):
         return chat
 
     @_threadsafe
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """An admin deletes a forum topic: later sends to it fail with "message thread not found"."""
+        chat = self._known_chat(chat_id)
+        if not chat.is_forum:
+            raise ValueError(f"chat {chat_id} has no topics")
+        chat.deleted_topics.add(thread_id)
+
+    @_threadsafe
     def set_member_status(self, chat_id: int, user: int | dict[str, Any], status: str) -> None:
         """Change one user's membership status in a registered group."""
         _member_json({}, status)  # validates the status

@@ -39,7 +39,7 @@ class _BotApiMethods(_FileStore):
         thread = params.get("message_thread_id")
         if thread is None:
             return None
-        if not chat.is_forum:
+        if not chat.is_forum or int(thread) in chat.deleted_topics:
             raise ApiError(400, "Bad Request: message thread not found")
         return int(thread)
 

@@ -159,6 +159,7 @@ class ChatState:
     migrated_to: int | None = None
     migrated_from: int | None = None
     is_forum: bool = False  # a supergroup with topics: messages carry a message_thread_id
+    deleted_topics: set[int] = field(default_factory=set)  # sends to these get "message thread not found"
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     next_message_id: int = 1
 
