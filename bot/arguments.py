@@ -1,7 +1,9 @@
-"""Arguments of the report commands: `/ratio 250`, `/sectors 20 2024-09-30`, `/stock 600519 60 2024-09-30`.
+"""Arguments of the report commands: `/ratio 250`, `/sectors 20 2024-09-30`, `/stock 600519 60 2024-09-30`,
+`/top 5 电子`.
 
-After the code (for /stock), at most one window (trade days) and one date, in either order. A word
-that looks like a date (see looks_like_date) is read as one; any other word as a window.
+After the code (for /stock), at most one window (trade days) and one date, in either order; /top
+also takes one sector (a word with a letter or 汉字 in it). A word that looks like a date (see
+looks_like_date) is read as one; any other word as a window.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def parse_days(kind: str, word: str) -> int:
 
 
 def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
-    """The code (for `stock`), window and date of a report command; ArgumentError for bad ones."""
+    """The code (for `stock`; for `top`, the sector), window and date of a report command;
+    ArgumentError for bad ones."""
     code: str | None = None
     if kind == "stock":
         if not words:
@@ -84,6 +87,10 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
                 on = parse_date(word)
             except ValueError:
                 raise ArgumentError("error.bad_date", date=shown) from None
+        elif kind == "top" and not word.lstrip("+-").isdigit():  # a sector's name: 电子, 医药, Banks
+            if code is not None:
+                raise ArgumentError("bot.too_many_arguments", example=f"{example} 电子")
+            code = word
         else:
             if days is not None:
                 raise ArgumentError("bot.too_many_arguments", example=f"{example} {DATE_EXAMPLE}")

@@ -853,7 +853,11 @@ def top_chart(figures: Figures, lang: str) -> bytes:
                            [None if r["change_pct"] is None else fmt_pct(r["change_pct"], signed=True) for r in rows], lang)
     days = figures.data["days"]
     labels.ax.set_xlabel(t(lang, "chart.sector_change", days=days))
-    _arrange(fig, [[_Cell(ax, t(lang, "chart.top_title", days=days), xlabel=True, names=labels.names)]])
+    title = t(lang, "chart.top_title", days=days)
+    sector = figures.data.get("sector")
+    if sector:  # the ranking inside one sector: name it first
+        title = f"{sector['name'] if lang == 'zh' else sector['name_en']} · {title}"
+    _arrange(fig, [[_Cell(ax, title, xlabel=True, names=labels.names)]])
     _fit_bar_labels(labels)
     return _finish(fig, figures, lang)
 

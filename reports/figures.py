@@ -458,14 +458,23 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     return Figures("stock", data, {"history": window})
 
 
-def top_figures(engine: Engine, day: date, days: int) -> Figures:
+def top_figures(engine: Engine, day: date, days: int, sector: str | None = None) -> Figures:
     """The stocks whose 融资余额 rose and fell most over `days` trade days (funds excluded; the change
-    is the stocks' 融资净买入 over those days), each list TOP_COUNT long."""
+    is the stocks' 融资净买入 over those days), each list TOP_COUNT long; with `sector` (a level-1
+    code), among the stocks classed in it on `day`: what drove the sector's shift."""
     now = queries.financing_balances_on(engine, day, stocks_only=True)
     if now.empty:
         raise ReportError("no_stock_detail", date=day.isoformat())
     since = queries.nth_date_before(engine, day, days)
     then = queries.financing_balances_on(engine, since, stocks_only=True)
+    named = None
+    if sector is not None:
+        members = queries.sector_members(engine, sector, day)
+        now, then = now[now.index.isin(members)], then[then.index.isin(members)]
+        names_zh, names_en = _industry_names(engine)
+        named = {"code": sector, "name": names_zh.get(sector, sector), "name_en": names_en.get(sector, sector)}
+        if now.empty:
+            raise ReportError("no_sector_stocks", sector=named["name"], date=day.isoformat())
     if len(queries.trade_dates(engine, since, day)) <= days or then.empty:
         raise ReportError("not_enough_history", date=day.isoformat(), days=days)
     risers, fallers = stocks.balance_change_ranking(now, then, TOP_COUNT)
@@ -478,6 +487,8 @@ def top_figures(engine: Engine, day: date, days: int) -> Figures:
     data = _base(engine, "top", day)
     data.update(
         days=days,
+        code=sector,  # as the stock report's code: the window buttons and the chart's file_id key carry it
+        sector=named,
         since=since.isoformat(),
         compared=int(now.dropna().index.intersection(then.dropna().index).size),
         risers=listed(risers),
@@ -532,6 +543,8 @@ def build(
         on = resolve_date(engine, day)
         if kind == "stock":
             return stock_figures(engine, on, window, code)
+        if kind == "top":
+            return top_figures(engine, on, window, code)
         if kind in ("signals", "summary"):
             return BUILDERS[kind](engine, on, window, sub)
         return BUILDERS[kind](engine, on, window)

@@ -1,5 +1,6 @@
-"""What the stock report accepts for a security: its 6-digit code, the code as other sites write it
-(600519.SH, SH600519, sz.000001), or its name or part of it (贵州茅台, 茅台)."""
+"""What the reports accept for a security (its 6-digit code, the code as other sites write it:
+600519.SH, SH600519, sz.000001, or its name or part of it: 贵州茅台, 茅台) and for a Shenwan level-1
+sector (its name or part of it in Chinese or English, its code 270000 or its index 801080)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,23 @@ def resolve(engine: Engine, text: str, on: date | None) -> str:
         raise ReportError("ambiguous_security", query=text.strip()[:32],
                           candidates=listed + ["…"] * (len(found) > MAX_CANDIDATES))
     return found[0][0]
+
+
+def sector_code(engine: Engine, text: str) -> str:
+    """The level-1 code (270000) of the sector `text` names: its code, its index symbol, its Chinese
+    or English name (any case), else the one name that contains it; ReportError no_such_sector or
+    ambiguous_sector (the names that contain it, listed)."""
+    wanted = text.strip().lower()
+    names = queries.industry_names(engine)
+    if not wanted or names.empty:
+        raise ReportError("no_such_sector", query=text.strip()[:32])
+    rows = [(code, str(r["name_zh"]), str(r["name_en"]), str(r["index_symbol"])) for code, r in names.iterrows()]
+    for code, zh, en, index in rows:
+        if wanted in (code, index, zh.lower(), en.lower()):
+            return str(code)
+    found = [(code, zh) for code, zh, en, _ in rows if wanted in zh.lower() or wanted in en.lower()]
+    if len(found) == 1:
+        return str(found[0][0])
+    if not found:
+        raise ReportError("no_such_sector", query=text.strip()[:32])
+    raise ReportError("ambiguous_sector", query=text.strip()[:32], candidates=[zh for _, zh in sorted(found)])

@@ -165,6 +165,8 @@ class ReportService:
         """
         if kind == "stock" and code is not None and not CODE_RE.match(code):
             code = securities.resolve(self.engine, code, on)  # 600519.SH, 贵州茅台, 茅台 -> 600519
+        elif kind == "top" and code is not None:
+            code = securities.sector_code(self.engine, code)  # 电子, Electronics, 801080 -> 270000
         version = data_version(self.engine)
         key = (kind, code, on, days, lang, chart, version)
         # the first look does not count a miss: the look under the lock counts it (one per request)

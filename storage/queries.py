@@ -229,6 +229,18 @@ def industry_names(engine: Engine) -> pd.DataFrame:
     return _frame(rows, ["sw_l1_code", "name_zh", "name_en", "index_symbol"]).set_index("sw_l1_code")
 
 
+def sector_members(engine: Engine, sw_l1_code: str, day: date) -> set[str]:
+    """The stocks classed in level-1 sector `sw_l1_code` on `day`, point in time: each stock's class
+    is its row with the latest start_date on or before `day`."""
+    ic = models.IndustryClass
+    latest = (select(ic.code, func.max(ic.start_date).label("start_date")).where(ic.start_date <= day)
+              .group_by(ic.code).subquery())
+    query = select(ic.code).join(latest, and_(ic.code == latest.c.code, ic.start_date == latest.c.start_date)).where(
+        ic.sw_l1_code == sw_l1_code)
+    with engine.connect() as conn:
+        return {code for (code,) in conn.execute(query).all()}
+
+
 def stock_history(engine: Engine, code: str, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """One security's margin detail, index trade_date; empty when the code is unknown."""
     sm = models.StockMargin

@@ -46,6 +46,9 @@ def test_windows_and_codes_are_not_dates(word: str) -> None:
         ("stock", ["600519"], ReportArgs(code="600519")),
         ("stock", ["600519", "2024-09-30", "20"], ReportArgs(code="600519", days=20, on=date(2024, 9, 30))),
         ("stock", ["abc"], ReportArgs(code="abc")),  # the report answers for a bad code (it knows which exist)
+        ("top", ["5", "电子"], ReportArgs(code="电子", days=5)),  # /top takes a sector, in any position
+        ("top", ["Banks", "2024-09-30"], ReportArgs(code="Banks", on=date(2024, 9, 30))),
+        ("top", ["x"], ReportArgs(code="x")),  # a word: a sector the report looks up (and may not find)
     ],
 )
 def test_report_arguments(kind: str, words: list[str], want: ReportArgs) -> None:
@@ -67,6 +70,8 @@ def test_report_arguments(kind: str, words: list[str], want: ReportArgs) -> None
         ("ratio", ["60", "20"], "bot.too_many_arguments", {"example": "/ratio 250 2024-09-30"}),
         ("stock", ["600519", "2024-09-30", "2024-09-27"], "bot.too_many_arguments",
          {"example": "/stock 600519 60 2024-09-30"}),
+        ("top", ["电子", "银行"], "bot.too_many_arguments", {"example": "/top 5 电子"}),
+        ("top", ["0"], "bot.bad_window", {"value": "0", "max": 2500, "example": "/top 5"}),
     ],
 )
 def test_bad_arguments_name_the_answer(kind: str, words: list[str], key: str, params: dict[str, object]) -> None:
@@ -82,6 +87,7 @@ def test_window_button_data_round_trip() -> None:
     assert parse_window_data("w:stock:250:600519:20240930") == ("stock", 250, "600519", date(2024, 9, 30))
     assert max(len(window_data(k, 2500, "600519", date(2024, 9, 30)).encode()) for k in ("balance", "sectors",
                                                                                          "signals", "stock")) <= 64
+    assert parse_window_data(window_data("top", 20, "270000", None)) == ("top", 20, "270000", None)  # a sector
     for bad in ("w:nonsense:60:", "w:ratio:x:", "x:ratio:60:", "w:ratio:60", "w:ratio:60::2024-09-30",
                 "w:ratio:60::20240230", "w:ratio:60:::"):
         with pytest.raises(ValueError):

@@ -564,6 +564,17 @@ async def test_top_ranking_with_its_own_windows(demo_db: Engine, shared_reports:
         await h.write(GROUP, MEMBER, f"/top@{BOT_USERNAME} 20 2025-09-30")
         assert h.photos(GROUP)[-1].caption == expected(shared_reports, "top", days=20, on=date(2025, 9, 30)).caption
 
+        # within one sector: its buttons keep the sector (by code: callback data is short)
+        await h.write(ZH_USER, ZH_USER, "/top 电子 20")
+        sector = h.photos(ZH_USER)[-1]
+        assert sector.caption == expected(shared_reports, "top", code="电子", days=20).caption
+        assert sector.caption.startswith("<b>电子 · 融资余额变化排行 近20日</b>")  # type: ignore[union-attr]
+        assert buttons(sector.reply_markup)[0] == ("1日", "w:top:1:270000")
+        await h.press(ZH_USER, ZH_USER, sector.message_id, "w:top:1:270000")
+        assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "top", code="270000", days=1).caption
+        await h.write(ZH_USER, ZH_USER, "/top 电")
+        assert h.texts(ZH_USER)[-1] == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 /top 5 电子。"
+
 
 async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:

@@ -529,6 +529,45 @@ def test_top_hand_computed(small: Engine) -> None:
     assert "1. 样本银行乙(000002)-1.25 亿元(-7.69%),余额 15.00 亿元" in details
 
 
+def test_top_in_one_sector(small: Engine) -> None:
+    """/top 5 电子: the ranking among the stocks classed in that sector on the day; the sector named
+    by its Chinese or English name (any case), part of one, its code or its index symbol."""
+    service = ReportService(small)
+    for name in ("电子", "electronics", "ELECTRON", "270000", "801080"):
+        d = service.render("top", code=name, days=5, chart=False).data
+        assert d["sector"] == {"code": "270000", "name": "电子", "name_en": "Electronics"}, name
+        # both electronics stocks rose 25e6 a day for five days; nothing in the sector fell
+        assert [(r["code"], r["change"]) for r in d["risers"]] == [("000001", 125e6), ("600001", 125e6)]
+        assert d["fallers"] == [] and d["compared"] == 2
+    # the sector's chart is its own (the bot reuses uploaded charts by this key)
+    assert service.render("top", code="电子", days=5).chart_key != service.render("top", days=5).chart_key
+    assert d["code"] == "270000"
+    banks = service.render("top", code="银行", days=5, lang="en", chart=True)
+    assert [(r["code"], r["change"]) for r in banks.data["fallers"]] == [("000002", -125e6), ("600002", -125e6)]
+    assert banks.data["risers"] == [] and banks.png is not None
+    assert report_text.to_plain(banks.caption).startswith("Banks · Largest 5-day financing balance changes")
+    assert "2 Banks (Shenwan level 1, point in time) stocks" in report_text.to_plain(banks.details)
+    err = _error(small, "top", code="钢铁")  # a level-1 name that is not among the stored industries
+    assert (err.kind, err.params) == ("no_such_sector", {"query": "钢铁"})
+    assert _error(small, "top", code="").kind == "no_such_sector"
+
+
+def test_top_in_a_sector_without_stocks_says_so(sqlite_engine: Engine) -> None:
+    populate(sqlite_engine)
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.IndustryName, [{"sw_l1_code": "230000", "name_zh": "钢铁", "name_en": "Steel",
+                                               "index_symbol": "801040"}])
+        bump_data_version(session)
+    err = _error(sqlite_engine, "top", code="steel")
+    assert (err.kind, err.params) == ("no_sector_stocks", {"sector": "钢铁", "date": LAST.isoformat()})
+
+
+def test_top_sector_names_can_be_ambiguous(demo: Engine) -> None:
+    err = _error(demo, "top", code="电")
+    assert (err.kind, err.params["candidates"]) == ("ambiguous_sector", ["电子", "家用电器", "电力设备"])
+    assert err.message("zh") == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 /top 5 电子。"
+
+
 def test_top_without_per_stock_detail(sqlite_engine: Engine) -> None:
     rows = [{"trade_date": day, "exchange": "ALL", "rzye": 1e12, "rzmre": 80e9, "rqye": 1e10, "rzrqye": 1.01e12}
             for day in DAYS[:5]]
