@@ -475,6 +475,8 @@ def test_sectors_table_lines_up_chinese_names(small: Engine) -> None:
     assert {fmt.display_width(line) for line in lines} == {38}
     en = report_text.render("sectors", "en", data(small, "sectors"))[1]
     assert "Pharma &amp; Biotech    2.00 20.00%   0.00    0.00" in en  # escaped after padding
+    # and the command that lists the stocks behind the largest inflow
+    assert "看行业内个股:/top 20 电子" in details and "A sector's stocks: /top 20 Electronics" in en
 
 
 def test_sectors_short_window(small: Engine) -> None:
