@@ -284,7 +284,7 @@ def _stability(wide: pd.DataFrame, cv: pd.Series, days: int, names_zh: dict[str,
     sectors (up to three each, by CV)."""
     now = sectors.median_stability_cv(wide, 20)
     then = sectors.median_stability_cv(wide.iloc[:-days], 20)
-    ranked = [code for code in cv.dropna().sort_values(kind="stable").index]
+    ranked = list(cv.dropna().sort_values(kind="stable").index)
     named = [{"code": c, "name": names_zh.get(c, c), "name_en": names_en.get(c, c)} for c in ranked]
     change = now - then
     return {
