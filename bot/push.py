@@ -294,10 +294,8 @@ async def _maybe_ingest(application: Application, services: Services, now: datet
 
 
 async def _tell_admins_late(context: ContextTypes.DEFAULT_TYPE, services: Services, day: date) -> None:
-    notified = context.bot_data.setdefault("late_notified", set())
-    if day in notified:
-        return
-    notified.add(day)
+    if not await services.run(chats.first_notice, services.engine, f"late:{day.isoformat()}"):
+        return  # told already (by this worker before a restart, or by another worker)
     cutoff = services.settings.ingest_cutoff_time.strftime("%H:%M")
     steps = await services.run(missing_for, services, day)
 

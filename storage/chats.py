@@ -135,6 +135,18 @@ def subscriber_count(engine: Engine) -> int:
         ).scalar() or 0)
 
 
+def first_notice(engine: Engine, key: str) -> bool:
+    """True for the first claim of a one-time notice (`key`, e.g. the admins' late-data warning of a
+    date), False for every later one: across restarts, and across workers sharing the database (the
+    second insert of the same key fails on the primary key)."""
+    try:
+        with session_scope(engine) as session:
+            session.add(models.DatasetMeta(key=f"notice:{key}"[:32], value=_now().isoformat()))
+        return True
+    except IntegrityError:
+        return False
+
+
 # --- deliveries -------------------------------------------------------------------------------
 
 

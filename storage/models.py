@@ -209,7 +209,8 @@ class IngestStatus(SQLModel, table=True):
 
 
 class DatasetMeta(SQLModel, table=True):
-    """Key/value facts about the stored data: `demo` (true/false), `data_version` (bumped on each write)."""
+    """Key/value facts about the stored data: `demo` (true/false), `data_version` (bumped on each write),
+    and one-time notices already given (`notice:...`, storage.chats.first_notice)."""
 
     __tablename__ = "dataset_meta"
 

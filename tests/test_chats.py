@@ -179,3 +179,24 @@ def test_uploaded_chart_ids(engine: Engine) -> None:
     chats.save_file_id(engine, "summary:zh:2026-11-20:v1", "AgAC-first")
     chats.save_file_id(engine, "summary:zh:2026-11-20:v1", "AgAC-second")  # re-uploaded: the newest id wins
     assert chats.get_file_id(engine, "summary:zh:2026-11-20:v1") == "AgAC-second"
+
+
+def test_a_notice_is_given_once(engine: Engine) -> None:
+    """The admins' late-data warning of a date: the first claim wins, later ones (a restarted worker,
+    another worker) do not; another date is another notice."""
+    assert chats.first_notice(engine, "late:2026-11-23") is True
+    assert chats.first_notice(engine, "late:2026-11-23") is False
+    assert chats.first_notice(engine, "late:2026-11-24") is True
+    results: list[bool] = []
+    start = threading.Barrier(4)
+
+    def claim() -> None:
+        start.wait()
+        results.append(chats.first_notice(engine, "late:2026-11-25"))
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == [False, False, False, True]
