@@ -33,6 +33,7 @@ from storage.database import make_engine, session_scope, upgrade
 log = logging.getLogger(__name__)
 TOKEN = "424242424:BenchTokenForTheStandInServerOnly_0001"
 CACHE_DIR = Path("var/bench")
+REPLY_TIMEOUT = 60.0  # seconds a /ratio may take before the benchmark gives up on it
 
 
 def _demo_database() -> Path:
@@ -155,6 +156,9 @@ async def _command_latency(settings: Any, engine: Any, server: BotApiServer, sam
                 started = time.perf_counter()
                 server.inject_message(777, user, "/ratio")
                 while len(server.calls_for("sendPhoto", 777)) <= before:
+                    if time.perf_counter() - started > REPLY_TIMEOUT:  # the bot answered otherwise, or not at all
+                        said = [m.plain_text() for m in server.sent_messages(777)[-1:]]
+                        raise RuntimeError(f"/ratio got no chart within {REPLY_TIMEOUT:.0f} s; the bot said {said}")
                     await asyncio.sleep(0.002)
                 out[mode].append((time.perf_counter() - started) * 1000)
     finally:
