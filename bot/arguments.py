@@ -2,8 +2,8 @@
 `/top 5 电子`.
 
 After the code (for /stock), at most one window (trade days) and one date, in either order; /top
-also takes one sector (a word with a letter or 汉字 in it). A word that looks like a date (see
-looks_like_date) is read as one; any other word as a window.
+also takes a sector (its words are those that are neither a number nor a date: "Food & Beverage").
+A word that looks like a date (see looks_like_date) is read as one; any other word as a window.
 """
 
 from __future__ import annotations
@@ -87,10 +87,8 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
                 on = parse_date(word)
             except ValueError:
                 raise ArgumentError("error.bad_date", date=shown) from None
-        elif kind == "top" and not word.lstrip("+-").isdigit():  # a sector's name: 电子, 医药, Banks
-            if code is not None:
-                raise ArgumentError("bot.too_many_arguments", example=f"{example} 电子")
-            code = word
+        elif kind == "top" and not word.lstrip("+-").isdigit():  # a sector's name: 电子, 医药, Food & Beverage
+            code = word if code is None else f"{code} {word}"
         else:
             if days is not None:
                 raise ArgumentError("bot.too_many_arguments", example=f"{example} {DATE_EXAMPLE}")

@@ -535,7 +535,7 @@ def test_top_in_one_sector(small: Engine) -> None:
     """/top 5 电子: the ranking among the stocks classed in that sector on the day; the sector named
     by its Chinese or English name (any case), part of one, its code or its index symbol."""
     service = ReportService(small)
-    for name in ("电子", "electronics", "ELECTRON", "270000", "801080"):
+    for name in ("电子", "electronics", "ELECTRON", "270000", "801080", " Electronics "):
         d = service.render("top", code=name, days=5, chart=False).data
         assert d["sector"] == {"code": "270000", "name": "电子", "name_en": "Electronics"}, name
         # both electronics stocks rose 25e6 a day for five days; nothing in the sector fell
