@@ -619,6 +619,13 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
         query = await h.inline(ZH_USER, want.data["name"])
         assert [r["id"] for r in h.server.inline_answers[query]["results"]] == [stock["id"]]
         assert h.server.uploads == 3
+        # the ranking inside a sector
+        query = await h.inline(ZH_USER, "top 电子")
+        [ranking] = h.server.inline_answers[query]["results"]
+        assert ranking["id"] == "top-270000-2026-11-20-zh" and ranking["title"] == "电子 · 融资余额变化排行(2026-11-20)"
+        assert ranking["caption"] == expected(shared_reports, "top", code="电子").caption
+        query = await h.inline(ZH_USER, "排行 没有这个行业")
+        assert h.server.inline_answers[query]["results"] == []
 
 
 async def test_status_for_admins_only(demo_db: Engine, shared_reports: ReportService) -> None:

@@ -1,5 +1,5 @@
-"""Inline mode: `@bot ratio` (or `@bot 600519`, `@bot 茅台`, `@bot ratio 2024-09-30`) in any chat
-offers the charts as cached photos with captions."""
+"""Inline mode: `@bot ratio` (or `@bot 600519`, `@bot 茅台`, `@bot top 电子`, `@bot ratio 2024-09-30`)
+in any chat offers the charts as cached photos with captions."""
 
 from __future__ import annotations
 
@@ -56,32 +56,41 @@ async def inline_query(update: Update, context: Context) -> None:
     # A bad date offers nothing. Any code or date may be asked, each a render and an upload: counted
     # against the user's allowance of expensive requests (the same as their private chat's); over
     # it, nothing for a while.
+    # "top 电子" / "排行 银行": the ranking inside that sector (the report finds the sector, or nothing)
+    sector = " ".join(words[1:]) if len(words) > 1 and ALIASES.get(words[0], words[0]) == "top" else None
     bad_date = (dates and on is None) or len(dates) > 1
-    asks_render = code is not None or on is not None
+    asks_render = code is not None or on is not None or sector is not None
     if bad_date or (asks_render and services.throttle.check(query.from_user.id) > 0):
         await query.answer([], cache_time=0, is_personal=True)
         return
     wanted: list[tuple[str, str | None]]
     if code is not None:  # "600519" or "stock 600519": that security's chart, or nothing if unknown
         wanted = [("stock", code)]
+    elif sector is not None:
+        wanted = [("top", sector)]
     elif words and words[0] in ALIASES:
         wanted = [(ALIASES[words[0]], None)]
     else:
         wanted = [(k, None) for k in INLINE_REPORTS if not words or k.startswith(words[0])]
         wanted = wanted or [(k, None) for k in INLINE_REPORTS]
     results = []
-    for kind, stock in wanted:
+    for kind, asked in wanted:
         try:
-            report = await services.run(services.reports.render, kind, code=stock, on=on, lang=lang)
+            report = await services.run(services.reports.render, kind, code=asked, on=on, lang=lang)
         except ReportError:
             continue
         file_id = await _ensure_uploaded(context, services, report)
         if file_id is None:
             continue
-        title = t(lang, f"titles.{kind}") if stock is None else f"{report.data['name']} {stock}"
+        found = report.data.get("code")  # the security's code, or the sector's: what was asked, resolved
+        title = t(lang, f"titles.{kind}")
+        if kind == "stock":
+            title = f"{report.data['name']} {found}"
+        elif report.data.get("sector"):
+            title = f"{report.data['sector']['name' if lang == 'zh' else 'name_en']} · {title}"
         results.append(
             InlineQueryResultCachedPhoto(
-                id="-".join(part for part in (kind, stock, report.data["date"], lang) if part),
+                id="-".join(part for part in (kind, found, report.data["date"], lang) if part),
                 photo_file_id=file_id,
                 title=t(lang, "bot.inline_title", title=title, date=report.data["date"]),
                 caption=report.caption,
