@@ -201,14 +201,14 @@ def stability_cv(wide: pd.DataFrame, window: int = 20) -> pd.Series:
     return cv
 
 
-def median_stability_cv(wide: pd.DataFrame, window: int = 20) -> float:
-    """The typical sector's stability: the median over sectors of `stability_cv`.
+def median_stability_cv(cv: pd.Series) -> float:
+    """The typical sector's stability: the median over sectors of their `stability_cv`.
 
     Formula: ``median_s CV_s`` over the sectors with a known CV (a plain ratio, 0.012 = 1.2%).
     Falling over time = balances steadier across sectors, holding periods lengthening (持仓周期拉长);
-    rising = money moving in and out faster. Nan when no sector has a full window.
+    rising = money moving in and out faster. Nan when no sector has a known CV.
     """
-    return float(stability_cv(wide, window).median())
+    return float(cv.median())
 
 
 def bottoming_sectors(

@@ -282,8 +282,8 @@ def _stability(wide: pd.DataFrame, cv: pd.Series, days: int, names_zh: dict[str,
     """The 20-day stability read-out: the median sector CV now and its change over the window
     (percent and points; None where the history is too short), and the steadiest and least steady
     sectors (up to three each, by CV)."""
-    now = sectors.median_stability_cv(wide, 20)
-    then = sectors.median_stability_cv(wide.iloc[:-days], 20)
+    now = sectors.median_stability_cv(cv)
+    then = sectors.median_stability_cv(sectors.stability_cv(wide.iloc[:-days], 20))
     ranked = list(cv.dropna().sort_values(kind="stable").index)
     named = [{"code": c, "name": names_zh.get(c, c), "name_en": names_en.get(c, c)} for c in ranked]
     change = now - then

@@ -363,12 +363,18 @@ def trade_dates(engine: Engine, start: date | None = None, end: date | None = No
 
 
 @shared
+def summary_rows_on(engine: Engine, day: date) -> list[tuple[str, str]]:
+    """(exchange, source) of each margin summary row stored for `day`."""
+    ms = models.MarginSummary
+    with engine.connect() as conn:
+        return [(e, s) for e, s in conn.execute(select(ms.exchange, ms.source).where(ms.trade_date == day)).all()]
+
+
+@shared
 def scope_on(engine: Engine, day: date) -> list[str]:
     """Exchanges whose summary makes the market on `day` (see margin_summary): the exchanges summed,
     or ["ALL"] when a market-wide row stands in."""
-    ms = models.MarginSummary
-    with engine.connect() as conn:
-        found = {r[0] for r in conn.execute(select(ms.exchange).where(ms.trade_date == day)).all()}
+    found = {exchange for exchange, _ in summary_rows_on(engine, day)}
     per_exchange = [e for e in EXCHANGES if e in found]
     if "ALL" in found and not set(FULL_SPLIT) <= found:
         return ["ALL"]
@@ -382,10 +388,7 @@ demo_data = shared(database.is_demo)
 @shared
 def imported_on(engine: Engine, day: date) -> bool:
     """True when any of the day's margin summary rows came from a CSV import (`marginbot import`)."""
-    ms = models.MarginSummary
-    with engine.connect() as conn:
-        found = conn.execute(select(ms.id).where(ms.trade_date == day, ms.source == "csv").limit(1)).first()
-    return found is not None
+    return any(source == "csv" for _, source in summary_rows_on(engine, day))  # storage.importer.SOURCE
 
 
 @shared

@@ -146,10 +146,10 @@ def test_median_stability_cv() -> None:
     wide = pd.DataFrame({"A": [9.0, 10.0, 11.0], "B": [5.0, 5.0, 5.0], "C": [1.0, np.nan, 1.0],
                          "D": [18.0, 20.0, 22.0]}, index=DATES)
     # known CVs: A 0.1, B 0, D 0.1 (C has a gap and is left out) -> median 0.1
-    assert sectors.median_stability_cv(wide, window=3) == pytest.approx(0.1)
+    assert sectors.median_stability_cv(sectors.stability_cv(wide, window=3)) == pytest.approx(0.1)
     # window 2: A sqrt(.5)/10.5, B 0, C nan, D sqrt(2)/21 = the same as A -> median of three
-    assert sectors.median_stability_cv(wide, window=2) == pytest.approx(math.sqrt(0.5) / 10.5)
-    assert math.isnan(sectors.median_stability_cv(wide, window=4))
+    assert sectors.median_stability_cv(sectors.stability_cv(wide, window=2)) == pytest.approx(math.sqrt(0.5) / 10.5)
+    assert math.isnan(sectors.median_stability_cv(sectors.stability_cv(wide, window=4)))
 
 
 def test_bottoming_sectors() -> None:
