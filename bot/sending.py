@@ -56,10 +56,17 @@ def window_data(kind: str, days: int, code: str | None, on: date | None) -> str:
     return f"{data}:{on:%Y%m%d}" if on is not None else data
 
 
-def parse_window_data(data: str) -> tuple[str, int, str | None, date | None]:
-    """(kind, days, code, date) of a window button; ValueError for anything this bot did not make."""
+def pick_data(kind: str, days: int, code: str, on: date | None) -> str:
+    """A choice button's callback data (one of several securities or sectors a name matched):
+    `p:<kind>:<days>:<code>[:<YYYYMMDD>]`, the window button's fields; pressed, it sends that report."""
+    return "p" + window_data(kind, days, code, on)[1:]
+
+
+def parse_window_data(data: str, prefix: str = "w") -> tuple[str, int, str | None, date | None]:
+    """(kind, days, code, date) of a window button (or, with prefix "p", of a choice button);
+    ValueError for anything this bot did not make."""
     parts = data.split(":")
-    if len(parts) not in (4, 5) or parts[0] != "w" or parts[1] not in WINDOWED:
+    if len(parts) not in (4, 5) or parts[0] != prefix or parts[1] not in WINDOWED:
         raise ValueError(data)
     on = datetime.strptime(parts[4], "%Y%m%d").date() if len(parts) == 5 else None
     return parts[1], int(parts[2]), parts[3] or None, on

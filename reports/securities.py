@@ -49,9 +49,12 @@ def resolve(engine: Engine, text: str, on: date | None) -> str:
     if not found:
         raise ReportError("no_such_security", query=text.strip()[:32])
     if len(found) > 1:
-        listed = [f"{name} {code}" for code, name in found[:MAX_CANDIDATES]]
+        shown = found[:MAX_CANDIDATES]
+        listed = [f"{name} {code}" for code, name in shown]
+        # choices: what a chat can offer to pick from (code, label); a tuple, so the message leaves it out
         raise ReportError("ambiguous_security", query=text.strip()[:32],
-                          candidates=listed + ["…"] * (len(found) > MAX_CANDIDATES))
+                          candidates=listed + ["…"] * (len(found) > MAX_CANDIDATES),
+                          choices=tuple(zip((code for code, _ in shown), listed, strict=True)))
     return found[0][0]
 
 
@@ -72,4 +75,6 @@ def sector_code(engine: Engine, text: str) -> str:
         return str(found[0][0])
     if not found:
         raise ReportError("no_such_sector", query=text.strip()[:32])
-    raise ReportError("ambiguous_sector", query=text.strip()[:32], candidates=[zh for _, zh in sorted(found)])
+    found.sort()
+    raise ReportError("ambiguous_sector", query=text.strip()[:32], candidates=[zh for _, zh in found],
+                      choices=tuple((str(code), zh) for code, zh in found))

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from bot.arguments import ArgumentError, ReportArgs, looks_like_date, parse_date, parse_report_args
-from bot.sending import parse_window_data, window_data
+from bot.sending import parse_window_data, pick_data, window_data
 
 
 @pytest.mark.parametrize(
@@ -88,6 +88,11 @@ def test_window_button_data_round_trip() -> None:
     assert max(len(window_data(k, 2500, "600519", date(2024, 9, 30)).encode()) for k in ("balance", "sectors",
                                                                                          "signals", "stock")) <= 64
     assert parse_window_data(window_data("top", 20, "270000", None)) == ("top", 20, "270000", None)  # a sector
+    # a choice button: the same fields under its own prefix, never read as a window button
+    assert pick_data("stock", 60, "600519", None) == "p:stock:60:600519"
+    assert parse_window_data("p:stock:60:600519", prefix="p") == ("stock", 60, "600519", None)
+    with pytest.raises(ValueError):
+        parse_window_data("p:stock:60:600519")
     for bad in ("w:nonsense:60:", "w:ratio:x:", "x:ratio:60:", "w:ratio:60", "w:ratio:60::2024-09-30",
                 "w:ratio:60::20240230", "w:ratio:60:::"):
         with pytest.raises(ValueError):

@@ -317,6 +317,16 @@ async def test_plain_text_and_bare_codes_in_private_chats(demo_db: Engine, share
             photo.caption, photo.caption, expected(shared_reports, "stock", code=code, days=60).caption]
         await h.write(ZH_USER, ZH_USER, name[:-1])  # "演示股份002": ten names hold it
         assert h.texts(ZH_USER)[-1].startswith(f"名称含 “{name[:-1]}” 的证券不止一只:")
+        # the first eight as buttons, two a row; one pressed sends that stock's report
+        choice = h.bot_messages(ZH_USER)[-1]
+        picks = buttons(choice.reply_markup)
+        assert len(picks) == 8 and [len(row) for row in choice.reply_markup["inline_keyboard"]] == [2, 2, 2, 2]  # type: ignore[index]
+        label, data = picks[1]
+        picked = data.split(":")[3]
+        assert label.endswith(f" {picked}") and data == f"p:stock:60:{picked}"
+        await h.press(ZH_USER, ZH_USER, choice.message_id, data)
+        assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "stock", code=picked).caption
+        assert h.bot_messages(ZH_USER)[-1].message_id > choice.message_id  # a new message, the list stays
         await h.write(GROUP, MEMBER, code)
         await h.write(GROUP, MEMBER, "hello")
         assert h.bot_messages(GROUP) == []
@@ -574,6 +584,11 @@ async def test_top_ranking_with_its_own_windows(demo_db: Engine, shared_reports:
         assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "top", code="270000", days=1).caption
         await h.write(ZH_USER, ZH_USER, "/top 电")
         assert h.texts(ZH_USER)[-1] == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 /top 5 电子。"
+        choice = h.bot_messages(ZH_USER)[-1]
+        assert buttons(choice.reply_markup) == [("电子", "p:top:5:270000"), ("家用电器", "p:top:5:330000"),
+                                                ("电力设备", "p:top:5:630000")]
+        await h.press(ZH_USER, ZH_USER, choice.message_id, "p:top:5:330000")
+        assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "top", code="家用电器").caption
 
 
 async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_reports: ReportService) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from telegram import Chat, Update
+from telegram import Chat, InlineKeyboardMarkup, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.ext import ContextTypes
 
@@ -33,12 +33,12 @@ async def chat_language(update: Update, context: Context) -> str:
     return stored.language
 
 
-async def reply(update: Update, text: str) -> None:
+async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
     """Answer in the chat of the update (HTML parse mode), in the topic it came from."""
     chat = update.effective_chat
     if chat is not None:
         await chat.send_message(text, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
-                                **placement(update).send_kwargs())
+                                reply_markup=markup, **placement(update).send_kwargs())
 
 
 def placement(update: Update) -> Placement:

@@ -6,16 +6,16 @@ import html
 import logging
 from datetime import date
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.arguments import ArgumentError, parse_report_args
 from bot.handlers.common import Context, chat_language, placement, reply, reply_key
-from bot.sending import edit_report, parse_window_data, send_report
+from bot.sending import edit_report, parse_window_data, pick_data, send_report
 from bot.services import services_of
 from reports.errors import ReportError
-from reports.figures import KINDS
+from reports.figures import KINDS, resolve_days
 from reports.i18n import t
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,31 @@ async def render_and_send(update: Update, context: Context, kind: str, lang: str
     try:
         report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)
     except ReportError as exc:
-        await reply(update, html.escape(exc.message(lang)))
+        choices = exc.params.get("choices")  # a name that matched several: one button each
+        markup = _choice_keyboard(kind, resolve_days(kind, days), on, choices) if choices else None
+        await reply(update, html.escape(exc.message(lang)), markup)
         return
     await send_report(context.bot, services, chat.id, report, placement=placement(update))
+
+
+def _choice_keyboard(kind: str, days: int, on: date | None, choices: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup:
+    """Two buttons a row, one per (code, label): pressed, it sends that report (pick_button)."""
+    buttons = [InlineKeyboardButton(label[:40], callback_data=pick_data(kind, days, code, on)) for code, label in choices]
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+async def pick_button(update: Update, context: Context) -> None:
+    """A choice button under "several matched": send the report of the one picked (a new message)."""
+    query = update.callback_query
+    if query is None or query.message is None or not query.data:
+        return
+    try:
+        kind, days, code, on = parse_window_data(query.data, prefix="p")
+    except ValueError:
+        await query.answer()
+        return
+    await query.answer()
+    await render_and_send(update, context, kind, await chat_language(update, context), code=code, days=days, on=on)
 
 
 async def window_button(update: Update, context: Context) -> None:
@@ -105,4 +127,5 @@ def handlers() -> list:  # type: ignore[type-arg]
     return [
         CommandHandler(list(REPORT_COMMANDS), report_command),
         CallbackQueryHandler(window_button, pattern=r"^w:"),
+        CallbackQueryHandler(pick_button, pattern=r"^p:"),
     ]
