@@ -138,6 +138,8 @@ def test_report_text_and_chart(small_env: pytest.MonkeyPatch, capsys: pytest.Cap
         (("report", "balance", "--date", "2000-01-03"), "2000-01-03"),
         (("report", "sectors", "--days", "251"), "251"),
         (("report", "ratio", "--days", "99999"), "99999"),
+        (("report", "ratio", "600001"), "ratio takes no code or name"),
+        (("report", "top", "钢铁"), "钢铁"),  # not a stored sector
     ],
 )
 def test_report_errors_are_one_line(small_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
