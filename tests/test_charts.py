@@ -193,3 +193,30 @@ def test_batched_labels_draw_as_matplotlib_texts(va: str) -> None:
         return charts._png(fig)
 
     assert draw(batched=True) == draw(batched=False)
+
+
+@pytest.mark.parametrize(("origin", "source"), [("exchanges", "数据:上交所"), ("import", "用户导入"), ("demo", None)])
+def test_footer_names_where_the_data_came_from(demo: Engine, monkeypatch: pytest.MonkeyPatch, origin: str,
+                                               source: str | None) -> None:
+    """The footer names the exchanges for ingested data, the CSV for imported data, and no source at
+    all for demo data (which carries its own mark)."""
+    from matplotlib.figure import Figure
+
+    from reports.figures import Figures, build
+
+    ratio = build(demo, "ratio", None, None)
+    figures = Figures("ratio", {**ratio.data, "origin": origin, "demo": origin == "demo"}, ratio.series)
+    texts: list[str] = []
+    real_text = Figure.text
+
+    def record(self: Figure, x: float, y: float, s: str, *args: Any, **kwargs: Any) -> Any:
+        texts.append(s)
+        return real_text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "text", record)
+    charts.render_chart(figures, "zh")
+    footer = next(s for s in texts if s.startswith("数据日期"))
+    if source is None:
+        assert footer == f"数据日期 {ratio.data['date']} · 演示数据"
+    else:
+        assert source in footer and "演示" not in footer
