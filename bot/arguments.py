@@ -1,8 +1,8 @@
 """Arguments of the report commands: `/ratio 250`, `/sectors 20 2024-09-30`, `/stock 600519 60 2024-09-30`,
 `/top 5 电子`.
 
-After the code (for /stock), at most one window (trade days) and one date, in either order; /top
-also takes a sector (its words are those that are neither a number nor a date: "Food & Beverage").
+After the code (for /stock), at most one window (trade days) and one date, in either order; /top and
+/sectors also take a sector (its words are those that are neither a number nor a date: "Food & Beverage").
 A word that looks like a date (see looks_like_date) is read as one; any other word as a window.
 """
 
@@ -18,6 +18,7 @@ from reports.figures import MAX_DAYS, MIN_DAYS, SECTOR_MAX_DAYS
 EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sectors 20",
             "signals": "/signals 60", "stock": "/stock 600519 60", "top": "/top 5"}
 DATE_EXAMPLE = "2024-09-30"
+SECTOR_KINDS = ("top", "sectors")  # the commands that take a sector: its stocks, or that sector alone
 _DATE_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})|(\d{4})(\d{2})(\d{2})")
 
 
@@ -68,7 +69,7 @@ def parse_days(kind: str, word: str) -> int:
 
 
 def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
-    """The code (for `stock`; for `top`, the sector), window and date of a report command;
+    """The code (for `stock`; for `top` and `sectors`, the sector), window and date of a report command;
     ArgumentError for bad ones."""
     code: str | None = None
     if kind == "stock":
@@ -87,7 +88,7 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
                 on = parse_date(word)
             except ValueError:
                 raise ArgumentError("error.bad_date", date=shown) from None
-        elif kind == "top" and not word.lstrip("+-").isdigit():  # a sector's name: 电子, 医药, Food & Beverage
+        elif kind in SECTOR_KINDS and not word.lstrip("+-").isdigit():  # a sector's name: 电子, Food & Beverage
             code = word if code is None else f"{code} {word}"
         else:
             if days is not None:

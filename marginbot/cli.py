@@ -103,8 +103,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from reports.i18n import t
     from reports.service import ReportService
 
-    if args.code is not None and args.kind not in ("stock", "top"):
-        raise UsageError(f"{args.kind} takes no code or name (only stock and top do): {args.code!r}")
+    if args.code is not None and args.kind not in ("stock", "top", "sectors"):
+        raise UsageError(f"{args.kind} takes no code or name (only stock, top and sectors do): {args.code!r}")
     engine = _engine(settings)
     service = ReportService(engine)
     try:
@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="print a report as text or JSON, optionally with its chart")
     p.add_argument("kind", choices=REPORT_KINDS)
     p.add_argument("code", nargs="?", help="for `stock`: a code (600519, 600519.SH) or a name or part of one; "
-                   "for `top`: a sector (电子, Banks) to rank its stocks only")
+                   "for `top`: a sector (电子, Banks) to rank its stocks only; for `sectors`: one sector")
     p.add_argument("--date", type=_parse_date, help="trade date (default: latest complete day)")
     p.add_argument("--days", type=_positive_int, default=None, help="window in trade days")
     p.add_argument("--lang", choices=["zh", "en"], default=None)

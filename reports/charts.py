@@ -905,6 +905,37 @@ def stock_chart(figures: Figures, lang: str) -> bytes:
     return _finish(fig, figures, lang)
 
 
+def sector_chart(figures: Figures, lang: str) -> bytes:
+    """One sector: its financing balance with its Shenwan index on the right (money ahead of price
+    shows as the line turning before the index), and its daily 融资净买入 below."""
+    series, data = figures.series, figures.data
+    unit = 1e8 if lang == "zh" else 1e9
+    fig, (ax_level, ax_net) = _axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
+    level = series["rzye"] / unit
+    ax_level.plot(level.index, level.to_numpy(), color=LINE, linewidth=2, label=t(lang, "chart.stock_rzye"))
+    ax_level.set_ylabel(t(lang, "chart.stock_rzye"))
+    twin = None
+    index = series["index"]
+    if len(index):
+        twin = ax_level.twinx()
+        twin.plot(index.index, index.to_numpy(dtype=float), color="#888888", linewidth=1.0, alpha=0.8,
+                  label=t(lang, "chart.sector_index"))
+        twin.grid(False)
+        twin.spines["right"].set_visible(True)
+        handles, labels = ax_level.get_legend_handles_labels()
+        h2, l2 = twin.get_legend_handles_labels()
+        ax_level.legend(handles + h2, labels + l2, loc="upper left", ncols=2)
+    net = series["net_buy"] / unit
+    _bars(ax_net, _date_nums(net.index), net.to_numpy(), _bar_colors(net.to_numpy(), lang), 0.8)
+    ax_net.axhline(0, color="#444444", linewidth=0.8)
+    ax_net.set_ylabel(t(lang, "chart.net_buy"))
+    _dates(ax_level)
+    name = data["sector"]["name" if lang == "zh" else "name_en"]
+    title = t(lang, "chart.sector_title", name=name)
+    _arrange(fig, [[_Cell(ax_level, title, xticks=False, twin=twin)], [_Cell(ax_net)]], [2, 1])
+    return _finish(fig, figures, lang)
+
+
 def summary_chart(figures: Figures, lang: str) -> bytes:
     """The push dashboard: balance, ratio band, sector shifts (top and bottom 5), financing spikes."""
     fig, (ax_balance, ax_ratio, ax_sectors, ax_spikes) = _axes_grid(9.5, 2, 2)
@@ -933,6 +964,7 @@ CHARTS = {
     "balance": balance_chart,
     "ratio": ratio_chart,
     "sectors": sectors_chart,
+    "sector": sector_chart,
     "signals": signals_chart,
     "stock": stock_chart,
     "summary": summary_chart,

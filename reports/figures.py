@@ -296,6 +296,42 @@ def _stability(wide: pd.DataFrame, cv: pd.Series, days: int, names_zh: dict[str,
     }
 
 
+def sector_figures(engine: Engine, day: date, days: int, code: str, sub: SubReport | None = None) -> Figures:
+    """One level-1 sector (`code`, e.g. 270000): its row of the sectors report (balance, share, N-day
+    change, share points, 融资净买入, 20-day CV), its rank by change, whether it is bottoming, its
+    index's N-day return, and the series of its balance, index close and daily 融资净买入."""
+    sub = sub or _direct(engine)
+    table = sub("sectors", day, days).data  # the whole table, cached for /sectors itself
+    rows = {r["code"]: (rank, r) for rank, r in enumerate(table["sectors"], start=1)}
+    if code not in rows:
+        names_zh, _ = _industry_names(engine)
+        raise ReportError("no_sector_stocks", sector=names_zh.get(code, code), date=day.isoformat())
+    rank, row = rows[code]
+    start = queries.nth_date_before(engine, day, days)
+    long = queries.sector_daily(engine, start, day)
+    mine = long[long["sw_l1_code"] == code].set_index("trade_date").sort_index()
+    balance_series = mine["rzye"].astype(float)
+    net_buy = (mine["rzmre"].astype(float) - mine["rzche"].astype(float)).iloc[1:]
+    closes = queries.sector_index_closes(engine, start, day)
+    index = closes[code].dropna() if code in closes.columns else pd.Series(dtype=float)
+    index_return = (float(index.iloc[-1] / index.iloc[0] - 1.0) * 100.0
+                    if len(index) > 1 and index.index[0].date() <= start else None)
+    data = _base(engine, "sector", day)
+    data.update(
+        days=days,
+        code=code,
+        sector={"code": code, "name": row["name"], "name_en": row["name_en"]},
+        **{key: row[key] for key in ("rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy",
+                                     "cv_20d")},
+        rank=rank,
+        of=len(table["sectors"]),
+        bottoming=any(b["code"] == code for b in table["bottoming"]),
+        index_return_pct=_num(index_return),
+        series=_series_records(balance_series, "rzye"),
+    )
+    return Figures("sector", data, {"rzye": balance_series, "index": index, "net_buy": net_buy})
+
+
 @queries.shared  # the summary asks twice: for its sectors and for its signals
 def _bottoming(engine: Engine, day: date) -> list[dict[str, str]]:
     """Sectors whose financing turned up before their index did (analytics.sectors.bottoming_sectors,
@@ -545,6 +581,8 @@ def build(
             return stock_figures(engine, on, window, code)
         if kind == "top":
             return top_figures(engine, on, window, code)
+        if kind == "sectors" and code is not None:  # one sector of the table
+            return sector_figures(engine, on, window, code, sub)
         if kind in ("signals", "summary"):
             return BUILDERS[kind](engine, on, window, sub)
         return BUILDERS[kind](engine, on, window)

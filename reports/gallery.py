@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from sqlalchemy import Engine
 
+from reports.errors import ReportError
 from reports.figures import KINDS
 from reports.service import ReportService
 from storage import queries
@@ -24,18 +26,21 @@ def sample_stock(engine: Engine) -> str | None:
 
 
 def render_gallery(engine: Engine, out: Path, languages: tuple[str, ...] = ("zh", "en")) -> list[Path]:
-    """Write <report>.<lang>.png, .txt (Telegram HTML) and .json for every report; return the paths."""
+    """Write <report>.<lang>.png, .txt (Telegram HTML) and .json for every report (and sector.<lang>.*
+    for one sector alone); return the paths."""
     out.mkdir(parents=True, exist_ok=True)
     service = ReportService(engine)
     code = sample_stock(engine)
+    # (file name, report, code): every report, and one sector alone (the largest inflow)
+    requests = [(kind, kind, code if kind == "stock" else None) for kind in REPORTS if kind != "stock" or code]
+    with contextlib.suppress(ReportError):  # no per-stock detail: no sector to show alone
+        requests.append(("sector", "sectors", service.render("sectors", chart=False).data["sectors"][0]["code"]))
     paths: list[Path] = []
-    for kind in REPORTS:
-        if kind == "stock" and code is None:
-            continue
+    for name, kind, asked in requests:
         for lang in languages:
-            report = service.render(kind, code=code if kind == "stock" else None, lang=lang)
+            report = service.render(kind, code=asked, lang=lang)
             # not Path.with_suffix: it would replace ".zh" / ".en", and the languages overwrite each other
-            stem = f"{kind}.{lang}"
+            stem = f"{name}.{lang}"
             png = out / f"{stem}.png"
             png.write_bytes(report.png or b"")
             html = out / f"{stem}.html.txt"

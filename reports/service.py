@@ -165,7 +165,7 @@ class ReportService:
         """
         if kind == "stock" and code is not None and not CODE_RE.match(code):
             code = securities.resolve(self.engine, code, on)  # 600519.SH, 贵州茅台, 茅台 -> 600519
-        elif kind == "top" and code is not None:
+        elif kind in ("top", "sectors") and code is not None:
             code = securities.sector_code(self.engine, code)  # 电子, Electronics, 801080 -> 270000
         version = data_version(self.engine)
         key = (kind, code, on, days, lang, chart, version)
@@ -178,7 +178,7 @@ class ReportService:
             if found is not None:
                 return found
             figs = self.figures(kind, code=code, on=on, days=days, version=version)
-            caption, details = text.render(kind, lang, figs.data)
+            caption, details = text.render(figs.kind, lang, figs.data)  # /sectors 电子 is the "sector" text
             png = charts.render_chart(figs, lang) if chart else None
             chart_key = f"{kind}:{figs.data.get('code', '')}:{figs.data['date']}:{figs.data.get('days', '')}:{lang}:v{version}"
             report = RenderedReport(kind, lang, figs.data, caption, details, png, chart_key, on=on)

@@ -50,6 +50,7 @@ def test_windows_and_codes_are_not_dates(word: str) -> None:
         ("top", ["Banks", "2024-09-30"], ReportArgs(code="Banks", on=date(2024, 9, 30))),
         ("top", ["x"], ReportArgs(code="x")),  # a word: a sector the report looks up (and may not find)
         ("top", ["food", "&", "beverage", "20"], ReportArgs(code="food & beverage", days=20)),  # several words
+        ("sectors", ["60", "医药"], ReportArgs(code="医药", days=60)),  # one sector alone
     ],
 )
 def test_report_arguments(kind: str, words: list[str], want: ReportArgs) -> None:

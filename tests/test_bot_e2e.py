@@ -591,6 +591,26 @@ async def test_top_ranking_with_its_own_windows(demo_db: Engine, shared_reports:
         assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "top", code="家用电器").caption
 
 
+async def test_one_sector_with_its_own_buttons_and_inline(demo_db: Engine, shared_reports: ReportService) -> None:
+    """/sectors 医药: that sector alone (balance, its index, net buying), window buttons that keep it,
+    and inline `行业 医药` offers the same chart."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/sectors 医药")
+        photo = h.photos(ZH_USER)[-1]
+        want = expected(shared_reports, "sectors", code="医药")
+        assert photo.caption == want.caption and want.data["code"] == "370000"
+        assert "💡 资金先于价格" in want.caption  # the demo's bottoming sector
+        assert h.texts(ZH_USER)[-1] == want.details
+        assert buttons(photo.reply_markup) == [("• 20日 •", "w:sectors:20:370000"), ("60日", "w:sectors:60:370000"),
+                                               ("250日", "w:sectors:250:370000")]
+        await h.press(ZH_USER, ZH_USER, photo.message_id, "w:sectors:60:370000")
+        assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "sectors", code="370000", days=60).caption
+        query = await h.inline(ZH_USER, "行业 医药")
+        [result] = h.server.inline_answers[query]["results"]
+        assert result["id"] == "sectors-370000-2026-11-20-zh" and result["caption"] == want.caption
+
+
 async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:
         add_people(h)

@@ -232,7 +232,7 @@ def test_demo_seeds_an_empty_database_and_renders_everything(
     assert lines[0] == "demo data seeded"
     assert calls == [False]
     paths = [Path(line) for line in lines[1:]]
-    kinds = ("summary", "balance", "ratio", "sectors", "signals", "stock", "top")
+    kinds = ("summary", "balance", "ratio", "sectors", "signals", "stock", "top", "sector")  # and one sector alone
     expected = {out_dir / f"{k}.{lang}{suffix}" for k in kinds for lang in ("zh", "en")
                 for suffix in (".png", ".html.txt", ".json")}
     assert set(paths) == expected

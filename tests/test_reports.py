@@ -486,6 +486,39 @@ def test_sectors_short_window(small: Engine) -> None:
     assert [r["change"] for r in d["sectors"]] == pytest.approx([0.25e9, 0.0, -0.25e9], abs=1e-3)
 
 
+def test_one_sector(sqlite_engine: Engine) -> None:
+    """/sectors 电子: that sector's row of the table, its rank by change, its index's return and the
+    series for its chart (balance, index, daily 融资净买入)."""
+    populate(sqlite_engine)
+    with session_scope(sqlite_engine) as session:  # the electronics index falls 1 point a day
+        upsert(session, models.IndexDaily, [{"symbol": "801080", "trade_date": day, "close": 1000.0 - i,
+                                             "amount": None} for i, day in enumerate(DAYS)])
+        bump_data_version(session)
+    service = ReportService(sqlite_engine)
+    report = service.render("sectors", code="电子", lang="zh")
+    d = report.data
+    assert (d["report"], d["code"], d["days"]) == ("sector", "270000", 20)
+    assert d["sector"] == {"code": "270000", "name": "电子", "name_en": "Electronics"}
+    # as in the table: 5e9 now, 4e9 twenty days ago, of 10e9 and 10e9 in all
+    assert [d[k] for k in ("rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy")] == \
+        pytest.approx([5e9, 50.0, 1e9, 25.0, 10.0, 1e9], abs=1e-3)
+    assert d["cv_20d"] == pytest.approx(50e6 * math.sqrt(35) / 4.525e9)
+    assert (d["rank"], d["of"], d["bottoming"]) == (1, 3, False)
+    assert d["index_return_pct"] == pytest.approx((971 / 991 - 1) * 100)  # days 9 .. 29
+    assert len(d["series"]) == 21 and d["series"][-1] == {"date": LAST.isoformat(), "rzye": pytest.approx(5e9)}
+    caption = report_text.to_plain(report.caption)
+    assert caption.startswith("电子 行业融资余额 50.00 亿元(占比 50.00%)\n近20日 +10.00 亿元(+25.00%),占比 +10.00pp")
+    assert "变化排名 第 1 / 3 · 行业指数近20日 -2.02%" in caption
+    assert "看行业内个股:/top 20 电子" in report.details
+    assert report.png is not None and report.png.startswith(b"\x89PNG")
+    assert report.chart_key != service.render("sectors", lang="zh").chart_key  # the sector's own chart
+    banks = service.render("sectors", code="Banks", days=5, lang="en", chart=False)
+    assert (banks.data["rank"], banks.data["change"]) == (3, pytest.approx(-0.25e9))
+    assert banks.data["index_return_pct"] is None  # no banks index stored
+    assert report_text.to_plain(banks.caption).startswith("Banks: financing balance 3.00 bn (30.00% of the total)")
+    assert _error(sqlite_engine, "sectors", code="钢铁").kind == "no_such_sector"
+
+
 # ----------------------------------------------------------------------------------------------
 # stock
 # ----------------------------------------------------------------------------------------------

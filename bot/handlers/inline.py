@@ -1,5 +1,5 @@
-"""Inline mode: `@bot ratio` (or `@bot 600519`, `@bot 茅台`, `@bot top 电子`, `@bot ratio 2024-09-30`)
-in any chat offers the charts as cached photos with captions."""
+"""Inline mode: `@bot ratio` (or `@bot 600519`, `@bot 茅台`, `@bot top 电子`, `@bot sectors 电子`,
+`@bot ratio 2024-09-30`) in any chat offers the charts as cached photos with captions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from telegram import InlineQueryResultCachedPhoto, Update
 from telegram.constants import ParseMode
 from telegram.ext import InlineQueryHandler
 
-from bot.arguments import looks_like_date, parse_date
+from bot.arguments import SECTOR_KINDS, looks_like_date, parse_date
 from bot.handlers.common import Context
 from bot.services import Services, services_of
 from reports import securities
@@ -56,8 +56,10 @@ async def inline_query(update: Update, context: Context) -> None:
     # A bad date offers nothing. Any code or date may be asked, each a render and an upload: counted
     # against the user's allowance of expensive requests (the same as their private chat's); over
     # it, nothing for a while.
-    # "top 电子" / "排行 银行": the ranking inside that sector (the report finds the sector, or nothing)
-    sector = " ".join(words[1:]) if len(words) > 1 and ALIASES.get(words[0], words[0]) == "top" else None
+    # "top 电子" / "排行 银行": the ranking inside that sector; "sectors 电子" / "行业 电子": that sector
+    # alone (the report finds the sector, or nothing is offered)
+    asked = ALIASES.get(words[0], words[0]) if words else None
+    sector = " ".join(words[1:]) if len(words) > 1 and asked in SECTOR_KINDS else None
     bad_date = (dates and on is None) or len(dates) > 1
     asks_render = code is not None or on is not None or sector is not None
     if bad_date or (asks_render and services.throttle.check(query.from_user.id) > 0):
@@ -67,7 +69,7 @@ async def inline_query(update: Update, context: Context) -> None:
     if code is not None:  # "600519" or "stock 600519": that security's chart, or nothing if unknown
         wanted = [("stock", code)]
     elif sector is not None:
-        wanted = [("top", sector)]
+        wanted = [(str(asked), sector)]
     elif words and words[0] in ALIASES:
         wanted = [(ALIASES[words[0]], None)]
     else:
