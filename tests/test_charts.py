@@ -38,7 +38,7 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, "sector"])
 def test_chart_is_a_small_readable_png(demo: Engine, kind: str, lang: str) -> None:
     png = demo_report(demo, kind, lang).png
     assert png is not None
@@ -134,15 +134,17 @@ def test_blitted_text_matches_matplotlibs_own(monkeypatch: pytest.MonkeyPatch) -
     assert np.abs(blitted - own).mean() < 1.5
 
 
-@pytest.mark.parametrize("kind", ["balance", "ratio", "sectors", "summary"])
-def test_flattened_ticks_match_matplotlibs_ticks(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+@pytest.mark.parametrize(("kind", "code"), [("balance", None), ("ratio", None), ("sectors", None), ("summary", None),
+                                           ("sectors", "370000")])
+def test_flattened_ticks_match_matplotlibs_ticks(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
+                                                 code: str | None) -> None:
     """Ticks drawn as plain artists (charts._flatten_ticks) give matplotlib's own picture: shared x
-    axes (balance), a twin axis on the right (ratio), category axes without ticks (sectors) and four
-    panels (summary). Only the year under the dates may sit a pixel off (where its place rounds
-    the other way)."""
+    axes (balance), a twin axis on the right (ratio), category axes without ticks (sectors), four
+    panels (summary) and a twin axis over a shared x (one sector). Only the year under the dates
+    may sit a pixel off (where its place rounds the other way)."""
     from reports.service import ReportService
 
-    figures = ReportService(demo).figures(kind, code=None, on=None, days=None, version=0)
+    figures = ReportService(demo).figures(kind, code=code, on=None, days=None, version=0)
     flat = _grey(charts.render_chart(figures, "zh"))
     monkeypatch.setattr(charts, "_flatten_ticks", lambda fig: None)
     own = _grey(charts.render_chart(figures, "zh"))

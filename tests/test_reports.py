@@ -197,10 +197,13 @@ def demo_engine(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config)
 
 
 def demo_report(engine: Engine, kind: str, lang: str) -> RenderedReport:
-    """Every report of the demo database, rendered once per session WITH its chart (test_charts reads it)."""
+    """Every report of the demo database (and "sector": one sector alone), rendered once per session
+    WITH its chart (test_charts reads it)."""
     if "service" not in _SHARED:
         _SHARED["service"] = ReportService(engine)
         _SHARED["code"] = sample_stock(engine)
+    if kind == "sector":  # one sector alone: /sectors 医药
+        return _SHARED["service"].render("sectors", code="医药生物", lang=lang, chart=True)
     code = _SHARED["code"] if kind == "stock" else None
     return _SHARED["service"].render(kind, code=code, lang=lang, chart=True)
 
@@ -980,7 +983,7 @@ def _scope_labels(lang: str, scope: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, "sector"])
 def test_demo_text_fits_telegram(demo: Engine, kind: str, lang: str) -> None:
     report = demo_report(demo, kind, lang)
     d = report.data
@@ -996,7 +999,7 @@ def test_demo_text_fits_telegram(demo: Engine, kind: str, lang: str) -> None:
         assert label in plain
     assert ("演示数据" if lang == "zh" else "DEMO DATA") in plain
     assert "None" not in plain and "nan" not in plain.lower().split()
-    if lang == "en" and kind in ("balance", "ratio", "sectors"):  # other reports quote Chinese stock names
+    if lang == "en" and kind in ("balance", "ratio", "sectors", "sector"):  # others quote Chinese stock names
         assert not any("\u4e00" <= ch <= "\u9fff" for ch in plain), plain
 
 
