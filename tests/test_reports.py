@@ -1010,6 +1010,10 @@ def test_demo_bottoming_sector_in_sectors_and_signals(demo: Engine) -> None:
     signals_list = demo_report(demo, "signals", "zh").data["bottoming"]
     assert {"code": "370000", "name": "医药生物", "name_en": "Pharma & Biotech"} in sectors_list
     assert signals_list == sectors_list
+    # the signals point to the sector's own report, which shows the same signal
+    assert "看见底行业:/sectors 医药生物" in demo_report(demo, "signals", "zh").details
+    assert "The bottoming sectors: /sectors Pharma &amp; Biotech" in demo_report(demo, "signals", "en").details
+    assert demo_report(demo, "sector", "zh").data["bottoming"] is True
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
