@@ -5,6 +5,7 @@ No timing is asserted: the benchmark only prints figures.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -162,6 +163,10 @@ def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.Mo
     # The second run finds the cached file and generates nothing.
     path, reused, seconds = benchdata.ensure_database(TINY, tmp_path, in_process=True)
     assert reused and seconds == 0.0 and path.parent == tmp_path
+    # the ranking is measured twice: over the market and inside the sector with the largest inflow
+    rows = bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("top",))
+    assert [r.label for r in rows][0] == "top" and re.fullmatch(r"top \d{6}", rows[1].label)
+    capsys.readouterr()
     # --profile adds a cProfile of each report, read from the render's own functions.
     bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("balance",), profile=True)
     out = capsys.readouterr().out
