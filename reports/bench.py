@@ -171,7 +171,7 @@ def _phases(engine: Any, kind: str, code: str | None, lang: str, times: int) -> 
             t0 = time.perf_counter()
             figs = service.figures(kind, code=code, on=None, days=None, version=data_version(engine))
             t1 = time.perf_counter()
-            text.render(kind, lang, figs.data)
+            text.render(figs.kind, lang, figs.data)
             t2 = time.perf_counter()
             charts.render_chart(figs, lang)
             t3 = time.perf_counter()

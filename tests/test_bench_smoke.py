@@ -163,9 +163,11 @@ def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.Mo
     # The second run finds the cached file and generates nothing.
     path, reused, seconds = benchdata.ensure_database(TINY, tmp_path, in_process=True)
     assert reused and seconds == 0.0 and path.parent == tmp_path
-    # the ranking is measured twice: over the market and inside the sector with the largest inflow
-    rows = bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("top",))
-    assert [r.label for r in rows][0] == "top" and re.fullmatch(r"top \d{6}", rows[1].label)
+    # the sectors and the ranking are measured twice: whole, and for the sector with the largest inflow
+    rows = bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("sectors", "top"))
+    labels = [r.label for r in rows]
+    assert labels[:2] == ["sectors", "top"] and labels[2] == f"sectors {labels[3][4:]}"
+    assert re.fullmatch(r"top \d{6}", labels[3]) and all(set(r.phases) == {"figures", "text", "chart"} for r in rows)
     capsys.readouterr()
     # --profile adds a cProfile of each report, read from the render's own functions.
     bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("balance",), profile=True)
