@@ -128,6 +128,7 @@ class ReportService:
         self.engine = engine
         self._figures = _LRU(cache_size)
         self._rendered = _LRU(cache_size)
+        self._names = _LRU(cache_size)  # names and codes as typed -> the code they stand for
         # One lock per key, so that concurrent identical requests render once.
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -163,11 +164,9 @@ class ReportService:
 
         Raises reports.errors.ReportError for bad codes, dates or windows.
         """
-        if kind == "stock" and code is not None and not CODE_RE.match(code):
-            code = securities.resolve(self.engine, code, on)  # 600519.SH, 贵州茅台, 茅台 -> 600519
-        elif kind in ("top", "sectors") and code is not None:
-            code = securities.sector_code(self.engine, code)  # 电子, Electronics, 801080 -> 270000
         version = data_version(self.engine)
+        if code is not None and (kind in ("top", "sectors") or (kind == "stock" and not CODE_RE.match(code))):
+            code = self._resolved(kind, code, on, version)
         key = (kind, code, on, days, lang, chart, version)
         # the first look does not count a miss: the look under the lock counts it (one per request)
         found = self._rendered.get(key, count_miss=False)
@@ -185,6 +184,17 @@ class ReportService:
             self._rendered.put(key, report)
             return report
 
+    def _resolved(self, kind: str, text: str, on: date | None, version: int) -> str:
+        """The code a name stands for, remembered per data version like the reports: a security
+        (600519.SH, 贵州茅台, 茅台 -> 600519) or a sector (电子, Electronics, 801080 -> 270000)."""
+        key = ("resolve", kind == "stock", text, on, version)
+        found = self._names.get(key)
+        if found is None:
+            found = (securities.resolve(self.engine, text, on) if kind == "stock"
+                     else securities.sector_code(self.engine, text))
+            self._names.put(key, found)
+        return str(found)
+
     @property
     def stats(self) -> dict[str, int]:
         return {"hits": self._rendered.hits, "misses": self._rendered.misses}
@@ -192,3 +202,4 @@ class ReportService:
     def clear(self) -> None:
         self._figures.clear()
         self._rendered.clear()
+        self._names.clear()

@@ -590,6 +590,23 @@ def test_top_in_one_sector(small: Engine) -> None:
     assert _error(small, "top", code="").kind == "no_such_sector"
 
 
+def test_names_are_looked_up_once_per_data_version(sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cached report is a cache hit with its name too: the name is not looked up again until the
+    data change."""
+    populate(sqlite_engine)
+    service = ReportService(sqlite_engine)
+    looked_up: list[str] = []
+    real = securities.sector_code
+    monkeypatch.setattr(securities, "sector_code", lambda engine, text: looked_up.append(text) or real(engine, text))
+    for _ in range(3):
+        service.render("top", code="电子", days=5, chart=False)
+    assert looked_up == ["电子"] and service.stats["hits"] == 2
+    with session_scope(sqlite_engine) as session:
+        bump_data_version(session)
+    service.render("top", code="电子", days=5, chart=False)
+    assert looked_up == ["电子", "电子"]
+
+
 def test_top_in_a_sector_without_stocks_says_so(sqlite_engine: Engine) -> None:
     populate(sqlite_engine)
     with session_scope(sqlite_engine) as session:
