@@ -52,7 +52,10 @@ def read_status(engine: Engine, days: int = 5) -> Status:
     with Session(engine) as session:
         spans: dict[str, tuple[date, date] | None] = {}
         for name, table in SPANS.items():
-            first, last = session.execute(select(func.min(table.trade_date), func.max(table.trade_date))).one()
+            # Two queries: SQLite reads min() or max() off the index only when it is a query's one aggregate
+            # (together they scan all 12 million rows of a 10-year stock table: 0.75 s instead of 1 ms).
+            first = session.execute(select(func.min(table.trade_date))).scalar()
+            last = session.execute(select(func.max(table.trade_date))).scalar()
             spans[name] = (first, last) if first is not None else None
 
         st = models.IngestStatus
