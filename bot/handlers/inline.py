@@ -53,13 +53,13 @@ async def inline_query(update: Update, context: Context) -> None:
         # "茅台": the chart of the one security whose name holds it (several or none: the report list)
         found = await services.run(securities.candidates, services.engine, names[0], on)
         code = found[0][0] if len(found) == 1 else None
-    # A bad date offers nothing. Any code or date may be asked, each a render and an upload: counted
-    # against the user's allowance of expensive requests (the same as their private chat's); over
-    # it, nothing for a while.
     # "top 电子" / "排行 银行": the ranking inside that sector; "sectors 电子" / "行业 电子": that sector
     # alone (the report finds the sector, or nothing is offered)
     asked = ALIASES.get(words[0], words[0]) if words else None
     sector = " ".join(words[1:]) if len(words) > 1 and asked in SECTOR_KINDS else None
+    # A bad date offers nothing. Any code, sector or date may be asked, each a render and an upload:
+    # counted against the user's allowance of expensive requests (the same as their private chat's);
+    # over it, nothing for a while.
     bad_date = (dates and on is None) or len(dates) > 1
     asks_render = code is not None or on is not None or sector is not None
     if bad_date or (asks_render and services.throttle.check(query.from_user.id) > 0):
@@ -76,9 +76,9 @@ async def inline_query(update: Update, context: Context) -> None:
         wanted = [(k, None) for k in INLINE_REPORTS if not words or k.startswith(words[0])]
         wanted = wanted or [(k, None) for k in INLINE_REPORTS]
     results = []
-    for kind, asked in wanted:
+    for kind, target in wanted:
         try:
-            report = await services.run(services.reports.render, kind, code=asked, on=on, lang=lang)
+            report = await services.run(services.reports.render, kind, code=target, on=on, lang=lang)
         except ReportError:
             continue
         file_id = await _ensure_uploaded(context, services, report)
