@@ -519,6 +519,65 @@ def test_marginbot_run_without_token_serves_the_page(template_db: Path, tmp_path
     assert any("stopped" in line for line in lines)
 
 
+# The real bot as a server runs it: `marginbot run` reading its token and Bot API address from .env.
+# The daily pipeline's ingestion is replaced (no test touches the network); everything else is real.
+_RUN_OFFLINE = (
+    "import sys, types\n"
+    "import storage.ingest\n"
+    "storage.ingest.run_ingest = lambda *a, **k: types.SimpleNamespace(summary=lambda: 'offline', ok=False)\n"
+    "from marginbot.cli import main\n"
+    "sys.exit(main())\n"
+)
+
+
+def test_marginbot_run_with_a_token_from_dotenv(template_db: Path, tmp_path: Path) -> None:
+    """`marginbot run` with TELEGRAM_BOT_TOKEN and TELEGRAM_BASE_URL in .env: the bot polls the Bot
+    API at that address (the stand-in here, as a self-hosted Bot API server would be), registers its
+    commands, answers /ratio with its chart, never prints the token, and stops cleanly on SIGTERM."""
+    from sandbox.botapi import BotApiServer
+
+    token = "123456789:StandInTokenOfTheRunTest_0123456789abcdef"  # shaped like @BotFather's
+    url = copy_db(template_db, tmp_path / "db")
+    server = BotApiServer(token).start_in_thread()
+    user = 5151
+    server.add_user(user, "Ann", language_code="zh-hans")
+    server.add_chat(user)
+    (tmp_path / ".env").write_text(
+        f"TELEGRAM_BOT_TOKEN={token}\nTELEGRAM_BASE_URL={server.base_url}\nDATABASE_URL={url}\n"
+        "LOG_LEVEL=DEBUG\n", encoding="utf-8")
+    settings_vars = {"TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "DATABASE_URL", "LOG_LEVEL", "ADMIN_CHAT_IDS"}
+    env = {k: v for k, v in os.environ.items() if k not in settings_vars}
+    process = subprocess.Popen([sys.executable, "-c", _RUN_OFFLINE, "run"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8")
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
+    reader.start()
+    try:
+        _until(lambda: server.is_polling or process.poll() is not None, 120)
+        assert process.poll() is None, "".join(output[-30:])
+        assert [c["command"] for c in server.commands({"type": "all_private_chats"}, "zh")][:2] == ["balance", "ratio"]
+        server.inject_message(user, user, "/ratio")
+        _until(lambda: any(m.photo for m in server.sent_messages(user)), 60)
+        photo = next(m for m in server.sent_messages(user) if m.photo)
+        assert photo.caption is not None and "两融交易占比" in photo.caption and "数据日期" in photo.caption
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+        server.stop_thread()
+        reader.join(10)
+    assert code == 0, "".join(output[-30:])
+    text = "".join(output)
+    assert "bot @marginbot_test_bot ready" in text  # DEBUG logging was on, the token appeared nowhere
+    assert token not in text and token.split(":")[1] not in text
+
+
+def _until(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        time.sleep(0.05)
+
+
 def test_port_in_use_is_one_line_and_status_1(
     template_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
