@@ -463,6 +463,16 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         rank, count = None, int(balances.notna().sum())
     else:
         rank, count = stocks.stock_rank(balances, code)
+    # Its Shenwan level-1 sector that day and its rank there (what /sectors and /top N sector show)
+    sector_code = None if bool(history["is_fund"].iloc[-1]) else queries.sector_of(engine, code, day)
+    sector, sector_rank, sector_count = None, None, None
+    if sector_code is not None:
+        names_zh, names_en = _industry_names(engine)
+        sector = {"code": sector_code, "name": names_zh.get(sector_code, sector_code),
+                  "name_en": names_en.get(sector_code, sector_code)}
+        if rank is not None:
+            peers = balances[balances.index.isin(queries.sector_members(engine, sector_code, day))]
+            sector_rank, sector_count = stocks.stock_rank(peers, code)
     last = history.iloc[-1]
     window = history.iloc[-days - 1 :]
     # The spike z-score on the trade-date grid, as the market's spike list has it (storage.aggregate):
@@ -489,6 +499,9 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         change_20d_pct=_num(balance.pct_change(level, 20)),
         rank=rank,
         of=count,
+        sector=sector,
+        sector_rank=sector_rank,
+        sector_of=sector_count,
         spike_zscore=_num(z),
     )
     return Figures("stock", data, {"history": window})

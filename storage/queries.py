@@ -229,6 +229,16 @@ def industry_names(engine: Engine) -> pd.DataFrame:
     return _frame(rows, ["sw_l1_code", "name_zh", "name_en", "index_symbol"]).set_index("sw_l1_code")
 
 
+def sector_of(engine: Engine, code: str, day: date) -> str | None:
+    """The level-1 sector of one stock on `day` (its class with the latest start_date on or before
+    `day`); None when it has none (funds, or never classed)."""
+    ic = models.IndustryClass
+    query = (select(ic.sw_l1_code).where(ic.code == code, ic.start_date <= day)
+             .order_by(ic.start_date.desc()).limit(1))
+    with engine.connect() as conn:
+        return conn.execute(query).scalar()
+
+
 def sector_members(engine: Engine, sw_l1_code: str, day: date) -> set[str]:
     """The stocks classed in level-1 sector `sw_l1_code` on `day`, point in time: each stock's class
     is its row with the latest start_date on or before `day`."""

@@ -544,6 +544,14 @@ def test_stock_hand_computed(small: Engine) -> None:
     assert data(small, "stock", code="000002")["rank"] == 3
     low = data(small, "stock", code="830001")
     assert (low["rank"], low["of"], low["exchange"]) == (5, 6, "BSE")
+    # and within its Shenwan sector that day: the two electronics stocks tie; 830001 ties 600003 in pharma
+    assert d["sector"] == {"code": "270000", "name": "电子", "name_en": "Electronics"}
+    assert (d["sector_rank"], d["sector_of"]) == (1, 2) and (low["sector_rank"], low["sector_of"]) == (1, 2)
+    assert data(small, "stock", code="600002")["sector"]["name"] == "银行"
+    fund = data(small, "stock", code="510300")
+    assert (fund["sector"], fund["sector_rank"], fund["sector_of"]) == (None, None, None)  # funds have none
+    caption = report_text.to_plain(report_text.render("stock", "zh", d)[0])
+    assert "个股融资余额排名 第 1 / 6 · 电子行业内 第 1 / 2\n所属行业:电子(申万一级)· /sectors 电子" in caption
 
 
 def test_top_hand_computed(small: Engine) -> None:
