@@ -56,6 +56,25 @@ def window_data(kind: str, days: int, code: str | None, on: date | None) -> str:
     return f"{data}:{on:%Y%m%d}" if on is not None else data
 
 
+def start_payload(kind: str, code: str | None, on: date | None) -> str:
+    """A deep link's payload (https://t.me/<bot>?start=<payload>) that opens a report:
+    `<kind>[_<code>][_<YYYYMMDD>]`, e.g. `ratio`, `stock_600519`, `sectors_370000_20240930`
+    (Telegram allows letters, digits, _ and -, up to 64 characters)."""
+    return "_".join(part for part in (kind, code, on and f"{on:%Y%m%d}") if part)
+
+
+def parse_start_payload(payload: str) -> tuple[str, str | None, date | None]:
+    """(kind, code, date) of a deep link's payload; ValueError for anything start_payload did not make."""
+    kind, *rest = payload.split("_")
+    if kind not in KINDS or len(rest) > 2:
+        raise ValueError(payload)
+    code = rest.pop(0) if rest and len(rest[0]) == 6 and rest[0].isdigit() else None
+    on = datetime.strptime(rest.pop(0), "%Y%m%d").date() if rest and len(rest[0]) == 8 else None
+    if rest or (kind == "stock" and code is None):
+        raise ValueError(payload)
+    return kind, code, on
+
+
 def pick_data(kind: str, days: int, code: str, on: date | None) -> str:
     """A choice button's callback data (one of several securities or sectors a name matched):
     `p:<kind>:<days>:<code>[:<YYYYMMDD>]`, the window button's fields; pressed, it sends that report."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
 
 from bot.arguments import ArgumentError, ReportArgs, looks_like_date, parse_date, parse_report_args
-from bot.sending import parse_window_data, pick_data, window_data
+from bot.sending import parse_start_payload, parse_window_data, pick_data, start_payload, window_data
 
 
 @pytest.mark.parametrize(
@@ -98,3 +99,19 @@ def test_window_button_data_round_trip() -> None:
                 "w:ratio:60::20240230", "w:ratio:60:::"):
         with pytest.raises(ValueError):
             parse_window_data(bad)
+
+
+def test_deep_link_payload_round_trip() -> None:
+    """t.me/<bot>?start=<payload>: the report, its code (a security or a sector) and its date, in the
+    characters Telegram allows (letters, digits, _ and -; 64 at most)."""
+    cases = [("ratio", None, None), ("summary", None, None), ("stock", "600519", None),
+             ("sectors", "370000", date(2024, 9, 30)), ("top", None, date(2024, 9, 30))]
+    for kind, code, on in cases:
+        payload = start_payload(kind, code, on)
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", payload), payload
+        assert parse_start_payload(payload) == (kind, code, on)
+    assert start_payload("sectors", "370000", date(2024, 9, 30)) == "sectors_370000_20240930"
+    for bad in ("", "nonsense", "stock", "stock_abc", "ratio_600519_20240930_x", "ratio_2024093", "ratio_20240230",
+                "balance_12345"):
+        with pytest.raises(ValueError):
+            parse_start_payload(bad)

@@ -611,6 +611,23 @@ async def test_one_sector_with_its_own_buttons_and_inline(demo_db: Engine, share
         assert result["id"] == "sectors-370000-2026-11-20-zh" and result["caption"] == want.caption
 
 
+async def test_deep_links_open_a_report(demo_db: Engine, shared_reports: ReportService) -> None:
+    """t.me/<bot>?start=<payload> (the button under a shared chart) arrives as /start <payload>: the
+    report it names, in the chat's language; a payload the bot did not make gets the welcome."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        code = sample_stock(demo_db)
+        await h.write(EN_USER, EN_USER, f"/start stock_{code}")
+        assert h.photos(EN_USER)[-1].caption == expected(shared_reports, "stock", lang="en", code=code).caption
+        await h.write(EN_USER, EN_USER, "/start sectors_370000_20261119")
+        assert h.photos(EN_USER)[-1].caption == expected(
+            shared_reports, "sectors", lang="en", code="370000", on=date(2026, 11, 19)).caption
+        await h.write(EN_USER, EN_USER, "/start summary")
+        assert h.photos(EN_USER)[-1].caption == expected(shared_reports, "summary", lang="en").caption
+        await h.write(EN_USER, EN_USER, "/start <b>nonsense")
+        assert h.texts(EN_USER)[-1] == t("en", "bot.start")
+
+
 async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:
         add_people(h)
@@ -621,6 +638,9 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
         assert result["type"] == "photo" and result["photo_file_id"] in h.server.files
         assert result["caption"] == want.caption and result["parse_mode"] == "HTML"
         assert result["title"] == "两融交易占比(2026-11-20)"
+        # under the shared chart, a link that opens the report in a chat with the bot
+        assert result["reply_markup"] == {"inline_keyboard": [[
+            {"text": "在两融雷达中查看", "url": f"https://t.me/{BOT_USERNAME}?start=ratio"}]]}
         # uploaded once, to the storage chat, silently
         [upload] = h.ok_calls("sendPhoto")
         assert upload.chat_id == STORAGE_CHAT and upload.media_source == "upload"

@@ -359,6 +359,9 @@ def test_choosing_an_inline_result_sends_it_via_the_bot(sandbox: Sandbox, client
     assert api["via_bot"]["id"] == sandbox.server.bot_id and api["via_bot"]["is_bot"] is True
     assert stored.photo_file_id == result["photo"]["file_id"] and stored.caption == result["caption"]
     assert stored.parse_mode == "HTML" and "两融交易占比" in api["caption"]
+    # with the result's button: a link that opens the report in a chat with the bot
+    assert message["buttons"] == [[{"text": "在两融雷达中查看",
+                                    "url": "https://t.me/liangrong_sandbox_bot?start=ratio"}]]
 
 
 def test_inline_queries_answer_what_the_bot_answers(sandbox: Sandbox, client: httpx.Client) -> None:

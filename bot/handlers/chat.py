@@ -10,7 +10,8 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, f
 
 from bot.handlers.admin import ADMIN_COMMANDS
 from bot.handlers.common import Context, chat_language, is_admin, is_group, placement, reply, reply_key
-from bot.handlers.reports import REPORT_COMMANDS, answer_report_args
+from bot.handlers.reports import REPORT_COMMANDS, answer_report_args, render_and_send
+from bot.sending import parse_start_payload
 from bot.services import services_of
 from reports import securities
 from reports.i18n import t
@@ -21,7 +22,17 @@ KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settin
 
 
 async def start(update: Update, context: Context) -> None:
+    """The welcome; with a deep link's payload (t.me/<bot>?start=stock_600519, the button under a
+    shared chart) the report it names instead."""
     lang = await chat_language(update, context)
+    if context.args:
+        try:
+            kind, code, on = parse_start_payload(context.args[0])
+        except ValueError:
+            pass  # not a link this bot made: the welcome
+        else:
+            await render_and_send(update, context, kind, lang, code=code, on=on)
+            return
     await reply(update, t(lang, "bot.start"))
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineQueryResultCachedPhoto, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InlineQueryResultCachedPhoto, Update
 from telegram.constants import ParseMode
 from telegram.ext import InlineQueryHandler
 
 from bot.arguments import SECTOR_KINDS, looks_like_date, parse_date
 from bot.handlers.common import Context
+from bot.sending import start_payload
 from bot.services import Services, services_of
 from reports import securities
 from reports.errors import ReportError
@@ -75,6 +76,7 @@ async def inline_query(update: Update, context: Context) -> None:
     else:
         wanted = [(k, None) for k in INLINE_REPORTS if not words or k.startswith(words[0])]
         wanted = wanted or [(k, None) for k in INLINE_REPORTS]
+    username = services.bot_username or context.bot.username
     results = []
     for kind, target in wanted:
         try:
@@ -90,6 +92,8 @@ async def inline_query(update: Update, context: Context) -> None:
             title = f"{report.data['name']} {found}"
         elif report.data.get("sector"):
             title = f"{report.data['sector']['name' if lang == 'zh' else 'name_en']} · {title}"
+        # Under the shared chart, a link that opens the same report in a private chat with the bot.
+        link = f"https://t.me/{username}?start={start_payload(kind, found, report.on)}"
         results.append(
             InlineQueryResultCachedPhoto(
                 id="-".join(part for part in (kind, found, report.data["date"], lang) if part),
@@ -97,6 +101,7 @@ async def inline_query(update: Update, context: Context) -> None:
                 title=t(lang, "bot.inline_title", title=title, date=report.data["date"]),
                 caption=report.caption,
                 parse_mode=ParseMode.HTML,
+                reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(t(lang, "bot.open_in_bot"), url=link)]]),
             )
         )
     await query.answer(results, cache_time=300, is_personal=False)

@@ -268,6 +268,8 @@ class _ControlApi(_ServerBase):
         chat = self._known_chat(chat_id)
         if chat.is_group and chat.members.get(int(user["id"])) in (None, "left", "kicked"):
             chat.members[int(user["id"])] = "member"
+        if result.get("reply_markup"):  # the result's buttons come with it, as in Telegram
+            fields["reply_markup"] = result["reply_markup"]
         message = self._new_message(chat, user, extra={"via_bot": dict(self.bot_user)}, **fields)
         payload = message.to_api()
         self._push_update("message", payload, chat.id)
