@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Engine, and_, func, or_, select, text, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -90,7 +90,8 @@ def deactivate(engine: Engine, chat_id: int, reason: str) -> None:
 
 
 def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
-    """A group became a supergroup: move its settings, subscription and pending deliveries to the new id."""
+    """A group became a supergroup: move its settings, subscription, watch list and pending deliveries
+    to the new id."""
     with session_scope(engine) as session:
         old = session.get(models.Chat, old_chat_id)
         if old is None:
@@ -103,6 +104,12 @@ def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
         new.push_time, new.language, new.active = old.push_time, old.language, True
         old.subscribed, old.active, old.deactivated_reason = False, False, f"migrated to {new_chat_id}"
         session.flush()
+        kept = set(session.execute(select(models.Watch.code).where(models.Watch.chat_id == new_chat_id)).scalars())
+        for followed in session.execute(select(models.Watch).where(models.Watch.chat_id == old_chat_id)).scalars():
+            if followed.code in kept:
+                session.delete(followed)
+            else:
+                followed.chat_id = new_chat_id
         moved = session.execute(
             select(models.Delivery).where(models.Delivery.chat_id == old_chat_id, models.Delivery.status != "sent")
         ).scalars().all()
@@ -119,11 +126,10 @@ def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
 
 
 def forget(engine: Engine, chat_ids: list[int]) -> int:
-    """Delete chats and their deliveries (the sandbox's invented chats before a real bot runs)."""
-    from sqlalchemy import delete
-
+    """Delete chats, their deliveries and watch lists (the sandbox's invented chats before a real bot runs)."""
     with session_scope(engine) as session:
         session.execute(delete(models.Delivery).where(models.Delivery.chat_id.in_(chat_ids)))
+        session.execute(delete(models.Watch).where(models.Watch.chat_id.in_(chat_ids)))
         result = session.execute(delete(models.Chat).where(models.Chat.chat_id.in_(chat_ids)))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -133,6 +139,44 @@ def subscriber_count(engine: Engine) -> int:
         return int(session.execute(
             select(func.count()).select_from(models.Chat).where(models.Chat.subscribed, models.Chat.active)
         ).scalar() or 0)
+
+
+# --- watch lists ------------------------------------------------------------------------------
+
+MAX_WATCHES = 10  # securities one chat may follow: their lines must fit under the push's caption
+
+
+def watch(engine: Engine, chat_id: int, code: str) -> str:
+    """Follow `code` in the chat's push: "added", "already" (followed before) or "full" (MAX_WATCHES)."""
+    with session_scope(engine) as session:
+        followed = session.execute(select(models.Watch.code).where(models.Watch.chat_id == chat_id)).scalars().all()
+        if code in followed:
+            return "already"
+        if len(followed) >= MAX_WATCHES:
+            return "full"
+        session.add(models.Watch(chat_id=chat_id, code=code))
+    return "added"
+
+
+def unwatch(engine: Engine, chat_id: int, code: str) -> bool:
+    """Stop following `code`; False when it was not followed."""
+    with session_scope(engine) as session:
+        result = session.execute(
+            delete(models.Watch).where(models.Watch.chat_id == chat_id, models.Watch.code == code))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def watches(engine: Engine, chat_ids: list[int]) -> dict[int, list[str]]:
+    """The codes each chat follows, in the order it added them (chats following none are absent)."""
+    out: dict[int, list[str]] = {}
+    with Session(engine) as session:
+        rows = session.execute(
+            select(models.Watch.chat_id, models.Watch.code).where(models.Watch.chat_id.in_(chat_ids))
+            .order_by(models.Watch.chat_id, models.Watch.id)
+        ).all()
+    for chat_id, code in rows:
+        out.setdefault(int(chat_id), []).append(str(code))
+    return out
 
 
 def first_notice(engine: Engine, key: str) -> bool:
@@ -157,6 +201,7 @@ class Claim:
     language: str
     attempts: int
     thread_id: int | None = None  # the forum topic the chat's push goes to
+    watches: tuple[str, ...] = ()  # the securities the chat follows, in its order
 
 
 def plan_deliveries(engine: Engine, trade_date: date, local_now: time, default_time: time) -> int:
@@ -228,10 +273,12 @@ def claim(engine: Engine, trade_date: date, worker: str, limit: int, lease: time
             select(models.Chat.chat_id, models.Chat.language, models.Chat.push_thread_id)
             .where(models.Chat.chat_id.in_([r[1] for r in rows]))
         ).all()}
+    followed = watches(engine, [int(r[1]) for r in rows])
     claims = []
     for delivery_id, chat_id, attempts in rows:
         language, thread = where.get(chat_id, ("zh", None))
-        claims.append(Claim(int(delivery_id), int(chat_id), language, int(attempts), thread))
+        claims.append(Claim(int(delivery_id), int(chat_id), language, int(attempts), thread,
+                            tuple(followed.get(int(chat_id), ()))))
     return claims
 
 

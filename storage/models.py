@@ -258,6 +258,18 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now)
 
 
+class Watch(SQLModel, table=True):
+    """A security a chat follows: its line is added to the chat's daily push (/watch 600519)."""
+
+    __tablename__ = "watch"
+    __table_args__ = (UniqueConstraint("chat_id", "code", name="uq_watch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    code: str = Field(max_length=8)
+    created_at: datetime = Field(default_factory=_now)
+
+
 class ChartUpload(SQLModel, table=True):
     """A chart uploaded once to Telegram, reused by file_id (cache key = report, args, language, data version)."""
 

@@ -200,3 +200,27 @@ def test_a_notice_is_given_once(engine: Engine) -> None:
     for thread in threads:
         thread.join(30)
     assert sorted(results) == [False, False, False, True]
+
+
+def test_watch_lists(engine: Engine) -> None:
+    """A chat follows up to ten securities, in the order it added them; the push's claims carry them;
+    a migrated group keeps them; a forgotten chat loses them."""
+    _subscribe(engine, -5, chat_type="group")
+    assert [chats.watch(engine, -5, code) for code in ("600519", "000001", "600519")] == ["added", "added", "already"]
+    for i in range(8):
+        chats.watch(engine, -5, f"60000{i}")
+    assert chats.watch(engine, -5, "300750") == "full"
+    assert chats.watches(engine, [-5, 99]) == {-5: ["600519", "000001", *(f"60000{i}" for i in range(8))]}
+    assert chats.unwatch(engine, -5, "000001") is True and chats.unwatch(engine, -5, "000001") is False
+    assert chats.watch(engine, -5, "300750") == "added"  # room again
+    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    [claimed] = chats.claim(engine, DAY, "w", limit=1)
+    assert claimed.watches == ("600519", *(f"60000{i}" for i in range(8)), "300750")
+
+    chats.ensure_chat(engine, -105, "supergroup", "x", "zh")
+    chats.watch(engine, -105, "600519")  # the new id already follows one of them
+    chats.migrate(engine, -5, -105)
+    # in the order they were added: the new id's own 600519 came after the old group's list
+    assert chats.watches(engine, [-5, -105]) == {-105: [*(f"60000{i}" for i in range(8)), "300750", "600519"]}
+    chats.forget(engine, [-105])
+    assert chats.watches(engine, [-105]) == {}
