@@ -10,7 +10,7 @@ from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAl
 from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
-from bot.handlers import admin, chat, errors, inline, membership, reports
+from bot.handlers import admin, chat, errors, inline, membership, reports, watch
 from bot.push import pipeline_tick
 from bot.services import Services, Throttle
 from marginbot.logging_setup import RedactTokens
@@ -19,9 +19,10 @@ from reports.i18n import LANGUAGES, t
 from reports.service import ReportService
 
 log = logging.getLogger(__name__)
-PRIVATE_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "subscribe", "unsubscribe", "settings",
-                    "help")
-GROUP_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "subscribe", "unsubscribe", "help")
+PRIVATE_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "watch", "unwatch", "subscribe",
+                    "unsubscribe", "settings", "help")
+GROUP_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "watch", "unwatch", "subscribe",
+                  "unsubscribe", "help")
 
 
 def commands(lang: str, names: tuple[str, ...]) -> list[BotCommand]:
@@ -101,8 +102,8 @@ def build_application(
     application = builder.build()
     application.bot_data["services"] = services or build_services(settings, engine)
     application.bot_data["schedule"] = schedule
-    for handler in (*reports.handlers(), *chat.handlers(), *admin.handlers(), *inline.handlers(),
-                    *membership.handlers()):
+    for handler in (*reports.handlers(), *chat.handlers(), *watch.handlers(), *admin.handlers(),
+                    *inline.handlers(), *membership.handlers()):
         application.add_handler(handler)
     for handler in chat.fallback_handlers():
         application.add_handler(handler, group=1)

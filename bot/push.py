@@ -27,6 +27,7 @@ from marginbot.settings import TIMEZONE
 from reports.errors import ReportError
 from reports.i18n import LANGUAGES, t
 from reports.service import RenderedReport, freeze_long_lived
+from reports.text import caption_with
 from storage import chats, queries
 
 log = logging.getLogger(__name__)
@@ -150,17 +151,23 @@ class Pusher:
         result.sent += 1
 
     async def _send(self, item: chats.Claim, report: RenderedReport) -> Message:
-        """The summary to the chat, in the forum topic it subscribed from; a topic deleted since then
-        is forgotten and the push goes to General (now and from then on)."""
+        """The summary to the chat, with the lines of the securities it follows under its caption, in
+        the forum topic it subscribed from; a topic deleted since then is forgotten and the push goes
+        to General (now and from then on)."""
+        caption = None
+        if item.watches:
+            services = self.services
+            lines = await services.run(services.reports.watch_text, item.watches, on=report.on, lang=report.lang)
+            caption = caption_with(report.caption, lines)
         try:
             return await send_chart(self.bot, self.services, item.chat_id, report,
-                                    placement=Placement(thread_id=item.thread_id))
+                                    placement=Placement(thread_id=item.thread_id), caption=caption)
         except BadRequest as exc:
             if item.thread_id is None or "thread not found" not in exc.message.lower():
                 raise
             log.warning("chat %s: push topic %s is gone; pushing to General", item.chat_id, item.thread_id)
             await self.services.run(chats.clear_push_thread, self.services.engine, item.chat_id)
-            return await send_chart(self.bot, self.services, item.chat_id, report)
+            return await send_chart(self.bot, self.services, item.chat_id, report, caption=caption)
 
     async def _retry_or_fail(self, item: chats.Claim, error: str, result: PushResult) -> None:
         final = item.attempts >= self.max_attempts

@@ -78,3 +78,9 @@ def sector_code(engine: Engine, text: str) -> str:
     found.sort()
     raise ReportError("ambiguous_sector", query=text.strip()[:32], candidates=[zh for _, zh in found],
                       choices=tuple((str(code), zh) for code, zh in found))
+
+
+def name_of(engine: Engine, code: str) -> str:
+    """A security's name on the latest day it has detail; the code itself when it never had any."""
+    latest = queries.last_stock_date(engine, code)
+    return queries.stock_names(engine, [code], latest).get(code, code) if latest else code

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from reports import charts, securities, text
+from reports.errors import ReportError
 from reports.figures import CODE_RE, Figures, build
 from storage.database import data_version
 
@@ -194,6 +195,19 @@ class ReportService:
                      else securities.sector_code(self.engine, text))
             self._names.put(key, found)
         return str(found)
+
+    def watch_text(self, codes: list[str] | tuple[str, ...], *, on: date | None, lang: str) -> str:
+        """The lines of the securities a chat follows (its /watch list) for day `on` (None: the latest),
+        as Telegram HTML: each from the stock report's cached figures; a security without detail that
+        day says so."""
+        version = data_version(self.engine)
+        stocks = []
+        for code in codes:
+            try:
+                stocks.append(self.figures("stock", code=code, on=on, days=None, version=version).data)
+            except ReportError:  # suspended that day, or no longer a margin security
+                stocks.append({"code": code, "missing": True})
+        return text.render_watch(lang, stocks)
 
     @property
     def stats(self) -> dict[str, int]:

@@ -89,3 +89,23 @@ def render_status(lang: str, status: Status) -> str:
     while visible_length("\n".join(lines)) > MESSAGE_LIMIT - 2:
         lines.pop()  # whole lines: every tag opens and closes on its own line
     return "\n".join(lines) + ("\n…" if len(lines) < len(body.splitlines()) else "")
+
+
+def render_watch(lang: str, stocks: list[dict[str, Any]]) -> str:
+    """The lines of the securities a chat follows (stock figures' data, or {code, date, missing}) as
+    Telegram HTML in `lang`."""
+    return _squeeze(environment(lang).get_template("watch.html.j2").render(d={"stocks": stocks}))
+
+
+def caption_with(caption: str, block: str) -> str:
+    """`caption` and, below it, as many whole lines of `block` as fit in Telegram's 1,024 characters
+    (an ellipsis where lines were left out; the caption alone when not even the first fits)."""
+    lines = block.splitlines()
+    while lines:
+        joined = caption + "\n\n" + "\n".join(lines) + ("\n…" if len(lines) < len(block.splitlines()) else "")
+        if visible_length(joined) <= CAPTION_LIMIT:
+            return joined
+        lines.pop()
+        if len(lines) <= 1:  # only the heading would be left
+            return caption
+    return caption

@@ -806,6 +806,50 @@ async def test_a_forum_subscribed_from_a_topic_gets_its_push_there(demo_db: Engi
         assert chats.delivery_counts(demo_db, earlier) == {"sent": 1}
 
 
+async def test_watch_list_rides_under_the_daily_push(demo_db: Engine, shared_reports: ReportService) -> None:
+    """/watch CODE or name adds a security to the chat's list (/watch alone shows it, /unwatch takes
+    one off); in a group only admins change it; the daily push carries the list's lines under the
+    summary's caption, in the chat's language, the chart still uploaded once."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        code = sample_stock(demo_db)
+        name = expected(shared_reports, "stock", code=code).data["name"]
+        await h.write(ZH_USER, ZH_USER, "/watch")
+        assert h.texts(ZH_USER)[-1] == t("zh", "bot.watch_empty")
+        await h.write(ZH_USER, ZH_USER, f"/watch {code}.SH" if code.startswith("6") else f"/watch {code}.SZ")
+        assert h.texts(ZH_USER)[-1] == (t("zh", "bot.watch_added", name=name, code=code) + "\n"
+                                        + t("zh", "bot.watch_subscribe"))  # not subscribed yet
+        await h.write(ZH_USER, ZH_USER, "/watch 600519")
+        await h.write(ZH_USER, ZH_USER, f"/watch {name}")
+        assert h.texts(ZH_USER)[-1] == t("zh", "bot.watch_already", name=name, code=code)
+        await h.write(ZH_USER, ZH_USER, "/watch 没有这只")
+        assert h.texts(ZH_USER)[-1].startswith("没有找到代码或名称为 “没有这只” 的证券")
+        await h.write(ZH_USER, ZH_USER, "/watch")
+        lines = shared_reports.watch_text([code, "600519"], on=None, lang="zh")
+        assert h.texts(ZH_USER)[-1] == f"{lines}\n{t('zh', 'bot.watch_hint')}"
+        assert f"({code})融资余额" in lines and "(600519)融资余额" in lines
+        await h.write(ZH_USER, ZH_USER, "/unwatch 600519")
+        await h.write(ZH_USER, ZH_USER, "/unwatch 600519")
+        assert h.texts(ZH_USER)[-2:] == [t("zh", "bot.unwatched", name=expected(
+            shared_reports, "stock", code="600519").data["name"], code="600519"), t("zh", "bot.not_watched", code="600519")]
+        await h.write(GROUP, MEMBER, f"/watch {code}")  # a member may not change the group's list
+        assert h.texts(GROUP)[-1] == t("zh", "bot.admins_only")
+        await h.write(GROUP, ADMIN, "/subscribe")
+        await h.write(EN_USER, EN_USER, "/subscribe")
+        await h.write(EN_USER, EN_USER, "/watch 600519")
+        await h.write(ZH_USER, ZH_USER, "/subscribe")
+
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and (result.sent, result.failed) == (3, 0)
+        summary = {lang: expected(shared_reports, "summary", lang=lang, on=DATA_DATE) for lang in ("zh", "en")}
+        zh_lines = shared_reports.watch_text([code], on=DATA_DATE, lang="zh")
+        en_lines = shared_reports.watch_text(["600519"], on=DATA_DATE, lang="en")
+        assert h.photos(ZH_USER)[-1].caption == f"{summary['zh'].caption}\n\n{zh_lines}"
+        assert h.photos(EN_USER)[-1].caption == f"{summary['en'].caption}\n\n{en_lines}"
+        assert h.photos(GROUP)[-1].caption == summary["zh"].caption  # the group follows none
+        assert h.server.uploads == 2  # one chart per language, whatever the captions
+
+
 async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService) -> None:
     blocked, limited, flaky, broken, fine = 2001, 2002, 2003, 2004, 2005
     old_group, new_group = -4002, -1004002

@@ -11,6 +11,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, f
 from bot.handlers.admin import ADMIN_COMMANDS
 from bot.handlers.common import Context, chat_language, is_admin, is_group, placement, reply, reply_key
 from bot.handlers.reports import REPORT_COMMANDS, answer_report_args, render_and_send
+from bot.handlers.watch import WATCH_COMMANDS
 from bot.sending import parse_start_payload
 from bot.services import services_of
 from reports import securities
@@ -18,7 +19,8 @@ from reports.i18n import t
 from storage import chats
 
 PUSH_TIMES = ("default", "12:00", "15:30", "20:00")
-KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settings", *REPORT_COMMANDS, *ADMIN_COMMANDS})
+KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settings", *REPORT_COMMANDS, *ADMIN_COMMANDS,
+                            *WATCH_COMMANDS})
 
 
 async def start(update: Update, context: Context) -> None:
