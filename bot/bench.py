@@ -54,21 +54,34 @@ def _demo_database() -> Path:
     return target
 
 
+WATCH_EVERY = 5  # every fifth chat follows WATCHED securities: their lines ride under its push
+WATCHED = 3
+
+
 def _subscribe(engine: Any, n_chats: int, group_every: int) -> list[int]:
-    """N subscribed chats: every `group_every`-th a group (negative id); 30% English."""
+    """N subscribed chats: every `group_every`-th a group (negative id); 30% English; every
+    WATCH_EVERY-th follows WATCHED securities (a different mix per chat, from 50 stocks)."""
+    with Session(engine) as session:
+        codes = session.execute(
+            select(models.StockMargin.code).distinct().order_by(models.StockMargin.code).limit(50)).scalars().all()
     ids = []
     rows = []
+    follows = []
     for i in range(1, n_chats + 1):
         group = i % group_every == 0
         chat_id = -(1_000_000 + i) if group else 10_000_000 + i
         ids.append(chat_id)
         rows.append({"chat_id": chat_id, "chat_type": "group" if group else "private", "title": f"chat {i}",
                      "language": "en" if i % 10 < 3 else "zh", "subscribed": True, "active": True})
+        if i % WATCH_EVERY == 0:
+            follows += [{"chat_id": chat_id, "code": codes[(i + 17 * k) % len(codes)]} for k in range(WATCHED)]
     with session_scope(engine) as session:
         session.execute(delete(models.Chat))
         session.execute(delete(models.Delivery))
         session.execute(delete(models.ChartUpload))
+        session.execute(delete(models.Watch))
         upsert_chats(session, rows)
+        session.add_all(models.Watch(**row) for row in follows)
     return ids
 
 
@@ -187,7 +200,8 @@ async def _run(n_chats: int, rate: float, samples: int) -> int:
         ids = await asyncio.to_thread(_subscribe, engine, n_chats, 10)
         last, previous = _trade_dates(engine)
         floor = n_chats / rate
-        print(f"push benchmark: {n_chats} chats ({n_chats // 10} groups), rate {rate:g} msg/s, floor {floor:.1f} s")
+        print(f"push benchmark: {n_chats} chats ({n_chats // 10} groups, {n_chats // WATCH_EVERY} following {WATCHED}"
+              f" securities each), rate {rate:g} msg/s, floor {floor:.1f} s")
         full = await _push_round(settings, engine, server, ids, last, None)
         killed = await _push_round(settings, engine, server, ids, previous, n_chats // 2)
         latency = await _command_latency(settings, engine, server, samples)

@@ -173,3 +173,30 @@ def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.Mo
     bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("balance",), profile=True)
     out = capsys.readouterr().out
     assert "reused cached database" in out and "=== profile: balance" in out and "render_chart" in out
+
+
+def test_push_benchmark_runs_small(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config,
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The push benchmark end to end on 40 chats (a fifth with watch lists): both rounds (whole, and
+    killed halfway then restarted) deliver to every chat once, uploading one chart per language."""
+    import asyncio
+    import shutil
+
+    from bot import bench as push_bench
+    from tests.demo_db import demo_db_file
+
+    template = demo_db_file(tmp_path_factory, pytestconfig)
+
+    def database() -> Path:
+        target = tmp_path / "push.db"
+        shutil.copy(template, target)
+        return target
+
+    monkeypatch.setattr(push_bench, "_demo_database", database)
+    assert asyncio.run(push_bench._run(40, 400.0, 2)) == 0  # 0: no duplicate, nobody missed
+    out = capsys.readouterr().out
+    assert "40 chats (4 groups, 8 following 3 securities each)" in out
+    rounds = [line for line in out.splitlines() if line.startswith(("full push", "killed"))]
+    assert len(rounds) == 2 and all("{'sent': 40}" in line for line in rounds)
+    assert re.search(r"full push\s+\S+\s+\S+\s+\S+\s+2\s+0\s+0\s", out)  # uploads 2, dups 0, missed 0
+    assert re.search(r"killed \+ restarted\s+\S+\s+\S+\s+\S+\s+\d\s+0\s+0\s", out)
