@@ -148,13 +148,16 @@ MAX_WATCHES = 10  # securities one chat may follow: their lines must fit under t
 
 def watch(engine: Engine, chat_id: int, code: str) -> str:
     """Follow `code` in the chat's push: "added", "already" (followed before) or "full" (MAX_WATCHES)."""
-    with session_scope(engine) as session:
-        followed = session.execute(select(models.Watch.code).where(models.Watch.chat_id == chat_id)).scalars().all()
-        if code in followed:
-            return "already"
-        if len(followed) >= MAX_WATCHES:
-            return "full"
-        session.add(models.Watch(chat_id=chat_id, code=code))
+    try:
+        with session_scope(engine) as session:
+            followed = session.execute(select(models.Watch.code).where(models.Watch.chat_id == chat_id)).scalars().all()
+            if code in followed:
+                return "already"
+            if len(followed) >= MAX_WATCHES:
+                return "full"
+            session.add(models.Watch(chat_id=chat_id, code=code))
+    except IntegrityError:  # the same /watch handled twice at once: the other one added it
+        return "already"
     return "added"
 
 

@@ -224,3 +224,21 @@ def test_watch_lists(engine: Engine) -> None:
     assert chats.watches(engine, [-5, -105]) == {-105: [*(f"60000{i}" for i in range(8)), "300750", "600519"]}
     chats.forget(engine, [-105])
     assert chats.watches(engine, [-105]) == {}
+
+
+def test_the_same_watch_twice_at_once_adds_it_once(engine: Engine) -> None:
+    chats.ensure_chat(engine, 8, "private", "x", "zh")
+    results: list[str] = []
+    start = threading.Barrier(4)
+
+    def add() -> None:
+        start.wait()
+        results.append(chats.watch(engine, 8, "600519"))
+
+    threads = [threading.Thread(target=add) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == ["added", "already", "already", "already"]
+    assert chats.watches(engine, [8]) == {8: ["600519"]}
