@@ -58,8 +58,13 @@ def shares_pct(wide: pd.DataFrame) -> pd.DataFrame:
     return wide.div(total, axis=0) * 100.0
 
 
-def _net_buy_wide(sector_daily: pd.DataFrame) -> pd.DataFrame:
-    """Wide 融资净买入 (rzmre - rzche), deriving rzche from the balance where it is missing."""
+def net_buy_daily(sector_daily: pd.DataFrame) -> pd.DataFrame:
+    """Wide daily 融资净买入 per sector (元).
+
+    Formula: ``rzmre[T] - rzche[T]``; where rzche is unknown (a member's source omitted it and its
+    previous day was not stored), ``rzche[T] = rzye[T-1] + rzmre[T] - rzye[T]`` on the sector's
+    own figures, so the first stored day is nan.
+    """
     has_rzche = "rzche" in sector_daily.columns
     wide = _pivot(sector_daily, ["rzye", "rzmre", "rzche"] if has_rzche else ["rzye", "rzmre"])
     rzye = wide["rzye"]
@@ -108,7 +113,7 @@ def sector_table(sector_daily: pd.DataFrame, days: int) -> pd.DataFrame:
         before = pd.Series(np.nan, index=wide.columns)
         share_before = pd.Series(np.nan, index=wide.columns)
     chg = last - before
-    net = _net_buy_wide(sector_daily)
+    net = net_buy_daily(sector_daily)
     net_buy = net.iloc[-days:].sum(min_count=1) if len(net) >= days else pd.Series(np.nan, index=wide.columns)
     table = pd.DataFrame(
         {

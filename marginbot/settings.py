@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(default=8765, ge=1, le=65535)
     sandbox_open_browser: bool = True
     upstream_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    upstream_deadline_seconds: float = Field(default=180.0, gt=0, le=3600)
     upstream_retries: int = Field(default=3, ge=0, le=10)
     commands_per_minute: int = Field(default=12, ge=1, le=1000)
     render_workers: int = Field(default=2, ge=1, le=32)

@@ -311,7 +311,7 @@ def sector_figures(engine: Engine, day: date, days: int, code: str, sub: SubRepo
     long = queries.sector_daily(engine, start, day)
     mine = long[long["sw_l1_code"] == code].set_index("trade_date").sort_index()
     balance_series = mine["rzye"].astype(float)
-    net_buy = (mine["rzmre"].astype(float) - mine["rzche"].astype(float)).iloc[1:]
+    net_buy = sectors.net_buy_daily(long)[code].iloc[1:]
     closes = queries.sector_index_closes(engine, start, day)
     index = closes[code].dropna() if code in closes.columns else pd.Series(dtype=float)
     index_return = (float(index.iloc[-1] / index.iloc[0] - 1.0) * 100.0

@@ -71,15 +71,23 @@ def sector_rows(stocks: pd.DataFrame, classes: pd.DataFrame) -> list[dict[str, o
     stocks["sw_l1_code"] = classify(stocks, classes)
     stocks = stocks.dropna(subset=["sw_l1_code"])
     money = ["rzye", "rzmre", "rzche", "rqye"]
-    stocks[money] = stocks[money].astype(float).fillna(0.0)
+    stocks[money] = stocks[money].astype(float)
+    # One member's unknown 融资偿还额 makes the sector's unknown (the reports derive it from the
+    # sector's balance): counted as 0 it would add that member's whole 融资买入额 to the net buying.
+    stocks["rzche_unknown"] = stocks["rzche"].isna()
     grouped = stocks.groupby(["trade_date", "sw_l1_code"], sort=True)
     table = grouped[money].sum()
+    table.loc[grouped["rzche_unknown"].any(), "rzche"] = np.nan
     table["stock_count"] = grouped.size()
     table = table.reset_index()
     table["trade_date"] = pd.to_datetime(table["trade_date"]).dt.date
     table["sw_l1_code"] = table["sw_l1_code"].astype(str)
     table["stock_count"] = table["stock_count"].astype(int)
-    return table[["trade_date", "sw_l1_code", *money, "stock_count"]].to_dict("records")
+    records = table[["trade_date", "sw_l1_code", *money, "stock_count"]].to_dict("records")
+    for record in records:  # NULL, not NaN (PostgreSQL would store NaN as a number)
+        if record["rzche"] != record["rzche"]:
+            record["rzche"] = None
+    return records
 
 
 def load_classes(session: Session) -> pd.DataFrame:

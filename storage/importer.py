@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from storage import models
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import SW_L1_2021, exchange_of, is_fund_code, level1_code
+from storage.sources import IDENTITY_RTOL
 
 KINDS = ("margin", "turnover", "stocks", "industries", "index")
 SOURCE = "csv"
@@ -173,8 +174,13 @@ def _read_margin(reader: _Reader) -> list[dict[str, Any]]:
         exchange = _parse_exchange(reader, row, models.SUMMARY_SCOPES)
         _check_unique(reader, seen, (day.isoformat(), exchange), row.line)
         rec: dict[str, Any] = {c: _parse_number(reader, row, c) for c in _MARGIN_NUMBERS}
-        if rec["rzrqye"] is None and rec["rzye"] is not None and rec["rqye"] is not None:
-            rec["rzrqye"] = rec["rzye"] + rec["rqye"]
+        if rec["rzye"] is not None and rec["rqye"] is not None:
+            expected = rec["rzye"] + rec["rqye"]
+            if rec["rzrqye"] is None:
+                rec["rzrqye"] = expected
+            elif abs(rec["rzrqye"] - expected) > IDENTITY_RTOL * max(expected, 1.0):
+                raise reader.fail(row.line, f"rzrqye {row.values['rzrqye']} is not rzye + rqye = {expected:.0f} "
+                                            "(a column in another unit?)")
         rec.update(trade_date=day, exchange=exchange, rzche_derived=False, source=SOURCE)
         out.append(rec)
     return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -404,6 +404,25 @@ def _summary_rows(frame: pd.DataFrame, exchange: str) -> list[dict[str, Any]]:
     )
 
 
+def _repeats(stored: models.MarginSummary, row: dict[str, Any]) -> bool:
+    """True when a summary row equals the stored one in every published figure."""
+    return all(getattr(stored, k) == row[k] for k in ("rzye", "rzmre", "rqye", "rqyl", "rqmcl"))
+
+
+def _detail_repeats(session: Session, previous_day: date, exchange: str, frame: pd.DataFrame) -> bool:
+    """True when a detail answer has the stored previous day's row count and 融资余额 and 融资买入额 sums:
+    consecutive trade days never share all three."""
+    sm = models.StockMargin
+    count, rzye, rzmre = session.execute(
+        select(func.count(), func.sum(sm.rzye), func.sum(sm.rzmre))
+        .where(sm.trade_date == previous_day, sm.exchange == exchange)
+    ).one()
+    if not count or count != len(frame):
+        return False
+    return all(stored is not None and math.isclose(float(stored), float(frame[k].sum()), rel_tol=1e-9)
+               for stored, k in ((rzye, "rzye"), (rzmre, "rzmre")))
+
+
 class _DayFetcher:
     """Fetches and checks one (day, source) into rows; the SSE summary is asked once for every day."""
 
@@ -436,15 +455,22 @@ class _DayFetcher:
             rows = frame[frame["trade_date"] == day]
             if rows.empty:
                 raise NotPublished(f"SSE's answer has no row for {day} yet")
+            problem = rows["problem"].iloc[0]
+            if isinstance(problem, str):
+                raise ValidationFailed(problem)
             out = _summary_rows(rows, exchange)
-            before = frame.loc[frame["trade_date"] == previous_day, "rzye"]
+            before = frame.loc[(frame["trade_date"] == previous_day) & frame["problem"].isna(), "rzye"]
             previous_rzye = _clean(before.iloc[0]) if len(before) else None
         else:
             fetch = self.sources.szse_summary if source == "szse_summary" else self.sources.bse_summary
             out = _summary_rows(fetch(day), exchange)
+        with Session(self.engine) as session:
+            stored = _stored_summary(session, previous_day, exchange)
+        if stored is not None and source != "sse_summary" and _repeats(stored, out[0]):
+            # SZSE's and BSE's answers carry no date: one identical to the day before, to the 元 and
+            # the 股, is the exchange serving its last published day for one it has not published.
+            raise NotPublished(f"{exchange}'s summary for {day} repeats {previous_day}'s: not published yet")
         if previous_rzye is None:
-            with Session(self.engine) as session:
-                stored = _stored_summary(session, previous_day, exchange)
             previous_rzye = stored.rzye if stored is not None else None
         # Derived from the previous trade date itself, never from whatever row happens to precede.
         row = out[0]
@@ -454,15 +480,21 @@ class _DayFetcher:
 
     def detail(self, day: date, source: str) -> list[dict[str, Any]]:
         exchange = DETAIL_SOURCES[source]
+        with Session(self.engine) as session:
+            summary = _stored_summary(session, day, exchange)
+        # The detail is checked against the day's summary, so it waits for it: stored first, it
+        # would never be checked.
+        if summary is None or summary.rzye is None:
+            raise NotPublished(f"{exchange}'s detail for {day} waits for its summary")
         fetch = {"sse_detail": self.sources.sse_detail, "szse_detail": self.sources.szse_detail,
                  "bse_detail": self.sources.bse_detail}[source]
         frame = fetch(day)
+        check_detail_against_summary(frame, summary.rzye, exchange)
         previous_day = _previous_trade_day(self.calendar, day)
         with Session(self.engine) as session:
-            summary = _stored_summary(session, day, exchange)
-            if summary is not None and summary.rzye is not None:
-                check_detail_against_summary(frame, summary.rzye, exchange)
-            previous: dict[str, float | None] = {}
+            if previous_day is not None and _detail_repeats(session, previous_day, exchange, frame):
+                raise NotPublished(f"{exchange}'s detail for {day} repeats {previous_day}'s: not published yet")
+            previous: dict[str, float | None] | None = None
             if frame["rzche"].isna().all() and previous_day is not None and source in _done_steps(
                     session, [previous_day])[previous_day]:
                 sm = models.StockMargin
@@ -475,17 +507,70 @@ class _DayFetcher:
             row["name"] = str(row["name"] or "")[:_NAME_MAX]
             row["is_fund"] = bool(row["is_fund"])
             row["rqye_estimated"] = bool(row["rqye_estimated"])
-            if row["rzche"] is None and row["code"] in previous:
+            if row["rzche"] is None and previous is not None:
                 # The exchange omits it per stock; the definition holds there as for the totals.
-                row["rzche"] = derive_rzche(row["rzye"], row["rzmre"], previous[row["code"]])
+                row["rzche"] = _stock_rzche(row["rzye"], row["rzmre"], previous.get(row["code"]))
         return rows
 
 
+def _next_trade_day(calendar: Sequence[date], day: date) -> date | None:
+    """The trade date after `day` in the sorted calendar, or None."""
+    position = bisect_right(calendar, day)
+    return calendar[position] if position < len(calendar) else None
+
+
+def _stock_rzche(rzye: float | None, rzmre: float | None, previous_rzye: float | None) -> float | None:
+    """One security's 融资偿还额 (元) from its previous day's detail row: rzye(T-1) + rzmre(T) - rzye(T).
+
+    A security absent from a stored previous day (newly eligible) had no financing then: rzye(T-1)
+    = 0. A negative result (a balance carried over from before it left the list) is unknown: None.
+    """
+    rzche = derive_rzche(rzye, rzmre, 0.0 if previous_rzye is None else previous_rzye)
+    if rzche is None or rzche < -1.0:  # beyond float noise on whole 元
+        return None
+    return max(rzche, 0.0)
+
+
+def _complete_next_summary(session: Session, row: dict[str, Any], next_day: date) -> None:
+    """Derive the next day's 融资偿还额 from this day's balance where the next day came first
+    (rzye(T+1) could not be matched with a rzye(T) that was not stored yet)."""
+    stored = _stored_summary(session, next_day, row["exchange"])
+    if stored is None or stored.rzche is not None:
+        return
+    stored.rzche = derive_rzche(stored.rzye, stored.rzmre, row["rzye"])
+    stored.rzche_derived = stored.rzche is not None
+
+
+def _complete_next_detail(session: Session, rows: list[dict[str, Any]], next_day: date, exchange: str) -> int:
+    """The same per security: the next day's rows without 融资偿还额 get it from this day's 融资余额.
+    Returns the rows completed."""
+    sm = models.StockMargin
+    balance = {r["code"]: r["rzye"] for r in rows}
+    completed = 0
+    for stored in session.execute(select(sm).where(
+            sm.trade_date == next_day, sm.exchange == exchange, sm.rzche.is_(None))).scalars():
+        rzche = _stock_rzche(stored.rzye, stored.rzmre, balance.get(stored.code))
+        if rzche is not None:
+            stored.rzche = rzche
+            completed += 1
+    return completed
+
+
 def _store(engine: Engine, day: date, source: str, model: type[SQLModel], rows: list[dict[str, Any]],
-           message: str = "") -> StepOutcome:
-    """Rows, the done status and the version bump in one transaction."""
+           message: str = "", next_day: date | None = None) -> StepOutcome:
+    """Rows, the done status and the version bump in one transaction; with `next_day`, that day's
+    融资偿还额 left unknown for want of this day's balance is derived in the same transaction (and
+    its sectors rebuilt)."""
     with session_scope(engine) as session:
         upsert(session, model, rows)
+        if next_day is not None and model is models.MarginSummary:
+            _complete_next_summary(session, rows[0], next_day)
+        elif next_day is not None and rows and _complete_next_detail(session, rows, next_day, rows[0]["exchange"]):
+            session.flush()
+            if SECTORS in _done_steps(session, [next_day])[next_day]:
+                from storage.aggregate import rebuild_sector_daily
+
+                rebuild_sector_daily(session, [next_day])
         _set_status(session, day, source, DONE, rows=len(rows), message=message)
         bump_data_version(session)
     log.debug("%s %s: %d rows stored", source, day, len(rows))
@@ -493,6 +578,7 @@ def _store(engine: Engine, day: date, source: str, model: type[SQLModel], rows: 
 
 
 def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -> StepOutcome:
+    next_day = _next_trade_day(fetcher.calendar, day)
     try:
         if source in TURNOVER_SOURCES:
             return _store_turnover(engine, fetcher, day, source)
@@ -500,9 +586,9 @@ def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -
             rows = fetcher.summary(day, source)
             derived = rows[0]["rzche_derived"]
             return _store(engine, day, source, models.MarginSummary, rows,
-                          "融资偿还额 derived" if derived else "")
+                          "融资偿还额 derived" if derived else "", next_day=next_day)
         rows = fetcher.detail(day, source)
-        return _store(engine, day, source, models.StockMargin, rows)
+        return _store(engine, day, source, models.StockMargin, rows, next_day=next_day)
     except UpstreamProblem as exc:
         return _record_problem(engine, day, source, exc)
     except SQLAlchemyError as exc:
@@ -581,11 +667,16 @@ def _history_step(result: IngestResult, name: str, work: Callable[[], int | None
         result.history.append(StepOutcome(name, DONE, written))
 
 
+def _published_bars(frame: pd.DataFrame, latest: date) -> pd.DataFrame:
+    """Bars from HISTORY_START to `latest` (the last published trade date): a bar dated after it is
+    the running session's, partial until the close, and would never be asked for again."""
+    return frame[(frame["trade_date"] >= HISTORY_START) & (frame["trade_date"] <= latest)]
+
+
 def _store_index(engine: Engine, sources: Sources, symbol: str, latest: date) -> int | None:
     if _covers(engine, models.IndexDaily, models.IndexDaily.symbol == symbol, latest):
         return None
-    frame = sources.index_history(symbol)
-    frame = frame[frame["trade_date"] >= HISTORY_START]
+    frame = _published_bars(sources.index_history(symbol), latest)
     exchange = INDEX_TURNOVER[symbol]
     index_rows = _records(frame, ["trade_date", "close", "amount"], symbol=symbol)
     turnover_rows = _records(frame.dropna(subset=["amount"]), ["trade_date", "amount"], exchange=exchange,
@@ -685,7 +776,7 @@ def _store_sector_indexes(engine: Engine, sources: Sources, latest: date) -> int
         except UpstreamProblem as exc:
             failures.append(f"{symbol}: {exc}")
             continue
-        frame = frame[frame["trade_date"] >= HISTORY_START]
+        frame = _published_bars(frame, latest)
         rows = _records(frame, ["trade_date", "close"], symbol=symbol, amount=None)
         with session_scope(engine) as session:
             written = _upsert_changed(session, models.IndexDaily, rows, ("symbol", "trade_date"),

@@ -157,7 +157,7 @@ class SectorDaily(SQLModel, table=True):
     sw_l1_code: str = Field(max_length=8)
     rzye: float = 0.0
     rzmre: float = 0.0
-    rzche: float = 0.0
+    rzche: float | None = None  # unknown where a member's is (see storage.aggregate.sector_rows)
     rqye: float = 0.0
     stock_count: int = 0
 

@@ -24,7 +24,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -131,16 +131,46 @@ def upstream_timeout(seconds: float) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class CallPolicy:
-    """Timeout (seconds), retries after the first attempt, and the first backoff pause (doubled each time)."""
+    """Socket timeout (seconds, for connecting and each read), deadline of one whole attempt
+    (seconds: a server that drips its answer never trips the socket timeout), retries after the
+    first attempt, and the first backoff pause (doubled each time)."""
 
     timeout: float = 20.0
     retries: int = 3
     backoff: float = 2.0
     sleep: Callable[[float], None] = time.sleep
+    deadline: float = 180.0
 
     @classmethod
     def from_settings(cls, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> CallPolicy:
-        return cls(timeout=settings.upstream_timeout_seconds, retries=settings.upstream_retries, sleep=sleep)
+        return cls(timeout=settings.upstream_timeout_seconds, retries=settings.upstream_retries, sleep=sleep,
+                   deadline=settings.upstream_deadline_seconds)
+
+
+def _within_deadline(name: str, func: Callable[[], T], policy: CallPolicy) -> T:
+    """func() under the socket timeout, in a worker thread given `policy.deadline` seconds in all.
+
+    Past the deadline the attempt is abandoned: its thread (a daemon) ends at its next socket
+    timeout or answer, and whatever it returns is dropped; ingestion only ever stores what a call
+    returned in time.
+    """
+    outcome: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            with upstream_timeout(policy.timeout):
+                outcome["value"] = func()
+        except BaseException as exc:  # handed to the caller's thread, classified there
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=copy_context().run, args=(attempt,), name=f"upstream-{name}", daemon=True)
+    worker.start()
+    worker.join(policy.deadline)
+    if worker.is_alive():
+        raise UpstreamError(f"no complete answer within {policy.deadline:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 _EMPTY_AXIS = re.compile(r"Length mismatch: Expected axis has 0 elements")
@@ -177,15 +207,15 @@ def classify(exc: BaseException, timeout: float) -> UpstreamProblem:
 
 
 def call(name: str, func: Callable[[], T], policy: CallPolicy) -> T:
-    """Run one akshare call under the policy's timeout; retry UpstreamError with exponential backoff.
+    """Run one akshare call under the policy's timeout and deadline; retry UpstreamError with
+    exponential backoff.
 
     NotPublished is raised at once (asking again within seconds would not help).
     """
     attempts = policy.retries + 1
     for attempt in range(1, attempts + 1):
         try:
-            with upstream_timeout(policy.timeout):
-                return func()
+            return _within_deadline(name, func, policy)
         except Exception as exc:  # every failure of a foreign call is classified, none escapes raw
             problem = classify(exc, policy.timeout)
             if isinstance(problem, NotPublished):
@@ -225,32 +255,37 @@ def _numbers(frame: pd.DataFrame, columns: list[str]) -> None:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
 
 
+def summary_row_problem(row: Any, scope: str) -> str | None:
+    """Why one summary row (trade_date, rzye, rzmre[, rqye, rqyl, rqmcl, rzrqye]; 元, 股) is
+    implausible: bounds of 融资余额, signs, 两融余额 = 融资余额 + 融券余额. None when it is plausible."""
+    day = row.trade_date
+    rzye = row.rzye
+    if rzye is None or np.isnan(rzye):
+        return f"{scope} {day}: 融资余额 missing"
+    low = _RZYE_MIN_MATURE[scope] if day >= _MATURE_FROM else 1e4
+    if not low <= rzye <= _RZYE_MAX[scope]:
+        return f"{scope} {day}: 融资余额 {rzye:.6g} 元 is implausible (unit changed?)"
+    for name in ("rzmre", "rqye", "rqyl", "rqmcl", "rzrqye"):
+        value = getattr(row, name, None)
+        if value is not None and not np.isnan(value) and value < 0:
+            return f"{scope} {day}: {name} is negative ({value:.6g})"
+    rzmre = row.rzmre
+    if rzmre is not None and not np.isnan(rzmre) and rzmre > max(rzye, 1e9) * 2:
+        return f"{scope} {day}: 融资买入额 {rzmre:.6g} 元 is implausible next to 融资余额"
+    rqye, rzrqye = getattr(row, "rqye", None), getattr(row, "rzrqye", None)
+    if rqye is not None and rzrqye is not None and not (np.isnan(rqye) or np.isnan(rzrqye)):
+        expected = rzye + rqye
+        if abs(rzrqye - expected) > IDENTITY_RTOL * max(abs(expected), 1.0):
+            return f"{scope} {day}: 两融余额 {rzrqye:.6g} != 融资余额 + 融券余额 = {expected:.6g} 元"
+    return None
+
+
 def check_summary(frame: pd.DataFrame, scope: str) -> None:
-    """Raise ValidationFailed unless every row is plausible: bounds of 融资余额 (元), signs, identity."""
-    if frame.empty:
-        return
+    """Raise ValidationFailed unless every row passes :func:`summary_row_problem`."""
     for row in frame.itertuples(index=False):
-        day = row.trade_date
-        rzye = row.rzye
-        if rzye is None or np.isnan(rzye):
-            raise ValidationFailed(f"{scope} {day}: 融资余额 missing")
-        low = _RZYE_MIN_MATURE[scope] if day >= _MATURE_FROM else 1e4
-        if not low <= rzye <= _RZYE_MAX[scope]:
-            raise ValidationFailed(f"{scope} {day}: 融资余额 {rzye:.6g} 元 is implausible (unit changed?)")
-        for name in ("rzmre", "rqye", "rqyl", "rqmcl", "rzrqye"):
-            value = getattr(row, name, None)
-            if value is not None and not np.isnan(value) and value < 0:
-                raise ValidationFailed(f"{scope} {day}: {name} is negative ({value:.6g})")
-        rzmre = row.rzmre
-        if rzmre is not None and not np.isnan(rzmre) and rzmre > max(rzye, 1e9) * 2:
-            raise ValidationFailed(f"{scope} {day}: 融资买入额 {rzmre:.6g} 元 is implausible next to 融资余额")
-        rqye, rzrqye = getattr(row, "rqye", None), getattr(row, "rzrqye", None)
-        if rqye is not None and rzrqye is not None and not (np.isnan(rqye) or np.isnan(rzrqye)):
-            expected = rzye + rqye
-            if abs(rzrqye - expected) > IDENTITY_RTOL * max(abs(expected), 1.0):
-                raise ValidationFailed(
-                    f"{scope} {day}: 两融余额 {rzrqye:.6g} != 融资余额 + 融券余额 = {expected:.6g} 元"
-                )
+        problem = summary_row_problem(row, scope)
+        if problem:
+            raise ValidationFailed(problem)
 
 
 def _check_codes(frame: pd.DataFrame, what: str) -> None:
@@ -312,6 +347,8 @@ def sse_summary(start: date, end: date, *, previous_rzye: float | None = None,
     akshare's output has no 融资偿还额 (SSE's JSON has one, but akshare drops it by position): it is
     derived from the previous row of the same answer (rows are consecutive trade days), or from
     `previous_rzye` for the first row, and marked rzche_derived. Asks in spans of SSE_SPAN_DAYS.
+    Column `problem` says why a row is implausible (None for a plausible row): the caller refuses
+    that day alone.
     """
     policy = policy or CallPolicy()
     parts = []
@@ -346,8 +383,9 @@ def sse_summary(start: date, end: date, *, previous_rzye: float | None = None,
         previous.iloc[0] = previous_rzye
     frame["rzche"] = previous + frame["rzmre"] - frame["rzye"]
     frame["rzche_derived"] = frame["rzche"].notna()
-    check_summary(frame, "SSE")
-    return frame[SUMMARY_COLUMNS]
+    # Judged row by row: one implausible day in a span of many must not refuse the others.
+    frame["problem"] = [summary_row_problem(row, "SSE") for row in frame.itertuples(index=False)]
+    return frame[[*SUMMARY_COLUMNS, "problem"]]
 
 
 def _single_day_summary(raw: pd.DataFrame, day: date, scale_money: float, scale_shares: float,

@@ -217,3 +217,22 @@ def test_signals_read_the_table_and_fall_back_to_stock_rows(demo_copy: Engine) -
         assert set(new) == {"code", "name", "rzye", "change_pct", "zscore"}
         assert new["rzye"] == old["rzye"] and new["change_pct"] == old["change_pct"]
         assert new["zscore"] == pytest.approx(old["zscore"], rel=1e-12)
+
+
+def test_a_sector_with_a_member_of_unknown_rzche_has_unknown_rzche() -> None:
+    """Sector 480000: one member with 融资偿还额, one without (its previous day not stored): the sum
+    would count the unknown as 0 and take its whole 融资买入额 as net buying, so the sector's is NULL.
+    Sector 490000: every member known, summed."""
+    from storage.aggregate import sector_rows
+
+    day = date(2024, 4, 11)
+    stocks_ = pd.DataFrame({
+        "trade_date": [day] * 4, "code": ["600000", "000001", "600030", "000776"], "is_fund": [False] * 4,
+        "rzye": [4e10, 3e10, 2e10, 1e10], "rzmre": [5e8, 6e8, 7e8, 0.0], "rzche": [4e8, None, 5e8, 1e8],
+        "rqye": [1e6, 2e6, 3e6, 4e6],
+    })
+    classes = pd.DataFrame({"code": ["600000", "000001", "600030", "000776"], "start_date": [date(2021, 7, 30)] * 4,
+                            "sw_l1_code": ["480000", "480000", "490000", "490000"]})
+    rows = {r["sw_l1_code"]: r for r in sector_rows(stocks_, classes)}
+    assert rows["480000"]["rzche"] is None and rows["480000"]["rzmre"] == 11e8 and rows["480000"]["rzye"] == 7e10
+    assert rows["490000"]["rzche"] == 6e8 and rows["490000"]["stock_count"] == 2

@@ -193,6 +193,8 @@ BAD = [
     ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,-8.1e11,,,,,,,"], 3, "rzye is negative"),
     ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,nan,,,,,,,"], 3, "not a finite number"),
     ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,8.1e11"], 3, "expected 10 fields, found 3"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,8.1e11,,,6.3e9,,,,8163"], 3,
+     "rzrqye 8163 is not rzye + rqye = 816300000000 (a column in another unit?)"),
     ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-11,ALL,9e11"], 3, "unknown exchange 'ALL'"),
     ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,SZSE,"], 3, "amount is empty"),
     ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,SZSE,-1"], 3, "amount is negative"),

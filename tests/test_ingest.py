@@ -971,3 +971,166 @@ def test_the_first_real_ingest_replaces_the_demo_data(engine: Engine, fake: Fake
     before = snapshot(engine)
     again = ingest_run(engine, settings, fetchers, start=D2)
     assert again.ok and not again.notes and snapshot(engine) == before
+
+
+# --- partial, late and repeated answers ----------------------------------------------------------------
+
+
+def test_a_bar_of_the_running_session_is_never_stored(engine: Engine, fake: FakeUpstream, settings: Settings,
+                                                      fetchers: Sources, few_sectors: None) -> None:
+    """A run during D2's session sees Eastmoney's partial D2 bar: it is left out, and the next
+    morning's run stores D2's final bar (and its amount as the turnover fallback)."""
+    for symbol, market, name in (("sh000001", 1, "上证指数"), ("sz399001", 0, "深证成指")):
+        bars = INDEX_BARS[symbol]
+        partial = [*bars[:2], replace(bars[2], close=bars[2].close - 50, amount=90_000_000_000.0)]
+        fake.override[f"index_{symbol}", None] = (
+            lambda symbol=symbol, market=market, name=name, partial=partial:
+            (200, {}, up.em_kline_json(symbol[2:], market, name, partial)))
+    during = ingest_run(engine, settings, fetchers, start=D1, today=D2)
+    assert [d.day for d in during.days] == [D1]
+    with Session(engine) as s:
+        stored = set(s.execute(select(models.IndexDaily.trade_date).where(
+            models.IndexDaily.symbol == "sh000001")).scalars())
+        assert stored == {D0, D1}
+    fake.override = {}
+    fake.override["sse_turnover", D2] = _turnover_html  # the fallback amount is what the ratio divides by
+    ingest_run(engine, settings, fetchers, start=D1)
+    with Session(engine) as s:
+        sh = s.execute(select(models.IndexDaily).where(models.IndexDaily.symbol == "sh000001",
+                                                       models.IndexDaily.trade_date == D2)).scalar_one()
+        assert (sh.close, sh.amount) == (3034.25, 328_912_345_678.0)
+        tv = s.execute(select(models.Turnover).where(models.Turnover.trade_date == D2,
+                                                     models.Turnover.exchange == "SSE")).scalar_one()
+        assert (tv.amount, tv.source) == (328_912_345_678.0, "index_amount")
+
+
+def test_an_implausible_sse_row_refuses_its_own_day_only(engine: Engine, fake: FakeUpstream, settings: Settings,
+                                                         fetchers: Sources, few_sectors: None) -> None:
+    """SSE is asked for D0..D2 in one call. A broken identity on D0 (only the base of D1's 融资偿还额)
+    leaves D1 and D2 complete, D1 without rzche; the same on D1 refuses D1 alone."""
+    def broken(day: date) -> Callable[[], Reply]:
+        def reply() -> Reply:
+            rows = [replace(r, rzrqjyzl=r.rzye + 2 * r.rqylje) if r.day == day else r
+                    for r in fake.sse_summary_rows(D0, D2)]
+            return 200, {}, up.sse_summary_json(rows)
+        return reply
+
+    fake.override["sse_summary", D2] = broken(D0)
+    result = ingest_run(engine, settings, fetchers, start=D1, history=False)
+    assert [d.complete for d in result.days] == [True, True]
+    with Session(engine) as s:
+        assert summary_row(s, D1, "SSE").rzche is None  # its base was refused
+        assert summary_row(s, D2, "SSE").rzche == 42_345_678_901
+
+    with session_scope(engine) as s:
+        s.execute(models.IngestStatus.__table__.delete())
+        s.execute(models.MarginSummary.__table__.delete().where(models.MarginSummary.exchange == "SSE"))
+    fake.override["sse_summary", D2] = broken(D1)
+    result = ingest_run(engine, settings, fetchers, start=D1, history=False)
+    assert [d.status for d in result.days] == ["failed", "done"]
+    row = status_of(engine, D1, "sse_summary")
+    assert row.status == "failed" and "SSE 2024-04-10: 两融余额" in row.message
+    with Session(engine) as s:
+        assert summary_row(s, D2, "SSE").rzche is None  # D1, its base, was refused
+
+
+def test_rzche_is_derived_when_the_previous_day_arrives_late(engine: Engine, fake: FakeUpstream,
+                                                             settings: Settings, fetchers: Sources,
+                                                             few_sectors: None) -> None:
+    """SZSE's D1 fails and D2 is stored without 融资偿还额 (SZSE omits it); when D1 lands, D2's is
+    derived from it, per exchange and per stock, and D2's sectors are rebuilt with it."""
+    fake.override["szse_summary", D1] = _turnover_html
+    fake.override["szse_detail", D1] = _turnover_html
+    ingest_run(engine, settings, fetchers, start=D1)  # with the Shenwan classes: D2 gets its sectors
+    ic, sd = models.IndustryClass, models.SectorDaily
+    with Session(engine) as s:
+        assert summary_row(s, D2, "SZSE").rzche is None and stock_row(s, D2, "000001").rzche is None
+        (code,) = set(s.execute(select(ic.sw_l1_code).where(ic.code == "000001")).scalars())
+        sector = s.execute(select(sd).where(sd.trade_date == D2, sd.sw_l1_code == code)).scalar_one()
+        assert sector.rzche is None  # a member's is unknown: the sector's is too, never a sum counting it as 0
+    del fake.override["szse_summary", D1], fake.override["szse_detail", D1]
+    result = ingest_run(engine, settings, fetchers, history=False)
+    assert [d.day for d in result.days] == [D1] and result.days[0].complete
+    m = sample_market()
+    with Session(engine) as s:
+        szse = summary_row(s, D2, "SZSE")
+        assert szse.rzche == 706_812_000_000 + 32_108_000_000 - 707_767_000_000 and szse.rzche_derived
+        before, now = m["SZSE", D1].detail[0], m["SZSE", D2].detail[0]
+        assert stock_row(s, D2, "000001").rzche == before.rzye + now.rzmre - now.rzye
+        members = s.execute(select(models.StockMargin).where(
+            models.StockMargin.trade_date == D2,
+            models.StockMargin.code.in_(select(ic.code).where(ic.sw_l1_code == code)))).scalars().all()
+        sector = s.execute(select(sd).where(sd.trade_date == D2, sd.sw_l1_code == code)).scalar_one()
+        assert len(members) == sector.stock_count == 2
+        assert sector.rzche == pytest.approx(sum(x.rzche for x in members), rel=1e-12)
+
+
+def test_a_detail_waits_for_its_summary_and_is_checked_against_it(engine: Engine, fake: FakeUpstream,
+                                                                   settings: Settings, fetchers: Sources,
+                                                                   few_sectors: None) -> None:
+    """SZSE's summary not yet out: the detail is not even asked for. When the summary comes, a
+    detail 20% short of it is refused as it would have been in the other order."""
+    fake.override["szse_summary", D2] = _pending(fake, "szse_summary")
+    fake.override["szse_detail", D2] = lambda: _detail_short(fake)
+    first = ingest_run(engine, settings, fetchers, start=D2, history=False)
+    row = status_of(engine, D2, "szse_detail")
+    assert (row.status, row.message) == ("pending", "SZSE's detail for 2024-04-11 waits for its summary")
+    assert ("szse_detail", D2) not in fake.asked and first.days[0].status == "pending"
+    del fake.override["szse_summary", D2]
+    second = ingest_run(engine, settings, fetchers, start=D2, history=False)
+    row = status_of(engine, D2, "szse_detail")
+    assert row.status == "failed" and "off the summary" in row.message and not second.days[0].complete
+    with Session(engine) as s:
+        assert s.execute(select(func.count()).where(models.StockMargin.exchange == "SZSE")).scalar() == 0
+
+
+def test_an_answer_repeating_the_day_before_is_not_yet_published(engine: Engine, fake: FakeUpstream,
+                                                                  settings: Settings, fetchers: Sources,
+                                                                  few_sectors: None) -> None:
+    """SZSE's and BSE's answers carry no date: one equal to D1's, asked for D2, is D1 served again."""
+    m = sample_market()
+    fake.override["szse_summary", D2] = lambda: (200, {}, up.szse_summary_json(D2, szse_summary_of(m["SZSE", D1])))
+    fake.override["bse_detail", D2] = lambda: (200, {}, up.bse_detail_jsonp(D2, m["BSE", D1].detail))
+    first = ingest_run(engine, settings, fetchers, start=D1, history=False)
+    assert [d.status for d in first.days] == ["done", "pending"]
+    assert "repeats 2024-04-10's: not published yet" in status_of(engine, D2, "szse_summary").message
+    bse = status_of(engine, D2, "bse_detail")
+    assert bse.status == "pending" and bse.message == "BSE's detail for 2024-04-11 repeats 2024-04-10's: not published yet"
+    with Session(engine) as s:
+        assert s.execute(select(func.count()).where(models.MarginSummary.trade_date == D2,
+                                                    models.MarginSummary.exchange == "SZSE")).scalar() == 0
+    fake.override = {}
+    second = ingest_run(engine, settings, fetchers, history=False)
+    assert second.ok and day_is_complete(engine, D2)
+    with Session(engine) as s:
+        assert summary_row(s, D2, "SZSE").rzye == 707_767_000_000
+
+
+def test_a_dripping_server_is_given_up_at_the_deadline() -> None:
+    """Each byte comes within the socket timeout, the whole answer never within the deadline."""
+    import socket
+    import threading
+
+    from storage.sources import call
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            while not stop.wait(0.2):
+                conn.sendall(b"x")
+
+    threading.Thread(target=drip, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/"
+    try:
+        with pytest.raises(UpstreamError, match=r"no complete answer within 1 s"):
+            call("drip", lambda: requests.get(url).text, CallPolicy(timeout=0.5, deadline=1.0, retries=0))
+    finally:
+        stop.set()
+        server.close()
