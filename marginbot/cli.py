@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from marginbot.settings import Settings, SettingsError, get_settings
 
@@ -17,12 +20,25 @@ REPORT_KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock", "t
 IMPORT_KINDS = ("margin", "turnover", "stocks", "industries", "index")  # storage.importer.KINDS
 
 
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 class UsageError(Exception):
     """A mistake the user can fix: printed as one line on stderr, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (its usage block buried the reason), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parse_date(text: str) -> date:
+    # date.fromisoformat also takes 20240930 and 2024-W40-1: only the documented form is a date here
     try:
+        if not _DATE_RE.match(text):
+            raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
@@ -105,6 +121,10 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.code is not None and args.kind not in ("stock", "top", "sectors"):
         raise UsageError(f"{args.kind} takes no code or name (only stock, top and sectors do): {args.code!r}")
+    chart = Path(args.chart) if args.chart else None
+    if chart is not None and (chart.is_dir() or not chart.parent.is_dir()):
+        raise UsageError(f"cannot write the chart to {args.chart}: "
+                         + ("it is a folder" if chart.is_dir() else f"no folder {chart.parent}"))
     engine = _engine(settings)
     service = ReportService(engine)
     try:
@@ -116,8 +136,11 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         if exc.kind == "no_data":  # the chat's answer, with what the operator can do about it
             message += " " + t(args.lang, "error.no_data_hint")
         raise UsageError(message) from None
-    if args.chart:
-        Path(args.chart).write_bytes(result.png or b"")
+    if chart is not None:
+        try:
+            chart.write_bytes(result.png or b"")
+        except OSError as exc:
+            raise UsageError(f"cannot write the chart to {args.chart}: {exc.strerror or exc}") from None
     if args.json:
         print(result.json_text())
     else:
@@ -150,7 +173,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="marginbot", description="两融雷达: margin-trading reports")
+    parser = _Parser(prog="marginbot", description="两融雷达: margin-trading reports")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -207,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed one line and exits 2 on errors
+    except SystemExit as exc:  # argparse (_Parser) already printed one line and exits 2 on errors
         return int(exc.code or 0)
     try:
         settings = get_settings()
@@ -225,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("marginbot: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`marginbot report ratio | head -3`): say nothing more, and keep the
+        # interpreter's final flush of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ MIN_DAYS, MAX_DAYS = 1, 2500
 SECTOR_MAX_DAYS = 250  # sector shifts are read over at most a year of trade days
 # Calendar days loaded before the window: 3 trailing years for percentiles, plus the 250-day pace.
 HISTORY_DAYS = 3 * 366 + 30
+# Fewest trade dates a "percentile of 3 years" stands on: under a year, it would rank today among a
+# few weeks and call any rise "the highest in three years".
+PERCENTILE_MIN_DAYS = 250
 MARKET_INDEX = "sh000001"
 HS300 = "000300"
 CODE_RE = re.compile(r"^\d{6}$")
@@ -89,17 +92,25 @@ def _base(engine: Engine, kind: str, day: date) -> dict[str, Any]:
             "origin": origin}
 
 
+def _calendar_days(trade_days: int) -> int:
+    """Calendar days that hold at least `trade_days` trade dates (about 245 in 365), with room."""
+    return int(trade_days * 1.5) + 10
+
+
 def _series_records(series: pd.Series, name: str) -> list[dict[str, Any]]:
     return [{"date": ts.date().isoformat(), name: _num(v)} for ts, v in series.items()]
 
 
 def balance_figures(engine: Engine, day: date, days: int) -> Figures:
     """量: level, 1/5/20-day change, pace, turning point and 3-year percentile of 两融余额."""
-    start = day - timedelta(days=HISTORY_DAYS)
+    start = day - timedelta(days=max(HISTORY_DAYS, _calendar_days(days)))
     summary = queries.margin_summary(engine, start=start, end=day)
     level = summary["rzrqye"].dropna()
-    if level.empty:
-        raise ReportError("no_data_for_date", date=day.isoformat(), latest=day.isoformat())
+    if level.empty or level.index[-1].date() != day:
+        # The day has margin data (resolve_date) without a 两融余额: its 融券余额 is unknown.
+        if level.empty:
+            raise ReportError("no_balance", date=day.isoformat())
+        raise ReportError("no_balance_on", date=day.isoformat(), latest=level.index[-1].date().isoformat())
     z = balance.pace_zscore(level)
     tp = balance.last_turning_point(level)
     data = _base(engine, "balance", day)
@@ -120,7 +131,7 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         # how long ago, in trade dates, so that an old turn reads as old (the change kept its side since)
         turning_point={"date": tp[0].date().isoformat(), "direction": tp[1],
                        "trade_days_ago": int((level.index > tp[0]).sum())} if tp else None,
-        percentile_3y=_num(balance.percentile_rank(level, years=3)),
+        percentile_3y=_num(balance.percentile_rank(level, years=3, min_periods=PERCENTILE_MIN_DAYS)),
         exchanges=_exchange_rows(queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day), day),
     )
     window = level.iloc[-days - 1 :]
@@ -184,7 +195,10 @@ def _ratio_frame(engine: Engine, start: date, day: date) -> tuple[pd.DataFrame, 
 
 def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     """两融交易占比 with numerator, denominator, 3-year percentile, crowding and deleveraging."""
-    start = day - timedelta(days=max(HISTORY_DAYS, int(days * 1.5) + 10))
+    # The window and 750 trade days (3 years) before its first day for the percentile band; and
+    # at least 6 years in all, so that a crowding run of up to 3 years has its own 3 trailing years:
+    # no figure depends on the window asked for.
+    start = day - timedelta(days=HISTORY_DAYS + max(HISTORY_DAYS, _calendar_days(days)))
     frame, turnover = _ratio_frame(engine, start, day)
     if frame.empty or frame.index[-1].date() != day:
         # The day has margin data (resolve_date): its turnover (SSE's and SZSE's) or purchases are missing.
@@ -211,7 +225,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         rqmce_included=bool(last["rqmce_included"]),
         turnover_a_share_only=bool(turnover["a_share_only"].iloc[-1]) if not turnover.empty else False,
         ma20=_num(ma.iloc[-1]),
-        percentile_3y=_num(balance.percentile_rank(pct, years=3)),
+        percentile_3y=_num(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
         crowding_days=int(ratio.crowding_run(pct, min_periods=250)),
         crowding=bool(ratio.crowding_warning(pct, index, min_periods=250)) if len(index) > 20 else False,
         deleveraging=bool(ratio.deleveraging(pct, index)) if len(index) > 20 else False,
@@ -556,10 +570,13 @@ def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
     except ReportError as exc:  # a day without per-stock detail: the read-out goes without its sectors
         if exc.kind not in ("no_sector_data", "no_sector_data_on", "not_enough_history"):
             raise
-        sec = None
+        sec, sectors_missing = None, exc.kind
+    else:
+        sectors_missing = None
     sig = sub("signals", day, days)
     data = _base(engine, "summary", day)
-    data.update(days=days, balance=bal.data, ratio=rat.data, sectors=sec.data if sec else None, signals=sig.data)
+    data.update(days=days, balance=bal.data, ratio=rat.data, sectors=sec.data if sec else None, signals=sig.data,
+                sectors_missing=sectors_missing)
     series = {"balance": bal.series, "ratio": rat.series, "sectors": sec.series if sec else None,
               "signals": sig.series}
     return Figures("summary", data, series)

@@ -11,6 +11,7 @@ YI = 1e8  # 亿
 WAN_YI = 1e12  # 万亿
 BN = 1e9
 TRN = 1e12
+HEADLINE_MIN = 1e11  # 0.1 万亿: smaller headline balances are shown in 亿元 / bn
 
 
 def _missing(value: float | None) -> bool:
@@ -43,9 +44,12 @@ def money(value: float | None, lang: str, signed: bool = False) -> str:
 
 
 def headline_money(value: float | None, lang: str) -> str:
-    """The headline balance: 万亿 (zh) or trillion (en), two decimals."""
+    """The headline balance: 万亿 (zh) or trillion (en), two decimals; under 0.1 万亿 (the first
+    years of margin trading), where two decimals of 万亿 would show 0.00, in 亿元 or bn."""
     if _missing(value):
         return "—"
+    if abs(value) < HEADLINE_MIN:  # type: ignore[arg-type]
+        return money(value, lang) if lang == "zh" else f"CNY {money(value, lang)}"
     if lang == "zh":
         return f"{_shown(value / WAN_YI):.2f} 万亿元"  # type: ignore[operator]
     return f"CNY {_shown(value / TRN):.2f} trn"  # type: ignore[operator]

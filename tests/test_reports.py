@@ -30,16 +30,17 @@ import html
 import math
 import re
 import statistics
+from collections.abc import Iterator
 from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, delete, text
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.orm import Session
 
-from reports import charts, fmt, securities
+from reports import charts, figures, fmt, securities
 from reports import text as report_text
 from reports.errors import ReportError
 from reports.figures import KINDS
@@ -227,11 +228,31 @@ def test_every_report_names_date_scope_and_demo_flag(small: Engine, kind: str) -
     assert d["demo"] is False and d["origin"] == "exchanges"
 
 
+@pytest.fixture
+def short_history_percentiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The small database holds 30 days: let its percentiles stand on them (the product asks for a
+    year, PERCENTILE_MIN_DAYS, before it calls one "of 3 years"; see the test below)."""
+    monkeypatch.setattr(figures, "PERCENTILE_MIN_DAYS", 1)
+    _SERVICES.clear()  # no report cached under the other rule, before or after
+    yield
+    _SERVICES.clear()
+
+
+def test_no_percentile_on_less_than_a_year_of_history(small: Engine) -> None:
+    for kind in ("balance", "ratio"):
+        assert figures.build(small, kind, LAST, 20).data["percentile_3y"] is None
+    caption, _ = report_text.render("balance", "zh", figures.build(small, "balance", LAST, 20).data)
+    assert "历史不足一年,暂无近三年分位" in caption and "—%" not in caption
+    caption, _ = report_text.render("ratio", "en", figures.build(small, "ratio", LAST, 20).data)
+    assert "(no 3-year percentile: under a year of history, 20-day average" in caption
+
+
 # ----------------------------------------------------------------------------------------------
 # balance
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("short_history_percentiles")
 def test_balance_hand_computed(small: Engine) -> None:
     d = data(small, "balance")
     assert d["rzrqye"] == pytest.approx(1880e9)
@@ -256,6 +277,7 @@ def test_balance_hand_computed(small: Engine) -> None:
     assert by_exchange["BSE"]["change_1d"] == pytest.approx(0.0)
 
 
+@pytest.mark.usefixtures("short_history_percentiles")
 def test_balance_on_an_earlier_date(small: Engine) -> None:
     d = data(small, "balance", on=DAYS[20])
     assert d["date"] == DAYS[20].isoformat()
@@ -270,6 +292,7 @@ def test_balance_on_an_earlier_date(small: Engine) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("short_history_percentiles")
 def test_ratio_hand_computed(small: Engine) -> None:
     d = data(small, "ratio")
     # last day: i = 29, rqmce = 0.91e9 * 4
@@ -325,6 +348,7 @@ def test_ratio_without_short_sales_counts_financing_only(small: Engine) -> None:
     assert "financing purchases only" in caption_en and "unknown" in details_en
 
 
+@pytest.mark.usefixtures("short_history_percentiles")
 def test_ratio_percentile_on_an_earlier_day(small: Engine) -> None:
     d = data(small, "ratio", on=DAYS[27])
     assert d["ratio_pct"] == pytest.approx(10.2)
@@ -1091,7 +1115,9 @@ def test_numbers_that_round_to_zero_show_no_sign() -> None:
     assert fmt.money(-4e5, "zh", signed=True) == "0.00 亿元"  # 40 万元 rounds to 0.00 亿元
     assert fmt.money(-1.5e9, "en") == "-1.50 bn" and fmt.money(2.5e10, "zh", signed=True) == "+250.00 亿元"
     assert fmt.number(-0.2, 0, signed=True) == "0" and fmt.number(12345.678) == "12,345.68"
-    assert fmt.headline_money(2.3312e12, "zh") == "2.33 万亿元"
+    assert fmt.headline_money(2.3312e12, "zh") == "2.33 万亿元" and fmt.headline_money(7.6443e11, "en") == "CNY 0.76 trn"
+    # 2010-04-01, the first days of margin trading: 0.00 万亿 would say nothing
+    assert fmt.headline_money(1.4e7, "zh") == "0.14 亿元" and fmt.headline_money(6.5e10, "en") == "CNY 65.00 bn"
 
 
 def test_colours_follow_the_reader() -> None:
@@ -1131,3 +1157,17 @@ def test_watch_lines_under_a_caption_fit_telegram() -> None:
     short = "<b>⭐ 关注</b>\n样本(600000)融资余额 1.00 亿元"
     assert report_text.caption_with("caption", short) == f"caption\n\n{short}"
     assert report_text.caption_with("y" * 1020, block) == "y" * 1020  # no room for a line: the caption alone
+
+
+def test_summary_names_why_it_has_no_sectors_early_in_the_history(demo: Engine) -> None:
+    """Ten trade days into the demo history there is per-stock detail, but not the 20 days a sector
+    shift needs: the summary says that, not that the detail is missing."""
+    ms = models.MarginSummary
+    with Session(demo) as session:
+        tenth = session.execute(select(ms.trade_date).distinct().order_by(ms.trade_date).offset(9).limit(1)).scalar_one()
+    service = ReportService(demo)
+    for lang, line in (("zh", "行业:个股明细不足20个交易日,暂无行业变化。"),
+                       ("en", "Sectors: fewer than 20 trade days of per-stock detail, no sector shifts yet.")):
+        report = service.render("summary", on=tenth, lang=lang, chart=False)
+        assert report.data["sectors"] is None and report.data["sectors_missing"] == "not_enough_history"
+        assert line in report.caption.splitlines()

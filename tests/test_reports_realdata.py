@@ -25,8 +25,9 @@ from storage.database import bump_data_version, make_engine, session_scope, upgr
 
 PEAK_DAY = date(2015, 6, 18)
 PEAK_RZRQYE = 2_273_035_261_015
-# Enough for 2015 and its trailing 3 years (percentiles); the rest of the files is left out for speed.
-SPAN = ("2012-01-01", "2016-03-31")
+# 2015, its trailing 3 years (percentiles) and the 3 years before a long crowding run; the rest of
+# the files is left out for speed.
+SPAN = ("2010-01-01", "2016-03-31")
 
 
 def _value(x: Any) -> float | None:
@@ -171,3 +172,41 @@ def test_summary_without_per_stock_detail(real: Engine) -> None:
         assert report.data["sectors"] is None and report.data["signals"]["stock_detail"] is False
         assert line in report.caption.splitlines()
         assert report.png is not None and report.png.startswith(b"\x89PNG")
+
+
+def test_crowding_run_does_not_depend_on_the_window(real: Engine) -> None:
+    """On 2015-03-24 the share had stood above its trailing 750-day 90th percentile for 253 trade
+    days (since 2014-03): counted the same whatever window the chart shows."""
+    service = ReportService(real)
+    runs = {days: service.render("ratio", on=date(2015, 3, 24), days=days, chart=False).data["crowding_days"]
+            for days in (20, 250, 1000)}
+    assert runs == {20: 253, 250: 253, 1000: 253}
+
+
+def test_a_long_balance_window_is_drawn_whole(real: Engine) -> None:
+    from reports import figures
+
+    level = figures.build(real, "balance", date(2016, 3, 31), 1200).series["level"]
+    assert len(level) == 1201 and level.index[-1] == pd.Timestamp("2016-03-31")  # the window and its base day
+
+
+def test_a_day_without_lending_balance_has_no_margin_balance(real: Engine) -> None:
+    """A day whose row gives 融资余额 alone: the balance report says so and names the last day with a
+    两融余额, never showing that day's figures under this date."""
+    extra = date(2016, 4, 1)
+    ms = models.MarginSummary
+    with session_scope(real) as session:
+        upsert(session, ms, [{"trade_date": extra, "exchange": "ALL", "rzye": 8.7e11, "rzmre": 3.0e10,
+                              "source": "realdata"}])
+        upsert(session, models.Turnover, [{"trade_date": extra, "exchange": e, "amount": 3e11, "a_share_only": False,
+                                           "source": "index_amount"} for e in ("SSE", "SZSE")])
+        bump_data_version(session)
+    try:
+        with pytest.raises(ReportError) as info:
+            ReportService(real).render("balance", on=extra, chart=False)
+        assert (info.value.kind, info.value.params) == ("no_balance_on", {"date": "2016-04-01", "latest": "2016-03-31"})
+    finally:
+        with session_scope(real) as session:
+            for model in (ms, models.Turnover):
+                session.execute(model.__table__.delete().where(model.trade_date == extra))
+            bump_data_version(session)
