@@ -10,7 +10,7 @@ from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAl
 from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
-from bot.handlers import admin, chat, errors, inline, membership, reports, watch
+from bot.handlers import admin, chat, errors, flood, inline, membership, reports, watch
 from bot.push import pipeline_tick
 from bot.services import Services, Throttle
 from marginbot.logging_setup import RedactTokens
@@ -102,8 +102,10 @@ def build_application(
     application = builder.build()
     application.bot_data["services"] = services or build_services(settings, engine)
     application.bot_data["schedule"] = schedule
+    for handler in flood.handlers():  # before any other: a flooding chat's updates stop here
+        application.add_handler(handler, group=-1)
     for handler in (*reports.handlers(), *chat.handlers(), *watch.handlers(), *admin.handlers(),
-                    *inline.handlers(), *membership.handlers()):
+                    *inline.handlers(), *membership.handlers(), *chat.last_handlers()):
         application.add_handler(handler)
     for handler in chat.fallback_handlers():
         application.add_handler(handler, group=1)

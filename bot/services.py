@@ -18,6 +18,8 @@ from reports.service import ReportService
 from storage import chats
 
 T = TypeVar("T")
+GROUP_ANSWERS_PER_MINUTE = 20  # Telegram's limit per group
+PRIVATE_ANSWERS_PER_MINUTE = 40
 
 
 class Throttle:
@@ -55,6 +57,11 @@ class Services:
     reports: ReportService
     executor: ThreadPoolExecutor
     throttle: Throttle
+    # Answers of any kind per chat and minute (bot.handlers.flood).
+    group_answers: Throttle = field(default_factory=lambda: Throttle(GROUP_ANSWERS_PER_MINUTE))
+    private_answers: Throttle = field(default_factory=lambda: Throttle(PRIVATE_ANSWERS_PER_MINUTE))
+    # When each kind of unexpected error was last reported to the admins (bot.handlers.errors).
+    error_reports: dict[str, float] = field(default_factory=dict)
     bot_username: str = ""
     upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     file_ids: dict[str, str] = field(default_factory=dict)

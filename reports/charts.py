@@ -335,12 +335,21 @@ def _tick_labels_width(axis: Axis) -> float:
     return max((_text_width(s, TICK_SIZE) for s in _read_ticks(axis.axes, axis).labels), default=0.0)
 
 
-def _dates(ax: Axes) -> None:
+# Concise date ticks in Chinese: months as 9月 (strftime's %b would print English "Sep" whatever the
+# chart's language), days as 15日; the offset (the year, or year and month) as numbers.
+_ZH_DATE_FORMATS = {
+    "formats": ["%Y", "%-m月", "%-d日", "%H:%M", "%H:%M", "%S.%f"],
+    "zero_formats": ["", "%Y", "%-m月", "%-m月%-d日", "%H:%M", "%H:%M"],
+    "offset_formats": ["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"],
+}
+
+
+def _dates(ax: Axes, lang: str) -> None:
     """Concise date ticks (3 to 6 of them), computed once for the final limits of the x axis."""
     low, high = ax.get_xlim()
     locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
     ticks = locator.tick_values(mdates.num2date(low), mdates.num2date(high))
-    formatter = mdates.ConciseDateFormatter(locator)
+    formatter = mdates.ConciseDateFormatter(locator, **(_ZH_DATE_FORMATS if lang == "zh" else {}))
     labels = formatter.format_ticks(ticks)  # before get_offset: formatting sets the offset (the year)
     _fix_ticks(ax.xaxis, ticks, labels, formatter.get_offset())
 
@@ -679,7 +688,7 @@ def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any]
         _bars(ax_change, _date_nums(change.index), change.to_numpy(), _bar_colors(change.to_numpy(), lang), width)
         ax_change.set_ylabel(t(lang, "chart.daily_change"))
         ax_change.axhline(0, color="#444444", linewidth=0.8)
-    _dates(ax_level)  # shared x: one set of ticks for both axes
+    _dates(ax_level, lang)  # shared x: one set of ticks for both axes
 
 
 def _mark_turning_point(ax: Axes, level: pd.Series, turning: dict[str, Any] | None, lang: str) -> None:
@@ -732,7 +741,7 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
         twin.spines["right"].set_visible(True)
         h2, l2 = twin.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    _dates(ax)
+    _dates(ax, lang)
     if legend:
         ax.legend(handles, labels, loc="upper left", ncols=2)
     return twin
@@ -804,7 +813,8 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
 
 
 def _sector_cell(labels: _BarLabels, days: int, lang: str, title_size: float = TITLE_SIZE) -> _Cell:
-    labels.ax.set_xlabel(t(lang, "chart.sector_change", days=days))
+    # the bars are money, the numbers beside them share points: the label says both
+    labels.ax.set_xlabel(f"{t(lang, 'chart.sector_change', days=days)} · {t(lang, 'chart.bar_share_note')}")
     return _Cell(labels.ax, t(lang, "chart.sectors_title", days=days), title_size, xlabel=True, names=labels.names)
 
 
@@ -870,7 +880,7 @@ def _plot_spikes(ax: Axes, spikes: list[dict[str, Any]], lang: str) -> _BarLabel
     y = np.arange(len(spikes))
     _bars(ax, y, values, up, 0.6, horizontal=True)
     _names(ax, labels)
-    texts = [f" {s['change_pct']:+.1f}%" for s in spikes]
+    texts = [f" {fmt_pct(s['change_pct'], signed=True)}" for s in spikes]  # two decimals, as the text
     starts = [float(v) * 1.01 for v in values]
     _labels(ax, [(start, float(yi)) for yi, start in zip(y, starts, strict=True)], texts, va="center", size=9.0)
     ax.set_xlabel(t(lang, "chart.spike_z"))
@@ -899,7 +909,7 @@ def stock_chart(figures: Figures, lang: str) -> bytes:
     buys = history["rzmre"].to_numpy(dtype=float) / unit
     _bars(ax_buy, _date_nums(history.index), buys, ACCENT, 0.8)
     ax_buy.set_ylabel(t(lang, "chart.stock_rzmre"))
-    _dates(ax_level)
+    _dates(ax_level, lang)
     title = t(lang, "chart.stock_title", name=data["name"], code=data["code"])
     _arrange(fig, [[_Cell(ax_level, title, xticks=False)], [_Cell(ax_buy)]], [2, 1])
     return _finish(fig, figures, lang)
@@ -929,7 +939,7 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
     _bars(ax_net, _date_nums(net.index), net.to_numpy(), _bar_colors(net.to_numpy(), lang), 0.8)
     ax_net.axhline(0, color="#444444", linewidth=0.8)
     ax_net.set_ylabel(t(lang, "chart.net_buy"))
-    _dates(ax_level)
+    _dates(ax_level, lang)
     name = data["sector"]["name" if lang == "zh" else "name_en"]
     title = t(lang, "chart.sector_title", name=name)
     _arrange(fig, [[_Cell(ax_level, title, xticks=False, twin=twin)], [_Cell(ax_net)]], [2, 1])

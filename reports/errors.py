@@ -13,8 +13,15 @@ class ReportError(Exception):
         self.kind = kind
         self.params = params
 
+    def param(self, name: str, lang: str) -> object:
+        """A parameter as `lang` shows it: one given per language ({"zh": 电子, "en": Electronics})
+        is that language's."""
+        value = self.params.get(name)
+        return value.get(lang, value.get("zh")) if isinstance(value, dict) else value
+
     def message(self, lang: str) -> str:
         """The one line in `lang`; a list parameter is joined the language's way (、 or , )."""
         joiner = t(lang, "scope.joiner")
-        params = {k: joiner.join(v) if isinstance(v, list) else v for k, v in self.params.items()}
+        params = {k: self.param(k, lang) for k in self.params}
+        params = {k: joiner.join(v) if isinstance(v, list) else v for k, v in params.items()}
         return t(lang, f"error.{self.kind}", **params)

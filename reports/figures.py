@@ -318,8 +318,9 @@ def sector_figures(engine: Engine, day: date, days: int, code: str, sub: SubRepo
     table = sub("sectors", day, days).data  # the whole table, cached for /sectors itself
     rows = {r["code"]: (rank, r) for rank, r in enumerate(table["sectors"], start=1)}
     if code not in rows:
-        names_zh, _ = _industry_names(engine)
-        raise ReportError("no_sector_stocks", sector=names_zh.get(code, code), date=day.isoformat())
+        names_zh, names_en = _industry_names(engine)
+        raise ReportError("no_sector_stocks", sector={"zh": names_zh.get(code, code), "en": names_en.get(code, code)},
+                          date=day.isoformat())
     rank, row = rows[code]
     start = queries.nth_date_before(engine, day, days)
     long = queries.sector_daily(engine, start, day)
@@ -537,7 +538,8 @@ def top_figures(engine: Engine, day: date, days: int, sector: str | None = None)
         names_zh, names_en = _industry_names(engine)
         named = {"code": sector, "name": names_zh.get(sector, sector), "name_en": names_en.get(sector, sector)}
         if now.empty:
-            raise ReportError("no_sector_stocks", sector=named["name"], date=day.isoformat())
+            raise ReportError("no_sector_stocks", sector={"zh": named["name"], "en": named["name_en"]},
+                              date=day.isoformat())
     if len(queries.trade_dates(engine, since, day)) <= days or then.empty:
         raise ReportError("not_enough_history", date=day.isoformat(), days=days)
     risers, fallers = stocks.balance_change_ranking(now, then, TOP_COUNT)

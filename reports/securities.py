@@ -70,14 +70,17 @@ def sector_code(engine: Engine, text: str) -> str:
     for code, zh, en, index in rows:
         if wanted in (code, index, zh.lower(), en.lower()):
             return str(code)
-    found = [(code, zh) for code, zh, en, _ in rows if wanted in zh.lower() or wanted in en.lower()]
+    found = sorted((str(code), zh, en) for code, zh, en, _ in rows if wanted in zh.lower() or wanted in en.lower())
     if len(found) == 1:
-        return str(found[0][0])
+        return found[0][0]
     if not found:
         raise ReportError("no_such_sector", query=text.strip()[:32])
-    found.sort()
-    raise ReportError("ambiguous_sector", query=text.strip()[:32], candidates=[zh for _, zh in found],
-                      choices=tuple((str(code), zh) for code, zh in found))
+    shown, more = found[:MAX_CANDIDATES], ["…"] * (len(found) > MAX_CANDIDATES)
+    # names and buttons in the asker's language (ReportError.param)
+    raise ReportError("ambiguous_sector", query=text.strip()[:32],
+                      candidates={"zh": [zh for _, zh, _ in shown] + more, "en": [en for _, _, en in shown] + more},
+                      choices={"zh": tuple((code, zh) for code, zh, _ in shown),
+                               "en": tuple((code, en) for code, _, en in shown)})
 
 
 def name_of(engine: Engine, code: str) -> str:

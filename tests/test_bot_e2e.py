@@ -833,7 +833,7 @@ async def test_watch_list_rides_under_the_daily_push(demo_db: Engine, shared_rep
         assert h.texts(ZH_USER)[-2:] == [t("zh", "bot.unwatched", name=expected(
             shared_reports, "stock", code="600519").data["name"], code="600519"), t("zh", "bot.not_watched", code="600519")]
         await h.write(GROUP, MEMBER, f"/watch {code}")  # a member may not change the group's list
-        assert h.texts(GROUP)[-1] == t("zh", "bot.admins_only")
+        assert h.texts(GROUP)[-1] == t("zh", "bot.admins_only_watch")
         await h.write(GROUP, ADMIN, "/subscribe")
         await h.write(EN_USER, EN_USER, "/subscribe")
         await h.write(EN_USER, EN_USER, "/watch 600519")
@@ -1021,7 +1021,9 @@ async def test_unexpected_error_apology_trace_and_admin_report(
         failures.clear()
         await h.write(ZH_USER, ZH_USER, "/ratio")
         assert h.texts(ZH_USER) == [t("zh", "bot.error")]
-        assert len(h.server.sent_messages(ADMIN_CHAT)) == 2
+        # the same failure (type and place) again: logged, not reported to the admins again within 10 minutes
+        assert len(h.server.sent_messages(ADMIN_CHAT)) == 1
+        assert any("already reported to the admins" in text_ for text_ in debug_logs.texts)
 
     # nothing the bot sent, and no request it made, carries the token
     for call in h.server.calls:
@@ -1136,3 +1138,100 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         assert chats.delivery_counts(demo_db, new_day) == {"sent": 1}
         assert len(h.texts(ADMIN_CHAT)) == 1
 
+
+
+# --- floods, stale buttons, Telegram's own limits -------------------------------------------------------
+
+
+async def test_a_group_flooding_cheap_commands_never_stalls_other_chats(demo_db: Engine,
+                                                                         shared_reports: ReportService) -> None:
+    """300 bad commands in a group: 20 answers (Telegram's per-group minute) and one "slow down";
+    the rest is dropped before any handler, so a private /start is answered as usual."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        for _ in range(300):
+            h.server.inject_message(GROUP, MEMBER, "/ratio x")
+        await h.until(lambda: not h.server.pending_updates())  # every update fetched by the bot
+        await h.write(ZH_USER, ZH_USER, "/start")
+        assert h.texts(ZH_USER) == [t("zh", "bot.start")]
+        await h.until(lambda: len(h.bot_messages(GROUP)) >= 21)
+        texts = h.texts(GROUP)  # answered concurrently: the notice need not come last
+        slow = t("zh", "bot.slow_down", seconds=60)
+        assert len(texts) == 21 and texts.count(slow) == 1
+        assert {x for x in texts if x != slow} == {texts[0] if texts[0] != slow else texts[1]}
+        assert all(x.startswith("天数 “x” 无效") for x in texts if x != slow)
+
+
+async def test_a_private_chat_over_its_answer_budget_is_told_once(demo_db: Engine,
+                                                                  shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        for text_ in ["/foo"] * 45:
+            h.server.inject_message(EN_USER, EN_USER, text_)
+        await h.until(lambda: len(h.bot_messages(EN_USER)) >= 41)
+        texts = sorted(h.texts(EN_USER))  # answered concurrently: the notice need not come last
+        assert texts == sorted([t("en", "bot.unknown_command", command="/foo")] * 40
+                               + [t("en", "bot.slow_down", seconds=60)])
+
+
+async def test_settings_buttons_pressed_twice_forged_or_stale(demo_db: Engine, shared_reports: ReportService,
+                                                              debug_logs: RecordAll) -> None:
+    """The language already set, a second tap, forged data, a window button on the settings text and
+    a button no handler knows: each answered (no spinning button), none an error or an apology."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/settings")
+        menu = h.bot_messages(ZH_USER)[-1]
+        for data in ("s:lang:zh", "s:lang:zh", "s:time:default", "s:lang", "s:", "w:ratio:20:", "x:y", "w"):
+            query = await h.press(ZH_USER, ZH_USER, menu.message_id, data)
+            assert query in h.server.callback_answers, data
+        assert h.texts(ZH_USER) == [h.texts(ZH_USER)[0]]  # the menu alone: no apology
+        assert h.server.sent_messages(ADMIN_CHAT) == []
+        assert not [r for r in debug_logs.records if r.name == "bot.handlers.errors"]
+
+
+async def test_a_member_may_not_change_a_groups_settings_or_watch_list(demo_db: Engine,
+                                                                       shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(GROUP, ADMIN, "/settings")
+        menu = h.bot_messages(GROUP)[-1]
+        query = await h.press(GROUP, MEMBER, menu.message_id, "s:lang:en")
+        assert h.server.callback_answers[query]["text"] == t("zh", "bot.admins_only_settings")
+        assert stored_chat(h.engine, GROUP).language == "zh"
+
+
+async def test_a_group_speaks_the_language_of_whoever_added_the_bot(demo_db: Engine,
+                                                                    shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        h.server.add_chat(-4002, "group", title="Margin club", members=[EN_USER], admins=[])
+        h.server.inject_my_chat_member(-4002, "left", "member", from_user=EN_USER)
+        await h.handled_by_bot(h._last_update_id())
+        await h.write(-4002, EN_USER, "/help")
+        assert h.texts(-4002) == [t("en", "bot.help", bot=BOT_USERNAME)]
+
+
+async def test_status_in_a_group_is_another_bots_unless_addressed(demo_db: Engine,
+                                                                  shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(GROUP, MEMBER, "/status")
+        assert h.texts(GROUP) == []
+        await h.write(GROUP, MEMBER, f"/status@{BOT_USERNAME}")
+        assert h.texts(GROUP) == [t("zh", "bot.unknown_command", command=f"/status@{BOT_USERNAME}")]
+
+
+async def test_telegram_refusing_for_a_while_is_no_error(demo_db: Engine, shared_reports: ReportService,
+                                                         debug_logs: RecordAll) -> None:
+    """429 on every attempt (the rate limiter's retries included): a warning in the log; no apology
+    (it would meet the same limit) and no report to the admins."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        h.server.fail_next("sendMessage", 429, retry_after=0, chat_id=EN_USER, times=10)
+        await h.write(EN_USER, EN_USER, "/help")
+        assert h.texts(EN_USER) == [] and h.server.sent_messages(ADMIN_CHAT) == []
+        assert any("Telegram could not take an answer now" in text_ for text_ in debug_logs.texts)
+        h.server.clear_faults()
+        await h.write(EN_USER, EN_USER, "/help")
+        assert len(h.texts(EN_USER)) == 1

@@ -646,13 +646,22 @@ def test_top_in_a_sector_without_stocks_says_so(sqlite_engine: Engine) -> None:
                                                "index_symbol": "801040"}])
         bump_data_version(session)
     err = _error(sqlite_engine, "top", code="steel")
-    assert (err.kind, err.params) == ("no_sector_stocks", {"sector": "钢铁", "date": LAST.isoformat()})
+    assert (err.kind, err.params) == ("no_sector_stocks", {"sector": {"zh": "钢铁", "en": "Steel"},
+                                                           "date": LAST.isoformat()})
+    assert err.message("en").startswith("No per-stock margin detail of the Steel sector for")
 
 
 def test_top_sector_names_can_be_ambiguous(demo: Engine) -> None:
     err = _error(demo, "top", code="电")
-    assert (err.kind, err.params["candidates"]) == ("ambiguous_sector", ["电子", "家用电器", "电力设备"])
+    assert (err.kind, err.param("candidates", "zh")) == ("ambiguous_sector", ["电子", "家用电器", "电力设备"])
     assert err.message("zh") == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 /top 5 电子。"
+    # in English, English names, and buttons labelled in English
+    err = _error(demo, "top", code="elec")
+    assert err.param("candidates", "en") == ["Electronics", "Telecom"]  # tel-ec-om
+    assert err.param("choices", "en") == (("270000", "Electronics"), ("730000", "Telecom"))
+    # many matches: eight listed, and an ellipsis
+    err = _error(demo, "top", code="e")
+    assert len(err.param("choices", "en")) == 8 and err.param("candidates", "en")[-1] == "…"
 
 
 def test_top_without_per_stock_detail(sqlite_engine: Engine) -> None:

@@ -317,7 +317,8 @@ def result_kinds(body: dict[str, Any]) -> list[str]:
 def test_inline_ratio_answers_the_bots_cached_photo(sandbox: Sandbox, client: httpx.Client) -> None:
     body = inline(client, GROUP_ID, "ratio")
     recorded = sandbox.server.inline_answers[body["query_id"]]  # the bot's own answerInlineQuery
-    assert recorded["is_personal"] is False and int(recorded["cache_time"]) == 300
+    # personal: the results are in the asker's language, so Telegram must not hand them to others
+    assert recorded["is_personal"] is True and int(recorded["cache_time"]) == 300
     assert [r["id"] for r in body["results"]] == [r["id"] for r in recorded["results"]]
     assert result_kinds(body) == ["ratio"]
     (result,) = body["results"]

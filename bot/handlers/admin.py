@@ -6,7 +6,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CommandHandler
 
-from bot.handlers.common import Context, chat_language, reply, reply_key
+from bot.handlers.common import Context, addressed_to_bot, chat_language, reply, reply_key
 from bot.services import services_of
 from reports.text import render_status
 from storage.status import read_status
@@ -20,7 +20,10 @@ async def status_command(update: Update, context: Context) -> None:
         return
     services = services_of(context)
     if chat.id not in services.settings.admin_chat_ids:
-        await reply_key(update, context, "bot.unknown_command", command=message.text.split()[0][:64])
+        # as any unknown command (chat.unknown_command): in a group answered only when it names this bot
+        command = message.text.split()[0]
+        if chat.type == "private" or ("@" in command and addressed_to_bot(update, context)):
+            await reply_key(update, context, "bot.unknown_command", command=command[:64])
         return
     lang = await chat_language(update, context)
     status = await services.run(read_status, services.engine)

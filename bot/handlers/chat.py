@@ -6,10 +6,20 @@ from datetime import time
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.handlers.admin import ADMIN_COMMANDS
-from bot.handlers.common import Context, chat_language, is_admin, is_group, placement, reply, reply_key
+from bot.handlers.common import (
+    Context,
+    addressed_to_bot,
+    chat_language,
+    is_admin,
+    is_group,
+    placement,
+    reply,
+    reply_key,
+)
 from bot.handlers.reports import REPORT_COMMANDS, answer_report_args, render_and_send
 from bot.handlers.watch import WATCH_COMMANDS
 from bot.sending import parse_start_payload
@@ -115,10 +125,10 @@ async def settings_button(update: Update, context: Context) -> None:
         return
     lang = await chat_language(update, context)
     if is_group(chat) and not await is_admin(update, context):
-        await query.answer(t(lang, "bot.admins_only"), show_alert=True)
+        await query.answer(t(lang, "bot.admins_only_settings"), show_alert=True)
         return
     services = services_of(context)
-    _, what, value = query.data.split(":", 2)
+    _, what, value = (query.data.split(":", 2) + ["", ""])[:3]
     if what == "lang" and value in ("zh", "en"):
         await services.run(chats.set_language, services.engine, chat.id, value)
         lang = value
@@ -132,10 +142,15 @@ async def settings_button(update: Update, context: Context) -> None:
         await query.answer()
         return
     if query.message is not None:
-        await query.edit_message_text(
-            await _settings_text(context, chat.id, lang), parse_mode=ParseMode.HTML,
-            reply_markup=_settings_keyboard(lang, services.settings.push_time),
-        )
+        try:
+            await query.edit_message_text(
+                await _settings_text(context, chat.id, lang), parse_mode=ParseMode.HTML,
+                reply_markup=_settings_keyboard(lang, services.settings.push_time),
+            )
+        except BadRequest as exc:
+            # The setting already shown (a second tap): Telegram refuses an identical edit.
+            if "not modified" not in str(exc).lower():
+                raise
 
 
 async def unknown_command(update: Update, context: Context) -> None:
@@ -146,10 +161,8 @@ async def unknown_command(update: Update, context: Context) -> None:
     command = message.text.split()[0]
     if command.lstrip("/").split("@")[0].lower() in KNOWN_COMMANDS:
         return  # handled in the main group; this fallback only sees every command
-    if chat.type != ChatType.PRIVATE:
-        username = services_of(context).bot_username or context.bot.username
-        if "@" not in command or command.split("@", 1)[1].lower() != (username or "").lower():
-            return
+    if chat.type != ChatType.PRIVATE and ("@" not in command or not addressed_to_bot(update, context)):
+        return  # another bot's command, or a name this bot does not know addressed to nobody in particular
     await reply_key(update, context, "bot.unknown_command", command=command[:64])
 
 
@@ -180,6 +193,17 @@ def handlers() -> list:  # type: ignore[type-arg]
         # messages sent "via" this bot are its own inline results: nothing to answer
         MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND & ~filters.VIA_BOT, private_text),
     ]
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """A button press no handler knows (an old keyboard, forged data): answered, so it stops spinning."""
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+
+
+def last_handlers() -> list:  # type: ignore[type-arg]
+    """After every other handler of the main group: what none of them took."""
+    return [CallbackQueryHandler(stale_button)]
 
 
 def fallback_handlers() -> list:  # type: ignore[type-arg]

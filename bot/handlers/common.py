@@ -58,6 +58,21 @@ async def reply_key(update: Update, context: Context, key: str, **params: object
     await reply(update, t(lang, key, **safe))
 
 
+def addressed_to_bot(update: Update, context: Context) -> bool:
+    """A command in a private chat, or in a group one named for this bot (/x@thisbot) or naming no
+    bot at all (/x): several bots in a group may share a command's name."""
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None or not message.text:
+        return False
+    if not is_group(chat):
+        return True
+    command = message.text.split()[0]
+    if "@" not in command:
+        return True
+    username = services_of(context).bot_username or context.bot.username or ""
+    return command.split("@", 1)[1].lower() == username.lower()
+
+
 def is_group(chat: Chat) -> bool:
     return chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
 

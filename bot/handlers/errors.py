@@ -1,14 +1,21 @@
-"""Unexpected errors: a short apology to the user, the full trace in the log and to the admins."""
+"""Unexpected errors: a short apology to the user, the full trace in the log and to the admins.
+
+Telegram saying "too many requests" or a network hiccup is no bug: it is logged as a warning, with
+no apology (it would meet the same limit) and no report. A report to the admins goes once per kind
+of error (type and place) in ADMIN_REPORT_EVERY seconds: a failure that repeats on every update
+would otherwise flood their chats.
+"""
 
 from __future__ import annotations
 
 import html
 import logging
+import time
 import traceback
 
 from telegram import Update
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.handlers.common import Context, placement
 from bot.services import services_of
@@ -18,10 +25,22 @@ from storage import chats
 
 log = logging.getLogger(__name__)
 ADMIN_TRACE_CHARS = 3000
+ADMIN_REPORT_EVERY = 600.0
+
+
+def _kind(error: BaseException) -> str:
+    """The type of an error and the place it was raised: what makes two reports the same."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__} {where}"
 
 
 async def on_error(update: object, context: Context) -> None:
     error = context.error
+    if isinstance(error, RetryAfter) or (isinstance(error, NetworkError) and not isinstance(error, BadRequest)):
+        # NetworkError covers TimedOut and connection failures; BadRequest subclasses it, but is a bug
+        log.warning("Telegram could not take an answer now: %s", redact(str(error)))
+        return
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__)) if error else ""
     # The trace as redacted text, not exc_info: an exception's text may carry a request URL, hence the token.
     log.error("unhandled error while handling an update\n%s", redact(trace))
@@ -40,6 +59,11 @@ async def on_error(update: object, context: Context) -> None:
             log.warning("could not send the apology to chat %s", update.effective_chat.id)
     if not services.settings.admin_chat_ids or error is None:
         return
+    kind, now = _kind(error), time.monotonic()
+    if now - services.error_reports.get(kind, -ADMIN_REPORT_EVERY) < ADMIN_REPORT_EVERY:
+        log.info("error %s already reported to the admins within %g s", kind, ADMIN_REPORT_EVERY)
+        return
+    services.error_reports[kind] = now
     text = f"<b>marginbot error</b>\n<pre>{html.escape(redact(trace)[-ADMIN_TRACE_CHARS:])}</pre>"
     for admin in services.settings.admin_chat_ids:
         try:

@@ -104,7 +104,8 @@ async def inline_query(update: Update, context: Context) -> None:
                 reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(t(lang, "bot.open_in_bot"), url=link)]]),
             )
         )
-    await query.answer(results, cache_time=300, is_personal=False)
+    # Personal: the results are in the asker's language (Telegram caches by query text otherwise).
+    await query.answer(results, cache_time=300, is_personal=True)
 
 
 def handlers() -> list:  # type: ignore[type-arg]

@@ -10,6 +10,7 @@ from telegram.ext import ChatMemberHandler, MessageHandler, filters
 
 from bot.handlers.common import Context
 from bot.services import services_of
+from reports.i18n import pick_language
 from storage import chats
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,11 @@ async def my_chat_member(update: Update, context: Context) -> None:
         log.info("bot removed from chat %s (%s): deactivating", chat.id, status)
         await services.run(chats.deactivate, services.engine, chat.id, f"bot {status}")
     else:
-        await services.run(chats.ensure_chat, services.engine, chat.id, chat.type, chat.title or "",
-                           services.settings.default_language)
+        # A group the bot is added to speaks the language of whoever added it, as a chat whose first
+        # contact is a message speaks its sender's.
+        adder = change.from_user
+        lang = pick_language(adder.language_code if adder else None, services.settings.default_language)
+        await services.run(chats.ensure_chat, services.engine, chat.id, chat.type, chat.title or "", lang)
 
 
 async def migrated(update: Update, context: Context) -> None:

@@ -66,7 +66,7 @@ async def render_and_send(update: Update, context: Context, kind: str, lang: str
     try:
         report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)
     except ReportError as exc:
-        choices = exc.params.get("choices")  # a name that matched several: one button each
+        choices = exc.param("choices", lang)  # a name that matched several: one button each
         markup = _choice_keyboard(kind, resolve_days(kind, days), on, choices) if choices else None
         await reply(update, html.escape(exc.message(lang)), markup)
         return
@@ -106,8 +106,12 @@ async def window_button(update: Update, context: Context) -> None:
     lang = await chat_language(update, context)
     services = services_of(context)
     chat_id = query.message.chat.id
-    if services.throttle.check(chat_id) > 0:
-        await query.answer(t(lang, "bot.slow_down", seconds=10), show_alert=False)
+    if not query.message.photo:  # window data on a message without a chart: nothing to redraw
+        await query.answer()
+        return
+    wait = services.throttle.check(chat_id)
+    if wait > 0:
+        await query.answer(t(lang, "bot.slow_down", seconds=int(wait + 0.999)), show_alert=False)
         return
     try:
         report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)

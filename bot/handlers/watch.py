@@ -45,7 +45,7 @@ async def watch_command(update: Update, context: Context) -> None:
         await reply(update, f"{lines}\n{t(lang, 'bot.watch_hint')}")
         return
     if is_group(chat) and not await is_admin(update, context):
-        await reply_key(update, context, "bot.admins_only")
+        await reply_key(update, context, "bot.admins_only_watch")
         return
     code = await _code(update, context, lang, words)
     if code is None:
@@ -69,7 +69,7 @@ async def unwatch_command(update: Update, context: Context) -> None:
         await reply_key(update, context, "bot.unwatch_need")
         return
     if is_group(chat) and not await is_admin(update, context):
-        await reply_key(update, context, "bot.admins_only")
+        await reply_key(update, context, "bot.admins_only_watch")
         return
     services = services_of(context)
     # a code as typed is enough: it may no longer have detail (and so no name to find it by)

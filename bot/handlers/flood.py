@@ -1,0 +1,61 @@
+"""The flood gate: a per-chat budget of answers, checked before any handler runs.
+
+Every command the bot answers costs a message, and a group takes at most 20 a minute (Telegram):
+answers beyond that wait in the rate limiter, each holding one of the application's update slots,
+so one chat flooding cheap commands (bad arguments, unknown commands) would soon leave none for
+anybody else. Over its budget (services.GROUP_ANSWERS_PER_MINUTE, PRIVATE_ANSWERS_PER_MINUTE), a
+chat is told once a minute to slow down and the rest is dropped.
+Expensive commands have their own, lower limit (services.throttle, COMMANDS_PER_MINUTE).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop, TypeHandler
+
+from bot.handlers.common import Context, addressed_to_bot, chat_language, is_group, reply_key
+from bot.services import services_of
+from reports.i18n import t
+
+log = logging.getLogger(__name__)
+
+
+def asks_for_an_answer(update: Update, context: Context) -> bool:
+    """A button press; in a private chat any message; in a group a command addressed to this bot
+    (/ratio, /ratio@thisbot; not /ratio@otherbot, nor an unknown command without @thisbot)."""
+    if update.callback_query is not None:
+        return True
+    message, chat = update.message, update.effective_chat
+    if message is None or chat is None:
+        return False
+    if not is_group(chat):
+        return True
+    return bool(message.text and message.text.startswith("/") and addressed_to_bot(update, context))
+
+
+async def gate(update: Update, context: Context) -> None:
+    chat = update.effective_chat
+    if chat is None or not asks_for_an_answer(update, context):
+        return
+    services = services_of(context)
+    budget = services.group_answers if is_group(chat) else services.private_answers
+    wait = budget.check(chat.id)
+    if wait <= 0:
+        return
+    log.info("chat %s over its answer budget: update dropped", chat.id)
+    if budget.should_warn(chat.id):
+        seconds = int(wait + 0.999)
+        if update.callback_query is not None:
+            await update.callback_query.answer(t(await chat_language(update, context), "bot.slow_down",
+                                                 seconds=seconds))
+        else:
+            await reply_key(update, context, "bot.slow_down", seconds=seconds)
+    elif update.callback_query is not None:
+        await update.callback_query.answer()  # no spinning button
+    raise ApplicationHandlerStop
+
+
+def handlers() -> list:  # type: ignore[type-arg]
+    return [TypeHandler(Update, gate)]
