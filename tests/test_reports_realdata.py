@@ -210,3 +210,38 @@ def test_a_day_without_lending_balance_has_no_margin_balance(real: Engine) -> No
             for model in (ms, models.Turnover):
                 session.execute(model.__table__.delete().where(model.trade_date == extra))
             bump_data_version(session)
+
+
+def test_exchange_rows_without_lending_balance_keep_the_markets(real: Engine) -> None:
+    """SZSE's rows added as the table less SSE (融资 only, as a user splitting the two-market table
+    would): SSE and SZSE now make the market, their 融资余额 sum is the table's, and the 融券余额
+    and 两融余额 they lack are the table's, so the balance report reads as before (2015-11-23:
+    1.22 万亿, +1,942.36 亿 over 20 days, helper-checked against the raw file)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    ms = models.MarginSummary
+    service = ReportService(real)
+    before = service.render("balance", on=date(2015, 11, 23), chart=False).data
+    with Session(real) as session:
+        rows = session.execute(select(ms.trade_date, ms.exchange, ms.rzye, ms.rzmre).where(
+            ms.trade_date >= date(2015, 9, 1), ms.trade_date <= date(2015, 11, 23), ms.exchange.in_(("SSE", "ALL")))).all()
+    by_day: dict[date, dict[str, tuple[float, float]]] = {}
+    for day, exchange, rzye, rzmre in rows:
+        by_day.setdefault(day, {})[exchange] = (rzye, rzmre)
+    szse = [{"trade_date": day, "exchange": "SZSE", "rzye": v["ALL"][0] - v["SSE"][0],
+             "rzmre": v["ALL"][1] - v["SSE"][1], "source": "csv"}
+            for day, v in by_day.items() if {"ALL", "SSE"} <= set(v)]
+    assert len(szse) > 40
+    with session_scope(real) as session:
+        upsert(session, ms, szse)
+        bump_data_version(session)
+    try:
+        after = ReportService(real).render("balance", on=date(2015, 11, 23), chart=False).data
+        assert after["scope"] == ["SSE", "SZSE"]
+        assert after["rzrqye"] == before["rzrqye"] and after["rzrqye"] / 1e12 == pytest.approx(1.22, abs=0.005)
+        assert after["change_20d"] == pytest.approx(before["change_20d"]) == pytest.approx(1942.36e8, abs=0.01e8)
+    finally:
+        with session_scope(real) as session:
+            session.execute(ms.__table__.delete().where(ms.exchange == "SZSE"))
+            bump_data_version(session)
