@@ -52,15 +52,17 @@ def _ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, langu
 def set_subscribed(engine: Engine, chat_id: int, subscribed: bool, thread_id: int | None = None) -> bool:
     """Set the subscription, and where a subscribing forum's push goes (`thread_id`: the topic it
     subscribed from; None: the chat, or General); returns True when either changed."""
+    ch = models.Chat
+    differs = or_(ch.subscribed.is_not(subscribed), ch.active.is_(False))
+    values: dict[str, object] = {"subscribed": subscribed, "active": True, "updated_at": _now()}
+    if subscribed:
+        differs = or_(differs, ch.push_thread_id.is_distinct_from(thread_id))
+        values["push_thread_id"] = thread_id
+    # One conditional UPDATE, not a read then a write: of two /subscribe handled at once, one changes
+    # the row and the other finds nothing left to change (and answers "already subscribed").
     with session_scope(engine) as session:
-        chat = session.get(models.Chat, chat_id)
-        moved = subscribed and chat is not None and chat.push_thread_id != thread_id
-        if chat is None or (chat.subscribed == subscribed and chat.active and not moved):
-            return False
-        chat.subscribed, chat.active, chat.updated_at = subscribed, True, _now()
-        if subscribed:
-            chat.push_thread_id = thread_id
-        return True
+        result = session.execute(update(ch).where(ch.chat_id == chat_id, differs).values(**values))
+        return bool(result.rowcount)
 
 
 def clear_push_thread(engine: Engine, chat_id: int) -> None:

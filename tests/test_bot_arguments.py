@@ -52,6 +52,8 @@ def test_windows_and_codes_are_not_dates(word: str) -> None:
         ("top", ["x"], ReportArgs(code="x")),  # a word: a sector the report looks up (and may not find)
         ("top", ["food", "&", "beverage", "20"], ReportArgs(code="food & beverage", days=20)),  # several words
         ("sectors", ["60", "医药"], ReportArgs(code="医药", days=60)),  # one sector alone
+        ("top", ["270000", "5"], ReportArgs(code="270000", days=5)),  # six digits: a sector's code...
+        ("sectors", ["801080"], ReportArgs(code="801080")),  # ...or its index, never a window
     ],
 )
 def test_report_arguments(kind: str, words: list[str], want: ReportArgs) -> None:

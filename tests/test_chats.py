@@ -55,6 +55,23 @@ def test_set_subscribed_reports_changes(engine: Engine) -> None:
     assert chats.subscriber_count(engine) == 1
 
 
+def test_subscribing_twice_at_once_changes_the_chat_once(engine: Engine) -> None:
+    """Eight /subscribe handled at the same moment: exactly one reports the change."""
+    chats.ensure_chat(engine, 6, "private", "x", "zh")
+    start, answers = threading.Barrier(8), []
+
+    def subscribe() -> None:
+        start.wait()
+        answers.append(chats.set_subscribed(engine, 6, True))
+
+    threads = [threading.Thread(target=subscribe) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [False] * 7 + [True] and chats.subscriber_count(engine) == 1
+
+
 def test_a_forum_topic_takes_the_push(engine: Engine) -> None:
     chats.ensure_chat(engine, -100, "supergroup", "forum", "zh")
     assert chats.set_subscribed(engine, -100, True, thread_id=42) is True

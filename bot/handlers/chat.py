@@ -182,6 +182,11 @@ async def private_text(update: Update, context: Context) -> None:
     await reply_key(update, context, "bot.plain_text")
 
 
+async def private_other(update: Update, context: Context) -> None:
+    """Anything but text in a private chat: what the bot understands, instead of silence."""
+    await reply_key(update, context, "bot.plain_text")
+
+
 def handlers() -> list:  # type: ignore[type-arg]
     return [
         CommandHandler("start", start),
@@ -192,6 +197,9 @@ def handlers() -> list:  # type: ignore[type-arg]
         CallbackQueryHandler(settings_button, pattern=r"^s:"),
         # messages sent "via" this bot are its own inline results: nothing to answer
         MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND & ~filters.VIA_BOT, private_text),
+        # a photo, a sticker, a voice note... in a private chat: the same hint as for other text
+        MessageHandler(filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.StatusUpdate.ALL & ~filters.VIA_BOT,
+                       private_other),
     ]
 
 

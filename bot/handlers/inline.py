@@ -43,21 +43,27 @@ async def inline_query(update: Update, context: Context) -> None:
     words = query.query.strip().lower().split()
     dates = [w for w in words if looks_like_date(w)]
     words = [w for w in words if not looks_like_date(w)]
-    code = next((c for c in map(securities.code_form, words) if c), None)
     try:
         on = parse_date(dates[0]) if dates else None  # "ratio 2024-09-30": that day's chart
     except ValueError:
         on = None
-    names = words[1:] if words and words[0] in ("stock", "个股") else words
-    names_a_report = names and (names[0] in ALIASES or any(k.startswith(names[0]) for k in INLINE_REPORTS))
-    if code is None and names and not names_a_report:
-        # "茅台": the chart of the one security whose name holds it (several or none: the report list)
-        found = await services.run(securities.candidates, services.engine, names[0], on)
-        code = found[0][0] if len(found) == 1 else None
-    # "top 电子" / "排行 银行": the ranking inside that sector; "sectors 电子" / "行业 电子": that sector
-    # alone (the report finds the sector, or nothing is offered)
+    # "top 电子" / "排行 银行" / "top 5 电子": the ranking inside that sector; "sectors 电子" / "行业 电子" /
+    # "sectors 270000": that sector alone (the report finds the sector, or nothing is offered). A
+    # window among the words is left out: a shared chart has its report's own. Six digits are a
+    # sector's code or index here (801080), never a window (at most 2500) nor a security.
     asked = ALIASES.get(words[0], words[0]) if words else None
-    sector = " ".join(words[1:]) if len(words) > 1 and asked in SECTOR_KINDS else None
+    code: str | None = None
+    sector: str | None = None
+    if asked in SECTOR_KINDS:
+        sector = " ".join(w for w in words[1:] if not (w.isdigit() and len(w) < 6)) or None
+    else:
+        code = next((c for c in map(securities.code_form, words) if c), None)
+        names = words[1:] if words and words[0] in ("stock", "个股") else words
+        names_a_report = names and (names[0] in ALIASES or any(k.startswith(names[0]) for k in INLINE_REPORTS))
+        if code is None and names and not names_a_report:
+            # "茅台": the chart of the one security whose name holds it (several or none: the report list)
+            found = await services.run(securities.candidates, services.engine, names[0], on)
+            code = found[0][0] if len(found) == 1 else None
     # A bad date offers nothing. Any code, sector or date may be asked, each a render and an upload:
     # counted against the user's allowance of expensive requests (the same as their private chat's);
     # over it, nothing for a while.

@@ -175,6 +175,18 @@ class _ControlApi(_ServerBase):
         return payload
 
     @_threadsafe
+    def inject_media(self, chat_id: int, from_user: int | dict[str, Any], kind: str,
+                     content: dict[str, Any]) -> dict[str, Any]:
+        """A user sends a message without text: ``kind`` is its field (``sticker``, ``photo``,
+        ``voice``...) and ``content`` that field's object as the Bot API gives it."""
+        chat = self._known_chat(chat_id)
+        message = self._new_message(chat, self._user(from_user))
+        message.extra[kind] = content
+        payload = message.to_api()
+        self._push_update("message", payload, chat.id)
+        return payload
+
+    @_threadsafe
     def inject_callback(
         self, chat_id: int, from_user: int | dict[str, Any], message_id: int, data: str
     ) -> str:
