@@ -120,7 +120,11 @@ def setup_fonts() -> str:
             "xtick.labelsize": TICK_SIZE,
             "ytick.labelsize": TICK_SIZE,
             "legend.fontsize": 10,
-            "legend.frameon": False,
+            # a light box: a legend over a line (a ratio near its highs) stays readable
+            "legend.frameon": True,
+            "legend.framealpha": 0.85,
+            "legend.edgecolor": "none",
+            "legend.fancybox": False,
         }
     )
     return family
@@ -848,6 +852,7 @@ def _empty_note(ax: Axes, text: str) -> None:
     """A panel with nothing to draw says why, where its bars would be."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", size=LABEL_SIZE, color="#777777")
     ax.set_xticks([])
+    ax.set_xlabel("")  # no axis to name
 
 
 def _no_spikes_note(ax: Axes, signals: dict[str, Any], lang: str) -> None:
