@@ -56,6 +56,7 @@ async def post_init(application: Application) -> None:  # type: ignore[type-arg]
 async def post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
     services: Services = application.bot_data["services"]
     services.executor.shutdown(wait=False, cancel_futures=True)
+    services.background.shutdown(wait=False, cancel_futures=True)
 
 
 def build_services(settings: Settings, engine: Engine) -> Services:

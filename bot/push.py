@@ -296,7 +296,7 @@ async def _maybe_ingest(application: Application, services: Services, now: datet
     application.bot_data["last_ingest"] = now
     from storage.ingest import run_ingest
 
-    result = await services.run(run_ingest, services.engine, services.settings, progress=False)
+    result = await services.run_background(run_ingest, services.engine, services.settings, progress=False)
     log.info("scheduled ingest: %s", result.summary())
 
 

@@ -67,11 +67,20 @@ class Services:
     file_ids: dict[str, str] = field(default_factory=dict)
     # Where charts are uploaded to obtain a file_id for inline results when no chat has one yet.
     storage_chat_id: int | None = None
+    # One thread for the long work of the daily job (an ingest may take minutes): never one of the
+    # threads that answer the chats.
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="marginbot-ingest"))
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (database, pandas, matplotlib) in the worker pool, never on the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    async def run_background(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run long blocking work (an ingest) on its own thread, off the pool that answers chats."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.background, lambda: fn(*args, **kwargs))
 
     async def file_id(self, key: str) -> str | None:
         if key in self.file_ids:

@@ -363,7 +363,7 @@ def spike_rows(chunk: Chunk, stocks: np.ndarray, carry: np.ndarray | None,
 def generate(path: Path, params: BenchParams) -> dict[str, Any]:
     """Write the benchmark database to `path` (replaced); returns counts and timings."""
     from storage.database import make_engine, upgrade
-    from storage.importer import industry_name_rows
+    from storage.industries import industry_name_rows
 
     started = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)

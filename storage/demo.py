@@ -31,8 +31,7 @@ from sqlmodel import SQLModel
 
 from storage import models
 from storage.database import bump_data_version, is_empty, session_scope, set_meta, upsert
-from storage.importer import industry_name_rows
-from storage.industries import SW_L1_2021
+from storage.industries import SW_L1_2021, industry_name_rows
 
 log = logging.getLogger(__name__)
 

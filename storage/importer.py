@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from storage import models
 from storage.database import bump_data_version, session_scope, set_meta, upsert
-from storage.industries import SW_L1_2021, exchange_of, is_fund_code, level1_code
+from storage.industries import exchange_of, industry_name_rows, is_fund_code, level1_code
 from storage.sources import IDENTITY_RTOL
 
 KINDS = ("margin", "turnover", "stocks", "industries", "index")
@@ -259,14 +259,6 @@ _READERS: dict[str, Callable[[_Reader], list[dict[str, Any]]]] = {
     "industries": _read_industries,
     "index": _read_index,
 }
-
-
-def industry_name_rows() -> list[dict[str, Any]]:
-    """IndustryName rows for the 31 Shenwan level-1 industries of the 2021 scheme."""
-    return [
-        {"sw_l1_code": i.sw_l1_code, "name_zh": i.name_zh, "name_en": i.name_en, "index_symbol": i.index_symbol}
-        for i in SW_L1_2021
-    ]
 
 
 def _rebuild_sectors(session: Session, dates: list[date]) -> None:

@@ -45,7 +45,18 @@ SW_L1_2021: tuple[Industry, ...] = (
     Industry("760000", "环保", "Environmental", "801970"),
     Industry("770000", "美容护理", "Beauty Care", "801980"),
 )
+# Level-1 industries of the 2014 scheme that the 2021 one dropped: classes in force before 2021-07-30
+# still carry them (采掘 became 煤炭 and 石油石化). Named in the reports; their index is not fetched.
+SW_L1_RETIRED: tuple[Industry, ...] = (
+    Industry("210000", "采掘", "Mining", "801020"),
+)
 BY_CODE = {i.sw_l1_code: i for i in SW_L1_2021}
+
+
+def industry_name_rows() -> list[dict[str, str]]:
+    """IndustryName rows: the 31 level-1 industries of the 2021 scheme and the retired ones."""
+    return [{"sw_l1_code": i.sw_l1_code, "name_zh": i.name_zh, "name_en": i.name_en, "index_symbol": i.index_symbol}
+            for i in (*SW_L1_2021, *SW_L1_RETIRED)]
 
 
 def level1_code(sw_code: str) -> str:

@@ -33,7 +33,7 @@ from sqlmodel import SQLModel
 
 from storage import models
 from storage.database import bump_data_version, get_meta, session_scope, set_meta, upsert
-from storage.industries import SW_L1_2021
+from storage.industries import SW_L1_2021, industry_name_rows
 from storage.sources import (
     CSI300,
     SSE_DEAL_DAILY_START,
@@ -714,8 +714,7 @@ def _store_classification(engine: Engine, sources: Sources, today: date) -> int 
             return None
     frame = sources.sw_classification()
     rows = _records(frame, ["code", "start_date", "sw_code", "sw_l1_code"])
-    names = [{"sw_l1_code": i.sw_l1_code, "name_zh": i.name_zh, "name_en": i.name_en, "index_symbol": i.index_symbol}
-             for i in SW_L1_2021]
+    names = industry_name_rows()
     with session_scope(engine) as session:
         written = _upsert_changed(session, models.IndustryClass, rows, ("code", "start_date"))
         named = _upsert_changed(session, models.IndustryName, names, ("sw_l1_code",))

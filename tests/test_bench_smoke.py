@@ -61,7 +61,7 @@ def test_row_counts_and_meta(tiny: tuple[Engine, dict]) -> None:
         assert count(models.MarginSummary) == 4 * n  # SSE, SZSE, BSE, ALL
         assert count(models.Turnover) == 3 * n
         assert count(models.IndexDaily) == 32 * n  # sh000001 + 31 sector indexes
-        assert count(models.IndustryName) == 31
+        assert count(models.IndustryName) == 31 + 1  # and 采掘 (2014 scheme)
         assert count(models.TradingDay) == n
         assert count(models.SectorDaily) == info["sector_rows"]
         assert count(models.StockSpikeDaily) == info["spike_rows"] > n * TINY.stocks // 10

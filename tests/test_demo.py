@@ -88,7 +88,7 @@ def test_calendar_universe_and_sectors(seeded):
     assert all(r.name.startswith("演示") for r in last)
     assert "600519" in {r.code for r in stocks}  # the example of /help and of every code error works
 
-    assert len(names) == 31 and {s.sw_l1_code for s in sectors} == {i.sw_l1_code for i in SW_L1_2021}
+    assert len(names) == 31 + 1 and {s.sw_l1_code for s in sectors} == {i.sw_l1_code for i in SW_L1_2021}
     assert sum(s.stock_count for s in sectors) == len(stocks)  # ETFs are left out of sectors
     assert sum(1 for _, n in classes if n > 1) >= 3  # some stocks switch industry midway
     assert {"sh000001", "sz399001", "sh000300"} | {i.index_symbol for i in SW_L1_2021} == set(symbols)

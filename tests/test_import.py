@@ -136,8 +136,9 @@ def test_industries_import_names_and_level1(engine, tmp_path):
         ("300750", date(2024, 4, 12), "630101", "630000"),
         ("600036", date(2014, 1, 1), "480301", "480000"),
     ]
-    assert len(names) == 31 == len(SW_L1_2021)
+    assert len(names) == 32 == len(SW_L1_2021) + 1  # and 采掘 of the 2014 scheme, for classes before 2021-07-30
     assert (names["480000"].name_zh, names["480000"].index_symbol) == ("银行", "801780")
+    assert (names["210000"].name_zh, names["210000"].name_en) == ("采掘", "Mining")
 
 
 def sectors(engine: Engine) -> dict[tuple[date, str], tuple[float, float, float, float, int]]:

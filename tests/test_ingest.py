@@ -458,7 +458,7 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
         classes = s.execute(select(models.IndustryClass).where(models.IndustryClass.code == "600519")).scalars().all()
         assert {(c.start_date, c.sw_code, c.sw_l1_code) for c in classes} == {
             (date(2014, 2, 21), "340501", "340000"), (date(2021, 7, 30), "340501", "340000")}
-        assert s.execute(select(func.count()).select_from(models.IndustryName)).scalar() == 31
+        assert s.execute(select(func.count()).select_from(models.IndustryName)).scalar() == 31 + 1  # and 采掘
         turnover = s.execute(select(models.Turnover).where(models.Turnover.trade_date == D2)).scalars().all()
         assert {(t.exchange, t.amount, t.a_share_only, t.source) for t in turnover} == {
             ("SSE", 326_383_000_000.0, True, "sse_deal_daily"), ("SZSE", 457_777_778_877.77, True, "szse_summary")}
