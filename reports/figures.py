@@ -443,19 +443,24 @@ def _spikes(engine: Engine, day: date) -> pd.DataFrame:
 
 def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     """Where 融券余额 sits (ETF / CSI 300 / other), today and 20 days ago; None without stock detail."""
-    sums, _rows, missing = queries.short_sums(engine, day, HS300)
+    sums, _rows, missing, estimated = queries.short_sums(engine, day, HS300)
     if sum(sums.values()) <= 0:
         return None
     now = shorts.shares_of_sums(sums)
-    earlier, rows_then, _ = queries.short_sums(engine, queries.nth_date_before(engine, day, 20), HS300)
-    then = shorts.shares_of_sums(earlier) if rows_then else None
+    earlier, rows_then, _, estimated_then = queries.short_sums(
+        engine, queries.nth_date_before(engine, day, 20), HS300)
+    # The 20-day change compares like with like: both days with SSE's lending valued at the close, or
+    # both without it (SSE counting 0), never one of each (a shift that is only SSE coming in).
+    comparable = rows_then > 0 and (estimated > 0) == (estimated_then > 0)
+    then = shorts.shares_of_sums(earlier) if comparable else None
     out: dict[str, Any] = {k: _num(v) for k, v in now.items()}
     out["hs300_known"] = bool(queries.index_members(engine, HS300))
     # SSE detail has no per-stock 融券余额; without a close to value 融券余量 such rows count as 0.
     out["missing_rqye"] = missing
-    if then:
-        out["change_pp"] = {k: _num(now[k] - then[k]) for k in now}
-        out["hedging_rising"] = bool(now["etf"] + now["hs300"] > then["etf"] + then["hs300"])
+    out["estimated_rqye"] = estimated  # SSE's 融券余量 valued at the day's close (storage.ingest)
+    out["change_pp"] = {k: _num(now[k] - then[k]) for k in now} if then else None
+    out["hedging_rising"] = (bool(now["etf"] + now["hs300"] > then["etf"] + then["hs300"])
+                             if then else False)
     return out
 
 
@@ -507,6 +512,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         rzche=_num(last["rzche"]),
         rqyl=_num(last["rqyl"]),
         rqye=_num(last["rqye"]),
+        rqye_estimated=bool(last["rqye_estimated"]),
         change_1d=_num(balance.change(level, 1)),
         change_5d=_num(balance.change(level, 5)),
         change_5d_pct=_num(balance.pct_change(level, 5)),

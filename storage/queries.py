@@ -255,12 +255,14 @@ def stock_history(engine: Engine, code: str, start: date | None = None, end: dat
     """One security's margin detail, index trade_date; empty when the code is unknown."""
     sm = models.StockMargin
     query = select(
-        sm.trade_date, sm.name, sm.exchange, sm.is_fund, sm.rzye, sm.rzmre, sm.rzche, sm.rqyl, sm.rqmcl, sm.rqye
+        sm.trade_date, sm.name, sm.exchange, sm.is_fund, sm.rzye, sm.rzmre, sm.rzche, sm.rqyl, sm.rqmcl, sm.rqye,
+        sm.rqye_estimated,
     ).where(sm.code == code)
     query = _between(query, sm.trade_date, start, end)
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(sm.trade_date)).all()
-    cols = ["trade_date", "name", "exchange", "is_fund", "rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqye"]
+    cols = ["trade_date", "name", "exchange", "is_fund", "rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqye",
+            "rqye_estimated"]
     return _frame(rows, cols).set_index("trade_date")
 
 
@@ -486,11 +488,12 @@ def nth_date_before(engine: Engine, day: date, n: int) -> date:
     return rows[-1][0] if rows else day
 
 
-def short_sums(engine: Engine, day: date, index_symbol: str) -> tuple[dict[str, float], int, int]:
+def short_sums(engine: Engine, day: date, index_symbol: str) -> tuple[dict[str, float], int, int, int]:
     """One day's 融券余额 summed in SQL by where it sits: ``etf`` (funds), ``hs300`` (stocks that are
     constituents of `index_symbol`), ``other``; unknown 融券余额 counts as 0.
 
-    Returns (sums in 元 by bucket, rows that day, rows whose 融券余额 is unknown though 融券余量 > 0).
+    Returns (sums in 元 by bucket, rows that day, rows whose 融券余额 is unknown though 融券余量 > 0,
+    rows whose 融券余额 is estimated: SSE's 融券余量 valued at the close).
     """
     sm, im = models.StockMargin, models.IndexMember
     bucket = case(
@@ -499,12 +502,14 @@ def short_sums(engine: Engine, day: date, index_symbol: str) -> tuple[dict[str, 
         else_="other",
     )
     unknown = case((and_(sm.rqye.is_(None), sm.rqyl > 0), 1), else_=0)
-    query = (select(bucket, func.sum(func.coalesce(sm.rqye, 0.0)), func.count(), func.sum(unknown))
+    estimated = case((sm.rqye_estimated.is_(True), 1), else_=0)
+    query = (select(bucket, func.sum(func.coalesce(sm.rqye, 0.0)), func.count(), func.sum(unknown), func.sum(estimated))
              .where(sm.trade_date == day).group_by(bucket))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    sums = {name: float(total or 0.0) for name, total, _count, _unknown in rows}
-    return sums, sum(int(r[2]) for r in rows), sum(int(r[3] or 0) for r in rows)
+    sums = {name: float(total or 0.0) for name, total, *_ in rows}
+    return (sums, sum(int(r[2]) for r in rows), sum(int(r[3] or 0) for r in rows),
+            sum(int(r[4] or 0) for r in rows))
 
 
 @shared

@@ -563,6 +563,34 @@ def index_history(symbol: str, *, policy: CallPolicy | None = None) -> pd.DataFr
     return frame
 
 
+# --- quotes ------------------------------------------------------------------------------------------
+
+
+def quotes(*, policy: CallPolicy | None = None) -> pd.DataFrame:
+    """Eastmoney's quotes of every A share and exchange-traded fund as they stand now: code, last
+    (最新价) and prev_close (昨收), 元 per share; NaN where a security has none (suspended).
+
+    The answer names no trade date: which day's closes it holds depends on the hour it is asked
+    (see storage.ingest for how that day is told). Used to value SSE's 融券余量, which SSE publishes
+    without a 融券余额.
+    """
+    policy = policy or CallPolicy()
+    parts = []
+    for name, fetch in (("stock_quotes", lambda: _ak().stock_zh_a_spot_em()),
+                        ("fund_quotes", lambda: _ak().fund_etf_spot_em())):
+        raw = call(name, fetch, policy)
+        if raw.empty:
+            raise UpstreamError(f"{name}: empty answer")
+        _require_columns(raw, ["代码", "最新价", "昨收"], name)
+        parts.append(pd.DataFrame({"code": _codes(raw["代码"]), "last": raw["最新价"], "prev_close": raw["昨收"]}))
+    frame = pd.concat(parts, ignore_index=True).drop_duplicates("code", ignore_index=True)
+    _numbers(frame, ["last", "prev_close"])
+    _check_codes(frame, "quotes")
+    if ((frame["last"] <= 0) | (frame["prev_close"] <= 0)).any():
+        raise ValidationFailed("quotes: a zero or negative price")
+    return frame
+
+
 # --- official A-share turnover ------------------------------------------------------------------------
 
 # A股成交额 bounds in 元, per exchange and day. Wide on purpose: they catch unit slips (亿元 read as 元).
@@ -781,6 +809,9 @@ class Sources:
 
     def csi300_members(self) -> pd.DataFrame:
         return csi300_members(policy=self.policy)
+
+    def quotes(self) -> pd.DataFrame:
+        return quotes(policy=self.policy)
 
     def trade_calendar(self) -> list[date]:
         return trade_calendar(policy=self.policy)

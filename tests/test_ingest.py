@@ -27,6 +27,7 @@ from sqlmodel import Session
 from marginbot.settings import Settings, load_settings
 from storage import ingest, models
 from storage.database import data_version, get_meta, session_scope, set_meta
+from storage.industries import is_fund_code
 from storage.ingest import day_is_complete, latest_complete_date, run_ingest
 from storage.sources import (
     CallPolicy,
@@ -57,6 +58,8 @@ SW_CLASS_URL = "https://www.swsresearch.com/swindex/pdf/SwClass2021/StockClassif
 SSE_DEAL_URL = "https://query.sse.com.cn/commonQuery.do"
 SZSE_OVERVIEW_URL = "http://www.szse.cn/api/report/ShowReport"  # akshare asks over http, the detail over https
 CSI300_URL = "https://oss-ch.csindex.com.cn/static/html/csindex/public/uploads/file/autofile/cons/000300cons.xls"
+A_SHARE_QUOTES_URL = "https://82.push2.eastmoney.com/api/qt/clist/get"
+FUND_QUOTES_URL = "https://push2delay.eastmoney.com/api/qt/clist/get"
 
 D0, D1, D2 = date(2024, 4, 9), date(2024, 4, 10), date(2024, 4, 11)
 TODAY = date(2024, 4, 12)  # D2 is published on the morning of the next day
@@ -158,6 +161,9 @@ class FakeUpstream:
         self.csi300: tuple[list[up.Constituent], date | None] = (up.csi300_members(), CSI300_AS_OF)
         self.asked: list[tuple[str, date | None]] = []
         self.calendar_calls = 0
+        # What Eastmoney's quotes hold when asked (TODAY): "preopen" (D2's closes in 最新价, D1's in
+        # 昨收), "session" (live prices, D2's closes in 昨收) or "later" (a later day's: neither is D2's).
+        self.quote_time = "preopen"
         for method, url, callback, content_type in [
             (responses.GET, SSE_URL, self._sse, JSON),
             (responses.GET, SZSE_SUMMARY_URL, self._szse_summary, JSON),
@@ -171,6 +177,8 @@ class FakeUpstream:
             (responses.GET, CSI300_URL, self._csi300, "application/vnd.ms-excel"),
             (responses.GET, SSE_DEAL_URL, self._sse_deal, JSON),
             (responses.GET, SZSE_OVERVIEW_URL, self._szse_overview, XLSX),
+            (responses.GET, A_SHARE_QUOTES_URL, self._a_share_quotes, JSON),
+            (responses.GET, FUND_QUOTES_URL, self._fund_quotes, JSON),
         ]:
             rsps.add_callback(method, url, callback=callback, content_type=content_type)
 
@@ -255,6 +263,37 @@ class FakeUpstream:
     def _sw_class(self, request: Any) -> Reply:
         return self._answer("sw_class", None, lambda: (200, {}, up.sw_class_xls(up.sw_classes())))
 
+    def closes(self, day: date) -> dict[str, float]:
+        """Each security's close on `day`: for SZSE the one its detail implies (融券余额 / 融券余量,
+        as SZSE values lending); for SSE within 2% of its summary's 融券余额 / 融券余量, so that the
+        lending valued at them adds up to the summary's; for BSE a price of its own."""
+        out: dict[str, float] = {}
+        sse = self.market["SSE", day]
+        for exchange in ("SSE", "SZSE", "BSE"):
+            for i, r in enumerate(self.market[exchange, day].detail):
+                if exchange == "SZSE":
+                    out[r.code] = r.rqye / r.rqyl  # type: ignore[union-attr]
+                elif exchange == "SSE":
+                    out[r.code] = round(sse.rqye / sse.rqyl * (1 + 0.02 * (i % 3 - 1)), 2)
+                else:
+                    out[r.code] = round(3 + i * 1.37 + day.day * 0.01, 2)
+        return out
+
+    def quotes(self) -> list[up.Quote]:
+        d2, d1 = self.closes(D2), self.closes(D1)
+        last, prev = {"preopen": (d2, d1), "session": ({c: v * 1.013 for c, v in d2.items()}, d2),
+                      "later": ({c: v * 1.02 for c, v in d2.items()}, {c: v * 1.011 for c, v in d2.items()})
+                      }[self.quote_time]
+        return [up.Quote(code, f"样本{code}", round(last[code], 4), round(prev[code], 4)) for code in sorted(d2)]
+
+    def _a_share_quotes(self, request: Any) -> Reply:
+        rows = [q for q in self.quotes() if not is_fund_code(q.code)]
+        return self._answer("stock_quotes", None, lambda: (200, {}, up.em_quote_list_json(rows, up.A_SHARE_FIELDS, D2)))
+
+    def _fund_quotes(self, request: Any) -> Reply:
+        rows = [q for q in self.quotes() if is_fund_code(q.code)]
+        return self._answer("fund_quotes", None, lambda: (200, {}, up.em_quote_list_json(rows, up.FUND_FIELDS, D2)))
+
     def _csi300(self, request: Any) -> Reply:
         return self._answer("csi300", None, lambda: (200, {}, up.csindex_cons_xls(*self.csi300)))
 
@@ -314,6 +353,10 @@ def snapshot(engine: Engine) -> dict[str, list[str]]:
         for table in DATA_TABLES:
             out[table] = sorted(repr(sorted(dict(r).items())) for r in conn.execute(text(f"SELECT * FROM {table}")).mappings())
     return out
+
+
+def pingan_estimated(session: Session) -> bool:
+    return stock_row(session, D2, "000001").rqye_estimated
 
 
 def summary_row(session: Session, day: date, exchange: str) -> models.MarginSummary:
@@ -434,7 +477,9 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
         first_sse = m["SSE", D2].detail[0]
         assert (moutai.rzye, moutai.rzmre, moutai.rzche, moutai.rqyl) == (
             first_sse.rzye, first_sse.rzmre, first_sse.rzche, first_sse.rqyl)
-        assert moutai.rqye is None and not moutai.rqye_estimated  # SSE has no per-stock 融券余额, no price stored
+        # SSE publishes no per-stock 融券余额: 融券余量 x D2's close, from quotes asked before the open
+        assert moutai.rqye == round(first_sse.rqyl * fake.closes(D2)["600519"], 2) and moutai.rqye_estimated
+        assert not pingan_estimated(s)  # SZSE's is published, never estimated
         assert moutai.name == "贵州茅台" and moutai.exchange == "SSE" and not moutai.is_fund
         assert stock_row(s, D2, "510300").is_fund and stock_row(s, D2, "159919").is_fund
         pingan = stock_row(s, D2, "000001")  # from text cells with thousands separators
@@ -640,7 +685,7 @@ def test_history_failures_are_reported_and_the_days_still_ingested(engine: Engin
     assert not result.ok and result.days[0].complete
     failed = [h for h in result.history if h.status == "failed"]
     assert [h.source for h in failed] == ["sw_class"] and "not an Excel workbook" in failed[0].message
-    assert "history 6 ok, 1 failed" in result.summary()
+    assert "history 7 ok, 1 failed" in result.summary()
     assert any("sw_class history failed" in r.getMessage() for r in caplog.records)
 
 
@@ -1134,3 +1179,91 @@ def test_a_dripping_server_is_given_up_at_the_deadline() -> None:
     finally:
         stop.set()
         server.close()
+
+
+# --- SSE's 融券余额, valued at the day's closes -----------------------------------------------------------
+
+
+def sse_lending(engine: Engine, day: date) -> dict[str, tuple[float | None, bool]]:
+    sm = models.StockMargin
+    with Session(engine) as s:
+        return {code: (rqye, estimated) for code, rqye, estimated in s.execute(
+            select(sm.code, sm.rqye, sm.rqye_estimated).where(sm.trade_date == day, sm.exchange == "SSE"))}
+
+
+def test_quotes_asked_during_the_session_value_lending_at_yesterdays_close(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None) -> None:
+    """Asked once the next session runs, 最新价 is live and 昨收 holds D2's closes: 昨收 is used, for
+    stocks and ETFs alike; the sectors of D2 carry the estimate."""
+    fake.quote_time = "session"
+    result = ingest_run(engine, settings, fetchers, start=D2)
+    assert result.ok, result.details()
+    closes, m = fake.closes(D2), sample_market()
+    lending = sse_lending(engine, D2)
+    for row in m["SSE", D2].detail:
+        assert lending[row.code] == (round(row.rqyl * closes[row.code], 2), True), row.code
+    assert lending["510300"][1]  # an ETF, from the fund list
+    with Session(engine) as s:
+        sectors = s.execute(select(func.sum(models.SectorDaily.rqye)).where(models.SectorDaily.trade_date == D2)).scalar()
+        stocks = s.execute(select(func.sum(models.StockMargin.rqye)).where(
+            models.StockMargin.trade_date == D2, ~models.StockMargin.is_fund,
+            models.StockMargin.exchange != "BSE")).scalar()
+        bse = s.execute(select(func.sum(models.StockMargin.rqye)).where(
+            models.StockMargin.trade_date == D2, models.StockMargin.exchange == "BSE")).scalar()
+    assert sectors == pytest.approx(stocks + bse, rel=1e-9)
+    # the reports say where a figure is estimated
+    from reports.service import ReportService
+
+    service = ReportService(engine)
+    stock = service.render("stock", code="600519", on=D2, lang="zh", chart=False)
+    assert stock.data["rqye_estimated"] and "(按收盘价估算)" in stock.caption
+    signals = service.render("signals", on=D2, lang="en", chart=False)
+    structure = signals.data["short_structure"]
+    assert (structure["estimated_rqye"], structure["missing_rqye"]) == (len(lending), 0)
+    assert f"The lending balance of {len(lending)} SSE securities is estimated as shares lent x close" in signals.text_plain()
+
+
+def test_quotes_of_a_later_day_are_refused_and_not_asked_again_that_day(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None) -> None:
+    fake.quote_time = "later"
+    result = ingest_run(engine, settings, fetchers, start=D2)
+    step = history_step(result, "sse_rqye")
+    assert step.status == "failed" and "neither 最新价 nor 昨收 holds the closes of 2024-04-11" in step.message
+    assert result.days[0].complete  # the day itself is complete: the estimate is an addition
+    assert all(rqye is None and not estimated for rqye, estimated in sse_lending(engine, D2).values())
+    asked = fake.asked.count(("stock_quotes", None))
+    again = ingest_run(engine, settings, fetchers, start=D2)
+    assert history_step(again, "sse_rqye").message == "up to date" and fake.asked.count(("stock_quotes", None)) == asked
+
+
+def test_closes_that_do_not_add_up_to_the_summary_are_refused(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quotes agree with SZSE's closes, yet SSE's lending valued at them is 3x its summary's: a unit
+    or a code mix-up somewhere; nothing is written."""
+    real = fake.closes
+    monkeypatch.setattr(fake, "closes", lambda day: {c: v * (3 if c.startswith("6") or c.startswith("5") else 1)
+                                                     for c, v in real(day).items()})
+    result = ingest_run(engine, settings, fetchers, start=D2)
+    step = history_step(result, "sse_rqye")
+    assert step.status == "failed" and "off its summary's" in step.message
+    assert all(rqye is None for rqye, _ in sse_lending(engine, D2).values())
+    asked = fake.asked.count(("stock_quotes", None))
+    ingest_run(engine, settings, fetchers, start=D2)  # not asked again the same day
+    assert fake.asked.count(("stock_quotes", None)) == asked
+
+
+def test_the_short_structure_shift_compares_like_with_like(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None) -> None:
+    """D0..D2 stored, SSE's lending valued for D2 only (the quotes are of the morning after D2): the
+    shares of D2 count SSE, D0's could not, so no 20-day shift is shown rather than a false one."""
+    from reports.service import ReportService
+
+    result = ingest_run(engine, settings, fetchers, start=D0)
+    assert result.ok, result.details()
+    assert not any(estimated for _, estimated in sse_lending(engine, D0).values())
+    report = ReportService(engine).render("signals", on=D2, lang="zh", chart=False)
+    structure = report.data["short_structure"]
+    assert structure["estimated_rqye"] > 0 and structure["change_pp"] is None and not structure["hedging_rising"]
+    shown = report.text_plain()
+    assert "融券结构:ETF" in shown and "20日变化" not in shown

@@ -374,6 +374,48 @@ def em_kline_json(code: str, market: int, name: str, bars: Sequence[Bar]) -> str
                                 "klines": klines}}, ensure_ascii=False)
 
 
+# --- Eastmoney quote lists (push2 .../api/qt/clist/get) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quote:
+    code: str
+    name: str
+    last: float | None  # 最新价; None: "-" (suspended, or no trade yet)
+    prev_close: float
+
+
+# The A-share list's "diff" objects hold their keys in field-number order, and akshare names the
+# columns of stock_zh_a_spot_em BY POSITION: f2 is 最新价, f12 代码, f14 名称, f18 昨收 (f19 is absent).
+A_SHARE_FIELDS = (*(f"f{i}" for i in range(1, 19)), "f20", "f21", "f22", "f23", "f24", "f25",
+                  "f62", "f115", "f128", "f140", "f141", "f136", "f152")
+# The fund list's keys, which fund_etf_spot_em renames by name (f297 is the data date, f124 a Unix time).
+FUND_FIELDS = ("f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "f12", "f13", "f14", "f15", "f16",
+               "f17", "f18", "f20", "f21", "f23", "f24", "f25", "f22", "f11", "f30", "f31", "f32", "f33", "f34",
+               "f35", "f38", "f62", "f63", "f64", "f65", "f66", "f69", "f72", "f75", "f78", "f81", "f84", "f87",
+               "f115", "f124", "f128", "f136", "f152", "f184", "f297", "f402", "f441")
+
+
+def _quote_values(q: Quote, market: int, data_day: date) -> dict[str, object]:
+    last: object = "-" if q.last is None else q.last
+    change = "-" if q.last is None else round(q.last - q.prev_close, 3)
+    pct = "-" if q.last is None else round((q.last / q.prev_close - 1) * 100, 2)
+    return {"f1": 2, "f2": last, "f3": pct, "f4": change, "f12": q.code, "f13": market, "f14": q.name,
+            "f18": q.prev_close, "f152": 2, "f297": int(data_day.strftime("%Y%m%d")), "f124": 1712800000,
+            "f128": "-", "f140": "-", "f141": "-", "f136": "-"}
+
+
+def em_quote_list_json(quotes: Sequence[Quote], fields: Sequence[str], data_day: date) -> str:
+    """One page holding every quote (total = the rows sent: akshare asks no second page)."""
+    diff = []
+    for q in quotes:
+        market = 1 if q.code[0] in "56" else 0
+        values = _quote_values(q, market, data_day)
+        diff.append({f: values.get(f, 0) for f in fields})
+    return json.dumps({"rc": 0, "rt": 6, "svr": 180606397, "lt": 1, "full": 1, "dlmkts": "",
+                       "data": {"total": len(diff), "diff": diff}}, ensure_ascii=False)
+
+
 def sw_index_json(symbol: str, bars: Sequence[Bar]) -> str:
     data = [{"swindexcode": symbol, "bargaindate": b.day.isoformat(), "openindex": b.open,
              "maxindex": b.high, "minindex": b.low, "closeindex": b.close, "hike": round(b.close - b.open, 2),
