@@ -287,6 +287,12 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     if demo or expected is None or complete is None or complete < expected:
         return
     await push_now(application, expected)
+    if live:  # after the push, which does not need it: SSE's lending valued at the day's closes
+        from storage.ingest import estimate_sse_lending
+
+        step = await services.run_background(estimate_sse_lending, services.engine, settings, now.date())
+        if step.rows:
+            log.info("SSE 融券余额 of %s estimated for %d securities", expected, step.rows)
 
 
 async def _maybe_ingest(application: Application, services: Services, now: datetime) -> None:  # type: ignore[type-arg]
@@ -296,7 +302,9 @@ async def _maybe_ingest(application: Application, services: Services, now: datet
     application.bot_data["last_ingest"] = now
     from storage.ingest import run_ingest
 
-    result = await services.run_background(run_ingest, services.engine, services.settings, progress=False)
+    # SSE's lending is valued after the push (estimate_sse_lending): the push does not wait for it
+    result = await services.run_background(run_ingest, services.engine, services.settings, progress=False,
+                                           lending=False)
     log.info("scheduled ingest: %s", result.summary())
 
 

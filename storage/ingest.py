@@ -877,6 +877,21 @@ def _estimate_sse_lending(engine: Engine, sources: Sources, latest: date, today:
     return valued
 
 
+def estimate_sse_lending(engine: Engine, settings: Settings, today: date | None = None,
+                         fetchers: Sources | None = None) -> StepOutcome:
+    """The "sse_rqye" step of run_ingest on its own, for the last trade date before `today`
+    (Asia/Shanghai); cheap when that day is valued already or its quotes were refused today."""
+    from marginbot.settings import TIMEZONE
+
+    today = today or datetime.now(TIMEZONE).date()
+    latest = _previous_trade_day(_stored_calendar(engine), today)
+    result = IngestResult()
+    if latest is not None:
+        _history_step(result, "sse_rqye",
+                      lambda: _estimate_sse_lending(engine, fetchers or Sources.from_settings(settings), latest, today))
+    return result.history[0] if result.history else StepOutcome("sse_rqye", DONE, 0, "no trading calendar")
+
+
 def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar: Any, latest: date,
                      today: date) -> None:
     """Each history source once, skipped where the stored rows already reach `latest` (the last published day)."""
@@ -920,7 +935,7 @@ def _drop_demo_data(engine: Engine) -> bool:
 
 def run_ingest(engine: Engine, settings: Settings, start: date | None = None, end: date | None = None,
                progress: bool = True, today: date | None = None, fetchers: Sources | None = None,
-               history: bool = True) -> IngestResult:
+               history: bool = True, lending: bool = True) -> IngestResult:
     """Fetch and store every trade date that is not complete yet, up to the latest published one.
 
     The latest published day is the last trade date before `today` (Asia/Shanghai): day T appears on
@@ -929,7 +944,9 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     dates. With `start`, every incomplete trade date from `start` on. `end` caps the span. History
     sources are refreshed once per run unless `history` is False; one whose stored rows already reach
     the latest published day is not asked again (the Shenwan classes and CSI 300 constituents: once a day).
-    `fetchers` replaces the upstream calls (tests: instant sleep).
+    `fetchers` replaces the upstream calls (tests: instant sleep). With `history` and `lending`, SSE's
+    融券余额 of the latest published day is then valued at its closes (estimate_sse_lending; the bot
+    does that after its daily push, which does not need it).
     """
     from marginbot.settings import TIMEZONE
 
@@ -961,9 +978,9 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
         fetcher = _DayFetcher(engine, sources, calendar, days, done)
         for day in days:
             result.days.append(_ingest_day(engine, fetcher, day, done[day], settled[day], bar))
-        if history:  # once the day's details are in: they tell which day the quotes describe
+        if history and lending:  # once the day's details are in: they tell which day the quotes describe
             _history_step(result, "sse_rqye", lambda: _estimate_sse_lending(engine, sources, published[-1], today))
-            bar.update(1)
+        bar.update(1)
     finally:
         bar.close()
     for line in result.notes:
@@ -1008,6 +1025,7 @@ def _progress_bar(progress: bool, total: int) -> Any:
 
 __all__ = [
     "DAY_SOURCES", "DEFAULT_BACKFILL_DAYS", "DayResult", "TURNOVER_SOURCES", "optional_steps", "IngestResult", "NotPublished", "SECTORS",
+    "estimate_sse_lending",
     "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete", "latest_complete_date", "missing_steps",
     "required_steps", "run_ingest",
 ]

@@ -1267,3 +1267,18 @@ def test_the_short_structure_shift_compares_like_with_like(
     assert structure["estimated_rqye"] > 0 and structure["change_pp"] is None and not structure["hedging_rising"]
     shown = report.text_plain()
     assert "融券结构:ETF" in shown and "20日变化" not in shown
+
+
+def test_lending_valued_on_its_own_after_an_ingest_without_it(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None) -> None:
+    """The bot ingests without the valuation (its push does not wait for the quotes), then values
+    the day's lending on its own; asked again, nothing is fetched."""
+    result = ingest_run(engine, settings, fetchers, start=D2, lending=False)
+    assert result.ok and all(h.source != "sse_rqye" for h in result.history)
+    assert all(rqye is None for rqye, _ in sse_lending(engine, D2).values())
+    step = ingest.estimate_sse_lending(engine, settings, today=TODAY, fetchers=fetchers)
+    assert (step.status, step.rows) == ("done", len(sse_lending(engine, D2)))
+    assert all(estimated for _, estimated in sse_lending(engine, D2).values())
+    asked = len(fake.asked)
+    again = ingest.estimate_sse_lending(engine, settings, today=TODAY, fetchers=fetchers)
+    assert (again.status, again.message) == ("done", "up to date") and len(fake.asked) == asked
