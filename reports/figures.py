@@ -113,9 +113,13 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         raise ReportError("no_balance_on", date=day.isoformat(), latest=level.index[-1].date().isoformat())
     z = balance.pace_zscore(level)
     tp = balance.last_turning_point(level)
+    # the day's change is from the previous stored day: where the data skip trade days, it spans them
+    previous = level.index[-2].date() if len(level) > 1 else None
     data = _base(engine, "balance", day)
     data.update(
         days=days,
+        previous_date=previous.isoformat() if previous else None,
+        days_skipped=queries.trade_days_between(engine, previous, day) if previous else 0,
         rzrqye=_num(level.iloc[-1]),
         rzye=_num(summary["rzye"].iloc[-1]),
         rqye=_num(summary["rqye"].iloc[-1]),

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, and_, case, func, select
+from sqlalchemy import Connection, Engine, Select, and_, case, func, select, union
 
 from storage import database, models
 from storage.models import EXCHANGES
@@ -467,6 +467,21 @@ def latest_sector_date(engine: Engine, day: date) -> date | None:
     sd = models.SectorDaily
     with engine.connect() as conn:
         return conn.execute(select(func.max(sd.trade_date)).where(sd.trade_date <= day)).scalar()
+
+
+def trade_days_between(engine: Engine, first: date, last: date) -> int:
+    """Trade dates strictly between `first` and `last` that some stored series knows of (the exchange
+    calendar, turnover, index closes): the days a change from `first` to `last` spans unseen."""
+    known = union(
+        select(models.TradingDay.trade_date.label("d")).where(models.TradingDay.trade_date > first,
+                                                               models.TradingDay.trade_date < last),
+        select(models.Turnover.trade_date.label("d")).where(models.Turnover.trade_date > first,
+                                                            models.Turnover.trade_date < last),
+        select(models.IndexDaily.trade_date.label("d")).where(models.IndexDaily.trade_date > first,
+                                                              models.IndexDaily.trade_date < last),
+    ).subquery()
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(known)).scalar() or 0)
 
 
 def last_trading_day_before(engine: Engine, day: date) -> date | None:

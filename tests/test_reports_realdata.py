@@ -25,9 +25,9 @@ from storage.database import bump_data_version, make_engine, session_scope, upgr
 
 PEAK_DAY = date(2015, 6, 18)
 PEAK_RZRQYE = 2_273_035_261_015
-# 2015, its trailing 3 years (percentiles) and the 3 years before a long crowding run; the rest of
-# the files is left out for speed.
-SPAN = ("2010-01-01", "2016-03-31")
+# The whole files: 2015 with its trailing 3 years (percentiles) and the 3 years before a long
+# crowding run, and 2018's missing days.
+SPAN = ("2010-01-01", "2018-12-31")
 
 
 def _value(x: Any) -> float | None:
@@ -193,7 +193,7 @@ def test_a_long_balance_window_is_drawn_whole(real: Engine) -> None:
 def test_a_day_without_lending_balance_has_no_margin_balance(real: Engine) -> None:
     """A day whose row gives 融资余额 alone: the balance report says so and names the last day with a
     两融余额, never showing that day's figures under this date."""
-    extra = date(2016, 4, 1)
+    extra = date(2019, 1, 2)
     ms = models.MarginSummary
     with session_scope(real) as session:
         upsert(session, ms, [{"trade_date": extra, "exchange": "ALL", "rzye": 8.7e11, "rzmre": 3.0e10,
@@ -204,7 +204,7 @@ def test_a_day_without_lending_balance_has_no_margin_balance(real: Engine) -> No
     try:
         with pytest.raises(ReportError) as info:
             ReportService(real).render("balance", on=extra, chart=False)
-        assert (info.value.kind, info.value.params) == ("no_balance_on", {"date": "2016-04-01", "latest": "2016-03-31"})
+        assert (info.value.kind, info.value.params) == ("no_balance_on", {"date": "2019-01-02", "latest": "2018-12-21"})
     finally:
         with session_scope(real) as session:
             for model in (ms, models.Turnover):
@@ -245,3 +245,14 @@ def test_exchange_rows_without_lending_balance_keep_the_markets(real: Engine) ->
         with session_scope(real) as session:
             session.execute(ms.__table__.delete().where(ms.exchange == "SZSE"))
             bump_data_version(session)
+
+
+def test_a_change_across_missing_days_names_its_base(real: Engine) -> None:
+    """2018-12-18 and -19 are missing from the market file (the index files have them): the change
+    of 2018-12-20 is from 2018-12-17, and the report says so instead of "较上日"."""
+    report = ReportService(real).render("balance", on=date(2018, 12, 20), lang="zh", chart=False)
+    assert (report.data["previous_date"], report.data["days_skipped"]) == ("2018-12-17", 2)
+    assert "较 2018-12-17(其间缺 2 个交易日的数据)" in report.caption
+    normal = ReportService(real).render("balance", on=date(2018, 12, 21), lang="en", chart=False)
+    assert (normal.data["previous_date"], normal.data["days_skipped"]) == ("2018-12-20", 0)
+    assert "on the day" in normal.caption
