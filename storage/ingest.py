@@ -73,7 +73,7 @@ INDEX_TURNOVER = {"sh000001": "SSE", "sz399001": "SZSE"}
 HISTORY_STEPS = ("index_sh000001", "index_sz399001", "em_account", "sw_class", "csi300", "sw_index", "sse_rqye")
 _CLASSES_CHECKED = "sw_class_checked"  # DatasetMeta key: the day the Shenwan class file was last read
 _CSI300_CHECKED = "csi300_checked"  # DatasetMeta key: the day the CSI 300 constituents were last read
-_LENDING_TRIED = "sse_rqye_tried"  # DatasetMeta key: "<trade date>@<day>" quotes were last used or refused
+_LENDING_TRIED = "sse_rqye_tried"  # DatasetMeta key: "<trade date>@<day>" the quotes were last asked for
 # Freshness marks of tables the demo data fill: they go with the demo rows.
 _CHECKED_KEYS = (_CLASSES_CHECKED, _CSI300_CHECKED, _LENDING_TRIED)
 # Valuing SSE's 融券余量: quotes are taken as a day's closes where they agree, within QUOTE_TOLERANCE,
@@ -836,8 +836,8 @@ def _estimate_sse_lending(engine: Engine, sources: Sources, latest: date, today:
     Eastmoney's quotes carry no date; on the morning after `latest` its closes sit in 最新价 (before
     the open) or 昨收 (once the session runs). They are used only where they agree with the closes
     SZSE's own detail implies for the same day; quotes that hold no day's closes of `latest` (asked
-    days later) are refused, and not asked again that day. Returns the rows valued; None when there
-    was nothing to value.
+    days later) are refused. The quotes are asked for once a day at most, whatever comes of it.
+    Returns the rows valued; None when there was nothing to value.
     """
     sm = models.StockMargin
     unvalued = (sm.trade_date == latest, sm.exchange == "SSE", sm.rqye.is_(None), sm.rqyl > 0)
@@ -851,11 +851,12 @@ def _estimate_sse_lending(engine: Engine, sources: Sources, latest: date, today:
                                                     sm.rqyl >= QUOTE_MIN_LENT))}
     if len(implied) < QUOTE_CHECKS:
         return None  # SZSE's detail of the day is not stored yet: nothing to tell the quotes' day by
+    with session_scope(engine) as session:
+        # Once a day, whatever comes of it (used, refused, or a failure to fetch): 60 pages of quotes
+        # are not asked for again every minute while Eastmoney is down.
+        set_meta(session, _LENDING_TRIED, f"{latest}@{today}")
     quotes = sources.quotes().set_index("code")
     valued = 0
-    with session_scope(engine) as session:
-        # used or refused, these quotes are not asked for again today (a refusal rolls back all but this)
-        set_meta(session, _LENDING_TRIED, f"{latest}@{today}")
     with session_scope(engine) as session:
         column = _closes_column(quotes, implied, latest)
         closes = quotes[column].dropna()
@@ -978,9 +979,11 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
         fetcher = _DayFetcher(engine, sources, calendar, days, done)
         for day in days:
             result.days.append(_ingest_day(engine, fetcher, day, done[day], settled[day], bar))
-        if history and lending:  # once the day's details are in: they tell which day the quotes describe
-            _history_step(result, "sse_rqye", lambda: _estimate_sse_lending(engine, sources, published[-1], today))
-        bar.update(1)
+        if history:
+            if lending:  # once the day's details are in: they tell which day the quotes describe
+                _history_step(result, "sse_rqye",
+                              lambda: _estimate_sse_lending(engine, sources, published[-1], today))
+            bar.update(1)
     finally:
         bar.close()
     for line in result.notes:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Select, and_, case, func, select, union
+from sqlalchemy.orm import aliased
 
 from storage import database, models
 from storage.models import EXCHANGES
@@ -384,13 +385,17 @@ def summary_rows_on(engine: Engine, day: date) -> list[tuple[str, str]]:
 
 @shared
 def scope_on(engine: Engine, day: date) -> list[str]:
-    """Exchanges whose summary makes the market on `day` (see margin_summary): the exchanges summed,
-    or ["ALL"] when a market-wide row stands in."""
-    found = {exchange for exchange, _ in summary_rows_on(engine, day)}
-    per_exchange = [e for e in EXCHANGES if e in found]
-    if "ALL" in found and not set(FULL_SPLIT) <= found:
+    """Exchanges whose summary makes the market on `day`, as market_daily's triggers decided (see
+    models.MarketDaily): the exchanges summed, or ["ALL"] when a market-wide row stands in."""
+    md = models.MarketDaily
+    with engine.connect() as conn:
+        row = conn.execute(select(md.exchanges, md.members).where(md.trade_date == day)).first()
+    if row is None:
+        return []
+    exchanges, members = row
+    if not exchanges:
         return ["ALL"]
-    return per_exchange or (["ALL"] if "ALL" in found else [])
+    return [e for bit, e in enumerate(EXCHANGES) if members & (1 << bit)]
 
 
 # Whether the stored data are the embedded demo set; shared like the reads above.
@@ -438,20 +443,27 @@ CROSS_CHECK_TOLERANCE = 0.01  # relative; rounding (亿元) and BSE's inclusion 
 
 def market_disagreements(engine: Engine, start: date | None = None, end: date | None = None,
                          tolerance: float = CROSS_CHECK_TOLERANCE) -> list[tuple[date, str, float, float]]:
-    """Dates where the exchanges' sum (the market, market_daily) and a market-wide ALL row (its
-    cross-check) differ by more than `tolerance` relative to the ALL row, for 融资余额 or
-    融资买入额: (date, figure, exchanges' sum 元, ALL 元), by date."""
-    md, ms = models.MarketDaily, models.MarginSummary
-    query = (select(md.trade_date, *[getattr(md, f) for f in CROSS_CHECKED], *[getattr(ms, f) for f in CROSS_CHECKED])
-             .join(ms, and_(ms.trade_date == md.trade_date, ms.exchange == "ALL")).where(md.exchanges > 0))
+    """Dates where the exchanges' sum (SSE and SZSE at least, whichever of them makes the market)
+    and a market-wide ALL row differ by more than `tolerance` relative to the ALL row, for 融资余额
+    or 融资买入额: (date, figure, exchanges' sum 元, ALL 元), by date."""
+    ms = models.MarginSummary
+    whole = aliased(ms)
+    members = func.sum(case((ms.exchange == "SSE", 1), (ms.exchange == "SZSE", 2), else_=4))
+    sums = [c for f in CROSS_CHECKED for c in (func.sum(getattr(ms, f)), func.count(getattr(ms, f)))]
+    exchanges = _between(select(ms.trade_date, members, func.count(), *sums).where(ms.exchange.in_(EXCHANGES)),
+                         ms.trade_date, start, end).group_by(ms.trade_date).subquery()
+    query = (select(exchanges, *[getattr(whole, f) for f in CROSS_CHECKED])
+             .join(whole, and_(whole.trade_date == exchanges.c.trade_date, whole.exchange == "ALL")))
     with engine.connect() as conn:
-        rows = conn.execute(_between(query, md.trade_date, start, end).order_by(md.trade_date)).all()
+        rows = conn.execute(query.order_by(exchanges.c.trade_date)).all()
     found = []
-    for day, *values in rows:
+    for day, member_bits, count, *values in rows:
+        if int(member_bits) & 3 != 3:
+            continue  # SSE or SZSE missing: not the market's sum
         for k, figure in enumerate(CROSS_CHECKED):
-            summed, whole = values[k], values[k + len(CROSS_CHECKED)]
-            if summed is not None and whole and abs(summed - whole) > tolerance * abs(whole):
-                found.append((day, figure, float(summed), float(whole)))
+            summed, known, market = values[2 * k], values[2 * k + 1], values[2 * len(CROSS_CHECKED) + k]
+            if known == count and market and abs(summed - market) > tolerance * abs(market):
+                found.append((day, figure, float(summed), float(market)))
     return found
 
 

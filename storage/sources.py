@@ -82,9 +82,17 @@ class ValidationFailed(UpstreamProblem):
     """An answer in the right format whose figures are implausible."""
 
 
+class DeadlinePassed(UpstreamError):
+    """A call that gave no complete answer within its deadline: not asked again at once (the same
+    slow server would take as long again)."""
+
+
 # --- timeout -----------------------------------------------------------------------------------------
 
 _TIMEOUT: ContextVar[float | None] = ContextVar("upstream_timeout", default=None)
+# Set by _within_deadline in its worker thread: once it is set, every further request of that attempt
+# fails at once, so an abandoned attempt (a paginated call keeps asking) stops at its next request.
+_ABANDONED: ContextVar[threading.Event | None] = ContextVar("upstream_abandoned", default=None)
 _HOOK_LOCK = threading.Lock()
 _hook_installed = False
 _TIMEOUT_POSITION = 6  # Session.request(method, url, params, data, headers, cookies, files, auth, timeout, ...)
@@ -99,6 +107,9 @@ def _install_timeout_hook() -> None:
         original = requests.Session.request
 
         def request(self: requests.Session, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+            abandoned = _ABANDONED.get()
+            if abandoned is not None and abandoned.is_set():
+                raise requests.Timeout("the call's deadline has passed: no further request")
             seconds = _TIMEOUT.get()
             if seconds is not None:
                 if len(args) > _TIMEOUT_POSITION:
@@ -150,13 +161,15 @@ class CallPolicy:
 def _within_deadline(name: str, func: Callable[[], T], policy: CallPolicy) -> T:
     """func() under the socket timeout, in a worker thread given `policy.deadline` seconds in all.
 
-    Past the deadline the attempt is abandoned: its thread (a daemon) ends at its next socket
-    timeout or answer, and whatever it returns is dropped; ingestion only ever stores what a call
-    returned in time.
+    Past the deadline the attempt is abandoned: each further request it makes fails at once (a
+    paginated call would otherwise go on asking), its thread (a daemon) ends, and whatever it
+    returns is dropped; ingestion only ever stores what a call returned in time.
     """
     outcome: dict[str, Any] = {}
+    abandoned = threading.Event()
 
     def attempt() -> None:
+        _ABANDONED.set(abandoned)
         try:
             with upstream_timeout(policy.timeout):
                 outcome["value"] = func()
@@ -167,7 +180,8 @@ def _within_deadline(name: str, func: Callable[[], T], policy: CallPolicy) -> T:
     worker.start()
     worker.join(policy.deadline)
     if worker.is_alive():
-        raise UpstreamError(f"no complete answer within {policy.deadline:g} s")
+        abandoned.set()
+        raise DeadlinePassed(f"no complete answer within {policy.deadline:g} s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
@@ -218,7 +232,7 @@ def call(name: str, func: Callable[[], T], policy: CallPolicy) -> T:
             return _within_deadline(name, func, policy)
         except Exception as exc:  # every failure of a foreign call is classified, none escapes raw
             problem = classify(exc, policy.timeout)
-            if isinstance(problem, NotPublished):
+            if isinstance(problem, NotPublished | DeadlinePassed):
                 raise problem from exc
             if attempt == attempts:
                 if attempts > 1:
@@ -586,8 +600,8 @@ def quotes(*, policy: CallPolicy | None = None) -> pd.DataFrame:
     frame = pd.concat(parts, ignore_index=True).drop_duplicates("code", ignore_index=True)
     _numbers(frame, ["last", "prev_close"])
     _check_codes(frame, "quotes")
-    if ((frame["last"] <= 0) | (frame["prev_close"] <= 0)).any():
-        raise ValidationFailed("quotes: a zero or negative price")
+    for column in ("last", "prev_close"):  # a new listing's 昨收 may be 0: no price, not a bad answer
+        frame.loc[frame[column] <= 0, column] = np.nan
     return frame
 
 

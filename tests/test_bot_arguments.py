@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -117,3 +119,25 @@ def test_deep_link_payload_round_trip() -> None:
                 "balance_12345"):
         with pytest.raises(ValueError):
             parse_start_payload(bad)
+
+
+def test_admin_reports_tell_errors_apart_by_project_line_and_telegram_text() -> None:
+    from telegram.error import BadRequest
+
+    from bot.arguments import parse_days
+    from bot.handlers.errors import _kind
+
+    def raised(fn: Any) -> BaseException:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - the error itself is what is examined
+            return exc
+        raise AssertionError("nothing raised")
+
+    def bad(text: str) -> None:
+        raise BadRequest(text)
+
+    window = raised(lambda: parse_days("ratio", "x"))
+    assert _kind(window).startswith("ValueError ") and f"{os.sep}bot{os.sep}arguments.py:" in _kind(window)
+    assert _kind(raised(lambda: bad("Message is too long"))) != _kind(raised(lambda: bad("Can't parse entities")))
+    assert _kind(raised(lambda: bad("Message is too long"))) == _kind(raised(lambda: bad("Message is too long")))

@@ -1232,10 +1232,13 @@ async def test_telegram_refusing_for_a_while_is_no_error(demo_db: Engine, shared
     (it would meet the same limit) and no report to the admins."""
     async with running(demo_db, shared_reports) as h:
         add_people(h)
-        h.server.fail_next("sendMessage", 429, retry_after=0, chat_id=EN_USER, times=10)
+        # the rate limiter retries three times after retry_after (1 s): four 429s reach the handler
+        h.server.fail_next("sendMessage", 429, retry_after=1, chat_id=EN_USER, times=4)
         await h.write(EN_USER, EN_USER, "/help")
         assert h.texts(EN_USER) == [] and h.server.sent_messages(ADMIN_CHAT) == []
-        assert any("Telegram could not take an answer now" in text_ for text_ in debug_logs.texts)
+        assert len([c for c in h.server.calls if c.method == "sendMessage" and c.status == 429]) == 4
+        assert any("Telegram could not take an answer now: Flood control exceeded. Retry in 1 seconds" in text_
+                   for text_ in debug_logs.texts)
         h.server.clear_faults()
         await h.write(EN_USER, EN_USER, "/help")
         assert len(h.texts(EN_USER)) == 1
@@ -1249,3 +1252,22 @@ async def test_a_sticker_in_a_private_chat_gets_the_hint(demo_db: Engine, shared
             "is_animated": False, "is_video": False})
         await h.handled_by_bot(h._last_update_id())
         assert h.texts(EN_USER) == [t("en", "bot.plain_text")]
+
+
+async def test_other_bots_commands_do_not_use_up_a_groups_allowance(demo_db: Engine,
+                                                                    shared_reports: ReportService) -> None:
+    """/roll (another bot's) and /ratio@otherbot, 30 of each, cost the group nothing: /help is answered."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        for _ in range(30):
+            h.server.inject_message(GROUP, MEMBER, "/roll")
+            h.server.inject_message(GROUP, MEMBER, "/ratio@otherbot")
+        await h.until(lambda: not h.server.pending_updates())
+        await h.write(GROUP, MEMBER, "/help")
+        assert h.texts(GROUP) == [t("zh", "bot.help", bot=BOT_USERNAME)]
+        # the 21st command of this bot's within the minute is the one told to slow down
+        for _ in range(19):
+            await h.write(GROUP, MEMBER, "/help")
+        await h.write(GROUP, MEMBER, "/help")
+        assert h.texts(GROUP)[-1] == t("zh", "bot.slow_down", seconds=60) and len(h.texts(GROUP)) == 21
+

@@ -1282,3 +1282,27 @@ def test_lending_valued_on_its_own_after_an_ingest_without_it(
     asked = len(fake.asked)
     again = ingest.estimate_sse_lending(engine, settings, today=TODAY, fetchers=fetchers)
     assert (again.status, again.message) == ("done", "up to date") and len(fake.asked) == asked
+
+
+def test_an_attempt_past_its_deadline_asks_no_more_and_is_not_retried(rsps: responses.RequestsMock) -> None:
+    """A paginated call (as akshare's Eastmoney lists are) slower than its deadline: given up once,
+    not retried, and its abandoned thread makes no request after the deadline."""
+    import time as time_
+
+    from storage.sources import DeadlinePassed, call
+
+    def slow_page(request: Any) -> Reply:
+        time_.sleep(0.3)
+        return 200, {}, "{}"
+
+    rsps.add_callback(responses.GET, "https://example.invalid/page", callback=slow_page)
+
+    def pages() -> list[str]:
+        return [requests.get("https://example.invalid/page", params={"pn": n}).text for n in range(1, 30)]
+
+    with pytest.raises(DeadlinePassed, match="no complete answer within 1 s"):
+        call("pages", pages, CallPolicy(timeout=5.0, deadline=1.0, retries=3, sleep=pytest.fail))
+    time_.sleep(0.5)  # the page in flight at the deadline ends
+    asked = len(rsps.calls)
+    time_.sleep(1.0)
+    assert len(rsps.calls) == asked <= 5

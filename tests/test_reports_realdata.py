@@ -214,9 +214,9 @@ def test_a_day_without_lending_balance_has_no_margin_balance(real: Engine) -> No
 
 def test_exchange_rows_without_lending_balance_keep_the_markets(real: Engine) -> None:
     """SZSE's rows added as the table less SSE (融资 only, as a user splitting the two-market table
-    would): SSE and SZSE now make the market, their 融资余额 sum is the table's, and the 融券余额
-    and 两融余额 they lack are the table's, so the balance report reads as before (2015-11-23:
-    1.22 万亿, +1,942.36 亿 over 20 days, helper-checked against the raw file)."""
+    would): SSE and SZSE do not know the market's 两融余额, so the table stays the market and the
+    balance report reads as before (2015-11-23: 1.22 万亿, +1,942.36 亿 over 20 days, checked
+    against the raw file), with the two exchanges as its breakdown."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -238,7 +238,8 @@ def test_exchange_rows_without_lending_balance_keep_the_markets(real: Engine) ->
         bump_data_version(session)
     try:
         after = ReportService(real).render("balance", on=date(2015, 11, 23), chart=False).data
-        assert after["scope"] == ["SSE", "SZSE"]
+        assert after["scope"] == ["ALL"]
+        assert [e["exchange"] for e in after["exchanges"]] == ["SSE", "SZSE"]
         assert after["rzrqye"] == before["rzrqye"] and after["rzrqye"] / 1e12 == pytest.approx(1.22, abs=0.005)
         assert after["change_20d"] == pytest.approx(before["change_20d"]) == pytest.approx(1942.36e8, abs=0.01e8)
     finally:

@@ -68,8 +68,8 @@ def _market(engine) -> dict[date, tuple]:
 
 def test_market_daily_follows_every_write_to_margin_summary(engine):
     """Triggers keep one market row per date: the exchanges' sum where they include SSE and SZSE (or
-    no ALL row stands by), else the ALL row; 融券卖出额 always the ALL row's; where a summed row
-    lacks a figure, the ALL row's, else NULL. Inserts, upserts, deletes and a moved date all reach it, on both databases."""
+    no ALL row stands by) and know 两融余额, else the ALL row; 融券卖出额 always the ALL row's; NULL
+    where a summed row lacks a figure and no ALL row stands in. Inserts, upserts, deletes and a moved date all reach it, on both databases."""
     from sqlalchemy import delete, update
 
     d1, d2, d3, d4 = date(2024, 4, 8), date(2024, 4, 9), date(2024, 4, 10), date(2024, 4, 11)
@@ -94,8 +94,8 @@ def test_market_daily_follows_every_write_to_margin_summary(engine):
     }
     with session_scope(engine) as s:  # an upsert that changes a figure, and one that makes a figure unknown
         upsert(s, models.MarginSummary, [summary(d1, "SSE", 801.0, 10.0), summary(d1, "BSE", 4.0, None)])
-    # 融券余额 (and so 两融余额) not known for every exchange: the ALL row's (migration 0007)
-    assert _market(engine)[d1] == (1505.0, 15.0, 9.0, 1518.0, 3, 7)
+    # 融券余额 (and so 两融余额) not known for every exchange: the ALL row, whole (migration 0007)
+    assert _market(engine)[d1] == (1503.0, 15.0, 9.0, 1518.0, 0, 7)
     with session_scope(engine) as s:  # unknown without an ALL row to stand in: unknown
         upsert(s, models.MarginSummary, [summary(d3, "SZSE", 700.0, None)])
     assert _market(engine)[d3] == (1520.0, None, None, None, 2, 3)

@@ -141,7 +141,7 @@ async def settings_button(update: Update, context: Context) -> None:
     else:
         await query.answer()
         return
-    if query.message is not None:
+    if query.message is not None and query.message.is_accessible:
         try:
             await query.edit_message_text(
                 await _settings_text(context, chat.id, lang), parse_mode=ParseMode.HTML,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import time
 import traceback
 
@@ -28,11 +29,18 @@ ADMIN_TRACE_CHARS = 3000
 ADMIN_REPORT_EVERY = 600.0
 
 
+_OWN = tuple(f"{os.sep}{package}{os.sep}" for package in ("bot", "reports", "storage", "analytics", "marginbot"))
+
+
 def _kind(error: BaseException) -> str:
-    """The type of an error and the place it was raised: what makes two reports the same."""
-    frames = traceback.extract_tb(error.__traceback__)
+    """What makes two reports the same: the error's type, the deepest line of the project's own code
+    it passed through (a library raises every BadRequest at one line), and for Telegram's errors,
+    which differ only in their text, the text."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if "site-packages" not in f.filename and f.filename.endswith(".py") and any(p in f.filename for p in _OWN)]
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    return f"{type(error).__name__} {where}"
+    text = f" {str(error)[:100]}" if isinstance(error, TelegramError) else ""
+    return f"{type(error).__name__} {where}{text}"
 
 
 async def on_error(update: object, context: Context) -> None:

@@ -15,6 +15,7 @@ import logging
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop, TypeHandler
 
+from bot.handlers.chat import KNOWN_COMMANDS
 from bot.handlers.common import Context, addressed_to_bot, chat_language, is_group, reply_key
 from bot.services import services_of
 from reports.i18n import t
@@ -23,16 +24,24 @@ log = logging.getLogger(__name__)
 
 
 def asks_for_an_answer(update: Update, context: Context) -> bool:
-    """A button press; in a private chat any message; in a group a command addressed to this bot
-    (/ratio, /ratio@thisbot; not /ratio@otherbot, nor an unknown command without @thisbot)."""
-    if update.callback_query is not None:
-        return True
-    message, chat = update.message, update.effective_chat
-    if message is None or chat is None:
+    """In a private chat any message or button press; in a group a command this bot answers: one of
+    its own (/ratio, /ratio@thisbot) or any named for it (/foo@thisbot), never another bot's (/roll,
+    /ratio@otherbot). A group's button presses cost it no message (they edit one): not counted here
+    (the reports they redraw are, by services.throttle)."""
+    chat = update.effective_chat
+    if chat is None:
         return False
+    if update.callback_query is not None:
+        return not is_group(chat)
+    message = update.message
+    if message is None or message.via_bot is not None:
+        return False  # no message, or this bot's own inline result: nothing is answered
     if not is_group(chat):
         return True
-    return bool(message.text and message.text.startswith("/") and addressed_to_bot(update, context))
+    if not message.text or not message.text.startswith("/") or not addressed_to_bot(update, context):
+        return False
+    command = message.text.split()[0]
+    return "@" in command or command.lstrip("/").lower() in KNOWN_COMMANDS
 
 
 async def gate(update: Update, context: Context) -> None:

@@ -82,7 +82,10 @@ def _choice_keyboard(kind: str, days: int, on: date | None, choices: tuple[tuple
 async def pick_button(update: Update, context: Context) -> None:
     """A choice button under "several matched": send the report of the one picked (a new message)."""
     query = update.callback_query
-    if query is None or query.message is None or not query.data:
+    if query is None:
+        return
+    if query.message is None or not query.data:  # a button of an inline message: nothing here to redraw
+        await query.answer()
         return
     try:
         kind, days, code, on = parse_window_data(query.data, prefix="p")
@@ -96,7 +99,10 @@ async def pick_button(update: Update, context: Context) -> None:
 async def window_button(update: Update, context: Context) -> None:
     """A window button (see bot.sending.window_keyboard): redraw the report in the same message."""
     query = update.callback_query
-    if query is None or query.message is None or not query.data:
+    if query is None:
+        return
+    if query.message is None or not query.data:  # a button of an inline message: nothing here to redraw
+        await query.answer()
         return
     try:
         kind, days, code, on = parse_window_data(query.data)
@@ -106,7 +112,7 @@ async def window_button(update: Update, context: Context) -> None:
     lang = await chat_language(update, context)
     services = services_of(context)
     chat_id = query.message.chat.id
-    if not query.message.photo:  # window data on a message without a chart: nothing to redraw
+    if not query.message.is_accessible or not query.message.photo:  # too old, or no chart: nothing to redraw
         await query.answer()
         return
     wait = services.throttle.check(chat_id)

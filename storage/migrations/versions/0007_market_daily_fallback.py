@@ -1,14 +1,17 @@
-"""market_daily: a figure the exchanges' rows lack is the ALL row's
+"""market_daily: exchanges that do not know the day's 两融余额 leave the market to the ALL row
 
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-21 15:10:00.000000
 
-Where the exchanges' rows make the market (SSE and SZSE both), a figure one of them lacks was
-unknown for the market, even where a market-wide (ALL) row gives it: SSE and SZSE imported with
-融资余额 only turned the market's 两融余额 unknown, and the balance report had none to show. Now
-each such figure is the ALL row's. The rule stays in one SELECT (as in 0003), used by the triggers
-(replaced here) and to compute every stored date again.
+The exchanges' rows made the market wherever they included SSE and SZSE, even where one of them
+lacked 融券余额, and so 两融余额, while a market-wide (ALL) row gave both: SSE and SZSE imported
+with 融资 only turned the market's 两融余额 unknown. Now the exchanges make the market where they
+include SSE and SZSE and know its 两融余额, or the ALL row does not either (or no ALL row exists);
+otherwise the ALL row, all of it (taking the missing figures alone from it would mix scopes: its
+融券余额 counts BSE, say).
+The rule stays in one SELECT (as in 0003), used by the triggers (replaced here) and to compute every
+stored date again.
 """
 from alembic import op
 
@@ -23,12 +26,12 @@ LOCK_CLASS = 7301  # as in 0003
 
 
 def market_select(cond: str, fallback: bool) -> str:
-    """0003's rule; with `fallback`, where the exchanges make the market, each summed figure they
-    do not all know is the ALL row's (NULL when there is none)."""
+    """0003's rule; with `fallback`, the exchanges' rows make the market only where they know its
+    两融余额 or the ALL row does not either (or no ALL row exists)."""
     sums = ", ".join(f"CASE WHEN count({c}) = count(*) THEN sum({c}) END AS {c}" for c in SUMMED)
-    split = "(s.n IS NOT NULL AND ((s.members & 3) = 3 OR a.trade_date IS NULL))"
-    pick = "coalesce(s.{c}, a.{c})" if fallback else "s.{c}"
-    picks = ", ".join(f"CASE WHEN {split} THEN {pick.format(c=c)} ELSE a.{c} END" for c in SUMMED)
+    whole = "((s.members & 3) = 3 AND (s.rzrqye IS NOT NULL OR a.rzrqye IS NULL))" if fallback else "(s.members & 3) = 3"
+    split = f"(s.n IS NOT NULL AND ({whole} OR a.trade_date IS NULL))"
+    picks = ", ".join(f"CASE WHEN {split} THEN s.{c} ELSE a.{c} END" for c in SUMMED)
     return (
         f"SELECT d.trade_date, {picks}, a.rqmce, "
         f"CASE WHEN {split} THEN s.n ELSE 0 END, CASE WHEN {split} THEN s.members ELSE 7 END "
