@@ -287,12 +287,22 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     if demo or expected is None or complete is None or complete < expected:
         return
     await push_now(application, expected)
-    if live:  # after the push, which does not need it: SSE's lending valued at the day's closes
-        from storage.ingest import estimate_sse_lending
+    if live and not application.bot_data.get("valuing_lending"):
+        # After the push, which does not need it, and beside the ticks (fetching the quotes takes a
+        # minute or two): SSE's lending valued at the day's closes, once a day at most.
+        application.bot_data["valuing_lending"] = True
+        application.create_task(_value_lending(application, services, now.date()), name="value-sse-lending")
 
-        step = await services.run_background(estimate_sse_lending, services.engine, settings, now.date())
+
+async def _value_lending(application: Application, services: Services, today: date) -> None:  # type: ignore[type-arg]
+    from storage.ingest import estimate_sse_lending
+
+    try:
+        step = await services.run_background(estimate_sse_lending, services.engine, services.settings, today)
         if step.rows:
-            log.info("SSE 融券余额 of %s estimated for %d securities", expected, step.rows)
+            log.info("SSE 融券余额 estimated for %d securities (%s)", step.rows, step.message or "done")
+    finally:
+        application.bot_data["valuing_lending"] = False
 
 
 async def _maybe_ingest(application: Application, services: Services, now: datetime) -> None:  # type: ignore[type-arg]
