@@ -79,36 +79,37 @@ def _choice_keyboard(kind: str, days: int, on: date | None, choices: tuple[tuple
     return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
 
 
-async def pick_button(update: Update, context: Context) -> None:
-    """A choice button under "several matched": send the report of the one picked (a new message)."""
+async def _pressed(update: Update, prefix: str) -> tuple[str, int, str | None, date | None] | None:
+    """The report a window ("w") or choice ("p") button asks for; None, the press answered, for a
+    button of an inline message (nothing here to redraw) or data this bot did not make."""
     query = update.callback_query
     if query is None:
-        return
-    if query.message is None or not query.data:  # a button of an inline message: nothing here to redraw
-        await query.answer()
-        return
+        return None
     try:
-        kind, days, code, on = parse_window_data(query.data, prefix="p")
+        if query.message is None or not query.data:
+            raise ValueError("no message or no data")
+        return parse_window_data(query.data, prefix=prefix)
     except ValueError:
         await query.answer()
+        return None
+
+
+async def pick_button(update: Update, context: Context) -> None:
+    """A choice button under "several matched": send the report of the one picked (a new message)."""
+    query, pressed = update.callback_query, await _pressed(update, prefix="p")
+    if query is None or pressed is None:
         return
+    kind, days, code, on = pressed
     await query.answer()
     await render_and_send(update, context, kind, await chat_language(update, context), code=code, days=days, on=on)
 
 
 async def window_button(update: Update, context: Context) -> None:
     """A window button (see bot.sending.window_keyboard): redraw the report in the same message."""
-    query = update.callback_query
-    if query is None:
+    query, pressed = update.callback_query, await _pressed(update, prefix="w")
+    if query is None or query.message is None or pressed is None:
         return
-    if query.message is None or not query.data:  # a button of an inline message: nothing here to redraw
-        await query.answer()
-        return
-    try:
-        kind, days, code, on = parse_window_data(query.data)
-    except ValueError:
-        await query.answer()
-        return
+    kind, days, code, on = pressed
     lang = await chat_language(update, context)
     services = services_of(context)
     chat_id = query.message.chat.id
