@@ -747,8 +747,20 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
         handles, labels = handles + h2, labels + l2
     _dates(ax, lang)
     if legend:
-        ax.legend(handles, labels, loc="upper left", ncols=2)
+        _legend_on_top(ax, twin, handles, labels)
     return twin
+
+
+def _legend_on_top(ax: Axes, twin: Axes | None, handles: list[Any], labels: list[str]) -> None:
+    """The legend in the upper left, two entries a row, over a band of the axes that the lines leave
+    free: the y limits (and the twin's) are raised by the rows' height, so no line runs under it."""
+    rows = -(-len(labels) // 2)
+    free = 0.07 * rows + 0.04  # fraction of the axes' height the legend takes
+    for axis in (ax, twin):
+        if axis is not None:
+            low, high = axis.get_ylim()
+            axis.set_ylim(low, high + (high - low) * free / (1 - free))
+    ax.legend(handles, labels, loc="upper left", ncols=2)
 
 
 def ratio_chart(figures: Figures, lang: str) -> bytes:
@@ -939,7 +951,7 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
         twin.spines["right"].set_visible(True)
         handles, labels = ax_level.get_legend_handles_labels()
         h2, l2 = twin.get_legend_handles_labels()
-        ax_level.legend(handles + h2, labels + l2, loc="upper left", ncols=2)
+        _legend_on_top(ax_level, twin, handles + h2, labels + l2)
     net = series["net_buy"] / unit
     _bars(ax_net, _date_nums(net.index), net.to_numpy(), _bar_colors(net.to_numpy(), lang), 0.8)
     ax_net.axhline(0, color="#444444", linewidth=0.8)
