@@ -21,7 +21,7 @@ def matching_turnover(members: pd.Series, by_exchange: pd.DataFrame) -> pd.Serie
     Formula: ``sum of by_exchange.iloc[:, k] over the bits k set in members``. SSE and SZSE turnover
     are required where covered (NaN otherwise: half a market's turnover under the whole market's
     purchases would double the ratio); BSE's is added where stored (it publishes no turnover
-    history, and it is under 1% of the market).
+    history, and it is 1-2% of A-share turnover).
 
     Parameters
     ----------

@@ -29,6 +29,7 @@ class Throttle:
         self.limit, self.period, self.clock = limit, period, clock
         self.events: dict[int, deque[float]] = {}
         self.warned: dict[int, float] = {}
+        self._swept = clock()
 
     def check(self, chat_id: int) -> float:
         """0 when allowed (and counted); otherwise seconds until the next request is allowed."""
@@ -38,8 +39,19 @@ class Throttle:
             window.popleft()
         if len(window) < self.limit:
             window.append(now)
+            self._forget_idle(now)
             return 0.0
         return max(1.0, self.period - (now - window[0]))
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop the chats with nothing in the window, at most once a period: every inline user and
+        every chat ever seen would otherwise stay in memory for good."""
+        if now - self._swept < self.period:
+            return
+        self._swept = now
+        self.events = {chat: window for chat, window in self.events.items()
+                       if window and now - window[-1] < self.period}
+        self.warned = {chat: at for chat, at in self.warned.items() if now - at < self.period}
 
     def should_warn(self, chat_id: int) -> bool:
         """Tell a flooding chat to slow down once per period, not once per message."""

@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=REPORT_KINDS)
     p.add_argument("code", nargs="?", help="for `stock`: a code (600519, 600519.SH) or a name or part of one; "
                    "for `top`: a sector (电子, Banks) to rank its stocks only; for `sectors`: one sector")
-    p.add_argument("--date", type=_parse_date, help="trade date (default: latest complete day)")
+    p.add_argument("--date", type=_parse_date, help="trade date (default: the latest day with data)")
     p.add_argument("--days", type=_positive_int, default=None, help="window in trade days")
     p.add_argument("--lang", choices=["zh", "en"], default=None)
     p.add_argument("--chart", metavar="PATH", help="write the chart PNG here")

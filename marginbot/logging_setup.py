@@ -23,6 +23,14 @@ def redact(text: str) -> str:
     return _TOKEN.sub("<token>", text)
 
 
+class RedactingFormatter(logging.Formatter):
+    """Redact the whole formatted line: a traceback (`exc_info`) is added after the filters ran, and
+    an exception's text may carry the request URL with the token."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 _factory_installed = False
 
 
@@ -55,7 +63,7 @@ def setup_logging(level: str = "INFO") -> None:
     _install_record_factory()
     root = logging.getLogger()
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactTokens())
     root.handlers[:] = [handler]
     root.setLevel(level)

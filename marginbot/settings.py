@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from datetime import time
 from functools import lru_cache
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 TIMEZONE = ZoneInfo("Asia/Shanghai")
 DEFAULT_DATABASE_URL = "sqlite:///var/marginbot.db"
@@ -17,12 +19,15 @@ DEFAULT_DATABASE_URL = "sqlite:///var/marginbot.db"
 class Settings(BaseSettings):
     """Every setting of the product; `.env.example` documents each one."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty value (`ADMIN_CHAT_IDS=` as in .env.example) means "not set", i.e. the default.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      env_ignore_empty=True)
 
     telegram_bot_token: SecretStr | None = Field(default=None)
     telegram_base_url: str = "https://api.telegram.org/bot"
     database_url: str = DEFAULT_DATABASE_URL
-    admin_chat_ids: list[int] = Field(default_factory=list)
+    # NoDecode: the value is "1, 2" (commas), not JSON; _split_ids reads it.
+    admin_chat_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     push_time: time = time(8, 50)
     ingest_start_time: time = time(8, 45)
     ingest_cutoff_time: time = time(10, 30)
@@ -99,6 +104,9 @@ def load_settings(**overrides: object) -> Settings:
             name = "_".join(str(p) for p in err["loc"]).upper() or "SETTINGS"
             lines.append(f"{name}: {err['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+    except SourceError as exc:
+        # pydantic-settings could not read a value at all (its message names the variable).
+        raise SettingsError(f"invalid settings:\n  {exc}") from None
 
 
 @lru_cache(maxsize=1)

@@ -137,9 +137,3 @@ def is_empty(engine: Engine) -> bool:
     with Session(engine) as session:
         return session.execute(select(models.MarginSummary.id).limit(1)).first() is None
 
-
-def reset_schema_for_tests(engine: Engine) -> None:
-    """Drop every table (tests only: each test starts from the migrated empty schema)."""
-    SQLModel.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")

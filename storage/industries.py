@@ -50,7 +50,6 @@ SW_L1_2021: tuple[Industry, ...] = (
 SW_L1_RETIRED: tuple[Industry, ...] = (
     Industry("210000", "采掘", "Mining", "801020"),
 )
-BY_CODE = {i.sw_l1_code: i for i in SW_L1_2021}
 
 
 def industry_name_rows() -> list[dict[str, str]]:

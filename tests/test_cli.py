@@ -261,3 +261,12 @@ def _copy_market_data(engine: Engine, source: Path) -> None:
             conn.exec_driver_sql(f"INSERT INTO main.{table} SELECT * FROM seeded.{table}")
         conn.commit()
         conn.exec_driver_sql("DETACH DATABASE seeded")
+
+
+def test_runs_with_the_shipped_env_example_as_dotenv(small_env: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The README's first step, `cp .env.example .env`, leaves every command working."""
+    (tmp_path / ".env").write_text((Path(__file__).resolve().parents[1] / ".env.example").read_text("utf-8"), "utf-8")
+    code, out, err = run(capsys, "--quiet", "report", "balance", "--json")
+    assert code == 0, err
+    assert json.loads(out)["date"] == LAST.isoformat()

@@ -14,8 +14,6 @@ from reports.i18n import pick_language, t
 from storage import chats
 
 Context = ContextTypes.DEFAULT_TYPE
-# Telegram's account that speaks for anonymous group admins.
-GROUP_ANONYMOUS_BOT = 1087968824
 
 
 async def chat_language(update: Update, context: Context) -> str:
