@@ -9,9 +9,12 @@ Percentages are percent numbers (12.5 means 12.5%).
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+
+PandasT = TypeVar("PandasT", pd.Series, pd.DataFrame)
 
 PACE_STEADY = "steady"
 PACE_FASTER = "faster"
@@ -135,6 +138,13 @@ def pace_class(z: float) -> str:
     if a <= 2:
         return PACE_FASTER
     return PACE_SHARP
+
+
+def direction(change: float) -> str | None:
+    """The side of a change: ``"up"`` for ``change >= 0``, ``"down"`` below; None when unknown (nan)."""
+    if change is None or math.isnan(change):
+        return None
+    return "up" if change >= 0 else "down"
 
 
 def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.DataFrame:
@@ -266,13 +276,16 @@ def rolling_quantiles(
     return out
 
 
-def implied_repayment(rzye: pd.Series, rzmre: pd.Series) -> pd.Series:
-    """融资偿还额 where a source omits it.
+def implied_repayment(rzye: PandasT, rzmre: PandasT) -> PandasT:
+    """融资偿还额 where a source omits it, per day (and per column of a frame).
 
-    Formula: ``rzche[T] = rzye[T-1] + rzmre[T] - rzye[T]`` (元); nan on the first row.
+    Formula: ``rzche[T] = rzye[T-1] + rzmre[T] - rzye[T]`` (元), ``T-1`` the previous date of the
+    two indexes together; nan on the first date and where a term is missing.
     """
-    df = pd.concat({"rzye": rzye, "rzmre": rzmre}, axis=1).sort_index()
-    return (df["rzye"].shift(1) + df["rzmre"] - df["rzye"]).rename("rzche")
+    dates = rzye.index.union(rzmre.index)
+    rzye, rzmre = rzye.reindex(dates), rzmre.reindex(dates)
+    rzche = rzye.shift(1) + rzmre - rzye
+    return rzche.rename("rzche") if isinstance(rzche, pd.Series) else rzche
 
 
 def identity_gap_pct(rzye: pd.Series, rzmre: pd.Series, rzche: pd.Series) -> pd.Series:

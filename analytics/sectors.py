@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
+
+from analytics.balance import implied_repayment
 
 
 def pivot_balance(sector_daily: pd.DataFrame, column: str = "rzye") -> pd.DataFrame:
@@ -73,8 +73,7 @@ def net_buy_daily(sector_daily: pd.DataFrame) -> pd.DataFrame:
         rzche = wide["rzche"].reindex_like(rzye)
     else:
         rzche = pd.DataFrame(np.nan, index=rzye.index, columns=rzye.columns)
-    # 口径: rzche = rzye(T-1) + rzmre(T) - rzye(T) where the source omits it
-    rzche = rzche.fillna(rzye.shift(1) + rzmre - rzye)
+    rzche = rzche.fillna(implied_repayment(rzye, rzmre))
     return rzmre - rzche
 
 
@@ -132,39 +131,19 @@ def sector_table(sector_daily: pd.DataFrame, days: int) -> pd.DataFrame:
     return table
 
 
-def hhi(shares: pd.Series) -> float:
-    """Herfindahl-Hirschman index of concentration.
-
-    Formula: ``HHI = sum_s (share_s / 100)^2 x 10000`` with shares in percent; 10000 = one sector
-    holds everything, 10000 / N = N equal sectors. Nan shares are ignored.
-
-    Returns
-    -------
-    float
-        Points on a 0..10000 scale; nan when no share is known.
-    """
-    s = shares.dropna().astype(float)
-    if s.empty:
-        return math.nan
-    return float(((s / 100.0) ** 2).sum() * 10000.0)
-
-
-def top_n_share(shares: pd.Series, n: int = 5) -> float:
-    """Combined share of the ``n`` largest sectors, in percent (shares given in percent)."""
-    s = shares.dropna().astype(float)
-    if s.empty:
-        return math.nan
-    return float(s.nlargest(n).sum())
-
-
 def concentration(wide: pd.DataFrame, n: int = 5) -> pd.DataFrame:
-    """Concentration per day.
+    """Concentration of the balance over sectors, per day.
+
+    Formulas, with ``share_s`` the sector's share of the day's total in percent (:func:`shares_pct`;
+    a missing share counts as 0):
+    ``HHI = sum_s (share_s / 100)^2 x 10000`` (10000 = one sector holds everything, 10000 / N = N
+    equal sectors) and ``top{n}_share = sum of the n largest share_s`` (percent).
 
     Returns
     -------
     pd.DataFrame
-        Index ``trade_date``; columns ``hhi`` (:func:`hhi` of the day's shares, 0..10000) and
-        ``top{n}_share_pct`` (:func:`top_n_share`, percent; ``top5_share_pct`` by default).
+        Index ``trade_date``; columns ``hhi`` (0..10000) and ``top{n}_share_pct`` (percent;
+        ``top5_share_pct`` by default); nan on a day with no known share.
         A falling trend means a more balanced spread (行业分布更加均衡).
     """
     shares = shares_pct(wide).astype(float)

@@ -8,16 +8,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# The spike definition shared by every place that computes or stores it: the n-day change judged
+# against the stock's previous `history` changes, for stocks with at least this balance (元).
+SPIKE_DAYS = 5
+SPIKE_HISTORY = 60
+SPIKE_MIN_BALANCE = 5e7
+# Trade dates before a day that its spike z-score reads (the 5-day change of each of the 60 before).
+SPIKE_DATES_BEFORE = SPIKE_DAYS + SPIKE_HISTORY
 # Rows scored together by spike_arrays: small enough for their working arrays to stay in cache.
 _ROWS_PER_BLOCK = 16
 
 
 def stock_spikes(
     wide_rzye: pd.DataFrame,
-    days: int = 5,
-    history: int = 60,
+    days: int = SPIKE_DAYS,
+    history: int = SPIKE_HISTORY,
     top: int = 10,
-    min_balance: float = 5e7,
+    min_balance: float = SPIKE_MIN_BALANCE,
     min_periods: int | None = None,
 ) -> pd.DataFrame:
     """Stocks whose 融资余额 rose unusually fast (警惕情绪推动的高风险交易).
@@ -55,7 +62,7 @@ def stock_spikes(
 
 
 def spike_arrays(
-    rzye: np.ndarray, days: int = 5, history: int = 60, first: int = 0, min_periods: int | None = None
+    rzye: np.ndarray, days: int = SPIKE_DAYS, history: int = SPIKE_HISTORY, first: int = 0, min_periods: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The figures of :func:`stock_spikes` for every row of ``rzye`` from row ``first`` on, in numpy.
 

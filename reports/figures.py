@@ -36,8 +36,8 @@ CODE_RE = re.compile(r"^\d{6}$")
 SPIKE_Z = 2.0
 SPIKE_TOP = 10  # spikes listed at most
 TOP_COUNT = 10  # stocks in each list of the ranking (risers, fallers)
-# Trade days a stock's spike z-score reads: the 5-day change over 60 days of history, plus one.
-SPIKE_LOOKBACK = 5 + 60 + 1
+# Trade days a stock's spike z-score reads: the day itself and the dates before it.
+SPIKE_LOOKBACK = stocks.SPIKE_DATES_BEFORE + 1
 # Trade days the sector bottoming signal reads: 20-day changes over a 5-day look-back, with room.
 BOTTOMING_ROWS = 20 + 25
 
@@ -131,7 +131,7 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         change_20d_pct=_num(balance.pct_change(level, 20)),
         pace_z=_num(z),
         pace_class=balance.pace_class(z),
-        pace_direction="up" if (balance.change(level, 1) or 0) >= 0 else "down",
+        pace_direction=balance.direction(balance.change(level, 1)),
         # how long ago, in trade dates, so that an old turn reads as old (the change kept its side since)
         turning_point={"date": tp[0].date().isoformat(), "direction": tp[1],
                        "trade_days_ago": int((level.index > tp[0]).sum())} if tp else None,
@@ -277,7 +277,7 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
                 "change_pct": _num(row["change_pct"]),
                 "share_change_pp": _num(row["share_change_pp"]),
                 "net_buy": _num(row["net_buy"]),
-                "cv_20d": _num(cv_of.get(code)),
+                "cv_20d_pct": _num(cv_of.get(code, math.nan) * 100.0),
             }
         )
     data.update(
@@ -341,7 +341,7 @@ def sector_figures(engine: Engine, day: date, days: int, code: str, sub: SubRepo
         code=code,
         sector={"code": code, "name": row["name"], "name_en": row["name_en"]},
         **{key: row[key] for key in ("rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy",
-                                     "cv_20d")},
+                                     "cv_20d_pct")},
         rank=rank,
         of=len(table["sectors"]),
         bottoming=any(b["code"] == code for b in table["bottoming"]),
@@ -447,24 +447,28 @@ def _spikes(engine: Engine, day: date) -> pd.DataFrame:
 
 def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     """Where 融券余额 sits (ETF / CSI 300 / other), today and 20 days ago; None without stock detail."""
-    sums, _rows, missing, estimated = queries.short_sums(engine, day, HS300)
-    if sum(sums.values()) <= 0:
+    today = queries.short_sums(engine, day, HS300)
+    if sum(today.sums.values()) <= 0:
         return None
-    now = shorts.shares_of_sums(sums)
-    earlier, rows_then, _, estimated_then = queries.short_sums(
-        engine, queries.nth_date_before(engine, day, 20), HS300)
+    now = shorts.shares_of_sums(today.sums)
+    then_day = queries.nth_date_before(engine, day, 20)
+    earlier = queries.short_sums(engine, then_day, HS300)
     # The 20-day change compares like with like: both days with SSE's lending valued at the close, or
     # both without it (SSE counting 0), never one of each (a shift that is only SSE coming in).
-    comparable = rows_then > 0 and (estimated > 0) == (estimated_then > 0)
-    then = shorts.shares_of_sums(earlier) if comparable else None
+    comparable = earlier.rows > 0 and (today.estimated > 0) == (earlier.estimated > 0)
+    then = shorts.shares_of_sums(earlier.sums) if comparable else None
     out: dict[str, Any] = {k: _num(v) for k, v in now.items()}
-    out["hs300_known"] = bool(queries.index_members(engine, HS300))
+    out["hs300_known"] = today.members_as_of is not None
+    out["hs300_as_of"] = today.members_as_of.isoformat() if today.members_as_of else None
+    # A day older than every stored list is sorted by the oldest list, a later one: said in the report.
+    sides = [(today, day), (earlier, then_day)] if then else [(today, day)]
+    later = [side.members_as_of for side, when in sides if side.members_as_of and side.members_as_of > when]
+    out["hs300_list_from"] = later[0].isoformat() if later else None
     # SSE detail has no per-stock 融券余额; without a close to value 融券余量 such rows count as 0.
-    out["missing_rqye"] = missing
-    out["estimated_rqye"] = estimated  # SSE's 融券余量 valued at the day's close (storage.ingest)
+    out["missing_rqye"] = today.missing
+    out["estimated_rqye"] = today.estimated  # SSE's 融券余量 valued at the day's close (storage.ingest)
     out["change_pp"] = {k: _num(now[k] - then[k]) for k in now} if then else None
-    out["hedging_rising"] = (bool(now["etf"] + now["hs300"] > then["etf"] + then["hs300"])
-                             if then else False)
+    out["hedging_rising"] = shorts.hedging_rising(now, then) if then else False
     return out
 
 

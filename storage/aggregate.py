@@ -14,24 +14,20 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from analytics.stocks import spike_scores
+from analytics.stocks import SPIKE_DATES_BEFORE, SPIKE_DAYS, SPIKE_HISTORY, SPIKE_MIN_BALANCE, spike_scores
 from storage import models
 from storage.database import upsert
 
 # Dates per pass: bounds memory when rebuilding years of a 5,000-stock history.
 _DATES_PER_PASS = 60
 
-# The spike definition (analytics.stocks.stock_spikes' defaults) and the rows worth storing: the
-# signals report lists stocks with at least this balance whose balance rose.
-SPIKE_DAYS = 5
-SPIKE_HISTORY = 60
-SPIKE_MIN_BALANCE = 5e7
+# The spike definition is analytics.stocks'; the rows worth storing are the stocks with at least
+# SPIKE_MIN_BALANCE whose balance rose (the signals report lists those).
 # Candidates stored per day, highest z-score first: far more than a report shows (10, z >= 2), and a
 # day with any candidate always has rows, which tells "computed, nothing unusual" from "not computed".
 SPIKE_KEEP = 30
-# Stock dates before a day that its figures read (the 5-day change of each of the 60 days before):
-# a stock row of day D changes the figures of D and of the SPIKE_LOOKBACK stock dates after it.
-SPIKE_LOOKBACK = SPIKE_DAYS + SPIKE_HISTORY
+# A stock row of day D changes the figures of D and of the SPIKE_LOOKBACK stock dates after it.
+SPIKE_LOOKBACK = SPIKE_DATES_BEFORE
 # Calendar days of stock rows loaded at a time (about 30 trade days: ~150,000 rows of 5,000 stocks).
 _SPIKE_LOAD_DAYS = 45
 # Targets further apart than this (calendar days) are swept separately: reloading the 65 dates of

@@ -33,7 +33,7 @@ _KEYS: dict[type[SQLModel], tuple[str, ...]] = {
     models.IngestStatus: ("trade_date", "source"),
     models.DatasetMeta: ("key",),
     models.ChartUpload: ("cache_key",),
-    models.IndexMember: ("symbol", "code"),
+    models.IndexMember: ("symbol", "as_of", "code"),
 }
 
 

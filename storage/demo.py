@@ -662,7 +662,8 @@ def seed_demo(engine: Engine, force: bool = False, *, seed: int = DEFAULT_SEED, 
 
 
 def _csi300_members(data: DemoData) -> list[dict[str, Any]]:
-    """A demo CSI 300: the 300 stocks with the largest financing balance on the last day."""
+    """A demo CSI 300: the 300 stocks with the largest financing balance on the last day, as one list
+    in force over the whole demo (from its first day)."""
     cols = data.stock_columns
     last = data.days[-1]
     on_last = [
@@ -670,7 +671,7 @@ def _csi300_members(data: DemoData) -> list[dict[str, Any]]:
         if day == last and not fund
     ]
     top = sorted(on_last, reverse=True)[:300]
-    return [{"symbol": "000300", "code": code, "as_of": last} for _, code in top]
+    return [{"symbol": "000300", "code": code, "as_of": data.days[0]} for _, code in top]
 
 
 def _has_margin(session: Session) -> bool:

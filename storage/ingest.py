@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
-from storage import models
+from storage import models, queries
 from storage.database import bump_data_version, get_meta, session_scope, set_meta, upsert
 from storage.industries import SW_L1_2021, industry_name_rows
 from storage.sources import (
@@ -745,33 +745,36 @@ def _store_classification(engine: Engine, sources: Sources, today: date) -> int 
 
 
 def _store_csi300(engine: Engine, sources: Sources, today: date) -> int | None:
-    """Replace the stored CSI 300 constituents by csindex's current file, read at most once a day.
+    """Keep csindex's current CSI 300 file beside the lists stored before, read at most once a day.
 
-    Delete and insert in one transaction, so a reader sees the old set or the new one; as_of is the
-    file's date, else the day of the fetch. An unchanged set is not written again.
+    A list that differs from the latest stored one is stored under the file's date (else the day of
+    the fetch): the list in force from then on, while older days keep theirs. An unchanged list is
+    not written again; a file re-issued under the latest list's date replaces that list.
     """
     im = models.IndexMember
     with Session(engine) as session:
         if get_meta(session, _CSI300_CHECKED) == today.isoformat():
             return None
-        kept = session.execute(select(func.count()).select_from(im).where(im.symbol == CSI300)).scalar()
+        latest = queries.latest_index_list(session, CSI300)
     try:
         frame = sources.csi300_members()
     except UpstreamProblem as exc:
-        raise type(exc)(f"{exc}; the stored members ({kept}) are kept") from exc
-    rows = [{"symbol": CSI300, "code": code, "as_of": as_of if as_of is not None else today}
-            for code, as_of in zip(frame["code"], frame["as_of"], strict=True)]
+        raise type(exc)(f"{exc}; the stored members ({len(latest[1]) if latest else 0}) are kept") from exc
+    codes = set(frame["code"])
+    file_date = frame["as_of"].iloc[0] if len(frame) else None
+    as_of = file_date if file_date is not None else today
+    if latest is not None and as_of < latest[0]:
+        as_of = today  # a file dated before the stored list: it is what is in force now
+    changed = latest is None or codes != latest[1]
     with session_scope(engine) as session:
-        stored = {(code, as_of) for code, as_of in session.execute(select(im.code, im.as_of).where(im.symbol == CSI300))}
-        changed = stored != {(r["code"], r["as_of"]) for r in rows}
         if changed:
-            session.execute(delete(im).where(im.symbol == CSI300))
-            upsert(session, im, rows)
+            session.execute(delete(im).where(im.symbol == CSI300, im.as_of == as_of))
+            upsert(session, im, [{"symbol": CSI300, "code": code, "as_of": as_of} for code in sorted(codes)])
             bump_data_version(session)
         set_meta(session, _CSI300_CHECKED, today.isoformat())
     if changed:
-        log.info("CSI 300 constituents replaced: %d members as of %s", len(rows), rows[0]["as_of"])
-    return len(rows) if changed else 0
+        log.info("CSI 300 constituents: %d members in force from %s", len(codes), as_of)
+    return len(codes) if changed else 0
 
 
 def _store_sector_indexes(engine: Engine, sources: Sources, latest: date) -> int | None:

@@ -281,12 +281,13 @@ class ChartUpload(SQLModel, table=True):
 
 
 class IndexMember(SQLModel, table=True):
-    """Constituents of an index (e.g. CSI 300 = 000300), as of the date they were last fetched."""
+    """Constituents of an index (e.g. CSI 300 = 000300): every list fetched that differed from the one
+    before, each under `as_of`, the date of its file (the list in force from that day on)."""
 
     __tablename__ = "index_member"
-    __table_args__ = (UniqueConstraint("symbol", "code", name="uq_index_member"),)
+    __table_args__ = (UniqueConstraint("symbol", "as_of", "code", name="uq_index_member"),)
 
     id: int | None = Field(default=None, primary_key=True)
     symbol: str = Field(max_length=12, index=True)
     code: str = Field(max_length=8)
-    as_of: date | None = None
+    as_of: date

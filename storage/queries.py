@@ -10,13 +10,14 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Select, and_, case, func, select, union
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from storage import database, models
 from storage.models import EXCHANGES
@@ -515,17 +516,47 @@ def nth_date_before(engine: Engine, day: date, n: int) -> date:
     return rows[-1][0] if rows else day
 
 
-def short_sums(engine: Engine, day: date, index_symbol: str) -> tuple[dict[str, float], int, int, int]:
-    """One day's 融券余额 summed in SQL by where it sits: ``etf`` (funds), ``hs300`` (stocks that are
-    constituents of `index_symbol`), ``other``; unknown 融券余额 counts as 0.
+def latest_index_list(session: Session, symbol: str) -> tuple[date, set[str]] | None:
+    """The latest stored constituent list of an index: (the date it took effect, its codes)."""
+    im = models.IndexMember
+    as_of = session.execute(select(func.max(im.as_of)).where(im.symbol == symbol)).scalar()
+    if as_of is None:
+        return None
+    return as_of, set(session.execute(select(im.code).where(im.symbol == symbol, im.as_of == as_of)).scalars())
 
-    Returns (sums in 元 by bucket, rows that day, rows whose 融券余额 is unknown though 融券余量 > 0,
-    rows whose 融券余额 is estimated: SSE's 融券余量 valued at the close).
-    """
+
+def index_list_date(engine: Engine, symbol: str, day: date) -> date | None:
+    """The date of the constituent list that applies to `day`: the latest taking effect on or before
+    it, else (a day older than every stored list) the oldest list, the nearest known; None when no
+    list is stored."""
+    im = models.IndexMember
+    with engine.connect() as conn:
+        in_force = conn.execute(select(func.max(im.as_of)).where(im.symbol == symbol, im.as_of <= day)).scalar()
+        if in_force is not None:
+            return in_force
+        return conn.execute(select(func.min(im.as_of)).where(im.symbol == symbol)).scalar()
+
+
+@dataclass(frozen=True)
+class ShortSums:
+    """One day's 融券余额 by where it sits (元, by bucket), with the counts a report qualifies it by."""
+
+    sums: dict[str, float]
+    rows: int  # stock rows that day
+    missing: int  # rows whose 融券余额 is unknown though 融券余量 > 0
+    estimated: int  # rows whose 融券余额 is SSE's 融券余量 valued at the close
+    members_as_of: date | None  # the date of the index list used; None: no list stored
+
+
+def short_sums(engine: Engine, day: date, index_symbol: str) -> ShortSums:
+    """One day's 融券余额 summed in SQL by where it sits: ``etf`` (funds), ``hs300`` (stocks in the
+    constituent list of `index_symbol` that applies to the day, see index_list_date), ``other``;
+    unknown 融券余额 counts as 0."""
     sm, im = models.StockMargin, models.IndexMember
+    members_as_of = index_list_date(engine, index_symbol, day)
     bucket = case(
         (sm.is_fund.is_(True), "etf"),
-        (sm.code.in_(select(im.code).where(im.symbol == index_symbol)), "hs300"),
+        (sm.code.in_(select(im.code).where(im.symbol == index_symbol, im.as_of == members_as_of)), "hs300"),
         else_="other",
     )
     unknown = case((and_(sm.rqye.is_(None), sm.rqyl > 0), 1), else_=0)
@@ -534,14 +565,6 @@ def short_sums(engine: Engine, day: date, index_symbol: str) -> tuple[dict[str, 
              .where(sm.trade_date == day).group_by(bucket))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    sums = {name: float(total or 0.0) for name, total, *_ in rows}
-    return (sums, sum(int(r[2]) for r in rows), sum(int(r[3] or 0) for r in rows),
-            sum(int(r[4] or 0) for r in rows))
-
-
-@shared
-def index_members(engine: Engine, symbol: str) -> set[str]:
-    """Stored constituents of an index (e.g. 000300 for CSI 300); empty when never fetched."""
-    im = models.IndexMember
-    with engine.connect() as conn:
-        return {r[0] for r in conn.execute(select(im.code).where(im.symbol == symbol)).all()}
+    return ShortSums(sums={name: float(total or 0.0) for name, total, *_ in rows},
+                     rows=sum(int(r[2]) for r in rows), missing=sum(int(r[3] or 0) for r in rows),
+                     estimated=sum(int(r[4] or 0) for r in rows), members_as_of=members_as_of)

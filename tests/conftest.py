@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,42 @@ def _pg_available() -> str | None:
 
 
 _PG_SKIP = _pg_available()
+
+
+class NetworkBlocked(RuntimeError):
+    """A test tried to reach a host other than this machine."""
+
+
+def _local(address: object) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths (PostgreSQL's socket) stay on the machine
+        return True
+    host = str(address[0])
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _guard_network() -> None:
+    """No test may touch the network: any connection to a non-loopback address fails loudly (the
+    recorded upstream payloads and the stand-in Bot API are all on loopback or patched in-process)."""
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded_connect(self: socket.socket, address: object) -> None:
+        if not _local(address):
+            raise NetworkBlocked(f"test tried to connect to {address!r}")
+        connect(self, address)  # type: ignore[arg-type]
+
+    def guarded_connect_ex(self: socket.socket, address: object) -> int:
+        if not _local(address):
+            raise NetworkBlocked(f"test tried to connect to {address!r}")
+        return connect_ex(self, address)  # type: ignore[arg-type]
+
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+
+
+_guard_network()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -194,3 +194,7 @@ def test_implied_repayment_and_identity_gap() -> None:
     off = _series([np.nan, 15.0, 8.0])
     # day 3: 105 + 5 - 8 = 102 vs 103 -> -1/103
     assert balance.identity_gap_pct(rzye, rzmre, off).iloc[2] == pytest.approx(-100 / 103)
+
+
+def test_direction_of_a_change() -> None:
+    assert [balance.direction(v) for v in (1.5, 0.0, -2.0, math.nan)] == ["up", "up", "down", None]

@@ -111,14 +111,17 @@ def test_sector_table_derives_rzche_when_missing() -> None:
 
 
 def test_hhi_and_top_n_hand_computed() -> None:
-    shares = pd.Series({"A": 40.0, "B": 30.0, "C": 20.0, "D": 10.0})
-    # 0.4^2 + 0.3^2 + 0.2^2 + 0.1^2 = 0.30 -> 3000
-    assert sectors.hhi(shares) == pytest.approx(3000.0)
-    assert sectors.hhi(pd.Series([100.0])) == pytest.approx(10000.0)
-    assert sectors.hhi(pd.Series([25.0] * 4)) == pytest.approx(2500.0)
-    assert math.isnan(sectors.hhi(pd.Series([], dtype=float)))
-    assert sectors.top_n_share(shares, 2) == 70.0
-    assert sectors.top_n_share(shares) == 100.0  # fewer than 5 sectors
+    # Balances (any unit) per day: 40/30/20/10 of 100; one sector alone; four equal; a day with the
+    # last sector unknown (it counts as 0 of the known total); a day with nothing known.
+    wide = pd.DataFrame({"A": [8.0, 5.0, 1.0, 6.0, np.nan], "B": [6.0, 0.0, 1.0, 2.0, np.nan],
+                         "C": [4.0, 0.0, 1.0, 2.0, np.nan], "D": [2.0, 0.0, 1.0, np.nan, np.nan]},
+                        index=pd.date_range("2024-01-01", periods=5, name="trade_date"))
+    c = sectors.concentration(wide)
+    # 0.4^2 + 0.3^2 + 0.2^2 + 0.1^2 = 0.30 -> 3000; 1 -> 10000; 4 x 0.25^2 -> 2500; 0.6^2 + 2 x 0.2^2 -> 4400
+    assert list(c["hhi"].iloc[:4].round(9)) == [3000.0, 10000.0, 2500.0, 4400.0]
+    assert list(c["top5_share_pct"].iloc[:4].round(9)) == [100.0, 100.0, 100.0, 100.0]  # fewer than 5 sectors
+    assert c.iloc[4].isna().all()
+    assert list(sectors.concentration(wide, n=2)["top2_share_pct"].iloc[:4].round(9)) == [70.0, 100.0, 50.0, 80.0]
 
 
 def test_concentration_per_day() -> None:

@@ -133,56 +133,11 @@ def test_stock_rank() -> None:
 
 # --- 融券 structure ----------------------------------------------------------------------------------
 
-HS300 = {"600519", "000001", "510300"}  # 510300 listed on purpose: an ETF is never "hs300"
-
-
-def _day() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "code": ["510300", "600519", "000001", "300999"],
-            "rqye": [50.0, 30.0, 15.0, 5.0],
-            "is_fund": [True, False, False, False],
-        }
-    )
-
-
-def test_short_structure_hand_computed() -> None:
-    assert shorts.short_structure(_day(), HS300) == {"etf": 50.0, "hs300": 45.0, "other": 5.0}
-
-
-def test_short_structure_empty_or_zero() -> None:
-    zero = _day().assign(rqye=0.0)
-    assert all(math.isnan(v) for v in shorts.short_structure(zero, HS300).values())
-    assert all(math.isnan(v) for v in shorts.short_structure(_day().iloc[:0], HS300).values())
-
-
 def test_shares_of_sums_hand_computed() -> None:
     # 30 / (30 + 90) = 25 %, 90 / 120 = 75 %, a bucket without rows counts as 0
     assert shorts.shares_of_sums({"etf": 30.0, "other": 90.0}) == {"etf": 25.0, "hs300": 0.0, "other": 75.0}
     assert all(math.isnan(v) for v in shorts.shares_of_sums({"etf": 0.0}).values())
     assert all(math.isnan(v) for v in shorts.shares_of_sums({}).values())
-
-
-def test_short_structure_series() -> None:
-    d1, d2, d3 = pd.to_datetime(["2024-05-06", "2024-05-07", "2024-05-08"])
-    day2 = pd.DataFrame(
-        {"code": ["510300", "600519", "300999"], "rqye": [20.0, 20.0, 60.0], "is_fund": [True, False, False]}
-    )
-    long = pd.concat(
-        [
-            _day().assign(trade_date=d1),
-            day2.assign(trade_date=d2),
-            day2.assign(trade_date=d3, rqye=0.0),
-        ],
-        ignore_index=True,
-    ).iloc[::-1]
-    out = shorts.short_structure_series(long, HS300)
-    assert out.index.name == "trade_date"
-    assert list(out.index) == [d1, d2, d3]
-    assert list(out.columns) == ["etf", "hs300", "other"]
-    assert list(out.loc[d1]) == [50.0, 45.0, 5.0]
-    assert list(out.loc[d2]) == [20.0, 20.0, 60.0]
-    assert out.loc[d3].isna().all()
 
 
 def test_balance_change_ranking() -> None:
@@ -199,3 +154,10 @@ def test_balance_change_ranking() -> None:
     assert fallers["change_pct"].tolist() == [-10.0, pytest.approx(-100 / 6)]
     empty_risers, _ = stocks.balance_change_ranking(now.iloc[:0], then)
     assert empty_risers.empty
+
+
+def test_hedging_rising_reads_etf_and_constituents_together() -> None:
+    then = {"etf": 20.0, "hs300": 30.0, "other": 50.0}
+    assert shorts.hedging_rising({"etf": 30.0, "hs300": 25.0, "other": 45.0}, then) is True  # 55 > 50
+    assert shorts.hedging_rising({"etf": 30.0, "hs300": 20.0, "other": 50.0}, then) is False  # 50, not more
+    assert shorts.hedging_rising({"etf": math.nan, "hs300": math.nan, "other": math.nan}, then) is False

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlmodel import Session
 
 from marginbot.settings import Settings, load_settings
-from storage import ingest, models
+from storage import ingest, models, queries
 from storage.database import data_version, get_meta, session_scope, set_meta
 from storage.industries import is_fund_code
 from storage.ingest import day_is_complete, latest_complete_date, run_ingest
@@ -841,10 +841,20 @@ def test_a_turnover_step_out_of_attempts_is_no_longer_retried(engine: Engine, fa
 # --- CSI 300 constituents ----------------------------------------------------------------------------
 
 
-def members_of(engine: Engine) -> dict[str, date | None]:
+def members_of(engine: Engine) -> dict[str, date]:
+    """The latest stored CSI 300 list: code -> the date it took effect."""
     im = models.IndexMember
     with Session(engine) as session:
-        return {code: as_of for code, as_of in session.execute(select(im.code, im.as_of).where(im.symbol == "000300"))}
+        latest = session.execute(select(func.max(im.as_of)).where(im.symbol == "000300")).scalar()
+        return {code: as_of for code, as_of in session.execute(
+            select(im.code, im.as_of).where(im.symbol == "000300", im.as_of == latest))}
+
+
+def index_lists(engine: Engine) -> dict[date, int]:
+    """Every stored CSI 300 list: the date it took effect -> its size."""
+    im = models.IndexMember
+    with Session(engine) as session:
+        return dict(session.execute(select(im.as_of, func.count()).where(im.symbol == "000300").group_by(im.as_of)).all())
 
 
 def history_step(result: ingest.IngestResult, source: str) -> ingest.StepOutcome:
@@ -894,14 +904,25 @@ def test_csi300_members_are_stored_with_the_file_date_and_read_once_a_day(
     assert history_step(again, "csi300").message == "up to date"
     assert members_of(engine) == members and data_version(engine) == version
 
-    # A later morning, after a review: five members swapped, a new date; the set is replaced whole.
+    # A later morning, after a review: five members swapped, a new date; the new list is kept beside
+    # the old one, which older days go on reading.
     fake.csi300 = (up.csi300_members(salt=5), date(2024, 6, 17))
     later = ingest_run(engine, settings, fetchers, start=D2, today=date(2024, 4, 15))
     assert later.ok and fake.asked.count(("csi300", None)) == 2
     replaced = members_of(engine)
     assert len(replaced) == 300 and set(replaced.values()) == {date(2024, 6, 17)}
     assert {"603000", "603004"} <= replaced.keys() and len(members.keys() - replaced.keys()) == 5
+    assert index_lists(engine) == {CSI300_AS_OF: 300, date(2024, 6, 17): 300}
     assert data_version(engine) > version  # reports keyed on the data version see the new set
+    assert queries.index_list_date(engine, "000300", date(2024, 6, 14)) == CSI300_AS_OF
+    assert queries.index_list_date(engine, "000300", date(2024, 6, 17)) == date(2024, 6, 17)
+    assert queries.index_list_date(engine, "000300", date(2020, 1, 2)) == CSI300_AS_OF  # the oldest known
+
+    # The next day the same list comes with a newer file date: nothing is written.
+    fake.csi300 = (up.csi300_members(salt=5), date(2024, 6, 18))
+    version = data_version(engine)
+    assert ingest_run(engine, settings, fetchers, start=D2, today=date(2024, 4, 16)).ok
+    assert index_lists(engine) == {CSI300_AS_OF: 300, date(2024, 6, 17): 300} and data_version(engine) == version
 
 
 def test_csi300_members_of_a_file_without_a_date_are_as_of_the_fetch_day(
@@ -1286,23 +1307,28 @@ def test_lending_valued_on_its_own_after_an_ingest_without_it(
 
 def test_an_attempt_past_its_deadline_asks_no_more_and_is_not_retried(rsps: responses.RequestsMock) -> None:
     """A paginated call (as akshare's Eastmoney lists are) slower than its deadline: given up once,
-    not retried, and its abandoned thread makes no request after the deadline."""
-    import time as time_
+    not retried, and its abandoned thread makes no request after the deadline.
+
+    The first page is held until the deadline has passed, so the deadline is crossed on purpose."""
+    import threading
 
     from storage.sources import DeadlinePassed, call
 
-    def slow_page(request: Any) -> Reply:
-        time_.sleep(0.3)
+    release = threading.Event()
+
+    def held_page(request: Any) -> Reply:
+        release.wait(10)
         return 200, {}, "{}"
 
-    rsps.add_callback(responses.GET, "https://example.invalid/page", callback=slow_page)
+    rsps.add_callback(responses.GET, "https://example.invalid/page", callback=held_page)
 
     def pages() -> list[str]:
         return [requests.get("https://example.invalid/page", params={"pn": n}).text for n in range(1, 30)]
 
-    with pytest.raises(DeadlinePassed, match="no complete answer within 1 s"):
-        call("pages", pages, CallPolicy(timeout=5.0, deadline=1.0, retries=3, sleep=pytest.fail))
-    time_.sleep(0.5)  # the page in flight at the deadline ends
-    asked = len(rsps.calls)
-    time_.sleep(1.0)
-    assert len(rsps.calls) == asked <= 5
+    with pytest.raises(DeadlinePassed, match="no complete answer within 0.2 s"):
+        call("pages", pages, CallPolicy(timeout=5.0, deadline=0.2, retries=3, sleep=pytest.fail))
+    [worker] = [t for t in threading.enumerate() if t.name == "upstream-pages"]
+    release.set()  # the page in flight at the deadline ends; the next one is never asked
+    worker.join(10)
+    assert not worker.is_alive()
+    assert len(rsps.calls) == 1

@@ -1,16 +1,20 @@
 """The set-up a fresh machine gets: requirements.lock pins what pyproject.toml asks for, and the
-environment the tests run in holds exactly those versions."""
+environment the tests run in holds exactly those versions; the tests cannot reach the network."""
 
 from __future__ import annotations
 
 import re
+import socket
 import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.conftest import NetworkBlocked
 
 ROOT = Path(__file__).resolve().parents[1]
 _PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)\s*(?:;\s*(.+))?$")
@@ -44,3 +48,10 @@ def test_environment_holds_the_locked_versions() -> None:
     names = {canonicalize_name(r.name) for r in _declared()}
     installed = {name: metadata.version(name) for name in names}
     assert {name: pins[name] for name in names} == installed
+
+
+def test_no_test_can_reach_the_network() -> None:
+    with socket.socket() as sock, pytest.raises(NetworkBlocked):
+        sock.connect(("203.0.113.7", 80))  # TEST-NET-3: would time out, never answer
+    with socket.socket() as sock, pytest.raises(NetworkBlocked):
+        sock.connect_ex(("8.8.8.8", 53))

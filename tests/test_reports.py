@@ -463,9 +463,9 @@ def test_sectors_hand_computed(small: Engine) -> None:
     # Electronics' balance rises 50e6 a day over the last 20 days (4.05e9 .. 5e9, mean 4.525e9):
     # sample sd = 50e6 * sqrt(20 * 21 / 12); banks fall the same way (mean 3.475e9); pharma is flat.
     sd = 50e6 * math.sqrt(35)
-    assert rows[0]["cv_20d"] == pytest.approx(sd / 4.525e9)
-    assert rows[1]["cv_20d"] == pytest.approx(0.0)  # a constant balance has no variation
-    assert rows[2]["cv_20d"] == pytest.approx(sd / 3.475e9)
+    assert rows[0]["cv_20d_pct"] == pytest.approx(100 * sd / 4.525e9)
+    assert rows[1]["cv_20d_pct"] == pytest.approx(0.0)  # a constant balance has no variation
+    assert rows[2]["cv_20d_pct"] == pytest.approx(100 * sd / 3.475e9)
     stability = d["stability"]
     assert stability["median_cv_pct"] == pytest.approx(100 * sd / 4.525e9)  # the median of the three
     # 20 days before there were only 10 days of history: no CV then, so no trend
@@ -529,7 +529,7 @@ def test_one_sector(sqlite_engine: Engine) -> None:
     # as in the table: 5e9 now, 4e9 twenty days ago, of 10e9 and 10e9 in all
     assert [d[k] for k in ("rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy")] == \
         pytest.approx([5e9, 50.0, 1e9, 25.0, 10.0, 1e9], abs=1e-3)
-    assert d["cv_20d"] == pytest.approx(50e6 * math.sqrt(35) / 4.525e9)
+    assert d["cv_20d_pct"] == pytest.approx(100 * 50e6 * math.sqrt(35) / 4.525e9)
     assert (d["rank"], d["of"], d["bottoming"]) == (1, 3, False)
     assert d["index_return_pct"] == pytest.approx((971 / 991 - 1) * 100)  # days 9 .. 29
     assert len(d["series"]) == 21 and d["series"][-1] == {"date": LAST.isoformat(), "rzye": pytest.approx(5e9)}
@@ -908,18 +908,47 @@ def test_short_structure_hand_computed(small_rw: Engine) -> None:
     the three SSE stocks hold 融券余量 without 融券余额 => 3 unknown. Twenty trade days earlier
     (DAYS[9]) the ETF's 融券余额 is unknown => etf 0, hs300 1/3, other 2/3."""
     with session_scope(small_rw) as session:
-        upsert(session, models.IndexMember, [{"symbol": "000300", "code": "000001", "as_of": LAST}])
+        # The ETF listed too, on purpose: a fund is always "etf".
+        upsert(session, models.IndexMember, [{"symbol": "000300", "code": code, "as_of": LAST}
+                                             for code in ("000001", "510300")])
         session.execute(text("UPDATE stock_margin SET rqye = 2e7 WHERE code = '510300' AND trade_date = :d"),
                         {"d": LAST})
         bump_data_version(session)
-    short = ReportService(small_rw).render("signals", chart=False).data["short_structure"]
+    service = ReportService(small_rw)
+    short = service.render("signals", chart=False).data["short_structure"]
     assert (short["etf"], short["hs300"], short["other"]) == (pytest.approx(40.0), pytest.approx(20.0),
                                                               pytest.approx(40.0))
     assert short["missing_rqye"] == 3 and short["hs300_known"] is True
+    # The only list stored took effect on LAST: the day twenty trade days earlier is sorted by it too, and
+    # the report says so.
+    assert (short["hs300_as_of"], short["hs300_list_from"]) == (LAST.isoformat(), LAST.isoformat())
+    zh, en = (service.render("signals", lang=lang, chart=False) for lang in ("zh", "en"))
+    assert f"按 {LAST.isoformat()} 起的名单计" in zh.caption + zh.details
+    assert f"members as listed from {LAST.isoformat()}" in en.caption + en.details
     assert short["change_pp"]["etf"] == pytest.approx(40.0)
     assert short["change_pp"]["hs300"] == pytest.approx(20.0 - 100 / 3)
     assert short["change_pp"]["other"] == pytest.approx(40.0 - 200 / 3)
     assert short["hedging_rising"] is True
+
+
+def test_short_structure_reads_the_index_list_in_force(small_rw: Engine) -> None:
+    """Two CSI 300 lists: 000001 and 000002 from DAYS[9], 000001 alone from LAST. Twenty trade days
+    before LAST (DAYS[9]) reads the first: hs300 2/3, other (830001) 1/3; LAST reads the second
+    (as in test_short_structure_hand_computed): hs300 20 %. No day is sorted by a later list."""
+    with session_scope(small_rw) as session:
+        upsert(session, models.IndexMember, [{"symbol": "000300", "code": "000001", "as_of": LAST},
+                                             {"symbol": "000300", "code": "000001", "as_of": DAYS[9]},
+                                             {"symbol": "000300", "code": "000002", "as_of": DAYS[9]}])
+        session.execute(text("UPDATE stock_margin SET rqye = 2e7 WHERE code = '510300' AND trade_date = :d"),
+                        {"d": LAST})
+        bump_data_version(session)
+    report = ReportService(small_rw).render("signals", chart=False)
+    short = report.data["short_structure"]
+    assert short["hs300"] == pytest.approx(20.0)
+    assert short["change_pp"]["hs300"] == pytest.approx(20.0 - 200 / 3)
+    assert short["change_pp"]["other"] == pytest.approx(40.0 - 100 / 3)
+    assert (short["hs300_as_of"], short["hs300_list_from"]) == (LAST.isoformat(), None)
+    assert "名单" not in report.caption + report.details
 
 
 def test_cache_hits_and_data_version(small_rw: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -630,7 +630,6 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     url = copy_db(template_db, tmp_path / "db")
     problems: list[str] = []
-    started = time.monotonic()
     with marginbot_run(url, tmp_path) as (page_url, process, _lines), sync_playwright() as p:
         try:
             context = p.chromium.launch_persistent_context(
@@ -781,4 +780,3 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     assert not problems, problems
-    assert time.monotonic() - started < 90
