@@ -45,10 +45,10 @@ from matplotlib.transforms import Transform, offset_copy  # noqa: E402
 from zlib_ng import zlib_ng  # noqa: E402
 
 from reports.figures import Figures  # noqa: E402
+from reports.fmt import headline_scale, money_scale, up_down_colors  # noqa: E402
 from reports.fmt import pct as fmt_pct  # noqa: E402
 from reports.fmt import pp as fmt_pp  # noqa: E402
-from reports.fmt import up_down_colors  # noqa: E402
-from reports.i18n import t  # noqa: E402
+from reports.i18n import strings, t  # noqa: E402
 
 log = logging.getLogger(__name__)
 CJK_FONT_FILES = (
@@ -339,21 +339,12 @@ def _tick_labels_width(axis: Axis) -> float:
     return max((_text_width(s, TICK_SIZE) for s in _read_ticks(axis.axes, axis).labels), default=0.0)
 
 
-# Concise date ticks in Chinese: months as 9月 (strftime's %b would print English "Sep" whatever the
-# chart's language), days as 15日; the offset (the year, or year and month) as numbers.
-_ZH_DATE_FORMATS = {
-    "formats": ["%Y", "%-m月", "%-d日", "%H:%M", "%H:%M", "%S.%f"],
-    "zero_formats": ["", "%Y", "%-m月", "%-m月%-d日", "%H:%M", "%H:%M"],
-    "offset_formats": ["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"],
-}
-
-
 def _dates(ax: Axes, lang: str) -> None:
     """Concise date ticks (3 to 6 of them), computed once for the final limits of the x axis."""
     low, high = ax.get_xlim()
     locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
     ticks = locator.tick_values(mdates.num2date(low), mdates.num2date(high))
-    formatter = mdates.ConciseDateFormatter(locator, **(_ZH_DATE_FORMATS if lang == "zh" else {}))
+    formatter = mdates.ConciseDateFormatter(locator, **strings(lang)["chart"]["dates"])
     labels = formatter.format_ticks(ticks)  # before get_offset: formatting sets the offset (the year)
     _fix_ticks(ax.xaxis, ticks, labels, formatter.get_offset())
 
@@ -682,12 +673,12 @@ def _date_nums(index: pd.Index) -> np.ndarray:
 
 
 def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any], lang: str) -> None:
-    level = series["level"] / 1e12
+    level = series["level"] / headline_scale(lang)
     ax_level.plot(level.index, level.to_numpy(), color=LINE, linewidth=2)
     ax_level.set_ylabel(t(lang, "chart.rzrqye"))
     _mark_turning_point(ax_level, level, series.get("turning_point"), lang)
     if ax_change is not None:
-        change = series["daily_change"] / (1e8 if lang == "zh" else 1e9)
+        change = series["daily_change"] / money_scale(lang)
         width = 0.8 if len(change) < 80 else 1.0
         _bars(ax_change, _date_nums(change.index), change.to_numpy(), _bar_colors(change.to_numpy(), lang), width)
         ax_change.set_ylabel(t(lang, "chart.daily_change"))
@@ -795,7 +786,7 @@ def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], label
     """Horizontal bars of money changes (元, shown in 亿元 / CNY bn), the first on top, each with its
     label at the bar's end; limits symmetric around 0."""
     names, changes, labels = names[::-1], changes[::-1], labels[::-1]  # barh draws bottom up
-    unit = 1e8 if lang == "zh" else 1e9
+    unit = money_scale(lang)
     values = np.array([(c or 0.0) / unit for c in changes])
     y = np.arange(len(values))
     _bars(ax, y, values, _bar_colors(values, lang), 0.7, horizontal=True)
@@ -919,7 +910,7 @@ def signals_chart(figures: Figures, lang: str) -> bytes:
 def stock_chart(figures: Figures, lang: str) -> bytes:
     history: pd.DataFrame = figures.series["history"]
     data = figures.data
-    unit = 1e8 if lang == "zh" else 1e9
+    unit = money_scale(lang)
     fig, (ax_level, ax_buy) = _axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
     ax_level.plot(history.index, history["rzye"].to_numpy(dtype=float) / unit, color=LINE, linewidth=2)
     ax_level.set_ylabel(t(lang, "chart.stock_rzye"))
@@ -936,7 +927,7 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
     """One sector: its financing balance with its Shenwan index on the right (money ahead of price
     shows as the line turning before the index), and its daily 融资净买入 below."""
     series, data = figures.series, figures.data
-    unit = 1e8 if lang == "zh" else 1e9
+    unit = money_scale(lang)
     fig, (ax_level, ax_net) = _axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
     level = series["rzye"] / unit
     ax_level.plot(level.index, level.to_numpy(), color=LINE, linewidth=2, label=t(lang, "chart.stock_rzye"))

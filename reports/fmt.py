@@ -1,4 +1,5 @@
-"""Number and date formatting at the edge: 元 inside, 亿元 / 万亿 (zh) or bn / trn (en) on screen."""
+"""Number and date formatting at the edge: 元 inside, 亿元 / 万亿 (zh) or bn / trn (en) on screen
+(the scales and unit words are each language's, in templates/<lang>/strings.toml [units])."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
-YI = 1e8  # 亿
-WAN_YI = 1e12  # 万亿
-BN = 1e9
-TRN = 1e12
-HEADLINE_MIN = 1e11  # 0.1 万亿: smaller headline balances are shown in 亿元 / bn
+from reports.i18n import strings, t
+
+HEADLINE_MIN = 1e11  # 元, 0.1 万亿: smaller headline balances are shown in 亿元 / bn
+
+
+def money_scale(lang: str) -> float:
+    """元 per on-screen money unit: 1e8 (亿元) in Chinese, 1e9 (bn) in English."""
+    return float(strings(lang)["units"]["money_scale"])
+
+
+def headline_scale(lang: str) -> float:
+    """元 per headline unit (万亿 / trillion): 1e12."""
+    return float(strings(lang)["units"]["headline_scale"])
 
 
 def _missing(value: float | None) -> bool:
@@ -33,14 +42,14 @@ def amount(value: float | None, lang: str, signed: bool = False) -> str:
     two decimals; "—" when unknown. For tables whose header names the unit."""
     if _missing(value):
         return "—"
-    shown = _shown(value / (YI if lang == "zh" else BN))  # type: ignore[operator]
+    shown = _shown(value / money_scale(lang))  # type: ignore[operator]
     return f"{_sign(shown, signed)}{shown:,.2f}"
 
 
 def money(value: float | None, lang: str, signed: bool = False) -> str:
     """元 -> "7,077.67 亿元" (zh) or "707.77 bn" (en), two decimals; "—" when unknown."""
     shown = amount(value, lang, signed)
-    return shown if shown == "—" else f"{shown} {'亿元' if lang == 'zh' else 'bn'}"
+    return shown if shown == "—" else t(lang, "units.money", value=shown)
 
 
 def headline_money(value: float | None, lang: str) -> str:
@@ -49,10 +58,8 @@ def headline_money(value: float | None, lang: str) -> str:
     if _missing(value):
         return "—"
     if abs(value) < HEADLINE_MIN:  # type: ignore[arg-type]
-        return money(value, lang) if lang == "zh" else f"CNY {money(value, lang)}"
-    if lang == "zh":
-        return f"{_shown(value / WAN_YI):.2f} 万亿元"  # type: ignore[operator]
-    return f"CNY {_shown(value / TRN):.2f} trn"  # type: ignore[operator]
+        return t(lang, "units.headline_small", value=amount(value, lang))
+    return t(lang, "units.headline", value=f"{_shown(value / headline_scale(lang)):.2f}")  # type: ignore[operator]
 
 
 def pct(value: float | None, signed: bool = False) -> str:

@@ -1086,6 +1086,11 @@ def test_demo_text_fits_telegram(demo: Engine, kind: str, lang: str) -> None:
         assert label in plain
     assert ("演示数据" if lang == "zh" else "DEMO DATA") in plain
     assert "None" not in plain and "nan" not in plain.lower().split()
+    # Lines stay lines: the footer starts its own, and no two English sentences run together.
+    footer = "<i>数据日期" if lang == "zh" else "<i>Data date"
+    assert any(line.startswith(footer) for line in report.caption.splitlines()), report.caption
+    if lang == "en":
+        assert not re.search(r"[a-z][A-Z]", plain + "\n" + report_text.to_plain(report.details)), plain
     if lang == "en" and kind in ("balance", "ratio", "sectors", "sector"):  # others quote Chinese stock names
         assert not any("\u4e00" <= ch <= "\u9fff" for ch in plain), plain
 
