@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from reports.figures import MAX_DAYS, MIN_DAYS, SECTOR_MAX_DAYS
+from reports.securities import code_form, normalized
 
 # What an answer to bad arguments offers to copy, per command.
 EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sectors 20",
@@ -100,3 +101,67 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
             except ValueError:
                 raise ArgumentError("bot.bad_window", value=shown, max=window_limit(kind), example=example) from None
     return ReportArgs(code, days, on)
+
+
+# Inline mode: the reports a chat can share, and the Chinese words that name them.
+INLINE_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
+INLINE_ALIASES = {"两融": "balance", "余额": "balance", "占比": "ratio", "行业": "sectors", "信号": "signals",
+                  "概览": "summary", "排行": "top"}
+STOCK_WORDS = ("stock", "个股")
+
+
+@dataclass(frozen=True)
+class InlineRequest:
+    """What an inline query asks for: `wanted` (kind, target) pairs to offer, in order, where target
+    is a security's code or a sector's name; `name`, part of a security's name still to be looked up
+    (its one match replaces `wanted`); `on`, the date asked; `bad_date`, a word meant as a date
+    that is not one (nothing is offered, the reason is)."""
+
+    wanted: tuple[tuple[str, str | None], ...]
+    name: str | None = None
+    on: date | None = None
+    bad_date: str | None = None
+
+    @property
+    def asks_render(self) -> bool:
+        """True when the query asks for more than the latest charts that are warmed for everyone."""
+        return self.on is not None or self.name is not None or any(target for _, target in self.wanted)
+
+
+def parse_inline_query(text: str) -> InlineRequest:
+    """Read `@bot ratio`, `@bot 600519` (a code in any usual form: 600519.SH), `@bot 茅台`, `@bot top 电子`,
+    `@bot sectors 270000`, `@bot ratio 2024-09-30` and their Chinese aliases (两融, 占比, 行业, ...).
+
+    A code comes before a date (600519.SH holds a dot, as dates may); a window among the words is
+    left out (a shared chart has its report's own); six digits after `top` or `sectors` are a
+    sector's code or index (801080), elsewhere a security's code. No word that names a report: every
+    report whose name starts with the first word, or all of them.
+    """
+    words = normalized(text).lower().split()
+    dates = [w for w in words if looks_like_date(w) and code_form(w) is None]
+    words = [w for w in words if w not in dates]
+    on: date | None = None
+    if len(dates) > 1:
+        return InlineRequest((), bad_date=dates[1][:32])
+    if dates:
+        try:
+            on = parse_date(dates[0])
+        except ValueError:
+            return InlineRequest((), bad_date=dates[0][:32])
+    asked = INLINE_ALIASES.get(words[0], words[0]) if words else None
+    if asked in SECTOR_KINDS:
+        sector = " ".join(w for w in words[1:] if not (w.isdigit() and len(w) < 6)) or None
+        return InlineRequest(((str(asked), sector),), on=on)
+    code = next((c for c in map(code_form, words) if c), None)
+    if code is not None:
+        return InlineRequest((("stock", code),), on=on)
+    names = words[1:] if words and words[0] in STOCK_WORDS else words
+    reports = [k for k in INLINE_REPORTS if not words or k.startswith(words[0])]
+    if words and words[0] in INLINE_ALIASES:
+        reports = [INLINE_ALIASES[words[0]]]
+    names_a_report = bool(names) and names[0] not in STOCK_WORDS and (
+        names[0] in INLINE_ALIASES or any(k.startswith(names[0]) for k in INLINE_REPORTS))
+    wanted = tuple((k, None) for k in (reports or INLINE_REPORTS))
+    if names and not names_a_report:
+        return InlineRequest(wanted, name=names[0], on=on)
+    return InlineRequest(wanted, on=on)

@@ -283,7 +283,10 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         if expected is not None and (complete is None or complete < expected) and now.time() >= settings.ingest_cutoff_time:
             await _tell_admins_late(context, services, expected)
             return
-    await warm_reports(application)
+    if await warm_reports(application) and not application.bot_data.get("uploading_inline"):
+        # New data: the charts inline mode offers first are uploaded ahead, beside the ticks.
+        application.bot_data["uploading_inline"] = True
+        application.create_task(_upload_inline(application), name="upload-inline-charts")
     if demo or expected is None or complete is None or complete < expected:
         return
     await push_now(application, expected)
@@ -292,6 +295,19 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         # minute or two): SSE's lending valued at the day's closes, once a day at most.
         application.bot_data["valuing_lending"] = True
         application.create_task(_value_lending(application, services, now.date()), name="value-sse-lending")
+
+
+async def _upload_inline(application: Application) -> None:  # type: ignore[type-arg]
+    from bot.handlers.inline import upload_latest
+
+    try:
+        made = await upload_latest(application)
+        if made:
+            log.info("inline mode: %d charts uploaded ahead", made)
+    except TelegramError as exc:  # the next data change tries again; an inline query uploads its own
+        log.warning("inline charts not uploaded ahead: %s", exc)
+    finally:
+        application.bot_data["uploading_inline"] = False
 
 
 async def _value_lending(application: Application, services: Services, today: date) -> None:  # type: ignore[type-arg]

@@ -153,6 +153,22 @@ async def send_chart(
     )
 
 
+async def upload_chart(bot: Bot, services: Services, chat_id: int, report: RenderedReport) -> str:
+    """The chart's file_id: known, or from one upload to `chat_id` (the storage chat of inline mode),
+    under the same per-chart lock as send_chart, so each distinct chart is uploaded once."""
+    key = report.chart_key
+    known = await services.file_id(key)
+    if known is not None:
+        return known
+    async with services.upload_locks.setdefault(key, asyncio.Lock()):
+        known = await services.file_id(key)
+        if known is None:
+            message = await bot.send_photo(chat_id, report.png or b"", disable_notification=True)
+            known = message.photo[-1].file_id
+            await services.remember_file_id(key, known)
+    return known
+
+
 async def edit_report(bot: Bot, services: Services, chat_id: int, message_id: int, report: RenderedReport) -> None:
     """Replace chart, caption and buttons of an existing message (window buttons)."""
     media = InputMediaPhoto(await _photo(services, report), caption=report.caption, parse_mode=ParseMode.HTML)

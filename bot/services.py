@@ -76,6 +76,8 @@ class Services:
     error_reports: dict[str, float] = field(default_factory=dict)
     bot_username: str = ""
     upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Chart uploads an inline answer did not wait for (bot.handlers.inline), kept until they end.
+    uploads: set[asyncio.Task[str]] = field(default_factory=set)
     file_ids: dict[str, str] = field(default_factory=dict)
     # Where charts are uploaded to obtain a file_id for inline results when no chat has one yet.
     storage_chat_id: int | None = None

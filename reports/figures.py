@@ -31,7 +31,7 @@ HISTORY_DAYS = 3 * 366 + 30
 PERCENTILE_MIN_DAYS = 250
 MARKET_INDEX = "sh000001"
 HS300 = "000300"
-CODE_RE = re.compile(r"^\d{6}$")
+CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
 # A 5-day financing rise this many standard deviations above the stock's norm counts as a spike.
 SPIKE_Z = 2.0
 SPIKE_TOP = 10  # spikes listed at most

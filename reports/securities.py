@@ -5,6 +5,7 @@ sector (its name or part of it in Chinese or English, its code 270000 or its ind
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 
 from sqlalchemy import Engine
@@ -13,14 +14,20 @@ from reports.errors import ReportError
 from storage import queries
 
 # A code with an exchange prefix or suffix: sh600519, SH.600519, 600519.SH, 000001.SZ, 830799.BJ, 600519.SS.
-_EXCHANGE_FORM = re.compile(r"^(?:(?:sh|sz|bj)\.?)?(\d{6})(?:\.(?:sh|sz|bj|ss))?$", re.IGNORECASE)
+_EXCHANGE_FORM = re.compile(r"^(?:(?:sh|sz|bj)\.?)?(\d{6})(?:\.(?:sh|sz|bj|ss))?$", re.IGNORECASE | re.ASCII)
 MAX_NAME_LENGTH = 20  # longer text is not a security name (the longest stored names have ~10 characters)
 MAX_CANDIDATES = 8  # an ambiguous name lists this many matches
 
 
+def normalized(text: str) -> str:
+    """`text` as typed, with full-width digits, letters and punctuation (a Chinese keyboard in its
+    full-width mode: ６００５１９．ＳＨ) read as their ASCII forms (NFKC), and no outer spaces."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
 def code_form(text: str) -> str | None:
     """The 6-digit code in `text` when it is a code in one of the usual forms, else None."""
-    match = _EXCHANGE_FORM.match(text.strip())
+    match = _EXCHANGE_FORM.match(normalized(text))
     return match.group(1) if match else None
 
 
@@ -31,7 +38,7 @@ def candidates(engine: Engine, text: str, on: date | None) -> list[tuple[str, st
     code = code_form(text)
     if code is not None:
         return [(code, "")]
-    fragment = text.strip()
+    fragment = normalized(text)
     if not fragment or len(fragment) > MAX_NAME_LENGTH:
         return []
     found = queries.securities_named(engine, fragment, on, MAX_CANDIDATES + 1)
@@ -58,11 +65,20 @@ def resolve(engine: Engine, text: str, on: date | None) -> str:
     return found[0][0]
 
 
+def resolve_known(engine: Engine, text: str) -> str:
+    """As :func:`resolve`, for a security that has stored detail: a code that never had any (not
+    eligible for margin trading, or no such security) is ReportError unknown_code."""
+    code = resolve(engine, text, None)
+    if queries.last_stock_date(engine, code) is None:
+        raise ReportError("unknown_code", code=code)
+    return code
+
+
 def sector_code(engine: Engine, text: str) -> str:
     """The level-1 code (270000) of the sector `text` names: its code, its index symbol, its Chinese
     or English name (any case), else the one name that contains it; ReportError no_such_sector or
     ambiguous_sector (the names that contain it, listed)."""
-    wanted = text.strip().lower()
+    wanted = normalized(text).lower()
     names = queries.industry_names(engine)
     if not wanted or names.empty:
         raise ReportError("no_such_sector", query=text.strip()[:32])

@@ -583,6 +583,8 @@ class ChatPage:
                 if isinstance(results, list)
                 else [],
                 "next_offset": str(call.params.get("next_offset") or ""),
+                # The button above the results (a reason, or "open in the bot"): {text, start_parameter}.
+                "button": call.params.get("button") if isinstance(call.params.get("button"), dict) else None,
             }
         )
 

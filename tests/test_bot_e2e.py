@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from bot.app import GROUP_COMMANDS, PRIVATE_COMMANDS
 from bot.push import MAX_ATTEMPTS, push_now
+from bot.services import services_of
 from marginbot.logging_setup import setup_logging
 from reports.gallery import sample_stock
 from reports.i18n import t
@@ -583,7 +584,7 @@ async def test_top_ranking_with_its_own_windows(demo_db: Engine, shared_reports:
         await h.press(ZH_USER, ZH_USER, sector.message_id, "w:top:1:270000")
         assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "top", code="270000", days=1).caption
         await h.write(ZH_USER, ZH_USER, "/top 电")
-        assert h.texts(ZH_USER)[-1] == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 /top 5 电子。"
+        assert h.texts(ZH_USER)[-1] == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 电子。"
         choice = h.bot_messages(ZH_USER)[-1]
         assert buttons(choice.reply_markup) == [("电子", "p:top:5:270000"), ("家用电器", "p:top:5:330000"),
                                                 ("电力设备", "p:top:5:630000")]
@@ -685,6 +686,73 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
         for asked in ("top 5 电子", "top 270000", "排行 801080"):
             query = await h.inline(ZH_USER, asked)
             assert [r["id"] for r in h.server.inline_answers[query]["results"]] == [ranking["id"]], asked
+
+
+async def test_inline_codes_in_any_form_bad_dates_and_the_chosen_language(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    code = sample_stock(demo_db)
+    suffix = ".SH" if code.startswith("6") else ".SZ"
+    wide = "".join(chr(ord(ch) + 0xFEE0) for ch in code)  # full-width digits, as a Chinese keyboard types them
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        for asked in (f"{code}{suffix}", f"stock {code}{suffix.lower()}", wide):
+            query = await h.inline(ZH_USER, asked)
+            assert [r["id"] for r in h.server.inline_answers[query]["results"]] == [f"stock-{code}-2026-11-20-zh"], asked
+        # a bad date: nothing to offer, and the reason on the results button
+        query = await h.inline(EN_USER, "ratio 2024-02-30")
+        answer = h.server.inline_answers[query]
+        assert answer["results"] == [] and answer["cache_time"] == 0
+        assert answer["button"]["text"] == '"2024-02-30" is not a date; use YYYY-MM-DD, e.g. 2024-09-30.'
+        # a day without data: the report's own reason, cut to one line
+        query = await h.inline(EN_USER, "ratio 2024-09-28")
+        button = h.server.inline_answers[query]["button"]["text"]
+        assert button.startswith("2024-09-28 is not a trade date with data") and len(button) <= 64
+        # the language chosen in /settings, not Telegram's
+        await h.write(ZH_USER, ZH_USER, "/settings")
+        await h.press(ZH_USER, ZH_USER, h.bot_messages(ZH_USER)[-1].message_id, "s:lang:en")
+        query = await h.inline(ZH_USER, "ratio")
+        [result] = h.server.inline_answers[query]["results"]
+        assert result["id"] == "ratio-2026-11-20-en"
+
+
+async def test_inline_offers_what_is_ready_and_uploads_the_rest_for_next_time(
+        demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage chat is slow (its uploads are paced): the answer does not wait past
+    INLINE_WAIT_SECONDS, offers a button into the bot instead and is not cached; the upload goes on
+    and the next query offers the chart."""
+    import bot.handlers.inline as inline_module
+
+    monkeypatch.setattr(inline_module, "INLINE_WAIT_SECONDS", 0.2)
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        h.server.set_latency(1.0, "sendPhoto")
+        query = await h.inline(ZH_USER, "ratio")
+        answer = h.server.inline_answers[query]
+        assert answer["results"] == [] and answer["cache_time"] == 0
+        assert answer["button"] == {"text": "图表生成中:点此在机器人中查看", "start_parameter": "ratio"}
+        await h.server.wait_for("sendPhoto", timeout=5)
+        services = services_of(h.app)
+        while services.uploads:
+            await asyncio.sleep(0.05)
+        query = await h.inline(ZH_USER, "ratio")
+        [result] = h.server.inline_answers[query]["results"]
+        assert result["photo_file_id"] in h.server.files and h.server.uploads == 1
+
+
+async def test_the_latest_charts_are_uploaded_ahead_for_inline_mode(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    from bot.arguments import INLINE_REPORTS
+    from bot.handlers.inline import upload_latest
+
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        assert await upload_latest(h.app) == 2 * len(INLINE_REPORTS)  # type: ignore[arg-type]
+        assert {c.chat_id for c in h.ok_calls("sendPhoto")} == {STORAGE_CHAT}
+        assert await upload_latest(h.app) == 0  # type: ignore[arg-type]
+        query = await h.inline(EN_USER, "")
+        answer = h.server.inline_answers[query]
+        assert len(answer["results"]) == len(INLINE_REPORTS) and "button" not in answer
+        assert h.server.uploads == 2 * len(INLINE_REPORTS)
 
 
 async def test_status_for_admins_only(demo_db: Engine, shared_reports: ReportService) -> None:
@@ -828,6 +896,15 @@ async def test_watch_list_rides_under_the_daily_push(demo_db: Engine, shared_rep
         assert h.texts(ZH_USER)[-1] == t("zh", "bot.watch_already", name=name, code=code)
         await h.write(ZH_USER, ZH_USER, "/watch 没有这只")
         assert h.texts(ZH_USER)[-1].startswith("没有找到代码或名称为 “没有这只” 的证券")
+        # a code with no margin detail is refused as /stock refuses it: it takes no place in the list
+        await h.write(ZH_USER, ZH_USER, "/watch 999999")
+        assert h.texts(ZH_USER)[-1] == t("zh", "error.unknown_code", code="999999")
+        # full-width digits (a Chinese keyboard's full-width mode) are the same code
+        wide = "".join(chr(ord(ch) + 0xFEE0) for ch in code)
+        await h.write(ZH_USER, ZH_USER, f"/watch {wide}")
+        assert h.texts(ZH_USER)[-1] == t("zh", "bot.watch_already", name=name, code=code)
+        await h.write(ZH_USER, ZH_USER, f"/stock {wide}")
+        assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "stock", code=code).caption
         await h.write(ZH_USER, ZH_USER, "/watch")
         lines = shared_reports.watch_text([code, "600519"], on=None, lang="zh")
         assert h.texts(ZH_USER)[-1] == f"{lines}\n{t('zh', 'bot.watch_hint')}"
@@ -851,7 +928,7 @@ async def test_watch_list_rides_under_the_daily_push(demo_db: Engine, shared_rep
         assert h.photos(ZH_USER)[-1].caption == f"{summary['zh'].caption}\n\n{zh_lines}"
         assert h.photos(EN_USER)[-1].caption == f"{summary['en'].caption}\n\n{en_lines}"
         assert h.photos(GROUP)[-1].caption == summary["zh"].caption  # the group follows none
-        assert h.server.uploads == 2  # one chart per language, whatever the captions
+        assert h.server.uploads == 1 + 2  # the /stock chart; one summary chart per language, whatever the captions
 
 
 async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService) -> None:

@@ -654,7 +654,7 @@ def test_top_in_a_sector_without_stocks_says_so(sqlite_engine: Engine) -> None:
 def test_top_sector_names_can_be_ambiguous(demo: Engine) -> None:
     err = _error(demo, "top", code="电")
     assert (err.kind, err.param("candidates", "zh")) == ("ambiguous_sector", ["电子", "家用电器", "电力设备"])
-    assert err.message("zh") == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 /top 5 电子。"
+    assert err.message("zh") == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 电子。"
     # in English, English names, and buttons labelled in English
     err = _error(demo, "top", code="elec")
     assert err.param("candidates", "en") == ["Electronics", "Telecom"]  # tel-ec-om
@@ -722,7 +722,7 @@ def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest
     err = _error(small, "stock", code="电子")  # two names hold it: both listed, by code
     assert err.kind == "ambiguous_security"
     assert err.message("zh") == ("名称含 “电子” 的证券不止一只:样本电子乙 000001、样本电子甲 600001。"
-                                 "请发送代码,例如 /stock 600519。")
+                                 "请改用 6 位代码,例如 600519。")
     assert "样本电子乙 000001, 样本电子甲 600001." in err.message("en")
     # names as of the latest detail day: the suspended 000003 has no row then and is not offered
     assert len(_error(small, "stock", code="样本").params["candidates"]) == 7

@@ -379,6 +379,10 @@ def test_inline_queries_answer_what_the_bot_answers(sandbox: Sandbox, client: ht
     body = inline(client, GROUP_ID, "bal", **{"as": "member"})
     assert result_kinds(body) == ["balance"]
     assert all(r["photo"] and r["sendable"] for r in body["results"])
+    assert body["button"] is None
+    # Nothing to offer: the bot's reason comes as the button above the (empty) results.
+    body = inline(client, YOU_ID, "ratio 2024-02-30")
+    assert body["results"] == [] and "2024-02-30" in body["button"]["text"]
 
 
 def test_inline_bad_inputs_are_400_and_a_silent_bot_504(sandbox: Sandbox, client: httpx.Client) -> None:

@@ -1,37 +1,113 @@
 """Inline mode: `@bot ratio` (or `@bot 600519`, `@bot 茅台`, `@bot top 电子`, `@bot sectors 电子`,
-`@bot ratio 2024-09-30`) in any chat offers the charts as cached photos with captions."""
+`@bot ratio 2024-09-30`) in any chat offers the charts as cached photos with captions.
+
+Telegram drops an inline answer after about ten seconds, and a chart not uploaded yet must first go
+to the storage chat (a file_id is what an inline photo needs), at that chat's pace. So the answer
+never waits for uploads longer than INLINE_WAIT_SECONDS: it offers the charts that are ready, and a
+button into the bot for the rest, while their uploads go on for the next query. The latest charts are
+uploaded ahead, after each data change (bot.push.warm_reports)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InlineQueryResultCachedPhoto, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultCachedPhoto,
+    InlineQueryResultsButton,
+    Update,
+)
 from telegram.constants import ParseMode
-from telegram.ext import InlineQueryHandler
+from telegram.ext import Application, InlineQueryHandler
 
-from bot.arguments import SECTOR_KINDS, looks_like_date, parse_date
+from bot.arguments import INLINE_REPORTS, parse_inline_query
 from bot.handlers.common import Context
-from bot.sending import start_payload
+from bot.sending import start_payload, upload_chart
 from bot.services import Services, services_of
 from reports import securities
 from reports.errors import ReportError
-from reports.i18n import pick_language, t
+from reports.i18n import LANGUAGES, pick_language, t
 from reports.service import RenderedReport
+from storage import chats
 
 log = logging.getLogger(__name__)
-INLINE_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
-ALIASES = {"两融": "balance", "余额": "balance", "占比": "ratio", "行业": "sectors", "信号": "signals", "概览": "summary",
-           "排行": "top"}
+# Seconds an inline answer waits for charts to upload before it offers what is ready.
+INLINE_WAIT_SECONDS = 4.0
+# Telegram shows a results button's text on one line: longer reasons are cut.
+BUTTON_TEXT_LIMIT = 64
 
 
-async def _ensure_uploaded(context: Context, services: Services, report: RenderedReport) -> str | None:
-    """A file_id for the chart: known, or uploaded once to the storage chat (inline results need an id)."""
-    known = await services.file_id(report.chart_key)
-    if known or services.storage_chat_id is None:
-        return known
-    message = await context.bot.send_photo(services.storage_chat_id, report.png or b"", disable_notification=True)
-    await services.remember_file_id(report.chart_key, message.photo[-1].file_id)
-    return message.photo[-1].file_id
+async def _language(services: Services, query_user_id: int, telegram_code: str | None) -> str:
+    """The language the user chose in their private chat with the bot (/settings), else their Telegram one."""
+    stored = await services.run(chats.get_chat, services.engine, query_user_id)
+    if stored is not None and stored.language in LANGUAGES:
+        return str(stored.language)
+    return pick_language(telegram_code, services.settings.default_language)
+
+
+def _button(text: str, payload: str = "help") -> InlineQueryResultsButton:
+    shown = text if len(text) <= BUTTON_TEXT_LIMIT else text[: BUTTON_TEXT_LIMIT - 1] + "…"
+    return InlineQueryResultsButton(text=shown, start_parameter=payload)
+
+
+def _result(report: RenderedReport, file_id: str, lang: str, username: str) -> InlineQueryResultCachedPhoto:
+    kind = report.kind
+    found = report.data.get("code")  # the security's code, or the sector's: what was asked, resolved
+    title = t(lang, f"titles.{kind}")
+    if kind == "stock":
+        title = f"{report.data['name']} {found}"
+    elif report.data.get("sector"):
+        title = f"{report.data['sector']['name' if lang == 'zh' else 'name_en']} · {title}"
+    # Under the shared chart, a link that opens the same report in a private chat with the bot.
+    link = f"https://t.me/{username}?start={start_payload(kind, found, report.on)}"
+    return InlineQueryResultCachedPhoto(
+        id="-".join(part for part in (kind, found, report.data["date"], lang) if part),
+        photo_file_id=file_id,
+        title=t(lang, "bot.inline_title", title=title, date=report.data["date"]),
+        caption=report.caption,
+        parse_mode=ParseMode.HTML,
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(t(lang, "bot.open_in_bot"), url=link)]]),
+    )
+
+
+def _keep_running(services: Services, tasks: set[asyncio.Task[str]]) -> None:
+    """Uploads still running when the answer goes: kept referenced until done, their errors logged."""
+    for task in tasks:
+        services.uploads.add(task)
+        task.add_done_callback(_upload_done(services))
+
+
+def _upload_done(services: Services):  # type: ignore[no-untyped-def]
+    def done(task: asyncio.Task[str]) -> None:
+        services.uploads.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("inline chart upload failed: %s", task.exception())
+    return done
+
+
+async def _file_ids(bot: Bot, services: Services, reports: list[RenderedReport]) -> dict[str, str]:
+    """chart_key -> file_id for the charts ready within INLINE_WAIT_SECONDS (uploading the others)."""
+    ids: dict[str, str] = {}
+    pending: dict[asyncio.Task[str], str] = {}
+    for report in reports:
+        known = await services.file_id(report.chart_key)
+        if known is not None:
+            ids[report.chart_key] = known
+        elif services.storage_chat_id is not None and report.png:
+            task = asyncio.ensure_future(upload_chart(bot, services, services.storage_chat_id, report))
+            pending[task] = report.chart_key
+    if pending:
+        done, still = await asyncio.wait(pending, timeout=INLINE_WAIT_SECONDS)
+        for task in done:
+            if task.exception() is None:
+                ids[pending[task]] = task.result()
+            else:
+                log.warning("inline chart upload failed: %s", task.exception())
+        _keep_running(services, still)
+    return ids
 
 
 async def inline_query(update: Update, context: Context) -> None:
@@ -39,79 +115,63 @@ async def inline_query(update: Update, context: Context) -> None:
     if query is None:
         return
     services = services_of(context)
-    lang = pick_language(query.from_user.language_code, services.settings.default_language)
-    words = query.query.strip().lower().split()
-    dates = [w for w in words if looks_like_date(w)]
-    words = [w for w in words if not looks_like_date(w)]
-    try:
-        on = parse_date(dates[0]) if dates else None  # "ratio 2024-09-30": that day's chart
-    except ValueError:
-        on = None
-    # "top 电子" / "排行 银行" / "top 5 电子": the ranking inside that sector; "sectors 电子" / "行业 电子" /
-    # "sectors 270000": that sector alone (the report finds the sector, or nothing is offered). A
-    # window among the words is left out: a shared chart has its report's own. Six digits are a
-    # sector's code or index here (801080), never a window (at most 2500) nor a security.
-    asked = ALIASES.get(words[0], words[0]) if words else None
-    code: str | None = None
-    sector: str | None = None
-    if asked in SECTOR_KINDS:
-        sector = " ".join(w for w in words[1:] if not (w.isdigit() and len(w) < 6)) or None
-    else:
-        code = next((c for c in map(securities.code_form, words) if c), None)
-        names = words[1:] if words and words[0] in ("stock", "个股") else words
-        names_a_report = names and (names[0] in ALIASES or any(k.startswith(names[0]) for k in INLINE_REPORTS))
-        if code is None and names and not names_a_report:
-            # "茅台": the chart of the one security whose name holds it (several or none: the report list)
-            found = await services.run(securities.candidates, services.engine, names[0], on)
-            code = found[0][0] if len(found) == 1 else None
-    # A bad date offers nothing. Any code, sector or date may be asked, each a render and an upload:
-    # counted against the user's allowance of expensive requests (the same as their private chat's);
-    # over it, nothing for a while.
-    bad_date = (dates and on is None) or len(dates) > 1
-    asks_render = code is not None or on is not None or sector is not None
-    if bad_date or (asks_render and services.throttle.check(query.from_user.id) > 0):
-        await query.answer([], cache_time=0, is_personal=True)
+    lang = await _language(services, query.from_user.id, query.from_user.language_code)
+    request = parse_inline_query(query.query)
+    if request.bad_date is not None:
+        reason = t(lang, "error.bad_date", date=request.bad_date)
+        await query.answer([], cache_time=0, is_personal=True, button=_button(reason))
         return
-    wanted: list[tuple[str, str | None]]
-    if code is not None:  # "600519" or "stock 600519": that security's chart, or nothing if unknown
-        wanted = [("stock", code)]
-    elif sector is not None:
-        wanted = [(str(asked), sector)]
-    elif words and words[0] in ALIASES:
-        wanted = [(ALIASES[words[0]], None)]
-    else:
-        wanted = [(k, None) for k in INLINE_REPORTS if not words or k.startswith(words[0])]
-        wanted = wanted or [(k, None) for k in INLINE_REPORTS]
-    username = services.bot_username or context.bot.username
-    results = []
+    # Any code, sector or date may be asked, each a render and an upload: counted against the user's
+    # allowance of expensive requests (the same as their private chat's); over it, nothing for a while.
+    if request.asks_render and services.throttle.check(query.from_user.id) > 0:
+        await query.answer([], cache_time=0, is_personal=True, button=_button(t(lang, "bot.inline_slow_down")))
+        return
+    wanted = list(request.wanted)
+    if request.name is not None:
+        # "茅台": the chart of the one security whose name holds it (several or none: the report list)
+        candidates = await services.run(securities.candidates, services.engine, request.name, request.on)
+        if len(candidates) == 1:
+            wanted = [("stock", candidates[0][0])]
+    reports: list[RenderedReport] = []
+    problem: ReportError | None = None
     for kind, target in wanted:
         try:
-            report = await services.run(services.reports.render, kind, code=target, on=on, lang=lang)
-        except ReportError:
-            continue
-        file_id = await _ensure_uploaded(context, services, report)
-        if file_id is None:
-            continue
-        found = report.data.get("code")  # the security's code, or the sector's: what was asked, resolved
-        title = t(lang, f"titles.{kind}")
-        if kind == "stock":
-            title = f"{report.data['name']} {found}"
-        elif report.data.get("sector"):
-            title = f"{report.data['sector']['name' if lang == 'zh' else 'name_en']} · {title}"
-        # Under the shared chart, a link that opens the same report in a private chat with the bot.
-        link = f"https://t.me/{username}?start={start_payload(kind, found, report.on)}"
-        results.append(
-            InlineQueryResultCachedPhoto(
-                id="-".join(part for part in (kind, found, report.data["date"], lang) if part),
-                photo_file_id=file_id,
-                title=t(lang, "bot.inline_title", title=title, date=report.data["date"]),
-                caption=report.caption,
-                parse_mode=ParseMode.HTML,
-                reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(t(lang, "bot.open_in_bot"), url=link)]]),
-            )
-        )
+            reports.append(await services.run(services.reports.render, kind, code=target, on=request.on, lang=lang))
+        except ReportError as exc:
+            problem = problem or exc
+    ids = await _file_ids(context.bot, services, reports)
+    username = services.bot_username or context.bot.username
+    results = [_result(r, ids[r.chart_key], lang, username) for r in reports if r.chart_key in ids]
+    button = None
+    if len(results) < len(reports):  # still uploading: the bot itself has them at once
+        first = next(r for r in reports if r.chart_key not in ids)
+        payload = start_payload(first.kind, first.data.get("code"), first.on)
+        button = _button(t(lang, "bot.inline_pending"), payload)
+    elif not results:
+        reason = problem.message(lang) if problem else t(lang, "bot.inline_empty")
+        button = _button(reason)
     # Personal: the results are in the asker's language (Telegram caches by query text otherwise).
-    await query.answer(results, cache_time=300, is_personal=True)
+    # A partial answer is not cached: the next query offers the charts uploaded meanwhile.
+    await query.answer(results, cache_time=300 if button is None else 0, is_personal=True, button=button)
+
+
+async def upload_latest(application: Application) -> int:  # type: ignore[type-arg]
+    """Upload the latest charts that inline mode offers first (every report, both languages) to the
+    storage chat, one at a time, so that `@bot ratio` finds them ready; returns the uploads made."""
+    services = services_of(application)
+    if services.storage_chat_id is None:
+        return 0
+    made = 0
+    for lang in LANGUAGES:
+        for kind in INLINE_REPORTS:
+            try:
+                report = await services.run(services.reports.render, kind, lang=lang)
+            except ReportError:
+                continue
+            if await services.file_id(report.chart_key) is None and report.png:
+                await upload_chart(application.bot, services, services.storage_chat_id, report)
+                made += 1
+    return made
 
 
 def handlers() -> list:  # type: ignore[type-arg]

@@ -19,11 +19,11 @@ WATCH_COMMANDS = ("watch", "unwatch")
 
 
 async def _code(update: Update, context: Context, lang: str, words: list[str]) -> str | None:
-    """The security the words name (code in any usual form, name, part of a name), or None after
-    answering what is wrong (nothing matches, several do)."""
+    """The security the words name (code in any usual form, name, part of a name) and that has
+    stored detail, or None after answering what is wrong (nothing matches, several do, no detail)."""
     services = services_of(context)
     try:
-        return await services.run(securities.resolve, services.engine, " ".join(words), None)
+        return await services.run(securities.resolve_known, services.engine, " ".join(words))
     except ReportError as exc:
         await reply(update, html.escape(exc.message(lang)))
         return None

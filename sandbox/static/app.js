@@ -623,9 +623,27 @@
       }
       strip.appendChild(item);
     }
-    if (!answer.results.length) strip.appendChild(el("div", "inline-status", "No results"));
-    box.replaceChildren(inlineHead(answer.query ? `“${answer.query}”` : "every chart"), strip);
+    if (!answer.results.length && !answer.button) strip.appendChild(el("div", "inline-status", "No results"));
+    const head = inlineHead(answer.query ? `“${answer.query}”` : "every chart");
+    if (answer.button) box.replaceChildren(head, inlineButton(answer.button), strip);
+    else box.replaceChildren(head, strip);
     box.hidden = false;
+  }
+
+  // The bot's button above its results, as in Telegram: it opens the private chat with the bot and
+  // sends /start with the button's parameter.
+  function inlineButton(button) {
+    const node = el("button", "inline-button", button.text || "");
+    node.type = "button";
+    node.addEventListener("click", async () => {
+      const privateChat = [...state.chats.values()].find((c) => c.info.type === "private");
+      if (!privateChat) return;
+      $("input").value = "";
+      hideInline();
+      selectChat(privateChat.info.id);
+      await send(`/start ${button.start_parameter || ""}`);
+    });
+    return node;
   }
 
   async function chooseInline(chat, as, queryId, result, node) {
