@@ -15,14 +15,14 @@ from bot.push import pipeline_tick
 from bot.services import Services, Throttle
 from marginbot.logging_setup import RedactTokens
 from marginbot.settings import TIMEZONE, Settings
-from reports.i18n import LANGUAGES, t
+from reports.i18n import LANGUAGES, pick_language, t
 from reports.service import ReportService
 
 log = logging.getLogger(__name__)
 PRIVATE_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "watch", "unwatch", "subscribe",
                     "unsubscribe", "settings", "help")
 GROUP_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "watch", "unwatch", "subscribe",
-                  "unsubscribe", "help")
+                  "unsubscribe", "settings", "help")
 
 
 def commands(lang: str, names: tuple[str, ...]) -> list[BotCommand]:
@@ -30,11 +30,13 @@ def commands(lang: str, names: tuple[str, ...]) -> list[BotCommand]:
 
 
 async def register_commands(application: Application) -> None:  # type: ignore[type-arg]
-    """Command menus per scope (private, groups) and language; the default language has no code."""
+    """Command menus per scope (private, groups) and language. The menu without a language code is
+    what users of every other language see: in theirs, as they are answered (pick_language: any
+    language but Chinese reads English)."""
     bot = application.bot
-    default = application.bot_data["services"].settings.default_language
+    others = pick_language("other")
     for scope, names in ((BotCommandScopeAllPrivateChats(), PRIVATE_COMMANDS), (BotCommandScopeAllGroupChats(), GROUP_COMMANDS)):
-        await bot.set_my_commands(commands(default, names), scope=scope)
+        await bot.set_my_commands(commands(others, names), scope=scope)
         for lang in LANGUAGES:
             await bot.set_my_commands(commands(lang, names), scope=scope, language_code=lang)
 

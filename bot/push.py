@@ -151,23 +151,34 @@ class Pusher:
         result.sent += 1
 
     async def _send(self, item: chats.Claim, report: RenderedReport) -> Message:
-        """The summary to the chat, with the lines of the securities it follows under its caption, in
-        the forum topic it subscribed from; a topic deleted since then is forgotten and the push goes
-        to General (now and from then on)."""
-        caption = None
+        """The summary to the chat, with the lines of the securities it follows under its caption (in
+        a message of its own right after it when they do not fit), in the forum topic it subscribed
+        from; a topic deleted since then is forgotten and the push goes to General (now and from
+        then on)."""
+        caption, apart = None, None
         if item.watches:
             services = self.services
             lines = await services.run(services.reports.watch_text, item.watches, on=report.on, lang=report.lang)
             caption = caption_with(report.caption, lines)
+            apart = lines if caption is None else None
+        placement = Placement(thread_id=item.thread_id)
         try:
-            return await send_chart(self.bot, self.services, item.chat_id, report,
-                                    placement=Placement(thread_id=item.thread_id), caption=caption)
+            message = await send_chart(self.bot, self.services, item.chat_id, report, placement=placement,
+                                       caption=caption)
         except BadRequest as exc:
             if item.thread_id is None or "thread not found" not in exc.message.lower():
                 raise
             log.warning("chat %s: push topic %s is gone; pushing to General", item.chat_id, item.thread_id)
             await self.services.run(chats.clear_push_thread, self.services.engine, item.chat_id)
-            return await send_chart(self.bot, self.services, item.chat_id, report, caption=caption)
+            placement = Placement()
+            message = await send_chart(self.bot, self.services, item.chat_id, report, caption=caption)
+        if apart is not None:
+            try:
+                await self.bot.send_message(item.chat_id, apart, parse_mode=ParseMode.HTML,
+                                            **placement.send_kwargs())
+            except TelegramError as exc:  # the summary is there: the delivery stands, the lines are lost
+                log.warning("chat %s: watch lines not sent after the push: %s", item.chat_id, exc)
+        return message
 
     async def _retry_or_fail(self, item: chats.Claim, error: str, result: PushResult) -> None:
         final = item.attempts >= self.max_attempts

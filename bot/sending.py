@@ -114,12 +114,16 @@ async def send_report(
     bot: Bot, services: Services, chat_id: int, report: RenderedReport, *, with_buttons: bool = True,
     placement: Placement = NOWHERE_IN_PARTICULAR,
 ) -> Message:
-    """Send chart + caption (and details as a second message when there are any, in the same topic)."""
+    """Send chart + caption (and details as a second message when there are any, in the same topic).
+
+    Where the chart quotes the request (groups), the details quote the chart: answers to several
+    members may interleave, and each table stays tied to its chart."""
     markup = window_keyboard(report) if with_buttons else None
     message = await send_chart(bot, services, chat_id, report, markup, placement)
     if report.details:
+        details_placement = Placement(placement.thread_id, message.message_id if placement.reply_to else None)
         await bot.send_message(chat_id, report.details, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
-                               **placement.send_kwargs(quote=False))
+                               **details_placement.send_kwargs())
     return message
 
 

@@ -31,17 +31,21 @@ class Throttle:
         self.warned: dict[int, float] = {}
         self._swept = clock()
 
-    def check(self, chat_id: int) -> float:
-        """0 when allowed (and counted); otherwise seconds until the next request is allowed."""
+    def check(self, chat_id: int, cost: int = 1) -> float:
+        """0 when `cost` more fit in the window (and are counted); otherwise seconds until they would
+        (at least one: a request that can never fit, cost > limit, waits a whole period)."""
         now = self.clock()
         window = self.events.setdefault(chat_id, deque())
         while window and now - window[0] >= self.period:
             window.popleft()
-        if len(window) < self.limit:
-            window.append(now)
+        if len(window) + cost <= self.limit:
+            window.extend([now] * cost)
             self._forget_idle(now)
             return 0.0
-        return max(1.0, self.period - (now - window[0]))
+        leaving = len(window) + cost - self.limit  # entries that must leave before `cost` more fit
+        if leaving > len(window):
+            return self.period
+        return max(1.0, self.period - (now - window[leaving - 1]))
 
     def _forget_idle(self, now: float) -> None:
         """Drop the chats with nothing in the window, at most once a period: every inline user and

@@ -97,15 +97,8 @@ def render_watch(lang: str, stocks: list[dict[str, Any]]) -> str:
     return _squeeze(environment(lang).get_template("watch.html.j2").render(d={"stocks": stocks}))
 
 
-def caption_with(caption: str, block: str) -> str:
-    """`caption` and, below it, as many whole lines of `block` as fit in Telegram's 1,024 characters
-    (an ellipsis where lines were left out; the caption alone when not even the first fits)."""
-    lines = block.splitlines()
-    while lines:
-        joined = caption + "\n\n" + "\n".join(lines) + ("\n…" if len(lines) < len(block.splitlines()) else "")
-        if visible_length(joined) <= CAPTION_LIMIT:
-            return joined
-        lines.pop()
-        if len(lines) <= 1:  # only the heading would be left
-            return caption
-    return caption
+def caption_with(caption: str, block: str) -> str | None:
+    """`caption` with `block` below it when both fit in Telegram's 1,024 characters; None when they
+    do not (the block then goes in a message of its own: no line of it is dropped)."""
+    joined = caption + "\n\n" + block
+    return joined if visible_length(joined) <= CAPTION_LIMIT else None

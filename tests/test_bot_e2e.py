@@ -23,7 +23,7 @@ from datetime import date, time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from bot.app import GROUP_COMMANDS, PRIVATE_COMMANDS
@@ -33,6 +33,7 @@ from marginbot.logging_setup import setup_logging
 from reports.gallery import sample_stock
 from reports.i18n import t
 from reports.service import RenderedReport, ReportService
+from reports.text import to_plain
 from storage import chats, models
 from storage.database import bump_data_version, make_engine, session_scope
 from tests.bot_harness import (
@@ -371,7 +372,7 @@ async def test_groups_get_answers_quoted_and_topics_in_their_topic(demo_db: Engi
         asked = await h.write(GROUP, MEMBER, "/sectors")
         chart, details = h.bot_messages(GROUP)
         assert chart.photo and chart.reply_to_message_id == asked["message_id"] and chart.message_thread_id is None
-        assert details.reply_to_message_id is None  # the details follow the chart, unquoted
+        assert details.reply_to_message_id == chart.message_id  # the details quote their chart
 
         h.server.add_chat(forum, "supergroup", title="两融论坛", members=[MEMBER], is_forum=True)
         asked = await h.inject(h.server.inject_message, forum, MEMBER, "/sectors", thread_id=topic)
@@ -380,7 +381,7 @@ async def test_groups_get_answers_quoted_and_topics_in_their_topic(demo_db: Engi
         await h.inject(h.server.inject_message, forum, MEMBER, "/ratio 20")  # in General
         chart, details, error, menu, general, general_details = h.bot_messages(forum)
         assert [m.message_thread_id for m in (chart, details, error, menu)] == [topic] * 4
-        assert chart.reply_to_message_id == asked["message_id"] and details.reply_to_message_id is None
+        assert chart.reply_to_message_id == asked["message_id"] and details.reply_to_message_id == chart.message_id
         assert chart.caption == expected(shared_reports, "sectors").caption
         assert error.plain_text() == "天数 “x” 无效,请输入 1 到 2500 之间的整数,例如 /ratio 250。"
         assert general.photo and (general.message_thread_id, general_details.message_thread_id) == (None, None)
@@ -787,8 +788,9 @@ async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportS
                 menu = h.server.commands(scope, lang)
                 assert [c["command"] for c in menu] == list(names)
                 assert [c["description"] for c in menu] == [t(lang, f"commands.{n}") for n in names]
-            assert h.server.commands(scope) == h.server.commands(scope, "zh")  # default language: zh
-        assert "settings" not in [c["command"] for c in h.server.commands(groups, "zh")]
+            # every other language (de, ja, ...) is answered in English: its menu too
+            assert h.server.commands(scope) == h.server.commands(scope, "en")
+        assert "settings" in [c["command"] for c in h.server.commands(groups, "zh")]  # admins set a group's language
         assert h.server.commands(private, "en")[1] == {"command": "ratio",
                                                        "description": "Margin trading share of turnover"}
 
@@ -929,6 +931,29 @@ async def test_watch_list_rides_under_the_daily_push(demo_db: Engine, shared_rep
         assert h.photos(EN_USER)[-1].caption == f"{summary['en'].caption}\n\n{en_lines}"
         assert h.photos(GROUP)[-1].caption == summary["zh"].caption  # the group follows none
         assert h.server.uploads == 1 + 2  # the /stock chart; one summary chart per language, whatever the captions
+
+
+async def test_a_long_watch_list_comes_whole_right_after_the_push(demo_db: Engine,
+                                                                  shared_reports: ReportService) -> None:
+    """Ten followed securities do not fit under the summary's caption: the caption goes alone and the
+    whole list follows in a message of its own; nothing is left out."""
+    with demo_db.connect() as conn:
+        codes = [r[0] for r in conn.execute(text(
+            "SELECT code FROM stock_margin WHERE trade_date = :d AND is_fund = false ORDER BY rzye DESC LIMIT 10"),
+            {"d": DATA_DATE})]
+    subscribe_directly(demo_db, [EN_USER], lambda cid: "en")
+    for code in codes:
+        assert chats.watch(demo_db, EN_USER, code) == "added"
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and result.sent == 1
+        summary = expected(shared_reports, "summary", lang="en", on=DATA_DATE)
+        lines = shared_reports.watch_text(codes, on=DATA_DATE, lang="en")
+        chart, apart = h.bot_messages(EN_USER)
+        assert chart.caption == summary.caption and apart.text is not None
+        assert apart.plain_text() == to_plain(lines) and len(lines.splitlines()) == 1 + len(codes)
+        assert all(f"({code})" in apart.text for code in codes)
 
 
 async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService) -> None:
@@ -1241,6 +1266,24 @@ async def test_a_group_flooding_cheap_commands_never_stalls_other_chats(demo_db:
         assert len(texts) == 21 and texts.count(slow) == 1
         assert {x for x in texts if x != slow} == {texts[0] if texts[0] != slow else texts[1]}
         assert all(x.startswith("天数 “x” 无效") for x in texts if x != slow)
+
+
+async def test_a_group_asking_many_reports_stays_within_its_minute(demo_db: Engine,
+                                                                    shared_reports: ReportService) -> None:
+    """Each report is two messages (chart, details): 15 report commands at once in a group get 10
+    answers, 20 messages (Telegram's per-group minute), and one "slow down"; each details message
+    quotes its own chart, however the answers interleave."""
+    async with running(demo_db, shared_reports, commands_per_minute=100) as h:
+        add_people(h)
+        for text_ in ["/balance", "/ratio 20", "/sectors"] * 5:
+            h.server.inject_message(GROUP, MEMBER, text_)
+        await h.until(lambda: len(h.bot_messages(GROUP)) >= 21)
+        sent = h.bot_messages(GROUP)
+        slow = [m for m in sent if m.text == t("zh", "bot.slow_down", seconds=60)]
+        charts = {m.message_id: m for m in sent if m.photo}
+        details = [m for m in sent if not m.photo and m not in slow]
+        assert (len(sent), len(slow), len(charts), len(details)) == (21, 1, 10, 10)
+        assert sorted(d.reply_to_message_id for d in details) == sorted(charts)  # type: ignore[type-var]
 
 
 async def test_a_private_chat_over_its_answer_budget_is_told_once(demo_db: Engine,

@@ -72,3 +72,16 @@ def test_a_traceback_with_the_token_is_redacted() -> None:
     line = RedactingFormatter("%(message)s").format(record)
     assert "RuntimeError" in line and "<token>" in line
     assert TOKEN.split(":")[1] not in line
+
+
+def test_a_request_may_cost_several_and_waits_until_they_all_fit() -> None:
+    clock = Clock()
+    throttle = Throttle(5, period=60.0, clock=clock)
+    assert throttle.check(7, cost=2) == 0.0  # 1000: two
+    clock.now = 1010.0
+    assert throttle.check(7, cost=2) == 0.0  # 1010: four
+    assert throttle.check(7, cost=2) == 50.0  # one fits; two once the first pair (1000) has left
+    assert throttle.check(7) == 0.0  # one does fit: five
+    clock.now = 1060.0
+    assert throttle.check(7, cost=2) == 0.0
+    assert throttle.check(8, cost=6) == 60.0  # more than the limit never fits: a whole period

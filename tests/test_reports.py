@@ -1188,18 +1188,14 @@ def test_session_row_count_of_demo(demo: Engine) -> None:
     assert demo_flag == "true"
 
 
-def test_watch_lines_under_a_caption_fit_telegram() -> None:
-    """The watch list goes under the push's caption in whole lines, as many as fit in 1,024
-    characters, with an ellipsis for the rest; the caption alone when none fits."""
-    caption = "<b>两融雷达</b>\n" + "x" * 700
+def test_watch_lines_go_under_a_caption_only_whole() -> None:
+    """The watch list goes under the push's caption when all of it fits in 1,024 visible characters
+    (tags do not count); otherwise not at all (the push sends it as a message of its own)."""
     block = "<b>⭐ 关注</b>\n" + "\n".join(f"样本{i}({600000 + i})融资余额 {'9' * 40}" for i in range(10))
-    joined = report_text.caption_with(caption, block)
-    assert report_text.visible_length(joined) <= report_text.CAPTION_LIMIT and joined.endswith("\n…")
-    kept = joined.removeprefix(caption + "\n\n").splitlines()
-    assert kept[0] == "<b>⭐ 关注</b>" and kept[1:-1] == block.splitlines()[1 : len(kept) - 1] and len(kept) > 3
-    short = "<b>⭐ 关注</b>\n样本(600000)融资余额 1.00 亿元"
-    assert report_text.caption_with("caption", short) == f"caption\n\n{short}"
-    assert report_text.caption_with("y" * 1020, block) == "y" * 1020  # no room for a line: the caption alone
+    room = report_text.CAPTION_LIMIT - report_text.visible_length(block) - 2  # the blank line between
+    caption = "<b>两融雷达</b>\n" + "x" * (room - len("两融雷达\n"))
+    assert report_text.caption_with(caption, block) == f"{caption}\n\n{block}"
+    assert report_text.caption_with(caption + "x", block) is None
 
 
 def test_summary_names_why_it_has_no_sectors_early_in_the_history(demo: Engine) -> None:

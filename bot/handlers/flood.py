@@ -1,6 +1,7 @@
 """The flood gate: a per-chat budget of answers, checked before any handler runs.
 
-Every command the bot answers costs a message, and a group takes at most 20 a minute (Telegram):
+Every command the bot answers costs a message (a report command with good arguments two: its chart
+and its details), and a group takes at most 20 a minute (Telegram):
 answers beyond that wait in the rate limiter, each holding one of the application's update slots,
 so one chat flooding cheap commands (bad arguments, unknown commands) would soon leave none for
 anybody else. Over its budget (services.GROUP_ANSWERS_PER_MINUTE, PRIVATE_ANSWERS_PER_MINUTE), a
@@ -15,12 +16,35 @@ import logging
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop, TypeHandler
 
+from bot.arguments import ArgumentError, parse_report_args
 from bot.handlers.chat import KNOWN_COMMANDS
 from bot.handlers.common import Context, addressed_to_bot, chat_language, is_group, reply_key
+from bot.handlers.reports import REPORT_COMMANDS
 from bot.services import services_of
 from reports.i18n import t
 
 log = logging.getLogger(__name__)
+
+
+# What a report sends: its chart and its details (bot.sending.send_report).
+REPORT_MESSAGES = 2
+
+
+def messages_asked(update: Update) -> int:
+    """The messages the answer will take: REPORT_MESSAGES for a report command whose arguments
+    parse (a bad one is answered in one line), else one."""
+    text = update.message.text if update.message is not None and update.message.text else ""
+    if not text.startswith("/"):
+        return 1
+    command, *words = text.split()
+    kind = command.lstrip("/").split("@")[0].lower()
+    if kind not in REPORT_COMMANDS:
+        return 1
+    try:
+        parse_report_args(kind, words)
+    except ArgumentError:
+        return 1
+    return REPORT_MESSAGES
 
 
 def asks_for_an_answer(update: Update, context: Context) -> bool:
@@ -50,11 +74,12 @@ async def gate(update: Update, context: Context) -> None:
         return
     services = services_of(context)
     budget = services.group_answers if is_group(chat) else services.private_answers
-    wait = budget.check(chat.id)
+    wait = budget.check(chat.id, messages_asked(update))
     if wait <= 0:
         return
     log.info("chat %s over its answer budget: update dropped", chat.id)
-    if budget.should_warn(chat.id):
+    # One "slow down" a minute per chat, whichever allowance ran out (this one or services.throttle's).
+    if services.throttle.should_warn(chat.id):
         seconds = int(wait + 0.999)
         if update.callback_query is not None:
             await update.callback_query.answer(t(await chat_language(update, context), "bot.slow_down",
