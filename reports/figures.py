@@ -36,6 +36,7 @@ CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
 SPIKE_Z = 2.0
 SPIKE_TOP = 10  # spikes listed at most
 TOP_COUNT = 10  # stocks in each list of the ranking (risers, fallers)
+HEADLINE_SECTORS = 3  # sectors named as the largest inflows and outflows
 # Trade days a stock's spike z-score reads: the day itself and the dates before it.
 SPIKE_LOOKBACK = stocks.SPIKE_DATES_BEFORE + 1
 # Trade days the sector bottoming signal reads: 20-day changes over a 5-day look-back, with room.
@@ -290,6 +291,9 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         more_balanced=bool(hhi_now < hhi_then),
         total_rzye=_num(wide.iloc[-1].sum()),
         bottoming=_bottoming(engine, day),
+        # the largest rises and falls, each on its side of zero: on a day every sector rose, no outflow
+        inflows=[r for r in rows if (r["change"] or 0) > 0][:HEADLINE_SECTORS],
+        outflows=[r for r in reversed(rows) if (r["change"] or 0) < 0][:HEADLINE_SECTORS],
         sectors=rows,
     )
     return Figures("sectors", data, {"table": rows, "concentration": conc.iloc[-days - 1 :]})

@@ -1095,6 +1095,24 @@ def test_demo_text_fits_telegram(demo: Engine, kind: str, lang: str) -> None:
         assert not any("\u4e00" <= ch <= "\u9fff" for ch in plain), plain
 
 
+@pytest.mark.parametrize(("day", "side"), [(date(2026, 4, 20), "outflows"), (date(2026, 10, 15), "inflows")])
+def test_no_sector_is_called_an_outflow_when_it_rose(demo: Engine, day: date, side: str) -> None:
+    """On 2026-04-20 every sector's 20-day change in the demo is a rise, on 2026-10-15 a fall: the
+    side with no sector says so, in the sectors report and in the daily push."""
+    service = ReportService(demo)
+    d = service.render("sectors", on=day, lang="zh", chart=False).data
+    changes = [s["change"] for s in d["sectors"]]
+    assert all(c > 0 for c in changes) if side == "outflows" else all(c < 0 for c in changes)
+    assert d[side] == []
+    other = d["inflows" if side == "outflows" else "outflows"]
+    assert [s["code"] for s in other] == [s["code"] for s in (d["sectors"] if side == "outflows"
+                                                              else d["sectors"][::-1])][:3]
+    none_zh = "流出最多:无(没有行业融资余额减少)" if side == "outflows" else "流入最多:无(没有行业融资余额增加)"
+    assert none_zh in service.render("sectors", on=day, lang="zh", chart=False).caption
+    push = service.render("summary", on=day, lang="en", chart=False).caption
+    assert ("Outflow: none" if side == "outflows" else "20-day inflow: none") in push
+
+
 def test_demo_bottoming_sector_in_sectors_and_signals(demo: Engine) -> None:
     """The demo data make 医药生物 (370000) bottom out (tests/test_demo.py checks the raw rule); both
     reports that show the signal name it, with its names, and agree."""
