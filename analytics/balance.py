@@ -9,12 +9,9 @@ Percentages are percent numbers (12.5 means 12.5%).
 from __future__ import annotations
 
 import math
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
-
-PandasT = TypeVar("PandasT", pd.Series, pd.DataFrame)
 
 PACE_STEADY = "steady"
 PACE_FASTER = "faster"
@@ -274,18 +271,6 @@ def rolling_quantiles(
     out = pd.DataFrame({quantile_label(q): roll.quantile(q) for q in quantiles}, index=x.index)
     out.index.name = "trade_date"
     return out
-
-
-def implied_repayment(rzye: PandasT, rzmre: PandasT) -> PandasT:
-    """融资偿还额 where a source omits it, per day (and per column of a frame).
-
-    Formula: ``rzche[T] = rzye[T-1] + rzmre[T] - rzye[T]`` (元), ``T-1`` the previous date of the
-    two indexes together; nan on the first date and where a term is missing.
-    """
-    dates = rzye.index.union(rzmre.index)
-    rzye, rzmre = rzye.reindex(dates), rzmre.reindex(dates)
-    rzche = rzye.shift(1) + rzmre - rzye
-    return rzche.rename("rzche") if isinstance(rzche, pd.Series) else rzche
 
 
 def identity_gap_pct(rzye: pd.Series, rzmre: pd.Series, rzche: pd.Series) -> pd.Series:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics.balance import implied_repayment
-
 
 def pivot_balance(sector_daily: pd.DataFrame, column: str = "rzye") -> pd.DataFrame:
     """Long to wide: index ``trade_date`` (sorted), one column per ``sw_l1_code`` (sorted).
@@ -61,19 +59,15 @@ def shares_pct(wide: pd.DataFrame) -> pd.DataFrame:
 def net_buy_daily(sector_daily: pd.DataFrame) -> pd.DataFrame:
     """Wide daily 融资净买入 per sector (元).
 
-    Formula: ``rzmre[T] - rzche[T]``; where rzche is unknown (a member's source omitted it and its
-    previous day was not stored), ``rzche[T] = rzye[T-1] + rzmre[T] - rzye[T]`` on the sector's
-    own figures, so the first stored day is nan.
+    Formula: ``rzmre[T] - rzche[T]``, both summed over the sector's members (storage derives each
+    member's rzche where its source omits it); nan where a member's is unknown. Never derived from
+    the sector's own balance: a stock joining or leaving the sector, or a member missing a day,
+    would then count as buying or selling.
     """
-    has_rzche = "rzche" in sector_daily.columns
-    wide = _pivot(sector_daily, ["rzye", "rzmre", "rzche"] if has_rzche else ["rzye", "rzmre"])
+    wide = _pivot(sector_daily, ["rzye", "rzmre", "rzche"] if "rzche" in sector_daily.columns else ["rzye", "rzmre"])
     rzye = wide["rzye"]
     rzmre = wide["rzmre"].reindex_like(rzye)
-    if has_rzche:
-        rzche = wide["rzche"].reindex_like(rzye)
-    else:
-        rzche = pd.DataFrame(np.nan, index=rzye.index, columns=rzye.columns)
-    rzche = rzche.fillna(implied_repayment(rzye, rzmre))
+    rzche = wide["rzche"].reindex_like(rzye) if "rzche" in wide else rzye * np.nan
     return rzmre - rzche
 
 
@@ -87,7 +81,8 @@ def sector_table(sector_daily: pd.DataFrame, days: int) -> pd.DataFrame:
     - ``change``: ``rzye[T] - rzye[T-days]``, 元
     - ``change_pct``: ``change / rzye[T-days] x 100``, percent
     - ``share_change_pp``: ``share_pct[T] - share_pct[T-days]``, percentage points
-    - ``net_buy``: ``sum(rzmre - rzche)`` over the last ``days`` days (``T-days+1 .. T``), 元
+    - ``net_buy``: ``sum(rzmre - rzche)`` over the last ``days`` days (``T-days+1 .. T``), 元; nan
+      when a day of them is unknown (a partial sum would understate it silently)
 
     Change columns are nan when the frame has fewer than ``days + 1`` dates (or the sector had no
     balance then).
@@ -113,7 +108,7 @@ def sector_table(sector_daily: pd.DataFrame, days: int) -> pd.DataFrame:
         share_before = pd.Series(np.nan, index=wide.columns)
     chg = last - before
     net = net_buy_daily(sector_daily)
-    net_buy = net.iloc[-days:].sum(min_count=1) if len(net) >= days else pd.Series(np.nan, index=wide.columns)
+    net_buy = net.iloc[-days:].sum(min_count=days) if len(net) >= days else pd.Series(np.nan, index=wide.columns)
     table = pd.DataFrame(
         {
             "rzye": last,

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from storage import models
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import exchange_of, industry_name_rows, is_fund_code, level1_code
-from storage.sources import IDENTITY_RTOL
+from storage.sources import IDENTITY_RTOL, derive_stock_rzche
 
 KINDS = ("margin", "turnover", "stocks", "industries", "index")
 SOURCE = "csv"
@@ -276,6 +276,42 @@ def _rebuild_spikes(session: Session, dates: list[date]) -> None:
     rebuild_stock_spikes(session, spike_dates_after_write(session, dates))
 
 
+def _stock_calendar(session: Session) -> list[date]:
+    """The trade dates known to the database: those of margin summaries and of stock detail."""
+    margin = session.execute(select(models.TradingDay.trade_date)).scalars()
+    stocks = session.execute(select(models.StockMargin.trade_date).distinct()).scalars()
+    return sorted({*margin, *stocks})
+
+
+def _derive_stock_rzche(session: Session, dates: list[date]) -> list[date]:
+    """Stock rows of `dates`, and of the trade date after each, without 融资偿还额 get it from the
+    previous trade date's rows of the same exchange (derive_stock_rzche: a security absent there
+    had no financing), as the ingest does for SZSE and BSE, which omit it; rows whose previous trade
+    date has no detail of their exchange stay unknown. Returns the dates whose rows changed."""
+    calendar = _stock_calendar(session)
+    position = {day: i for i, day in enumerate(calendar)}
+    targets = set(dates) | {calendar[position[d] + 1] for d in dates if position[d] + 1 < len(calendar)}
+    sm = models.StockMargin
+    changed: set[date] = set()
+    for day in sorted(targets):
+        if position[day] == 0:
+            continue
+        previous_day = calendar[position[day] - 1]
+        unknown = session.execute(select(sm).where(sm.trade_date == day, sm.rzche.is_(None))).scalars().all()
+        exchanges = {row.exchange for row in unknown}
+        for exchange in exchanges:
+            previous = dict(session.execute(select(sm.code, sm.rzye).where(
+                sm.trade_date == previous_day, sm.exchange == exchange)).all())
+            if not previous:
+                continue
+            for row in unknown:
+                if row.exchange == exchange:
+                    row.rzche = derive_stock_rzche(row.rzye, row.rzmre, previous.get(row.code))
+                    changed.add(day)
+    session.flush()
+    return sorted(changed)
+
+
 def _write(session: Session, kind: str, rows: list[dict[str, Any]]) -> None:
     if kind == "margin":
         upsert(session, models.MarginSummary, rows)
@@ -288,6 +324,7 @@ def _write(session: Session, kind: str, rows: list[dict[str, Any]]) -> None:
     elif kind == "stocks":
         upsert(session, models.StockMargin, rows)
         days = sorted({r["trade_date"] for r in rows})
+        days = sorted({*days, *_derive_stock_rzche(session, days)})
         _rebuild_sectors(session, days)
         _rebuild_spikes(session, days)
     else:

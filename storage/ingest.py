@@ -44,6 +44,7 @@ from storage.sources import (
     ValidationFailed,
     check_detail_against_summary,
     derive_rzche,
+    derive_stock_rzche,
 )
 
 if TYPE_CHECKING:
@@ -520,7 +521,7 @@ class _DayFetcher:
             row["rqye_estimated"] = bool(row["rqye_estimated"])
             if row["rzche"] is None and previous is not None:
                 # The exchange omits it per stock; the definition holds there as for the totals.
-                row["rzche"] = _stock_rzche(row["rzye"], row["rzmre"], previous.get(row["code"]))
+                row["rzche"] = derive_stock_rzche(row["rzye"], row["rzmre"], previous.get(row["code"]))
         return rows
 
 
@@ -528,18 +529,6 @@ def _next_trade_day(calendar: Sequence[date], day: date) -> date | None:
     """The trade date after `day` in the sorted calendar, or None."""
     position = bisect_right(calendar, day)
     return calendar[position] if position < len(calendar) else None
-
-
-def _stock_rzche(rzye: float | None, rzmre: float | None, previous_rzye: float | None) -> float | None:
-    """One security's 融资偿还额 (元) from its previous day's detail row: rzye(T-1) + rzmre(T) - rzye(T).
-
-    A security absent from a stored previous day (newly eligible) had no financing then: rzye(T-1)
-    = 0. A negative result (a balance carried over from before it left the list) is unknown: None.
-    """
-    rzche = derive_rzche(rzye, rzmre, 0.0 if previous_rzye is None else previous_rzye)
-    if rzche is None or rzche < -1.0:  # beyond float noise on whole 元
-        return None
-    return max(rzche, 0.0)
 
 
 def _complete_next_summary(session: Session, row: dict[str, Any], next_day: date) -> None:
@@ -560,7 +549,7 @@ def _complete_next_detail(session: Session, rows: list[dict[str, Any]], next_day
     completed = 0
     for stored in session.execute(select(sm).where(
             sm.trade_date == next_day, sm.exchange == exchange, sm.rzche.is_(None))).scalars():
-        rzche = _stock_rzche(stored.rzye, stored.rzmre, balance.get(stored.code))
+        rzche = derive_stock_rzche(stored.rzye, stored.rzmre, balance.get(stored.code))
         if rzche is not None:
             stored.rzche = rzche
             completed += 1

@@ -351,6 +351,18 @@ def derive_rzche(rzye: float | None, rzmre: float | None, previous_rzye: float |
     return float(previous_rzye) + float(rzmre) - float(rzye)  # type: ignore[arg-type]
 
 
+def derive_stock_rzche(rzye: float | None, rzmre: float | None, previous_rzye: float | None) -> float | None:
+    """One security's 融资偿还额 (元) from its previous trade day's detail row: rzye(T-1) + rzmre(T) - rzye(T).
+
+    A security absent from the previous day's detail (newly eligible) had no financing then: rzye(T-1)
+    = 0. A negative result (a balance carried over from before it left the list) is unknown: None.
+    """
+    rzche = derive_rzche(rzye, rzmre, 0.0 if previous_rzye is None else previous_rzye)
+    if rzche is None or rzche < -1.0:  # beyond float noise on whole 元
+        return None
+    return max(rzche, 0.0)
+
+
 # --- exchange summaries ------------------------------------------------------------------------------
 
 

@@ -183,13 +183,11 @@ def test_rolling_quantiles_band() -> None:
 # --- balance identity ----------------------------------------------------------------------------
 
 
-def test_implied_repayment_and_identity_gap() -> None:
+def test_identity_gap() -> None:
     rzye = _series([100.0, 105.0, 103.0])
     rzmre = _series([10.0, 20.0, 5.0])
-    rzche = balance.implied_repayment(rzye, rzmre)
-    # 100 + 20 - 105 = 15; 105 + 5 - 103 = 7
-    assert math.isnan(rzche.iloc[0])
-    assert list(rzche.iloc[1:]) == [15.0, 7.0]
+    rzche = _series([np.nan, 15.0, 7.0])  # 100 + 20 - 105 = 15; 105 + 5 - 103 = 7: the identity holds
+    assert math.isnan(balance.identity_gap_pct(rzye, rzmre, rzche).iloc[0])
     assert balance.identity_gap_pct(rzye, rzmre, rzche).iloc[1:].abs().max() == 0.0
     off = _series([np.nan, 15.0, 8.0])
     # day 3: 105 + 5 - 8 = 102 vs 103 -> -1/103

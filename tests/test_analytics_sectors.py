@@ -103,11 +103,17 @@ def test_sector_table_not_enough_history() -> None:
     assert list(t["rzye"].sort_index()) == [40.0, 30.0, 20.0, 10.0]
 
 
-def test_sector_table_derives_rzche_when_missing() -> None:
-    with_rzche = sectors.sector_table(_long(), days=2)
-    without = sectors.sector_table(_long().drop(columns="rzche"), days=2)
-    # rzche = rzye(T-1) + rzmre(T) - rzye(T): the same net buying as the source's own figures
-    pd.testing.assert_series_equal(with_rzche["net_buy"], without["net_buy"])
+def test_net_buying_is_unknown_where_a_day_of_it_is() -> None:
+    """A sector's rzche unknown on one day of the window (a member's was): its net buying over the
+    window is unknown, never a partial sum nor a figure derived from the sector's own balance (which
+    would count a stock joining or leaving the sector as buying or selling)."""
+    long = _long()
+    last = long["trade_date"].max()
+    long.loc[(long["sw_l1_code"] == "A") & (long["trade_date"] == last), "rzche"] = np.nan
+    t = sectors.sector_table(long, days=2)
+    assert math.isnan(t.loc["A", "net_buy"])
+    assert t.loc["D", "net_buy"] == -10.0  # the others keep theirs
+    assert sectors.sector_table(long.drop(columns="rzche"), days=2)["net_buy"].isna().all()
 
 
 def test_hhi_and_top_n_hand_computed() -> None:

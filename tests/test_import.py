@@ -172,6 +172,37 @@ def test_stocks_import_exact_values_and_sectors(engine, tmp_path):
     assert data_version(engine) == 2
 
 
+def test_missing_repayment_is_derived_per_stock_and_a_reclassified_stock_is_not_buying(
+        engine: Engine, tmp_path: Path) -> None:
+    """SZSE's detail has no 融资偿还额: left empty in the file, each stock's is derived from its own
+    previous trade day, rzye(T-1) + rzmre(T) - rzye(T) (a stock absent the day before had no
+    financing); 300750 moving from 640000 to 630000 on 04-12 moves its balance, not buying.
+    A file's first day has no previous day: its repayment stays unknown."""
+    import_csv(engine, "industries", good_file(tmp_path, "industries"))
+    lines = [
+        "2024-04-11,000001,平安银行,4000000000,100000000,,,,,",
+        "2024-04-11,300750,宁德时代,9000000000,700000000,,,,,",
+        "2024-04-12,000001,平安银行,4050000000,120000000,,,,,",  # 40.0 + 1.2 - 40.5 = 0.7 亿
+        "2024-04-12,300750,宁德时代,9100000000,600000000,,,,,",  # 90 + 6 - 91 = 5 亿
+        "2024-04-12,002001,新进标的,30000000,30000000,,,,,",  # newly eligible: 0 + 0.3 - 0.3 = 0
+    ]
+    import_csv(engine, "stocks", write(tmp_path / "szse.csv", STOCK_HEADER, lines))
+    with Session(engine) as s:
+        rzche = {(r.trade_date.day, r.code): r.rzche for r in s.execute(select(models.StockMargin)).scalars()}
+    assert rzche == {(11, "000001"): None, (11, "300750"): None,
+                     (12, "000001"): pytest.approx(0.7e8), (12, "300750"): pytest.approx(5e8), (12, "002001"): 0.0}
+    got = sectors(engine)
+    assert got[(date(2024, 4, 11), "640000")][2] is None  # the first day: unknown
+    assert got[(date(2024, 4, 12), "630000")][1:3] == (6e8, pytest.approx(5e8))  # net buying +1 亿, not +91 亿
+    # The day before arrives later (a second file): the first file's day is completed from it.
+    import_csv(engine, "stocks", write(tmp_path / "before.csv", STOCK_HEADER, [
+        "2024-04-10,000001,平安银行,3950000000,80000000,,,,,"]))
+    with Session(engine) as s:
+        row = s.execute(select(models.StockMargin).where(models.StockMargin.code == "000001",
+                                                         models.StockMargin.trade_date == date(2024, 4, 11))).scalar_one()
+    assert row.rzche == pytest.approx(0.5e8)  # 39.5 + 1.0 - 40.0 = 0.5 亿
+
+
 def test_industries_after_stocks_rebuild_sectors(engine, tmp_path):
     import_csv(engine, "stocks", good_file(tmp_path, "stocks"))
     assert sectors(engine) == {}  # no classes yet: nothing to aggregate
