@@ -29,60 +29,61 @@ def _known(series: pd.Series) -> pd.Series:
 def change(series: pd.Series, days: int) -> float:
     """Change of the last value over ``days`` rows.
 
-    Formula: ``x[T] - x[T - days]``, where ``T`` is the last known row.
+    Formula: ``x[T] - x[T - days]``, where ``T`` is the last row.
 
     Parameters
     ----------
     series : pd.Series
-        Values (e.g. 元) indexed by trade date.
+        Values (e.g. 元) with one row per trade date, nan on a trade date without data: a change
+        then spans exactly ``days`` trade dates, and is nan when either end is unknown.
     days : int
         Number of rows (trade dates) to look back; ``days >= 1``.
 
     Returns
     -------
     float
-        The change in the series' unit (元 for a balance); nan with fewer than ``days + 1`` values.
+        The change in the series' unit (元 for a balance); nan with fewer than ``days + 1`` rows.
     """
     if days < 1:
         raise ValueError("days must be >= 1")
-    x = _known(series)
-    if len(x) <= days:
+    if len(series) <= days:
         return math.nan
-    return float(x.iloc[-1] - x.iloc[-1 - days])
+    return float(series.iloc[-1]) - float(series.iloc[-1 - days])
 
 
 def pct_change(series: pd.Series, days: int) -> float:
     """Percentage change of the last value over ``days`` rows.
 
-    Formula: ``(x[T] - x[T - days]) / x[T - days] x 100``.
+    Formula: ``(x[T] - x[T - days]) / x[T - days] x 100``, rows as in :func:`change`.
 
     Returns
     -------
     float
-        Percent; nan with fewer than ``days + 1`` values or when ``x[T - days]`` is 0.
+        Percent; nan with fewer than ``days + 1`` rows, when either end is unknown or when
+        ``x[T - days]`` is 0.
     """
     if days < 1:
         raise ValueError("days must be >= 1")
-    x = _known(series)
-    if len(x) <= days:
+    if len(series) <= days:
         return math.nan
-    base = float(x.iloc[-1 - days])
+    base = float(series.iloc[-1 - days])
     if base == 0:
         return math.nan
-    return (float(x.iloc[-1]) - base) / base * 100.0
+    return (float(series.iloc[-1]) - base) / base * 100.0
 
 
 def daily_pct_changes(series: pd.Series) -> pd.Series:
     """Daily percentage changes.
 
-    Formula: ``r[t] = (x[t] - x[t-1]) / x[t-1] x 100``.
+    Formula: ``r[t] = (x[t] - x[t-1]) / x[t-1] x 100``, with ``t-1`` the previous row: one row per
+    trade date (nan where unknown), so that no change spans a trade date without data.
 
     Returns
     -------
     pd.Series
-        Percent, indexed like the known values of ``series``; the first row is dropped.
+        Percent, indexed like ``series``; the first row is dropped; nan where either day is unknown.
     """
-    x = _known(series)
+    x = series.astype(float)
     prev = x.shift(1).replace(0.0, np.nan)
     return ((x - prev) / prev * 100.0).iloc[1:]
 
@@ -98,7 +99,7 @@ def pace_zscore(series: pd.Series, window: int = 250, min_periods: int | None = 
     Parameters
     ----------
     series : pd.Series
-        Balance in 元.
+        Balance in 元, one row per trade date (nan where unknown).
     window : int
         Number of trailing daily changes for the standard deviation (default 250, about one year).
     min_periods : int, optional
@@ -111,10 +112,12 @@ def pace_zscore(series: pd.Series, window: int = 250, min_periods: int | None = 
         trailing standard deviation is 0.
     """
     need = window if min_periods is None else min_periods
-    r = daily_pct_changes(series).dropna()
-    if len(r) < 1 + max(need, 2):
+    r = daily_pct_changes(series)
+    if r.empty or math.isnan(r.iloc[-1]):
+        return math.nan  # no change today (today or the trade day before is unknown)
+    trailing = r.iloc[:-1].dropna().iloc[-window:]
+    if len(trailing) < max(need, 2):
         return math.nan
-    trailing = r.iloc[-1 - window : -1]
     sd = float(trailing.std(ddof=1))
     if not sd > 0:
         return math.nan
@@ -148,7 +151,7 @@ def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.D
     """Turning points of the ``days``-day change (由减转增 / 由增转减).
 
     Let ``d[t] = x[t] - x[t - days]``. Each day has a side: positive when ``d > 0``, negative when
-    ``d < 0``; a day with ``d == 0`` keeps the previous side (the sign has not crossed yet). Day
+    ``d < 0``; a day with ``d == 0`` or unknown keeps the previous side (the sign has not crossed yet). Day
     ``t`` is a turning point when its side differs from day ``t-1``'s and day ``t-1`` ended a run
     of at least ``min_run`` consecutive days on that side. ``"up"`` = 由减转增 (negative to
     positive), ``"down"`` = 由增转减.
@@ -162,7 +165,7 @@ def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.D
     """
     if days < 1 or min_run < 1:
         raise ValueError("days and min_run must be >= 1")
-    x = _known(series)
+    x = series.astype(float)  # one row per trade date: a run counts trade dates, unknown ones too
     d = x - x.shift(days)
     side = np.sign(d).replace(0.0, np.nan).ffill()
 

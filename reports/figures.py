@@ -102,6 +102,12 @@ def _series_records(series: pd.Series, name: str) -> list[dict[str, Any]]:
     return [{"date": ts.date().isoformat(), name: _num(v)} for ts, v in series.items()]
 
 
+def _on_trade_dates(engine: Engine, series: pd.Series, start: date, day: date) -> pd.Series:
+    """`series` with a row for every known trade date from `start` to `day` (nan where it has none)."""
+    grid = pd.DatetimeIndex(queries.known_trade_dates(engine, start, day))
+    return series.reindex(grid.union(series.index))
+
+
 def balance_figures(engine: Engine, day: date, days: int) -> Figures:
     """量: level, 1/5/20-day change, pace, turning point and 3-year percentile of 两融余额."""
     start = day - timedelta(days=max(HISTORY_DAYS, _calendar_days(days)))
@@ -112,9 +118,12 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         if level.empty:
             raise ReportError("no_balance", date=day.isoformat())
         raise ReportError("no_balance_on", date=day.isoformat(), latest=level.index[-1].date().isoformat())
-    z = balance.pace_zscore(level)
-    tp = balance.last_turning_point(level)
-    # the day's change is from the previous stored day: where the data skip trade days, it spans them
+    # N-day changes, the pace and the turning point count trade dates: a date without data stays in
+    # (unknown), so "5 days" is never seven. The day's change alone is from the previous stored day,
+    # and says so where the data skip trade days (days_skipped).
+    on_grid = _on_trade_dates(engine, level, start, day)
+    z = balance.pace_zscore(on_grid)
+    tp = balance.last_turning_point(on_grid)
     previous = level.index[-2].date() if len(level) > 1 else None
     data = _base(engine, "balance", day)
     data.update(
@@ -125,17 +134,17 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         rzye=_num(summary["rzye"].iloc[-1]),
         rqye=_num(summary["rqye"].iloc[-1]),
         change_1d=_num(balance.change(level, 1)),
-        change_5d=_num(balance.change(level, 5)),
-        change_20d=_num(balance.change(level, 20)),
+        change_5d=_num(balance.change(on_grid, 5)),
+        change_20d=_num(balance.change(on_grid, 20)),
         change_1d_pct=_num(balance.pct_change(level, 1)),
-        change_5d_pct=_num(balance.pct_change(level, 5)),
-        change_20d_pct=_num(balance.pct_change(level, 20)),
+        change_5d_pct=_num(balance.pct_change(on_grid, 5)),
+        change_20d_pct=_num(balance.pct_change(on_grid, 20)),
         pace_z=_num(z),
         pace_class=balance.pace_class(z),
         pace_direction=balance.direction(balance.change(level, 1)),
         # how long ago, in trade dates, so that an old turn reads as old (the change kept its side since)
         turning_point={"date": tp[0].date().isoformat(), "direction": tp[1],
-                       "trade_days_ago": int((level.index > tp[0]).sum())} if tp else None,
+                       "trade_days_ago": int((on_grid.index > tp[0]).sum())} if tp else None,
         percentile_3y=_num(balance.percentile_rank(level, years=3, min_periods=PERCENTILE_MIN_DAYS)),
         exchanges=_exchange_rows(queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day), day),
     )
@@ -507,8 +516,9 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
             sector_rank, sector_count = stocks.stock_rank(peers, code)
     last = history.iloc[-1]
     window = history.iloc[-days - 1 :]
-    # The spike z-score on the trade-date grid, as the market's spike list has it (storage.aggregate):
-    # a 5-day change spans 5 trade dates, never 5 rows across a suspension.
+    # Changes and the spike z-score on the trade-date grid, as the market's spike list has it
+    # (storage.aggregate): a 5-day change spans 5 trade dates, never 5 rows across a suspension, and
+    # the day a stock resumes trading has no change "on the day".
     on_grid = level.reindex(pd.DatetimeIndex(queries.trade_dates(engine, start, day)))
     spike_frame = stocks.stock_spikes(on_grid.to_frame(code), top=1, min_balance=0)
     z = float(spike_frame["zscore"].iloc[0]) if len(spike_frame) else float("nan")
@@ -525,11 +535,11 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         rqyl=_num(last["rqyl"]),
         rqye=_num(last["rqye"]),
         rqye_estimated=bool(last["rqye_estimated"]),
-        change_1d=_num(balance.change(level, 1)),
-        change_5d=_num(balance.change(level, 5)),
-        change_5d_pct=_num(balance.pct_change(level, 5)),
-        change_20d=_num(balance.change(level, 20)),
-        change_20d_pct=_num(balance.pct_change(level, 20)),
+        change_1d=_num(balance.change(on_grid, 1)),
+        change_5d=_num(balance.change(on_grid, 5)),
+        change_5d_pct=_num(balance.pct_change(on_grid, 5)),
+        change_20d=_num(balance.change(on_grid, 20)),
+        change_20d_pct=_num(balance.pct_change(on_grid, 20)),
         rank=rank,
         of=count,
         sector=sector,

@@ -482,6 +482,17 @@ def latest_sector_date(engine: Engine, day: date) -> date | None:
         return conn.execute(select(func.max(sd.trade_date)).where(sd.trade_date <= day)).scalar()
 
 
+def known_trade_dates(engine: Engine, start: date, end: date) -> list[date]:
+    """Trade dates from `start` to `end` that some stored series knows of (margin summaries, the
+    exchange calendar, turnover, index closes), ascending: the grid that changes over N trade days
+    are counted on, so that a day missing from one series is not skipped."""
+    series = (models.MarginSummary, models.TradingDay, models.Turnover, models.IndexDaily)
+    known = union(*(select(m.trade_date.label("d")).where(m.trade_date >= start, m.trade_date <= end)
+                    for m in series)).subquery()
+    with engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(select(known.c.d)).all())
+
+
 def trade_days_between(engine: Engine, first: date, last: date) -> int:
     """Trade dates strictly between `first` and `last` that some stored series knows of (the exchange
     calendar, turnover, index closes): the days a change from `first` to `last` spans unseen."""

@@ -35,9 +35,12 @@ def test_change_not_enough_history_is_nan() -> None:
     assert math.isnan(balance.change(_series([]), 1))
 
 
-def test_change_skips_missing_rows_and_zero_base() -> None:
+def test_change_counts_trade_dates_even_unknown_ones_and_zero_base() -> None:
+    """A row per trade date: a day without data (nan) is not skipped, so a 1-day change never spans
+    two trade days; a change whose either end is unknown is unknown."""
     s = _series([100, np.nan, 110])
-    assert balance.change(s, 1) == 10.0
+    assert math.isnan(balance.change(s, 1)) and math.isnan(balance.pct_change(s, 1))
+    assert balance.change(s, 2) == 10.0 and balance.pct_change(s, 2) == pytest.approx(10.0)
     assert math.isnan(balance.pct_change(_series([0, 5]), 1))
     with pytest.raises(ValueError):
         balance.change(s, 0)
@@ -46,6 +49,8 @@ def test_change_skips_missing_rows_and_zero_base() -> None:
 def test_daily_pct_changes() -> None:
     r = balance.daily_pct_changes(_series([100, 110, 99]))
     assert list(r.round(9)) == [10.0, -10.0]
+    gap = balance.daily_pct_changes(_series([100, np.nan, 110, 121]))
+    assert gap.isna().tolist() == [True, True, False] and gap.iloc[2] == pytest.approx(10.0)
 
 
 # --- pace --------------------------------------------------------------------------------------------
@@ -74,6 +79,18 @@ def test_pace_zscore_negative_and_not_enough_history() -> None:
     assert math.isnan(balance.pace_zscore(short, window=4))
     # min_periods relaxes it: trailing +1, -1, +1 has sd sqrt(4/3)
     assert balance.pace_zscore(short, window=4, min_periods=3) == pytest.approx(-3 / math.sqrt(4 / 3))
+
+
+def test_pace_after_a_day_without_data_is_unknown_and_gaps_leave_the_yardstick() -> None:
+    """Today right after a trade date without data: no 1-day change, no pace. Earlier gaps only
+    take their two changes out of the trailing window (what is left still counts)."""
+    s = _from_daily_pct([1, -1, 1, -1, 3])
+    gapped_today = pd.concat([s.iloc[:-1], pd.Series([np.nan, s.iloc[-1]])], ignore_index=True)
+    assert math.isnan(balance.pace_zscore(gapped_today, window=4, min_periods=2))
+    earlier = _from_daily_pct([1, -1, 1, -1, 1, -1, 3])
+    holed = earlier.copy()
+    holed.iloc[1] = np.nan  # the changes into and out of day 1 are unknown: +1, -1, +1, -1 trail today's +3
+    assert balance.pace_zscore(holed, window=4) == pytest.approx(3 * math.sqrt(3) / 2)
 
 
 def test_pace_zscore_flat_history_is_nan() -> None:

@@ -578,6 +578,18 @@ def test_stock_hand_computed(small: Engine) -> None:
     assert "个股融资余额排名 第 1 / 6 · 电子行业内 第 1 / 2\n所属行业:电子(申万一级)· /sectors 电子" in caption
 
 
+def test_stock_changes_count_trade_dates_across_a_suspension(small_rw: Engine) -> None:
+    """600001 has no row five trade dates before LAST (suspended that day): no 5-day change, while
+    the 20-day one stands (its base is there); had it no row the day before, no change on the day."""
+    with session_scope(small_rw) as session:
+        session.execute(text("DELETE FROM stock_margin WHERE code = '600001' AND trade_date IN (:a, :b)"),
+                        {"a": DAYS[-6], "b": DAYS[-2]})
+        bump_data_version(session)
+    d = ReportService(small_rw).render("stock", code="600001", chart=False).data
+    assert (d["change_1d"], d["change_5d"], d["change_5d_pct"]) == (None, None, None)
+    assert d["change_20d"] == pytest.approx(0.5e9)
+
+
 def test_top_hand_computed(small: Engine) -> None:
     """Over 5 days the electronics stocks gained 5 x 25e6 each (2.375e9 -> 2.5e9), the banks lost as
     much (1.625e9 -> 1.5e9); pharma did not move (in neither list); the fund is left out, and the

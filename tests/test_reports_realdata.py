@@ -22,6 +22,7 @@ from reports.errors import ReportError
 from reports.service import ReportService
 from storage import models
 from storage.database import bump_data_version, make_engine, session_scope, upgrade, upsert
+from tests.conftest import REALDATA
 
 PEAK_DAY = date(2015, 6, 18)
 PEAK_RZRQYE = 2_273_035_261_015
@@ -36,7 +37,6 @@ def _value(x: Any) -> float | None:
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    from tests.conftest import REALDATA
 
     if not REALDATA.is_dir():
         pytest.skip(f"realdata not found at {REALDATA}")
@@ -121,7 +121,6 @@ def test_balance_at_the_2015_peak(real: Engine) -> None:
     assert "2.27 万亿元" in caption and "全市场" in caption
     # the run-up: the 20-day change last turned positive in June 2014 and stayed positive for a year;
     # the caption says how long ago that was, counted in the file's trade dates
-    from tests.conftest import REALDATA
 
     dates = pd.read_csv(REALDATA / "market_margin_sse_szse_2010_2018.csv", usecols=["date"])["date"]
     ago = int(((dates > "2014-06-16") & (dates <= "2015-06-18")).sum())
@@ -257,3 +256,21 @@ def test_a_change_across_missing_days_names_its_base(real: Engine) -> None:
     normal = ReportService(real).render("balance", on=date(2018, 12, 21), lang="en", chart=False)
     assert (normal.data["previous_date"], normal.data["days_skipped"]) == ("2018-12-20", 0)
     assert "on the day" in normal.caption
+
+
+def test_changes_over_n_days_count_trade_dates_across_missing_days(real: Engine) -> None:
+    """On 2018-12-21 the 5-day change is from 2018-12-14, five trade dates back on the index files'
+    calendar (2018-12-18 and -19 are missing from the market file but are trade dates), not from the
+    fifth stored row (2018-12-12, seven trade days back); the 20-day one from 2018-11-23. On
+    2018-12-20 the pace has no 1-day change to judge (its previous trade date has no data)."""
+    service = ReportService(real)
+    d = service.render("balance", on=date(2018, 12, 21), lang="zh", chart=False).data
+    frame = pd.read_csv(REALDATA / "market_margin_sse_szse_2010_2018.csv", na_values="-",
+                        index_col="date", parse_dates=["date"])["rzrqye_yuan"]
+    t = frame[pd.Timestamp("2018-12-21")]
+    assert d["change_5d"] == pytest.approx(t - frame[pd.Timestamp("2018-12-14")])
+    assert d["change_20d"] == pytest.approx(t - frame[pd.Timestamp("2018-11-23")])
+    assert d["change_5d"] == pytest.approx(-20.95e8, abs=0.01e8)
+    assert d["change_20d"] == pytest.approx(-120.50e8, abs=0.01e8)
+    before = service.render("balance", on=date(2018, 12, 20), lang="zh", chart=False).data
+    assert before["pace_z"] is None and before["pace_class"] == "unknown"
