@@ -274,3 +274,13 @@ def test_changes_over_n_days_count_trade_dates_across_missing_days(real: Engine)
     assert d["change_20d"] == pytest.approx(-120.50e8, abs=0.01e8)
     before = service.render("balance", on=date(2018, 12, 20), lang="zh", chart=False).data
     assert before["pace_z"] is None and before["pace_class"] == "unknown"
+
+
+def test_signals_without_per_stock_detail_say_what_they_could_not_compute(real: Engine) -> None:
+    service = ReportService(real)
+    zh = service.render("signals", on=date(2015, 6, 18), lang="zh", chart=False)
+    assert zh.data["stock_detail"] is False
+    assert "市场层面无异常" in zh.caption or "项提示" in zh.caption
+    assert "该日无个股两融明细:个股急升、行业见底与融券结构无法计算。" in zh.caption
+    en = service.render("signals", on=date(2015, 6, 18), lang="en", chart=False)
+    assert "No per-stock margin detail that day" in en.caption
