@@ -719,7 +719,9 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
     band = series["band"].reindex(ratio.index)
     if {"q10", "q90"} <= set(band.columns) and band["q10"].notna().any():
         ax.fill_between(ratio.index, band["q10"].to_numpy(dtype=float), band["q90"].to_numpy(dtype=float),
-                        color=BAND, label=t(lang, "chart.ratio_band"))
+                        color=BAND, label=t(lang, "chart.ratio_band",
+                                            span=t(lang, "span.since", date=series["percentile_since"])
+                                            if series.get("percentile_since") else t(lang, "span.three_years")))
     ax.plot(ratio.index, ratio.to_numpy(), color=LINE, linewidth=1.8, label=t(lang, "chart.ratio"))
     if "ma" in series:
         ax.plot(series["ma"].index, series["ma"].to_numpy(), color=ACCENT, linewidth=1.2,

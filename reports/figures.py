@@ -102,6 +102,16 @@ def _series_records(series: pd.Series, name: str) -> list[dict[str, Any]]:
     return [{"date": ts.date().isoformat(), name: _num(v)} for ts, v in series.items()]
 
 
+def _percentile_since(series: pd.Series, day: date) -> str | None:
+    """Where the stored history is shorter than the 3 years the percentiles look back on, its first
+    date (the reports then say "since" it, not "of 3 years"); None for a full 3 years."""
+    known = series.dropna()
+    if known.empty:
+        return None
+    first = known.index[0].date()
+    return first.isoformat() if first > day - timedelta(days=3 * 365 + 10) else None
+
+
 def _on_trade_dates(engine: Engine, series: pd.Series, start: date, day: date) -> pd.Series:
     """`series` with a row for every known trade date from `start` to `day` (nan where it has none)."""
     grid = pd.DatetimeIndex(queries.known_trade_dates(engine, start, day))
@@ -146,6 +156,7 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         turning_point={"date": tp[0].date().isoformat(), "direction": tp[1],
                        "trade_days_ago": int((on_grid.index > tp[0]).sum())} if tp else None,
         percentile_3y=_num(balance.percentile_rank(level, years=3, min_periods=PERCENTILE_MIN_DAYS)),
+        percentile_since=_percentile_since(level, day),
         exchanges=_exchange_rows(queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day), day),
     )
     window = level.iloc[-days - 1 :]
@@ -222,7 +233,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     pct = frame["ratio_pct"]
     index = queries.index_close(engine, MARKET_INDEX, start, day)
     last = frame.iloc[-1]
-    band = balance.rolling_quantiles(pct, window=750, min_periods=60)
+    band = balance.rolling_quantiles(pct, window=750, min_periods=PERCENTILE_MIN_DAYS)
     ma = ratio.moving_average(pct, 20)
     data = _base(engine, "ratio", day)
     # The exchanges the margin figures cover whose turnover the denominator lacks: BSE where none is
@@ -240,6 +251,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         turnover_a_share_only=bool(turnover["a_share_only"].iloc[-1]) if not turnover.empty else False,
         ma20=_num(ma.iloc[-1]),
         percentile_3y=_num(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
+        percentile_since=_percentile_since(pct, day),
         crowding_days=int(ratio.crowding_run(pct, min_periods=250)),
         crowding=bool(ratio.crowding_warning(pct, index, min_periods=250)) if len(index) > 20 else False,
         deleveraging=bool(ratio.deleveraging(pct, index)) if len(index) > 20 else False,
@@ -249,6 +261,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         "ratio",
         data,
         {"ratio": pct.iloc[-days:], "band": band.iloc[-days:], "ma": ma.iloc[-days:], "index": index.iloc[-days:],
+         "percentile_since": data["percentile_since"],
          "ratio_history": pct, "index_history": index},
     )
 
@@ -422,6 +435,7 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         pace_direction=bal["pace_direction"],
         turning_point=bal["turning_point"],
         ratio_pct=rat.data["ratio_pct"],
+        percentile_since=rat.data["percentile_since"],
         crowding=rat.data["crowding"],
         crowding_days=rat.data["crowding_days"],
         deleveraging=rat.data["deleveraging"],
@@ -436,7 +450,8 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         stock_detail=queries.has_stock_rows(engine, day),  # spikes and structure need it
         warnings=warnings,
     )
-    return Figures("signals", data, {"spikes": data["spikes"], "ratio": rat.series["ratio"], "band": rat.series["band"]})
+    return Figures("signals", data, {"spikes": data["spikes"], "ratio": rat.series["ratio"], "band": rat.series["band"],
+                                     "percentile_since": data["percentile_since"]})
 
 
 def _spikes(engine: Engine, day: date) -> pd.DataFrame:

@@ -54,7 +54,12 @@ def environment(lang: str) -> Environment:
         ordinal=fmt.ordinal,
         iso=fmt.iso,
     )
-    env.globals.update(t=lambda key, **kw: t(lang, key, **kw), lang=lang)
+    env.globals.update(
+        t=lambda key, **kw: t(lang, key, **kw),
+        lang=lang,
+        # the percentiles' look-back: "近三年" / "of 3 years", or "自 D 以来" / "since D" on a shorter history
+        span=lambda since: t(lang, "span.since", date=since) if since else t(lang, "span.three_years"),
+    )
     return env
 
 

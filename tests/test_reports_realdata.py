@@ -284,3 +284,14 @@ def test_signals_without_per_stock_detail_say_what_they_could_not_compute(real: 
     assert "该日无个股两融明细:个股急升、行业见底与融券结构无法计算。" in zh.caption
     en = service.render("signals", on=date(2015, 6, 18), lang="en", chart=False)
     assert "No per-stock margin detail that day" in en.caption
+
+
+def test_percentiles_say_how_far_back_they_look(real: Engine) -> None:
+    """Five years of history behind 2015-06-18: "of 3 years"; 2011-06-30 has 15 months of it:
+    the percentile ranks among them, and says since when."""
+    service = ReportService(real)
+    full = service.render("ratio", on=date(2015, 6, 18), lang="zh", chart=False)
+    assert full.data["percentile_since"] is None and "(近三年 " in full.caption
+    short = service.render("balance", on=date(2011, 6, 30), lang="en", chart=False)
+    assert short.data["percentile_since"] == "2010-03-31"
+    assert "percentile since 2010-03-31" in short.caption
