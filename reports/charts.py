@@ -608,11 +608,16 @@ def _labels(ax: Axes, xy: Sequence[tuple[float, float]], texts: Sequence[str], t
     return labels
 
 
+# Reports drawn from the market totals alone: no industry classification behind them.
+MARKET_ONLY = ("balance", "ratio")
+
+
 def _finish(fig: Figure, figures: Figures, lang: str) -> bytes:
     """Footer with data date and source; a diagonal watermark on demo data; PNG bytes."""
     data = figures.data
-    # demo data names no exchange: none of it came from one
-    source = {"demo": "chart.demo", "import": "chart.source_import"}.get(data.get("origin", ""), "chart.source")
+    # demo data names no exchange: none of it came from one; imported market figures owe Shenwan nothing
+    imported = "chart.source_import" if figures.kind in MARKET_ONLY else "chart.source_import_sectors"
+    source = {"demo": "chart.demo", "import": imported}.get(data.get("origin", ""), "chart.source")
     footer = f"{t(lang, 'chart.data_date')} {data['date']} · {t(lang, source)}"
     if data.get("demo"):
         fig.text(0.5, 0.5, t(lang, "chart.demo"), fontsize=54, color="#d62728", alpha=0.12,
@@ -821,9 +826,12 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
         [None if r.get("share_change_pp") is None else fmt_pp(r["share_change_pp"]) for r in rows], lang)
 
 
-def _sector_cell(labels: _BarLabels, days: int, lang: str, title_size: float = TITLE_SIZE) -> _Cell:
-    # the bars are money, the numbers beside them share points: the label says both
-    labels.ax.set_xlabel(f"{t(lang, 'chart.sector_change', days=days)} · {t(lang, 'chart.bar_share_note')}")
+def _sector_cell(labels: _BarLabels, days: int, lang: str, title_size: float = TITLE_SIZE,
+                 narrow: bool = False) -> _Cell:
+    # the bars are money, the numbers beside them share points: the label says both (in fewer words
+    # under a narrow panel, where the long label would run past the figure's edge)
+    key = "chart.sector_axis_narrow" if narrow else "chart.sector_axis"
+    labels.ax.set_xlabel(t(lang, key, days=days))
     return _Cell(labels.ax, t(lang, "chart.sectors_title", days=days), title_size, xlabel=True, names=labels.names)
 
 
@@ -971,7 +979,8 @@ def summary_chart(figures: Figures, lang: str) -> bytes:
     cells = [
         [_Cell(ax_balance, t(lang, "chart.balance_title"), 12.0),
          _Cell(ax_ratio, t(lang, "chart.ratio_title"), 12.0)],
-        [_sector_cell(sectors, sector_figures["days"] if sector_figures else min(20, figures.data["days"]), lang, 11.0),
+        [_sector_cell(sectors, sector_figures["days"] if sector_figures else min(20, figures.data["days"]), lang, 11.0,
+                      narrow=True),
          _Cell(ax_spikes, t(lang, "chart.signals_title"), 11.0, xlabel=True, names=spikes.names)],
     ]
     _arrange(fig, cells, suptitle=(f"{t(lang, 'chart.summary_title')} · {figures.data['date']}", 16.0))

@@ -222,3 +222,59 @@ def test_footer_names_where_the_data_came_from(demo: Engine, monkeypatch: pytest
         assert footer == f"数据日期 {ratio.data['date']} · 演示数据"
     else:
         assert source in footer and "演示" not in footer
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("kind", [*KINDS, "sector"])
+def test_every_text_stays_inside_the_picture(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
+                                             lang: str) -> None:
+    """Labels, titles, tick labels and the footer all end inside the PNG: none is cut at an edge
+    (a long English axis label under a narrow dashboard panel once was). The watermark is exempt."""
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    from reports.figures import build
+    from reports.gallery import sample_stock
+
+    cut: list[str] = []
+    real_png = charts._png
+
+    def check(fig: Figure) -> bytes:
+        png = real_png(fig)  # draws: every text has its final place
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        width, height = fig.bbox.width, fig.bbox.height
+        for text in fig.findobj(Text):
+            if not text.get_visible() or not text.get_text().strip() or text.get_rotation() not in (0.0, 90.0):
+                continue
+            box = text.get_window_extent(renderer)
+            if box.x0 < -1 or box.y0 < -1 or box.x1 > width + 1 or box.y1 > height + 1:
+                cut.append(text.get_text())
+        return png
+
+    monkeypatch.setattr(charts, "_png", check)
+    code = sample_stock(demo) if kind == "stock" else "370000" if kind == "sector" else None
+    figures = build(demo, "sectors" if kind == "sector" else kind, None, None, code=code)
+    charts.render_chart(figures, lang)
+    assert cut == [], cut
+
+
+@pytest.mark.parametrize(("kind", "source"), [("balance", "数据:用户导入(CSV)"), ("ratio", "数据:用户导入(CSV)"),
+                                              ("sectors", "数据:用户导入(CSV),申万行业分类")])
+def test_imported_market_charts_owe_shenwan_nothing(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
+                                                    source: str) -> None:
+    from matplotlib.figure import Figure
+
+    from reports.figures import Figures, build
+
+    built = build(demo, kind, None, None)
+    figures = Figures(kind, {**built.data, "origin": "import", "demo": False}, built.series)
+    texts: list[str] = []
+    real_text = Figure.text
+
+    def record(self: Figure, x: float, y: float, s: str, *args: Any, **kwargs: Any) -> Any:
+        texts.append(s)
+        return real_text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "text", record)
+    charts.render_chart(figures, "zh")
+    assert next(s for s in texts if s.startswith("数据日期")).endswith(source)
