@@ -45,7 +45,7 @@ from matplotlib.transforms import Transform, offset_copy  # noqa: E402
 from zlib_ng import zlib_ng  # noqa: E402
 
 from reports.figures import Figures  # noqa: E402
-from reports.fmt import headline_scale, money_scale, up_down_colors  # noqa: E402
+from reports.fmt import HEADLINE_MIN, headline_scale, money_scale, up_down_colors  # noqa: E402
 from reports.fmt import pct as fmt_pct  # noqa: E402
 from reports.fmt import pp as fmt_pp  # noqa: E402
 from reports.i18n import strings, t  # noqa: E402
@@ -678,9 +678,12 @@ def _date_nums(index: pd.Index) -> np.ndarray:
 
 
 def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any], lang: str) -> None:
-    level = series["level"] / headline_scale(lang)
+    # in 万亿 / trn as the headline, or, where the balance stays under 0.1 万亿 (the first years of margin
+    # trading), in 亿元 / bn as the headline then is too
+    small = bool(series["level"].abs().max() < HEADLINE_MIN)
+    level = series["level"] / (money_scale(lang) if small else headline_scale(lang))
     ax_level.plot(level.index, level.to_numpy(), color=LINE, linewidth=2)
-    ax_level.set_ylabel(t(lang, "chart.rzrqye"))
+    ax_level.set_ylabel(t(lang, "chart.rzrqye_small" if small else "chart.rzrqye"))
     _mark_turning_point(ax_level, level, series.get("turning_point"), lang)
     if ax_change is not None:
         change = series["daily_change"] / money_scale(lang)

@@ -295,3 +295,22 @@ def test_percentiles_say_how_far_back_they_look(real: Engine) -> None:
     short = service.render("balance", on=date(2011, 6, 30), lang="en", chart=False)
     assert short.data["percentile_since"] == "2010-03-31"
     assert "percentile since 2010-03-31" in short.caption
+
+
+def test_an_early_balance_is_drawn_in_the_unit_its_headline_uses(real: Engine,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """In mid-2010 the market's balance was under 0.1 万亿: the headline is in 亿元, and so is the chart's
+    axis (in 万亿 its ticks would read 0.0000 .. 0.0014)."""
+    from matplotlib.axes import Axes
+
+    labels: list[str] = []
+    real_set = Axes.set_ylabel
+
+    def record(self: Axes, label: str, *args: Any, **kwargs: Any) -> Any:
+        labels.append(label)
+        return real_set(self, label, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "set_ylabel", record)
+    report = ReportService(real).render("balance", on=date(2010, 6, 30), lang="zh", chart=True)
+    assert "亿元" in report.caption.splitlines()[0] and "万亿" not in report.caption.splitlines()[0]
+    assert labels[0] == "两融余额(亿元)"
