@@ -79,11 +79,29 @@ def render(kind: str, lang: str, data: dict[str, Any]) -> tuple[str, str]:
     context = template.new_context({"d": data})
     caption = _squeeze("".join(template.blocks["caption"](context)))
     details = _squeeze("".join(template.blocks["details"](context))) if "details" in template.blocks else ""
+    return fit_telegram(caption, details)
+
+
+def fit_telegram(caption: str, details: str) -> tuple[str, str]:
+    """Caption and details within Telegram's limits (1,024 and 4,096 visible characters).
+
+    A caption too long (many warnings, long names) gives its last lines above the footer, whole, to
+    the top of the details; details too long lose their last lines to an ellipsis. Every template
+    line opens and closes its own tags, so whole lines move and go without breaking the HTML.
+    """
+    lines = caption.splitlines()
+    moved: list[str] = []
+    while visible_length("\n".join(lines)) > CAPTION_LIMIT and len(lines) > 2:
+        moved.insert(0, lines.pop(-2))  # the headline (first) and the footer (last) stay
+    caption = "\n".join(lines)
     if visible_length(caption) > CAPTION_LIMIT:
-        raise ValueError(f"{kind}/{lang} caption is {visible_length(caption)} characters (limit {CAPTION_LIMIT})")
-    if visible_length(details) > MESSAGE_LIMIT:
-        raise ValueError(f"{kind}/{lang} details are {visible_length(details)} characters (limit {MESSAGE_LIMIT})")
-    return caption, details
+        raise ValueError(f"caption of {visible_length(caption)} characters even alone (limit {CAPTION_LIMIT})")
+    if moved:
+        details = "\n".join(moved + ([""] + [details] if details else [])).strip("\n")
+    body = details.splitlines()
+    while visible_length("\n".join(body)) > MESSAGE_LIMIT - 2:
+        body.pop()
+    return caption, "\n".join(body) + ("\n…" if len(body) < len(details.splitlines()) else "")
 
 
 def render_status(lang: str, status: Status) -> str:

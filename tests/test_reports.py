@@ -1240,3 +1240,26 @@ def test_summary_names_why_it_has_no_sectors_early_in_the_history(demo: Engine) 
         report = service.render("summary", on=tenth, lang=lang, chart=False)
         assert report.data["sectors"] is None and report.data["sectors_missing"] == "not_enough_history"
         assert line in report.caption.splitlines()
+
+
+def test_a_caption_too_long_gives_its_last_lines_to_the_details(demo: Engine) -> None:
+    """Many warnings and every sector bottoming at once (never seen in the data, but names come from
+    imports): the English signals caption would pass 1,024 characters. Its lines above the footer move,
+    whole, to the top of the details; the headline and the footer stay."""
+    from storage.industries import industry_name_rows
+
+    d = dict(demo_report(demo, "signals", "en").data)
+    d.update(crowding=True, crowding_days=12, deleveraging=False, amplification_corr=0.62, pace_class="sharp",
+             warnings=["pace_sharp", "crowding", "amplification", "spikes"],
+             bottoming=[{"code": r["sw_l1_code"], "name": r["name_zh"], "name_en": r["name_en"]}
+                        for r in industry_name_rows()])
+    caption, details = report_text.render("signals", "en", d)
+    lines = caption.splitlines()
+    assert report_text.visible_length(caption) <= report_text.CAPTION_LIMIT
+    assert lines[0].startswith("<b>Margin signals</b>") and lines[-1].startswith("<i>Data date")
+    assert lines[-2].startswith("💡 Sector bottoming: Agriculture") and "Financing spikes" not in caption
+    assert details.splitlines()[0].startswith("⚠️ Financing spikes: ")  # moved, whole, to the top
+    assert details.splitlines()[1] == ""
+    assert all(r["name_en"] in report_text.to_plain(caption) for r in industry_name_rows())
+    assert_telegram_html(caption)
+    assert_telegram_html(details)
