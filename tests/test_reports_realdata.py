@@ -314,3 +314,14 @@ def test_an_early_balance_is_drawn_in_the_unit_its_headline_uses(real: Engine,
     report = ReportService(real).render("balance", on=date(2010, 6, 30), lang="zh", chart=True)
     assert "亿元" in report.caption.splitlines()[0] and "万亿" not in report.caption.splitlines()[0]
     assert labels[0] == "两融余额(亿元)"
+
+
+def test_the_index_amount_is_never_called_a_share_turnover(real: Engine) -> None:
+    """The realdata turnover is the exchanges' index amount (B shares included): the ratio's caption and
+    the daily push name it so, not "A股成交额"."""
+    service = ReportService(real)
+    ratio = service.render("ratio", on=date(2015, 5, 28), lang="zh", chart=False)
+    assert ratio.data["turnover_a_share_only"] is False
+    assert "成交额(交易所指数口径,含B股) 23,629.36 亿元" in ratio.caption and "A股成交额" not in ratio.caption
+    push = service.render("summary", on=date(2015, 6, 18), lang="en", chart=False)
+    assert "Turnover is the exchange index amount (B shares included)" in push.caption
