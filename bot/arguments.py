@@ -74,9 +74,14 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
     ArgumentError for bad ones."""
     code: str | None = None
     if kind == "stock":
-        if not words:
+        # the security comes first as a rule, but "/stock 2024-09-30 600519" means the same: the
+        # first word that is neither a date nor a window (at most four digits) names it
+        named = [w for w in words if code_form(w) is not None
+                 or not (looks_like_date(w) or (w.lstrip("+-").isdigit() and len(w) < 6))]
+        if not named:
             raise ArgumentError("bot.need_code")
-        code, words = words[0].strip(), words[1:]
+        code = named[0].strip()
+        words = [w for w in words if w is not named[0]]
     days: int | None = None
     on: date | None = None
     example = EXAMPLES[kind]

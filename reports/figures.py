@@ -160,6 +160,7 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         exchanges=_exchange_rows(queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day), day),
     )
     window = level.iloc[-days - 1 :]
+    data["days_shown"] = len(window) - 1  # fewer than `days` where the stored history is shorter
     return Figures("balance", data, {"level": window, "daily_change": window.diff().iloc[1:],
                                      "turning_point": data["turning_point"]})
 
@@ -256,6 +257,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         crowding=bool(ratio.crowding_warning(pct, index, min_periods=250)) if len(index) > 20 else False,
         deleveraging=bool(ratio.deleveraging(pct, index)) if len(index) > 20 else False,
         series=_series_records(pct.iloc[-days:], "ratio_pct"),
+        days_shown=len(pct.iloc[-days:]),
     )
     return Figures(
         "ratio",
@@ -531,6 +533,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
             sector_rank, sector_count = stocks.stock_rank(peers, code)
     last = history.iloc[-1]
     window = history.iloc[-days - 1 :]
+    days_shown = len(window) - 1
     # Changes and the spike z-score on the trade-date grid, as the market's spike list has it
     # (storage.aggregate): a 5-day change spans 5 trade dates, never 5 rows across a suspension, and
     # the day a stock resumes trading has no change "on the day".
@@ -540,6 +543,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     data = _base(engine, "stock", day)
     data.update(
         days=days,
+        days_shown=days_shown,
         code=code,
         name=str(last["name"]),
         exchange=str(last["exchange"]),

@@ -1263,3 +1263,17 @@ def test_a_caption_too_long_gives_its_last_lines_to_the_details(demo: Engine) ->
     assert all(r["name_en"] in report_text.to_plain(caption) for r in industry_name_rows())
     assert_telegram_html(caption)
     assert_telegram_html(details)
+
+
+@pytest.mark.parametrize("kind", ["balance", "ratio", "stock"])
+def test_a_window_longer_than_the_history_says_how_much_it_shows(demo: Engine, kind: str) -> None:
+    """2,500 trade days asked of a demo history of 706: the chart shows what there is, and the footer
+    says so; a window the history covers says nothing more."""
+    service = ReportService(demo)
+    code = sample_stock(demo) if kind == "stock" else None
+    long = service.render(kind, code=code, days=2500, lang="zh", chart=False)
+    shown = long.data["days_shown"]
+    assert 600 < shown < 2500
+    assert f"窗口 2500 日(有数据 {shown} 日)" in long.caption
+    short = service.render(kind, code=code, days=20, lang="en", chart=False)
+    assert short.data["days_shown"] == 20 and "with data" not in short.caption
