@@ -9,9 +9,12 @@ import re
 import sys
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from marginbot.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:  # sqlalchemy is imported with the commands that need it (a quick --help)
+    from sqlalchemy import Engine
 
 log = logging.getLogger("marginbot")
 USAGE_ERROR = 2
@@ -60,7 +63,7 @@ def configure_logging(level: str) -> None:
     setup_logging(level)
 
 
-def _engine(settings: Settings, upgrade: bool = True):  # type: ignore[no-untyped-def]
+def _engine(settings: Settings, upgrade: bool = True) -> Engine:
     from storage.database import make_engine
     from storage.database import upgrade as upgrade_schema
 

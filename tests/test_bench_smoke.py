@@ -6,6 +6,7 @@ No timing is asserted: the benchmark only prints figures.
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +32,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, dict]:
     engine.dispose()
 
 
-def _sector_frame(session: Session, day) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _sector_frame(session: Session, day: date) -> pd.DataFrame:
     s = models.SectorDaily
     rows = session.execute(
         select(s.sw_l1_code, s.rzye, s.rzmre, s.rzche, s.rqye, s.stock_count)
@@ -41,7 +42,7 @@ def _sector_frame(session: Session, day) -> pd.DataFrame:  # type: ignore[no-unt
     return pd.DataFrame(rows, columns=["sw_l1_code", "rzye", "rzmre", "rzche", "rqye", "stock_count"])
 
 
-def _spike_frame(session: Session, day) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _spike_frame(session: Session, day: date) -> pd.DataFrame:
     s = models.StockSpikeDaily
     rows = session.execute(
         select(s.code, s.rzye, s.change_pct, s.zscore).where(s.trade_date == day).order_by(s.code)
@@ -149,7 +150,8 @@ def test_every_report_renders(tiny: tuple[Engine, dict]) -> None:
     assert bench.png_size(bench.floor_png(width, height, 120)) == (width, height)
 
 
-def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(bench, "SMALL", TINY)
     monkeypatch.setattr(bench, "SMALL_ITERATIONS", bench.Iterations(uncached=1, cached=2, floor=1, phases=1))
     rows = bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("balance",))
@@ -176,7 +178,8 @@ def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_push_benchmark_runs_small(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config,
-                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     """The push benchmark end to end on 40 chats (a fifth with watch lists): both rounds (whole, and
     killed halfway then restarted) deliver to every chat once, uploading one chart per language."""
     import asyncio

@@ -79,7 +79,7 @@ def margin_rows(engine: Engine) -> dict[tuple[date, str], models.MarginSummary]:
 # --- each kind imports with exact values -------------------------------------------------------
 
 
-def test_margin_import_exact_values(engine, tmp_path):
+def test_margin_import_exact_values(engine: Engine, tmp_path: Path) -> None:
     with session_scope(engine) as s:
         set_meta(s, "demo", "true")
     assert import_csv(engine, "margin", good_file(tmp_path, "margin")) == 3
@@ -100,7 +100,7 @@ def test_margin_import_exact_values(engine, tmp_path):
     assert data_version(engine) == 1 and not is_demo(engine)
 
 
-def test_turnover_import_exact_values(engine, tmp_path):
+def test_turnover_import_exact_values(engine: Engine, tmp_path: Path) -> None:
     assert import_csv(engine, "turnover", good_file(tmp_path, "turnover")) == 3
     with Session(engine) as s:
         rows = {r.exchange: r for r in s.execute(select(models.Turnover)).scalars()}
@@ -111,7 +111,7 @@ def test_turnover_import_exact_values(engine, tmp_path):
         assert get_meta(s, "demo") == "false"
 
 
-def test_index_import_exact_values(engine, tmp_path):
+def test_index_import_exact_values(engine: Engine, tmp_path: Path) -> None:
     assert import_csv(engine, "index", good_file(tmp_path, "index")) == 3
     with Session(engine) as s:
         rows = sorted((r.symbol, r.trade_date, r.close, r.amount) for r in s.execute(select(models.IndexDaily)).scalars())
@@ -123,7 +123,7 @@ def test_index_import_exact_values(engine, tmp_path):
     assert data_version(engine) == 1
 
 
-def test_industries_import_names_and_level1(engine, tmp_path):
+def test_industries_import_names_and_level1(engine: Engine, tmp_path: Path) -> None:
     assert import_csv(engine, "industries", good_file(tmp_path, "industries")) == 4
     with Session(engine) as s:
         classes = sorted(
@@ -147,7 +147,7 @@ def sectors(engine: Engine) -> dict[tuple[date, str], tuple[float, float, float,
                 for r in s.execute(select(models.SectorDaily)).scalars()}
 
 
-def test_stocks_import_exact_values_and_sectors(engine, tmp_path):
+def test_stocks_import_exact_values_and_sectors(engine: Engine, tmp_path: Path) -> None:
     import_csv(engine, "industries", good_file(tmp_path, "industries"))
     assert import_csv(engine, "stocks", good_file(tmp_path, "stocks")) == 7
     with Session(engine) as s:
@@ -203,7 +203,7 @@ def test_missing_repayment_is_derived_per_stock_and_a_reclassified_stock_is_not_
     assert row.rzche == pytest.approx(0.5e8)  # 39.5 + 1.0 - 40.0 = 0.5 亿
 
 
-def test_industries_after_stocks_rebuild_sectors(engine, tmp_path):
+def test_industries_after_stocks_rebuild_sectors(engine: Engine, tmp_path: Path) -> None:
     import_csv(engine, "stocks", good_file(tmp_path, "stocks"))
     assert sectors(engine) == {}  # no classes yet: nothing to aggregate
     import_csv(engine, "industries", good_file(tmp_path, "industries"))
@@ -249,7 +249,8 @@ BAD = [
 
 @pytest.mark.parametrize(("kind", "header", "lines", "line", "reason"), BAD,
                          ids=[f"{b[0]}-{b[4][:28]}" for b in BAD])
-def test_bad_file_is_refused_and_nothing_written(engine, tmp_path, kind, header, lines, line, reason):
+def test_bad_file_is_refused_and_nothing_written(engine: Engine, tmp_path: Path, kind: str, header: str,
+                                                 lines: list[str], line: int, reason: str) -> None:
     for good in ("industries", "margin", "turnover", "stocks", "index"):
         import_csv(engine, good, good_file(tmp_path, good))
     before = snapshot(engine)
@@ -262,7 +263,7 @@ def test_bad_file_is_refused_and_nothing_written(engine, tmp_path, kind, header,
     assert snapshot(engine) == before
 
 
-def test_unreadable_or_empty_file_is_refused(engine, tmp_path):
+def test_unreadable_or_empty_file_is_refused(engine: Engine, tmp_path: Path) -> None:
     missing = tmp_path / "nope.csv"
     with pytest.raises(CsvImportError, match="nope.csv: cannot read file"):
         import_csv(engine, "margin", missing)
@@ -275,7 +276,7 @@ def test_unreadable_or_empty_file_is_refused(engine, tmp_path):
     assert data_version(engine) == 0
 
 
-def test_header_only_and_bom_are_accepted(engine, tmp_path):
+def test_header_only_and_bom_are_accepted(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "bom.csv"
     path.write_text("\ufeff" + TURNOVER_HEADER.upper().replace(",", " , ") + "\n\n" + TURNOVER_OK[0] + "\n",
                     encoding="utf-8")
@@ -286,7 +287,7 @@ def test_header_only_and_bom_are_accepted(engine, tmp_path):
 # --- importing twice changes nothing --------------------------------------------------------------
 
 
-def test_importing_twice_changes_nothing(engine, tmp_path):
+def test_importing_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     kinds = ("industries", "margin", "turnover", "stocks", "index")
     for kind in kinds:
         import_csv(engine, kind, good_file(tmp_path, kind))
@@ -352,7 +353,7 @@ def convert_realdata(realdata: Path, out: Path) -> dict[str, list[Path]]:
     }
 
 
-def test_realdata_reproduces_readme_facts(engine, tmp_path, realdata):
+def test_realdata_reproduces_readme_facts(engine: Engine, tmp_path: Path, realdata: Path) -> None:
     counts = {kind: sum(import_csv(engine, kind, p) for p in paths)
               for kind, paths in convert_realdata(realdata, tmp_path).items()}
     assert counts == {"margin": 2123 + 426, "turnover": 2 * 2187, "industries": 12790, "index": 2 * 2187}
@@ -408,7 +409,7 @@ def test_realdata_reproduces_readme_facts(engine, tmp_path, realdata):
     assert crash["origin"] == "import"  # the chart's footer names the CSV, not the exchanges
 
 
-def test_a_market_row_that_disagrees_with_the_exchanges_is_imported_and_named(engine, tmp_path):
+def test_a_market_row_that_disagrees_with_the_exchanges_is_imported_and_named(engine: Engine, tmp_path: Path) -> None:
     """ALL is the exchanges' cross-check: 5% above their sum it is still imported (the market stays the
     sum), and the import says where they disagree; within 1% it says nothing."""
     from storage.importer import import_file

@@ -1,16 +1,17 @@
 """Schema, upserts and metadata on SQLite and PostgreSQL."""
 
 from datetime import date
+from typing import Any
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import Engine, func, inspect, select
 from sqlmodel import Session
 
 from storage import models
 from storage.database import bump_data_version, data_version, is_empty, session_scope, upsert
 
 
-def test_schema_has_every_table(engine):
+def test_schema_has_every_table(engine: Engine) -> None:
     names = set(inspect(engine).get_table_names())
     for table in ["margin_summary", "stock_margin", "turnover", "index_daily", "industry_class",
                   "industry_name", "sector_daily", "market_daily", "trading_day", "ingest_status", "dataset_meta",
@@ -18,7 +19,7 @@ def test_schema_has_every_table(engine):
         assert table in names
 
 
-def test_migrations_match_the_models(engine):
+def test_migrations_match_the_models(engine: Engine) -> None:
     """The schema the migrations build is the one the sqlmodel models describe (alembic's autogenerate
     comparison finds nothing to add, drop or alter), on SQLite and on PostgreSQL."""
     from alembic.autogenerate import compare_metadata
@@ -29,7 +30,7 @@ def test_migrations_match_the_models(engine):
         assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
 
 
-def test_upsert_updates_by_natural_key(engine):
+def test_upsert_updates_by_natural_key(engine: Engine) -> None:
     day = date(2024, 4, 11)
     with session_scope(engine) as s:
         upsert(s, models.MarginSummary, [{"trade_date": day, "exchange": "SZSE", "rzye": 707767000000.0}])
@@ -41,7 +42,7 @@ def test_upsert_updates_by_natural_key(engine):
     assert not is_empty(engine)
 
 
-def test_stock_rows_get_ids_and_chunked_upsert(engine):
+def test_stock_rows_get_ids_and_chunked_upsert(engine: Engine) -> None:
     rows = [{"trade_date": date(2024, 1, 2), "code": f"{600000 + i}", "exchange": "SSE", "rzye": float(i)}
             for i in range(1000)]
     with session_scope(engine) as s:
@@ -51,7 +52,7 @@ def test_stock_rows_get_ids_and_chunked_upsert(engine):
         assert s.execute(select(func.count()).select_from(models.StockMargin)).scalar() == 1000
 
 
-def test_data_version_bumps(engine):
+def test_data_version_bumps(engine: Engine) -> None:
     assert data_version(engine) == 0
     with session_scope(engine) as s:
         bump_data_version(s)
@@ -59,14 +60,14 @@ def test_data_version_bumps(engine):
     assert data_version(engine) == 2
 
 
-def _market(engine) -> dict[date, tuple]:
+def _market(engine: Engine) -> dict[date, tuple[Any, ...]]:
     md = models.MarketDaily
     columns = [md.rzye, md.rqye, md.rqmce, md.rzrqye, md.exchanges, md.members]
     with Session(engine) as s:
         return {r[0]: tuple(r[1:]) for r in s.execute(select(md.trade_date, *columns).order_by(md.trade_date))}
 
 
-def test_market_daily_follows_every_write_to_margin_summary(engine):
+def test_market_daily_follows_every_write_to_margin_summary(engine: Engine) -> None:
     """Triggers keep one market row per date: the exchanges' sum where they include SSE and SZSE (or
     no ALL row stands by) and know 两融余额, else the ALL row; 融券卖出额 always the ALL row's; NULL
     where a summed row lacks a figure and no ALL row stands in. Inserts, upserts, deletes and a moved date all reach it, on both databases."""
@@ -76,7 +77,8 @@ def test_market_daily_follows_every_write_to_margin_summary(engine):
     row = {"rzye": None, "rzmre": None, "rzche": None, "rqye": None, "rqyl": None, "rqmcl": None, "rqmce": None,
            "rzrqye": None}
 
-    def summary(day, exchange, rzye, rqye, rqmce=None):
+    def summary(day: date, exchange: str, rzye: float, rqye: float | None,
+                rqmce: float | None = None) -> dict[str, Any]:
         return {**row, "trade_date": day, "exchange": exchange, "rzye": rzye, "rqye": rqye, "rqmce": rqmce,
                 "rzrqye": None if rqye is None else rzye + rqye}
 
@@ -115,7 +117,7 @@ def test_market_daily_follows_every_write_to_margin_summary(engine):
     assert set(_market(engine)) == {d1, d4}
 
 
-def test_market_daily_backfilled_by_the_migration(engine):
+def test_market_daily_backfilled_by_the_migration(engine: Engine) -> None:
     """Rows stored before migration 0003 get their market rows when it runs."""
     from alembic import command
     from alembic.config import Config
@@ -138,7 +140,7 @@ def test_market_daily_backfilled_by_the_migration(engine):
 
 
 @pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
-def test_market_daily_concurrent_writers_of_one_date(engine):
+def test_market_daily_concurrent_writers_of_one_date(engine: Engine) -> None:
     """PostgreSQL: two transactions write the same date's exchanges at once (two workers ingesting):
     the second waits for the first on an advisory lock of that date, then computes the market from
     both rows; neither fails. (SQLite has one writer at a time.)"""
@@ -168,7 +170,7 @@ def test_market_daily_concurrent_writers_of_one_date(engine):
     assert _market(engine)[day][0] == 1500.0
 
 
-def test_securities_named(engine):
+def test_securities_named(engine: Engine) -> None:
     """Names as of the latest detail day (on or before the day asked), Latin letters in any case,
     LIKE's wildcards taken literally, the exact name first."""
     from storage.queries import securities_named

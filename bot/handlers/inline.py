@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from telegram import (
     Bot,
@@ -80,7 +81,7 @@ def _keep_running(services: Services, tasks: set[asyncio.Task[str]]) -> None:
         task.add_done_callback(_upload_done(services))
 
 
-def _upload_done(services: Services):  # type: ignore[no-untyped-def]
+def _upload_done(services: Services) -> Callable[[asyncio.Task[str]], None]:
     def done(task: asyncio.Task[str]) -> None:
         services.uploads.discard(task)
         if not task.cancelled() and task.exception() is not None:

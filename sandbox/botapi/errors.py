@@ -27,7 +27,7 @@ _DEFAULT_DESCRIPTIONS = {
 class ApiError(Exception):
     """A Bot API error answer: HTTP status, Telegram description and optional ``parameters``."""
 
-    def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None):
+    def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None) -> None:
         super().__init__(description)
         self.status = status
         self.description = description

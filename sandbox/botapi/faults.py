@@ -12,7 +12,7 @@ class _Window:
 
     __slots__ = ("limit", "period", "stamps")
 
-    def __init__(self, limit: int, period: float):
+    def __init__(self, limit: int, period: float) -> None:
         self.limit = limit
         self.period = period
         self.stamps: deque[float] = deque()
