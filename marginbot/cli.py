@@ -160,17 +160,17 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runner import run
+    from marginbot.runner import run
 
     return run(settings)
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.what == "reports":
-        from reports.bench import main as bench_reports
+        from bench.reports import main as bench_reports
 
         return bench_reports(args)
-    from bot.bench import main as bench_push
+    from bench.push import main as bench_push
 
     return bench_push(args)
 

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from reports import bench, benchdata
+from bench import data as benchdata
+from bench import reports as bench
 from reports.service import ReportService
 from storage import models, queries
 from storage.aggregate import rebuild_sector_daily, rebuild_stock_spikes
@@ -185,7 +186,7 @@ def test_push_benchmark_runs_small(tmp_path_factory: pytest.TempPathFactory, pyt
     import asyncio
     import shutil
 
-    from bot import bench as push_bench
+    from bench import push as push_bench
     from tests.demo_db import demo_db_file
 
     template = demo_db_file(tmp_path_factory, pytestconfig)

@@ -1,7 +1,7 @@
 """`marginbot bench reports`: report latency and memory over a large generated database.
 
 The database (10 years, 5,000 stocks plus ETFs: about 12 million StockMargin rows) comes from
-reports.benchdata, generated in a child process so that the memory figures of this process concern
+bench.data, generated in a child process so that the memory figures of this process concern
 the reports only, and kept under var/bench/, so the next run reuses it.
 
 Then for every report (zh, the report's default window) it prints: uncached latency (cache cleared
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from reports.benchdata import DEFAULT_CACHE_DIR, FULL, SMALL, ensure_database
+from bench.data import DEFAULT_CACHE_DIR, FULL, SMALL, ensure_database
 from reports.figures import KINDS
 
 REPORTS: tuple[str, ...] = KINDS
@@ -366,7 +366,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.reports", description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="a quick, smaller run")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of each report")
     return main(parser.parse_args(argv))

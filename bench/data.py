@@ -4,7 +4,7 @@ The database (10 years, 5,000 stocks plus ETFs: about 12 million StockMargin row
 and ALL summaries, turnover, the market and 31 sector indexes, point-in-time industry classes and
 pre-aggregated SectorDaily and StockSpikeDaily) is generated with vectorised numpy and loaded with
 raw sqlite3 executemany in one transaction with journaling off. `ensure_database` generates it in a
-child process (`python -m reports.benchdata`), so that the memory figures of the benchmark's process
+child process (`python -m bench.data`), so that the memory figures of the benchmark's process
 concern the reports only, and keeps the file under var/bench/, named by its parameters, so the next
 run reuses it.
 """
@@ -334,8 +334,8 @@ def spike_rows(chunk: Chunk, stocks: np.ndarray, carry: np.ndarray | None,
     first chunk); analytics.stocks.spike_arrays scores each day from those rows alone, so the figures
     equal a rebuild's to the last bit. Returns the rows and the carry for the next chunk.
     """
-    from analytics.stocks import spike_arrays
-    from storage.aggregate import SPIKE_DAYS, SPIKE_HISTORY, SPIKE_KEEP, SPIKE_LOOKBACK, SPIKE_MIN_BALANCE
+    from analytics.stocks import SPIKE_DAYS, SPIKE_HISTORY, SPIKE_MIN_BALANCE, spike_arrays
+    from storage.aggregate import SPIKE_KEEP, SPIKE_LOOKBACK
 
     x = chunk.rzye[:, stocks]
     rows = x if carry is None else np.vstack([carry, x])
@@ -552,7 +552,7 @@ def ensure_database(params: BenchParams, cache_dir: Path, *, in_process: bool = 
     else:
         # A child process: the memory generating takes must not count as the reports' memory.
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
-        cmd = [sys.executable, "-m", "reports.benchdata", "--generate", str(tmp), "--params", json.dumps(asdict(params))]
+        cmd = [sys.executable, "-m", "bench.data", "--generate", str(tmp), "--params", json.dumps(asdict(params))]
         subprocess.run(cmd, check=True, cwd=PROJECT_ROOT, env=env)
     tmp.replace(path)
     for suffix in ("-wal", "-shm"):
@@ -573,7 +573,7 @@ def _print_generation(info: dict[str, Any]) -> None:
 
 def _cli(argv: list[str] | None = None) -> int:
     """The generating child process of `ensure_database`: write one database, print its counts."""
-    parser = argparse.ArgumentParser(prog="python -m reports.benchdata", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.data", description=__doc__.splitlines()[0])
     parser.add_argument("--generate", metavar="PATH", required=True, help="the database file to write (replaced)")
     parser.add_argument("--params", help="BenchParams as JSON (default: the full benchmark's)")
     args = parser.parse_args(argv)
