@@ -361,7 +361,8 @@ def sector_figures(engine: Engine, day: date, days: int, code: str, sub: SubRepo
     net_buy = sectors.net_buy_daily(long)[code].iloc[1:]
     closes = queries.sector_index_closes(engine, start, day)
     index = closes[code].dropna() if code in closes.columns else pd.Series(dtype=float)
-    index_return = (float(index.iloc[-1] / index.iloc[0] - 1.0) * 100.0
+    # the index's return over the window: from its close on the window's first day (or none)
+    index_return = (balance.pct_change(index, len(index) - 1)
                     if len(index) > 1 and index.index[0].date() <= start else None)
     data = _base(engine, "sector", day)
     data.update(

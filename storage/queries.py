@@ -482,13 +482,21 @@ def latest_sector_date(engine: Engine, day: date) -> date | None:
         return conn.execute(select(func.max(sd.trade_date)).where(sd.trade_date <= day)).scalar()
 
 
+# The market indexes whose closes tell trade dates (the Shenwan sector indexes share their dates).
+CALENDAR_INDEXES = ("sh000001", "sz399001")
+
+
 def known_trade_dates(engine: Engine, start: date, end: date) -> list[date]:
-    """Trade dates from `start` to `end` that some stored series knows of (margin summaries, the
-    exchange calendar, turnover, index closes), ascending: the grid that changes over N trade days
-    are counted on, so that a day missing from one series is not skipped."""
-    series = (models.MarginSummary, models.TradingDay, models.Turnover, models.IndexDaily)
-    known = union(*(select(m.trade_date.label("d")).where(m.trade_date >= start, m.trade_date <= end)
-                    for m in series)).subquery()
+    """Trade dates from `start` to `end` that the exchange calendar, the turnover or the market
+    indexes' closes know of, ascending: with a series' own dates, the grid that changes over N trade
+    days are counted on, so that a day missing from one series is not skipped."""
+    index = models.IndexDaily
+    known = union(
+        *(select(m.trade_date.label("d")).where(m.trade_date >= start, m.trade_date <= end)
+          for m in (models.TradingDay, models.Turnover)),
+        select(index.trade_date.label("d")).where(index.symbol.in_(CALENDAR_INDEXES), index.trade_date >= start,
+                                                  index.trade_date <= end),
+    ).subquery()
     with engine.connect() as conn:
         return sorted(r[0] for r in conn.execute(select(known.c.d)).all())
 
