@@ -107,8 +107,8 @@ def build_application(
     application.bot_data["schedule"] = schedule
     for handler in flood.handlers():  # before any other: a flooding chat's updates stop here
         application.add_handler(handler, group=-1)
-    for handler in (*reports.handlers(), *chat.handlers(), *watch.handlers(), *admin.handlers(),
-                    *inline.handlers(), *membership.handlers(), *chat.last_handlers()):
+    for handler in (*reports.handlers(), *chat.handlers(), *chat.channel_handlers(), *watch.handlers(),
+                    *admin.handlers(), *inline.handlers(), *membership.handlers(), *chat.last_handlers()):
         application.add_handler(handler)
     for handler in chat.fallback_handlers():
         application.add_handler(handler, group=1)
@@ -116,7 +116,8 @@ def build_application(
     return application
 
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY, Update.MY_CHAT_MEMBER]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY, Update.INLINE_QUERY,
+                   Update.MY_CHAT_MEMBER]
 
 
 async def start_application(application: Application) -> None:  # type: ignore[type-arg]

@@ -756,6 +756,39 @@ async def test_the_latest_charts_are_uploaded_ahead_for_inline_mode(
         assert h.server.uploads == 2 * len(INLINE_REPORTS)
 
 
+async def test_a_channel_subscribes_by_posting_and_gets_the_push(demo_db: Engine,
+                                                                  shared_reports: ReportService) -> None:
+    """Only admins post in a channel: /subscribe, /unsubscribe and /settings posted there are theirs;
+    its buttons may be pressed by any subscriber, and only an admin's press counts. Other commands
+    get a line on what a channel can do; another bot's commands and ordinary posts, nothing."""
+    channel = -1007001
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        h.server.add_chat(channel, "channel", title="两融日报频道", admins=[ADMIN], members=[MEMBER],
+                          bot_status="administrator")
+        await h.inject(h.server.inject_channel_post, channel, "/subscribe")
+        when = services_of(h.app).settings.push_time.strftime("%H:%M")
+        assert h.texts(channel) == [t("zh", "bot.subscribed", time=when)]
+        stored = stored_chat(demo_db, channel)
+        assert stored is not None and (stored.chat_type, stored.subscribed) == ("channel", True)
+        for post in ("/ratio", "/ratio@other_bot", "今日两融数据如下", f"/ratio@{BOT_USERNAME}"):
+            await h.inject(h.server.inject_channel_post, channel, post)
+        assert h.texts(channel)[1:] == [t("zh", "bot.channel_help")] * 2
+        await h.inject(h.server.inject_channel_post, channel, "/settings")
+        menu = h.bot_messages(channel)[-1]
+        query = await h.press(channel, MEMBER, menu.message_id, "s:lang:en")  # a subscriber: refused
+        assert h.server.callback_answers[query]["text"] == t("zh", "bot.admins_only_settings")
+        await h.press(channel, ADMIN, menu.message_id, "s:lang:en")
+        assert stored_chat(demo_db, channel).language == "en"  # type: ignore[union-attr]
+
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and result.sent == 1
+        assert h.photos(channel)[-1].caption == expected(shared_reports, "summary", lang="en", on=DATA_DATE).caption
+        await h.inject(h.server.inject_channel_post, channel, "/unsubscribe")
+        assert h.texts(channel)[-1] == t("en", "bot.unsubscribed")
+        assert not stored_chat(demo_db, channel).subscribed  # type: ignore[union-attr]
+
+
 async def test_status_for_admins_only(demo_db: Engine, shared_reports: ReportService) -> None:
     """/status answers in the admins' chats (ADMIN_CHAT_IDS) with what is stored, subscribed and
     pushed; anywhere else it is an unknown command."""

@@ -15,7 +15,6 @@ from bot.handlers.common import (
     addressed_to_bot,
     chat_language,
     is_admin,
-    is_group,
     placement,
     reply,
     reply_key,
@@ -59,7 +58,7 @@ async def subscribe(update: Update, context: Context) -> None:
     if chat is None:
         return
     await chat_language(update, context)  # makes sure the chat is stored
-    if is_group(chat) and not await is_admin(update, context):
+    if not await is_admin(update, context):
         await reply_key(update, context, "bot.admins_only")
         return
     services = services_of(context)
@@ -79,7 +78,7 @@ async def unsubscribe(update: Update, context: Context) -> None:
     if chat is None:
         return
     await chat_language(update, context)
-    if is_group(chat) and not await is_admin(update, context):
+    if not await is_admin(update, context):
         await reply_key(update, context, "bot.admins_only")
         return
     services = services_of(context)
@@ -124,7 +123,7 @@ async def settings_button(update: Update, context: Context) -> None:
     if query is None or chat is None or not query.data:
         return
     lang = await chat_language(update, context)
-    if is_group(chat) and not await is_admin(update, context):
+    if not await is_admin(update, context):
         await query.answer(t(lang, "bot.admins_only_settings"), show_alert=True)
         return
     services = services_of(context)
@@ -215,4 +214,30 @@ def last_handlers() -> list:  # type: ignore[type-arg]
 
 
 def fallback_handlers() -> list:  # type: ignore[type-arg]
-    return [MessageHandler(filters.COMMAND, unknown_command)]
+    # a channel's posts are its content: only the channel commands below are answered there
+    return [MessageHandler(filters.COMMAND & ~filters.UpdateType.CHANNEL_POSTS, unknown_command)]
+
+
+# What a channel's admins can ask by posting in it (all of them are admins: only admins post).
+CHANNEL_COMMANDS = {"subscribe": subscribe, "unsubscribe": unsubscribe, "settings": settings_command}
+
+
+async def channel_other(update: Update, context: Context) -> None:
+    """Any other command posted in a channel for this bot: what can be done there, once."""
+    message = update.channel_post
+    if message is None or not message.text:
+        return
+    command = message.text.split()[0]
+    if command.lstrip("/").split("@")[0].lower() in CHANNEL_COMMANDS:
+        return
+    if "@" in command and not addressed_to_bot(update, context):
+        return  # another bot's
+    await reply_key(update, context, "bot.channel_help")
+
+
+def channel_handlers() -> list:  # type: ignore[type-arg]
+    """A channel subscribes to the daily push and sets its language and time; reports are asked for
+    in a chat with the bot (a channel's posts go to every subscriber)."""
+    posts = filters.UpdateType.CHANNEL_POST
+    return [*(CommandHandler(name, callback, filters=posts) for name, callback in CHANNEL_COMMANDS.items()),
+            MessageHandler(posts & filters.COMMAND, channel_other)]

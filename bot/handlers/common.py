@@ -57,12 +57,12 @@ async def reply_key(update: Update, context: Context, key: str, **params: object
 
 
 def addressed_to_bot(update: Update, context: Context) -> bool:
-    """A command in a private chat, or in a group one named for this bot (/x@thisbot) or naming no
-    bot at all (/x): several bots in a group may share a command's name."""
+    """A command in a private chat, or in a group or channel one named for this bot (/x@thisbot) or
+    naming no bot at all (/x): several bots in a group may share a command's name."""
     message, chat = update.effective_message, update.effective_chat
     if message is None or chat is None or not message.text:
         return False
-    if not is_group(chat):
+    if chat.type == ChatType.PRIVATE:
         return True
     command = message.text.split()[0]
     if "@" not in command:
@@ -76,12 +76,15 @@ def is_group(chat: Chat) -> bool:
 
 
 async def is_admin(update: Update, context: Context) -> bool:
-    """True in private chats; in groups, when the sender is a group admin (or the group speaks anonymously)."""
-    chat, user, message = update.effective_chat, update.effective_user, update.effective_message
-    if chat is None or not is_group(chat):
+    """True in private chats; in groups and channels, when the sender is an admin: one posting as the
+    chat itself (a group's anonymous admin, any channel post), or a user whose membership says so
+    (a button under a channel post may be pressed by any subscriber)."""
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or chat.type == ChatType.PRIVATE:
         return True
-    if message is not None and message.sender_chat is not None and message.sender_chat.id == chat.id:
-        return True  # an anonymous admin posting as the group
+    posted = update.message or update.channel_post  # what the sender wrote, never a button's message
+    if posted is not None and posted.sender_chat is not None and posted.sender_chat.id == chat.id:
+        return True
     if user is None:
         return False
     member = await context.bot.get_chat_member(chat.id, user.id)

@@ -8,7 +8,7 @@ import html
 from telegram import Update
 from telegram.ext import CommandHandler
 
-from bot.handlers.common import Context, chat_language, is_admin, is_group, reply, reply_key
+from bot.handlers.common import Context, chat_language, is_admin, reply, reply_key
 from bot.services import services_of
 from reports import securities
 from reports.errors import ReportError
@@ -44,7 +44,7 @@ async def watch_command(update: Update, context: Context) -> None:
         lines = await services.run(services.reports.watch_text, codes, on=None, lang=lang)
         await reply(update, f"{lines}\n{t(lang, 'bot.watch_hint')}")
         return
-    if is_group(chat) and not await is_admin(update, context):
+    if not await is_admin(update, context):
         await reply_key(update, context, "bot.admins_only_watch")
         return
     code = await _code(update, context, lang, words)
@@ -68,7 +68,7 @@ async def unwatch_command(update: Update, context: Context) -> None:
     if not words:
         await reply_key(update, context, "bot.unwatch_need")
         return
-    if is_group(chat) and not await is_admin(update, context):
+    if not await is_admin(update, context):
         await reply_key(update, context, "bot.admins_only_watch")
         return
     services = services_of(context)

@@ -175,6 +175,24 @@ class _ControlApi(_ServerBase):
         return payload
 
     @_threadsafe
+    def inject_channel_post(self, chat_id: int, text: str) -> dict[str, Any]:
+        """An admin posts ``text`` in a channel, as the channel: a ``channel_post`` update whose
+        message has ``sender_chat`` (the channel itself) and no ``from``; returns that message."""
+        chat = self._known_chat(chat_id)
+        if chat.type != "channel":
+            raise ValueError(f"chat {chat_id} is not a channel")
+        entities = None
+        match = _COMMAND_RE.match(text)
+        if match and (match.end() == len(text) or text[match.end()].isspace()):
+            entities = [{"type": "bot_command", "offset": 0, "length": _utf16_len(match.group())}]
+        message = self._new_message(chat, {}, text=text, entities=entities)
+        payload = message.to_api()
+        payload.pop("from", None)
+        payload["sender_chat"] = chat.to_api()
+        self._push_update("channel_post", payload, chat.id)
+        return payload
+
+    @_threadsafe
     def inject_media(self, chat_id: int, from_user: int | dict[str, Any], kind: str,
                      content: dict[str, Any]) -> dict[str, Any]:
         """A user sends a message without text: ``kind`` is its field (``sticker``, ``photo``,
