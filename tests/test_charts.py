@@ -197,17 +197,14 @@ def test_batched_labels_draw_as_matplotlib_texts(va: str) -> None:
     assert draw(batched=True) == draw(batched=False)
 
 
-@pytest.mark.parametrize(("origin", "source"), [("exchanges", "数据:上交所"), ("import", "用户导入"), ("demo", None)])
-def test_footer_names_where_the_data_came_from(demo: Engine, monkeypatch: pytest.MonkeyPatch, origin: str,
-                                               source: str | None) -> None:
-    """The footer names the exchanges for ingested data, the CSV for imported data, and no source at
-    all for demo data (which carries its own mark)."""
+def _footer_of(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str, origin: str) -> tuple[Any, str]:
+    """The demo's `kind` figures as if they came from `origin`, and the footer their zh chart draws."""
     from matplotlib.figure import Figure
 
     from reports.figures import Figures, build
 
-    ratio = build(demo, "ratio", None, None)
-    figures = Figures("ratio", {**ratio.data, "origin": origin, "demo": origin == "demo"}, ratio.series)
+    built = build(demo, kind, None, None)
+    figures = Figures(kind, {**built.data, "origin": origin, "demo": origin == "demo"}, built.series)
     texts: list[str] = []
     real_text = Figure.text
 
@@ -217,7 +214,16 @@ def test_footer_names_where_the_data_came_from(demo: Engine, monkeypatch: pytest
 
     monkeypatch.setattr(Figure, "text", record)
     charts.render_chart(figures, "zh")
-    footer = next(s for s in texts if s.startswith("数据日期"))
+    monkeypatch.undo()
+    return built, next(s for s in texts if s.startswith("数据日期"))
+
+
+@pytest.mark.parametrize(("origin", "source"), [("exchanges", "数据:上交所"), ("import", "用户导入"), ("demo", None)])
+def test_footer_names_where_the_data_came_from(demo: Engine, monkeypatch: pytest.MonkeyPatch, origin: str,
+                                               source: str | None) -> None:
+    """The footer names the exchanges for ingested data, the CSV for imported data, and no source at
+    all for demo data (which carries its own mark)."""
+    ratio, footer = _footer_of(demo, monkeypatch, "ratio", origin)
     if source is None:
         assert footer == f"数据日期 {ratio.data['date']} · 演示数据"
     else:
@@ -262,19 +268,4 @@ def test_every_text_stays_inside_the_picture(demo: Engine, monkeypatch: pytest.M
                                               ("sectors", "数据:用户导入(CSV),申万行业分类")])
 def test_imported_market_charts_owe_shenwan_nothing(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
                                                     source: str) -> None:
-    from matplotlib.figure import Figure
-
-    from reports.figures import Figures, build
-
-    built = build(demo, kind, None, None)
-    figures = Figures(kind, {**built.data, "origin": "import", "demo": False}, built.series)
-    texts: list[str] = []
-    real_text = Figure.text
-
-    def record(self: Figure, x: float, y: float, s: str, *args: Any, **kwargs: Any) -> Any:
-        texts.append(s)
-        return real_text(self, x, y, s, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "text", record)
-    charts.render_chart(figures, "zh")
-    assert next(s for s in texts if s.startswith("数据日期")).endswith(source)
+    assert _footer_of(demo, monkeypatch, kind, "import")[1].endswith(source)
