@@ -26,6 +26,7 @@ MIN_DAYS, MAX_DAYS = 1, 2500
 SECTOR_MAX_DAYS = 250  # sector shifts are read over at most a year of trade days
 # Calendar days loaded before the window: 3 trailing years for percentiles, plus the 250-day pace.
 HISTORY_DAYS = 3 * 366 + 30
+CROWDING_LOOKBACK = 750  # trade days of the crowding threshold (analytics.ratio.crowding_run's lookback)
 # Fewest trade dates a "percentile of 3 years" stands on: under a year, it would rank today among a
 # few weeks and call any rise "the highest in three years".
 PERCENTILE_MIN_DAYS = 250
@@ -114,8 +115,7 @@ def _percentile_since(series: pd.Series, day: date) -> str | None:
 
 def _on_trade_dates(engine: Engine, series: pd.Series, start: date, day: date) -> pd.Series:
     """`series` with a row for every known trade date from `start` to `day` (nan where it has none)."""
-    grid = pd.DatetimeIndex(queries.known_trade_dates(engine, start, day))
-    return series.reindex(grid.union(series.index))
+    return series.reindex(queries.known_trade_dates(engine, start, day).union(series.index))
 
 
 def balance_figures(engine: Engine, day: date, days: int) -> Figures:
@@ -221,17 +221,24 @@ def _ratio_frame(engine: Engine, start: date, day: date) -> tuple[pd.DataFrame, 
 
 def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     """两融交易占比 with numerator, denominator, 3-year percentile, crowding and deleveraging."""
-    # The window and 750 trade days (3 years) before its first day for the percentile band; and
-    # at least 6 years in all, so that a crowding run of up to 3 years has its own 3 trailing years:
-    # no figure depends on the window asked for.
-    start = day - timedelta(days=HISTORY_DAYS + max(HISTORY_DAYS, _calendar_days(days)))
-    frame, turnover = _ratio_frame(engine, start, day)
-    if frame.empty or frame.index[-1].date() != day:
-        # The day has margin data (resolve_date): its turnover (SSE's and SZSE's) or purchases are missing.
-        if frame.empty:
-            raise ReportError("no_ratio", date=day.isoformat())
-        raise ReportError("no_ratio_on", date=day.isoformat(), latest=frame.index[-1].date().isoformat())
-    pct = frame["ratio_pct"]
+    # The window and 750 trade days (3 years) before its first day for the percentile band. A crowding
+    # run reaching back to where this history's thresholds begin (the run's first day must have its
+    # own 3 trailing years) is read again over 3 more years, until it ends inside or the data begin:
+    # no figure depends on the window asked for, and the usual day (no run) reads half as much.
+    start = day - timedelta(days=HISTORY_DAYS + _calendar_days(days))
+    while True:
+        frame, turnover = _ratio_frame(engine, start, day)
+        if frame.empty or frame.index[-1].date() != day:
+            # The day has margin data (resolve_date): its turnover (SSE's and SZSE's) or purchases are missing.
+            if frame.empty:
+                raise ReportError("no_ratio", date=day.isoformat())
+            raise ReportError("no_ratio_on", date=day.isoformat(), latest=frame.index[-1].date().isoformat())
+        pct = frame["ratio_pct"]
+        run = ratio.crowding_run(pct, min_periods=250)
+        data_begin_later = frame.index[0].date() > start + timedelta(days=10)
+        if run < len(pct.dropna()) - CROWDING_LOOKBACK or data_begin_later:
+            break
+        start -= timedelta(days=HISTORY_DAYS)
     index = queries.index_close(engine, MARKET_INDEX, start, day)
     last = frame.iloc[-1]
     band = balance.rolling_quantiles(pct, window=750, min_periods=PERCENTILE_MIN_DAYS)
@@ -253,7 +260,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         ma20=_num(ma.iloc[-1]),
         percentile_3y=_num(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
         percentile_since=_percentile_since(pct, day),
-        crowding_days=int(ratio.crowding_run(pct, min_periods=250)),
+        crowding_days=int(run),
         crowding=bool(ratio.crowding_warning(pct, index, min_periods=250)) if len(index) > 20 else False,
         deleveraging=bool(ratio.deleveraging(pct, index)) if len(index) > 20 else False,
         series=_series_records(pct.iloc[-days:], "ratio_pct"),

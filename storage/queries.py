@@ -486,7 +486,8 @@ def latest_sector_date(engine: Engine, day: date) -> date | None:
 CALENDAR_INDEXES = ("sh000001", "sz399001")
 
 
-def known_trade_dates(engine: Engine, start: date, end: date) -> list[date]:
+@shared
+def known_trade_dates(engine: Engine, start: date, end: date) -> pd.DatetimeIndex:
     """Trade dates from `start` to `end` that the exchange calendar, the turnover or the market
     indexes' closes know of, ascending: with a series' own dates, the grid that changes over N trade
     days are counted on, so that a day missing from one series is not skipped."""
@@ -498,7 +499,8 @@ def known_trade_dates(engine: Engine, start: date, end: date) -> list[date]:
                                                   index.trade_date <= end),
     ).subquery()
     with engine.connect() as conn:
-        return sorted(r[0] for r in conn.execute(select(known.c.d)).all())
+        rows = _driver_rows(conn, select(known.c.d).order_by(known.c.d))
+    return pd.DatetimeIndex(_column("trade_date", tuple(r[0] for r in rows)))
 
 
 def trade_days_between(engine: Engine, first: date, last: date) -> int:

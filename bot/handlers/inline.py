@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from telegram import (
     Bot,
@@ -76,17 +75,15 @@ def _result(report: RenderedReport, file_id: str, lang: str, username: str) -> I
 
 def _keep_running(services: Services, tasks: set[asyncio.Task[str]]) -> None:
     """Uploads still running when the answer goes: kept referenced until done, their errors logged."""
-    for task in tasks:
-        services.uploads.add(task)
-        task.add_done_callback(_upload_done(services))
 
-
-def _upload_done(services: Services) -> Callable[[asyncio.Task[str]], None]:
     def done(task: asyncio.Task[str]) -> None:
         services.uploads.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("inline chart upload failed: %s", task.exception())
-    return done
+
+    for task in tasks:
+        services.uploads.add(task)
+        task.add_done_callback(done)
 
 
 async def _file_ids(bot: Bot, services: Services, reports: list[RenderedReport]) -> dict[str, str]:
