@@ -155,12 +155,16 @@ class Pusher:
         a message of its own right after it when they do not fit), in the forum topic it subscribed
         from; a topic deleted since then is forgotten and the push goes to General (now and from
         then on)."""
-        caption, apart = None, None
+        caption = None
+        # what follows the chart in a message of its own: lines a caption too long gave up, and the
+        # watch list where it does not fit under the caption
+        apart = [report.details] if report.details else []
         if item.watches:
             services = self.services
             lines = await services.run(services.reports.watch_text, item.watches, on=report.on, lang=report.lang)
             caption = caption_with(report.caption, lines)
-            apart = lines if caption is None else None
+            if caption is None:
+                apart.append(lines)
         placement = Placement(thread_id=item.thread_id)
         try:
             message = await send_chart(self.bot, self.services, item.chat_id, report, placement=placement,
@@ -172,12 +176,12 @@ class Pusher:
             await self.services.run(chats.clear_push_thread, self.services.engine, item.chat_id)
             placement = Placement()
             message = await send_chart(self.bot, self.services, item.chat_id, report, caption=caption)
-        if apart is not None:
+        if apart:
             try:
-                await self.bot.send_message(item.chat_id, apart, parse_mode=ParseMode.HTML,
+                await self.bot.send_message(item.chat_id, "\n\n".join(apart), parse_mode=ParseMode.HTML,
                                             **placement.send_kwargs())
             except TelegramError as exc:  # the summary is there: the delivery stands, the lines are lost
-                log.warning("chat %s: watch lines not sent after the push: %s", item.chat_id, exc)
+                log.warning("chat %s: lines after the push not sent: %s", item.chat_id, exc)
         return message
 
     async def _retry_or_fail(self, item: chats.Claim, error: str, result: PushResult) -> None:
