@@ -69,19 +69,24 @@ def parse_days(kind: str, word: str) -> int:
     return days
 
 
+def _security_word(words: list[str]) -> str:
+    """The word of /stock that names the security: the first that is neither a date nor a window
+    ("/stock 2024-09-30 600519", "/stock 60 茅台"); with none such, the first that is not a date (digits
+    of a name, or a wrong code: the report answers). Only dates: ArgumentError need_code."""
+    undated = [w for w in words if not (looks_like_date(w) and code_form(w) is None)]
+    if not undated:
+        raise ArgumentError("bot.need_code")
+    named = [w for w in undated if not (w.lstrip("+-").isdigit() and len(w) < 6)]
+    return (named or undated)[0]
+
+
 def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
     """The code (for `stock`; for `top` and `sectors`, the sector), window and date of a report command;
     ArgumentError for bad ones."""
     code: str | None = None
     if kind == "stock":
-        # the security comes first as a rule, but "/stock 2024-09-30 600519" means the same: the
-        # first word that is neither a date nor a window (at most four digits) names it
-        named = [w for w in words if code_form(w) is not None
-                 or not (looks_like_date(w) or (w.lstrip("+-").isdigit() and len(w) < 6))]
-        if not named:
-            raise ArgumentError("bot.need_code")
-        code = named[0].strip()
-        words = [w for w in words if w is not named[0]]
+        code = _security_word(words)
+        words = [w for w in words if w is not code]
     days: int | None = None
     on: date | None = None
     example = EXAMPLES[kind]

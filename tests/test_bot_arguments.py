@@ -51,6 +51,7 @@ def test_windows_and_codes_are_not_dates(word: str) -> None:
         ("stock", ["abc"], ReportArgs(code="abc")),  # the report answers for a bad code (it knows which exist)
         ("stock", ["2024-09-30", "600519"], ReportArgs(code="600519", on=date(2024, 9, 30))),  # date first
         ("stock", ["60", "600519.SH"], ReportArgs(code="600519.SH", days=60)),  # a window first
+        ("stock", ["255", "60"], ReportArgs(code="255", days=60)),  # digits of a name, then a window
         ("stock", ["600519.SH", "2024-09-30"], ReportArgs(code="600519.SH", on=date(2024, 9, 30))),
         ("top", ["5", "电子"], ReportArgs(code="电子", days=5)),  # /top takes a sector, in any position
         ("top", ["Banks", "2024-09-30"], ReportArgs(code="Banks", on=date(2024, 9, 30))),
@@ -69,7 +70,7 @@ def test_report_arguments(kind: str, words: list[str], want: ReportArgs) -> None
     ("kind", "words", "key", "params"),
     [
         ("stock", [], "bot.need_code", {}),
-        ("stock", ["60", "2024-09-30"], "bot.need_code", {}),  # a window and a date, but no security
+        ("stock", ["2024-09-30"], "bot.need_code", {}),  # a date, but no security
         ("ratio", ["0"], "bot.bad_window", {"value": "0", "max": 2500, "example": "/ratio 250"}),
         ("ratio", ["2501"], "bot.bad_window", {"value": "2501", "max": 2500, "example": "/ratio 250"}),
         ("sectors", ["251"], "bot.bad_window", {"value": "251", "max": 250, "example": "/sectors 20"}),
