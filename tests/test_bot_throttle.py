@@ -8,7 +8,7 @@ import sys
 from bot.services import Throttle
 from marginbot.logging_setup import RedactingFormatter
 
-TOKEN = "123456789:AAE_secret-TOKEN_for-marginbot_tests_0123456789"
+TOKEN = "123456789:E2E_secret-TOKEN_for-marginbot_tests_0123456789"  # shaped like a token, never a real one
 
 
 class Clock:
