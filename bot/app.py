@@ -11,7 +11,7 @@ from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from bot.handlers import admin, chat, errors, flood, inline, membership, reports, watch
-from bot.push import pipeline_tick
+from bot.push import pipeline_tick, stop_pushes
 from bot.services import Services, Throttle
 from marginbot.logging_setup import RedactTokens
 from marginbot.settings import TIMEZONE, Settings
@@ -39,6 +39,16 @@ async def register_commands(application: Application) -> None:  # type: ignore[t
         await bot.set_my_commands(commands(others, names), scope=scope)
         for lang in LANGUAGES:
             await bot.set_my_commands(commands(lang, names), scope=scope, language_code=lang)
+
+
+class MarginApplication(Application):  # type: ignore[type-arg]
+    """PTB's Application, stopping the daily push first: Application.stop waits for running jobs,
+    and a push of thousands of chats runs for minutes. Stopped, its sends in flight finish and are
+    recorded and its unstarted claims are handed back, so the next start resumes it."""
+
+    async def stop(self) -> None:
+        await stop_pushes(self)
+        await super().stop()
 
 
 async def post_init(application: Application) -> None:  # type: ignore[type-arg]
@@ -87,6 +97,7 @@ def build_application(
             bot_logger.addFilter(RedactTokens())
     builder = (
         ApplicationBuilder()
+        .application_class(MarginApplication)
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(base_url or settings.telegram_base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=TIMEZONE))

@@ -14,11 +14,12 @@ import os
 import time as _time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
+import httpx
 from telegram import Bot, Message
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot.sending import Placement, send_chart
@@ -31,7 +32,14 @@ from reports.text import caption_with
 from storage import chats, queries
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 5
+# Seconds a delivery waits after its 1st, 2nd, ... failed attempt: a short outage costs a few
+# attempts, not the day's summary.
+RETRY_DELAYS = (30.0, 120.0, 600.0, 1800.0)
+HOLD_FOR_RETRY = 90.0  # a push waits for retries due within this; later ones fall to a later tick
+# Telegram's answer to a photo may be slow; a send whose answer never came may have arrived, so it
+# is not repeated: waiting longer than PTB's 5 s default makes that rare.
+PUSH_READ_TIMEOUT = 30.0
 CLAIM_BATCH = 200
 SENDERS = 16
 
@@ -43,19 +51,33 @@ class PushResult:
     failed: int = 0
     deactivated: int = 0
     migrated: int = 0
-    retried: int = 0
+    retried: int = 0  # attempts that failed and wait for a retry
+    unconfirmed: int = 0  # sends whose answer never came: may have arrived, not repeated
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+
+
+def may_have_arrived(exc: NetworkError) -> bool:
+    """True when the request reached Telegram and its answer was lost (read timeout, dropped
+    connection): the message may be in the chat. Failures to connect, pool waits, partial writes and
+    5xx answers (no httpx cause) mean it was not sent."""
+    return isinstance(exc.__cause__, httpx.ReadTimeout | httpx.ReadError | httpx.RemoteProtocolError)
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next attempt after `attempts` failed ones (the last delay repeats)."""
+    return RETRY_DELAYS[min(max(attempts, 1), len(RETRY_DELAYS)) - 1]
 
 
 class Pusher:
     """Sends the daily summary of one trade date to every claimed delivery."""
 
     def __init__(self, bot: Bot, services: Services, worker_id: str | None = None,
-                 senders: int = SENDERS, max_attempts: int = MAX_ATTEMPTS) -> None:
+                 senders: int = SENDERS, max_attempts: int = MAX_ATTEMPTS, local_only: bool = False) -> None:
         self.bot, self.services = bot, services
         self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.senders, self.max_attempts = senders, max_attempts
+        self.local_only = local_only  # the sandbox pushes to its own invented chats only
 
     async def _reports(self, trade_date: date) -> dict[str, RenderedReport]:
         services = self.services
@@ -65,10 +87,11 @@ class Pusher:
         return out
 
     async def push_day(self, trade_date: date) -> PushResult:
-        """Deliver every pending delivery of `trade_date`; returns counts. Safe to run in several workers.
+        """Deliver every due delivery of `trade_date`; returns counts. Safe to run in several workers.
 
-        When the worker is stopped (cancelled), sends already started are finished and recorded,
-        and claims not yet started are handed back, so a restarted worker neither repeats nor skips.
+        Retries due within HOLD_FOR_RETRY are waited for; later ones are left to a later call. When
+        the worker is stopped (cancelled), sends already started are finished and recorded, and
+        claims not yet started are handed back, so a restarted worker neither repeats nor skips.
         """
         started = _time.perf_counter()
         result = PushResult(trade_date)
@@ -76,14 +99,15 @@ class Pusher:
         queue: asyncio.Queue[chats.Claim] = asyncio.Queue(maxsize=CLAIM_BATCH * 2)
         inflight: set[asyncio.Task[None]] = set()
         workers = [asyncio.create_task(self._sender(queue, reports, result, inflight)) for _ in range(self.senders)]
+        heartbeat = asyncio.create_task(self._heartbeat(trade_date))
         claiming: list[asyncio.Future[list[chats.Claim]]] = []
+        engine = self.services.engine
 
         async def claim() -> list[chats.Claim]:
             # Shielded and remembered: a claim that commits after the worker is stopped must be
             # waited for before the worker hands back what it holds.
-            future = asyncio.ensure_future(
-                self.services.run(chats.claim, self.services.engine, trade_date, self.worker_id, CLAIM_BATCH)
-            )
+            future = asyncio.ensure_future(self.services.run(
+                chats.claim, engine, trade_date, self.worker_id, CLAIM_BATCH, local_only=self.local_only))
             claiming.append(future)
             return await asyncio.shield(future)
 
@@ -94,21 +118,45 @@ class Pusher:
                     await queue.join()
                     # Retries released during the last batch become claimable again.
                     claims = await claim()
-                    if not claims:
+                if not claims:
+                    wait = await self._retry_wait(trade_date)
+                    if wait is None:
                         break
+                    await asyncio.sleep(wait)
+                    continue
                 for item in claims:
                     await queue.put(item)
         finally:
+            heartbeat.cancel()
             for worker in workers:
                 worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(heartbeat, *workers, return_exceptions=True)
             pending = [f for f in claiming if not f.done()]
             if inflight or pending:
                 await asyncio.wait([*inflight, *pending])
             # Every send this worker started is recorded now; whatever it still holds was never sent.
-            await asyncio.to_thread(chats.release_unstarted, self.services.engine, trade_date, self.worker_id)
+            await asyncio.to_thread(chats.release_unstarted, engine, trade_date, self.worker_id)
         result.seconds = _time.perf_counter() - started
         return result
+
+    async def _retry_wait(self, trade_date: date) -> float | None:
+        """Seconds until the next retry when it is due within HOLD_FOR_RETRY, else None."""
+        due = await self.services.run(chats.next_retry, self.services.engine, trade_date, self.local_only)
+        if due is None:
+            return None
+        wait = (due - datetime.now(UTC)).total_seconds()
+        return max(wait, 0.0) + 0.05 if wait <= HOLD_FOR_RETRY else None
+
+    async def _heartbeat(self, trade_date: date) -> None:
+        """Renew this worker's leases while it runs: claims waiting in a long queue (rate limits,
+        429 pauses) stay its own; a worker that dies stops renewing and others take over."""
+        interval = chats.LEASE.total_seconds() / 4
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.services.run(chats.renew, self.services.engine, trade_date, self.worker_id)
+            except Exception:  # the database is away for a moment: the next beat tries again
+                log.warning("push of %s: lease not renewed", trade_date, exc_info=True)
 
     async def _sender(self, queue: asyncio.Queue[chats.Claim], reports: dict[str, RenderedReport],
                       result: PushResult, inflight: set[asyncio.Task[None]]) -> None:
@@ -121,16 +169,22 @@ class Pusher:
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
                 await asyncio.shield(task)
+            except Exception:  # recording the outcome failed (the database): the lease settles it
+                log.exception("push to chat %s: outcome not recorded", item.chat_id)
             finally:
                 queue.task_done()
 
     async def _deliver(self, item: chats.Claim, report: RenderedReport, result: PushResult) -> None:
-        engine, run = self.services.engine, self.services.run
+        engine, run, worker = self.services.engine, self.services.run, self.worker_id
+        if not await run(chats.start, engine, item.delivery_id, worker):
+            log.info("delivery to chat %s was taken over by another worker", item.chat_id)
+            return
+        attempts = item.attempts + 1
         try:
             message = await self._send(item, report)
         except Forbidden as exc:
             await run(chats.deactivate, engine, item.chat_id, f"forbidden: {exc.message}")
-            await run(chats.finish, engine, item.delivery_id, "failed", None, f"forbidden: {exc.message}")
+            await run(chats.finish, engine, item.delivery_id, worker, "failed", None, f"forbidden: {exc.message}")
             result.deactivated += 1
             return
         except ChatMigrated as exc:
@@ -139,15 +193,35 @@ class Pusher:
             result.migrated += 1
             return
         except RetryAfter as exc:
+            # Flood control after the rate limiter's own retries: wait as told, without using up an attempt.
             wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
-            log.warning("429 for chat %s: waiting %.1f s", item.chat_id, wait)
-            await asyncio.sleep(float(wait))
-            await self._retry_or_fail(item, f"retry_after {wait}", result)
+            log.warning("429 for chat %s: retrying in %.1f s", item.chat_id, wait)
+            await run(chats.finish, engine, item.delivery_id, worker, "pending", None, f"retry_after {wait}",
+                      datetime.now(UTC) + timedelta(seconds=float(wait)), True)
+            result.retried += 1
+            return
+        except NetworkError as exc:
+            if may_have_arrived(exc):
+                log.warning("push to chat %s: no answer (%s); it may have arrived, so it is not sent again",
+                            item.chat_id, exc.message)
+                await run(chats.finish, engine, item.delivery_id, worker, "unconfirmed", None,
+                          f"{type(exc).__name__}: {exc.message}")
+                result.unconfirmed += 1
+                return
+            await self._retry_or_fail(item, attempts, f"{type(exc).__name__}: {exc.message}", result)
             return
         except TelegramError as exc:
-            await self._retry_or_fail(item, f"{type(exc).__name__}: {exc.message}", result)
+            await self._retry_or_fail(item, attempts, f"{type(exc).__name__}: {exc.message}", result)
             return
-        await run(chats.finish, engine, item.delivery_id, "sent", message.message_id)
+        except Exception as exc:
+            # A defect, not a passing fault: retrying would fail the same way (and the photo may be out).
+            log.exception("push to chat %s failed unexpectedly", item.chat_id)
+            await run(chats.finish, engine, item.delivery_id, worker, "failed", None,
+                      f"unexpected {type(exc).__name__}: {exc}")
+            result.failed += 1
+            result.errors.append(f"{item.chat_id}: unexpected {type(exc).__name__}")
+            return
+        await run(chats.finish, engine, item.delivery_id, worker, "sent", message.message_id)
         result.sent += 1
 
     async def _send(self, item: chats.Claim, report: RenderedReport) -> Message:
@@ -168,14 +242,15 @@ class Pusher:
         placement = Placement(thread_id=item.thread_id)
         try:
             message = await send_chart(self.bot, self.services, item.chat_id, report, placement=placement,
-                                       caption=caption)
+                                       caption=caption, read_timeout=PUSH_READ_TIMEOUT)
         except BadRequest as exc:
             if item.thread_id is None or "thread not found" not in exc.message.lower():
                 raise
             log.warning("chat %s: push topic %s is gone; pushing to General", item.chat_id, item.thread_id)
             await self.services.run(chats.clear_push_thread, self.services.engine, item.chat_id)
             placement = Placement()
-            message = await send_chart(self.bot, self.services, item.chat_id, report, caption=caption)
+            message = await send_chart(self.bot, self.services, item.chat_id, report, caption=caption,
+                                       read_timeout=PUSH_READ_TIMEOUT)
         if apart:
             try:
                 await self.bot.send_message(item.chat_id, "\n\n".join(apart), parse_mode=ParseMode.HTML,
@@ -184,16 +259,20 @@ class Pusher:
                 log.warning("chat %s: lines after the push not sent: %s", item.chat_id, exc)
         return message
 
-    async def _retry_or_fail(self, item: chats.Claim, error: str, result: PushResult) -> None:
-        final = item.attempts >= self.max_attempts
-        await self.services.run(chats.finish, self.services.engine, item.delivery_id,
-                                "failed" if final else "pending", None, error)
+    async def _retry_or_fail(self, item: chats.Claim, attempts: int, error: str, result: PushResult) -> None:
+        """After a failed attempt: pending again after its backoff, or failed for good after max_attempts."""
+        final = attempts >= self.max_attempts
+        retry_at = None if final else datetime.now(UTC) + timedelta(seconds=retry_delay(attempts))
+        await self.services.run(chats.finish, self.services.engine, item.delivery_id, self.worker_id,
+                                "failed" if final else "pending", None, error, retry_at)
         if final:
             result.failed += 1
             result.errors.append(f"{item.chat_id}: {error}")
-            log.error("delivery to chat %s failed after %d attempts: %s", item.chat_id, item.attempts, error)
+            log.error("delivery to chat %s failed after %d attempts: %s", item.chat_id, attempts, error)
         else:
             result.retried += 1
+            log.info("delivery to chat %s: attempt %d failed (%s); retrying in %.0f s", item.chat_id, attempts,
+                     error, retry_delay(attempts))
 
 
 def expected_trade_date(services: Services, today: date) -> date | None:
@@ -224,26 +303,57 @@ def missing_for(services: Services, day: date) -> list[str]:
 
 
 async def push_now(application: Application, trade_date: date | None = None) -> PushResult | None:  # type: ignore[type-arg]
-    """Plan and run the push of `trade_date` (default: the latest complete day) for every due subscriber."""
+    """Plan and run the push of `trade_date` (default: the latest complete day) for every due subscriber.
+
+    None when there is nothing to push, the summary cannot be rendered, or the application stopped
+    the push (stop_pushes): what it had not started is handed back for the next start.
+    """
     services = services_of(application)
     day = trade_date or await services.run(_latest_complete, services)
     if day is None:
         return None
+    local_only = bool(application.bot_data.get("local_only"))
     now = datetime.now(TIMEZONE).time()
     lock = application.bot_data.setdefault("push_lock", asyncio.Lock())
     async with lock:
-        planned = await services.run(chats.plan_deliveries, services.engine, day, now, services.settings.push_time)
+        expired = await services.run(chats.expire_before, services.engine, day)
+        if expired:
+            log.warning("push of %s: %d deliveries of earlier days were never sent; given up", day, expired)
+        planned = await services.run(chats.plan_deliveries, services.engine, day, now, services.settings.push_time,
+                                     local_only)
         if planned:
             log.info("push of %s: %d deliveries planned", day, planned)
+        pusher = Pusher(application.bot, services, local_only=local_only)
+        task = asyncio.ensure_future(pusher.push_day(day))
+        running: set[asyncio.Future[PushResult]] = application.bot_data.setdefault("push_tasks", set())
+        running.add(task)
+        task.add_done_callback(running.discard)
         try:
-            result = await Pusher(application.bot, services).push_day(day)
+            result = await task
         except ReportError as exc:
             log.error("push of %s: summary unavailable: %s", day, exc.message("en"))
             return None
-    if result.sent or result.failed:
-        log.info("push of %s: %d sent, %d failed, %d deactivated, %d migrated in %.1f s", day, result.sent,
-                 result.failed, result.deactivated, result.migrated, result.seconds)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this call itself is cancelled, not only the push
+            log.info("push of %s stopped with the application; the rest is handed back", day)
+            return None
+    if result.sent or result.failed or result.unconfirmed or result.retried:
+        log.info("push of %s: %d sent, %d failed, %d unconfirmed, %d retrying later, %d deactivated, %d migrated"
+                 " in %.1f s", day, result.sent, result.failed, result.unconfirmed, result.retried,
+                 result.deactivated, result.migrated, result.seconds)
     return result
+
+
+async def stop_pushes(application: Application) -> None:  # type: ignore[type-arg]
+    """Stop the pushes under way: sends in flight finish and are recorded, claims not started are
+    handed back (a push of 10,000 chats runs for minutes: a stopping bot must not wait for it)."""
+    running = list(application.bot_data.get("push_tasks", ()))
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)
 
 
 WARM_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
@@ -304,6 +414,8 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         application.create_task(_upload_inline(application), name="upload-inline-charts")
     if demo or expected is None or complete is None or complete < expected:
         return
+    if not application.bot_data.get("auto_push", True):
+        return  # the sandbox pushes when its user asks for it
     await push_now(application, expected)
     if live and not application.bot_data.get("valuing_lending"):
         # After the push, which does not need it, and beside the ticks (fetching the quotes takes a

@@ -130,14 +130,16 @@ async def send_report(
 async def send_chart(
     bot: Bot, services: Services, chat_id: int, report: RenderedReport,
     markup: InlineKeyboardMarkup | None = None, placement: Placement = NOWHERE_IN_PARTICULAR,
-    caption: str | None = None,
+    caption: str | None = None, read_timeout: float | None = None,
 ) -> Message:
     """Send the chart with its caption (or `caption`, e.g. with a chat's watch list below it); the
-    first send of a chart uploads it, the others use its file_id.
+    first send of a chart uploads it, the others use its file_id. `read_timeout`: seconds to wait
+    for Telegram's answer (None: the client's default).
 
     Concurrent first sends of the same chart wait on one lock, so each distinct chart is uploaded once.
     """
     caption = report.caption if caption is None else caption
+    timeouts: dict[str, Any] = {} if read_timeout is None else {"read_timeout": read_timeout}
     key = report.chart_key
     known = await services.file_id(key)
     if known is None:
@@ -147,13 +149,13 @@ async def send_chart(
             if known is None:
                 message = await bot.send_photo(
                     chat_id, report.png or b"", caption=caption, parse_mode=ParseMode.HTML,
-                    reply_markup=markup, **placement.send_kwargs(),
+                    reply_markup=markup, **placement.send_kwargs(), **timeouts,
                 )
                 await services.remember_file_id(key, message.photo[-1].file_id)
                 return message
     return await bot.send_photo(
         chat_id, known, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup,
-        **placement.send_kwargs(),
+        **placement.send_kwargs(), **timeouts,
     )
 
 

@@ -18,12 +18,11 @@ def run(settings: Settings) -> int:
 
         log.info("no TELEGRAM_BOT_TOKEN: starting the local sandbox (stand-in Bot API + chat page)")
         return run_sandbox(settings, engine)
-    from sandbox.app import GROUP_ID, MEMBER_ID, YOU_ID
     from storage import chats
     from storage.database import is_empty
 
     # The local chat page's invented chats must never receive the real bot's daily push.
-    if chats.forget(engine, [YOU_ID, MEMBER_ID, GROUP_ID]):
+    if chats.forget_local(engine):
         log.info("removed the local sandbox's chats from the database")
 
     if is_empty(engine):

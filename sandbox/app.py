@@ -63,6 +63,7 @@ from sandbox.botapi import (
     StoredMessage,
     visible_text,
 )
+from storage.chats import LOCAL_CHAT_ID_FLOOR
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,15 @@ STATIC_TYPES = {
     ".svg": "image/svg+xml",
 }
 
-YOU_ID = 700_000_001
-MEMBER_ID = 700_000_002
-GROUP_ID = -900_000_001
+# Invented chats live where no Telegram chat can (LOCAL_CHAT_ID_FLOOR): a real bot on the same
+# database forgets them, and the sandbox's push never reaches a real subscriber.
+YOU_ID = LOCAL_CHAT_ID_FLOOR + 1
+MEMBER_ID = LOCAL_CHAT_ID_FLOOR + 2
+GROUP_ID = -(LOCAL_CHAT_ID_FLOOR + 1)
 GROUP_TITLE = "两融讨论群"
 # Where the bot uploads charts only to get a file_id for inline results (STORAGE_CHAT_ID): a
 # channel of its own that the page does not show, so such uploads do not land in your chat.
-STORAGE_CHANNEL_ID = -1_009_000_000_001
+STORAGE_CHANNEL_ID = -(LOCAL_CHAT_ID_FLOOR + 2)
 YOU_NAME = "You"
 MEMBER_NAME = "小林"
 BOT_USERNAME = "liangrong_sandbox_bot"
@@ -636,7 +639,7 @@ class ChatPage:
         except Exception as exc:  # shown on the page; the trace goes to the log
             log.exception("sandbox: the daily push failed")
             return _json_error(500, f"the push failed: {type(exc).__name__}: {exc}")
-        subscribers = await services.run(chats.subscriber_count, services.engine)
+        subscribers = await services.run(chats.subscriber_count, services.engine, True)
         if result is None:
             return HttpResponse.json_body(
                 {
@@ -653,6 +656,7 @@ class ChatPage:
                 "failed": result.failed,
                 "deactivated": result.deactivated,
                 "retried": result.retried,
+                "unconfirmed": result.unconfirmed,
                 "seconds": round(result.seconds, 2),
                 "errors": result.errors[:5],
                 "subscribers": subscribers,
@@ -728,6 +732,9 @@ async def start_sandbox(
             schedule=True,
             services=_sandbox_services(for_services, engine),
         )
+        # The push reaches the page's chats only (never a real subscriber stored in the same
+        # database), and only when the page asks for it: the scheduled job renders, never pushes.
+        application.bot_data.update(local_only=True, auto_push=False)
         page.application = application
         await start_application(application)
     except BaseException:

@@ -249,10 +249,12 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     trade_date: date
-    status: str = Field(default="pending", max_length=16)  # pending, claimed, sent, failed, skipped
+    # pending -> claimed (by a worker) -> sending -> sent | failed | unconfirmed; pending again to retry
+    status: str = Field(default="pending", max_length=16)
     claimed_by: str = Field(default="", max_length=64)
-    claimed_at: datetime | None = None
-    attempts: int = 0
+    claimed_at: datetime | None = None  # the claim's lease: renewed while the worker lives
+    attempts: int = 0  # sends started
+    not_before: datetime | None = None  # a retry waits until then (backoff, or a 429's retry_after)
     message_id: int | None = None
     error: str = Field(default="", max_length=500)
     updated_at: datetime = Field(default_factory=_now)

@@ -989,10 +989,18 @@ async def test_a_long_watch_list_comes_whole_right_after_the_push(demo_db: Engin
         assert all(f"({code})" in apart.text for code in codes)
 
 
-async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService) -> None:
-    blocked, limited, flaky, broken, fine = 2001, 2002, 2003, 2004, 2005
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries after 0.1-0.4 s instead of 30 s to 30 min: the same backoff, on a test's clock."""
+    import bot.push
+
+    monkeypatch.setattr(bot.push, "RETRY_DELAYS", (0.1, 0.2, 0.3, 0.4))
+
+
+async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService, quick_retries: None) -> None:
+    blocked, limited, flaky, broken, fine, dropped = 2001, 2002, 2003, 2004, 2005, 2006
     old_group, new_group = -4002, -1004002
-    privates = [blocked, limited, flaky, broken, fine]
+    privates = [blocked, limited, flaky, broken, fine, dropped]
     subscribe_directly(demo_db, [*privates, old_group], lambda cid: "en" if cid in (limited, broken) else "zh")
     async with running(demo_db, shared_reports) as h:
         s = h.server
@@ -1004,16 +1012,17 @@ async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService)
         s.fail_next("sendPhoto", 400, migrate_to_chat_id=new_group, chat_id=old_group)
         s.fail_next("sendPhoto", 502, description="Bad Gateway", chat_id=flaky, times=MAX_ATTEMPTS - 1)
         s.fail_next("sendPhoto", 500, chat_id=broken, times=100)
+        s.fail_next("sendPhoto", 0, chat_id=dropped)  # the connection dies with the request sent
 
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None
-        assert (result.sent, result.failed, result.deactivated, result.migrated) == (4, 1, 1, 1)
+        assert (result.sent, result.failed, result.deactivated, result.migrated, result.unconfirmed) == (4, 1, 1, 1, 1)
         rows = deliveries(demo_db)
 
         # blocked (403): deactivated, nothing sent, the others still served
         assert h.photos(blocked) == [] and rows[blocked].status == "failed" and "forbidden" in rows[blocked].error
         assert not stored_chat(demo_db, blocked).active  # type: ignore[union-attr]
-        assert len(h.photos(fine)) == 1 and rows[fine].status == "sent"
+        assert len(h.photos(fine)) == 1 and rows[fine].status == "sent" and rows[fine].attempts == 1
         # 429 retry_after=1: waited, then exactly one message
         calls = s.calls_for("sendPhoto", limited)
         assert [c.status for c in calls] == [429, 200] and calls[1].time - calls[0].time >= 1.0
@@ -1023,14 +1032,20 @@ async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService)
         assert rows[new_group].status == "sent" and old_group not in rows
         assert stored_chat(demo_db, new_group).subscribed  # type: ignore[union-attr]
         assert not stored_chat(demo_db, old_group).subscribed  # type: ignore[union-attr]
-        # 5xx twice then fine: retried, exactly one message
-        assert [c.status for c in s.calls_for("sendPhoto", flaky)] == [502] * (MAX_ATTEMPTS - 1) + [200]
+        # 5xx four times then fine: retried after growing delays, exactly one message
+        flaky_calls = s.calls_for("sendPhoto", flaky)
+        assert [c.status for c in flaky_calls] == [502] * (MAX_ATTEMPTS - 1) + [200]
+        gaps = [b.time - a.time for a, b in zip(flaky_calls, flaky_calls[1:], strict=False)]
+        assert all(gap >= delay for gap, delay in zip(gaps, (0.1, 0.2, 0.3, 0.4), strict=True)), gaps
         assert len(h.photos(flaky)) == 1 and rows[flaky].status == "sent" and rows[flaky].attempts == MAX_ATTEMPTS
         # 5xx every time: bounded retries, then recorded as failed
         assert [c.status for c in s.calls_for("sendPhoto", broken)] == [500] * MAX_ATTEMPTS
         assert h.photos(broken) == [] and rows[broken].status == "failed"
         assert rows[broken].attempts == MAX_ATTEMPTS and "Internal Server Error" in rows[broken].error
         assert stored_chat(demo_db, broken).active  # type: ignore[union-attr]  # a server error is not a block
+        # no answer to a request that went out: it may have arrived, so it is recorded and never repeated
+        assert len(s.calls_for("sendPhoto", dropped)) == 1
+        assert rows[dropped].status == "unconfirmed" and "RemoteProtocolError" in rows[dropped].error
         assert s.uploads == 2
 
         # a later run sends nothing more: failed stays failed, sent stays sent
@@ -1038,32 +1053,75 @@ async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService)
         s.unblock_chat(blocked)
         await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert sum(len(h.photos(cid)) for cid in [*privates, new_group]) == 4
+        assert len(s.calls_for("sendPhoto", dropped)) == 1
 
 
-async def test_restart_in_the_middle_of_a_push(engine: Engine, shared_reports: ReportService) -> None:
-    """A worker is stopped while the push is under way; a new one on the same database completes it.
+async def test_an_outage_during_the_push_delays_it_and_loses_no_one(demo_db: Engine, shared_reports: ReportService,
+                                                                      quick_retries: None) -> None:
+    """Telegram answers 502 to every photo for a while: each chat waits out its backoff and gets
+    the summary once when the service is back; none is given up after a few quick failures."""
+    ids = list(range(2101, 2113))
+    subscribe_directly(demo_db, ids)
+    async with running(demo_db, shared_reports) as h:
+        for cid in ids:
+            h.server.add_chat(cid)
+        h.server.fail_next("sendPhoto", 502, description="Bad Gateway", times=3 * len(ids))
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and (result.sent, result.failed, result.retried) == (len(ids), 0, 3 * len(ids))
+        assert {cid: len(h.photos(cid)) for cid in ids} == dict.fromkeys(ids, 1)
+        assert {r.attempts for r in deliveries(demo_db).values()} == {4}
 
-    40 chats, 16 concurrent senders, 0.25 s per sendPhoto: when 16 chats have theirs, up to 16 sends are
-    in flight and the rest are claimed but not started. Stopping must neither lose those claims nor
-    let an in-flight send be repeated by the next worker.
+
+async def test_a_push_answer_later_than_the_timeout_is_not_sent_twice(
+        demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Telegram takes longer than the client waits: the photo is in the chat but the bot never hears
+    so. It is recorded as unconfirmed and never sent again, by this push or a later one."""
+    import bot.push
+
+    monkeypatch.setattr(bot.push, "PUSH_READ_TIMEOUT", 0.3)
+    chat = 2201
+    subscribe_directly(demo_db, [chat])
+    async with running(demo_db, shared_reports) as h:
+        h.server.add_chat(chat)
+        h.server.set_latency(1.0, "sendPhoto")
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and (result.sent, result.unconfirmed) == (0, 1)
+        await h.until(lambda: len(h.photos(chat)) == 1)  # the stand-in delivered it after all
+        h.server.set_latency(0, "sendPhoto")
+        await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert len(h.server.calls_for("sendPhoto", chat)) == 1 and len(h.photos(chat)) == 1
+        row = deliveries(demo_db)[chat]
+        assert row.status == "unconfirmed" and "TimedOut" in row.error
+
+
+async def test_stopping_the_bot_in_the_middle_of_a_push(engine: Engine, shared_reports: ReportService) -> None:
+    """The bot is stopped (as on SIGTERM: Application.stop) while its scheduled job is pushing; a new
+    bot on the same database completes the push.
+
+    120 chats, 16 concurrent senders, 0.25 s per sendPhoto: the push would take about 2 s. PTB's
+    stop waits for running jobs; the bot's stops the push first: the sends in flight finish and
+    are recorded, the claims not started are handed back, and the stop does not wait for the rest.
     """
-    ids = list(range(3001, 3041))
+    ids = list(range(3001, 3121))
     subscribe_directly(engine, ids, lambda cid: "en" if cid % 3 == 0 else "zh")
     async with running(engine, shared_reports) as h:
         for cid in ids:
             h.server.add_chat(cid)
         h.server.set_latency(0.25, "sendPhoto")
         first = h.app
-        task = asyncio.create_task(push_now(first, DATA_DATE))  # type: ignore[arg-type]
+        assert first.job_queue is not None
+
+        async def push_job(context: object) -> None:
+            await push_now(first, DATA_DATE)  # type: ignore[arg-type]
+
+        first.job_queue.run_once(push_job, 0, name="push")
         await h.wait_calls("sendPhoto", 16)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
         await h.stop_bot()
         done_before = sum(1 for cid in ids if h.photos(cid))
-        assert 16 <= done_before < len(ids)
+        assert 16 <= done_before < len(ids) // 2
         states = chats.delivery_counts(engine, DATA_DATE)
-        assert states.get("sent") == done_before and "claimed" not in states  # nothing left in limbo
+        # nothing left in limbo: every send started was recorded, the rest is pending again
+        assert states == {"sent": done_before, "pending": len(ids) - done_before}
 
         h.server.set_latency(0, "sendPhoto")
         await h.start_bot()  # a new Application (and Pusher) on the same database and server
@@ -1073,6 +1131,27 @@ async def test_restart_in_the_middle_of_a_push(engine: Engine, shared_reports: R
         assert {cid: len(h.photos(cid)) for cid in ids} == dict.fromkeys(ids, 1)
         assert chats.delivery_counts(engine, DATA_DATE) == {"sent": len(ids)}
         assert all(r.attempts == 1 for r in deliveries(engine).values())
+
+
+async def test_cancelling_a_push_hands_back_what_it_holds(engine: Engine, shared_reports: ReportService) -> None:
+    """The push task itself is cancelled (a worker's task killed): the same guarantees."""
+    ids = list(range(3201, 3241))
+    subscribe_directly(engine, ids)
+    async with running(engine, shared_reports) as h:
+        for cid in ids:
+            h.server.add_chat(cid)
+        h.server.set_latency(0.25, "sendPhoto")
+        task = asyncio.create_task(push_now(h.app, DATA_DATE))  # type: ignore[arg-type]
+        await h.wait_calls("sendPhoto", 16)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        done_before = sum(1 for cid in ids if h.photos(cid))
+        assert chats.delivery_counts(engine, DATA_DATE) == {"sent": done_before, "pending": len(ids) - done_before}
+        h.server.set_latency(0, "sendPhoto")
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and result.sent == len(ids) - done_before
+        assert {cid: len(h.photos(cid)) for cid in ids} == dict.fromkeys(ids, 1)
 
 
 # ------------------------------------------------------------------------------------------------

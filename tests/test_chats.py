@@ -31,6 +31,12 @@ def _deliveries(engine: Engine) -> dict[int, tuple[str, str, int]]:
         return {r.chat_id: (r.status, r.claimed_by, r.attempts) for r in rows}
 
 
+def _errors(engine: Engine) -> dict[int, str]:
+    with session_scope(engine) as session:
+        rows = session.execute(select(models.Delivery).where(models.Delivery.trade_date == DAY)).scalars().all()
+        return {r.chat_id: r.error for r in rows}
+
+
 def test_ensure_chat_keeps_the_first_language_and_reactivates(engine: Engine) -> None:
     first = chats.ensure_chat(engine, 1, "private", "Ann", "en")
     assert (first.language, first.active, first.subscribed) == ("en", True, False)
@@ -105,38 +111,118 @@ def test_plan_deliveries_by_push_time_and_only_once(engine: Engine) -> None:
     assert chats.delivery_counts(engine, DAY) == {"pending": 3}
 
 
-def test_claim_lease_finish_and_release(engine: Engine) -> None:
+def _age(engine: Engine, chat_ids: list[int], minutes: float) -> None:
+    """Make the claims of `chat_ids` as old as `minutes` (their worker stopped renewing them)."""
+    with session_scope(engine) as session:
+        session.execute(update(models.Delivery).where(models.Delivery.chat_id.in_(chat_ids))
+                        .values(claimed_at=chats._now() - timedelta(minutes=minutes)))
+
+
+def test_claim_start_finish_and_release(engine: Engine) -> None:
     for chat_id in (10, 11, 12):
         _subscribe(engine, chat_id, language="en" if chat_id == 11 else "zh")
     assert chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 3
 
     first = chats.claim(engine, DAY, "worker-a", limit=2)
-    assert [(c.chat_id, c.language, c.attempts) for c in first] == [(10, "zh", 1), (11, "en", 1)]
+    assert [(c.chat_id, c.language, c.attempts) for c in first] == [(10, "zh", 0), (11, "en", 0)]
     second = chats.claim(engine, DAY, "worker-b", limit=5)
     assert [c.chat_id for c in second] == [12]  # never one already claimed
     assert chats.claim(engine, DAY, "worker-b", limit=5) == []
 
-    chats.finish(engine, first[0].delivery_id, "sent", message_id=777)
-    chats.finish(engine, first[1].delivery_id, "pending", error="timed out")  # retry later
+    # a send starts (one attempt more), once, and only by the worker holding the claim
+    assert not chats.start(engine, second[0].delivery_id, "worker-a")
+    assert chats.start(engine, first[0].delivery_id, "worker-a")
+    assert not chats.start(engine, first[0].delivery_id, "worker-a")
+    assert _deliveries(engine)[10] == ("sending", "worker-a", 1)
+    assert not chats.finish(engine, first[0].delivery_id, "worker-b", "sent", message_id=1)  # not b's
+    assert chats.finish(engine, first[0].delivery_id, "worker-a", "sent", message_id=777)
+
+    # a failed attempt waits for its retry time before anyone claims it again
+    assert chats.start(engine, first[1].delivery_id, "worker-a")
+    retry_at = chats._now() + timedelta(seconds=30)
+    chats.finish(engine, first[1].delivery_id, "worker-a", "pending", error="Bad Gateway", retry_at=retry_at)
     assert _deliveries(engine)[11] == ("pending", "", 1)
-    assert [(c.chat_id, c.attempts) for c in chats.claim(engine, DAY, "worker-b", limit=5)] == [(11, 2)]
-
-    # worker-a stops: nothing of it is claimed any more; worker-b hands back what it has not sent
-    assert chats.release_unstarted(engine, DAY, "worker-a") == 0
-    assert chats.release_unstarted(engine, DAY, "worker-b") == 2
-    assert _deliveries(engine) == {10: ("sent", "worker-a", 1), 11: ("pending", "", 1), 12: ("pending", "", 0)}
-
-    # a worker that died holding a claim: after the lease, another worker takes it over
-    held = chats.claim(engine, DAY, "worker-c", limit=1)
-    assert [c.chat_id for c in held] == [11]
-    assert chats.claim(engine, DAY, "worker-d", limit=5, lease=timedelta(minutes=10))[0].chat_id == 12
-    assert chats.claim(engine, DAY, "worker-d", limit=5, lease=timedelta(minutes=10)) == []
-    with session_scope(engine) as session:  # worker-c's claim is 11 minutes old
+    assert chats.claim(engine, DAY, "worker-b", limit=5) == []
+    due = chats.next_retry(engine, DAY)
+    assert due is not None and abs((due - retry_at).total_seconds()) < 0.001
+    with session_scope(engine) as session:
         session.execute(update(models.Delivery).where(models.Delivery.chat_id == 11)
-                        .values(claimed_at=chats._now() - timedelta(minutes=11)))
-    taken = chats.claim(engine, DAY, "worker-d", limit=5, lease=timedelta(minutes=10))
-    assert [(c.chat_id, c.attempts) for c in taken] == [(11, 3)]
-    assert chats.delivery_counts(engine, DAY) == {"sent": 1, "claimed": 2}
+                        .values(not_before=chats._now() - timedelta(seconds=1)))
+    assert [(c.chat_id, c.attempts) for c in chats.claim(engine, DAY, "worker-b", limit=5)] == [(11, 1)]
+
+    # a 429 asks to wait: pending again without using up the attempt
+    assert chats.start(engine, second[0].delivery_id, "worker-b")
+    chats.finish(engine, second[0].delivery_id, "worker-b", "pending", error="retry_after 3",
+                 retry_at=chats._now() - timedelta(seconds=1), refund_attempt=True)
+    assert _deliveries(engine)[12] == ("pending", "", 0)
+
+    # worker-a stops holding nothing; worker-b hands back the claim it had not started
+    assert chats.release_unstarted(engine, DAY, "worker-a") == 0
+    assert chats.release_unstarted(engine, DAY, "worker-b") == 1
+    assert _deliveries(engine) == {10: ("sent", "worker-a", 1), 11: ("pending", "", 1), 12: ("pending", "", 0)}
+    assert chats.delivery_counts(engine, DAY) == {"sent": 1, "pending": 2}
+
+
+def test_a_dead_workers_claims_are_taken_over_and_its_sends_never_repeated(engine: Engine) -> None:
+    for chat_id in (20, 21, 22):
+        _subscribe(engine, chat_id)
+    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    held = chats.claim(engine, DAY, "worker-c", limit=3)
+    assert chats.start(engine, held[0].delivery_id, "worker-c")  # 20 is being sent when c stops
+
+    _age(engine, [20, 21, 22], minutes=1.5)
+    assert chats.renew(engine, DAY, "worker-c") == 3  # a live worker's heartbeat keeps its claims
+    assert chats.claim(engine, DAY, "worker-d", limit=5) == []
+    _age(engine, [20, 21, 22], minutes=3)  # then c died: its lease runs out
+    taken = chats.claim(engine, DAY, "worker-d", limit=5)
+    # unstarted claims move to d; the send under way may have arrived: recorded, not repeated
+    assert [(c.chat_id, c.attempts) for c in taken] == [(21, 0), (22, 0)]
+    assert _deliveries(engine)[20] == ("unconfirmed", "worker-c", 1)
+    assert "may have arrived" in _errors(engine)[20]
+    # c wakes up: it can neither send what d holds nor record over it
+    assert not chats.start(engine, held[1].delivery_id, "worker-c")
+    assert not chats.finish(engine, held[2].delivery_id, "worker-c", "failed", error="late")
+    assert chats.claim(engine, DAY, "worker-e", limit=5) == []
+    assert chats.delivery_counts(engine, DAY) == {"unconfirmed": 1, "claimed": 2}
+
+
+def test_the_next_push_gives_up_what_the_last_did_not_deliver(engine: Engine) -> None:
+    before = DAY - timedelta(days=1)
+    for chat_id in (30, 31, 32):
+        _subscribe(engine, chat_id)
+    chats.plan_deliveries(engine, before, time(10, 0), DEFAULT_TIME)
+    c30, c31, _c32 = chats.claim(engine, before, "w", limit=3)
+    chats.start(engine, c30.delivery_id, "w")
+    chats.finish(engine, c30.delivery_id, "w", "sent", message_id=5)
+    chats.start(engine, c31.delivery_id, "w")  # w stopped in the middle of this send
+    chats.release_unstarted(engine, before, "w")
+    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+
+    assert chats.expire_before(engine, DAY) == 1
+    with session_scope(engine) as session:
+        rows = {r.chat_id: (r.status, r.error) for r in session.execute(
+            select(models.Delivery).where(models.Delivery.trade_date == before)).scalars()}
+    assert rows[30] == ("sent", "")
+    assert rows[31][0] == "unconfirmed"
+    assert rows[32] == ("failed", f"not delivered before the push of {DAY.isoformat()}")
+    assert chats.delivery_counts(engine, DAY) == {"pending": 3}  # the new day is untouched
+
+
+def test_the_sandbox_pushes_to_its_own_chats_only(engine: Engine) -> None:
+    local_user, local_group = chats.LOCAL_CHAT_ID_FLOOR + 1, -(chats.LOCAL_CHAT_ID_FLOOR + 1)
+    biggest_real = chats.LOCAL_CHAT_ID_FLOOR - 1  # Telegram ids have at most 52 significant bits
+    for chat_id in (local_user, local_group, biggest_real, -biggest_real, 40):
+        _subscribe(engine, chat_id)
+    assert chats.subscriber_count(engine, local_only=True) == 2 and chats.subscriber_count(engine) == 5
+    assert chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME, local_only=True) == 2
+    assert set(_deliveries(engine)) == {local_user, local_group}
+    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)  # the real bot's plan
+    taken = chats.claim(engine, DAY, "sandbox", limit=10, local_only=True)
+    assert sorted(c.chat_id for c in taken) == sorted([local_user, local_group])
+    assert chats.claim(engine, DAY, "sandbox", limit=10, local_only=True) == []
+    # a real bot starting on this database forgets the invented chats, and only those
+    assert chats.forget_local(engine) == 2
+    assert sorted(_deliveries(engine)) == sorted([biggest_real, -biggest_real, 40])
 
 
 def test_workers_claiming_at_once_never_share_a_delivery(engine: Engine) -> None:
@@ -167,7 +253,7 @@ def test_workers_claiming_at_once_never_share_a_delivery(engine: Engine) -> None
     assert len(counts) == 600 and set(counts.values()) == {1}
     stored = _deliveries(engine)
     assert all(stored[chat_id][1] == worker for worker, ids in taken.items() for chat_id in ids)
-    assert {attempts for _s, _w, attempts in stored.values()} == {1}
+    assert {attempts for _s, _w, attempts in stored.values()} == {0}  # claimed, not started
 
 
 def test_migrate_moves_the_subscription_and_unsent_deliveries(engine: Engine) -> None:
@@ -175,7 +261,7 @@ def test_migrate_moves_the_subscription_and_unsent_deliveries(engine: Engine) ->
     chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
     chats.plan_deliveries(engine, DAY - timedelta(days=1), time(10, 0), DEFAULT_TIME)
     [sent] = chats.claim(engine, DAY - timedelta(days=1), "w", limit=1)
-    chats.finish(engine, sent.delivery_id, "sent", message_id=1)
+    chats.finish(engine, sent.delivery_id, "w", "sent", message_id=1)
 
     chats.migrate(engine, -100, -1009)
     old, new = chats.get_chat(engine, -100), chats.get_chat(engine, -1009)

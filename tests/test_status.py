@@ -36,7 +36,7 @@ def _fill(engine: Engine) -> None:
     chats.deactivate(engine, 2, "blocked")
     chats.plan_deliveries(engine, MON, time(10, 0), time(9, 0))
     [first, *_] = chats.claim(engine, MON, "w", limit=10)
-    chats.finish(engine, first.delivery_id, "sent", message_id=1)
+    chats.finish(engine, first.delivery_id, "w", "sent", message_id=1)
 
 
 def test_status_of_a_live_database(engine: Engine) -> None:
