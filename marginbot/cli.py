@@ -69,7 +69,14 @@ def _engine(settings: Settings, upgrade: bool = True) -> Engine:
 
     engine = make_engine(settings.database_url)
     if upgrade:
-        upgrade_schema(engine)
+        # Quietly: a report's output is the report (and one line when it fails), not alembic's steps.
+        alembic_log = logging.getLogger("alembic")
+        level = alembic_log.level
+        alembic_log.setLevel(logging.WARNING)
+        try:
+            upgrade_schema(engine)
+        finally:
+            alembic_log.setLevel(level)
     return engine
 
 
@@ -85,6 +92,8 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from storage.ingest import run_ingest
 
+    if args.start and args.end and args.start > args.end:
+        raise UsageError(f"--start {args.start} is after --end {args.end}")
     engine = _engine(settings)
     result = run_ingest(engine, settings, start=args.start, end=args.end, progress=not args.quiet)
     print(result.summary())
@@ -256,6 +265,32 @@ def main(argv: list[str] | None = None) -> int:
         # interpreter's final flush of stdout from raising again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:
+        problem = _database_problem(exc, settings.database_url)
+        if problem is None:
+            raise
+        print(f"marginbot: {problem}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def _database_problem(exc: Exception, url: str) -> str | None:
+    """One line for an error of the configured database (None for any other error). Imported here:
+    sqlalchemy is loaded by the commands that use it, not by `marginbot --help`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    from storage.database import DatabaseUnavailable
+
+    if isinstance(exc, DatabaseUnavailable):
+        return str(exc)
+    if not isinstance(exc, OperationalError):
+        return None
+    try:  # the address as configured, without its password
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = "DATABASE_URL"
+    reason = (str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0]
+    return f"cannot use the database {shown}: {reason}"
 
 
 if __name__ == "__main__":

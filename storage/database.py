@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, Integer, String, cast, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
@@ -37,13 +38,25 @@ _KEYS: dict[type[SQLModel], tuple[str, ...]] = {
 }
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened or brought to the schema asked for (its message says why)."""
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite files get their folder, WAL and foreign keys."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(f"cannot create the folder {folder} for the SQLite file: "
+                                      f"{exc.strerror or exc}") from None
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_pre_ping=True)
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise DatabaseUnavailable(f"DATABASE_URL is not a usable database address: {exc}") from None
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -61,12 +74,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` with alembic (the only way the schema is created)."""
     from alembic import command
     from alembic.config import Config
+    from alembic.util.exc import CommandError
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except CommandError as exc:  # e.g. a revision that does not exist
+        raise DatabaseUnavailable(f"cannot upgrade the schema to {revision!r}: {exc}") from None
 
 
 @contextmanager
@@ -116,9 +133,22 @@ def set_meta(session: Session, key: str, value: str) -> None:
 
 
 def bump_data_version(session: Session) -> int:
-    """Increase `data_version`; report caches are keyed on it, so every data write must call this."""
-    version = int(get_meta(session, "data_version", "0") or 0) + 1
-    set_meta(session, "data_version", str(version))
+    """Increase `data_version`; report caches are keyed on it, so every data write must call this.
+
+    One statement that reads and writes the row (insert, or add one to the stored value): two
+    writers committing at once on PostgreSQL get two versions, never the same one twice.
+    """
+    session.flush()  # writes the session holds go first, as they would with any statement
+    table = models.DatasetMeta.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).values(key="data_version", value="1")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key"], set_={"value": cast(cast(table.c.value, Integer) + 1, String)}
+    ).returning(table.c.value)
+    version = int(session.execute(stmt).scalar_one())
+    for loaded in list(session.identity_map.values()):  # a copy this session loaded earlier is stale now
+        if isinstance(loaded, models.DatasetMeta) and loaded.key == "data_version":
+            session.expire(loaded)
     return version
 
 

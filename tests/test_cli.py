@@ -177,6 +177,35 @@ def test_empty_database_says_what_to_do(env: pytest.MonkeyPatch, capsys: pytest.
     assert "marginbot demo" in assert_one_clear_line(err)
 
 
+def test_a_report_on_a_new_database_is_one_line_even_while_it_migrates(
+        env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Without --quiet, the schema a report creates on its way is not news: the answer is one line."""
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    code, _out, err = run(capsys, "report", "balance")
+    assert code == 2 and "marginbot demo" in assert_one_clear_line(err)
+
+
+@pytest.mark.parametrize(("url", "args", "needle"), [
+    ("postgresql://someone:pw-SECRET@127.0.0.1:1/x", ("report", "balance"),
+     "cannot use the database postgresql://someone:***@127.0.0.1:1/x: "),
+    ("sqlite:////proc/no-such-folder/x.db", ("report", "ratio"), "cannot create the folder /proc/no-such-folder"),
+    ("sqlite:///{tmp}/m.db", ("db", "upgrade", "nosuchrevision"),
+     "cannot upgrade the schema to 'nosuchrevision': Can't locate revision"),
+    ("sqlite:///{tmp}/m.db", ("ingest", "--start", "2026-11-20", "--end", "2026-11-01"),
+     "--start 2026-11-20 is after --end 2026-11-01"),
+])
+def test_database_and_range_problems_are_one_line(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path, url: str, args: tuple[str, ...],
+                                                  needle: str) -> None:
+    """An unreachable server (its password never shown), a folder that cannot be made, a revision
+    that does not exist, a backwards range: one line each, exit 2, no traceback."""
+    env.setenv("DATABASE_URL", url.format(tmp=tmp_path))
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == ""
+    line = assert_one_clear_line(err)
+    assert needle in line and "SECRET" not in line
+
+
 @pytest.mark.parametrize("token", ["not-a-token-SECRET123", "123456:tooShortSECRET", "1234567:" + "A" * 29 + "!"])
 def test_malformed_token_is_named_never_shown(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                               tmp_path: Path, token: str) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlmodel import Session
 
 from storage import models
-from storage.database import bump_data_version, data_version, is_empty, session_scope, upsert
+from storage.database import bump_data_version, data_version, get_meta, is_empty, session_scope, upsert
 
 
 def test_schema_has_every_table(engine: Engine) -> None:
@@ -58,6 +58,36 @@ def test_data_version_bumps(engine: Engine) -> None:
         bump_data_version(s)
         bump_data_version(s)
     assert data_version(engine) == 2
+
+
+def test_writers_committing_at_once_each_get_their_own_data_version(engine: Engine) -> None:
+    """Eight writers bump in transactions that overlap: eight versions, none handed out twice (a
+    repeated version would leave a report cached under it stale)."""
+    import threading
+
+    with session_scope(engine) as s:
+        assert get_meta(s, "data_version") is None
+        assert bump_data_version(s) == 1
+        assert get_meta(s, "data_version") == "1"
+    got: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def write() -> None:
+        try:
+            with session_scope(engine) as s:
+                barrier.wait()
+                got.append(bump_data_version(s))
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and sorted(got) == list(range(2, 10))
+    assert data_version(engine) == 9
 
 
 def _market(engine: Engine) -> dict[date, tuple[Any, ...]]:
