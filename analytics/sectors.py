@@ -71,10 +71,12 @@ def net_buy_daily(sector_daily: pd.DataFrame) -> pd.DataFrame:
     return rzmre - rzche
 
 
-def sector_table(sector_daily: pd.DataFrame, days: int) -> pd.DataFrame:
+def sector_table(sector_daily: pd.DataFrame, days: int, dates: pd.DatetimeIndex | None = None) -> pd.DataFrame:
     """Per-sector read-out for the LAST date in the frame.
 
-    Columns (``T`` = last date, ``T-days`` = ``days`` rows earlier in the frame's dates):
+    Columns (``T`` = last date, ``T-days`` = ``days`` rows earlier in the frame's dates, or in
+    ``dates`` when given: the trade dates to count on, so that a date without rows is an unknown
+    day inside the window, not a window one day longer):
 
     - ``rzye``: 融资余额 on ``T``, 元
     - ``share_pct``: ``rzye / total x 100``, percent
@@ -98,6 +100,10 @@ def sector_table(sector_daily: pd.DataFrame, days: int) -> pd.DataFrame:
     if wide.empty:
         columns = ["rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy"]
         return pd.DataFrame(columns=columns, index=pd.Index([], name="sw_l1_code"), dtype=float)
+    net = net_buy_daily(sector_daily)
+    if dates is not None:
+        grid = dates[dates <= wide.index[-1]].union(wide.index)
+        wide, net = wide.reindex(grid), net.reindex(grid)
     shares = shares_pct(wide)
     last = wide.iloc[-1]
     if len(wide) > days:
@@ -107,7 +113,6 @@ def sector_table(sector_daily: pd.DataFrame, days: int) -> pd.DataFrame:
         before = pd.Series(np.nan, index=wide.columns)
         share_before = pd.Series(np.nan, index=wide.columns)
     chg = last - before
-    net = net_buy_daily(sector_daily)
     net_buy = net.iloc[-days:].sum(min_count=days) if len(net) >= days else pd.Series(np.nan, index=wide.columns)
     table = pd.DataFrame(
         {

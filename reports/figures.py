@@ -157,7 +157,8 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
                        "trade_days_ago": int((on_grid.index > tp[0]).sum())} if tp else None,
         percentile_3y=_num(balance.percentile_rank(level, years=3, min_periods=PERCENTILE_MIN_DAYS)),
         percentile_since=_percentile_since(level, day),
-        exchanges=_exchange_rows(queries.summary_rows(engine, queries.nth_date_before(engine, day, 1), day), day),
+        exchanges=_exchange_rows(queries.summary_rows(engine, on_grid.index[-21].date() if len(on_grid) > 20
+                                                      else start, day), day, on_grid.index),
     )
     window = level.iloc[-days - 1 :]
     data["days_shown"] = len(window) - 1  # fewer than `days` where the stored history is shorter
@@ -184,27 +185,41 @@ def _exchange_values(rows: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     return values
 
 
-def _exchange_rows(rows: pd.DataFrame, day: date) -> list[dict[str, Any]]:
-    """Each exchange's 两融余额 and 融资余额 on `day` with their change from the previous trade date,
-    from stored summary rows (queries.summary_rows) that reach `day`; REST (derived) where the market
-    comes from a market-wide row and the exchanges stored do not make it."""
-    dates = rows["trade_date"].drop_duplicates()
-    dates = dates[dates <= pd.Timestamp(day)].tail(2).tolist()
-    if not dates or dates[-1].date() != day:
-        return []
-    today = _exchange_values(rows[rows["trade_date"] == dates[-1]])
-    before = _exchange_values(rows[rows["trade_date"] == dates[0]]) if len(dates) == 2 else {}
+def _exchange_rows(rows: pd.DataFrame, day: date, grid: pd.DatetimeIndex) -> list[dict[str, Any]]:
+    """Each exchange's 两融余额 and 融资余额 on `day` with their changes, from stored summary rows
+    (queries.summary_rows) that reach `day`; REST (derived) where the market comes from a market-wide
+    row and the exchanges stored do not make it.
 
-    def change(exchange: str, figure: str) -> float | None:
-        now, then = today[exchange][figure], before.get(exchange, {}).get(figure)
+    change_1d is from the previous stored date (as the market's); change_5d and change_20d from the
+    date 5 and 20 trade dates before `day` on `grid` (None where that date has no row), with their
+    percentages of the earlier value: ``change_Nd_pct = change_Nd / rzrqye[T-N] x 100``.
+    """
+    dates = rows["trade_date"].drop_duplicates()
+    stored = dates[dates <= pd.Timestamp(day)].tail(2).tolist()
+    if not stored or stored[-1].date() != day:
+        return []
+    today = _exchange_values(rows[rows["trade_date"] == stored[-1]])
+    grid = grid[grid <= pd.Timestamp(day)]
+    earlier = {1: stored[0] if len(stored) == 2 else None,
+               **{n: grid[-1 - n] if len(grid) > n else None for n in (5, 20)}}
+    before = {n: _exchange_values(rows[rows["trade_date"] == then]) if then is not None else {}
+              for n, then in earlier.items()}
+
+    def change(exchange: str, figure: str, n: int) -> float | None:
+        now, then = today[exchange][figure], before[n].get(exchange, {}).get(figure)
         return None if now is None or then is None else now - then
+
+    def pct(exchange: str, n: int) -> float | None:
+        delta, then = change(exchange, "rzrqye", n), before[n].get(exchange, {}).get("rzrqye")
+        return None if delta is None or not then else delta / then * 100.0
 
     return [
         {
             "exchange": exchange,
             **figures,
-            "change_1d": change(exchange, "rzrqye"),
-            "rzye_change_1d": change(exchange, "rzye"),
+            **{f"change_{n}d": change(exchange, "rzrqye", n) for n in (1, 5, 20)},
+            **{f"change_{n}d_pct": pct(exchange, n) for n in (1, 5, 20)},
+            "rzye_change_1d": change(exchange, "rzye", 1),
             "derived": exchange == "REST",
         }
         for exchange, figures in today.items()
@@ -285,10 +300,14 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         if latest is None:
             raise ReportError("no_sector_data", date=day.isoformat())
         raise ReportError("no_sector_data_on", date=day.isoformat(), latest=latest.isoformat())
+    # Windows count trade dates: a date without per-stock detail is an unknown day in the window
+    # (its changes and net buying unknown), never a window stretched by one day.
+    grid = queries.known_trade_dates(engine, long["trade_date"].min().date(), day)
     wide = sectors.pivot_balance(long)
+    wide = wide.reindex(grid.union(wide.index))
     if len(wide) <= days:
         raise ReportError("not_enough_history", date=day.isoformat(), days=days)
-    table = sectors.sector_table(long, days)
+    table = sectors.sector_table(long, days, grid)
     conc = sectors.concentration(wide)
     cv = sectors.stability_cv(wide, 20)
     names_zh, names_en = _industry_names(engine)
@@ -319,7 +338,10 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         hhi_change=_num(hhi_now - hhi_then),
         top5_share_pct=_num(top_now),
         top5_change_pp=_num(top_now - top_then),
-        more_balanced=bool(hhi_now < hhi_then),
+        # None where the day T-days has no detail: no claim either way
+        more_balanced=None if math.isnan(hhi_then) or math.isnan(hhi_now) else bool(hhi_now < hhi_then),
+        base_date=wide.index[-days - 1].date().isoformat(),
+        base_known=any(r["change"] is not None for r in rows),
         total_rzye=_num(wide.iloc[-1].sum()),
         bottoming=_bottoming(engine, day),
         # the largest rises and falls, each on its side of zero: on a day every sector rose, no outflow
@@ -397,8 +419,10 @@ def _bottoming(engine: Engine, day: date) -> list[dict[str, str]]:
     if long.empty or index_wide.empty:
         return []
     names_zh, names_en = _industry_names(engine)
+    wide = sectors.pivot_balance(long)  # on the trade-date grid: 20 days are 20 trade dates
+    wide = wide.reindex(queries.known_trade_dates(engine, wide.index[0].date(), day).union(wide.index))
     return [{"code": c, "name": names_zh.get(c, c), "name_en": names_en.get(c, c)}
-            for c in sectors.bottoming_sectors(sectors.pivot_balance(long), index_wide)]
+            for c in sectors.bottoming_sectors(wide, index_wide)]
 
 
 def _industry_names(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
@@ -573,6 +597,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         sector_rank=sector_rank,
         sector_of=sector_count,
         spike_zscore=_num(z),
+        series=_series_records(window["rzye"], "rzye"),
     )
     return Figures("stock", data, {"history": window})
 

@@ -275,6 +275,13 @@ def test_balance_hand_computed(small: Engine) -> None:
     assert by_exchange["SSE"]["change_1d"] == pytest.approx(-2e9)
     assert by_exchange["SZSE"]["change_1d"] == pytest.approx(1e9)
     assert by_exchange["BSE"]["change_1d"] == pytest.approx(0.0)
+    # 5 and 20 trade dates back (days 24 and 9): SSE 1034e9 and 1019e9, SZSE 829e9 and 814e9, BSE flat;
+    # the exchanges' changes add up to the market's
+    assert [by_exchange[e]["change_5d"] for e in SCOPE] == pytest.approx([2e9, 5e9, 0.0])
+    assert [by_exchange[e]["change_20d"] for e in SCOPE] == pytest.approx([17e9, 20e9, 0.0])
+    assert [by_exchange[e]["change_20d_pct"] for e in SCOPE] == pytest.approx([17 / 1019 * 100, 20 / 814 * 100, 0.0])
+    assert by_exchange["SSE"]["change_1d_pct"] == pytest.approx(-2 / 1038 * 100)
+    assert sum(by_exchange[e]["change_5d"] for e in SCOPE) == pytest.approx(d["change_5d"])
 
 
 @pytest.mark.usefixtures("short_history_percentiles")
@@ -574,6 +581,10 @@ def test_stock_hand_computed(small: Engine) -> None:
     assert data(small, "stock", code="600002")["sector"]["name"] == "银行"
     fund = data(small, "stock", code="510300")
     assert (fund["sector"], fund["sector_rank"], fund["sector_of"]) == (None, None, None)  # funds have none
+    # its history over the window, 融资余额 by date (元)
+    assert len(d["series"]) == d["days_shown"] + 1
+    assert d["series"][-1] == {"date": LAST.isoformat(), "rzye": pytest.approx(2.5e9)}
+    assert d["series"][-6] == {"date": DAYS[-6].isoformat(), "rzye": pytest.approx(2.375e9)}
     caption = report_text.to_plain(report_text.render("stock", "zh", d)[0])
     assert "个股融资余额排名 第 1 / 6 · 电子行业内 第 1 / 2\n所属行业:电子(申万一级)· /sectors 电子" in caption
 
@@ -588,6 +599,30 @@ def test_stock_changes_count_trade_dates_across_a_suspension(small_rw: Engine) -
     d = ReportService(small_rw).render("stock", code="600001", chart=False).data
     assert (d["change_1d"], d["change_5d"], d["change_5d_pct"]) == (None, None, None)
     assert d["change_20d"] == pytest.approx(0.5e9)
+
+
+def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: Engine) -> None:
+    """No per-stock detail on DAYS[-6]: a 5-day change has no base (unknown, not six days, while
+    its net buying over DAYS[-5..-1] stands); a 10-day change stands on DAYS[-11] (electronics +50e6 a trade day: +0.5e9, not the 0.55e9 of
+    eleven), and its 融资净买入 is unknown: one of its days is."""
+    with session_scope(small_rw) as session:
+        session.execute(text("DELETE FROM sector_daily WHERE trade_date = :d"), {"d": DAYS[-6]})
+        bump_data_version(session)
+    service = ReportService(small_rw)
+    rendered = service.render("sectors", days=5)  # the chart and text say "unknown", they do not fail
+    assert rendered.png
+    caption = report_text.to_plain(rendered.caption)
+    assert f"近5日变化未知:{DAYS[-6].isoformat()} 没有个股明细数据。" in caption
+    assert "流入最多" not in caption and "资金向头部行业集中" not in caption  # no claim on an unknown base
+    five = {r["code"]: r for r in rendered.data["sectors"]}
+    assert [(r["change"], r["share_change_pp"]) for r in five.values()] == [(None, None)] * 3
+    assert five["270000"]["net_buy"] == pytest.approx(0.25e9)  # its days (DAYS[-5..-1]) are all known
+    ten = service.render("sectors", days=10, chart=False).data
+    rows = {r["code"]: r for r in ten["sectors"]}
+    assert rows["270000"]["change"] == pytest.approx(0.5e9) and rows["480000"]["change"] == pytest.approx(-0.5e9)
+    assert rows["270000"]["net_buy"] is None
+    three = {r["code"]: r for r in service.render("sectors", days=3, chart=False).data["sectors"]}
+    assert three["270000"]["change"] == pytest.approx(0.15e9) and three["270000"]["net_buy"] == pytest.approx(0.15e9)
 
 
 def test_top_hand_computed(small: Engine) -> None:
