@@ -54,10 +54,13 @@ class MarginApplication(Application):  # type: ignore[type-arg]
 async def post_init(application: Application) -> None:  # type: ignore[type-arg]
     services: Services = application.bot_data["services"]
     me = await application.bot.get_me()
-    services.bot_username = me.username or ""
+    services.bot_username, services.bot_id = me.username or "", me.id
     if services.storage_chat_id is None:
         settings = services.settings
         services.storage_chat_id = settings.storage_chat_id or (settings.admin_chat_ids[0] if settings.admin_chat_ids else None)
+    if services.storage_chat_id is None:
+        log.warning("no STORAGE_CHAT_ID or ADMIN_CHAT_IDS: inline mode offers only charts someone "
+                    "already asked for in a chat (nowhere to upload the others)")
     await register_commands(application)
     if application.job_queue is not None and application.bot_data.get("schedule", True):
         # Every minute: cheap when there is nothing to do, and a restart resumes within a minute.

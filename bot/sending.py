@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -16,11 +17,14 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 
 from bot.services import Services
 from reports.figures import KINDS
 from reports.i18n import t
 from reports.service import RenderedReport
+
+log = logging.getLogger(__name__)
 
 WINDOWED = tuple(k for k in KINDS if k != "summary")  # the reports a command asks for: all but the push's
 # The windows each report's buttons offer (trade days); a ranking reads best over days, not months.
@@ -122,8 +126,10 @@ async def send_report(
     message = await send_chart(bot, services, chat_id, report, markup, placement)
     if report.details:
         details_placement = Placement(placement.thread_id, message.message_id if placement.reply_to else None)
-        await bot.send_message(chat_id, report.details, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
-                               **details_placement.send_kwargs())
+        details = await bot.send_message(chat_id, report.details, parse_mode=ParseMode.HTML,
+                                         disable_web_page_preview=True, **details_placement.send_kwargs())
+        if markup is not None:
+            services.remember_details(chat_id, message.message_id, details.message_id)
     return message
 
 
@@ -153,10 +159,18 @@ async def send_chart(
                 )
                 await services.remember_file_id(key, message.photo[-1].file_id)
                 return message
-    return await bot.send_photo(
-        chat_id, known, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup,
-        **placement.send_kwargs(), **timeouts,
-    )
+    try:
+        return await bot.send_photo(
+            chat_id, known, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup,
+            **placement.send_kwargs(), **timeouts,
+        )
+    except BadRequest as exc:
+        if "file identifier" not in exc.message.lower():
+            raise
+        # Telegram no longer knows the stored id: upload the chart again (once), and keep the new id.
+        log.warning("chart %s: stored file_id refused (%s); uploading it again", key, exc.message)
+        await services.forget_file_id(key)
+        return await send_chart(bot, services, chat_id, report, markup, placement, caption, read_timeout)
 
 
 async def upload_chart(bot: Bot, services: Services, chat_id: int, report: RenderedReport) -> str:
@@ -176,10 +190,21 @@ async def upload_chart(bot: Bot, services: Services, chat_id: int, report: Rende
 
 
 async def edit_report(bot: Bot, services: Services, chat_id: int, message_id: int, report: RenderedReport) -> None:
-    """Replace chart, caption and buttons of an existing message (window buttons)."""
+    """Replace chart, caption and buttons of an existing message (window buttons), and the details
+    message sent under it where the bot knows it (services.remember_details): a table that
+    depends on the window follows it."""
     media = InputMediaPhoto(await _photo(services, report), caption=report.caption, parse_mode=ParseMode.HTML)
     message = await bot.edit_message_media(
         media, chat_id=chat_id, message_id=message_id, reply_markup=window_keyboard(report)
     )
     if isinstance(message, Message) and message.photo and not await services.file_id(report.chart_key):
         await services.remember_file_id(report.chart_key, message.photo[-1].file_id)
+    details_id = services.details_messages.get((chat_id, message_id))
+    if details_id is None or not report.details:
+        return
+    try:
+        await bot.edit_message_text(report.details, chat_id=chat_id, message_id=details_id,
+                                    parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+    except BadRequest as exc:  # the same table (not modified), or deleted by a member: the chart is done
+        if "not modified" not in exc.message.lower():
+            log.info("chat %s: details of message %s not redrawn: %s", chat_id, message_id, exc.message)

@@ -20,6 +20,7 @@ from storage import chats
 T = TypeVar("T")
 GROUP_ANSWERS_PER_MINUTE = 20  # Telegram's limit per group
 PRIVATE_ANSWERS_PER_MINUTE = 40
+DETAILS_REMEMBERED = 20_000  # charts whose details message a window button can still find
 
 
 class Throttle:
@@ -79,10 +80,13 @@ class Services:
     # When each kind of unexpected error was last reported to the admins (bot.handlers.errors).
     error_reports: dict[str, float] = field(default_factory=dict)
     bot_username: str = ""
+    bot_id: int = 0  # from getMe at start (bot.app.post_init)
     upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Chart uploads an inline answer did not wait for (bot.handlers.inline), kept until they end.
     uploads: set[asyncio.Task[str]] = field(default_factory=set)
     file_ids: dict[str, str] = field(default_factory=dict)
+    # (chat, chart message) -> the message with that report's details (remember_details).
+    details_messages: dict[tuple[int, int], int] = field(default_factory=dict)
     # Where charts are uploaded to obtain a file_id for inline results when no chat has one yet.
     storage_chat_id: int | None = None
     # One thread for the long work of the daily job (an ingest may take minutes): never one of the
@@ -100,17 +104,36 @@ class Services:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.background, lambda: fn(*args, **kwargs))
 
+    def _stored_key(self, key: str) -> str:
+        # A file_id belongs to the bot that uploaded it: another bot (a new token) on this database
+        # must not be handed it.
+        return f"{self.bot_id}/{key}"
+
     async def file_id(self, key: str) -> str | None:
+        """The file_id of the chart with cache key `key` (reports.service), once uploaded by this bot."""
         if key in self.file_ids:
             return self.file_ids[key]
-        found = await self.run(chats.get_file_id, self.engine, key)
+        found = await self.run(chats.get_file_id, self.engine, self._stored_key(key))
         if found:
             self.file_ids[key] = found
         return found
 
+    async def forget_file_id(self, key: str) -> None:
+        """Drop a file_id Telegram no longer accepts: the chart is uploaded again."""
+        self.file_ids.pop(key, None)
+        await self.run(chats.delete_file_id, self.engine, self._stored_key(key))
+
+    def remember_details(self, chat_id: int, chart_message_id: int, details_message_id: int) -> None:
+        """The message with a report's details (its table) under the chart it belongs to: a window
+        button redraws both. Bounded (oldest forgotten first); after a restart an old chart's
+        details stay as they are and say which window they show."""
+        self.details_messages[(chat_id, chart_message_id)] = details_message_id
+        while len(self.details_messages) > DETAILS_REMEMBERED:
+            self.details_messages.pop(next(iter(self.details_messages)))
+
     async def remember_file_id(self, key: str, file_id: str) -> None:
         self.file_ids[key] = file_id
-        await self.run(chats.save_file_id, self.engine, key, file_id)
+        await self.run(chats.save_file_id, self.engine, self._stored_key(key), file_id)
 
 
 def services_of(context: ContextTypes.DEFAULT_TYPE | Application) -> Services:  # type: ignore[type-arg]

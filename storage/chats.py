@@ -444,3 +444,8 @@ def get_file_id(engine: Engine, cache_key: str) -> str | None:
 def save_file_id(engine: Engine, cache_key: str, file_id: str) -> None:
     with session_scope(engine) as session:
         upsert(session, models.ChartUpload, [{"cache_key": cache_key, "file_id": file_id, "created_at": _now()}])
+
+
+def delete_file_id(engine: Engine, cache_key: str) -> None:
+    with session_scope(engine) as session:
+        session.execute(delete(models.ChartUpload).where(models.ChartUpload.cache_key == cache_key))

@@ -478,11 +478,16 @@ async def test_window_buttons_edit_the_same_message(demo_db: Engine, shared_repo
         # a window whose caption names it: the caption follows the window
         await h.write(chat, ZH_USER, "/sectors")
         sectors = h.photos(chat)[-1]
-        assert "近20日" in sectors.caption  # type: ignore[operator]
+        [table] = [m for m in h.bot_messages(chat) if m.message_id > sectors.message_id]
+        assert "近20日" in sectors.caption and "按近20日变化排序" in table.text  # type: ignore[operator]
         await h.press(chat, ZH_USER, sectors.message_id, "w:sectors:60:")
+        sixty = expected(shared_reports, "sectors", days=60)
         sectors = h.photos(chat)[-1]
-        assert sectors.caption == expected(shared_reports, "sectors", days=60).caption
+        assert sectors.caption == sixty.caption
         assert "近60日" in sectors.caption and sectors.edits == 1  # type: ignore[operator]
+        # the table under the chart follows the window: the same message, redrawn
+        [table] = [m for m in h.bot_messages(chat) if m.message_id > sectors.message_id]
+        assert table.text == sixty.details and table.edits == 1 and "按近60日变化排序" in table.text
 
         # tapping the window already shown: Telegram answers "message is not modified"; no crash
         h.server.fail_next("editMessageMedia", 400, description="Bad Request: message is not modified: "
@@ -831,6 +836,13 @@ async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportS
 # ------------------------------------------------------------------------------------------------
 # The daily push
 # ------------------------------------------------------------------------------------------------
+
+
+def json_list(value: object) -> list[object]:
+    """A list parameter as the stand-in recorded it (JSON text on the wire, or already decoded)."""
+    import json
+
+    return json.loads(value) if isinstance(value, str) else list(value)  # type: ignore[arg-type]
 
 
 def deliveries(engine: Engine, day: date = DATA_DATE) -> dict[int, models.Delivery]:
@@ -1246,6 +1258,58 @@ async def test_unexpected_error_apology_trace_and_admin_report(
     # nothing the bot sent, and no request it made, carries the token
     for call in h.server.calls:
         assert SECRET not in repr(call.params) and SECRET not in repr(call.result)
+
+
+async def test_a_file_id_telegram_refuses_is_replaced_by_a_new_upload(demo_db: Engine,
+                                                                       shared_reports: ReportService) -> None:
+    """File ids are stored per bot (another token on the same database uploads its own); one that
+    Telegram refuses ("wrong file identifier") is forgotten and the chart uploaded again, once."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/ratio")
+        [first] = h.photos(ZH_USER)
+        services = services_of(h.app)
+        key = expected(shared_reports, "ratio").chart_key
+        assert chats.get_file_id(demo_db, f"{services.bot_id}/{key}") == first.photo_file_id
+        assert chats.get_file_id(demo_db, key) is None and services.bot_id != 0
+        services.file_ids[key] = "AgACAgQAAxkBAAI-not-a-file-of-this-bot"
+        await h.write(ZH_USER, ZH_USER, "/ratio")
+        refused, resent = h.server.calls_for("sendPhoto", ZH_USER)[1:]
+        assert refused.status == 400 and resent.ok and resent.files  # uploaded again
+        new_id = h.photos(ZH_USER)[-1].photo_file_id
+        assert chats.get_file_id(demo_db, f"{services.bot_id}/{key}") == new_id != first.photo_file_id
+        assert t("zh", "bot.error") not in h.texts(ZH_USER)
+
+
+async def test_failures_under_buttons_and_inline_queries_are_answered_and_a_blocked_chat_is_deactivated(
+    demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error while redrawing a window answers the button (it stops spinning) and
+    apologises; one in an inline query answers it empty. A user who blocked the bot while it was
+    answering is no bug: the chat is deactivated, the admins are not bothered."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/ratio")
+        [chart] = h.photos(ZH_USER)
+
+        def failing(self: ReportService, *args: object, **kwargs: object) -> RenderedReport:
+            raise RuntimeError("renderer broke")
+
+        monkeypatch.setattr(ReportService, "render", failing)
+        query = await h.press(ZH_USER, ZH_USER, chart.message_id, "w:ratio:60:")
+        assert h.server.callback_answers[query]["text"] == t("zh", "bot.error")
+        assert h.texts(ZH_USER)[-1] == t("zh", "bot.error")
+        inline = await h.inline(EN_USER, "ratio")
+        await h.until(lambda: inline in h.server.inline_answers)
+        assert json_list(h.server.inline_answers[inline]["results"]) == []
+        monkeypatch.undo()
+
+        reported = len(h.server.sent_messages(ADMIN_CHAT))
+        h.server.block_chat(EN_USER)
+        await h.write(EN_USER, EN_USER, "/balance")
+        await h.until(lambda: not stored_chat(demo_db, EN_USER).active)  # type: ignore[union-attr]
+        assert stored_chat(demo_db, EN_USER).deactivated_reason.startswith("forbidden")  # type: ignore[union-attr]
+        assert len(h.server.sent_messages(ADMIN_CHAT)) == reported
 
 
 # ------------------------------------------------------------------------------------------------

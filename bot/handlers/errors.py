@@ -8,6 +8,7 @@ would otherwise flood their chats.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import os
@@ -16,7 +17,7 @@ import traceback
 
 from telegram import Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.handlers.common import Context, placement
 from bot.services import services_of
@@ -49,6 +50,10 @@ async def on_error(update: object, context: Context) -> None:
         # NetworkError covers TimedOut and connection failures; BadRequest subclasses it, but is a bug
         log.warning("Telegram could not take an answer now: %s", redact(str(error)))
         return
+    chat = update.effective_chat if isinstance(update, Update) else None
+    if chat is not None and isinstance(error, Forbidden | ChatMigrated):
+        await _chat_gone(context, chat.id, error)
+        return
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__)) if error else ""
     # The trace as redacted text, not exc_info: an exception's text may carry a request URL, hence the token.
     log.error("unhandled error while handling an update\n%s", redact(trace))
@@ -61,10 +66,18 @@ async def on_error(update: object, context: Context) -> None:
             lang = stored.language if stored else lang
         except Exception:  # the database may be what failed; the user's language will do
             log.warning("could not read the chat's language for the apology")
+        if update.callback_query is not None:  # else the button keeps spinning
+            with contextlib.suppress(TelegramError):  # answered already, before the failure
+                await update.callback_query.answer(t(lang, "bot.error")[:200])
         try:
             await update.effective_chat.send_message(t(lang, "bot.error"), **placement(update).send_kwargs())
         except TelegramError:
             log.warning("could not send the apology to chat %s", update.effective_chat.id)
+    elif isinstance(update, Update) and update.inline_query is not None:
+        try:  # no chat to apologise in: an empty answer, so the user's client stops waiting
+            await update.inline_query.answer([], cache_time=0, is_personal=True)
+        except TelegramError:
+            log.warning("could not answer the failed inline query")
     if not services.settings.admin_chat_ids or error is None:
         return
     kind, now = _kind(error), time.monotonic()
@@ -78,3 +91,15 @@ async def on_error(update: object, context: Context) -> None:
             await context.bot.send_message(admin, text, parse_mode=ParseMode.HTML)
         except TelegramError:
             log.warning("could not report the error to admin chat %s", admin)
+
+
+async def _chat_gone(context: Context, chat_id: int, error: Forbidden | ChatMigrated) -> None:
+    """An answer met a chat that blocked or removed the bot (deactivated, as the push does) or a
+    group that became a supergroup (its subscription moved): the chat's doing, not a bug."""
+    services = services_of(context)
+    if isinstance(error, ChatMigrated):
+        log.info("chat %s became supergroup %s while answering it", chat_id, error.new_chat_id)
+        await services.run(chats.migrate, services.engine, chat_id, error.new_chat_id)
+    else:
+        log.info("chat %s refused the answer (%s): deactivated", chat_id, error.message)
+        await services.run(chats.deactivate, services.engine, chat_id, f"forbidden: {error.message}")

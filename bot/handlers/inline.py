@@ -144,7 +144,9 @@ async def inline_query(update: Update, context: Context) -> None:
     if len(results) < len(reports):  # still uploading: the bot itself has them at once
         first = next(r for r in reports if r.chart_key not in ids)
         payload = start_payload(first.kind, first.data.get("code"), first.on)
-        button = _button(t(lang, "bot.inline_pending"), payload)
+        # Uploading for the next query where a storage chat takes uploads; else only a chat's request uploads it.
+        pending = "bot.inline_pending" if services.storage_chat_id is not None else "bot.inline_open_in_bot"
+        button = _button(t(lang, pending), payload)
     elif not results:
         reason = problem.message(lang) if problem else t(lang, "bot.inline_empty")
         button = _button(reason)
