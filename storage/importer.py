@@ -8,13 +8,18 @@ Formats (UTF-8, header row first, money in 元, quantities in 股, dates YYYY-MM
 - industries: code,start_date,sw_code
 
 A file is checked completely before anything is written, then written in one transaction, so a bad
-file leaves the database as it was. Rows are upserted by their natural key: importing a file twice
-stores the same data as importing it once.
+file leaves the database as it was. Besides structure and numbers, margin, turnover and stock rows
+get the unit checks of `marginbot ingest` (storage.sources): a figure in 亿元 or 万元 is refused, not
+stored as 元. Rows are upserted by their natural key: importing a file twice stores the same data as
+importing it once. Imported into a database holding the embedded demo data, a file replaces them:
+the demo market data are deleted in the import's own transaction (a refused file leaves them as
+they were), as the first real ingest does.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -29,7 +34,17 @@ from sqlalchemy.orm import Session
 from storage import models
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import exchange_of, industry_name_rows, is_fund_code, level1_code
-from storage.sources import IDENTITY_RTOL, derive_stock_rzche
+from storage.ingest import MARGIN_START, TURNOVER_SOURCES, drop_demo_data
+from storage.sources import (
+    IDENTITY_RTOL,
+    RZYE_MAX,
+    TURNOVER_MAX,
+    TURNOVER_MIN,
+    derive_stock_rzche,
+    summary_row_problem,
+)
+
+log = logging.getLogger(__name__)
 
 KINDS = ("margin", "turnover", "stocks", "industries", "index")
 SOURCE = "csv"
@@ -53,6 +68,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 _MARGIN_NUMBERS = MARGIN_COLUMNS[2:]
 _STOCK_NUMBERS = STOCK_COLUMNS[3:]
 _NAME_MAX = 32
+# The exchanges whose turnover the ingest bounds from below (storage.sources._check_turnover): SSE and
+# SZSE. BSE trades less than TURNOVER_MIN a day; its turnover gets the upper bound only.
+_TURNOVER_FLOOR_EXCHANGES = frozenset(exchange for exchange, _ in TURNOVER_SOURCES.values())
+# No single security carries 1 万亿 元 of financing (storage.sources._check_detail's bound).
+_STOCK_RZYE_MAX = RZYE_MAX["BSE"]
+DEMO_REPLACED = "demo data removed: the imported data replace the embedded demo data"
 
 
 class CsvImportError(Exception):
@@ -181,9 +202,54 @@ def _read_margin(reader: _Reader) -> list[dict[str, Any]]:
             elif abs(rec["rzrqye"] - expected) > IDENTITY_RTOL * max(expected, 1.0):
                 raise reader.fail(row.line, f"rzrqye {row.values['rzrqye']} is not rzye + rqye = {expected:.0f} "
                                             "(a column in another unit?)")
+        _check_margin_units(reader, row, rec, day, exchange)
         rec.update(trade_date=day, exchange=exchange, rzche_derived=False, source=SOURCE)
         out.append(rec)
     return out
+
+
+def _unit_hint(too_large: bool) -> str:
+    return "(a unit smaller than 元?)" if too_large else "(亿元 or 万元?)"
+
+
+def _check_margin_units(reader: _Reader, row: _Row, rec: dict[str, Any], day: date, exchange: str) -> None:
+    """The ingest's checks of a summary row (storage.sources.summary_row_problem): 融资余额 within the
+    bounds of its exchange (before 2011, when margin trading was new, only a floor of 1 万元) and
+    融资买入额 not far above it. A row without 融资余额 has nothing to check against."""
+    if rec["rzye"] is None:
+        return
+    if summary_row_problem(_Summary(day, rec["rzye"]), exchange) is not None:
+        hint = _unit_hint(rec["rzye"] > RZYE_MAX[exchange])
+        raise reader.fail(row.line, f"rzye {row.values['rzye']} is not a plausible balance in 元 for {exchange} {hint}")
+    problem = summary_row_problem(_Summary(day, **{c: rec[c] for c in _MARGIN_NUMBERS}), exchange)
+    if problem is not None:
+        raise reader.fail(row.line, f"{problem} (a column in another unit?)")
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """One margin row as summary_row_problem reads it (元, 股; None = unknown)."""
+
+    trade_date: date
+    rzye: float | None
+    rzmre: float | None = None
+    rzche: float | None = None
+    rqye: float | None = None
+    rqyl: float | None = None
+    rqmcl: float | None = None
+    rqmce: float | None = None
+    rzrqye: float | None = None
+
+
+def _check_turnover_units(reader: _Reader, row: _Row, day: date, exchange: str, amount: float) -> None:
+    """The ingest's bounds of one exchange's daily turnover (TURNOVER_MIN, TURNOVER_MAX): the floor
+    where the ingest applies it, SSE and SZSE from the first day of margin trading on (the ratio
+    reads no turnover before; exchange turnover of the early 2000s was below it)."""
+    floor = TURNOVER_MIN if exchange in _TURNOVER_FLOOR_EXCHANGES and day >= MARGIN_START else 0.0
+    if not floor <= amount <= TURNOVER_MAX:
+        hint = _unit_hint(amount > TURNOVER_MAX)
+        raise reader.fail(row.line, f"amount {row.values['amount']} is not a plausible turnover in 元 "
+                                    f"for {exchange} {hint}")
 
 
 def _read_turnover(reader: _Reader) -> list[dict[str, Any]]:
@@ -194,6 +260,8 @@ def _read_turnover(reader: _Reader) -> list[dict[str, Any]]:
         exchange = _parse_exchange(reader, row, models.EXCHANGES)
         _check_unique(reader, seen, (day.isoformat(), exchange), row.line)
         amount = _parse_number(reader, row, "amount", required=True)
+        assert amount is not None  # required
+        _check_turnover_units(reader, row, day, exchange, amount)
         out.append(
             {"trade_date": day, "exchange": exchange, "amount": amount, "a_share_only": False, "source": SOURCE}
         )
@@ -211,6 +279,9 @@ def _read_stocks(reader: _Reader) -> list[dict[str, Any]]:
         if len(name) > _NAME_MAX:
             raise reader.fail(row.line, f"name longer than {_NAME_MAX} characters")
         rec: dict[str, Any] = {c: _parse_number(reader, row, c) for c in _STOCK_NUMBERS}
+        if rec["rzye"] is not None and rec["rzye"] > _STOCK_RZYE_MAX:
+            raise reader.fail(row.line, f"rzye {row.values['rzye']} is not a plausible balance in 元 for one "
+                                        f"security {_unit_hint(True)}")
         rec.update(
             trade_date=day,
             code=code,
@@ -353,14 +424,23 @@ def import_csv(engine: Engine, kind: str, path: Path) -> int:
 
 
 def import_file(engine: Engine, kind: str, path: Path) -> tuple[int, list[str]]:
-    """import_csv, with the warnings it leaves: for margin files, the imported dates on which the
-    exchanges' rows and a market-wide row disagree (storage.checks.cross_check_notes)."""
+    """import_csv, with the warnings it leaves: DEMO_REPLACED where the file replaced the embedded
+    demo data, and for margin files the imported dates on which the exchanges' rows and a
+    market-wide row disagree (storage.checks.cross_check_notes). A file without rows writes nothing
+    (demo data stay)."""
     rows = read_csv(kind, path)
+    if not rows:
+        return 0, []
     with session_scope(engine) as session:
+        replaced = drop_demo_data(session)
         _write(session, kind, rows)
-    if kind != "margin" or not rows:
-        return len(rows), []
+    notes: list[str] = []
+    if replaced:
+        log.info("%s (import of %s)", DEMO_REPLACED, path)
+        notes.append(DEMO_REPLACED)
+    if kind != "margin":
+        return len(rows), notes
     from storage.checks import cross_check_notes
 
     days = [r["trade_date"] for r in rows]
-    return len(rows), cross_check_notes(engine, min(days), max(days))
+    return len(rows), notes + cross_check_notes(engine, min(days), max(days))

@@ -13,6 +13,8 @@ are refreshed once per run where the stored rows are behind, and only written wh
 what is stored, so a second run changes nothing. Files without a trade date to compare (the Shenwan
 classes, the CSI 300 constituents) are read at most once a day.
 The trading calendar is refreshed when it does not cover the span.
+Demo data are replaced by real data in one transaction, and only once an exchange has answered with
+real margin data: a run whose sources all fail leaves the demo data (and everything else) as it was.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from storage import models, queries
-from storage.database import bump_data_version, get_meta, session_scope, set_meta, upsert
+from storage.database import bump_data_version, get_meta, is_demo, session_scope, set_meta, upsert
 from storage.industries import SW_L1_2021, industry_name_rows
 from storage.lending import LENDING_TRIED, value_sse_lending
 from storage.sources import (
@@ -77,6 +79,8 @@ _CLASSES_CHECKED = "sw_class_checked"  # DatasetMeta key: the day the Shenwan cl
 _CSI300_CHECKED = "csi300_checked"  # DatasetMeta key: the day the CSI 300 constituents were last read
 # Freshness marks of tables the demo data fill: they go with the demo rows.
 _CHECKED_KEYS = (_CLASSES_CHECKED, _CSI300_CHECKED, LENDING_TRIED)
+# MarginSummary.source of rows imported from the user's CSV (storage.importer.SOURCE): never overwritten.
+CSV_SOURCE = "csv"
 _MESSAGE_MAX = 500
 _NAME_MAX = 32
 # What a malformed answer can raise in the checks after akshare returned: a failure of that source.
@@ -267,6 +271,13 @@ def _record_problem(engine: Engine, day: date, source: str, problem: UpstreamPro
     return StepOutcome(source, status, 0, message)
 
 
+def _as_problem(exc: BaseException) -> UpstreamProblem:
+    """What a source raised, as the problem ingestion records (a parse error: an unexpected answer)."""
+    if isinstance(exc, UpstreamProblem):
+        return exc
+    return UpstreamError(f"unexpected answer ({type(exc).__name__}: {exc})")
+
+
 def _clean(value: Any) -> Any:
     """NaN -> None and numpy scalars -> Python, so that both dialects bind the value."""
     if value is None:
@@ -304,10 +315,13 @@ def _same(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
 
 
 def _upsert_changed(session: Session, model: type[SQLModel], rows: list[dict[str, Any]], keys: tuple[str, ...],
-                    where: Any = None, protect: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+                    where: Any = None, protect: Callable[[dict[str, Any]], bool] | None = None,
+                    keep_known: bool = False) -> list[dict[str, Any]]:
     """Upsert only the rows that are new or differ from the stored ones (`where` narrows the comparison).
 
-    Rows whose stored version satisfies `protect` are left alone. Returns the rows written.
+    Rows whose stored version satisfies `protect` are left alone. With `keep_known`, a figure the new
+    row lacks (None) keeps its stored value: a later answer missing a figure never erases one.
+    Returns the rows written.
     """
     if not rows:
         return []
@@ -322,6 +336,8 @@ def _upsert_changed(session: Session, model: type[SQLModel], rows: list[dict[str
         old = existing.get(tuple(row[k] for k in keys))
         if old is not None and protect is not None and protect(old):
             continue
+        if old is not None and keep_known:
+            row = {k: old[k] if v is None and old.get(k) is not None else v for k, v in row.items()}
         if not _same(old, row):
             changed.append(row)
     upsert(session, model, changed)
@@ -336,6 +352,16 @@ def _stored_calendar(engine: Engine) -> list[date]:
         return list(session.execute(select(models.TradingDay.trade_date).order_by(models.TradingDay.trade_date)).scalars())
 
 
+def _fetch_calendar(sources: Sources, result: IngestResult) -> list[date] | None:
+    """Upstream's trading calendar, or None (the failure logged and recorded in `result`)."""
+    try:
+        return sources.trade_calendar()
+    except UpstreamProblem as exc:
+        log.warning("calendar refresh failed: %s", exc)
+        result.history.append(StepOutcome("calendar", FAILED, 0, str(exc)))
+        return None
+
+
 def _ensure_calendar(engine: Engine, sources: Sources, today: date, start: date | None,
                      result: IngestResult) -> list[date]:
     """The stored trading calendar, refreshed from upstream when it does not reach `today` (or `start`)."""
@@ -343,11 +369,8 @@ def _ensure_calendar(engine: Engine, sources: Sources, today: date, start: date 
     covered = bool(stored) and stored[-1] >= today and (start is None or stored[0] <= start)
     if covered:
         return stored
-    try:
-        days = sources.trade_calendar()
-    except UpstreamProblem as exc:
-        log.warning("calendar refresh failed: %s", exc)
-        result.history.append(StepOutcome("calendar", FAILED, 0, str(exc)))
+    days = _fetch_calendar(sources, result)
+    if days is None:
         return stored
     with session_scope(engine) as session:
         written = _upsert_changed(session, models.TradingDay, [{"trade_date": d} for d in days], ("trade_date",))
@@ -366,22 +389,26 @@ def _previous_trade_day(calendar: Sequence[date], day: date) -> date | None:
 # --- choosing the days -------------------------------------------------------------------------------
 
 
-def _days_to_fetch(engine: Engine, calendar: Sequence[date], start: date | None, stop: date) -> list[date]:
-    """Trade dates in need of work, oldest first (see run_ingest for the rule)."""
+def _days_from_scratch(calendar: Sequence[date], start: date | None, stop: date) -> list[date]:
+    """The trade dates to fetch where nothing is stored: from `start` on, else the last DEFAULT_BACKFILL_DAYS."""
     trade_days = [d for d in calendar if MARGIN_START <= d <= stop]
     if start is not None:
-        candidates = [d for d in trade_days if d >= start]
+        return [d for d in trade_days if d >= start]
+    return trade_days[-DEFAULT_BACKFILL_DAYS:]
+
+
+def _days_to_fetch(engine: Engine, calendar: Sequence[date], start: date | None, stop: date) -> list[date]:
+    """Trade dates in need of work, oldest first (see run_ingest for the rule)."""
+    last = None if start is not None else latest_complete_date(engine)
+    if last is None:
+        candidates = _days_from_scratch(calendar, start, stop)
     else:
-        last = latest_complete_date(engine)
-        if last is None:
-            candidates = trade_days[-DEFAULT_BACKFILL_DAYS:]
-        else:
-            st = models.IngestStatus
-            with Session(engine) as session:
-                holes = set(session.execute(
-                    select(st.trade_date).where(st.status != DONE, st.trade_date <= stop).distinct()
-                ).scalars())
-            candidates = [d for d in trade_days if d > last or d in holes]
+        st = models.IngestStatus
+        with Session(engine) as session:
+            holes = set(session.execute(
+                select(st.trade_date).where(st.status != DONE, st.trade_date <= stop).distinct()
+            ).scalars())
+        candidates = [d for d in calendar if MARGIN_START <= d <= stop and (d > last or d in holes)]
     if not candidates:
         return []
     with Session(engine) as session:
@@ -436,6 +463,60 @@ class _DayFetcher:
         sse_days = [d for d in days if "sse_summary" not in done[d]]
         self._sse_days = sse_days
         self._sse: pd.DataFrame | UpstreamProblem | None = None
+        # SZSE's and BSE's summaries asked before the run's first write (first_real_answer): not twice.
+        self._answers: dict[tuple[str, date], pd.DataFrame | UpstreamProblem] = {}
+
+    def serves(self, days: Sequence[date], done: dict[date, set[str]]) -> bool:
+        """True when this fetcher was made for these days and done steps (its answers can be reused)."""
+        return self._sse_days == [d for d in days if "sse_summary" not in done[d]]
+
+    def _single_summary(self, day: date, source: str) -> pd.DataFrame:
+        """SZSE's or BSE's summary of `day`, asked once per run (a failure too is kept)."""
+        if (source, day) not in self._answers:
+            fetch = self.sources.szse_summary if source == "szse_summary" else self.sources.bse_summary
+            try:
+                self._answers[source, day] = fetch(day)
+            except UpstreamProblem as exc:
+                self._answers[source, day] = exc
+        answer = self._answers[source, day]
+        if isinstance(answer, UpstreamProblem):
+            raise answer
+        return answer
+
+    def first_real_answer(self) -> dict[date, list[StepOutcome]] | None:
+        """Whether an exchange answers with a plausible summary of one of the days, asked without
+        reading or writing the database (it holds the demo data): SSE's answer for every day, then
+        SZSE's and BSE's of the last day. None when one did; else, per day, what each answered.
+        The answers are kept for the run's own steps."""
+        days = self._sse_days
+        outcomes: dict[date, list[StepOutcome]] = {d: [] for d in days}
+        try:
+            frame = self._sse_frame()
+        except (UpstreamProblem, *_PARSE_ERRORS) as exc:
+            problem = _as_problem(exc)
+            for day in days:
+                outcomes[day].append(StepOutcome("sse_summary", problem.status, 0, str(problem)))
+        else:
+            for day in days:
+                rows = frame[frame["trade_date"] == day]
+                if rows.empty:
+                    outcomes[day].append(StepOutcome("sse_summary", PENDING, 0, f"SSE's answer has no row for {day} yet"))
+                elif isinstance(rows["problem"].iloc[0], str):
+                    outcomes[day].append(StepOutcome("sse_summary", FAILED, 0, rows["problem"].iloc[0]))
+                else:
+                    return None
+        last = days[-1]
+        for source in ("szse_summary", "bse_summary"):
+            if source not in required_steps(last):
+                continue
+            try:
+                self._single_summary(last, source)
+            except (UpstreamProblem, *_PARSE_ERRORS) as exc:
+                problem = _as_problem(exc)
+                outcomes[last].append(StepOutcome(source, problem.status, 0, str(problem)))
+            else:
+                return None
+        return outcomes
 
     def _sse_frame(self) -> pd.DataFrame:
         if self._sse is None:
@@ -464,8 +545,7 @@ class _DayFetcher:
             before = frame.loc[(frame["trade_date"] == previous_day) & frame["problem"].isna(), "rzye"]
             previous_rzye = _clean(before.iloc[0]) if len(before) else None
         else:
-            fetch = self.sources.szse_summary if source == "szse_summary" else self.sources.bse_summary
-            out = _summary_rows(fetch(day), exchange)
+            out = _summary_rows(self._single_summary(day, source), exchange)
         with Session(self.engine) as session:
             stored = _stored_summary(session, previous_day, exchange)
         if stored is not None and source != "sse_summary" and _repeats(stored, out[0]):
@@ -690,8 +770,11 @@ def _store_market_history(engine: Engine, sources: Sources, latest: date) -> int
     rows = _records(frame, ["trade_date", "rzye", "rqye", "rzmre", "rqmce", "rzrqye"], exchange="ALL",
                     source="eastmoney")
     with session_scope(engine) as session:
+        # A figure Eastmoney leaves out (null) for a day keeps the stored one, and a day imported from
+        # the user's CSV stays as imported: that import is authoritative.
         written = _upsert_changed(session, models.MarginSummary, rows, ("trade_date", "exchange"),
-                                  where=models.MarginSummary.exchange == "ALL")
+                                  where=models.MarginSummary.exchange == "ALL",
+                                  protect=lambda old: old.get("source") == CSV_SOURCE, keep_known=True)
         if written:
             bump_data_version(session)
     return len(written)
@@ -788,6 +871,8 @@ def estimate_sse_lending(engine: Engine, settings: Settings, today: date | None 
     from marginbot.settings import TIMEZONE
 
     today = today or datetime.now(TIMEZONE).date()
+    if is_demo(engine):  # the demo's calendar and rows are invented: real quotes have nothing to value
+        return StepOutcome("sse_rqye", DONE, 0, "demo data: nothing to value")
     latest = _previous_trade_day(_stored_calendar(engine), today)
     result = IngestResult()
     if latest is not None:
@@ -816,24 +901,70 @@ def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar
 # --- the run -----------------------------------------------------------------------------------------
 
 
-def _drop_demo_data(engine: Engine) -> bool:
-    """Real data never mixes with demo data: the first real ingest deletes the demo market data.
+def drop_demo_data(session: Session) -> bool:
+    """Real data never mixes with demo data: in a database holding the demo data, delete its market
+    data (storage.demo.MARKET_TABLES), the chart uploads (they show demo figures) and the once-a-day
+    marks of the deleted tables, and mark the data real; chats and deliveries stay. Runs in the
+    caller's transaction (the first real ingest's, an import's). The demo flag is read locked: of
+    two writers replacing at once, the second finds it gone and deletes nothing the first stored.
+    True when demo data were deleted."""
+    from storage.demo import MARKET_TABLES
+
+    meta = models.DatasetMeta
+    if session.execute(select(meta.value).where(meta.key == "demo").with_for_update()).scalar() != "true":
+        return False
+    for model in MARKET_TABLES:
+        session.execute(delete(model))
+    session.execute(delete(models.ChartUpload))
+    session.execute(delete(meta).where(meta.key.in_(_CHECKED_KEYS)))
+    set_meta(session, "demo", "false")
+    return True
+
+
+def _replace_demo_data(engine: Engine, calendar: Sequence[date]) -> bool:
+    """Real data never mixes with demo data: in one transaction, the demo market data are deleted and
+    upstream's trading calendar stored in place of the demo's. True when demo data were deleted.
 
     Chart uploads go too (they show demo figures), and so do the once-a-day marks of the deleted
     tables, so that this very run reads the class and constituent files. Chats and deliveries stay.
     """
-    from storage.demo import MARKET_TABLES
-
     with session_scope(engine) as session:
-        if get_meta(session, "demo", "false") != "true":
-            return False
-        for model in MARKET_TABLES:
-            session.execute(delete(model))
-        session.execute(delete(models.ChartUpload))
-        session.execute(delete(models.DatasetMeta).where(models.DatasetMeta.key.in_(_CHECKED_KEYS)))
-        set_meta(session, "demo", "false")
-        bump_data_version(session)
-    log.warning("demo data removed before the first real ingest")
+        dropped = drop_demo_data(session)
+        written = _upsert_changed(session, models.TradingDay, [{"trade_date": d} for d in calendar], ("trade_date",))
+        if dropped or written:
+            bump_data_version(session)
+    return dropped
+
+
+def _leave_demo(engine: Engine, fetcher: _DayFetcher, days: Sequence[date], calendar: Sequence[date],
+                result: IngestResult) -> bool:
+    """On a database holding the demo data: replace it by real data only once an exchange has
+    answered with some (a plausible summary of one of `days`), so that a run whose sources all fail
+    keeps the demo data and writes nothing. True when the run goes on with the demo data gone."""
+    if not days:
+        result.notes.append("demo data kept: no trade date to fetch")
+        log.warning("%s", result.notes[-1])
+        return False
+    outcomes = fetcher.first_real_answer()
+    if outcomes is not None:
+        for day in days:
+            day_result = DayResult(day, outcomes.get(day, []))
+            if day_result.steps:
+                result.days.append(day_result)
+        reasons = {f"{s.source}: {s.message}" for steps in outcomes.values() for s in steps if s.status == FAILED}
+        if not reasons:
+            reasons = {f"{s.source}: {s.message}" for steps in outcomes.values() for s in steps}
+        shown = sorted(reasons)
+        more = f"; and {len(shown) - 3} more" if len(shown) > 3 else ""
+        note = (f"demo data kept: no exchange answered with margin data for {days[0]}..{days[-1]} "
+                f"({'; '.join(shown[:3])}{more})")
+        result.notes.append(note)
+        log.warning("%s", note)
+        return False
+    if _replace_demo_data(engine, calendar):
+        result.notes.append("demo data removed: real data replaces it")
+        log.warning("demo data removed: real data replaces it")
+    result.history.append(StepOutcome("calendar", DONE, len(calendar)))
     return True
 
 
@@ -851,18 +982,28 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     `fetchers` replaces the upstream calls (tests: instant sleep). With `history` and `lending`, SSE's
     融券余额 of the latest published day is then valued at its closes (estimate_sse_lending; the bot
     does that after its daily push, which does not need it).
+
+    On a database holding the demo data, upstream's calendar is fetched and the days are chosen as on
+    an empty database; the demo data are replaced (in the transaction storing that calendar) only once
+    an exchange has answered with a plausible summary of one of them. Until then nothing is written:
+    a run whose sources all fail keeps the demo data as they were (and says so in its notes).
     """
     from marginbot.settings import TIMEZONE
 
     sources = fetchers or Sources.from_settings(settings)
     today = today or datetime.now(TIMEZONE).date()
     result = IngestResult()
-    if _drop_demo_data(engine):
-        result.notes.append("demo data removed: real data replaces it")
-    calendar = _ensure_calendar(engine, sources, today, start, result)
+    # Demo data are replaced only together with real data: until then nothing is written, the
+    # demo's invented calendar is not used, and no failure is recorded beside the demo rows.
+    demo = is_demo(engine)
+    if demo:
+        calendar = _fetch_calendar(sources, result) or []
+    else:
+        calendar = _ensure_calendar(engine, sources, today, start, result)
     published = [d for d in calendar if d < today]
     if not published:
-        result.fatal = "no trading calendar (its refresh failed and none is stored)"
+        result.fatal = ("no trading calendar (its refresh failed): the demo data is kept" if demo
+                        else "no trading calendar (its refresh failed and none is stored)")
         log.error("ingest stopped: %s", result.fatal)
         return result
     stop = published[-1]
@@ -870,16 +1011,23 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
         if end > stop:
             result.notes.append(f"end {end} is not published yet: stopped at {stop}")
         stop = min(stop, end)
+    fetcher: _DayFetcher | None = None
+    if demo:
+        days = _days_from_scratch(calendar, start, stop)
+        fetcher = _DayFetcher(engine, sources, calendar, days, {d: set() for d in days})
+        if not _leave_demo(engine, fetcher, days, calendar, result):
+            return result
     days = _days_to_fetch(engine, calendar, start, stop)
     with Session(engine) as session:
         done = _done_steps(session, days)
         settled = _settled_steps(session, days)
+    if fetcher is None or not fetcher.serves(days, done):
+        fetcher = _DayFetcher(engine, sources, calendar, days, done)
     steps = sum(len(set(_all_steps(d)) - settled[d]) for d in days)
     bar = _progress_bar(progress, (len(HISTORY_STEPS) if history else 0) + steps)
     try:
         if history:
             _refresh_history(engine, sources, result, bar, published[-1], today)
-        fetcher = _DayFetcher(engine, sources, calendar, days, done)
         for day in days:
             result.days.append(_ingest_day(engine, fetcher, day, done[day], settled[day], bar))
         if history:

@@ -50,10 +50,17 @@ DETAIL_TOLERANCE = 0.05
 # SSE answers at most about 2,000 rows per query: ask in spans of a year or less.
 SSE_SPAN_DAYS = 365
 # 融资余额 bounds in 元, per exchange. Wide on purpose: they catch unit slips (x1e4, x1e8), not moves.
-_RZYE_MAX = {"SSE": 5e13, "SZSE": 5e13, "BSE": 1e12, "ALL": 1e14}
+RZYE_MAX = {"SSE": 5e13, "SZSE": 5e13, "BSE": 1e12, "ALL": 1e14}
 _RZYE_MIN_MATURE = {"SSE": 1e9, "SZSE": 1e9, "BSE": 1e7, "ALL": 1e9}
 # Margin trading began on 2010-03-31 with tiny balances; from 2011 every exchange held billions.
 _MATURE_FROM = date(2011, 1, 1)
+# 融券卖出额 (元) of one day, whole market. Valued from realdata (融券卖出量 x the lent shares' average
+# price, SSE + SZSE 2010-2018) it is about 5% of 融资买入额 in the median, near parity only in late
+# 2012 (about 2e9 元 a day each, at most 1.12 times), and peaks near 2.6e10 元 a day; Eastmoney sends
+# 9.53 亿元 for 2024-04-11. Above twice the day's 融资买入额 (floored at 1e9 元 for the tiny first days)
+# or above RQMCE_MAX it is a unit slip (万元 read as 亿元, say), not a market.
+RQMCE_MAX = 5e11
+RQMCE_TO_RZMRE_MAX = 2.0
 
 SUMMARY_COLUMNS = ["trade_date", "rzye", "rzmre", "rzche", "rzche_derived", "rqye", "rqyl", "rqmcl", "rzrqye"]
 DETAIL_COLUMNS = [
@@ -270,22 +277,30 @@ def _numbers(frame: pd.DataFrame, columns: list[str]) -> None:
 
 
 def summary_row_problem(row: Any, scope: str) -> str | None:
-    """Why one summary row (trade_date, rzye, rzmre[, rqye, rqyl, rqmcl, rzrqye]; 元, 股) is
-    implausible: bounds of 融资余额, signs, 两融余额 = 融资余额 + 融券余额. None when it is plausible."""
+    """Why one summary row (trade_date, rzye, rzmre[, rqye, rqyl, rqmcl, rqmce, rzrqye]; 元, 股) is
+    implausible: bounds of 融资余额, signs, 融资买入额 and 融券卖出额 against what they can be,
+    两融余额 = 融资余额 + 融券余额. None when it is plausible."""
     day = row.trade_date
     rzye = row.rzye
     if rzye is None or np.isnan(rzye):
         return f"{scope} {day}: 融资余额 missing"
     low = _RZYE_MIN_MATURE[scope] if day >= _MATURE_FROM else 1e4
-    if not low <= rzye <= _RZYE_MAX[scope]:
+    if not low <= rzye <= RZYE_MAX[scope]:
         return f"{scope} {day}: 融资余额 {rzye:.6g} 元 is implausible (unit changed?)"
-    for name in ("rzmre", "rqye", "rqyl", "rqmcl", "rzrqye"):
+    for name in ("rzmre", "rqye", "rqyl", "rqmcl", "rqmce", "rzrqye"):
         value = getattr(row, name, None)
         if value is not None and not np.isnan(value) and value < 0:
             return f"{scope} {day}: {name} is negative ({value:.6g})"
     rzmre = row.rzmre
     if rzmre is not None and not np.isnan(rzmre) and rzmre > max(rzye, 1e9) * 2:
         return f"{scope} {day}: 融资买入额 {rzmre:.6g} 元 is implausible next to 融资余额"
+    rqmce = getattr(row, "rqmce", None)
+    if rqmce is not None and not np.isnan(rqmce):
+        if rzmre is not None and not np.isnan(rzmre) and rqmce > max(rzmre, 1e9) * RQMCE_TO_RZMRE_MAX:
+            return (f"{scope} {day}: 融券卖出额 {rqmce:.6g} 元 is implausible next to 融资买入额 {rzmre:.6g} 元 "
+                    "(unit changed?)")
+        if rqmce > RQMCE_MAX:
+            return f"{scope} {day}: 融券卖出额 {rqmce:.6g} 元 is implausible (unit changed?)"
     rqye, rzrqye = getattr(row, "rqye", None), getattr(row, "rzrqye", None)
     if rqye is not None and rzrqye is not None and not (np.isnan(rqye) or np.isnan(rzrqye)):
         expected = rzye + rqye
@@ -316,7 +331,7 @@ def _check_detail(frame: pd.DataFrame, exchange: str) -> None:
     """Per-stock sanity: unique 6-digit codes, no negative figure, identity where 两融余额 is given."""
     _check_codes(frame, f"{exchange} detail")
     biggest = frame["rzye"].max()
-    if biggest > _RZYE_MAX["BSE"]:  # no single security carries 1 万亿 元 of financing
+    if biggest > RZYE_MAX["BSE"]:  # no single security carries 1 万亿 元 of financing
         raise ValidationFailed(f"{exchange} detail: 融资余额 {biggest:.6g} 元 for one security (unit changed?)")
     for name in ("rzye", "rzmre", "rqyl", "rqmcl", "rqye"):
         negative = frame.loc[frame[name] < 0, "code"]
@@ -477,6 +492,13 @@ def _detail_frame(raw: pd.DataFrame, exchange: str, mapping: Mapping[str, str]) 
             frame[column] = np.nan
     if frame["rzye"].isna().all():
         raise UpstreamError(f"{exchange} detail: 融资余额 is not a number in any row")
+    # The exchanges publish every listed security's 融资余额 as a number (0 where it has none): one
+    # that is not (a blank, a dash: akshare has made it NaN) is an answer in a format not known, and
+    # a row kept with it would be stored with no balance and leave the day's sum short.
+    blank = frame.loc[frame["rzye"].isna(), "code"]
+    if not blank.empty:
+        more = f" (and {len(blank) - 1} more)" if len(blank) > 1 else ""
+        raise UpstreamError(f"{exchange} detail: 融资余额 of {blank.iloc[0]} is not a number{more}")
     frame["exchange"] = exchange
     frame["is_fund"] = frame["code"].map(is_fund_code).astype(bool)
     frame["rqye_estimated"] = False

@@ -362,6 +362,26 @@ async def test_group_commands_addressing(demo_db: Engine, shared_reports: Report
         assert [n for n in GROUP_COMMANDS if n != "help" and f"\n/{n} " not in h.texts(GROUP)[-1]] == []
 
 
+async def test_every_report_command_in_a_group(demo_db: Engine, shared_reports: ReportService,
+                                               stock_code: str) -> None:
+    """/start, /balance, /signals and /stock CODE from a member, plain and addressed: the same reports
+    as in a private chat (the group's language), each quoting its command."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        asked = await h.write(GROUP, MEMBER, f"/start@{BOT_USERNAME}")
+        assert h.texts(GROUP)[-1] == t("zh", "bot.start")
+        for command, kind, code in ((f"/balance@{BOT_USERNAME}", "balance", None), ("/signals", "signals", None),
+                                    (f"/stock {stock_code}", "stock", stock_code),
+                                    (f"/stock@{BOT_USERNAME} {stock_code} 60", "stock", stock_code)):
+            asked = await h.write(GROUP, MEMBER, command)
+            chart = h.photos(GROUP)[-1]
+            want = expected(shared_reports, kind, code=code, days=60 if command.endswith(" 60") else None)
+            assert chart.caption == want.caption, command
+            assert chart.reply_to_message_id == asked["message_id"]
+            assert chart.photo and buttons(chart.reply_markup), command
+        assert t("zh", "bot.error") not in h.texts(GROUP)
+
+
 async def test_groups_get_answers_quoted_and_topics_in_their_topic(demo_db: Engine, shared_reports: ReportService) -> None:
     """In a group the report quotes the command it answers; in a forum supergroup every answer (chart,
     details, a one-line error, the settings menu) goes to the topic the command came from,
@@ -407,6 +427,12 @@ async def test_group_subscription_admins_only_and_membership(demo_db: Engine, sh
         group = stored_chat(demo_db, GROUP)
         assert group is not None and group.subscribed and group.active and group.chat_type == "group"
         assert group.title == "两融讨论"
+        # an admin unsubscribes (a member could not), and subscribes again
+        await h.write(GROUP, ADMIN, f"/unsubscribe@{BOT_USERNAME}")
+        assert h.texts(GROUP)[-1] == t("zh", "bot.unsubscribed")
+        assert not stored_chat(demo_db, GROUP).subscribed  # type: ignore[union-attr]
+        await h.write(GROUP, ADMIN, "/subscribe")
+        assert stored_chat(demo_db, GROUP).subscribed  # type: ignore[union-attr]
 
         # the bot is removed: the chat is deactivated (and so no longer pushed to)
         await h.inject(h.server.inject_my_chat_member, GROUP, "member", "left", from_user=ADMIN)

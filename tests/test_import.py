@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from storage import models
-from storage.database import data_version, get_meta, is_demo, session_scope, set_meta
-from storage.importer import CsvImportError, import_csv
+from storage.database import data_version, get_meta, is_demo, make_engine, session_scope, set_meta
+from storage.demo import MARKET_TABLES
+from storage.importer import DEMO_REPLACED, CsvImportError, import_csv, import_file
 from storage.industries import SW_L1_2021
+from tests.demo_db import demo_db_file
 
 MARGIN_HEADER = "date,exchange,rzye,rzmre,rzche,rqye,rqyl,rqmcl,rqmce,rzrqye"
 TURNOVER_HEADER = "date,exchange,amount"
@@ -231,6 +235,23 @@ BAD = [
     ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,SZSE,"], 3, "amount is empty"),
     ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,SZSE,-1"], 3, "amount is negative"),
     ("turnover", "date,amount", TURNOVER_OK[:1], 1, "missing column(s) exchange"),
+    # units: the ingest's bounds (storage.sources), per exchange and date
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,80531138.6298,4436345.1113,,,,,,"], 3,
+     "rzye 80531138.6298 is not a plausible balance in 元 for SSE (亿元 or 万元?)"),  # 万元
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,BSE,2e14,,,,,,,"], 3,
+     "rzye 2e14 is not a plausible balance in 元 for BSE (a unit smaller than 元?)"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2011-01-04,ALL,5000,,,,,,,"], 3,
+     "rzye 5000 is not a plausible balance in 元 for ALL (亿元 or 万元?)"),  # from 2011 on, billions
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2010-04-01,ALL,1371.4038,,,,,,,"], 3,
+     "rzye 1371.4038 is not a plausible balance in 元 for ALL"),  # in 2010 a floor of 1 万元 only
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,8.1e11,4.4e12,,,,,,"], 3,
+     "SSE 2024-04-12: 融资买入额 4.4e+12 元 is implausible next to 融资余额 (a column in another unit?)"),
+    ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,SZSE,53400000"], 3,
+     "amount 53400000 is not a plausible turnover in 元 for SZSE (亿元 or 万元?)"),  # 万元
+    ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,BSE,6e12"], 3,
+     "amount 6e12 is not a plausible turnover in 元 for BSE (a unit smaller than 元?)"),
+    ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-04-12,000001,平安银行,4e12,1,1,,,,"], 9,
+     "rzye 4e12 is not a plausible balance in 元 for one security (a unit smaller than 元?)"),
     ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-04-12,60003,招商银行,1,1,1,1,1,1,1"], 9, "code '60003' is not a six-digit"),
     ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-04-12,000001,平安银行,1,1,1,-5,1,1,1"], 9, "rqyl is negative"),
     ("stocks", STOCK_HEADER, [*STOCK_OK, STOCK_OK[4]], 9, "duplicate row for (2024-04-12, 600036), first given on line 6"),
@@ -425,3 +446,154 @@ def test_a_market_row_that_disagrees_with_the_exchanges_is_imported_and_named(en
     with Session(engine) as s:
         assert s.get(models.MarketDaily, date(2024, 4, 11)).rzye == 1.5e12
     assert import_file(engine, "turnover", good_file(tmp_path, "turnover"))[1] == []
+
+
+# --- units: a file in 亿元 is refused, not stored as 元 ---------------------------------------------
+
+MARGIN_YI = [  # SZSE's own 亿元 figures, pasted as they came: rzrqye = rzye + rqye holds in any unit
+    "2024-04-11,SZSE,7077.67,321.08,,157.3,24.34,0.28,,7234.97",
+    "2024-04-12,SZSE,7080.1,300.5,,157.9,24.4,0.3,,7238",
+]
+TURNOVER_YI = ["2024-04-11,SSE,3825.5", "2024-04-11,SZSE,5340"]
+
+
+@pytest.mark.parametrize(("kind", "header", "lines", "message"), [
+    ("margin", MARGIN_HEADER, MARGIN_YI, "line 2: rzye 7077.67 is not a plausible balance in 元 for SZSE (亿元 or 万元?)"),
+    ("turnover", TURNOVER_HEADER, TURNOVER_YI,
+     "line 2: amount 3825.5 is not a plausible turnover in 元 for SSE (亿元 or 万元?)"),
+], ids=["margin", "turnover"])
+def test_a_file_in_yi_yuan_is_refused_and_nothing_written(engine: Engine, tmp_path: Path, kind: str, header: str,
+                                                          lines: list[str], message: str) -> None:
+    import_csv(engine, kind, good_file(tmp_path, kind))
+    before = snapshot(engine)
+    bad = write(tmp_path / "yi.csv", header, lines)
+    with pytest.raises(CsvImportError) as info:
+        import_csv(engine, kind, bad)
+    assert str(info.value) == f"{bad}: {message}"
+    assert info.value.line == 2
+    assert snapshot(engine) == before  # nothing written: data version and demo flag included
+
+
+def test_unit_bounds_follow_the_exchange_and_the_date(engine: Engine, tmp_path: Path) -> None:
+    """What the ingest accepts imports: margin trading's first days (2010, balances of a few million
+    元), BSE's small figures, and an exchange's turnover before margin trading began."""
+    margin = ["2010-03-31,ALL,6495609.0,6550885.0,,95037.0,3900.0,4000.0,,6590646.0",  # the real first day
+              "2024-04-11,BSE,5000000000,150000000,,1000000,,,,5001000000"]
+    turnover = ["2005-06-03,SSE,4100000000", "2024-04-11,BSE,2100000000"]
+    assert import_csv(engine, "margin", write(tmp_path / "m.csv", MARGIN_HEADER, margin)) == 2
+    assert import_csv(engine, "turnover", write(tmp_path / "t.csv", TURNOVER_HEADER, turnover)) == 2
+    assert margin_rows(engine)[(date(2010, 3, 31), "ALL")].rzye == 6495609.0
+
+
+# --- demo data: an import replaces them, in its own transaction -----------------------------------
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    with Session(engine) as s:
+        return {m.__tablename__: s.execute(select(func.count()).select_from(m)).scalar_one()
+                for m in (*MARKET_TABLES, models.MarketDaily, models.ChartUpload, models.Chat)}
+
+
+def meta(engine: Engine) -> dict[str, str]:
+    with Session(engine) as s:
+        return dict(s.execute(select(models.DatasetMeta.key, models.DatasetMeta.value)).all())
+
+
+def add_bystanders(engine: Engine) -> None:
+    """A chat (kept by the import), a chart upload and a once-a-day mark (demo state: they go)."""
+    with session_scope(engine) as s:
+        s.add(models.Chat(chat_id=42, subscribed=True))
+        s.add(models.ChartUpload(cache_key="balance|zh|v1", file_id="demo-chart"))
+        set_meta(s, "sw_class_checked", "2026-11-20")
+
+
+def assert_only_imported(engine: Engine, keys: set[tuple[date, str]]) -> None:
+    rows = margin_rows(engine)
+    assert set(rows) == keys and {r.source for r in rows.values()} == {"csv"}
+    days = {d for d, _ in keys}
+    with Session(engine) as s:
+        assert set(s.execute(select(models.TradingDay.trade_date)).scalars()) == days
+        assert set(s.execute(select(models.MarketDaily.trade_date)).scalars()) == days
+    counts = table_counts(engine)
+    assert counts.pop("margin_summary") == len(keys) and counts.pop("trading_day") == counts.pop("market_daily") == len(days)
+    assert counts == dict.fromkeys(counts, 0) | {"chat": 1}  # the chat stays; the demo's market data go
+    assert not is_demo(engine) and "sw_class_checked" not in meta(engine)
+
+
+@pytest.fixture
+def demo_engine(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Engine]:
+    """A copy of the seeded demo database (SQLite; seeded once per session)."""
+    path = tmp_path / "demo.db"
+    shutil.copyfile(demo_db_file(tmp_path_factory, pytestconfig), path)
+    eng = make_engine(f"sqlite:///{path}")
+    yield eng
+    eng.dispose()
+
+
+def test_import_into_the_demo_database_replaces_the_demo_data(demo_engine: Engine, tmp_path: Path) -> None:
+    engine = demo_engine
+    add_bystanders(engine)
+    before = table_counts(engine)
+    assert is_demo(engine) and all(before[m.__tablename__] > 0 for m in MARKET_TABLES if m is not models.IngestStatus)
+    version = data_version(engine)
+    with Session(engine) as s:  # a demo trade date with all its exchanges: the file gives SSE's alone
+        demo_day = s.execute(select(func.max(models.TradingDay.trade_date))).scalar_one()
+    lines = [  # real figures (shared realdata: 2015-11-23) and one SSE row on a demo date
+        "2015-11-20,ALL,1218924378985,136159468248,126557184676,3154985824,509671823,25702001,,1222079364809",
+        "2015-11-23,ALL,1215091902051,110305893244,114138370178,3108155364,496073906,23160260,,1218200057415",
+        "2015-11-23,SSE,724944067772,56462012238,,,374923464,20020203,,",
+        f"{demo_day},SSE,805311386298,44363451113,43960611127,63492538974,6653688732,639965435,,868803925272",
+    ]
+    count, notes = import_file(engine, "margin", write(tmp_path / "real.csv", MARGIN_HEADER, lines))
+    assert (count, notes) == (4, [DEMO_REPLACED])
+    assert_only_imported(engine, {(date(2015, 11, 20), "ALL"), (date(2015, 11, 23), "ALL"),
+                                  (date(2015, 11, 23), "SSE"), (demo_day, "SSE")})
+    assert margin_rows(engine)[(demo_day, "SSE")].rzye == 805311386298.0  # the demo's SZSE/BSE/ALL rows are gone
+    assert data_version(engine) == version + 1
+    # a second file adds to the imported data: the demo is gone already
+    assert import_file(engine, "turnover", good_file(tmp_path, "turnover")) == (3, [])
+
+
+def test_a_refused_file_leaves_the_demo_data(demo_engine: Engine, tmp_path: Path) -> None:
+    engine = demo_engine
+    before, before_meta = table_counts(engine), meta(engine)
+    bad = write(tmp_path / "yi.csv", MARGIN_HEADER, MARGIN_YI)
+    with pytest.raises(CsvImportError, match="line 2: rzye 7077.67 is not a plausible balance"):
+        import_csv(engine, "margin", bad)
+    empty = write(tmp_path / "empty.csv", MARGIN_HEADER, [])
+    assert import_file(engine, "margin", empty) == (0, [])  # no rows: nothing to replace the demo with
+    assert (table_counts(engine), meta(engine)) == (before, before_meta)
+    assert is_demo(engine)
+
+
+def small_demo(engine: Engine, tmp_path: Path) -> None:
+    """A small stand-in for the demo data, on either database: every kind stored, marked demo."""
+    for kind in ("industries", "margin", "turnover", "stocks", "index"):
+        import_csv(engine, kind, good_file(tmp_path, kind))
+    add_bystanders(engine)
+    with session_scope(engine) as s:
+        s.add(models.IndexMember(symbol="000300", code="600036", as_of=date(2024, 4, 11)))
+        s.add(models.IngestStatus(trade_date=date(2024, 4, 12), source="sse_summary", status="done"))
+        set_meta(s, "demo", "true")
+
+
+def test_demo_replacement_is_part_of_the_import_transaction(engine: Engine, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo rows are deleted in the import's own transaction: a write that fails after the
+    deletion leaves them all; one that succeeds leaves the imported rows alone (PostgreSQL too)."""
+    import storage.importer as importer
+
+    small_demo(engine, tmp_path)
+    before, before_meta = table_counts(engine), meta(engine)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(importer, "bump_data_version", broken)  # the last write before the commit
+    path = write(tmp_path / "one.csv", MARGIN_HEADER, [MARGIN_OK[0]])
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_file(engine, "margin", path)
+    assert (table_counts(engine), meta(engine)) == (before, before_meta)
+    monkeypatch.undo()
+    assert import_file(engine, "margin", path) == (1, [DEMO_REPLACED])
+    assert_only_imported(engine, {(date(2024, 4, 11), "SSE")})

@@ -9,6 +9,7 @@ SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -161,6 +162,9 @@ class FakeUpstream:
         self.csi300: tuple[list[up.Constituent], date | None] = (up.csi300_members(), CSI300_AS_OF)
         self.asked: list[tuple[str, date | None]] = []
         self.calendar_calls = 0
+        # No network: every answer (`down`), or the calendar's, raises this instead.
+        self.down: Exception | None = None
+        self.calendar_down: Exception | None = None
         # What Eastmoney's quotes hold when asked (TODAY): "preopen" (D2's closes in 最新价, D1's in
         # 昨收), "session" (live prices, D2's closes in 昨收) or "later" (a later day's: neither is D2's).
         self.quote_time = "preopen"
@@ -184,10 +188,14 @@ class FakeUpstream:
 
     def calendar(self) -> pd.DataFrame:
         self.calendar_calls += 1
+        if self.calendar_down is not None:
+            raise self.calendar_down
         return pd.DataFrame({"trade_date": calendar_days()})
 
     def _answer(self, source: str, day: date | None, build: Callable[[], Reply]) -> Reply:
         self.asked.append((source, day))
+        if self.down is not None:
+            raise self.down
         if (source, day) in self.override:
             return self.override[(source, day)]()
         return build()
@@ -434,6 +442,38 @@ def test_an_answer_in_the_wrong_unit_is_refused(rsps: responses.RequestsMock) ->
         fetch_account_history(policy=CallPolicy(retries=0))
 
 
+@pytest.mark.parametrize(("fin_buy", "loan_sell", "said"), [
+    # 融券卖出额 sent in 万元 (95,300 万元 = 9.53 亿元) while the rest is in 亿元
+    (736.78, 95_300.0, "ALL 2024-04-11: 融券卖出额 9.53e+12 元 is implausible next to 融资买入额 7.3678e+10 元"),
+    (None, 6_000.0, "ALL 2024-04-11: 融券卖出额 6e+11 元 is implausible (unit changed?)"),  # no 融资买入额 to compare
+    (736.78, -9.53, "ALL 2024-04-11: rqmce is negative"),
+])
+def test_an_implausible_rqmce_refuses_the_account_history(fin_buy: float | None, loan_sell: float, said: str,
+                                                          rsps: responses.RequestsMock) -> None:
+    rows = [*ACCOUNT[:2], replace(ACCOUNT[2], fin_buy=fin_buy, loan_sell=loan_sell)]
+    rsps.add(responses.GET, EM_DATACENTER_URL, body=up.eastmoney_account_json(rows), content_type=JSON)
+    with pytest.raises(ValidationFailed, match=re.escape(said)):
+        fetch_account_history(policy=CallPolicy(retries=0))
+
+
+def test_short_sales_near_financing_purchases_are_plausible(rsps: responses.RequestsMock) -> None:
+    """Late 2012 saw days of 融券卖出额 about equal to 融资买入额 (some 20 亿元 each): accepted, in 元."""
+    day = up.AccountDay(date(2012, 11, 29), 740.12, 48.31, 20.25, 22.74)
+    rsps.add(responses.GET, EM_DATACENTER_URL, body=up.eastmoney_account_json([day]), content_type=JSON)
+    row = fetch_account_history(policy=CallPolicy(retries=0)).iloc[0]
+    assert (row["rzmre"], row["rqmce"]) == (2_025_000_000, 2_274_000_000)
+
+
+def test_a_detail_row_whose_rzye_is_not_a_number_refuses_the_answer(rsps: responses.RequestsMock) -> None:
+    """SSE, SZSE and BSE publish a number (0 where nothing is lent) for every security's 融资余额: an
+    empty cell is an answer in a format not known, refused whole rather than stored with a NULL."""
+    d = sample_market()["SSE", D2]
+    rows = [d.detail[0], replace(d.detail[1], rzye=""), *d.detail[2:]]  # type: ignore[arg-type]
+    rsps.add(responses.GET, SSE_URL, body=up.sse_detail_json(D2, rows), content_type=JSON)
+    with pytest.raises(UpstreamError, match=r"^SSE detail: 融资余额 of 601318 is not a number$"):
+        fetch_sse_detail(D2, policy=CallPolicy(retries=0))
+
+
 def test_upstream_timeout_is_set_only_inside_the_context(rsps: responses.RequestsMock) -> None:
     rsps.add(responses.GET, "https://example.invalid/x", body="ok")
     with upstream_timeout(3.5):
@@ -541,6 +581,43 @@ def test_a_market_wide_figure_that_disagrees_is_reported_not_refused(
         assert market is not None and market.exchanges == 3 and market.rzye == pytest.approx(1_507.55e9, rel=1e-5)
 
 
+def test_a_later_eastmoney_answer_never_erases_a_figure_nor_overwrites_an_import(
+    engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A later morning's Eastmoney history sends null 融券余额 and 融券卖出额 for D1, stored already:
+    D1 keeps them (and the ratio its 融券卖出额) while a revised 融资买入额 is taken. D0's market row,
+    imported from the user's CSV since, is left as imported although Eastmoney says otherwise."""
+    assert ingest_run(engine, settings, fetchers, start=D1).ok
+    imported = {"rzye": 1_500_000_000_000.0, "rzmre": 70_000_000_000.0, "rqye": 25_000_000_000.0,
+                "rqmce": None, "rzrqye": 1_525_000_000_000.0, "source": "csv"}
+    with session_scope(engine) as s:
+        row = summary_row(s, D0, "ALL")
+        for key, value in imported.items():
+            setattr(row, key, value)
+    with Session(engine) as s:
+        d1 = summary_row(s, D1, "ALL")
+        kept = (d1.rzye, d1.rqye, d1.rqmce, d1.rzrqye)
+    assert kept == (1_510_125_000_000, 25_321_000_000, 1_012_000_000, 1_510_125_000_000 + 25_321_000_000)
+
+    d5 = date(2024, 4, 12)
+    later = [up.AccountDay(D0, 15_000.00, 250.00, 700.00, 9.00),
+             up.AccountDay(D1, 15_101.25, None, 722.50, None),  # nulls, and a revised 融资买入额
+             ACCOUNT[2], up.AccountDay(d5, 15_120.40, 251.02, 741.12, None)]
+    monkeypatch.setattr(sys.modules[__name__], "ACCOUNT", later)
+    ingest_run(engine, settings, fetchers, start=D1, today=date(2024, 4, 15))
+
+    with Session(engine) as s:
+        d1 = summary_row(s, D1, "ALL")
+        assert (d1.rzye, d1.rqye, d1.rqmce, d1.rzrqye) == kept and d1.rzmre == 72_250_000_000
+        market = s.get(models.MarketDaily, D1)
+        assert market is not None and market.rqmce == 1_012_000_000  # the ratio's 融券卖出额 is still there
+        d0 = summary_row(s, D0, "ALL")
+        assert {key: getattr(d0, key) for key in imported} == imported
+        new = summary_row(s, d5, "ALL")
+        assert new.rzye == 1_512_040_000_000 and new.rqmce is None and new.source == "eastmoney"
+
+
 def test_a_second_run_changes_nothing(engine: Engine, fake: FakeUpstream, settings: Settings,
                                       fetchers: Sources, few_sectors: None) -> None:
     assert ingest_run(engine, settings, fetchers, start=D1).ok
@@ -626,6 +703,11 @@ def _detail_short(fake: FakeUpstream) -> Reply:
     return 200, {}, up.szse_detail_xlsx(shrunk)
 
 
+def _detail_dash(fake: FakeUpstream) -> Reply:
+    """SZSE's detail with a dash for one security's 融资余额 (akshare makes it NaN): the rest adds up."""
+    return 200, {}, up.szse_detail_xlsx(fake.market["SZSE", D2].detail, cells={"000858": {"融资余额(元)": "-"}})
+
+
 FAILURES: dict[str, tuple[str, str, Callable[[FakeUpstream], Callable[[], Reply]], str]] = {
     # kind: (source, status, the failing answer, what the log line says)
     "unpublished": ("sse_detail", "pending", lambda f: _pending(f, "sse_detail"), "not published yet"),
@@ -639,6 +721,8 @@ FAILURES: dict[str, tuple[str, str, Callable[[FakeUpstream], Callable[[], Reply]
     "missing_key": ("szse_summary", "failed", lambda f: _missing_key, "lacks the key 'data'"),
     "implausible": ("sse_summary", "failed", lambda f: lambda: _implausible(f), "两融余额"),
     "detail_off_summary": ("szse_detail", "failed", lambda f: lambda: _detail_short(f), "off the summary"),
+    "detail_cell_not_a_number": ("szse_detail", "failed", lambda f: lambda: _detail_dash(f),
+                                 "SZSE detail: 融资余额 of 000858 is not a number"),
 }
 
 
@@ -1037,6 +1121,117 @@ def test_the_first_real_ingest_replaces_the_demo_data(engine: Engine, fake: Fake
     before = snapshot(engine)
     again = ingest_run(engine, settings, fetchers, start=D2)
     assert again.ok and not again.notes and snapshot(engine) == before
+
+
+def demo_snapshot(engine: Engine) -> dict[str, list[str]]:
+    """Every row of every table the demo data or an ingest touch (the data tables, market_daily,
+    ingest state, chart uploads, chats and deliveries)."""
+    return {table: rows_of(engine, table) for table in (
+        *DATA_TABLES, "market_daily", "stock_spike_daily", "ingest_status", "chart_upload", "chat", "delivery")}
+
+
+NO_NETWORK: dict[str, tuple[Exception | None, Exception | None, str]] = {
+    # kind: (what every answer raises, what the calendar raises, the run's outcome as logged)
+    "timeouts": (requests.exceptions.ConnectTimeout("connect timed out"), None,
+                 "demo data kept: no exchange answered with margin data for 2024-01-17..2024-04-11 ("
+                 "bse_summary: timed out (no answer within 7.5 s) (after 3 attempts); "
+                 "sse_summary: timed out (no answer within 7.5 s) (after 3 attempts); "
+                 "szse_summary: timed out (no answer within 7.5 s) (after 3 attempts))"),
+    "calendar_too": (requests.exceptions.ConnectionError("Name or service not known"),
+                     requests.exceptions.ConnectionError("Name or service not known"),
+                     "ingest stopped: no trading calendar (its refresh failed): the demo data is kept"),
+}
+
+
+@pytest.mark.parametrize("kind", list(NO_NETWORK))
+def test_an_ingest_that_fetches_nothing_keeps_the_demo_data(kind: str, engine: Engine, fake: FakeUpstream,
+                                                           settings: Settings, fetchers: Sources,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """No network (the bot's first tick with a token but no upstream access): nothing is written,
+    the demo rows, the demo flag and the data version stay, one line says why. Once the exchanges
+    answer, the next run replaces the demo data."""
+    seed_hand_demo(engine)
+    before, version = demo_snapshot(engine), data_version(engine)
+    fake.down, fake.calendar_down, said = NO_NETWORK[kind]
+    caplog.set_level(logging.INFO, logger="storage.ingest")
+
+    result = ingest_run(engine, settings, fetchers)  # the default backfill: the last 60 trade dates
+
+    assert demo_snapshot(engine) == before and data_version(engine) == version
+    with Session(engine) as s:
+        assert get_meta(s, "demo") == "true"
+    assert not result.ok
+    lines = [r.getMessage() for r in caplog.records if r.name == "storage.ingest" and r.levelno >= logging.WARNING]
+    assert said in lines, lines
+    if kind == "timeouts":
+        assert said.removeprefix("ingest stopped: ") in result.notes
+        backfill = [d for d in calendar_days() if d <= D2][-60:]  # 2024-01-17..2024-04-11
+        assert [d.day for d in result.days] == backfill and {d.status for d in result.days} == {"failed"}
+        assert result.days[-1].line().startswith("2024-04-11: failed: sse_summary failed (timed out")
+        assert fake.calendar_calls == 1  # the demo's own calendar (to 2026-11-20) is never used
+        # Nothing but the summaries was asked: no history source, no detail, no turnover.
+        assert {a[0] for a in fake.asked} == {"sse_summary", "szse_summary", "bse_summary"}
+    else:
+        assert result.fatal == said.removeprefix("ingest stopped: ") and fake.asked == []
+
+    fake.down = fake.calendar_down = None
+    again = ingest_run(engine, settings, fetchers, start=D2)
+    assert again.ok and "demo data removed: real data replaces it" in again.notes
+    with Session(engine) as s:
+        assert get_meta(s, "demo") == "false" and summary_row(s, D2, "SSE").source == "sse"
+
+
+def test_an_unpublished_answer_keeps_the_demo_data_and_is_no_failure(
+    engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every exchange answers that D2 is not out yet: the demo data stay, the day is pending, the run is ok."""
+    seed_hand_demo(engine)
+    before = demo_snapshot(engine)
+    for source in ("sse_summary", "szse_summary", "bse_summary"):  # SSE's answer holds D1 alone
+        fake.override[source, D2] = _pending(fake, source)
+    caplog.set_level(logging.INFO, logger="storage.ingest")
+    result = ingest_run(engine, settings, fetchers, start=D2)
+    assert result.ok and [(d.day, d.status) for d in result.days] == [(D2, "pending")]
+    assert demo_snapshot(engine) == before
+    assert any(r.getMessage().startswith("demo data kept: no exchange answered with margin data for "
+                                         "2024-04-11..2024-04-11") for r in caplog.records)
+
+
+def test_real_answers_replace_the_demo_data_in_one_go(engine: Engine, fake: FakeUpstream, settings: Settings,
+                                                     fetchers: Sources, few_sectors: None) -> None:
+    """A demo database and an SSE that answers: the demo rows and flag are gone, the real rows are
+    stored, and SSE's answer that decided it is asked once, not again for the day's own step. The
+    demo's calendar, which reaches past today, is replaced by upstream's."""
+    seed_hand_demo(engine)
+    result = ingest_run(engine, settings, fetchers, start=D1)
+    assert result.ok and all(d.complete for d in result.days)
+    assert result.notes[0] == "demo data removed: real data replaces it"
+    assert [a for a in fake.asked if a[0] == "sse_summary"] == [("sse_summary", D2)]
+    assert fake.calendar_calls == 1
+    with Session(engine) as s:
+        assert get_meta(s, "demo") == "false"
+        sources = set(s.execute(select(models.MarginSummary.source)).scalars())
+        assert sources == {"sse", "szse", "bse", "eastmoney"}
+        assert set(s.execute(select(models.TradingDay.trade_date)).scalars()) == set(calendar_days())
+        assert s.execute(select(func.count()).select_from(models.StockMargin)).scalar() == 2 * 70
+        assert s.execute(select(func.count()).where(models.StockMargin.code == "600999")).scalar() == 0
+
+
+def test_an_sse_outage_does_not_keep_the_demo_data_when_szse_answers(
+    engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None,
+) -> None:
+    """SSE down, SZSE's summary plausible: that is real data, so the demo data go; SZSE's answer is
+    not asked twice, and SSE's day is recorded as failed."""
+    seed_hand_demo(engine)
+    fake.override["sse_summary", D2] = _raise(requests.exceptions.ReadTimeout("read timed out"))
+    result = ingest_run(engine, settings, fetchers, start=D2)
+    assert "demo data removed: real data replaces it" in result.notes
+    assert [a for a in fake.asked if a[0] == "szse_summary"] == [("szse_summary", D2)]
+    assert status_of(engine, D2, "sse_summary").status == "failed"
+    with Session(engine) as s:
+        assert get_meta(s, "demo") == "false"
+        assert summary_row(s, D2, "SZSE").source == "szse"
+        assert s.execute(select(func.count()).where(models.MarginSummary.source == "demo")).scalar() == 0
 
 
 # --- partial, late and repeated answers ----------------------------------------------------------------

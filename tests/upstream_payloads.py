@@ -33,7 +33,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -202,11 +202,17 @@ def _text_workbook(title: str, header: Iterable[str], rows: Iterable[list[str]])
     return buffer.getvalue()
 
 
-def szse_detail_xlsx(rows: Iterable[ExchangeDetail]) -> bytes:
-    """The detail workbook; every number cell is TEXT with commas, as SZSE writes it."""
-    return _text_workbook("融资融券交易明细", SZSE_DETAIL_HEADER, (
-        [r.code, r.name, f"{r.rzmre:,}", f"{r.rzye:,}", f"{r.rqmcl:,}", f"{r.rqyl:,}", f"{r.rqye:,}", f"{r.rzrqye:,}"]
-        for r in rows))
+def szse_detail_xlsx(rows: Iterable[ExchangeDetail], cells: Mapping[str, Mapping[str, str]] | None = None) -> bytes:
+    """The detail workbook; every number cell is TEXT with commas, as SZSE writes it. `cells` replaces
+    the text of single cells, {code: {header: text}} (e.g. a dash where a number belongs)."""
+    def line(r: ExchangeDetail) -> list[str]:
+        values = [r.code, r.name, f"{r.rzmre:,}", f"{r.rzye:,}", f"{r.rqmcl:,}", f"{r.rqyl:,}", f"{r.rqye:,}",
+                  f"{r.rzrqye:,}"]
+        for header, text in (cells or {}).get(r.code, {}).items():
+            values[SZSE_DETAIL_HEADER.index(header)] = text
+        return values
+
+    return _text_workbook("融资融券交易明细", SZSE_DETAIL_HEADER, (line(r) for r in rows))
 
 
 # --- official turnover -------------------------------------------------------------------------------
@@ -333,13 +339,13 @@ def bse_detail_jsonp(day: date, rows: Sequence[ExchangeDetail], page: int = 0, t
 
 @dataclass(frozen=True)
 class AccountDay:
-    """Eastmoney whole-market day, money in 亿元."""
+    """Eastmoney whole-market day, money in 亿元; None is sent as null (a figure Eastmoney lacks)."""
 
     day: date
     fin_balance: float
-    loan_balance: float
-    fin_buy: float
-    loan_sell: float
+    loan_balance: float | None
+    fin_buy: float | None
+    loan_sell: float | None
 
 
 def eastmoney_account_json(rows: Sequence[AccountDay], pages: int = 1) -> str:
