@@ -1447,6 +1447,53 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         assert len(h.texts(ADMIN_CHAT)) == 1
 
 
+async def test_the_scheduled_push_reaches_each_chat_at_its_own_time_once(
+    demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The minute job on Monday morning (Beijing): a chat on the default time gets Friday's summary
+    at once; one that chose 09:00 and one that chose 12:30 get nothing before their time, then
+    theirs, and no tick sends anything twice."""
+    from datetime import datetime as real_datetime
+    from types import SimpleNamespace
+
+    import bot.push
+    from marginbot.settings import TIMEZONE
+    from storage.database import set_meta
+
+    clock = {"now": real_datetime(2026, 11, 23, 8, 0, tzinfo=TIMEZONE)}
+
+    class Monday(real_datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> real_datetime:  # type: ignore[override]
+            return clock["now"] if tz is None else clock["now"].astimezone(tz)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bot.push, "datetime", Monday)
+    with session_scope(demo_db) as session:
+        set_meta(session, "demo", "false")  # a live bot never pushes demo data: these stand for real data
+    default, nine, half_past_twelve = 2301, 2302, 2303
+    subscribe_directly(demo_db, [default, nine, half_past_twelve])
+    chats.set_push_time(demo_db, nine, time(9, 0))
+    chats.set_push_time(demo_db, half_past_twelve, time(12, 30))
+    async with running(demo_db, shared_reports) as h:
+        for cid in (default, nine, half_past_twelve):
+            h.server.add_chat(cid)
+        context = SimpleNamespace(application=h.app, bot_data=h.app.bot_data, bot=h.app.bot)  # type: ignore[union-attr]
+
+        async def tick_at(hour: int, minute: int) -> dict[int, int]:
+            clock["now"] = real_datetime(2026, 11, 23, hour, minute, tzinfo=TIMEZONE)
+            await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
+            return {cid: len(h.photos(cid)) for cid in (default, nine, half_past_twelve)}
+
+        assert await tick_at(8, 0) == {default: 1, nine: 0, half_past_twelve: 0}
+        assert await tick_at(8, 59) == {default: 1, nine: 0, half_past_twelve: 0}
+        assert await tick_at(9, 0) == {default: 1, nine: 1, half_past_twelve: 0}
+        assert await tick_at(12, 29) == {default: 1, nine: 1, half_past_twelve: 0}
+        assert await tick_at(12, 30) == {default: 1, nine: 1, half_past_twelve: 1}
+        assert await tick_at(15, 0) == {default: 1, nine: 1, half_past_twelve: 1}
+        assert h.photos(nine)[0].caption == expected(shared_reports, "summary", on=DATA_DATE).caption
+        assert chats.delivery_counts(demo_db, DATA_DATE) == {"sent": 3}
+
+
 
 # --- floods, stale buttons, Telegram's own limits -------------------------------------------------------
 
