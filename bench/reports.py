@@ -185,7 +185,7 @@ def _phases(engine: Any, kind: str, code: str | None, lang: str, times: int) -> 
 
 def measure(engine: Any, kind: str, code: str | None, it: Iterations, lang: str = "zh") -> ReportTiming:
     """Every figure of one report: latencies, floor, steps, memory."""
-    from reports import charts
+    from reports import layout
     from reports.service import ReportService
 
     def traced() -> tuple[bytes | None, float]:
@@ -214,11 +214,11 @@ def measure(engine: Any, kind: str, code: str | None, it: Iterations, lang: str 
         service.render(kind, code=code, lang=lang)
 
     width, height = png_size(png)
-    floor_png(width, height, charts.DPI)
+    floor_png(width, height, layout.DPI)
     # Uncached renders and floor renders take turns, so that both see the same moments of the host
     # (other load comes and goes by the second). The uncached renders leave the report cached.
     (uncached_ms, uncached_cpu), (floor_ms, floor_cpu) = _timed_in_turns(
-        uncached, it.uncached, lambda: floor_png(width, height, charts.DPI), it.floor)
+        uncached, it.uncached, lambda: floor_png(width, height, layout.DPI), it.floor)
     cached_ms, _ = _timed(lambda: service.render(kind, code=code, lang=lang), it.cached)
     phases = _phases(engine, kind, code, lang, it.phases)
     rss = _rss_mb()

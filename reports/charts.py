@@ -1,26 +1,16 @@
-"""Charts with matplotlib (Agg, no pyplot): one style, readable on a phone, CJK labels, footer, demo mark.
+"""Charts with matplotlib (Agg, no pyplot): one per report, one style, readable on a phone, CJK
+labels, footer, demo mark.
 
 Every function takes a report's Figures and a language and returns PNG bytes. Colours follow the
-reader's convention: red up / green down in Chinese, green up / red down in English.
-
-Speed: text is what costs (every label is shaped with the large CJK font), so the layout is done
-here in pixels instead of by matplotlib's constrained layout, which measures every artist twice:
-margins come from the font sizes and the measured widths of the tick labels, ticks are computed
-once and frozen, axis labels and titles are placed directly, bars are one collection per axes, tick
-labels, names and bar values are drawn in batches (_Labels) from cached glyph images, the axes of
-each layout are copied from a pickled blank, and the PNG is written with fast deflate settings.
+reader's convention: red up / green down in Chinese, green up / red down in English. The layout,
+fonts and PNG encoding are reports.layout's.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
-import struct
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import cache, lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -29,583 +19,37 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
-from matplotlib.artist import Artist  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.axis import Axis  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg  # noqa: E402
-from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
-from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.markers import TICKDOWN, TICKLEFT, TICKRIGHT, TICKUP  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
-from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator  # noqa: E402
-from matplotlib.transforms import Transform, offset_copy  # noqa: E402
-from zlib_ng import zlib_ng  # noqa: E402
 
 from reports.figures import Figures  # noqa: E402
 from reports.fmt import HEADLINE_MIN, headline_scale, money_scale, up_down_colors  # noqa: E402
 from reports.fmt import pct as fmt_pct  # noqa: E402
 from reports.fmt import pp as fmt_pp  # noqa: E402
-from reports.i18n import strings, t  # noqa: E402
+from reports.i18n import t  # noqa: E402
+from reports.layout import (  # noqa: E402
+    ACCENT,
+    BAND,
+    EDGE,
+    FOOTER_SIZE,
+    LABEL_SIZE,
+    LINE,
+    PT,
+    TICK_SIZE,
+    TICK_SPACE,
+    TITLE_SIZE,
+    Cell,
+    add_labels,
+    arrange,
+    axes_grid,
+    date_axis,
+    draw_bars,
+    flatten_ticks,
+    png_bytes,
+    text_width,
+)
 
 log = logging.getLogger(__name__)
-CJK_FONT_FILES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-)
-CJK_FAMILY = "Noto Sans CJK SC"
-DPI = 120
-WIDTH_IN = 8.0  # 960 px at 120 dpi: sharp on a phone, small enough to send fast
-LINE = "#1f4e79"
-ACCENT = "#e08214"
-BAND = "#c6dbef"
-GRID = "#dddddd"
-# Deflate level of the PNGs (zlib-ng, which writes the same format as zlib at twice its speed):
-# 3 gives files 20% smaller than 1 for 1 ms more; 6, the usual default, takes twice as long for 7% less.
-PNG_LEVEL = 3
-
-# Layout, in pixels (1 pt = DPI / 72 px). Font sizes in points match the rcParams of setup_fonts.
-PT = DPI / 72
-EDGE = 10.0  # free border around the figure
-TICK_SIZE, LABEL_SIZE, TITLE_SIZE, FOOTER_SIZE = 10.0, 11.0, 14.0, 9.0
-TICK_SPACE = (3.5 + 3.5) * PT  # tick length + pad between tick and label (matplotlib defaults)
-LABEL_PAD = 4.0 * PT  # between tick labels and the axis label (matplotlib default labelpad)
-TITLE_PAD = 6.0 * PT  # between the axes and its title (matplotlib default)
-OFFSET_PAD = 3.0 * PT  # between date tick labels and the year below them (matplotlib default)
-GAP = 18.0  # extra room between stacked axes and between columns
-FOOTER_GAP = 10.0  # between the lowest axis text and the footer
-MIN_TITLE_SIZE = 8.0
-
-
-def _line(size: float) -> float:
-    """Height in pixels of one line of text at `size` points (CJK glyphs reach ~1.15 em)."""
-    return 1.2 * size * PT
-
-
-@cache
-def setup_fonts() -> str:
-    """Register Noto Sans CJK and make it the default family; returns the family used."""
-    found = False
-    for path in CJK_FONT_FILES:
-        if Path(path).exists():
-            font_manager.fontManager.addfont(path)
-            found = True
-    if not found:
-        # Also accept any installed font that covers Chinese (e.g. a system package elsewhere).
-        for entry in font_manager.fontManager.ttflist:
-            if "CJK" in entry.name or "WenQuanYi" in entry.name:
-                found = True
-                family = entry.name
-                break
-        else:
-            log.warning("no CJK font found: Chinese chart labels will not render (run scripts/setup.sh)")
-            family = "DejaVu Sans"
-    else:
-        family = CJK_FAMILY
-    matplotlib.rcParams.update(
-        {
-            "font.family": "sans-serif",
-            "font.sans-serif": [family, "DejaVu Sans"],
-            "axes.unicode_minus": False,  # CJK fonts lack U+2212; use "-" so negative ticks render
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "axes.grid": True,
-            "grid.color": GRID,
-            "grid.linewidth": 0.6,
-            "axes.titlesize": TITLE_SIZE,
-            "axes.titleweight": "bold",
-            "axes.labelsize": LABEL_SIZE,
-            "xtick.labelsize": TICK_SIZE,
-            "ytick.labelsize": TICK_SIZE,
-            "legend.fontsize": 10,
-            # a light box: a legend over a line (a ratio near its highs) stays readable
-            "legend.frameon": True,
-            "legend.framealpha": 0.85,
-            "legend.edgecolor": "none",
-            "legend.fancybox": False,
-        }
-    )
-    return family
-
-
-def _figure(height: float) -> Figure:
-    """A figure WIDTH_IN wide with an Agg canvas; the chart functions place its axes themselves."""
-    setup_fonts()
-    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
-    _Canvas(fig)
-    return fig
-
-
-def _axes_grid(height: float, rows: int = 1, cols: int = 1, *, sharex: bool = False,
-               height_ratios: tuple[float, ...] | None = None) -> tuple[Figure, list[Axes]]:
-    """A figure (see _figure) with a grid of axes, row by row.
-
-    Copied from a pickled blank of the same layout: unpickling restores the axes' state directly
-    (~4 ms for four axes) where building them runs all of matplotlib's set-up again (~14 ms), and
-    that set-up is the same for every chart of a layout.
-    """
-    fig = pickle.loads(_blank(height, rows, cols, sharex, height_ratios))
-    _Canvas(fig)  # a pickled figure comes back with a plain canvas
-    return fig, list(fig.axes)
-
-
-@lru_cache(maxsize=32)
-def _blank(height: float, rows: int, cols: int, sharex: bool, height_ratios: tuple[float, ...] | None) -> bytes:
-    fig = _figure(height)
-    fig.subplots(rows, cols, sharex=sharex, squeeze=False,
-                 height_ratios=list(height_ratios) if height_ratios else None)
-    return pickle.dumps(fig, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-@cache
-def _measurer() -> RendererAgg:
-    return RendererAgg(1, 1, DPI)
-
-
-@lru_cache(maxsize=8192)
-def _metrics(text: str, props: font_manager.FontProperties) -> tuple[float, float, float]:
-    """(width, height, descent) in pixels at DPI; shaping a string with the CJK font costs ~1 ms."""
-    return _measurer().get_text_width_height_descent(text, props, ismath=False)
-
-
-@lru_cache(maxsize=64)
-def _height_metrics(props: font_manager.FontProperties) -> tuple[float | None, float | None, float | None]:
-    """(ascent, descent, line gap) in pixels of the font's nominal line, as matplotlib.text computes them
-    for every text it lays out (two font-table reads each time); None where the font has no such table."""
-    font = font_manager.get_font(font_manager.fontManager._find_fonts_by_props(props))
-    scale = props.get_size_in_points() * DPI / 72 / font.get_sfnt_table("head")["unitsPerEm"]
-    for table_name, gap, ascent, descent in (("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
-                                            ("hhea", "lineGap", "ascent", "descent")):
-        table = font.get_sfnt_table(table_name)
-        if table is not None:
-            return table[ascent] * scale, -table[descent] * scale, table[gap] * scale
-    return None, None, None
-
-
-@dataclass(frozen=True)
-class _Ink:
-    """A string rasterised once: its coverage (0-255) and where it sits relative to the text origin."""
-
-    coverage: np.ndarray  # rows x columns, uint8
-    left: int  # pixels from the origin to the first column
-    bottom: int  # pixels from the origin down to the row below the last one (canvas y grows downwards)
-
-
-@lru_cache(maxsize=4096)
-def _ink(text: str, props: font_manager.FontProperties, angle: float, antialiased: bool) -> _Ink:
-    """Rasterise `text` through matplotlib's own text path on a scratch canvas and keep the coverage.
-
-    Laying out and rendering a string glyph by glyph with the large CJK font costs ~0.5 ms per text
-    and a chart draws 30 to 80 of them, most of which (tick labels, names, titles, footer) recur from
-    chart to chart; each is drawn once and then blitted. The origin is snapped to a whole pixel.
-    """
-    width, height, descent = _metrics(text, props)
-    reach = int(np.ceil(max(width, height) + props.get_size_in_points() * PT)) + 4
-    scratch = RendererAgg(2 * reach, 2 * reach, DPI)
-    gc = scratch.new_gc()
-    gc.set_foreground((0.0, 0.0, 0.0, 1.0), isRGBA=True)
-    gc.set_antialiased(antialiased)
-    RendererAgg.draw_text(scratch, gc, float(reach), float(reach), text, props, angle)
-    gc.restore()
-    alpha = np.asarray(scratch.buffer_rgba())[:, :, 3]
-    rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
-    if not len(rows):
-        return _Ink(np.zeros((0, 0), dtype=np.uint8), 0, 0)
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return _Ink(np.ascontiguousarray(alpha[top:bottom, left:right]), int(left) - reach, int(bottom) - reach)
-
-
-class _Renderer(RendererAgg):
-    """Agg renderer whose text measurements and text bitmaps outlive it.
-
-    matplotlib caches text metrics per renderer, and every chart has a new one: tick labels, sector
-    names, titles and the footer would be measured and rendered again for every chart.
-    """
-
-    def get_text_width_height_descent(self, s: str, prop: font_manager.FontProperties,
-                                      ismath: Any) -> tuple[float, float, float]:
-        if ismath or self.dpi != DPI:
-            return super().get_text_width_height_descent(s, prop, ismath)
-        return _metrics(s, prop.copy())  # a copy: FontProperties are mutable, their hash is not stable
-
-    def _get_font_height_metrics(self, prop: font_manager.FontProperties) -> tuple[Any, Any, Any]:
-        if self.dpi != DPI:
-            return None, None, None
-        return _height_metrics(prop.copy())
-
-    def draw_text(self, gc: Any, x: float, y: float, s: str, prop: font_manager.FontProperties, angle: float,
-                  ismath: Any = False, mtext: Text | None = None) -> None:
-        if ismath or self.dpi != DPI or (mtext is not None and (mtext.get_fontfeatures() or mtext.get_language())):
-            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
-        ink = _ink(s, prop.copy(), float(angle), bool(gc.get_antialiased()))
-        if ink.coverage.size:
-            # draw_text_image takes the left column and the row below the bitmap, canvas y downwards
-            self._renderer.draw_text_image(ink.coverage, round(x) + ink.left, round(y) + ink.bottom, 0, gc)
-        return None
-
-
-class _Canvas(FigureCanvasAgg):
-    def get_renderer(self) -> RendererAgg:
-        width, height = self.get_width_height(physical=True)
-        key = (width, height, self.figure.dpi)
-        if getattr(self, "_renderer_key", None) != key:
-            self.renderer = _Renderer(width, height, self.figure.dpi)
-            self._renderer_key = key
-        return self.renderer
-
-
-def _text_width(text: str, size: float, bold: bool = False) -> float:
-    """Width in pixels of one line of text in the default family."""
-    return float(_metrics(text, _props(size, bold))[0])
-
-
-@lru_cache(maxsize=64)
-def _props(size: float, bold: bool) -> font_manager.FontProperties:
-    return font_manager.FontProperties(size=size, weight="bold" if bold else "normal")
-
-
-# ----------------------------------------------------------------------------------------------
-# Layout: axes placed in pixels from the sizes of the text around them
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Cell:
-    """One axes of a chart and the text around it that the layout must leave room for."""
-
-    ax: Axes
-    title: str = ""
-    title_size: float = TITLE_SIZE
-    xticks: bool = True  # tick labels under the axes (False for the upper axes of a shared x)
-    xlabel: bool = False
-    twin: Axes | None = None  # a twinx on the right, with tick labels
-    names: Sequence[str] = ()  # category labels left of the axes (drawn as texts, see _names)
-    year_row: bool = False  # set by the layout: the date ticks print the year on a row of its own
-    title_artist: Text | None = field(default=None, repr=False)  # set by the layout
-
-    def top(self) -> float:
-        return TITLE_PAD + _line(self.title_size) if self.title else 0.0
-
-    def bottom(self) -> float:
-        room = 0.0
-        if self.xticks:
-            room += TICK_SPACE + _line(TICK_SIZE)
-            if self.year_row:
-                room += OFFSET_PAD + _line(TICK_SIZE)
-        if self.xlabel:
-            room += LABEL_PAD + _line(LABEL_SIZE)
-        return room
-
-    def tick_width(self) -> float:
-        if self.names:
-            return max(_text_width(s, TICK_SIZE) for s in self.names)
-        return _tick_labels_width(self.ax.yaxis)
-
-    def left(self) -> float:
-        room = TICK_SPACE + self.tick_width()
-        if self.ax.get_ylabel():
-            room += LABEL_PAD + _line(LABEL_SIZE)
-        return room
-
-    def right(self) -> float:
-        if self.twin is None:
-            return 14.0  # the last date / value label may stick out by half its width
-        room = TICK_SPACE + _tick_labels_width(self.twin.yaxis)
-        if self.twin.get_ylabel():
-            room += LABEL_PAD + _line(LABEL_SIZE)
-        return room
-
-
-def _fix_ticks(axis: Axis, locs: Any, labels: list[str], offset: str) -> None:
-    """Fixed ticks: drawing then no longer runs the locator and formatter again and again."""
-    axis.set_major_locator(FixedLocator(locs))
-    fixed = FixedFormatter(labels)
-    fixed.set_offset_string(offset)
-    axis.set_major_formatter(fixed)
-
-
-def _freeze(axis: Axis) -> None:
-    """Compute the ticks the axis would get now (its size and limits must be final) and fix them."""
-    locator, formatter = axis.get_major_locator(), axis.get_major_formatter()
-    locs = np.asarray(locator(), dtype=float)
-    labels = formatter.format_ticks(locs)
-    _fix_ticks(axis, locs, labels, formatter.get_offset())
-
-
-def _tick_labels_width(axis: Axis) -> float:
-    """Width in pixels of the widest tick label inside the view (the ticks are frozen first)."""
-    return max((_text_width(s, TICK_SIZE) for s in _read_ticks(axis.axes, axis).labels), default=0.0)
-
-
-def _dates(ax: Axes, lang: str) -> None:
-    """Concise date ticks (3 to 6 of them), computed once for the final limits of the x axis."""
-    low, high = ax.get_xlim()
-    locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
-    ticks = locator.tick_values(mdates.num2date(low), mdates.num2date(high))
-    formatter = mdates.ConciseDateFormatter(locator, **strings(lang)["chart"]["dates"])
-    labels = formatter.format_ticks(ticks)  # before get_offset: formatting sets the offset (the year)
-    _fix_ticks(ax.xaxis, ticks, labels, formatter.get_offset())
-
-
-def _title(cell: _Cell) -> None:
-    if cell.title:
-        # an explicit y: matplotlib then skips measuring every tick label to place the title
-        cell.title_artist = cell.ax.set_title(cell.title, loc="left", fontsize=cell.title_size, y=1.0, pad=6.0)
-
-
-def _arrange(fig: Figure, grid: Sequence[Sequence[_Cell]], height_ratios: Sequence[float] | None = None,
-             suptitle: tuple[str, float] | None = None) -> None:
-    """Place the axes of `grid` (rows of cells; every row has the same number of cells) in pixels.
-
-    Columns share their left and right edges, rows their top and bottom, as a grid of subplots does.
-    """
-    width, height = fig.bbox.width, fig.bbox.height
-    rows, cols = len(grid), len(grid[0])
-    ratios = list(height_ratios or [1.0] * rows)
-    top = EDGE + (_line(suptitle[1]) + 4 if suptitle else 0.0)
-    bottom = EDGE + _line(FOOTER_SIZE) + FOOTER_GAP
-    for row in grid:
-        for cell in row:
-            _title(cell)
-            formatter = cell.ax.xaxis.get_major_formatter()
-            cell.year_row = cell.xticks and isinstance(formatter, FixedFormatter) and bool(formatter.get_offset())
-    tops = [max(c.top() for c in row) for row in grid]
-    bottoms = [max(c.bottom() for c in row) for row in grid]
-    free = height - top - bottom - sum(tops) - sum(bottoms) - GAP * (rows - 1)
-    heights = [free * r / sum(ratios) for r in ratios]
-    # vertical layout first: y ticks depend on the height of the axes, the left margins on y ticks
-    y = height - top
-    spans = []
-    for i in range(rows):
-        y -= tops[i]
-        spans.append((y - heights[i], heights[i]))
-        y -= heights[i] + bottoms[i] + GAP
-    for i, row in enumerate(grid):
-        for cell in row:
-            _set_px(cell.ax, fig, 0.15 * width, spans[i][0], 0.7 * width / cols, spans[i][1])
-            for ax in (cell.ax, cell.twin):
-                if ax is not None and not isinstance(ax.yaxis.get_major_formatter(), FixedFormatter):
-                    _freeze(ax.yaxis)
-    lefts = [max(grid[i][j].left() for i in range(rows)) for j in range(cols)]
-    rights = [max(grid[i][j].right() for i in range(rows)) for j in range(cols)]
-    col_width = (width - 2 * EDGE - sum(lefts) - sum(rights) - GAP * (cols - 1)) / cols
-    x = EDGE
-    starts = []
-    for j in range(cols):
-        x += lefts[j]
-        starts.append(x)
-        for i in range(rows):
-            cell = grid[i][j]
-            _set_px(cell.ax, fig, x, spans[i][0], col_width, spans[i][1])
-            _place_labels(cell, col_width, spans[i][1])
-        x += col_width + rights[j] + GAP
-    # Titles start at the left edge of their axes; when one would run past the right edge of the
-    # figure (long English titles in the dashboard), all start at the left edge of their column, and
-    # only a title that still does not fit is set smaller.
-    cells = [(cell, j) for row in grid for j, cell in enumerate(row) if cell.title]
-    wide = any(_text_width(c.title, c.title_size, bold=True) > width - EDGE - starts[j] for c, j in cells)
-    for cell, j in cells:
-        shift = lefts[j] if wide else 0.0
-        if shift and cell.title_artist is not None:
-            cell.title_artist.set_x(-shift / col_width)
-        _fit_title(cell, width - EDGE - starts[j] + shift)
-    if suptitle:
-        fig.text(0.5, 1 - EDGE / height, suptitle[0], fontsize=suptitle[1], fontweight="bold",
-                 ha="center", va="top")
-
-
-def _set_px(ax: Axes, fig: Figure, x: float, y: float, w: float, h: float) -> None:
-    fw, fh = fig.bbox.width, fig.bbox.height
-    ax.set_position((x / fw, y / fh, w / fw, h / fh))
-
-
-def _place_labels(cell: _Cell, width: float, height: float) -> None:
-    """Axis labels at fixed spots: matplotlib then skips measuring the tick labels to place them."""
-    ax = cell.ax
-    if ax.get_ylabel():
-        ax.yaxis.set_label_coords(-(TICK_SPACE + cell.tick_width() + LABEL_PAD) / width, 0.5)
-    if cell.twin is not None and cell.twin.get_ylabel():
-        cell.twin.yaxis.set_label_coords(1 + (TICK_SPACE + _tick_labels_width(cell.twin.yaxis) + LABEL_PAD) / width,
-                                         0.5)
-    if ax.get_xlabel():
-        below = TICK_SPACE + _line(TICK_SIZE) + (OFFSET_PAD + _line(TICK_SIZE) if cell.year_row else 0.0)
-        ax.xaxis.set_label_coords(0.5, -(below + LABEL_PAD) / height)
-
-
-def _fit_title(cell: _Cell, room: float) -> None:
-    """Shrink a title that would run past the right edge of the figure (long English titles)."""
-    if cell.title_artist is None:
-        return
-    needed = _text_width(cell.title, cell.title_size, bold=True)
-    if needed > room:
-        cell.title_artist.set_fontsize(max(MIN_TITLE_SIZE, cell.title_size * room / needed))
-
-
-# ----------------------------------------------------------------------------------------------
-# Drawing helpers
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Ticks:
-    """One axis' ticks inside its view, read before any axis is flattened (shared axes share a ticker)."""
-
-    ax: Axes
-    axis: Axis
-    locs: np.ndarray
-    labels: list[str]
-    offset: str
-
-
-def _read_ticks(ax: Axes, axis: Axis) -> _Ticks:
-    if not isinstance(axis.get_major_formatter(), FixedFormatter):
-        _freeze(axis)  # limits are final now (bar labels widened them)
-    locs = np.asarray(axis.get_major_locator()(), dtype=float)
-    formatter = axis.get_major_formatter()
-    labels = formatter.format_ticks(locs)
-    low, high = sorted(axis.get_view_interval())
-    slack = (high - low) * 1e-9
-    inside = (locs >= low - slack) & (locs <= high + slack)
-    return _Ticks(ax, axis, locs[inside], [s for s, keep in zip(labels, inside, strict=True) if keep],
-                  formatter.get_offset())
-
-
-def _flatten_ticks(fig: Figure) -> None:
-    """Draw every axis' ticks as a few plain artists instead of matplotlib's Tick objects.
-
-    matplotlib makes each tick of five artists (two marks, a gridline, two labels) and builds most
-    of them while drawing, at ~0.5 ms a tick; a dashboard has ~50. Here an axis gets one collection
-    of gridlines, one line of tick marks and one text per label, styled from the same rcParams and
-    placed where matplotlib would place them (labels `tick length + pad` away, the year of a date
-    axis on a row below them).
-    """
-    found = [_read_ticks(ax, axis) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis) if axis.get_visible()]
-    for ticks in found:
-        _draw_ticks(fig, ticks)
-    for ticks in found:
-        ticks.axis.set_major_locator(NullLocator())
-        ticks.axis.set_major_formatter(NullFormatter())
-
-
-def _draw_ticks(fig: Figure, ticks: _Ticks) -> None:
-    ax, axis, locs = ticks.ax, ticks.axis, ticks.locs
-    rc = matplotlib.rcParams
-    kw = axis._major_tick_kw  # what grid(), tick_right() and label_outer() set: gridOn, tick1On, label1On...
-    is_x = axis is ax.xaxis
-    name = "xtick" if is_x else "ytick"
-    blended = ax.get_xaxis_transform() if is_x else ax.get_yaxis_transform()  # data along, axes across
-
-    def at(across: float) -> tuple[np.ndarray, np.ndarray]:
-        spots = np.full_like(locs, across)
-        return (locs, spots) if is_x else (spots, locs)
-
-    if not len(locs):
-        return
-    if kw.get("gridOn", False):
-        lines = [((v, 0.0), (v, 1.0)) if is_x else ((0.0, v), (1.0, v)) for v in locs]
-        ax.add_collection(LineCollection(lines, colors=rc["grid.color"], linewidths=rc["grid.linewidth"],
-                                         linestyles=rc["grid.linestyle"], alpha=rc["grid.alpha"],
-                                         transform=blended, zorder=1.5), autolim=False)
-    for side, marker in ((0.0, TICKDOWN if is_x else TICKLEFT), (1.0, TICKUP if is_x else TICKRIGHT)):
-        if kw.get("tick1On" if side == 0.0 else "tick2On", False):
-            xs, ys = at(side)
-            ax.add_line(Line2D(xs, ys, transform=blended, linestyle="none", marker=marker,
-                               markersize=rc[f"{name}.major.size"], markeredgewidth=rc[f"{name}.major.width"],
-                               color=rc[f"{name}.color"], clip_on=False, zorder=1.5))
-    pad = rc[f"{name}.major.size"] + rc[f"{name}.major.pad"]  # points
-    color = rc[f"{name}.labelcolor"]
-    color = rc[f"{name}.color"] if color == "inherit" else color
-    for side, label_on in ((0, "label1On"), (1, "label2On")):
-        if not kw.get(label_on, False):
-            continue
-        if is_x:
-            transform, va, ha = ax.get_xaxis_text1_transform(pad) if side == 0 else ax.get_xaxis_text2_transform(pad)
-        else:
-            transform, va, ha = ax.get_yaxis_text1_transform(pad) if side == 0 else ax.get_yaxis_text2_transform(pad)
-        _labels(ax, [(v, float(side)) if is_x else (float(side), v) for v in locs], ticks.labels, transform,
-                ha=ha, va=va, size=TICK_SIZE, color=color)
-        if is_x and side == 0 and ticks.offset:  # the year below the dates, at the right end
-            # where matplotlib puts it: OFFSET_PAD under the lowest edge of the tick labels' boxes
-            below = TICK_SPACE + _line_box(ticks.labels, _props(TICK_SIZE, False)) + OFFSET_PAD
-            _labels(ax, [(1.0, 0.0)], [ticks.offset], offset_copy(ax.transAxes, fig=fig, y=-below, units="dots"),
-                    ha="right", va="top", size=TICK_SIZE, color=color)
-
-
-def _line_box(texts: Sequence[str], props: font_manager.FontProperties) -> float:
-    """Height in pixels of the tallest box matplotlib's Text gives one line of these texts: ascent and
-    descent as measured, each at least the font's nominal one."""
-    ascent, descent, _gap = _height_metrics(props)
-    tallest = 0.0
-    for text in texts:
-        _width, height, below = _metrics(text, props)
-        box = max(height - below, ascent if ascent is not None else 0.0) + max(below, descent or 0.0)
-        tallest = max(tallest, box)
-    return tallest
-
-
-class _Labels(Artist):
-    """One-line texts of one font and colour drawn by one artist: tick labels, category names, bar values.
-
-    A chart has ~100 of them; as matplotlib Text artists each costs more to make and to lay out than
-    to draw. Here they are laid out as Text lays out one line (box from the string's measured width,
-    height and descent, and the font's nominal ascent and descent; then aligned on its anchor) and
-    drawn through the renderer's cached glyph images. No mathtext: a "$" is a dollar sign.
-    """
-
-    def __init__(self, xy: Sequence[tuple[float, float]], texts: Sequence[str], transform: Transform, *,
-                 ha: str | Sequence[str] = "left", va: str = "baseline", size: float = TICK_SIZE,
-                 color: Any = "black") -> None:
-        super().__init__()
-        self._xy = np.asarray(xy, dtype=float).reshape(-1, 2)
-        self._texts = [s.replace("\n", " ") for s in texts]
-        self._ha = [ha] * len(self._texts) if isinstance(ha, str) else list(ha)
-        self._va = va
-        self._prop = _props(size, False)
-        self._rgba = to_rgba(color)
-        self.set_transform(transform)
-        self.set_zorder(3)  # where Text artists sit
-        self.set_clip_on(False)
-
-    def draw(self, renderer: Any) -> None:
-        if not self.get_visible() or not self._texts:
-            return
-        points = self.get_transform().transform(self._xy)
-        _, canvas_height = renderer.get_canvas_width_height()
-        font_heights = getattr(renderer, "_get_font_height_metrics", None)  # Agg has it, as Text assumes
-        min_ascent, min_descent, _gap = font_heights(self._prop) if font_heights else (None, None, None)
-        if min_ascent is None:  # no size tables in the font, or another renderer: as Text does
-            _, h, min_descent = renderer.get_text_width_height_descent("lp", self._prop, False)
-            min_ascent = h - min_descent
-        gc = renderer.new_gc()
-        gc.set_foreground(self._rgba, isRGBA=True)
-        gc.set_antialiased(matplotlib.rcParams["text.antialiased"])
-        for (x, y), text, ha in zip(points, self._texts, self._ha, strict=True):
-            if not text or not (np.isfinite(x) and np.isfinite(y)):
-                continue
-            width, height, descent = renderer.get_text_width_height_descent(text, self._prop, False)
-            ascent = max(height - descent, min_ascent)  # Text's line box: at least the font's own
-            descent = max(descent, min_descent)
-            left = x - (width if ha == "right" else width / 2 if ha == "center" else 0.0)
-            # the baseline, from the anchor: box top at the anchor ("top"), box bottom ("bottom")...
-            baseline = y - {"top": ascent, "bottom": -descent, "center": (ascent - descent) / 2,
-                            "baseline": 0.0, "center_baseline": ascent / 2}[self._va]
-            renderer.draw_text(gc, left, canvas_height - baseline, text, self._prop, 0.0, ismath=False)
-        gc.restore()
-        self.stale = False
-
-
-def _labels(ax: Axes, xy: Sequence[tuple[float, float]], texts: Sequence[str], transform: Transform | None = None,
-            **kwargs: Any) -> _Labels:
-    """Add a _Labels to `ax` (data coordinates unless `transform` is given)."""
-    labels = _Labels(xy, texts, transform or ax.transData, **kwargs)
-    labels.axes = ax
-    labels.set_figure(ax.get_figure(root=False))
-    ax._children.append(labels)  # what add_artist does, without the clip path it would set up
-    labels._remove_method = ax._children.remove
-    ax.stale = True
-    return labels
 
 
 # Reports drawn from the market totals alone: no industry classification behind them.
@@ -624,53 +68,13 @@ def _finish(fig: Figure, figures: Figures, lang: str) -> bytes:
                  ha="center", va="center", rotation=25, zorder=100)
     fig.text(0.5, EDGE / fig.bbox.height, footer, fontsize=FOOTER_SIZE, color="#666666", ha="center",
              va="bottom")
-    _flatten_ticks(fig)
-    return _png(fig)
-
-
-def _png(fig: Figure) -> bytes:
-    """Draw the figure and encode it as an 8-bit RGB PNG (the background is opaque: alpha carries nothing).
-
-    Written here rather than by Pillow, which tries five row filters on every row: on these flat-colour
-    charts unfiltered rows compress as well, and the PNG takes a third of the time.
-    """
-    canvas = fig.canvas
-    assert isinstance(canvas, FigureCanvasAgg)
-    canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())
-    height, width = rgba.shape[:2]
-    rows = np.empty((height, 1 + 3 * width), dtype=np.uint8)  # each row: filter type 0 (none), then RGB
-    rows[:, 0] = 0
-    pixels = rows[:, 1:].reshape(height, width, 3)
-    for channel in range(3):  # a plane at a time: 4x faster than one copy of the (h, w, 3) slice
-        pixels[..., channel] = rgba[..., channel]
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, truecolour, no interlace
-    return b"".join((b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header),
-                     _chunk(b"IDAT", zlib_ng.compress(rows, PNG_LEVEL)), _chunk(b"IEND", b"")))
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    flatten_ticks(fig)
+    return png_bytes(fig)
 
 
 def _bar_colors(values: Any, lang: str) -> list[str]:
     up, down = up_down_colors(lang)
     return [up if v >= 0 else down for v in values]
-
-
-def _bars(ax: Axes, positions: Any, values: Any, colors: Any, width: float, horizontal: bool = False) -> None:
-    """Bars from 0 to each value as one collection (one draw call instead of one patch per bar)."""
-    pos = np.asarray(positions, dtype=float)
-    val = np.nan_to_num(np.asarray(values, dtype=float))
-    lo, hi = pos - width / 2, pos + width / 2
-    zero = np.zeros_like(val)
-    if horizontal:
-        verts = np.stack([np.column_stack(c) for c in ((zero, lo), (zero, hi), (val, hi), (val, lo))], axis=1)
-    else:
-        verts = np.stack([np.column_stack(c) for c in ((lo, zero), (hi, zero), (hi, val), (lo, val))], axis=1)
-    bars = PolyCollection(list(verts), facecolors=colors, edgecolors="none", linewidths=0)
-    (bars.sticky_edges.x if horizontal else bars.sticky_edges.y).append(0.0)
-    ax.add_collection(bars, autolim=True)
 
 
 def _date_nums(index: pd.Index) -> np.ndarray:
@@ -688,10 +92,10 @@ def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any]
     if ax_change is not None:
         change = series["daily_change"] / money_scale(lang)
         width = 0.8 if len(change) < 80 else 1.0
-        _bars(ax_change, _date_nums(change.index), change.to_numpy(), _bar_colors(change.to_numpy(), lang), width)
+        draw_bars(ax_change, _date_nums(change.index), change.to_numpy(), _bar_colors(change.to_numpy(), lang), width)
         ax_change.set_ylabel(t(lang, "chart.daily_change"))
         ax_change.axhline(0, color="#444444", linewidth=0.8)
-    _dates(ax_level, lang)  # shared x: one set of ticks for both axes
+    date_axis(ax_level, lang)  # shared x: one set of ticks for both axes
 
 
 def _mark_turning_point(ax: Axes, level: pd.Series, turning: dict[str, Any] | None, lang: str) -> None:
@@ -714,9 +118,9 @@ def _mark_turning_point(ax: Axes, level: pd.Series, turning: dict[str, Any] | No
 
 
 def balance_chart(figures: Figures, lang: str) -> bytes:
-    fig, (ax_level, ax_change) = _axes_grid(6.0, 2, sharex=True, height_ratios=(2, 1))
+    fig, (ax_level, ax_change) = axes_grid(6.0, 2, sharex=True, height_ratios=(2, 1))
     _plot_balance(ax_level, ax_change, figures.series, lang)
-    _arrange(fig, [[_Cell(ax_level, t(lang, "chart.balance_title"), xticks=False)], [_Cell(ax_change)]], [2, 1])
+    arrange(fig, [[Cell(ax_level, t(lang, "chart.balance_title"), xticks=False)], [Cell(ax_change)]], [2, 1])
     return _finish(fig, figures, lang)
 
 
@@ -746,7 +150,7 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
         twin.spines["right"].set_visible(True)
         h2, l2 = twin.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    _dates(ax, lang)
+    date_axis(ax, lang)
     if legend:
         _legend_on_top(ax, twin, handles, labels)
     return twin
@@ -765,9 +169,9 @@ def _legend_on_top(ax: Axes, twin: Axes | None, handles: list[Any], labels: list
 
 
 def ratio_chart(figures: Figures, lang: str) -> bytes:
-    fig, (ax,) = _axes_grid(5.0)
+    fig, (ax,) = axes_grid(5.0)
     twin = _plot_ratio(ax, figures.series, lang)
-    _arrange(fig, [[_Cell(ax, t(lang, "chart.ratio_title"), twin=twin)]])
+    arrange(fig, [[Cell(ax, t(lang, "chart.ratio_title"), twin=twin)]])
     return _finish(fig, figures, lang)
 
 
@@ -787,7 +191,7 @@ def _names(ax: Axes, names: Sequence[str]) -> None:
     """Category names left of horizontal bars where tick labels would be: one text each, no ticks
     (a tick is five artists and costs ~5 times as much as a text)."""
     transform, va, ha = ax.get_yaxis_text1_transform(TICK_SPACE / PT)
-    _labels(ax, [(0.0, float(yi)) for yi in range(len(names))], names, transform, ha=ha, va=va, size=TICK_SIZE)
+    add_labels(ax, [(0.0, float(yi)) for yi in range(len(names))], names, transform, ha=ha, va=va, size=TICK_SIZE)
     ax.set_yticks([])
 
 
@@ -799,7 +203,7 @@ def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], label
     unit = money_scale(lang)
     values = np.array([(c or 0.0) / unit for c in changes])
     y = np.arange(len(values))
-    _bars(ax, y, values, _bar_colors(values, lang), 0.7, horizontal=True)
+    draw_bars(ax, y, values, _bar_colors(values, lang), 0.7, horizontal=True)
     _names(ax, names)
     if len(values):
         ax.axvline(0, color="#444444", linewidth=0.8)
@@ -813,7 +217,7 @@ def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], label
         starts.append(start)
         spots.append((start, float(yi)))
         sides.append("left" if value >= 0 else "right")
-    _labels(ax, spots, texts, ha=sides, va="center", size=8.0, color="#555555")
+    add_labels(ax, spots, texts, ha=sides, va="center", size=8.0, color="#555555")
     ax.set_xlim(-span * 1.3, span * 1.3)
     ax.grid(axis="y", visible=False)
     return _BarLabels(ax, names, starts, texts, 8.0, True)
@@ -830,12 +234,12 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
 
 
 def _sector_cell(labels: _BarLabels, days: int, lang: str, title_size: float = TITLE_SIZE,
-                 narrow: bool = False) -> _Cell:
+                 narrow: bool = False) -> Cell:
     # the bars are money, the numbers beside them share points: the label says both (in fewer words
     # under a narrow panel, where the long label would run past the figure's edge)
     key = "chart.sector_axis_narrow" if narrow else "chart.sector_axis"
     labels.ax.set_xlabel(t(lang, key, days=days))
-    return _Cell(labels.ax, t(lang, "chart.sectors_title", days=days), title_size, xlabel=True, names=labels.names)
+    return Cell(labels.ax, t(lang, "chart.sectors_title", days=days), title_size, xlabel=True, names=labels.names)
 
 
 def _fit_bar_labels(labels: _BarLabels) -> None:
@@ -845,7 +249,7 @@ def _fit_bar_labels(labels: _BarLabels) -> None:
     low, high = ax.get_xlim()
     # a label of w px starting at x fits when |x| + w * (data range) / width <= limit
     for start, text in zip(labels.starts, labels.texts, strict=True):
-        w = _text_width(text, labels.size) + 4
+        w = text_width(text, labels.size) + 4
         reach = abs(start)
         if labels.symmetric:  # range = 2 * limit
             if w * 2 < width:
@@ -857,9 +261,9 @@ def _fit_bar_labels(labels: _BarLabels) -> None:
 
 def sectors_chart(figures: Figures, lang: str) -> bytes:
     rows = figures.series["table"]
-    fig, (ax,) = _axes_grid(max(5.0, 0.28 * len(rows) + 1.6))
+    fig, (ax,) = axes_grid(max(5.0, 0.28 * len(rows) + 1.6))
     labels = _plot_sectors(ax, rows, lang)
-    _arrange(fig, [[_sector_cell(labels, figures.data["days"], lang)]])
+    arrange(fig, [[_sector_cell(labels, figures.data["days"], lang)]])
     _fit_bar_labels(labels)
     return _finish(fig, figures, lang)
 
@@ -879,7 +283,7 @@ def _no_spikes_note(ax: Axes, signals: dict[str, Any], lang: str) -> None:
 def top_chart(figures: Figures, lang: str) -> bytes:
     """Risers on top, fallers below (largest fall at the bottom), labelled with the % change."""
     rows = [*figures.series["risers"], *reversed(figures.series["fallers"])]
-    fig, (ax,) = _axes_grid(max(4.0, 0.3 * len(rows) + 1.6))
+    fig, (ax,) = axes_grid(max(4.0, 0.3 * len(rows) + 1.6))
     labels = _plot_changes(ax, [f"{r['name']} {r['code']}" for r in rows], [r["change"] for r in rows],
                            [None if r["change_pct"] is None else fmt_pct(r["change_pct"], signed=True) for r in rows], lang)
     days = figures.data["days"]
@@ -888,7 +292,7 @@ def top_chart(figures: Figures, lang: str) -> bytes:
     sector = figures.data.get("sector")
     if sector:  # the ranking inside one sector: name it first
         title = f"{sector['name'] if lang == 'zh' else sector['name_en']} · {title}"
-    _arrange(fig, [[_Cell(ax, title, xlabel=True, names=labels.names)]])
+    arrange(fig, [[Cell(ax, title, xlabel=True, names=labels.names)]])
     _fit_bar_labels(labels)
     return _finish(fig, figures, lang)
 
@@ -899,23 +303,23 @@ def _plot_spikes(ax: Axes, spikes: list[dict[str, Any]], lang: str) -> _BarLabel
     values = np.array([s["zscore"] or 0.0 for s in spikes], dtype=float)
     up, _ = up_down_colors(lang)
     y = np.arange(len(spikes))
-    _bars(ax, y, values, up, 0.6, horizontal=True)
+    draw_bars(ax, y, values, up, 0.6, horizontal=True)
     _names(ax, labels)
     texts = [f" {fmt_pct(s['change_pct'], signed=True)}" for s in spikes]  # two decimals, as the text
     starts = [float(v) * 1.01 for v in values]
-    _labels(ax, [(start, float(yi)) for yi, start in zip(y, starts, strict=True)], texts, va="center", size=9.0)
+    add_labels(ax, [(start, float(yi)) for yi, start in zip(y, starts, strict=True)], texts, va="center", size=9.0)
     ax.set_xlabel(t(lang, "chart.spike_z"))
     ax.grid(axis="y", visible=False)
     return _BarLabels(ax, labels, starts, texts, 9.0, False)
 
 
 def signals_chart(figures: Figures, lang: str) -> bytes:
-    fig, (ax_ratio, ax_spikes) = _axes_grid(7.0, 2, height_ratios=(1, 1.2))
+    fig, (ax_ratio, ax_spikes) = axes_grid(7.0, 2, height_ratios=(1, 1.2))
     _plot_ratio(ax_ratio, figures.series, lang, with_index=False)
     labels = _plot_spikes(ax_spikes, figures.series["spikes"], lang)
     _no_spikes_note(ax_spikes, figures.data, lang)
-    _arrange(fig, [[_Cell(ax_ratio, t(lang, "chart.ratio_title"))],
-                   [_Cell(ax_spikes, t(lang, "chart.signals_title"), xlabel=True, names=labels.names)]], [1, 1.2])
+    arrange(fig, [[Cell(ax_ratio, t(lang, "chart.ratio_title"))],
+                   [Cell(ax_spikes, t(lang, "chart.signals_title"), xlabel=True, names=labels.names)]], [1, 1.2])
     _fit_bar_labels(labels)
     return _finish(fig, figures, lang)
 
@@ -924,15 +328,15 @@ def stock_chart(figures: Figures, lang: str) -> bytes:
     history: pd.DataFrame = figures.series["history"]
     data = figures.data
     unit = money_scale(lang)
-    fig, (ax_level, ax_buy) = _axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
+    fig, (ax_level, ax_buy) = axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
     ax_level.plot(history.index, history["rzye"].to_numpy(dtype=float) / unit, color=LINE, linewidth=2)
     ax_level.set_ylabel(t(lang, "chart.stock_rzye"))
     buys = history["rzmre"].to_numpy(dtype=float) / unit
-    _bars(ax_buy, _date_nums(history.index), buys, ACCENT, 0.8)
+    draw_bars(ax_buy, _date_nums(history.index), buys, ACCENT, 0.8)
     ax_buy.set_ylabel(t(lang, "chart.stock_rzmre"))
-    _dates(ax_level, lang)
+    date_axis(ax_level, lang)
     title = t(lang, "chart.stock_title", name=data["name"], code=data["code"])
-    _arrange(fig, [[_Cell(ax_level, title, xticks=False)], [_Cell(ax_buy)]], [2, 1])
+    arrange(fig, [[Cell(ax_level, title, xticks=False)], [Cell(ax_buy)]], [2, 1])
     return _finish(fig, figures, lang)
 
 
@@ -941,7 +345,7 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
     shows as the line turning before the index), and its daily 融资净买入 below."""
     series, data = figures.series, figures.data
     unit = money_scale(lang)
-    fig, (ax_level, ax_net) = _axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
+    fig, (ax_level, ax_net) = axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
     level = series["rzye"] / unit
     ax_level.plot(level.index, level.to_numpy(), color=LINE, linewidth=2, label=t(lang, "chart.stock_rzye"))
     ax_level.set_ylabel(t(lang, "chart.stock_rzye"))
@@ -957,19 +361,19 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
         h2, l2 = twin.get_legend_handles_labels()
         _legend_on_top(ax_level, twin, handles + h2, labels + l2)
     net = series["net_buy"] / unit
-    _bars(ax_net, _date_nums(net.index), net.to_numpy(), _bar_colors(net.to_numpy(), lang), 0.8)
+    draw_bars(ax_net, _date_nums(net.index), net.to_numpy(), _bar_colors(net.to_numpy(), lang), 0.8)
     ax_net.axhline(0, color="#444444", linewidth=0.8)
     ax_net.set_ylabel(t(lang, "chart.net_buy"))
-    _dates(ax_level, lang)
+    date_axis(ax_level, lang)
     name = data["sector"]["name" if lang == "zh" else "name_en"]
     title = t(lang, "chart.sector_title", name=name)
-    _arrange(fig, [[_Cell(ax_level, title, xticks=False, twin=twin)], [_Cell(ax_net)]], [2, 1])
+    arrange(fig, [[Cell(ax_level, title, xticks=False, twin=twin)], [Cell(ax_net)]], [2, 1])
     return _finish(fig, figures, lang)
 
 
 def summary_chart(figures: Figures, lang: str) -> bytes:
     """The push dashboard: balance, ratio band, sector shifts (top and bottom 5), financing spikes."""
-    fig, (ax_balance, ax_ratio, ax_sectors, ax_spikes) = _axes_grid(9.5, 2, 2)
+    fig, (ax_balance, ax_ratio, ax_sectors, ax_spikes) = axes_grid(9.5, 2, 2)
     series = figures.series
     _plot_balance(ax_balance, None, series["balance"], lang)
     _plot_ratio(ax_ratio, series["ratio"], lang, with_index=False, legend=False)
@@ -980,13 +384,13 @@ def summary_chart(figures: Figures, lang: str) -> bytes:
     spikes = _plot_spikes(ax_spikes, series["signals"]["spikes"][:6], lang)
     _no_spikes_note(ax_spikes, figures.data["signals"], lang)
     cells = [
-        [_Cell(ax_balance, t(lang, "chart.balance_title"), 12.0),
-         _Cell(ax_ratio, t(lang, "chart.ratio_title"), 12.0)],
+        [Cell(ax_balance, t(lang, "chart.balance_title"), 12.0),
+         Cell(ax_ratio, t(lang, "chart.ratio_title"), 12.0)],
         [_sector_cell(sectors, sector_figures["days"] if sector_figures else min(20, figures.data["days"]), lang, 11.0,
                       narrow=True),
-         _Cell(ax_spikes, t(lang, "chart.signals_title"), 11.0, xlabel=True, names=spikes.names)],
+         Cell(ax_spikes, t(lang, "chart.signals_title"), 11.0, xlabel=True, names=spikes.names)],
     ]
-    _arrange(fig, cells, suptitle=(f"{t(lang, 'chart.summary_title')} · {figures.data['date']}", 16.0))
+    arrange(fig, cells, suptitle=(f"{t(lang, 'chart.summary_title')} · {figures.data['date']}", 16.0))
     _fit_bar_labels(sectors)
     _fit_bar_labels(spikes)
     return _finish(fig, figures, lang)

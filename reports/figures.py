@@ -169,17 +169,17 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
 _EXCHANGE_FIELDS = ("rzrqye", "rzye", "rqye")
 
 
-def _exchange_values(rows: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    """One day's 两融余额, 融资余额 and 融券余额 per exchange stored that day; where an ALL row is the
-    market (the exchanges stored do not make it, see queries.margin_summary), also REST: the market
-    less the exchanges listed, for each figure that all of them know."""
-    by_exchange = rows.set_index("exchange")
-    listed = [e for e in models.EXCHANGES if e in by_exchange.index]
-    values = {e: {f: _num(by_exchange.at[e, f]) for f in _EXCHANGE_FIELDS} for e in listed}
-    if listed and "ALL" in by_exchange.index and not set(queries.FULL_SPLIT) <= set(listed):
+def _exchange_values(stored: dict[str, dict[str, float | None]]) -> dict[str, dict[str, float | None]]:
+    """One day's 两融余额, 融资余额 and 融券余额 per exchange stored that day (`stored`: exchange ->
+    figure -> value, ALL included); where an ALL row is the market (the exchanges stored do not make
+    it, see queries.margin_summary), also REST: the market less the exchanges listed, for each
+    figure that all of them know."""
+    listed = [e for e in models.EXCHANGES if e in stored]
+    values = {e: stored[e] for e in listed}
+    if listed and "ALL" in stored and not set(queries.FULL_SPLIT) <= set(listed):
         rest: dict[str, float | None] = {}
         for f in _EXCHANGE_FIELDS:
-            parts = [_num(by_exchange.at["ALL", f]), *(values[e][f] for e in listed)]
+            parts = [stored["ALL"][f], *(values[e][f] for e in listed)]
             rest[f] = None if None in parts else parts[0] - sum(parts[1:])  # type: ignore[operator]
         values["REST"] = rest
     return values
@@ -194,16 +194,18 @@ def _exchange_rows(rows: pd.DataFrame, day: date, grid: pd.DatetimeIndex) -> lis
     date 5 and 20 trade dates before `day` on `grid` (None where that date has no row), with their
     percentages of the earlier value: ``change_Nd_pct = change_Nd / rzrqye[T-N] x 100``.
     """
-    dates = rows["trade_date"].drop_duplicates()
-    stored = dates[dates <= pd.Timestamp(day)].tail(2).tolist()
+    # plain dicts: a handful of rows, read a figure at a time (pandas lookups cost 50x more here)
+    by_date: dict[pd.Timestamp, dict[str, dict[str, float | None]]] = {}
+    for trade_date, exchange, *figures in rows[["trade_date", "exchange", *_EXCHANGE_FIELDS]].itertuples(index=False):
+        by_date.setdefault(trade_date, {})[exchange] = dict(zip(_EXCHANGE_FIELDS, map(_num, figures), strict=True))
+    stored = sorted(d for d in by_date if d <= pd.Timestamp(day))[-2:]
     if not stored or stored[-1].date() != day:
         return []
-    today = _exchange_values(rows[rows["trade_date"] == stored[-1]])
+    today = _exchange_values(by_date[stored[-1]])
     grid = grid[grid <= pd.Timestamp(day)]
     earlier = {1: stored[0] if len(stored) == 2 else None,
                **{n: grid[-1 - n] if len(grid) > n else None for n in (5, 20)}}
-    before = {n: _exchange_values(rows[rows["trade_date"] == then]) if then is not None else {}
-              for n, then in earlier.items()}
+    before = {n: _exchange_values(by_date[then]) if then in by_date else {} for n, then in earlier.items()}
 
     def change(exchange: str, figure: str, n: int) -> float | None:
         now, then = today[exchange][figure], before[n].get(exchange, {}).get(figure)

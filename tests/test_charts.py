@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import Engine
 
-from reports import charts
+from reports import charts, layout
 from reports.figures import KINDS
 from tests.test_reports import demo_engine, demo_report
 
@@ -57,15 +57,15 @@ def test_zh_and_en_charts_differ(demo: Engine) -> None:
 def _forget_rendered_text() -> None:
     """matplotlib warns about a missing glyph when it first measures or rasterises a string; the
     chart module keeps both for the life of the process, so start from nothing."""
-    charts._metrics.cache_clear()
-    charts._ink.cache_clear()
+    layout._metrics.cache_clear()
+    layout._ink.cache_clear()
 
 
 def test_missing_glyph_detection_works() -> None:
     """The check below would notice: DejaVu Sans alone has no Chinese and matplotlib warns."""
-    charts.setup_fonts()
+    layout.setup_fonts()
     _forget_rendered_text()
-    fig = charts._figure(2.0)
+    fig = layout._figure(2.0)
     fig.text(0.1, 0.5, "两融余额", fontfamily="DejaVu Sans")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -79,13 +79,13 @@ def _is_glyph_warning(w: warnings.WarningMessage) -> bool:
 
 
 @pytest.mark.skipif(
-    not any(Path(p).exists() for p in charts.CJK_FONT_FILES),
-    reason=f"Noto Sans CJK not installed ({charts.CJK_FONT_FILES[0]}): run scripts/setup.sh",
+    not any(Path(p).exists() for p in layout.CJK_FONT_FILES),
+    reason=f"Noto Sans CJK not installed ({layout.CJK_FONT_FILES[0]}): run scripts/setup.sh",
 )
 def test_chinese_text_renders_without_missing_glyphs() -> None:
-    assert charts.setup_fonts() == charts.CJK_FAMILY
+    assert layout.setup_fonts() == layout.CJK_FAMILY
     _forget_rendered_text()
-    fig = charts._figure(3.0)
+    fig = layout._figure(3.0)
     ax = fig.subplots()
     ax.plot([0, 1, 2], [-1.5, 0.0, 2.5])  # negative tick labels: the minus sign must render too
     ax.set_title("两融余额 融资融券 行业")
@@ -103,7 +103,7 @@ def test_chinese_text_renders_without_missing_glyphs() -> None:
 
 
 def _text_figure() -> Any:
-    fig = charts._figure(3.0)
+    fig = layout._figure(3.0)
     ax = fig.subplots()
     ax.plot([0, 1, 2], [-1.5, 0.0, 2.5])
     ax.set_title("两融余额 Margin balance")
@@ -121,10 +121,10 @@ def test_blitted_text_matches_matplotlibs_own(monkeypatch: pytest.MonkeyPatch) -
     """Strings are rasterised once and then blitted at whole pixels: the picture must be matplotlib's
     own up to sub-pixel antialiasing (same ink in the same place), rotated text included."""
     _forget_rendered_text()
-    blitted = _grey(charts._png(_text_figure()))
-    again = _grey(charts._png(_text_figure()))  # from the cache this time
-    monkeypatch.setattr(charts._Renderer, "draw_text", charts.RendererAgg.draw_text)
-    own = _grey(charts._png(_text_figure()))
+    blitted = _grey(charts.png_bytes(_text_figure()))
+    again = _grey(charts.png_bytes(_text_figure()))  # from the cache this time
+    monkeypatch.setattr(layout._Renderer, "draw_text", layout.RendererAgg.draw_text)
+    own = _grey(charts.png_bytes(_text_figure()))
     assert np.array_equal(blitted, again)
     assert blitted.shape == own.shape
     ink_blitted, ink_own = blitted < 128, own < 128
@@ -138,7 +138,7 @@ def test_blitted_text_matches_matplotlibs_own(monkeypatch: pytest.MonkeyPatch) -
                                            ("sectors", "370000")])
 def test_flattened_ticks_match_matplotlibs_ticks(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
                                                  code: str | None) -> None:
-    """Ticks drawn as plain artists (charts._flatten_ticks) give matplotlib's own picture: shared x
+    """Ticks drawn as plain artists (charts.flatten_ticks) give matplotlib's own picture: shared x
     axes (balance), a twin axis on the right (ratio), category axes without ticks (sectors), four
     panels (summary) and a twin axis over a shared x (one sector). Only the year under the dates
     may sit a pixel off (where its place rounds the other way)."""
@@ -146,7 +146,7 @@ def test_flattened_ticks_match_matplotlibs_ticks(demo: Engine, monkeypatch: pyte
 
     figures = ReportService(demo).figures(kind, code=code, on=None, days=None, version=0)
     flat = _grey(charts.render_chart(figures, "zh"))
-    monkeypatch.setattr(charts, "_flatten_ticks", lambda fig: None)
+    monkeypatch.setattr(charts, "flatten_ticks", lambda fig: None)
     own = _grey(charts.render_chart(figures, "zh"))
     assert flat.shape == own.shape
     assert (np.abs(flat - own) > 64).sum() <= 400, kind
@@ -157,7 +157,7 @@ def test_flattened_ticks_match_matplotlibs_ticks(demo: Engine, monkeypatch: pyte
 def test_axes_from_a_pickled_blank_draw_as_freshly_built_axes(
     demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    """charts._axes_grid copies each layout's axes from a pickled blank: the PNG must be byte for byte
+    """charts.axes_grid copies each layout's axes from a pickled blank: the PNG must be byte for byte
     the one drawn on axes built by matplotlib for this chart alone (shared x, twins, 2x2 grids)."""
     from reports.service import ReportService
 
@@ -168,31 +168,31 @@ def test_axes_from_a_pickled_blank_draw_as_freshly_built_axes(
 
     def built(height: float, rows: int = 1, cols: int = 1, *, sharex: bool = False,
               height_ratios: tuple[float, ...] | None = None) -> tuple[Any, list[Any]]:
-        fig = charts._figure(height)
+        fig = layout._figure(height)
         fig.subplots(rows, cols, sharex=sharex, squeeze=False, height_ratios=height_ratios)
         return fig, list(fig.axes)
 
-    monkeypatch.setattr(charts, "_axes_grid", built)
+    monkeypatch.setattr(charts, "axes_grid", built)
     assert charts.render_chart(figures, "en") == copied
 
 
 @pytest.mark.parametrize("va", ["top", "bottom", "center", "baseline", "center_baseline"])
 def test_batched_labels_draw_as_matplotlib_texts(va: str) -> None:
-    """charts._labels lays out and draws one-line texts exactly as matplotlib's Text does, for every
+    """layout.add_labels lays out and draws one-line texts exactly as matplotlib's Text does, for every
     alignment: same PNG bytes as one ax.text per label."""
     texts = ["银行 801780", "-12.5%", "Pharma & Biotech", "gjpqy", "+0.35pp", "2026"]
     sides = ["left", "right", "center", "left", "right", "center"]
     spots = [(0.1 + 0.15 * i, 0.2 + 0.12 * i) for i in range(len(texts))]
 
     def draw(batched: bool) -> bytes:
-        fig = charts._figure(3.0)
+        fig = layout._figure(3.0)
         ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
         if batched:
-            charts._labels(ax, spots, texts, ax.transAxes, ha=sides, va=va, size=11.0, color="#555555")
+            layout.add_labels(ax, spots, texts, ax.transAxes, ha=sides, va=va, size=11.0, color="#555555")
         else:
             for (x, y), text, ha in zip(spots, texts, sides, strict=True):
                 ax.text(x, y, text, transform=ax.transAxes, ha=ha, va=va, fontsize=11.0, color="#555555")
-        return charts._png(fig)
+        return charts.png_bytes(fig)
 
     assert draw(batched=True) == draw(batched=False)
 
@@ -243,7 +243,7 @@ def test_every_text_stays_inside_the_picture(demo: Engine, monkeypatch: pytest.M
     from reports.gallery import sample_stock
 
     cut: list[str] = []
-    real_png = charts._png
+    real_png = charts.png_bytes
 
     def check(fig: Figure) -> bytes:
         png = real_png(fig)  # draws: every text has its final place
@@ -257,7 +257,7 @@ def test_every_text_stays_inside_the_picture(demo: Engine, monkeypatch: pytest.M
                 cut.append(text.get_text())
         return png
 
-    monkeypatch.setattr(charts, "_png", check)
+    monkeypatch.setattr(charts, "png_bytes", check)
     code = sample_stock(demo) if kind == "stock" else "370000" if kind == "sector" else None
     figures = build(demo, "sectors" if kind == "sector" else kind, None, None, code=code)
     charts.render_chart(figures, lang)

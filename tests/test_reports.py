@@ -1053,7 +1053,7 @@ def test_render_frees_its_figure_and_restores_the_collector(small: Engine, monke
 
     figures_made: list[weakref.ref[Any]] = []
     states: list[bool] = []
-    real_axes_grid = charts._axes_grid
+    real_axes_grid = charts.axes_grid
 
     def tracking_axes_grid(*args: Any, **kw: Any) -> Any:
         fig, axes = real_axes_grid(*args, **kw)
@@ -1061,7 +1061,7 @@ def test_render_frees_its_figure_and_restores_the_collector(small: Engine, monke
         states.append(gc.isenabled())
         return fig, axes
 
-    monkeypatch.setattr(charts, "_axes_grid", tracking_axes_grid)
+    monkeypatch.setattr(charts, "axes_grid", tracking_axes_grid)
     service = ReportService(small)
     assert gc.isenabled()
     with service_module._collector_paused:  # a render already running elsewhere
