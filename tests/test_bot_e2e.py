@@ -572,7 +572,7 @@ async def test_reports_of_a_past_day(demo_db: Engine, shared_reports: ReportServ
         assert h.texts(chat)[texts_before:] == [
             "2025-10-03 不是有数据的交易日(周末、节假日或未发布);此前最近的数据日期是 2025-09-30。",
             "“2025-02-30” 不是有效日期,请用 YYYY-MM-DD 格式,例如 2024-09-30。",
-            "2000-01-04 早于已存数据的起点 2024-01-02。",
+            "2000-01-04 早于已存数据的起点 2023-01-02。",
             "2030-01-02 没有两融数据(非交易日或尚未发布)。最新数据日期:2026-11-20。",
             "参数太多:最多一个天数和一个日期(/stock 先写代码),例如 /sectors 20 2024-09-30。",
             "参数太多:最多一个天数和一个日期(/stock 先写代码),例如 /stock 600519 60 2024-09-30。",
@@ -830,7 +830,7 @@ async def test_status_for_admins_only(demo_db: Engine, shared_reports: ReportSer
         status = h.server.sent_messages(ZH_USER)[-1].plain_text()  # what the admin reads
         assert status is not None
         assert status.startswith("运行状态 · ⚠️ 演示数据\n报告默认日期 2026-11-20 · 采集完整的最新日期 —")
-        assert "两融汇总:2024-01-02 至 2026-11-20" in status and "个股明细:2024-01-02 至 2026-11-20" in status
+        assert "两融汇总:2023-01-02 至 2026-11-20" in status and "个股明细:2023-01-02 至 2026-11-20" in status
         assert "没有采集记录(数据来自演示或导入)" in status
         assert "订阅:私聊 1 · 群组 0" in status and "还没有推送过" in status
         await h.write(EN_USER, EN_USER, "/status")
