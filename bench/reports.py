@@ -318,7 +318,7 @@ def run(small: bool = False, *, cache_dir: Path | None = None, profile: bool = F
 
     with Session(engine) as session:
         code = get_meta(session, "bench_stock")
-    # As the bot does after start-up (bot.push.warm_reports): one render of each report, then the
+    # As the bot does after start-up (bot.pipeline.warm_reports): one render of each report, then the
     # objects alive are frozen out of the garbage collector's walks.
     from reports.service import ReportService, freeze_long_lived
 
@@ -341,7 +341,7 @@ def run(small: bool = False, *, cache_dir: Path | None = None, profile: bool = F
     print_table(rows, it)
     print_aims(rows)
     print("\n(the process warmed every report once and then froze its start-up objects out of the garbage"
-          " collector, as the bot does after its first warm-up: bot.push.warm_reports)")
+          " collector, as the bot does after its first warm-up: bot.pipeline.warm_reports)")
     print(f"\nload average at the start {load_before}, at the end {_load()} ({os.cpu_count()} CPUs): other load"
           f" inflates wall-clock figures; the floor is measured under the same load")
     if profile:

@@ -11,7 +11,8 @@ from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from bot.handlers import admin, chat, errors, flood, inline, membership, reports, watch
-from bot.push import pipeline_tick, stop_pushes
+from bot.pipeline import pipeline_tick
+from bot.push import stop_pushes
 from bot.services import Services, Throttle
 from marginbot.logging_setup import RedactTokens
 from marginbot.settings import TIMEZONE, Settings

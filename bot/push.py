@@ -1,4 +1,4 @@
-"""The daily pipeline: ingest day T on the morning after, then push the summary to every subscriber once.
+"""The daily push: the summary of a trade date to every subscriber, once (bot.pipeline decides when).
 
 Deliveries live in the database with a unique (chat, trade date) key; workers claim them with row
 locks, send, and record the outcome, so a restart mid-push neither repeats nor skips a chat. A send
@@ -8,7 +8,6 @@ in flight when a worker is stopped is shielded from cancellation and recorded be
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import os
 import time as _time
@@ -20,14 +19,14 @@ import httpx
 from telegram import Bot, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ContextTypes
+from telegram.ext import Application
 
 from bot.sending import Placement, send_chart
 from bot.services import Services, services_of
 from marginbot.settings import TIMEZONE
 from reports.errors import ReportError
-from reports.i18n import LANGUAGES, t
-from reports.service import RenderedReport, freeze_long_lived
+from reports.i18n import LANGUAGES
+from reports.service import RenderedReport
 from reports.text import caption_with
 from storage import chats, queries
 
@@ -184,7 +183,7 @@ class Pusher:
             message = await self._send(item, report)
         except Forbidden as exc:
             await run(chats.deactivate, engine, item.chat_id, f"forbidden: {exc.message}")
-            await run(chats.finish, engine, item.delivery_id, worker, "failed", None, f"forbidden: {exc.message}")
+            await run(chats.finish, engine, item.delivery_id, worker, "failed", error=f"forbidden: {exc.message}")
             result.deactivated += 1
             return
         except ChatMigrated as exc:
@@ -196,16 +195,16 @@ class Pusher:
             # Flood control after the rate limiter's own retries: wait as told, without using up an attempt.
             wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
             log.warning("429 for chat %s: retrying in %.1f s", item.chat_id, wait)
-            await run(chats.finish, engine, item.delivery_id, worker, "pending", None, f"retry_after {wait}",
-                      datetime.now(UTC) + timedelta(seconds=float(wait)), True)
+            await run(chats.finish, engine, item.delivery_id, worker, "pending", error=f"retry_after {wait}",
+                      retry_at=datetime.now(UTC) + timedelta(seconds=float(wait)), refund_attempt=True)
             result.retried += 1
             return
         except NetworkError as exc:
             if may_have_arrived(exc):
                 log.warning("push to chat %s: no answer (%s); it may have arrived, so it is not sent again",
                             item.chat_id, exc.message)
-                await run(chats.finish, engine, item.delivery_id, worker, "unconfirmed", None,
-                          f"{type(exc).__name__}: {exc.message}")
+                await run(chats.finish, engine, item.delivery_id, worker, "unconfirmed",
+                          error=f"{type(exc).__name__}: {exc.message}")
                 result.unconfirmed += 1
                 return
             await self._retry_or_fail(item, attempts, f"{type(exc).__name__}: {exc.message}", result)
@@ -216,12 +215,12 @@ class Pusher:
         except Exception as exc:
             # A defect, not a passing fault: retrying would fail the same way (and the photo may be out).
             log.exception("push to chat %s failed unexpectedly", item.chat_id)
-            await run(chats.finish, engine, item.delivery_id, worker, "failed", None,
-                      f"unexpected {type(exc).__name__}: {exc}")
+            await run(chats.finish, engine, item.delivery_id, worker, "failed",
+                      error=f"unexpected {type(exc).__name__}: {exc}")
             result.failed += 1
             result.errors.append(f"{item.chat_id}: unexpected {type(exc).__name__}")
             return
-        await run(chats.finish, engine, item.delivery_id, worker, "sent", message.message_id)
+        await run(chats.finish, engine, item.delivery_id, worker, "sent", message_id=message.message_id)
         result.sent += 1
 
     async def _send(self, item: chats.Claim, report: RenderedReport) -> Message:
@@ -264,7 +263,7 @@ class Pusher:
         final = attempts >= self.max_attempts
         retry_at = None if final else datetime.now(UTC) + timedelta(seconds=retry_delay(attempts))
         await self.services.run(chats.finish, self.services.engine, item.delivery_id, self.worker_id,
-                                "failed" if final else "pending", None, error, retry_at)
+                                "failed" if final else "pending", error=error, retry_at=retry_at)
         if final:
             result.failed += 1
             result.errors.append(f"{item.chat_id}: {error}")
@@ -275,12 +274,7 @@ class Pusher:
                      error, retry_delay(attempts))
 
 
-def expected_trade_date(services: Services, today: date) -> date | None:
-    """The trade date whose data should be published this morning: the last trading day before today."""
-    return queries.last_trading_day_before(services.engine, today) or queries.latest_data_date(services.engine)
-
-
-def _latest_complete(services: Services) -> date | None:
+def latest_pushable_date(services: Services) -> date | None:
     """The latest day the push may go out for: its ingestion complete (margin data and sectors) and
     its reports whole (the turnover of SSE and SZSE stored too: see queries.latest_data_date)."""
     from storage.ingest import latest_complete_date
@@ -293,15 +287,6 @@ def _latest_complete(services: Services) -> date | None:
     return min(complete, shown)
 
 
-def missing_for(services: Services, day: date) -> list[str]:
-    """What day `day` still lacks before its push, as keys of the `steps` strings: the required
-    ingestion steps not done, and turnover_<exchange> for SSE or SZSE where none is stored."""
-    from storage.ingest import missing_steps
-
-    turnover = queries.turnover_exchanges(services.engine, day)
-    return [*missing_steps(services.engine, day), *(f"turnover_{e}" for e in queries.FULL_SPLIT if e not in turnover)]
-
-
 async def push_now(application: Application, trade_date: date | None = None) -> PushResult | None:  # type: ignore[type-arg]
     """Plan and run the push of `trade_date` (default: the latest complete day) for every due subscriber.
 
@@ -309,7 +294,7 @@ async def push_now(application: Application, trade_date: date | None = None) -> 
     the push (stop_pushes): what it had not started is handed back for the next start.
     """
     services = services_of(application)
-    day = trade_date or await services.run(_latest_complete, services)
+    day = trade_date or await services.run(latest_pushable_date, services)
     if day is None:
         return None
     local_only = bool(application.bot_data.get("local_only"))
@@ -354,129 +339,3 @@ async def stop_pushes(application: Application) -> None:  # type: ignore[type-ar
         task.cancel()
     if running:
         await asyncio.gather(*running, return_exceptions=True)
-
-
-WARM_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
-
-
-async def warm_reports(application: Application) -> bool:  # type: ignore[type-arg]
-    """Render the reports people ask for most, in both languages, once per data version.
-
-    Uncached reports take hundreds of milliseconds to seconds; rendering them right after data lands
-    means chats and the push hit the cache. Returns True when it rendered.
-    """
-    from storage.database import data_version
-
-    services = services_of(application)
-    version = await services.run(data_version, services.engine)
-    if application.bot_data.get("warm_version") == version:
-        return False
-    application.bot_data["warm_version"] = version
-    for kind in WARM_REPORTS:
-        for lang in LANGUAGES:
-            try:
-                await services.run(services.reports.render, kind, lang=lang)
-            except ReportError as exc:
-                log.info("not pre-rendering %s: %s", kind, exc.message("en"))
-                break
-    if not application.bot_data.get("heap_frozen"):
-        application.bot_data["heap_frozen"] = True
-        freeze_long_lived()  # start-up is over: what lives now lives for good
-    return True
-
-
-async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Every minute: ingest day T while it is incomplete (live mode), warn admins at the cut-off, push when complete."""
-    from storage.database import is_demo
-
-    application = context.application
-    services = services_of(context)
-    settings = services.settings
-    live = settings.telegram_bot_token is not None
-    now = datetime.now(TIMEZONE)
-    expected = await services.run(expected_trade_date, services, now.date())
-    complete = await services.run(_latest_complete, services)
-    # A live bot replaces demo data with real data as soon as it can, and never pushes demo data.
-    demo = live and await services.run(is_demo, services.engine)
-    missing = demo or expected is None or complete is None or complete < expected
-    if live and missing:
-        if now.time() >= settings.ingest_start_time or demo:
-            await _maybe_ingest(application, services, now)
-            expected = await services.run(expected_trade_date, services, now.date())
-            complete = await services.run(_latest_complete, services)
-            demo = await services.run(is_demo, services.engine)
-        if expected is not None and (complete is None or complete < expected) and now.time() >= settings.ingest_cutoff_time:
-            await _tell_admins_late(context, services, expected)
-            return
-    if await warm_reports(application) and not application.bot_data.get("uploading_inline"):
-        # New data: the charts inline mode offers first are uploaded ahead, beside the ticks.
-        application.bot_data["uploading_inline"] = True
-        application.create_task(_upload_inline(application), name="upload-inline-charts")
-    if demo or expected is None or complete is None or complete < expected:
-        return
-    if not application.bot_data.get("auto_push", True):
-        return  # the sandbox pushes when its user asks for it
-    await push_now(application, expected)
-    if live and not application.bot_data.get("valuing_lending"):
-        # After the push, which does not need it, and beside the ticks (fetching the quotes takes a
-        # minute or two): SSE's lending valued at the day's closes, once a day at most.
-        application.bot_data["valuing_lending"] = True
-        application.create_task(_value_lending(application, services, now.date()), name="value-sse-lending")
-
-
-async def _upload_inline(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.handlers.inline import upload_latest
-
-    try:
-        made = await upload_latest(application)
-        if made:
-            log.info("inline mode: %d charts uploaded ahead", made)
-    except TelegramError as exc:  # the next data change tries again; an inline query uploads its own
-        log.warning("inline charts not uploaded ahead: %s", exc)
-    finally:
-        application.bot_data["uploading_inline"] = False
-
-
-async def _value_lending(application: Application, services: Services, today: date) -> None:  # type: ignore[type-arg]
-    from storage.ingest import estimate_sse_lending
-
-    try:
-        step = await services.run_background(estimate_sse_lending, services.engine, services.settings, today)
-        if step.rows:
-            log.info("SSE 融券余额 estimated for %d securities (%s)", step.rows, step.message or "done")
-    finally:
-        application.bot_data["valuing_lending"] = False
-
-
-async def _maybe_ingest(application: Application, services: Services, now: datetime) -> None:  # type: ignore[type-arg]
-    last = application.bot_data.get("last_ingest")
-    if last is not None and (now - last).total_seconds() < services.settings.ingest_retry_minutes * 60:
-        return
-    application.bot_data["last_ingest"] = now
-    from storage.ingest import run_ingest
-
-    # SSE's lending is valued after the push (estimate_sse_lending): the push does not wait for it
-    result = await services.run_background(run_ingest, services.engine, services.settings, progress=False,
-                                           lending=False)
-    log.info("scheduled ingest: %s", result.summary())
-
-
-async def _tell_admins_late(context: ContextTypes.DEFAULT_TYPE, services: Services, day: date) -> None:
-    if not await services.run(chats.first_notice, services.engine, f"late:{day.isoformat()}"):
-        return  # told already (by this worker before a restart, or by another worker)
-    cutoff = services.settings.ingest_cutoff_time.strftime("%H:%M")
-    steps = await services.run(missing_for, services, day)
-
-    def text(lang: str) -> str:
-        missing = t(lang, "scope.joiner").join(t(lang, f"steps.{key}") for key in steps)
-        return t(lang, "bot.data_late", date=day.isoformat(), cutoff=cutoff, missing=html.escape(missing or "?"))
-
-    log.warning("data for %s still incomplete at the cut-off %s: %s", day, cutoff, ", ".join(steps))
-    for admin in services.settings.admin_chat_ids:
-        # An admin who has talked to the bot reads it in their chat's language.
-        chat = await services.run(chats.get_chat, services.engine, admin)
-        try:
-            await context.bot.send_message(admin, text(chat.language if chat else services.settings.default_language),
-                                           parse_mode=ParseMode.HTML)
-        except TelegramError:
-            log.warning("could not tell admin chat %s that data is late", admin)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
-from bot.services import Services
+from bot.services import Services, UploadLock
 from reports.figures import KINDS
 from reports.i18n import t
 from reports.service import RenderedReport
@@ -133,6 +134,23 @@ async def send_report(
     return message
 
 
+@asynccontextmanager
+async def _upload_lock(services: Services, key: str) -> AsyncIterator[None]:
+    """The one lock of a chart's upload, dropped with its last holder: whoever comes later finds the
+    file_id (remembered before the lock is released) and needs no lock."""
+    shared = services.upload_locks.get(key)
+    if shared is None:
+        shared = services.upload_locks[key] = UploadLock()
+    shared.users += 1
+    try:
+        async with shared.lock:
+            yield
+    finally:
+        shared.users -= 1
+        if shared.users == 0:
+            services.upload_locks.pop(key, None)
+
+
 async def send_chart(
     bot: Bot, services: Services, chat_id: int, report: RenderedReport,
     markup: InlineKeyboardMarkup | None = None, placement: Placement = NOWHERE_IN_PARTICULAR,
@@ -149,8 +167,7 @@ async def send_chart(
     key = report.chart_key
     known = await services.file_id(key)
     if known is None:
-        lock = services.upload_locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with _upload_lock(services, key):
             known = await services.file_id(key)
             if known is None:
                 message = await bot.send_photo(
@@ -180,7 +197,7 @@ async def upload_chart(bot: Bot, services: Services, chat_id: int, report: Rende
     known = await services.file_id(key)
     if known is not None:
         return known
-    async with services.upload_locks.setdefault(key, asyncio.Lock()):
+    async with _upload_lock(services, key):
         known = await services.file_id(key)
         if known is None:
             message = await bot.send_photo(chat_id, report.png or b"", disable_notification=True)

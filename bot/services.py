@@ -21,6 +21,7 @@ T = TypeVar("T")
 GROUP_ANSWERS_PER_MINUTE = 20  # Telegram's limit per group
 PRIVATE_ANSWERS_PER_MINUTE = 40
 DETAILS_REMEMBERED = 20_000  # charts whose details message a window button can still find
+FILE_IDS_REMEMBERED = 5_000  # chart file_ids kept in memory (a day's charts in both languages are ~100)
 
 
 class Throttle:
@@ -68,6 +69,14 @@ class Throttle:
 
 
 @dataclass
+class UploadLock:
+    """The lock of one chart's first upload, and how many sends hold or wait for it (bot.sending)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
 class Services:
     settings: Settings
     engine: Engine
@@ -81,7 +90,7 @@ class Services:
     error_reports: dict[str, float] = field(default_factory=dict)
     bot_username: str = ""
     bot_id: int = 0  # from getMe at start (bot.app.post_init)
-    upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    upload_locks: dict[str, UploadLock] = field(default_factory=dict)
     # Chart uploads an inline answer did not wait for (bot.handlers.inline), kept until they end.
     uploads: set[asyncio.Task[str]] = field(default_factory=set)
     file_ids: dict[str, str] = field(default_factory=dict)
@@ -115,8 +124,15 @@ class Services:
             return self.file_ids[key]
         found = await self.run(chats.get_file_id, self.engine, self._stored_key(key))
         if found:
-            self.file_ids[key] = found
+            self._keep_file_id(key, found)
         return found
+
+    def _keep_file_id(self, key: str, file_id: str) -> None:
+        # Chart keys carry the data version: old ones are never asked for again, so the oldest go
+        # first (the database keeps them all).
+        self.file_ids[key] = file_id
+        while len(self.file_ids) > FILE_IDS_REMEMBERED:
+            self.file_ids.pop(next(iter(self.file_ids)))
 
     async def forget_file_id(self, key: str) -> None:
         """Drop a file_id Telegram no longer accepts: the chart is uploaded again."""
@@ -132,7 +148,7 @@ class Services:
             self.details_messages.pop(next(iter(self.details_messages)))
 
     async def remember_file_id(self, key: str, file_id: str) -> None:
-        self.file_ids[key] = file_id
+        self._keep_file_id(key, file_id)
         await self.run(chats.save_file_id, self.engine, self._stored_key(key), file_id)
 
 

@@ -26,13 +26,24 @@ MIN_DAYS, MAX_DAYS = 1, 2500
 SECTOR_MAX_DAYS = 250  # sector shifts are read over at most a year of trade days
 # Calendar days loaded before the window: 3 trailing years for percentiles, plus the 250-day pace.
 HISTORY_DAYS = 3 * 366 + 30
-CROWDING_LOOKBACK = 750  # trade days of the crowding threshold (analytics.ratio.crowding_run's lookback)
+THREE_YEARS = 750  # trade days in the 3 years the ratio's percentile band and crowding threshold read
+CROWDING_LOOKBACK = THREE_YEARS  # analytics.ratio.crowding_run's lookback
 # Fewest trade dates a "percentile of 3 years" stands on: under a year, it would rank today among a
 # few weeks and call any rise "the highest in three years".
 PERCENTILE_MIN_DAYS = 250
 MARKET_INDEX = "sh000001"
 HS300 = "000300"
 CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
+# A 60-day correlation of the ratio with index volatility above this: leverage amplifies the swings
+# (a moderate positive link; below it the two move together too loosely to say so).
+AMPLIFYING_CORR = 0.5
+# The ratio's 3-year percentile at or above HIGH_PERCENTILE reads "high", at or below LOW_PERCENTILE
+# "low": its outer fifths (the crowding warning asks more: 90th percentile, 5 days, a rising index).
+HIGH_PERCENTILE, LOW_PERCENTILE = 80.0, 20.0
+# Smallest shifts read as a trend: an HHI change under 1 point prints as 0, and a change of the
+# median CV under 0.05 percentage points is day-to-day noise.
+HHI_MIN_CHANGE = 1.0
+STABILITY_MIN_CHANGE_PP = 0.05
 # A 5-day financing rise this many standard deviations above the stock's norm counts as a spike.
 SPIKE_Z = 2.0
 SPIKE_TOP = 10  # spikes listed at most
@@ -97,6 +108,26 @@ def _base(engine: Engine, kind: str, day: date) -> dict[str, Any]:
 def _calendar_days(trade_days: int) -> int:
     """Calendar days that hold at least `trade_days` trade dates (about 245 in 365), with room."""
     return int(trade_days * 1.5) + 10
+
+
+def _more_balanced(hhi_change: float, top5_change_pp: float) -> bool | None:
+    """True when concentration fell (HHI down by at least HHI_MIN_CHANGE, the top-5 share not up),
+    False when it rose (the mirror), None when the two disagree, the change is too small to read
+    or a day is unknown: the reports then draw no conclusion."""
+    if math.isnan(hhi_change) or math.isnan(top5_change_pp):
+        return None
+    if hhi_change <= -HHI_MIN_CHANGE and top5_change_pp <= 0:
+        return True
+    if hhi_change >= HHI_MIN_CHANGE and top5_change_pp >= 0:
+        return False
+    return None
+
+
+def _band(percentile: float) -> str | None:
+    """"high" at or above HIGH_PERCENTILE, "low" at or below LOW_PERCENTILE, else None (nan: None)."""
+    if math.isnan(percentile):
+        return None
+    return "high" if percentile >= HIGH_PERCENTILE else "low" if percentile <= LOW_PERCENTILE else None
 
 
 def _series_records(series: pd.Series, name: str) -> list[dict[str, Any]]:
@@ -258,7 +289,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         start -= timedelta(days=HISTORY_DAYS)
     index = queries.index_close(engine, MARKET_INDEX, start, day)
     last = frame.iloc[-1]
-    band = balance.rolling_quantiles(pct, window=750, min_periods=PERCENTILE_MIN_DAYS)
+    band = balance.rolling_quantiles(pct, window=THREE_YEARS, min_periods=PERCENTILE_MIN_DAYS)
     ma = ratio.moving_average(pct, 20)
     data = _base(engine, "ratio", day)
     # The exchanges the margin figures cover whose turnover the denominator lacks: BSE where none is
@@ -276,6 +307,8 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         turnover_a_share_only=bool(turnover["a_share_only"].iloc[-1]) if not turnover.empty else False,
         ma20=_num(ma.iloc[-1]),
         percentile_3y=_num(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
+        # "high" / "low" against the 3 years (HIGH_PERCENTILE, LOW_PERCENTILE), None in between or unknown
+        percentile_band=_band(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
         percentile_since=_percentile_since(pct, day),
         crowding_days=int(run),
         crowding=bool(ratio.crowding_warning(pct, index, min_periods=250)) if len(index) > 20 else False,
@@ -341,7 +374,7 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         top5_share_pct=_num(top_now),
         top5_change_pp=_num(top_now - top_then),
         # None where the day T-days has no detail: no claim either way
-        more_balanced=None if math.isnan(hhi_then) or math.isnan(hhi_now) else bool(hhi_now < hhi_then),
+        more_balanced=_more_balanced(hhi_now - hhi_then, top_now - top_then),
         base_date=wide.index[-days - 1].date().isoformat(),
         base_known=any(r["change"] is not None for r in rows),
         total_rzye=_num(wide.iloc[-1].sum()),
@@ -367,7 +400,8 @@ def _stability(wide: pd.DataFrame, cv: pd.Series, days: int, names_zh: dict[str,
     return {
         "median_cv_pct": _num(now * 100.0),
         "median_cv_change_pp": _num(change * 100.0),
-        "steadier": None if math.isnan(change) else bool(change < 0),
+        # a change under STABILITY_MIN_CHANGE_PP is noise, not a trend either way
+        "steadier": None if math.isnan(change) or abs(change) * 100.0 < STABILITY_MIN_CHANGE_PP else bool(change < 0),
         "steadiest": named[:3],
         "least_steady": named[max(3, len(named) - 3):][::-1],  # never one already named steadiest
     }
@@ -459,7 +493,8 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         warnings.append("crowding")
     if rat.data["deleveraging"]:
         warnings.append("deleveraging")
-    if not math.isnan(amp) and amp > 0.5:
+    amplifying = not math.isnan(amp) and amp > AMPLIFYING_CORR
+    if amplifying:
         warnings.append("amplification")
     if len(spikes):
         warnings.append("spikes")
@@ -476,6 +511,7 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         crowding_days=rat.data["crowding_days"],
         deleveraging=rat.data["deleveraging"],
         amplification_corr=_num(amp),
+        amplifying=amplifying,
         bottoming=_bottoming(engine, day),  # all signals needs of the sectors report
         spikes=[
             {"code": code, "name": names.get(code, code), "rzye": _num(r["rzye"]),
@@ -599,6 +635,8 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         sector_rank=sector_rank,
         sector_of=sector_count,
         spike_zscore=_num(z),
+        # the market's spike list's rule (SPIKE_Z), on a rise: the stock and watch lines flag it
+        spiking=bool(z >= SPIKE_Z and (balance.pct_change(on_grid, 5) or 0) > 0),
         series=_series_records(window["rzye"], "rzye"),
     )
     return Figures("stock", data, {"history": window})

@@ -52,6 +52,17 @@ def money(value: float | None, lang: str, signed: bool = False) -> str:
     return shown if shown == "—" else t(lang, "units.money", value=shown)
 
 
+def security_money(value: float | None, lang: str, signed: bool = False) -> str:
+    """One security's figure: as money() from one money unit up (1 亿元 / 1 bn), below it in the
+    language's small unit ("674.29 万元", "6.74 mn"), where two decimals of 亿元 or bn would round a
+    stock's balance or change to 0.00."""
+    if _missing(value) or abs(value) >= money_scale(lang):  # type: ignore[arg-type]
+        return money(value, lang, signed)
+    units = strings(lang)["units"]
+    shown = _shown(value / float(units["small_scale"]))  # type: ignore[operator]
+    return t(lang, "units.small", value=f"{_sign(shown, signed)}{shown:,.2f}")
+
+
 def headline_money(value: float | None, lang: str) -> str:
     """The headline balance: 万亿 (zh) or trillion (en), two decimals; under 0.1 万亿 (the first
     years of margin trading), where two decimals of 万亿 would show 0.00, in 亿元 or bn."""

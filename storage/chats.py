@@ -354,7 +354,7 @@ def renew(engine: Engine, trade_date: date, worker: str) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def finish(engine: Engine, delivery_id: int, worker: str, status: str, message_id: int | None = None,
+def finish(engine: Engine, delivery_id: int, worker: str, status: str, *, message_id: int | None = None,
            error: str = "", retry_at: datetime | None = None, refund_attempt: bool = False) -> bool:
     """Record the outcome of `worker`'s send: sent, failed (final), unconfirmed (final: it may have
     arrived) or pending (retry at `retry_at`; `refund_attempt` when the failure was not the send's,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from storage import models, queries
 from storage.database import data_version, is_demo
+from storage.ingest import latest_complete_date
 
 # Tables whose span of trade dates the status lists, by the name it shows.
 SPANS: dict[str, type] = {
@@ -47,8 +48,6 @@ class Status:
 
 def read_status(engine: Engine, days: int = 5) -> Status:
     """The status with the ingestion of the last `days` ingested trade dates and their pushes."""
-    from storage.ingest import latest_complete_date  # the ingest module pulls in akshare's sources
-
     with Session(engine) as session:
         spans: dict[str, tuple[date, date] | None] = {}
         for name, table in SPANS.items():

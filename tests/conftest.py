@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from storage.database import make_engine, upgrade
+from tests.netguard import install as install_network_guard
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 PG_URL = os.environ.get("MARGINBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -33,40 +32,7 @@ def _pg_available() -> str | None:
 _PG_SKIP = _pg_available()
 
 
-class NetworkBlocked(RuntimeError):
-    """A test tried to reach a host other than this machine."""
-
-
-def _local(address: object) -> bool:
-    if not isinstance(address, tuple):  # AF_UNIX paths (PostgreSQL's socket) stay on the machine
-        return True
-    host = str(address[0])
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _guard_network() -> None:
-    """No test may touch the network: any connection to a non-loopback address fails loudly (the
-    recorded upstream payloads and the stand-in Bot API are all on loopback or patched in-process)."""
-    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def guarded_connect(self: socket.socket, address: object) -> None:
-        if not _local(address):
-            raise NetworkBlocked(f"test tried to connect to {address!r}")
-        connect(self, address)  # type: ignore[arg-type]
-
-    def guarded_connect_ex(self: socket.socket, address: object) -> int:
-        if not _local(address):
-            raise NetworkBlocked(f"test tried to connect to {address!r}")
-        return connect_ex(self, address)  # type: ignore[arg-type]
-
-    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
-
-
-_guard_network()
+install_network_guard()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -266,7 +266,7 @@ async def test_settings_buttons_switch_language_and_store_push_time(
         want = expected(shared_reports, "ratio", lang="en")
         caption = h.photos(chat)[-1].caption
         assert caption == want.caption
-        assert f"Margin trading share of turnover {want.data['ratio_pct']:.2f}%" in caption
+        assert f"Margin share of turnover {want.data['ratio_pct']:.2f}%" in caption
         assert "Data date 2026-11-20" in caption
         assert buttons(h.photos(chat)[-1].reply_markup)[0] == ("20d", "w:ratio:20:")
 
@@ -578,7 +578,7 @@ async def test_reports_of_a_past_day(demo_db: Engine, shared_reports: ReportServ
             "参数太多:最多一个天数和一个日期(/stock 先写代码),例如 /stock 600519 60 2024-09-30。",
         ]
         await h.write(EN_USER, EN_USER, "/ratio 2025-10-04")
-        assert h.texts(EN_USER)[-1] == ("2025-10-04 is not a trade date with data (weekend, holiday or not "
+        assert h.texts(EN_USER)[-1] == ("2025-10-04 is not a trading day with data (weekend, holiday or not "
                                         "published); the nearest one before it is 2025-09-30.")
 
         # inline: the date picks the day; a bad date offers nothing
@@ -738,7 +738,7 @@ async def test_inline_codes_in_any_form_bad_dates_and_the_chosen_language(
         # a day without data: the report's own reason, cut to one line
         query = await h.inline(EN_USER, "ratio 2024-09-28")
         button = h.server.inline_answers[query]["button"]["text"]
-        assert button.startswith("2024-09-28 is not a trade date with data") and len(button) <= 64
+        assert button.startswith("2024-09-28 is not a trading day with data") and len(button) <= 64
         # the language chosen in /settings, not Telegram's
         await h.write(ZH_USER, ZH_USER, "/settings")
         await h.press(ZH_USER, ZH_USER, h.bot_messages(ZH_USER)[-1].message_id, "s:lang:en")
@@ -856,7 +856,7 @@ async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportS
             assert h.server.commands(scope) == h.server.commands(scope, "en")
         assert "settings" in [c["command"] for c in h.server.commands(groups, "zh")]  # admins set a group's language
         assert h.server.commands(private, "en")[1] == {"command": "ratio",
-                                                       "description": "Margin trading share of turnover"}
+                                                       "description": "Margin share of turnover"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -907,6 +907,7 @@ async def test_daily_push_once_per_chat_upload_once(engine: Engine, shared_repor
         assert len(sends) == 4 and all(c.ok for c in sends)
         assert sorted(c.media_source or "" for c in sends) == ["file_id", "file_id", "upload", "upload"]
         assert h.server.uploads == 2  # one chart per language
+        assert services_of(h.app).upload_locks == {}  # each lock went with its last holder
         with Session(engine) as session:
             assert session.execute(select(func.count()).select_from(models.ChartUpload)).scalar() == 2
         rows = deliveries(engine)
@@ -1348,7 +1349,7 @@ async def test_pipeline_tick_warms_reports_once_per_data_version(demo_db: Engine
     from types import SimpleNamespace
 
     import storage.ingest
-    from bot.push import WARM_REPORTS, pipeline_tick, warm_reports
+    from bot.pipeline import WARM_REPORTS, pipeline_tick, warm_reports
 
     ingests: list[object] = []
 
@@ -1386,6 +1387,7 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
     from datetime import datetime as real_datetime
     from types import SimpleNamespace
 
+    import bot.pipeline
     import bot.push
     import storage.ingest
     from marginbot.settings import TIMEZONE
@@ -1402,6 +1404,7 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         def now(cls, tz: object = None) -> real_datetime:  # type: ignore[override]
             return real_datetime(2026, 11, 24, 10, 45, tzinfo=TIMEZONE)
 
+    monkeypatch.setattr(bot.pipeline, "datetime", Tuesday)
     monkeypatch.setattr(bot.push, "datetime", Tuesday)
 
     def copy_day(table: type, session: Session) -> None:
@@ -1424,12 +1427,12 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         await h.write(ZH_USER, ZH_USER, "/subscribe")
         await h.write(EN_USER, EN_USER, "/start")
         context = SimpleNamespace(application=h.app, bot_data=h.app.bot_data, bot=h.app.bot)  # type: ignore[union-attr]
-        await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
-        await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
+        await bot.pipeline.pipeline_tick(context)  # type: ignore[arg-type]
+        await bot.pipeline.pipeline_tick(context)  # type: ignore[arg-type]
         assert h.texts(ADMIN_CHAT) == [
-            "⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:深市成交额),今日推送暂缓。"]
+            "⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:深市成交额),本次推送暂缓。"]
         assert h.texts(EN_USER)[-1] == (
-            "⚠️ Margin data for 2026-11-23 still incomplete at 10:30 (missing: Shenzhen turnover); today's push waits.")
+            "⚠️ Margin data for 2026-11-23 still incomplete at 10:30 (missing: Shenzhen turnover); today's push is on hold.")
         assert ingests and h.photos(ZH_USER) == []  # it tried to fetch the rest; nothing was pushed
         assert chats.delivery_counts(demo_db, new_day) == {}
         # the reports, too, stay on the last whole day
@@ -1439,7 +1442,7 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         with session_scope(demo_db) as session:
             session.add(models.Turnover(trade_date=new_day, exchange="SZSE", amount=500e9, a_share_only=False))
             bump_data_version(session)
-        await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
+        await bot.pipeline.pipeline_tick(context)  # type: ignore[arg-type]
         pushed = h.photos(ZH_USER)[-1]
         assert pushed.caption is not None and "数据日期 2026-11-23" in pushed.caption
         assert pushed.caption == expected(h.services.reports, "summary", on=new_day).caption
@@ -1456,6 +1459,7 @@ async def test_the_scheduled_push_reaches_each_chat_at_its_own_time_once(
     from datetime import datetime as real_datetime
     from types import SimpleNamespace
 
+    import bot.pipeline
     import bot.push
     from marginbot.settings import TIMEZONE
     from storage.database import set_meta
@@ -1467,6 +1471,7 @@ async def test_the_scheduled_push_reaches_each_chat_at_its_own_time_once(
         def now(cls, tz: object = None) -> real_datetime:  # type: ignore[override]
             return clock["now"] if tz is None else clock["now"].astimezone(tz)  # type: ignore[arg-type]
 
+    monkeypatch.setattr(bot.pipeline, "datetime", Monday)
     monkeypatch.setattr(bot.push, "datetime", Monday)
     with session_scope(demo_db) as session:
         set_meta(session, "demo", "false")  # a live bot never pushes demo data: these stand for real data
@@ -1481,7 +1486,7 @@ async def test_the_scheduled_push_reaches_each_chat_at_its_own_time_once(
 
         async def tick_at(hour: int, minute: int) -> dict[int, int]:
             clock["now"] = real_datetime(2026, 11, 23, hour, minute, tzinfo=TIMEZONE)
-            await bot.push.pipeline_tick(context)  # type: ignore[arg-type]
+            await bot.pipeline.pipeline_tick(context)  # type: ignore[arg-type]
             return {cid: len(h.photos(cid)) for cid in (default, nine, half_past_twelve)}
 
         assert await tick_at(8, 0) == {default: 1, nine: 0, half_past_twelve: 0}

@@ -120,7 +120,7 @@ def test_report_text_and_chart(small_env: pytest.MonkeyPatch, capsys: pytest.Cap
     assert code == 0, err
     png = chart.read_bytes()
     assert png[:8] == PNG_MAGIC and len(png) > 10_000
-    assert "Margin trading share of turnover 10.40%" in out
+    assert "Margin share of turnover 10.40%" in out
     assert f"Data date {LAST.isoformat()}" in out
     assert "<b>" not in out and "&amp;" not in out  # plain text on the terminal
     code, out, err = run(capsys, "--quiet", "report", "stock", "600001", "--lang", "zh")

@@ -1436,7 +1436,7 @@ def test_quotes_asked_during_the_session_value_lending_at_yesterdays_close(
     signals = service.render("signals", on=D2, lang="en", chart=False)
     structure = signals.data["short_structure"]
     assert (structure["estimated_rqye"], structure["missing_rqye"]) == (len(lending), 0)
-    assert f"The lending balance of {len(lending)} SSE securities is estimated as shares lent x close" in signals.text_plain()
+    assert f"The securities-lending balance of {len(lending)} SSE securities is estimated as shares lent x close" in signals.text_plain()
 
 
 def test_quotes_of_a_later_day_are_refused_and_not_asked_again_that_day(

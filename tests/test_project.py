@@ -3,8 +3,11 @@ environment the tests run in holds exactly those versions; the tests cannot reac
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -14,7 +17,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import NetworkBlocked
+from tests.netguard import PREAMBLE, NetworkBlocked, child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 _PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)\s*(?:;\s*(.+))?$")
@@ -55,3 +58,11 @@ def test_no_test_can_reach_the_network() -> None:
         sock.connect(("203.0.113.7", 80))  # TEST-NET-3: would time out, never answer
     with socket.socket() as sock, pytest.raises(NetworkBlocked):
         sock.connect_ex(("8.8.8.8", 53))
+
+
+def test_processes_tests_start_cannot_reach_the_network_either(tmp_path: Path) -> None:
+    """The guard also holds in a child process started the way test_sandbox starts `marginbot run`."""
+    code = PREAMBLE + "import socket\nsocket.socket().connect(('203.0.113.7', 80))\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env(os.environ),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "NetworkBlocked: test tried to connect to ('203.0.113.7', 80)" in done.stderr

@@ -491,7 +491,7 @@ def test_sectors_stability_trend(small: Engine) -> None:
     assert d["stability"]["median_cv_change_pp"] == pytest.approx(100 * (cv_now - cv_then))
     assert d["stability"]["steadier"] is False
     caption = report_text.to_plain(report_text.render("sectors", "zh", d)[0])
-    assert f"中位数 {100 * cv_now:.2f}%(较5日前 +{100 * (cv_now - cv_then):.2f}pp),资金进出加快" in caption
+    assert f"中位数 {100 * cv_now:.2f}%(较5日前 +{100 * (cv_now - cv_then):.2f} 个百分点),资金进出加快" in caption
 
 
 def test_sectors_table_lines_up_chinese_names(small: Engine) -> None:
@@ -508,7 +508,7 @@ def test_sectors_table_lines_up_chinese_names(small: Engine) -> None:
     ]
     assert {fmt.display_width(line) for line in lines} == {38}
     en = report_text.render("sectors", "en", data(small, "sectors"))[1]
-    assert "Pharma &amp; Biotech    2.00 20.00%   0.00    0.00" in en  # escaped after padding
+    assert "Pharma &amp; Biotech    2.00 20.00%   0.00       0.00" in en  # escaped after padding
     # and the command that lists the stocks behind the largest inflow
     assert "看行业内个股:/top 20 电子" in details and "A sector's stocks: /top 20 Electronics" in en
 
@@ -541,7 +541,7 @@ def test_one_sector(sqlite_engine: Engine) -> None:
     assert d["index_return_pct"] == pytest.approx((971 / 991 - 1) * 100)  # days 9 .. 29
     assert len(d["series"]) == 21 and d["series"][-1] == {"date": LAST.isoformat(), "rzye": pytest.approx(5e9)}
     caption = report_text.to_plain(report.caption)
-    assert caption.startswith("电子 行业融资余额 50.00 亿元(占比 50.00%)\n近20日 +10.00 亿元(+25.00%),占比 +10.00pp")
+    assert caption.startswith("电子行业融资余额 50.00 亿元(占比 50.00%)\n近20日 +10.00 亿元(+25.00%),占比 +10.00 个百分点")
     assert "变化排名 第 1 / 3 · 行业指数近20日 -2.02%" in caption
     assert "看行业内个股:/top 20 电子" in report.details
     assert report.png is not None and report.png.startswith(b"\x89PNG")
@@ -882,7 +882,7 @@ def test_sectors_wait_for_the_days_stock_detail(sqlite_engine: Engine) -> None:
 
 
 def test_every_missing_step_has_a_name_in_both_languages() -> None:
-    """The admins' late-data message names what is missing (bot.push.missing_for), in words."""
+    """The admins' late-data message names what is missing (bot.pipeline.missing_for), in words."""
     from storage.ingest import required_steps
 
     keys = {*required_steps(date(2026, 11, 20)), "turnover_SSE", "turnover_SZSE"}
@@ -1157,7 +1157,7 @@ def test_no_sector_is_called_an_outflow_when_it_rose(demo: Engine, day: date, si
     none_zh = "流出最多:无(没有行业融资余额减少)" if side == "outflows" else "流入最多:无(没有行业融资余额增加)"
     assert none_zh in service.render("sectors", on=day, lang="zh", chart=False).caption
     push = service.render("summary", on=day, lang="en", chart=False).caption
-    assert ("Outflow: none" if side == "outflows" else "20-day inflow: none") in push
+    assert ("Outflows: none" if side == "outflows" else "20-day inflows: none") in push
 
 
 def test_demo_bottoming_sector_in_sectors_and_signals(demo: Engine) -> None:
@@ -1189,8 +1189,8 @@ def test_small_text_figures(small: Engine) -> None:
     service = service_for(small)
     zh = report_text.to_plain(service.render("balance", lang="zh", chart=False).caption)
     en = report_text.to_plain(service.render("balance", lang="en", chart=False).caption)
-    assert "1.88 万亿元" in zh and "-10.00 亿元" in zh and "+370.00 亿元" in zh
-    assert "CNY 1.88 trn" in en and "-1.00 bn" in en and "+37.00 bn" in en
+    assert "1.88 万亿元" in zh and "较上日 -10.00 亿元" in zh and "近20日增加 370.00 亿元(+2.01%)" in zh
+    assert "CNY 1.88 trn" in en and "-1.00 bn on the day" in en and "Up 37.00 bn (+2.01%) over 20 days" in en
     ratio_zh = report_text.to_plain(service.render("ratio", lang="zh", chart=False).caption)
     assert "10.40%" in ratio_zh and "946.40 亿元" in ratio_zh and "9,100.00 亿元" in ratio_zh
     sectors_en = service.render("sectors", lang="en", chart=False)
@@ -1271,7 +1271,7 @@ def test_summary_names_why_it_has_no_sectors_early_in_the_history(demo: Engine) 
         tenth = session.execute(select(ms.trade_date).distinct().order_by(ms.trade_date).offset(9).limit(1)).scalar_one()
     service = ReportService(demo)
     for lang, line in (("zh", "行业:个股明细不足20个交易日,暂无行业变化。"),
-                       ("en", "Sectors: fewer than 20 trade days of per-stock detail, no sector shifts yet.")):
+                       ("en", "Sectors: fewer than 20 trading days of per-stock detail: sector changes not available yet.")):
         report = service.render("summary", on=tenth, lang=lang, chart=False)
         assert report.data["sectors"] is None and report.data["sectors_missing"] == "not_enough_history"
         assert line in report.caption.splitlines()
@@ -1309,6 +1309,6 @@ def test_a_window_longer_than_the_history_says_how_much_it_shows(demo: Engine, k
     long = service.render(kind, code=code, days=2500, lang="zh", chart=False)
     shown = long.data["days_shown"]
     assert 600 < shown < 2500
-    assert f"窗口 2500 日(有数据 {shown} 日)" in long.caption
+    assert f"图表区间 2500 日(有数据 {shown} 日)" in long.caption
     short = service.render(kind, code=code, days=20, lang="en", chart=False)
     assert short.data["days_shown"] == 20 and "with data" not in short.caption

@@ -28,6 +28,7 @@ from marginbot.settings import Settings, load_settings
 from sandbox.app import GROUP_ID, STORAGE_CHANNEL_ID, YOU_ID, Sandbox, run_sandbox, start_sandbox
 from storage.database import make_engine
 from tests.demo_db import demo_db_file
+from tests.netguard import PREAMBLE, child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "out" / "screenshots"
@@ -195,7 +196,7 @@ def test_chats_and_command_menus(client: httpx.Client) -> None:
     assert "ratio" in menu(GROUP_ID) and "settings" in menu(GROUP_ID)  # admins set a group's language
     assert client.post("/api/language", json={"lang": "en"}).json()["lang"] == "en"
     try:
-        assert menu(YOU_ID)["ratio"] == "Margin trading share of turnover"
+        assert menu(YOU_ID)["ratio"] == "Margin share of turnover"
         assert client.get("/api/chats").json()["lang"] == "en"
     finally:
         client.post("/api/language", json={"lang": "zh"})
@@ -464,11 +465,11 @@ def marginbot_run(database_url: str, workdir: Path) -> Iterator[tuple[str, subpr
         "TELEGRAM_BOT_TOKEN": "",
         "LOG_LEVEL": "INFO",
     }
-    command = [sys.executable, "-c", "import sys; from marginbot.cli import main; sys.exit(main())", "run"]
+    command = [sys.executable, "-c", PREAMBLE + "import sys; from marginbot.cli import main; sys.exit(main())", "run"]
     process = subprocess.Popen(
         command,
         cwd=workdir,
-        env=env,
+        env=child_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -530,7 +531,8 @@ def test_marginbot_run_without_token_serves_the_page(template_db: Path, tmp_path
 # The real bot as a server runs it: `marginbot run` reading its token and Bot API address from .env.
 # The daily pipeline's ingestion is replaced (no test touches the network); everything else is real.
 _RUN_OFFLINE = (
-    "import sys, types\n"
+    PREAMBLE
+    + "import sys, types\n"
     "import storage.ingest\n"
     "storage.ingest.run_ingest = lambda *a, **k: types.SimpleNamespace(summary=lambda: 'offline', ok=False)\n"
     "from marginbot.cli import main\n"
@@ -555,7 +557,7 @@ def test_marginbot_run_with_a_token_from_dotenv(template_db: Path, tmp_path: Pat
         "LOG_LEVEL=DEBUG\n", encoding="utf-8")
     settings_vars = {"TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "DATABASE_URL", "LOG_LEVEL", "ADMIN_CHAT_IDS"}
     env = {k: v for k, v in os.environ.items() if k not in settings_vars}
-    process = subprocess.Popen([sys.executable, "-c", _RUN_OFFLINE, "run"], cwd=tmp_path, env=env,
+    process = subprocess.Popen([sys.executable, "-c", _RUN_OFFLINE, "run"], cwd=tmp_path, env=child_env(env),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8")
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
@@ -776,7 +778,7 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
             page.locator("#chat-list .chat-item").nth(0).click()
             page.locator("#menu-button").click()
             expect(page.locator("#menu .cmd").filter(has_text="/ratio")).to_contain_text(
-                "Margin trading share of turnover"
+                "Margin share of turnover"
             )
             page.screenshot(path=str(SCREENSHOTS / "sandbox-8-menu-en.png"))
         finally:

@@ -5,7 +5,7 @@ Telegram drops an inline answer after about ten seconds, and a chart not uploade
 to the storage chat (a file_id is what an inline photo needs), at that chat's pace. So the answer
 never waits for uploads longer than INLINE_WAIT_SECONDS: it offers the charts that are ready, and a
 button into the bot for the rest, while their uploads go on for the next query. The latest charts are
-uploaded ahead, after each data change (bot.push.warm_reports)."""
+uploaded ahead, after each data change (bot.pipeline.warm_reports)."""
 
 from __future__ import annotations
 
