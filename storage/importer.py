@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -218,27 +219,14 @@ def _check_margin_units(reader: _Reader, row: _Row, rec: dict[str, Any], day: da
     融资买入额 not far above it. A row without 融资余额 has nothing to check against."""
     if rec["rzye"] is None:
         return
-    if summary_row_problem(_Summary(day, rec["rzye"]), exchange) is not None:
+    # summary_row_problem reads attributes (a frame's row upstream): the row as a namespace
+    blank = dict.fromkeys(_MARGIN_NUMBERS)
+    if summary_row_problem(SimpleNamespace(trade_date=day, **(blank | {"rzye": rec["rzye"]})), exchange) is not None:
         hint = _unit_hint(rec["rzye"] > RZYE_MAX[exchange])
         raise reader.fail(row.line, f"rzye {row.values['rzye']} is not a plausible balance in 元 for {exchange} {hint}")
-    problem = summary_row_problem(_Summary(day, **{c: rec[c] for c in _MARGIN_NUMBERS}), exchange)
+    problem = summary_row_problem(SimpleNamespace(trade_date=day, **{c: rec[c] for c in _MARGIN_NUMBERS}), exchange)
     if problem is not None:
         raise reader.fail(row.line, f"{problem} (a column in another unit?)")
-
-
-@dataclass(frozen=True)
-class _Summary:
-    """One margin row as summary_row_problem reads it (元, 股; None = unknown)."""
-
-    trade_date: date
-    rzye: float | None
-    rzmre: float | None = None
-    rzche: float | None = None
-    rqye: float | None = None
-    rqyl: float | None = None
-    rqmcl: float | None = None
-    rqmce: float | None = None
-    rzrqye: float | None = None
 
 
 def _check_turnover_units(reader: _Reader, row: _Row, day: date, exchange: str, amount: float) -> None:
