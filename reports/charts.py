@@ -24,6 +24,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from reports.figures import Figures  # noqa: E402
 from reports.fmt import HEADLINE_MIN, headline_scale, money_scale, up_down_colors  # noqa: E402
+from reports.fmt import number as fmt_number  # noqa: E402
 from reports.fmt import pct as fmt_pct  # noqa: E402
 from reports.fmt import pp as fmt_pp  # noqa: E402
 from reports.i18n import t  # noqa: E402
@@ -230,7 +231,13 @@ def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | 
         rows = rows[:half] + rows[-half:]
     return _plot_changes(
         ax, [r["name"] if lang == "zh" else r["name_en"] for r in rows], [r["change"] for r in rows],
-        [None if r.get("share_change_pp") is None else fmt_pp(r["share_change_pp"]) for r in rows], lang)
+        [None if r.get("share_change_pp") is None else _share_change(r["share_change_pp"], lang) for r in rows], lang)
+
+
+def _share_change(points: float, lang: str) -> str:
+    """A bar's share change: "+0.35pp" in English; in Chinese the bare number, its axis label
+    naming the unit (百分点), as Chinese text never writes "pp"."""
+    return fmt_pp(points) if lang == "en" else fmt_number(points, 2, signed=True)
 
 
 def _sector_cell(labels: _BarLabels, days: int, lang: str, title_size: float = TITLE_SIZE,
