@@ -512,6 +512,9 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         deleveraging=rat.data["deleveraging"],
         amplification_corr=_num(amp),
         amplifying=amplifying,
+        # under a year of history (no 3-year percentile: PERCENTILE_MIN_DAYS) the pace and the
+        # crowding threshold cannot be computed: "nothing unusual" would claim more than the data show
+        partial=bal["percentile_3y"] is None,
         bottoming=_bottoming(engine, day),  # all signals needs of the sectors report
         spikes=[
             {"code": code, "name": names.get(code, code), "rzye": _num(r["rzye"]),
@@ -553,9 +556,11 @@ def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     now = shorts.shares_of_sums(today.sums)
     then_day = queries.nth_date_before(engine, day, 20)
     earlier = queries.short_sums(engine, then_day, HS300)
-    # The 20-day change compares like with like: both days with SSE's lending valued at the close, or
-    # both without it (SSE counting 0), never one of each (a shift that is only SSE coming in).
-    comparable = earlier.rows > 0 and (today.estimated > 0) == (earlier.estimated > 0)
+    # The 20-day change compares like with like: a day 20 trade dates back (not the first stored day
+    # of a shorter history), both days with SSE's lending valued at the close or both without it (SSE
+    # counting 0), never one of each (a shift that is only SSE coming in).
+    comparable = (earlier.rows > 0 and queries.trade_days_between(engine, then_day, day) >= 19
+                  and (today.estimated > 0) == (earlier.estimated > 0))
     then = shorts.shares_of_sums(earlier.sums) if comparable else None
     out: dict[str, Any] = {k: _num(v) for k, v in now.items()}
     out["hs300_known"] = today.members_as_of is not None

@@ -625,6 +625,18 @@ def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: 
     assert three["270000"]["change"] == pytest.approx(0.15e9) and three["270000"]["net_buy"] == pytest.approx(0.15e9)
 
 
+def test_signals_on_a_short_history_say_so(small: Engine) -> None:
+    """30 trade days: no pace, no crowding threshold, so no "nothing unusual" either; and 10 days in,
+    the 融券 structure has no 20-day shift (its base would be the first stored day, not 20 back)."""
+    service = service_for(small)
+    early = service.render("signals", on=DAYS[10], chart=False)
+    assert early.data["partial"] is True and early.data["short_structure"]["change_pp"] is None
+    assert report_text.to_plain(early.caption).splitlines()[0] == "两融信号 · 历史不足,部分信号尚无法计算"
+    late = service.render("signals", lang="en", chart=False)
+    assert late.data["short_structure"]["change_pp"] == {"etf": 0.0, "hs300": 0.0, "other": 0.0}  # 29 days back
+    assert report_text.to_plain(late.caption).splitlines()[0] == "Margin signals · too little history for some signals"
+
+
 def test_top_hand_computed(small: Engine) -> None:
     """Over 5 days the electronics stocks gained 5 x 25e6 each (2.375e9 -> 2.5e9), the banks lost as
     much (1.625e9 -> 1.5e9); pharma did not move (in neither list); the fund is left out, and the
