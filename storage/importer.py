@@ -35,14 +35,15 @@ from sqlalchemy.orm import Session
 from storage import models
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import exchange_of, industry_name_rows, is_fund_code, level1_code
-from storage.ingest import MARGIN_START, TURNOVER_SOURCES, drop_demo_data
+from storage.ingest import MARGIN_START, drop_demo_data
 from storage.sources import (
     IDENTITY_RTOL,
     RZYE_MAX,
+    SECURITY_RZYE_MAX,
     TURNOVER_MAX,
-    TURNOVER_MIN,
     derive_stock_rzche,
     summary_row_problem,
+    turnover_problem,
 )
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 _MARGIN_NUMBERS = MARGIN_COLUMNS[2:]
 _STOCK_NUMBERS = STOCK_COLUMNS[3:]
 _NAME_MAX = 32
-# The exchanges whose turnover the ingest bounds from below (storage.sources._check_turnover): SSE and
-# SZSE. BSE trades less than TURNOVER_MIN a day; its turnover gets the upper bound only.
-_TURNOVER_FLOOR_EXCHANGES = frozenset(exchange for exchange, _ in TURNOVER_SOURCES.values())
-# No single security carries 1 万亿 元 of financing (storage.sources._check_detail's bound).
-_STOCK_RZYE_MAX = RZYE_MAX["BSE"]
+# Turnover under TURNOVER_MIN is refused for SSE and SZSE only: BSE trades less than that a day.
+_TURNOVER_FLOOR_EXCHANGES = ("SSE", "SZSE")
 DEMO_REPLACED = "demo data removed: the imported data replace the embedded demo data"
 
 
@@ -230,11 +228,11 @@ def _check_margin_units(reader: _Reader, row: _Row, rec: dict[str, Any], day: da
 
 
 def _check_turnover_units(reader: _Reader, row: _Row, day: date, exchange: str, amount: float) -> None:
-    """The ingest's bounds of one exchange's daily turnover (TURNOVER_MIN, TURNOVER_MAX): the floor
-    where the ingest applies it, SSE and SZSE from the first day of margin trading on (the ratio
-    reads no turnover before; exchange turnover of the early 2000s was below it)."""
-    floor = TURNOVER_MIN if exchange in _TURNOVER_FLOOR_EXCHANGES and day >= MARGIN_START else 0.0
-    if not floor <= amount <= TURNOVER_MAX:
+    """The ingest's bounds of one exchange's daily turnover (storage.sources.turnover_problem), the
+    floor for SSE and SZSE from the first day of margin trading on (the ratio reads no turnover
+    before it; exchange turnover of the early 2000s was below it)."""
+    floor = exchange in _TURNOVER_FLOOR_EXCHANGES and day >= MARGIN_START
+    if turnover_problem(amount, with_floor=floor) is not None:
         hint = _unit_hint(amount > TURNOVER_MAX)
         raise reader.fail(row.line, f"amount {row.values['amount']} is not a plausible turnover in 元 "
                                     f"for {exchange} {hint}")
@@ -267,7 +265,7 @@ def _read_stocks(reader: _Reader) -> list[dict[str, Any]]:
         if len(name) > _NAME_MAX:
             raise reader.fail(row.line, f"name longer than {_NAME_MAX} characters")
         rec: dict[str, Any] = {c: _parse_number(reader, row, c) for c in _STOCK_NUMBERS}
-        if rec["rzye"] is not None and rec["rzye"] > _STOCK_RZYE_MAX:
+        if rec["rzye"] is not None and rec["rzye"] > SECURITY_RZYE_MAX:
             raise reader.fail(row.line, f"rzye {row.values['rzye']} is not a plausible balance in 元 for one "
                                         f"security {_unit_hint(True)}")
         rec.update(

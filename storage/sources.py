@@ -51,6 +51,7 @@ DETAIL_TOLERANCE = 0.05
 SSE_SPAN_DAYS = 365
 # 融资余额 bounds in 元, per exchange. Wide on purpose: they catch unit slips (x1e4, x1e8), not moves.
 RZYE_MAX = {"SSE": 5e13, "SZSE": 5e13, "BSE": 1e12, "ALL": 1e14}
+SECURITY_RZYE_MAX = 1e12  # 元: no single security carries 1 万亿 of financing
 _RZYE_MIN_MATURE = {"SSE": 1e9, "SZSE": 1e9, "BSE": 1e7, "ALL": 1e9}
 # Margin trading began on 2010-03-31 with tiny balances; from 2011 every exchange held billions.
 _MATURE_FROM = date(2011, 1, 1)
@@ -331,7 +332,7 @@ def _check_detail(frame: pd.DataFrame, exchange: str) -> None:
     """Per-stock sanity: unique 6-digit codes, no negative figure, identity where 两融余额 is given."""
     _check_codes(frame, f"{exchange} detail")
     biggest = frame["rzye"].max()
-    if biggest > RZYE_MAX["BSE"]:  # no single security carries 1 万亿 元 of financing
+    if biggest > SECURITY_RZYE_MAX:
         raise ValidationFailed(f"{exchange} detail: 融资余额 {biggest:.6g} 元 for one security (unit changed?)")
     for name in ("rzye", "rzmre", "rqyl", "rqmcl", "rqye"):
         negative = frame.loc[frame[name] < 0, "code"]
@@ -651,8 +652,18 @@ _SZSE_REQUIRED_ROWS = ("主板A股", "创业板A股")
 _EMPTY_RESULT = re.compile(r"Length mismatch: Expected axis has 1 elements")
 
 
+def turnover_problem(amount: float, *, with_floor: bool = True) -> str | None:
+    """Why one exchange's daily turnover (元) is implausible: above TURNOVER_MAX or, `with_floor`,
+    under TURNOVER_MIN (a figure in 亿元 or 万元); None when it is plausible."""
+    if amount > TURNOVER_MAX:
+        return f"{amount:.6g} 元 is above {TURNOVER_MAX:.0e} (a unit smaller than 元?)"
+    if amount < (TURNOVER_MIN if with_floor else 0.0):
+        return f"{amount:.6g} 元 is below {TURNOVER_MIN:.0e} (亿元 or 万元?)"
+    return None
+
+
 def _check_turnover(amount: float, what: str) -> float:
-    if not TURNOVER_MIN <= amount <= TURNOVER_MAX:
+    if turnover_problem(amount) is not None:
         raise ValidationFailed(f"{what}: A股成交额 {amount:.6g} 元 is implausible (unit changed?)")
     return amount
 
