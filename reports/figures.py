@@ -615,6 +615,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     on_grid = level.reindex(pd.DatetimeIndex(queries.trade_dates(engine, start, day)))
     spike_frame = stocks.stock_spikes(on_grid.to_frame(code), top=1, min_balance=0)
     z = float(spike_frame["zscore"].iloc[0]) if len(spike_frame) else float("nan")
+    rise_5d_pct = balance.pct_change(on_grid, 5)
     data = _base(engine, "stock", day)
     data.update(
         days=days,
@@ -631,7 +632,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         rqye_estimated=bool(last["rqye_estimated"]),
         change_1d=_num(balance.change(on_grid, 1)),
         change_5d=_num(balance.change(on_grid, 5)),
-        change_5d_pct=_num(balance.pct_change(on_grid, 5)),
+        change_5d_pct=_num(rise_5d_pct),
         change_20d=_num(balance.change(on_grid, 20)),
         change_20d_pct=_num(balance.pct_change(on_grid, 20)),
         rank=rank,
@@ -641,7 +642,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         sector_of=sector_count,
         spike_zscore=_num(z),
         # the market's spike list's rule (SPIKE_Z), on a rise: the stock and watch lines flag it
-        spiking=bool(z >= SPIKE_Z and (balance.pct_change(on_grid, 5) or 0) > 0),
+        spiking=bool(z >= SPIKE_Z and rise_5d_pct > 0),
         series=_series_records(window["rzye"], "rzye"),
     )
     return Figures("stock", data, {"history": window})

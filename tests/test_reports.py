@@ -637,6 +637,22 @@ def test_signals_on_a_short_history_say_so(small: Engine) -> None:
     assert report_text.to_plain(late.caption).splitlines()[0] == "Margin signals · too little history for some signals"
 
 
+def test_a_stock_on_the_spike_list_is_flagged_in_its_report_and_watch_line(demo: Engine) -> None:
+    """The stock report and the watch lines flag a spike by the spike list's own rule (z >= 2 on a
+    5-day rise): the top stock of /signals is flagged, a stock off the list is not."""
+    service = ReportService(demo)
+    [top, *_] = service.render("signals", lang="zh", chart=False).data["spikes"]
+    assert top["zscore"] >= figures.SPIKE_Z and top["change_pct"] > 0
+    spiking = service.render("stock", code=top["code"], lang="zh", chart=False)
+    assert spiking.data["spiking"] is True and spiking.data["spike_zscore"] == pytest.approx(top["zscore"])
+    assert "5日增幅远超自身常态" in spiking.caption
+    calm_code = next(r["code"] for r in service.render("top", lang="zh", chart=False).data["fallers"])
+    calm = service.render("stock", code=calm_code, lang="zh", chart=False)
+    assert calm.data["spiking"] is False and "远超自身常态" not in calm.caption
+    lines = service.watch_text([top["code"], calm_code], on=None, lang="en").splitlines()
+    assert lines[-2].endswith("⚠️ spike") and not lines[-1].endswith("⚠️ spike")
+
+
 def test_top_hand_computed(small: Engine) -> None:
     """Over 5 days the electronics stocks gained 5 x 25e6 each (2.375e9 -> 2.5e9), the banks lost as
     much (1.625e9 -> 1.5e9); pharma did not move (in neither list); the fund is left out, and the
