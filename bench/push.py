@@ -27,7 +27,7 @@ from bot.app import build_application, build_services, start_application, stop_a
 from bot.push import Pusher
 from marginbot.settings import load_settings
 from sandbox.botapi import BotApiServer
-from storage import chats, models
+from storage import deliveries, models
 from storage.database import make_engine, session_scope, upgrade
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _tally(server: BotApiServer, ids: list[int], day_caption: str) -> tuple[int,
 async def _push_round(settings: Any, engine: Any, server: BotApiServer, ids: list[int], day: date,
                       kill_after: int | None) -> dict[str, Any]:
     uploads_before = server.uploads
-    await asyncio.to_thread(chats.plan_deliveries, engine, day, dtime(23, 59), dtime(0, 0))
+    await asyncio.to_thread(deliveries.plan_deliveries, engine, day, dtime(23, 59), dtime(0, 0))
     # The summary is rendered once when day T lands, before the push: time it apart from sending.
     services = build_services(settings, engine)
     render_started = time.perf_counter()
@@ -133,8 +133,8 @@ async def _push_round(settings: Any, engine: Any, server: BotApiServer, ids: lis
         if kill_after is not None and workers == 1:
             while True:
                 await asyncio.sleep(0.05)
-                sent = await asyncio.to_thread(chats.delivery_counts, engine, day)
-                if sent.get("sent", 0) >= kill_after or task.done():
+                sent = await asyncio.to_thread(deliveries.delivery_counts, engine, day)
+                if sent.get(models.DeliveryStatus.SENT, 0) >= kill_after or task.done():
                     break
             task.cancel()  # the worker dies halfway; in-flight sends finish (shielded) and are recorded
             await asyncio.gather(task, return_exceptions=True)
@@ -145,8 +145,9 @@ async def _push_round(settings: Any, engine: Any, server: BotApiServer, ids: lis
         break
     wall = time.perf_counter() - started
     duplicates, missed = _tally(server, ids, day.isoformat())
+    counts = await asyncio.to_thread(deliveries.delivery_counts, engine, day)
     return {"wall": wall, "render": render_seconds, "uploads": server.uploads - uploads_before, "duplicates": duplicates,
-            "missed": missed, "workers": workers, "counts": await asyncio.to_thread(chats.delivery_counts, engine, day)}
+            "missed": missed, "workers": workers, "counts": counts}
 
 
 async def _command_latency(settings: Any, engine: Any, server: BotApiServer, samples: int) -> dict[str, list[float]]:

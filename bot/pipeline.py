@@ -119,7 +119,7 @@ async def _upload_inline(application: Application) -> None:  # type: ignore[type
 
 
 async def _value_lending(application: Application, services: Services, today: date) -> None:  # type: ignore[type-arg]
-    from storage.ingest import estimate_sse_lending
+    from storage.history import estimate_sse_lending
 
     try:
         step = await services.run_background(estimate_sse_lending, services.engine, services.settings, today)

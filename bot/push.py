@@ -28,7 +28,8 @@ from reports.errors import ReportError
 from reports.i18n import LANGUAGES
 from reports.service import RenderedReport
 from reports.text import caption_with
-from storage import chats, queries
+from storage import chats, deliveries, queries
+from storage.models import DeliveryStatus
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -95,18 +96,18 @@ class Pusher:
         started = _time.perf_counter()
         result = PushResult(trade_date)
         reports = await self._reports(trade_date)
-        queue: asyncio.Queue[chats.Claim] = asyncio.Queue(maxsize=CLAIM_BATCH * 2)
+        queue: asyncio.Queue[deliveries.Claim] = asyncio.Queue(maxsize=CLAIM_BATCH * 2)
         inflight: set[asyncio.Task[None]] = set()
         workers = [asyncio.create_task(self._sender(queue, reports, result, inflight)) for _ in range(self.senders)]
         heartbeat = asyncio.create_task(self._heartbeat(trade_date))
-        claiming: list[asyncio.Future[list[chats.Claim]]] = []
+        claiming: list[asyncio.Future[list[deliveries.Claim]]] = []
         engine = self.services.engine
 
-        async def claim() -> list[chats.Claim]:
+        async def claim() -> list[deliveries.Claim]:
             # Shielded and remembered: a claim that commits after the worker is stopped must be
             # waited for before the worker hands back what it holds.
             future = asyncio.ensure_future(self.services.run(
-                chats.claim, engine, trade_date, self.worker_id, CLAIM_BATCH, local_only=self.local_only))
+                deliveries.claim, engine, trade_date, self.worker_id, CLAIM_BATCH, local_only=self.local_only))
             claiming.append(future)
             return await asyncio.shield(future)
 
@@ -134,13 +135,13 @@ class Pusher:
             if inflight or pending:
                 await asyncio.wait([*inflight, *pending])
             # Every send this worker started is recorded now; whatever it still holds was never sent.
-            await asyncio.to_thread(chats.release_unstarted, engine, trade_date, self.worker_id)
+            await asyncio.to_thread(deliveries.release_unstarted, engine, trade_date, self.worker_id)
         result.seconds = _time.perf_counter() - started
         return result
 
     async def _retry_wait(self, trade_date: date) -> float | None:
         """Seconds until the next retry when it is due within HOLD_FOR_RETRY, else None."""
-        due = await self.services.run(chats.next_retry, self.services.engine, trade_date, self.local_only)
+        due = await self.services.run(deliveries.next_retry, self.services.engine, trade_date, self.local_only)
         if due is None:
             return None
         wait = (due - datetime.now(UTC)).total_seconds()
@@ -149,15 +150,15 @@ class Pusher:
     async def _heartbeat(self, trade_date: date) -> None:
         """Renew this worker's leases while it runs: claims waiting in a long queue (rate limits,
         429 pauses) stay its own; a worker that dies stops renewing and others take over."""
-        interval = chats.LEASE.total_seconds() / 4
+        interval = deliveries.LEASE.total_seconds() / 4
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.services.run(chats.renew, self.services.engine, trade_date, self.worker_id)
+                await self.services.run(deliveries.renew, self.services.engine, trade_date, self.worker_id)
             except Exception:  # the database is away for a moment: the next beat tries again
                 log.warning("push of %s: lease not renewed", trade_date, exc_info=True)
 
-    async def _sender(self, queue: asyncio.Queue[chats.Claim], reports: dict[str, RenderedReport],
+    async def _sender(self, queue: asyncio.Queue[deliveries.Claim], reports: dict[str, RenderedReport],
                       result: PushResult, inflight: set[asyncio.Task[None]]) -> None:
         while True:
             item = await queue.get()
@@ -173,9 +174,9 @@ class Pusher:
             finally:
                 queue.task_done()
 
-    async def _deliver(self, item: chats.Claim, report: RenderedReport, result: PushResult) -> None:
+    async def _deliver(self, item: deliveries.Claim, report: RenderedReport, result: PushResult) -> None:
         engine, run, worker = self.services.engine, self.services.run, self.worker_id
-        if not await run(chats.start, engine, item.delivery_id, worker):
+        if not await run(deliveries.start, engine, item.delivery_id, worker):
             log.info("delivery to chat %s was taken over by another worker", item.chat_id)
             return
         attempts = item.attempts + 1
@@ -183,7 +184,8 @@ class Pusher:
             message = await self._send(item, report)
         except Forbidden as exc:
             await run(chats.deactivate, engine, item.chat_id, f"forbidden: {exc.message}")
-            await run(chats.finish, engine, item.delivery_id, worker, "failed", error=f"forbidden: {exc.message}")
+            await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.FAILED,
+                      error=f"forbidden: {exc.message}")
             result.deactivated += 1
             return
         except ChatMigrated as exc:
@@ -195,15 +197,16 @@ class Pusher:
             # Flood control after the rate limiter's own retries: wait as told, without using up an attempt.
             wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
             log.warning("429 for chat %s: retrying in %.1f s", item.chat_id, wait)
-            await run(chats.finish, engine, item.delivery_id, worker, "pending", error=f"retry_after {wait}",
-                      retry_at=datetime.now(UTC) + timedelta(seconds=float(wait)), refund_attempt=True)
+            await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.PENDING,
+                      error=f"retry_after {wait}", retry_at=datetime.now(UTC) + timedelta(seconds=float(wait)),
+                      refund_attempt=True)
             result.retried += 1
             return
         except NetworkError as exc:
             if may_have_arrived(exc):
                 log.warning("push to chat %s: no answer (%s); it may have arrived, so it is not sent again",
                             item.chat_id, exc.message)
-                await run(chats.finish, engine, item.delivery_id, worker, "unconfirmed",
+                await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.UNCONFIRMED,
                           error=f"{type(exc).__name__}: {exc.message}")
                 result.unconfirmed += 1
                 return
@@ -215,15 +218,16 @@ class Pusher:
         except Exception as exc:
             # A defect, not a passing fault: retrying would fail the same way (and the photo may be out).
             log.exception("push to chat %s failed unexpectedly", item.chat_id)
-            await run(chats.finish, engine, item.delivery_id, worker, "failed",
+            await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.FAILED,
                       error=f"unexpected {type(exc).__name__}: {exc}")
             result.failed += 1
             result.errors.append(f"{item.chat_id}: unexpected {type(exc).__name__}")
             return
-        await run(chats.finish, engine, item.delivery_id, worker, "sent", message_id=message.message_id)
+        await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.SENT,
+                  message_id=message.message_id)
         result.sent += 1
 
-    async def _send(self, item: chats.Claim, report: RenderedReport) -> Message:
+    async def _send(self, item: deliveries.Claim, report: RenderedReport) -> Message:
         """The summary to the chat, with the lines of the securities it follows under its caption (in
         a message of its own right after it when they do not fit), in the forum topic it subscribed
         from; a topic deleted since then is forgotten and the push goes to General (now and from
@@ -258,12 +262,13 @@ class Pusher:
                 log.warning("chat %s: lines after the push not sent: %s", item.chat_id, exc)
         return message
 
-    async def _retry_or_fail(self, item: chats.Claim, attempts: int, error: str, result: PushResult) -> None:
+    async def _retry_or_fail(self, item: deliveries.Claim, attempts: int, error: str, result: PushResult) -> None:
         """After a failed attempt: pending again after its backoff, or failed for good after max_attempts."""
         final = attempts >= self.max_attempts
         retry_at = None if final else datetime.now(UTC) + timedelta(seconds=retry_delay(attempts))
-        await self.services.run(chats.finish, self.services.engine, item.delivery_id, self.worker_id,
-                                "failed" if final else "pending", error=error, retry_at=retry_at)
+        status = DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
+        await self.services.run(deliveries.finish, self.services.engine, item.delivery_id, self.worker_id,
+                                status, error=error, retry_at=retry_at)
         if final:
             result.failed += 1
             result.errors.append(f"{item.chat_id}: {error}")
@@ -301,11 +306,11 @@ async def push_now(application: Application, trade_date: date | None = None) -> 
     now = datetime.now(TIMEZONE).time()
     lock = application.bot_data.setdefault("push_lock", asyncio.Lock())
     async with lock:
-        expired = await services.run(chats.expire_before, services.engine, day)
+        expired = await services.run(deliveries.expire_before, services.engine, day)
         if expired:
             log.warning("push of %s: %d deliveries of earlier days were never sent; given up", day, expired)
-        planned = await services.run(chats.plan_deliveries, services.engine, day, now, services.settings.push_time,
-                                     local_only)
+        planned = await services.run(deliveries.plan_deliveries, services.engine, day, now,
+                                     services.settings.push_time, local_only)
         if planned:
             log.info("push of %s: %d deliveries planned", day, planned)
         pusher = Pusher(application.bot, services, local_only=local_only)

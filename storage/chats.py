@@ -1,27 +1,29 @@
-"""Chats, subscriptions, daily deliveries and uploaded chart ids: the bot's state in the database.
+"""Chats, subscriptions, watch lists and uploaded chart ids: the bot's state in the database.
 
-Deliveries are claimed with row locks (PostgreSQL: FOR UPDATE SKIP LOCKED) so several workers can
-share one database and a chat is never sent the same trade date twice.
+The daily push's delivery records live in storage.deliveries.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage import models
 from storage.database import session_scope, upsert
+from storage.models import DeliveryStatus
 
-log = logging.getLogger(__name__)
 # Telegram's chat ids have at most 52 significant bits: ids from 2**52 on are never a real chat's,
 # and the local sandbox invents its chats there (still exact as JavaScript numbers, below 2**53).
 LOCAL_CHAT_ID_FLOOR = 2**52
+
+
+def local_chat_ids(column: Any) -> Any:
+    """SQL condition: the chat is one of the local sandbox's invented chats (|id| >= LOCAL_CHAT_ID_FLOOR)."""
+    return or_(column >= LOCAL_CHAT_ID_FLOOR, column <= -LOCAL_CHAT_ID_FLOOR)
 
 
 def _now() -> datetime:
@@ -120,8 +122,9 @@ def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
             else:
                 followed.chat_id = new_chat_id
         moved = session.execute(
-            select(models.Delivery).where(models.Delivery.chat_id == old_chat_id,
-                                          models.Delivery.status.not_in(("sent", "unconfirmed")))
+            select(models.Delivery).where(
+                models.Delivery.chat_id == old_chat_id,
+                models.Delivery.status.not_in((DeliveryStatus.SENT, DeliveryStatus.UNCONFIRMED)))
         ).scalars().all()
         for delivery in moved:
             exists = session.execute(
@@ -130,10 +133,10 @@ def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
                 )
             ).first()
             if exists:
-                delivery.status, delivery.error = "skipped", f"migrated to {new_chat_id}"
+                delivery.status, delivery.error = DeliveryStatus.SKIPPED, f"migrated to {new_chat_id}"
             else:
                 delivery.chat_id, delivery.status, delivery.claimed_by, delivery.not_before = (
-                    new_chat_id, "pending", "", None)
+                    new_chat_id, DeliveryStatus.PENDING, "", None)
 
 
 def forget(engine: Engine, chat_ids: list[int]) -> int:
@@ -213,223 +216,6 @@ def first_notice(engine: Engine, key: str) -> bool:
         return True
     except IntegrityError:
         return False
-
-
-# --- deliveries -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Claim:
-    delivery_id: int
-    chat_id: int
-    language: str
-    attempts: int
-    thread_id: int | None = None  # the forum topic the chat's push goes to
-    watches: tuple[str, ...] = ()  # the securities the chat follows, in its order
-
-
-def plan_deliveries(engine: Engine, trade_date: date, local_now: time, default_time: time,
-                    local_only: bool = False) -> int:
-    """Create a pending delivery of `trade_date` for each active subscriber whose push time has come.
-
-    A chat without its own time uses `default_time`. Existing rows are left alone (unique key), so
-    planning again after a restart adds only chats that became due. `local_only` plans the local
-    sandbox's chats only. Returns rows added.
-    """
-    chat = models.Chat
-    query = select(chat.chat_id).where(
-        chat.subscribed,
-        chat.active,
-        or_(chat.push_time.is_(None), chat.push_time <= local_now) if local_now >= default_time
-        else and_(chat.push_time.is_not(None), chat.push_time <= local_now),
-    )
-    if local_only:
-        query = query.where(local_chat_ids(chat.chat_id))
-    with session_scope(engine) as session:
-        due = session.execute(query).scalars().all()
-        if not due:
-            return 0
-        before = session.execute(
-            select(func.count()).select_from(models.Delivery).where(models.Delivery.trade_date == trade_date)
-        ).scalar()
-        rows = [{"chat_id": cid, "trade_date": trade_date, "status": "pending"} for cid in due]
-        _insert_ignore(session, rows)
-        after = session.execute(
-            select(func.count()).select_from(models.Delivery).where(models.Delivery.trade_date == trade_date)
-        ).scalar()
-        return int(after or 0) - int(before or 0)
-
-
-def _insert_ignore(session: Session, rows: list[dict[str, object]]) -> None:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    table = models.Delivery.__table__  # type: ignore[attr-defined]
-    for start in range(0, len(rows), 500):
-        stmt = insert(table).values(rows[start : start + 500]).on_conflict_do_nothing(
-            index_elements=["chat_id", "trade_date"]
-        )
-        session.execute(stmt)
-
-
-LEASE = timedelta(minutes=2)  # a claim not renewed for this long belongs to a worker that died
-
-
-def local_chat_ids(column: Any) -> Any:
-    """SQL condition: the chat is one of the local sandbox's invented chats (|id| >= LOCAL_CHAT_ID_FLOOR)."""
-    return or_(column >= LOCAL_CHAT_ID_FLOOR, column <= -LOCAL_CHAT_ID_FLOOR)
-
-
-def claim(engine: Engine, trade_date: date, worker: str, limit: int, lease: timedelta = LEASE,
-          local_only: bool = False) -> list[Claim]:
-    """Atomically take up to `limit` deliveries of `trade_date` for `worker`: pending ones that are due
-    (not_before passed) and claims whose lease expired before a send started (their worker died).
-
-    A send that started under a lease that expired (status sending) may have reached the chat: it is
-    recorded as unconfirmed, never sent again. `local_only` limits the claim to the sandbox's chats.
-    """
-    delivery = models.Delivery
-    now = _now()
-    stale = now - lease
-    with session_scope(engine) as session:
-        lost = update(delivery).where(
-            delivery.trade_date == trade_date, delivery.status == "sending", delivery.claimed_at < stale
-        ).values(status="unconfirmed", updated_at=now,
-                 error="the worker stopped during the send: it may have arrived, so it is not sent again")
-        if session.execute(lost).rowcount:  # type: ignore[attr-defined]
-            log.warning("push of %s: sends of a stopped worker recorded as unconfirmed", trade_date)
-        due = select(delivery.id).where(
-            delivery.trade_date == trade_date,
-            or_(and_(delivery.status == "pending", or_(delivery.not_before.is_(None), delivery.not_before <= now)),
-                and_(delivery.status == "claimed", delivery.claimed_at < stale)),
-        )
-        if local_only:
-            due = due.where(local_chat_ids(delivery.chat_id))
-        # PostgreSQL: rows another worker is claiming right now are skipped, not waited for
-        due = due.order_by(delivery.id).limit(limit).with_for_update(skip_locked=True)
-        rows = session.execute(
-            update(delivery).where(delivery.id.in_(due.scalar_subquery()))
-            .values(status="claimed", claimed_by=worker, claimed_at=now, updated_at=now)
-            .returning(delivery.id, delivery.chat_id, delivery.attempts)
-        ).all()
-        if not rows:
-            return []
-        where = {chat_id: (language, thread) for chat_id, language, thread in session.execute(
-            select(models.Chat.chat_id, models.Chat.language, models.Chat.push_thread_id)
-            .where(models.Chat.chat_id.in_([r[1] for r in rows]))
-        ).all()}
-    followed = watches(engine, [int(r[1]) for r in rows])
-    claims = []
-    for delivery_id, chat_id, attempts in sorted(rows):
-        language, thread = where.get(chat_id, ("zh", None))
-        claims.append(Claim(int(delivery_id), int(chat_id), language, int(attempts), thread,
-                            tuple(followed.get(int(chat_id), ()))))
-    return claims
-
-
-def start(engine: Engine, delivery_id: int, worker: str) -> bool:
-    """Mark a claimed delivery as being sent (one more attempt, lease renewed); False when `worker` no
-    longer holds it (its lease ran out and another worker took it over): then it must not send."""
-    now = _now()
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(models.Delivery)
-            .where(models.Delivery.id == delivery_id, models.Delivery.claimed_by == worker,
-                   models.Delivery.status == "claimed")
-            .values(status="sending", attempts=models.Delivery.attempts + 1, claimed_at=now, updated_at=now)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def renew(engine: Engine, trade_date: date, worker: str) -> int:
-    """Renew the lease of everything `worker` holds (its heartbeat); returns how many rows."""
-    now = _now()
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(models.Delivery)
-            .where(models.Delivery.trade_date == trade_date, models.Delivery.claimed_by == worker,
-                   models.Delivery.status.in_(("claimed", "sending")))
-            .values(claimed_at=now)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def finish(engine: Engine, delivery_id: int, worker: str, status: str, *, message_id: int | None = None,
-           error: str = "", retry_at: datetime | None = None, refund_attempt: bool = False) -> bool:
-    """Record the outcome of `worker`'s send: sent, failed (final), unconfirmed (final: it may have
-    arrived) or pending (retry at `retry_at`; `refund_attempt` when the failure was not the send's,
-    e.g. a 429 asking to wait). False when the worker no longer held the delivery."""
-    values: dict[str, Any] = {"status": status, "message_id": message_id, "error": error[:500], "updated_at": _now()}
-    if status == "pending":
-        values |= {"claimed_by": "", "not_before": retry_at}
-        if refund_attempt:
-            values["attempts"] = models.Delivery.attempts - 1
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(models.Delivery)
-            .where(models.Delivery.id == delivery_id, models.Delivery.claimed_by == worker)
-            .values(**values)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def release_unstarted(engine: Engine, trade_date: date, worker: str) -> int:
-    """Hand back every delivery `worker` holds but has not started to send (a stopping worker, after
-    its sends finished). Catches claims whose result never reached the worker (stopped while
-    claiming) as well as claims still waiting in its queue. Returns how many were released.
-    """
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(models.Delivery)
-            .where(models.Delivery.trade_date == trade_date, models.Delivery.claimed_by == worker,
-                   models.Delivery.status == "claimed")
-            .values(status="pending", claimed_by="", updated_at=_now())
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def next_retry(engine: Engine, trade_date: date, local_only: bool = False) -> datetime | None:
-    """When the earliest waiting retry of `trade_date` falls due (None: no retry waits)."""
-    delivery = models.Delivery
-    query = select(func.min(delivery.not_before)).where(
-        delivery.trade_date == trade_date, delivery.status == "pending", delivery.not_before.is_not(None))
-    if local_only:
-        query = query.where(local_chat_ids(delivery.chat_id))
-    with Session(engine) as session:
-        value = session.execute(query).scalar()
-    if value is not None and value.tzinfo is None:  # SQLite keeps UTC without its offset
-        value = value.replace(tzinfo=UTC)
-    return value
-
-
-def expire_before(engine: Engine, trade_date: date) -> int:
-    """Deliveries of earlier trade dates still unsent when `trade_date` is pushed are given up and
-    recorded as failed (a newer summary has replaced them). Returns how many."""
-    with session_scope(engine) as session:
-        session.execute(
-            update(models.Delivery)
-            .where(models.Delivery.trade_date < trade_date, models.Delivery.status == "sending")
-            .values(status="unconfirmed", claimed_by="", updated_at=_now(),
-                    error="the worker stopped during the send: it may have arrived, so it is not sent again")
-        )
-        result = session.execute(
-            update(models.Delivery)
-            .where(models.Delivery.trade_date < trade_date, models.Delivery.status.in_(("pending", "claimed")))
-            .values(status="failed", claimed_by="", updated_at=_now(),
-                    error=f"not delivered before the push of {trade_date.isoformat()}")
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def delivery_counts(engine: Engine, trade_date: date) -> dict[str, int]:
-    with Session(engine) as session:
-        rows = session.execute(
-            select(models.Delivery.status, func.count()).where(models.Delivery.trade_date == trade_date)
-            .group_by(models.Delivery.status)
-        ).all()
-    return {status: int(count) for status, count in rows}
-
-
 
 
 # --- uploaded charts ----------------------------------------------------------------------------

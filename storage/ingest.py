@@ -8,10 +8,10 @@ when all of its required steps are done. Two more per-day steps are optional: th
 turnover of SSE (stock_sse_deal_daily, from 2021-12-27) and SZSE (stock_szse_summary). They replace
 the index-amount fallback row of their (day, exchange) by an a_share_only one; their failure is
 recorded (pending or failed) and retried in later runs, but never keeps a day from being complete.
-History sources (index turnover, Eastmoney market history, Shenwan classes and sector index closes)
-are refreshed once per run where the stored rows are behind, and only written where they differ from
-what is stored, so a second run changes nothing. Files without a trade date to compare (the Shenwan
-classes, the CSI 300 constituents) are read at most once a day.
+History sources (storage.history: index turnover, Eastmoney market history, Shenwan classes and
+sector index closes) are refreshed once per run where the stored rows are behind, and only written
+where they differ from what is stored, so a second run changes nothing. Files without a trade date
+to compare (the Shenwan classes, the CSI 300 constituents) are read at most once a day.
 The trading calendar is refreshed when it does not cover the span.
 Demo data are replaced by real data in one transaction, and only once an exchange has answered with
 real margin data: a run whose sources all fail leaves the demo data (and everything else) as it was.
@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from bisect import bisect_right
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +32,25 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
-from storage import models, queries
-from storage.database import bump_data_version, get_meta, is_demo, session_scope, set_meta, upsert
-from storage.industries import SW_L1_2021, industry_name_rows
-from storage.lending import LENDING_TRIED, value_sse_lending
+from storage import models
+from storage._steps import (
+    DONE,
+    FAILED,
+    PARSE_ERRORS,
+    PENDING,
+    DayResult,
+    IngestResult,
+    StepOutcome,
+    clean,
+    previous_trade_day,
+    records,
+    stored_calendar,
+    upsert_changed,
+)
+from storage.database import bump_data_version, is_demo, session_scope, set_meta, upsert
+from storage.history import CHECKED_KEYS, HISTORY_STEPS, history_step, refresh_history
+from storage.lending import value_sse_lending
 from storage.sources import (
-    CSI300,
     SSE_DEAL_DAILY_START,
     NotPublished,
     Sources,
@@ -65,95 +77,14 @@ TURNOVER_SOURCES: dict[str, tuple[str, str]] = {
 }
 # An optional step that failed (or stayed pending) this many times is no longer retried by itself.
 OPTIONAL_MAX_ATTEMPTS = 5
-DONE, PENDING, FAILED = "done", "pending", "failed"
 
 MARGIN_START = date(2010, 3, 31)  # first day of margin trading on SSE and SZSE
 BSE_MARGIN_START = models.BSE_MARGIN_START
 _SOURCE_START = {"bse_summary": BSE_MARGIN_START, "bse_detail": BSE_MARGIN_START,
                  "sse_turnover": SSE_DEAL_DAILY_START}
 DEFAULT_BACKFILL_DAYS = 60
-HISTORY_START = date(2010, 1, 1)  # index histories are kept from the year margin trading began
-INDEX_TURNOVER = {"sh000001": "SSE", "sz399001": "SZSE"}
-HISTORY_STEPS = ("index_sh000001", "index_sz399001", "em_account", "sw_class", "csi300", "sw_index", "sse_rqye")
-_CLASSES_CHECKED = "sw_class_checked"  # DatasetMeta key: the day the Shenwan class file was last read
-_CSI300_CHECKED = "csi300_checked"  # DatasetMeta key: the day the CSI 300 constituents were last read
-# Freshness marks of tables the demo data fill: they go with the demo rows.
-_CHECKED_KEYS = (_CLASSES_CHECKED, _CSI300_CHECKED, LENDING_TRIED)
-# MarginSummary.source of rows imported from the user's CSV (storage.importer.SOURCE): never overwritten.
-CSV_SOURCE = "csv"
 _MESSAGE_MAX = 500
 _NAME_MAX = 32
-# What a malformed answer can raise in the checks after akshare returned: a failure of that source.
-_PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
-
-
-# --- results -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class StepOutcome:
-    """What one (day, source) or history step ended with: done, pending or failed, rows written, reason."""
-
-    source: str
-    status: str
-    rows: int = 0
-    message: str = ""
-
-
-@dataclass
-class DayResult:
-    """The outcome of every step tried on one trade date, and whether the day is complete now."""
-
-    day: date
-    steps: list[StepOutcome] = field(default_factory=list)
-    complete: bool = False
-
-    @property
-    def status(self) -> str:
-        if self.complete:
-            return DONE
-        return FAILED if any(s.status == FAILED for s in self.steps) else PENDING
-
-    def line(self) -> str:
-        parts = ", ".join(f"{s.source} {s.status}" + (f" ({s.message})" if s.message else "") for s in self.steps)
-        return f"{self.day}: {self.status}" + (f": {parts}" if parts else "")
-
-
-@dataclass
-class IngestResult:
-    """Everything one run did: per-day results, history steps, and notes (a clipped end date, ...)."""
-
-    days: list[DayResult] = field(default_factory=list)
-    history: list[StepOutcome] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    fatal: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """False when anything failed (pending days are fine: they come later)."""
-        return not self.fatal and all(d.status != FAILED for d in self.days) and all(
-            h.status != FAILED for h in self.history
-        )
-
-    def count(self, status: str) -> int:
-        return sum(1 for d in self.days if d.status == status)
-
-    def summary(self) -> str:
-        """One line: the span, days done / pending / failed, history steps."""
-        if self.fatal:
-            return f"ingest failed: {self.fatal}"
-        span = f"{self.days[0].day}..{self.days[-1].day}" if self.days else "nothing to fetch"
-        hist_failed = sum(1 for h in self.history if h.status == FAILED)
-        return (
-            f"ingest {span}: {self.count(DONE)} days done, {self.count(PENDING)} pending, "
-            f"{self.count(FAILED)} failed; history {len(self.history) - hist_failed} ok, {hist_failed} failed"
-        )
-
-    def details(self) -> list[str]:
-        """One line per day and per history step, for a verbose report."""
-        lines = [d.line() for d in self.days]
-        lines += [f"history {h.source}: {h.status}" + (f" ({h.message})" if h.message else "") for h in self.history]
-        return lines + self.notes
 
 
 # --- status queries ----------------------------------------------------------------------------------
@@ -278,78 +209,7 @@ def _as_problem(exc: BaseException) -> UpstreamProblem:
     return UpstreamError(f"unexpected answer ({type(exc).__name__}: {exc})")
 
 
-def _clean(value: Any) -> Any:
-    """NaN -> None and numpy scalars -> Python, so that both dialects bind the value."""
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-        if isinstance(value, float) and math.isnan(value):
-            return None
-    return value
-
-
-def _records(frame: pd.DataFrame, columns: Iterable[str], **constant: Any) -> list[dict[str, Any]]:
-    cols = list(columns)
-    out = []
-    for values in frame[cols].itertuples(index=False, name=None):
-        row = {c: _clean(v) for c, v in zip(cols, values, strict=True)}
-        row.update(constant)
-        out.append(row)
-    return out
-
-
-def _same(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
-    if old is None:
-        return False
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(value, float) and isinstance(before, float):
-            if not math.isclose(value, before, rel_tol=1e-12, abs_tol=1e-9):
-                return False
-        elif value != before:
-            return False
-    return True
-
-
-def _upsert_changed(session: Session, model: type[SQLModel], rows: list[dict[str, Any]], keys: tuple[str, ...],
-                    where: Any = None, protect: Callable[[dict[str, Any]], bool] | None = None,
-                    keep_known: bool = False) -> list[dict[str, Any]]:
-    """Upsert only the rows that are new or differ from the stored ones (`where` narrows the comparison).
-
-    Rows whose stored version satisfies `protect` are left alone. With `keep_known`, a figure the new
-    row lacks (None) keeps its stored value: a later answer missing a figure never erases one.
-    Returns the rows written.
-    """
-    if not rows:
-        return []
-    table = model.__table__  # type: ignore[attr-defined]
-    columns = [table.c[c] for c in rows[0]]
-    query = select(*columns)
-    if where is not None:
-        query = query.where(where)
-    existing = {tuple(r[k] for k in keys): dict(r) for r in session.execute(query).mappings()}
-    changed = []
-    for row in rows:
-        old = existing.get(tuple(row[k] for k in keys))
-        if old is not None and protect is not None and protect(old):
-            continue
-        if old is not None and keep_known:
-            row = {k: old[k] if v is None and old.get(k) is not None else v for k, v in row.items()}
-        if not _same(old, row):
-            changed.append(row)
-    upsert(session, model, changed)
-    return changed
-
-
 # --- the calendar ------------------------------------------------------------------------------------
-
-
-def _stored_calendar(engine: Engine) -> list[date]:
-    with Session(engine) as session:
-        return list(session.execute(select(models.TradingDay.trade_date).order_by(models.TradingDay.trade_date)).scalars())
 
 
 def _fetch_calendar(sources: Sources, result: IngestResult) -> list[date] | None:
@@ -365,7 +225,7 @@ def _fetch_calendar(sources: Sources, result: IngestResult) -> list[date] | None
 def _ensure_calendar(engine: Engine, sources: Sources, today: date, start: date | None,
                      result: IngestResult) -> list[date]:
     """The stored trading calendar, refreshed from upstream when it does not reach `today` (or `start`)."""
-    stored = _stored_calendar(engine)
+    stored = stored_calendar(engine)
     covered = bool(stored) and stored[-1] >= today and (start is None or stored[0] <= start)
     if covered:
         return stored
@@ -373,17 +233,11 @@ def _ensure_calendar(engine: Engine, sources: Sources, today: date, start: date 
     if days is None:
         return stored
     with session_scope(engine) as session:
-        written = _upsert_changed(session, models.TradingDay, [{"trade_date": d} for d in days], ("trade_date",))
+        written = upsert_changed(session, models.TradingDay, [{"trade_date": d} for d in days], ("trade_date",))
         if written:
             bump_data_version(session)
     result.history.append(StepOutcome("calendar", DONE, len(written)))
-    return _stored_calendar(engine)
-
-
-def _previous_trade_day(calendar: Sequence[date], day: date) -> date | None:
-    """The trade date before `day` in the sorted calendar, or None."""
-    position = bisect_left(calendar, day)
-    return calendar[position - 1] if position else None
+    return stored_calendar(engine)
 
 
 # --- choosing the days -------------------------------------------------------------------------------
@@ -427,7 +281,7 @@ def _stored_summary(session: Session, day: date | None, exchange: str) -> models
 
 
 def _summary_rows(frame: pd.DataFrame, exchange: str) -> list[dict[str, Any]]:
-    return _records(
+    return records(
         frame, ["trade_date", "rzye", "rzmre", "rzche", "rzche_derived", "rqye", "rqyl", "rqmcl", "rzrqye"],
         exchange=exchange, rqmce=None, source=exchange.lower(),
     )
@@ -492,7 +346,7 @@ class _DayFetcher:
         outcomes: dict[date, list[StepOutcome]] = {d: [] for d in days}
         try:
             frame = self._sse_frame()
-        except (UpstreamProblem, *_PARSE_ERRORS) as exc:
+        except (UpstreamProblem, *PARSE_ERRORS) as exc:
             problem = _as_problem(exc)
             for day in days:
                 outcomes[day].append(StepOutcome("sse_summary", problem.status, 0, str(problem)))
@@ -511,7 +365,7 @@ class _DayFetcher:
                 continue
             try:
                 self._single_summary(last, source)
-            except (UpstreamProblem, *_PARSE_ERRORS) as exc:
+            except (UpstreamProblem, *PARSE_ERRORS) as exc:
                 problem = _as_problem(exc)
                 outcomes[last].append(StepOutcome(source, problem.status, 0, str(problem)))
             else:
@@ -520,7 +374,7 @@ class _DayFetcher:
 
     def _sse_frame(self) -> pd.DataFrame:
         if self._sse is None:
-            first = _previous_trade_day(self.calendar, self._sse_days[0]) or self._sse_days[0]
+            first = previous_trade_day(self.calendar, self._sse_days[0]) or self._sse_days[0]
             try:
                 self._sse = self.sources.sse_summary(first, self._sse_days[-1])
             except UpstreamProblem as exc:
@@ -531,7 +385,7 @@ class _DayFetcher:
 
     def summary(self, day: date, source: str) -> list[dict[str, Any]]:
         exchange = SUMMARY_SOURCES[source]
-        previous_day = _previous_trade_day(self.calendar, day)
+        previous_day = previous_trade_day(self.calendar, day)
         previous_rzye: float | None = None
         if source == "sse_summary":
             frame = self._sse_frame()
@@ -543,7 +397,7 @@ class _DayFetcher:
                 raise ValidationFailed(problem)
             out = _summary_rows(rows, exchange)
             before = frame.loc[(frame["trade_date"] == previous_day) & frame["problem"].isna(), "rzye"]
-            previous_rzye = _clean(before.iloc[0]) if len(before) else None
+            previous_rzye = clean(before.iloc[0]) if len(before) else None
         else:
             out = _summary_rows(self._single_summary(day, source), exchange)
         with Session(self.engine) as session:
@@ -572,7 +426,7 @@ class _DayFetcher:
                  "bse_detail": self.sources.bse_detail}[source]
         frame = fetch(day)
         check_detail_against_summary(frame, summary.rzye, exchange)
-        previous_day = _previous_trade_day(self.calendar, day)
+        previous_day = previous_trade_day(self.calendar, day)
         with Session(self.engine) as session:
             if previous_day is not None and _detail_repeats(session, previous_day, exchange, frame):
                 raise NotPublished(f"{exchange}'s detail for {day} repeats {previous_day}'s: not published yet")
@@ -583,8 +437,8 @@ class _DayFetcher:
                 previous = {code: rzye for code, rzye in session.execute(
                     select(sm.code, sm.rzye).where(sm.trade_date == previous_day, sm.exchange == exchange)
                 )}
-        rows = _records(frame, ["code", "name", "exchange", "is_fund", "rzye", "rzmre", "rzche", "rqyl", "rqmcl",
-                                "rqchl", "rqye", "rqye_estimated"], trade_date=day)
+        rows = records(frame, ["code", "name", "exchange", "is_fund", "rzye", "rzmre", "rzche", "rqyl", "rqmcl",
+                               "rqchl", "rqye", "rqye_estimated"], trade_date=day)
         for row in rows:
             row["name"] = str(row["name"] or "")[:_NAME_MAX]
             row["is_fund"] = bool(row["is_fund"])
@@ -663,7 +517,7 @@ def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -
         return _record_problem(engine, day, source, exc)
     except SQLAlchemyError as exc:
         return _record_problem(engine, day, source, f"database error: {type(exc).__name__}: {str(exc)[:200]}")
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         return _record_problem(engine, day, source, UpstreamError(f"unexpected answer ({type(exc).__name__}: {exc})"))
 
 
@@ -676,7 +530,7 @@ def _store_turnover(engine: Engine, fetcher: _DayFetcher, day: date, source: str
     exchange, origin = TURNOVER_SOURCES[source]
     fetch = fetcher.sources.sse_turnover if source == "sse_turnover" else fetcher.sources.szse_turnover
     amount = float(fetch(day))
-    previous_day = _previous_trade_day(fetcher.calendar, day)
+    previous_day = previous_trade_day(fetcher.calendar, day)
     tv = models.Turnover
     with session_scope(engine) as session:
         if previous_day is not None:
@@ -703,199 +557,9 @@ def _rebuild_sectors(engine: Engine, day: date) -> StepOutcome:
             _set_status(session, day, SECTORS, DONE, rows=count)
             bump_data_version(session)
         return StepOutcome(SECTORS, DONE, count)
-    except (ImportError, SQLAlchemyError, *_PARSE_ERRORS) as exc:
+    except (ImportError, SQLAlchemyError, *PARSE_ERRORS) as exc:
         return _record_problem(engine, day, SECTORS, f"sector rebuild failed: {type(exc).__name__}: {exc}",
                                status=FAILED)
-
-
-# --- history sources ---------------------------------------------------------------------------------
-
-
-def _covers(engine: Engine, model: type[SQLModel], where: Any, latest: date) -> bool:
-    """True when the stored rows matching `where` already reach the latest published trade date."""
-    column = model.__table__.c.trade_date  # type: ignore[attr-defined]
-    with Session(engine) as session:
-        stored = session.execute(select(func.max(column)).where(where)).scalar()
-    return stored is not None and stored >= latest
-
-
-def _history_step(result: IngestResult, name: str, work: Callable[[], int | None]) -> None:
-    """Run one history refresh; `work` returns the rows written, or None when the stored data was current."""
-    try:
-        written = work()
-    except (UpstreamProblem, *_PARSE_ERRORS) as exc:
-        log.warning("%s history failed: %s", name, exc)
-        result.history.append(StepOutcome(name, FAILED, 0, str(exc)))
-        return
-    except SQLAlchemyError as exc:
-        log.warning("%s history failed: database error: %s", name, type(exc).__name__)
-        result.history.append(StepOutcome(name, FAILED, 0, f"database error: {type(exc).__name__}"))
-        return
-    if written is None:
-        result.history.append(StepOutcome(name, DONE, 0, "up to date"))
-    else:
-        result.history.append(StepOutcome(name, DONE, written))
-
-
-def _published_bars(frame: pd.DataFrame, latest: date) -> pd.DataFrame:
-    """Bars from HISTORY_START to `latest` (the last published trade date): a bar dated after it is
-    the running session's, partial until the close, and would never be asked for again."""
-    return frame[(frame["trade_date"] >= HISTORY_START) & (frame["trade_date"] <= latest)]
-
-
-def _store_index(engine: Engine, sources: Sources, symbol: str, latest: date) -> int | None:
-    if _covers(engine, models.IndexDaily, models.IndexDaily.symbol == symbol, latest):
-        return None
-    frame = _published_bars(sources.index_history(symbol), latest)
-    exchange = INDEX_TURNOVER[symbol]
-    index_rows = _records(frame, ["trade_date", "close", "amount"], symbol=symbol)
-    turnover_rows = _records(frame.dropna(subset=["amount"]), ["trade_date", "amount"], exchange=exchange,
-                             a_share_only=False, source="index_amount")
-    with session_scope(engine) as session:
-        written = _upsert_changed(session, models.IndexDaily, index_rows, ("symbol", "trade_date"),
-                                  where=models.IndexDaily.symbol == symbol)
-        # An A-share-only figure from an official source is better than this fallback: keep it.
-        written += _upsert_changed(session, models.Turnover, turnover_rows, ("trade_date", "exchange"),
-                                   where=models.Turnover.exchange == exchange,
-                                   protect=lambda old: bool(old.get("a_share_only")))
-        if written:
-            bump_data_version(session)
-    return len(written)
-
-
-def _store_market_history(engine: Engine, sources: Sources, latest: date) -> int | None:
-    if _covers(engine, models.MarginSummary, models.MarginSummary.exchange == "ALL", latest):
-        return None
-    frame = sources.market_account_history()
-    rows = _records(frame, ["trade_date", "rzye", "rqye", "rzmre", "rqmce", "rzrqye"], exchange="ALL",
-                    source="eastmoney")
-    with session_scope(engine) as session:
-        # A figure Eastmoney leaves out (null) for a day keeps the stored one, and a day imported from
-        # the user's CSV stays as imported: that import is authoritative.
-        written = _upsert_changed(session, models.MarginSummary, rows, ("trade_date", "exchange"),
-                                  where=models.MarginSummary.exchange == "ALL",
-                                  protect=lambda old: old.get("source") == CSV_SOURCE, keep_known=True)
-        if written:
-            bump_data_version(session)
-    return len(written)
-
-
-def _store_classification(engine: Engine, sources: Sources, today: date) -> int | None:
-    # The file has no date to compare: it is read at most once a day.
-    with Session(engine) as session:
-        if get_meta(session, _CLASSES_CHECKED) == today.isoformat():
-            return None
-    frame = sources.sw_classification()
-    rows = _records(frame, ["code", "start_date", "sw_code", "sw_l1_code"])
-    names = industry_name_rows()
-    with session_scope(engine) as session:
-        written = _upsert_changed(session, models.IndustryClass, rows, ("code", "start_date"))
-        named = _upsert_changed(session, models.IndustryName, names, ("sw_l1_code",))
-        if written:
-            # A class that changed from a date on moves the sectors of every stored day since then.
-            since = min(r["start_date"] for r in written)
-            sm = models.StockMargin
-            days = list(session.execute(select(sm.trade_date).where(sm.trade_date >= since).distinct()).scalars())
-            if days:
-                from storage.aggregate import rebuild_sector_daily
-
-                rebuild_sector_daily(session, sorted(days))
-        if written or named:
-            bump_data_version(session)
-        set_meta(session, _CLASSES_CHECKED, today.isoformat())
-    return len(written) + len(named)
-
-
-def _store_csi300(engine: Engine, sources: Sources, today: date) -> int | None:
-    """Keep csindex's current CSI 300 file beside the lists stored before, read at most once a day.
-
-    A list that differs from the latest stored one is stored under the file's date (else the day of
-    the fetch): the list in force from then on, while older days keep theirs. An unchanged list is
-    not written again; a file re-issued under the latest list's date replaces that list.
-    """
-    im = models.IndexMember
-    with Session(engine) as session:
-        if get_meta(session, _CSI300_CHECKED) == today.isoformat():
-            return None
-        latest = queries.latest_index_list(session, CSI300)
-    try:
-        frame = sources.csi300_members()
-    except UpstreamProblem as exc:
-        raise type(exc)(f"{exc}; the stored members ({len(latest[1]) if latest else 0}) are kept") from exc
-    codes = set(frame["code"])
-    file_date = frame["as_of"].iloc[0] if len(frame) else None
-    as_of = file_date if file_date is not None else today
-    if latest is not None and as_of < latest[0]:
-        as_of = today  # a file dated before the stored list: it is what is in force now
-    changed = latest is None or codes != latest[1]
-    with session_scope(engine) as session:
-        if changed:
-            session.execute(delete(im).where(im.symbol == CSI300, im.as_of == as_of))
-            upsert(session, im, [{"symbol": CSI300, "code": code, "as_of": as_of} for code in sorted(codes)])
-            bump_data_version(session)
-        set_meta(session, _CSI300_CHECKED, today.isoformat())
-    if changed:
-        log.info("CSI 300 constituents: %d members in force from %s", len(codes), as_of)
-    return len(codes) if changed else 0
-
-
-def _store_sector_indexes(engine: Engine, sources: Sources, latest: date) -> int | None:
-    total, failures, asked = 0, [], 0
-    for industry in SW_L1_2021:
-        symbol = industry.index_symbol
-        if _covers(engine, models.IndexDaily, models.IndexDaily.symbol == symbol, latest):
-            continue
-        asked += 1
-        try:
-            frame = sources.sw_index_history(symbol)
-        except UpstreamProblem as exc:
-            failures.append(f"{symbol}: {exc}")
-            continue
-        frame = _published_bars(frame, latest)
-        rows = _records(frame, ["trade_date", "close"], symbol=symbol, amount=None)
-        with session_scope(engine) as session:
-            written = _upsert_changed(session, models.IndexDaily, rows, ("symbol", "trade_date"),
-                                      where=models.IndexDaily.symbol == symbol)
-            if written:
-                bump_data_version(session)
-        total += len(written)
-    if failures:
-        raise UpstreamError(f"{len(failures)} of {asked} sector indexes failed; first: {failures[0]}")
-    return total if asked else None
-
-
-def estimate_sse_lending(engine: Engine, settings: Settings, today: date | None = None,
-                         fetchers: Sources | None = None) -> StepOutcome:
-    """The "sse_rqye" step of run_ingest on its own, for the last trade date before `today`
-    (Asia/Shanghai); cheap when that day is valued already or its quotes were refused today."""
-    from marginbot.settings import TIMEZONE
-
-    today = today or datetime.now(TIMEZONE).date()
-    if is_demo(engine):  # the demo's calendar and rows are invented: real quotes have nothing to value
-        return StepOutcome("sse_rqye", DONE, 0, "demo data: nothing to value")
-    latest = _previous_trade_day(_stored_calendar(engine), today)
-    result = IngestResult()
-    if latest is not None:
-        _history_step(result, "sse_rqye",
-                      lambda: value_sse_lending(engine, fetchers or Sources.from_settings(settings), latest, today))
-    return result.history[0] if result.history else StepOutcome("sse_rqye", DONE, 0, "no trading calendar")
-
-
-def _refresh_history(engine: Engine, sources: Sources, result: IngestResult, bar: Any, latest: date,
-                     today: date) -> None:
-    """Each history source once, skipped where the stored rows already reach `latest` (the last published day)."""
-    for symbol in INDEX_TURNOVER:
-        _history_step(result, f"index_{symbol}",
-                      lambda symbol=symbol: _store_index(engine, sources, symbol, latest))
-        bar.update(1)
-    _history_step(result, "em_account", lambda: _store_market_history(engine, sources, latest))
-    bar.update(1)
-    _history_step(result, "sw_class", lambda: _store_classification(engine, sources, today))
-    bar.update(1)
-    _history_step(result, "csi300", lambda: _store_csi300(engine, sources, today))
-    bar.update(1)
-    _history_step(result, "sw_index", lambda: _store_sector_indexes(engine, sources, latest))
-    bar.update(1)
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -916,7 +580,7 @@ def drop_demo_data(session: Session) -> bool:
     for model in MARKET_TABLES:
         session.execute(delete(model))
     session.execute(delete(models.ChartUpload))
-    session.execute(delete(meta).where(meta.key.in_(_CHECKED_KEYS)))
+    session.execute(delete(meta).where(meta.key.in_(CHECKED_KEYS)))
     set_meta(session, "demo", "false")
     return True
 
@@ -930,7 +594,7 @@ def _replace_demo_data(engine: Engine, calendar: Sequence[date]) -> bool:
     """
     with session_scope(engine) as session:
         dropped = drop_demo_data(session)
-        written = _upsert_changed(session, models.TradingDay, [{"trade_date": d} for d in calendar], ("trade_date",))
+        written = upsert_changed(session, models.TradingDay, [{"trade_date": d} for d in calendar], ("trade_date",))
         if dropped or written:
             bump_data_version(session)
     return dropped
@@ -1027,13 +691,13 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     bar = _progress_bar(progress, (len(HISTORY_STEPS) if history else 0) + steps)
     try:
         if history:
-            _refresh_history(engine, sources, result, bar, published[-1], today)
+            refresh_history(engine, sources, result, bar, published[-1], today)
         for day in days:
             result.days.append(_ingest_day(engine, fetcher, day, done[day], settled[day], bar))
         if history:
             if lending:  # once the day's details are in: they tell which day the quotes describe
-                _history_step(result, "sse_rqye",
-                              lambda: value_sse_lending(engine, sources, published[-1], today))
+                history_step(result, "sse_rqye",
+                             lambda: value_sse_lending(engine, sources, published[-1], today))
             bar.update(1)
     finally:
         bar.close()
@@ -1078,8 +742,7 @@ def _progress_bar(progress: bool, total: int) -> Any:
 
 
 __all__ = [
-    "DAY_SOURCES", "DEFAULT_BACKFILL_DAYS", "DayResult", "TURNOVER_SOURCES", "optional_steps", "IngestResult", "NotPublished", "SECTORS",
-    "estimate_sse_lending",
-    "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete", "latest_complete_date", "missing_steps",
+    "DAY_SOURCES", "DEFAULT_BACKFILL_DAYS", "DayResult", "TURNOVER_SOURCES", "optional_steps", "IngestResult",
+    "NotPublished", "SECTORS", "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete", "latest_complete_date", "missing_steps",
     "required_steps", "run_ingest",
 ]

@@ -7,6 +7,7 @@ queries the reports make (a date range for one scope, one stock's history, one d
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -237,6 +238,18 @@ class Chat(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now)
 
 
+class DeliveryStatus(StrEnum):
+    """Where a Delivery stands (storage.deliveries tells the lifecycle); stored as the plain string."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"
+    SKIPPED = "skipped"  # a migrated group's delivery of a date its new id already had
+
+
 class Delivery(SQLModel, table=True):
     """One daily push to one chat for one trade date; the unique key makes it arrive at most once."""
 
@@ -250,7 +263,7 @@ class Delivery(SQLModel, table=True):
     chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     trade_date: date
     # pending -> claimed (by a worker) -> sending -> sent | failed | unconfirmed; pending again to retry
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=DeliveryStatus.PENDING, max_length=16)
     claimed_by: str = Field(default="", max_length=64)
     claimed_at: datetime | None = None  # the claim's lease: renewed while the worker lives
     attempts: int = 0  # sends started

@@ -1,5 +1,6 @@
-"""The bot's state in the database (storage/chats.py), on SQLite and on PostgreSQL: chats, the plan of
-a day's deliveries, claims with leases, several workers claiming at once, group migration."""
+"""The bot's state in the database (storage/chats.py, storage/deliveries.py), on SQLite and on
+PostgreSQL: chats, the plan of a day's deliveries, claims with leases, several workers claiming at
+once, group migration."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import date, time, timedelta
 
 from sqlalchemy import Engine, select, update
 
-from storage import chats, models
+from storage import chats, deliveries, models
 from storage.database import session_scope
+from storage.models import DeliveryStatus
 
 DAY = date(2026, 11, 20)
 DEFAULT_TIME = time(9, 0)
@@ -83,8 +85,8 @@ def test_a_forum_topic_takes_the_push(engine: Engine) -> None:
     assert chats.set_subscribed(engine, -100, True, thread_id=42) is True
     assert chats.set_subscribed(engine, -100, True, thread_id=42) is False  # already, from that topic
     assert chats.set_subscribed(engine, -100, True, thread_id=7) is True  # subscribed again elsewhere: moved
-    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
-    [claimed] = chats.claim(engine, DAY, "w", limit=1)
+    deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    [claimed] = deliveries.claim(engine, DAY, "w", limit=1)
     assert (claimed.chat_id, claimed.thread_id) == (-100, 7)
     chats.clear_push_thread(engine, -100)  # the topic was deleted
     stored = chats.get_chat(engine, -100)
@@ -102,13 +104,13 @@ def test_plan_deliveries_by_push_time_and_only_once(engine: Engine) -> None:
     _subscribe(engine, 5)
     chats.deactivate(engine, 5, "kicked")
 
-    assert chats.plan_deliveries(engine, DAY, time(8, 30), DEFAULT_TIME) == 1  # only chat 2's time has come
+    assert deliveries.plan_deliveries(engine, DAY, time(8, 30), DEFAULT_TIME) == 1  # only chat 2's time has come
     assert set(_deliveries(engine)) == {2}
-    assert chats.plan_deliveries(engine, DAY, time(9, 0), DEFAULT_TIME) == 1  # the default time: chat 1
-    assert chats.plan_deliveries(engine, DAY, time(9, 30), DEFAULT_TIME) == 0  # planning again adds nothing
-    assert chats.plan_deliveries(engine, DAY, time(12, 0), DEFAULT_TIME) == 1  # chat 3
-    assert _deliveries(engine) == {1: ("pending", "", 0), 2: ("pending", "", 0), 3: ("pending", "", 0)}
-    assert chats.delivery_counts(engine, DAY) == {"pending": 3}
+    assert deliveries.plan_deliveries(engine, DAY, time(9, 0), DEFAULT_TIME) == 1  # the default time: chat 1
+    assert deliveries.plan_deliveries(engine, DAY, time(9, 30), DEFAULT_TIME) == 0  # planning again adds nothing
+    assert deliveries.plan_deliveries(engine, DAY, time(12, 0), DEFAULT_TIME) == 1  # chat 3
+    assert _deliveries(engine) == dict.fromkeys((1, 2, 3), (DeliveryStatus.PENDING, "", 0))
+    assert deliveries.delivery_counts(engine, DAY) == {DeliveryStatus.PENDING: 3}
 
 
 def _age(engine: Engine, chat_ids: list[int], minutes: float) -> None:
@@ -121,91 +123,94 @@ def _age(engine: Engine, chat_ids: list[int], minutes: float) -> None:
 def test_claim_start_finish_and_release(engine: Engine) -> None:
     for chat_id in (10, 11, 12):
         _subscribe(engine, chat_id, language="en" if chat_id == 11 else "zh")
-    assert chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 3
+    assert deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 3
 
-    first = chats.claim(engine, DAY, "worker-a", limit=2)
+    first = deliveries.claim(engine, DAY, "worker-a", limit=2)
     assert [(c.chat_id, c.language, c.attempts) for c in first] == [(10, "zh", 0), (11, "en", 0)]
-    second = chats.claim(engine, DAY, "worker-b", limit=5)
+    second = deliveries.claim(engine, DAY, "worker-b", limit=5)
     assert [c.chat_id for c in second] == [12]  # never one already claimed
-    assert chats.claim(engine, DAY, "worker-b", limit=5) == []
+    assert deliveries.claim(engine, DAY, "worker-b", limit=5) == []
 
     # a send starts (one attempt more), once, and only by the worker holding the claim
-    assert not chats.start(engine, second[0].delivery_id, "worker-a")
-    assert chats.start(engine, first[0].delivery_id, "worker-a")
-    assert not chats.start(engine, first[0].delivery_id, "worker-a")
-    assert _deliveries(engine)[10] == ("sending", "worker-a", 1)
-    assert not chats.finish(engine, first[0].delivery_id, "worker-b", "sent", message_id=1)  # not b's
-    assert chats.finish(engine, first[0].delivery_id, "worker-a", "sent", message_id=777)
+    assert not deliveries.start(engine, second[0].delivery_id, "worker-a")
+    assert deliveries.start(engine, first[0].delivery_id, "worker-a")
+    assert not deliveries.start(engine, first[0].delivery_id, "worker-a")
+    assert _deliveries(engine)[10] == (DeliveryStatus.SENDING, "worker-a", 1)
+    assert not deliveries.finish(engine, first[0].delivery_id, "worker-b", DeliveryStatus.SENT,
+                                 message_id=1)  # not b's
+    assert deliveries.finish(engine, first[0].delivery_id, "worker-a", DeliveryStatus.SENT, message_id=777)
 
     # a failed attempt waits for its retry time before anyone claims it again
-    assert chats.start(engine, first[1].delivery_id, "worker-a")
+    assert deliveries.start(engine, first[1].delivery_id, "worker-a")
     retry_at = chats._now() + timedelta(seconds=30)
-    chats.finish(engine, first[1].delivery_id, "worker-a", "pending", error="Bad Gateway", retry_at=retry_at)
-    assert _deliveries(engine)[11] == ("pending", "", 1)
-    assert chats.claim(engine, DAY, "worker-b", limit=5) == []
-    due = chats.next_retry(engine, DAY)
+    deliveries.finish(engine, first[1].delivery_id, "worker-a", DeliveryStatus.PENDING, error="Bad Gateway",
+                      retry_at=retry_at)
+    assert _deliveries(engine)[11] == (DeliveryStatus.PENDING, "", 1)
+    assert deliveries.claim(engine, DAY, "worker-b", limit=5) == []
+    due = deliveries.next_retry(engine, DAY)
     assert due is not None and abs((due - retry_at).total_seconds()) < 0.001
     with session_scope(engine) as session:
         session.execute(update(models.Delivery).where(models.Delivery.chat_id == 11)
                         .values(not_before=chats._now() - timedelta(seconds=1)))
-    assert [(c.chat_id, c.attempts) for c in chats.claim(engine, DAY, "worker-b", limit=5)] == [(11, 1)]
+    assert [(c.chat_id, c.attempts) for c in deliveries.claim(engine, DAY, "worker-b", limit=5)] == [(11, 1)]
 
     # a 429 asks to wait: pending again without using up the attempt
-    assert chats.start(engine, second[0].delivery_id, "worker-b")
-    chats.finish(engine, second[0].delivery_id, "worker-b", "pending", error="retry_after 3",
-                 retry_at=chats._now() - timedelta(seconds=1), refund_attempt=True)
-    assert _deliveries(engine)[12] == ("pending", "", 0)
+    assert deliveries.start(engine, second[0].delivery_id, "worker-b")
+    deliveries.finish(engine, second[0].delivery_id, "worker-b", DeliveryStatus.PENDING, error="retry_after 3",
+                      retry_at=chats._now() - timedelta(seconds=1), refund_attempt=True)
+    assert _deliveries(engine)[12] == (DeliveryStatus.PENDING, "", 0)
 
     # worker-a stops holding nothing; worker-b hands back the claim it had not started
-    assert chats.release_unstarted(engine, DAY, "worker-a") == 0
-    assert chats.release_unstarted(engine, DAY, "worker-b") == 1
-    assert _deliveries(engine) == {10: ("sent", "worker-a", 1), 11: ("pending", "", 1), 12: ("pending", "", 0)}
-    assert chats.delivery_counts(engine, DAY) == {"sent": 1, "pending": 2}
+    assert deliveries.release_unstarted(engine, DAY, "worker-a") == 0
+    assert deliveries.release_unstarted(engine, DAY, "worker-b") == 1
+    assert _deliveries(engine) == {10: (DeliveryStatus.SENT, "worker-a", 1), 11: (DeliveryStatus.PENDING, "", 1),
+                                   12: (DeliveryStatus.PENDING, "", 0)}
+    assert deliveries.delivery_counts(engine, DAY) == {DeliveryStatus.SENT: 1, DeliveryStatus.PENDING: 2}
 
 
 def test_a_dead_workers_claims_are_taken_over_and_its_sends_never_repeated(engine: Engine) -> None:
     for chat_id in (20, 21, 22):
         _subscribe(engine, chat_id)
-    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
-    held = chats.claim(engine, DAY, "worker-c", limit=3)
-    assert chats.start(engine, held[0].delivery_id, "worker-c")  # 20 is being sent when c stops
+    deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    held = deliveries.claim(engine, DAY, "worker-c", limit=3)
+    assert deliveries.start(engine, held[0].delivery_id, "worker-c")  # 20 is being sent when c stops
 
     _age(engine, [20, 21, 22], minutes=1.5)
-    assert chats.renew(engine, DAY, "worker-c") == 3  # a live worker's heartbeat keeps its claims
-    assert chats.claim(engine, DAY, "worker-d", limit=5) == []
+    assert deliveries.renew(engine, DAY, "worker-c") == 3  # a live worker's heartbeat keeps its claims
+    assert deliveries.claim(engine, DAY, "worker-d", limit=5) == []
     _age(engine, [20, 21, 22], minutes=3)  # then c died: its lease runs out
-    taken = chats.claim(engine, DAY, "worker-d", limit=5)
+    taken = deliveries.claim(engine, DAY, "worker-d", limit=5)
     # unstarted claims move to d; the send under way may have arrived: recorded, not repeated
     assert [(c.chat_id, c.attempts) for c in taken] == [(21, 0), (22, 0)]
-    assert _deliveries(engine)[20] == ("unconfirmed", "worker-c", 1)
+    assert _deliveries(engine)[20] == (DeliveryStatus.UNCONFIRMED, "worker-c", 1)
     assert "may have arrived" in _errors(engine)[20]
     # c wakes up: it can neither send what d holds nor record over it
-    assert not chats.start(engine, held[1].delivery_id, "worker-c")
-    assert not chats.finish(engine, held[2].delivery_id, "worker-c", "failed", error="late")
-    assert chats.claim(engine, DAY, "worker-e", limit=5) == []
-    assert chats.delivery_counts(engine, DAY) == {"unconfirmed": 1, "claimed": 2}
+    assert not deliveries.start(engine, held[1].delivery_id, "worker-c")
+    assert not deliveries.finish(engine, held[2].delivery_id, "worker-c", DeliveryStatus.FAILED, error="late")
+    assert deliveries.claim(engine, DAY, "worker-e", limit=5) == []
+    assert deliveries.delivery_counts(engine, DAY) == {DeliveryStatus.UNCONFIRMED: 1, DeliveryStatus.CLAIMED: 2}
 
 
 def test_the_next_push_gives_up_what_the_last_did_not_deliver(engine: Engine) -> None:
     before = DAY - timedelta(days=1)
     for chat_id in (30, 31, 32):
         _subscribe(engine, chat_id)
-    chats.plan_deliveries(engine, before, time(10, 0), DEFAULT_TIME)
-    c30, c31, _c32 = chats.claim(engine, before, "w", limit=3)
-    chats.start(engine, c30.delivery_id, "w")
-    chats.finish(engine, c30.delivery_id, "w", "sent", message_id=5)
-    chats.start(engine, c31.delivery_id, "w")  # w stopped in the middle of this send
-    chats.release_unstarted(engine, before, "w")
-    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    deliveries.plan_deliveries(engine, before, time(10, 0), DEFAULT_TIME)
+    c30, c31, _c32 = deliveries.claim(engine, before, "w", limit=3)
+    deliveries.start(engine, c30.delivery_id, "w")
+    deliveries.finish(engine, c30.delivery_id, "w", DeliveryStatus.SENT, message_id=5)
+    deliveries.start(engine, c31.delivery_id, "w")  # w stopped in the middle of this send
+    deliveries.release_unstarted(engine, before, "w")
+    deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
 
-    assert chats.expire_before(engine, DAY) == 1
+    assert deliveries.expire_before(engine, DAY) == 1
     with session_scope(engine) as session:
         rows = {r.chat_id: (r.status, r.error) for r in session.execute(
             select(models.Delivery).where(models.Delivery.trade_date == before)).scalars()}
-    assert rows[30] == ("sent", "")
-    assert rows[31][0] == "unconfirmed"
-    assert rows[32] == ("failed", f"not delivered before the push of {DAY.isoformat()}")
-    assert chats.delivery_counts(engine, DAY) == {"pending": 3}  # the new day is untouched
+    assert rows[30] == (DeliveryStatus.SENT, "")
+    assert rows[31][0] == DeliveryStatus.UNCONFIRMED
+    assert rows[32] == (DeliveryStatus.FAILED, f"not delivered before the push of {DAY.isoformat()}")
+    assert deliveries.delivery_counts(engine, DAY) == {DeliveryStatus.PENDING: 3}  # the new day is untouched
 
 
 def test_the_sandbox_pushes_to_its_own_chats_only(engine: Engine) -> None:
@@ -214,12 +219,12 @@ def test_the_sandbox_pushes_to_its_own_chats_only(engine: Engine) -> None:
     for chat_id in (local_user, local_group, biggest_real, -biggest_real, 40):
         _subscribe(engine, chat_id)
     assert chats.subscriber_count(engine, local_only=True) == 2 and chats.subscriber_count(engine) == 5
-    assert chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME, local_only=True) == 2
+    assert deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME, local_only=True) == 2
     assert set(_deliveries(engine)) == {local_user, local_group}
-    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)  # the real bot's plan
-    taken = chats.claim(engine, DAY, "sandbox", limit=10, local_only=True)
+    deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)  # the real bot's plan
+    taken = deliveries.claim(engine, DAY, "sandbox", limit=10, local_only=True)
     assert sorted(c.chat_id for c in taken) == sorted([local_user, local_group])
-    assert chats.claim(engine, DAY, "sandbox", limit=10, local_only=True) == []
+    assert deliveries.claim(engine, DAY, "sandbox", limit=10, local_only=True) == []
     # a real bot starting on this database forgets the invented chats, and only those
     assert chats.forget_local(engine) == 2
     assert sorted(_deliveries(engine)) == sorted([biggest_real, -biggest_real, 40])
@@ -230,7 +235,7 @@ def test_workers_claiming_at_once_never_share_a_delivery(engine: Engine) -> None
     with SKIP LOCKED; SQLite: one writer at a time): every delivery is taken exactly once."""
     with session_scope(engine) as session:
         session.add_all(models.Chat(chat_id=1000 + i, subscribed=True) for i in range(600))
-    assert chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 600
+    assert deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 600
     taken: dict[str, list[int]] = {f"w{i}": [] for i in range(4)}
     errors: list[BaseException] = []
     start = threading.Barrier(len(taken))
@@ -238,7 +243,7 @@ def test_workers_claiming_at_once_never_share_a_delivery(engine: Engine) -> None
     def work(worker: str) -> None:
         try:
             start.wait()
-            while batch := chats.claim(engine, DAY, worker, limit=16):
+            while batch := deliveries.claim(engine, DAY, worker, limit=16):
                 taken[worker].extend(c.chat_id for c in batch)
         except BaseException as exc:  # noqa: BLE001 - asserted below
             errors.append(exc)
@@ -258,10 +263,10 @@ def test_workers_claiming_at_once_never_share_a_delivery(engine: Engine) -> None
 
 def test_migrate_moves_the_subscription_and_unsent_deliveries(engine: Engine) -> None:
     _subscribe(engine, -100, language="en", push_time=time(9, 15), chat_type="group")
-    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
-    chats.plan_deliveries(engine, DAY - timedelta(days=1), time(10, 0), DEFAULT_TIME)
-    [sent] = chats.claim(engine, DAY - timedelta(days=1), "w", limit=1)
-    chats.finish(engine, sent.delivery_id, "w", "sent", message_id=1)
+    deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    deliveries.plan_deliveries(engine, DAY - timedelta(days=1), time(10, 0), DEFAULT_TIME)
+    [sent] = deliveries.claim(engine, DAY - timedelta(days=1), "w", limit=1)
+    deliveries.finish(engine, sent.delivery_id, "w", DeliveryStatus.SENT, message_id=1)
 
     chats.migrate(engine, -100, -1009)
     old, new = chats.get_chat(engine, -100), chats.get_chat(engine, -1009)
@@ -271,10 +276,11 @@ def test_migrate_moves_the_subscription_and_unsent_deliveries(engine: Engine) ->
     with session_scope(engine) as session:
         rows = session.execute(select(models.Delivery.chat_id, models.Delivery.trade_date, models.Delivery.status)).all()
     # the unsent delivery moved to the new id; the one already sent stays with the old group
-    assert sorted(rows) == [(-1009, DAY, "pending"), (-100, DAY - timedelta(days=1), "sent")]
-    assert chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 0  # nothing planned twice
+    assert sorted(rows) == [(-1009, DAY, DeliveryStatus.PENDING),
+                            (-100, DAY - timedelta(days=1), DeliveryStatus.SENT)]
+    assert deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 0  # nothing planned twice
     chats.forget(engine, [-100, -1009])
-    assert chats.get_chat(engine, -1009) is None and chats.delivery_counts(engine, DAY) == {}
+    assert chats.get_chat(engine, -1009) is None and deliveries.delivery_counts(engine, DAY) == {}
 
 
 def test_uploaded_chart_ids(engine: Engine) -> None:
@@ -316,8 +322,8 @@ def test_watch_lists(engine: Engine) -> None:
     assert chats.watches(engine, [-5, 99]) == {-5: ["600519", "000001", *(f"60000{i}" for i in range(8))]}
     assert chats.unwatch(engine, -5, "000001") is True and chats.unwatch(engine, -5, "000001") is False
     assert chats.watch(engine, -5, "300750") == "added"  # room again
-    chats.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
-    [claimed] = chats.claim(engine, DAY, "w", limit=1)
+    deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    [claimed] = deliveries.claim(engine, DAY, "w", limit=1)
     assert claimed.watches == ("600519", *(f"60000{i}" for i in range(8)), "300750")
 
     chats.ensure_chat(engine, -105, "supergroup", "x", "zh")

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlmodel import Session
 
 from marginbot.settings import Settings, load_settings
-from storage import ingest, models, queries
+from storage import history, ingest, models, queries
 from storage.database import data_version, get_meta, session_scope, set_meta
 from storage.industries import is_fund_code
 from storage.ingest import day_is_complete, latest_complete_date, run_ingest
@@ -560,7 +560,7 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
 @pytest.fixture
 def few_sectors(monkeypatch: pytest.MonkeyPatch) -> None:
     """Three sector indexes instead of 31: the full set is covered end to end; this keeps the file fast."""
-    monkeypatch.setattr(ingest, "SW_L1_2021", ingest.SW_L1_2021[:3])
+    monkeypatch.setattr(history, "SW_L1_2021", history.SW_L1_2021[:3])
 
 
 def test_a_market_wide_figure_that_disagrees_is_reported_not_refused(
@@ -1080,7 +1080,7 @@ def seed_hand_demo(engine: Engine) -> None:
             models.IndexMember(symbol="000300", code="600999", as_of=DEMO_END),
             models.ChartUpload(cache_key="balance|zh|v7", file_id="demo-file-id"),
             models.Chat(chat_id=4242, chat_type="group", title="两融群", subscribed=True),
-            models.Delivery(chat_id=4242, trade_date=DEMO_END, status="sent", message_id=17),
+            models.Delivery(chat_id=4242, trade_date=DEMO_END, status=models.DeliveryStatus.SENT, message_id=17),
         ])
         set_meta(session, "demo", "true")
         set_meta(session, "sw_class_checked", TODAY.isoformat())
@@ -1492,11 +1492,11 @@ def test_lending_valued_on_its_own_after_an_ingest_without_it(
     result = ingest_run(engine, settings, fetchers, start=D2, lending=False)
     assert result.ok and all(h.source != "sse_rqye" for h in result.history)
     assert all(rqye is None for rqye, _ in sse_lending(engine, D2).values())
-    step = ingest.estimate_sse_lending(engine, settings, today=TODAY, fetchers=fetchers)
+    step = history.estimate_sse_lending(engine, settings, today=TODAY, fetchers=fetchers)
     assert (step.status, step.rows) == ("done", len(sse_lending(engine, D2)))
     assert all(estimated for _, estimated in sse_lending(engine, D2).values())
     asked = len(fake.asked)
-    again = ingest.estimate_sse_lending(engine, settings, today=TODAY, fetchers=fetchers)
+    again = history.estimate_sse_lending(engine, settings, today=TODAY, fetchers=fetchers)
     assert (again.status, again.message) == ("done", "up to date") and len(fake.asked) == asked
 
 

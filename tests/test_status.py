@@ -8,8 +8,9 @@ from datetime import date, time
 from sqlalchemy import Engine
 
 from reports import text as report_text
-from storage import chats, models
+from storage import chats, deliveries, models
 from storage.database import bump_data_version, session_scope, upsert
+from storage.models import DeliveryStatus
 from storage.status import DayIngest, read_status
 
 MON, TUE = date(2026, 11, 16), date(2026, 11, 17)
@@ -34,9 +35,9 @@ def _fill(engine: Engine) -> None:
         chats.ensure_chat(engine, chat_id, kind, "x", "zh")
         chats.set_subscribed(engine, chat_id, True)
     chats.deactivate(engine, 2, "blocked")
-    chats.plan_deliveries(engine, MON, time(10, 0), time(9, 0))
-    [first, *_] = chats.claim(engine, MON, "w", limit=10)
-    chats.finish(engine, first.delivery_id, "w", "sent", message_id=1)
+    deliveries.plan_deliveries(engine, MON, time(10, 0), time(9, 0))
+    [first, *_] = deliveries.claim(engine, MON, "w", limit=10)
+    deliveries.finish(engine, first.delivery_id, "w", DeliveryStatus.SENT, message_id=1)
 
 
 def test_status_of_a_live_database(engine: Engine) -> None:
@@ -51,7 +52,7 @@ def test_status_of_a_live_database(engine: Engine) -> None:
         DayIngest(MON, done=["sse_summary", "szse_summary"]),
     ]
     assert status.subscribers == {"private": 1, "group": 1, "supergroup": 1}  # the blocked chat is out
-    assert status.recent_pushes == [(MON, {"claimed": 2, "sent": 1})]
+    assert status.recent_pushes == [(MON, {DeliveryStatus.CLAIMED: 2, DeliveryStatus.SENT: 1})]
     assert read_status(engine, days=1).recent_ingest[0].trade_date == TUE
 
     en = report_text.to_plain(report_text.render_status("en", status))
