@@ -131,8 +131,9 @@ def build_application(
     return application
 
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY, Update.INLINE_QUERY,
-                   Update.MY_CHAT_MEMBER]
+# Edited messages too: a command corrected in place (/stokc -> /stock 600519) is answered as sent.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY,
+                   Update.INLINE_QUERY, Update.MY_CHAT_MEMBER]
 
 
 async def start_application(application: Application) -> None:  # type: ignore[type-arg]

@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # Reports drawn from the market totals alone: no industry classification behind them.
 MARKET_ONLY = ("balance", "ratio")
+# The dashboard's ratio panel is half a chart wide: its legend in one column, a smaller type.
+DASHBOARD_LEGEND_SIZE = 8.5
 
 
 def _finish(fig: Figure, figures: Figures, lang: str) -> bytes:
@@ -126,15 +128,23 @@ def balance_chart(figures: Figures, lang: str) -> bytes:
 
 
 def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = True,
-                legend: bool = True) -> Axes | None:
-    """The ratio, its 3-year percentile band and 20-day average; the index on a twin axis. Returns the twin."""
+                legend_size: float | None = None) -> Axes | None:
+    """The ratio, its 3-year percentile band and 20-day average; the index on a twin axis. Returns the twin.
+
+    `legend_size`: the legend's font size where the panel is narrower than a full chart (dashboard).
+    """
     ratio = series["ratio"]
     band = series["band"].reindex(ratio.index)
     if {"q10", "q90"} <= set(band.columns) and band["q10"].notna().any():
+        since = series.get("percentile_since")
+        if legend_size is None:
+            band_label = t(lang, "chart.ratio_band", span=t(lang, "span.since", date=since) if since
+                           else t(lang, "span.three_years"))
+        else:
+            band_label = t(lang, "chart.ratio_band_short", span=t(lang, "span.since", date=since) if since
+                           else t(lang, "span.three_years_short"))
         ax.fill_between(ratio.index, band["q10"].to_numpy(dtype=float), band["q90"].to_numpy(dtype=float),
-                        color=BAND, label=t(lang, "chart.ratio_band",
-                                            span=t(lang, "span.since", date=series["percentile_since"])
-                                            if series.get("percentile_since") else t(lang, "span.three_years")))
+                        color=BAND, label=band_label)
     ax.plot(ratio.index, ratio.to_numpy(), color=LINE, linewidth=1.8, label=t(lang, "chart.ratio"))
     if "ma" in series:
         ax.plot(series["ma"].index, series["ma"].to_numpy(), color=ACCENT, linewidth=1.2,
@@ -152,21 +162,23 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
         h2, l2 = twin.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     date_axis(ax, lang)
-    if legend:
-        _legend_on_top(ax, twin, handles, labels)
+    _legend_on_top(ax, twin, handles, labels, legend_size)
     return twin
 
 
-def _legend_on_top(ax: Axes, twin: Axes | None, handles: list[Any], labels: list[str]) -> None:
-    """The legend in the upper left, two entries a row, over a band of the axes that the lines leave
-    free: the y limits (and the twin's) are raised by the rows' height, so no line runs under it."""
-    rows = -(-len(labels) // 2)
-    free = 0.07 * rows + 0.04  # fraction of the axes' height the legend takes
+def _legend_on_top(ax: Axes, twin: Axes | None, handles: list[Any], labels: list[str],
+                   size: float | None = None) -> None:
+    """The legend in the upper left, two entries a row (one in a narrow panel, `size` given), over a
+    band of the axes that the lines leave free: the y limits (and the twin's) are raised by the rows'
+    height, so no line runs under it."""
+    columns = 2 if size is None else 1
+    rows = -(-len(labels) // columns)
+    free = (0.07 if size is None else 0.055) * rows + 0.04  # fraction of the axes' height the legend takes
     for axis in (ax, twin):
         if axis is not None:
             low, high = axis.get_ylim()
             axis.set_ylim(low, high + (high - low) * free / (1 - free))
-    ax.legend(handles, labels, loc="upper left", ncols=2)
+    ax.legend(handles, labels, loc="upper left", ncols=columns, fontsize=size)
 
 
 def ratio_chart(figures: Figures, lang: str) -> bytes:
@@ -383,7 +395,7 @@ def summary_chart(figures: Figures, lang: str) -> bytes:
     fig, (ax_balance, ax_ratio, ax_sectors, ax_spikes) = axes_grid(9.5, 2, 2)
     series = figures.series
     _plot_balance(ax_balance, None, series["balance"], lang)
-    _plot_ratio(ax_ratio, series["ratio"], lang, with_index=False, legend=False)
+    _plot_ratio(ax_ratio, series["ratio"], lang, with_index=False, legend_size=DASHBOARD_LEGEND_SIZE)
     sector_figures = figures.data["sectors"]  # None on a day without per-stock detail
     sectors = _plot_sectors(ax_sectors, series["sectors"]["table"] if sector_figures else [], lang, limit=10)
     if not sector_figures:

@@ -34,8 +34,9 @@ from reports.gallery import sample_stock
 from reports.i18n import t
 from reports.service import RenderedReport, ReportService
 from reports.text import to_plain
-from storage import chats, models
+from storage import chats, deliveries, models
 from storage.database import bump_data_version, make_engine, session_scope
+from storage.models import DeliveryStatus
 from tests.bot_harness import (
     BOT_USERNAME,
     DATA_DATE,
@@ -332,6 +333,38 @@ async def test_plain_text_and_bare_codes_in_private_chats(demo_db: Engine, share
         await h.write(GROUP, MEMBER, code)
         await h.write(GROUP, MEMBER, "hello")
         assert h.bot_messages(GROUP) == []
+
+
+async def test_an_edited_command_is_answered_as_sent(demo_db: Engine, shared_reports: ReportService,
+                                                    stock_code: str) -> None:
+    """A command corrected in place is answered as a new one (in a group, quoting it); an edit that
+    asks for nothing gets no second hint; a plain-text code edited in is its report."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        typo = await h.write(ZH_USER, ZH_USER, f"/stokc {stock_code}")
+        assert h.texts(ZH_USER) == [t("zh", "bot.unknown_command", command="/stokc")]
+        await h.inject(h.server.inject_edit, ZH_USER, typo["message_id"], f"/stock {stock_code}")
+        [photo] = h.photos(ZH_USER)
+        assert photo.caption == expected(shared_reports, "stock", code=stock_code).caption
+
+        hello = await h.write(ZH_USER, ZH_USER, "hello")
+        answered = len(h.bot_messages(ZH_USER))
+        await h.inject(h.server.inject_edit, ZH_USER, hello["message_id"], "hello there")
+        assert len(h.bot_messages(ZH_USER)) == answered
+        await h.inject(h.server.inject_edit, ZH_USER, hello["message_id"], stock_code)
+        assert h.photos(ZH_USER)[-1].caption == photo.caption and len(h.photos(ZH_USER)) == 2
+
+        asked = await h.write(GROUP, MEMBER, "/ratio x")
+        await h.inject(h.server.inject_edit, GROUP, asked["message_id"], "/ratio 60")
+        error, chart, details = h.bot_messages(GROUP)
+        assert error.plain_text() == "天数 “x” 无效,请输入 1 到 2500 之间的整数,例如 /ratio 250。"
+        assert error.reply_to_message_id == asked["message_id"] == chart.reply_to_message_id
+        assert chart.caption == expected(shared_reports, "ratio", days=60).caption
+        assert details.reply_to_message_id == chart.message_id
+        # another member's chatter edited in a group is not for the bot
+        chatter = await h.write(GROUP, MEMBER, "hi")
+        await h.inject(h.server.inject_edit, GROUP, chatter["message_id"], "600519")
+        assert len(h.bot_messages(GROUP)) == 3
 
 
 # ------------------------------------------------------------------------------------------------
@@ -871,7 +904,7 @@ def json_list(value: object) -> list[object]:
     return json.loads(value) if isinstance(value, str) else list(value)  # type: ignore[arg-type]
 
 
-def deliveries(engine: Engine, day: date = DATA_DATE) -> dict[int, models.Delivery]:
+def delivery_rows(engine: Engine, day: date = DATA_DATE) -> dict[int, models.Delivery]:
     with Session(engine) as session:
         rows = session.execute(select(models.Delivery).where(models.Delivery.trade_date == day)).scalars().all()
     return {row.chat_id: row for row in rows}
@@ -910,15 +943,16 @@ async def test_daily_push_once_per_chat_upload_once(engine: Engine, shared_repor
         assert services_of(h.app).upload_locks == {}  # each lock went with its last holder
         with Session(engine) as session:
             assert session.execute(select(func.count()).select_from(models.ChartUpload)).scalar() == 2
-        rows = deliveries(engine)
-        assert {cid: r.status for cid, r in rows.items()} == dict.fromkeys((ZH_USER, EN_USER, third, GROUP), "sent")
+        rows = delivery_rows(engine)
+        assert {cid: r.status for cid, r in rows.items()} == dict.fromkeys((ZH_USER, EN_USER, third, GROUP),
+                                                                         DeliveryStatus.SENT)
         assert all(r.message_id == h.photos(cid)[0].message_id and r.attempts == 1 for cid, r in rows.items())
 
         # again (a second tick, or a second worker): nothing more is sent
         again = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert again is not None and again.sent == 0
         assert len(h.server.calls_for("sendPhoto")) == 4
-        assert chats.delivery_counts(engine, DATA_DATE) == {"sent": 4}
+        assert deliveries.delivery_counts(engine, DATA_DATE) == {DeliveryStatus.SENT: 4}
 
 
 async def test_a_forum_subscribed_from_a_topic_gets_its_push_there(demo_db: Engine, shared_reports: ReportService) -> None:
@@ -949,7 +983,7 @@ async def test_a_forum_subscribed_from_a_topic_gets_its_push_there(demo_db: Engi
         assert general.ok and "message_thread_id" not in general.params
         assert h.photos(forum)[-1].message_thread_id is None
         assert stored_chat(demo_db, forum).push_thread_id is None  # type: ignore[union-attr]
-        assert chats.delivery_counts(demo_db, earlier) == {"sent": 1}
+        assert deliveries.delivery_counts(demo_db, earlier) == {DeliveryStatus.SENT: 1}
 
 
 async def test_watch_list_rides_under_the_daily_push(demo_db: Engine, shared_reports: ReportService) -> None:
@@ -1056,19 +1090,20 @@ async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService,
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None
         assert (result.sent, result.failed, result.deactivated, result.migrated, result.unconfirmed) == (4, 1, 1, 1, 1)
-        rows = deliveries(demo_db)
+        rows = delivery_rows(demo_db)
 
         # blocked (403): deactivated, nothing sent, the others still served
-        assert h.photos(blocked) == [] and rows[blocked].status == "failed" and "forbidden" in rows[blocked].error
+        assert h.photos(blocked) == [] and rows[blocked].status == DeliveryStatus.FAILED
+        assert "forbidden" in rows[blocked].error
         assert not stored_chat(demo_db, blocked).active  # type: ignore[union-attr]
-        assert len(h.photos(fine)) == 1 and rows[fine].status == "sent" and rows[fine].attempts == 1
+        assert len(h.photos(fine)) == 1 and rows[fine].status == DeliveryStatus.SENT and rows[fine].attempts == 1
         # 429 retry_after=1: waited, then exactly one message
         calls = s.calls_for("sendPhoto", limited)
         assert [c.status for c in calls] == [429, 200] and calls[1].time - calls[0].time >= 1.0
-        assert len(h.photos(limited)) == 1 and rows[limited].status == "sent"
+        assert len(h.photos(limited)) == 1 and rows[limited].status == DeliveryStatus.SENT
         # migrated during the push: the subscription and the delivery moved to the supergroup
         assert h.photos(old_group) == [] and len(h.photos(new_group)) == 1
-        assert rows[new_group].status == "sent" and old_group not in rows
+        assert rows[new_group].status == DeliveryStatus.SENT and old_group not in rows
         assert stored_chat(demo_db, new_group).subscribed  # type: ignore[union-attr]
         assert not stored_chat(demo_db, old_group).subscribed  # type: ignore[union-attr]
         # 5xx four times then fine: retried after growing delays, exactly one message
@@ -1076,15 +1111,16 @@ async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService,
         assert [c.status for c in flaky_calls] == [502] * (MAX_ATTEMPTS - 1) + [200]
         gaps = [b.time - a.time for a, b in zip(flaky_calls, flaky_calls[1:], strict=False)]
         assert all(gap >= delay for gap, delay in zip(gaps, (0.1, 0.2, 0.3, 0.4), strict=True)), gaps
-        assert len(h.photos(flaky)) == 1 and rows[flaky].status == "sent" and rows[flaky].attempts == MAX_ATTEMPTS
+        assert len(h.photos(flaky)) == 1 and rows[flaky].status == DeliveryStatus.SENT
+        assert rows[flaky].attempts == MAX_ATTEMPTS
         # 5xx every time: bounded retries, then recorded as failed
         assert [c.status for c in s.calls_for("sendPhoto", broken)] == [500] * MAX_ATTEMPTS
-        assert h.photos(broken) == [] and rows[broken].status == "failed"
+        assert h.photos(broken) == [] and rows[broken].status == DeliveryStatus.FAILED
         assert rows[broken].attempts == MAX_ATTEMPTS and "Internal Server Error" in rows[broken].error
         assert stored_chat(demo_db, broken).active  # type: ignore[union-attr]  # a server error is not a block
         # no answer to a request that went out: it may have arrived, so it is recorded and never repeated
         assert len(s.calls_for("sendPhoto", dropped)) == 1
-        assert rows[dropped].status == "unconfirmed" and "RemoteProtocolError" in rows[dropped].error
+        assert rows[dropped].status == DeliveryStatus.UNCONFIRMED and "RemoteProtocolError" in rows[dropped].error
         assert s.uploads == 2
 
         # a later run sends nothing more: failed stays failed, sent stays sent
@@ -1108,7 +1144,7 @@ async def test_an_outage_during_the_push_delays_it_and_loses_no_one(demo_db: Eng
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None and (result.sent, result.failed, result.retried) == (len(ids), 0, 3 * len(ids))
         assert {cid: len(h.photos(cid)) for cid in ids} == dict.fromkeys(ids, 1)
-        assert {r.attempts for r in deliveries(demo_db).values()} == {4}
+        assert {r.attempts for r in delivery_rows(demo_db).values()} == {4}
 
 
 async def test_a_push_answer_later_than_the_timeout_is_not_sent_twice(
@@ -1129,8 +1165,8 @@ async def test_a_push_answer_later_than_the_timeout_is_not_sent_twice(
         h.server.set_latency(0, "sendPhoto")
         await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert len(h.server.calls_for("sendPhoto", chat)) == 1 and len(h.photos(chat)) == 1
-        row = deliveries(demo_db)[chat]
-        assert row.status == "unconfirmed" and "TimedOut" in row.error
+        row = delivery_rows(demo_db)[chat]
+        assert row.status == DeliveryStatus.UNCONFIRMED and "TimedOut" in row.error
 
 
 async def test_stopping_the_bot_in_the_middle_of_a_push(engine: Engine, shared_reports: ReportService) -> None:
@@ -1158,9 +1194,9 @@ async def test_stopping_the_bot_in_the_middle_of_a_push(engine: Engine, shared_r
         await h.stop_bot()
         done_before = sum(1 for cid in ids if h.photos(cid))
         assert 16 <= done_before < len(ids) // 2
-        states = chats.delivery_counts(engine, DATA_DATE)
+        states = deliveries.delivery_counts(engine, DATA_DATE)
         # nothing left in limbo: every send started was recorded, the rest is pending again
-        assert states == {"sent": done_before, "pending": len(ids) - done_before}
+        assert states == {DeliveryStatus.SENT: done_before, DeliveryStatus.PENDING: len(ids) - done_before}
 
         h.server.set_latency(0, "sendPhoto")
         await h.start_bot()  # a new Application (and Pusher) on the same database and server
@@ -1168,8 +1204,8 @@ async def test_stopping_the_bot_in_the_middle_of_a_push(engine: Engine, shared_r
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None and result.sent == len(ids) - done_before
         assert {cid: len(h.photos(cid)) for cid in ids} == dict.fromkeys(ids, 1)
-        assert chats.delivery_counts(engine, DATA_DATE) == {"sent": len(ids)}
-        assert all(r.attempts == 1 for r in deliveries(engine).values())
+        assert deliveries.delivery_counts(engine, DATA_DATE) == {DeliveryStatus.SENT: len(ids)}
+        assert all(r.attempts == 1 for r in delivery_rows(engine).values())
 
 
 async def test_cancelling_a_push_hands_back_what_it_holds(engine: Engine, shared_reports: ReportService) -> None:
@@ -1186,7 +1222,8 @@ async def test_cancelling_a_push_hands_back_what_it_holds(engine: Engine, shared
         with pytest.raises(asyncio.CancelledError):
             await task
         done_before = sum(1 for cid in ids if h.photos(cid))
-        assert chats.delivery_counts(engine, DATA_DATE) == {"sent": done_before, "pending": len(ids) - done_before}
+        assert deliveries.delivery_counts(engine, DATA_DATE) == {DeliveryStatus.SENT: done_before,
+                                                                 DeliveryStatus.PENDING: len(ids) - done_before}
         h.server.set_latency(0, "sendPhoto")
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None and result.sent == len(ids) - done_before
@@ -1375,7 +1412,7 @@ async def test_pipeline_tick_warms_reports_once_per_data_version(demo_db: Engine
         await pipeline_tick(SimpleNamespace(application=h.app, bot_data=h.app.bot_data, bot=h.app.bot))
         assert len(ingests) == 1  # it tried to replace the demo data with real data
         assert h.photos(ZH_USER) == []
-        assert chats.delivery_counts(demo_db, DATA_DATE) == {}
+        assert deliveries.delivery_counts(demo_db, DATA_DATE) == {}
 
 
 async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
@@ -1434,7 +1471,7 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         assert h.texts(EN_USER)[-1] == (
             "⚠️ Margin data for 2026-11-23 still incomplete at 10:30 (missing: Shenzhen turnover); today's push is on hold.")
         assert ingests and h.photos(ZH_USER) == []  # it tried to fetch the rest; nothing was pushed
-        assert chats.delivery_counts(demo_db, new_day) == {}
+        assert deliveries.delivery_counts(demo_db, new_day) == {}
         # the reports, too, stay on the last whole day
         await h.write(ZH_USER, ZH_USER, "/ratio")
         assert "数据日期 2026-11-20" in h.photos(ZH_USER)[-1].caption  # type: ignore[operator]
@@ -1446,7 +1483,7 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         pushed = h.photos(ZH_USER)[-1]
         assert pushed.caption is not None and "数据日期 2026-11-23" in pushed.caption
         assert pushed.caption == expected(h.services.reports, "summary", on=new_day).caption
-        assert chats.delivery_counts(demo_db, new_day) == {"sent": 1}
+        assert deliveries.delivery_counts(demo_db, new_day) == {DeliveryStatus.SENT: 1}
         assert len(h.texts(ADMIN_CHAT)) == 1
 
 
@@ -1496,7 +1533,7 @@ async def test_the_scheduled_push_reaches_each_chat_at_its_own_time_once(
         assert await tick_at(12, 30) == {default: 1, nine: 1, half_past_twelve: 1}
         assert await tick_at(15, 0) == {default: 1, nine: 1, half_past_twelve: 1}
         assert h.photos(nine)[0].caption == expected(shared_reports, "summary", on=DATA_DATE).caption
-        assert chats.delivery_counts(demo_db, DATA_DATE) == {"sent": 3}
+        assert deliveries.delivery_counts(demo_db, DATA_DATE) == {DeliveryStatus.SENT: 3}
 
 
 

@@ -178,7 +178,8 @@ async def private_text(update: Update, context: Context) -> None:
         if await services.run(securities.candidates, services.engine, words[0], None):
             await answer_report_args(update, context, "stock", words)
             return
-    await reply_key(update, context, "bot.plain_text")
+    if update.edited_message is None:  # an edit that asks for nothing: the hint was given for the original
+        await reply_key(update, context, "bot.plain_text")
 
 
 async def private_other(update: Update, context: Context) -> None:
@@ -196,9 +197,9 @@ def handlers() -> list:  # type: ignore[type-arg]
         CallbackQueryHandler(settings_button, pattern=r"^s:"),
         # messages sent "via" this bot are its own inline results: nothing to answer
         MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND & ~filters.VIA_BOT, private_text),
-        # a photo, a sticker, a voice note... in a private chat: the same hint as for other text
-        MessageHandler(filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.StatusUpdate.ALL & ~filters.VIA_BOT,
-                       private_other),
+        # a photo, a sticker, a voice note... in a private chat: the same hint as for other text (once)
+        MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.TEXT
+                       & ~filters.StatusUpdate.ALL & ~filters.VIA_BOT, private_other),
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from telegram import Chat, InlineKeyboardMarkup, Update
+from telegram import Chat, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.ext import ContextTypes
 
@@ -39,12 +39,17 @@ async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None =
                                 reply_markup=markup, **placement(update).send_kwargs())
 
 
+def written(update: Update) -> Message | None:
+    """The message a user wrote (sent or edited): never a button press's message, the bot's own."""
+    return update.message or update.edited_message
+
+
 def placement(update: Update) -> Placement:
     """Where the answer to `update` goes: the forum topic of its message (a command in a topic is
     answered there, not in General) and, in groups, a reply to the command that asked."""
     message, chat = update.effective_message, update.effective_chat
     thread = message.message_thread_id if message is not None and message.is_topic_message else None
-    asked = update.message  # a user's message; a button press's message is the bot's own
+    asked = written(update)
     quote = asked.message_id if asked is not None and chat is not None and is_group(chat) else None
     return Placement(thread, quote)
 
@@ -82,7 +87,7 @@ async def is_admin(update: Update, context: Context) -> bool:
     chat, user = update.effective_chat, update.effective_user
     if chat is None or chat.type == ChatType.PRIVATE:
         return True
-    posted = update.message or update.channel_post  # what the sender wrote, never a button's message
+    posted = written(update) or update.channel_post
     if posted is not None and posted.sender_chat is not None and posted.sender_chat.id == chat.id:
         return True
     if user is None:

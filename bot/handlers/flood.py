@@ -18,7 +18,7 @@ from telegram.ext import ApplicationHandlerStop, TypeHandler
 
 from bot.arguments import ArgumentError, parse_report_args
 from bot.handlers.chat import KNOWN_COMMANDS
-from bot.handlers.common import Context, addressed_to_bot, chat_language, is_group, reply_key
+from bot.handlers.common import Context, addressed_to_bot, chat_language, is_group, reply_key, written
 from bot.handlers.reports import REPORT_COMMANDS
 from bot.services import services_of
 from reports.i18n import t
@@ -33,7 +33,8 @@ REPORT_MESSAGES = 2
 def messages_asked(update: Update) -> int:
     """The messages the answer will take: REPORT_MESSAGES for a report command whose arguments
     parse (a bad one is answered in one line), else one."""
-    text = update.message.text if update.message is not None and update.message.text else ""
+    message = written(update)
+    text = message.text if message is not None and message.text else ""
     if not text.startswith("/"):
         return 1
     command, *words = text.split()
@@ -57,7 +58,7 @@ def asks_for_an_answer(update: Update, context: Context) -> bool:
         return False
     if update.callback_query is not None:
         return not is_group(chat)
-    message = update.message
+    message = written(update)
     if message is None or message.via_bot is not None:
         return False  # no message, or this bot's own inline result: nothing is answered
     if not is_group(chat):

@@ -175,6 +175,27 @@ class _ControlApi(_ServerBase):
         return payload
 
     @_threadsafe
+    def inject_edit(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """The author of message ``message_id`` edits its text to ``text``: an ``edited_message``
+        update carrying the whole message with its new text, entities and ``edit_date``."""
+        chat = self._known_chat(chat_id)
+        message = chat.messages.get(message_id)
+        if message is None or message.from_bot:
+            raise KeyError(f"no user message {message_id} in chat {chat_id}")
+        if message.text == text:
+            raise ValueError("Telegram sends no update for an edit that changes nothing")
+        match = _COMMAND_RE.match(text)
+        command = match is not None and (match.end() == len(text) or text[match.end()].isspace())
+        message.text = text
+        message.entities = ([{"type": "bot_command", "offset": 0, "length": _utf16_len(match.group())}]
+                            if command and match is not None else None)
+        message.edit_date = int(time.time())
+        message.edits += 1
+        payload = message.to_api()
+        self._push_update("edited_message", payload, chat.id)
+        return payload
+
+    @_threadsafe
     def inject_channel_post(self, chat_id: int, text: str) -> dict[str, Any]:
         """An admin posts ``text`` in a channel, as the channel: a ``channel_post`` update whose
         message has ``sender_chat`` (the channel itself) and no ``from``; returns that message."""
