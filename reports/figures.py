@@ -53,6 +53,9 @@ HEADLINE_SECTORS = 3  # sectors named as the largest inflows and outflows
 SPIKE_LOOKBACK = stocks.SPIKE_DATES_BEFORE + 1
 # Trade days the sector bottoming signal reads: 20-day changes over a 5-day look-back, with room.
 BOTTOMING_ROWS = 20 + 25
+RATIO_MA_DAYS = 20  # the ratio's moving average (BRIEF: 20-day MA)
+STABILITY_DAYS = 20  # each sector's coefficient of variation of 融资余额 over this many trade days
+SHORT_SHIFT_DAYS = 20  # the 融券 structure is compared with the day this many trade dates back
 
 
 @dataclass
@@ -290,7 +293,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     index = queries.index_close(engine, MARKET_INDEX, start, day)
     last = frame.iloc[-1]
     band = balance.rolling_quantiles(pct, window=THREE_YEARS, min_periods=PERCENTILE_MIN_DAYS)
-    ma = ratio.moving_average(pct, 20)
+    ma = ratio.moving_average(pct, RATIO_MA_DAYS)
     data = _base(engine, "ratio", day)
     # The exchanges the margin figures cover whose turnover the denominator lacks: BSE where none is
     # stored (it publishes no turnover history; its purchases stay in the numerator, the share reads high).
@@ -344,7 +347,7 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         raise ReportError("not_enough_history", date=day.isoformat(), days=days)
     table = sectors.sector_table(long, days, grid)
     conc = sectors.concentration(wide)
-    cv = sectors.stability_cv(wide, 20)
+    cv = sectors.stability_cv(wide, STABILITY_DAYS)
     names_zh, names_en = _industry_names(engine)
     data = _base(engine, "sectors", day)
     hhi_now, hhi_then = conc["hhi"].iloc[-1], conc["hhi"].iloc[-days - 1]
@@ -393,7 +396,7 @@ def _stability(wide: pd.DataFrame, cv: pd.Series, days: int, names_zh: dict[str,
     (percent and points; None where the history is too short), and the steadiest and least steady
     sectors (up to three each, by CV)."""
     now = sectors.median_stability_cv(cv)
-    then = sectors.median_stability_cv(sectors.stability_cv(wide.iloc[:-days], 20))
+    then = sectors.median_stability_cv(sectors.stability_cv(wide.iloc[:-days], STABILITY_DAYS))
     ranked = list(cv.dropna().sort_values(kind="stable").index)
     named = [{"code": c, "name": names_zh.get(c, c), "name_en": names_en.get(c, c)} for c in ranked]
     change = now - then
@@ -554,12 +557,12 @@ def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     if sum(today.sums.values()) <= 0:
         return None
     now = shorts.shares_of_sums(today.sums)
-    then_day = queries.nth_date_before(engine, day, 20)
+    then_day = queries.nth_date_before(engine, day, SHORT_SHIFT_DAYS)
     earlier = queries.short_sums(engine, then_day, HS300)
     # The 20-day change compares like with like: a day 20 trade dates back (not the first stored day
     # of a shorter history), both days with SSE's lending valued at the close or both without it (SSE
     # counting 0), never one of each (a shift that is only SSE coming in).
-    comparable = (earlier.rows > 0 and queries.trade_days_between(engine, then_day, day) >= 19
+    comparable = (earlier.rows > 0 and queries.trade_days_between(engine, then_day, day) >= SHORT_SHIFT_DAYS - 1
                   and (today.estimated > 0) == (earlier.estimated > 0))
     then = shorts.shares_of_sums(earlier.sums) if comparable else None
     out: dict[str, Any] = {k: _num(v) for k, v in now.items()}
