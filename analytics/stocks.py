@@ -62,7 +62,8 @@ def stock_spikes(
 
 
 def spike_arrays(
-    rzye: np.ndarray, days: int = SPIKE_DAYS, history: int = SPIKE_HISTORY, first: int = 0, min_periods: int | None = None
+    rzye: np.ndarray, days: int = SPIKE_DAYS, history: int = SPIKE_HISTORY, first: int = 0,
+    min_periods: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The figures of :func:`stock_spikes` for every row of ``rzye`` from row ``first`` on, in numpy.
 
@@ -179,7 +180,9 @@ def stock_rank(rzye_on_day: pd.Series, code: str) -> tuple[int, int]:
     return rank, len(s)
 
 
-def balance_change_ranking(rzye_now: pd.Series, rzye_then: pd.Series, top: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+def balance_change_ranking(
+    rzye_now: pd.Series, rzye_then: pd.Series, top: int = 10
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The stocks whose 融资余额 rose most and fell most between two days.
 
     Formula: ``change = rzye_now - rzye_then`` (元), which over N trade days is the sum of the

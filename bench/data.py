@@ -463,7 +463,8 @@ def generate(path: Path, params: BenchParams) -> dict[str, Any]:
     szse = total_turnover - sse - bse
     con.executemany(
         "INSERT INTO turnover (trade_date, exchange, amount, a_share_only, source) VALUES (?, ?, ?, 1, ?)",
-        [(d, e, float(a[t]), SOURCE) for e, a in (("SSE", sse), ("SZSE", szse), ("BSE", bse)) for t, d in enumerate(iso)],
+        [(d, e, float(a[t]), SOURCE) for e, a in (("SSE", sse), ("SZSE", szse), ("BSE", bse))
+         for t, d in enumerate(iso)],
     )
     index_rows: list[tuple[Any, ...]] = []
     market = np.round(3000.0 * np.exp(pl.mkt[1:] - pl.mkt[0] - np.linspace(0, 0.3, n)), 2)
@@ -551,7 +552,8 @@ def ensure_database(params: BenchParams, cache_dir: Path, *, in_process: bool = 
         _print_generation(info)
     else:
         # A child process: the memory generating takes must not count as the reports' memory.
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+        env = dict(os.environ,
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
         cmd = [sys.executable, "-m", "bench.data", "--generate", str(tmp), "--params", json.dumps(asdict(params))]
         subprocess.run(cmd, check=True, cwd=PROJECT_ROOT, env=env)
     tmp.replace(path)
@@ -562,7 +564,8 @@ def ensure_database(params: BenchParams, cache_dir: Path, *, in_process: bool = 
 
 def _print_generation(info: dict[str, Any]) -> None:
     print(
-        f"generated {info['stock_rows']:,} stock rows ({info['trade_days']} trade days {info['first_day']}..{info['last_day']}"
+        f"generated {info['stock_rows']:,} stock rows"
+        f" ({info['trade_days']} trade days {info['first_day']}..{info['last_day']}"
         f" x {info['securities']} securities), {info['sector_rows']:,} sector rows, {info['spike_rows']:,} spike rows"
         f" in {info['seconds_total']:.1f} s"
         f" (numpy {info['seconds_numpy']:.1f} s, stock rows loaded after {info['seconds_stock_insert']:.1f} s,"

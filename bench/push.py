@@ -146,8 +146,8 @@ async def _push_round(settings: Any, engine: Any, server: BotApiServer, ids: lis
     wall = time.perf_counter() - started
     duplicates, missed = _tally(server, ids, day.isoformat())
     counts = await asyncio.to_thread(deliveries.delivery_counts, engine, day)
-    return {"wall": wall, "render": render_seconds, "uploads": server.uploads - uploads_before, "duplicates": duplicates,
-            "missed": missed, "workers": workers, "counts": counts}
+    return {"wall": wall, "render": render_seconds, "uploads": server.uploads - uploads_before,
+            "duplicates": duplicates, "missed": missed, "workers": workers, "counts": counts}
 
 
 async def _command_latency(settings: Any, engine: Any, server: BotApiServer, samples: int) -> dict[str, list[float]]:

@@ -36,7 +36,8 @@ async def register_commands(application: Application) -> None:  # type: ignore[t
     language but Chinese reads English)."""
     bot = application.bot
     others = pick_language("other")
-    for scope, names in ((BotCommandScopeAllPrivateChats(), PRIVATE_COMMANDS), (BotCommandScopeAllGroupChats(), GROUP_COMMANDS)):
+    for scope, names in ((BotCommandScopeAllPrivateChats(), PRIVATE_COMMANDS),
+                         (BotCommandScopeAllGroupChats(), GROUP_COMMANDS)):
         await bot.set_my_commands(commands(others, names), scope=scope)
         for lang in LANGUAGES:
             await bot.set_my_commands(commands(lang, names), scope=scope, language_code=lang)
@@ -58,7 +59,8 @@ async def post_init(application: Application) -> None:  # type: ignore[type-arg]
     services.bot_username, services.bot_id = me.username or "", me.id
     if services.storage_chat_id is None:
         settings = services.settings
-        services.storage_chat_id = settings.storage_chat_id or (settings.admin_chat_ids[0] if settings.admin_chat_ids else None)
+        services.storage_chat_id = settings.storage_chat_id or (
+            settings.admin_chat_ids[0] if settings.admin_chat_ids else None)
     if services.storage_chat_id is None:
         log.warning("no STORAGE_CHAT_ID or ADMIN_CHAT_IDS: inline mode offers only charts someone "
                     "already asked for in a chat (nowhere to upload the others)")

@@ -86,7 +86,8 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
             expected = await services.run(expected_trade_date, services, now.date())
             complete = await services.run(latest_pushable_date, services)
             demo = await services.run(is_demo, services.engine)
-        if expected is not None and (complete is None or complete < expected) and now.time() >= settings.ingest_cutoff_time:
+        if (expected is not None and (complete is None or complete < expected)
+                and now.time() >= settings.ingest_cutoff_time):
             await _tell_admins_late(context, services, expected)
             return
     if await warm_reports(application) and not application.bot_data.get("uploading_inline"):

@@ -303,8 +303,9 @@ def top_chart(figures: Figures, lang: str) -> bytes:
     """Risers on top, fallers below (largest fall at the bottom), labelled with the % change."""
     rows = [*figures.series["risers"], *reversed(figures.series["fallers"])]
     fig, (ax,) = axes_grid(max(4.0, 0.3 * len(rows) + 1.6))
-    labels = _plot_changes(ax, [f"{r['name']} {r['code']}" for r in rows], [r["change"] for r in rows],
-                           [None if r["change_pct"] is None else fmt_pct(r["change_pct"], signed=True) for r in rows], lang)
+    percents = [None if r["change_pct"] is None else fmt_pct(r["change_pct"], signed=True) for r in rows]
+    labels = _plot_changes(ax, [f"{r['name']} {r['code']}" for r in rows], [r["change"] for r in rows], percents,
+                           lang)
     days = figures.data["days"]
     labels.ax.set_xlabel(t(lang, "chart.sector_change", days=days))
     title = t(lang, "chart.top_title", days=days)

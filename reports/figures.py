@@ -479,7 +479,8 @@ def _direct(engine: Engine) -> SubReport:
 
 
 def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None = None) -> Figures:
-    """Signals: pace, turning point, crowding / deleveraging, amplification, sector bottoming, spikes, 融券 structure."""
+    """Signals: pace, turning point, crowding / deleveraging, amplification, sector bottoming, spikes,
+    融券 structure."""
     sub = sub or _direct(engine)
     bal = sub("balance", day, days).data
     rat = sub("ratio", day, max(days, 60))

@@ -180,7 +180,8 @@ class ReportService:
             figs = self.figures(kind, code=code, on=on, days=days, version=version)
             caption, details = text.render(figs.kind, lang, figs.data)  # /sectors 电子 is the "sector" text
             png = charts.render_chart(figs, lang) if chart else None
-            chart_key = f"{kind}:{figs.data.get('code', '')}:{figs.data['date']}:{figs.data.get('days', '')}:{lang}:v{version}"
+            data = figs.data
+            chart_key = f"{kind}:{data.get('code', '')}:{data['date']}:{data.get('days', '')}:{lang}:v{version}"
             report = RenderedReport(kind, lang, figs.data, caption, details, png, chart_key, on=on)
             self._rendered.put(key, report)
             return report

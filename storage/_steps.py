@@ -166,7 +166,8 @@ def upsert_changed(session: Session, model: type[SQLModel], rows: list[dict[str,
 
 def stored_calendar(engine: Engine) -> list[date]:
     with Session(engine) as session:
-        return list(session.execute(select(models.TradingDay.trade_date).order_by(models.TradingDay.trade_date)).scalars())
+        return list(session.execute(
+            select(models.TradingDay.trade_date).order_by(models.TradingDay.trade_date)).scalars())
 
 
 def previous_trade_day(calendar: Sequence[date], day: date) -> date | None:

@@ -83,12 +83,14 @@ def clear_push_thread(engine: Engine, chat_id: int) -> None:
 
 def set_language(engine: Engine, chat_id: int, language: str) -> None:
     with session_scope(engine) as session:
-        session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id).values(language=language, updated_at=_now()))
+        session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id)
+                        .values(language=language, updated_at=_now()))
 
 
 def set_push_time(engine: Engine, chat_id: int, push_time: time | None) -> None:
     with session_scope(engine) as session:
-        session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id).values(push_time=push_time, updated_at=_now()))
+        session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id)
+                        .values(push_time=push_time, updated_at=_now()))
 
 
 def deactivate(engine: Engine, chat_id: int, reason: str) -> None:

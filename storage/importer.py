@@ -305,7 +305,8 @@ def _read_index(reader: _Reader) -> list[dict[str, Any]]:
         close = _parse_number(reader, row, "close", required=True)
         if close is not None and close <= 0:
             raise reader.fail(row.line, f"close {row.values['close']!r} is not a positive number")
-        out.append({"symbol": symbol, "trade_date": day, "close": close, "amount": _parse_number(reader, row, "amount")})
+        out.append({"symbol": symbol, "trade_date": day, "close": close,
+                    "amount": _parse_number(reader, row, "amount")})
     return out
 
 

@@ -354,7 +354,8 @@ class _DayFetcher:
             for day in days:
                 rows = frame[frame["trade_date"] == day]
                 if rows.empty:
-                    outcomes[day].append(StepOutcome("sse_summary", PENDING, 0, f"SSE's answer has no row for {day} yet"))
+                    outcomes[day].append(
+                        StepOutcome("sse_summary", PENDING, 0, f"SSE's answer has no row for {day} yet"))
                 elif isinstance(rows["problem"].iloc[0], str):
                     outcomes[day].append(StepOutcome("sse_summary", FAILED, 0, rows["problem"].iloc[0]))
                 else:
@@ -743,6 +744,6 @@ def _progress_bar(progress: bool, total: int) -> Any:
 
 __all__ = [
     "DAY_SOURCES", "DEFAULT_BACKFILL_DAYS", "DayResult", "TURNOVER_SOURCES", "optional_steps", "IngestResult",
-    "NotPublished", "SECTORS", "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete", "latest_complete_date", "missing_steps",
-    "required_steps", "run_ingest",
+    "NotPublished", "SECTORS", "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete",
+    "latest_complete_date", "missing_steps", "required_steps", "run_ingest",
 ]

@@ -52,8 +52,9 @@ class MarketDaily(SQLModel, table=True):
 
     Market = the sum of the exchanges' rows where they include SSE and SZSE and know 两融余额 or
     the ALL row does not either (migration 0007), or where no ALL row exists; otherwise the ALL row. A sum is NULL where
-    one summed row lacks the figure. rqmce is always the ALL row's (only market-wide sources know it). `exchanges` counts the rows summed (0:
-    the ALL row stands in); `members` is a bitmask of them, bit k for EXCHANGES[k] (all bits for ALL).
+    one summed row lacks the figure. rqmce is always the ALL row's (only market-wide sources know it).
+    `exchanges` counts the rows summed (0: the ALL row stands in); `members` is a bitmask of them,
+    bit k for EXCHANGES[k] (all bits for ALL).
     """
 
     __tablename__ = "market_daily"

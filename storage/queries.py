@@ -126,7 +126,8 @@ def summary_rows(engine: Engine, start: date | None = None, end: date | None = N
 
 
 @shared
-def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = None, end: date | None = None) -> pd.DataFrame:
+def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = None,
+                   end: date | None = None) -> pd.DataFrame:
     """Daily margin totals for one exchange or the market, index trade_date, columns SUMMARY_COLUMNS.
 
     Market = sum of SSE, SZSE and BSE on dates whose per-exchange rows cover both SSE and SZSE

@@ -793,7 +793,8 @@ def index_constituents(symbol: str, size: tuple[int, int], *, policy: CallPolicy
     indexes = {str(c).strip() for c in raw["指数代码"].dropna()}
     if indexes != {symbol}:
         raise ValidationFailed(f"{what}: answer is for index {', '.join(sorted(indexes)) or 'none'}")
-    frame = pd.DataFrame({"code": _codes(raw["成分券代码"]), "name": raw["成分券名称"].fillna("").astype(str).str.strip()})
+    frame = pd.DataFrame({"code": _codes(raw["成分券代码"]),
+                          "name": raw["成分券名称"].fillna("").astype(str).str.strip()})
     low, high = size
     if not low <= len(frame) <= high:
         raise ValidationFailed(f"{what}: {len(frame)} rows, expected {low}..{high}")

@@ -31,7 +31,8 @@ def test_impossible_or_malformed_dates(word: str) -> None:
         parse_date(word)
 
 
-@pytest.mark.parametrize("word", ["250", "1", "600519", "abc", "<b>", "1234567", "6.5", "-5", "1.5.3", "no-such-report"])
+@pytest.mark.parametrize(
+    "word", ["250", "1", "600519", "abc", "<b>", "1234567", "6.5", "-5", "1.5.3", "no-such-report"])
 def test_windows_and_codes_are_not_dates(word: str) -> None:
     assert not looks_like_date(word)
 

@@ -169,7 +169,8 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         # every command of the menu (but /help itself) is explained, with its argument
         assert [name for name in PRIVATE_COMMANDS if name != "help" and f"\n/{name} " not in help_text] == []
         # and the 口径 of every figure the reports show
-        figures = ("两融余额 =", "融资净买入 =", "两融交易占比 =", "节奏 =", "拐点 =", "HHI =", "稳定性 =", "急升 =", "拥挤 =")
+        figures = ("两融余额 =", "融资净买入 =", "两融交易占比 =", "节奏 =", "拐点 =", "HHI =", "稳定性 =",
+                   "急升 =", "拥挤 =")
         assert [term for term in figures if term not in help_text] == []
 
         # /balance: chart + caption (the report of 2026-11-20 in Chinese) + details as a second message
@@ -415,7 +416,9 @@ async def test_every_report_command_in_a_group(demo_db: Engine, shared_reports: 
         assert t("zh", "bot.error") not in h.texts(GROUP)
 
 
-async def test_groups_get_answers_quoted_and_topics_in_their_topic(demo_db: Engine, shared_reports: ReportService) -> None:
+async def test_groups_get_answers_quoted_and_topics_in_their_topic(
+    demo_db: Engine, shared_reports: ReportService
+) -> None:
     """In a group the report quotes the command it answers; in a forum supergroup every answer (chart,
     details, a one-line error, the settings menu) goes to the topic the command came from,
     not to General; a window button edits the chart where it is."""
@@ -762,7 +765,8 @@ async def test_inline_codes_in_any_form_bad_dates_and_the_chosen_language(
         add_people(h)
         for asked in (f"{code}{suffix}", f"stock {code}{suffix.lower()}", wide):
             query = await h.inline(ZH_USER, asked)
-            assert [r["id"] for r in h.server.inline_answers[query]["results"]] == [f"stock-{code}-2026-11-20-zh"], asked
+            assert [r["id"] for r in h.server.inline_answers[query]["results"]] == [
+                f"stock-{code}-2026-11-20-zh"], asked
         # a bad date: nothing to offer, and the reason on the results button
         query = await h.inline(EN_USER, "ratio 2024-02-30")
         answer = h.server.inline_answers[query]
@@ -955,7 +959,9 @@ async def test_daily_push_once_per_chat_upload_once(engine: Engine, shared_repor
         assert deliveries.delivery_counts(engine, DATA_DATE) == {DeliveryStatus.SENT: 4}
 
 
-async def test_a_forum_subscribed_from_a_topic_gets_its_push_there(demo_db: Engine, shared_reports: ReportService) -> None:
+async def test_a_forum_subscribed_from_a_topic_gets_its_push_there(
+    demo_db: Engine, shared_reports: ReportService
+) -> None:
     """/subscribe in a forum topic: the push goes to that topic; once the topic is deleted, the next
     push goes to General (and the stored topic is forgotten), none is lost."""
     forum, topic = -100666, 42
@@ -1019,8 +1025,9 @@ async def test_watch_list_rides_under_the_daily_push(demo_db: Engine, shared_rep
         assert f"({code})融资余额" in lines and "(600519)融资余额" in lines
         await h.write(ZH_USER, ZH_USER, "/unwatch 600519")
         await h.write(ZH_USER, ZH_USER, "/unwatch 600519")
-        assert h.texts(ZH_USER)[-2:] == [t("zh", "bot.unwatched", name=expected(
-            shared_reports, "stock", code="600519").data["name"], code="600519"), t("zh", "bot.not_watched", code="600519")]
+        assert h.texts(ZH_USER)[-2:] == [
+            t("zh", "bot.unwatched", name=expected(shared_reports, "stock", code="600519").data["name"], code="600519"),
+            t("zh", "bot.not_watched", code="600519")]
         await h.write(GROUP, MEMBER, f"/watch {code}")  # a member may not change the group's list
         assert h.texts(GROUP)[-1] == t("zh", "bot.admins_only_watch")
         await h.write(GROUP, ADMIN, "/subscribe")
@@ -1454,7 +1461,8 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         session.add(models.TradingDay(trade_date=new_day))
         for table in (models.MarginSummary, models.SectorDaily):
             copy_day(table, session)
-        session.add_all(models.IngestStatus(trade_date=new_day, source=s, status="done") for s in required_steps(new_day))
+        session.add_all(models.IngestStatus(trade_date=new_day, source=s, status="done")
+                        for s in required_steps(new_day))
         session.add(models.Turnover(trade_date=new_day, exchange="SSE", amount=600e9, a_share_only=False))
         bump_data_version(session)
 
@@ -1469,7 +1477,8 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         assert h.texts(ADMIN_CHAT) == [
             "⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:深市成交额),本次推送暂缓。"]
         assert h.texts(EN_USER)[-1] == (
-            "⚠️ Margin data for 2026-11-23 still incomplete at 10:30 (missing: Shenzhen turnover); today's push is on hold.")
+            "⚠️ Margin data for 2026-11-23 still incomplete at 10:30 (missing: Shenzhen turnover);"
+            " today's push is on hold.")
         assert ingests and h.photos(ZH_USER) == []  # it tried to fetch the rest; nothing was pushed
         assert deliveries.delivery_counts(demo_db, new_day) == {}
         # the reports, too, stay on the last whole day

@@ -270,11 +270,13 @@ def test_migrate_moves_the_subscription_and_unsent_deliveries(engine: Engine) ->
 
     chats.migrate(engine, -100, -1009)
     old, new = chats.get_chat(engine, -100), chats.get_chat(engine, -1009)
-    assert old is not None and (old.subscribed, old.active, old.deactivated_reason) == (False, False, "migrated to -1009")
+    assert old is not None and (old.subscribed, old.active, old.deactivated_reason) == (
+        False, False, "migrated to -1009")
     assert new is not None and (new.chat_type, new.language, new.push_time, new.subscribed, new.active) == (
         "supergroup", "en", time(9, 15), True, True)
     with session_scope(engine) as session:
-        rows = session.execute(select(models.Delivery.chat_id, models.Delivery.trade_date, models.Delivery.status)).all()
+        rows = session.execute(
+            select(models.Delivery.chat_id, models.Delivery.trade_date, models.Delivery.status)).all()
     # the unsent delivery moved to the new id; the one already sent stays with the old group
     assert sorted(rows) == [(-1009, DAY, DeliveryStatus.PENDING),
                             (-100, DAY - timedelta(days=1), DeliveryStatus.SENT)]

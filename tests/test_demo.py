@@ -68,7 +68,8 @@ def test_calendar_universe_and_sectors(seeded: Engine) -> None:
         sectors = s.execute(select(models.SectorDaily).where(models.SectorDaily.trade_date == days[-1])).scalars().all()
         names = s.execute(select(models.IndustryName)).scalars().all()
         classes = s.execute(select(models.IndustryClass.code, func.count()).group_by(models.IndustryClass.code)).all()
-        symbols = dict(s.execute(select(models.IndexDaily.symbol, func.count()).group_by(models.IndexDaily.symbol)).all())
+        symbols = dict(s.execute(
+            select(models.IndexDaily.symbol, func.count()).group_by(models.IndexDaily.symbol)).all())
     assert days[-1] == DEFAULT_END and days[-1] - days[0] >= timedelta(days=730) and len(days) >= 480
     assert margin_days == len(days)
     assert all(d.weekday() < 5 for d in days)

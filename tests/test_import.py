@@ -118,7 +118,8 @@ def test_turnover_import_exact_values(engine: Engine, tmp_path: Path) -> None:
 def test_index_import_exact_values(engine: Engine, tmp_path: Path) -> None:
     assert import_csv(engine, "index", good_file(tmp_path, "index")) == 3
     with Session(engine) as s:
-        rows = sorted((r.symbol, r.trade_date, r.close, r.amount) for r in s.execute(select(models.IndexDaily)).scalars())
+        rows = sorted((r.symbol, r.trade_date, r.close, r.amount)
+                      for r in s.execute(select(models.IndexDaily)).scalars())
     assert rows == [  # symbols in akshare's lower case; an empty amount is unknown
         ("801780", date(2024, 4, 11), 3120.5, None),
         ("sh000001", date(2024, 4, 11), 3034.25, 382500000000.0),
@@ -202,8 +203,8 @@ def test_missing_repayment_is_derived_per_stock_and_a_reclassified_stock_is_not_
     import_csv(engine, "stocks", write(tmp_path / "before.csv", STOCK_HEADER, [
         "2024-04-10,000001,平安银行,3950000000,80000000,,,,,"]))
     with Session(engine) as s:
-        row = s.execute(select(models.StockMargin).where(models.StockMargin.code == "000001",
-                                                         models.StockMargin.trade_date == date(2024, 4, 11))).scalar_one()
+        row = s.execute(select(models.StockMargin).where(
+            models.StockMargin.code == "000001", models.StockMargin.trade_date == date(2024, 4, 11))).scalar_one()
     assert row.rzche == pytest.approx(0.5e8)  # 39.5 + 1.0 - 40.0 = 0.5 亿
 
 
@@ -220,7 +221,8 @@ def test_industries_after_stocks_rebuild_sectors(engine: Engine, tmp_path: Path)
 
 BAD = [
     ("margin", "date,exchange,rzye,rzmre,rzche,rqye,rqyl,rqmcl,rzrqye", MARGIN_OK[:1], 1, "missing column(s) rqmce"),
-    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,8.1e11,4.4x10,,,,,,"], 3, "rzmre '4.4x10' is not a number"),
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,8.1e11,4.4x10,,,,,,"], 3,
+     "rzmre '4.4x10' is not a number"),
     ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024/04/12,SSE,8.1e11,,,,,,,"], 3, "date '2024/04/12' is not a date"),
     ("margin", MARGIN_HEADER, [MARGIN_OK[0], "20240412,SSE,8.1e11,,,,,,,"], 3, "is not a date (YYYY-MM-DD)"),
     ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-02-30,SSE,8.1e11,,,,,,,"], 3, "is not a valid date"),
@@ -252,9 +254,11 @@ BAD = [
      "amount 6e12 is not a plausible turnover in 元 for BSE (a unit smaller than 元?)"),
     ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-04-12,000001,平安银行,4e12,1,1,,,,"], 9,
      "rzye 4e12 is not a plausible balance in 元 for one security (a unit smaller than 元?)"),
-    ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-04-12,60003,招商银行,1,1,1,1,1,1,1"], 9, "code '60003' is not a six-digit"),
+    ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-04-12,60003,招商银行,1,1,1,1,1,1,1"], 9,
+     "code '60003' is not a six-digit"),
     ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-04-12,000001,平安银行,1,1,1,-5,1,1,1"], 9, "rqyl is negative"),
-    ("stocks", STOCK_HEADER, [*STOCK_OK, STOCK_OK[4]], 9, "duplicate row for (2024-04-12, 600036), first given on line 6"),
+    ("stocks", STOCK_HEADER, [*STOCK_OK, STOCK_OK[4]], 9,
+     "duplicate row for (2024-04-12, 600036), first given on line 6"),
     ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-13-01,000001,平安银行,1,1,1,1,1,1,1"], 9, "is not a valid date"),
     ("industries", "code,start_date", INDUSTRY_OK, 1, "missing column(s) sw_code"),
     ("industries", INDUSTRY_HEADER, [*INDUSTRY_OK, "600000,,480301"], 6, "start_date is empty"),
@@ -458,7 +462,8 @@ TURNOVER_YI = ["2024-04-11,SSE,3825.5", "2024-04-11,SZSE,5340"]
 
 
 @pytest.mark.parametrize(("kind", "header", "lines", "message"), [
-    ("margin", MARGIN_HEADER, MARGIN_YI, "line 2: rzye 7077.67 is not a plausible balance in 元 for SZSE (亿元 or 万元?)"),
+    ("margin", MARGIN_HEADER, MARGIN_YI,
+     "line 2: rzye 7077.67 is not a plausible balance in 元 for SZSE (亿元 or 万元?)"),
     ("turnover", TURNOVER_HEADER, TURNOVER_YI,
      "line 2: amount 3825.5 is not a plausible turnover in 元 for SSE (亿元 or 万元?)"),
 ], ids=["margin", "turnover"])
@@ -515,13 +520,16 @@ def assert_only_imported(engine: Engine, keys: set[tuple[date, str]]) -> None:
         assert set(s.execute(select(models.TradingDay.trade_date)).scalars()) == days
         assert set(s.execute(select(models.MarketDaily.trade_date)).scalars()) == days
     counts = table_counts(engine)
-    assert counts.pop("margin_summary") == len(keys) and counts.pop("trading_day") == counts.pop("market_daily") == len(days)
+    assert (counts.pop("margin_summary") == len(keys)
+            and counts.pop("trading_day") == counts.pop("market_daily") == len(days))
     assert counts == dict.fromkeys(counts, 0) | {"chat": 1}  # the chat stays; the demo's market data go
     assert not is_demo(engine) and "sw_class_checked" not in meta(engine)
 
 
 @pytest.fixture
-def demo_engine(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Engine]:
+def demo_engine(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Engine]:
     """A copy of the seeded demo database (SQLite; seeded once per session)."""
     path = tmp_path / "demo.db"
     shutil.copyfile(demo_db_file(tmp_path_factory, pytestconfig), path)

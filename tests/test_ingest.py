@@ -359,7 +359,8 @@ def snapshot(engine: Engine) -> dict[str, list[str]]:
     out = {}
     with engine.connect() as conn:
         for table in DATA_TABLES:
-            out[table] = sorted(repr(sorted(dict(r).items())) for r in conn.execute(text(f"SELECT * FROM {table}")).mappings())
+            out[table] = sorted(repr(sorted(dict(r).items()))
+                                for r in conn.execute(text(f"SELECT * FROM {table}")).mappings())
     return out
 
 
@@ -804,7 +805,8 @@ def test_szse_turnover_sums_the_a_share_rows_only(rsps: responses.RequestsMock) 
     (SZSE_OVERVIEW_URL, up.szse_overview_xlsx(up.szse_overview_rows(2765.43, 1812.35)), "szse", ValidationFailed,
      "unit changed"),  # 亿元 where 元 is due
     (SZSE_OVERVIEW_URL, up.szse_overview_xlsx([r for r in up.szse_overview_rows(*SZSE_BOARDS[D2])
-                                                if r.name != "创业板A股"]), "szse", UpstreamError, "0 rows of 创业板A股"),
+                                                if r.name != "创业板A股"]),
+     "szse", UpstreamError, "0 rows of 创业板A股"),
 ])
 def test_turnover_answers_that_are_not_usable_are_refused(url: str, body: str | bytes, source: str,
                                                           problem: type[Exception], said: str,
@@ -825,7 +827,8 @@ def test_official_turnover_is_optional_and_sse_s_starts_on_2021_12_27() -> None:
 def turnover_rows(engine: Engine) -> dict[tuple[date, str], tuple[float, bool, str]]:
     tv = models.Turnover
     with Session(engine) as s:
-        return {(t.trade_date, t.exchange): (t.amount, t.a_share_only, t.source) for t in s.execute(select(tv)).scalars()}
+        return {(t.trade_date, t.exchange): (t.amount, t.a_share_only, t.source)
+                for t in s.execute(select(tv)).scalars()}
 
 
 def test_official_turnover_replaces_the_index_fallback_and_a_refresh_keeps_it(
@@ -938,7 +941,8 @@ def index_lists(engine: Engine) -> dict[date, int]:
     """Every stored CSI 300 list: the date it took effect -> its size."""
     im = models.IndexMember
     with Session(engine) as session:
-        return dict(session.execute(select(im.as_of, func.count()).where(im.symbol == "000300").group_by(im.as_of)).all())
+        return dict(session.execute(
+            select(im.as_of, func.count()).where(im.symbol == "000300").group_by(im.as_of)).all())
 
 
 def history_step(result: ingest.IngestResult, source: str) -> ingest.StepOutcome:
@@ -1356,7 +1360,8 @@ def test_an_answer_repeating_the_day_before_is_not_yet_published(engine: Engine,
     assert [d.status for d in first.days] == ["done", "pending"]
     assert "repeats 2024-04-10's: not published yet" in status_of(engine, D2, "szse_summary").message
     bse = status_of(engine, D2, "bse_detail")
-    assert bse.status == "pending" and bse.message == "BSE's detail for 2024-04-11 repeats 2024-04-10's: not published yet"
+    assert (bse.status == "pending"
+            and bse.message == "BSE's detail for 2024-04-11 repeats 2024-04-10's: not published yet")
     with Session(engine) as s:
         assert s.execute(select(func.count()).where(models.MarginSummary.trade_date == D2,
                                                     models.MarginSummary.exchange == "SZSE")).scalar() == 0
@@ -1420,7 +1425,8 @@ def test_quotes_asked_during_the_session_value_lending_at_yesterdays_close(
         assert lending[row.code] == (round(row.rqyl * closes[row.code], 2), True), row.code
     assert lending["510300"][1]  # an ETF, from the fund list
     with Session(engine) as s:
-        sectors = s.execute(select(func.sum(models.SectorDaily.rqye)).where(models.SectorDaily.trade_date == D2)).scalar()
+        sectors = s.execute(select(func.sum(models.SectorDaily.rqye))
+                            .where(models.SectorDaily.trade_date == D2)).scalar()
         stocks = s.execute(select(func.sum(models.StockMargin.rqye)).where(
             models.StockMargin.trade_date == D2, ~models.StockMargin.is_fund,
             models.StockMargin.exchange != "BSE")).scalar()
@@ -1436,7 +1442,8 @@ def test_quotes_asked_during_the_session_value_lending_at_yesterdays_close(
     signals = service.render("signals", on=D2, lang="en", chart=False)
     structure = signals.data["short_structure"]
     assert (structure["estimated_rqye"], structure["missing_rqye"]) == (len(lending), 0)
-    assert f"The securities-lending balance of {len(lending)} SSE securities is estimated as shares lent x close" in signals.text_plain()
+    assert (f"The securities-lending balance of {len(lending)} SSE securities is estimated as shares lent x close"
+            in signals.text_plain())
 
 
 def test_quotes_of_a_later_day_are_refused_and_not_asked_again_that_day(

@@ -371,7 +371,8 @@ def test_market_only_source_scope_is_all(sqlite_engine: Engine) -> None:
         upsert(session, models.MarginSummary, rows)
         upsert(session, models.Turnover, [{"trade_date": day, "exchange": exchange, "amount": amount,
                                            "a_share_only": False}
-                                          for day in DAYS[:5] for exchange, amount in (("SSE", 500e9), ("SZSE", 320e9))])
+                                          for day in DAYS[:5]
+                                          for exchange, amount in (("SSE", 500e9), ("SZSE", 320e9))])
         # the next day's SZSE turnover is not in yet: half the market's turnover must not make a ratio
         upsert(session, models.MarginSummary, [{**rows[0], "trade_date": DAYS[5]}])
         upsert(session, models.Turnover, [{"trade_date": DAYS[5], "exchange": "SSE", "amount": 500e9,
@@ -410,7 +411,8 @@ def test_exchange_breakdown_lists_the_rest_of_a_market_row(sqlite_engine: Engine
         bump_data_version(session)
     d = data(sqlite_engine, "balance")
     assert d["scope"] == ["ALL"] and d["rzrqye"] == 1516e9  # the ALL row of DAYS[1]
-    assert [(e["exchange"], e["rzrqye"], e["rzye"], e["rqye"], e["change_1d"], e["derived"]) for e in d["exchanges"]] == [
+    assert [(e["exchange"], e["rzrqye"], e["rzye"], e["rqye"], e["change_1d"], e["derived"])
+            for e in d["exchanges"]] == [
         ("SSE", 811e9, 801e9, 10e9, 1e9, False),
         ("BSE", 5.5e9, 5e9, 0.5e9, 1e9, False),
         ("REST", 699.5e9, 695e9, 4.5e9, -1e9, True),  # (1516 - 811 - 5.5) today, (1515 - 810 - 4.5) before
@@ -541,7 +543,8 @@ def test_one_sector(sqlite_engine: Engine) -> None:
     assert d["index_return_pct"] == pytest.approx((971 / 991 - 1) * 100)  # days 9 .. 29
     assert len(d["series"]) == 21 and d["series"][-1] == {"date": LAST.isoformat(), "rzye": pytest.approx(5e9)}
     caption = report_text.to_plain(report.caption)
-    assert caption.startswith("电子行业融资余额 50.00 亿元(占比 50.00%)\n近20日 +10.00 亿元(+25.00%),占比 +10.00 个百分点")
+    assert caption.startswith("电子行业融资余额 50.00 亿元(占比 50.00%)\n"
+                              "近20日 +10.00 亿元(+25.00%),占比 +10.00 个百分点")
     assert "变化排名 第 1 / 3 · 行业指数近20日 -2.02%" in caption
     assert "看行业内个股:/top 20 电子" in report.details
     assert report.png is not None and report.png.startswith(b"\x89PNG")
@@ -603,8 +606,9 @@ def test_stock_changes_count_trade_dates_across_a_suspension(small_rw: Engine) -
 
 def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: Engine) -> None:
     """No per-stock detail on DAYS[-6]: a 5-day change has no base (unknown, not six days, while
-    its net buying over DAYS[-5..-1] stands); a 10-day change stands on DAYS[-11] (electronics +50e6 a trade day: +0.5e9, not the 0.55e9 of
-    eleven), and its 融资净买入 is unknown: one of its days is."""
+    its net buying over DAYS[-5..-1] stands); a 10-day change stands on DAYS[-11] (electronics
+    +50e6 a trade day: +0.5e9, not the 0.55e9 of eleven), and its 融资净买入 is unknown: one of
+    its days is."""
     with session_scope(small_rw) as session:
         session.execute(text("DELETE FROM sector_daily WHERE trade_date = :d"), {"d": DAYS[-6]})
         bump_data_version(session)
@@ -660,8 +664,10 @@ def test_top_hand_computed(small: Engine) -> None:
     d = data(small, "top")
     assert (d["days"], d["since"], d["compared"]) == (5, DAYS[24].isoformat(), 6)
     assert d["risers"] == [
-        {"code": "000001", "name": "样本电子乙", "rzye": 2.5e9, "change": 0.125e9, "change_pct": pytest.approx(100 / 19)},
-        {"code": "600001", "name": "样本电子甲", "rzye": 2.5e9, "change": 0.125e9, "change_pct": pytest.approx(100 / 19)},
+        {"code": "000001", "name": "样本电子乙", "rzye": 2.5e9, "change": 0.125e9,
+         "change_pct": pytest.approx(100 / 19)},
+        {"code": "600001", "name": "样本电子甲", "rzye": 2.5e9, "change": 0.125e9,
+         "change_pct": pytest.approx(100 / 19)},
     ]
     assert [(r["code"], r["change"], r["change_pct"]) for r in d["fallers"]] == [
         ("000002", -0.125e9, pytest.approx(-100 / 13)), ("600002", -0.125e9, pytest.approx(-100 / 13))]
@@ -1251,7 +1257,8 @@ def test_numbers_that_round_to_zero_show_no_sign() -> None:
     assert fmt.money(-4e5, "zh", signed=True) == "0.00 亿元"  # 40 万元 rounds to 0.00 亿元
     assert fmt.money(-1.5e9, "en") == "-1.50 bn" and fmt.money(2.5e10, "zh", signed=True) == "+250.00 亿元"
     assert fmt.number(-0.2, 0, signed=True) == "0" and fmt.number(12345.678) == "12,345.68"
-    assert fmt.headline_money(2.3312e12, "zh") == "2.33 万亿元" and fmt.headline_money(7.6443e11, "en") == "CNY 0.76 trn"
+    assert (fmt.headline_money(2.3312e12, "zh") == "2.33 万亿元"
+            and fmt.headline_money(7.6443e11, "en") == "CNY 0.76 trn")
     # 2010-04-01, the first days of margin trading: 0.00 万亿 would say nothing
     assert fmt.headline_money(1.4e7, "zh") == "0.14 亿元" and fmt.headline_money(6.5e10, "en") == "CNY 65.00 bn"
 
@@ -1296,10 +1303,12 @@ def test_summary_names_why_it_has_no_sectors_early_in_the_history(demo: Engine) 
     shift needs: the summary says that, not that the detail is missing."""
     ms = models.MarginSummary
     with Session(demo) as session:
-        tenth = session.execute(select(ms.trade_date).distinct().order_by(ms.trade_date).offset(9).limit(1)).scalar_one()
+        tenth = session.execute(
+            select(ms.trade_date).distinct().order_by(ms.trade_date).offset(9).limit(1)).scalar_one()
     service = ReportService(demo)
     for lang, line in (("zh", "行业:个股明细不足20个交易日,暂无行业变化。"),
-                       ("en", "Sectors: fewer than 20 trading days of per-stock detail: sector changes not available yet.")):
+                       ("en", "Sectors: fewer than 20 trading days of per-stock detail:"
+                              " sector changes not available yet.")):
         report = service.render("summary", on=tenth, lang=lang, chart=False)
         assert report.data["sectors"] is None and report.data["sectors_missing"] == "not_enough_history"
         assert line in report.caption.splitlines()

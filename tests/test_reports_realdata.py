@@ -166,7 +166,8 @@ def test_summary_without_per_stock_detail(real: Engine) -> None:
     with pytest.raises(ReportError) as info:
         service.render("sectors", on=PEAK_DAY, chart=False)
     assert (info.value.kind, info.value.params) == ("no_sector_data", {"date": "2015-06-18"})
-    for lang, line in (("zh", "行业:该日没有个股两融明细,无法计算。"), ("en", "Sectors: no per-stock margin detail for this day.")):
+    for lang, line in (("zh", "行业:该日没有个股两融明细,无法计算。"),
+                       ("en", "Sectors: no per-stock margin detail for this day.")):
         report = service.render("summary", on=PEAK_DAY, lang=lang)
         assert report.data["sectors"] is None and report.data["signals"]["stock_detail"] is False
         assert line in report.caption.splitlines()
@@ -224,7 +225,8 @@ def test_exchange_rows_without_lending_balance_keep_the_markets(real: Engine) ->
     before = service.render("balance", on=date(2015, 11, 23), chart=False).data
     with Session(real) as session:
         rows = session.execute(select(ms.trade_date, ms.exchange, ms.rzye, ms.rzmre).where(
-            ms.trade_date >= date(2015, 9, 1), ms.trade_date <= date(2015, 11, 23), ms.exchange.in_(("SSE", "ALL")))).all()
+            ms.trade_date >= date(2015, 9, 1), ms.trade_date <= date(2015, 11, 23),
+            ms.exchange.in_(("SSE", "ALL")))).all()
     by_day: dict[date, dict[str, tuple[float, float]]] = {}
     for day, exchange, rzye, rzmre in rows:
         by_day.setdefault(day, {})[exchange] = (rzye, rzmre)

@@ -672,7 +672,8 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
                 const box = document.createElement('div');
                 box.appendChild(window.marginbotSandbox.renderTelegramHtml(
                   '<b>粗</b> <i>i</i> <a href="javascript:alert(1)">x</a> <a href="https://example.com">ok</a>'
-                  + '<img src=x onerror=alert(1)><script>alert(2)</script> &lt;tag&gt; <pre><code>1 &amp; 2</code></pre>'));
+                  + '<img src=x onerror=alert(1)><script>alert(2)</script> &lt;tag&gt;'
+                  + ' <pre><code>1 &amp; 2</code></pre>'));
                 return {html: box.innerHTML, imgs: box.querySelectorAll('img,script').length,
                         links: [...box.querySelectorAll('a')].map(a => a.getAttribute('href'))};
             }""")

@@ -100,7 +100,8 @@ def _market(engine: Engine) -> dict[date, tuple[Any, ...]]:
 def test_market_daily_follows_every_write_to_margin_summary(engine: Engine) -> None:
     """Triggers keep one market row per date: the exchanges' sum where they include SSE and SZSE (or
     no ALL row stands by) and know 两融余额, else the ALL row; 融券卖出额 always the ALL row's; NULL
-    where a summed row lacks a figure and no ALL row stands in. Inserts, upserts, deletes and a moved date all reach it, on both databases."""
+    where a summed row lacks a figure and no ALL row stands in. Inserts, upserts, deletes and a
+    moved date all reach it, on both databases."""
     from sqlalchemy import delete, update
 
     d1, d2, d3, d4 = date(2024, 4, 8), date(2024, 4, 9), date(2024, 4, 10), date(2024, 4, 11)
@@ -185,7 +186,8 @@ def test_market_daily_concurrent_writers_of_one_date(engine: Engine) -> None:
     def second() -> None:
         try:
             with engine.begin() as conn:
-                conn.execute(models.MarginSummary.__table__.insert().values(trade_date=day, exchange="SZSE", rzye=700.0))
+                conn.execute(models.MarginSummary.__table__.insert().values(
+                    trade_date=day, exchange="SZSE", rzye=700.0))
         except Exception as exc:  # noqa: BLE001 - asserted below
             errors.append(exc)
 

@@ -51,8 +51,9 @@ SZSE_DETAIL_HEADER = (
 )
 SW_CLASS_HEADER = ("股票代码", "计入日期", "行业代码", "更新日期")
 CSINDEX_CONS_HEADER = (
-    "日期Date", "指数代码 Index Code", "指数名称 Index Name", "指数英文名称Index Name(Eng)", "成份券代码Constituent Code",
-    "成份券名称Constituent Name", "成份券英文名称Constituent Name(Eng)", "交易所Exchange", "交易所英文名称Exchange(Eng)",
+    "日期Date", "指数代码 Index Code", "指数名称 Index Name", "指数英文名称Index Name(Eng)",
+    "成份券代码Constituent Code", "成份券名称Constituent Name", "成份券英文名称Constituent Name(Eng)",
+    "交易所Exchange", "交易所英文名称Exchange(Eng)",
 )
 
 HTML_ERROR_PAGE = (
@@ -157,9 +158,9 @@ def szse_summary_json(day: date, summary: SzseSummary | None) -> str:
         {"metadata": {"catalogid": "1837_xxpl", "name": "融资融券交易总量", "excel": "xlsx", "pagetype": "1",
                       "pageno": 1, "pagesize": 20, "pagecount": 1, "recordcount": len(data),
                       "subname": day.isoformat(), "tabkey": "tab1",
-                      "cols": {"jrrzmr": "融资买入额(亿元)", "jrrzye": "融资余额(亿元)", "jrrjmc": "融券卖出量(亿股/亿份)",
-                               "jrrjyl": "融券余量(亿股/亿份)", "jrrjye": "融券余额(亿元)",
-                               "jrrzrjye": "融资融券余额(亿元)"}},
+                      "cols": {"jrrzmr": "融资买入额(亿元)", "jrrzye": "融资余额(亿元)",
+                               "jrrjmc": "融券卖出量(亿股/亿份)", "jrrjyl": "融券余量(亿股/亿份)",
+                               "jrrjye": "融券余额(亿元)", "jrrzrjye": "融资融券余额(亿元)"}},
          "data": data, "error": None},
         {"metadata": {"catalogid": "1837_xxpl", "name": "融资融券交易明细", "excel": "xlsx", "pagetype": "2",
                       "pageno": 1, "pagesize": 20, "pagecount": 0, "recordcount": 0,

@@ -92,7 +92,8 @@ def _settings_keyboard(lang: str, default_time: time) -> InlineKeyboardMarkup:
         label = f"{default_time:%H:%M}" if value == "default" else value
         times.append(InlineKeyboardButton(label, callback_data=f"s:time:{value}"))
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton("中文", callback_data="s:lang:zh"), InlineKeyboardButton("English", callback_data="s:lang:en")],
+        [[InlineKeyboardButton("中文", callback_data="s:lang:zh"),
+          InlineKeyboardButton("English", callback_data="s:lang:en")],
          times]
     )
 

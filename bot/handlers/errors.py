@@ -38,7 +38,8 @@ def _kind(error: BaseException) -> str:
     it passed through (a library raises every BadRequest at one line), and for Telegram's errors,
     which differ only in their text, the text."""
     frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if "site-packages" not in f.filename and f.filename.endswith(".py") and any(p in f.filename for p in _OWN)]
+              if "site-packages" not in f.filename and f.filename.endswith(".py")
+              and any(p in f.filename for p in _OWN)]
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
     text = f" {str(error)[:100]}" if isinstance(error, TelegramError) else ""
     return f"{type(error).__name__} {where}{text}"

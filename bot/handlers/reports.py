@@ -73,9 +73,12 @@ async def render_and_send(update: Update, context: Context, kind: str, lang: str
     await send_report(context.bot, services, chat.id, report, placement=placement(update))
 
 
-def _choice_keyboard(kind: str, days: int, on: date | None, choices: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup:
+def _choice_keyboard(
+    kind: str, days: int, on: date | None, choices: tuple[tuple[str, str], ...]
+) -> InlineKeyboardMarkup:
     """Two buttons a row, one per (code, label): pressed, it sends that report (pick_button)."""
-    buttons = [InlineKeyboardButton(label[:40], callback_data=pick_data(kind, days, code, on)) for code, label in choices]
+    buttons = [InlineKeyboardButton(label[:40], callback_data=pick_data(kind, days, code, on))
+               for code, label in choices]
     return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
 
 

@@ -94,7 +94,8 @@ class _BotApiMethods(_FileStore):
         if self.webhook_url:
             raise ApiError(
                 409,
-                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                "Conflict: can't use getUpdates method while webhook is active;"
+                " use deleteWebhook to delete the webhook first",
             )
         offset = _int_param(p, "offset", 0)
         limit = min(max(_int_param(p, "limit", 100), 1), 100)

@@ -182,7 +182,8 @@ class _HttpServer:
         """Serve extra HTTP endpoints (e.g. a chat page) on the same port.
 
         ``path`` ending in ``/`` matches every path below it. Paths starting with ``/bot`` or
-        ``/file/bot`` always go to the Bot API, so a ``"/"`` prefix route only gets the rest. Handlers run on the server loop and may return a streaming :class:`HttpResponse`
+        ``/file/bot`` always go to the Bot API, so a ``"/"`` prefix route only gets the rest.
+        Handlers run on the server loop and may return a streaming :class:`HttpResponse`
         (e.g. ``text/event-stream`` fed from :meth:`subscribe`); a client that goes away is only
         noticed on the next write, so streams should send a heartbeat now and then.
         """

@@ -78,10 +78,12 @@ def upgrade() -> None:
         op.execute("CREATE TRIGGER market_daily_sync AFTER INSERT OR UPDATE OR DELETE ON margin_summary "
                    "FOR EACH ROW EXECUTE FUNCTION market_daily_on_change()")
         return
-    op.execute(f"CREATE TRIGGER market_daily_insert AFTER INSERT ON margin_summary BEGIN {refresh('NEW.trade_date')} END")
+    op.execute("CREATE TRIGGER market_daily_insert AFTER INSERT ON margin_summary BEGIN "
+               f"{refresh('NEW.trade_date')} END")
     op.execute("CREATE TRIGGER market_daily_update AFTER UPDATE ON margin_summary BEGIN "
                f"{refresh('OLD.trade_date')} {refresh('NEW.trade_date')} END")
-    op.execute(f"CREATE TRIGGER market_daily_delete AFTER DELETE ON margin_summary BEGIN {refresh('OLD.trade_date')} END")
+    op.execute("CREATE TRIGGER market_daily_delete AFTER DELETE ON margin_summary BEGIN "
+               f"{refresh('OLD.trade_date')} END")
 
 
 def downgrade() -> None:

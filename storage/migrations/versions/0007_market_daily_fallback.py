@@ -29,7 +29,8 @@ def market_select(cond: str, fallback: bool) -> str:
     """0003's rule; with `fallback`, the exchanges' rows make the market only where they know its
     两融余额 or the ALL row does not either (or no ALL row exists)."""
     sums = ", ".join(f"CASE WHEN count({c}) = count(*) THEN sum({c}) END AS {c}" for c in SUMMED)
-    whole = "((s.members & 3) = 3 AND (s.rzrqye IS NOT NULL OR a.rzrqye IS NULL))" if fallback else "(s.members & 3) = 3"
+    whole = ("((s.members & 3) = 3 AND (s.rzrqye IS NOT NULL OR a.rzrqye IS NULL))" if fallback
+             else "(s.members & 3) = 3")
     split = f"(s.n IS NOT NULL AND ({whole} OR a.trade_date IS NULL))"
     picks = ", ".join(f"CASE WHEN {split} THEN s.{c} ELSE a.{c} END" for c in SUMMED)
     return (
@@ -47,7 +48,8 @@ def market_select(cond: str, fallback: bool) -> str:
 
 def refresh(day: str, fallback: bool) -> str:
     return (f"DELETE FROM market_daily WHERE trade_date = {day}; "
-            f"INSERT INTO market_daily (trade_date, {', '.join(COLUMNS)}) {market_select(f'trade_date = {day}', fallback)};")
+            f"INSERT INTO market_daily (trade_date, {', '.join(COLUMNS)}) "
+            f"{market_select(f'trade_date = {day}', fallback)};")
 
 
 def _install(fallback: bool) -> None:
