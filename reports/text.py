@@ -87,18 +87,29 @@ def fit_telegram(caption: str, details: str) -> tuple[str, str]:
     """Caption and details within Telegram's limits (1,024 and 4,096 visible characters).
 
     A caption too long (many warnings, long names) gives its last lines above the footer, whole, to
-    the top of the details; details too long lose their last lines to an ellipsis. Every template
-    line opens and closes its own tags, so whole lines move and go without breaking the HTML.
+    the top of the details, in their order. The headline, the footer and the 口径 notes (lines in
+    <i>, which qualify a figure marked in the caption) stay while any other line can go. Details too
+    long lose their last lines to an ellipsis. Every template line opens and closes its own tags, so
+    whole lines move and go without breaking the HTML.
     """
-    lines = caption.splitlines()
-    moved: list[str] = []
-    while visible_length("\n".join(lines)) > CAPTION_LIMIT and len(lines) > 2:
-        moved.insert(0, lines.pop(-2))  # the headline (first) and the footer (last) stay
-    caption = "\n".join(lines)
+    lines = list(enumerate(caption.splitlines()))  # (line number, line): moved lines keep their order
+
+    def too_long() -> bool:
+        return visible_length("\n".join(line for _, line in lines)) > CAPTION_LIMIT
+
+    moved: list[tuple[int, str]] = []
+    for keep_notes in (True, False):
+        for position in range(len(lines) - 2, 0, -1):
+            if not too_long():
+                break
+            if not (keep_notes and lines[position][1].startswith("<i>")):
+                moved.append(lines.pop(position))
+    caption = "\n".join(line for _, line in lines)
     if visible_length(caption) > CAPTION_LIMIT:
         raise ValueError(f"caption of {visible_length(caption)} characters even alone (limit {CAPTION_LIMIT})")
     if moved:
-        details = "\n".join(moved + ([""] + [details] if details else [])).strip("\n")
+        in_order = [line for _, line in sorted(moved)]
+        details = "\n".join(in_order + ([""] + [details] if details else [])).strip("\n")
     body = details.splitlines()
     while visible_length("\n".join(body)) > MESSAGE_LIMIT - 2:
         body.pop()

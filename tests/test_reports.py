@@ -1337,6 +1337,23 @@ def test_a_caption_too_long_gives_its_last_lines_to_the_details(demo: Engine) ->
     assert_telegram_html(details)
 
 
+def test_a_caption_too_long_keeps_its_notes_and_gives_lines_in_order() -> None:
+    """The 口径 notes (<i> lines) qualify a figure marked in the caption: they stay while any other
+    line can go; the lines that go keep their order at the top of the details."""
+    headline, footer = "<b>Headline</b>", "<i>Data date 2026-11-20</i>"
+    body = [f"line {n} " + "x" * 190 for n in range(1, 7)]  # 6 x 197 characters
+    note = "<i>* short-sale value unknown: purchases only</i>"
+    caption, details = report_text.fit_telegram("\n".join([headline, *body, note, footer]), "the details")
+    assert caption.splitlines() == [headline, *body[:4], note, footer]
+    assert report_text.visible_length(caption) <= report_text.CAPTION_LIMIT
+    assert details.splitlines() == [body[4], body[5], "", "the details"]
+    # notes go too, last, where the other lines alone cannot make room
+    notes = [f"<i>note {n} " + "y" * 300 + "</i>" for n in range(1, 5)]
+    caption, details = report_text.fit_telegram("\n".join([headline, "figures", *notes, footer]), "")
+    assert caption.splitlines() == [headline, *notes[:3], footer]
+    assert details.splitlines() == ["figures", notes[3]]
+
+
 @pytest.mark.parametrize("kind", ["balance", "ratio", "stock"])
 def test_a_window_longer_than_the_history_says_how_much_it_shows(demo: Engine, kind: str) -> None:
     """2,500 trade days asked of a demo history of 706: the chart shows what there is, and the footer
