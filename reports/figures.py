@@ -482,8 +482,9 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
     """Signals: pace, turning point, crowding / deleveraging, amplification, sector bottoming, spikes,
     融券 structure."""
     sub = sub or _direct(engine)
-    bal = sub("balance", day, days).data
+    # The ratio first: it reads the longest history, which the balance's is then cut from (queries.shared_span).
     rat = sub("ratio", day, max(days, 60))
+    bal = sub("balance", day, days).data
     spikes = _spikes(engine, day)
     names = queries.stock_names(engine, list(spikes.index), day)
     # The ratio report loaded three years of the ratio and the index: reuse them.
@@ -695,8 +696,8 @@ def top_figures(engine: Engine, day: date, days: int, sector: str | None = None)
 def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None = None) -> Figures:
     """The daily push: balance, ratio, top sector shifts and warnings in one read-out."""
     sub = sub or _direct(engine)
+    rat = sub("ratio", day, days)  # first, as in signals_figures: the balance's history is cut from its
     bal = sub("balance", day, days)
-    rat = sub("ratio", day, days)
     try:
         sec: Figures | None = sub("sectors", day, min(20, days))
     except ReportError as exc:  # a day without per-stock detail: the read-out goes without its sectors

@@ -7,6 +7,7 @@ reads (three years of totals) without giving anything a frame needs.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -68,6 +69,40 @@ def shared(read: _Read) -> _Read:
     return wrapper  # type: ignore[return-value]
 
 
+
+def shared_span(read: _Read) -> _Read:
+    """`shared`, for a read of the dates from `start` to `end` whose answer is indexed by trade date
+    (a frame, a series, a DatetimeIndex): inside shared_reads() it is also cut from an answer of the
+    same read, same `end` and other arguments, over a span starting no later. A summary's balance
+    (three years) is then cut from its ratio's (three years and the window) instead of read again;
+    rows are selected by date alone, so the cut equals the read."""
+    signature = inspect.signature(read)
+
+    @functools.wraps(read)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        answers = _answers.get()
+        if answers is None:
+            return read(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        start = bound.arguments["start"]
+        rest = tuple((name, value) for name, value in bound.arguments.items() if name != "start")
+        key = (read.__name__, rest, start)
+        if key not in answers:
+            wider = [since for name, other, since in answers if name == read.__name__ and other == rest
+                     and (since is None or (start is not None and since <= start))]
+            if wider:
+                found = answers[(read.__name__, rest, max(wider, key=lambda d: (d is not None, d)))]  # the nearest
+                index = found if isinstance(found, pd.DatetimeIndex) else found.index
+                answers[key] = found[index >= pd.Timestamp(start)] if start is not None else found
+            else:
+                answers[key] = read(*args, **kwargs)
+        found = answers[key]
+        return found.copy() if isinstance(found, pd.DataFrame | pd.Series) else found
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _frame(rows: list, columns: list[str]) -> pd.DataFrame:  # type: ignore[type-arg]
     """A frame from result rows, built column by column (row by row is 10x slower in pandas): numbers
     as float (None -> NaN; whole numbers stay int when none is missing), flags as bool, trade_date as
@@ -125,7 +160,7 @@ def summary_rows(engine: Engine, start: date | None = None, end: date | None = N
     return _frame(rows, ["trade_date", "exchange", *SUMMARY_COLUMNS])
 
 
-@shared
+@shared_span
 def margin_summary(engine: Engine, scope: str = MARKET, start: date | None = None,
                    end: date | None = None) -> pd.DataFrame:
     """Daily margin totals for one exchange or the market, index trade_date, columns SUMMARY_COLUMNS.
@@ -487,7 +522,7 @@ def latest_sector_date(engine: Engine, day: date) -> date | None:
 CALENDAR_INDEXES = ("sh000001", "sz399001")
 
 
-@shared
+@shared_span
 def known_trade_dates(engine: Engine, start: date, end: date) -> pd.DatetimeIndex:
     """Trade dates from `start` to `end` that the exchange calendar, the turnover or the market
     indexes' closes know of, ascending: with a series' own dates, the grid that changes over N trade

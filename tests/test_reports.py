@@ -47,7 +47,7 @@ from reports.figures import KINDS
 from reports.gallery import sample_stock
 from reports.i18n import t
 from reports.service import RenderedReport, ReportService
-from storage import models
+from storage import models, queries
 from storage.aggregate import rebuild_sector_daily
 from storage.database import bump_data_version, make_engine, session_scope, upgrade, upsert
 from tests.demo_db import demo_db_file
@@ -212,6 +212,41 @@ def demo_report(engine: Engine, kind: str, lang: str) -> RenderedReport:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Engine:
     return demo_engine(tmp_path_factory, pytestconfig)
+
+
+def test_shared_reads_cut_a_span_from_a_wider_answer(demo: Engine) -> None:
+    """Inside shared_reads() a read over dates is asked of the database once per (end, arguments):
+    a later, narrower span is cut from the answer and equals a read of its own; a wider one, another
+    end or another scope is read again; a caller changing its answer changes nobody else's."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    day = date(2026, 11, 20)
+    narrow_alone = queries.margin_summary(demo, start=day - timedelta(days=100), end=day)
+    dates_alone = queries.known_trade_dates(demo, day - timedelta(days=30), day)
+    event.listen(demo, "before_cursor_execute", count)
+    try:
+        with queries.shared_reads():
+            wide = queries.margin_summary(demo, start=day - timedelta(days=400), end=day)
+            wide.loc[:, "rzye"] = 0.0  # the caller's copy
+            narrow = queries.margin_summary(demo, start=day - timedelta(days=100), end=day)
+            assert len(statements) == 1
+            pd.testing.assert_frame_equal(narrow, narrow_alone)
+            assert len(wide) > len(narrow) > 60
+            queries.margin_summary(demo, start=day - timedelta(days=500), end=day)  # wider: read
+            queries.margin_summary(demo, start=day - timedelta(days=100), end=day - timedelta(days=1))
+            queries.margin_summary(demo, "SSE", start=day - timedelta(days=100), end=day)
+            assert len(statements) == 4
+            queries.known_trade_dates(demo, day - timedelta(days=400), day)
+            dates = queries.known_trade_dates(demo, day - timedelta(days=30), day)
+            assert len(statements) == 5
+            assert dates.equals(dates_alone)
+    finally:
+        event.remove(demo, "before_cursor_execute", count)
 
 
 # ----------------------------------------------------------------------------------------------
