@@ -1045,6 +1045,9 @@ def test_short_structure_hand_computed(small_rw: Engine) -> None:
     assert short["change_pp"]["hs300"] == pytest.approx(20.0 - 100 / 3)
     assert short["change_pp"]["other"] == pytest.approx(40.0 - 200 / 3)
     assert short["hedging_rising"] is True
+    # ETF and CSI 300 shares together: +40 + (20 - 33.33) = +26.67 points over the 20 days
+    assert "ETF 与沪深300成分股合计占比近20日 +26.67 个百分点:融券以对冲和套利为主" in zh.details
+    assert "Combined share of ETFs and CSI 300 members +26.67pp over 20 days: more hedging" in en.details
 
 
 def test_short_structure_reads_the_index_list_in_force(small_rw: Engine) -> None:
@@ -1237,8 +1240,8 @@ def test_demo_bottoming_sector_in_sectors_and_signals(demo: Engine) -> None:
     assert {"code": "370000", "name": "医药生物", "name_en": "Pharma & Biotech"} in sectors_list
     assert signals_list == sectors_list
     # the signals point to the sector's own report, which shows the same signal
-    assert "看见底行业:/sectors 医药生物" in demo_report(demo, "signals", "zh").details
-    assert "The bottoming sectors: /sectors Pharma &amp; Biotech" in demo_report(demo, "signals", "en").details
+    assert "见底行业详情:/sectors 医药生物" in demo_report(demo, "signals", "zh").details
+    assert "Bottoming sectors in detail: /sectors Pharma &amp; Biotech" in demo_report(demo, "signals", "en").details
     assert demo_report(demo, "sector", "zh").data["bottoming"] is True
 
 
