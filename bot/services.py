@@ -22,6 +22,7 @@ GROUP_ANSWERS_PER_MINUTE = 20  # Telegram's limit per group
 PRIVATE_ANSWERS_PER_MINUTE = 40
 DETAILS_REMEMBERED = 20_000  # charts whose details message a window button can still find
 FILE_IDS_REMEMBERED = 5_000  # chart file_ids kept in memory (a day's charts in both languages are ~100)
+TEXTS_REMEMBERED = 20_000  # users' messages whose text an edit is compared with (a hash each)
 
 
 class Throttle:
@@ -96,6 +97,8 @@ class Services:
     file_ids: dict[str, str] = field(default_factory=dict)
     # (chat, chart message) -> the message with that report's details (remember_details).
     details_messages: dict[tuple[int, int], int] = field(default_factory=dict)
+    # (chat, message) -> hash of the text last read from a user's message (read_anew).
+    texts_read: dict[tuple[int, int], int] = field(default_factory=dict)
     # Where charts are uploaded to obtain a file_id for inline results when no chat has one yet.
     storage_chat_id: int | None = None
     # One thread for the long work of the daily job (an ingest may take minutes): never one of the
@@ -146,6 +149,18 @@ class Services:
         self.details_messages[(chat_id, chart_message_id)] = details_message_id
         while len(self.details_messages) > DETAILS_REMEMBERED:
             self.details_messages.pop(next(iter(self.details_messages)))
+
+    def read_anew(self, chat_id: int, message_id: int, text: str, *, edited: bool) -> bool:
+        """Whether a user's message asks anew: a new message always; an edit only when it changes the
+        text last read of that message. Telegram also sends an edit when a message gets its first
+        reaction, or a live location moves, with the text as it was. An edit of a message not
+        remembered (read before a restart, or long ago) is not answered: once rather than twice."""
+        key = (chat_id, message_id)
+        before = self.texts_read.pop(key, None)
+        self.texts_read[key] = hash(text)  # re-inserted: the most recent last, the oldest forgotten first
+        while len(self.texts_read) > TEXTS_REMEMBERED:
+            self.texts_read.pop(next(iter(self.texts_read)))
+        return not edited or (before is not None and before != hash(text))
 
     async def remember_file_id(self, key: str, file_id: str) -> None:
         self._keep_file_id(key, file_id)

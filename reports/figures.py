@@ -696,7 +696,7 @@ def top_figures(engine: Engine, day: date, days: int, sector: str | None = None)
 def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None = None) -> Figures:
     """The daily push: balance, ratio, top sector shifts and warnings in one read-out."""
     sub = sub or _direct(engine)
-    rat = sub("ratio", day, days)  # first, as in signals_figures: the balance's history is cut from its
+    rat = sub("ratio", day, days)  # first, as in signals_figures: the balance's history is cut from the ratio's
     bal = sub("balance", day, days)
     try:
         sec: Figures | None = sub("sectors", day, min(20, days))

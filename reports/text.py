@@ -88,7 +88,8 @@ def fit_telegram(caption: str, details: str) -> tuple[str, str]:
 
     A caption too long (many warnings, long names) gives its last lines above the footer, whole, to
     the top of the details, in their order. The headline, the footer and the 口径 notes (lines in
-    <i>, which qualify a figure marked in the caption) stay while any other line can go. Details too
+    <i>, which qualify a figure of the caption) stay while any other line can go; a note on a figure
+    marked "*" goes with the line of that figure. Details too
     long lose their last lines to an ellipsis. Every template line opens and closes its own tags, so
     whole lines move and go without breaking the HTML.
     """
@@ -103,6 +104,11 @@ def fit_telegram(caption: str, details: str) -> tuple[str, str]:
             if not too_long():
                 break
             if not (keep_notes and lines[position][1].startswith("<i>")):
+                moved.append(lines.pop(position))
+    # A note on a figure marked "*" (a line ending in it) goes where that line went.
+    if any(not line.startswith("<i>") and to_plain(line).rstrip().endswith("*") for _, line in moved):
+        for position in range(len(lines) - 2, 0, -1):
+            if lines[position][1].startswith("<i>*"):
                 moved.append(lines.pop(position))
     caption = "\n".join(line for _, line in lines)
     if visible_length(caption) > CAPTION_LIMIT:

@@ -11,12 +11,14 @@ Its status (models.DeliveryStatus) goes pending -> claimed -> sending -> sent | 
   the chat: it becomes unconfirmed, never sent again.
 - sent: Telegram accepted the message (message_id recorded). Final.
 - failed: given up: the bot was blocked or removed (the chat is deactivated), the last of
-  bot.push.MAX_ATTEMPTS failed, an unexpected error, or a later trade date's push came first. Final.
+  bot.push.MAX_ATTEMPTS failed, an unexpected error, or a later trade date's push came first. Final
+  for this chat id (a group's migration, below, gives it another chance under its new id).
 - unconfirmed: the send's answer never came (a read timeout, a dropped connection, a worker that
   stopped mid-send): it may have arrived, so it is not repeated. Final.
 
-A failed attempt that may be retried goes back to pending; a group's delivery that a migration finds
-already planned for its new id is left behind as skipped (storage.chats.migrate).
+A failed attempt that may be retried goes back to pending. A group that becomes a supergroup
+(storage.chats.migrate) takes its deliveries not sent nor unconfirmed to its new id as pending, failed
+ones included (the new chat is a new chance); one its new id already has is left behind as skipped.
 
 Deliveries are claimed with row locks (PostgreSQL: FOR UPDATE SKIP LOCKED) so several workers can
 share one database and a chat is never sent the same trade date twice.

@@ -71,9 +71,14 @@ def asks_for_an_answer(update: Update, context: Context) -> bool:
 
 async def gate(update: Update, context: Context) -> None:
     chat = update.effective_chat
+    services = services_of(context)
+    message = written(update)
+    if chat is not None and message is not None and not services.read_anew(
+            chat.id, message.message_id, message.text or message.caption or "",
+            edited=update.edited_message is not None):
+        raise ApplicationHandlerStop  # an edit that changed nothing read (a reaction, a live location)
     if chat is None or not asks_for_an_answer(update, context):
         return
-    services = services_of(context)
     budget = services.group_answers if is_group(chat) else services.private_answers
     wait = budget.check(chat.id, messages_asked(update))
     if wait <= 0:

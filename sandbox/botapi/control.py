@@ -175,20 +175,25 @@ class _ControlApi(_ServerBase):
         return payload
 
     @_threadsafe
-    def inject_edit(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
-        """The author of message ``message_id`` edits its text to ``text``: an ``edited_message``
-        update carrying the whole message with its new text, entities and ``edit_date``."""
+    def inject_edit(self, chat_id: int, message_id: int, text: str | None = None) -> dict[str, Any]:
+        """The author of message ``message_id`` edits its text (or a photo's caption) to ``text``: an
+        ``edited_message`` update carrying the whole message with its new text, entities and
+        ``edit_date``. Without ``text`` nothing changes, as when Telegram reports a message's first
+        reaction as an edit."""
         chat = self._known_chat(chat_id)
+        if chat.type == "channel":
+            raise ValueError("a channel's edits are edited_channel_post updates")
         message = chat.messages.get(message_id)
         if message is None or message.from_bot:
             raise KeyError(f"no user message {message_id} in chat {chat_id}")
-        if message.text == text:
-            raise ValueError("Telegram sends no update for an edit that changes nothing")
-        match = _COMMAND_RE.match(text)
-        command = match is not None and (match.end() == len(text) or text[match.end()].isspace())
-        message.text = text
-        message.entities = ([{"type": "bot_command", "offset": 0, "length": _utf16_len(match.group())}]
-                            if command and match is not None else None)
+        if text is not None and message.text is None:
+            message.caption = text
+        elif text is not None:
+            match = _COMMAND_RE.match(text)
+            command = match is not None and (match.end() == len(text) or text[match.end()].isspace())
+            message.text = text
+            message.entities = ([{"type": "bot_command", "offset": 0, "length": _utf16_len(match.group())}]
+                                if command and match is not None else None)
         message.edit_date = int(time.time())
         message.edits += 1
         payload = message.to_api()
