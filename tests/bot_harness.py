@@ -203,14 +203,22 @@ class BotHarness:
         """User `user` writes `text` in chat `chat_id`; returns once the bot has answered (or ignored it)."""
         return await self.inject(self.server.inject_message, chat_id, user, text)  # type: ignore[no-any-return]
 
-    async def write_many(self, chat_id: int, user: int, texts: list[str]) -> None:
-        """Several messages injected at once (the bot handles them concurrently); waits for all."""
+    def inject_many(self, chat_id: int, user: int, texts: Iterable[str]) -> list[int]:
+        """Several messages injected at once, without waiting: their update ids, for `all_handled`."""
         ids = []
         for text_ in texts:
             self.server.inject_message(chat_id, user, text_)
-            ids.append(self._last_update_id())
-        for update_id in ids:
-            await self.handled_by_bot(update_id)
+            ids.append(self._last_update_id())  # no await in between: the bot cannot have fetched it
+        return ids
+
+    async def all_handled(self, update_ids: Iterable[int], timeout: float = TIMEOUT) -> None:
+        """Until the bot has finished every one of `update_ids` (answered, ignored or dropped)."""
+        for update_id in update_ids:
+            await self.handled_by_bot(update_id, timeout)
+
+    async def write_many(self, chat_id: int, user: int, texts: list[str]) -> None:
+        """Several messages injected at once (the bot handles them concurrently); waits for all."""
+        await self.all_handled(self.inject_many(chat_id, user, texts))
 
     async def press(self, chat_id: int, user: int, message_id: int, data: str) -> str:
         """User taps an inline button; returns the callback query id."""

@@ -1,4 +1,5 @@
-"""No test touches the network: a connection to anything but this machine raises NetworkBlocked.
+"""No test touches the network: a connection to anything but this machine raises NetworkBlocked, and so
+does looking up a name other than localhost (a leaked request would otherwise still send a DNS query).
 
 Installed in the test process by conftest, and in every process a test starts (`marginbot run` in
 test_sandbox) through `PREAMBLE` and `child_env`: the recorded upstream payloads and the stand-in
@@ -32,8 +33,53 @@ def _local(address: object) -> bool:
         return host == "localhost"
 
 
+def _local_name(host: object) -> bool:
+    """True for a host whose lookup asks no name server: none (the wildcard), localhost, or an address
+    written out (a connection to it is checked by the connect guard)."""
+    if host is None:
+        return True
+    name = (host.decode("ascii", "replace") if isinstance(host, bytes | bytearray) else str(host)).strip()
+    name = name.rstrip(".").lower()
+    if name in ("", "localhost") or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name.strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _install_lookup_guard() -> None:
+    """Make socket.getaddrinfo, gethostbyname and gethostbyname_ex refuse names other than localhost."""
+    if getattr(socket.getaddrinfo, "guarded", False):
+        return
+    getaddrinfo, gethostbyname, gethostbyname_ex = socket.getaddrinfo, socket.gethostbyname, socket.gethostbyname_ex
+
+    def guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> list:  # type: ignore[type-arg]
+        if not _local_name(host):
+            raise NetworkBlocked(f"test tried to look up {host!r}")
+        return getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    def guarded_gethostbyname(host: str) -> str:
+        if not _local_name(host):
+            raise NetworkBlocked(f"test tried to look up {host!r}")
+        return gethostbyname(host)
+
+    def guarded_gethostbyname_ex(host: str) -> tuple[str, list[str], list[str]]:
+        if not _local_name(host):
+            raise NetworkBlocked(f"test tried to look up {host!r}")
+        return gethostbyname_ex(host)
+
+    guarded_getaddrinfo.guarded = True  # type: ignore[attr-defined]
+    socket.getaddrinfo = guarded_getaddrinfo  # type: ignore[assignment]
+    socket.gethostbyname = guarded_gethostbyname  # type: ignore[assignment]
+    socket.gethostbyname_ex = guarded_gethostbyname_ex  # type: ignore[assignment]
+
+
 def install() -> None:
-    """Make socket connections to non-loopback addresses fail loudly (idempotent)."""
+    """Make socket connections to non-loopback addresses, and lookups of names other than localhost,
+    fail loudly (idempotent)."""
+    _install_lookup_guard()
     if getattr(socket.socket.connect, "guarded", False):
         return
     connect, connect_ex = socket.socket.connect, socket.socket.connect_ex

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from datetime import date
@@ -143,7 +144,18 @@ def test_admin_reports_tell_errors_apart_by_project_line_and_telegram_text() -> 
     def bad(text: str) -> None:
         raise BadRequest(text)
 
-    window = raised(lambda: parse_days("ratio", "x"))
-    assert _kind(window).startswith("ValueError ") and f"{os.sep}bot{os.sep}arguments.py:" in _kind(window)
-    assert _kind(raised(lambda: bad("Message is too long"))) != _kind(raised(lambda: bad("Can't parse entities")))
-    assert _kind(raised(lambda: bad("Message is too long"))) == _kind(raised(lambda: bad("Message is too long")))
+    # a ValueError: its type and the deepest line of the project's code it passed (int() in parse_days);
+    # no text (the same line fails with every bad word)
+    lines, first = inspect.getsourcelines(parse_days)
+    int_line = first + next(i for i, line in enumerate(lines) if "int(word)" in line)
+    raise_line = first + next(i for i, line in enumerate(lines) if "raise ValueError" in line)
+    source = parse_days.__code__.co_filename
+    assert source.endswith(f"{os.sep}bot{os.sep}arguments.py")
+    assert _kind(raised(lambda: parse_days("ratio", "x"))) == f"ValueError {source}:{int_line}"
+    assert _kind(raised(lambda: parse_days("ratio", "y"))) == f"ValueError {source}:{int_line}"
+    assert _kind(raised(lambda: parse_days("ratio", "0"))) == f"ValueError {source}:{raise_line}"  # out of range
+    # Telegram's errors, raised here (no project line): the type and the text, cut to 100 characters
+    assert _kind(raised(lambda: bad("Message is too long"))) == "BadRequest  Message is too long"
+    assert _kind(raised(lambda: bad("Can't parse entities"))) == "BadRequest  Can't parse entities"
+    assert _kind(raised(lambda: bad("x" * 150))) == "BadRequest  " + "x" * 100
+    assert _kind(ValueError("never raised")) == "ValueError "  # no traceback: type alone

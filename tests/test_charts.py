@@ -123,8 +123,16 @@ def test_blitted_text_matches_matplotlibs_own(monkeypatch: pytest.MonkeyPatch) -
     _forget_rendered_text()
     blitted = _grey(charts.png_bytes(_text_figure()))
     again = _grey(charts.png_bytes(_text_figure()))  # from the cache this time
-    monkeypatch.setattr(layout._Renderer, "draw_text", layout.RendererAgg.draw_text)
+    drawn: list[str] = []
+
+    def own_draw_text(self: Any, gc: Any, x: float, y: float, s: str, *args: Any, **kwargs: Any) -> Any:
+        drawn.append(s)
+        return layout.RendererAgg.draw_text(self, gc, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(layout._Renderer, "draw_text", own_draw_text)
     own = _grey(charts.png_bytes(_text_figure()))
+    # matplotlib's own text drawing ran, for the title, the rotated axis label and the watermark at least
+    assert {"两融余额 Margin balance", "两融交易占比(%)", "演示数据"} <= set(drawn)
     assert np.array_equal(blitted, again)
     assert blitted.shape == own.shape
     ink_blitted, ink_own = blitted < 128, own < 128
@@ -146,8 +154,10 @@ def test_flattened_ticks_match_matplotlibs_ticks(demo: Engine, monkeypatch: pyte
 
     figures = ReportService(demo).figures(kind, code=code, on=None, days=None, version=0)
     flat = _grey(charts.render_chart(figures, "zh"))
-    monkeypatch.setattr(charts, "flatten_ticks", lambda fig: None)
+    skipped: list[Any] = []
+    monkeypatch.setattr(charts, "flatten_ticks", skipped.append)  # the ticks stay matplotlib's
     own = _grey(charts.render_chart(figures, "zh"))
+    assert len(skipped) == 1  # the render did go through the patched step
     assert flat.shape == own.shape
     assert (np.abs(flat - own) > 64).sum() <= 400, kind
     assert np.abs(flat - own).mean() < 0.1, kind
@@ -165,15 +175,19 @@ def test_axes_from_a_pickled_blank_draw_as_freshly_built_axes(
     figures = ReportService(demo).figures(kind, code=code, on=None, days=None, version=0)
     charts.render_chart(figures, "en")  # the blank is cached now: the next render copies it
     copied = charts.render_chart(figures, "en")
+    grids: list[tuple[int, int]] = []
 
     def built(height: float, rows: int = 1, cols: int = 1, *, sharex: bool = False,
               height_ratios: tuple[float, ...] | None = None) -> tuple[Any, list[Any]]:
+        grids.append((rows, cols))
         fig = layout._figure(height)
         fig.subplots(rows, cols, sharex=sharex, squeeze=False, height_ratios=height_ratios)
         return fig, list(fig.axes)
 
     monkeypatch.setattr(charts, "axes_grid", built)
-    assert charts.render_chart(figures, "en") == copied
+    fresh = charts.render_chart(figures, "en")
+    assert len(grids) == 1  # the chart's axes were built by matplotlib this time, not copied
+    assert fresh == copied
 
 
 @pytest.mark.parametrize("va", ["top", "bottom", "center", "baseline", "center_baseline"])
@@ -243,6 +257,7 @@ def test_every_text_stays_inside_the_picture(demo: Engine, monkeypatch: pytest.M
     from reports.gallery import sample_stock
 
     cut: list[str] = []
+    inspected: list[str] = []
     real_png = charts.png_bytes
 
     def check(fig: Figure) -> bytes:
@@ -252,6 +267,7 @@ def test_every_text_stays_inside_the_picture(demo: Engine, monkeypatch: pytest.M
         for text in fig.findobj(Text):
             if not text.get_visible() or not text.get_text().strip() or text.get_rotation() not in (0.0, 90.0):
                 continue
+            inspected.append(text.get_text())
             box = text.get_window_extent(renderer)
             if box.x0 < -1 or box.y0 < -1 or box.x1 > width + 1 or box.y1 > height + 1:
                 cut.append(text.get_text())
@@ -261,6 +277,8 @@ def test_every_text_stays_inside_the_picture(demo: Engine, monkeypatch: pytest.M
     code = sample_stock(demo) if kind == "stock" else "370000" if kind == "sector" else None
     figures = build(demo, "sectors" if kind == "sector" else kind, None, None, code=code)
     charts.render_chart(figures, lang)
+    # the check ran on the chart: its footer (数据日期 / Data date ...) at least was measured
+    assert any(t.startswith(("数据日期", "Data date")) for t in inspected), inspected
     assert cut == [], cut
 
 

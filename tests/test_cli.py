@@ -1,11 +1,13 @@
-"""The command line, in process: `marginbot report ...` and `marginbot demo`, exit codes and messages."""
+"""The command line, in process: `marginbot report ...`, `demo`, `ingest` and `status`, exit codes and messages."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -299,3 +301,91 @@ def test_runs_with_the_shipped_env_example_as_dotenv(small_env: pytest.MonkeyPat
     code, out, err = run(capsys, "--quiet", "report", "balance", "--json")
     assert code == 0, err
     assert json.loads(out)["date"] == LAST.isoformat()
+
+
+def _ingest_result(*, failed: bool) -> Any:
+    """A run over 2024-04-10 and -11: the first day complete, the second pending (SZSE's detail not
+    published yet) or failed (SSE's summary timed out); one history step done."""
+    from storage._steps import DONE, FAILED, PENDING, DayResult, IngestResult, StepOutcome
+
+    second = (StepOutcome("sse_summary", FAILED, 0, "ReadTimeout") if failed
+              else StepOutcome("szse_detail", PENDING, 0, "not published"))
+    return IngestResult(
+        days=[DayResult(date(2024, 4, 10), [StepOutcome("sse_summary", DONE, 1)], complete=True),
+              DayResult(date(2024, 4, 11), [second])],
+        history=[StepOutcome("index_sh000001", DONE, 3)])
+
+
+@pytest.mark.parametrize(("failed", "status", "summary"), [
+    (True, 1, "ingest 2024-04-10..2024-04-11: 1 days done, 0 pending, 1 failed; history 1 ok, 0 failed"),
+    (False, 0, "ingest 2024-04-10..2024-04-11: 1 days done, 1 pending, 0 failed; history 1 ok, 0 failed"),
+])
+def test_ingest_prints_its_summary_and_fails_when_a_step_failed(
+        env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, failed: bool, status: int,
+        summary: str) -> None:
+    """`marginbot ingest` prints the run's one-line summary; its exit status is 1 when a step failed (a
+    cron job notices), 0 when every day is done or only waits for publication."""
+    import storage.ingest
+
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'ingest.db'}")
+    calls: list[dict[str, Any]] = []
+
+    def fake_run_ingest(engine: Engine, settings: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return _ingest_result(failed=failed)
+
+    env.setattr(storage.ingest, "run_ingest", fake_run_ingest)
+    code, out, err = run(capsys, "--quiet", "ingest", "--start", "2024-04-10", "--end", "2024-04-11")
+    assert (code, out) == (status, summary + "\n"), err
+    assert calls == [{"start": date(2024, 4, 10), "end": date(2024, 4, 11), "progress": False}]
+
+
+def test_ingest_that_could_not_start_exits_1(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    import storage.ingest
+    from storage._steps import IngestResult
+
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'ingest.db'}")
+    env.setattr(storage.ingest, "run_ingest", lambda *a, **k: IngestResult(fatal="trade calendar unavailable"))
+    code, out, err = run(capsys, "--quiet", "ingest")
+    assert (code, out) == (1, "ingest failed: trade calendar unavailable\n"), err
+
+
+def test_status_lists_what_is_stored(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                     tmp_path: Path) -> None:
+    """`marginbot status --lang en` on the small database (30 trade days, 2024-01-02 .. 2024-02-12, one
+    data version), the day before LAST ingested completely, LAST part way, and one private subscriber."""
+    from storage import chats, models
+    from storage.database import session_scope
+    from tests.test_reports import DAYS
+
+    path = tmp_path / "status.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    populate(engine)
+    required = ("sse_summary", "szse_summary", "bse_summary", "sse_detail", "szse_detail", "bse_detail",
+                "sector_daily")
+    with session_scope(engine) as session:
+        session.add_all([models.IngestStatus(trade_date=DAYS[28], source=s, status="done") for s in required])
+        session.add_all([
+            models.IngestStatus(trade_date=LAST, source="sse_summary", status="done"),
+            models.IngestStatus(trade_date=LAST, source="szse_summary", status="done"),
+            models.IngestStatus(trade_date=LAST, source="bse_detail", status="pending"),
+            models.IngestStatus(trade_date=LAST, source="szse_detail", status="failed", message="ReadTimeout"),
+        ])
+    chats.ensure_chat(engine, 7, "private", "x", "en")
+    chats.set_subscribed(engine, 7, True)
+    engine.dispose()
+    env.setenv("DATABASE_URL", f"sqlite:///{path}")
+    code, out, err = run(capsys, "--quiet", "status", "--lang", "en")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "Status"  # not the demo
+    assert lines[1] == "Reports' default day 2024-02-12 · latest day fully ingested 2024-02-09 · data version 1"
+    for name in ("margin summary", "per-stock detail", "sector figures", "turnover", "index closes"):
+        assert f"{name}: 2024-01-02 to 2024-02-12" in lines
+    recent = [lines.index("2024-02-12: 2 done; not yet published: Beijing detail; failed: Shenzhen detail "
+                          "(ReadTimeout)"), lines.index("2024-02-09: 7 done")]
+    assert recent[0] + 1 == recent[1]  # newest first
+    assert "Subscriptions: private 1 · groups 0" in lines
+    assert lines[-1] == "No push yet"

@@ -70,7 +70,17 @@ def test_calendar_universe_and_sectors(seeded: Engine) -> None:
         classes = s.execute(select(models.IndustryClass.code, func.count()).group_by(models.IndustryClass.code)).all()
         symbols = dict(s.execute(
             select(models.IndexDaily.symbol, func.count()).group_by(models.IndexDaily.symbol)).all())
-    assert days[-1] == DEFAULT_END and days[-1] - days[0] >= timedelta(days=730) and len(days) >= 480
+    assert days[-1] == DEFAULT_END and days[-1] - days[0] >= timedelta(days=730)
+    # The calendar counted by hand: weekdays from 2023-01-02 (the first of the year three years before
+    # 2026) to 2026-11-20, less the weekdays in the demo's holiday spans, year by year: New Year (1 Jan),
+    # Qingming (4-6 Apr), Labour Day (1-5 May), National Day (1-7 Oct) and the Spring Festival span.
+    weekdays = len(pd.bdate_range("2023-01-01", DEFAULT_END))
+    closed = {2023: 0 + 3 + 5 + 5 + 5,  # 1 Jan a Sunday; Spring Festival 23-27 Jan
+              2024: 1 + 2 + 3 + 5 + 6,  # 6 Apr a Saturday, 4-5 May a weekend; 9-16 Feb
+              2025: 1 + 1 + 3 + 5 + 6,  # 5-6 Apr, 3-4 May a weekend; 28 Jan - 4 Feb
+              2026: 1 + 1 + 3 + 5 + 6}  # 4-5 Apr, 2-3 May a weekend; 16-23 Feb
+    assert weekdays == 1015 and sum(closed.values()) == 67
+    assert days[0] == date(2023, 1, 2) and len(days) == weekdays - sum(closed.values()) == 948
     assert margin_days == len(days)
     assert all(d.weekday() < 5 for d in days)
     assert date(2025, 10, 1) not in days and date(2025, 1, 29) not in days  # National Day, Spring Festival

@@ -324,7 +324,15 @@ def test_importing_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None
     first.pop("meta")
     second.pop("meta")
     assert second == first
-    assert sum(len(v) for v in first.values()) > 0
+    # each table as the five files make it: the rows of each file; the SW names (the 31 level-1 industries of
+    # 2021 and the retired one); one trade day per margin date (04-11, 04-12); the classified stocks' sectors
+    # per day (04-11: 银行 480000 with 600036 and 000001, 640000 with 300750; 04-12: 银行 with 600036, 630000
+    # with 300750, whose class changed that day; the ETF and the unclassified 920001 in none); and no spike
+    # (two days of detail, no 5-day change)
+    assert {table: len(rows) for table, rows in first.items()} == {
+        "margin_summary": 3, "turnover": 3, "stock_margin": 7,
+        "industry_class": 4, "industry_name": 32, "sector_daily": 4, "stock_spike_daily": 0, "trading_day": 2,
+        "index_daily": 3}
 
 
 # --- real history: the README's facts from the database ------------------------------------------

@@ -851,7 +851,9 @@ def test_official_turnover_replaces_the_index_fallback_and_a_refresh_keeps_it(
             lambda symbol=symbol, market=market, name=name, moved=moved:
             (200, {}, up.em_kline_json(symbol[2:], market, name, moved)))
     later = ingest_run(engine, settings, fetchers, start=D1, today=date(2024, 4, 15))
-    assert later.ok and history_step(later, "index_sh000001").rows > 0
+    # rows written: the three bars (D0..D2) whose amounts moved, and D0's fallback turnover; D1's and D2's
+    # official turnover is kept
+    assert later.ok and history_step(later, "index_sh000001").rows == len(INDEX_BARS["sh000001"]) + 1 == 4
     after = turnover_rows(engine)
     assert after[D0, "SSE"] == (357_712_345_678.0, False, "index_amount")
     assert after[D0, "SZSE"] == (510_876_543_210.0, False, "index_amount")
@@ -1487,7 +1489,10 @@ def test_the_short_structure_shift_compares_like_with_like(
     assert not any(estimated for _, estimated in sse_lending(engine, D0).values())
     report = ReportService(engine).render("signals", on=D2, lang="zh", chart=False)
     structure = report.data["short_structure"]
-    assert structure["estimated_rqye"] > 0 and structure["change_pp"] is None and not structure["hedging_rising"]
+    # every SSE security of D2's detail is valued: the 6 named ones (2 of them ETFs) and the 24 fillers
+    assert len(sample_market()["SSE", D2].detail) == len(sse_lending(engine, D2)) == 30
+    assert structure["estimated_rqye"] == 30 and structure["missing_rqye"] == 0
+    assert structure["change_pp"] is None and not structure["hedging_rising"]
     shown = report.text_plain()
     assert "融券结构:ETF" in shown and "20日变化" not in shown
 

@@ -60,9 +60,32 @@ def test_no_test_can_reach_the_network() -> None:
         sock.connect_ex(("8.8.8.8", 53))
 
 
+def test_no_test_can_look_up_a_name_either() -> None:
+    """A leaked request fails before its DNS query; this machine's names and written-out addresses still
+    resolve (the stand-in Bot API, PostgreSQL on 127.0.0.1)."""
+    with pytest.raises(NetworkBlocked, match="test tried to look up 'example.com'"):
+        socket.getaddrinfo("example.com", 80)
+    with pytest.raises(NetworkBlocked):
+        socket.getaddrinfo(b"api.telegram.org", 443, socket.AF_INET, socket.SOCK_STREAM)
+    with pytest.raises(NetworkBlocked):
+        socket.gethostbyname("www.sse.com.cn")
+    with pytest.raises(NetworkBlocked):
+        socket.gethostbyname_ex("www.szse.cn")
+    with pytest.raises(NetworkBlocked):
+        socket.create_connection(("example.com", 80), timeout=1)  # through socket's own lookup
+    assert {info[4][0] for info in socket.getaddrinfo("127.0.0.1", 80, socket.AF_INET)} == {"127.0.0.1"}
+    assert {info[4][0] for info in socket.getaddrinfo("localhost", 80, socket.AF_INET)} == {"127.0.0.1"}
+    assert socket.gethostbyname("localhost") == "127.0.0.1"
+    assert socket.getaddrinfo(None, 80, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+
+
 def test_processes_tests_start_cannot_reach_the_network_either(tmp_path: Path) -> None:
     """The guard also holds in a child process started the way test_sandbox starts `marginbot run`."""
     code = PREAMBLE + "import socket\nsocket.socket().connect(('203.0.113.7', 80))\n"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env(os.environ),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "NetworkBlocked: test tried to connect to ('203.0.113.7', 80)" in done.stderr
+    code = PREAMBLE + "import socket\nsocket.getaddrinfo('example.com', 80)\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env(os.environ),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "NetworkBlocked: test tried to look up 'example.com'" in done.stderr

@@ -189,6 +189,9 @@ def data(engine: Engine, kind: str, **kw: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 _SHARED: dict[str, Any] = {}
+# The demo's trade dates (storage.demo.trade_days from 2023-01-01 to 2026-11-20): 1,015 weekdays less
+# the 67 that fall in its holiday spans (counted in tests/test_demo.py).
+DEMO_TRADE_DAYS = 948
 
 
 def demo_engine(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> Engine:
@@ -690,6 +693,29 @@ def test_a_stock_on_the_spike_list_is_flagged_in_its_report_and_watch_line(demo:
     assert calm.data["spiking"] is False and "远超自身常态" not in calm.caption
     lines = service.watch_text([top["code"], calm_code], on=None, lang="en").splitlines()
     assert lines[-2].endswith("⚠️ spike") and not lines[-1].endswith("⚠️ spike")
+
+
+def test_watch_lines_hand_computed(small: Engine) -> None:
+    """The /watch lines on LAST: 600001 at 2.5e9, +25e6 on the day, +125e6 over 5 days on 2.375e9
+    (+5.26%); 000002 at 1.5e9, -25e6, -125e6 on 1.625e9 (-7.69%); 000003 has no row after day 4: its
+    line says so. Thirty days of history give no spike z-score (it needs 60): no flag. On day 4,
+    000003 stood at 0.5e9, unchanged, without a row five trade dates before: no 5-day change."""
+    service = service_for(small)
+    codes = ["600001", "000002", "000003"]
+    assert service.watch_text(codes, on=LAST, lang="zh").splitlines() == [
+        "<b>⭐ 关注</b>",
+        "样本电子甲(600001)融资余额 25.00 亿元 ▲ +2,500.00 万元,近5日 +5.26%",
+        "样本银行乙(000002)融资余额 15.00 亿元 ▼ -2,500.00 万元,近5日 -7.69%",
+        "000003:该日无两融明细",
+    ]
+    assert service.watch_text(codes, on=LAST, lang="en").splitlines() == [
+        "<b>⭐ Watching</b>",
+        "样本电子甲 (600001) financing 2.50 bn ▲ +25.00 mn, 5 days +5.26%",
+        "样本银行乙 (000002) financing 1.50 bn ▼ -25.00 mn, 5 days -7.69%",
+        "000003: no margin detail that day",
+    ]
+    assert service.watch_text(["000003"], on=DAYS[4], lang="zh").splitlines() == [
+        "<b>⭐ 关注</b>", "样本停牌股(000003)融资余额 5.00 亿元 • 0.00 万元,近5日 —"]
 
 
 def test_top_hand_computed(small: Engine) -> None:
@@ -1321,7 +1347,9 @@ def test_session_row_count_of_demo(demo: Engine) -> None:
         days = session.execute(text("select count(distinct trade_date) from margin_summary")).scalar()
         stocks = session.execute(text("select count(distinct code) from stock_margin")).scalar()
         demo_flag = session.execute(text("select value from dataset_meta where key = 'demo'")).scalar()
-    assert days and days > 500
+    # storage.demo's calendar: 1,015 weekdays from 2023-01-02 to 2026-11-20, less 67 weekday holidays
+    # (2023: 18, 2024: 17, 2025: 16, 2026: 16; see tests/test_demo.py)
+    assert days == DEMO_TRADE_DAYS
     assert stocks and stocks > 500
     assert demo_flag == "true"
 
@@ -1390,17 +1418,29 @@ def test_a_caption_too_long_keeps_its_notes_and_gives_lines_in_order() -> None:
     caption, details = report_text.fit_telegram("\n".join([headline, "figures", *notes, footer]), "")
     assert caption.splitlines() == [headline, *notes[:3], footer]
     assert details.splitlines() == ["figures", notes[3]]
+    # a note on a figure marked "*" follows that figure's line; an unmarked note stays
+    marked, other = "<i>* without short sales</i>", "<i>turnover: index amounts</i>"
+    caption, details = report_text.fit_telegram(
+        "\n".join([headline, *body, "share 8.97%*", marked, other, footer]), "")
+    assert caption.splitlines() == [headline, *body[:4], other, footer]
+    assert details.splitlines() == [body[4], body[5], "share 8.97%*", marked]
 
 
 @pytest.mark.parametrize("kind", ["balance", "ratio", "stock"])
 def test_a_window_longer_than_the_history_says_how_much_it_shows(demo: Engine, kind: str) -> None:
-    """2,500 trade days asked of a demo history of 706: the chart shows what there is, and the footer
-    says so; a window the history covers says nothing more."""
+    """2,500 trade days asked of a demo history of 948 (2023-01-02 .. 2026-11-20): the chart shows what
+    there is, and the footer says so; a window the history covers says nothing more. The balance and the
+    stock count the days with a change (each row after the first: 947), the ratio its rows (948)."""
     service = ReportService(demo)
     code = sample_stock(demo) if kind == "stock" else None
+    if code is not None:  # the sample stock has a row on every demo trade date
+        with Session(demo) as session:
+            rows = session.execute(text("select count(*) from stock_margin where code = :code"),
+                                   {"code": code}).scalar()
+        assert rows == DEMO_TRADE_DAYS
     long = service.render(kind, code=code, days=2500, lang="zh", chart=False)
     shown = long.data["days_shown"]
-    assert 600 < shown < 2500
+    assert shown == {"balance": DEMO_TRADE_DAYS - 1, "ratio": DEMO_TRADE_DAYS, "stock": DEMO_TRADE_DAYS - 1}[kind]
     assert f"图表区间 2500 日(有数据 {shown} 日)" in long.caption
     short = service.render(kind, code=code, days=20, lang="en", chart=False)
     assert short.data["days_shown"] == 20 and "with data" not in short.caption

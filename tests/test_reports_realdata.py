@@ -116,7 +116,9 @@ def test_balance_at_the_2015_peak(real: Engine) -> None:
     assert d["rzrqye"] == PEAK_RZRQYE
     assert d["percentile_3y"] == 100.0
     after = service.render("balance", on=date(2015, 6, 19), chart=False).data
-    assert after["change_1d"] < 0 and after["percentile_3y"] < 100.0
+    # the market file's 融资融券余额: 2,265,975,075,829 (2015-06-19) - 2,273,035,261,015 (2015-06-18)
+    assert after["change_1d"] == -7_060_185_186
+    assert after["percentile_3y"] < 100.0
     caption = service.render("balance", on=PEAK_DAY, lang="zh", chart=False).caption
     assert "2.27 万亿元" in caption and "全市场" in caption
     # the run-up: the 20-day change last turned positive in June 2014 and stayed positive for a year;
@@ -140,9 +142,10 @@ def test_sse_history_beside_the_market_table(real: Engine) -> None:
     assert rest["rzye"] / 1e9 == pytest.approx(490.15, abs=0.005)  # 1215.092 - 724.944
     assert sse["rzrqye"] is None and rest["rzrqye"] is None  # SSE's file has no 融券余额
     # the day's change of each: today's balance less the previous trade date's
-    before = service.render("balance", on=date(2015, 11, 20), chart=False).data
-    assert sse["rzye_change_1d"] == pytest.approx(sse["rzye"] - before["exchanges"][0]["rzye"])
-    assert rest["rzye_change_1d"] == pytest.approx(rest["rzye"] - before["exchanges"][1]["rzye"])
+    # sse_margin_2014_2016.csv rzye: 724,944,067,772 (2015-11-23) - 727,483,864,902 (2015-11-20); the rest is
+    # the market file's rzye less SSE's: (1,215,091,902,051 - 724,944,067,772) - (1,218,924,378,985 - 727,483,864,902)
+    assert sse["rzye_change_1d"] == -2_539_797_130
+    assert rest["rzye_change_1d"] == -1_292_679_804
     details = service.render("balance", on=date(2015, 11, 23), lang="zh", chart=False).details
     assert "沪市:融资余额 7,249.44 亿元" in details and "其余(全市场减以上):融资余额 4,901.48 亿元" in details
     ratio = service.render("ratio", on=date(2015, 11, 23), chart=False).data
@@ -282,7 +285,16 @@ def test_signals_without_per_stock_detail_say_what_they_could_not_compute(real: 
     service = ReportService(real)
     zh = service.render("signals", on=date(2015, 6, 18), lang="zh", chart=False)
     assert zh.data["stock_detail"] is False
-    assert "市场层面无异常" in zh.caption or "项提示" in zh.caption
+    # From the raw files on 2015-06-18: the ratio (10.76%) is far below its trailing 90th percentile
+    # (15.44%): no crowding; the index rose 5.7% over 20 days: no deleveraging; the day's balance change is
+    # 0.64 of its 250-day daily standard deviation: steady; the 60-day correlation of the ratio with the
+    # index's 20-day volatility is -0.89: no amplification. Nothing to warn of, and the caption says so.
+    assert zh.data["warnings"] == []
+    assert (zh.data["crowding"], zh.data["deleveraging"], zh.data["pace_class"], zh.data["amplifying"]) == (
+        False, False, "steady", False)
+    assert zh.data["pace_z"] == pytest.approx(0.644, abs=0.001)
+    assert zh.data["amplification_corr"] == pytest.approx(-0.888, abs=0.001)
+    assert "市场层面无异常" in zh.caption and "项提示" not in zh.caption
     assert "该日无个股两融明细:个股急升、行业见底与融券结构无法计算。" in zh.caption
     en = service.render("signals", on=date(2015, 6, 18), lang="en", chart=False)
     assert "No per-stock margin detail that day" in en.caption

@@ -33,6 +33,7 @@ from tests.netguard import PREAMBLE, child_env
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "out" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_RESOLVER_RULES = "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 Message = dict[str, Any]
 
 
@@ -279,8 +280,9 @@ def test_subscribe_and_push_now(client: httpx.Client) -> None:
     answer = client.post("/api/push", json={}, timeout=120)
     assert answer.status_code == 200, answer.text
     result = answer.json()
-    assert result["ok"] and result["trade_date"] == "2026-11-20" and result["subscribers"] >= 2
-    assert result["failed"] == 0
+    # This module's sandbox has two subscribers, both subscribed just above (no other test here subscribes)
+    assert result["ok"] and result["trade_date"] == "2026-11-20" and result["subscribers"] == 2
+    assert (result["sent"], result["failed"], result["deactivated"], result["unconfirmed"]) == (2, 0, 0, 0)
 
     def summaries() -> bool:
         return all(
@@ -294,7 +296,7 @@ def test_subscribe_and_push_now(client: httpx.Client) -> None:
     chats.until(summaries, 60, "the daily summary in both subscribed chats")
     # Pushing again sends nothing: every subscriber already has that day's summary.
     again = client.post("/api/push", json={}, timeout=120).json()
-    assert again["ok"] and again["sent"] == 0
+    assert again["ok"] and (again["sent"], again["failed"], again["subscribers"]) == (0, 0, 2)
 
 
 # ---------------------------------------------------------------------------------------- inline mode
@@ -368,11 +370,29 @@ def test_choosing_an_inline_result_sends_it_via_the_bot(sandbox: Sandbox, client
 
 def test_inline_queries_answer_what_the_bot_answers(sandbox: Sandbox, client: httpx.Client) -> None:
     everything = ["summary", "balance", "ratio", "sectors", "signals", "top"]  # bot.handlers.inline.INLINE_REPORTS
+    server = sandbox.server
+
+    def page_photos() -> dict[int, int]:
+        return {chat: sum(1 for m in server.history(chat) if m.photo) for chat in (YOU_ID, GROUP_ID)}
+
+    photos_before, photo_calls_before = page_photos(), len(server.calls_for("sendPhoto"))
     # Unknown words and an empty query: the bot offers every chart; a prefix or an alias narrows it.
-    assert result_kinds(inline(client, YOU_ID, "no-such-report")) == everything
-    # Charts uploaded only for their file_id went to the hidden storage channel, not to a chat on the page.
-    assert sandbox.server.calls_for("sendPhoto", STORAGE_CHANNEL_ID)
-    assert all(m.caption for m in sandbox.server.history(YOU_ID) if m.photo)
+    body = inline(client, YOU_ID, "no-such-report")
+    assert result_kinds(body) == everything
+    # Charts uploaded only for their file_id went to the hidden storage channel, not to a chat on the page:
+    # no photo appeared in the page's chats, and what was uploaded meanwhile (here or by the minute job's
+    # uploads ahead) went to the storage channel, as captionless photos.
+    assert page_photos() == photos_before
+    uploads = server.calls_for("sendPhoto")[photo_calls_before:]
+    assert {call.chat_id for call in uploads} <= {STORAGE_CHANNEL_ID}
+    stored = [m for m in server.history(STORAGE_CHANNEL_ID) if m.photo]
+    assert stored and all(m.caption is None and m.from_bot for m in stored)
+    # No chat on the page ever asked for these four (only /ratio and the pushed summary were sent to one):
+    # their results are the photos uploaded to the storage channel.
+    offered = {r["id"].split("-", 1)[0]: r["photo_file_id"] for r in server.inline_answers[body["query_id"]]["results"]}
+    in_storage = {m.photo_file_id for m in stored}
+    assert [kind for kind in ("balance", "sectors", "signals", "top") if offered[kind] not in in_storage] == []
+    assert all(m.caption for m in server.history(YOU_ID) if m.photo)
     assert result_kinds(inline(client, YOU_ID, "")) == everything
     assert result_kinds(inline(client, YOU_ID, "s")) == ["summary", "sectors", "signals"]
     assert result_kinds(inline(client, YOU_ID, "占比")) == ["ratio"]
@@ -650,6 +670,9 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
                     "--disable-background-networking",
                     "--disable-component-update",
                     "--disable-sync",
+                    # The network guard of tests/netguard.py covers Python only: Chromium resolves no
+                    # host name at all but the page's own address.
+                    f"--host-resolver-rules={CHROMIUM_RESOLVER_RULES}",
                 ],
                 viewport={"width": 1280, "height": 860},
                 locale="zh-CN",
@@ -657,6 +680,11 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
         except PlaywrightError as exc:
             pytest.skip(f"Chromium would not start under Playwright: {str(exc).splitlines()[0]}")
         try:
+            # Any other name does not resolve, even one this machine knows: the same page as "localhost".
+            probe = context.new_page()
+            with pytest.raises(PlaywrightError, match="ERR_NAME_NOT_RESOLVED"):
+                probe.goto(page_url.replace("//127.0.0.1:", "//localhost:"))
+            probe.close()
             page = context.pages[0] if context.pages else context.new_page()
             page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
             page.on(

@@ -176,29 +176,54 @@ def test_market_daily_concurrent_writers_of_one_date(engine: Engine) -> None:
     the second waits for the first on an advisory lock of that date, then computes the market from
     both rows; neither fails. (SQLite has one writer at a time.)"""
     import threading
+    import time
+
+    from sqlalchemy import text
 
     day = date(2024, 4, 8)
     first = engine.connect()
     first.begin()
     first.execute(models.MarginSummary.__table__.insert().values(trade_date=day, exchange="SSE", rzye=800.0))
     errors: list[BaseException] = []
+    events: list[str] = []
+    pid: list[int] = []
+    started = threading.Event()
 
     def second() -> None:
         try:
             with engine.begin() as conn:
+                pid.append(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+                started.set()
                 conn.execute(models.MarginSummary.__table__.insert().values(
                     trade_date=day, exchange="SZSE", rzye=700.0))
+                events.append("second wrote")
         except Exception as exc:  # noqa: BLE001 - asserted below
             errors.append(exc)
+        finally:
+            started.set()
 
     thread = threading.Thread(target=second)
     thread.start()
-    thread.join(0.5)
-    assert thread.is_alive()  # waiting on the first writer's lock of that date
-    first.commit()
-    first.close()
-    thread.join(10)
+    try:
+        assert started.wait(10) and pid, errors
+        # the second writer's backend waits on the lock of that date: key (7301, days since 1970-01-01)
+        waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid = :pid "
+                       "AND classid = 7301 AND objid = :key")
+        key = (day - date(1970, 1, 1)).days
+        deadline = time.monotonic() + 10
+        with engine.connect() as watcher:
+            while watcher.execute(waiting, {"pid": pid[0], "key": key}).scalar_one() != 1:
+                assert time.monotonic() < deadline, "the second writer never waited on the date's lock"
+                assert thread.is_alive() and events == [], (events, errors)  # it may not get past the lock
+                time.sleep(0.02)
+        assert thread.is_alive() and events == []
+        events.append("first committed")
+        first.commit()
+    finally:
+        first.close()
+        thread.join(10)
     assert not thread.is_alive() and errors == []
+    assert events == ["first committed", "second wrote"]
     assert _market(engine)[day][0] == 1500.0
 
 

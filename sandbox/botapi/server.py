@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sandbox.botapi.control import _ControlApi
+from sandbox.botapi.control import _ControlApi, _threadsafe
 from sandbox.botapi.errors import BLOCKED, ApiError, _DropConnection
 from sandbox.botapi.faults import _Fault, _RateLimits, _Window
 from sandbox.botapi.methods import _BotApiMethods
@@ -102,6 +102,8 @@ class BotApiServer(_BotApiMethods, _ControlApi, _HttpServer):
         self._poll_future: asyncio.Future[None] | None = None
         self._faults: list[_Fault] = []
         self._latency: dict[str | None, float] = {}
+        self._holds: dict[str, asyncio.Event] = {}  # method -> released when set (hold_answers)
+        self._held: dict[str, int] = {}  # method -> requests waiting for their answer
         self._rate: _RateLimits | None = None
         self._call_waiters: list[tuple[Callable[[ApiCall], bool], asyncio.Future[ApiCall]]] = []
         self._subscribers: list[asyncio.Queue[BotEvent]] = []
@@ -137,6 +139,26 @@ class BotApiServer(_BotApiMethods, _ControlApi, _HttpServer):
     def base_file_url(self) -> str:
         """Value for ``ApplicationBuilder().base_file_url``."""
         return f"{self.url}/file/bot"
+
+    # ---------------------------------------------------------------- test API: answers held back
+
+    @_threadsafe
+    def hold_answers(self, method: str) -> None:
+        """Keep every ``method`` request waiting (received, not yet handled nor recorded) until
+        :meth:`release_answers`: a test sees exactly which requests are in flight (:meth:`held`)."""
+        self._holds.setdefault(method, asyncio.Event())
+
+    @_threadsafe
+    def release_answers(self, method: str) -> None:
+        """Let the held ``method`` requests go on, and answer later ones at once."""
+        gate = self._holds.pop(method, None)
+        if gate is not None:
+            gate.set()
+
+    @_threadsafe
+    def held(self, method: str) -> int:
+        """How many ``method`` requests are waiting in :meth:`hold_answers` now."""
+        return self._held.get(method, 0)
 
     @property
     def is_polling(self) -> bool:
@@ -277,6 +299,13 @@ class BotApiServer(_BotApiMethods, _ControlApi, _HttpServer):
                 delay = self._latency.get(method, self._latency.get(None, 0.0))
                 if delay:
                     await asyncio.sleep(delay)
+            gate = self._holds.get(method)
+            if gate is not None:
+                self._held[method] = self._held.get(method, 0) + 1
+                try:
+                    await gate.wait()
+                finally:
+                    self._held[method] -= 1
             if fault is not None:
                 if fault.status == 0:
                     call.status, call.error = 0, "connection dropped"
