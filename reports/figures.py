@@ -555,12 +555,12 @@ def _spikes(engine: Engine, day: date) -> pd.DataFrame:
 
 def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     """Where 融券余额 sits (ETF / CSI 300 / other), today and 20 days ago; None without stock detail."""
-    today = queries.short_sums(engine, day, HS300)
+    then_day = queries.nth_date_before(engine, day, SHORT_SHIFT_DAYS)
+    sums = queries.short_sums(engine, [day, then_day], HS300)
+    today, earlier = sums[day], sums[then_day]
     if sum(today.sums.values()) <= 0:
         return None
     now = shorts.shares_of_sums(today.sums)
-    then_day = queries.nth_date_before(engine, day, SHORT_SHIFT_DAYS)
-    earlier = queries.short_sums(engine, then_day, HS300)
     # The 20-day change compares like with like: a day 20 trade dates back (not the first stored day
     # of a shorter history), both days with SSE's lending valued at the close or both without it (SSE
     # counting 0), never one of each (a shift that is only SSE coming in).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, and_, case, func, select, union
+from sqlalchemy import Connection, Engine, Select, and_, case, func, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
 from storage import database, models
@@ -605,23 +605,27 @@ class ShortSums:
     members_as_of: date | None  # the date of the index list used; None: no list stored
 
 
-def short_sums(engine: Engine, day: date, index_symbol: str) -> ShortSums:
-    """One day's 融券余额 summed in SQL by where it sits: ``etf`` (funds), ``hs300`` (stocks in the
-    constituent list of `index_symbol` that applies to the day, see index_list_date), ``other``;
-    unknown 融券余额 counts as 0."""
+def short_sums(engine: Engine, days: Sequence[date], index_symbol: str) -> dict[date, ShortSums]:
+    """Each of `days`' 融券余额 summed in SQL, in one query, by where it sits: ``etf`` (funds),
+    ``hs300`` (stocks in the constituent list of `index_symbol` that applies to that day, see
+    index_list_date), ``other``; unknown 融券余额 counts as 0. A day without stock rows has no sums."""
     sm, im = models.StockMargin, models.IndexMember
-    members_as_of = index_list_date(engine, index_symbol, day)
-    bucket = case(
-        (sm.is_fund.is_(True), "etf"),
-        (sm.code.in_(select(im.code).where(im.symbol == index_symbol, im.as_of == members_as_of)), "hs300"),
-        else_="other",
-    )
+    lists = {day: index_list_date(engine, index_symbol, day) for day in days}
+    members = [and_(sm.trade_date == day, sm.code.in_(select(im.code).where(im.symbol == index_symbol,
+                                                                         im.as_of == as_of)))
+               for day, as_of in lists.items() if as_of is not None]
+    bucket = case((sm.is_fund.is_(True), "etf"), *([(or_(*members), "hs300")] if members else []), else_="other")
     unknown = case((and_(sm.rqye.is_(None), sm.rqyl > 0), 1), else_=0)
     estimated = case((sm.rqye_estimated.is_(True), 1), else_=0)
-    query = (select(bucket, func.sum(func.coalesce(sm.rqye, 0.0)), func.count(), func.sum(unknown), func.sum(estimated))
-             .where(sm.trade_date == day).group_by(bucket))
+    query = (select(sm.trade_date, bucket, func.sum(func.coalesce(sm.rqye, 0.0)), func.count(), func.sum(unknown),
+                    func.sum(estimated))
+             .where(sm.trade_date.in_(list(lists))).group_by(sm.trade_date, bucket))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return ShortSums(sums={name: float(total or 0.0) for name, total, *_ in rows},
-                     rows=sum(int(r[2]) for r in rows), missing=sum(int(r[3] or 0) for r in rows),
-                     estimated=sum(int(r[4] or 0) for r in rows), members_as_of=members_as_of)
+    out = {}
+    for day, as_of in lists.items():
+        mine = [r[1:] for r in rows if r[0] == day]
+        out[day] = ShortSums(sums={name: float(total or 0.0) for name, total, *_ in mine},
+                             rows=sum(int(r[2]) for r in mine), missing=sum(int(r[3] or 0) for r in mine),
+                             estimated=sum(int(r[4] or 0) for r in mine), members_as_of=as_of)
+    return out
