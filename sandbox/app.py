@@ -18,6 +18,12 @@ be ``application/json``):
   actions); with ``wait`` it long-polls up to S seconds for a change.
 * ``GET /api/file/FILE_ID``: the bytes of a photo or document the bot uploaded.
 * ``POST /api/send {chat, text, as?}``: the user (or, in the group, ``as: "member"``) writes.
+* ``POST /api/edit {chat, message_id, text, as?}``: that sender edits the text of one of their own
+  text messages: the bot gets an ``edited_message`` update and the message shows its new text,
+  marked edited. Answers ``{ok, message_id, edited, seq}``; ``edited`` is false when the text is
+  unchanged (Telegram refuses such an edit, MESSAGE_NOT_MODIFIED, so no update is sent). A bot's
+  message, another sender's, a deleted or unknown one, one sent via a bot, one without text or
+  older than Telegram's 48 hours of editing is refused with 400.
 * ``POST /api/callback {chat, message_id, data, as?}``: the user taps an inline button.
 * ``POST /api/language {lang}``: the Telegram language (``language_code``) of the simulated user.
 * ``POST /api/push``: run the daily push now (``bot.push.push_now``) and report its counts.
@@ -40,6 +46,7 @@ import secrets
 import signal
 import sys
 import threading
+import time as clock
 import webbrowser
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -95,6 +102,8 @@ NOTICES_KEPT = 500
 INLINE_WAIT = 10.0  # Telegram's clients give up on an inline answer after about this long
 INLINE_QUERY_LIMIT = 256  # Telegram's limit on the text after @bot
 INLINE_KEPT = 100  # inline queries remembered for /api/inline/choose
+TEXT_LIMIT = 4096  # Telegram's limit on a message's text
+EDIT_TIME_LIMIT = 48 * 3600  # Telegram's edit_time_limit: a user edits a message for 48 hours
 
 
 def _generate_token() -> str:
@@ -185,6 +194,7 @@ class ChatPage:
             ("GET", "/api/commands"): self._commands,
             ("GET", "/api/history"): self._history,
             ("POST", "/api/send"): self._send,
+            ("POST", "/api/edit"): self._edit,
             ("POST", "/api/callback"): self._callback,
             ("POST", "/api/language"): self._language,
             ("POST", "/api/push"): self._push,
@@ -213,7 +223,8 @@ class ChatPage:
         if event.kind in ("message", "edit", "delete") and event.message is not None:
             self._versions[(event.message.chat_id, event.message.message_id)] = self._bump()
         elif event.kind == "update" and event.data is not None:
-            message = event.data.get("message")
+            # A user's message, new or edited (edited_message carries it with its new text).
+            message = event.data.get("message") or event.data.get("edited_message")
             if isinstance(message, dict) and "chat" in message:
                 self._versions[(int(message["chat"]["id"]), int(message["message_id"]))] = self._bump()
         elif event.kind == "callback_answer" and event.data is not None:
@@ -482,26 +493,59 @@ class ChatPage:
             raise BadRequest("the body must be a JSON object")
         return body
 
+    @staticmethod
+    def _text_param(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise BadRequest("text must be a non-empty string")
+        if len(value) > TEXT_LIMIT:
+            raise BadRequest(f"text is longer than Telegram's {TEXT_LIMIT} characters")
+        return value
+
+    @staticmethod
+    def _message_id_param(value: Any) -> int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise BadRequest("message_id must be a whole number") from None
+
     async def _send(self, request: HttpRequest) -> HttpResponse:
         body = self._body(request)
         chat_id = self._chat_param(body.get("chat"))
         user_id = self._sender(chat_id, body.get("as"))
-        text = body.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise BadRequest("text must be a non-empty string")
-        if len(text) > 4096:
-            raise BadRequest("text is longer than Telegram's 4096 characters")
+        text = self._text_param(body.get("text"))
         sent = self.server.inject_message(chat_id, user_id, text)
         return HttpResponse.json_body({"ok": True, "message_id": sent["message_id"], "seq": self.seq})
+
+    async def _edit(self, request: HttpRequest) -> HttpResponse:
+        """The sender edits one of their own text messages, as Telegram's clients allow."""
+        body = self._body(request)
+        chat_id = self._chat_param(body.get("chat"))
+        user_id = self._sender(chat_id, body.get("as"))
+        message_id = self._message_id_param(body.get("message_id"))
+        text = self._text_param(body.get("text"))
+        message = self.server.chats[chat_id].messages.get(message_id)
+        if message is None or message.deleted:
+            raise BadRequest("no such message in this chat")
+        if message.from_bot:
+            raise BadRequest("that is the bot's message: only your own messages can be edited")
+        if message.sender.get("id") != user_id:
+            raise BadRequest("only its sender can edit a message")
+        if message.extra.get("via_bot"):
+            raise BadRequest("a message sent via a bot cannot be edited")
+        if message.text is None:
+            raise BadRequest("only a text message can be edited here")
+        if clock.time() - message.date > EDIT_TIME_LIMIT:
+            raise BadRequest("Telegram lets you edit a message for 48 hours only")
+        if text == message.text:  # Telegram: MESSAGE_NOT_MODIFIED, the client just closes its editor
+            return HttpResponse.json_body({"ok": True, "message_id": message_id, "edited": False, "seq": self.seq})
+        self.server.inject_edit(chat_id, message_id, text)
+        return HttpResponse.json_body({"ok": True, "message_id": message_id, "edited": True, "seq": self.seq})
 
     async def _callback(self, request: HttpRequest) -> HttpResponse:
         body = self._body(request)
         chat_id = self._chat_param(body.get("chat"))
         user_id = self._sender(chat_id, body.get("as"))
-        try:
-            message_id = int(body.get("message_id"))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise BadRequest("message_id must be a whole number") from None
+        message_id = self._message_id_param(body.get("message_id"))
         data = body.get("data")
         message = self.server.chats[chat_id].messages.get(message_id)
         if message is None or message.deleted:

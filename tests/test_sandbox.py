@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from marginbot.settings import Settings, load_settings
+from reports.i18n import t
 from sandbox.app import GROUP_ID, STORAGE_CHANNEL_ID, YOU_ID, Sandbox, run_sandbox, start_sandbox
 from storage.database import make_engine
 from tests.demo_db import demo_db_file
@@ -263,6 +264,96 @@ def test_plain_user_text_is_never_markup(client: httpx.Client) -> None:
     chats.until(lambda: (YOU_ID, sent) in chats.messages, 20, "the user's message")
     message = chats.messages[(YOU_ID, sent)]
     assert message["html"] is None and message["text"] == "<b>not bold</b> & <img src=x onerror=alert(1)>"
+
+
+# ---------------------------------------------------------------------------------------- editing
+
+
+def edit(client: httpx.Client, chat: int, message_id: int, text: str, who: str = "you") -> httpx.Response:
+    return client.post("/api/edit", json={"chat": chat, "message_id": message_id, "text": text, "as": who})
+
+
+def ratio_chart(chats: Chats, chat: int, after_id: int) -> Message | None:
+    return next(
+        (m for m in bot_messages(chats, chat, after_id) if m["photo"] and "两融交易占比" in (m["text"] or "")),
+        None,
+    )
+
+
+def test_a_command_corrected_in_place_is_answered(client: httpx.Client) -> None:
+    """/stokc gets the unknown-command answer; edited to /ratio 20 on the page, the bot answers the edit
+    with its 20-day chart, and the page shows the user's message with its new text, marked edited."""
+    chats = Chats(client)
+    chats.sync()
+    sent = send(client, YOU_ID, "/stokc")
+    unknown = reply_to(chats, YOU_ID, sent, "/stokc", "the unknown-command answer")
+    assert unknown["text"] == t("zh", "bot.unknown_command", command="/stokc")
+
+    answer = edit(client, YOU_ID, sent, "/ratio 20")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["ok"] is True and body["edited"] is True and body["message_id"] == sent
+
+    def corrected() -> Message | None:
+        message = chats.messages[(YOU_ID, sent)]
+        return message if message["edited"] and message["text"] == "/ratio 20" else None
+
+    chats.until(corrected, 20, "the user's message with its new text")
+    chart = chats.until(lambda: ratio_chart(chats, YOU_ID, unknown["id"]), 90, "the /ratio 20 chart")
+    assert [b["text"] for row in chart["buttons"] for b in row] == ["• 20日 •", "60日", "250日"]
+    assert chart["reply_to"] is None  # a private chat: answered as if sent anew, not quoted
+    # One answer to the edit: the chart (and its details), no second unknown-command line.
+    assert [m for m in bot_messages(chats, YOU_ID, sent) if "/stokc" in (m["text"] or "")] == [unknown]
+
+
+def test_editing_only_your_own_text_and_an_unchanged_edit_is_not_sent(client: httpx.Client) -> None:
+    chats = Chats(client)
+    chats.sync()
+    sent = send(client, YOU_ID, "/stokc")
+    unknown = reply_to(chats, YOU_ID, sent, "/stokc", "the unknown-command answer")
+
+    def refused(chat: int, message_id: int, text: str = "/ratio", who: str = "you") -> str:
+        answer = edit(client, chat, message_id, text, who)
+        assert answer.status_code == 400, answer.text
+        error = answer.json()
+        assert error["ok"] is False and error["error"]
+        return str(error["error"])
+
+    # The bot's message, an unknown one, another sender's, bad parameters: 400 and nothing edited.
+    assert "bot's message" in refused(YOU_ID, unknown["id"])
+    assert "no such message" in refused(YOU_ID, 10**9)
+    assert "text" in refused(YOU_ID, sent, "  ")
+    assert "4096" in refused(YOU_ID, sent, "x" * 4097)
+    assert "chat" in refused(42, sent)
+    assert "as" in refused(YOU_ID, sent, who="member")  # no member in the private chat
+    bad_id = client.post("/api/edit", json={"chat": YOU_ID, "message_id": "x", "text": "/ratio"})
+    assert bad_id.status_code == 400 and "message_id" in bad_id.json()["error"]
+    form = client.post(
+        "/api/edit", content=b"chat=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert form.status_code == 415
+    chatter = send(client, GROUP_ID, "hi", who="member")
+    assert "sender" in refused(GROUP_ID, chatter)  # You may not edit 小林's message
+    moved = edit(client, GROUP_ID, chatter, "hi all", who="member")  # 小林 may
+    assert moved.status_code == 200 and moved.json()["edited"] is True
+    body = inline(client, GROUP_ID, "ratio")
+    chosen = client.post(
+        "/api/inline/choose",
+        json={"chat": GROUP_ID, "query_id": body["query_id"], "result_id": body["results"][0]["id"]},
+    )
+    assert "via a bot" in refused(GROUP_ID, chosen.json()["message_id"])
+
+    # The same text again: Telegram refuses such an edit (MESSAGE_NOT_MODIFIED), so no update reaches
+    # the bot and nothing is answered; the message is not marked edited.
+    same = edit(client, YOU_ID, sent, "/stokc")
+    assert same.status_code == 200, same.text
+    assert same.json()["ok"] is True and same.json()["edited"] is False and same.json()["message_id"] == sent
+    chats.until(lambda: (chats.messages.get((GROUP_ID, chatter)) or {}).get("text") == "hi all", 20, "小林's edit")
+    time.sleep(3)  # time enough for an answer, had the bot been asked
+    chats.sync()
+    assert bot_messages(chats, YOU_ID, unknown["id"]) == []
+    assert chats.messages[(YOU_ID, sent)]["edited"] is False and chats.messages[(YOU_ID, sent)]["text"] == "/stokc"
+    assert not chats.messages[(YOU_ID, unknown["id"])]["edited"]  # the bot's message was not touched
 
 
 def test_subscribe_and_push_now(client: httpx.Client) -> None:
@@ -748,6 +839,57 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
             )
             assert page.locator(".msg.in.has-photo").count() == 1
             page.screenshot(path=str(SCREENSHOTS / "sandbox-2-ratio-60.png"))
+
+            # A command corrected in place: ↑ in the empty message box edits your last message, and the
+            # bot answers the edit as if it were sent anew.
+            page.locator("#input").click()
+            page.keyboard.type("/stokc")
+            page.keyboard.press("Enter")
+            typo = page.locator(".msg.out").filter(has_text="/stokc")
+            expect(typo).to_have_count(1)
+            expect(page.locator(".msg.in").filter(has_text="不认识这个命令")).to_have_count(1, timeout=30_000)
+            typo_id = typo.get_attribute("data-id")
+            expect(page.locator("#input")).to_have_value("")
+            page.locator("#input").press("ArrowUp")
+            expect(page.locator("#edit-bar")).to_be_visible()
+            expect(page.locator("#edit-bar")).to_contain_text("Editing message")
+            expect(page.locator("#edit-old")).to_have_text("/stokc")
+            expect(page.locator("#input")).to_have_value("/stokc")
+            expect(page.locator(f".msg[data-id='{typo_id}']")).to_have_class("msg out being-edited")
+            page.locator("#input").fill("/balance")
+            expect(page.locator("#menu .cmd-name")).to_have_text(["/balance"])  # completion works in an edit
+            page.locator("#input").press("Escape")  # the first Esc closes the menu only
+            expect(page.locator("#menu")).to_be_hidden()
+            expect(page.locator("#edit-bar")).to_be_visible()
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-2a-editing.png"))
+            page.locator("#input").press("Enter")
+            expect(page.locator("#edit-bar")).to_be_hidden()
+            expect(page.locator("#input")).to_have_value("")
+            corrected = page.locator(f".msg.out[data-id='{typo_id}']")
+            expect(corrected.locator(".body")).to_have_text("/balance", timeout=20_000)
+            expect(corrected.locator(".meta")).to_contain_text("edited")
+            charts = page.locator(".msg.in.has-photo")
+            expect(charts).to_have_count(2, timeout=45_000)
+            expect(charts.last.locator(".body b").first).to_contain_text("两融余额")
+            expect(charts.last.locator(".kbtn")).not_to_have_count(0)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.msg.has-photo img')]"
+                ".every(i => i.complete && i.naturalWidth > 0)",
+                timeout=20_000,
+            )
+            expect(page.locator(".msg.in").filter(has_text="不认识这个命令")).to_have_count(1)  # no second one
+            # At the top the corrected message, marked edited, then the answer to the typo and the new chart.
+            corrected.evaluate("node => node.scrollIntoView({block: 'start'})")
+            page.screenshot(path=str(SCREENSHOTS / "sandbox-2b-edited-balance.png"))
+            # The edit affordance on hover; ✕ (or Esc) leaves the message as it is.
+            corrected.hover()
+            expect(corrected.locator(".edit-btn")).to_have_css("opacity", "1")
+            corrected.locator(".edit-btn").click()
+            expect(page.locator("#edit-old")).to_have_text("/balance")
+            page.locator("#input").press("Escape")
+            expect(page.locator("#edit-bar")).to_be_hidden()
+            expect(page.locator("#input")).to_have_value("")
+            expect(page.locator(".msg.in .edit-btn")).to_have_count(0)  # the bot's messages are not yours
 
             # The group: the command menu from setMyCommands, /subscribe as admin, then the push.
             page.locator("#chat-list .chat-item").nth(1).click()

@@ -104,6 +104,7 @@
     commands: [],
     pending: new Map(), // callback query id -> {chat, message, data, timer}
     typing: new Map(), // chat id -> timer
+    editing: null, // the message being edited: {chat, id, as, text, draft}
   };
 
   const $ = (id) => document.getElementById(id);
@@ -166,6 +167,104 @@
     return state.me && msg.from.id === state.me.id;
   }
 
+  // ------------------------------------------------------------------ editing your own messages
+
+  // As in Telegram: the sender may edit their own text messages for 48 hours (not a result sent
+  // via a bot); ↑ in an empty message box edits the last one, ✕ or Esc cancels.
+  const EDIT_TIME_LIMIT = 48 * 3600;
+
+  // Who types in the current chat: You, or in the group the member picked under "Send as".
+  function typistId() {
+    return sendAs() === "member" && state.member ? state.member.id : state.me && state.me.id;
+  }
+
+  function canEdit(msg) {
+    return msg.chat === state.current && !msg.deleted && !msg.from.is_bot && msg.from.id === typistId()
+      && !msg.via_bot && !msg.photo && !msg.document && typeof msg.text === "string" && msg.text !== ""
+      && Date.now() / 1000 - msg.date < EDIT_TIME_LIMIT;
+  }
+
+  function editButton(msg) {
+    const button = el("button", "edit-btn", "✎ edit");
+    button.type = "button";
+    button.title = "Edit this message (↑ in the empty message box edits your last one)";
+    button.setAttribute("aria-label", "Edit message");
+    button.addEventListener("click", (e) => {
+      e.stopPropagation();
+      startEdit(msg);
+    });
+    return button;
+  }
+
+  function lastEditable() {
+    const chat = state.chats.get(state.current);
+    if (!chat) return null;
+    const msgs = [...chat.messages.values()].filter(canEdit);
+    return msgs.length ? msgs[msgs.length - 1] : null;
+  }
+
+  function markEdited(chatId, messageId) {
+    const chat = state.chats.get(chatId);
+    const node = chat && chat.nodes.get(messageId);
+    if (node) node.classList.toggle("being-edited", Boolean(state.editing && state.editing.id === messageId
+      && state.editing.chat === chatId));
+  }
+
+  function startEdit(msg) {
+    const input = $("input");
+    const before = state.editing;
+    const draft = before ? before.draft : input.value;
+    state.editing = { chat: msg.chat, id: msg.id, as: sendAs(), text: msg.text, draft };
+    if (before) markEdited(before.chat, before.id);
+    markEdited(msg.chat, msg.id);
+    $("edit-old").textContent = msg.text;
+    $("edit-bar").hidden = false;
+    $("chat").classList.add("editing");
+    $("send-button").textContent = "Save";
+    $("send-button").title = "Save the edit";
+    $("menu").hidden = true;
+    hideInline();
+    input.value = msg.text;
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  // Closes the editor; the message box gets back what was typed before editing began.
+  function stopEdit() {
+    const before = state.editing;
+    if (!before) return;
+    state.editing = null;
+    markEdited(before.chat, before.id);
+    $("edit-bar").hidden = true;
+    $("edit-old").textContent = "";
+    $("chat").classList.remove("editing");
+    $("send-button").textContent = "Send";
+    $("send-button").title = "Send";
+    $("menu").hidden = true;
+    $("input").value = before.draft;
+  }
+
+  async function saveEdit(text) {
+    const target = state.editing;
+    text = text.trim();
+    if (!text) {
+      toast("A message cannot be empty: press Esc to cancel editing");
+      return;
+    }
+    stopEdit();
+    try {
+      await api("/api/edit", { chat: target.chat, message_id: target.id, text, as: target.as });
+      stick = true;
+    } catch (e) {
+      toast(`Not edited: ${e.message}`);
+      const msg = state.chats.get(target.chat).messages.get(target.id);
+      if (!state.editing && target.chat === state.current && msg && canEdit(msg)) {
+        startEdit(msg); // what was typed is not lost
+        $("input").value = text;
+      }
+    }
+  }
+
   function renderBody(msg) {
     const body = el("div", "body");
     if (msg.html !== null && msg.html !== undefined) body.appendChild(renderTelegramHtml(msg.html));
@@ -178,6 +277,8 @@
     const mine = isMine(msg);
     const row = el("div", `msg ${mine ? "out" : "in"}${msg.photo ? " has-photo" : ""}`);
     row.dataset.id = String(msg.id);
+    const editing = state.editing;
+    if (editing && editing.chat === msg.chat && editing.id === msg.id) row.classList.add("being-edited");
     const bubble = el("div", "bubble");
     const via = msg.via_bot ? `via @${msg.via_bot.username}` : "";
     if (info && info.type !== "private" && !mine) {
@@ -219,6 +320,7 @@
     if (hasBody) bubble.appendChild(renderBody(msg));
     const meta = el("span", "meta", `${msg.edited ? "edited " : ""}${hhmm(msg.date)}`);
     bubble.appendChild(meta);
+    if (canEdit(msg)) bubble.appendChild(editButton(msg));
     row.appendChild(bubble);
     if (msg.buttons && msg.buttons.length) row.appendChild(renderKeyboard(msg));
     return row;
@@ -333,6 +435,7 @@
   }
 
   function selectChat(id) {
+    if (state.editing && state.editing.chat !== id) stopEdit(); // an edit belongs to its chat
     state.current = id;
     const chat = state.chats.get(id);
     chat.unread = 0;
@@ -361,6 +464,8 @@
         state.pending.delete(qid);
       }
     }
+    const editing = state.editing;
+    if (editing && editing.chat === msg.chat && editing.id === msg.id && msg.deleted) stopEdit();
     if (msg.chat !== state.current) return;
     stick = stick || nearBottom();
     const box = $("messages");
@@ -491,12 +596,26 @@
       item.setAttribute("role", "option");
       item.appendChild(el("span", "cmd-name", `/${c.command}`));
       item.appendChild(el("span", "cmd-desc", c.description));
-      item.title = "Click to send; Tab in the message box completes it";
-      item.addEventListener("click", () => send(`/${c.command}`));
+      item.title = state.editing
+        ? "Click to put it in the edited message"
+        : "Click to send; Tab in the message box completes it";
+      item.addEventListener("click", () => {
+        if (state.editing) completeCommand(c.command);
+        else send(`/${c.command}`);
+      });
       menu.appendChild(item);
     }
-    if (!filter && state.bot && state.bot.username) menu.appendChild(inlineHint());
+    if (!filter && !state.editing && state.bot && state.bot.username) menu.appendChild(inlineHint());
     menu.hidden = false;
+  }
+
+  // The command replaces the first word of the message box, its arguments stay.
+  function completeCommand(command) {
+    const input = $("input");
+    const rest = input.value.startsWith("/") ? input.value.replace(/^\S*/, "") : ` ${input.value}`;
+    input.value = `/${command}${rest.trim() ? rest : " "}`;
+    $("menu").hidden = true;
+    input.focus();
   }
 
   // The menu's last line: how to try inline mode; clicking it types the query.
@@ -555,7 +674,7 @@
   }
 
   function onInlineInput(text) {
-    const query = inlineQueryOf(text);
+    const query = state.editing ? null : inlineQueryOf(text); // an edit is never an inline query
     clearTimeout(inline.timer);
     if (query === null) {
       hideInline();
@@ -755,6 +874,10 @@
       e.preventDefault();
       const input = $("input");
       const text = input.value;
+      if (state.editing) {
+        saveEdit(text);
+        return;
+      }
       input.value = "";
       hideInline(); // Enter sends "@bot query" as plain text, as Telegram does
       send(text);
@@ -774,15 +897,29 @@
           $("menu").hidden = true;
         }
       } else if (e.key === "Escape") {
+        if (state.editing && $("menu").hidden && $("inline").hidden) stopEdit();
         $("menu").hidden = true;
         hideInline();
+      } else if (e.key === "ArrowUp" && !e.target.value && !state.editing && !e.shiftKey && !e.altKey
+        && !e.ctrlKey && !e.metaKey && !e.isComposing) {
+        const last = lastEditable();
+        if (last) {
+          e.preventDefault();
+          startEdit(last);
+        }
       }
+    });
+    $("edit-cancel").addEventListener("click", () => {
+      stopEdit();
+      $("input").focus();
     });
     $("menu-button").addEventListener("click", () => {
       if ($("menu").hidden) showMenu("");
       else $("menu").hidden = true;
     });
     $("send-as").addEventListener("change", () => {
+      stopEdit(); // the edit was the other sender's
+      renderMessages(); // the edit buttons follow who types
       loadCommands();
       onInlineInput($("input").value); // the results are the typist's: ask again as the new sender
     });
