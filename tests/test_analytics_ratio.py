@@ -138,3 +138,17 @@ def test_amplification_sign_and_short_history() -> None:
     assert amplification.amplification(-vol, close) == pytest.approx(-1.0)
     # 40 closes -> 20 volatility values, fewer than the 60-day correlation window
     assert math.isnan(amplification.amplification(vol, close.iloc[:40]))
+
+
+def test_amplification_is_the_latest_correlation_with_days_missing() -> None:
+    """Three years of history, with days missing on either side: amplification is the last value of
+    realized_volatility then rolling_correlation over the common dates, not nan for the gaps."""
+    rng = np.random.default_rng(11)
+    dates = pd.bdate_range("2022-01-03", periods=760)
+    close = pd.Series(3000 * np.exp(np.cumsum(rng.normal(0, 0.012, len(dates)))), index=dates)
+    ratio_pct = pd.Series(9 + rng.normal(0, 0.8, len(dates)), index=dates)
+    close.iloc[[700, 731, 745]] = np.nan  # index closes missing
+    ratio_pct = ratio_pct.drop(dates[[702, 733, 750, 759]])  # margin days missing, the last one too
+    whole = amplification.rolling_correlation(ratio_pct, amplification.realized_volatility(close), 60).iloc[-1]
+    assert amplification.amplification(ratio_pct, close) == pytest.approx(whole, abs=1e-12)
+    assert not math.isnan(whole)
