@@ -7,6 +7,8 @@ so one chat flooding cheap commands (bad arguments, unknown commands) would soon
 anybody else. Over its budget (services.GROUP_ANSWERS_PER_MINUTE, PRIVATE_ANSWERS_PER_MINUTE), a
 chat is told once a minute to slow down and the rest is dropped.
 Expensive commands have their own, lower limit (services.throttle, COMMANDS_PER_MINUTE).
+Before the budget, an edited message that changes nothing the bot read (services.read_anew) stops
+here: Telegram sends such edits for a first reaction or a moving live location.
 """
 
 from __future__ import annotations
