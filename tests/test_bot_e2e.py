@@ -565,6 +565,32 @@ async def test_a_group_that_became_a_supergroup_while_answered_keeps_its_subscri
 # ------------------------------------------------------------------------------------------------
 
 
+async def test_a_press_or_inline_query_too_old_to_answer_is_still_done(
+        demo_db: Engine, shared_reports: ReportService, debug_logs: RecordAll) -> None:
+    """Updates queued while the bot was down: Telegram refuses an answer to a button press or an
+    inline query older than about 15 seconds. The press still redraws its chart; neither is an
+    error: no apology in the chat, no report to the admins."""
+    stale = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/ratio")
+        [report] = h.photos(ZH_USER)
+        messages = len(h.server.history(ZH_USER))
+        h.server.fail_next("answerCallbackQuery", 400, description=stale)
+        await h.press(ZH_USER, ZH_USER, report.message_id, "w:ratio:60:")
+        [refused] = [c for c in h.server.calls_for("answerCallbackQuery") if not c.ok]
+        assert refused.status == 400
+        [edited] = h.photos(ZH_USER)
+        assert edited.edits == 1 and edited.caption == expected(shared_reports, "ratio", days=60).caption
+        assert len(h.server.history(ZH_USER)) == messages  # redrawn in place, no apology
+
+        h.server.fail_next("answerInlineQuery", 400, description=stale)
+        await h.inline(EN_USER, "ratio")
+        assert [c.ok for c in h.server.calls_for("answerInlineQuery")] == [False]
+        assert h.bot_messages(ADMIN_CHAT) == [] and h.bot_messages(EN_USER) == []
+        assert not [r for r in debug_logs.records if r.levelno >= logging.WARNING and r.name.startswith("bot")]
+
+
 async def test_window_buttons_edit_the_same_message(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:
         add_people(h)

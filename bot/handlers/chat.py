@@ -13,6 +13,7 @@ from bot.handlers.admin import ADMIN_COMMANDS
 from bot.handlers.common import (
     Context,
     addressed_to_bot,
+    answer_press,
     chat_language,
     is_admin,
     placement,
@@ -125,21 +126,21 @@ async def settings_button(update: Update, context: Context) -> None:
         return
     lang = await chat_language(update, context)
     if not await is_admin(update, context):
-        await query.answer(t(lang, "bot.admins_only_settings"), show_alert=True)
+        await answer_press(query, t(lang, "bot.admins_only_settings"), show_alert=True)
         return
     services = services_of(context)
     _, what, value = (query.data.split(":", 2) + ["", ""])[:3]
     if what == "lang" and value in ("zh", "en"):
         await services.run(chats.set_language, services.engine, chat.id, value)
         lang = value
-        await query.answer(t(lang, "bot.settings_language"))
+        await answer_press(query, t(lang, "bot.settings_language"))
     elif what == "time" and (value == "default" or value in PUSH_TIMES):
         chosen = None if value == "default" else time.fromisoformat(value)
         await services.run(chats.set_push_time, services.engine, chat.id, chosen)
         shown = (chosen or services.settings.push_time).strftime("%H:%M")
-        await query.answer(t(lang, "bot.settings_time", push_time=shown))
+        await answer_press(query, t(lang, "bot.settings_time", push_time=shown))
     else:
-        await query.answer()
+        await answer_press(query)
         return
     if query.message is not None and query.message.is_accessible:
         try:
@@ -207,7 +208,7 @@ def handlers() -> list:  # type: ignore[type-arg]
 async def stale_button(update: Update, context: Context) -> None:
     """A button press no handler knows (an old keyboard, forged data): answered, so it stops spinning."""
     if update.callback_query is not None:
-        await update.callback_query.answer()
+        await answer_press(update.callback_query)
 
 
 def last_handlers() -> list:  # type: ignore[type-arg]

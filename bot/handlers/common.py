@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import html
+import logging
+from collections.abc import Sequence
+from typing import Any
 
-from telegram import Chat, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, Chat, InlineKeyboardMarkup, InlineQuery, InlineQueryResult, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.sending import Placement
@@ -14,6 +18,34 @@ from reports.i18n import pick_language, t
 from storage import chats
 
 Context = ContextTypes.DEFAULT_TYPE
+log = logging.getLogger(__name__)
+
+
+def is_stale_query(error: BaseException) -> bool:
+    """Telegram's refusal of an answer to a button press or an inline query that waited too long for
+    the bot (it takes one for about 15 seconds, and updates queued while the bot was down are older)."""
+    return isinstance(error, BadRequest) and "query is too old" in error.message.lower()
+
+
+async def answer_press(query: CallbackQuery, text: str | None = None, **kwargs: Any) -> None:
+    """Answer a button press (its spinner stops; `text` shows as a toast or, show_alert, a box). A
+    press too old to answer is no error: what it asked for is done all the same."""
+    try:
+        await query.answer(text, **kwargs)
+    except BadRequest as exc:
+        if not is_stale_query(exc):
+            raise
+        log.info("button press %s was too old to answer", query.id)
+
+
+async def answer_inline(query: InlineQuery, results: Sequence[InlineQueryResult], **kwargs: Any) -> None:
+    """Answer an inline query; one too old to answer is dropped (its user has typed on)."""
+    try:
+        await query.answer(results, **kwargs)
+    except BadRequest as exc:
+        if not is_stale_query(exc):
+            raise
+        log.info("inline query %s was too old to answer", query.id)
 
 
 async def chat_language(update: Update, context: Context) -> str:

@@ -19,7 +19,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.handlers.common import Context, placement
+from bot.handlers.common import Context, is_stale_query, placement
 from bot.services import services_of
 from marginbot.logging_setup import redact
 from reports.i18n import pick_language, t
@@ -50,6 +50,9 @@ async def on_error(update: object, context: Context) -> None:
     if isinstance(error, RetryAfter) or (isinstance(error, NetworkError) and not isinstance(error, BadRequest)):
         # NetworkError covers TimedOut and connection failures; BadRequest subclasses it, but is a bug
         log.warning("Telegram could not take an answer now: %s", redact(str(error)))
+        return
+    if error is not None and is_stale_query(error):  # a press or query that waited while the bot was down
+        log.info("a query was too old to answer: %s", error)
         return
     chat = update.effective_chat if isinstance(update, Update) else None
     if chat is not None and isinstance(error, Forbidden | ChatMigrated):

@@ -20,7 +20,15 @@ from telegram.ext import ApplicationHandlerStop, TypeHandler
 
 from bot.arguments import ArgumentError, parse_report_args
 from bot.handlers.chat import KNOWN_COMMANDS
-from bot.handlers.common import Context, addressed_to_bot, chat_language, is_group, reply_key, written
+from bot.handlers.common import (
+    Context,
+    addressed_to_bot,
+    answer_press,
+    chat_language,
+    is_group,
+    reply_key,
+    written,
+)
 from bot.handlers.reports import REPORT_COMMANDS
 from bot.services import services_of
 from reports.i18n import t
@@ -90,12 +98,12 @@ async def gate(update: Update, context: Context) -> None:
     if services.throttle.should_warn(chat.id):
         seconds = int(wait + 0.999)
         if update.callback_query is not None:
-            await update.callback_query.answer(t(await chat_language(update, context), "bot.slow_down",
-                                                 seconds=seconds))
+            await answer_press(update.callback_query, t(await chat_language(update, context), "bot.slow_down",
+                                                        seconds=seconds))
         else:
             await reply_key(update, context, "bot.slow_down", seconds=seconds)
     elif update.callback_query is not None:
-        await update.callback_query.answer()  # no spinning button
+        await answer_press(update.callback_query)  # no spinning button
     raise ApplicationHandlerStop
 
 

@@ -24,7 +24,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, InlineQueryHandler
 
 from bot.arguments import INLINE_REPORTS, parse_inline_query
-from bot.handlers.common import Context
+from bot.handlers.common import Context, answer_inline
 from bot.sending import start_payload, upload_chart
 from bot.services import Services, services_of
 from reports import securities
@@ -117,12 +117,12 @@ async def inline_query(update: Update, context: Context) -> None:
     request = parse_inline_query(query.query)
     if request.bad_date is not None:
         reason = t(lang, "error.bad_date", date=request.bad_date)
-        await query.answer([], cache_time=0, is_personal=True, button=_button(reason))
+        await answer_inline(query, [], cache_time=0, is_personal=True, button=_button(reason))
         return
     # Any code, sector or date may be asked, each a render and an upload: counted against the user's
     # allowance of expensive requests (the same as their private chat's); over it, nothing for a while.
     if request.asks_render and services.throttle.check(query.from_user.id) > 0:
-        await query.answer([], cache_time=0, is_personal=True, button=_button(t(lang, "bot.inline_slow_down")))
+        await answer_inline(query, [], cache_time=0, is_personal=True, button=_button(t(lang, "bot.inline_slow_down")))
         return
     wanted = list(request.wanted)
     if request.name is not None:
@@ -152,7 +152,7 @@ async def inline_query(update: Update, context: Context) -> None:
         button = _button(reason)
     # Personal: the results are in the asker's language (Telegram caches by query text otherwise).
     # A partial answer is not cached: the next query offers the charts uploaded meanwhile.
-    await query.answer(results, cache_time=300 if button is None else 0, is_personal=True, button=button)
+    await answer_inline(query, results, cache_time=300 if button is None else 0, is_personal=True, button=button)
 
 
 async def upload_latest(application: Application) -> int:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.arguments import ArgumentError, parse_report_args
-from bot.handlers.common import Context, chat_language, placement, reply, reply_key
+from bot.handlers.common import Context, answer_press, chat_language, placement, reply, reply_key
 from bot.sending import edit_report, parse_window_data, pick_data, send_report
 from bot.services import services_of
 from reports.errors import ReportError
@@ -93,7 +93,7 @@ async def _pressed(update: Update, prefix: str) -> tuple[str, int, str | None, d
             raise ValueError("no message or no data")
         return parse_window_data(query.data, prefix=prefix)
     except ValueError:
-        await query.answer()
+        await answer_press(query)
         return None
 
 
@@ -103,7 +103,7 @@ async def pick_button(update: Update, context: Context) -> None:
     if query is None or pressed is None:
         return
     kind, days, code, on = pressed
-    await query.answer()
+    await answer_press(query)
     await render_and_send(update, context, kind, await chat_language(update, context), code=code, days=days, on=on)
 
 
@@ -117,18 +117,18 @@ async def window_button(update: Update, context: Context) -> None:
     services = services_of(context)
     chat_id = query.message.chat.id
     if not query.message.is_accessible or not query.message.photo:  # too old, or no chart: nothing to redraw
-        await query.answer()
+        await answer_press(query)
         return
     wait = services.throttle.check(chat_id)
     if wait > 0:
-        await query.answer(t(lang, "bot.slow_down", seconds=int(wait + 0.999)), show_alert=False)
+        await answer_press(query, t(lang, "bot.slow_down", seconds=int(wait + 0.999)), show_alert=False)
         return
     try:
         report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)
     except ReportError as exc:
-        await query.answer(exc.message(lang)[:200], show_alert=True)
+        await answer_press(query, exc.message(lang)[:200], show_alert=True)
         return
-    await query.answer()
+    await answer_press(query)
     try:
         await edit_report(context.bot, services, chat_id, query.message.message_id, report)
     except BadRequest as exc:
