@@ -640,6 +640,12 @@ async def test_window_buttons_edit_the_same_message(demo_db: Engine, shared_repo
         assert h.photos(chat)[0].caption == want.caption
         assert [m.message_id for m in h.photos(chat)] == [report.message_id, sectors.message_id]
         assert t("zh", "bot.error") not in h.texts(chat) and h.server.sent_messages(ADMIN_CHAT) == []
+        # the chart deleted while the press was on its way: nothing to redraw, no error
+        h.server.fail_next("editMessageMedia", 400, description="Bad Request: message to edit not found",
+                           chat_id=chat)
+        query = await h.press(chat, ZH_USER, report.message_id, "w:ratio:20:")
+        assert query in h.server.callback_answers
+        assert t("zh", "bot.error") not in h.texts(chat) and h.server.sent_messages(ADMIN_CHAT) == []
 
         # garbage callback data is answered and ignored
         query = await h.press(chat, ZH_USER, report.message_id, "w:nonsense:abc:")

@@ -132,8 +132,9 @@ async def window_button(update: Update, context: Context) -> None:
     try:
         await edit_report(context.bot, services, chat_id, query.message.message_id, report)
     except BadRequest as exc:
-        # Tapping the window already shown: Telegram refuses an identical edit; nothing to do.
-        if "not modified" not in str(exc).lower():
+        # Tapping the window already shown (Telegram refuses an identical edit), or the chart deleted
+        # meanwhile: nothing to redraw.
+        if not any(reason in str(exc).lower() for reason in ("not modified", "message to edit not found")):
             raise
 
 
