@@ -27,6 +27,8 @@ from reports.service import RenderedReport
 
 log = logging.getLogger(__name__)
 
+# Telegram's refusal where a group's permissions do not let members (the bot) send photos.
+NO_PHOTO_RIGHTS = "not enough rights to send photos"
 WINDOWED = tuple(k for k in KINDS if k != "summary")  # the reports a command asks for: all but the push's
 # The windows each report's buttons offer (trade days); a ranking reads best over days, not months.
 WINDOWS = dict.fromkeys(WINDOWED, (20, 60, 250)) | {"top": (1, 5, 20)}
@@ -161,9 +163,27 @@ async def send_chart(
     for Telegram's answer (None: the client's default).
 
     Concurrent first sends of the same chart wait on one lock, so each distinct chart is uploaded once.
+    A group that does not let the bot send photos gets the caption as a text message, with a line
+    saying why the chart is missing (and no window buttons: they redraw charts).
     """
     caption = report.caption if caption is None else caption
     timeouts: dict[str, Any] = {} if read_timeout is None else {"read_timeout": read_timeout}
+    try:
+        return await _send_photo(bot, services, chat_id, report, markup, placement, caption, timeouts)
+    except BadRequest as exc:
+        if NO_PHOTO_RIGHTS not in exc.message.lower():
+            raise
+        log.info("chat %s does not take photos: the report goes as text", chat_id)
+        return await bot.send_message(chat_id, f"{caption}\n{t(report.lang, 'bot.no_photo_rights')}",
+                                      parse_mode=ParseMode.HTML, disable_web_page_preview=True,
+                                      **placement.send_kwargs(), **timeouts)
+
+
+async def _send_photo(
+    bot: Bot, services: Services, chat_id: int, report: RenderedReport, markup: InlineKeyboardMarkup | None,
+    placement: Placement, caption: str, timeouts: dict[str, Any],
+) -> Message:
+    """send_chart's photo: uploaded under the chart's lock the first time, then sent by file_id."""
     key = report.chart_key
     known = await services.file_id(key)
     if known is None:
@@ -187,7 +207,7 @@ async def send_chart(
         # Telegram no longer knows the stored id: upload the chart again (once), and keep the new id.
         log.warning("chart %s: stored file_id refused (%s); uploading it again", key, exc.message)
         await services.forget_file_id(key)
-        return await send_chart(bot, services, chat_id, report, markup, placement, caption, read_timeout)
+        return await _send_photo(bot, services, chat_id, report, markup, placement, caption, timeouts)
 
 
 async def upload_chart(bot: Bot, services: Services, chat_id: int, report: RenderedReport) -> str:

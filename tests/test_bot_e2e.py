@@ -591,6 +591,30 @@ async def test_a_press_or_inline_query_too_old_to_answer_is_still_done(
         assert not [r for r in debug_logs.records if r.levelno >= logging.WARNING and r.name.startswith("bot")]
 
 
+async def test_a_group_that_takes_no_photos_gets_its_reports_as_text(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """A group whose permissions do not let the bot send photos: a report's caption comes as text with
+    a line saying why the chart is missing (then its details), and so does the daily push."""
+    no_photos = "Bad Request: not enough rights to send photos to the chat"
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        h.server.fail_next("sendPhoto", 400, description=no_photos, chat_id=GROUP, times=2)
+        asked = await h.write(GROUP, MEMBER, "/sectors")
+        text, details = h.bot_messages(GROUP)
+        want = expected(shared_reports, "sectors")
+        assert text.text == f"{want.caption}\n{t('zh', 'bot.no_photo_rights')}" and text.reply_markup is None
+        assert text.reply_to_message_id == asked["message_id"] and details.text == want.details
+        assert h.server.sent_messages(ADMIN_CHAT) == [] and t("zh", "bot.error") not in h.texts(GROUP)
+
+        await h.write(GROUP, ADMIN, "/subscribe")
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and result.sent == 1
+        pushed = h.bot_messages(GROUP)[-1]
+        summary = expected(shared_reports, "summary")
+        assert pushed.photo is None and pushed.text == f"{summary.caption}\n{t('zh', 'bot.no_photo_rights')}"
+        assert delivery_rows(demo_db)[GROUP].status == DeliveryStatus.SENT
+
+
 async def test_window_buttons_edit_the_same_message(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:
         add_people(h)
