@@ -591,10 +591,11 @@ async def test_a_press_or_inline_query_too_old_to_answer_is_still_done(
         assert not [r for r in debug_logs.records if r.levelno >= logging.WARNING and r.name.startswith("bot")]
 
 
-async def test_a_group_that_takes_no_photos_gets_its_reports_as_text(
+async def test_a_group_that_takes_no_photos_gets_text_and_a_muted_one_no_apology(
         demo_db: Engine, shared_reports: ReportService) -> None:
     """A group whose permissions do not let the bot send photos: a report's caption comes as text with
-    a line saying why the chart is missing (then its details), and so does the daily push."""
+    a line saying why the chart is missing (then its details), and so does the daily push. A group
+    where the bot may send nothing is its own choice, not a bug: no apology tried, no admin report."""
     no_photos = "Bad Request: not enough rights to send photos to the chat"
     async with running(demo_db, shared_reports) as h:
         add_people(h)
@@ -613,6 +614,15 @@ async def test_a_group_that_takes_no_photos_gets_its_reports_as_text(
         summary = expected(shared_reports, "summary")
         assert pushed.photo is None and pushed.text == f"{summary.caption}\n{t('zh', 'bot.no_photo_rights')}"
         assert delivery_rows(demo_db)[GROUP].status == DeliveryStatus.SENT
+
+        # muted altogether: nothing can be sent, so no apology is tried and the admins are not bothered
+        h.server.fail_next("sendPhoto", 400, description="Bad Request: have no rights to send a message",
+                           chat_id=GROUP)
+        before = len(h.bot_messages(GROUP))
+        await h.write(GROUP, MEMBER, "/ratio")
+        assert len(h.bot_messages(GROUP)) == before and h.server.sent_messages(ADMIN_CHAT) == []
+        assert [c.params.get("text") for c in h.server.calls_for("sendMessage", GROUP)
+                if c.params.get("text") == t("zh", "bot.error")] == []
 
 
 async def test_window_buttons_edit_the_same_message(demo_db: Engine, shared_reports: ReportService) -> None:

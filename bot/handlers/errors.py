@@ -28,6 +28,8 @@ from storage import chats
 log = logging.getLogger(__name__)
 ADMIN_TRACE_CHARS = 3000
 ADMIN_REPORT_EVERY = 600.0
+# Telegram's refusals where a group restricts the bot (muted, or a closed forum topic).
+CHAT_RESTRICTIONS = ("have no rights to send a message", "not enough rights to send text", "topic_closed")
 
 
 _OWN = tuple(f"{os.sep}{package}{os.sep}" for package in ("bot", "reports", "storage", "analytics", "marginbot"))
@@ -53,6 +55,11 @@ async def on_error(update: object, context: Context) -> None:
         return
     if error is not None and is_stale_query(error):  # a press or query that waited while the bot was down
         log.info("a query was too old to answer: %s", error)
+        return
+    if isinstance(error, BadRequest) and any(r in error.message.lower() for r in CHAT_RESTRICTIONS):
+        # The chat's settings, not a bug: an apology could not be sent there either.
+        log.info("chat %s does not let the bot answer: %s", update.effective_chat.id
+                 if isinstance(update, Update) and update.effective_chat else "?", error.message)
         return
     chat = update.effective_chat if isinstance(update, Update) else None
     if chat is not None and isinstance(error, Forbidden | ChatMigrated):
