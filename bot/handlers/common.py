@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from telegram import CallbackQuery, Chat, InlineKeyboardMarkup, InlineQuery, InlineQueryResult, Message, Update
@@ -30,22 +30,21 @@ def is_stale_query(error: BaseException) -> bool:
 async def answer_press(query: CallbackQuery, text: str | None = None, **kwargs: Any) -> None:
     """Answer a button press (its spinner stops; `text` shows as a toast or, show_alert, a box). A
     press too old to answer is no error: what it asked for is done all the same."""
-    try:
-        await query.answer(text, **kwargs)
-    except BadRequest as exc:
-        if not is_stale_query(exc):
-            raise
-        log.info("button press %s was too old to answer", query.id)
+    await _unless_stale(query.answer(text, **kwargs), "button press", query.id)
 
 
 async def answer_inline(query: InlineQuery, results: Sequence[InlineQueryResult], **kwargs: Any) -> None:
     """Answer an inline query; one too old to answer is dropped (its user has typed on)."""
+    await _unless_stale(query.answer(results, **kwargs), "inline query", query.id)
+
+
+async def _unless_stale(answer: Awaitable[bool], what: str, query_id: str) -> None:
     try:
-        await query.answer(results, **kwargs)
+        await answer
     except BadRequest as exc:
         if not is_stale_query(exc):
             raise
-        log.info("inline query %s was too old to answer", query.id)
+        log.info("%s %s was too old to answer", what, query_id)
 
 
 async def chat_language(update: Update, context: Context) -> str:
