@@ -56,12 +56,11 @@ async def on_error(update: object, context: Context) -> None:
     if error is not None and is_stale_query(error):  # a press or query that waited while the bot was down
         log.info("a query was too old to answer: %s", error)
         return
+    chat = update.effective_chat if isinstance(update, Update) else None
     if isinstance(error, BadRequest) and any(r in error.message.lower() for r in CHAT_RESTRICTIONS):
         # The chat's settings, not a bug: an apology could not be sent there either.
-        log.info("chat %s does not let the bot answer: %s", update.effective_chat.id
-                 if isinstance(update, Update) and update.effective_chat else "?", error.message)
+        log.info("chat %s does not let the bot answer: %s", chat.id if chat else "?", error.message)
         return
-    chat = update.effective_chat if isinstance(update, Update) else None
     if chat is not None and isinstance(error, Forbidden | ChatMigrated):
         await _chat_gone(context, chat.id, error)
         return
