@@ -8,11 +8,13 @@ Bot API are all on loopback or patched in, so a blocked connection is a test tha
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # The first line of the code a test runs with `python -c`: the guard before anything else.
@@ -49,31 +51,26 @@ def _local_name(host: object) -> bool:
     return True
 
 
+def _refusing_names(lookup: Callable[..., Any]) -> Callable[..., Any]:
+    """`lookup` (socket.getaddrinfo and the like), refusing any name but localhost's."""
+
+    @functools.wraps(lookup)
+    def guarded(host: object, *args: object, **kwargs: object) -> Any:
+        if not _local_name(host):
+            raise NetworkBlocked(f"test tried to look up {host!r}")
+        return lookup(host, *args, **kwargs)
+
+    guarded.guarded = True  # type: ignore[attr-defined]
+    return guarded
+
+
 def _install_lookup_guard() -> None:
     """Make socket.getaddrinfo, gethostbyname and gethostbyname_ex refuse names other than localhost."""
     if getattr(socket.getaddrinfo, "guarded", False):
         return
-    getaddrinfo, gethostbyname, gethostbyname_ex = socket.getaddrinfo, socket.gethostbyname, socket.gethostbyname_ex
-
-    def guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> list:  # type: ignore[type-arg]
-        if not _local_name(host):
-            raise NetworkBlocked(f"test tried to look up {host!r}")
-        return getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
-
-    def guarded_gethostbyname(host: str) -> str:
-        if not _local_name(host):
-            raise NetworkBlocked(f"test tried to look up {host!r}")
-        return gethostbyname(host)
-
-    def guarded_gethostbyname_ex(host: str) -> tuple[str, list[str], list[str]]:
-        if not _local_name(host):
-            raise NetworkBlocked(f"test tried to look up {host!r}")
-        return gethostbyname_ex(host)
-
-    guarded_getaddrinfo.guarded = True  # type: ignore[attr-defined]
-    socket.getaddrinfo = guarded_getaddrinfo  # type: ignore[assignment]
-    socket.gethostbyname = guarded_gethostbyname  # type: ignore[assignment]
-    socket.gethostbyname_ex = guarded_gethostbyname_ex  # type: ignore[assignment]
+    socket.getaddrinfo = _refusing_names(socket.getaddrinfo)
+    socket.gethostbyname = _refusing_names(socket.gethostbyname)
+    socket.gethostbyname_ex = _refusing_names(socket.gethostbyname_ex)
 
 
 def install() -> None:
