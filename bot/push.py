@@ -190,7 +190,7 @@ class Pusher:
             return
         except ChatMigrated as exc:
             # Moves the subscription and this delivery to the new id, pending: it is resent.
-            await run(chats.migrate, engine, item.chat_id, exc.new_chat_id)
+            await run(chats.migrate, engine, item.chat_id, exc.new_chat_id, item.delivery_id)
             result.migrated += 1
             return
         except RetryAfter as exc:

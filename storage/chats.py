@@ -102,9 +102,21 @@ def deactivate(engine: Engine, chat_id: int, reason: str) -> None:
         )
 
 
-def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
+# The record a migrated group's new id gets for a date its old id was sent, or is being sent: planning
+# passes over it, so the supergroup (which shows the old group's history) is not sent the day again.
+SENT_BEFORE_MIGRATION = "sent to the group before it became a supergroup"
+
+
+def migrate(engine: Engine, old_chat_id: int, new_chat_id: int, sending: int | None = None) -> None:
     """A group became a supergroup: move its settings, subscription, watch list and pending deliveries
-    to the new id."""
+    to the new id.
+
+    Deliveries sent or unconfirmed stay with the old id, and so does one being sent right now by a
+    worker (that send may still arrive); for each, the new id gets a skipped record, so that the date is
+    not planned and sent again. `sending` is the delivery whose send the caller just saw refused as
+    migrated: it moves and is sent anew, replacing such a record. Migrating again (the update and a
+    refused send both tell) only moves what is left.
+    """
     with session_scope(engine) as session:
         old = session.get(models.Chat, old_chat_id)
         if old is None:
@@ -113,9 +125,10 @@ def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
         if new is None:
             new = models.Chat(chat_id=new_chat_id, chat_type="supergroup", title=old.title, language=old.language)
             session.add(new)
-        new.subscribed = new.subscribed or old.subscribed
-        new.push_time, new.language, new.active = old.push_time, old.language, True
-        old.subscribed, old.active, old.deactivated_reason = False, False, f"migrated to {new_chat_id}"
+        if old.active or old.subscribed:  # not yet moved: settings made in the new chat since are kept
+            new.subscribed = new.subscribed or old.subscribed
+            new.push_time, new.language, new.active = old.push_time, old.language, True
+            old.subscribed, old.active, old.deactivated_reason = False, False, f"migrated to {new_chat_id}"
         session.flush()
         kept = set(session.execute(select(models.Watch.code).where(models.Watch.chat_id == new_chat_id)).scalars())
         for followed in session.execute(select(models.Watch).where(models.Watch.chat_id == old_chat_id)).scalars():
@@ -123,22 +136,35 @@ def migrate(engine: Engine, old_chat_id: int, new_chat_id: int) -> None:
                 session.delete(followed)
             else:
                 followed.chat_id = new_chat_id
-        moved = session.execute(
-            select(models.Delivery).where(
-                models.Delivery.chat_id == old_chat_id,
-                models.Delivery.status.not_in((DeliveryStatus.SENT, DeliveryStatus.UNCONFIRMED)))
-        ).scalars().all()
-        for delivery in moved:
-            exists = session.execute(
-                select(models.Delivery.id).where(
-                    models.Delivery.chat_id == new_chat_id, models.Delivery.trade_date == delivery.trade_date
-                )
-            ).first()
-            if exists:
-                delivery.status, delivery.error = DeliveryStatus.SKIPPED, f"migrated to {new_chat_id}"
-            else:
-                delivery.chat_id, delivery.status, delivery.claimed_by, delivery.not_before = (
-                    new_chat_id, DeliveryStatus.PENDING, "", None)
+        _move_deliveries(session, old_chat_id, new_chat_id, sending)
+
+
+def _move_deliveries(session: Session, old_chat_id: int, new_chat_id: int, sending: int | None) -> None:
+    delivery = models.Delivery
+    theirs = {row.trade_date: row for row in session.execute(
+        select(delivery).where(delivery.chat_id == new_chat_id)).scalars()}
+    for row in session.execute(select(delivery).where(delivery.chat_id == old_chat_id)).scalars().all():
+        stays = row.status in (DeliveryStatus.SENT, DeliveryStatus.UNCONFIRMED) or (
+            row.status == DeliveryStatus.SENDING and row.id != sending)
+        existing = theirs.get(row.trade_date)
+        if stays:
+            if existing is None:
+                theirs[row.trade_date] = delivery(chat_id=new_chat_id, trade_date=row.trade_date,
+                                                  status=DeliveryStatus.SKIPPED, error=SENT_BEFORE_MIGRATION)
+                session.add(theirs[row.trade_date])
+            continue
+        if row.status == DeliveryStatus.SKIPPED:
+            continue
+        if existing is not None and existing.error == SENT_BEFORE_MIGRATION and row.id == sending:
+            session.delete(existing)  # the send it stood for was refused: this delivery takes its place
+            session.flush()
+            existing = None
+        if existing is not None:
+            row.status, row.error = DeliveryStatus.SKIPPED, f"migrated to {new_chat_id}"
+        else:
+            row.chat_id, row.status, row.claimed_by, row.not_before = (
+                new_chat_id, DeliveryStatus.PENDING, "", None)
+            theirs[row.trade_date] = row
 
 
 def forget(engine: Engine, chat_ids: list[int]) -> int:

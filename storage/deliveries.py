@@ -19,6 +19,8 @@ Its status (models.DeliveryStatus) goes pending -> claimed -> sending -> sent | 
 A failed attempt that may be retried goes back to pending. A group that becomes a supergroup
 (storage.chats.migrate) takes its deliveries not sent nor unconfirmed to its new id as pending, failed
 ones included (the new chat is a new chance); one its new id already has is left behind as skipped.
+A date sent to the old id, or being sent to it, gets a skipped record under the new id, so that it is
+not planned for the supergroup again (which shows the old group's messages).
 
 Deliveries are claimed with row locks (PostgreSQL: FOR UPDATE SKIP LOCKED) so several workers can
 share one database and a chat is never sent the same trade date twice.

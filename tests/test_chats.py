@@ -277,12 +277,42 @@ def test_migrate_moves_the_subscription_and_unsent_deliveries(engine: Engine) ->
     with session_scope(engine) as session:
         rows = session.execute(
             select(models.Delivery.chat_id, models.Delivery.trade_date, models.Delivery.status)).all()
-    # the unsent delivery moved to the new id; the one already sent stays with the old group
-    assert sorted(rows) == [(-1009, DAY, DeliveryStatus.PENDING),
+    # the unsent delivery moved to the new id; the one already sent stays with the old group, and the
+    # new id has a record of it, so that the day is not planned for the supergroup again
+    assert sorted(rows) == [(-1009, DAY - timedelta(days=1), DeliveryStatus.SKIPPED),
+                            (-1009, DAY, DeliveryStatus.PENDING),
                             (-100, DAY - timedelta(days=1), DeliveryStatus.SENT)]
-    assert deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 0  # nothing planned twice
+    for day in (DAY, DAY - timedelta(days=1)):  # nothing planned twice
+        assert deliveries.plan_deliveries(engine, day, time(10, 0), DEFAULT_TIME) == 0
     chats.forget(engine, [-100, -1009])
     assert chats.get_chat(engine, -1009) is None and deliveries.delivery_counts(engine, DAY) == {}
+
+
+def test_a_send_under_way_when_the_group_moves_is_not_repeated(engine: Engine) -> None:
+    """The migration update arrives while a worker is sending to the old id: that send may still
+    arrive, so the delivery stays with its worker and the new id is not planned the day. When the
+    send is then refused as migrated, the worker's own migrate moves it, and it is sent anew."""
+    _subscribe(engine, -200, chat_type="group")
+    _subscribe(engine, -300, chat_type="group")
+    deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    first, second = deliveries.claim(engine, DAY, "w", limit=2)
+    assert deliveries.start(engine, first.delivery_id, "w") and deliveries.start(engine, second.delivery_id, "w")
+
+    chats.migrate(engine, -200, -2009)  # the update, from the handler: no send named
+    chats.migrate(engine, -300, -3009)
+    assert _deliveries(engine) == {-200: (DeliveryStatus.SENDING, "w", 1), -2009: (DeliveryStatus.SKIPPED, "", 0),
+                                   -300: (DeliveryStatus.SENDING, "w", 1), -3009: (DeliveryStatus.SKIPPED, "", 0)}
+    assert deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 0
+    # the send to -200 arrived; the one to -300 came back refused
+    assert deliveries.finish(engine, first.delivery_id, "w", DeliveryStatus.SENT, message_id=7)
+    chats.set_language(engine, -3009, "en")  # chosen in the supergroup meanwhile: kept
+    chats.migrate(engine, -300, -3009, sending=second.delivery_id)
+    assert _deliveries(engine) == {-200: (DeliveryStatus.SENT, "w", 1), -2009: (DeliveryStatus.SKIPPED, "", 0),
+                                   -3009: (DeliveryStatus.PENDING, "", 1)}
+    supergroup = chats.get_chat(engine, -3009)
+    assert supergroup is not None and (supergroup.language, supergroup.subscribed) == ("en", True)
+    [again] = deliveries.claim(engine, DAY, "w2", limit=5)
+    assert (again.chat_id, again.delivery_id, again.language) == (-3009, second.delivery_id, "en")
 
 
 def test_uploaded_chart_ids(engine: Engine) -> None:
