@@ -26,7 +26,11 @@ def _known(series: pd.Series) -> pd.Series:
     return series.dropna().astype(float)
 
 
-def change(series: pd.Series, days: int) -> float:
+def _scope_differs(scope: pd.Series | None, last: int, first: int) -> bool:
+    return scope is not None and scope.iloc[last] != scope.iloc[first]
+
+
+def change(series: pd.Series, days: int, scope: pd.Series | None = None) -> float:
     """Change of the last value over ``days`` rows.
 
     Formula: ``x[T] - x[T - days]``, where ``T`` is the last row.
@@ -38,6 +42,9 @@ def change(series: pd.Series, days: int) -> float:
         then spans exactly ``days`` trade dates, and is nan when either end is unknown.
     days : int
         Number of rows (trade dates) to look back; ``days >= 1``.
+    scope : pd.Series, optional
+        What each row's value covers (e.g. a bitmask of the exchanges summed), aligned with
+        ``series``: a change between rows of different scope is nan, not a move of the market.
 
     Returns
     -------
@@ -46,25 +53,25 @@ def change(series: pd.Series, days: int) -> float:
     """
     if days < 1:
         raise ValueError("days must be >= 1")
-    if len(series) <= days:
+    if len(series) <= days or _scope_differs(scope, -1, -1 - days):
         return math.nan
     return float(series.iloc[-1]) - float(series.iloc[-1 - days])
 
 
-def pct_change(series: pd.Series, days: int) -> float:
+def pct_change(series: pd.Series, days: int, scope: pd.Series | None = None) -> float:
     """Percentage change of the last value over ``days`` rows.
 
-    Formula: ``(x[T] - x[T - days]) / x[T - days] x 100``, rows as in :func:`change`.
+    Formula: ``(x[T] - x[T - days]) / x[T - days] x 100``, rows and ``scope`` as in :func:`change`.
 
     Returns
     -------
     float
-        Percent; nan with fewer than ``days + 1`` rows, when either end is unknown or when
-        ``x[T - days]`` is 0.
+        Percent; nan with fewer than ``days + 1`` rows, when either end is unknown, when the ends
+        differ in scope or when ``x[T - days]`` is 0.
     """
     if days < 1:
         raise ValueError("days must be >= 1")
-    if len(series) <= days:
+    if len(series) <= days or _scope_differs(scope, -1, -1 - days):
         return math.nan
     base = float(series.iloc[-1 - days])
     if base == 0:
@@ -72,11 +79,17 @@ def pct_change(series: pd.Series, days: int) -> float:
     return (float(series.iloc[-1]) - base) / base * 100.0
 
 
-def daily_pct_changes(series: pd.Series) -> pd.Series:
+def daily_pct_changes(series: pd.Series, scope: pd.Series | None = None) -> pd.Series:
     """Daily percentage changes.
 
     Formula: ``r[t] = (x[t] - x[t-1]) / x[t-1] x 100``, with ``t-1`` the previous row: one row per
     trade date (nan where unknown), so that no change spans a trade date without data.
+
+    Parameters
+    ----------
+    scope : pd.Series, optional
+        What each row's value covers, aligned with ``series`` (see :func:`change`): ``r[t]`` is nan
+        where ``scope[t] != scope[t-1]``.
 
     Returns
     -------
@@ -85,10 +98,14 @@ def daily_pct_changes(series: pd.Series) -> pd.Series:
     """
     x = series.astype(float)
     prev = x.shift(1).replace(0.0, np.nan)
-    return ((x - prev) / prev * 100.0).iloc[1:]
+    r = (x - prev) / prev * 100.0
+    if scope is not None:
+        r = r.where(scope.to_numpy() == scope.shift(1).to_numpy())
+    return r.iloc[1:]
 
 
-def pace_zscore(series: pd.Series, window: int = 250, min_periods: int | None = None) -> float:
+def pace_zscore(series: pd.Series, window: int = 250, min_periods: int | None = None,
+                scope: pd.Series | None = None) -> float:
     """Pace of today's move: today's % change in units of its trailing daily volatility.
 
     Formula: ``z = r[T] / std(r[T-window] .. r[T-1])``, with ``r`` the daily % changes
@@ -104,6 +121,9 @@ def pace_zscore(series: pd.Series, window: int = 250, min_periods: int | None = 
         Number of trailing daily changes for the standard deviation (default 250, about one year).
     min_periods : int, optional
         Fewest trailing daily changes accepted; defaults to ``window``.
+    scope : pd.Series, optional
+        What each row's value covers (see :func:`daily_pct_changes`): a change across a change of
+        scope is left out.
 
     Returns
     -------
@@ -112,7 +132,7 @@ def pace_zscore(series: pd.Series, window: int = 250, min_periods: int | None = 
         trailing standard deviation is 0.
     """
     need = window if min_periods is None else min_periods
-    r = daily_pct_changes(series)
+    r = daily_pct_changes(series, scope)
     if r.empty or math.isnan(r.iloc[-1]):
         return math.nan  # no change today (today or the trade day before is unknown)
     trailing = r.iloc[:-1].dropna().iloc[-window:]

@@ -166,8 +166,12 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
     # (unknown), so "5 days" is never seven. The day's change alone is from the previous stored day,
     # and says so where the data skip trade days (days_skipped).
     on_grid = _on_trade_dates(engine, level, start, day)
-    z = balance.pace_zscore(on_grid)
-    tp = balance.last_turning_point(on_grid)
+    # The exchanges each day sums (a bitmask): a change between days that sum different exchanges
+    # (BSE's detail missing on one of them, say) is unknown, not a move of the market.
+    scope = summary["members"].reindex(level.index)
+    grid_scope = summary["members"].reindex(on_grid.index)
+    z = balance.pace_zscore(on_grid, scope=grid_scope)
+    tp = balance.last_turning_point(on_grid.where(grid_scope == scope.iloc[-1]))
     previous = level.index[-2].date() if len(level) > 1 else None
     data = _base(engine, "balance", day)
     data.update(
@@ -177,15 +181,15 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         rzrqye=_num(level.iloc[-1]),
         rzye=_num(summary["rzye"].iloc[-1]),
         rqye=_num(summary["rqye"].iloc[-1]),
-        change_1d=_num(balance.change(level, 1)),
-        change_5d=_num(balance.change(on_grid, 5)),
-        change_20d=_num(balance.change(on_grid, 20)),
-        change_1d_pct=_num(balance.pct_change(level, 1)),
-        change_5d_pct=_num(balance.pct_change(on_grid, 5)),
-        change_20d_pct=_num(balance.pct_change(on_grid, 20)),
+        change_1d=_num(balance.change(level, 1, scope)),
+        change_5d=_num(balance.change(on_grid, 5, grid_scope)),
+        change_20d=_num(balance.change(on_grid, 20, grid_scope)),
+        change_1d_pct=_num(balance.pct_change(level, 1, scope)),
+        change_5d_pct=_num(balance.pct_change(on_grid, 5, grid_scope)),
+        change_20d_pct=_num(balance.pct_change(on_grid, 20, grid_scope)),
         pace_z=_num(z),
         pace_class=balance.pace_class(z),
-        pace_direction=balance.direction(balance.change(level, 1)),
+        pace_direction=balance.direction(balance.change(level, 1, scope)),
         # how long ago, in trade dates, so that an old turn reads as old (the change kept its side since)
         turning_point={"date": tp[0].date().isoformat(), "direction": tp[1],
                        "trade_days_ago": int((on_grid.index > tp[0]).sum())} if tp else None,
@@ -196,7 +200,9 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
     )
     window = level.iloc[-days - 1 :]
     data["days_shown"] = len(window) - 1  # fewer than `days` where the stored history is shorter
-    return Figures("balance", data, {"level": window, "daily_change": window.diff().iloc[1:],
+    window_scope = scope.iloc[-days - 1 :]
+    daily_change = window.diff().where(window_scope == window_scope.shift(1))
+    return Figures("balance", data, {"level": window, "daily_change": daily_change.iloc[1:],
                                      "turning_point": data["turning_point"]})
 
 
@@ -511,6 +517,10 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         pace_direction=bal["pace_direction"],
         turning_point=bal["turning_point"],
         ratio_pct=rat.data["ratio_pct"],
+        # the ratio's own 口径 notes: where 融券卖出额 or a turnover is not in it
+        rqmce_included=rat.data["rqmce_included"],
+        turnover_a_share_only=rat.data["turnover_a_share_only"],
+        turnover_missing=rat.data["turnover_missing"],
         percentile_since=rat.data["percentile_since"],
         crowding=rat.data["crowding"],
         crowding_days=rat.data["crowding_days"],
@@ -527,6 +537,8 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
             for code, r in spikes.iterrows()
         ],
         short_structure=short,
+        spike_z=SPIKE_Z,
+        spike_min_balance=stocks.SPIKE_MIN_BALANCE,
         stock_detail=queries.has_stock_rows(engine, day),  # spikes and structure need it
         warnings=warnings,
     )

@@ -96,11 +96,35 @@ def number(value: float | None, digits: int = 2, signed: bool = False) -> str:
     return f"{_sign(shown, signed)}{shown:,.{digits}f}"
 
 
-def arrow(value: float | None) -> str:
-    """▲ for up, ▼ for down (colour is applied by charts, not text)."""
-    if _missing(value) or value == 0:
+def arrow(value: float | None, scale: float = 1.0) -> str:
+    """▲ for up, ▼ for down, • for neither, judged on the value as it prints: ``value / scale`` to two
+    decimals (a change of 300,000 元 prints 0.00 亿元, and must not read as up). Colour is applied by
+    charts, not text."""
+    if _missing(value):
         return "•"
-    return "▲" if value > 0 else "▼"  # type: ignore[operator]
+    shown = _shown(value / scale)  # type: ignore[operator]
+    return "•" if shown == 0 else "▲" if shown > 0 else "▼"
+
+
+def money_arrow(value: float | None, lang: str) -> str:
+    """arrow() of a money() figure."""
+    return arrow(value, money_scale(lang))
+
+
+def security_arrow(value: float | None, lang: str) -> str:
+    """arrow() of a security_money() figure."""
+    if _missing(value) or abs(value) >= money_scale(lang):  # type: ignore[arg-type]
+        return money_arrow(value, lang)
+    return arrow(value, float(strings(lang)["units"]["small_scale"]))
+
+
+def pace(class_: str, direction: str | None, lang: str) -> str:
+    """The pace of the balance with its direction: 平稳, 增长加快, 急剧下降 ... (strings [pace_moving])."""
+    if class_ in ("steady", "unknown"):
+        return t(lang, f"pace_moving.{class_}")
+    if direction is None:  # not seen: a pace is known only with the day's change
+        return t(lang, f"pace.{class_}")
+    return t(lang, f"pace_moving.{class_}_{direction}")
 
 
 def iso(day: date | str | None) -> str:

@@ -51,13 +51,15 @@ def environment(lang: str) -> Environment:
         spct=lambda v: fmt.pct(v, signed=True),
         pp=fmt.pp,
         num=fmt.number,
-        arrow=fmt.arrow,
+        arrow=lambda v: fmt.money_arrow(v, lang),
+        sarrow=lambda v: fmt.security_arrow(v, lang),
         ordinal=fmt.ordinal,
         iso=fmt.iso,
     )
     env.globals.update(
         t=lambda key, **kw: t(lang, key, **kw),
         lang=lang,
+        pace=lambda d: fmt.pace(d["pace_class"], d["pace_direction"], lang),
         # the percentiles' look-back: "近三年" / "of 3 years", or "自 D 以来" / "since D" on a shorter history
         span=lambda since: t(lang, "span.since", date=since) if since else t(lang, "span.three_years"),
     )

@@ -93,6 +93,21 @@ def test_pace_after_a_day_without_data_is_unknown_and_gaps_leave_the_yardstick()
     assert balance.pace_zscore(holed, window=4) == pytest.approx(3 * math.sqrt(3) / 2)
 
 
+def test_changes_across_a_change_of_scope_are_unknown() -> None:
+    """scope: what each value sums (bit masks of exchanges). A change between values of different
+    scope is nan; the pace's yardstick leaves out the one daily change that spans the switch."""
+    s = _from_daily_pct([50, 1, -1, 1, -1, 3])
+    scope = pd.Series([3, 7, 7, 7, 7, 7, 7], index=s.index)  # BSE joins on day 1
+    assert balance.change(s, 5, scope) == pytest.approx(s.iloc[-1] - s.iloc[1])
+    assert math.isnan(balance.change(s, 6, scope)) and math.isnan(balance.pct_change(s, 6, scope))
+    assert balance.pct_change(s, 1, scope) == pytest.approx(3.0)
+    r = balance.daily_pct_changes(s, scope)
+    assert math.isnan(r.iloc[0]) and list(r.iloc[1:]) == pytest.approx([1, -1, 1, -1, 3])
+    # without the +50% switch day the yardstick is +1, -1, +1, -1: as in the hand-computed case above
+    assert balance.pace_zscore(s, window=5, min_periods=4, scope=scope) == pytest.approx(3 * math.sqrt(3) / 2)
+    assert balance.pace_zscore(s, window=5, min_periods=4) < 1  # the switch day would swamp it
+
+
 def test_pace_zscore_flat_history_is_nan() -> None:
     assert math.isnan(balance.pace_zscore(_series([5.0] * 10), window=5))
 

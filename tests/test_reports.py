@@ -276,6 +276,27 @@ def short_history_percentiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     _SERVICES.clear()
 
 
+def test_changes_between_days_of_different_scope_are_unknown(small_rw: Engine) -> None:
+    """The day before LAST lacks BSE's summary: its market sums SSE and SZSE only, so the day's
+    change against it would count BSE's whole balance as a rise. It is unknown
+    instead; the 5- and 20-day changes compare days of the same scope and stand."""
+    with session_scope(small_rw) as session:
+        session.execute(text("delete from margin_summary where exchange = 'BSE' and trade_date = :day"),
+                        {"day": DAYS[-2]})
+    service = ReportService(small_rw)
+    d = service.render("balance", chart=False).data
+    assert d["scope"] == SCOPE and d["rzrqye"] == pytest.approx(1880e9)
+    assert d["change_1d"] is None and d["change_1d_pct"] is None and d["pace_direction"] is None
+    assert d["change_5d"] == pytest.approx(1880e9 - 1873e9) and d["change_20d"] == pytest.approx(37e9)
+    caption = report_text.to_plain(service.render("balance", lang="zh", chart=False).caption)
+    assert caption.splitlines()[0] == "两融余额 1.88 万亿元 • 较上日 —"
+    figs = service.figures("balance", code=None, on=None, days=None, version=0)
+    daily = figs.series["daily_change"]
+    # the two changes that touch the narrower day are not drawn; the others are
+    assert daily.isna().sum() == 2 and daily.iloc[-2:].isna().all()
+    assert daily.iloc[-3] == pytest.approx(2e9)
+
+
 def test_no_percentile_on_less_than_a_year_of_history(small: Engine) -> None:
     for kind in ("balance", "ratio"):
         assert figures.build(small, kind, LAST, 20).data["percentile_3y"] is None
@@ -1287,8 +1308,8 @@ def test_small_text_figures(small: Engine) -> None:
     service = service_for(small)
     zh = report_text.to_plain(service.render("balance", lang="zh", chart=False).caption)
     en = report_text.to_plain(service.render("balance", lang="en", chart=False).caption)
-    assert "1.88 万亿元" in zh and "较上日 -10.00 亿元" in zh and "近20日增加 370.00 亿元(+2.01%)" in zh
-    assert "CNY 1.88 trn" in en and "-1.00 bn on the day" in en and "Up 37.00 bn (+2.01%) over 20 days" in en
+    assert "1.88 万亿元" in zh and "较上日 -10.00 亿元(-0.05%)" in zh and "近20日增加 370.00 亿元(+2.01%)" in zh
+    assert "CNY 1.88 trn" in en and "-1.00 bn (-0.05%) on the day" in en and "Up 37.00 bn (+2.01%) over 20 days" in en
     ratio_zh = report_text.to_plain(service.render("ratio", lang="zh", chart=False).caption)
     assert "10.40%" in ratio_zh and "946.40 亿元" in ratio_zh and "9,100.00 亿元" in ratio_zh
     sectors_en = service.render("sectors", lang="en", chart=False)
@@ -1325,6 +1346,25 @@ def test_numbers_that_round_to_zero_show_no_sign() -> None:
             and fmt.headline_money(7.6443e11, "en") == "CNY 0.76 trn")
     # 2010-04-01, the first days of margin trading: 0.00 万亿 would say nothing
     assert fmt.headline_money(1.4e7, "zh") == "0.14 亿元" and fmt.headline_money(6.5e10, "en") == "CNY 65.00 bn"
+
+
+def test_arrows_follow_the_figure_as_printed() -> None:
+    """A change that prints 0.00 is neither up nor down; a stock's change is judged in 万元 / mn."""
+    assert fmt.money_arrow(4e5, "zh") == "•" and fmt.money_arrow(-6e5, "zh") == "▼"  # -0.01 亿元
+    assert fmt.money_arrow(4e6, "en") == "•" and fmt.money_arrow(6e6, "en") == "▲"  # 0.01 bn
+    assert fmt.security_arrow(4e5, "zh") == "▲" and fmt.security_arrow(40.0, "zh") == "•"  # 40.00 / 0.00 万元
+    assert fmt.money_arrow(None, "zh") == fmt.money_arrow(float("nan"), "en") == "•"
+
+
+@pytest.mark.parametrize(("pace_class", "direction", "zh", "en"), [
+    ("steady", "up", "节奏平稳", "steady pace"),
+    ("faster", "down", "下降加快", "falling fast"),
+    ("sharp", "up", "急剧增长", "rising very fast"),
+    ("sharp", None, "急剧", "very fast"),
+    ("unknown", None, "节奏未知", "pace unknown"),
+])
+def test_the_pace_says_which_way(pace_class: str, direction: str | None, zh: str, en: str) -> None:
+    assert fmt.pace(pace_class, direction, "zh") == zh and fmt.pace(pace_class, direction, "en") == en
 
 
 def test_colours_follow_the_reader() -> None:
@@ -1401,6 +1441,22 @@ def test_a_caption_too_long_gives_its_last_lines_to_the_details(demo: Engine) ->
     assert all(r["name_en"] in report_text.to_plain(caption) for r in industry_name_rows())
     assert_telegram_html(caption)
     assert_telegram_html(details)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_crowding_in_signals_carries_the_ratio_notes(demo: Engine, lang: str) -> None:
+    """The ratio in the crowding line is marked "*" where it leaves out 融券卖出额 or BSE's turnover,
+    and the 口径 says why, as /ratio does."""
+    d = dict(demo_report(demo, "signals", lang).data)
+    d.update(crowding=True, crowding_days=6, rqmce_included=False, turnover_missing=["BSE"])
+    caption, details = report_text.render("signals", lang, d)
+    crowding = next(line for line in caption.splitlines() if line.startswith("⚠️"))
+    assert re.search(r"\d\.\d\d%\*[,,]", crowding), crowding
+    notes = {"zh": ["* 该日融券卖出额未知", "* 北交所没有成交额数据,占比略偏高"],
+             "en": ["* Short-sale value unknown", "* Beijing publishes no turnover"]}[lang]
+    assert all(note in details for note in notes)
+    d.update(crowding=False)
+    assert notes[0] not in report_text.render("signals", lang, d)[1]
 
 
 def test_a_caption_too_long_keeps_its_notes_and_gives_lines_in_order() -> None:
