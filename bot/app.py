@@ -48,7 +48,14 @@ class MarginApplication(Application):  # type: ignore[type-arg]
     and a push of thousands of chats runs for minutes. Stopped, its sends in flight finish and are
     recorded and its unstarted claims are handed back, so the next start resumes it."""
 
+    async def start(self) -> None:
+        self.bot_data["stopping"] = False
+        await super().start()
+
     async def stop(self) -> None:
+        # Set first: a tick that is planning a push right now must not start it (the job queue
+        # stops after this, and would wait for that whole push).
+        self.bot_data["stopping"] = True
         await stop_pushes(self)
         await super().stop()
 

@@ -28,6 +28,13 @@ def expected_trade_date(services: Services, today: date) -> date | None:
     return queries.last_trading_day_before(services.engine, today) or queries.latest_data_date(services.engine)
 
 
+def publishes_on(services: Services, today: date) -> bool:
+    """Whether the exchanges publish this morning: they do on trading days (the previous trade date's
+    data), not on weekends and holidays, when the data of the last trade date waits for the next
+    trading morning and is not late. True where the stored calendar does not reach `today`."""
+    return queries.is_trading_day(services.engine, today) is not False
+
+
 def missing_for(services: Services, day: date) -> list[str]:
     """What day `day` still lacks before its push, as keys of the `steps` strings: the required
     ingestion steps not done, and turnover_<exchange> for SSE or SZSE where none is stored."""
@@ -71,6 +78,8 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     from storage.database import is_demo
 
     application = context.application
+    if application.bot_data.get("stopping"):
+        return
     services = services_of(context)
     settings = services.settings
     live = settings.telegram_bot_token is not None
@@ -87,7 +96,8 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
             complete = await services.run(latest_pushable_date, services)
             demo = await services.run(is_demo, services.engine)
         if (expected is not None and (complete is None or complete < expected)
-                and now.time() >= settings.ingest_cutoff_time):
+                and now.time() >= settings.ingest_cutoff_time
+                and await services.run(publishes_on, services, now.date())):
             await _tell_admins_late(context, services, expected)
             return
     if await warm_reports(application) and not application.bot_data.get("uploading_inline"):

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+from sqlalchemy.exc import OperationalError
 from telegram import Bot, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
-from bot.sending import Placement, send_chart
+from bot.sending import CHAT_NOT_FOUND, Placement, is_chat_restriction, send_chart
 from bot.services import Services, services_of
 from marginbot.settings import TIMEZONE
 from reports.errors import ReportError
@@ -177,7 +178,8 @@ class Pusher:
     async def _deliver(self, item: deliveries.Claim, report: RenderedReport, result: PushResult) -> None:
         engine, run, worker = self.services.engine, self.services.run, self.worker_id
         if not await run(deliveries.start, engine, item.delivery_id, worker):
-            log.info("delivery to chat %s was taken over by another worker", item.chat_id)
+            # another worker took it over, or the chat unsubscribed or moved its push time meanwhile
+            log.info("delivery to chat %s is no longer this worker's to send", item.chat_id)
             return
         attempts = item.attempts + 1
         try:
@@ -202,6 +204,21 @@ class Pusher:
                       refund_attempt=True)
             result.retried += 1
             return
+        except BadRequest as exc:  # before NetworkError, of which PTB makes it a subclass
+            error = f"{type(exc).__name__}: {exc.message}"
+            gone = CHAT_NOT_FOUND in exc.message.lower()
+            if gone or is_chat_restriction(exc):
+                # Final: a deleted chat, or a group that mutes the bot: retrying will not change it.
+                log.info("push to chat %s refused: %s", item.chat_id, exc.message)
+                if gone:
+                    await run(chats.deactivate, engine, item.chat_id, error)
+                    result.deactivated += 1
+                await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.FAILED, error=error)
+                result.failed += 1
+                result.errors.append(f"{item.chat_id}: {error}")
+                return
+            await self._retry_or_fail(item, attempts, error, result)
+            return
         except NetworkError as exc:
             if may_have_arrived(exc):
                 log.warning("push to chat %s: no answer (%s); it may have arrived, so it is not sent again",
@@ -214,6 +231,10 @@ class Pusher:
             return
         except TelegramError as exc:
             await self._retry_or_fail(item, attempts, f"{type(exc).__name__}: {exc.message}", result)
+            return
+        except OperationalError as exc:  # the database away for a moment (locked, a dropped connection)
+            log.warning("push to chat %s: database error before the send: %s", item.chat_id, exc.orig)
+            await self._retry_or_fail(item, attempts, f"database: {type(exc.orig).__name__}", result)
             return
         except Exception as exc:
             # A defect, not a passing fault: retrying would fail the same way (and the photo may be out).
@@ -306,14 +327,19 @@ async def push_now(application: Application, trade_date: date | None = None) -> 
     now = datetime.now(TIMEZONE).time()
     lock = application.bot_data.setdefault("push_lock", asyncio.Lock())
     async with lock:
-        expired = await services.run(deliveries.expire_before, services.engine, day)
+        if application.bot_data.get("stopping"):
+            return None
+        expired = await services.run(deliveries.expire_before, services.engine, day, local_only)
         if expired:
             log.warning("push of %s: %d deliveries of earlier days were never sent; given up", day, expired)
         planned = await services.run(deliveries.plan_deliveries, services.engine, day, now,
                                      services.settings.push_time, local_only)
         if planned:
             log.info("push of %s: %d deliveries planned", day, planned)
+        if application.bot_data.get("stopping"):  # the bot began to stop while this planned
+            return None
         pusher = Pusher(application.bot, services, local_only=local_only)
+        # No await between the check above and registering the task: stop_pushes sees every push begun.
         task = asyncio.ensure_future(pusher.push_day(day))
         running: set[asyncio.Future[PushResult]] = application.bot_data.setdefault("push_tasks", set())
         running.add(task)

@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 
 # Telegram's refusal where a group's permissions do not let members (the bot) send photos.
 NO_PHOTO_RIGHTS = "not enough rights to send photos"
+# Telegram's refusals where a group restricts the bot (muted, or a closed forum topic): the chat's
+# choice, which retrying will not change.
+CHAT_RESTRICTIONS = ("have no rights to send a message", "not enough rights to send text", "topic_closed")
+# The chat no longer exists (a deleted group): nothing will ever reach it.
+CHAT_NOT_FOUND = "chat not found"
+
+
+def is_chat_restriction(error: BadRequest) -> bool:
+    return any(r in error.message.lower() for r in CHAT_RESTRICTIONS)
 WINDOWED = tuple(k for k in KINDS if k != "summary")  # the reports a command asks for: all but the push's
 # The windows each report's buttons offer (trade days); a ranking reads best over days, not months.
 WINDOWS = dict.fromkeys(WINDOWED, (20, 60, 250)) | {"top": (1, 5, 20)}

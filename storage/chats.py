@@ -71,6 +71,8 @@ def set_subscribed(engine: Engine, chat_id: int, subscribed: bool, thread_id: in
     # the row and the other finds nothing left to change (and answers "already subscribed").
     with session_scope(engine) as session:
         result = session.execute(update(ch).where(ch.chat_id == chat_id, differs).values(**values))
+        if not subscribed:  # a push planned and not yet sent is not sent after /unsubscribe
+            _drop_unsent(session, chat_id)
         return bool(result.rowcount)
 
 
@@ -88,18 +90,32 @@ def set_language(engine: Engine, chat_id: int, language: str) -> None:
 
 
 def set_push_time(engine: Engine, chat_id: int, push_time: time | None) -> None:
+    """The chat's push time (None: the default). A push planned for the old time and not yet sent
+    is planned again at the new one."""
     with session_scope(engine) as session:
         session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id)
                         .values(push_time=push_time, updated_at=_now()))
+        _drop_unsent(session, chat_id)
 
 
-def deactivate(engine: Engine, chat_id: int, reason: str) -> None:
-    """The bot was blocked or removed: stop pushing to this chat, keep its settings."""
+def _drop_unsent(session: Session, chat_id: int) -> None:
+    """Forget the chat's planned deliveries not yet started (pending, or claimed and waiting in a
+    worker's queue, whose worker then finds it gone and skips it): the chat no longer wants them, or
+    wants them at another time. Planning adds one again where the chat is due."""
+    session.execute(delete(models.Delivery).where(
+        models.Delivery.chat_id == chat_id,
+        models.Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.CLAIMED))))
+
+
+def deactivate(engine: Engine, chat_id: int, reason: str, unsubscribe: bool = False) -> None:
+    """The bot was blocked or removed: stop pushing to this chat (its planned deliveries dropped),
+    keep its settings; `unsubscribe` too (a group that removed the bot must subscribe again)."""
+    values: dict[str, object] = {"active": False, "deactivated_reason": reason[:200], "updated_at": _now()}
+    if unsubscribe:
+        values["subscribed"] = False
     with session_scope(engine) as session:
-        session.execute(
-            update(models.Chat).where(models.Chat.chat_id == chat_id)
-            .values(active=False, deactivated_reason=reason[:200], updated_at=_now())
-        )
+        session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id).values(**values))
+        _drop_unsent(session, chat_id)
 
 
 # The record a migrated group's new id gets for a date its old id was sent, or is being sent: planning
@@ -117,6 +133,13 @@ def migrate(engine: Engine, old_chat_id: int, new_chat_id: int, sending: int | N
     migrated: it moves and is sent anew, replacing such a record. Migrating again (the update and a
     refused send both tell) only moves what is left.
     """
+    try:
+        _migrate(engine, old_chat_id, new_chat_id, sending)
+    except IntegrityError:  # a concurrent migration of the same group (the update and a refused send) came first
+        _migrate(engine, old_chat_id, new_chat_id, sending)
+
+
+def _migrate(engine: Engine, old_chat_id: int, new_chat_id: int, sending: int | None) -> None:
     with session_scope(engine) as session:
         old = session.get(models.Chat, old_chat_id)
         if old is None:

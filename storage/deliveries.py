@@ -230,20 +230,24 @@ def next_retry(engine: Engine, trade_date: date, local_only: bool = False) -> da
     return value
 
 
-def expire_before(engine: Engine, trade_date: date) -> int:
+def expire_before(engine: Engine, trade_date: date, local_only: bool = False) -> int:
     """Deliveries of earlier trade dates still unsent when `trade_date` is pushed are given up and
-    recorded as failed (a newer summary has replaced them). Returns how many."""
+    recorded as failed (a newer summary has replaced them). `local_only`: the sandbox's chats only
+    (its push must not touch a real bot's on a shared database). Returns how many."""
+    delivery = models.Delivery
+    earlier = delivery.trade_date < trade_date
+    if local_only:
+        earlier = and_(earlier, chats.local_chat_ids(delivery.chat_id))
     with session_scope(engine) as session:
         session.execute(
             update(models.Delivery)
-            .where(models.Delivery.trade_date < trade_date, models.Delivery.status == DeliveryStatus.SENDING)
+            .where(earlier, models.Delivery.status == DeliveryStatus.SENDING)
             .values(status=DeliveryStatus.UNCONFIRMED, claimed_by="", updated_at=_now(),
                     error="the worker stopped during the send: it may have arrived, so it is not sent again")
         )
         result = session.execute(
             update(models.Delivery)
-            .where(models.Delivery.trade_date < trade_date,
-                   models.Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.CLAIMED)))
+            .where(earlier, models.Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.CLAIMED)))
             .values(status=DeliveryStatus.FAILED, claimed_by="", updated_at=_now(),
                     error=f"not delivered before the push of {trade_date.isoformat()}")
         )

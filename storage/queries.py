@@ -562,6 +562,16 @@ def last_trading_day_before(engine: Engine, day: date) -> date | None:
         ).scalar()
 
 
+def is_trading_day(engine: Engine, day: date) -> bool | None:
+    """Whether `day` is in the stored exchange calendar; None where the calendar does not reach it."""
+    calendar = models.TradingDay
+    with engine.connect() as conn:
+        last = conn.execute(select(func.max(calendar.trade_date))).scalar()
+        if last is None or last < day:
+            return None
+        return conn.execute(select(calendar.trade_date).where(calendar.trade_date == day)).first() is not None
+
+
 @shared
 def nth_date_before(engine: Engine, day: date, n: int) -> date:
     """The trade date n trade days before `day` (or the first stored date)."""

@@ -481,24 +481,29 @@ async def test_group_subscription_admins_only_and_membership(demo_db: Engine, sh
         await h.write(GROUP, ADMIN, "/subscribe")
         assert stored_chat(demo_db, GROUP).subscribed  # type: ignore[union-attr]
 
-        # the bot is removed: the chat is deactivated (and so no longer pushed to)
+        # the bot is removed: the chat is deactivated (and so no longer pushed to), and unsubscribed
         await h.inject(h.server.inject_my_chat_member, GROUP, "member", "left", from_user=ADMIN)
         group = stored_chat(demo_db, GROUP)
         assert group is not None and not group.active and "left" in group.deactivated_reason
-        assert chats.subscriber_count(demo_db) == 0
+        assert not group.subscribed and chats.subscriber_count(demo_db) == 0
 
-        # added again, then kicked
-        await h.inject(h.server.inject_my_chat_member, GROUP, "left", "member", from_user=ADMIN)
-        assert stored_chat(demo_db, GROUP).active  # type: ignore[union-attr]
+        # added again (by anyone): active, but not subscribed until an admin says so; then kicked
+        await h.inject(h.server.inject_my_chat_member, GROUP, "left", "member", from_user=MEMBER)
+        group = stored_chat(demo_db, GROUP)
+        assert group is not None and group.active and not group.subscribed
         await h.inject(h.server.inject_my_chat_member, GROUP, "member", "kicked", from_user=ADMIN)
         group = stored_chat(demo_db, GROUP)
         assert group is not None and not group.active and "kicked" in group.deactivated_reason
 
-        # a private user blocking the bot is the same update in a private chat
+        # a private user blocking the bot is the same update in a private chat; their subscription
+        # waits for them (counted again once they unblock it)
         await h.write(EN_USER, EN_USER, "/subscribe")
         await h.inject(h.server.inject_my_chat_member, EN_USER, "member", "kicked")
-        assert not stored_chat(demo_db, EN_USER).active  # type: ignore[union-attr]
+        user = stored_chat(demo_db, EN_USER)
+        assert user is not None and not user.active and user.subscribed
         assert chats.subscriber_count(demo_db) == 0
+        await h.inject(h.server.inject_my_chat_member, EN_USER, "kicked", "member")
+        assert chats.subscriber_count(demo_db) == 1
 
 
 async def test_group_migration_moves_subscription(demo_db: Engine, shared_reports: ReportService) -> None:
@@ -1203,9 +1208,10 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService, quick_retries: None) -> None:
     blocked, limited, flaky, broken, fine, dropped = 2001, 2002, 2003, 2004, 2005, 2006
-    old_group, new_group = -4002, -1004002
+    old_group, new_group, deleted, muted = -4002, -1004002, -4003, -4004
     privates = [blocked, limited, flaky, broken, fine, dropped]
-    subscribe_directly(demo_db, [*privates, old_group], lambda cid: "en" if cid in (limited, broken) else "zh")
+    subscribe_directly(demo_db, [*privates, old_group, deleted, muted],
+                       lambda cid: "en" if cid in (limited, broken) else "zh")
     async with running(demo_db, shared_reports) as h:
         s = h.server
         for cid in privates:
@@ -1217,10 +1223,14 @@ async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService,
         s.fail_next("sendPhoto", 502, description="Bad Gateway", chat_id=flaky, times=MAX_ATTEMPTS - 1)
         s.fail_next("sendPhoto", 500, chat_id=broken, times=100)
         s.fail_next("sendPhoto", 0, chat_id=dropped)  # the connection dies with the request sent
+        for group, refusal in ((deleted, "Bad Request: chat not found"),
+                               (muted, "Bad Request: have no rights to send a message")):
+            s.add_chat(group, "supergroup", title="gone", admins=[ADMIN])
+            s.fail_next("sendPhoto", 400, description=refusal, chat_id=group, times=100)
 
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None
-        assert (result.sent, result.failed, result.deactivated, result.migrated, result.unconfirmed) == (4, 1, 1, 1, 1)
+        assert (result.sent, result.failed, result.deactivated, result.migrated, result.unconfirmed) == (4, 3, 2, 1, 1)
         rows = delivery_rows(demo_db)
 
         # blocked (403): deactivated, nothing sent, the others still served
@@ -1252,6 +1262,11 @@ async def test_daily_push_faults(demo_db: Engine, shared_reports: ReportService,
         # no answer to a request that went out: it may have arrived, so it is recorded and never repeated
         assert len(s.calls_for("sendPhoto", dropped)) == 1
         assert rows[dropped].status == DeliveryStatus.UNCONFIRMED and "RemoteProtocolError" in rows[dropped].error
+        # refusals that retrying cannot change: one attempt, failed; a deleted chat is deactivated, a
+        # group that muted the bot stays (its admins may give the rights back)
+        for group, active in ((deleted, False), (muted, True)):
+            assert len(s.calls_for("sendPhoto", group)) == 1 and rows[group].status == DeliveryStatus.FAILED
+            assert rows[group].attempts == 1 and stored_chat(demo_db, group).active is active  # type: ignore[union-attr]
         assert s.uploads == 2
 
         # a later run sends nothing more: failed stays failed, sent stays sent
@@ -1309,6 +1324,22 @@ async def upload_summaries(h: BotHarness) -> None:
     for lang in ("zh", "en"):
         report = await services.run(services.reports.render, "summary", on=DATA_DATE, lang=lang)
         await upload_chart(h.app.bot, services, STORAGE_CHAT, report)  # type: ignore[union-attr]
+
+
+async def test_a_stopping_bot_starts_no_push(engine: Engine, shared_reports: ReportService) -> None:
+    """A tick that reaches the push after the stop began (the job queue stops after the push does)
+    plans and sends nothing: the next start does it."""
+    subscribe_directly(engine, [3201, 3202], lambda cid: "zh")
+    async with running(engine, shared_reports) as h:
+        for cid in (3201, 3202):
+            h.server.add_chat(cid)
+        h.app.bot_data["stopping"] = True  # as MarginApplication.stop sets it first
+        assert await push_now(h.app, DATA_DATE) is None  # type: ignore[arg-type]
+        assert deliveries.delivery_counts(engine, DATA_DATE) == {} and h.server.calls_for("sendPhoto") == []
+        await h.stop_bot()
+        await h.start_bot()  # a start clears it
+        result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
+        assert result is not None and result.sent == 2
 
 
 async def test_stopping_the_bot_in_the_middle_of_a_push(engine: Engine, shared_reports: ReportService) -> None:

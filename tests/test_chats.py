@@ -315,6 +315,85 @@ def test_a_send_under_way_when_the_group_moves_is_not_repeated(engine: Engine) -
     assert (again.chat_id, again.delivery_id, again.language) == (-3009, second.delivery_id, "en")
 
 
+def test_a_planned_push_is_dropped_when_the_chat_no_longer_wants_it(engine: Engine) -> None:
+    """Planned, not yet sent: /unsubscribe drops it (even from a worker's queue: start then refuses),
+    a new push time plans it again at that time, a removed bot drops it; a send under way is left to
+    its worker. Subscribing again the same day plans it anew."""
+    for chat_id in (1, 2, 3, 4):
+        _subscribe(engine, chat_id)
+    deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    claims = {c.chat_id: c for c in deliveries.claim(engine, DAY, "w", limit=2)}  # chats 1 and 2
+    assert deliveries.start(engine, claims[2].delivery_id, "w")
+    chats.set_subscribed(engine, 1, False)
+    chats.set_subscribed(engine, 2, False)
+    chats.set_push_time(engine, 3, time(20, 0))
+    chats.deactivate(engine, 4, "bot kicked", unsubscribe=True)
+    assert _deliveries(engine) == {2: (DeliveryStatus.SENDING, "w", 1)}
+    assert not deliveries.start(engine, claims[1].delivery_id, "w")  # gone from under the worker
+    assert chats.get_chat(engine, 4).subscribed is False  # type: ignore[union-attr]
+    # planned again: chat 3 at its new time, chat 1 once it subscribes again
+    assert deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME) == 0
+    chats.set_subscribed(engine, 1, True)
+    assert deliveries.plan_deliveries(engine, DAY, time(20, 0), DEFAULT_TIME) == 2
+    assert set(_deliveries(engine)) == {1, 2, 3}
+
+
+def test_the_sandbox_push_leaves_real_chats_alone(engine: Engine) -> None:
+    local = chats.LOCAL_CHAT_ID_FLOOR + 1
+    _subscribe(engine, 7)
+    _subscribe(engine, local)
+    deliveries.plan_deliveries(engine, DAY - timedelta(days=1), time(10, 0), DEFAULT_TIME)
+    assert deliveries.expire_before(engine, DAY, local_only=True) == 1
+    with session_scope(engine) as session:
+        rows = dict(session.execute(select(models.Delivery.chat_id, models.Delivery.status)).all())
+    assert rows == {7: DeliveryStatus.PENDING, local: DeliveryStatus.FAILED}
+
+
+def test_two_migrations_of_one_group_at_once(engine: Engine) -> None:
+    """The migration update and a refused send move the same group at the same moment: both succeed
+    (the one that finds the new chat created by the other runs again), and the result is one move."""
+    errors: list[BaseException] = []
+
+    def move(start: threading.Barrier, old: int, new: int) -> None:
+        start.wait()
+        try:
+            chats.migrate(engine, old, new)
+        except BaseException as exc:  # the test reports any failure
+            errors.append(exc)
+
+    for n in range(5):
+        old, new = -600 - n, -6000 - n
+        _subscribe(engine, old, chat_type="group")
+        start = threading.Barrier(2)
+        threads = [threading.Thread(target=move, args=(start, old, new)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == []
+        moved = chats.get_chat(engine, new)
+        assert moved is not None and moved.subscribed and moved.active
+        assert chats.get_chat(engine, old).subscribed is False  # type: ignore[union-attr]
+
+
+def test_data_is_not_late_on_days_the_exchanges_do_not_publish(engine: Engine) -> None:
+    """Friday's data comes on Monday morning: on Saturday and Sunday nothing is late (no warning to
+    the admins: bot.pipeline); past the stored calendar, every day is taken for a trading day."""
+    from types import SimpleNamespace
+
+    from bot.pipeline import publishes_on
+
+    services = SimpleNamespace(engine=engine)
+    thursday, friday, saturday, sunday, monday = (DAY + timedelta(days=n) for n in range(-1, 4))
+    with session_scope(engine) as session:
+        session.add_all([models.TradingDay(trade_date=thursday), models.TradingDay(trade_date=friday)])
+    assert publishes_on(services, friday) and publishes_on(services, saturday)  # type: ignore[arg-type]
+    with session_scope(engine) as session:
+        session.add(models.TradingDay(trade_date=monday))
+    assert [publishes_on(services, day) for day in (friday, saturday, sunday, monday)] == [  # type: ignore[arg-type]
+        True, False, False, True]
+
+
 def test_uploaded_chart_ids(engine: Engine) -> None:
     assert chats.get_file_id(engine, "summary:zh:2026-11-20:v1") is None
     chats.save_file_id(engine, "summary:zh:2026-11-20:v1", "AgAC-first")

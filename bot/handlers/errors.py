@@ -20,6 +20,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.handlers.common import Context, is_stale_query, placement
+from bot.sending import is_chat_restriction
 from bot.services import services_of
 from marginbot.logging_setup import redact
 from reports.i18n import pick_language, t
@@ -28,8 +29,6 @@ from storage import chats
 log = logging.getLogger(__name__)
 ADMIN_TRACE_CHARS = 3000
 ADMIN_REPORT_EVERY = 600.0
-# Telegram's refusals where a group restricts the bot (muted, or a closed forum topic).
-CHAT_RESTRICTIONS = ("have no rights to send a message", "not enough rights to send text", "topic_closed")
 
 
 _OWN = tuple(f"{os.sep}{package}{os.sep}" for package in ("bot", "reports", "storage", "analytics", "marginbot"))
@@ -57,7 +56,7 @@ async def on_error(update: object, context: Context) -> None:
         log.info("a query was too old to answer: %s", error)
         return
     chat = update.effective_chat if isinstance(update, Update) else None
-    if isinstance(error, BadRequest) and any(r in error.message.lower() for r in CHAT_RESTRICTIONS):
+    if isinstance(error, BadRequest) and is_chat_restriction(error):
         # The chat's settings, not a bug: an apology could not be sent there either.
         log.info("chat %s does not let the bot answer: %s", chat.id if chat else "?", error.message)
         return
