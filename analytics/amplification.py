@@ -63,7 +63,13 @@ def amplification(
         Dimensionless, -1..1; nan without ``corr_window`` common dates after the volatility warm-up.
     """
     vol = realized_volatility(index_close, window=vol_window)
-    corr = rolling_correlation(ratio_pct, vol, window=corr_window)
-    if corr.empty:
+    # rolling_correlation's last value, computed for the last window alone (the report needs no other)
+    pairs = pd.concat({"a": ratio_pct, "b": vol}, axis=1, join="inner").astype(float).dropna().sort_index()
+    if len(pairs) < corr_window:
         return math.nan
-    return float(corr.iloc[-1])
+    a, b = (column[-corr_window:] for column in (pairs["a"].to_numpy(), pairs["b"].to_numpy()))
+    a, b = a - a.mean(), b - b.mean()
+    denominator = math.sqrt(float(a @ a) * float(b @ b))
+    if not denominator > 0:  # a constant window: no correlation to speak of
+        return math.nan
+    return float(a @ b) / denominator

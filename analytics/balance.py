@@ -185,31 +185,37 @@ def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.D
     """
     if days < 1 or min_run < 1:
         raise ValueError("days and min_run must be >= 1")
-    x = series.astype(float)  # one row per trade date: a run counts trade dates, unknown ones too
-    d = x - x.shift(days)
-    side = np.sign(d).replace(0.0, np.nan).ffill()
+    # in numpy: the reports ask for this on every balance, over three years of rows
+    x = series.to_numpy(dtype=float)  # one row per trade date: a run counts trade dates, unknown ones too
+    n = len(x)
+    d = np.full(n, np.nan)
+    if n > days:
+        d[days:] = x[days:] - x[:-days]
+    sign = np.sign(d)
+    sign[sign == 0] = np.nan
+    position = np.arange(n)
+    # the side carried forward over unknown and zero days (d[0] is always unknown: nan before any side)
+    side = sign[np.maximum.accumulate(np.where(np.isnan(sign), 0, position))] if n else sign
 
     # run length of the current side: position minus the position where its block of equal sides began
-    sides = side.to_numpy()
-    position = np.arange(len(sides))
-    starts = np.ones(len(sides), dtype=bool)
-    starts[1:] = sides[1:] != sides[:-1]  # nan != nan: every unknown day starts a block
-    run = pd.Series(position - np.maximum.accumulate(np.where(starts, position, 0)) + 1, index=side.index)
-    run = run.where(side.notna())
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = side[1:] != side[:-1]  # nan != nan: every unknown day starts a block
+    run = (position - np.maximum.accumulate(np.where(starts, position, 0)) + 1).astype(float)
+    run[np.isnan(side)] = np.nan
 
-    prev_side = side.shift(1)
-    prev_run = run.shift(1)
-    flip = side.notna() & prev_side.notna() & (side != prev_side) & (prev_run >= min_run)
+    prev_side = np.concatenate(([np.nan], side[:-1])) if n else side
+    prev_run = np.concatenate(([np.nan], run[:-1])) if n else run
+    with np.errstate(invalid="ignore"):  # comparisons with nan are False, as wanted
+        flip = ~np.isnan(side) & ~np.isnan(prev_side) & (side != prev_side) & (prev_run >= min_run)
 
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {
             "direction": np.where(side[flip] > 0, UP, DOWN),
-            "change": d[flip].astype(float),
+            "change": d[flip],
             "prior_run": prev_run[flip].astype(int),
         },
-        index=pd.DatetimeIndex(x.index[flip.to_numpy()], name="trade_date"),
+        index=pd.DatetimeIndex(series.index[flip], name="trade_date"),
     )
-    return out
 
 
 def last_turning_point(

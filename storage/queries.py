@@ -6,6 +6,7 @@ reads (three years of totals) without giving anything a frame needs.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, and_, case, func, or_, select, union
+from sqlalchemy import Connection, Engine, Select, and_, case, false, func, literal, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
 from storage import database, models
@@ -620,22 +621,46 @@ def short_sums(engine: Engine, days: Sequence[date], index_symbol: str) -> dict[
     ``hs300`` (stocks in the constituent list of `index_symbol` that applies to that day, see
     index_list_date), ``other``; unknown 融券余额 counts as 0. A day without stock rows has no sums."""
     sm, im = models.StockMargin, models.IndexMember
-    lists = {day: index_list_date(engine, index_symbol, day) for day in days}
-    members = [and_(sm.trade_date == day, sm.code.in_(select(im.code).where(im.symbol == index_symbol,
-                                                                         im.as_of == as_of)))
-               for day, as_of in lists.items() if as_of is not None]
-    bucket = case((sm.is_fund.is_(True), "etf"), *([(or_(*members), "hs300")] if members else []), else_="other")
-    unknown = case((and_(sm.rqye.is_(None), sm.rqyl > 0), 1), else_=0)
-    estimated = case((sm.rqye_estimated.is_(True), 1), else_=0)
-    query = (select(sm.trade_date, bucket, func.sum(func.coalesce(sm.rqye, 0.0)), func.count(), func.sum(unknown),
-                    func.sum(estimated))
-             .where(sm.trade_date.in_(list(lists))).group_by(sm.trade_date, bucket))
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        lists = sorted(conn.execute(select(im.as_of).distinct().where(im.symbol == index_symbol)).scalars())
+    applies = {day: _list_in_force(lists, day) for day in days}
+    by_list: dict[date, list[date]] = {}
+    for day, as_of in applies.items():
+        if as_of is not None:
+            by_list.setdefault(as_of, []).append(day)
+    # One row per day, its buckets as conditional sums: grouped by the indexed date alone, SQLite reads
+    # the rows in index order (no sort), three times faster than grouping by a bucket expression.
+    member = or_(false(), *(and_(sm.trade_date.in_(on), sm.code.in_(select(im.code).where(im.symbol == index_symbol,
+                                                                                          im.as_of == as_of)))
+                            for as_of, on in by_list.items()))
+    query = select(
+        sm.trade_date,
+        func.sum(case((sm.is_fund.is_(True), sm.rqye), else_=0.0)),
+        func.sum(case((and_(sm.is_fund.is_(False), member), sm.rqye), else_=0.0)) if by_list else literal(0.0),
+        func.sum(func.coalesce(sm.rqye, 0.0)),
+        func.count(),
+        func.sum(case((and_(sm.rqye.is_(None), sm.rqyl > 0), 1), else_=0)),
+        func.sum(case((sm.rqye_estimated.is_(True), 1), else_=0)),
+    ).where(sm.trade_date.in_(list(applies))).group_by(sm.trade_date)
+    with engine.connect() as conn:
+        found = {r[0]: r[1:] for r in conn.execute(query).all()}
     out = {}
-    for day, as_of in lists.items():
-        mine = [r[1:] for r in rows if r[0] == day]
-        out[day] = ShortSums(sums={name: float(total or 0.0) for name, total, *_ in mine},
-                             rows=sum(int(r[2]) for r in mine), missing=sum(int(r[3] or 0) for r in mine),
-                             estimated=sum(int(r[4] or 0) for r in mine), members_as_of=as_of)
+    for day, as_of in applies.items():
+        if day not in found:
+            out[day] = ShortSums(sums={}, rows=0, missing=0, estimated=0, members_as_of=as_of)
+            continue
+        etf, hs300, total, rows, missing, estimated = found[day]
+        etf, hs300, total = float(etf or 0.0), float(hs300 or 0.0), float(total or 0.0)
+        sums = {"etf": etf, "other": total - etf - hs300} | ({"hs300": hs300} if as_of is not None else {})
+        out[day] = ShortSums(sums=sums, rows=int(rows), missing=int(missing or 0), estimated=int(estimated or 0),
+                             members_as_of=as_of)
     return out
+
+
+def _list_in_force(lists: list[date], day: date) -> date | None:
+    """index_list_date over the stored list dates (ascending): the latest on or before `day`, else the
+    oldest; None without lists."""
+    if not lists:
+        return None
+    at = bisect.bisect_right(lists, day)
+    return lists[at - 1] if at else lists[0]

@@ -171,6 +171,36 @@ def test_turning_points_none() -> None:
     assert balance.last_turning_point(_series([1.0, 2.0])) is None
 
 
+def _turning_points_by_rule(values: list[float], days: int, min_run: int) -> list[tuple[int, str, int]]:
+    """The docstring's rule, day by day: (row, direction, prior run) of each turning point."""
+    out, side, run = [], None, 0
+    for t in range(len(values)):
+        d = values[t] - values[t - days] if t >= days else math.nan
+        new = side if math.isnan(d) or d == 0 else (1 if d > 0 else -1)
+        if new is not None and side is not None and new != side and run >= min_run:
+            out.append((t, "up" if new > 0 else "down", run))
+        run = run + 1 if new == side and new is not None else (1 if new is not None else 0)
+        side = new
+    return out
+
+
+def test_turning_points_follow_the_rule_with_gaps_and_flat_days() -> None:
+    """Random walks with unknown days, flat stretches and short runs, checked against the rule
+    applied one day at a time."""
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        steps = rng.choice([-2.0, -1.0, 0.0, 0.0, 1.0, 2.0], size=120) + (0.3 if trial % 2 else -0.3)
+        values = list(np.round(1000 + np.cumsum(steps)))
+        for hole in rng.choice(120, size=6, replace=False):
+            values[hole] = math.nan
+        s = _series(values)
+        days, min_run = int(rng.integers(1, 8)), int(rng.integers(1, 6))
+        tp = balance.turning_points(s, days=days, min_run=min_run)
+        got = [(s.index.get_loc(day), direction, run) for day, direction, run
+               in zip(tp.index, tp["direction"], tp["prior_run"], strict=True)]
+        assert got == _turning_points_by_rule(values, days, min_run), (trial, days, min_run)
+
+
 # --- percentile --------------------------------------------------------------------------------------
 
 

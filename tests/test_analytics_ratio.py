@@ -138,6 +138,7 @@ def test_amplification_sign_and_short_history() -> None:
     assert amplification.amplification(-vol, close) == pytest.approx(-1.0)
     # 40 closes -> 20 volatility values, fewer than the 60-day correlation window
     assert math.isnan(amplification.amplification(vol, close.iloc[:40]))
+    assert math.isnan(amplification.amplification(vol * 0 + 9.5, close))  # a flat ratio: no correlation
 
 
 def test_amplification_is_the_latest_correlation_with_days_missing() -> None:
