@@ -18,7 +18,7 @@ from marginbot.settings import TIMEZONE
 from reports.errors import ReportError
 from reports.i18n import LANGUAGES, t
 from reports.service import freeze_long_lived
-from storage import chats, queries
+from storage import chats, deliveries, queries
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,16 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         # New data: the charts inline mode offers first are uploaded ahead, beside the ticks.
         application.bot_data["uploading_inline"] = True
         application.create_task(_upload_inline(application), name="upload-inline-charts")
-    if demo or expected is None or complete is None or complete < expected:
+    if demo or expected is None or complete is None:
         return
     if not application.bot_data.get("auto_push", True):
         return  # the sandbox pushes when its user asks for it
+    if complete < expected:
+        # The next day is not in yet (past midnight, say): the last complete day's deliveries still
+        # waiting for a retry go on, until the next day's push replaces them; none is planned anew.
+        if await services.run(deliveries.has_unsent, services.engine, complete):
+            await push_now(application, complete, plan=False)
+        return
     await push_now(application, expected)
     if live and not application.bot_data.get("valuing_lending"):
         # After the push, which does not need it, and beside the ticks (fetching the quotes takes a

@@ -313,8 +313,10 @@ def latest_pushable_date(services: Services) -> date | None:
     return min(complete, shown)
 
 
-async def push_now(application: Application, trade_date: date | None = None) -> PushResult | None:  # type: ignore[type-arg]
-    """Plan and run the push of `trade_date` (default: the latest complete day) for every due subscriber.
+async def push_now(application: Application, trade_date: date | None = None,  # type: ignore[type-arg]
+                   plan: bool = True) -> PushResult | None:
+    """Plan and run the push of `trade_date` (default: the latest complete day) for every due subscriber
+    (`plan` False: run only the deliveries planned already).
 
     None when there is nothing to push, the summary cannot be rendered, or the application stopped
     the push (stop_pushes): what it had not started is handed back for the next start.
@@ -333,7 +335,7 @@ async def push_now(application: Application, trade_date: date | None = None) -> 
         if expired:
             log.warning("push of %s: %d deliveries of earlier days were never sent; given up", day, expired)
         planned = await services.run(deliveries.plan_deliveries, services.engine, day, now,
-                                     services.settings.push_time, local_only)
+                                     services.settings.push_time, local_only) if plan else 0
         if planned:
             log.info("push of %s: %d deliveries planned", day, planned)
         if application.bot_data.get("stopping"):  # the bot began to stop while this planned

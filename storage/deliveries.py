@@ -215,6 +215,15 @@ def release_unstarted(engine: Engine, trade_date: date, worker: str) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def has_unsent(engine: Engine, trade_date: date) -> bool:
+    """Whether any delivery of `trade_date` is still to be sent (pending, or claimed and not started)."""
+    delivery = models.Delivery
+    with Session(engine) as session:
+        return session.execute(select(delivery.id).where(
+            delivery.trade_date == trade_date,
+            delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.CLAIMED))).limit(1)).first() is not None
+
+
 def next_retry(engine: Engine, trade_date: date, local_only: bool = False) -> datetime | None:
     """When the earliest waiting retry of `trade_date` falls due (None: no retry waits)."""
     delivery = models.Delivery

@@ -23,7 +23,7 @@ from datetime import date, time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from bot.app import GROUP_COMMANDS, PRIVATE_COMMANDS
@@ -1721,6 +1721,54 @@ async def test_the_scheduled_push_reaches_each_chat_at_its_own_time_once(
         assert h.photos(nine)[0].caption == expected(shared_reports, "summary", on=DATA_DATE).caption
         assert deliveries.delivery_counts(demo_db, DATA_DATE) == {DeliveryStatus.SENT: 3}
 
+
+
+async def test_a_retry_due_after_midnight_is_still_sent(
+    demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chat on 23:50 whose send failed waits for its retry past midnight, when the next trade
+    date is expected and not in yet: the retry still goes out; nothing new is planned for the old day
+    (a chat that subscribed at 23:55 gets the next day's summary in the morning, not Friday's at night)."""
+    from datetime import datetime as real_datetime
+    from types import SimpleNamespace
+
+    import bot.pipeline
+    import bot.push
+    from marginbot.settings import TIMEZONE
+    from storage.database import set_meta
+
+    clock = {"now": real_datetime(2026, 11, 23, 23, 50, tzinfo=TIMEZONE)}
+
+    class Clock(real_datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> real_datetime:  # type: ignore[override]
+            return clock["now"] if tz is None else clock["now"].astimezone(tz)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bot.pipeline, "datetime", Clock)
+    monkeypatch.setattr(bot.push, "datetime", Clock)
+    monkeypatch.setattr(bot.push, "RETRY_DELAYS", (3600.0,) * 4)  # later than the push waits for
+    with session_scope(demo_db) as session:
+        set_meta(session, "demo", "false")  # a live bot never pushes demo data: these stand for real data
+    late, newcomer = 2401, 2402
+    subscribe_directly(demo_db, [late])
+    chats.set_push_time(demo_db, late, time(23, 50))
+    async with running(demo_db, shared_reports) as h:
+        for cid in (late, newcomer):
+            h.server.add_chat(cid)
+        context = SimpleNamespace(application=h.app, bot_data=h.app.bot_data, bot=h.app.bot)  # type: ignore[union-attr]
+        h.server.fail_next("sendPhoto", 502, description="Bad Gateway", chat_id=late)
+        await bot.pipeline.pipeline_tick(context)  # type: ignore[arg-type]
+        assert h.photos(late) == [] and deliveries.delivery_counts(demo_db, DATA_DATE) == {DeliveryStatus.PENDING: 1}
+        subscribe_directly(demo_db, [newcomer])
+        with session_scope(demo_db) as session:
+            session.add(models.TradingDay(trade_date=date(2026, 11, 23)))  # Monday traded; its data come Tuesday
+            session.execute(update(models.Delivery).values(not_before=None))  # the retry falls due
+        clock["now"] = real_datetime(2026, 11, 24, 0, 5, tzinfo=TIMEZONE)
+        await bot.pipeline.pipeline_tick(context)  # type: ignore[arg-type]
+        assert len(h.photos(late)) == 1 and h.photos(newcomer) == []
+        assert deliveries.delivery_counts(demo_db, DATA_DATE) == {DeliveryStatus.SENT: 1}
+        await bot.pipeline.pipeline_tick(context)  # type: ignore[arg-type]
+        assert len(h.photos(late)) == 1 and deliveries.delivery_counts(demo_db, date(2026, 11, 23)) == {}
 
 
 # --- floods, stale buttons, Telegram's own limits -------------------------------------------------------
