@@ -86,7 +86,8 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
     code: str | None = None
     if kind == "stock":
         code = _security_word(words)
-        words = [w for w in words if w is not code]
+        words = list(words)
+        words.remove(code)  # that word alone: "/stock 1 1" keeps its second "1" (a window)
     days: int | None = None
     on: date | None = None
     example = EXAMPLES[kind]
@@ -131,6 +132,7 @@ class InlineRequest:
     name: str | None = None
     on: date | None = None
     bad_date: str | None = None
+    two_dates: bool = False  # more than one date asked: nothing is offered, the rule is
 
     @property
     def asks_render(self) -> bool:
@@ -152,7 +154,7 @@ def parse_inline_query(text: str) -> InlineRequest:
     words = [w for w in words if w not in dates]
     on: date | None = None
     if len(dates) > 1:
-        return InlineRequest((), bad_date=dates[1][:32])
+        return InlineRequest((), two_dates=True)
     if dates:
         try:
             on = parse_date(dates[0])

@@ -186,6 +186,18 @@ class ReportService:
             self._rendered.put(key, report)
             return report
 
+    def is_cached(self, kind: str, *, code: str | None = None, on: date | None = None, days: int | None = None,
+                  lang: str = "zh", chart: bool = True) -> bool:
+        """Whether render() with these arguments would answer from the cache (no figures, no chart to
+        make). A name that does not resolve counts as cached: its answer is a quick error line."""
+        version = data_version(self.engine)
+        if code is not None and (kind in ("top", "sectors") or (kind == "stock" and not CODE_RE.match(code))):
+            try:
+                code = self._resolved(kind, code, on, version)
+            except ReportError:
+                return True
+        return self._rendered.get((kind, code, on, days, lang, chart, version), count_miss=False) is not None
+
     def _resolved(self, kind: str, text: str, on: date | None, version: int) -> str:
         """The code a name stands for, remembered per data version like the reports: a security
         (600519.SH, 贵州茅台, 茅台 -> 600519) or a sector (电子, Electronics, 801080 -> 270000)."""

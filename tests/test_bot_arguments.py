@@ -54,6 +54,7 @@ def test_windows_and_codes_are_not_dates(word: str) -> None:
         ("stock", ["2024-09-30", "600519"], ReportArgs(code="600519", on=date(2024, 9, 30))),  # date first
         ("stock", ["60", "600519.SH"], ReportArgs(code="600519.SH", days=60)),  # a window first
         ("stock", ["255", "60"], ReportArgs(code="255", days=60)),  # digits of a name, then a window
+        ("stock", ["1", "1"], ReportArgs(code="1", days=1)),  # the same word twice: a name, then a window
         ("stock", ["600519.SH", "2024-09-30"], ReportArgs(code="600519.SH", on=date(2024, 9, 30))),
         ("top", ["5", "电子"], ReportArgs(code="电子", days=5)),  # /top takes a sector, in any position
         ("top", ["Banks", "2024-09-30"], ReportArgs(code="Banks", on=date(2024, 9, 30))),

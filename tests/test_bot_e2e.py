@@ -238,6 +238,11 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         await h.write(chat, ZH_USER, "/foo")
         assert h.texts(chat)[-1] == t("zh", "bot.unknown_command", command="/foo")
         assert h.texts(chat)[-1].startswith("不认识这个命令")
+        # one of ours named for another bot: in a private chat no other bot hears it, so it is told
+        await h.write(chat, ZH_USER, "/ratio@other_bot")
+        assert h.texts(chat)[-1] == t("zh", "bot.unknown_command", command="/ratio@other_bot")
+        await h.write(chat, ZH_USER, f"/subscribe@{BOT_USERNAME}")  # ours, named for us: the command
+        assert h.texts(chat)[-1] == t("zh", "bot.subscribed", time="00:00")
 
         # nothing went wrong on the way: no apology, no admin report
         assert t("zh", "bot.error") not in h.texts(chat)
@@ -895,6 +900,10 @@ async def test_inline_codes_in_any_form_bad_dates_and_the_chosen_language(
         answer = h.server.inline_answers[query]
         assert answer["results"] == [] and answer["cache_time"] == 0
         assert answer["button"]["text"] == '"2024-02-30" is not a date; use YYYY-MM-DD, e.g. 2024-09-30.'
+        # two dates: one at a time
+        query = await h.inline(EN_USER, "ratio 2024-09-30 2024-10-08")
+        answer = h.server.inline_answers[query]
+        assert answer["results"] == [] and answer["button"]["text"] == "One date at a time, e.g. ratio 2024-09-30"
         # a day without data: the report's own reason, cut to one line
         query = await h.inline(EN_USER, "ratio 2024-09-28")
         button = h.server.inline_answers[query]["button"]["text"]
@@ -905,6 +914,30 @@ async def test_inline_codes_in_any_form_bad_dates_and_the_chosen_language(
         query = await h.inline(ZH_USER, "ratio")
         [result] = h.server.inline_answers[query]["results"]
         assert result["id"] == "ratio-2026-11-20-en"
+
+
+async def test_typing_an_inline_query_costs_only_the_charts_it_makes(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """Each keystroke is a query: typing over a chart already made (here 20 times, four times the
+    allowance of 5) is never told to slow down, and leaves the private chat its allowance; only
+    queries that make new charts count (the sixth new date is refused)."""
+    code = sample_stock(demo_db)
+    async with running(demo_db, ReportService(demo_db), commands_per_minute=5) as h:
+        add_people(h)
+        for _ in range(20):
+            query = await h.inline(ZH_USER, f"stock {code}")
+            assert len(h.server.inline_answers[query]["results"]) == 1
+        await h.write(ZH_USER, ZH_USER, "/ratio")
+        assert h.photos(ZH_USER), "the private chat kept its allowance"
+        days = ["2026-11-13", "2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19"]
+        for day in days[:3]:  # with /stock and /ratio: five renders
+            query = await h.inline(ZH_USER, f"ratio {day}")
+            assert len(h.server.inline_answers[query]["results"]) == 1, day
+        query = await h.inline(ZH_USER, f"ratio {days[3]}")
+        answer = h.server.inline_answers[query]
+        assert answer["results"] == [] and answer["button"]["text"] == t("zh", "bot.inline_slow_down")
+        query = await h.inline(ZH_USER, f"ratio {days[0]}")  # made already: offered still
+        assert len(h.server.inline_answers[query]["results"]) == 1
 
 
 async def test_inline_offers_what_is_ready_and_uploads_the_rest_for_next_time(
@@ -964,6 +997,14 @@ async def test_a_channel_subscribes_by_posting_and_gets_the_push(demo_db: Engine
         for post in ("/ratio", "/ratio@other_bot", "今日两融数据如下", f"/ratio@{BOT_USERNAME}"):
             await h.inject(h.server.inject_channel_post, channel, post)
         assert h.texts(channel)[1:] == [t("zh", "bot.channel_help")] * 2
+        # its discussion group, where the bot is a member too, gets each post copied (an automatic
+        # forward): the copy is not a command of the group's, and is not answered there
+        discussion = -1007002
+        h.server.add_chat(discussion, "supergroup", title="两融日报讨论", admins=[ADMIN], members=[MEMBER])
+        for post in ("/subscribe", "/ratio"):
+            await h.inject(h.server.inject_channel_post, channel, post, discussion=discussion)
+        assert h.bot_messages(discussion) == [] and len(h.server.history(discussion)) == 2
+        assert stored_chat(demo_db, discussion) is None or not stored_chat(demo_db, discussion).subscribed  # type: ignore[union-attr]
         await h.inject(h.server.inject_channel_post, channel, "/settings")
         menu = h.bot_messages(channel)[-1]
         query = await h.press(channel, MEMBER, menu.message_id, "s:lang:en")  # a subscriber: refused
@@ -1435,9 +1476,11 @@ async def test_flood_is_throttled_with_one_warning(demo_db: Engine, shared_repor
         await h.write(EN_USER, EN_USER, "/ratio")
         assert len(h.photos(EN_USER)) == 1
 
-        # inline lookups of securities (a render and an upload each) draw on the same allowance
+        # inline lookups of securities not rendered yet (a render and an upload each) draw on the same
+        # allowance
         code = sample_stock(demo_db)
-        answers = [h.server.inline_answers[await h.inline(EN_USER, code)] for _ in range(limit)]
+        days = ("2026-11-13", "2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19")
+        answers = [h.server.inline_answers[await h.inline(EN_USER, f"{code} {day}")] for day in days]
         assert [len(a["results"]) for a in answers] == [1] * (limit - 1) + [0]
         assert answers[-1]["cache_time"] == 0 and answers[-1]["is_personal"] is True
         # the market charts stay on offer (rendered once per data version, not per asker)

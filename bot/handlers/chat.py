@@ -160,8 +160,12 @@ async def unknown_command(update: Update, context: Context) -> None:
     if message is None or chat is None or not message.text:
         return
     command = message.text.split()[0]
-    if command.lstrip("/").split("@")[0].lower() in KNOWN_COMMANDS:
-        return  # handled in the main group; this fallback only sees every command
+    name, _, addressee = command.lstrip("/").partition("@")
+    ours = services_of(context).bot_username or context.bot.username or ""
+    if name.lower() in KNOWN_COMMANDS and (chat.type != ChatType.PRIVATE or addressee.lower() in ("", ours.lower())):
+        # handled in the main group (this fallback sees every command); in a private chat, one of
+        # ours named for another bot (/ratio@otherbot) is not, and is answered here
+        return
     if chat.type != ChatType.PRIVATE and ("@" not in command or not addressed_to_bot(update, context)):
         return  # another bot's command, or a name this bot does not know addressed to nobody in particular
     await reply_key(update, context, "bot.unknown_command", command=command[:64])

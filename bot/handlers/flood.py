@@ -83,6 +83,10 @@ async def gate(update: Update, context: Context) -> None:
     chat = update.effective_chat
     services = services_of(context)
     message = written(update)
+    if message is not None and message.is_automatic_forward:
+        # A linked channel's post copied into its discussion group: the channel's command was
+        # answered (or not) in the channel; answering the copy would do it twice.
+        raise ApplicationHandlerStop
     if chat is not None and message is not None and not services.read_anew(
             chat.id, message.message_id, message.text or message.caption or "",
             edited=update.edited_message is not None):

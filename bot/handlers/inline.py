@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import date
 
 from telegram import (
     Bot,
@@ -108,6 +109,10 @@ async def _file_ids(bot: Bot, services: Services, reports: list[RenderedReport])
     return ids
 
 
+def _all_cached(services: Services, wanted: list[tuple[str, str | None]], on: date | None, lang: str) -> bool:
+    return all(services.reports.is_cached(kind, code=target, on=on, lang=lang) for kind, target in wanted)
+
+
 async def inline_query(update: Update, context: Context) -> None:
     query = update.inline_query
     if query is None:
@@ -115,14 +120,10 @@ async def inline_query(update: Update, context: Context) -> None:
     services = services_of(context)
     lang = await _language(services, query.from_user.id, query.from_user.language_code)
     request = parse_inline_query(query.query)
-    if request.bad_date is not None:
-        reason = t(lang, "error.bad_date", date=request.bad_date)
+    if request.bad_date is not None or request.two_dates:
+        reason = (t(lang, "bot.inline_one_date") if request.two_dates
+                  else t(lang, "error.bad_date", date=request.bad_date))
         await answer_inline(query, [], cache_time=0, is_personal=True, button=_button(reason))
-        return
-    # Any code, sector or date may be asked, each a render and an upload: counted against the user's
-    # allowance of expensive requests (the same as their private chat's); over it, nothing for a while.
-    if request.asks_render and services.throttle.check(query.from_user.id) > 0:
-        await answer_inline(query, [], cache_time=0, is_personal=True, button=_button(t(lang, "bot.inline_slow_down")))
         return
     wanted = list(request.wanted)
     if request.name is not None:
@@ -130,6 +131,13 @@ async def inline_query(update: Update, context: Context) -> None:
         candidates = await services.run(securities.candidates, services.engine, request.name, request.on)
         if len(candidates) == 1:
             wanted = [("stock", candidates[0][0])]
+    # Any code, sector or date may be asked, each a render and an upload: a query that needs a chart
+    # not made yet is counted against the user's allowance of expensive requests (the same as their
+    # private chat's; over it, nothing for a while). Typing through cached charts costs nothing.
+    if request.asks_render and not await services.run(_all_cached, services, wanted, request.on, lang) \
+            and services.throttle.check(query.from_user.id) > 0:
+        await answer_inline(query, [], cache_time=0, is_personal=True, button=_button(t(lang, "bot.inline_slow_down")))
+        return
     reports: list[RenderedReport] = []
     problem: ReportError | None = None
     for kind, target in wanted:

@@ -201,9 +201,12 @@ class _ControlApi(_ServerBase):
         return payload
 
     @_threadsafe
-    def inject_channel_post(self, chat_id: int, text: str) -> dict[str, Any]:
+    def inject_channel_post(self, chat_id: int, text: str, discussion: int | None = None) -> dict[str, Any]:
         """An admin posts ``text`` in a channel, as the channel: a ``channel_post`` update whose
-        message has ``sender_chat`` (the channel itself) and no ``from``; returns that message."""
+        message has ``sender_chat`` (the channel itself) and no ``from``; returns that message.
+
+        ``discussion``: the channel's linked discussion group, where Telegram copies the post as a
+        message with ``is_automatic_forward``, from its service account 777000 (a second update)."""
         chat = self._known_chat(chat_id)
         if chat.type != "channel":
             raise ValueError(f"chat {chat_id} is not a channel")
@@ -216,6 +219,13 @@ class _ControlApi(_ServerBase):
         payload.pop("from", None)
         payload["sender_chat"] = chat.to_api()
         self._push_update("channel_post", payload, chat.id)
+        if discussion is not None:
+            group = self._known_chat(discussion)
+            copy = self._new_message(group, {"id": 777000, "is_bot": False, "first_name": "Telegram"}, text=text,
+                                     entities=entities)
+            copy.extra.update(sender_chat=chat.to_api(), is_automatic_forward=True, forward_origin={
+                "type": "channel", "chat": chat.to_api(), "message_id": message.message_id, "date": message.date})
+            self._push_update("message", copy.to_api(), group.id)
         return payload
 
     @_threadsafe
