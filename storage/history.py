@@ -92,10 +92,11 @@ def _store_index(engine: Engine, sources: Sources, symbol: str, latest: date) ->
     with session_scope(engine) as session:
         written = upsert_changed(session, models.IndexDaily, index_rows, ("symbol", "trade_date"),
                                  where=models.IndexDaily.symbol == symbol)
-        # An A-share-only figure from an official source is better than this fallback: keep it.
+        # An A-share-only figure from an official source is better than this fallback, and a figure the
+        # user imported is authoritative: keep both.
         written += upsert_changed(session, models.Turnover, turnover_rows, ("trade_date", "exchange"),
                                   where=models.Turnover.exchange == exchange,
-                                  protect=lambda old: bool(old.get("a_share_only")))
+                                  protect=lambda old: bool(old.get("a_share_only")) or old.get("source") == CSV_SOURCE)
         if written:
             bump_data_version(session)
     return len(written)

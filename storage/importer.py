@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,6 +33,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from storage import models
+from storage._steps import upsert_changed
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import exchange_of, industry_name_rows, is_fund_code, level1_code
 from storage.ingest import MARGIN_START, drop_demo_data
@@ -134,16 +135,29 @@ class _Reader:
                 raise self.fail(reader.line_num, f"malformed CSV: {exc}") from None
 
 
-def _parse_date(reader: _Reader, row: _Row, column: str) -> date:
+def _today() -> date:
+    from marginbot.settings import TIMEZONE
+
+    return datetime.now(TIMEZONE).date()
+
+
+def _parse_date(reader: _Reader, row: _Row, column: str, trade_date: bool = True) -> date:
+    """A YYYY-MM-DD date; a `trade_date` is a weekday not after today (Beijing): a typo there would
+    enter the trading calendar (a day in 2052 would stop its refresh, a Saturday would stay pending)."""
     text = row.values[column]
     if not text:
         raise reader.fail(row.line, f"{column} is empty")
     if not _DATE_RE.match(text):
         raise reader.fail(row.line, f"{column} {text!r} is not a date (YYYY-MM-DD)")
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise reader.fail(row.line, f"{column} {text!r} is not a valid date") from None
+    if trade_date and day.weekday() >= 5:
+        raise reader.fail(row.line, f"{column} {text} is a {day:%A}: the exchanges do not trade at weekends")
+    if trade_date and day > _today():
+        raise reader.fail(row.line, f"{column} {text} is in the future")
+    return day
 
 
 def _parse_number(reader: _Reader, row: _Row, column: str, required: bool = False) -> float | None:
@@ -285,7 +299,7 @@ def _read_industries(reader: _Reader) -> list[dict[str, Any]]:
     seen: dict[tuple[Any, ...], int] = {}
     for row in reader.rows():
         code = _parse_code(reader, row, "code")
-        start = _parse_date(reader, row, "start_date")
+        start = _parse_date(reader, row, "start_date", trade_date=False)  # a class may start any day
         _check_unique(reader, seen, (code, start.isoformat()), row.line)
         sw_code = _parse_code(reader, row, "sw_code")
         out.append({"code": code, "start_date": start, "sw_code": sw_code, "sw_l1_code": level1_code(sw_code)})
@@ -370,28 +384,39 @@ def _derive_stock_rzche(session: Session, dates: list[date]) -> list[date]:
     return sorted(changed)
 
 
-def _write(session: Session, kind: str, rows: list[dict[str, Any]]) -> None:
+# What each kind writes: the table and its natural key.
+_TABLES: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+    "margin": (models.MarginSummary, ("trade_date", "exchange")),
+    "turnover": (models.Turnover, ("trade_date", "exchange")),
+    "index": (models.IndexDaily, ("symbol", "trade_date")),
+    "stocks": (models.StockMargin, ("trade_date", "code")),
+    "industries": (models.IndustryClass, ("code", "start_date")),
+}
+
+
+def _write(session: Session, kind: str, rows: list[dict[str, Any]], replaced_demo: bool) -> int:
+    """Write the rows that are new or differ from the stored ones; an empty cell (unknown) keeps a
+    figure already stored. The aggregates the written rows feed are rebuilt, and the data version
+    bumped, only when something changed: importing a file again changes nothing. Returns rows written."""
+    model, keys = _TABLES[kind]
+    days = sorted({r["trade_date"] for r in rows}) if "trade_date" in keys else []
+    where = model.trade_date.in_(days) if days else None
+    written = upsert_changed(session, model, rows, keys, where=where, keep_known=True)
+    changed_days = sorted({r["trade_date"] for r in written}) if days else []
     if kind == "margin":
-        upsert(session, models.MarginSummary, rows)
-        days = sorted({r["trade_date"] for r in rows})
-        upsert(session, models.TradingDay, [{"trade_date": d} for d in days])
-    elif kind == "turnover":
-        upsert(session, models.Turnover, rows)
-    elif kind == "index":
-        upsert(session, models.IndexDaily, rows)
-    elif kind == "stocks":
-        upsert(session, models.StockMargin, rows)
-        days = sorted({r["trade_date"] for r in rows})
-        days = sorted({*days, *_derive_stock_rzche(session, days)})
-        _rebuild_sectors(session, days)
-        _rebuild_spikes(session, days)
-    else:
-        upsert(session, models.IndustryClass, rows)
+        upsert(session, models.TradingDay, [{"trade_date": d} for d in days])  # inserts the new ones only
+    elif kind == "stocks" and changed_days:
+        changed_days = sorted({*changed_days, *_derive_stock_rzche(session, changed_days)})
+        _rebuild_sectors(session, changed_days)
+        _rebuild_spikes(session, changed_days)
+    elif kind == "industries" and written:
         upsert(session, models.IndustryName, industry_name_rows())
         stock_days = session.execute(select(models.StockMargin.trade_date).distinct()).scalars().all()
         _rebuild_sectors(session, list(stock_days))
-    bump_data_version(session)
-    set_meta(session, "demo", "false")
+    if written or replaced_demo:
+        bump_data_version(session)
+        set_meta(session, "demo", "false")
+    return len(written)
 
 
 def read_csv(kind: str, path: Path) -> list[dict[str, Any]]:
@@ -420,7 +445,7 @@ def import_file(engine: Engine, kind: str, path: Path) -> tuple[int, list[str]]:
         return 0, []
     with session_scope(engine) as session:
         replaced = drop_demo_data(session)
-        _write(session, kind, rows)
+        _write(session, kind, rows, replaced)
     notes: list[str] = []
     if replaced:
         log.info("%s (import of %s)", DEMO_REPLACED, path)

@@ -193,7 +193,14 @@ def _record_problem(engine: Engine, day: date, source: str, problem: UpstreamPro
     """Write only the IngestStatus row (own transaction) and log one line; the data stays as it was."""
     status = status or (problem.status if isinstance(problem, UpstreamProblem) else FAILED)
     message = str(problem)
+    st = models.IngestStatus
     with session_scope(engine) as session:
+        stored = session.execute(select(st.status).where(st.trade_date == day, st.source == source)).scalar()
+        if stored == DONE:
+            # Another run (a second worker on the same database) stored this step since this run
+            # looked: its data stand, and this run's failure must not mark the day incomplete again.
+            log.info("%s %s: %s, but another run has stored it meanwhile: kept", source, day, message)
+            return StepOutcome(source, DONE, 0, "stored by another run")
         attempts = _set_status(session, day, source, status, message=message)
     if status == PENDING:
         log.info("%s %s: %s; will ask again (pending, attempt %d)", source, day, message, attempts)

@@ -260,6 +260,11 @@ BAD = [
     ("stocks", STOCK_HEADER, [*STOCK_OK, STOCK_OK[4]], 9,
      "duplicate row for (2024-04-12, 600036), first given on line 6"),
     ("stocks", STOCK_HEADER, [*STOCK_OK, "2024-13-01,000001,平安银行,1,1,1,1,1,1,1"], 9, "is not a valid date"),
+    # a date that would enter the trading calendar must be one: a weekday, not in the future
+    ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-13,SZSE,707767000000,,,,,,,"], 3,
+     "date 2024-04-13 is a Saturday: the exchanges do not trade at weekends"),
+    ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2052-04-12,SSE,382500000000"], 3,
+     "date 2052-04-12 is in the future"),
     ("industries", "code,start_date", INDUSTRY_OK, 1, "missing column(s) sw_code"),
     ("industries", INDUSTRY_HEADER, [*INDUSTRY_OK, "600000,,480301"], 6, "start_date is empty"),
     ("industries", INDUSTRY_HEADER, [*INDUSTRY_OK, INDUSTRY_OK[0]], 6, "duplicate row for (600036, 2014-01-01)"),
@@ -286,6 +291,24 @@ def test_bad_file_is_refused_and_nothing_written(engine: Engine, tmp_path: Path,
     assert reason in str(info.value)
     assert (info.value.line, info.value.path) == (line, str(bad))
     assert snapshot(engine) == before
+
+
+def test_an_empty_cell_keeps_a_figure_already_stored(engine: Engine, tmp_path: Path) -> None:
+    """A later file that leaves 融券 figures empty (unknown) fills in what it knows and erases nothing."""
+    import_csv(engine, "margin", good_file(tmp_path, "margin"))
+    version = data_version(engine)
+    partial = write(tmp_path / "partial.csv", MARGIN_HEADER, ["2024-04-11,SSE,805311386298,44363451113,,,,,,"])
+    assert import_csv(engine, "margin", partial) == 1
+    assert data_version(engine) == version  # nothing changed: no new data version
+    fuller = write(tmp_path / "fuller.csv", MARGIN_HEADER, ["2024-04-12,SZSE,707767000000,,42000000000,,,,,"])
+    import_csv(engine, "margin", fuller)
+    assert data_version(engine) == version + 1
+    with Session(engine) as session:
+        rows = {(r.trade_date.isoformat(), r.exchange): r
+                for r in session.execute(select(models.MarginSummary)).scalars()}
+    sse, szse = rows["2024-04-11", "SSE"], rows["2024-04-12", "SZSE"]
+    assert (sse.rqye, sse.rzche, sse.rzrqye) == (63492538974.0, 43960611127.0, 868803925272.0)
+    assert (szse.rzmre, szse.rzche, szse.rqye) == (32108000000.0, 42000000000.0, 15730000000.0)
 
 
 def test_unreadable_or_empty_file_is_refused(engine: Engine, tmp_path: Path) -> None:
@@ -320,7 +343,8 @@ def test_importing_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None
     for kind in kinds:
         import_csv(engine, kind, good_file(tmp_path, kind))
     second = snapshot(engine)
-    assert dict(first["meta"])["data_version"] == "5" and dict(second["meta"])["data_version"] == "10"
+    # the second time, nothing is written: the data version (the report caches' key) stays
+    assert dict(first["meta"])["data_version"] == dict(second["meta"])["data_version"] == "5"
     first.pop("meta")
     second.pop("meta")
     assert second == first

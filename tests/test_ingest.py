@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import requests
 import responses
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlmodel import Session
 
 from marginbot.settings import Settings, load_settings
@@ -824,6 +824,19 @@ def test_official_turnover_is_optional_and_sse_s_starts_on_2021_12_27() -> None:
     assert not set(ingest.required_steps(D2)) & set(ingest.TURNOVER_SOURCES)
 
 
+def test_a_failure_after_another_run_stored_the_step_keeps_it_done(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None) -> None:
+    """Two workers on one database: one stores D2's SSE detail while the other's attempt times out.
+    The late failure is logged, and the step stays done: the day stays complete, nothing is fetched again."""
+    assert ingest_run(engine, settings, fetchers, start=D1).ok
+    before = status_of(engine, D2, "sse_detail")
+    outcome = ingest._record_problem(engine, D2, "sse_detail", "timed out (no answer within 7.5 s)", "failed")
+    after = status_of(engine, D2, "sse_detail")
+    assert (outcome.status, outcome.message) == ("done", "stored by another run")
+    assert (after.status, after.attempts, after.rows) == ("done", before.attempts, before.rows)
+    assert day_is_complete(engine, D2)
+
+
 def turnover_rows(engine: Engine) -> dict[tuple[date, str], tuple[float, bool, str]]:
     tv = models.Turnover
     with Session(engine) as s:
@@ -844,6 +857,11 @@ def test_official_turnover_replaces_the_index_fallback_and_a_refresh_keeps_it(
         assert rows[day, "SZSE"] == (SZSE_A_SHARES[day], True, "szse_summary")
     assert status_of(engine, D2, "sse_turnover").status == "done"
 
+    # The user imports their own SZSE figure for D0: authoritative, it is kept by every refresh.
+    with session_scope(engine) as session:
+        session.execute(update(models.Turnover).where(models.Turnover.trade_date == D0,
+                                                      models.Turnover.exchange == "SZSE")
+                        .values(amount=500e9, a_share_only=False, source="csv"))
     # A later morning: the index history is asked again and its amounts moved; only the fallback follows.
     for symbol, market, name in (("sh000001", 1, "上证指数"), ("sz399001", 0, "深证成指")):
         moved = [replace(b, amount=b.amount + 1e9) for b in INDEX_BARS[symbol]]
@@ -856,7 +874,7 @@ def test_official_turnover_replaces_the_index_fallback_and_a_refresh_keeps_it(
     assert later.ok and history_step(later, "index_sh000001").rows == len(INDEX_BARS["sh000001"]) + 1 == 4
     after = turnover_rows(engine)
     assert after[D0, "SSE"] == (357_712_345_678.0, False, "index_amount")
-    assert after[D0, "SZSE"] == (510_876_543_210.0, False, "index_amount")
+    assert after[D0, "SZSE"] == (500e9, False, "csv")
     assert {k: v for k, v in after.items() if k[0] in (D1, D2)} == {k: v for k, v in rows.items() if k[0] in (D1, D2)}
 
 
