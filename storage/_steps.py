@@ -19,8 +19,25 @@ from storage import models
 from storage.database import upsert
 
 DONE, PENDING, FAILED = "done", "pending", "failed"
+SECTORS = "sector_daily"  # the per-day step that builds a day's sector figures from its whole detail
 # What a malformed answer can raise in the checks after akshare returned: a failure of that source.
 PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+def sector_days_ready(session: Session, days: Sequence[date]) -> list[date]:
+    """Of `days`, those whose sector figures may be (re)built: days ingestion built them for (its
+    sectors step done) and days it never saw (imported or demo data), not a day whose detail is still
+    coming in: its partial sectors would make the reports take it for a whole day."""
+    if not days:
+        return []
+    st = models.IngestStatus
+    tracked, built = set(), set()
+    for day, source, status in session.execute(select(st.trade_date, st.source, st.status).where(
+            st.trade_date >= min(days), st.trade_date <= max(days))):
+        tracked.add(day)
+        if source == SECTORS and status == DONE:
+            built.add(day)
+    return [day for day in days if day not in tracked or day in built]
 
 
 # --- results -----------------------------------------------------------------------------------------

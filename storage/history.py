@@ -24,6 +24,7 @@ from storage._steps import (
     StepOutcome,
     previous_trade_day,
     records,
+    sector_days_ready,
     stored_calendar,
     upsert_changed,
 )
@@ -135,6 +136,7 @@ def _store_classification(engine: Engine, sources: Sources, today: date) -> int 
             since = min(r["start_date"] for r in written)
             sm = models.StockMargin
             days = list(session.execute(select(sm.trade_date).where(sm.trade_date >= since).distinct()).scalars())
+            days = sector_days_ready(session, sorted(days))  # a day still coming in gets them when it is whole
             if days:
                 from storage.aggregate import rebuild_sector_daily
 

@@ -33,7 +33,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from storage import models
-from storage._steps import upsert_changed
+from storage._steps import sector_days_ready, upsert_changed
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import exchange_of, industry_name_rows, is_fund_code, level1_code
 from storage.ingest import MARGIN_START, drop_demo_data
@@ -338,7 +338,8 @@ def _rebuild_sectors(session: Session, dates: list[date]) -> None:
         return
     from storage.aggregate import rebuild_sector_daily  # the aggregate module pulls in the report-side joins
 
-    rebuild_sector_daily(session, sorted(dates))
+    # an imported file may hold a day the ingest is still completing: that day gets them when it is whole
+    rebuild_sector_daily(session, sector_days_ready(session, sorted(dates)))
 
 
 def _rebuild_spikes(session: Session, dates: list[date]) -> None:

@@ -38,6 +38,7 @@ from storage._steps import (
     FAILED,
     PARSE_ERRORS,
     PENDING,
+    SECTORS,
     DayResult,
     IngestResult,
     StepOutcome,
@@ -70,7 +71,6 @@ log = logging.getLogger("storage.ingest")
 SUMMARY_SOURCES: dict[str, str] = {"sse_summary": "SSE", "szse_summary": "SZSE", "bse_summary": "BSE"}
 DETAIL_SOURCES: dict[str, str] = {"sse_detail": "SSE", "szse_detail": "SZSE", "bse_detail": "BSE"}
 DAY_SOURCES: tuple[str, ...] = (*SUMMARY_SOURCES, *DETAIL_SOURCES)
-SECTORS = "sector_daily"
 # Optional per-day steps: step name -> (exchange, Turnover.source). Not required for a complete day.
 TURNOVER_SOURCES: dict[str, tuple[str, str]] = {
     "sse_turnover": ("SSE", "sse_deal_daily"), "szse_turnover": ("SZSE", "szse_summary"),

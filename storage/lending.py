@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from storage import models
+from storage._steps import sector_days_ready
 from storage.database import bump_data_version, get_meta, session_scope, set_meta
 from storage.sources import Sources, ValidationFailed
 
@@ -107,7 +108,8 @@ def value_sse_lending(engine: Engine, sources: Sources, latest: date, today: dat
             from storage.aggregate import rebuild_sector_daily
 
             session.flush()
-            rebuild_sector_daily(session, [latest])
+            if sector_days_ready(session, [latest]):  # else the sectors step builds them once the day is whole
+                rebuild_sector_daily(session, [latest])
             bump_data_version(session)
     log.info("SSE 融券余额 of %s estimated for %d securities (closes from %s)", latest, valued, column)
     return valued

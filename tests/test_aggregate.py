@@ -236,3 +236,23 @@ def test_a_sector_with_a_member_of_unknown_rzche_has_unknown_rzche() -> None:
     rows = {r["sw_l1_code"]: r for r in sector_rows(stocks_, classes)}
     assert rows["480000"]["rzche"] is None and rows["480000"]["rzmre"] == 11e8 and rows["480000"]["rzye"] == 7e10
     assert rows["490000"]["rzche"] == 6e8 and rows["490000"]["stock_count"] == 2
+
+
+def test_sector_figures_wait_for_a_whole_day(engine: Engine) -> None:
+    """Sector figures are (re)built for days the ingest finished (its sectors step done) and days it
+    never saw (imported), never for a day whose detail is still coming in (SSE's in, BSE's pending):
+    a rebuild after a reclassification or SSE's lending valuation must not make that day look whole."""
+    from storage._steps import SECTORS, sector_days_ready
+    from storage.database import session_scope
+
+    whole, coming_in, imported = date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)
+    with session_scope(engine) as session:
+        session.add_all([
+            models.IngestStatus(trade_date=whole, source="sse_detail", status="done"),
+            models.IngestStatus(trade_date=whole, source=SECTORS, status="done"),
+            models.IngestStatus(trade_date=coming_in, source="sse_detail", status="done"),
+            models.IngestStatus(trade_date=coming_in, source="bse_detail", status="pending"),
+        ])
+    with Session(engine) as session:
+        assert sector_days_ready(session, [whole, coming_in, imported]) == [whole, imported]
+        assert sector_days_ready(session, []) == []
