@@ -233,6 +233,12 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         assert not stored_chat(demo_db, chat).subscribed  # type: ignore[union-attr]
         await h.write(chat, ZH_USER, "/unsubscribe")
         assert h.texts(chat)[-1] == t("zh", "bot.not_subscribed")
+        # a command that takes no arguments is given some: they are said to be ignored, not obeyed
+        await h.write(chat, ZH_USER, "/subscribe 20:00 <b>")
+        assert h.texts(chat)[-1] == "\n".join([t("zh", "bot.subscribed", time="00:00"),
+                                               t("zh", "bot.ignored_arguments", words="20:00 &lt;b&gt;")])
+        await h.write(chat, ZH_USER, "/unsubscribe")
+        assert h.texts(chat)[-1] == t("zh", "bot.unsubscribed")  # no arguments, no note
 
         # unknown command in the user's language (zh-hans -> zh)
         await h.write(chat, ZH_USER, "/foo")
@@ -1593,6 +1599,21 @@ async def test_failures_under_buttons_and_inline_queries_are_answered_and_a_bloc
         inline = await h.inline(EN_USER, "ratio")
         await h.until(lambda: inline in h.server.inline_answers)
         assert json_list(h.server.inline_answers[inline]["results"]) == []
+        assert h.server.inline_answers[inline]["button"]["text"] == t("en", "bot.inline_error")  # not silence
+        # a button under a channel's post: the apology goes to the presser alone, not to the channel
+        channel = -1007003
+        h.server.add_chat(channel, "channel", title="频道", admins=[ADMIN], members=[MEMBER],
+                          bot_status="administrator")
+        monkeypatch.undo()
+        await h.inject(h.server.inject_channel_post, channel, "/subscribe")
+        await h.inject(h.server.inject_channel_post, channel, "/settings")
+        menu = h.bot_messages(channel)[-1]
+        monkeypatch.setattr(ReportService, "render", failing)
+        monkeypatch.setattr(chats, "set_language", failing)
+        query = await h.press(channel, ADMIN, menu.message_id, "s:lang:en")
+        assert h.server.callback_answers[query]["text"] == t("zh", "bot.error")
+        assert h.server.callback_answers[query]["show_alert"] is True
+        assert t("zh", "bot.error") not in h.texts(channel)
         monkeypatch.undo()
 
         reported = len(h.server.sent_messages(ADMIN_CHAT))

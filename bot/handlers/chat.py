@@ -15,6 +15,7 @@ from bot.handlers.common import (
     addressed_to_bot,
     answer_press,
     chat_language,
+    ignored_note,
     is_admin,
     placement,
     reply,
@@ -51,7 +52,7 @@ async def start(update: Update, context: Context) -> None:
 async def help_command(update: Update, context: Context) -> None:
     lang = await chat_language(update, context)
     username = services_of(context).bot_username or context.bot.username
-    await reply(update, t(lang, "bot.help", bot=username))
+    await reply(update, t(lang, "bot.help", bot=username) + ignored_note(context, lang))
 
 
 async def subscribe(update: Update, context: Context) -> None:
@@ -69,9 +70,9 @@ async def subscribe(update: Update, context: Context) -> None:
         stored = await services.run(chats.get_chat, services.engine, chat.id)
         when = stored.push_time if stored and stored.push_time else services.settings.push_time
         await reply_key(update, context, "bot.subscribed_topic" if topic is not None else "bot.subscribed",
-                        time=when.strftime("%H:%M"))
+                        takes_no_arguments=True, time=when.strftime("%H:%M"))
     else:
-        await reply_key(update, context, "bot.already_subscribed")
+        await reply_key(update, context, "bot.already_subscribed", takes_no_arguments=True)
 
 
 async def unsubscribe(update: Update, context: Context) -> None:
@@ -84,7 +85,7 @@ async def unsubscribe(update: Update, context: Context) -> None:
         return
     services = services_of(context)
     changed = await services.run(chats.set_subscribed, services.engine, chat.id, False)
-    await reply_key(update, context, "bot.unsubscribed" if changed else "bot.not_subscribed")
+    await reply_key(update, context, "bot.unsubscribed" if changed else "bot.not_subscribed", takes_no_arguments=True)
 
 
 def _settings_keyboard(lang: str, default_time: time) -> InlineKeyboardMarkup:
@@ -113,7 +114,7 @@ async def settings_command(update: Update, context: Context) -> None:
     lang = await chat_language(update, context)
     services = services_of(context)
     await chat.send_message(
-        await _settings_text(context, chat.id, lang), parse_mode=ParseMode.HTML,
+        await _settings_text(context, chat.id, lang) + ignored_note(context, lang), parse_mode=ParseMode.HTML,
         reply_markup=_settings_keyboard(lang, services.settings.push_time), **placement(update).send_kwargs(),
     )
 

@@ -85,11 +85,21 @@ def placement(update: Update) -> Placement:
     return Placement(thread, quote)
 
 
-async def reply_key(update: Update, context: Context, key: str, **params: object) -> None:
-    """Answer with a per-language string; every parameter is escaped (user text may be echoed)."""
+async def reply_key(update: Update, context: Context, key: str, *, takes_no_arguments: bool = False,
+                    **params: object) -> None:
+    """Answer with a per-language string; every parameter is escaped (user text may be echoed).
+    `takes_no_arguments`: the command's answer says so where it was given some (ignored_note)."""
     lang = await chat_language(update, context)
     safe = {k: html.escape(str(v)) for k, v in params.items()}
-    await reply(update, t(lang, key, **safe))
+    await reply(update, t(lang, key, **safe) + (ignored_note(context, lang) if takes_no_arguments else ""))
+
+
+def ignored_note(context: Context, lang: str) -> str:
+    """For a command that takes no arguments given some (/subscribe 20:00): a line saying they were
+    ignored, so that nobody takes them for obeyed; "" otherwise. The words are escaped and cut."""
+    if not context.args:
+        return ""
+    return "\n" + t(lang, "bot.ignored_arguments", words=html.escape(" ".join(context.args)[:32]))
 
 
 def addressed_to_bot(update: Update, context: Context) -> bool:

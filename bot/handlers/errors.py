@@ -15,8 +15,8 @@ import os
 import time
 import traceback
 
-from telegram import Update
-from telegram.constants import ParseMode
+from telegram import InlineQueryResultsButton, Update
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.handlers.common import Context, is_stale_query, placement
@@ -75,16 +75,22 @@ async def on_error(update: object, context: Context) -> None:
             lang = stored.language if stored else lang
         except Exception:  # the database may be what failed; the user's language will do
             log.warning("could not read the chat's language for the apology")
+        in_channel = update.effective_chat.type == ChatType.CHANNEL
         if update.callback_query is not None:  # else the button keeps spinning
             with contextlib.suppress(TelegramError):  # answered already, before the failure
-                await update.callback_query.answer(t(lang, "bot.error")[:200])
-        try:
-            await update.effective_chat.send_message(t(lang, "bot.error"), **placement(update).send_kwargs())
-        except TelegramError:
-            log.warning("could not send the apology to chat %s", update.effective_chat.id)
+                # under a channel's post the apology is the presser's alone: every subscriber reads the channel
+                await update.callback_query.answer(t(lang, "bot.error")[:200], show_alert=in_channel)
+        if not (in_channel and update.callback_query is not None):
+            try:
+                await update.effective_chat.send_message(t(lang, "bot.error"), **placement(update).send_kwargs())
+            except TelegramError:
+                log.warning("could not send the apology to chat %s", update.effective_chat.id)
     elif isinstance(update, Update) and update.inline_query is not None:
-        try:  # no chat to apologise in: an empty answer, so the user's client stops waiting
-            await update.inline_query.answer([], cache_time=0, is_personal=True)
+        user = update.inline_query.from_user
+        lang = pick_language(user.language_code if user else None, services.settings.default_language)
+        try:  # no chat to apologise in: an empty answer saying why, so the user's client stops waiting
+            await update.inline_query.answer([], cache_time=0, is_personal=True, button=InlineQueryResultsButton(
+                text=t(lang, "bot.inline_error"), start_parameter="help"))
         except TelegramError:
             log.warning("could not answer the failed inline query")
     if not services.settings.admin_chat_ids or error is None:
