@@ -470,6 +470,7 @@ def _bottoming(engine: Engine, day: date) -> list[dict[str, str]]:
             for c in sectors.bottoming_sectors(wide, index_wide)]
 
 
+@queries.shared  # sectors, their bottoming and the stock report each ask
 def _industry_names(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
     """Level-1 industry names by code: (Chinese, English)."""
     names = queries.industry_names(engine)

@@ -541,18 +541,13 @@ def known_trade_dates(engine: Engine, start: date, end: date) -> pd.DatetimeInde
 
 
 def trade_days_between(engine: Engine, first: date, last: date) -> int:
-    """Trade dates strictly between `first` and `last` that some stored series knows of (the exchange
-    calendar, turnover, index closes): the days a change from `first` to `last` spans unseen."""
-    known = union(
-        select(models.TradingDay.trade_date.label("d")).where(models.TradingDay.trade_date > first,
-                                                               models.TradingDay.trade_date < last),
-        select(models.Turnover.trade_date.label("d")).where(models.Turnover.trade_date > first,
-                                                            models.Turnover.trade_date < last),
-        select(models.IndexDaily.trade_date.label("d")).where(models.IndexDaily.trade_date > first,
-                                                              models.IndexDaily.trade_date < last),
-    ).subquery()
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(known)).scalar() or 0)
+    """Trade dates strictly between `first` and `last` that known_trade_dates knows of (the exchange
+    calendar, the turnover, the market indexes' closes): the days a change from `first` to `last`
+    spans unseen. Inside shared_reads() it is cut from a wider read of those dates (a report's)."""
+    if last <= first:
+        return 0
+    known = known_trade_dates(engine, first, last)
+    return int(((known > pd.Timestamp(first)) & (known < pd.Timestamp(last))).sum())
 
 
 def last_trading_day_before(engine: Engine, day: date) -> date | None:
