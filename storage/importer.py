@@ -103,6 +103,16 @@ class _Reader:
     def fail(self, line: int | None, reason: str) -> CsvImportError:
         return CsvImportError(self.path, line, reason)
 
+    def _undecodable_line(self) -> int:
+        """The line of the first byte that is not UTF-8: the text reader decodes ahead of the CSV
+        reader, so its line count does not tell."""
+        data = self.path.read_bytes()
+        try:
+            data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            return data[: exc.start].count(b"\n") + 1
+        return 1
+
     def rows(self) -> Iterator[_Row]:
         try:
             handle = self.path.open(encoding="utf-8-sig", newline="")
@@ -130,7 +140,7 @@ class _Reader:
                         raise self.fail(line, f"expected {len(names)} fields, found {len(fields)}")
                     yield _Row(line, {c: fields[i].strip() for c, i in index.items()})
             except UnicodeDecodeError:
-                raise self.fail(reader.line_num + 1, "not UTF-8 text") from None
+                raise self.fail(self._undecodable_line(), "not UTF-8 text (GBK? save the file as UTF-8)") from None
             except csv.Error as exc:
                 raise self.fail(reader.line_num, f"malformed CSV: {exc}") from None
 

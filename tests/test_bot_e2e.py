@@ -946,6 +946,22 @@ async def test_typing_an_inline_query_costs_only_the_charts_it_makes(
         assert len(h.server.inline_answers[query]["results"]) == 1
 
 
+async def test_inline_charts_out_of_time_are_offered_in_the_bot(
+        demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Charts of a past date are made one by one; past INLINE_RENDER_SECONDS the answer offers what is
+    made and a button that opens the rest in the bot (Telegram keeps a query for about 10 s)."""
+    import bot.handlers.inline as inline_module
+
+    monkeypatch.setattr(inline_module, "INLINE_RENDER_SECONDS", -1.0)  # out of time from the start
+    async with running(demo_db, ReportService(demo_db)) as h:
+        add_people(h)
+        query = await h.inline(ZH_USER, "2026-11-19")
+        answer = h.server.inline_answers[query]
+        first = inline_module.INLINE_REPORTS[0]
+        assert answer["results"] == [] and answer["cache_time"] == 0
+        assert answer["button"] == {"text": t("zh", "bot.inline_open_in_bot"), "start_parameter": f"{first}_20261119"}
+
+
 async def test_inline_offers_what_is_ready_and_uploads_the_rest_for_next_time(
         demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch) -> None:
     """The storage chat is slow (its uploads are paced): the answer does not wait past

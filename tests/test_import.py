@@ -293,6 +293,19 @@ def test_bad_file_is_refused_and_nothing_written(engine: Engine, tmp_path: Path,
     assert snapshot(engine) == before
 
 
+def test_a_file_saved_in_gbk_is_refused_at_its_line(engine: Engine, tmp_path: Path) -> None:
+    """Excel on a Chinese system saves CSV as GBK: refused at the first line that is not UTF-8 (the
+    names come far down a long file), with what to do about it."""
+    lines = [f"2024-04-11,{600000 + i},Stock {i},5000000000,300000000,200000000,1000000,20000,10000,33000000"
+             for i in range(300)] + ["2024-04-11,600519,贵州茅台,5000000000,300000000,200000000,1000000,20000,10000,1"]
+    path = tmp_path / "gbk.csv"
+    path.write_bytes(("\n".join([STOCK_HEADER, *lines]) + "\n").encode("gbk"))
+    with pytest.raises(CsvImportError) as info:
+        import_csv(engine, "stocks", path)
+    assert info.value.line == 302 and "not UTF-8 text (GBK? save the file as UTF-8)" in str(info.value)
+    assert data_version(engine) == 0
+
+
 def test_an_empty_cell_keeps_a_figure_already_stored(engine: Engine, tmp_path: Path) -> None:
     """A later file that leaves 融券 figures empty (unknown) fills in what it knows and erases nothing."""
     import_csv(engine, "margin", good_file(tmp_path, "margin"))

@@ -37,6 +37,9 @@ from storage import chats
 log = logging.getLogger(__name__)
 # Seconds an inline answer waits for charts to upload before it offers what is ready.
 INLINE_WAIT_SECONDS = 4.0
+# Seconds an inline answer spends making charts (a past date: six reports, none cached) before it
+# offers what is made; with the upload wait it stays well inside the ~10 s Telegram keeps a query.
+INLINE_RENDER_SECONDS = 3.0
 # Telegram shows a results button's text on one line: longer reasons are cut.
 BUTTON_TEXT_LIMIT = 64
 
@@ -140,7 +143,12 @@ async def inline_query(update: Update, context: Context) -> None:
         return
     reports: list[RenderedReport] = []
     problem: ReportError | None = None
+    deadline = asyncio.get_running_loop().time() + INLINE_RENDER_SECONDS
+    unmade: tuple[str, str | None] | None = None  # the first report left for lack of time
     for kind, target in wanted:
+        if asyncio.get_running_loop().time() > deadline:
+            unmade = (kind, target)
+            break
         try:
             reports.append(await services.run(services.reports.render, kind, code=target, on=request.on, lang=lang))
         except ReportError as exc:
@@ -149,7 +157,10 @@ async def inline_query(update: Update, context: Context) -> None:
     username = services.bot_username or context.bot.username
     results = [_result(r, ids[r.chart_key], lang, username) for r in reports if r.chart_key in ids]
     button = None
-    if len(results) < len(reports):  # still uploading: the bot itself has them at once
+    if unmade is not None and len(results) == len(reports):  # out of time: the rest in the bot itself
+        payload = start_payload(unmade[0], unmade[1] if unmade[1] and unmade[1].isdigit() else None, request.on)
+        button = _button(t(lang, "bot.inline_open_in_bot"), payload)
+    elif len(results) < len(reports):  # still uploading: the bot itself has them at once
         first = next(r for r in reports if r.chart_key not in ids)
         payload = start_payload(first.kind, first.data.get("code"), first.on)
         # Uploading for the next query where a storage chat takes uploads; else only a chat's request uploads it.
