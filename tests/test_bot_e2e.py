@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
@@ -1753,31 +1753,39 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         assert len(h.texts(ADMIN_CHAT)) == 1
 
 
+def live_clock(monkeypatch: pytest.MonkeyPatch, engine: Engine, start: datetime) -> dict[str, datetime]:
+    """The clock bot.pipeline and bot.push read, set by the test through the dict returned ("now");
+    the demo data taken for real data (a live bot never pushes demo data)."""
+    import bot.pipeline
+    import bot.push
+    from storage.database import set_meta
+
+    clock = {"now": start}
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+            return clock["now"] if tz is None else clock["now"].astimezone(tz)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bot.pipeline, "datetime", Clock)
+    monkeypatch.setattr(bot.push, "datetime", Clock)
+    with session_scope(engine) as session:
+        set_meta(session, "demo", "false")
+    return clock
+
+
 async def test_the_scheduled_push_reaches_each_chat_at_its_own_time_once(
     demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The minute job on Monday morning (Beijing): a chat on the default time gets Friday's summary
     at once; one that chose 09:00 and one that chose 12:30 get nothing before their time, then
     theirs, and no tick sends anything twice."""
-    from datetime import datetime as real_datetime
     from types import SimpleNamespace
 
     import bot.pipeline
-    import bot.push
     from marginbot.settings import TIMEZONE
-    from storage.database import set_meta
 
-    clock = {"now": real_datetime(2026, 11, 23, 8, 0, tzinfo=TIMEZONE)}
-
-    class Monday(real_datetime):
-        @classmethod
-        def now(cls, tz: object = None) -> real_datetime:  # type: ignore[override]
-            return clock["now"] if tz is None else clock["now"].astimezone(tz)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bot.pipeline, "datetime", Monday)
-    monkeypatch.setattr(bot.push, "datetime", Monday)
-    with session_scope(demo_db) as session:
-        set_meta(session, "demo", "false")  # a live bot never pushes demo data: these stand for real data
+    clock = live_clock(monkeypatch, demo_db, datetime(2026, 11, 23, 8, 0, tzinfo=TIMEZONE))
     default, nine, half_past_twelve = 2301, 2302, 2303
     subscribe_directly(demo_db, [default, nine, half_past_twelve])
     chats.set_push_time(demo_db, nine, time(9, 0))
@@ -1788,7 +1796,7 @@ async def test_the_scheduled_push_reaches_each_chat_at_its_own_time_once(
         context = SimpleNamespace(application=h.app, bot_data=h.app.bot_data, bot=h.app.bot)  # type: ignore[union-attr]
 
         async def tick_at(hour: int, minute: int) -> dict[int, int]:
-            clock["now"] = real_datetime(2026, 11, 23, hour, minute, tzinfo=TIMEZONE)
+            clock["now"] = datetime(2026, 11, 23, hour, minute, tzinfo=TIMEZONE)
             await bot.pipeline.pipeline_tick(context)  # type: ignore[arg-type]
             return {cid: len(h.photos(cid)) for cid in (default, nine, half_past_twelve)}
 
@@ -1809,26 +1817,14 @@ async def test_a_retry_due_after_midnight_is_still_sent(
     """A chat on 23:50 whose send failed waits for its retry past midnight, when the next trade
     date is expected and not in yet: the retry still goes out; nothing new is planned for the old day
     (a chat that subscribed at 23:55 gets the next day's summary in the morning, not Friday's at night)."""
-    from datetime import datetime as real_datetime
     from types import SimpleNamespace
 
     import bot.pipeline
     import bot.push
     from marginbot.settings import TIMEZONE
-    from storage.database import set_meta
 
-    clock = {"now": real_datetime(2026, 11, 23, 23, 50, tzinfo=TIMEZONE)}
-
-    class Clock(real_datetime):
-        @classmethod
-        def now(cls, tz: object = None) -> real_datetime:  # type: ignore[override]
-            return clock["now"] if tz is None else clock["now"].astimezone(tz)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bot.pipeline, "datetime", Clock)
-    monkeypatch.setattr(bot.push, "datetime", Clock)
+    clock = live_clock(monkeypatch, demo_db, datetime(2026, 11, 23, 23, 50, tzinfo=TIMEZONE))
     monkeypatch.setattr(bot.push, "RETRY_DELAYS", (3600.0,) * 4)  # later than the push waits for
-    with session_scope(demo_db) as session:
-        set_meta(session, "demo", "false")  # a live bot never pushes demo data: these stand for real data
     late, newcomer = 2401, 2402
     subscribe_directly(demo_db, [late])
     chats.set_push_time(demo_db, late, time(23, 50))
@@ -1843,7 +1839,7 @@ async def test_a_retry_due_after_midnight_is_still_sent(
         with session_scope(demo_db) as session:
             session.add(models.TradingDay(trade_date=date(2026, 11, 23)))  # Monday traded; its data come Tuesday
             session.execute(update(models.Delivery).values(not_before=None))  # the retry falls due
-        clock["now"] = real_datetime(2026, 11, 24, 0, 5, tzinfo=TIMEZONE)
+        clock["now"] = datetime(2026, 11, 24, 0, 5, tzinfo=TIMEZONE)
         await bot.pipeline.pipeline_tick(context)  # type: ignore[arg-type]
         assert len(h.photos(late)) == 1 and h.photos(newcomer) == []
         assert deliveries.delivery_counts(demo_db, DATA_DATE) == {DeliveryStatus.SENT: 1}
