@@ -98,8 +98,8 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         if (expected is not None and (complete is None or complete < expected)
                 and now.time() >= settings.ingest_cutoff_time
                 and await services.run(publishes_on, services, now.date())):
+            # told once; the tick goes on: retries of the last complete day still fall due
             await _tell_admins_late(context, services, expected)
-            return
     if await warm_reports(application) and not application.bot_data.get("uploading_inline"):
         # New data: the charts inline mode offers first are uploaded ahead, beside the ticks.
         application.bot_data["uploading_inline"] = True

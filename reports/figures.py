@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -152,6 +153,16 @@ def _on_trade_dates(engine: Engine, series: pd.Series, start: date, day: date) -
     return series.reindex(queries.known_trade_dates(engine, start, day).union(series.index))
 
 
+def _market_scope(members: pd.Series) -> pd.Series:
+    """What each day's market figure covers, as a bitmask of exchanges (queries.margin_summary's
+    `members`), with BSE counted in before BSE had margin trading (models.BSE_MARGIN_START): then an
+    SSE + SZSE sum and a market-wide row both cover the whole market, and compare."""
+    bse = 1 << models.EXCHANGES.index("BSE")
+    early = members.index < pd.Timestamp(models.BSE_MARGIN_START)
+    whole = members.fillna(0).astype("int64")
+    return pd.Series(np.where(early, whole | bse, whole), index=members.index).where(members.notna())
+
+
 def balance_figures(engine: Engine, day: date, days: int) -> Figures:
     """量: level, 1/5/20-day change, pace, turning point and 3-year percentile of 两融余额."""
     start = day - timedelta(days=max(HISTORY_DAYS, _calendar_days(days)))
@@ -168,8 +179,8 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
     on_grid = _on_trade_dates(engine, level, start, day)
     # The exchanges each day sums (a bitmask): a change between days that sum different exchanges
     # (BSE's detail missing on one of them, say) is unknown, not a move of the market.
-    scope = summary["members"].reindex(level.index)
-    grid_scope = summary["members"].reindex(on_grid.index)
+    covered = _market_scope(summary["members"])
+    scope, grid_scope = covered.reindex(level.index), covered.reindex(on_grid.index)
     z = balance.pace_zscore(on_grid, scope=grid_scope)
     tp = balance.last_turning_point(on_grid.where(grid_scope == scope.iloc[-1]))
     previous = level.index[-2].date() if len(level) > 1 else None

@@ -123,7 +123,7 @@ def pace(class_: str, direction: str | None, lang: str) -> str:
     if class_ in ("steady", "unknown"):
         return t(lang, f"pace_moving.{class_}")
     if direction is None:  # not seen: a pace is known only with the day's change
-        return t(lang, f"pace.{class_}")
+        return t(lang, f"pace_moving.{class_}")
     return t(lang, f"pace_moving.{class_}_{direction}")
 
 

@@ -165,10 +165,8 @@ class ReportService:
 
         Raises reports.errors.ReportError for bad codes, dates or windows.
         """
-        version = data_version(self.engine)
-        if code is not None and (kind in ("top", "sectors") or (kind == "stock" and not CODE_RE.match(code))):
-            code = self._resolved(kind, code, on, version)
-        key = (kind, code, on, days, lang, chart, version)
+        key = self._key(kind, code, on, days, lang, chart)
+        kind, code, on, days, lang, chart, version = key
         # the first look does not count a miss: the look under the lock counts it (one per request)
         found = self._rendered.get(key, count_miss=False)
         if found is not None:
@@ -190,13 +188,20 @@ class ReportService:
                   lang: str = "zh", chart: bool = True) -> bool:
         """Whether render() with these arguments would answer from the cache (no figures, no chart to
         make). A name that does not resolve counts as cached: its answer is a quick error line."""
+        try:
+            key = self._key(kind, code, on, days, lang, chart)
+        except ReportError:
+            return True
+        return self._rendered.get(key, count_miss=False) is not None
+
+    def _key(self, kind: str, code: str | None, on: date | None, days: int | None, lang: str,
+             chart: bool) -> tuple[Any, ...]:
+        """The rendered-report cache's key: the request, its name resolved to a code (a security or a
+        sector, as typed), and the data version. ReportError for a name that resolves to nothing."""
         version = data_version(self.engine)
         if code is not None and (kind in ("top", "sectors") or (kind == "stock" and not CODE_RE.match(code))):
-            try:
-                code = self._resolved(kind, code, on, version)
-            except ReportError:
-                return True
-        return self._rendered.get((kind, code, on, days, lang, chart, version), count_miss=False) is not None
+            code = self._resolved(kind, code, on, version)
+        return (kind, code, on, days, lang, chart, version)
 
     def _resolved(self, kind: str, text: str, on: date | None, version: int) -> str:
         """The code a name stands for, remembered per data version like the reports: a security

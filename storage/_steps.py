@@ -150,12 +150,15 @@ def _same(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
 
 def upsert_changed(session: Session, model: type[SQLModel], rows: list[dict[str, Any]], keys: tuple[str, ...],
                    where: Any = None, protect: Callable[[dict[str, Any]], bool] | None = None,
-                   keep_known: bool = False) -> list[dict[str, Any]]:
+                   keep_known: bool = False,
+                   merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+                   ) -> list[dict[str, Any]]:
     """Upsert only the rows that are new or differ from the stored ones (`where` narrows the comparison).
 
     Rows whose stored version satisfies `protect` are left alone. With `keep_known`, a figure the new
     row lacks (None) keeps its stored value: a later answer missing a figure never erases one.
-    Returns the rows written.
+    `merge(stored, new)` makes the row to write where one is stored (a writer whose figures depend
+    on each other). Returns the rows written.
     """
     if not rows:
         return []
@@ -172,6 +175,8 @@ def upsert_changed(session: Session, model: type[SQLModel], rows: list[dict[str,
             continue
         if old is not None and keep_known:
             row = {k: old[k] if v is None and old.get(k) is not None else v for k, v in row.items()}
+        if old is not None and merge is not None:
+            row = merge(old, row)
         if not _same(old, row):
             changed.append(row)
     upsert(session, model, changed)

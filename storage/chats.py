@@ -166,12 +166,14 @@ def _move_deliveries(session: Session, old_chat_id: int, new_chat_id: int, sendi
     delivery = models.Delivery
     theirs = {row.trade_date: row for row in session.execute(
         select(delivery).where(delivery.chat_id == new_chat_id)).scalars()}
-    for row in session.execute(select(delivery).where(delivery.chat_id == old_chat_id)).scalars().all():
+    rows = session.execute(select(delivery).where(delivery.chat_id == old_chat_id)).scalars().all()
+    newest = max((row.trade_date for row in rows), default=None)  # the only date a push may still plan
+    for row in rows:
         stays = row.status in (DeliveryStatus.SENT, DeliveryStatus.UNCONFIRMED) or (
             row.status == DeliveryStatus.SENDING and row.id != sending)
         existing = theirs.get(row.trade_date)
         if stays:
-            if existing is None:
+            if existing is None and row.trade_date == newest:
                 theirs[row.trade_date] = delivery(chat_id=new_chat_id, trade_date=row.trade_date,
                                                   status=DeliveryStatus.SKIPPED, error=SENT_BEFORE_MIGRATION)
                 session.add(theirs[row.trade_date])

@@ -33,7 +33,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from storage import models
-from storage._steps import sector_days_ready, upsert_changed
+from storage._steps import upsert_changed
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import exchange_of, industry_name_rows, is_fund_code, level1_code
 from storage.ingest import MARGIN_START, drop_demo_data
@@ -348,8 +348,8 @@ def _rebuild_sectors(session: Session, dates: list[date]) -> None:
         return
     from storage.aggregate import rebuild_sector_daily  # the aggregate module pulls in the report-side joins
 
-    # an imported file may hold a day the ingest is still completing: that day gets them when it is whole
-    rebuild_sector_daily(session, sector_days_ready(session, sorted(dates)))
+    # the file brings the days' detail: their sectors are built whatever the ingest made of them
+    rebuild_sector_daily(session, sorted(dates))
 
 
 def _rebuild_spikes(session: Session, dates: list[date]) -> None:
@@ -405,14 +405,46 @@ _TABLES: dict[str, tuple[type[Any], tuple[str, ...]]] = {
 }
 
 
+def _merged(kind: str) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]:
+    """How an imported row meets the stored one: an empty cell (unknown) keeps the stored figure, and
+    what depends on the figures the file changes is made again, never kept stale: a margin row's
+    两融余额 (rzye + rqye) where the file leaves it empty; a stock's 融资偿还额 derived from an older
+    balance (made again from the new one, _derive_stock_rzche); a kept 融券余额's "estimated" mark."""
+
+    def merge(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        row = {k: stored[k] if v is None and stored.get(k) is not None else v for k, v in new.items()}
+        if kind == "margin" and new["rzrqye"] is None:
+            row["rzrqye"] = None if row["rzye"] is None or row["rqye"] is None else row["rzye"] + row["rqye"]
+        if kind == "stocks":
+            if new["rzche"] is None and (row["rzye"], row["rzmre"]) != (stored["rzye"], stored["rzmre"]):
+                row["rzche"] = None
+            if new["rqye"] is None:
+                row["rqye_estimated"] = stored["rqye_estimated"]
+        return row
+
+    return merge
+
+
+_DAYS_PER_WRITE = 40  # a long file is compared with the stored rows a few weeks at a time
+
+
 def _write(session: Session, kind: str, rows: list[dict[str, Any]], replaced_demo: bool) -> int:
-    """Write the rows that are new or differ from the stored ones; an empty cell (unknown) keeps a
-    figure already stored. The aggregates the written rows feed are rebuilt, and the data version
+    """Write the rows that are new or differ from the stored ones (_merged: an empty cell keeps a
+    figure already stored). The aggregates the written rows feed are rebuilt, and the data version
     bumped, only when something changed: importing a file again changes nothing. Returns rows written."""
     model, keys = _TABLES[kind]
     days = sorted({r["trade_date"] for r in rows}) if "trade_date" in keys else []
-    where = model.trade_date.in_(days) if days else None
-    written = upsert_changed(session, model, rows, keys, where=where, keep_known=True)
+    written: list[dict[str, Any]] = []
+    if not days:
+        written = upsert_changed(session, model, rows, keys, merge=_merged(kind))
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    for row in rows if days else ():
+        by_day.setdefault(row["trade_date"], []).append(row)
+    for start in range(0, len(days), _DAYS_PER_WRITE):
+        some = days[start : start + _DAYS_PER_WRITE]
+        part = [row for day in some for row in by_day[day]]
+        written += upsert_changed(session, model, part, keys, where=model.trade_date.between(some[0], some[-1]),
+                                  merge=_merged(kind))
     changed_days = sorted({r["trade_date"] for r in written}) if days else []
     if kind == "margin":
         upsert(session, models.TradingDay, [{"trade_date": d} for d in days])  # inserts the new ones only

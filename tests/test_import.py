@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlmodel import Session
 
 from storage import models
@@ -293,6 +293,26 @@ def test_bad_file_is_refused_and_nothing_written(engine: Engine, tmp_path: Path,
     assert snapshot(engine) == before
 
 
+def test_a_corrected_stock_row_makes_its_derived_figures_again(engine: Engine, tmp_path: Path) -> None:
+    """300750 on 04-12 is stored with 融资偿还额 derived from its balances (9.0e9 + 6e8 - 9.1e9 = 5e8
+    here given) and an estimated 融券余额. A file corrects its 融资余额 to 9.05e9 and leaves the rest
+    empty: the 融资偿还额 is derived again from the new balance (9.0e9 + 6e8 - 9.05e9 = 5.5e8), and the
+    kept 融券余额 keeps its "estimated" mark."""
+    lines = [*STOCK_OK[:5], "2024-04-12,300750,宁德时代,9100000000,600000000,,500000,0,0,96000000", STOCK_OK[6]]
+    import_csv(engine, "stocks", write(tmp_path / "stocks.csv", STOCK_HEADER, lines))
+    with session_scope(engine) as session:
+        session.execute(update(models.StockMargin).where(models.StockMargin.code == "300750",
+                                                         models.StockMargin.trade_date == date(2024, 4, 12))
+                        .values(rqye_estimated=True))
+    fix = write(tmp_path / "fix.csv", STOCK_HEADER, ["2024-04-12,300750,宁德时代,9050000000,,,,,,"])
+    assert import_csv(engine, "stocks", fix) == 1
+    with Session(engine) as session:
+        row = session.execute(select(models.StockMargin).where(
+            models.StockMargin.code == "300750", models.StockMargin.trade_date == date(2024, 4, 12))).scalar_one()
+    assert (row.rzye, row.rzmre, row.rzche) == (9.05e9, 6e8, 5.5e8)
+    assert (row.rqye, row.rqye_estimated) == (96000000.0, True)
+
+
 def test_a_file_saved_in_gbk_is_refused_at_its_line(engine: Engine, tmp_path: Path) -> None:
     """Excel on a Chinese system saves CSV as GBK: refused at the first line that is not UTF-8 (the
     names come far down a long file), with what to do about it."""
@@ -322,6 +342,12 @@ def test_an_empty_cell_keeps_a_figure_already_stored(engine: Engine, tmp_path: P
     sse, szse = rows["2024-04-11", "SSE"], rows["2024-04-12", "SZSE"]
     assert (sse.rqye, sse.rzche, sse.rzrqye) == (63492538974.0, 43960611127.0, 868803925272.0)
     assert (szse.rzmre, szse.rzche, szse.rqye) == (32108000000.0, 42000000000.0, 15730000000.0)
+    # a corrected 融资余额 with the rest left empty: the total follows it (never stale)
+    corrected = write(tmp_path / "corrected.csv", MARGIN_HEADER, ["2024-04-11,SSE,805000000000,,,,,,,"])
+    import_csv(engine, "margin", corrected)
+    with Session(engine) as session:
+        sse = session.execute(select(models.MarginSummary).where(models.MarginSummary.exchange == "SSE")).scalar_one()
+    assert (sse.rzye, sse.rqye, sse.rzrqye) == (805e9, 63492538974.0, 805e9 + 63492538974.0)
 
 
 def test_unreadable_or_empty_file_is_refused(engine: Engine, tmp_path: Path) -> None:

@@ -297,6 +297,14 @@ def test_changes_between_days_of_different_scope_are_unknown(small_rw: Engine) -
     assert daily.iloc[-3] == pytest.approx(2e9)
 
 
+def test_before_bse_a_sum_and_a_market_wide_row_compare() -> None:
+    """Before BSE had margin trading, SSE + SZSE (bits 0b011) and a market-wide row (0b111) both
+    cover the whole market: their scopes compare; after it they do not."""
+    days = pd.DatetimeIndex(["2022-12-08", "2022-12-09", "2022-12-12", "2022-12-13"])
+    members = pd.Series([3.0, 7.0, 3.0, 7.0], index=days)
+    assert list(figures._market_scope(members)) == [7, 7, 3, 7]
+
+
 def test_no_percentile_on_less_than_a_year_of_history(small: Engine) -> None:
     for kind in ("balance", "ratio"):
         assert figures.build(small, kind, LAST, 20).data["percentile_3y"] is None
@@ -1360,7 +1368,7 @@ def test_arrows_follow_the_figure_as_printed() -> None:
     ("steady", "up", "节奏平稳", "steady pace"),
     ("faster", "down", "下降加快", "falling fast"),
     ("sharp", "up", "急剧增长", "rising very fast"),
-    ("sharp", None, "急剧", "very fast"),
+    ("sharp", None, "急剧变化", "moving very fast"),
     ("unknown", None, "节奏未知", "pace unknown"),
 ])
 def test_the_pace_says_which_way(pace_class: str, direction: str | None, zh: str, en: str) -> None:

@@ -1,5 +1,5 @@
-"""The bot's own membership: removed (a group: unsubscribed too) or blocked -> deactivate; group
-upgraded to supergroup -> move."""
+"""The bot's own membership: removed (a group or channel: unsubscribed too) or blocked -> deactivate;
+group upgraded to supergroup -> move."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ async def my_chat_member(update: Update, context: Context) -> None:
     status = change.new_chat_member.status
     if status in GONE:
         log.info("bot removed from chat %s (%s): deactivating", chat.id, status)
-        # A group that removed the bot ends its subscription: whoever adds it back later (any member
-        # may) does not turn the push on again; its admins subscribe anew. A user who blocked the bot
-        # and comes back keeps theirs.
+        # A group or channel that removed the bot ends its subscription: whoever adds it back later
+        # (in a group any member may) does not turn the push on again; its admins subscribe anew. A
+        # user who blocked the bot and comes back keeps theirs.
         await services.run(chats.deactivate, services.engine, chat.id, f"bot {status}", chat.type != chat.PRIVATE)
     else:
         # A group the bot is added to speaks the language of whoever added it, as a chat whose first
