@@ -119,12 +119,11 @@ def security_arrow(value: float | None, lang: str) -> str:
 
 
 def pace(class_: str, direction: str | None, lang: str) -> str:
-    """The pace of the balance with its direction: 平稳, 增长加快, 急剧下降 ... (strings [pace_moving])."""
-    if class_ in ("steady", "unknown"):
-        return t(lang, f"pace_moving.{class_}")
-    if direction is None:  # not seen: a pace is known only with the day's change
-        return t(lang, f"pace_moving.{class_}")
-    return t(lang, f"pace_moving.{class_}_{direction}")
+    """The pace of the balance with its direction: 节奏平稳, 增长加快, 急剧下降 ... (strings [pace]); a
+    steady or unknown pace has none (nor, never seen, a pace without the day's change)."""
+    if class_ in ("steady", "unknown") or direction is None:
+        return t(lang, f"pace.{class_}")
+    return t(lang, f"pace.{class_}_{direction}")
 
 
 def iso(day: date | str | None) -> str:

@@ -588,16 +588,16 @@ def latest_index_list(session: Session, symbol: str) -> tuple[date, set[str]] | 
     return as_of, set(session.execute(select(im.code).where(im.symbol == symbol, im.as_of == as_of)).scalars())
 
 
-def index_list_date(engine: Engine, symbol: str, day: date) -> date | None:
-    """The date of the constituent list that applies to `day`: the latest taking effect on or before
-    it, else (a day older than every stored list) the oldest list, the nearest known; None when no
-    list is stored."""
+def index_list_dates(engine: Engine, symbol: str) -> list[date]:
+    """The dates of the stored constituent lists of an index, ascending."""
     im = models.IndexMember
     with engine.connect() as conn:
-        in_force = conn.execute(select(func.max(im.as_of)).where(im.symbol == symbol, im.as_of <= day)).scalar()
-        if in_force is not None:
-            return in_force
-        return conn.execute(select(func.min(im.as_of)).where(im.symbol == symbol)).scalar()
+        return sorted(conn.execute(select(im.as_of).distinct().where(im.symbol == symbol)).scalars())
+
+
+def index_list_date(engine: Engine, symbol: str, day: date) -> date | None:
+    """The date of the constituent list that applies to `day` (_list_in_force)."""
+    return _list_in_force(index_list_dates(engine, symbol), day)
 
 
 @dataclass(frozen=True)
@@ -616,8 +616,7 @@ def short_sums(engine: Engine, days: Sequence[date], index_symbol: str) -> dict[
     ``hs300`` (stocks in the constituent list of `index_symbol` that applies to that day, see
     index_list_date), ``other``; unknown 融券余额 counts as 0. A day without stock rows has no sums."""
     sm, im = models.StockMargin, models.IndexMember
-    with engine.connect() as conn:
-        lists = sorted(conn.execute(select(im.as_of).distinct().where(im.symbol == index_symbol)).scalars())
+    lists = index_list_dates(engine, index_symbol)
     applies = {day: _list_in_force(lists, day) for day in days}
     by_list: dict[date, list[date]] = {}
     for day, as_of in applies.items():
@@ -653,8 +652,8 @@ def short_sums(engine: Engine, days: Sequence[date], index_symbol: str) -> dict[
 
 
 def _list_in_force(lists: list[date], day: date) -> date | None:
-    """index_list_date over the stored list dates (ascending): the latest on or before `day`, else the
-    oldest; None without lists."""
+    """Of the list dates (ascending), the one that applies to `day`: the latest taking effect on or
+    before it, else (a day older than every list) the oldest, the nearest known; None without lists."""
     if not lists:
         return None
     at = bisect.bisect_right(lists, day)

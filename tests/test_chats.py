@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from datetime import date, time, timedelta
 
+import pytest
 from sqlalchemy import Engine, select, update
 
 from storage import chats, deliveries, models
@@ -372,6 +373,30 @@ def test_two_migrations_of_one_group_at_once(engine: Engine) -> None:
         moved = chats.get_chat(engine, new)
         assert moved is not None and moved.subscribed and moved.active
         assert chats.get_chat(engine, old).subscribed is False  # type: ignore[union-attr]
+
+
+def test_a_migration_that_loses_the_race_runs_again(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: the other migration of the group commits the new chat first, and this one's insert
+    of it fails (IntegrityError); it runs again, finds the move made, and moves only what is left."""
+    from sqlalchemy.exc import IntegrityError
+
+    _subscribe(engine, -700, chat_type="group")
+    deliveries.plan_deliveries(engine, DAY, time(10, 0), DEFAULT_TIME)
+    original, calls = chats._migrate, []
+
+    def racing(*args: object) -> None:
+        calls.append(args)
+        if len(calls) == 1:
+            original(*args)  # the other worker's migration, committed first
+            raise IntegrityError("INSERT INTO chat", {}, Exception("duplicate key value"))
+        original(*args)
+
+    monkeypatch.setattr(chats, "_migrate", racing)
+    chats.migrate(engine, -700, -7009)
+    assert len(calls) == 2
+    moved = chats.get_chat(engine, -7009)
+    assert moved is not None and moved.subscribed and chats.get_chat(engine, -700).subscribed is False  # type: ignore[union-attr]
+    assert _deliveries(engine) == {-7009: (DeliveryStatus.PENDING, "", 0)}
 
 
 def test_data_is_not_late_on_days_the_exchanges_do_not_publish(engine: Engine) -> None:
