@@ -173,7 +173,8 @@ def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.D
     Let ``d[t] = x[t] - x[t - days]``. Each day has a side: positive when ``d > 0``, negative when
     ``d < 0``; a day with ``d == 0`` or unknown keeps the previous side (the sign has not crossed yet). Day
     ``t`` is a turning point when its side differs from day ``t-1``'s and day ``t-1`` ended a run
-    of at least ``min_run`` consecutive days on that side. ``"up"`` = 由减转增 (negative to
+    of at least ``min_run`` known days on that side: an unknown day keeps the side but does not count
+    toward the run (nobody saw it on that side). ``"up"`` = 由减转增 (negative to
     positive), ``"down"`` = 由增转减.
 
     Returns
@@ -186,7 +187,7 @@ def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.D
     if days < 1 or min_run < 1:
         raise ValueError("days and min_run must be >= 1")
     # in numpy: the reports ask for this on every balance, over three years of rows
-    x = series.to_numpy(dtype=float)  # one row per trade date: a run counts trade dates, unknown ones too
+    x = series.to_numpy(dtype=float)  # one row per trade date
     n = len(x)
     d = np.full(n, np.nan)
     if n > days:
@@ -197,10 +198,13 @@ def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.D
     # the side carried forward over unknown and zero days (d[0] is always unknown: nan before any side)
     side = sign[np.maximum.accumulate(np.where(np.isnan(sign), 0, position))] if n else sign
 
-    # run length of the current side: position minus the position where its block of equal sides began
+    # run length of the current side: the known days (zero ones included) since its block of equal sides began
     starts = np.ones(n, dtype=bool)
-    starts[1:] = side[1:] != side[:-1]  # nan != nan: every unknown day starts a block
-    run = (position - np.maximum.accumulate(np.where(starts, position, 0)) + 1).astype(float)
+    starts[1:] = side[1:] != side[:-1]  # nan != nan: every day before the first side starts a block
+    block_start = np.maximum.accumulate(np.where(starts, position, 0))
+    known_so_far = np.cumsum(~np.isnan(d))
+    known_before_block = np.where(block_start > 0, known_so_far[np.maximum(block_start - 1, 0)], 0)
+    run = (known_so_far - known_before_block).astype(float)
     run[np.isnan(side)] = np.nan
 
     prev_side = np.concatenate(([np.nan], side[:-1])) if n else side

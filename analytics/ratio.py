@@ -60,8 +60,9 @@ def margin_trade_ratio(rzmre: pd.Series, turnover: pd.Series, rqmce: pd.Series |
     -------
     pd.DataFrame
         Index ``trade_date`` (days with both rzmre and a positive turnover; days without turnover
-        are dropped); columns ``numerator`` (元), ``turnover`` (元), ``ratio_pct`` (percent) and
-        ``rqmce_included`` (bool).
+        are dropped); columns ``numerator`` (元), ``turnover`` (元), ``ratio_pct`` (percent),
+        ``rqmce_included`` (bool) and ``rzmre_pct`` (``rzmre / turnover x 100``, percent: the ratio
+        without 融券卖出额 on every day, to compare a day that lacks it with its history).
     """
     df = pd.concat({"rzmre": rzmre, "turnover": turnover}, axis=1, join="inner").astype(float)
     df = df[df["rzmre"].notna() & (df["turnover"] > 0)].sort_index()
@@ -74,6 +75,7 @@ def margin_trade_ratio(rzmre: pd.Series, turnover: pd.Series, rqmce: pd.Series |
             "turnover": df["turnover"],
             "ratio_pct": numerator / df["turnover"] * 100.0,
             "rqmce_included": included.astype(bool),
+            "rzmre_pct": df["rzmre"] / df["turnover"] * 100.0,
         },
         index=df.index,
     )
@@ -142,27 +144,33 @@ def crowding_warning(
     min_days: int = 5,
     index_days: int = 20,
     min_periods: int | None = None,
-) -> bool:
+) -> bool | None:
     """Crowding warning: the ratio is persistently high while the index rises.
 
     True when ``crowding_run(ratio_pct, quantile, lookback) >= min_days`` and the index's
-    ``index_days``-day return ``close[T] / close[T-index_days] - 1`` is > 0.
+    ``index_days``-day return ``close[T] / close[T-index_days] - 1`` is > 0; False when the run is
+    shorter or the return is <= 0; None when the run is long enough but the return is unknown (the
+    index has no close on ``T`` or ``T-index_days``: ``index_close`` is on the ratio's trade-date
+    grid, nan where unknown).
     """
     run = crowding_run(ratio_pct, quantile=quantile, lookback=lookback, min_periods=min_periods)
     if run < min_days:
         return False
     ret = pct_change(index_close, index_days)
-    return bool(not math.isnan(ret) and ret > 0)
+    if math.isnan(ret):
+        return None
+    return bool(ret > 0)
 
 
-def deleveraging(ratio_pct: pd.Series, index_close: pd.Series, days: int = 20) -> bool:
+def deleveraging(ratio_pct: pd.Series, index_close: pd.Series, days: int = 20) -> bool | None:
     """Deleveraging (去杠杆): the ratio and the index both fell over ``days`` days.
 
     True when ``ratio[T] - ratio[T-days] < 0`` (percentage points) and
-    ``close[T] / close[T-days] - 1 < 0``; False without enough history.
+    ``close[T] / close[T-days] - 1 < 0``; None when either change is unknown (too short a history,
+    or a day without data: both series on one trade-date grid, nan where unknown), else False.
     """
     d_ratio = change(ratio_pct, days)
     ret = pct_change(index_close, days)
     if math.isnan(d_ratio) or math.isnan(ret):
-        return False
+        return None
     return bool(d_ratio < 0 and ret < 0)

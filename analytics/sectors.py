@@ -197,34 +197,34 @@ def median_stability_cv(cv: pd.Series) -> float:
 
 def bottoming_sectors(
     wide_rzye: pd.DataFrame, wide_index_close: pd.DataFrame, days: int = 20, lookback: int = 5
-) -> list[str]:
+) -> list[str] | None:
     """Sectors where financing money turns before the price does (money ahead of price).
 
     A sector qualifies when, with ``d[t] = rzye[t] - rzye[t-days]``:
 
     - ``d[T] > 0`` now,
     - ``d[t] <= 0`` on at least one of the ``lookback`` days before ``T``, and
-    - its sector index's ``days``-day return ``close[T'] / close[T'-days] - 1`` is still <= 0,
-      where ``T'`` is the last index date on or before ``T``.
+    - its sector index's ``days``-day return ``close[T] / close[T-days] - 1`` is still <= 0.
 
-    Sectors missing from ``wide_index_close`` (price unknown) never qualify.
+    Rows are trade dates (``wide_rzye``'s grid, nan where unknown); the closes are read on the same
+    rows, so a sector whose close on ``T`` or ``T-days`` is unknown never qualifies.
 
     Returns
     -------
-    list of str
-        ``sw_l1_code`` values, largest ``d[T]`` first.
+    list of str or None
+        ``sw_l1_code`` values, largest ``d[T]`` first; None when no sector index has a close on ``T``
+        (the price side is unknown: the signal cannot be judged, which is not "no sector").
     """
     x = wide_rzye.astype(float)
+    px = wide_index_close.astype(float).reindex(index=x.index)
+    if x.empty or px.iloc[-1].isna().all():
+        return None
     if len(x) < days + 2:
         return []
     d = x - x.shift(days)
     now = d.iloc[-1]
     was_down = (d.iloc[-1 - lookback : -1] <= 0).any()
-    px = wide_index_close.astype(float).sort_index().loc[: x.index[-1]]
-    if len(px) < days + 1:
-        return []
-    ret = px.iloc[-1] / px.iloc[-1 - days] - 1.0
-    ret = ret.reindex(x.columns)
+    ret = (px.iloc[-1] / px.iloc[-1 - days] - 1.0).reindex(x.columns)
     hit = (now > 0) & was_down & (ret <= 0)
     chosen = now[hit].sort_index().sort_values(ascending=False, kind="mergesort")
     return [str(c) for c in chosen.index]

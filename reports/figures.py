@@ -114,17 +114,17 @@ def _calendar_days(trade_days: int) -> int:
     return int(trade_days * 1.5) + 10
 
 
-def _more_balanced(hhi_change: float, top5_change_pp: float) -> bool | None:
-    """True when concentration fell (HHI down by at least HHI_MIN_CHANGE, the top-5 share not up),
-    False when it rose (the mirror), None when the two disagree, the change is too small to read
-    or a day is unknown: the reports then draw no conclusion."""
+def _concentration_trend(hhi_change: float, top5_change_pp: float) -> str | None:
+    """Which way sector concentration moved: "balanced" (HHI down by at least HHI_MIN_CHANGE, the
+    top-5 share not up: 行业分布更加均衡), "concentrating" (the mirror), "mixed" (the two measures
+    moved apart), "flat" (HHI moved less than HHI_MIN_CHANGE), None when either day is unknown."""
     if math.isnan(hhi_change) or math.isnan(top5_change_pp):
         return None
-    if hhi_change <= -HHI_MIN_CHANGE and top5_change_pp <= 0:
-        return True
-    if hhi_change >= HHI_MIN_CHANGE and top5_change_pp >= 0:
-        return False
-    return None
+    if hhi_change <= -HHI_MIN_CHANGE:
+        return "balanced" if top5_change_pp <= 0 else "mixed"
+    if hhi_change >= HHI_MIN_CHANGE:
+        return "concentrating" if top5_change_pp >= 0 else "mixed"
+    return "flat"
 
 
 def _band(percentile: float) -> str | None:
@@ -287,6 +287,15 @@ def _ratio_frame(engine: Engine, start: date, day: date) -> tuple[pd.DataFrame, 
     return frame, turnover
 
 
+def _comparable_ratio(frame: pd.DataFrame) -> pd.Series:
+    """The ratio series that the day's figure is compared with: as published (with 融券卖出额 where
+    known), or, when the last day lacks 融券卖出额, financing purchases alone on every day, so that a
+    day is never ranked against days whose numerator holds more."""
+    if frame.empty or frame["rqmce_included"].iloc[-1]:
+        return frame["ratio_pct"]
+    return frame["rzmre_pct"]
+
+
 def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     """两融交易占比 with numerator, denominator, 3-year percentile, crowding and deleveraging."""
     # The window and 750 trade days (3 years) before its first day for the percentile band. A crowding
@@ -301,13 +310,20 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
             if frame.empty:
                 raise ReportError("no_ratio", date=day.isoformat())
             raise ReportError("no_ratio_on", date=day.isoformat(), latest=frame.index[-1].date().isoformat())
-        pct = frame["ratio_pct"]
+        pct = _comparable_ratio(frame)
         run = ratio.crowding_run(pct, min_periods=250)
         data_begin_later = frame.index[0].date() > start + timedelta(days=10)
         if run < len(pct.dropna()) - CROWDING_LOOKBACK or data_begin_later:
             break
         start -= timedelta(days=HISTORY_DAYS)
     index = queries.index_close(engine, MARKET_INDEX, start, day)
+    # The index's signals read its closes on the ratio's trade-date grid: a close missing on the data
+    # date (or 20 trade dates before) leaves them unknown, never judged on the day before's market.
+    grid = queries.known_trade_dates(engine, pct.index[0].date(), day).union(pct.index)
+    index_on_grid = index.reindex(grid)
+    crowding = ratio.crowding_warning(pct, index_on_grid, min_periods=250)
+    deleveraging = ratio.deleveraging(pct.reindex(grid), index_on_grid)
+    index_on_day = bool(not index.empty and index.index[-1].date() == day)
     last = frame.iloc[-1]
     band = balance.rolling_quantiles(pct, window=THREE_YEARS, min_periods=PERCENTILE_MIN_DAYS)
     ma = ratio.moving_average(pct, RATIO_MA_DAYS)
@@ -324,6 +340,9 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         numerator=_num(last["numerator"]),
         turnover=_num(last["turnover"]),
         rqmce_included=bool(last["rqmce_included"]),
+        # the day lacks 融券卖出额 while its history has it: percentile, average, band and signals
+        # compare financing purchases alone on every day (_comparable_ratio)
+        compared_on_rzmre=bool(not last["rqmce_included"] and frame["rqmce_included"].any()),
         turnover_a_share_only=bool(turnover["a_share_only"].iloc[-1]) if not turnover.empty else False,
         ma20=_num(ma.iloc[-1]),
         percentile_3y=_num(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
@@ -331,8 +350,13 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         percentile_band=_band(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
         percentile_since=_percentile_since(pct, day),
         crowding_days=int(run),
-        crowding=bool(ratio.crowding_warning(pct, index, min_periods=250)) if len(index) > 20 else False,
-        deleveraging=bool(ratio.deleveraging(pct, index)) if len(index) > 20 else False,
+        # True / False, or None when not judged: the index's close on the data date or 20 trade dates
+        # before is unknown (index_on_day says which)
+        crowding=crowding,
+        deleveraging=deleveraging,
+        index_on_day=index_on_day,
+        unjudged=[{"signal": name, "reason": "index_incomplete" if index_on_day else "index_missing"}
+                  for name, value in (("crowding", crowding), ("deleveraging", deleveraging)) if value is None],
         series=_series_records(pct.iloc[-days:], "ratio_pct"),
         days_shown=len(pct.iloc[-days:]),
     )
@@ -370,6 +394,8 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     hhi_now, hhi_then = conc["hhi"].iloc[-1], conc["hhi"].iloc[-days - 1]
     top_now, top_then = conc["top5_share_pct"].iloc[-1], conc["top5_share_pct"].iloc[-days - 1]
     cv_of = cv.to_dict()
+    # None where the day T-days has no detail: no claim either way
+    trend = _concentration_trend(hhi_now - hhi_then, top_now - top_then)
     rows = []
     for code, row in table.to_dict("index").items():  # plain dicts: a Series per row costs 30x more
         rows.append(
@@ -393,8 +419,9 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         hhi_change=_num(hhi_now - hhi_then),
         top5_share_pct=_num(top_now),
         top5_change_pp=_num(top_now - top_then),
-        # None where the day T-days has no detail: no claim either way
-        more_balanced=_more_balanced(hhi_now - hhi_then, top_now - top_then),
+        concentration_trend=trend,
+        # the same as a yes / no: None when flat, mixed or unknown
+        more_balanced={"balanced": True, "concentrating": False}.get(trend or ""),
         base_date=wide.index[-days - 1].date().isoformat(),
         base_known=any(r["change"] is not None for r in rows),
         total_rzye=_num(wide.iloc[-1].sum()),
@@ -458,7 +485,7 @@ def sector_figures(engine: Engine, day: date, days: int, code: str, sub: SubRepo
                                      "cv_20d_pct")},
         rank=rank,
         of=len(table["sectors"]),
-        bottoming=any(b["code"] == code for b in table["bottoming"]),
+        bottoming=any(b["code"] == code for b in table["bottoming"] or ()),
         index_return_pct=_num(index_return),
         series=_series_records(balance_series, "rzye"),
     )
@@ -466,19 +493,23 @@ def sector_figures(engine: Engine, day: date, days: int, code: str, sub: SubRepo
 
 
 @queries.shared  # the summary asks twice: for its sectors and for its signals
-def _bottoming(engine: Engine, day: date) -> list[dict[str, str]]:
+def _bottoming(engine: Engine, day: date) -> list[dict[str, str]] | None:
     """Sectors whose financing turned up before their index did (analytics.sectors.bottoming_sectors,
-    20-day changes, 5-day look-back), largest turn first: code and names."""
+    20-day changes, 5-day look-back), largest turn first: code and names. [] without the day's
+    per-stock detail (the reports say so already); None when the sector indexes have no close on the
+    day (not judged, and said so)."""
     start = queries.nth_date_before(engine, day, BOTTOMING_ROWS)
     long = queries.sector_daily(engine, start, day)
-    index_wide = queries.sector_index_closes(engine, start, day)
-    if long.empty or index_wide.empty:
+    if long.empty or long["trade_date"].max().date() != day:
         return []
+    index_wide = queries.sector_index_closes(engine, start, day)
     names_zh, names_en = _industry_names(engine)
     wide = sectors.pivot_balance(long)  # on the trade-date grid: 20 days are 20 trade dates
     wide = wide.reindex(queries.known_trade_dates(engine, wide.index[0].date(), day).union(wide.index))
-    return [{"code": c, "name": names_zh.get(c, c), "name_en": names_en.get(c, c)}
-            for c in sectors.bottoming_sectors(wide, index_wide)]
+    codes = sectors.bottoming_sectors(wide, index_wide)
+    if codes is None:
+        return None
+    return [{"code": c, "name": names_zh.get(c, c), "name_en": names_en.get(c, c)} for c in codes]
 
 
 @queries.shared  # sectors, their bottoming and the stock report each ask
@@ -509,6 +540,10 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
     ratio_history, index = rat.series["ratio_history"], rat.series["index_history"]
     amp = amplification.amplification(ratio_history, index) if len(index) > 80 else float("nan")
     short = _short_structure(engine, day)
+    bottoming = _bottoming(engine, day)
+    unjudged = list(rat.data["unjudged"])
+    if bottoming is None:
+        unjudged.append({"signal": "bottoming", "reason": "sector_index_missing"})
     warnings = []
     if bal["pace_class"] == "sharp":
         warnings.append("pace_sharp")
@@ -542,7 +577,8 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         # under a year of history (no 3-year percentile: PERCENTILE_MIN_DAYS) the pace and the
         # crowding threshold cannot be computed: "nothing unusual" would claim more than the data show
         partial=bal["percentile_3y"] is None,
-        bottoming=_bottoming(engine, day),  # all signals needs of the sectors report
+        bottoming=bottoming,  # all signals needs of the sectors report
+        unjudged=unjudged,  # signals whose inputs are missing on the day, with why
         spikes=[
             {"code": code, "name": names.get(code, code), "rzye": _num(r["rzye"]),
              "change_pct": _num(r["change_pct"]), "zscore": _num(r["zscore"])}
@@ -685,7 +721,11 @@ def top_figures(engine: Engine, day: date, days: int, sector: str | None = None)
     if now.empty:
         raise ReportError("no_stock_detail", date=day.isoformat())
     since = queries.nth_date_before(engine, day, days)
+    if len(queries.trade_date_grid(engine, since, day)) <= days:
+        raise ReportError("not_enough_history", date=day.isoformat(), days=days)
     then = queries.financing_balances_on(engine, since, stocks_only=True)
+    if then.empty:  # the window's first day has no per-stock detail
+        raise ReportError("no_stock_detail", date=since.isoformat())
     named = None
     if sector is not None:
         members = queries.sector_members(engine, sector, day)
@@ -695,7 +735,7 @@ def top_figures(engine: Engine, day: date, days: int, sector: str | None = None)
         if now.empty:
             raise ReportError("no_sector_stocks", sector={"zh": named["name"], "en": named["name_en"]},
                               date=day.isoformat())
-    if len(queries.trade_dates(engine, since, day)) <= days or then.empty:
+    if then.empty:  # none of the sector's stocks had detail then
         raise ReportError("not_enough_history", date=day.isoformat(), days=days)
     risers, fallers = stocks.balance_change_ranking(now, then, TOP_COUNT)
     names = queries.stock_names(engine, [*risers.index, *fallers.index], day)

@@ -60,10 +60,27 @@ def environment(lang: str) -> Environment:
         t=lambda key, **kw: t(lang, key, **kw),
         lang=lang,
         pace=lambda d: fmt.pace(d["pace_class"], d["pace_direction"], lang),
+        # the sectors' concentration trend (figures._concentration_trend); nothing when unknown
+        concentration_words=lambda trend: t(lang, f"concentration.{trend}") if trend else "",
+        unjudged=lambda items, day: _unjudged(items, day, lang),
         # the percentiles' look-back: "近三年" / "of 3 years", or "自 D 以来" / "since D" on a shorter history
         span=lambda since: t(lang, "span.since", date=since) if since else t(lang, "span.three_years"),
     )
     return env
+
+
+def _unjudged(items: list[dict[str, str]], day: str, lang: str) -> str:
+    """One line naming the signals not judged, grouped by why: "未判断:拥挤、去杠杆(上证指数缺 D 收盘)。";
+    "" when every signal was judged."""
+    if not items:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for item in items:
+        by_reason.setdefault(item["reason"], []).append(t(lang, f"unjudged.{item['signal']}"))
+    sep, open_, close, join = ("、", "(", ")", ";") if lang == "zh" else (", ", " (", ")", "; ")
+    parts = [sep.join(names) + open_ + t(lang, f"unjudged.{reason}", date=day) + close
+             for reason, names in by_reason.items()]
+    return t(lang, "unjudged.line", items=join.join(parts))
 
 
 def _squeeze(text: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
@@ -568,15 +568,23 @@ def is_trading_day(engine: Engine, day: date) -> bool | None:
         return conn.execute(select(calendar.trade_date).where(calendar.trade_date == day)).first() is not None
 
 
+def trade_date_grid(engine: Engine, start: date, end: date) -> pd.DatetimeIndex:
+    """Every trade date from `start` to `end` that the data know of: the margin data's dates with
+    known_trade_dates' (the calendar, turnover, index closes), ascending."""
+    return known_trade_dates(engine, start, end).union(pd.DatetimeIndex(trade_dates(engine, start, end)))
+
+
 @shared
 def nth_date_before(engine: Engine, day: date, n: int) -> date:
-    """The trade date n trade days before `day` (or the first stored date)."""
-    ms = models.MarginSummary
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(ms.trade_date).distinct().where(ms.trade_date <= day).order_by(ms.trade_date.desc()).limit(n + 1)
-        ).all()
-    return rows[-1][0] if rows else day
+    """The date n trade dates before `day`, counted on the grid changes are counted on: the margin
+    data's dates with known_trade_dates (the calendar, turnover, index closes), so that a day missing
+    from the margin data is counted, not skipped; the first of them when there are fewer than n."""
+    # about 245 trade dates in 365 days: this span holds n of them but after a long gap in the data
+    for start in (day - timedelta(days=int(n * 1.5) + 30), date(1990, 1, 1)):
+        grid = trade_date_grid(engine, start, day)
+        if len(grid) > n:
+            return grid[-1 - n].date()
+    return grid[0].date() if len(grid) else day
 
 
 def latest_index_list(session: Session, symbol: str) -> tuple[date, set[str]] | None:

@@ -179,7 +179,8 @@ def _turning_points_by_rule(values: list[float], days: int, min_run: int) -> lis
         new = side if math.isnan(d) or d == 0 else (1 if d > 0 else -1)
         if new is not None and side is not None and new != side and run >= min_run:
             out.append((t, "up" if new > 0 else "down", run))
-        run = run + 1 if new == side and new is not None else (1 if new is not None else 0)
+        known = 0 if math.isnan(d) else 1  # an unknown day keeps the side but is not counted
+        run = run + known if new == side and new is not None else (known if new is not None else 0)
         side = new
     return out
 
@@ -199,6 +200,17 @@ def test_turning_points_follow_the_rule_with_gaps_and_flat_days() -> None:
         got = [(s.index.get_loc(day), direction, run) for day, direction, run
                in zip(tp.index, tp["direction"], tp["prior_run"], strict=True)]
         assert got == _turning_points_by_rule(values, days, min_run), (trial, days, min_run)
+
+
+def test_a_run_counts_only_the_days_seen_on_its_side() -> None:
+    # 1-day change: +1 on rows 1..3, unknown on rows 4..12 (rows 4..11 missing), -1 on row 13:
+    # three days seen on the positive side, not 11
+    values = [10.0, 11.0, 12.0, 13.0] + [math.nan] * 8 + [14.0, 13.0]
+    s = _series(values)
+    assert balance.turning_points(s, days=1, min_run=10).empty
+    tp = balance.turning_points(s, days=1, min_run=3)
+    assert list(tp.index) == [s.index[13]]
+    assert list(tp["prior_run"]) == [3]
 
 
 # --- percentile --------------------------------------------------------------------------------------

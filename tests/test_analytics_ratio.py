@@ -93,7 +93,12 @@ def test_crowding_warning() -> None:
     assert ratio.crowding_warning(s, rising, min_days=2, **kw) is True
     assert ratio.crowding_warning(s, falling, min_days=2, **kw) is False
     assert ratio.crowding_warning(s, rising, min_days=3, **kw) is False
-    assert ratio.crowding_warning(s, rising.iloc[:2], min_days=2, **kw) is False  # index too short
+    assert ratio.crowding_warning(s, rising.iloc[:2], min_days=2, **kw) is None  # index too short: unknown
+    # no close on the last day: the return is unknown, and so is the warning; a short run needs no index
+    stale = rising.copy()
+    stale.iloc[-1] = float("nan")
+    assert ratio.crowding_warning(s, stale, min_days=2, **kw) is None
+    assert ratio.crowding_warning(s, stale, min_days=3, **kw) is False
 
 
 def test_deleveraging() -> None:
@@ -101,7 +106,8 @@ def test_deleveraging() -> None:
     assert ratio.deleveraging(r, _series([100.0, 101.0, 99.0]), days=2) is True
     assert ratio.deleveraging(r, _series([100.0, 99.0, 101.0]), days=2) is False
     assert ratio.deleveraging(_series([10.0, 11.0, 12.0]), _series([100.0, 99.0, 98.0]), days=2) is False
-    assert ratio.deleveraging(r, _series([100.0, 99.0, 98.0]), days=5) is False  # not enough history
+    assert ratio.deleveraging(r, _series([100.0, 99.0, 98.0]), days=5) is None  # not enough history
+    assert ratio.deleveraging(r, _series([100.0, 99.0, float("nan")]), days=2) is None  # no close on T
 
 
 # --- amplification ---------------------------------------------------------------------------------

@@ -193,6 +193,12 @@ def test_bottoming_sectors() -> None:
     flat = px.assign(A=100.0)
     assert "A" in sectors.bottoming_sectors(rzye, flat, days=2, lookback=2)
     assert sectors.bottoming_sectors(rzye.iloc[:3], px, days=2, lookback=2) == []
+    # no sector index close on the last day: the price side is unknown, the signal not judged
+    assert sectors.bottoming_sectors(rzye, px.iloc[:-1], days=2, lookback=2) is None
+    # A's close missing on T-2 only: its return unknown, A no longer qualifies; F still does
+    gap = px.copy()
+    gap.loc[idx[3], "A"] = np.nan
+    assert sectors.bottoming_sectors(rzye, gap, days=2, lookback=2) == ["F"]
 
 
 def test_concentration_with_gaps_and_empty_days() -> None:

@@ -423,6 +423,47 @@ def test_ratio_without_short_sales_counts_financing_only(small: Engine) -> None:
 
 
 @pytest.mark.usefixtures("short_history_percentiles")
+def test_a_day_without_short_sales_is_compared_on_financing_purchases_alone(small: Engine) -> None:
+    """Day 28 lacks 融券卖出额: its 10.00% (financing purchases alone) is not ranked against days whose
+    numerator holds short sales too (10.0..10.4), where it would sit near the bottom. Every day is
+    read as 91e9 / 910e9 = 10.00%: the highest (with all the others), the average 10.00%."""
+    d = data(small, "ratio", on=NO_ALL_DAY)
+    assert d["ratio_pct"] == pytest.approx(10.0) and d["rqmce_included"] is False
+    assert d["compared_on_rzmre"] is True
+    assert d["percentile_3y"] == pytest.approx(100.0)
+    assert d["ma20"] == pytest.approx(10.0)
+    assert {round(p["ratio_pct"], 9) for p in d["series"]} == {10.0}
+    assert "分位、均值与信号均按仅融资买入额的口径与历史比较" in report_text.render("ratio", "zh", d)[1]
+    assert "compare financing purchases only on every day" in report_text.render("ratio", "en", d)[1]
+    # a day with short sales is compared as published
+    assert data(small, "ratio", on=DAYS[27])["compared_on_rzmre"] is False
+
+
+def test_index_signals_without_the_days_close_are_not_judged(small_rw: Engine) -> None:
+    """The Shanghai Composite has no close on the data date: deleveraging is unknown (None), named as
+    not judged, never read off the day before's close. Crowding needs the index only after 5 days
+    above the threshold: with no such run it stays a known False."""
+    with session_scope(small_rw) as session:
+        session.execute(delete(models.IndexDaily).where(models.IndexDaily.symbol == "sh000001",
+                                                         models.IndexDaily.trade_date == LAST))
+        bump_data_version(session)
+    d = data(small_rw, "ratio")
+    assert (d["crowding"], d["deleveraging"], d["index_on_day"]) == (False, None, False)
+    assert d["unjudged"] == [{"signal": "deleveraging", "reason": "index_missing"}]
+    zh, en = (report_text.to_plain(report_text.render("ratio", lang, d)[0]) for lang in ("zh", "en"))
+    assert f"未判断:去杠杆(上证指数缺 {LAST.isoformat()} 收盘)。" in zh
+    assert f"Not judged: deleveraging (no Shanghai Composite close for {LAST.isoformat()})." in en
+    # no percentile (30 days of history): no claim of a "usual range" either
+    assert d["percentile_3y"] is None and "常态区间" not in zh and "usual range" not in en
+    g = data(small_rw, "signals")
+    # no sector index is stored at all: bottoming is not judged either
+    assert [u["signal"] for u in g["unjudged"]] == ["deleveraging", "bottoming"]
+    caption = report_text.to_plain(report_text.render("signals", "zh", g)[0])
+    assert f"未判断:去杠杆(上证指数缺 {LAST.isoformat()} 收盘);行业见底(申万行业指数缺 {LAST.isoformat()} 收盘)。" \
+        in caption
+
+
+@pytest.mark.usefixtures("short_history_percentiles")
 def test_ratio_percentile_on_an_earlier_day(small: Engine) -> None:
     d = data(small, "ratio", on=DAYS[27])
     assert d["ratio_pct"] == pytest.approx(10.2)
@@ -507,6 +548,27 @@ def test_one_exchange_without_a_market_row_is_named(sqlite_engine: Engine) -> No
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("hhi_change", "top5_change_pp", "trend", "zh", "en"),
+    [
+        (-35.0, -0.4, "balanced", "行业分布更加均衡", "spread more evenly"),
+        (12.0, 0.0, "concentrating", "资金向头部行业集中", "concentrating in the largest"),
+        (-35.0, 0.2, "mixed", "两项指标方向不一", "the two measures disagree"),
+        (3.0, -0.5, "mixed", "两项指标方向不一", "the two measures disagree"),
+        (0.5, 0.3, "flat", "集中度基本持平", "little changed"),
+        (math.nan, 0.3, None, None, None),
+    ],
+)
+def test_concentration_trend_names_disagreement(hhi_change: float, top5_change_pp: float, trend: str | None,
+                                               zh: str | None, en: str | None) -> None:
+    # HHI down while the top-5 share rose is no "unchanged": the two measures disagree, and the text says so
+    assert figures._concentration_trend(hhi_change, top5_change_pp) == trend
+    for lang, words in (("zh", zh), ("en", en)):
+        env = report_text.environment(lang)
+        said = env.from_string("{{ concentration_words(trend) }}").render(trend=trend)
+        assert (words in said) if words else said == ""
+
+
 def test_sectors_hand_computed(small: Engine) -> None:
     d = data(small, "sectors")
     assert d["days"] == 20
@@ -515,9 +577,9 @@ def test_sectors_hand_computed(small: Engine) -> None:
     assert d["hhi_change"] == pytest.approx(3800 - (40**2 + 40**2 + 20**2))  # +200
     assert d["top5_share_pct"] == pytest.approx(100.0)
     assert d["top5_change_pp"] == pytest.approx(0.0)
-    assert d["more_balanced"] is False
+    assert d["more_balanced"] is False and d["concentration_trend"] == "concentrating"
     assert d["total_rzye"] == pytest.approx(10e9)  # the ETF is left out
-    assert d["bottoming"] == []
+    assert d["bottoming"] is None  # no sector index closes stored: the signal is not judged
     rows = d["sectors"]
     assert [r["code"] for r in rows] == ["270000", "370000", "480000"]  # by change, largest first
     assert [r["name"] for r in rows] == ["电子", "医药生物", "银行"]
@@ -745,6 +807,43 @@ def test_watch_lines_hand_computed(small: Engine) -> None:
     ]
     assert service.watch_text(["000003"], on=DAYS[4], lang="zh").splitlines() == [
         "<b>⭐ 关注</b>", "样本停牌股(000003)融资余额 5.00 亿元 • 0.00 万元,近5日 —"]
+
+
+
+def test_windows_count_trade_dates_missing_from_the_margin_data(small_rw: Engine) -> None:
+    """Day 25 has turnover and index closes but no margin data: /top 5 compares LAST with day 24,
+    five trade dates back, as /sectors 5 does, not with day 23 (five margin dates back)."""
+    gap = DAYS[25]
+    with session_scope(small_rw) as session:
+        for model in (models.MarginSummary, models.StockMargin, models.SectorDaily):
+            session.execute(delete(model).where(model.trade_date == gap))
+        bump_data_version(session)
+    assert queries.nth_date_before(small_rw, LAST, 5) == DAYS[24]
+    top = data(small_rw, "top", days=5)
+    assert top["since"] == DAYS[24].isoformat() == data(small_rw, "sectors", days=5)["base_date"]
+    # 600001 (electronics) rose 25e6 a day from day 9: 5 x 25e6 since day 24
+    riser = next(r for r in top["risers"] if r["code"] == "600001")
+    assert riser["change"] == pytest.approx(5 * 25e6)
+
+
+
+def test_figures_that_cannot_be_computed_are_said_to_be_unknown(small_rw: Engine) -> None:
+    """A balance 15 trade dates into the data has no 20-day change: the pace line still comes, after
+    a sentence that the 20-day change is unknown. A day without sector figures inside the last 20
+    leaves the 20-day stability unknown, and the sectors report says so instead of dropping the line."""
+    zh, en = (report_text.to_plain(report_text.render("balance", lang, data(small_rw, "balance", on=DAYS[15]))[0])
+              for lang in ("zh", "en"))
+    assert "近20日变化未知(20个交易日前没有可比数据);当日余额" in zh
+    assert "The 20-day change is unknown (no comparable data 20 trading days before). The day's move:" in en
+    with session_scope(small_rw) as session:
+        session.execute(delete(models.SectorDaily).where(models.SectorDaily.trade_date == DAYS[22]))
+        bump_data_version(session)
+    d = data(small_rw, "sectors")
+    assert d["stability"]["median_cv_pct"] is None
+    zh_caption, zh_details = report_text.render("sectors", "zh", d)
+    assert "稳定性:近20个交易日的行业数据不全(历史不足或有缺失明细的日子),暂无法计算。" in zh_caption + zh_details
+    en_caption, en_details = report_text.render("sectors", "en", d)
+    assert "Stability: unknown (sector data incomplete over the last 20 trading days" in en_caption + en_details
 
 
 def test_top_hand_computed(small: Engine) -> None:
