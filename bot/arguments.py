@@ -21,6 +21,8 @@ EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sector
 DATE_EXAMPLE = "2024-09-30"
 SECTOR_KINDS = ("top", "sectors")  # the commands that take a sector: its stocks, or that sector alone
 _DATE_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})|(\d{4})(\d{2})(\d{2})")
+# digits, a separator, then a digit or another separator ("2024-09-30", "2024--09-30", not "00700.HK")
+_DATE_SHAPE = re.compile(r"\d+[-/.][-/.\d]")
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,14 @@ def window_limit(kind: str) -> int:
 
 
 def looks_like_date(word: str) -> bool:
-    """Meant as a date: eight digits, or six characters or more that start with a digit and hold a
-    separator (so that "6.5" or "-5" is answered as a bad window, and "no-such" is not a date)."""
+    """Meant as a date: YYYY-MM-DD (also with / or .), YYYYMMDD, or a near miss of those (2024-9,
+    24-09-30, 2024-02-30: answered as a bad date, not as a bad window). That is: eight digits, or six
+    characters or more that start with digits and a separator followed by a digit or another
+    separator. So "6.5" or "-5" is a bad window, "no-such" a word, and digits with an exchange's
+    suffix (00700.HK, 600519.HK) a security to look up."""
     if len(word) == 8 and word.isdigit():
         return True
-    return len(word) >= 6 and word[0].isdigit() and any(sep in word for sep in "-/.")
+    return _DATE_SHAPE.match(word) is not None and len(word) >= 6
 
 
 def parse_date(word: str) -> date:

@@ -185,7 +185,10 @@ class Pusher:
         try:
             message = await self._send(item, report)
         except Forbidden as exc:
-            await run(chats.deactivate, engine, item.chat_id, f"forbidden: {exc.message}")
+            # A group or channel that removed the bot is unsubscribed too (whoever adds it back does
+            # not restart the push: bot.handlers.membership); a user's block keeps theirs (ids of
+            # users are positive, of groups and channels negative).
+            await run(chats.deactivate, engine, item.chat_id, f"forbidden: {exc.message}", item.chat_id < 0)
             await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.FAILED,
                       error=f"forbidden: {exc.message}")
             result.deactivated += 1

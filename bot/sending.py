@@ -34,10 +34,18 @@ NO_PHOTO_RIGHTS = "not enough rights to send photos"
 CHAT_RESTRICTIONS = ("have no rights to send a message", "not enough rights to send text", "topic_closed")
 # The chat no longer exists (a deleted group): nothing will ever reach it.
 CHAT_NOT_FOUND = "chat not found"
+# Telegram's refusals of a stored file_id it no longer takes from this bot.
+REFUSED_FILE_ID = ("file identifier", "file reference", "file_reference")
 
 
 def is_chat_restriction(error: BadRequest) -> bool:
     return any(r in error.message.lower() for r in CHAT_RESTRICTIONS)
+
+
+def is_refused_file_id(error: BadRequest) -> bool:
+    return any(r in error.message.lower() for r in REFUSED_FILE_ID)
+
+
 WINDOWED = tuple(k for k in KINDS if k != "summary")  # the reports a command asks for: all but the push's
 # The windows each report's buttons offer (trade days); a ranking reads best over days, not months.
 WINDOWS = dict.fromkeys(WINDOWED, (20, 60, 250)) | {"top": (1, 5, 20)}
@@ -211,7 +219,7 @@ async def _send_photo(
             **placement.send_kwargs(), **timeouts,
         )
     except BadRequest as exc:
-        if "file identifier" not in exc.message.lower():
+        if not is_refused_file_id(exc):
             raise
         # Telegram no longer knows the stored id: upload the chart again (once), and keep the new id.
         log.warning("chart %s: stored file_id refused (%s); uploading it again", key, exc.message)
@@ -235,14 +243,27 @@ async def upload_chart(bot: Bot, services: Services, chat_id: int, report: Rende
     return known
 
 
+async def _edit_media(bot: Bot, chat_id: int, message_id: int, report: RenderedReport,
+                      photo: str | bytes) -> Message | bool:
+    media = InputMediaPhoto(photo, caption=report.caption, parse_mode=ParseMode.HTML)
+    return await bot.edit_message_media(media, chat_id=chat_id, message_id=message_id,
+                                        reply_markup=window_keyboard(report))
+
+
 async def edit_report(bot: Bot, services: Services, chat_id: int, message_id: int, report: RenderedReport) -> None:
     """Replace chart, caption and buttons of an existing message (window buttons), and the details
     message sent under it where the bot knows it (services.remember_details): a table that
     depends on the window follows it."""
-    media = InputMediaPhoto(await _photo(services, report), caption=report.caption, parse_mode=ParseMode.HTML)
-    message = await bot.edit_message_media(
-        media, chat_id=chat_id, message_id=message_id, reply_markup=window_keyboard(report)
-    )
+    photo = await _photo(services, report)
+    try:
+        message = await _edit_media(bot, chat_id, message_id, report, photo)
+    except BadRequest as exc:
+        if isinstance(photo, bytes) or not is_refused_file_id(exc):
+            raise
+        # As in _send_photo: Telegram no longer knows the stored id; upload the chart instead (once).
+        log.warning("chart %s: stored file_id refused on edit (%s); uploading it", report.chart_key, exc.message)
+        await services.forget_file_id(report.chart_key)
+        message = await _edit_media(bot, chat_id, message_id, report, report.png or b"")
     if isinstance(message, Message) and message.photo and not await services.file_id(report.chart_key):
         await services.remember_file_id(report.chart_key, message.photo[-1].file_id)
     details_id = services.details_messages.get((chat_id, message_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time as _time
 from collections import deque
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from telegram.ext import Application, ContextTypes
 
 from marginbot.settings import Settings
@@ -18,11 +20,13 @@ from reports.service import ReportService
 from storage import chats
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 GROUP_ANSWERS_PER_MINUTE = 20  # Telegram's limit per group
 PRIVATE_ANSWERS_PER_MINUTE = 40
 DETAILS_REMEMBERED = 20_000  # charts whose details message a window button can still find
 FILE_IDS_REMEMBERED = 5_000  # chart file_ids kept in memory (a day's charts in both languages are ~100)
 TEXTS_REMEMBERED = 20_000  # users' messages whose text an edit is compared with (a hash each)
+LINKED_CHANNELS_REMEMBERED = 20_000  # discussion groups whose linked channel is known
 
 
 class Throttle:
@@ -99,6 +103,9 @@ class Services:
     details_messages: dict[tuple[int, int], int] = field(default_factory=dict)
     # (chat, message) -> hash of the text last read from a user's message (read_anew).
     texts_read: dict[tuple[int, int], int] = field(default_factory=dict)
+    # discussion group -> its linked channel, learnt from the channel's posts copied into the group
+    # (bot.handlers.flood.gate): a message sent as that channel comes from one of its admins.
+    linked_channels: dict[int, int] = field(default_factory=dict)
     # Where charts are uploaded to obtain a file_id for inline results when no chat has one yet.
     storage_chat_id: int | None = None
     # One thread for the long work of the daily job (an ingest may take minutes): never one of the
@@ -142,6 +149,14 @@ class Services:
         self.file_ids.pop(key, None)
         await self.run(chats.delete_file_id, self.engine, self._stored_key(key))
 
+    def remember_linked_channel(self, group_id: int, channel_id: int) -> None:
+        """Bounded as the other memories (oldest forgotten first); a restart forgets them all, and
+        messages sent as the channel are refused until its next post reaches the group."""
+        self.linked_channels.pop(group_id, None)
+        self.linked_channels[group_id] = channel_id
+        while len(self.linked_channels) > LINKED_CHANNELS_REMEMBERED:
+            self.linked_channels.pop(next(iter(self.linked_channels)))
+
     def remember_details(self, chat_id: int, chart_message_id: int, details_message_id: int) -> None:
         """The message with a report's details (its table) under the chart it belongs to: a window
         button redraws both. Bounded (oldest forgotten first); after a restart an old chart's
@@ -163,8 +178,15 @@ class Services:
         return not edited or (before is not None and before != hash(text))
 
     async def remember_file_id(self, key: str, file_id: str) -> None:
+        """Keep a chart's file_id, in memory and in the database. Called once Telegram has taken the
+        message: a database failure (a lock held by an import, a dropped connection) must not pass
+        for a failed send (the daily push would send the chat its summary again), so it is logged,
+        and the id stays in memory (the database learns it at the next upload after a restart)."""
         self._keep_file_id(key, file_id)
-        await self.run(chats.save_file_id, self.engine, self._stored_key(key), file_id)
+        try:
+            await self.run(chats.save_file_id, self.engine, self._stored_key(key), file_id)
+        except SQLAlchemyError as exc:
+            log.warning("chart %s: file_id not stored (%s); kept in memory", key, getattr(exc, "orig", None) or exc)
 
 
 def services_of(context: ContextTypes.DEFAULT_TYPE | Application) -> Services:  # type: ignore[type-arg]

@@ -539,13 +539,15 @@ async def test_a_group_that_became_a_supergroup_while_answered_keeps_its_subscri
         demo_db: Engine, shared_reports: ReportService, debug_logs: RecordAll) -> None:
     """The answer to /ratio meets "group chat was upgraded to a supergroup chat" (400 with
     migrate_to_chat_id): the error handler moves the subscription to the new id; the group's doing,
-    not a bug: no apology and no report to the admins. The answer is not sent again to the new id
-    (bot.handlers.errors._chat_gone migrates and stops); the next push reaches the supergroup."""
+    not a bug: no apology and no report to the admins. The supergroup is asked, in one line in its
+    language, to send the command again (bot.handlers.errors._ask_again), rather than the member
+    getting silence; the next push reaches the supergroup."""
     new_id = -1004001
     async with running(demo_db, shared_reports) as h:
         add_people(h)
         await h.write(GROUP, ADMIN, "/subscribe")
         assert h.texts(GROUP) == [t("zh", "bot.subscribed", time="00:00")]
+        h.server.add_chat(new_id, "supergroup", title="两融讨论", members=[MEMBER], admins=[ADMIN])
         h.server.clear_calls()
         h.server.fail_next("sendPhoto", 400, migrate_to_chat_id=new_id, chat_id=GROUP)
         await h.write(GROUP, MEMBER, "/ratio")
@@ -553,10 +555,13 @@ async def test_a_group_that_became_a_supergroup_while_answered_keeps_its_subscri
         [refused] = h.server.calls_for("sendPhoto")
         assert (refused.chat_id, refused.status) == (GROUP, 400)
         assert refused.error_parameters == {"migrate_to_chat_id": new_id}
-        # nothing else was sent anywhere: no details, no apology, no admin report, no second try
-        assert [c.method for c in h.server.calls if c.method != "getUpdates"] == ["sendPhoto"]
+        # nothing else was sent: no details, no apology, no admin report, no second try of the
+        # photo; one line in the supergroup asking for the command again
+        assert [c.method for c in h.server.calls if c.method != "getUpdates"] == ["sendPhoto", "sendMessage"]
         assert h.bot_messages(GROUP)[-1].text == t("zh", "bot.subscribed", time="00:00")
-        assert len(h.bot_messages(GROUP)) == 1 and h.bot_messages(new_id) == []
+        assert len(h.bot_messages(GROUP)) == 1
+        assert h.texts(new_id) == [t("zh", "bot.group_upgraded")]
+        assert h.texts(new_id)[0] == "本群刚升级为超级群组,上一条命令没能回答:请再发送一次。"
         assert h.server.sent_messages(ADMIN_CHAT) == []
         old, new = stored_chat(demo_db, GROUP), stored_chat(demo_db, new_id)
         assert old is not None and (old.subscribed, old.active) == (False, False)
@@ -568,7 +573,6 @@ async def test_a_group_that_became_a_supergroup_while_answered_keeps_its_subscri
             r.getMessage() for r in debug_logs.records if r.name == "bot.handlers.errors"]
         assert not [r for r in debug_logs.records if r.levelno >= logging.ERROR]
 
-        h.server.add_chat(new_id, "supergroup", title="两融讨论", members=[MEMBER], admins=[ADMIN])
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None and (result.sent, result.failed) == (1, 0)
         [pushed] = h.photos(new_id)

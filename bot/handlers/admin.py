@@ -27,7 +27,8 @@ async def status_command(update: Update, context: Context) -> None:
         return
     lang = await chat_language(update, context)
     status = await services.run(read_status, services.engine)
-    await reply(update, render_status(lang, status))
+    # a Jinja render, as a report's: in the worker pool, not on the event loop
+    await reply(update, await services.run(render_status, lang, status))
 
 
 def handlers() -> list:  # type: ignore[type-arg]

@@ -7,14 +7,23 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from telegram import CallbackQuery, Chat, InlineKeyboardMarkup, InlineQuery, InlineQueryResult, Message, Update
+from telegram import (
+    CallbackQuery,
+    Chat,
+    InlineKeyboardMarkup,
+    InlineQuery,
+    InlineQueryResult,
+    Message,
+    Update,
+    User,
+)
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.sending import Placement
-from bot.services import services_of
-from reports.i18n import pick_language, t
+from bot.services import Services, services_of
+from reports.i18n import LANGUAGES, pick_language, t
 from storage import chats
 
 Context = ContextTypes.DEFAULT_TYPE
@@ -60,6 +69,16 @@ async def chat_language(update: Update, context: Context) -> str:
         chats.ensure_chat, services.engine, chat.id, chat.type, chat.title or chat.full_name or "", guess
     )
     return stored.language
+
+
+async def user_language(services: Services, user: User | None) -> str:
+    """Where there is no chat to answer in (inline mode): the language the user chose in their
+    private chat with the bot (/settings), else their Telegram one."""
+    if user is not None:
+        stored = await services.run(chats.get_chat, services.engine, user.id)
+        if stored is not None and stored.language in LANGUAGES:
+            return str(stored.language)
+    return pick_language(user.language_code if user else None, services.settings.default_language)
 
 
 async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
@@ -124,13 +143,20 @@ def is_group(chat: Chat) -> bool:
 async def is_admin(update: Update, context: Context) -> bool:
     """True in private chats; in groups and channels, when the sender is an admin: one posting as the
     chat itself (a group's anonymous admin, any channel post), or a user whose membership says so
-    (a button under a channel post may be pressed by any subscriber)."""
+    (a button under a channel post may be pressed by any subscriber).
+
+    A message sent as another chat (a member posting as their own channel) comes from Telegram's
+    placeholder user (Channel_Bot), whose membership says nothing about who wrote it: refused,
+    unless that chat is the group's linked channel (its admins run the discussion group), known
+    when one of its posts was copied into the group (bot.handlers.flood.gate)."""
     chat, user = update.effective_chat, update.effective_user
     if chat is None or chat.type == ChatType.PRIVATE:
         return True
     posted = written(update) or update.channel_post
-    if posted is not None and posted.sender_chat is not None and posted.sender_chat.id == chat.id:
-        return True
+    if posted is not None and posted.sender_chat is not None:
+        if posted.sender_chat.id == chat.id:
+            return True
+        return services_of(context).linked_channels.get(chat.id) == posted.sender_chat.id
     if user is None:
         return False
     member = await context.bot.get_chat_member(chat.id, user.id)

@@ -15,11 +15,11 @@ import os
 import time
 import traceback
 
-from telegram import InlineQueryResultsButton, Update
+from telegram import Chat, InlineQueryResultsButton, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.handlers.common import Context, is_stale_query, placement
+from bot.handlers.common import Context, is_stale_query, placement, user_language
 from bot.sending import is_chat_restriction
 from bot.services import services_of
 from marginbot.logging_setup import redact
@@ -61,7 +61,7 @@ async def on_error(update: object, context: Context) -> None:
         log.info("chat %s does not let the bot answer: %s", chat.id if chat else "?", error.message)
         return
     if chat is not None and isinstance(error, Forbidden | ChatMigrated):
-        await _chat_gone(context, chat.id, error)
+        await _chat_gone(update, context, chat, error)
         return
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__)) if error else ""
     # The trace as redacted text, not exc_info: an exception's text may carry a request URL, hence the token.
@@ -86,8 +86,12 @@ async def on_error(update: object, context: Context) -> None:
             except TelegramError:
                 log.warning("could not send the apology to chat %s", update.effective_chat.id)
     elif isinstance(update, Update) and update.inline_query is not None:
-        user = update.inline_query.from_user
-        lang = pick_language(user.language_code if user else None, services.settings.default_language)
+        try:  # the language inline answers are given in (bot.handlers.inline); the database may be what failed
+            lang = await user_language(services, update.inline_query.from_user)
+        except Exception:
+            log.warning("could not read the user's language for the failed inline query")
+            user = update.inline_query.from_user
+            lang = pick_language(user.language_code if user else None, services.settings.default_language)
         try:  # no chat to apologise in: an empty answer saying why, so the user's client stops waiting
             await update.inline_query.answer([], cache_time=0, is_personal=True, button=InlineQueryResultsButton(
                 text=t(lang, "bot.inline_error"), start_parameter="help"))
@@ -108,13 +112,32 @@ async def on_error(update: object, context: Context) -> None:
             log.warning("could not report the error to admin chat %s", admin)
 
 
-async def _chat_gone(context: Context, chat_id: int, error: Forbidden | ChatMigrated) -> None:
-    """An answer met a chat that blocked or removed the bot (deactivated, as the push does) or a
-    group that became a supergroup (its subscription moved): the chat's doing, not a bug."""
+async def _chat_gone(update: object, context: Context, chat: Chat, error: Forbidden | ChatMigrated) -> None:
+    """An answer met a chat that blocked or removed the bot (deactivated, as the push does; a group
+    or channel unsubscribed too, as bot.handlers.membership does) or a group that became a
+    supergroup (its subscription moved, and the member told to ask again there): the chat's doing,
+    not a bug."""
     services = services_of(context)
     if isinstance(error, ChatMigrated):
-        log.info("chat %s became supergroup %s while answering it", chat_id, error.new_chat_id)
-        await services.run(chats.migrate, services.engine, chat_id, error.new_chat_id)
+        log.info("chat %s became supergroup %s while answering it", chat.id, error.new_chat_id)
+        await services.run(chats.migrate, services.engine, chat.id, error.new_chat_id)
+        await _ask_again(update, context, error.new_chat_id)
     else:
-        log.info("chat %s refused the answer (%s): deactivated", chat_id, error.message)
-        await services.run(chats.deactivate, services.engine, chat_id, f"forbidden: {error.message}")
+        log.info("chat %s refused the answer (%s): deactivated", chat.id, error.message)
+        await services.run(chats.deactivate, services.engine, chat.id, f"forbidden: {error.message}",
+                           chat.type != ChatType.PRIVATE)
+
+
+async def _ask_again(update: object, context: Context, new_chat_id: int) -> None:
+    """A member's request met the group's upgrade: its answer is lost with the old id, so the
+    supergroup gets one line asking to send it again (not the answer itself: part of it may have
+    gone out before the upgrade, and a redrawn button's message is in the old chat)."""
+    if not isinstance(update, Update) or (update.effective_message is None and update.callback_query is None):
+        return
+    services = services_of(context)
+    try:
+        stored = await services.run(chats.get_chat, services.engine, new_chat_id)
+        lang = stored.language if stored else services.settings.default_language
+        await context.bot.send_message(new_chat_id, t(lang, "bot.group_upgraded"), parse_mode=ParseMode.HTML)
+    except TelegramError as exc:
+        log.warning("could not ask supergroup %s to send its request again: %s", new_chat_id, exc)

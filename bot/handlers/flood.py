@@ -1,7 +1,7 @@
 """The flood gate: a per-chat budget of answers, checked before any handler runs.
 
-Every command the bot answers costs a message (a report command with good arguments two: its chart
-and its details), and a group takes at most 20 a minute (Telegram):
+Every command the bot answers costs a message (one that sends a report two: its chart and its
+details; so does a choice button, which sends one too), and a group takes at most 20 a minute (Telegram):
 answers beyond that wait in the rate limiter, each holding one of the application's update slots,
 so one chat flooding cheap commands (bad arguments, unknown commands) would soon leave none for
 anybody else. Over its budget (services.GROUP_ANSWERS_PER_MINUTE, PRIVATE_ANSWERS_PER_MINUTE), a
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, TypeHandler
 
 from bot.arguments import ArgumentError, parse_report_args
@@ -30,6 +31,7 @@ from bot.handlers.common import (
     written,
 )
 from bot.handlers.reports import REPORT_COMMANDS
+from bot.sending import parse_start_payload, parse_window_data
 from bot.services import services_of
 from reports.i18n import t
 
@@ -41,14 +43,24 @@ REPORT_MESSAGES = 2
 
 
 def messages_asked(update: Update) -> int:
-    """The messages the answer will take: REPORT_MESSAGES for a report command whose arguments
-    parse (a bad one is answered in one line), else one."""
+    """The messages the answer will take: REPORT_MESSAGES for what sends a report (a report command
+    whose arguments parse, a deep link /start <payload>, a choice button "p:"; a bad one is answered
+    in one line), else one."""
+    query = update.callback_query
+    if query is not None:
+        return REPORT_MESSAGES if is_choice(query.data) else 1
     message = written(update)
     text = message.text if message is not None and message.text else ""
     if not text.startswith("/"):
         return 1
     command, *words = text.split()
     kind = command.lstrip("/").split("@")[0].lower()
+    if kind == "start":
+        try:
+            parse_start_payload(words[0] if words else "")
+        except ValueError:
+            return 1  # the welcome
+        return REPORT_MESSAGES
     if kind not in REPORT_COMMANDS:
         return 1
     try:
@@ -58,16 +70,26 @@ def messages_asked(update: Update) -> int:
     return REPORT_MESSAGES
 
 
+def is_choice(data: str | None) -> bool:
+    """A choice button's data (bot.sending.pick_data): pressed, it sends a whole new report."""
+    try:
+        parse_window_data(data or "", prefix="p")
+    except ValueError:
+        return False
+    return True
+
+
 def asks_for_an_answer(update: Update, context: Context) -> bool:
     """In a private chat any message or button press; in a group a command this bot answers: one of
     its own (/ratio, /ratio@thisbot) or any named for it (/foo@thisbot), never another bot's (/roll,
-    /ratio@otherbot). A group's button presses cost it no message (they edit one): not counted here
-    (the reports they redraw are, by services.throttle)."""
+    /ratio@otherbot). A group's window and settings buttons cost it no message (they edit one): not
+    counted here (the reports they redraw are, by services.throttle); its choice buttons send a new
+    report, and are."""
     chat = update.effective_chat
     if chat is None:
         return False
     if update.callback_query is not None:
-        return not is_group(chat)
+        return not is_group(chat) or is_choice(update.callback_query.data)
     message = written(update)
     if message is None or message.via_bot is not None:
         return False  # no message, or this bot's own inline result: nothing is answered
@@ -85,7 +107,10 @@ async def gate(update: Update, context: Context) -> None:
     message = written(update)
     if message is not None and message.is_automatic_forward:
         # A linked channel's post copied into its discussion group: the channel's command was
-        # answered (or not) in the channel; answering the copy would do it twice.
+        # answered (or not) in the channel; answering the copy would do it twice. It tells which
+        # channel is linked (common.is_admin).
+        if chat is not None and message.sender_chat is not None and message.sender_chat.type == ChatType.CHANNEL:
+            services.remember_linked_channel(chat.id, message.sender_chat.id)
         raise ApplicationHandlerStop
     if chat is not None and message is not None and not services.read_anew(
             chat.id, message.message_id, message.text or message.caption or "",

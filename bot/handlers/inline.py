@@ -25,14 +25,13 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, InlineQueryHandler
 
 from bot.arguments import INLINE_REPORTS, parse_inline_query
-from bot.handlers.common import Context, answer_inline
+from bot.handlers.common import Context, answer_inline, user_language
 from bot.sending import start_payload, upload_chart
 from bot.services import Services, services_of
 from reports import securities
 from reports.errors import ReportError
-from reports.i18n import LANGUAGES, pick_language, t
+from reports.i18n import LANGUAGES, t
 from reports.service import RenderedReport
-from storage import chats
 
 log = logging.getLogger(__name__)
 # Seconds an inline answer waits for charts to upload before it offers what is ready.
@@ -42,14 +41,6 @@ INLINE_WAIT_SECONDS = 4.0
 INLINE_RENDER_SECONDS = 3.0
 # Telegram shows a results button's text on one line: longer reasons are cut.
 BUTTON_TEXT_LIMIT = 64
-
-
-async def _language(services: Services, query_user_id: int, telegram_code: str | None) -> str:
-    """The language the user chose in their private chat with the bot (/settings), else their Telegram one."""
-    stored = await services.run(chats.get_chat, services.engine, query_user_id)
-    if stored is not None and stored.language in LANGUAGES:
-        return str(stored.language)
-    return pick_language(telegram_code, services.settings.default_language)
 
 
 def _button(text: str, payload: str = "help") -> InlineQueryResultsButton:
@@ -121,7 +112,7 @@ async def inline_query(update: Update, context: Context) -> None:
     if query is None:
         return
     services = services_of(context)
-    lang = await _language(services, query.from_user.id, query.from_user.language_code)
+    lang = await user_language(services, query.from_user)
     request = parse_inline_query(query.query)
     if request.bad_date is not None or request.two_dates:
         reason = (t(lang, "bot.inline_one_date") if request.two_dates
@@ -134,6 +125,10 @@ async def inline_query(update: Update, context: Context) -> None:
         candidates = await services.run(securities.candidates, services.engine, request.name, request.on)
         if len(candidates) == 1:
             wanted = [("stock", candidates[0][0])]
+        elif not candidates and request.name[0].isdigit():
+            # digits first (00700.HK, 600519.HK): meant as a code, so the reason is "no such
+            # security", not the market's reports
+            wanted = [("stock", request.name)]
     # Any code, sector or date may be asked, each a render and an upload: a query that needs a chart
     # not made yet is counted against the user's allowance of expensive requests (the same as their
     # private chat's; over it, nothing for a while). Typing through cached charts costs nothing.

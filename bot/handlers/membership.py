@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import ChatMemberUpdated, Update
+from telegram import ChatMemberRestricted, ChatMemberUpdated, Update
 from telegram.constants import ChatMemberStatus
 from telegram.ext import ChatMemberHandler, MessageHandler, filters
 
@@ -18,6 +18,15 @@ log = logging.getLogger(__name__)
 GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
 
 
+def is_gone(change: ChatMemberUpdated) -> bool:
+    """The bot is no longer in the chat: left or banned, or removed while muted (Telegram keeps a
+    restricted member's restrictions after removal: status "restricted" with is_member false)."""
+    member = change.new_chat_member
+    if member.status in GONE:
+        return True
+    return isinstance(member, ChatMemberRestricted) and not member.is_member
+
+
 async def my_chat_member(update: Update, context: Context) -> None:
     change: ChatMemberUpdated | None = update.my_chat_member
     if change is None:
@@ -25,12 +34,13 @@ async def my_chat_member(update: Update, context: Context) -> None:
     services = services_of(context)
     chat = change.chat
     status = change.new_chat_member.status
-    if status in GONE:
-        log.info("bot removed from chat %s (%s): deactivating", chat.id, status)
+    if is_gone(change):
+        reason = f"bot {status}" if status in GONE else "bot removed while restricted"
+        log.info("bot removed from chat %s (%s): deactivating", chat.id, reason)
         # A group or channel that removed the bot ends its subscription: whoever adds it back later
         # (in a group any member may) does not turn the push on again; its admins subscribe anew. A
         # user who blocked the bot and comes back keeps theirs.
-        await services.run(chats.deactivate, services.engine, chat.id, f"bot {status}", chat.type != chat.PRIVATE)
+        await services.run(chats.deactivate, services.engine, chat.id, reason, chat.type != chat.PRIVATE)
     else:
         # A group the bot is added to speaks the language of whoever added it, as a chat whose first
         # contact is a message speaks its sender's.

@@ -20,6 +20,9 @@ from sandbox.botapi.state import ApiCall, BotEvent, ChatState, StoredMessage, _m
 from sandbox.botapi.text import _utf16_len
 from sandbox.botapi.wire import _phrase
 
+# Telegram's placeholder senders of messages sent on behalf of a chat (Message.from_user).
+GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 _COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,64})?")
 
 P = ParamSpec("P")
@@ -151,11 +154,16 @@ class _ControlApi(_ServerBase):
         *,
         reply_to_message_id: int | None = None,
         thread_id: int | None = None,
+        sender_chat: int | None = None,
     ) -> dict[str, Any]:
         """A user writes ``text`` in a chat (in forum topic ``thread_id``); returns the ``Message``
         object delivered to the bot.
 
         A leading command (``/ratio`` or ``/ratio@botname``) gets a ``bot_command`` entity.
+        ``sender_chat``: the message is sent on behalf of a chat, as Telegram delivers it: the group
+        itself (an anonymous admin, ``from`` GroupAnonymousBot) or a channel (a member posting as
+        their channel, or the group's linked channel; ``from`` Channel_Bot); ``from_user`` is then
+        who did it, never shown to the bot.
         """
         chat = self._known_chat(chat_id)
         if thread_id is not None and not chat.is_forum:
@@ -163,6 +171,9 @@ class _ControlApi(_ServerBase):
         user = self._user(from_user)
         if chat.is_group and chat.members.get(int(user["id"])) in (None, "left", "kicked"):
             chat.members[int(user["id"])] = "member"
+        on_behalf = self._known_chat(sender_chat) if sender_chat is not None else None
+        if on_behalf is not None:
+            user = dict(GROUP_ANONYMOUS_BOT if on_behalf.id == chat.id else CHANNEL_BOT)
         entities = None
         match = _COMMAND_RE.match(text)
         if match and (match.end() == len(text) or text[match.end()].isspace()):
@@ -170,6 +181,8 @@ class _ControlApi(_ServerBase):
         reply_to = chat.messages.get(reply_to_message_id) if reply_to_message_id is not None else None
         message = self._new_message(chat, user, text=text, entities=entities, reply_to=reply_to,
                                     message_thread_id=thread_id)
+        if on_behalf is not None:
+            message.extra["sender_chat"] = on_behalf.to_api()
         payload = message.to_api()
         self._push_update("message", payload, chat.id)
         return payload
@@ -343,11 +356,14 @@ class _ControlApi(_ServerBase):
 
     @_threadsafe
     def inject_my_chat_member(
-        self, chat_id: int, old_status: str, new_status: str, *, from_user: int | dict[str, Any] | None = None
+        self, chat_id: int, old_status: str, new_status: str, *, from_user: int | dict[str, Any] | None = None,
+        is_member: bool = True,
     ) -> dict[str, Any]:
         """The bot's membership changes (e.g. "member" -> "kicked"); later sends follow the new status.
 
-        In a private chat "kicked" means the user blocked the bot (sends answer 403).
+        In a private chat "kicked" means the user blocked the bot (sends answer 403). ``is_member``
+        False with ``new_status`` "restricted": the muted bot was removed (Telegram keeps its
+        restrictions: still "restricted", no longer a member; sends answer 403 as for "left").
         """
         chat = self._known_chat(chat_id)
         if from_user is None:
@@ -365,7 +381,9 @@ class _ControlApi(_ServerBase):
             "old_chat_member": _member_json(self.bot_user, old_status),
             "new_chat_member": _member_json(self.bot_user, new_status),
         }
-        chat.bot_status = new_status
+        if new_status == "restricted" and not is_member:
+            payload["new_chat_member"]["is_member"] = False
+        chat.bot_status = "left" if new_status == "restricted" and not is_member else new_status
         self._push_update("my_chat_member", payload, chat.id)
         return payload
 

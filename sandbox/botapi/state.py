@@ -96,8 +96,9 @@ class StoredMessage:
 
     @property
     def from_bot(self) -> bool:
-        """True for messages the bot sent."""
-        return bool(self.sender.get("is_bot"))
+        """True for messages the bot sent (not a user's sent on behalf of a chat, whose sender is
+        Telegram's placeholder bot)."""
+        return bool(self.sender.get("is_bot")) and "sender_chat" not in self.extra
 
     @property
     def photo_file_id(self) -> str | None:
@@ -238,6 +239,7 @@ def _member_json(user: dict[str, Any], status: str) -> dict[str, Any]:
                     "can_send_video_notes",
                     "can_send_voice_notes",
                     "can_edit_tag",
+                    "can_react_to_messages",  # required by python-telegram-bot 22.8
                 ),
                 False,
             ),
