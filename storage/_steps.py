@@ -19,6 +19,9 @@ from storage import models
 from storage.database import upsert
 
 DONE, PENDING, FAILED = "done", "pending", "failed"
+# A required step that kept failing on a day other than the newest (storage.ingest.REQUIRED_MAX_ATTEMPTS):
+# not done (its day is not complete), skipped by automatic runs, retried by a run given --start/--end.
+GIVEN_UP = "given_up"
 SECTORS = "sector_daily"  # the per-day step that builds a day's sector figures from its whole detail
 # What a malformed answer can raise in the checks after akshare returned: a failure of that source.
 PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
@@ -65,7 +68,7 @@ class DayResult:
     def status(self) -> str:
         if self.complete:
             return DONE
-        return FAILED if any(s.status == FAILED for s in self.steps) else PENDING
+        return FAILED if any(s.status in (FAILED, GIVEN_UP) for s in self.steps) else PENDING
 
     def line(self) -> str:
         parts = ", ".join(f"{s.source} {s.status}" + (f" ({s.message})" if s.message else "") for s in self.steps)
@@ -80,6 +83,7 @@ class IngestResult:
     history: list[StepOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     fatal: str = ""
+    skipped: list[date] = field(default_factory=list)  # days with a given-up step, not tried by this run
 
     @property
     def ok(self) -> bool:
@@ -97,10 +101,17 @@ class IngestResult:
             return f"ingest failed: {self.fatal}"
         span = f"{self.days[0].day}..{self.days[-1].day}" if self.days else "nothing to fetch"
         hist_failed = sum(1 for h in self.history if h.status == FAILED)
-        return (
+        line = (
             f"ingest {span}: {self.count(DONE)} days done, {self.count(PENDING)} pending, "
             f"{self.count(FAILED)} failed; history {len(self.history) - hist_failed} ok, {hist_failed} failed"
         )
+        given_up = [d.day for d in self.days if any(s.status == GIVEN_UP for s in d.steps)]
+        if given_up:
+            line += f"; given up now: {', '.join(map(str, given_up))}"
+        if self.skipped:
+            line += (f"; {len(self.skipped)} given-up days skipped ({self.skipped[0]}..{self.skipped[-1]}: "
+                     "marginbot ingest --start/--end retries them)")
+        return line
 
     def details(self) -> list[str]:
         """One line per day and per history step, for a verbose report."""

@@ -29,11 +29,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
 from storage import models
-from storage._steps import upsert_changed
+from storage._steps import sector_days_ready, upsert_changed
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import exchange_of, industry_name_rows, is_fund_code, level1_code
 from storage.ingest import MARGIN_START, drop_demo_data
@@ -41,8 +41,11 @@ from storage.sources import (
     IDENTITY_RTOL,
     RZYE_MAX,
     SECURITY_RZYE_MAX,
+    SUMMARY_UNIT,
     TURNOVER_MAX,
+    derive_rzche,
     derive_stock_rzche,
+    rounding_tolerance,
     summary_row_problem,
     turnover_problem,
 )
@@ -222,7 +225,7 @@ def _read_margin(reader: _Reader) -> list[dict[str, Any]]:
             expected = rec["rzye"] + rec["rqye"]
             if rec["rzrqye"] is None:
                 rec["rzrqye"] = expected
-            elif abs(rec["rzrqye"] - expected) > IDENTITY_RTOL * max(expected, 1.0):
+            elif abs(rec["rzrqye"] - expected) > rounding_tolerance(expected, IDENTITY_RTOL, SUMMARY_UNIT[exchange]):
                 raise reader.fail(row.line, f"rzrqye {row.values['rzrqye']} is not rzye + rqye = {expected:.0f} "
                                             "(a column in another unit?)")
         _check_margin_units(reader, row, rec, day, exchange)
@@ -246,7 +249,9 @@ def _check_margin_units(reader: _Reader, row: _Row, rec: dict[str, Any], day: da
     if summary_row_problem(SimpleNamespace(trade_date=day, **(blank | {"rzye": rec["rzye"]})), exchange) is not None:
         hint = _unit_hint(rec["rzye"] > RZYE_MAX[exchange])
         raise reader.fail(row.line, f"rzye {row.values['rzye']} is not a plausible balance in 元 for {exchange} {hint}")
-    problem = summary_row_problem(SimpleNamespace(trade_date=day, **{c: rec[c] for c in _MARGIN_NUMBERS}), exchange)
+    # A file may carry an exchange's printed figures (SZSE's 0.01 亿元): the identity allows their rounding.
+    problem = summary_row_problem(SimpleNamespace(trade_date=day, **{c: rec[c] for c in _MARGIN_NUMBERS}), exchange,
+                                  SUMMARY_UNIT[exchange])
     if problem is not None:
         raise reader.fail(row.line, f"{problem} (a column in another unit?)")
 
@@ -298,6 +303,7 @@ def _read_stocks(reader: _Reader) -> list[dict[str, Any]]:
             name=name,
             exchange=exchange_of(code),
             is_fund=is_fund_code(code),
+            rzche_derived=False,  # as given; an empty cell is derived later (_derive_stock_rzche)
             rqye_estimated=False,
         )
         out.append(rec)
@@ -367,10 +373,13 @@ def _stock_calendar(session: Session) -> list[date]:
 
 
 def _derive_stock_rzche(session: Session, dates: list[date]) -> list[date]:
-    """Stock rows of `dates`, and of the trade date after each, without 融资偿还额 get it from the
-    previous trade date's rows of the same exchange (derive_stock_rzche: a security absent there
-    had no financing), as the ingest does for SZSE and BSE, which omit it; rows whose previous trade
-    date has no detail of their exchange stay unknown. Returns the dates whose rows changed."""
+    """Stock rows of `dates`, and of the trade date after each, whose 融资偿还额 is unknown or was
+    derived (rzche_derived) get it, again, from the previous trade date's rows of the same exchange:
+    rzye(T-1) + rzmre(T) - rzye(T) (derive_stock_rzche: a security absent there had no financing),
+    as the ingest does for SZSE and BSE, which omit it. So a day whose balances changed never leaves
+    the next day's derived figures stale; a figure a file or an exchange gave is left as given. Rows
+    whose previous trade date has no detail of their exchange stay as they are. Returns the dates
+    whose rows changed."""
     calendar = _stock_calendar(session)
     position = {day: i for i, day in enumerate(calendar)}
     targets = set(dates) | {calendar[position[d] + 1] for d in dates if position[d] + 1 < len(calendar)}
@@ -380,19 +389,51 @@ def _derive_stock_rzche(session: Session, dates: list[date]) -> list[date]:
         if position[day] == 0:
             continue
         previous_day = calendar[position[day] - 1]
-        unknown = session.execute(select(sm).where(sm.trade_date == day, sm.rzche.is_(None))).scalars().all()
-        exchanges = {row.exchange for row in unknown}
-        for exchange in exchanges:
+        derivable = session.execute(select(sm).where(
+            sm.trade_date == day, or_(sm.rzche.is_(None), sm.rzche_derived))).scalars().all()
+        for exchange in {row.exchange for row in derivable}:
             previous = dict(session.execute(select(sm.code, sm.rzye).where(
                 sm.trade_date == previous_day, sm.exchange == exchange)).all())
             if not previous:
                 continue
-            for row in unknown:
-                if row.exchange == exchange:
-                    row.rzche = derive_stock_rzche(row.rzye, row.rzmre, previous.get(row.code))
+            for row in derivable:
+                if row.exchange != exchange:
+                    continue
+                rzche = derive_stock_rzche(row.rzye, row.rzmre, previous.get(row.code))
+                if (rzche, rzche is not None) != (row.rzche, row.rzche_derived):
+                    row.rzche, row.rzche_derived = rzche, rzche is not None
                     changed.add(day)
     session.flush()
     return sorted(changed)
+
+
+def _derive_summary_rzche(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Margin rows written, and the next trade date's row of the same exchange, whose 融资偿还额 was
+    derived (rzche_derived: the ingest's, for SZSE, BSE and SSE) get it again from the previous
+    trade date's 融资余额: rzye(T-1) + rzmre(T) - rzye(T), unknown where a term is. A figure given
+    (by a file, by an exchange) and an unknown one are left as they are."""
+    if not rows:
+        return
+    calendar = _stock_calendar(session)
+    position = {day: i for i, day in enumerate(calendar)}
+    ms = models.MarginSummary
+    targets: set[tuple[date, str]] = set()
+    for row in rows:
+        at = position[row["trade_date"]]
+        targets.add((row["trade_date"], row["exchange"]))
+        if at + 1 < len(calendar):
+            targets.add((calendar[at + 1], row["exchange"]))
+    for day, exchange in sorted(targets):
+        stored = session.execute(select(ms).where(ms.trade_date == day, ms.exchange == exchange,
+                                                  ms.rzche_derived)).scalars().first()
+        if stored is None:
+            continue
+        before = None if position[day] == 0 else session.execute(select(ms.rzye).where(
+            ms.trade_date == calendar[position[day] - 1], ms.exchange == exchange)).scalar()
+        rzche = derive_rzche(stored.rzye, stored.rzmre, before)
+        if rzche != stored.rzche:
+            stored.rzche, stored.rzche_derived = rzche, rzche is not None
+    session.flush()
 
 
 # What each kind writes: the table and its natural key.
@@ -415,9 +456,11 @@ def _merged(kind: str) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, A
         row = {k: stored[k] if v is None and stored.get(k) is not None else v for k, v in new.items()}
         if kind == "margin" and new["rzrqye"] is None:
             row["rzrqye"] = None if row["rzye"] is None or row["rqye"] is None else row["rzye"] + row["rqye"]
+        if kind in ("margin", "stocks") and new["rzche"] is None:
+            row["rzche_derived"] = stored["rzche_derived"]  # a kept figure keeps its mark
         if kind == "stocks":
             if new["rzche"] is None and (row["rzye"], row["rzmre"]) != (stored["rzye"], stored["rzmre"]):
-                row["rzche"] = None
+                row["rzche"], row["rzche_derived"] = None, False  # made again from the new figures
             if new["rqye"] is None:
                 row["rqye_estimated"] = stored["rqye_estimated"]
         return row
@@ -448,10 +491,13 @@ def _write(session: Session, kind: str, rows: list[dict[str, Any]], replaced_dem
     changed_days = sorted({r["trade_date"] for r in written}) if days else []
     if kind == "margin":
         upsert(session, models.TradingDay, [{"trade_date": d} for d in days])  # inserts the new ones only
+        _derive_summary_rzche(session, written)
     elif kind == "stocks" and changed_days:
-        changed_days = sorted({*changed_days, *_derive_stock_rzche(session, changed_days)})
-        _rebuild_sectors(session, changed_days)
-        _rebuild_spikes(session, changed_days)
+        # The next trade dates whose derived 融资偿还额 moved with the file's balances: their sectors
+        # (where ingestion is not still bringing the day in) and spikes are made again too.
+        later = sorted(set(_derive_stock_rzche(session, changed_days)) - set(changed_days))
+        _rebuild_sectors(session, [*changed_days, *sector_days_ready(session, later)])
+        _rebuild_spikes(session, sorted({*changed_days, *later}))
     elif kind == "industries" and written:
         upsert(session, models.IndustryName, industry_name_rows())
         stock_days = session.execute(select(models.StockMargin.trade_date).distinct()).scalars().all()

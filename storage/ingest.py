@@ -3,8 +3,9 @@
 Per trade date T there are six per-day sources (SSE, SZSE, BSE summary and detail) and one derived
 step (the day's SectorDaily). Each (day, source) is written in one transaction together with its
 IngestStatus row and a data_version bump; a failure writes nothing but its IngestStatus row
-(pending = not published yet, failed = error), so the stored data stays as it was. A day is complete
-when all of its required steps are done. Two more per-day steps are optional: the official A-share
+(pending = not published yet, failed = error, given_up = a required step of an older day that kept
+failing: see REQUIRED_MAX_ATTEMPTS), so the stored data stays as it was. A day is complete when all of
+its required steps are done (a given-up step is not). Two more per-day steps are optional: the official A-share
 turnover of SSE (stock_sse_deal_daily, from 2021-12-27) and SZSE (stock_szse_summary). They replace
 the index-amount fallback row of their (day, exchange) by an a_share_only one; their failure is
 recorded (pending or failed) and retried in later runs, but never keeps a day from being complete.
@@ -27,7 +28,8 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -36,6 +38,7 @@ from storage import models
 from storage._steps import (
     DONE,
     FAILED,
+    GIVEN_UP,
     PARSE_ERRORS,
     PENDING,
     SECTORS,
@@ -48,11 +51,12 @@ from storage._steps import (
     stored_calendar,
     upsert_changed,
 )
-from storage.database import bump_data_version, is_demo, session_scope, set_meta, upsert
+from storage.database import bump_data_version, is_demo, session_scope, upsert
 from storage.history import CHECKED_KEYS, HISTORY_STEPS, history_step, refresh_history
 from storage.lending import value_sse_lending
 from storage.sources import (
     SSE_DEAL_DAILY_START,
+    SSE_SPAN_DAYS,
     NotPublished,
     Sources,
     UpstreamError,
@@ -77,6 +81,12 @@ TURNOVER_SOURCES: dict[str, tuple[str, str]] = {
 }
 # An optional step that failed (or stayed pending) this many times is no longer retried by itself.
 OPTIONAL_MAX_ATTEMPTS = 5
+# A required step of a day older than the latest published one that fails on its attempt number
+# REQUIRED_MAX_ATTEMPTS or later, its previous attempt having failed too, is given up (GIVEN_UP):
+# automatic runs skip its day, so an old hole never costs each run its retries and backoff; a run
+# given --start or --end retries it. The latest published day, the one the push waits for, is never
+# given up: its retries go on (and the late-data warning tells the admins).
+REQUIRED_MAX_ATTEMPTS = 5
 
 MARGIN_START = date(2010, 3, 31)  # first day of margin trading on SSE and SZSE
 BSE_MARGIN_START = models.BSE_MARGIN_START
@@ -176,33 +186,69 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _given_up_message(message: str) -> str:
+    return f"given up (marginbot ingest --start/--end retries it): {message}"
+
+
+def _write_status(session: Session, day: date, source: str, status: str, *, rows: int = 0, message: str = "",
+                  keep_done: bool = False, may_give_up: bool = False) -> tuple[str, int] | None:
+    """Upsert the IngestStatus row of (day, source) in one statement, the attempt counted in SQL
+    (attempts = attempts + 1: two workers at once never lose one).
+
+    With `keep_done`, a row already done is left as it is (the statement's WHERE): another run stored
+    the step meanwhile; None is returned. With `may_give_up`, a failure whose previous attempt failed
+    too and which brings the attempts to REQUIRED_MAX_ATTEMPTS is stored as GIVEN_UP. Returns the
+    stored status and attempts.
+    """
+    table = models.IngestStatus.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    text = message[:_MESSAGE_MAX]
+    stmt = insert(table).values(trade_date=day, source=source, status=status, rows=rows, attempts=1,
+                                message=text, updated_at=_now())
+    new_status: Any = stmt.excluded.status
+    new_message: Any = stmt.excluded.message
+    if may_give_up and status == FAILED:
+        gives_up = and_(table.c.status.in_((FAILED, GIVEN_UP)), table.c.attempts + 1 >= REQUIRED_MAX_ATTEMPTS)
+        new_status = case((gives_up, literal(GIVEN_UP)), else_=stmt.excluded.status)
+        new_message = case((gives_up, literal(_given_up_message(message)[:_MESSAGE_MAX])),
+                           else_=stmt.excluded.message)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["trade_date", "source"],
+        set_={"status": new_status, "rows": stmt.excluded.rows, "attempts": table.c.attempts + 1,
+              "message": new_message, "updated_at": stmt.excluded.updated_at},
+        where=(table.c.status != DONE) if keep_done else None,
+    ).returning(table.c.status, table.c.attempts)
+    stored = session.execute(stmt).first()
+    return None if stored is None else (str(stored[0]), int(stored[1]))
+
+
 def _set_status(session: Session, day: date, source: str, status: str, rows: int = 0, message: str = "") -> int:
     """Upsert the IngestStatus row, counting this attempt; returns the attempt number."""
-    st = models.IngestStatus
-    previous = session.execute(select(st.attempts).where(st.trade_date == day, st.source == source)).scalar()
-    attempts = int(previous or 0) + 1
-    upsert(session, st, [{
-        "trade_date": day, "source": source, "status": status, "rows": rows, "attempts": attempts,
-        "message": message[:_MESSAGE_MAX], "updated_at": _now(),
-    }])
-    return attempts
+    stored = _write_status(session, day, source, status, rows=rows, message=message)
+    assert stored is not None  # written unconditionally
+    return stored[1]
 
 
 def _record_problem(engine: Engine, day: date, source: str, problem: UpstreamProblem | str,
-                    status: str | None = None) -> StepOutcome:
-    """Write only the IngestStatus row (own transaction) and log one line; the data stays as it was."""
+                    status: str | None = None, may_give_up: bool = False) -> StepOutcome:
+    """Write only the IngestStatus row (own transaction, one conditional upsert) and log one line;
+    the data stays as it was. A row done meanwhile stays done; with `may_give_up` (a required step
+    of a day older than the latest published one), a repeated failure may give the step up."""
     status = status or (problem.status if isinstance(problem, UpstreamProblem) else FAILED)
     message = str(problem)
-    st = models.IngestStatus
     with session_scope(engine) as session:
-        stored = session.execute(select(st.status).where(st.trade_date == day, st.source == source)).scalar()
-        if stored == DONE:
-            # Another run (a second worker on the same database) stored this step since this run
-            # looked: its data stand, and this run's failure must not mark the day incomplete again.
-            log.info("%s %s: %s, but another run has stored it meanwhile: kept", source, day, message)
-            return StepOutcome(source, DONE, 0, "stored by another run")
-        attempts = _set_status(session, day, source, status, message=message)
-    if status == PENDING:
+        stored = _write_status(session, day, source, status, message=message, keep_done=True,
+                               may_give_up=may_give_up)
+    if stored is None:
+        # Another run (a second worker on the same database) stored this step since this run
+        # looked: its data stand, and this run's failure must not mark the day incomplete again.
+        log.info("%s %s: %s, but another run has stored it meanwhile: kept", source, day, message)
+        return StepOutcome(source, DONE, 0, "stored by another run")
+    status, attempts = stored
+    if status == GIVEN_UP:
+        message = _given_up_message(message)
+        log.warning("%s %s given up after %d attempts: %s", source, day, attempts, message)
+    elif status == PENDING:
         log.info("%s %s: %s; will ask again (pending, attempt %d)", source, day, message, attempts)
     else:
         log.warning("%s %s failed: %s (attempt %d)", source, day, message, attempts)
@@ -258,8 +304,19 @@ def _days_from_scratch(calendar: Sequence[date], start: date | None, stop: date)
     return trade_days[-DEFAULT_BACKFILL_DAYS:]
 
 
-def _days_to_fetch(engine: Engine, calendar: Sequence[date], start: date | None, stop: date) -> list[date]:
-    """Trade dates in need of work, oldest first (see run_ingest for the rule)."""
+def _given_up_days(session: Session, days: Sequence[date]) -> set[date]:
+    """Of `days`, those with a step given up."""
+    if not days:
+        return set()
+    st = models.IngestStatus
+    return set(session.execute(select(st.trade_date).where(
+        st.status == GIVEN_UP, st.trade_date >= min(days), st.trade_date <= max(days)).distinct()).scalars())
+
+
+def _days_to_fetch(engine: Engine, calendar: Sequence[date], start: date | None, stop: date,
+                   retry_given_up: bool = False) -> tuple[list[date], list[date]]:
+    """Trade dates in need of work, oldest first (see run_ingest for the rule), and the days left out
+    because a step of theirs was given up (none with `retry_given_up`: a span named by the user)."""
     last = None if start is not None else latest_complete_date(engine)
     if last is None:
         candidates = _days_from_scratch(calendar, start, stop)
@@ -271,10 +328,29 @@ def _days_to_fetch(engine: Engine, calendar: Sequence[date], start: date | None,
             ).scalars())
         candidates = [d for d in calendar if MARGIN_START <= d <= stop and (d > last or d in holes)]
     if not candidates:
-        return []
+        return [], []
     with Session(engine) as session:
         settled = _settled_steps(session, candidates)
-    return [d for d in candidates if not set(_all_steps(d)) <= settled[d]]
+        given_up = set() if retry_given_up else _given_up_days(session, candidates)
+    days = [d for d in candidates if not set(_all_steps(d)) <= settled[d]]
+    return [d for d in days if d not in given_up], [d for d in days if d in given_up]
+
+
+def _in_order(days: Sequence[date], calendar: Sequence[date], newest: date) -> list[date]:
+    """The order the days are worked in: first the run of consecutive trade dates in `days` that ends
+    at the latest published day `newest` (the push waits for it), oldest first, then the rest oldest
+    first. A hole further back thus never holds the latest days up. Within the run the day before
+    goes first: SZSE's and BSE's answers carry no date, and an unpublished day is told from one that
+    repeats the stored day before (so are the details and the official turnover)."""
+    wanted = set(days)
+    at = bisect_right(calendar, newest) - 1
+    run: list[date] = []
+    while at >= 0 and calendar[at] in wanted:
+        run.append(calendar[at])
+        at -= 1
+    run.reverse()
+    recent = set(run)
+    return run + [d for d in sorted(days) if d not in recent]
 
 
 # --- per-day sources ---------------------------------------------------------------------------------
@@ -313,23 +389,59 @@ def _detail_repeats(session: Session, previous_day: date, exchange: str, frame: 
                for stored, k in ((rzye, "rzye"), (rzmre, "rzmre")))
 
 
+def _sse_spans(calendar: Sequence[date], days: Sequence[date]) -> list[list[date]]:
+    """The days SSE's summary is asked for, grouped into requests, newest first: runs of consecutive
+    trade dates (a hole years back is asked apart from the latest days, and its failure stays its
+    own), each cut from its newest day back into spans one request covers (from the trade date
+    before a span's first day, its 融资偿还额's base, SSE_SPAN_DAYS calendar days at most)."""
+    position = {d: i for i, d in enumerate(calendar)}
+    runs: list[list[date]] = []
+    for day in sorted(days):
+        if runs and day in position and runs[-1][-1] in position and position[day] == position[runs[-1][-1]] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    spans: list[list[date]] = []
+    for run in runs:
+        end = len(run)
+        while end > 0:
+            start = end - 1
+            while start > 0 and (run[end - 1] - (previous_trade_day(calendar, run[start - 1]) or run[start - 1])
+                                 ).days < SSE_SPAN_DAYS:
+                start -= 1
+            spans.append(run[start:end])
+            end = start
+    return sorted(spans, key=lambda span: span[-1], reverse=True)
+
+
 class _DayFetcher:
-    """Fetches and checks one (day, source) into rows; the SSE summary is asked once for every day."""
+    """Fetches and checks one (day, source) into rows; the SSE summary is asked once per span of
+    missing days (_sse_spans), so that a failing old span fails its own days only.
+
+    `newest` is the latest published day: the only one whose required steps are never given up."""
 
     def __init__(self, engine: Engine, sources: Sources, calendar: Sequence[date], days: Sequence[date],
-                 done: dict[date, set[str]]) -> None:
+                 done: dict[date, set[str]], newest: date | None = None) -> None:
         self.engine = engine
         self.sources = sources
         self.calendar = calendar
-        sse_days = [d for d in days if "sse_summary" not in done[d]]
+        self.newest = newest
+        sse_days = [d for d in sorted(days) if "sse_summary" not in done[d]]
         self._sse_days = sse_days
-        self._sse: pd.DataFrame | UpstreamProblem | None = None
+        self._sse_spans = _sse_spans(calendar, sse_days)
+        self._sse_span_of = {d: i for i, span in enumerate(self._sse_spans) for d in span}
+        self._sse: dict[int, pd.DataFrame | UpstreamProblem] = {}
         # SZSE's and BSE's summaries asked before the run's first write (first_real_answer): not twice.
         self._answers: dict[tuple[str, date], pd.DataFrame | UpstreamProblem] = {}
 
     def serves(self, days: Sequence[date], done: dict[date, set[str]]) -> bool:
         """True when this fetcher was made for these days and done steps (its answers can be reused)."""
-        return self._sse_days == [d for d in days if "sse_summary" not in done[d]]
+        return self._sse_days == [d for d in sorted(days) if "sse_summary" not in done[d]]
+
+    def may_give_up(self, day: date, source: str) -> bool:
+        """Whether a failure of `source` on `day` may give it up: a required step of an older day
+        than the latest published one."""
+        return source not in TURNOVER_SOURCES and self.newest is not None and day < self.newest
 
     def _single_summary(self, day: date, source: str) -> pd.DataFrame:
         """SZSE's or BSE's summary of `day`, asked once per run (a failure too is kept)."""
@@ -351,14 +463,15 @@ class _DayFetcher:
         The answers are kept for the run's own steps."""
         days = self._sse_days
         outcomes: dict[date, list[StepOutcome]] = {d: [] for d in days}
-        try:
-            frame = self._sse_frame()
-        except (UpstreamProblem, *PARSE_ERRORS) as exc:
-            problem = _as_problem(exc)
-            for day in days:
-                outcomes[day].append(StepOutcome("sse_summary", problem.status, 0, str(problem)))
-        else:
-            for day in days:
+        for span in self._sse_spans:
+            try:
+                frame = self._sse_frame(span[-1])
+            except (UpstreamProblem, *PARSE_ERRORS) as exc:
+                problem = _as_problem(exc)
+                for day in span:
+                    outcomes[day].append(StepOutcome("sse_summary", problem.status, 0, str(problem)))
+                continue
+            for day in span:
                 rows = frame[frame["trade_date"] == day]
                 if rows.empty:
                     outcomes[day].append(
@@ -380,23 +493,27 @@ class _DayFetcher:
                 return None
         return outcomes
 
-    def _sse_frame(self) -> pd.DataFrame:
-        if self._sse is None:
-            first = previous_trade_day(self.calendar, self._sse_days[0]) or self._sse_days[0]
+    def _sse_frame(self, day: date) -> pd.DataFrame:
+        """SSE's answer for the span holding `day`, asked once per run (a failure too is kept)."""
+        index = self._sse_span_of[day]
+        if index not in self._sse:
+            span = self._sse_spans[index]
+            first = previous_trade_day(self.calendar, span[0]) or span[0]
             try:
-                self._sse = self.sources.sse_summary(first, self._sse_days[-1])
+                self._sse[index] = self.sources.sse_summary(first, span[-1])
             except UpstreamProblem as exc:
-                self._sse = exc
-        if isinstance(self._sse, UpstreamProblem):
-            raise self._sse
-        return self._sse
+                self._sse[index] = exc
+        answer = self._sse[index]
+        if isinstance(answer, UpstreamProblem):
+            raise answer
+        return answer
 
     def summary(self, day: date, source: str) -> list[dict[str, Any]]:
         exchange = SUMMARY_SOURCES[source]
         previous_day = previous_trade_day(self.calendar, day)
         previous_rzye: float | None = None
         if source == "sse_summary":
-            frame = self._sse_frame()
+            frame = self._sse_frame(day)
             rows = frame[frame["trade_date"] == day]
             if rows.empty:
                 raise NotPublished(f"SSE's answer has no row for {day} yet")
@@ -451,9 +568,12 @@ class _DayFetcher:
             row["name"] = str(row["name"] or "")[:_NAME_MAX]
             row["is_fund"] = bool(row["is_fund"])
             row["rqye_estimated"] = bool(row["rqye_estimated"])
+            row["rzche_derived"] = False
             if row["rzche"] is None and previous is not None:
                 # The exchange omits it per stock; the definition holds there as for the totals.
                 row["rzche"] = derive_stock_rzche(row["rzye"], row["rzmre"], previous.get(row["code"]))
+                # marked, so that a later change of the previous day's balance makes it again
+                row["rzche_derived"] = row["rzche"] is not None
         return rows
 
 
@@ -464,26 +584,29 @@ def _next_trade_day(calendar: Sequence[date], day: date) -> date | None:
 
 
 def _complete_next_summary(session: Session, row: dict[str, Any], next_day: date) -> None:
-    """Derive the next day's 融资偿还额 from this day's balance where the next day came first
-    (rzye(T+1) could not be matched with a rzye(T) that was not stored yet)."""
+    """Derive the next day's 融资偿还额, rzye(T) + rzmre(T+1) - rzye(T+1), from this day's balance where
+    the next day came first (rzye(T+1) could not be matched with a rzye(T) not stored yet), or again
+    where it was derived (from a balance of this day stored before, an import's, say)."""
     stored = _stored_summary(session, next_day, row["exchange"])
-    if stored is None or stored.rzche is not None:
+    if stored is None or (stored.rzche is not None and not stored.rzche_derived):
         return
     stored.rzche = derive_rzche(stored.rzye, stored.rzmre, row["rzye"])
     stored.rzche_derived = stored.rzche is not None
 
 
 def _complete_next_detail(session: Session, rows: list[dict[str, Any]], next_day: date, exchange: str) -> int:
-    """The same per security: the next day's rows without 融资偿还额 get it from this day's 融资余额.
-    Returns the rows completed."""
+    """The same per security: the next day's rows without 融资偿还额, or with a derived one, get it
+    from this day's 融资余额 (derive_stock_rzche). Returns the rows whose figure changed."""
     sm = models.StockMargin
     balance = {r["code"]: r["rzye"] for r in rows}
     completed = 0
     for stored in session.execute(select(sm).where(
-            sm.trade_date == next_day, sm.exchange == exchange, sm.rzche.is_(None))).scalars():
+            sm.trade_date == next_day, sm.exchange == exchange, or_(sm.rzche.is_(None), sm.rzche_derived))).scalars():
         rzche = derive_stock_rzche(stored.rzye, stored.rzmre, balance.get(stored.code))
-        if rzche is not None:
-            stored.rzche = rzche
+        if rzche is None and stored.rzche is None:
+            continue
+        if rzche != stored.rzche:
+            stored.rzche, stored.rzche_derived = rzche, rzche is not None
             completed += 1
     return completed
 
@@ -522,11 +645,13 @@ def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -
         rows = fetcher.detail(day, source)
         return _store(engine, day, source, models.StockMargin, rows, next_day=next_day)
     except UpstreamProblem as exc:
-        return _record_problem(engine, day, source, exc)
+        return _record_problem(engine, day, source, exc, may_give_up=fetcher.may_give_up(day, source))
     except SQLAlchemyError as exc:
-        return _record_problem(engine, day, source, f"database error: {type(exc).__name__}: {str(exc)[:200]}")
+        return _record_problem(engine, day, source, f"database error: {type(exc).__name__}: {str(exc)[:200]}",
+                               may_give_up=fetcher.may_give_up(day, source))
     except PARSE_ERRORS as exc:
-        return _record_problem(engine, day, source, UpstreamError(f"unexpected answer ({type(exc).__name__}: {exc})"))
+        return _record_problem(engine, day, source, UpstreamError(f"unexpected answer ({type(exc).__name__}: {exc})"),
+                               may_give_up=fetcher.may_give_up(day, source))
 
 
 def _store_turnover(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -> StepOutcome:
@@ -554,7 +679,7 @@ def _store_turnover(engine: Engine, fetcher: _DayFetcher, day: date, source: str
     return StepOutcome(source, DONE, 1)
 
 
-def _rebuild_sectors(engine: Engine, day: date) -> StepOutcome:
+def _rebuild_sectors(engine: Engine, day: date, may_give_up: bool = False) -> StepOutcome:
     try:
         from storage.aggregate import rebuild_sector_daily, rebuild_stock_spikes, spike_dates_after_write
 
@@ -567,7 +692,7 @@ def _rebuild_sectors(engine: Engine, day: date) -> StepOutcome:
         return StepOutcome(SECTORS, DONE, count)
     except (ImportError, SQLAlchemyError, *PARSE_ERRORS) as exc:
         return _record_problem(engine, day, SECTORS, f"sector rebuild failed: {type(exc).__name__}: {exc}",
-                               status=FAILED)
+                               status=FAILED, may_give_up=may_give_up)
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -577,19 +702,23 @@ def drop_demo_data(session: Session) -> bool:
     """Real data never mixes with demo data: in a database holding the demo data, delete its market
     data (storage.demo.MARKET_TABLES), the chart uploads (they show demo figures) and the once-a-day
     marks of the deleted tables, and mark the data real; chats and deliveries stay. Runs in the
-    caller's transaction (the first real ingest's, an import's). The demo flag is read locked: of
-    two writers replacing at once, the second finds it gone and deletes nothing the first stored.
-    True when demo data were deleted."""
+    caller's transaction (the first real ingest's, an import's). The demo flag is claimed by one
+    conditional UPDATE (demo true -> false) whose row count decides: of two writers replacing at
+    once, on PostgreSQL and on SQLite alike (the second's UPDATE waits for the first's commit, then
+    matches nothing), the second deletes nothing the first stored. It must be the transaction's first
+    statement (SQLite: a transaction that has read already cannot wait for the write lock). True when
+    demo data were deleted."""
     from storage.demo import MARKET_TABLES
 
     meta = models.DatasetMeta
-    if session.execute(select(meta.value).where(meta.key == "demo").with_for_update()).scalar() != "true":
+    claimed = session.execute(update(meta).where(meta.key == "demo", meta.value == "true").values(value="false")
+                              .execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return False
     for model in MARKET_TABLES:
         session.execute(delete(model))
     session.execute(delete(models.ChartUpload))
     session.execute(delete(meta).where(meta.key.in_(CHECKED_KEYS)))
-    set_meta(session, "demo", "false")
     return True
 
 
@@ -648,7 +777,12 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     The latest published day is the last trade date before `today` (Asia/Shanghai): day T appears on
     the morning of T+1. Without `start`, the days after the latest complete day are fetched, with any
     earlier day left pending or failed; on an empty database the last DEFAULT_BACKFILL_DAYS trade
-    dates. With `start`, every incomplete trade date from `start` on. `end` caps the span. History
+    dates. With `start`, every incomplete trade date from `start` on. `end` caps the span. The run of
+    consecutive days in need of work that ends at the latest published day is worked first (oldest
+    first: see _in_order), then older holes; SSE's summary is asked per span of missing days
+    (_sse_spans): an old hole never delays or fails the day the push waits for. A day with a step
+    given up (REQUIRED_MAX_ATTEMPTS) is skipped unless `start` or `end` is given (a span the user
+    names is tried whole); the skipped days are in the result's `skipped`. History
     sources are refreshed once per run unless `history` is False; one whose stored rows already reach
     the latest published day is not asked again (the Shenwan classes and CSI 300 constituents: once a day).
     `fetchers` replaces the upstream calls (tests: instant sleep). With `history` and `lending`, SSE's
@@ -683,29 +817,36 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
         if end > stop:
             result.notes.append(f"end {end} is not published yet: stopped at {stop}")
         stop = min(stop, end)
+    newest = published[-1]
     fetcher: _DayFetcher | None = None
     if demo:
         days = _days_from_scratch(calendar, start, stop)
-        fetcher = _DayFetcher(engine, sources, calendar, days, {d: set() for d in days})
+        fetcher = _DayFetcher(engine, sources, calendar, days, {d: set() for d in days}, newest)
         if not _leave_demo(engine, fetcher, days, calendar, result):
             return result
-    days = _days_to_fetch(engine, calendar, start, stop)
+    days, result.skipped = _days_to_fetch(engine, calendar, start, stop,
+                                          retry_given_up=start is not None or end is not None)
+    if result.skipped:
+        result.notes.append(f"{len(result.skipped)} days with a step given up are skipped "
+                            f"({', '.join(map(str, result.skipped[:5]))}{', ...' if len(result.skipped) > 5 else ''}): "
+                            "marginbot ingest --start/--end retries them")
     with Session(engine) as session:
         done = _done_steps(session, days)
         settled = _settled_steps(session, days)
     if fetcher is None or not fetcher.serves(days, done):
-        fetcher = _DayFetcher(engine, sources, calendar, days, done)
+        fetcher = _DayFetcher(engine, sources, calendar, days, done, newest)
     steps = sum(len(set(_all_steps(d)) - settled[d]) for d in days)
     bar = _progress_bar(progress, (len(HISTORY_STEPS) if history else 0) + steps)
     try:
         if history:
-            refresh_history(engine, sources, result, bar, published[-1], today)
-        for day in days:
+            refresh_history(engine, sources, result, bar, newest, today)
+        for day in _in_order(days, calendar, newest):
             result.days.append(_ingest_day(engine, fetcher, day, done[day], settled[day], bar))
+        result.days.sort(key=lambda d: d.day)  # reported in date order, whatever order they were worked in
         if history:
             if lending:  # once the day's details are in: they tell which day the quotes describe
                 history_step(result, "sse_rqye",
-                             lambda: value_sse_lending(engine, sources, published[-1], today))
+                             lambda: value_sse_lending(engine, sources, newest, today))
             bar.update(1)
     finally:
         bar.close()
@@ -732,7 +873,7 @@ def _ingest_day(engine: Engine, fetcher: _DayFetcher, day: date, done: set[str],
         if source != SECTORS:
             outcome = _ingest_step(engine, fetcher, day, source)
         elif set(required_steps(day)) - {SECTORS} <= done:
-            outcome = _rebuild_sectors(engine, day)
+            outcome = _rebuild_sectors(engine, day, fetcher.may_give_up(day, SECTORS))
         else:
             outcome = StepOutcome(SECTORS, PENDING, 0, "waits for the day's sources")
         if outcome.status == DONE:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 EXCHANGES = ("SSE", "SZSE", "BSE")
@@ -90,6 +90,9 @@ class StockMargin(SQLModel, table=True):
     rzye: float | None = None
     rzmre: float | None = None
     rzche: float | None = None
+    # True when rzche = rzye(T-1) + rzmre(T) - rzye(T) (SZSE and BSE omit it): made again whenever the
+    # previous trade date's balance changes (migration 0010)
+    rzche_derived: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     rqyl: float | None = None
     rqmcl: float | None = None
     rqchl: float | None = None  # 融券偿还量 (股)

@@ -43,8 +43,14 @@ T = TypeVar("T")
 
 YI = 1e8  # 亿
 WAN = 1e4  # 万
-# Relative tolerance of the identity 两融余额 = 融资余额 + 融券余额: SZSE rounds each figure to 0.01 亿元.
+# Relative tolerance of the identity 两融余额 = 融资余额 + 融券余额 (float noise, sources' own sums).
 IDENTITY_RTOL = 1e-4
+# The finest step each source prints its summary money in, 元: SSE whole 元; SZSE 亿元 with two
+# decimals (1e6 元); BSE its *Round fields, 万元 with two decimals (100 元); Eastmoney 亿元 with two.
+SUMMARY_UNIT: dict[str, float] = {"SSE": 1.0, "SZSE": 0.01 * YI, "BSE": 0.01 * WAN, "ALL": 0.01 * YI}
+# Three figures each rounded by up to half a unit: rzrqye - (rzye + rqye) can be off by 1.5 units
+# (SZSE 2010: 20.00 + 0.33 printed against 20.34 亿元).
+ROUNDING_SLACK = 1.5
 # The detail covers the current 标的 only, so its sum is close to, not equal to, the summary.
 DETAIL_TOLERANCE = 0.05
 # SSE answers at most about 2,000 rows per query: ask in spans of a year or less.
@@ -277,10 +283,18 @@ def _numbers(frame: pd.DataFrame, columns: list[str]) -> None:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
 
 
-def summary_row_problem(row: Any, scope: str) -> str | None:
+def rounding_tolerance(expected: float, rtol: float, unit: float) -> float:
+    """How far (元) a figure may stand from `expected`: max(rtol x |expected|, ROUNDING_SLACK x unit),
+    `unit` being the step (元) the source prints its figures in. The relative part alone refuses
+    small markets, whose rounding is large next to them (SZSE's 0.01 亿元 on a 20 亿元 balance)."""
+    return max(rtol * abs(expected), ROUNDING_SLACK * unit)
+
+
+def summary_row_problem(row: Any, scope: str, unit: float = 1.0) -> str | None:
     """Why one summary row (trade_date, rzye, rzmre[, rqye, rqyl, rqmcl, rqmce, rzrqye]; 元, 股) is
     implausible: bounds of 融资余额, signs, 融资买入额 and 融券卖出额 against what they can be,
-    两融余额 = 融资余额 + 融券余额. None when it is plausible."""
+    两融余额 = 融资余额 + 融券余额 within rounding_tolerance(rzye + rqye, IDENTITY_RTOL, unit),
+    `unit` (元) being the step the source prints its money in (SUMMARY_UNIT). None when plausible."""
     day = row.trade_date
     rzye = row.rzye
     if rzye is None or np.isnan(rzye):
@@ -305,15 +319,15 @@ def summary_row_problem(row: Any, scope: str) -> str | None:
     rqye, rzrqye = getattr(row, "rqye", None), getattr(row, "rzrqye", None)
     if rqye is not None and rzrqye is not None and not (np.isnan(rqye) or np.isnan(rzrqye)):
         expected = rzye + rqye
-        if abs(rzrqye - expected) > IDENTITY_RTOL * max(abs(expected), 1.0):
+        if abs(rzrqye - expected) > rounding_tolerance(expected, IDENTITY_RTOL, unit):
             return f"{scope} {day}: 两融余额 {rzrqye:.6g} != 融资余额 + 融券余额 = {expected:.6g} 元"
     return None
 
 
-def check_summary(frame: pd.DataFrame, scope: str) -> None:
-    """Raise ValidationFailed unless every row passes :func:`summary_row_problem`."""
+def check_summary(frame: pd.DataFrame, scope: str, unit: float = 1.0) -> None:
+    """Raise ValidationFailed unless every row passes :func:`summary_row_problem` (`unit`: its step, 元)."""
     for row in frame.itertuples(index=False):
-        problem = summary_row_problem(row, scope)
+        problem = summary_row_problem(row, scope, unit)
         if problem:
             raise ValidationFailed(problem)
 
@@ -346,13 +360,17 @@ def _check_detail(frame: pd.DataFrame, exchange: str) -> None:
             raise ValidationFailed(f"{exchange} detail: 两融余额 of {code} != 融资余额 + 融券余额")
 
 
-def check_detail_against_summary(detail: pd.DataFrame, summary_rzye: float, exchange: str) -> None:
-    """Raise ValidationFailed when the detail's 融资余额 sum is not within DETAIL_TOLERANCE of the summary."""
+def check_detail_against_summary(detail: pd.DataFrame, summary_rzye: float, exchange: str,
+                                 unit: float | None = None) -> None:
+    """Raise ValidationFailed when the detail's 融资余额 sum is off the summary's by more than
+    rounding_tolerance(summary, DETAIL_TOLERANCE, unit): 5%, or 1.5 x the step (元) the summary is
+    printed in (`unit`, default SUMMARY_UNIT[exchange]) where that is more (the first small days)."""
     total = float(detail["rzye"].sum())
     if summary_rzye <= 0:
         return
     gap = total / summary_rzye - 1
-    if abs(gap) > DETAIL_TOLERANCE:
+    step = SUMMARY_UNIT.get(exchange, 1.0) if unit is None else unit
+    if abs(total - summary_rzye) > rounding_tolerance(summary_rzye, DETAIL_TOLERANCE, step):
         raise ValidationFailed(
             f"{exchange} detail 融资余额 sum {total / YI:.2f} 亿元 is {gap:+.1%} off the summary "
             f"{summary_rzye / YI:.2f} 亿元"
@@ -431,7 +449,9 @@ def sse_summary(start: date, end: date, *, previous_rzye: float | None = None,
 
 
 def _single_day_summary(raw: pd.DataFrame, day: date, scale_money: float, scale_shares: float,
-                        exchange: str) -> pd.DataFrame:
+                        exchange: str, unit: float) -> pd.DataFrame:
+    """One exchange's summary row in 元 and 股 (money x scale_money, quantities x scale_shares),
+    checked with the rounding of its printed figures (`unit`, 元)."""
     if raw.empty:
         raise NotPublished(f"{exchange} has no summary for {day} yet")
     _require_columns(raw, ["融资买入额", "融资余额", "融券卖出量", "融券余量", "融券余额", "融资融券余额"],
@@ -454,7 +474,7 @@ def _single_day_summary(raw: pd.DataFrame, day: date, scale_money: float, scale_
         frame[column] = (frame[column] * scale_shares).round(0)
     frame["rzche"] = np.nan
     frame["rzche_derived"] = False
-    check_summary(frame, exchange)
+    check_summary(frame, exchange, unit)
     return frame[SUMMARY_COLUMNS]
 
 
@@ -464,13 +484,13 @@ def szse_summary(day: date, *, policy: CallPolicy | None = None) -> pd.DataFrame
     SZSE's answer carries no date in akshare's output, so the date cannot be checked here.
     """
     raw = call("szse_summary", lambda: _ak().stock_margin_szse(date=_ymd(day)), policy or CallPolicy())
-    return _single_day_summary(raw, day, YI, YI, "SZSE")
+    return _single_day_summary(raw, day, YI, YI, "SZSE", SUMMARY_UNIT["SZSE"])
 
 
 def bse_summary(day: date, *, policy: CallPolicy | None = None) -> pd.DataFrame:
     """BSE totals of one day, one row (元, 股; BSE sends 万元 and 万股). 融资偿还额 is left NaN."""
     raw = call("bse_summary", lambda: _ak().stock_margin_bse(date=_ymd(day)), policy or CallPolicy())
-    return _single_day_summary(raw, day, WAN, WAN, "BSE")
+    return _single_day_summary(raw, day, WAN, WAN, "BSE", SUMMARY_UNIT["BSE"])
 
 
 # --- per-stock detail --------------------------------------------------------------------------------
@@ -584,7 +604,7 @@ def market_account_history(*, policy: CallPolicy | None = None) -> pd.DataFrame:
         frame[column] = (frame[column] * YI).round(0)
     frame["rzrqye"] = frame["rzye"] + frame["rqye"]  # unknown where 融券余额 is unknown
     frame = frame.sort_values("trade_date", ignore_index=True)
-    check_summary(frame.assign(rqyl=np.nan, rqmcl=np.nan), "ALL")
+    check_summary(frame.assign(rqyl=np.nan, rqmcl=np.nan), "ALL", SUMMARY_UNIT["ALL"])
     return frame[["trade_date", "rzye", "rqye", "rzmre", "rqmce", "rzrqye"]]
 
 

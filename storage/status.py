@@ -26,7 +26,8 @@ SPANS: dict[str, type] = {
 
 @dataclass
 class DayIngest:
-    """One trade date's ingestion steps by state; failed ones with their last message."""
+    """One trade date's ingestion steps by state; failed ones (given-up ones too, their message
+    starting "given up") with their last message."""
 
     trade_date: date
     done: list[str] = field(default_factory=list)
@@ -70,7 +71,7 @@ def read_status(engine: Engine, days: int = 5) -> Status:
             entry = by_day[day]
             if state == "done":
                 entry.done.append(source)
-            elif state == "failed":
+            elif state in ("failed", "given_up"):  # a given-up step's message says so and how to retry it
                 entry.failed.append((source, message))
             else:
                 entry.pending.append(source)

@@ -27,12 +27,14 @@ def test_margin_trade_ratio_drops_days_without_turnover_and_flags_rqmce() -> Non
     out = ratio.margin_trade_ratio(rzmre, turnover, rqmce)
     assert list(out.index) == [d[0], d[2], d[3]]
     assert out.index.name == "trade_date"
-    assert list(out.columns) == ["numerator", "turnover", "ratio_pct", "rqmce_included"]
+    assert list(out.columns) == ["numerator", "turnover", "ratio_pct", "rqmce_included", "rzmre_pct"]
     # (10 + 5) / 100; 30 / 200; 40 / 400
     assert list(out["numerator"]) == [15.0, 30.0, 40.0]
     assert list(out["ratio_pct"]) == [15.0, 15.0, 10.0]
     assert list(out["rqmce_included"]) == [True, False, False]
     assert out["rqmce_included"].dtype == bool
+    # without 融券卖出额 on every day: 10 / 100; 30 / 200; 40 / 400
+    assert list(out["rzmre_pct"]) == [10.0, 15.0, 10.0]
 
 
 def test_margin_trade_ratio_without_rqmce() -> None:

@@ -676,3 +676,93 @@ def test_demo_replacement_is_part_of_the_import_transaction(engine: Engine, tmp_
     monkeypatch.undo()
     assert import_file(engine, "margin", path) == (1, [DEMO_REPLACED])
     assert_only_imported(engine, {(date(2024, 4, 11), "SSE")})
+
+
+def test_a_corrected_day_makes_the_next_day_s_derived_repayment_and_sectors_again(
+        engine: Engine, tmp_path: Path) -> None:
+    """000001 imported for 04-11 and 04-12 without 融资偿还额: 04-12's is derived, 40.0 + 1.2 - 40.5 =
+    0.7 亿. A file correcting 04-11's 融资余额 to 40.2 亿 makes it again, 40.2 + 1.2 - 40.5 = 0.9 亿, and
+    04-12's sector with it; 600036's 融资偿还额, given by the file, stays as given. The same
+    correction imported twice changes nothing."""
+    import_csv(engine, "industries", good_file(tmp_path, "industries"))
+    import_csv(engine, "stocks", write(tmp_path / "two_days.csv", STOCK_HEADER, [
+        "2024-04-11,000001,平安银行,4000000000,100000000,,,,,",
+        "2024-04-12,000001,平安银行,4050000000,120000000,,,,,",
+        "2024-04-11,600036,招商银行,5000000000,300000000,200000000,,,,",
+        "2024-04-12,600036,招商银行,5100000000,400000000,300000000,,,,",
+    ]))
+
+    def rzche(day: int, code: str) -> tuple[float | None, bool]:
+        with Session(engine) as s:
+            row = s.execute(select(models.StockMargin).where(
+                models.StockMargin.code == code, models.StockMargin.trade_date == date(2024, 4, day))).scalar_one()
+            return row.rzche, row.rzche_derived
+
+    assert rzche(12, "000001") == (pytest.approx(0.7e8), True)
+    assert sectors(engine)[(date(2024, 4, 12), "480000")][2] == pytest.approx(0.7e8 + 3e8)  # with 600036's
+    fix = write(tmp_path / "fix.csv", STOCK_HEADER, ["2024-04-11,000001,平安银行,4020000000,,,,,,",
+                                                     "2024-04-11,600036,招商银行,5050000000,,,,,,"])
+    assert import_csv(engine, "stocks", fix) == 2
+    assert rzche(12, "000001") == (pytest.approx(0.9e8), True)
+    assert rzche(12, "600036") == (3e8, False)  # given: not derived from the corrected balance
+    got = sectors(engine)
+    assert got[(date(2024, 4, 12), "480000")][2] == pytest.approx(0.9e8 + 3e8)
+    assert got[(date(2024, 4, 11), "480000")][0] == 4.02e9 + 5.05e9
+    version = data_version(engine)
+    import_csv(engine, "stocks", fix)
+    assert data_version(engine) == version
+
+
+def test_a_corrected_margin_day_makes_the_next_day_s_derived_repayment_again(engine: Engine, tmp_path: Path) -> None:
+    """The same for the exchanges' totals: 04-12's SZSE 融资偿还额 derived (as the ingest marks it) is
+    made again from 04-11's corrected 融资余额; a given one (SSE's) is left."""
+    import_csv(engine, "margin", write(tmp_path / "m.csv", MARGIN_HEADER, [
+        "2024-04-11,SZSE,706812000000,31845000000,,15802000000,,,,",
+        "2024-04-12,SZSE,707767000000,32108000000,,15730000000,,,,",
+    ]))
+    with session_scope(engine) as s:  # as the ingest stores it: derived from 04-11's balance
+        s.execute(update(models.MarginSummary).where(models.MarginSummary.trade_date == date(2024, 4, 12))
+                  .values(rzche=706_812_000_000 + 32_108_000_000 - 707_767_000_000, rzche_derived=True))
+    import_csv(engine, "margin", write(tmp_path / "fix.csv", MARGIN_HEADER, [
+        "2024-04-11,SZSE,706912000000,,,,,,,"]))
+    row = margin_rows(engine)[(date(2024, 4, 12), "SZSE")]
+    assert (row.rzche, row.rzche_derived) == (706_912_000_000 + 32_108_000_000 - 707_767_000_000, True)
+    with Session(engine) as s:
+        market = s.get(models.MarketDaily, date(2024, 4, 12))
+        assert market is not None and market.rzche == row.rzche  # the market totals follow
+
+
+def test_two_writers_replacing_the_demo_data_at_once_replace_it_once(engine: Engine, tmp_path: Path) -> None:
+    """A first ingest and an import at the same moment: the demo flag is claimed by one conditional
+    UPDATE. The second writer waits for the first's commit, then finds the flag gone and deletes
+    nothing the first stored (SQLite included, where a locking read does nothing)."""
+    import threading
+    import time
+
+    from storage.ingest import drop_demo_data
+
+    small_demo(engine, tmp_path)
+    first = Session(engine)
+    assert drop_demo_data(first)  # uncommitted: the demo rows are deleted in its transaction
+    first.add(models.TradingDay(trade_date=date(2024, 4, 15)))  # what the first writer brings
+    first.flush()
+    outcome: dict[str, object] = {}
+
+    def second() -> None:
+        try:
+            with session_scope(engine) as s:
+                outcome["dropped"] = drop_demo_data(s)
+        except Exception as exc:  # reported below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    time.sleep(0.5)
+    assert worker.is_alive()  # waits for the first writer's transaction
+    first.commit()
+    first.close()
+    worker.join(15)
+    assert outcome == {"dropped": False}
+    assert not is_demo(engine)
+    with Session(engine) as s:
+        assert s.execute(select(models.TradingDay.trade_date)).scalars().all() == [date(2024, 4, 15)]

@@ -36,6 +36,7 @@ from storage.sources import (
     Sources,
     UpstreamError,
     ValidationFailed,
+    check_detail_against_summary,
     upstream_timeout,
 )
 from storage.sources import csi300_members as fetch_csi300
@@ -1557,3 +1558,222 @@ def test_an_attempt_past_its_deadline_asks_no_more_and_is_not_retried(rsps: resp
     worker.join(10)
     assert not worker.is_alive()
     assert len(rsps.calls) == 1
+
+
+# --- rounding of small markets -----------------------------------------------------------------------
+
+
+def test_szse_s_own_rounding_passes_on_a_small_market_day(rsps: responses.RequestsMock) -> None:
+    """SZSE prints each figure in 亿元 to two decimals, so 20.00 + 0.33 can be printed beside 20.34 (each
+    rounded on its own): 0.01 亿元 off, within 1.5 x SZSE's 0.01 亿元 (1e4 x 20.33 亿 would allow only
+    0.002). A row 0.05 亿元 off is no rounding: refused."""
+    day = date(2010, 6, 1)
+    rsps.add(responses.GET, SZSE_SUMMARY_URL, body=up.szse_summary_json(
+        day, up.SzseSummary("1.52", "20.00", "0.01", "0.05", "0.33", "20.34")))
+    row = fetch_szse_summary(day, policy=CallPolicy(retries=0)).iloc[0]
+    assert (row["rzye"], row["rqye"], row["rzrqye"], row["rzmre"]) == (2_000_000_000, 33_000_000, 2_034_000_000,
+                                                                       152_000_000)
+    rsps.replace(responses.GET, SZSE_SUMMARY_URL, body=up.szse_summary_json(
+        day, up.SzseSummary("1.52", "20.00", "0.01", "0.05", "0.33", "20.38")))
+    with pytest.raises(ValidationFailed, match=re.escape(
+            "SZSE 2010-06-01: 两融余额 2.038e+09 != 融资余额 + 融券余额 = 2.033e+09 元")):
+        fetch_szse_summary(day, policy=CallPolicy(retries=0))
+
+
+def test_a_small_summary_gives_its_detail_the_summary_s_rounding(rsps: responses.RequestsMock) -> None:
+    """SZSE's first days: a summary of 0.02 亿元 (printed to 0.01 亿元) against a detail summing to
+    2,400,000 元 is 20% off but within 1.5 x 0.01 亿元: accepted; a detail of 4,000,000 元 is not."""
+    day = date(2010, 4, 1)
+    rows = [up.ExchangeDetail("000001", "平安银行", 900_000, 1_500_000, 1_000, 2_000, 30_000),
+            up.ExchangeDetail("000002", "万  科Ａ", 300_000, 900_000, 1_100, 2_100, 31_000)]
+    rsps.add(responses.GET, SZSE_DETAIL_URL, body=up.szse_detail_xlsx(rows))
+    detail = Sources(CallPolicy(retries=0)).szse_detail(day)
+    assert detail["rzye"].sum() == 2_400_000
+    check_detail_against_summary(detail, 2_000_000.0, "SZSE")
+    more = [rows[0], replace(rows[1], rzye=2_500_000)]
+    rsps.replace(responses.GET, SZSE_DETAIL_URL, body=up.szse_detail_xlsx(more))
+    with pytest.raises(ValidationFailed, match=r"SZSE detail 融资余额 sum 0.04 亿元 is \+100.0% off the summary 0.02"):
+        check_detail_against_summary(Sources(CallPolicy(retries=0)).szse_detail(day), 2_000_000.0, "SZSE")
+    with pytest.raises(ValidationFailed):  # SSE prints whole 元: its own 20% gap is no rounding
+        check_detail_against_summary(detail, 2_000_000.0, "SSE")
+
+
+# --- an old hole never holds up the latest day -------------------------------------------------------
+
+OLD_BEFORE, OLD = date(2019, 6, 3), date(2019, 6, 4)
+
+
+def old_hole(engine: Engine, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A calendar reaching back to 2019, SSE's rows of two 2019 days, and 2019-06-04 left with its SSE
+    summary failed once (every other step of that day stored): a hole years behind the latest days."""
+    days = [OLD_BEFORE, OLD, *calendar_days()]
+    monkeypatch.setattr(akshare, "tool_trade_date_hist_sina", lambda: pd.DataFrame({"trade_date": days}))
+    fake.market["SSE", OLD_BEFORE] = up.exchange_day("SSE", OLD_BEFORE, 590_000_000_000, 30_000_000_000,
+                                                     29_500_000_000, 5_000_000_000, 1_000_000_000, 40_000_000)
+    fake.market["SSE", OLD] = up.exchange_day("SSE", OLD, 591_000_000_000, 30_000_000_000, 29_000_000_000,
+                                              5_100_000_000, 1_010_000_000, 41_000_000)
+    with session_scope(engine) as s:
+        for source in ("szse_summary", "sse_detail", "szse_detail", "szse_turnover"):
+            s.add(models.IngestStatus(trade_date=OLD, source=source, status="done", attempts=1))
+        s.add(models.IngestStatus(trade_date=OLD, source="sse_summary", status="failed", attempts=1,
+                                  message="timed out"))
+
+
+def test_an_old_hole_never_delays_the_latest_day_and_is_given_up(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None,
+        monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None:
+    """A 2019 hole whose SSE span times out: the latest day is asked for on its own, first, and is
+    complete in the same run. After REQUIRED_MAX_ATTEMPTS failures (the last two in a row) the 2019
+    step is given up: not complete, shown as such, no longer asked by runs of their own; a run given
+    --start/--end asks it again."""
+    monkeypatch.setattr(ingest, "REQUIRED_MAX_ATTEMPTS", 3)
+    old_hole(engine, fake, monkeypatch)
+    assert ingest_run(engine, settings, fetchers, start=D1, end=D1, history=False).ok  # D1 complete
+    fake.override["sse_summary", OLD] = _raise(requests.exceptions.ConnectionError("connection reset by peer"))
+
+    asked = len(fake.asked)
+    first = ingest_run(engine, settings, fetchers, history=False)
+    assert [(d.day, d.status) for d in first.days] == [(OLD, "failed"), (D2, "done")]
+    assert day_is_complete(engine, D2) and latest_complete_date(engine) == D2
+    per_day = [a for a in fake.asked[asked:] if a[0] in ingest.DAY_SOURCES]
+    # D2 first, its SSE summary asked on its own (D1..D2); then the 2019 span, three attempts
+    assert per_day[0] == ("sse_summary", D2) and per_day[-3:] == [("sse_summary", OLD)] * 3
+    assert ("sse_summary", OLD) not in per_day[:-3]
+    row = status_of(engine, OLD, "sse_summary")
+    assert (row.status, row.attempts) == ("failed", 2) and "connection failed" in row.message
+
+    second = ingest_run(engine, settings, fetchers, history=False)
+    [step] = [s for s in second.days[0].steps if s.source == "sse_summary"]
+    assert step.status == "given_up" and step.message.startswith("given up (marginbot ingest --start/--end")
+    assert second.days[0].status == "failed" and not second.ok
+    assert "given up now: 2019-06-04" in second.summary()
+    row = status_of(engine, OLD, "sse_summary")
+    assert (row.status, row.attempts) == ("given_up", 3) and "connection failed" in row.message
+    # not complete: the reports and the push read it as missing, the status shows it with the failures
+    assert not day_is_complete(engine, OLD) and ingest.missing_steps(engine, OLD) == ["sse_summary", "sector_daily"]
+    from storage.status import read_status
+
+    [shown] = [d for d in read_status(engine, days=10).recent_ingest if d.trade_date == OLD]
+    assert [(source, message.startswith("given up")) for source, message in shown.failed] == [("sse_summary", True)]
+
+    asked = len(fake.asked)
+    third = ingest_run(engine, settings, fetchers, history=False, today=date(2024, 4, 15))
+    assert ("sse_summary", OLD) not in fake.asked[asked:]  # skipped; the new day 2024-04-12 is worked
+    assert [d.day for d in third.days] == [date(2024, 4, 12)] and third.skipped == [OLD]
+    assert "1 given-up days skipped (2019-06-04..2019-06-04" in third.summary()
+
+    del fake.override["sse_summary", OLD]
+    backfill = ingest_run(engine, settings, fetchers, start=OLD, end=OLD, history=False)
+    assert [(d.day, d.status) for d in backfill.days] == [(OLD, "done")] and backfill.ok
+    assert day_is_complete(engine, OLD) and status_of(engine, OLD, "sse_summary").attempts == 4
+    with Session(engine) as s:
+        sse = summary_row(s, OLD, "SSE")
+        assert (sse.rzye, sse.rzche, sse.rzche_derived) == (591_000_000_000, 29_000_000_000, True)
+
+
+def test_the_latest_published_day_is_never_given_up(engine: Engine, fake: FakeUpstream, settings: Settings,
+                                                     fetchers: Sources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The day the push waits for keeps being asked however often it fails (the late-data warning
+    tells the admins); it may be given up only once a later day is published."""
+    monkeypatch.setattr(ingest, "REQUIRED_MAX_ATTEMPTS", 2)
+    fake.override["szse_detail", D2] = lambda: (200, {"Content-Type": "text/html"}, up.HTML_ERROR_PAGE)
+    for _ in range(3):
+        ingest_run(engine, settings, fetchers, start=D2, history=False)
+    row = status_of(engine, D2, "szse_detail")
+    assert (row.status, row.attempts) == ("failed", 3)
+    later = ingest_run(engine, settings, fetchers, start=D2, end=D2, history=False, today=date(2024, 4, 15))
+    assert later.days[0].steps[0].status == "given_up"  # 2024-04-12 is out: D2 is no longer the latest
+
+
+def test_sse_is_asked_per_span_of_missing_days() -> None:
+    """Consecutive missing days are one request (from the trade date before the first); a gap starts
+    another; a run longer than a request covers is cut from its newest day back. Newest first."""
+    calendar = calendar_days()
+    spans = ingest._sse_spans(calendar, [date(2023, 6, 1), date(2023, 6, 2), D1, D2])
+    assert spans == [[D1, D2], [date(2023, 6, 1), date(2023, 6, 2)]]
+    whole = [d for d in calendar if d <= D2]
+    cut = ingest._sse_spans(calendar, whole)
+    assert [s[-1] for s in cut] == [D2, cut[1][-1]] and cut[0][0] > date(2023, 4, 11)
+    assert sum(cut, []) == sorted(whole, key=lambda d: (d < cut[0][0], d))  # every day once
+    for span in cut:
+        assert (span[-1] - (ingest.previous_trade_day(calendar, span[0]) or span[0])).days < 365
+
+
+# --- ingestion status writes -------------------------------------------------------------------------
+
+
+def test_status_writes_of_workers_at_once_count_every_attempt_and_never_undo_done(engine: Engine) -> None:
+    """Each failure record is one conditional upsert (attempts + 1 in SQL, not where done): workers
+    writing at once lose no attempt, and one that stores the step meanwhile keeps it done."""
+    import threading
+
+    def fail(source: str, times: int) -> None:
+        for _ in range(times):
+            ingest._record_problem(engine, D2, source, "timed out (no answer within 7.5 s)", "failed")
+
+    threads = [threading.Thread(target=fail, args=("sse_detail", 5)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    row = status_of(engine, D2, "sse_detail")
+    assert (row.status, row.attempts) == ("failed", 30)
+
+    def store() -> None:
+        with session_scope(engine) as s:
+            ingest._set_status(s, D2, "szse_detail", "done", rows=30)
+
+    threads = [threading.Thread(target=fail, args=("szse_detail", 5)) for _ in range(4)]
+    threads.insert(2, threading.Thread(target=store))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    row = status_of(engine, D2, "szse_detail")
+    assert row.status == "done" and row.rows == 30 and 1 <= row.attempts <= 21
+    before = row.attempts
+    assert ingest._record_problem(engine, D2, "szse_detail", "late failure", "failed").status == "done"
+    assert status_of(engine, D2, "szse_detail").attempts == before
+
+
+# --- derived repayment after a corrected day ---------------------------------------------------------
+
+
+def test_an_import_correcting_an_ingested_day_makes_the_next_day_s_derived_repayment_again(
+        engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None,
+        tmp_path: Any) -> None:
+    """SZSE omits 融资偿还额: the ingest derives D2's from D1's balance and marks it derived. A file
+    correcting D1's balance (per stock, and SZSE's total) makes D2's again, and D2's sector; SSE's
+    published per-stock figure is left as published."""
+    from storage.importer import import_csv
+
+    assert ingest_run(engine, settings, fetchers, start=D1).ok
+    m = sample_market()
+    pingan1, pingan2 = m["SZSE", D1].detail[0], m["SZSE", D2].detail[0]
+    with Session(engine) as s:
+        row = stock_row(s, D2, "000001")
+        assert row.rzche == pingan1.rzye + pingan2.rzmre - pingan2.rzye and row.rzche_derived
+        moutai = stock_row(s, D2, "600519")
+        assert moutai.rzche == m["SSE", D2].detail[0].rzche and not moutai.rzche_derived
+    corrected = pingan1.rzye + 20_000_000
+    stocks = tmp_path / "stocks.csv"
+    stocks.write_text("date,code,name,rzye,rzmre,rzche,rqyl,rqmcl,rqchl,rqye\n"
+                      f"{D1},000001,平安银行,{corrected},,,,,,\n{D1},600519,贵州茅台,1,,,,,,\n", encoding="utf-8")
+    import_csv(engine, "stocks", stocks)
+    margin = tmp_path / "margin.csv"
+    margin.write_text("date,exchange,rzye,rzmre,rzche,rqye,rqyl,rqmcl,rqmce,rzrqye\n"
+                      f"{D1},SZSE,706912000000,,,,,,,\n", encoding="utf-8")
+    import_csv(engine, "margin", margin)
+    ic, sd = models.IndustryClass, models.SectorDaily
+    with Session(engine) as s:
+        row = stock_row(s, D2, "000001")
+        assert row.rzche == corrected + pingan2.rzmre - pingan2.rzye and row.rzche_derived
+        assert stock_row(s, D2, "600519").rzche == m["SSE", D2].detail[0].rzche  # published: kept
+        (code,) = set(s.execute(select(ic.sw_l1_code).where(ic.code == "000001")).scalars())
+        members = s.execute(select(models.StockMargin).where(
+            models.StockMargin.trade_date == D2,
+            models.StockMargin.code.in_(select(ic.code).where(ic.sw_l1_code == code)))).scalars().all()
+        sector = s.execute(select(sd).where(sd.trade_date == D2, sd.sw_l1_code == code)).scalar_one()
+        assert sector.rzche == pytest.approx(sum(x.rzche for x in members), rel=1e-12)
+        szse = summary_row(s, D2, "SZSE")
+        assert szse.rzche == 706_912_000_000 + 32_108_000_000 - 707_767_000_000 and szse.rzche_derived
