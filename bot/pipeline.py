@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from datetime import date, datetime
 
 from telegram.constants import ParseMode
@@ -33,6 +34,11 @@ def publishes_on(services: Services, today: date) -> bool:
     data), not on weekends and holidays, when the data of the last trade date waits for the next
     trading morning and is not late. True where the stored calendar does not reach `today`."""
     return queries.is_trading_day(services.engine, today) is not False
+
+
+def calendar_runs_out(services: Services, today: date) -> bool:
+    """Whether the stored exchange calendar ends before `today` (or is empty)."""
+    return queries.is_trading_day(services.engine, today) is None
 
 
 def missing_for(services: Services, day: date) -> list[str]:
@@ -88,18 +94,25 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     complete = await services.run(latest_pushable_date, services)
     # A live bot replaces demo data with real data as soon as it can, and never pushes demo data.
     demo = live and await services.run(is_demo, services.engine)
-    missing = demo or expected is None or complete is None or complete < expected
+    # A calendar that ends before today hides the days after its end (expected stays on its last
+    # day): only an ingest refreshes it, so its end counts as data possibly missing.
+    uncharted = live and await services.run(calendar_runs_out, services, now.date())
+    missing = demo or uncharted or expected is None or complete is None or complete < expected
     if live and missing:
         if now.time() >= settings.ingest_start_time or demo:
             await _maybe_ingest(application, services, now)
             expected = await services.run(expected_trade_date, services, now.date())
             complete = await services.run(latest_pushable_date, services)
             demo = await services.run(is_demo, services.engine)
-        if (expected is not None and (complete is None or complete < expected)
-                and now.time() >= settings.ingest_cutoff_time
-                and await services.run(publishes_on, services, now.date())):
+            uncharted = await services.run(calendar_runs_out, services, now.date())
+        if now.time() >= settings.ingest_cutoff_time:
             # told once; the tick goes on: retries of the last complete day still fall due
-            await _tell_admins_late(context, services, expected)
+            if uncharted:
+                # not the late-data warning: without the calendar, whether anything is late is unknown
+                await _tell_admins_calendar(context, services, now.date())
+            elif (expected is not None and (complete is None or complete < expected)
+                    and await services.run(publishes_on, services, now.date())):
+                await _tell_admins_late(context, services, expected)
     if await warm_reports(application) and not application.bot_data.get("uploading_inline"):
         # New data: the charts inline mode offers first are uploaded ahead, beside the ticks.
         application.bot_data["uploading_inline"] = True
@@ -160,8 +173,6 @@ async def _maybe_ingest(application: Application, services: Services, now: datet
 
 
 async def _tell_admins_late(context: ContextTypes.DEFAULT_TYPE, services: Services, day: date) -> None:
-    if not await services.run(chats.first_notice, services.engine, f"late:{day.isoformat()}"):
-        return  # told already (by this worker before a restart, or by another worker)
     cutoff = services.settings.ingest_cutoff_time.strftime("%H:%M")
     steps = await services.run(missing_for, services, day)
 
@@ -169,12 +180,41 @@ async def _tell_admins_late(context: ContextTypes.DEFAULT_TYPE, services: Servic
         missing = t(lang, "scope.joiner").join(t(lang, f"steps.{key}") for key in steps)
         return t(lang, "bot.data_late", date=day.isoformat(), cutoff=cutoff, missing=html.escape(missing or "?"))
 
-    log.warning("data for %s still incomplete at the cut-off %s: %s", day, cutoff, ", ".join(steps))
-    for admin in services.settings.admin_chat_ids:
+    if await _tell_admins(context, services, f"late:{day.isoformat()}", text):
+        log.warning("data for %s still incomplete at the cut-off %s: %s", day, cutoff, ", ".join(steps))
+
+
+async def _tell_admins_calendar(context: ContextTypes.DEFAULT_TYPE, services: Services, today: date) -> None:
+    last = await services.run(queries.last_trading_day_before, services.engine, today)
+    shown = last.isoformat() if last else "—"
+
+    def text(lang: str) -> str:
+        return t(lang, "bot.calendar_stale", last=shown)
+
+    if await _tell_admins(context, services, f"calendar:{today.isoformat()}", text):
+        log.error("the stored trading calendar ends on %s and could not be refreshed: days after it are"
+                  " neither fetched nor pushed", shown)
+
+
+async def _tell_admins(context: ContextTypes.DEFAULT_TYPE, services: Services, key: str,
+                       text: Callable[[str], str]) -> bool:
+    """Send a one-time notice (`key`) to every admin chat, each in its chat's language; False when it
+    was given already (by this worker before a restart, or by another worker). When no admin
+    received it (Telegram down, say), the notice is released so that the next tick tries again."""
+    if not await services.run(chats.first_notice, services.engine, key):
+        return False
+    admins = services.settings.admin_chat_ids
+    told = 0
+    for admin in admins:
         # An admin who has talked to the bot reads it in their chat's language.
         chat = await services.run(chats.get_chat, services.engine, admin)
         try:
             await context.bot.send_message(admin, text(chat.language if chat else services.settings.default_language),
                                            parse_mode=ParseMode.HTML)
-        except TelegramError:
-            log.warning("could not tell admin chat %s that data is late", admin)
+            told += 1
+        except TelegramError as exc:
+            log.warning("could not tell admin chat %s (%s): %s", admin, key, exc)
+    if admins and not told:
+        # Nobody has it: released for the next tick (with no admin configured, the log is the notice).
+        await services.run(chats.forget_notice, services.engine, key)
+    return True

@@ -42,6 +42,10 @@ HOLD_FOR_RETRY = 90.0  # a push waits for retries due within this; later ones fa
 # is not repeated: waiting longer than PTB's 5 s default makes that rare.
 PUSH_READ_TIMEOUT = 30.0
 CLAIM_BATCH = 200
+# The lines after the chart are sent within the delivery (its lease renewed meanwhile): a 429 there is
+# waited out at most this many times, each wait at most this long, so that a stopping bot is not held.
+APART_RETRIES = 3
+APART_MAX_WAIT = 60.0
 SENDERS = 16
 
 
@@ -164,9 +168,8 @@ class Pusher:
         while True:
             item = await queue.get()
             try:
-                report = reports.get(item.language, reports["zh"])
                 # Shielded: once a send starts it is finished and recorded even if this worker stops.
-                task = asyncio.create_task(self._deliver(item, report, result))
+                task = asyncio.create_task(self._deliver(item, reports, result))
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
                 await asyncio.shield(task)
@@ -175,12 +178,15 @@ class Pusher:
             finally:
                 queue.task_done()
 
-    async def _deliver(self, item: deliveries.Claim, report: RenderedReport, result: PushResult) -> None:
+    async def _deliver(self, item: deliveries.Claim, reports: dict[str, RenderedReport], result: PushResult) -> None:
         engine, run, worker = self.services.engine, self.services.run, self.worker_id
-        if not await run(deliveries.start, engine, item.delivery_id, worker):
+        language = await run(deliveries.start, engine, item.delivery_id, worker)
+        if language is None:
             # another worker took it over, or the chat unsubscribed or moved its push time meanwhile
             log.info("delivery to chat %s is no longer this worker's to send", item.chat_id)
             return
+        # the language as the send starts: the chat may have changed it since the claim
+        report = reports.get(language, reports["zh"])
         attempts = item.attempts + 1
         try:
             message = await self._send(item, report)
@@ -279,12 +285,28 @@ class Pusher:
             message = await send_chart(self.bot, self.services, item.chat_id, report, caption=caption,
                                        read_timeout=PUSH_READ_TIMEOUT)
         if apart:
-            try:
-                await self.bot.send_message(item.chat_id, "\n\n".join(apart), parse_mode=ParseMode.HTML,
-                                            **placement.send_kwargs())
-            except TelegramError as exc:  # the summary is there: the delivery stands, the lines are lost
-                log.warning("chat %s: lines after the push not sent: %s", item.chat_id, exc)
+            await self._send_apart(item.chat_id, "\n\n".join(apart), placement)
         return message
+
+    async def _send_apart(self, chat_id: int, text: str, placement: Placement) -> None:
+        """The lines that follow the chart. The chart is out and its delivery stands whatever happens
+        here, so a failure is logged, not retried by the delivery (that would send the chart again);
+        only a 429 that outlasted the rate limiter's own retries is waited out, a few times."""
+        for attempt in range(1, APART_RETRIES + 2):
+            try:
+                await self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, **placement.send_kwargs())
+                return
+            except RetryAfter as exc:
+                wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
+                if attempt > APART_RETRIES or wait > APART_MAX_WAIT:
+                    log.warning("chat %s: lines after the push not sent: still flood-limited (retry after %s s)",
+                                chat_id, wait)
+                    return
+                log.info("chat %s: 429 on the lines after the push; retrying in %.1f s", chat_id, wait)
+                await asyncio.sleep(float(wait))
+            except TelegramError as exc:  # the summary is there: the delivery stands, the lines are lost
+                log.warning("chat %s: lines after the push not sent: %s", chat_id, exc)
+                return
 
     async def _retry_or_fail(self, item: deliveries.Claim, attempts: int, error: str, result: PushResult) -> None:
         """After a failed attempt: pending again after its backoff, or failed for good after max_attempts."""

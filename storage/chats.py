@@ -271,6 +271,12 @@ def first_notice(engine: Engine, key: str) -> bool:
         return False
 
 
+def forget_notice(engine: Engine, key: str) -> None:
+    """Release a one-time notice claimed with first_notice that reached no one: the next claim wins again."""
+    with session_scope(engine) as session:
+        session.execute(delete(models.DatasetMeta).where(models.DatasetMeta.key == f"notice:{key}"[:32]))
+
+
 # --- uploaded charts ----------------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage import chats, models
@@ -61,16 +61,19 @@ def plan_deliveries(engine: Engine, trade_date: date, local_now: time, default_t
                     local_only: bool = False) -> int:
     """Create a pending delivery of `trade_date` for each active subscriber whose push time has come.
 
-    A chat without its own time uses `default_time`. Existing rows are left alone (unique key), so
-    planning again after a restart adds only chats that became due. `local_only` plans the local
+    A chat without its own time uses `default_time`. Only chats without a delivery of the date are
+    inserted: this runs every minute once the day is complete, and re-inserting every subscriber to
+    have the unique key discard them would write N rows a minute (and, on PostgreSQL, use up a serial
+    id per discarded row). The key still settles a race between workers. `local_only` plans the local
     sandbox's chats only. Returns rows added.
     """
-    chat = models.Chat
+    chat, delivery = models.Chat, models.Delivery
     query = select(chat.chat_id).where(
         chat.subscribed,
         chat.active,
         or_(chat.push_time.is_(None), chat.push_time <= local_now) if local_now >= default_time
         else and_(chat.push_time.is_not(None), chat.push_time <= local_now),
+        ~exists().where(delivery.chat_id == chat.chat_id, delivery.trade_date == trade_date),
     )
     if local_only:
         query = query.where(chats.local_chat_ids(chat.chat_id))
@@ -78,30 +81,27 @@ def plan_deliveries(engine: Engine, trade_date: date, local_now: time, default_t
         due = session.execute(query).scalars().all()
         if not due:
             return 0
-        before = session.execute(
-            select(func.count()).select_from(models.Delivery).where(models.Delivery.trade_date == trade_date)
-        ).scalar()
         rows = [{"chat_id": cid, "trade_date": trade_date, "status": DeliveryStatus.PENDING} for cid in due]
-        _insert_ignore(session, rows)
-        after = session.execute(
-            select(func.count()).select_from(models.Delivery).where(models.Delivery.trade_date == trade_date)
-        ).scalar()
-        return int(after or 0) - int(before or 0)
+        return _insert_ignore(session, rows)
 
 
-def _insert_ignore(session: Session, rows: list[dict[str, object]]) -> None:
+def _insert_ignore(session: Session, rows: list[dict[str, object]]) -> int:
+    """Insert deliveries, those whose (chat, trade date) exists already left out; returns rows inserted."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     table = models.Delivery.__table__  # type: ignore[attr-defined]
+    added = 0
     for start in range(0, len(rows), 500):
         stmt = insert(table).values(rows[start : start + 500]).on_conflict_do_nothing(
             index_elements=["chat_id", "trade_date"]
-        )
-        session.execute(stmt)
+        ).returning(table.c.id)
+        added += len(session.execute(stmt).all())
+    return added
 
 
 LEASE = timedelta(minutes=2)  # a claim not renewed for this long belongs to a worker that died
+DEFAULT_LANGUAGE = "zh"  # of a delivery whose chat row is gone
 
 
 def claim(engine: Engine, trade_date: date, worker: str, limit: int, lease: timedelta = LEASE,
@@ -147,25 +147,31 @@ def claim(engine: Engine, trade_date: date, worker: str, limit: int, lease: time
     followed = chats.watches(engine, [int(r[1]) for r in rows])
     claims = []
     for delivery_id, chat_id, attempts in sorted(rows):
-        language, thread = where.get(chat_id, ("zh", None))
+        language, thread = where.get(chat_id, (DEFAULT_LANGUAGE, None))
         claims.append(Claim(int(delivery_id), int(chat_id), language, int(attempts), thread,
                             tuple(followed.get(int(chat_id), ()))))
     return claims
 
 
-def start(engine: Engine, delivery_id: int, worker: str) -> bool:
-    """Mark a claimed delivery as being sent (one more attempt, lease renewed); False when `worker` no
-    longer holds it (its lease ran out and another worker took it over): then it must not send."""
+def start(engine: Engine, delivery_id: int, worker: str) -> str | None:
+    """Mark a claimed delivery as being sent (one more attempt, lease renewed) and return the chat's
+    language as it is now (a /settings change since the claim counts); None when `worker` no longer
+    holds it (its lease ran out and another worker took it over, or the chat dropped it): then it
+    must not send."""
     now = _now()
+    delivery = models.Delivery
     with session_scope(engine) as session:
-        result = session.execute(
-            update(models.Delivery)
-            .where(models.Delivery.id == delivery_id, models.Delivery.claimed_by == worker,
-                   models.Delivery.status == DeliveryStatus.CLAIMED)
-            .values(status=DeliveryStatus.SENDING, attempts=models.Delivery.attempts + 1, claimed_at=now,
-                    updated_at=now)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        started = session.execute(
+            update(delivery)
+            .where(delivery.id == delivery_id, delivery.claimed_by == worker,
+                   delivery.status == DeliveryStatus.CLAIMED)
+            .values(status=DeliveryStatus.SENDING, attempts=delivery.attempts + 1, claimed_at=now, updated_at=now)
+            .returning(delivery.chat_id)
+        ).scalar()
+        if started is None:
+            return None
+        language = session.execute(select(models.Chat.language).where(models.Chat.chat_id == started)).scalar()
+        return language or DEFAULT_LANGUAGE
 
 
 def renew(engine: Engine, trade_date: date, worker: str) -> int:

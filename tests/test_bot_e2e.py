@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -1719,7 +1719,8 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
 
     with session_scope(demo_db) as session:
         set_meta(session, "demo", "false")  # a live bot never pushes demo data: these stand for real data
-        session.add(models.TradingDay(trade_date=new_day))
+        # the calendar reaches today (a calendar that ends before it has run out: another warning)
+        session.add_all([models.TradingDay(trade_date=new_day), models.TradingDay(trade_date=date(2026, 11, 24))])
         for table in (models.MarginSummary, models.SectorDaily):
             copy_day(table, session)
         session.add_all(models.IngestStatus(trade_date=new_day, source=s, status="done")
@@ -1757,12 +1758,17 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         assert len(h.texts(ADMIN_CHAT)) == 1
 
 
-def live_clock(monkeypatch: pytest.MonkeyPatch, engine: Engine, start: datetime) -> dict[str, datetime]:
+def live_clock(monkeypatch: pytest.MonkeyPatch, engine: Engine, start: datetime,
+               calendar_ahead: bool = True) -> dict[str, datetime]:
     """The clock bot.pipeline and bot.push read, set by the test through the dict returned ("now");
-    the demo data taken for real data (a live bot never pushes demo data)."""
+    the demo data taken for real data (a live bot never pushes demo data), and (`calendar_ahead`) the
+    stored calendar reaching the year's end, as the exchanges' does (one that ends before today has
+    run out, and the pipeline fetches it again): the weekdays after `start`'s day, which the test
+    may add itself."""
     import bot.pipeline
     import bot.push
     from storage.database import set_meta
+    from storage.demo import open_weekdays
 
     clock = {"now": start}
 
@@ -1775,6 +1781,9 @@ def live_clock(monkeypatch: pytest.MonkeyPatch, engine: Engine, start: datetime)
     monkeypatch.setattr(bot.push, "datetime", Clock)
     with session_scope(engine) as session:
         set_meta(session, "demo", "false")
+        if calendar_ahead:
+            ahead = open_weekdays(start.date() + timedelta(days=1), date(start.year, 12, 31), lambda year: [])
+            session.add_all(models.TradingDay(trade_date=day) for day in ahead)
     return clock
 
 
