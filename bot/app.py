@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Engine
@@ -71,11 +73,13 @@ async def post_init(application: Application) -> None:  # type: ignore[type-arg]
     if services.storage_chat_id is None:
         log.warning("no STORAGE_CHAT_ID or ADMIN_CHAT_IDS: inline mode offers only charts someone "
                     "already asked for in a chat (nowhere to upload the others)")
-    await register_commands(application)
+    if not application.bot_data.get("push_only"):
+        await register_commands(application)  # the polling worker's: a push worker answers no command
     if application.job_queue is not None and application.bot_data.get("schedule", True):
         # Every minute: cheap when there is nothing to do, and a restart resumes within a minute.
         application.job_queue.run_repeating(pipeline_tick, interval=60, first=5, name="daily-pipeline")
-    log.info("bot @%s ready", services.bot_username)
+    log.info("bot @%s ready%s", services.bot_username,
+             " (push worker: no polling, no ingest)" if application.bot_data.get("push_only") else "")
 
 
 async def post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
@@ -97,9 +101,13 @@ def build_services(settings: Settings, engine: Engine) -> Services:
 
 def build_application(
     settings: Settings, engine: Engine, *, base_url: str | None = None, base_file_url: str | None = None,
-    schedule: bool = True, rate_limit: bool = True, services: Services | None = None,
+    schedule: bool = True, rate_limit: bool = True, services: Services | None = None, push_only: bool = False,
 ) -> Application:  # type: ignore[type-arg]
-    """The bot application; `base_url` points it at a self-hosted Bot API or the local stand-in."""
+    """The bot application; `base_url` points it at a self-hosted Bot API or the local stand-in.
+
+    `push_only` builds a push worker: no updater (one bot token has one poller: Telegram answers a
+    second getUpdates with 409 Conflict), no command menus, no ingest; its pipeline only pushes, its
+    claims shared with the other workers through the database (storage.deliveries)."""
     if settings.telegram_bot_token is None:
         raise ValueError("build_application needs a token (the sandbox passes its own)")
     # PTB's bot logs "Set Bot API URL: <base_url><token>" at DEBUG: redact it where the record is made,
@@ -122,6 +130,8 @@ def build_application(
     )
     if base_file_url:
         builder = builder.base_file_url(base_file_url)
+    if push_only:
+        builder = builder.updater(None)
     if rate_limit:
         # Global and per-group limits; 429s are retried after their retry_after.
         builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=settings.push_rate, overall_time_period=1,
@@ -129,6 +139,7 @@ def build_application(
     application = builder.build()
     application.bot_data["services"] = services or build_services(settings, engine)
     application.bot_data["schedule"] = schedule
+    application.bot_data["push_only"] = push_only
     for handler in flood.handlers():  # before any other: a flooding chat's updates stop here
         application.add_handler(handler, group=-1)
     for handler in (*reports.handlers(), *chat.handlers(), *chat.channel_handlers(), *watch.handlers(),
@@ -153,6 +164,33 @@ async def start_application(application: Application) -> None:  # type: ignore[t
     await application.start()
     assert application.updater is not None
     await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, poll_interval=0.0, timeout=10)
+
+
+async def serve_push_worker(application: Application, stop: asyncio.Event) -> None:  # type: ignore[type-arg]
+    """Run a push worker (build_application(push_only=True)) until `stop` is set: its job queue
+    pushes; nothing polls."""
+    await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)
+    await application.start()
+    try:
+        await stop.wait()
+    finally:
+        await stop_application(application)
+
+
+def run_push_worker(application: Application) -> None:  # type: ignore[type-arg]
+    """`marginbot run --push-only`: serve_push_worker until SIGINT or SIGTERM, which stop the push
+    as a polling bot's stop does (the sends in flight finish, the rest is handed back)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_push_worker(application, stop)
+
+    asyncio.run(main())
 
 
 async def stop_application(application: Application) -> None:  # type: ignore[type-arg]

@@ -89,6 +89,9 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
     settings = services.settings
     live = settings.telegram_bot_token is not None
+    # A push worker (marginbot run --push-only) leaves ingesting, alerts and inline uploads to the
+    # polling bot: it pushes what that bot stored.
+    leader = live and not application.bot_data.get("push_only")
     now = datetime.now(TIMEZONE)
     expected = await services.run(expected_trade_date, services, now.date())
     complete = await services.run(latest_pushable_date, services)
@@ -98,7 +101,7 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     # day): only an ingest refreshes it, so its end counts as data possibly missing.
     uncharted = live and await services.run(calendar_runs_out, services, now.date())
     missing = demo or uncharted or expected is None or complete is None or complete < expected
-    if live and missing:
+    if leader and missing:
         if now.time() >= settings.ingest_start_time or demo:
             await _maybe_ingest(application, services, now)
             expected = await services.run(expected_trade_date, services, now.date())
@@ -113,7 +116,8 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
             elif (expected is not None and (complete is None or complete < expected)
                     and await services.run(publishes_on, services, now.date())):
                 await _tell_admins_late(context, services, expected)
-    if await warm_reports(application) and not application.bot_data.get("uploading_inline"):
+    if (await warm_reports(application) and not application.bot_data.get("push_only")
+            and not application.bot_data.get("uploading_inline")):
         # New data: the charts inline mode offers first are uploaded ahead, beside the ticks.
         application.bot_data["uploading_inline"] = True
         application.create_task(_upload_inline(application), name="upload-inline-charts")
@@ -128,7 +132,7 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
             await push_now(application, complete, plan=False)
         return
     await push_now(application, expected)
-    if live and not application.bot_data.get("valuing_lending"):
+    if leader and not application.bot_data.get("valuing_lending"):
         # After the push, which does not need it, and beside the ticks (fetching the quotes takes a
         # minute or two): SSE's lending valued at the day's closes, once a day at most.
         application.bot_data["valuing_lending"] = True

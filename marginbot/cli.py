@@ -171,7 +171,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from marginbot.runner import run
 
-    return run(settings)
+    return run(settings, push_only=args.push_only)
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("run", help="run the bot (without a token: local chat page on loopback)")
+    p.add_argument("--push-only", action="store_true",
+                   help="a worker that only sends the daily push, beside the bot on the same PostgreSQL database")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")

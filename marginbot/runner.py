@@ -1,8 +1,11 @@
-"""`marginbot run`: the bot against Telegram with a token, or the local sandbox chat page without one."""
+"""`marginbot run`: the bot against Telegram with a token (`--push-only`: a push worker beside it),
+or the local sandbox chat page without one."""
 
 from __future__ import annotations
 
 import logging
+
+from sqlalchemy import Engine
 
 from marginbot.settings import Settings
 from storage.database import make_engine, upgrade
@@ -10,9 +13,11 @@ from storage.database import make_engine, upgrade
 log = logging.getLogger(__name__)
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, push_only: bool = False) -> int:
     engine = make_engine(settings.database_url)
     upgrade(engine)
+    if push_only:
+        return _run_push_worker(settings, engine)
     if settings.telegram_bot_token is None:
         from sandbox.app import run_sandbox
 
@@ -38,4 +43,14 @@ def run(settings: Settings) -> int:
     return 0
 
 
+def _run_push_worker(settings: Settings, engine: Engine) -> int:
+    """A worker that only pushes, beside the one `marginbot run` that polls and ingests, on the same
+    PostgreSQL database: the daily push's deliveries are claimed with row locks, so the workers
+    share it and no chat gets it twice. Each sends at its own PUSH_RATE."""
+    if settings.telegram_bot_token is None:
+        log.error("a push worker needs TELEGRAM_BOT_TOKEN (the bot it pushes for)")
+        return 2
+    from bot.app import build_application, run_push_worker
 
+    run_push_worker(build_application(settings, engine, push_only=True))
+    return 0
