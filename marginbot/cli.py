@@ -171,6 +171,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from marginbot.runner import run
 
+    if args.push_only and settings.telegram_bot_token is None:
+        raise UsageError("a push worker needs TELEGRAM_BOT_TOKEN (the bot it pushes for)")
     return run(settings, push_only=args.push_only)
 
 

@@ -47,9 +47,7 @@ def _run_push_worker(settings: Settings, engine: Engine) -> int:
     """A worker that only pushes, beside the one `marginbot run` that polls and ingests, on the same
     PostgreSQL database: the daily push's deliveries are claimed with row locks, so the workers
     share it and no chat gets it twice. Each sends at its own PUSH_RATE."""
-    if settings.telegram_bot_token is None:
-        log.error("a push worker needs TELEGRAM_BOT_TOKEN (the bot it pushes for)")
-        return 2
+    assert settings.telegram_bot_token is not None  # the command line refuses a push worker without one
     from bot.app import build_application, run_push_worker
 
     run_push_worker(build_application(settings, engine, push_only=True))

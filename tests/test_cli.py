@@ -389,3 +389,12 @@ def test_status_lists_what_is_stored(env: pytest.MonkeyPatch, capsys: pytest.Cap
     assert recent[0] + 1 == recent[1]  # newest first
     assert "Subscriptions: private 1 · groups 0" in lines
     assert lines[-1] == "No push yet"
+
+
+def test_a_push_worker_without_a_token_is_one_line(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    """`run --push-only` sends for a bot: without a token there is none (the sandbox is `run`'s)."""
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'push.db'}")
+    code, out, err = run(capsys, "--quiet", "run", "--push-only")
+    assert code == 2 and out == ""
+    assert assert_one_clear_line(err) == "marginbot: a push worker needs TELEGRAM_BOT_TOKEN (the bot it pushes for)"
