@@ -15,7 +15,8 @@ be ``application/json``):
   chat's scope and the user's language, resolved the way Telegram clients do.
 * ``GET /api/history?chat=ID&after=SEQ&wait=S``: messages created, edited or deleted after change
   number SEQ (every chat when ``chat`` is omitted), plus notices (callback answers, chat
-  actions); with ``wait`` it long-polls up to S seconds for a change.
+  actions); with ``wait`` it long-polls up to S seconds (0 to 30; anything else is a 400) for a
+  change.
 * ``GET /api/file/FILE_ID``: the bytes of a photo or document the bot uploaded.
 * ``POST /api/send {chat, text, as?}``: the user (or, in the group, ``as: "member"``) writes.
 * ``POST /api/edit {chat, message_id, text, as?}``: that sender edits the text of one of their own
@@ -26,7 +27,9 @@ be ``application/json``):
   older than Telegram's 48 hours of editing is refused with 400.
 * ``POST /api/callback {chat, message_id, data, as?}``: the user taps an inline button.
 * ``POST /api/language {lang}``: the Telegram language (``language_code``) of the simulated user.
-* ``POST /api/push``: run the daily push now (``bot.push.push_now``) and report its counts.
+* ``POST /api/push``: run the daily push of the latest complete day now (``bot.push.push_now``),
+  to every subscribed chat of the page whatever its push time, and report its counts (with
+  ``subscribers`` and ``delivered``: how many of them have that day's push).
 * ``POST /api/inline {chat, query, as?}``: the user types ``@bot query`` in a chat; answers the
   bot's answerInlineQuery results (``{ok, query_id, query, results: [{id, type, title, photo,
   caption, parse_mode, html, text, sendable}], next_offset}``), 504 when the bot does not answer
@@ -41,6 +44,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import secrets
 import signal
@@ -50,12 +54,12 @@ import time as clock
 import webbrowser
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, exists, func, select
 from telegram.ext import Application
 
 from bot.app import build_application, build_services, start_application, stop_application
@@ -70,7 +74,9 @@ from sandbox.botapi import (
     StoredMessage,
     visible_text,
 )
-from storage.chats import LOCAL_CHAT_ID_FLOOR
+from storage import models
+from storage.chats import LOCAL_CHAT_ID_FLOOR, local_chat_ids
+from storage.database import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +110,9 @@ INLINE_QUERY_LIMIT = 256  # Telegram's limit on the text after @bot
 INLINE_KEPT = 100  # inline queries remembered for /api/inline/choose
 TEXT_LIMIT = 4096  # Telegram's limit on a message's text
 EDIT_TIME_LIMIT = 48 * 3600  # Telegram's edit_time_limit: a user edits a message for 48 hours
+# A newcomer tries every report within a minute or two: the default allowance (12) would drop some.
+# Groups keep Telegram's own 20 messages a minute (bot.handlers.flood), a sandbox or not.
+SANDBOX_COMMANDS_PER_MINUTE = 60
 
 
 def _generate_token() -> str:
@@ -455,9 +464,12 @@ class ChatPage:
         chat_id = self._chat_param(query["chat"]) if query.get("chat") else None
         try:
             after = max(0, int(query.get("after") or 0))
-            wait = min(max(float(query.get("wait") or 0), 0.0), MAX_WAIT)
+            wait = float(query.get("wait") or 0)
         except ValueError:
             raise BadRequest("after must be a whole number and wait a number of seconds") from None
+        # nan or inf would become a timer of the event loop the bot shares: refused, not clamped.
+        if not (math.isfinite(wait) and 0 <= wait <= MAX_WAIT):
+            raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT:g}")
         if after > self.seq:
             after = 0  # the page outlived a restart of the sandbox: start over
         deadline = asyncio.get_running_loop().time() + wait
@@ -670,20 +682,37 @@ class ChatPage:
         return HttpResponse.json_body({"ok": True, "lang": self.lang})
 
     async def _push(self, request: HttpRequest) -> HttpResponse:
-        from bot.push import push_now
+        """The daily push of the latest complete day to every subscribed chat of the page, now.
+
+        Each chat's push time (/settings) is for the scheduled push: the button is "now", so the page's
+        chats are planned here as at the end of the day, and push_now only runs what is planned.
+        """
+        from bot.push import latest_pushable_date, push_now
         from bot.services import services_of
-        from storage import chats
+        from storage import deliveries
 
         application = self.application
         if application is None:
             return _json_error(503, "the bot is not running yet")
         services = services_of(application)
+        engine = services.engine
         try:
-            result = await push_now(application)
+            day = await services.run(latest_pushable_date, services)
+            result = None
+            if day is not None:
+                await services.run(
+                    deliveries.plan_deliveries,
+                    engine,
+                    day,
+                    local_now=time.max,
+                    default_time=services.settings.push_time,
+                    local_only=True,
+                )
+                result = await push_now(application, day, plan=False)
         except Exception as exc:  # shown on the page; the trace goes to the log
             log.exception("sandbox: the daily push failed")
             return _json_error(500, f"the push failed: {type(exc).__name__}: {exc}")
-        subscribers = await services.run(chats.subscriber_count, services.engine, True)
+        subscribers, delivered = await services.run(_local_delivery_counts, engine, day)
         if result is None:
             return HttpResponse.json_body(
                 {
@@ -704,8 +733,42 @@ class ChatPage:
                 "seconds": round(result.seconds, 2),
                 "errors": result.errors[:5],
                 "subscribers": subscribers,
+                # subscribed chats that have the day's summary now: the page says "nothing left to
+                # send" only when this is every subscriber
+                "delivered": delivered,
             }
         )
+
+
+def _local_delivery_counts(engine: Engine, day: date | None) -> tuple[int, int]:
+    """(the page's active subscribed chats, how many of them have ``day``'s push delivered)."""
+    chat, delivery = models.Chat, models.Delivery
+    subscribed = (chat.subscribed, chat.active, local_chat_ids(chat.chat_id))
+    has_it = exists().where(
+        delivery.chat_id == chat.chat_id,
+        delivery.trade_date == day,
+        delivery.status == models.DeliveryStatus.SENT,
+    )
+    with session_scope(engine) as session:
+        subscribers = session.execute(select(func.count()).select_from(chat).where(*subscribed)).scalar_one()
+        delivered = (
+            session.execute(select(func.count()).select_from(chat).where(*subscribed, has_it)).scalar_one()
+            if day is not None
+            else 0
+        )
+    return int(subscribers), int(delivered)
+
+
+def forget_local_deliveries(engine: Engine) -> int:
+    """Delete the deliveries of the sandbox's own chats (ids from LOCAL_CHAT_ID_FLOOR on); returns rows.
+
+    The stand-in's chats live in memory and start empty, but the database remembers what an earlier
+    run pushed to them: the demo's one trade date would never be pushed to them again. Real chats'
+    deliveries are left alone.
+    """
+    with session_scope(engine) as session:
+        result = session.execute(delete(models.Delivery).where(local_chat_ids(models.Delivery.chat_id)))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -733,10 +796,16 @@ def sandbox_settings(settings: Settings, token: str) -> tuple[Settings, Settings
     The application gets the generated token. The services keep ``telegram_bot_token`` unset, as
     the user configured it: with no token the daily job never tries to ingest from the exchanges
     (demo data, offline). "You" is the admin chat (error reports land in your private chat), charts
-    for inline results are uploaded to a hidden channel, and the default push time is 00:00 so that
-    "Run daily push now" delivers at any hour.
+    for inline results are uploaded to a hidden channel, the default push time is 00:00 (what
+    /settings shows; "Run daily push now" ignores push times anyway), and a chat may ask for
+    :data:`SANDBOX_COMMANDS_PER_MINUTE` reports a minute (more when configured higher).
     """
-    common = {"admin_chat_ids": [YOU_ID], "storage_chat_id": STORAGE_CHANNEL_ID, "push_time": time(0, 0)}
+    common = {
+        "admin_chat_ids": [YOU_ID],
+        "storage_chat_id": STORAGE_CHANNEL_ID,
+        "push_time": time(0, 0),
+        "commands_per_minute": max(settings.commands_per_minute, SANDBOX_COMMANDS_PER_MINUTE),
+    }
     for_services = settings.model_copy(update={**common, "telegram_bot_token": None})
     for_application = settings.model_copy(update={**common, "telegram_bot_token": SecretStr(token)})
     return for_application, for_services
@@ -745,16 +814,11 @@ def sandbox_settings(settings: Settings, token: str) -> tuple[Settings, Settings
 async def start_sandbox(
     settings: Settings, engine: Engine, port: int | None = None, *, seed: bool = True
 ) -> Sandbox:
-    """Seed the demo data if the database is empty, start the stand-in, the page and the real bot.
+    """Start the stand-in and the page, seed the demo data if the database is empty, start the real bot.
 
     Runs on the caller's event loop; ``port`` defaults to ``settings.sandbox_port`` (0: a free
-    port). Raises OSError when the port is taken.
+    port). Raises OSError when the port is taken, before any seeding (which takes a while).
     """
-    if seed:
-        from storage.demo import ensure_seeded
-
-        if await asyncio.to_thread(ensure_seeded, engine):
-            log.info("sandbox: demo data seeded")
     token = _generate_token()
     server = BotApiServer(
         token,
@@ -765,8 +829,18 @@ async def start_sandbox(
     )
     page = ChatPage(server, settings.default_language)
     page.install()
-    await server.start()
+    await server.start()  # binds the port first: a taken port is told at once
     try:
+        if seed:
+            from storage.demo import ensure_seeded
+
+            if await asyncio.to_thread(ensure_seeded, engine):
+                log.info("sandbox: demo data seeded")
+        # The stand-in's chats start empty on every run: what an earlier run pushed to them is
+        # forgotten, or the demo's trade date could never be pushed again.
+        forgotten = await asyncio.to_thread(forget_local_deliveries, engine)
+        if forgotten:
+            log.info("sandbox: forgot %d deliveries of an earlier run's chats", forgotten)
         for_application, for_services = sandbox_settings(settings, token)
         application = build_application(
             for_application,

@@ -9,9 +9,25 @@ want_browser=0
 [ "${1:-}" = "--test" ] && want_browser=1
 
 PY=${PYTHON:-python3}
+# A .venv without a working pip is half made: without python3-venv, `python3 -m venv` writes
+# .venv/bin/python and then fails at ensurepip. It is made again rather than skipped (one that
+# got as far as uv or a finished install is kept).
+venv_ready() {
+  [ -x .venv/bin/python ] || return 1
+  [ -x .venv/bin/uv ] || [ -f .venv/.marginbot-installed ] || .venv/bin/python -m pip --version >/dev/null 2>&1
+}
+if [ -e .venv ] && ! venv_ready; then
+  echo "setup: .venv is incomplete (no working pip); making it again"
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"
-  "$PY" -m venv .venv
+  if ! "$PY" -m venv .venv; then
+    rm -rf .venv
+    echo "setup: '$PY -m venv' failed. On Debian or Ubuntu install the venv module first:" >&2
+    echo "setup:   sudo apt-get install python3-venv   (or python3.X-venv for your Python 3.X)" >&2
+    exit 1
+  fi
 fi
 if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check uv

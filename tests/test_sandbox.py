@@ -18,15 +18,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
 from marginbot.settings import Settings, load_settings
 from reports.i18n import t
-from sandbox.app import GROUP_ID, STORAGE_CHANNEL_ID, YOU_ID, Sandbox, run_sandbox, start_sandbox
+from sandbox.app import (
+    GROUP_ID,
+    SANDBOX_COMMANDS_PER_MINUTE,
+    STORAGE_CHANNEL_ID,
+    YOU_ID,
+    Sandbox,
+    forget_local_deliveries,
+    run_sandbox,
+    start_sandbox,
+)
 from storage.database import make_engine
 from tests.demo_db import demo_db_file
 from tests.netguard import PREAMBLE, child_env
@@ -71,24 +82,52 @@ class SandboxThread:
     def run(self, coro: Any, timeout: float = 120) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` on the sandbox's loop: the stand-in's state belongs to that loop."""
+
+        async def on_loop() -> Any:
+            return fn(*args)
+
+        return self.run(on_loop(), 30)
+
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def sandbox(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    url = copy_db(template_db, tmp_path_factory.mktemp("sandbox"))
-    engine = make_engine(url)
+@contextmanager
+def running_sandbox(database_url: str) -> Iterator[tuple[Sandbox, SandboxThread]]:
+    """A sandbox on `database_url` (port 0), stopped on leaving."""
+    engine = make_engine(database_url)
     runner = SandboxThread()
-    box: Sandbox = runner.run(start_sandbox(sandbox_settings(url), engine, port=0))
     try:
-        yield box
+        box: Sandbox = runner.run(start_sandbox(sandbox_settings(database_url), engine, port=0))
+        try:
+            yield box, runner
+        finally:
+            runner.run(box.stop(), 30)
     finally:
-        runner.run(box.stop(), 30)
         runner.close()
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def sandbox_and_loop(
+    template_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Sandbox, SandboxThread]]:
+    with running_sandbox(copy_db(template_db, tmp_path_factory.mktemp("sandbox"))) as both:
+        yield both
+
+
+@pytest.fixture(scope="module")
+def sandbox(sandbox_and_loop: tuple[Sandbox, SandboxThread]) -> Sandbox:
+    return sandbox_and_loop[0]
+
+
+@pytest.fixture(scope="module")
+def loop(sandbox_and_loop: tuple[Sandbox, SandboxThread]) -> SandboxThread:
+    return sandbox_and_loop[1]
 
 
 @pytest.fixture(scope="module")
@@ -179,23 +218,38 @@ def test_page_static_files_and_guards(sandbox: Sandbox, client: httpx.Client) ->
     assert sandbox.server.token not in page.text + client.get("/api/chats").text
 
 
+# The menu the bot registers for private chats (and, the same, for the group's members and admins).
+PRIVATE_COMMANDS = [
+    "balance", "ratio", "sectors", "signals", "stock", "top", "watch", "unwatch",
+    "subscribe", "unsubscribe", "settings", "help",
+]
+
+
 def test_chats_and_command_menus(client: httpx.Client) -> None:
     info = client.get("/api/chats").json()
     assert info["me"]["name"] == "You" and info["lang"] == "zh"
     private, group = info["chats"]
     assert private["id"] == YOU_ID and private["type"] == "private"
     assert group["id"] == GROUP_ID and group["title"] == "两融讨论群"
-    statuses = {m["name"]: m["status"] for m in group["members"]}
-    assert statuses["You"] == "administrator" and statuses["小林"] == "member"
-    assert any(m["is_bot"] for m in group["members"])
+    bot, me, member = info["bot"], info["me"], info["member"]
+    assert bot["name"] == "两融雷达" and bot["username"] == "liangrong_sandbox_bot"
+    assert private["members"] == [
+        {"id": YOU_ID, "name": "You", "is_bot": False, "status": "member"},
+        {"id": bot["id"], "name": "两融雷达", "is_bot": True, "status": "member"},
+    ]
+    assert group["members"] == [
+        {"id": member["id"], "name": "小林", "is_bot": False, "status": "member"},
+        {"id": me["id"], "name": "You", "is_bot": False, "status": "administrator"},
+        {"id": bot["id"], "name": "两融雷达", "is_bot": True, "status": "member"},  # added by You
+    ]
 
     def menu(chat: int) -> dict[str, str]:
         commands = client.get("/api/commands", params={"chat": chat}).json()["commands"]
         return {c["command"]: c["description"] for c in commands}
 
     # What the bot registered with setMyCommands, per scope and language.
-    assert menu(YOU_ID)["ratio"] == "两融交易占比" and "settings" in menu(YOU_ID)
-    assert "ratio" in menu(GROUP_ID) and "settings" in menu(GROUP_ID)  # admins set a group's language
+    assert menu(YOU_ID)["ratio"] == "两融交易占比" and list(menu(YOU_ID)) == PRIVATE_COMMANDS
+    assert list(menu(GROUP_ID)) == PRIVATE_COMMANDS  # with /settings: admins set a group's language
     assert client.post("/api/language", json={"lang": "en"}).json()["lang"] == "en"
     try:
         assert menu(YOU_ID)["ratio"] == "Margin share of turnover"
@@ -306,7 +360,9 @@ def test_a_command_corrected_in_place_is_answered(client: httpx.Client) -> None:
     assert [m for m in bot_messages(chats, YOU_ID, sent) if "/stokc" in (m["text"] or "")] == [unknown]
 
 
-def test_editing_only_your_own_text_and_an_unchanged_edit_is_not_sent(client: httpx.Client) -> None:
+def test_editing_only_your_own_text_and_an_unchanged_edit_is_not_sent(
+    sandbox: Sandbox, client: httpx.Client
+) -> None:
     chats = Chats(client)
     chats.sync()
     sent = send(client, YOU_ID, "/stokc")
@@ -334,8 +390,10 @@ def test_editing_only_your_own_text_and_an_unchanged_edit_is_not_sent(client: ht
     assert form.status_code == 415
     chatter = send(client, GROUP_ID, "hi", who="member")
     assert "sender" in refused(GROUP_ID, chatter)  # You may not edit 小林's message
+    updates_before = sandbox.server.updates_injected
     moved = edit(client, GROUP_ID, chatter, "hi all", who="member")  # 小林 may
     assert moved.status_code == 200 and moved.json()["edited"] is True
+    assert sandbox.server.updates_injected == updates_before + 1  # one edited_message for the bot
     body = inline(client, GROUP_ID, "ratio")
     chosen = client.post(
         "/api/inline/choose",
@@ -345,20 +403,29 @@ def test_editing_only_your_own_text_and_an_unchanged_edit_is_not_sent(client: ht
 
     # The same text again: Telegram refuses such an edit (MESSAGE_NOT_MODIFIED), so no update reaches
     # the bot and nothing is answered; the message is not marked edited.
+    updates_before = sandbox.server.updates_injected
     same = edit(client, YOU_ID, sent, "/stokc")
     assert same.status_code == 200, same.text
     assert same.json()["ok"] is True and same.json()["edited"] is False and same.json()["message_id"] == sent
+    assert sandbox.server.updates_injected == updates_before  # no edited_message reached the bot
     chats.until(lambda: (chats.messages.get((GROUP_ID, chatter)) or {}).get("text") == "hi all", 20, "小林's edit")
-    time.sleep(3)  # time enough for an answer, had the bot been asked
     chats.sync()
-    assert bot_messages(chats, YOU_ID, unknown["id"]) == []
     assert chats.messages[(YOU_ID, sent)]["edited"] is False and chats.messages[(YOU_ID, sent)]["text"] == "/stokc"
     assert not chats.messages[(YOU_ID, unknown["id"])]["edited"]  # the bot's message was not touched
 
 
-def test_subscribe_and_push_now(client: httpx.Client) -> None:
+def engine_of(box: Sandbox) -> Engine:
+    from bot.services import services_of
+
+    return services_of(box.application).engine
+
+
+def test_subscribe_and_push_now(sandbox: Sandbox, client: httpx.Client) -> None:
     chats = Chats(client)
     chats.sync()
+    # This module's sandbox is shared: whatever another test pushed to its chats is forgotten first,
+    # so that the day's push goes to both chats below (as after a restart of the sandbox).
+    forget_local_deliveries(engine_of(sandbox))
     sent = send(client, YOU_ID, "/subscribe")
     reply_to(chats, YOU_ID, sent, "订阅", "the private /subscribe answer")
     # In the group only admins may subscribe: 小林 is refused, You (admin) are not.
@@ -371,8 +438,9 @@ def test_subscribe_and_push_now(client: httpx.Client) -> None:
     answer = client.post("/api/push", json={}, timeout=120)
     assert answer.status_code == 200, answer.text
     result = answer.json()
-    # This module's sandbox has two subscribers, both subscribed just above (no other test here subscribes)
-    assert result["ok"] and result["trade_date"] == "2026-11-20" and result["subscribers"] == 2
+    # The page has two chats (the storage channel never subscribes), both subscribed just above.
+    assert result["ok"] and result["trade_date"] == "2026-11-20"
+    assert (result["subscribers"], result["delivered"]) == (2, 2)
     assert (result["sent"], result["failed"], result["deactivated"], result["unconfirmed"]) == (2, 0, 0, 0)
 
     def summaries() -> bool:
@@ -387,7 +455,159 @@ def test_subscribe_and_push_now(client: httpx.Client) -> None:
     chats.until(summaries, 60, "the daily summary in both subscribed chats")
     # Pushing again sends nothing: every subscriber already has that day's summary.
     again = client.post("/api/push", json={}, timeout=120).json()
-    assert again["ok"] and (again["sent"], again["failed"], again["subscribers"]) == (0, 0, 2)
+    assert again["ok"] and (again["sent"], again["failed"], again["subscribers"], again["delivered"]) == (0, 0, 2, 2)
+
+
+def test_history_wait_must_be_a_finite_number_of_seconds(client: httpx.Client) -> None:
+    """nan or inf would become a timer of the event loop the bot shares: refused, never scheduled."""
+    for wait in ("nan", "NaN", "inf", "-inf", "-1", "30.5", "1e9", "soon"):
+        answer = client.get("/api/history", params={"after": 10**9, "wait": wait})
+        assert answer.status_code == 400, (wait, answer.text)
+        assert answer.json()["ok"] is False and "wait" in answer.json()["error"], wait
+    for wait in ("0", "0.2"):
+        answer = client.get("/api/history", params={"wait": wait})
+        assert answer.status_code == 200 and answer.json()["seq"] >= 0
+    # The loop's timers are intact: a long poll still ends (on time or at a change), the bot still answers.
+    started = time.monotonic()
+    seq = client.get("/api/history").json()["seq"]
+    assert client.get("/api/history", params={"after": seq, "wait": 0.3}).status_code == 200
+    assert time.monotonic() - started < 10
+    chats = Chats(client)
+    chats.sync()
+    sent = send(client, YOU_ID, "/stokc")
+    answer = reply_to(chats, YOU_ID, sent, "/stokc", "an answer")
+    assert answer["text"] == t("zh", "bot.unknown_command", command="/stokc")
+
+
+def test_demo_stocks_go_by_their_demo_names(client: httpx.Client) -> None:
+    """Real names (茅台) are not in the demo data: the page and the README give names that are."""
+    chats = Chats(client)
+    chats.sync()
+    sent = send(client, YOU_ID, "/stock 演示股份0028")
+    answer = reply_to(chats, YOU_ID, sent, "演示股份0028(600519)", "the /stock answer by demo name")
+    assert answer["from"]["is_bot"] and answer["text"].startswith("演示股份0028(600519)融资余额")
+    page = client.get("/").text
+    assert "<code>/stock 演示股份0028</code>" in page and "<code>/stock 600519</code>" in page
+    assert "/stock 演示股份0028" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_sandbox_allows_a_newcomer_more_reports(sandbox: Sandbox) -> None:
+    """Trying every report within a minute must not hit the default 12 a minute."""
+    from bot.services import services_of
+    from sandbox.app import sandbox_settings as bot_settings
+
+    assert services_of(sandbox.application).throttle.limit == SANDBOX_COMMANDS_PER_MINUTE == 60
+    configured = load_settings(_env_file=None, telegram_bot_token=None, commands_per_minute=200)
+    assert [s.commands_per_minute for s in bot_settings(configured, "1:x")] == [200, 200]  # never lowered
+
+
+def subscribe_private(client: httpx.Client, chats: Chats) -> None:
+    sent = send(client, YOU_ID, "/subscribe")
+    reply_to(chats, YOU_ID, sent, "订阅", "the /subscribe answer")
+
+
+def summary_after(chats: Chats, after_id: int) -> Message:
+    def found() -> Message | None:
+        return next(
+            (
+                m
+                for m in bot_messages(chats, YOU_ID, after_id)
+                if m["photo"] and "两融雷达 · 2026-11-20" in (m["text"] or "")
+            ),
+            None,
+        )
+
+    return chats.until(found, 60, "the daily summary")  # type: ignore[no-any-return]
+
+
+def push(client: httpx.Client) -> dict[str, Any]:
+    answer = client.post("/api/push", json={}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_push_now_reaches_a_chat_whatever_its_push_time(
+    template_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/settings sets the chat's push time to 20:00; at 09:00 Beijing time "Run daily push now" still
+    delivers it (the button is "now"; the push time is for the scheduled push)."""
+    import bot.push
+    from marginbot.settings import TIMEZONE
+    from storage.chats import get_chat
+
+    real = bot.push.datetime
+
+    class NineAm(real):  # type: ignore[misc,valid-type]
+        """Beijing time is 09:00, before the chat's push time, whatever the hour of the test run."""
+
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            at = real.now(tz)
+            return at.replace(hour=9, minute=0) if tz is TIMEZONE else at
+
+    monkeypatch.setattr(bot.push, "datetime", NineAm)
+    with running_sandbox(copy_db(template_db, tmp_path)) as (box, _), httpx.Client(
+        base_url=box.url, timeout=40
+    ) as client:
+        chats = Chats(client)
+        chats.sync()
+        subscribe_private(client, chats)
+        sent = send(client, YOU_ID, "/settings")
+        menu = reply_to(chats, YOU_ID, sent, "推送时间", "the /settings answer")
+        data = [b["data"] for row in menu["buttons"] for b in row if b.get("data") == "s:time:20:00"]
+        assert data == ["s:time:20:00"], menu["buttons"]
+        tapped = client.post("/api/callback", json={"chat": YOU_ID, "message_id": menu["id"], "data": data[0]})
+        assert tapped.status_code == 200, tapped.text
+        query_id = tapped.json()["query_id"]
+        chats.until(
+            lambda: any(n["kind"] == "answer" and n["query_id"] == query_id for n in chats.notices),
+            30,
+            "the answer to the push-time button",
+        )
+        stored = get_chat(engine_of(box), YOU_ID)
+        assert stored is not None and stored.push_time is not None
+        assert stored.push_time.strftime("%H:%M") == "20:00" and stored.subscribed
+        mark = max(m["id"] for m in chats.in_chat(YOU_ID))
+
+        result = push(client)
+        assert result["ok"] and result["trade_date"] == "2026-11-20"
+        assert (result["sent"], result["failed"], result["subscribers"], result["delivered"]) == (1, 0, 1, 1)
+        summary_after(chats, mark)
+
+
+def test_a_restarted_sandbox_pushes_the_day_again(template_db: Path, tmp_path: Path) -> None:
+    """The stand-in's chats start empty on every run; the database remembers the earlier run's push
+    of the demo's one trade date. The sandbox forgets its own chats' deliveries, never a real chat's."""
+    from sqlalchemy import select
+
+    from storage import models
+    from storage.database import session_scope
+
+    url = copy_db(template_db, tmp_path)
+    real_chat = 123456789  # a Telegram chat of a real bot on the same database
+    with running_sandbox(url) as (box, _), httpx.Client(base_url=box.url, timeout=40) as client:
+        chats = Chats(client)
+        chats.sync()
+        subscribe_private(client, chats)
+        first = push(client)
+        assert (first["sent"], first["subscribers"], first["delivered"]) == (1, 1, 1)
+        summary_after(chats, 0)
+        with session_scope(engine_of(box)) as session:
+            session.add(models.Delivery(chat_id=real_chat, trade_date=date(2026, 11, 20), status="sent"))
+
+    with running_sandbox(url) as (box, _), httpx.Client(base_url=box.url, timeout=40) as client:
+        chats = Chats(client)
+        chats.sync()
+        assert chats.in_chat(YOU_ID) == []  # a new stand-in: the private chat is empty
+        again = push(client)  # still subscribed: the database kept the chat
+        assert again["ok"] and again["trade_date"] == "2026-11-20"
+        assert (again["sent"], again["failed"], again["subscribers"], again["delivered"]) == (1, 0, 1, 1)
+        summary_after(chats, 0)
+        with session_scope(engine_of(box)) as session:
+            kept = session.execute(
+                select(models.Delivery.chat_id, models.Delivery.status).where(models.Delivery.chat_id == real_chat)
+            ).all()
+        assert [tuple(row) for row in kept] == [(real_chat, "sent")]
 
 
 # ---------------------------------------------------------------------------------------- inline mode
@@ -497,7 +717,9 @@ def test_inline_queries_answer_what_the_bot_answers(sandbox: Sandbox, client: ht
     assert body["results"] == [] and "2024-02-30" in body["button"]["text"]
 
 
-def test_inline_bad_inputs_are_400_and_a_silent_bot_504(sandbox: Sandbox, client: httpx.Client) -> None:
+def test_inline_bad_inputs_are_400_and_a_silent_bot_504(
+    sandbox: Sandbox, loop: SandboxThread, client: httpx.Client
+) -> None:
     def refused(path: str, payload: dict[str, Any], status: int = 400) -> str:
         answer = client.post(path, json=payload)
         assert answer.status_code == status, answer.text
@@ -520,24 +742,27 @@ def test_inline_bad_inputs_are_400_and_a_silent_bot_504(sandbox: Sandbox, client
     assert "another" in refused(choose, {"chat": GROUP_ID, "query_id": query_id, "result_id": result_id})
 
     # The bot answers later than the page waits: a clear 504, not a hang; the query stays unanswered.
+    # The stand-in holds the bot's answer back until released: no race against a clock.
     page, server = sandbox.page, sandbox.server
     page.inline_timeout = 0.3
-    server.set_latency(2.0, "answerInlineQuery")
+    loop.call(server.hold_answers, "answerInlineQuery")
     try:
         answer = client.post("/api/inline", json={"chat": YOU_ID, "query": "ratio"})
         assert answer.status_code == 504, answer.text
         late = answer.json()
-        assert late["ok"] is False and "did not answer" in late["error"]
+        error = "the bot did not answer the inline query within 0.3 s"
+        assert late == {"ok": False, "error": error, "query_id": late["query_id"]}
         assert "bot has not answered" in refused(
             choose, {"chat": YOU_ID, "query_id": late["query_id"], "result_id": result_id}
         )
+        _until(lambda: loop.call(server.held, "answerInlineQuery") == 1, 20)  # the bot's answer, held
+        assert late["query_id"] not in server.inline_answers
     finally:
         page.inline_timeout = 10.0
-        server.set_latency(0, "answerInlineQuery")
-    deadline = time.monotonic() + 20  # the late answer still lands: later tests start from a quiet bot
-    while late["query_id"] not in server.inline_answers and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert late["query_id"] in server.inline_answers
+        loop.call(server.release_answers, "answerInlineQuery")
+    # The late answer still lands: later tests start from a quiet bot.
+    _until(lambda: late["query_id"] in server.inline_answers, 20)
+    assert loop.call(server.held, "answerInlineQuery") == 0
 
 
 def test_inline_html_in_the_query_is_only_data(client: httpx.Client) -> None:
@@ -633,10 +858,10 @@ def test_marginbot_run_without_token_serves_the_page(template_db: Path, tmp_path
                 "两融讨论群",
             }
             commands = c.get("/api/commands", params={"chat": YOU_ID}).json()["commands"]
-            assert any(cmd["command"] == "ratio" for cmd in commands)
+            assert [cmd["command"] for cmd in commands] == PRIVATE_COMMANDS
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-    assert any("stopped" in line for line in lines)
+    assert lines[-2:] == ["marginbot sandbox: stopping ...", "marginbot sandbox: stopped."]
 
 
 # The real bot as a server runs it: `marginbot run` reading its token and Bot API address from .env.
@@ -700,8 +925,12 @@ def _until(condition: Callable[[], bool], seconds: float) -> None:
 
 
 def test_port_in_use_is_one_line_and_status_1(
-    template_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    template_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import storage.demo
+
+    seeded: list[object] = []  # the port is taken: told before any seeding (which takes seconds)
+    monkeypatch.setattr(storage.demo, "ensure_seeded", lambda engine: seeded.append(engine) or False)
     url = copy_db(template_db, tmp_path / "db")
     engine = make_engine(url)
     with socket.socket() as taken:
@@ -713,6 +942,7 @@ def test_port_in_use_is_one_line_and_status_1(
     engine.dispose()
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port}" in err and "SANDBOX_PORT" in err
+    assert seeded == []
 
 
 def test_opening_a_browser_never_fails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -944,6 +1174,17 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
             )
             page.screenshot(path=str(SCREENSHOTS / "sandbox-7-inline-sent.png"))
 
+            # The shared chart's button is a deep link (t.me/<bot>?start=ratio): as in Telegram it opens
+            # the private chat with the bot and sends /start ratio, in this tab, not t.me in another.
+            deep_link = shared.locator("a.kbtn.deep-link")
+            expect(deep_link).to_have_text("在两融雷达中查看")
+            assert deep_link.get_attribute("href") == "https://t.me/liangrong_sandbox_bot?start=ratio"
+            deep_link.click()
+            expect(page.locator("#chat-name")).to_have_text("两融雷达")
+            expect(page.locator(".msg.out").filter(has_text="/start ratio")).to_have_count(1, timeout=20_000)
+            expect(page.locator(".msg.in.has-photo").filter(has_text="两融交易占比")).to_have_count(2, timeout=45_000)
+            assert len(context.pages) == 1 and page.url == page_url
+
             # English: the simulated user's language_code picks the English command menu.
             page.locator(".lang button[data-lang='en']").click()
             page.locator("#chat-list .chat-item").nth(0).click()
@@ -952,6 +1193,39 @@ def test_browser_chat_page(template_db: Path, tmp_path: Path) -> None:
                 "Margin share of turnover"
             )
             page.screenshot(path=str(SCREENSHOTS / "sandbox-8-menu-en.png"))
+            page.locator("#menu-button").click()  # closes the menu
+            expect(page.locator("#menu")).to_be_hidden()
+
+            # A phone (390x844): the messages scroll inside the chat, the page itself does not, and the
+            # message box and Send stay on screen, in the group too (where "send as" shares the row).
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.msg.has-photo img')]"
+                ".every(i => i.complete && i.naturalWidth > 0)",
+                timeout=20_000,
+            )
+            for chat_index, shot in ((0, "sandbox-9-phone.png"), (1, "sandbox-10-phone-group.png")):
+                page.locator("#chat-list .chat-item").nth(chat_index).click()
+                page.locator("#messages").evaluate("box => { box.scrollTop = box.scrollHeight; }")
+                layout = page.evaluate("""() => {
+                    const box = (id) => { const r = document.getElementById(id).getBoundingClientRect();
+                                          return {left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+                                                  width: r.width}; };
+                    const messages = document.getElementById('messages');
+                    return {scroll: document.scrollingElement.scrollHeight, inner: window.innerHeight,
+                            width: window.innerWidth, input: box('input'), send: box('send-button'),
+                            sendAs: box('send-as'), scrolls: messages.scrollHeight > messages.clientHeight};
+                }""")
+                assert layout["scroll"] <= layout["inner"] + 2, layout  # the document does not scroll
+                assert layout["scrolls"], layout  # the messages do, inside the chat
+                for name in ("input", "send"):
+                    r = layout[name]
+                    assert r["left"] >= 0 and r["right"] <= layout["width"], (name, layout)
+                    assert r["top"] >= 0 and r["bottom"] <= layout["inner"], (name, layout)
+                assert layout["input"]["width"] >= 180, layout  # not squeezed by "send as"
+                if chat_index == 1:
+                    assert layout["sendAs"]["width"] > 0 and layout["sendAs"]["right"] <= layout["input"]["left"]
+                page.screenshot(path=str(SCREENSHOTS / shot))
         finally:
             context.close()
         process.send_signal(signal.SIGTERM)

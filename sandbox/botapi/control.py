@@ -135,6 +135,12 @@ class _ControlApi(_ServerBase):
 
     # ---------------------------------------------------------------- test API: injecting updates
 
+    @property
+    def updates_injected(self) -> int:
+        """How many updates were injected so far (delivered to the bot or still pending): a test
+        compares it before and after an action to see that the action sent the bot nothing."""
+        return self._next_update_id - 1
+
     def _push_update(self, kind: str, payload: dict[str, Any], chat_id: int | None) -> dict[str, Any]:
         update = {"update_id": self._next_update_id, kind: payload}
         self._next_update_id += 1

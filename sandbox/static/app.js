@@ -338,6 +338,9 @@
           if (href) node.href = href;
           node.target = "_blank";
           node.rel = "noopener noreferrer";
+          // t.me/<this bot>?start=X: Telegram opens the chat with the bot and sends /start X; so
+          // does the page (the click handler on #messages), instead of opening t.me in a tab.
+          if (href && startParameterOf(href) !== null) node.classList.add("deep-link");
         } else {
           node = el("button", "kbtn", b.text);
           node.type = "button";
@@ -754,15 +757,38 @@
   function inlineButton(button) {
     const node = el("button", "inline-button", button.text || "");
     node.type = "button";
-    node.addEventListener("click", async () => {
-      const privateChat = [...state.chats.values()].find((c) => c.info.type === "private");
-      if (!privateChat) return;
-      $("input").value = "";
-      hideInline();
-      selectChat(privateChat.info.id);
-      await send(`/start ${button.start_parameter || ""}`);
-    });
+    node.addEventListener("click", () => startInPrivateChat(button.start_parameter || ""));
     return node;
+  }
+
+  // Opens the private chat with the bot and sends /start with `parameter`, as Telegram does for
+  // the button above inline results and for a deep link https://t.me/<bot>?start=<parameter>.
+  async function startInPrivateChat(parameter) {
+    const privateChat = [...state.chats.values()].find((c) => c.info.type === "private");
+    if (!privateChat) return;
+    if (state.editing) stopEdit();
+    $("input").value = "";
+    hideInline();
+    selectChat(privateChat.info.id);
+    await send(parameter ? `/start ${parameter}` : "/start");
+  }
+
+  // The start parameter of a deep link into this bot (t.me or telegram.me, ?start=...), "" for a
+  // link without one, null for any other URL.
+  function startParameterOf(href) {
+    if (!state.bot || !state.bot.username) return null;
+    let url;
+    try {
+      url = new URL(href);
+    } catch (e) {
+      return null;
+    }
+    const host = url.hostname.toLowerCase();
+    if (!["t.me", "telegram.me", "www.t.me", "www.telegram.me"].includes(host)) return null;
+    if (url.pathname.replace(/\/+$/, "").toLowerCase() !== `/${state.bot.username.toLowerCase()}`) return null;
+    const parameter = url.searchParams.get("start");
+    // Telegram passes on only 1-64 of A-Z a-z 0-9 _ -; with anything else it just opens the chat.
+    return parameter !== null && /^[A-Za-z0-9_-]{1,64}$/.test(parameter) ? parameter : "";
   }
 
   async function chooseInline(chat, as, queryId, result, node) {
@@ -804,13 +830,21 @@
     status.textContent = "Pushing…";
     try {
       const r = await api("/api/push", {});
+      // "Nothing left to send" only when every subscribed chat really has the day's push.
+      const later = [r.retried ? `${r.retried} retrying later` : "", r.unconfirmed ? `${r.unconfirmed} unconfirmed` : ""]
+        .filter(Boolean).join(", ");
       if (!r.ok) status.textContent = `No push: ${r.error}`;
       else if (r.sent || r.failed) {
-        status.textContent = `Push of ${r.trade_date}: ${r.sent} sent${r.failed ? `, ${r.failed} failed` : ""}.`;
+        status.textContent = `Push of ${r.trade_date}: ${r.sent} sent${r.failed ? `, ${r.failed} failed` : ""}`
+          + `${later ? `, ${later}` : ""}.`;
       } else if (!r.subscribers) {
         status.textContent = `Push of ${r.trade_date}: no subscribed chat. Send /subscribe first.`;
-      } else {
+      } else if (r.delivered >= r.subscribers) {
         status.textContent = `Push of ${r.trade_date}: nothing left to send (each subscribed chat already has it).`;
+      } else {
+        const missing = r.subscribers - r.delivered;
+        status.textContent = `Push of ${r.trade_date}: nothing sent; ${missing} of ${r.subscribers} subscribed`
+          + ` chat${r.subscribers === 1 ? "" : "s"} still without it${later ? ` (${later})` : ""}: see the log.`;
       }
     } catch (e) {
       status.textContent = `Push failed: ${e.message}`;
@@ -841,6 +875,16 @@
     }
   }
 
+  // "Send as" names the role too, except on a phone, where the message box needs the room.
+  const NARROW = window.matchMedia("(max-width: 720px)");
+  function labelSendAs() {
+    const you = document.querySelector('#send-as option[value="you"]');
+    const member = document.querySelector('#send-as option[value="member"]');
+    const memberName = state.member ? state.member.name : member.textContent.split(" ")[0];
+    you.textContent = NARROW.matches ? "You" : "You (admin)";
+    member.textContent = NARROW.matches ? memberName : `${memberName} (member)`;
+  }
+
   async function start() {
     const info = await api("/api/chats");
     state.me = info.me;
@@ -852,8 +896,7 @@
       state.chats.set(chat.id, { info: chat, messages: new Map(), nodes: new Map(), unread: 0 });
       state.order.push(chat.id);
     }
-    const memberOption = document.querySelector('#send-as option[value="member"]');
-    if (memberOption && state.member) memberOption.textContent = `${state.member.name} (member)`;
+    labelSendAs();
     if (state.bot && state.bot.username) {
       const example = `@${state.bot.username} ratio`;
       $("input").placeholder = `Message — ${example} shares a chart (inline mode)`;
@@ -930,7 +973,16 @@
     }
     $("alert-ok").addEventListener("click", () => { $("alert").hidden = true; });
     $("messages").addEventListener("scroll", () => { stick = nearBottom(); });
+    // A deep link into this bot, under a chart or in a message's text: the private chat and /start X.
+    $("messages").addEventListener("click", (e) => {
+      const link = e.target instanceof Element ? e.target.closest("a[href]") : null;
+      const parameter = link ? startParameterOf(link.href) : null;
+      if (parameter === null) return;
+      e.preventDefault();
+      startInPrivateChat(parameter);
+    });
     window.addEventListener("resize", () => stickToBottom());
+    NARROW.addEventListener("change", labelSendAs);
   }
 
   window.marginbotSandbox = { renderTelegramHtml };
