@@ -2,37 +2,77 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from storage.database import make_engine, upgrade
 from tests.netguard import install as install_network_guard
+
+install_network_guard()  # first, before anything in this file or a test module can open a connection
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 PG_URL = os.environ.get("MARGINBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def _pg_available() -> str | None:
-    """None when PostgreSQL answers, else the reason to skip."""
+def _local_pg_host(host: str | None) -> bool:
+    """True for a PostgreSQL host on this machine: none or a socket directory, localhost, a loopback address."""
+    if not host or host.startswith("/"):
+        return True
+    if host.rstrip(".").lower() == "localhost":
+        return True
     try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def pg_url_off_machine(url: str) -> str | None:
+    """The reason not to use `url` when it names a host off this machine (libpq connects from C code,
+    which the network guard does not see), else None."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001 - a bad URL is a skip with the reason
+        return f"MARGINBOT_TEST_PG is not a database URL ({type(exc).__name__})"
+    hosts: list[str | None] = [parsed.host]
+    if not parsed.host and not ({"host", "hostaddr"} & set(parsed.query)):  # libpq reads its environment
+        hosts += [os.environ.get("PGHOST"), os.environ.get("PGHOSTADDR")]
+    for key in ("host", "hostaddr"):  # libpq's own parameters, comma-separated lists allowed
+        values = parsed.query.get(key) or ()
+        for value in [values] if isinstance(values, str) else values:
+            hosts += value.split(",")
+    hosts = [h for value in hosts for h in (value or "").split(",")]
+    remote = [h for h in hosts if not _local_pg_host(h)]
+    if remote:
+        return f"MARGINBOT_TEST_PG names a host off this machine ({', '.join(remote)}): tests use loopback only"
+    return None
+
+
+def _pg_available(url: str) -> str | None:
+    """None when PostgreSQL answers at `url`, else the reason to skip."""
+    reason = pg_url_off_machine(url)
+    if reason:
+        return reason
+    safe = make_url(url).render_as_string(hide_password=True)
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
         with engine.connect() as conn:
             conn.execute(text("select 1"))
         engine.dispose()
         return None
     except Exception as exc:  # any driver/connection error means: skip with the reason
-        return f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}"
+        return f"PostgreSQL not reachable at {safe}: {type(exc).__name__}"
 
 
-_PG_SKIP = _pg_available()
-
-
-install_network_guard()
+@pytest.fixture(scope="session")
+def pg_skip_reason() -> str | None:
+    """Probed once, and only when a test asks for PostgreSQL (so `-m "not postgres"` never probes)."""
+    return _pg_available(PG_URL)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -44,8 +84,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield eng
         eng.dispose()
         return
-    if _PG_SKIP:
-        pytest.skip(_PG_SKIP)
+    reason = request.getfixturevalue("pg_skip_reason")
+    if reason:
+        pytest.skip(reason)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
     with admin.begin() as conn:

@@ -14,14 +14,26 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from analytics.stocks import SPIKE_DAYS
 from bench import data as benchdata
 from bench import reports as bench
+from reports import layout
 from reports.service import ReportService
 from storage import models, queries
-from storage.aggregate import rebuild_sector_daily, rebuild_stock_spikes
+from storage.aggregate import SPIKE_KEEP, rebuild_sector_daily, rebuild_stock_spikes
 from storage.database import data_version, get_meta, is_demo, make_engine
 
 TINY = benchdata.BenchParams(years=1, stocks=120, funds=6, seed=7)
+# The first caption line of each report on TINY (seeded, ending 2026-11-20), in Chinese.
+FIRST_LINES = {
+    "balance": "<b>两融余额 1.91 万亿元</b> ▼ 较上日 -119.26 亿元(-0.62%)",
+    "ratio": "<b>两融交易占比 8.63%</b>(不足一年历史,无近三年分位,20日均值 9.50%)",
+    "sectors": "<b>行业融资余额 近20日</b>",
+    "signals": "<b>两融信号</b> · 1 项提示",
+    "summary": "<b>两融雷达 · 2026-11-20</b>",
+    "stock": "<b>基准股份0075({code})融资余额 1,988.79 亿元</b> ▼ 较上日 -20.09 亿元",
+    "top": "<b>融资余额变化排行 近5日</b>(较 2026-11-13)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +68,7 @@ def test_row_counts_and_meta(tiny: tuple[Engine, dict]) -> None:
     engine, info = tiny
     n, n_sec = info["trade_days"], info["securities"]
     assert n_sec == TINY.stocks + TINY.funds
-    assert 230 <= n <= 260  # one year of trade days
+    assert n == 244  # trade days from 2025-11-21 to 2026-11-20 on the generator's calendar
     with Session(engine) as session:
         count = lambda model: session.execute(select(func.count()).select_from(model)).scalar()  # noqa: E731
         assert count(models.StockMargin) == n * n_sec == info["stock_rows"]
@@ -65,8 +77,9 @@ def test_row_counts_and_meta(tiny: tuple[Engine, dict]) -> None:
         assert count(models.IndexDaily) == 32 * n  # sh000001 + 31 sector indexes
         assert count(models.IndustryName) == 31 + 1  # and 采掘 (2014 scheme)
         assert count(models.TradingDay) == n
-        assert count(models.SectorDaily) == info["sector_rows"]
-        assert count(models.StockSpikeDaily) == info["spike_rows"] > n * TINY.stocks // 10
+        assert count(models.SectorDaily) == info["sector_rows"] == n * 31  # every SW L1 sector every day
+        # SPIKE_KEEP a day once a 5-day change is known (each day has that many rising candidates)
+        assert count(models.StockSpikeDaily) == info["spike_rows"] == (n - SPIKE_DAYS) * SPIKE_KEEP == 7170
         missing = session.execute(
             select(func.count()).select_from(models.MarginSummary).where(
                 models.MarginSummary.exchange == "ALL", models.MarginSummary.rqmce.is_(None)
@@ -111,7 +124,7 @@ def test_sector_daily_matches_rebuild(tiny: tuple[Engine, dict]) -> None:
         session.flush()
         for day in probes:
             rebuilt = _sector_frame(session, day)
-            assert len(rebuilt) > 0
+            assert len(rebuilt) == 31  # every SW L1 sector of the 2021 scheme holds generated stocks
             pd.testing.assert_frame_equal(stored[day], rebuilt, check_exact=True)
         session.rollback()
 
@@ -127,14 +140,17 @@ def test_spike_table_matches_rebuild(tiny: tuple[Engine, dict]) -> None:
         session.flush()
         for day in probes:
             rebuilt = _spike_frame(session, day)
-            assert len(rebuilt) > 0 and rebuilt["zscore"].notna().all()
+            assert len(rebuilt) == SPIKE_KEEP and rebuilt["zscore"].notna().all()
             pd.testing.assert_frame_equal(stored[day], rebuilt, check_exact=True)
         early = _spike_frame(session, days[10])
-        assert len(early) > 0 and early["zscore"].isna().all()  # not 60 known changes yet
+        assert len(early) == SPIKE_KEEP and early["zscore"].isna().all()  # not 60 known changes yet
         session.rollback()
     # The generator's spikers: stocks whose balance jumps over the last five days are the top spikes.
+    plan = benchdata.plan(TINY)
+    into_last_day = {plan.uni.codes[i] for i in plan.spikers[:3]}  # the fourth spiked three weeks earlier
     spikes = ReportService(engine).render("signals", chart=False).data["spikes"]
-    assert len(spikes) >= 3 and spikes[0]["zscore"] > 3
+    assert {s["code"] for s in spikes[:3]} == into_last_day
+    assert all(s["zscore"] > 3 for s in spikes[:3])
 
 
 def test_every_report_renders(tiny: tuple[Engine, dict]) -> None:
@@ -143,12 +159,43 @@ def test_every_report_renders(tiny: tuple[Engine, dict]) -> None:
     for kind in bench.REPORTS:
         code = info["stock_code"] if kind == "stock" else None
         report = service.render(kind, code=code, lang="zh")
-        assert report.png and report.png.startswith(b"\x89PNG")
-        assert report.caption
+        assert report.png is not None and report.png.startswith(b"\x89PNG\r\n\x1a\n")
+        assert report.caption.splitlines()[0] == FIRST_LINES[kind].format(code=info["stock_code"])
         width, height = bench.png_size(report.png)
-        assert width > 100 and height > 100
+        assert width == round(layout.WIDTH_IN * layout.DPI) == 960 and 480 <= height <= 1600
     # The floor is a PNG of exactly the report's pixel size.
     assert bench.png_size(bench.floor_png(width, height, 120)) == (width, height)
+
+
+def mark(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def assert_verdicts(out: str, row: bench.ReportTiming) -> None:
+    """The aims block: its header, then for the report exactly three verdict lines, each of the format
+    print_aims writes and marked as the row's own figures say (whatever they are: nothing is timed)."""
+    header = (f"aims: uncached p95 <= {bench.AIM_FLOOR_RATIO:g}x floor p95, cached p95 < {bench.AIM_CACHED_MS:g} ms,"
+              f" peak memory < {bench.AIM_MEMORY_MB:g} MB (tracemalloc and RSS)")
+    lines = out.splitlines()
+    assert header in lines
+    verdicts = lines[lines.index(header) + 1:][:3]
+    label = re.escape(f"{row.label:<14}")
+    number = r"\s*\d+\.\d+"
+    formats = [
+        rf"  {label} uncached p95 {number} ms <= {bench.AIM_FLOOR_RATIO:g} x floor p95 {number} ms"
+        rf"  \({number}x\)   (PASS|MISS)",
+        rf"  {label} cached p95   {number} ms <  {bench.AIM_CACHED_MS:g} ms {{30}}(PASS|MISS)",
+        rf"  {label} peak memory  python {number} MB, process\s+\d+ MB < {bench.AIM_MEMORY_MB:g} MB {{8}}(PASS|MISS)",
+    ]
+    got = []
+    for line, pattern in zip(verdicts, formats, strict=True):
+        found = re.fullmatch(pattern, line)
+        assert found, (line, pattern)
+        got.append(found.group(1))
+    cached95 = bench.percentile(row.cached, 95)
+    memory_ok = row.py_peak_mb < bench.AIM_MEMORY_MB and row.rss_mb < bench.AIM_MEMORY_MB
+    assert got == [mark(row.ratio <= bench.AIM_FLOOR_RATIO), mark(cached95 < bench.AIM_CACHED_MS), mark(memory_ok)]
+    assert f"process {row.rss_mb:5.0f} MB" in verdicts[2] and f"({row.ratio:5.2f}x)" in verdicts[0]
 
 
 def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -157,11 +204,17 @@ def test_small_path_generates_then_reuses(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(bench, "SMALL_ITERATIONS", bench.Iterations(uncached=1, cached=2, floor=1, phases=1))
     rows = bench.run(small=True, cache_dir=tmp_path, in_process=True, kinds=("balance",))
     assert [r.kind for r in rows] == ["balance"]
-    assert len(rows[0].uncached) == 1 and len(rows[0].cached) == 2 and rows[0].rss_mb > 0
-    assert set(rows[0].phases) == {"figures", "text", "chart"}
+    row = rows[0]
+    assert len(row.uncached) == 1 and len(row.cached) == 2 and len(row.floor) == 1
+    assert 30 <= row.rss_mb < 8192  # MB: the interpreter with numpy, pandas and matplotlib loaded
+    assert 0 < row.py_peak_mb < row.rss_mb and row.size[0] == 960
+    assert set(row.phases) == {"figures", "text", "chart"}
     out = capsys.readouterr().out
-    assert "generated" in out and "aims:" in out
-    assert ("PASS" in out) or ("MISS" in out)
+    assert ("\ngenerated 30,744 stock rows (244 trade days 2025-11-21..2026-11-20 x 126 securities), 7,564 sector"
+            " rows, 7,170 spike rows in ") in out  # 244 x (120 + 6)
+    assert re.search(rf"^generated {re.escape(str(tmp_path / TINY.file_name()))} in \d+\.\d s$", out, re.M), out
+    assert re.search(rf"^balance {{9}}960x{row.size[1]} ", out, re.M)  # the table's row
+    assert_verdicts(out, row)
     assert len(list(tmp_path.glob("*.db"))) == 1 and not list(tmp_path.glob("*.tmp"))
     # The second run finds the cached file and generates nothing.
     path, reused, seconds = benchdata.ensure_database(TINY, tmp_path, in_process=True)

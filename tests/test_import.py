@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlmodel import Session
 
 from storage import models
@@ -613,7 +613,12 @@ def test_import_into_the_demo_database_replaces_the_demo_data(demo_engine: Engin
     engine = demo_engine
     add_bystanders(engine)
     before = table_counts(engine)
-    assert is_demo(engine) and all(before[m.__tablename__] > 0 for m in MARKET_TABLES if m is not models.IngestStatus)
+    assert is_demo(engine)
+    days = 948  # storage.demo's trade dates (tests/test_demo.py)
+    assert {m.__tablename__: before[m.__tablename__] for m in MARKET_TABLES} == {
+        "margin_summary": 4 * days, "turnover": 3 * days, "trading_day": days, "stock_margin": 540 * days,
+        "index_daily": 34 * days, "sector_daily": 31 * days, "stock_spike_daily": 30 * (days - 5),
+        "industry_class": 526, "industry_name": 32, "index_member": 300, "ingest_status": 0}
     version = data_version(engine)
     with Session(engine) as s:  # a demo trade date with all its exchanges: the file gives SSE's alone
         demo_day = s.execute(select(func.max(models.TradingDay.trade_date))).scalar_one()
@@ -735,9 +740,15 @@ def test_a_corrected_margin_day_makes_the_next_day_s_derived_repayment_again(eng
 def test_two_writers_replacing_the_demo_data_at_once_replace_it_once(engine: Engine, tmp_path: Path) -> None:
     """A first ingest and an import at the same moment: the demo flag is claimed by one conditional
     UPDATE. The second writer waits for the first's commit, then finds the flag gone and deletes
-    nothing the first stored (SQLite included, where a locking read does nothing)."""
+    nothing the first stored (SQLite included, where a locking read does nothing).
+
+    That the second's UPDATE really ran while the first was uncommitted is observed, not slept on: a
+    cursor event marks the worker's statement starting (and, on PostgreSQL, gives its backend, then
+    seen waiting in pg_locks), and the worker's UPDATE finishes only after the first commits."""
     import threading
     import time
+
+    from sqlalchemy import event
 
     from storage.ingest import drop_demo_data
 
@@ -747,6 +758,9 @@ def test_two_writers_replacing_the_demo_data_at_once_replace_it_once(engine: Eng
     first.add(models.TradingDay(trade_date=date(2024, 4, 15)))  # what the first writer brings
     first.flush()
     outcome: dict[str, object] = {}
+    events: list[str] = []
+    backend: list[int] = []
+    started = threading.Event()
 
     def second() -> None:
         try:
@@ -754,14 +768,48 @@ def test_two_writers_replacing_the_demo_data_at_once_replace_it_once(engine: Eng
                 outcome["dropped"] = drop_demo_data(s)
         except Exception as exc:  # reported below
             outcome["error"] = exc
+        finally:
+            started.set()  # never leave the main thread waiting
 
     worker = threading.Thread(target=second)
-    worker.start()
-    time.sleep(0.5)
-    assert worker.is_alive()  # waits for the first writer's transaction
-    first.commit()
-    first.close()
-    worker.join(15)
+
+    def claims(statement: str) -> bool:
+        return threading.get_ident() == worker.ident and statement.lstrip().upper().startswith("UPDATE")
+
+    def before(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if claims(statement):
+            if engine.dialect.name == "postgresql":
+                backend.append(conn.connection.dbapi_connection.info.backend_pid)
+            events.append("second claiming")
+            started.set()
+
+    def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if claims(statement):
+            events.append("second claimed")
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        worker.start()
+        assert started.wait(10), "the second writer never sent its UPDATE"
+        assert events == ["second claiming"], (events, outcome)
+        if engine.dialect.name == "postgresql":  # its backend waits on the first's row lock
+            waiting = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted")
+            deadline = time.monotonic() + 10
+            with engine.connect() as watcher:
+                while watcher.execute(waiting, {"pid": backend[0]}).scalar_one() == 0:
+                    assert time.monotonic() < deadline, "the second writer never waited on a lock"
+                    assert events == ["second claiming"], (events, outcome)  # it may not get past the lock
+                    time.sleep(0.02)
+        assert worker.is_alive() and outcome == {}  # waits for the first writer's transaction
+        events.append("first committed")
+        first.commit()
+    finally:
+        first.close()
+        worker.join(15)
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    assert events == ["second claiming", "first committed", "second claimed"]
     assert outcome == {"dropped": False}
     assert not is_demo(engine)
     with Session(engine) as s:

@@ -4,7 +4,9 @@ Two databases:
 
 - a SMALL hand-made one (30 trade days, round numbers) whose every figure is worked out below;
 - the embedded DEMO dataset (storage.demo.seed_demo), seeded once per test session and shared with
-  tests/test_charts.py and tests/test_cli.py through the helpers `demo_engine` / `demo_report`.
+  tests/test_charts.py and tests/test_cli.py through the helpers `demo_engine` (one engine a session,
+  disposed at its end) / `demo_report` (a fresh render); this module's tests read its reports from the
+  module-scoped fixture `demo_reports`.
   Seeding takes ~20 s, so the seeded file is also kept in pytest's cache folder under a key made of
   the code that builds it (storage/demo.py and the modules it runs, the migrations, numpy and pandas
   versions): later runs copy it instead.
@@ -30,7 +32,9 @@ import html
 import math
 import re
 import statistics
-from collections.abc import Iterator
+import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -155,29 +159,60 @@ def populate(engine: Engine) -> None:
         bump_data_version(session)
 
 
+# The report services of the small databases, each owned by the fixture that made its database: added
+# when the database is built, cleared and dropped when it goes (no engine, disposed or not, outlives
+# its fixture here), so that zh and en (and repeated asks) share the computed figures within its life.
+_SERVICES: dict[Engine, ReportService] = {}
+
+
+@contextmanager
+def _owned_service(engine: Engine) -> Iterator[ReportService]:
+    service = _SERVICES[engine] = ReportService(engine)
+    try:
+        yield service
+    finally:
+        service.clear()
+        del _SERVICES[engine]
+
+
 @pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """The small database on SQLite, built once for the read-only tests of this module."""
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The small database on SQLite, built once for the read-only tests of this module (one service)."""
     eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('small') / 'small.db'}")
     upgrade(eng)
     populate(eng)
-    yield eng
+    with _owned_service(eng):
+        yield eng
     eng.dispose()
 
 
 @pytest.fixture
-def small_rw(engine: Engine) -> Engine:
-    """The small database on SQLite and PostgreSQL, fresh for each test (tests may write to it)."""
+def small_rw(engine: Engine) -> Iterator[Engine]:
+    """The small database on SQLite and PostgreSQL, fresh for each test (tests may write to it), with
+    a service of its own for the test."""
     populate(engine)
-    return engine
+    with _owned_service(engine):
+        yield engine
 
 
-_SERVICES: dict[Engine, ReportService] = {}
+@pytest.fixture(autouse=True)
+def _no_report_cached_across_a_patch(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that patches anything (monkeypatch, itself or through a fixture) finds no report of the
+    module's small database cached before it, and leaves none computed under its patch behind."""
+    if "monkeypatch" not in request.fixturenames:
+        yield
+        return
+    for service in _SERVICES.values():
+        service.clear()
+    yield
+    for service in _SERVICES.values():
+        service.clear()
 
 
 def service_for(engine: Engine) -> ReportService:
-    """One service per database, so that zh and en (and repeated asks) share the computed figures."""
-    return _SERVICES.setdefault(engine, ReportService(engine))
+    """The service of a small database (`small`, `small_rw`); for any other engine a new one, kept by
+    nobody."""
+    return _SERVICES.get(engine) or ReportService(engine)
 
 
 def data(engine: Engine, kind: str, **kw: Any) -> dict[str, Any]:
@@ -188,33 +223,46 @@ def data(engine: Engine, kind: str, **kw: Any) -> dict[str, Any]:
 # The demo database, shared with test_charts.py and test_cli.py
 # ----------------------------------------------------------------------------------------------
 
-_SHARED: dict[str, Any] = {}
 # The demo's trade dates (storage.demo.trade_days from 2023-01-01 to 2026-11-20): 1,015 weekdays less
 # the 67 that fall in its holiday spans (counted in tests/test_demo.py).
 DEMO_TRADE_DAYS = 948
+_DEMO_ENGINE = pytest.StashKey[Engine]()
 
 
 def demo_engine(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> Engine:
-    if "engine" not in _SHARED:
-        _SHARED["engine"] = make_engine(f"sqlite:///{demo_db_file(tmp_path_factory, config)}")
-    return _SHARED["engine"]
+    """The engine of the seeded demo file (read only), one per test session: kept in the session's
+    stash and disposed when the session ends. No report is cached with it."""
+    engine = config.stash.get(_DEMO_ENGINE, None)
+    if engine is None:
+        engine = config.stash[_DEMO_ENGINE] = make_engine(f"sqlite:///{demo_db_file(tmp_path_factory, config)}")
+        config.add_cleanup(engine.dispose)
+    return engine
+
+
+def _demo_render(service: ReportService, code: str, kind: str, lang: str, chart: bool) -> RenderedReport:
+    if kind == "sector":  # one sector alone: /sectors 医药
+        return service.render("sectors", code="医药生物", lang=lang, chart=chart)
+    return service.render(kind, code=code if kind == "stock" else None, lang=lang, chart=chart)
 
 
 def demo_report(engine: Engine, kind: str, lang: str) -> RenderedReport:
-    """Every report of the demo database (and "sector": one sector alone), rendered once per session
-    WITH its chart (test_charts reads it)."""
-    if "service" not in _SHARED:
-        _SHARED["service"] = ReportService(engine)
-        _SHARED["code"] = sample_stock(engine)
-    if kind == "sector":  # one sector alone: /sectors 医药
-        return _SHARED["service"].render("sectors", code="医药生物", lang=lang, chart=True)
-    code = _SHARED["code"] if kind == "stock" else None
-    return _SHARED["service"].render(kind, code=code, lang=lang, chart=True)
+    """One report of the demo database (and "sector": one sector alone) WITH its chart (test_charts
+    reads it), rendered afresh: nothing is cached between callers."""
+    return _demo_render(ReportService(engine), sample_stock(engine), kind, lang, chart=True)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Engine:
     return demo_engine(tmp_path_factory, pytestconfig)
+
+
+@pytest.fixture(scope="module")
+def demo_reports(demo: Engine) -> Iterator[Callable[[str, str], RenderedReport]]:
+    """Every report of the demo database (and "sector"), text only, rendered once for this module's
+    tests that only read them (a test that patches renders its own)."""
+    service, code = ReportService(demo), sample_stock(demo)
+    yield lambda kind, lang: _demo_render(service, code, kind, lang, chart=False)
+    service.clear()
 
 
 def test_shared_reads_cut_a_span_from_a_wider_answer(demo: Engine) -> None:
@@ -239,7 +287,7 @@ def test_shared_reads_cut_a_span_from_a_wider_answer(demo: Engine) -> None:
             narrow = queries.margin_summary(demo, start=day - timedelta(days=100), end=day)
             assert len(statements) == 1
             pd.testing.assert_frame_equal(narrow, narrow_alone)
-            assert len(wide) > len(narrow) > 60
+            assert (len(wide), len(narrow)) == (271, 68)  # the demo's trade dates in 400 and 100 days
             queries.margin_summary(demo, start=day - timedelta(days=500), end=day)  # wider: read
             queries.margin_summary(demo, start=day - timedelta(days=100), end=day - timedelta(days=1))
             queries.margin_summary(demo, "SSE", start=day - timedelta(days=100), end=day)
@@ -270,10 +318,8 @@ def test_every_report_names_date_scope_and_demo_flag(small: Engine, kind: str) -
 def short_history_percentiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The small database holds 30 days: let its percentiles stand on them (the product asks for a
     year, PERCENTILE_MIN_DAYS, before it calls one "of 3 years"; see the test below)."""
-    monkeypatch.setattr(figures, "PERCENTILE_MIN_DAYS", 1)
-    _SERVICES.clear()  # no report cached under the other rule, before or after
+    monkeypatch.setattr(figures, "PERCENTILE_MIN_DAYS", 1)  # no report cached across it: see above
     yield
-    _SERVICES.clear()
 
 
 def test_changes_between_days_of_different_scope_are_unknown(small_rw: Engine) -> None:
@@ -676,7 +722,8 @@ def test_one_sector(sqlite_engine: Engine) -> None:
                               "近20日 +10.00 亿元(+25.00%),占比 +10.00 个百分点")
     assert "变化排名 第 1 / 3 · 行业指数近20日 -2.02%" in caption
     assert "看行业内个股:/top 20 电子" in report.details
-    assert report.png is not None and report.png.startswith(b"\x89PNG")
+    assert report.png is not None and report.png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert struct.unpack(">II", report.png[16:24]) == (960, 660)  # 8 x 5.5 in at 120 dpi
     assert report.chart_key != service.render("sectors", lang="zh").chart_key  # the sector's own chart
     banks = service.render("sectors", code="Banks", days=5, lang="en", chart=False)
     assert (banks.data["rank"], banks.data["change"]) == (3, pytest.approx(-0.25e9))
@@ -743,7 +790,9 @@ def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: 
         bump_data_version(session)
     service = ReportService(small_rw)
     rendered = service.render("sectors", days=5)  # the chart and text say "unknown", they do not fail
-    assert rendered.png
+    png = rendered.png
+    assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    assert struct.unpack(">II", png[16:24]) == (960, 600)  # 8 x 5 in (the 3-sector minimum) at 120 dpi
     caption = report_text.to_plain(rendered.caption)
     assert f"近5日变化未知:{DAYS[-6].isoformat()} 没有个股明细数据。" in caption
     assert "流入最多" not in caption and "资金向头部行业集中" not in caption  # no claim on an unknown base
@@ -775,7 +824,8 @@ def test_a_stock_on_the_spike_list_is_flagged_in_its_report_and_watch_line(demo:
     5-day rise): the top stock of /signals is flagged, a stock off the list is not."""
     service = ReportService(demo)
     [top, *_] = service.render("signals", lang="zh", chart=False).data["spikes"]
-    assert top["zscore"] >= figures.SPIKE_Z and top["change_pct"] > 0
+    # storage.demo's first jumper into the last day: +58% in five days
+    assert (top["code"], round(top["zscore"], 2), round(top["change_pct"], 1)) == ("002564", 7.34, 58.0)
     spiking = service.render("stock", code=top["code"], lang="zh", chart=False)
     assert spiking.data["spiking"] is True and spiking.data["spike_zscore"] == pytest.approx(top["zscore"])
     assert "5日增幅远超自身常态" in spiking.caption
@@ -884,7 +934,8 @@ def test_top_in_one_sector(small: Engine) -> None:
     assert d["code"] == "270000"
     banks = service.render("top", code="银行", days=5, lang="en", chart=True)
     assert [(r["code"], r["change"]) for r in banks.data["fallers"]] == [("000002", -125e6), ("600002", -125e6)]
-    assert banks.data["risers"] == [] and banks.png is not None
+    assert banks.data["risers"] == [] and banks.png is not None and banks.png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert struct.unpack(">II", banks.png[16:24]) == (960, 480)  # 8 x 4 in (the minimum, two rows) at 120 dpi
     assert report_text.to_plain(banks.caption).startswith("Banks · Largest 5-day financing balance changes")
     assert "2 Banks (Shenwan level 1, point in time) stocks" in report_text.to_plain(banks.details)
     err = _error(small, "top", code="钢铁")  # a level-1 name that is not among the stored industries
@@ -1344,8 +1395,8 @@ def _scope_labels(lang: str, scope: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("kind", [*KINDS, "sector"])
-def test_demo_text_fits_telegram(demo: Engine, kind: str, lang: str) -> None:
-    report = demo_report(demo, kind, lang)
+def test_demo_text_fits_telegram(demo_reports: Callable[[str, str], RenderedReport], kind: str, lang: str) -> None:
+    report = demo_reports(kind, lang)
     d = report.data
     assert d["demo"] is True and d["origin"] == "demo"
     assert report_text.visible_length(report.caption) <= report_text.CAPTION_LIMIT
@@ -1354,7 +1405,7 @@ def test_demo_text_fits_telegram(demo: Engine, kind: str, lang: str) -> None:
     assert_telegram_html(report.details)
     plain = report_text.to_plain(report.caption)
     assert d["date"] in plain
-    assert d["scope"]
+    assert d["scope"] == ["SSE", "SZSE", "BSE"]  # the demo has all three exchanges every day
     for label in _scope_labels(lang, d["scope"]):
         assert label in plain
     assert ("演示数据" if lang == "zh" else "DEMO DATA") in plain
@@ -1386,17 +1437,17 @@ def test_no_sector_is_called_an_outflow_when_it_rose(demo: Engine, day: date, si
     assert ("Outflows: none" if side == "outflows" else "20-day inflows: none") in push
 
 
-def test_demo_bottoming_sector_in_sectors_and_signals(demo: Engine) -> None:
+def test_demo_bottoming_sector_in_sectors_and_signals(demo_reports: Callable[[str, str], RenderedReport]) -> None:
     """The demo data make 医药生物 (370000) bottom out (tests/test_demo.py checks the raw rule); both
     reports that show the signal name it, with its names, and agree."""
-    sectors_list = demo_report(demo, "sectors", "zh").data["bottoming"]
-    signals_list = demo_report(demo, "signals", "zh").data["bottoming"]
+    sectors_list = demo_reports("sectors", "zh").data["bottoming"]
+    signals_list = demo_reports("signals", "zh").data["bottoming"]
     assert {"code": "370000", "name": "医药生物", "name_en": "Pharma & Biotech"} in sectors_list
     assert signals_list == sectors_list
     # the signals point to the sector's own report, which shows the same signal
-    assert "见底行业详情:/sectors 医药生物" in demo_report(demo, "signals", "zh").details
-    assert "Bottoming sectors in detail: /sectors Pharma &amp; Biotech" in demo_report(demo, "signals", "en").details
-    assert demo_report(demo, "sector", "zh").data["bottoming"] is True
+    assert "见底行业详情:/sectors 医药生物" in demo_reports("signals", "zh").details
+    assert "Bottoming sectors in detail: /sectors Pharma &amp; Biotech" in demo_reports("signals", "en").details
+    assert demo_reports("sector", "zh").data["bottoming"] is True
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -1497,7 +1548,7 @@ def test_session_row_count_of_demo(demo: Engine) -> None:
     # storage.demo's calendar: 1,015 weekdays from 2023-01-02 to 2026-11-20, less 67 weekday holidays
     # (2023: 18, 2024: 17, 2025: 16, 2026: 16; see tests/test_demo.py)
     assert days == DEMO_TRADE_DAYS
-    assert stocks and stocks > 500
+    assert stocks == 540  # storage.demo's universe, ETFs included: 511,920 stock rows = 540 x 948
     assert demo_flag == "true"
 
 
@@ -1527,13 +1578,14 @@ def test_summary_names_why_it_has_no_sectors_early_in_the_history(demo: Engine) 
         assert line in report.caption.splitlines()
 
 
-def test_a_caption_too_long_gives_its_last_lines_to_the_details(demo: Engine) -> None:
+def test_a_caption_too_long_gives_its_last_lines_to_the_details(
+        demo_reports: Callable[[str, str], RenderedReport]) -> None:
     """Many warnings and every sector bottoming at once (never seen in the data, but names come from
     imports): the English signals caption would pass 1,024 characters. Its lines above the footer move,
     whole, to the top of the details; the headline and the footer stay."""
     from storage.industries import industry_name_rows
 
-    d = dict(demo_report(demo, "signals", "en").data)
+    d = dict(demo_reports("signals", "en").data)
     d.update(crowding=True, crowding_days=12, deleveraging=False, amplification_corr=0.62, pace_class="sharp",
              warnings=["pace_sharp", "crowding", "amplification", "spikes"],
              bottoming=[{"code": r["sw_l1_code"], "name": r["name_zh"], "name_en": r["name_en"]}
@@ -1551,10 +1603,11 @@ def test_a_caption_too_long_gives_its_last_lines_to_the_details(demo: Engine) ->
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_crowding_in_signals_carries_the_ratio_notes(demo: Engine, lang: str) -> None:
+def test_crowding_in_signals_carries_the_ratio_notes(
+        demo_reports: Callable[[str, str], RenderedReport], lang: str) -> None:
     """The ratio in the crowding line is marked "*" where it leaves out 融券卖出额 or BSE's turnover,
     and the 口径 says why, as /ratio does."""
-    d = dict(demo_report(demo, "signals", lang).data)
+    d = dict(demo_reports("signals", lang).data)
     d.update(crowding=True, crowding_days=6, rqmce_included=False, turnover_missing=["BSE"])
     caption, details = report_text.render("signals", lang, d)
     crowding = next(line for line in caption.splitlines() if line.startswith("⚠️"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import struct
-import time
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -342,14 +341,49 @@ async def test_rate_limit_emulation(server: BotApiServer, bot: Bot) -> None:
     assert 58 <= retry_seconds(caught.value) <= 60
 
 
-async def test_latency_and_invalid_token(server: BotApiServer, bot: Bot) -> None:
-    server.set_latency(1.0, "sendMessage")
-    start = time.perf_counter()
+async def test_latency_and_invalid_token(
+        server: BotApiServer, bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """set_latency holds the answers of the method named for the seconds configured, and no other's.
+    The server's latency wait is observed, not timed: its module's asyncio.sleep is replaced by one
+    that records the delay asked and returns when the test says the latency is over."""
+    import sandbox.botapi.server as server_module
+
+    slept: list[float] = []
+    latency_over = asyncio.Event()
+
+    class Clock:
+        """The server module's asyncio, whose sleep waits for the test."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(asyncio, name)
+
+        @staticmethod
+        async def sleep(delay: float, result: Any = None) -> Any:
+            slept.append(delay)
+            await latency_over.wait()
+            return result
+
+    monkeypatch.setattr(server_module, "asyncio", Clock())
+    server.set_latency(2.5, "sendMessage")
     slow = asyncio.create_task(bot.send_message(USER, "slow"))
-    await bot.get_me()  # other methods are not held: it answers while the send still waits
-    assert not slow.done()
+    await asyncio.wait_for(_until(lambda: slept), 5)
+    assert (await asyncio.wait_for(bot.get_me(), 5)).username == "marginbot_test_bot"  # others answer at once
+    assert slept == [2.5] and not slow.done()  # the send waits for its configured latency
+    assert [c.method for c in server.calls if c.method == "sendMessage"] == []  # not yet handled
+    latency_over.set()
     assert (await slow).text == "slow"
-    assert time.perf_counter() - start >= 1.0
+    assert [c.method for c in server.calls][-2:] == ["getMe", "sendMessage"]  # answered after getMe
+    server.set_latency(0, "sendMessage")
+    assert (await bot.send_message(USER, "fast")).text == "fast"
+    assert slept == [2.5]  # no latency once removed
+
+    server.hold_answers("sendMessage")  # the same, held until released rather than for a time
+    held = asyncio.create_task(bot.send_message(USER, "held"))
+    await asyncio.wait_for(_until(lambda: server.held("sendMessage") == 1), 5)
+    assert not held.done() and [m.text for m in server.sent_messages(USER)] == ["slow", "fast"]
+    server.release_answers("sendMessage")
+    assert (await held).text == "held" and server.held("sendMessage") == 0
+    assert [m.text for m in server.sent_messages(USER)] == ["slow", "fast", "held"]
 
     other = Bot("42:WRONG", base_url=server.base_url)
     with pytest.raises(InvalidToken):
@@ -401,11 +435,12 @@ async def test_events_and_long_poll_wakeup(server: BotApiServer, bot: Bot) -> No
     assert [e.kind for e in seen] == ["message", "edit"]
     server.unsubscribe(events)
 
-    poll = asyncio.create_task(bot.get_updates(timeout=5))
-    await asyncio.sleep(0.1)
+    poll = asyncio.create_task(bot.get_updates(timeout=600))
+    await asyncio.wait_for(_until(lambda: server.is_polling), 5)  # the server holds the long poll
     assert not poll.done()
     server.inject_message(USER, USER, "/start")
-    updates = await asyncio.wait_for(poll, 2)  # woken by the update, long before its 5 s timeout
+    assert not server.is_polling  # woken by the update at once, not by its 600 s timeout
+    updates = await asyncio.wait_for(poll, 5)
     assert updates[0].message is not None and updates[0].message.text == "/start"
     assert seen[-1].kind == "update"
     with pytest.raises(TimeoutError):
