@@ -81,12 +81,14 @@ TURNOVER_SOURCES: dict[str, tuple[str, str]] = {
 }
 # An optional step that failed (or stayed pending) this many times is no longer retried by itself.
 OPTIONAL_MAX_ATTEMPTS = 5
-# A required step of a day older than the latest published one that fails on its attempt number
-# REQUIRED_MAX_ATTEMPTS or later, its previous attempt having failed too, is given up (GIVEN_UP):
-# automatic runs skip its day, so an old hole never costs each run its retries and backoff; a run
-# given --start or --end retries it. The latest published day, the one the push waits for, is never
-# given up: its retries go on (and the late-data warning tells the admins).
+# A required step of a day at least GIVE_UP_AGE trade dates older than the latest published one that
+# fails on its attempt number REQUIRED_MAX_ATTEMPTS or later, its previous attempt having failed too,
+# is given up (GIVEN_UP): automatic runs skip its day, so an old hole never costs each run its
+# retries and backoff; a run given --start or --end retries it. The latest published day, the one
+# the push waits for, is never given up: its retries go on (and the late-data warning tells the
+# admins); nor are the days just before it: an upstream outage of a few days heals by itself.
 REQUIRED_MAX_ATTEMPTS = 5
+GIVE_UP_AGE = 10
 
 MARGIN_START = date(2010, 3, 31)  # first day of margin trading on SSE and SZSE
 BSE_MARGIN_START = models.BSE_MARGIN_START
@@ -439,9 +441,11 @@ class _DayFetcher:
         return self._sse_days == [d for d in sorted(days) if "sse_summary" not in done[d]]
 
     def may_give_up(self, day: date, source: str) -> bool:
-        """Whether a failure of `source` on `day` may give it up: a required step of an older day
-        than the latest published one."""
-        return source not in TURNOVER_SOURCES and self.newest is not None and day < self.newest
+        """Whether a failure of `source` on `day` may give it up: a required step of a day at least
+        GIVE_UP_AGE trade dates before the latest published one."""
+        if source in TURNOVER_SOURCES or self.newest is None or day >= self.newest:
+            return False
+        return bisect_right(self.calendar, self.newest) - bisect_right(self.calendar, day) >= GIVE_UP_AGE
 
     def _single_summary(self, day: date, source: str) -> pd.DataFrame:
         """SZSE's or BSE's summary of `day`, asked once per run (a failure too is kept)."""

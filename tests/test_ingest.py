@@ -1675,8 +1675,10 @@ def test_an_old_hole_never_delays_the_latest_day_and_is_given_up(
 def test_the_latest_published_day_is_never_given_up(engine: Engine, fake: FakeUpstream, settings: Settings,
                                                      fetchers: Sources, monkeypatch: pytest.MonkeyPatch) -> None:
     """The day the push waits for keeps being asked however often it fails (the late-data warning
-    tells the admins); it may be given up only once a later day is published."""
+    tells the admins); it may be given up only once later days are published (GIVE_UP_AGE of them:
+    here 1; by default an outage of a few days is waited out, see the next test)."""
     monkeypatch.setattr(ingest, "REQUIRED_MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(ingest, "GIVE_UP_AGE", 1)
     fake.override["szse_detail", D2] = lambda: (200, {"Content-Type": "text/html"}, up.HTML_ERROR_PAGE)
     for _ in range(3):
         ingest_run(engine, settings, fetchers, start=D2, history=False)
@@ -1684,6 +1686,20 @@ def test_the_latest_published_day_is_never_given_up(engine: Engine, fake: FakeUp
     assert (row.status, row.attempts) == ("failed", 3)
     later = ingest_run(engine, settings, fetchers, start=D2, end=D2, history=False, today=date(2024, 4, 15))
     assert later.days[0].steps[0].status == "given_up"  # 2024-04-12 is out: D2 is no longer the latest
+
+
+def test_a_day_is_given_up_only_once_it_is_old() -> None:
+    """By default a failing day is kept (retried by every run) until it is GIVE_UP_AGE (10) trade
+    dates behind the latest published day: a week's outage upstream heals without a backfill."""
+    calendar = calendar_days()
+    newest = calendar[-1]
+    fetcher = ingest._DayFetcher.__new__(ingest._DayFetcher)
+    fetcher.calendar, fetcher.newest = calendar, newest
+    assert ingest.GIVE_UP_AGE == 10
+    assert not fetcher.may_give_up(calendar[-10], "szse_detail")  # 9 trade dates back
+    assert fetcher.may_give_up(calendar[-11], "szse_detail")  # 10 back
+    assert not fetcher.may_give_up(calendar[-11], "szse_turnover")  # optional steps have their own rule
+    assert not fetcher.may_give_up(newest, "sse_summary")
 
 
 def test_sse_is_asked_per_span_of_missing_days() -> None:
