@@ -102,8 +102,12 @@ def build_services(settings: Settings, engine: Engine) -> Services:
 def build_application(
     settings: Settings, engine: Engine, *, base_url: str | None = None, base_file_url: str | None = None,
     schedule: bool = True, rate_limit: bool = True, services: Services | None = None, push_only: bool = False,
+    group_time_period: float = 60.0,
 ) -> Application:  # type: ignore[type-arg]
     """The bot application; `base_url` points it at a self-hosted Bot API or the local stand-in.
+
+    `group_time_period`: the seconds over which the rate limiter lets a group have its 20 messages
+    (Telegram's limit is a minute); tests shorten it where that limit is not what they check.
 
     `push_only` builds a push worker: no updater (one bot token has one poller: Telegram answers a
     second getUpdates with 409 Conflict), no command menus, no ingest; its pipeline only pushes, its
@@ -135,7 +139,8 @@ def build_application(
     if rate_limit:
         # Global and per-group limits; 429s are retried after their retry_after.
         builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=settings.push_rate, overall_time_period=1,
-                                                      group_max_rate=20, group_time_period=60, max_retries=3))
+                                                      group_max_rate=20, group_time_period=group_time_period,
+                                                      max_retries=3))
     application = builder.build()
     application.bot_data["services"] = services or build_services(settings, engine)
     application.bot_data["schedule"] = schedule

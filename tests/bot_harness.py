@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,10 @@ BOT_USERNAME = "marginbot_test_bot"
 DATA_DATE = date(2026, 11, 20)
 TIMEOUT = 10.0
 MARKER_GROUP = 1_000_000  # after every handler group of the bot
+# The rate limiter's period for a group's 20 messages (production: 60 s, Telegram's minute). The
+# 21st message of a group would wait 3 s: the tests, which check the bot's own per-group allowance
+# (bot.services.GROUP_ANSWERS_PER_MINUTE, on its own clock), wait 50 ms instead.
+GROUP_TIME_PERIOD = 1.0
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,8 +95,9 @@ class BotHarness:
     """A stand-in server plus the real bot application on one database."""
 
     def __init__(self, server: BotApiServer, engine: Engine, settings: Settings,
-                 reports: ReportService | None) -> None:
+                 reports: ReportService | None, group_time_period: float = GROUP_TIME_PERIOD) -> None:
         self.server, self.engine, self.settings, self.reports = server, engine, settings, reports
+        self.group_time_period = group_time_period
         self.app: Application | None = None  # type: ignore[type-arg]
         self.handled: set[int] = set()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -102,13 +107,14 @@ class BotHarness:
     @classmethod
     @contextlib.asynccontextmanager
     async def running(cls, engine: Engine, *, reports: ReportService | None = None,
-                      server: BotApiServer | None = None, **overrides: Any) -> AsyncIterator[BotHarness]:
+                      server: BotApiServer | None = None, group_time_period: float = GROUP_TIME_PERIOD,
+                      **overrides: Any) -> AsyncIterator[BotHarness]:
         settings = make_settings(**overrides)
         own_server = server is None
         srv = server or BotApiServer(TOKEN, bot_username=BOT_USERNAME)
         if own_server:
             await srv.start()
-        harness = cls(srv, engine, settings, reports)
+        harness = cls(srv, engine, settings, reports, group_time_period)
         try:
             await harness.start_bot()
             yield harness
@@ -120,7 +126,8 @@ class BotHarness:
     def build(self) -> Application:  # type: ignore[type-arg]
         """A new Application (as a restarted worker would build it) with the done-marker handler."""
         app = build_application(self.settings, self.engine, base_url=self.server.base_url,
-                                base_file_url=self.server.base_file_url, schedule=False)
+                                base_file_url=self.server.base_file_url, schedule=False,
+                                group_time_period=self.group_time_period)
         if self.reports is not None:
             # The demo data are identical in every copy: share rendered reports between tests.
             self.services_of(app).reports = self.reports
@@ -261,12 +268,18 @@ class BotHarness:
 
         await self.server.wait_for(reached, timeout, since=len(self.server.calls))
 
-    async def until(self, condition: Any, timeout: float = TIMEOUT) -> None:
-        async def poll() -> None:
-            while not condition():
-                await asyncio.sleep(0.01)
+    async def until(self, condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
+        await until(condition, timeout)
 
-        await asyncio.wait_for(poll(), timeout)
+
+async def until(condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
+    """Until `condition()` is true (checked every 10 ms), at most `timeout` seconds."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
 
 
 def make_settings(**overrides: Any) -> Settings:

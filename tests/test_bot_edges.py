@@ -9,133 +9,47 @@ was accepted (no second push), and /status rendered off the event loop.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from telegram.ext import AIORateLimiter
 
+from bot.app import build_application
 from bot.arguments import ReportArgs, looks_like_date, parse_inline_query, parse_report_args
 from bot.handlers.inline import BUTTON_TEXT_LIMIT
 from bot.push import push_now
 from bot.services import GROUP_ANSWERS_PER_MINUTE, services_of
-from marginbot.logging_setup import setup_logging
 from reports.errors import ReportError
-from reports.gallery import sample_stock
 from reports.i18n import t
 from reports.service import RenderedReport, ReportService
-from storage import chats, models
-from storage.database import make_engine
+from storage import chats
 from storage.models import DeliveryStatus
-from tests.bot_harness import (
-    BOT_USERNAME,
-    DATA_DATE,
-    SECRET,
-    BotHarness,
-    RecordAll,
-    copy_database,
-    leaks,
+from tests.bot_fixtures import (
+    ADMIN,
+    ADMIN_CHAT,
+    EN_USER,
+    GROUP,
+    MEMBER,
+    ZH_USER,
+    add_people,
+    buttons,
+    delivery_rows,
+    expected,
+    running,
+    stored_chat,
 )
-from tests.demo_db import demo_db_file
+from tests.bot_fixtures import debug_logs as debug_logs  # autouse: DEBUG logs, no token in them
+from tests.bot_fixtures import demo_db as demo_db
+from tests.bot_fixtures import shared_reports as shared_reports
+from tests.bot_fixtures import stock_code as stock_code
+from tests.bot_fixtures import template_db as template_db
+from tests.bot_harness import BOT_USERNAME, DATA_DATE, GROUP_TIME_PERIOD, RecordAll, make_settings
 
 # PTB warns when it builds RetryAfter from an int retry_after (its own deprecation, not ours).
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
-
-ZH_USER = 1001  # Telegram language_code zh-hans
-EN_USER = 1002  # language_code en
-MEMBER = 1003
-ADMIN = 1004
-CREATOR = 1005
-GROUP = -4001
-ADMIN_CHAT = 7001
-STORAGE_CHAT = -1009001
-
-
-# ------------------------------------------------------------------------------------------------
-# Fixtures (as in test_bot_e2e)
-# ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
-    return demo_db_file(tmp_path_factory, pytestconfig)
-
-
-@pytest.fixture(scope="session")
-def shared_reports(template_db: Path) -> Iterator[ReportService]:
-    engine = make_engine(f"sqlite:///{template_db}")
-    yield ReportService(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def demo_db(template_db: Path, tmp_path: Path) -> Iterator[Engine]:
-    engine = copy_database(template_db, tmp_path / "bot.db")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[RecordAll]:
-    """The product's logging at DEBUG for the whole test; afterwards no record may carry the token."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level, {name: logging.getLogger(name).level for name in ("httpx", "httpcore")})
-    setup_logging("DEBUG")
-    recorder = RecordAll()
-    root.handlers.insert(0, recorder)
-    caplog.set_level(logging.DEBUG)
-    yield recorder
-    root.handlers[:], root.level = saved[0], saved[1]
-    for name, level in saved[2].items():
-        logging.getLogger(name).setLevel(level)
-    assert leaks(recorder.texts) == []
-    assert SECRET not in caplog.text
-
-
-def running(engine: Engine, reports: ReportService, **settings: object) -> AbstractAsyncContextManager[BotHarness]:
-    settings.setdefault("admin_chat_ids", [ADMIN_CHAT])
-    settings.setdefault("storage_chat_id", STORAGE_CHAT)
-    return BotHarness.running(engine, reports=reports, **settings)
-
-
-def add_people(h: BotHarness) -> None:
-    s = h.server
-    s.add_user(ZH_USER, "李雷", username="lilei", language_code="zh-hans")
-    s.add_user(EN_USER, "Alice", username="alice", language_code="en")
-    s.add_chat(ZH_USER)
-    s.add_chat(EN_USER)
-    s.add_user(MEMBER, "Member", language_code="zh-hans")
-    s.add_user(ADMIN, "Admin", language_code="zh-hans")
-    s.add_user(CREATOR, "Creator", language_code="zh-hans")
-    s.add_chat(GROUP, "group", title="两融讨论", members=[MEMBER], admins=[ADMIN], creator=CREATOR)
-
-
-def expected(reports: ReportService, kind: str, lang: str = "zh", **kw: object) -> RenderedReport:
-    return reports.render(kind, lang=lang, chart=False, **kw)  # type: ignore[arg-type]
-
-
-def stored(engine: Engine, chat_id: int) -> models.Chat:
-    chat = chats.get_chat(engine, chat_id)
-    assert chat is not None, chat_id
-    return chat
-
-
-def delivery_rows(engine: Engine) -> dict[int, models.Delivery]:
-    with Session(engine) as session:
-        found = session.execute(select(models.Delivery).where(models.Delivery.trade_date == DATA_DATE))
-        return {row.chat_id: row for row in found.scalars().all()}
-
-
-def buttons(markup: dict | None) -> list[tuple[str, str]]:
-    assert markup is not None
-    return [(b["text"], b["callback_data"]) for row in markup["inline_keyboard"] for b in row]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -148,22 +62,22 @@ async def test_a_muted_bot_removed_is_gone_and_a_plain_member_adding_it_back_doe
     async with running(demo_db, shared_reports) as h:
         add_people(h)
         await h.write(GROUP, ADMIN, "/subscribe")
-        assert stored(demo_db, GROUP).subscribed and chats.subscriber_count(demo_db) == 1
+        assert stored_chat(demo_db, GROUP).subscribed is True and chats.subscriber_count(demo_db) == 1
         # muted: still a member (restricted, is_member true): nothing changes
         await h.inject(h.server.inject_my_chat_member, GROUP, "member", "restricted", from_user=ADMIN)
-        group = stored(demo_db, GROUP)
+        group = stored_chat(demo_db, GROUP)
         assert (group.active, group.subscribed) == (True, True)
         # then removed: Telegram keeps the restrictions, "restricted" with is_member false
         update = await h.inject(h.server.inject_my_chat_member, GROUP, "restricted", "restricted",
                                 from_user=ADMIN, is_member=False)
         assert update["new_chat_member"]["is_member"] is False
-        group = stored(demo_db, GROUP)
+        group = stored_chat(demo_db, GROUP)
         assert (group.active, group.subscribed) == (False, False)
         assert group.deactivated_reason == "bot removed while restricted"
         assert chats.subscriber_count(demo_db) == 0
         # a plain member adds it back: active, but the push waits for an admin's /subscribe
         await h.inject(h.server.inject_my_chat_member, GROUP, "left", "member", from_user=MEMBER)
-        group = stored(demo_db, GROUP)
+        group = stored_chat(demo_db, GROUP)
         assert (group.active, group.subscribed) == (True, False)
         assert chats.subscriber_count(demo_db) == 0
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
@@ -187,16 +101,18 @@ async def test_a_403_unsubscribes_a_group_but_keeps_a_users_subscription(
         h.server.block_chat(user)
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None and (result.sent, result.deactivated) == (0, 2)
-        assert (stored(demo_db, pushed_group).active, stored(demo_db, pushed_group).subscribed) == (False, False)
-        assert (stored(demo_db, user).active, stored(demo_db, user).subscribed) == (False, True)
-        assert stored(demo_db, pushed_group).deactivated_reason.startswith("forbidden")  # type: ignore[union-attr]
+        group, blocked = stored_chat(demo_db, pushed_group), stored_chat(demo_db, user)
+        assert (group.active, group.subscribed) == (False, False)
+        assert (blocked.active, blocked.subscribed) == (False, True)
+        assert group.deactivated_reason == "forbidden: Forbidden: bot was kicked from the group chat"
+        assert blocked.deactivated_reason == "forbidden: Forbidden: bot was blocked by the user"
 
         # answering a member's command in a subscribed group: 403 (the bot was kicked meanwhile)
         await h.write(GROUP, ADMIN, "/subscribe")
         h.server.fail_next("sendPhoto", 403, description="Forbidden: bot was kicked from the group chat",
                            chat_id=GROUP)
         await h.write(GROUP, MEMBER, "/ratio")
-        group = stored(demo_db, GROUP)
+        group = stored_chat(demo_db, GROUP)
         assert (group.active, group.subscribed) == (False, False)
         assert group.deactivated_reason == "forbidden: Forbidden: bot was kicked from the group chat"
         assert h.server.sent_messages(ADMIN_CHAT) == []  # the group's doing, not a bug
@@ -208,13 +124,11 @@ async def test_a_403_unsubscribes_a_group_but_keeps_a_users_subscription(
 
 
 async def test_choice_buttons_and_commands_in_a_group_stay_within_its_minute(
-        demo_db: Engine, shared_reports: ReportService) -> None:
+        demo_db: Engine, shared_reports: ReportService, stock_code: str) -> None:
     """A name matching several securities answers with choice buttons; each press sends a report
     (charged two: chart and details). 1 command (charged 2) + 9 presses fill the group's 20; the 10th
     press is told to slow down (once), the 11th and a later command are dropped."""
-    code = sample_stock(demo_db)
-    assert code is not None
-    name = expected(shared_reports, "stock", code=code).data["name"]
+    name = expected(shared_reports, "stock", code=stock_code).data["name"]
     async with running(demo_db, shared_reports) as h:
         add_people(h)
         await h.write(GROUP, MEMBER, f"/stock {name[:-1]}")
@@ -261,6 +175,20 @@ async def test_deep_links_in_a_group_are_charged_as_reports(demo_db: Engine, sha
         await h.write_many(other, MEMBER, ["/start"] * 21)
         texts = h.texts(other)
         assert sorted(texts) == sorted([t("zh", "bot.start")] * 20 + [t("zh", "bot.slow_down", seconds=60)])
+
+
+def test_the_rate_limiter_keeps_a_groups_minute_and_tests_only_shorten_it(demo_db: Engine) -> None:
+    """The rate limiter holds a group to Telegram's 20 messages a minute; the harness passes a
+    shorter period (GROUP_TIME_PERIOD) for the same 20, so that a test's 21st message in a group
+    does not wait 3 s. The bot's own allowance (GROUP_ANSWERS_PER_MINUTE) keeps its minute."""
+    for kwargs, period in (({}, 60.0), ({"group_time_period": GROUP_TIME_PERIOD}, GROUP_TIME_PERIOD)):
+        app = build_application(make_settings(), demo_db, schedule=False, **kwargs)  # type: ignore[arg-type]
+        limiter = app.bot.rate_limiter
+        assert isinstance(limiter, AIORateLimiter)
+        group = limiter._get_group_limiter(GROUP)
+        assert (group.max_rate, group.time_period) == (GROUP_ANSWERS_PER_MINUTE, period)
+        services_of(app).executor.shutdown()
+    assert (services_of(app).group_answers.limit, services_of(app).group_answers.period) == (20, 60.0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -315,12 +243,12 @@ async def test_admin_checks_of_messages_sent_as_a_chat(demo_db: Engine, shared_r
         message = await h.inject(s.inject_message, GROUP, ADMIN, "/subscribe", sender_chat=GROUP)
         assert message["sender_chat"]["id"] == GROUP and message["from"]["username"] == "GroupAnonymousBot"
         assert h.texts(GROUP) == [t("zh", "bot.subscribed", time="00:00")]
-        assert stored(demo_db, GROUP).subscribed
+        assert stored_chat(demo_db, GROUP).subscribed is True
 
         message = await h.inject(s.inject_message, GROUP, MEMBER, "/unsubscribe", sender_chat=own_channel)
         assert message["from"]["username"] == "Channel_Bot"
         assert h.texts(GROUP)[-1] == t("zh", "bot.admins_only")
-        assert stored(demo_db, GROUP).subscribed
+        assert stored_chat(demo_db, GROUP).subscribed is True
 
         # the linked channel, not known yet: refused
         await h.inject(s.inject_message, discussion, ADMIN, "/subscribe", sender_chat=linked)
@@ -330,10 +258,11 @@ async def test_admin_checks_of_messages_sent_as_a_chat(demo_db: Engine, shared_r
         assert services_of(h.app).linked_channels == {discussion: linked}  # type: ignore[arg-type]
         await h.inject(s.inject_message, discussion, ADMIN, "/subscribe", sender_chat=linked)
         assert h.texts(discussion)[-1] == t("zh", "bot.subscribed", time="00:00")
-        assert stored(demo_db, discussion).subscribed
+        assert stored_chat(demo_db, discussion).subscribed is True
         # another channel in the same group is still a stranger
         await h.inject(s.inject_message, discussion, MEMBER, "/unsubscribe", sender_chat=own_channel)
-        assert h.texts(discussion)[-1] == t("zh", "bot.admins_only") and stored(demo_db, discussion).subscribed
+        assert h.texts(discussion)[-1] == t("zh", "bot.admins_only")
+        assert stored_chat(demo_db, discussion).subscribed is True
 
         assert s.calls_for("getChatMember") == []
 
@@ -349,7 +278,7 @@ async def test_an_inline_error_speaks_the_users_chosen_language(
         add_people(h)
         await h.write(ZH_USER, ZH_USER, "/settings")  # Telegram says zh; the user chooses English
         await h.press(ZH_USER, ZH_USER, h.bot_messages(ZH_USER)[-1].message_id, "s:lang:en")
-        assert stored(demo_db, ZH_USER).language == "en"
+        assert stored_chat(demo_db, ZH_USER).language == "en"
 
         def failing(self: ReportService, *args: object, **kwargs: object) -> RenderedReport:
             raise RuntimeError("renderer broke")
@@ -389,7 +318,8 @@ async def test_a_window_edit_with_a_refused_file_id_uploads_the_chart(
         edited = h.photos(ZH_USER)[1]
         assert edited.message_id == report.message_id and edited.edits == 1
         assert edited.caption == expected(shared_reports, "ratio", days=60).caption
-        assert ("• 60日 •", "w:ratio:60:") in buttons(edited.reply_markup)
+        assert buttons(edited.reply_markup) == [("20日", "w:ratio:20:"), ("• 60日 •", "w:ratio:60:"),
+                                                ("250日", "w:ratio:250:")]
         # the new id replaces the refused one, in memory and in the database
         assert edited.photo_file_id != first.photo_file_id
         assert await services.file_id(key) == edited.photo_file_id
@@ -469,7 +399,6 @@ async def test_status_is_rendered_off_the_event_loop(demo_db: Engine, shared_rep
 
     monkeypatch.setattr(bot.handlers.admin, "render_status", recording)
     loop_thread = threading.get_ident()  # the test runs on the bot's event loop
-    assert asyncio.get_running_loop() is not None
     async with running(demo_db, shared_reports, admin_chat_ids=[ZH_USER]) as h:
         add_people(h)
         await h.write(ZH_USER, ZH_USER, "/status")

@@ -3,7 +3,7 @@ minute, a 429 on the lines after the chart, an admin notice nobody received, a l
 between claim and send.
 
 The end-to-end tests run the real bot against the stand-in Bot API (tests.bot_harness) on a copy of
-the demo database, with the fixtures and helpers of tests.test_bot_e2e; the storage tests run on
+the demo database, with the fixtures and helpers of tests.bot_fixtures; the storage tests run on
 SQLite and PostgreSQL (the `engine` fixture of conftest).
 """
 
@@ -25,28 +25,33 @@ from storage import chats, deliveries, models
 from storage.database import session_scope
 from storage.demo import open_weekdays
 from storage.models import DeliveryStatus
-from tests import test_bot_e2e as e2e
-from tests.bot_harness import DATA_DATE, BotHarness
-from tests.test_bot_e2e import (
+from tests.bot_fixtures import (
     ADMIN_CHAT,
     EN_USER,
     ZH_USER,
     add_people,
     delivery_rows,
     expected,
+    limiter_sleeps,
     live_clock,
+    push_sleeps,
     running,
     subscribe_directly,
+    subscribed_with_ten_watches,
+    tick,
 )
-
-# tests.test_bot_e2e's fixtures, under the names pytest finds them by (debug_logs is autouse: the
-# product's logging at DEBUG, and no record may carry the token)
-template_db, shared_reports, demo_db, debug_logs = e2e.template_db, e2e.shared_reports, e2e.demo_db, e2e.debug_logs
+from tests.bot_fixtures import debug_logs as debug_logs  # autouse: DEBUG logs, no token in them
+from tests.bot_fixtures import demo_db as demo_db
+from tests.bot_fixtures import shared_reports as shared_reports
+from tests.bot_fixtures import template_db as template_db
+from tests.bot_harness import DATA_DATE, BotHarness
 
 # PTB warns when it builds RetryAfter from an int retry_after (its own deprecation, not ours).
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 
 TUESDAY = date(2026, 11, 24)  # the demo calendar ends on Friday 2026-11-20, two trading days before
+MONDAY_LATE = ("⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:沪市汇总、深市汇总、北交所汇总、沪市明细、深市明细、"
+               "北交所明细、行业汇总、沪市成交额、深市成交额),本次推送暂缓。")  # nothing of Monday's is in
 
 
 def offline_ingest(monkeypatch: pytest.MonkeyPatch,
@@ -67,16 +72,9 @@ def offline_ingest(monkeypatch: pytest.MonkeyPatch,
     return calls
 
 
-def tick_context(h: BotHarness) -> SimpleNamespace:
-    assert h.app is not None
-    return SimpleNamespace(application=h.app, bot_data=h.app.bot_data, bot=h.app.bot)
-
-
 async def tick_at(h: BotHarness, clock: dict[str, datetime], day: date, hour: int, minute: int) -> None:
-    import bot.pipeline
-
     clock["now"] = datetime(day.year, day.month, day.day, hour, minute, tzinfo=TIMEZONE)
-    await bot.pipeline.pipeline_tick(tick_context(h))  # type: ignore[arg-type]
+    await tick(h.app)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -136,8 +134,7 @@ async def test_an_ingest_that_refreshes_the_calendar_brings_the_next_day_back(
         assert len(ingests) == 1
         await tick_at(h, clock, TUESDAY, 10, 45)
         assert len(ingests) == 2  # Monday's data are missing: fetched again
-        [late] = h.texts(ADMIN_CHAT)
-        assert late.startswith("⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:") and late.endswith("),本次推送暂缓。")
+        assert h.texts(ADMIN_CHAT) == [MONDAY_LATE]
         assert chats.first_notice(demo_db, "calendar:2026-11-24") is True  # never claimed
 
 
@@ -185,24 +182,13 @@ def test_planning_again_inserts_nothing_and_uses_up_no_id(engine: Engine) -> Non
 # ------------------------------------------------------------------------------------------------
 
 
-def _ten_watches(engine: Engine, chat_id: int) -> list[str]:
-    """Ten followed securities: their lines do not fit under the caption and follow in a message."""
-    with engine.connect() as conn:
-        codes = [r[0] for r in conn.execute(text(
-            "SELECT code FROM stock_margin WHERE trade_date = :d AND is_fund = false ORDER BY rzye DESC LIMIT 10"),
-            {"d": DATA_DATE})]
-    for code in codes:
-        assert chats.watch(engine, chat_id, code) == "added"
-    return codes
-
-
-async def test_a_429_on_the_lines_after_the_chart_is_waited_out(demo_db: Engine,
-                                                                shared_reports: ReportService) -> None:
+async def test_a_429_on_the_lines_after_the_chart_is_waited_out(demo_db: Engine, shared_reports: ReportService,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The rate limiter retries a 429 three times itself (retry_after + 0.1 s each); a fourth 429
     reaches the push, which waits retry_after and sends the lines again: they arrive once, the chart
     is not sent twice and the delivery is sent in one attempt."""
-    subscribe_directly(demo_db, [EN_USER], lambda cid: "en")
-    codes = _ten_watches(demo_db, EN_USER)
+    codes = subscribed_with_ten_watches(demo_db)
+    limiter, push = limiter_sleeps(monkeypatch), push_sleeps(monkeypatch)
     async with running(demo_db, shared_reports) as h:
         add_people(h)
         h.server.fail_next("sendMessage", 429, retry_after=1, chat_id=EN_USER, times=4)
@@ -210,7 +196,8 @@ async def test_a_429_on_the_lines_after_the_chart_is_waited_out(demo_db: Engine,
         assert result is not None and (result.sent, result.failed, result.retried) == (1, 0, 0)
         calls = h.server.calls_for("sendMessage", EN_USER)
         assert [c.status for c in calls] == [429, 429, 429, 429, 200]
-        assert calls[4].time - calls[3].time >= 1.0  # the push waited retry_after
+        assert limiter.delays == [pytest.approx(1.1)] * 3
+        assert push.delays == [1.0]  # the push waited retry_after
         assert len(h.server.calls_for("sendPhoto", EN_USER)) == 1
         chart, apart = h.bot_messages(EN_USER)
         assert chart.caption == expected(shared_reports, "summary", lang="en", on=DATA_DATE).caption
@@ -226,14 +213,15 @@ async def test_lines_after_the_chart_are_given_up_on_a_long_429(demo_db: Engine,
     import bot.push
 
     monkeypatch.setattr(bot.push, "APART_MAX_WAIT", 0.5)
-    subscribe_directly(demo_db, [EN_USER], lambda cid: "en")
-    _ten_watches(demo_db, EN_USER)
+    subscribed_with_ten_watches(demo_db)
+    limiter, push = limiter_sleeps(monkeypatch), push_sleeps(monkeypatch)
     async with running(demo_db, shared_reports) as h:
         add_people(h)
         h.server.fail_next("sendMessage", 429, retry_after=1, chat_id=EN_USER, times=5)
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
-        assert result is not None and result.sent == 1
+        assert result is not None and (result.sent, result.failed, result.retried) == (1, 0, 0)
         assert [c.status for c in h.server.calls_for("sendMessage", EN_USER)] == [429] * 4
+        assert limiter.delays == [pytest.approx(1.1)] * 3 and push.delays == []  # given up, not waited for
         assert len(h.server.calls_for("sendPhoto", EN_USER)) == 1 and len(h.bot_messages(EN_USER)) == 1
         assert delivery_rows(demo_db)[EN_USER].status == DeliveryStatus.SENT
         await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
@@ -269,8 +257,7 @@ async def test_a_late_warning_no_admin_received_goes_out_on_the_next_tick(
         assert [c.status for c in h.server.calls_for("sendMessage", ADMIN_CHAT)] == [502]
         assert h.texts(ADMIN_CHAT) == []
         await tick_at(h, clock, TUESDAY, 10, 46)
-        [late] = h.texts(ADMIN_CHAT)
-        assert late.startswith("⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:")
+        assert h.texts(ADMIN_CHAT) == [MONDAY_LATE]
         await tick_at(h, clock, TUESDAY, 10, 47)
         assert [c.status for c in h.server.calls_for("sendMessage", ADMIN_CHAT)] == [502, 200]
         assert chats.first_notice(demo_db, "late:2026-11-23") is False
