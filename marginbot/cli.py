@@ -133,6 +133,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.code is not None and args.kind not in ("stock", "top", "sectors"):
         raise UsageError(f"{args.kind} takes no code or name (only stock, top and sectors do): {args.code!r}")
+    if args.kind == "stock" and not args.code:
+        # the chat's answer, with the command line's own example
+        raise UsageError(t(args.lang, "bot.need_code").replace("/stock", "marginbot report stock"))
     chart = Path(args.chart) if args.chart else None
     if chart is not None and (chart.is_dir() or not chart.parent.is_dir()):
         raise UsageError(f"cannot write the chart to {args.chart}: "

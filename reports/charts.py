@@ -63,7 +63,8 @@ def _finish(fig: Figure, figures: Figures, lang: str) -> bytes:
     """Footer with data date and source; a diagonal watermark on demo data; PNG bytes."""
     data = figures.data
     # demo data names no exchange: none of it came from one; imported market figures owe Shenwan nothing
-    imported = "chart.source_import" if figures.kind in MARKET_ONLY else "chart.source_import_sectors"
+    sectors_shown = figures.kind not in MARKET_ONLY and not (figures.kind == "summary" and data.get("sectors") is None)
+    imported = "chart.source_import_sectors" if sectors_shown else "chart.source_import"
     source = {"demo": "chart.demo", "import": imported}.get(data.get("origin", ""), "chart.source")
     footer = f"{t(lang, 'chart.data_date')} {data['date']} · {t(lang, source)}"
     if data.get("demo"):
@@ -146,7 +147,7 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
         ax.fill_between(ratio.index, band["q10"].to_numpy(dtype=float), band["q90"].to_numpy(dtype=float),
                         color=BAND, label=band_label)
     ax.plot(ratio.index, ratio.to_numpy(), color=LINE, linewidth=1.8, label=t(lang, "chart.ratio"))
-    if "ma" in series:
+    if "ma" in series and series["ma"].notna().any():  # under 20 days of history there is none to draw
         ax.plot(series["ma"].index, series["ma"].to_numpy(), color=ACCENT, linewidth=1.2,
                 label=t(lang, "chart.ratio_ma"))
     ax.set_ylabel(t(lang, "chart.ratio"))
@@ -159,6 +160,7 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
                   label=t(lang, "chart.index"))
         twin.grid(False)
         twin.spines["right"].set_visible(True)
+        twin.set_ylabel(t(lang, "chart.index"))  # the right scale is the index's, in points
         h2, l2 = twin.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     date_axis(ax, lang)
@@ -253,12 +255,15 @@ def _share_change(points: float, lang: str) -> str:
 
 
 def _sector_cell(labels: _BarLabels, days: int, lang: str, title_size: float = TITLE_SIZE,
-                 narrow: bool = False) -> Cell:
+                 narrow: bool = False, empty: bool = False) -> Cell:
     # the bars are money, the numbers beside them share points: the label says both (in fewer words
-    # under a narrow panel, where the long label would run past the figure's edge)
-    key = "chart.sector_axis_narrow" if narrow else "chart.sector_axis"
-    labels.ax.set_xlabel(t(lang, key, days=days))
-    return Cell(labels.ax, t(lang, "chart.sectors_title", days=days), title_size, xlabel=True, names=labels.names)
+    # under a narrow panel, where the long label would run past the figure's edge); an empty panel
+    # (no per-stock detail) names no axis
+    if not empty:
+        key = "chart.sector_axis_narrow" if narrow else "chart.sector_axis"
+        labels.ax.set_xlabel(t(lang, key, days=days))
+    return Cell(labels.ax, t(lang, "chart.sectors_title", days=days), title_size, xlabel=not empty,
+                names=labels.names)
 
 
 def _fit_bar_labels(labels: _BarLabels) -> None:
@@ -407,7 +412,7 @@ def summary_chart(figures: Figures, lang: str) -> bytes:
         [Cell(ax_balance, t(lang, "chart.balance_title"), 12.0),
          Cell(ax_ratio, t(lang, "chart.ratio_title"), 12.0)],
         [_sector_cell(sectors, sector_figures["days"] if sector_figures else min(20, figures.data["days"]), lang, 11.0,
-                      narrow=True),
+                      narrow=True, empty=not sector_figures),
          Cell(ax_spikes, t(lang, "chart.signals_title"), 11.0, xlabel=True, names=spikes.names)],
     ]
     arrange(fig, cells, suptitle=(f"{t(lang, 'chart.summary_title')} · {figures.data['date']}", 16.0))

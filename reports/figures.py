@@ -33,6 +33,7 @@ CROWDING_LOOKBACK = THREE_YEARS  # analytics.ratio.crowding_run's lookback
 # few weeks and call any rise "the highest in three years".
 PERCENTILE_MIN_DAYS = 250
 MARKET_INDEX = "sh000001"
+RATIO_SIGNAL_DAYS = 20  # the index's and the ratio's change the deleveraging signal reads (analytics.ratio)
 HS300 = "000300"
 CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
 # A 60-day correlation of the ratio with index volatility above this: leverage amplifies the swings
@@ -324,6 +325,9 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     crowding = ratio.crowding_warning(pct, index_on_grid, min_periods=250)
     deleveraging = ratio.deleveraging(pct.reindex(grid), index_on_grid)
     index_on_day = bool(not index.empty and index.index[-1].date() == day)
+    # why a signal is not judged: the index's close on the day, the ratio's 20 trade dates, or the index's
+    ratio_short = len(grid) <= RATIO_SIGNAL_DAYS or pd.isna(pct.reindex(grid).iloc[-1 - RATIO_SIGNAL_DAYS])
+    reason = "index_missing" if not index_on_day else "ratio_history" if ratio_short else "index_incomplete"
     last = frame.iloc[-1]
     band = balance.rolling_quantiles(pct, window=THREE_YEARS, min_periods=PERCENTILE_MIN_DAYS)
     ma = ratio.moving_average(pct, RATIO_MA_DAYS)
@@ -355,7 +359,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         crowding=crowding,
         deleveraging=deleveraging,
         index_on_day=index_on_day,
-        unjudged=[{"signal": name, "reason": "index_incomplete" if index_on_day else "index_missing"}
+        unjudged=[{"signal": name, "reason": reason}
                   for name, value in (("crowding", crowding), ("deleveraging", deleveraging)) if value is None],
         series=_series_records(pct.iloc[-days:], "ratio_pct"),
         days_shown=len(pct.iloc[-days:]),

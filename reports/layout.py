@@ -338,7 +338,11 @@ def date_axis(ax: Axes, lang: str) -> None:
     """Concise date ticks (3 to 6 of them), computed once for the final limits of the x axis."""
     low, high = ax.get_xlim()
     locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
-    ticks = locator.tick_values(mdates.num2date(low), mdates.num2date(high))
+    ticks = np.asarray(locator.tick_values(mdates.num2date(low), mdates.num2date(high)), dtype=float)
+    # Daily data: a tick between two days (12:00 on a window of a few days) names no trade date.
+    ticks = ticks[ticks == np.floor(ticks)]
+    if len(ticks) < 2:
+        ticks = np.arange(np.ceil(low), np.floor(high) + 1.0)
     formatter = mdates.ConciseDateFormatter(locator, **strings(lang)["chart"]["dates"])
     labels = formatter.format_ticks(ticks)  # before get_offset: formatting sets the offset (the year)
     _fix_ticks(ax.xaxis, ticks, labels, formatter.get_offset())

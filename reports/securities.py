@@ -57,7 +57,7 @@ def resolve(engine: Engine, text: str, on: date | None) -> str:
         raise ReportError("no_such_security", query=text.strip()[:32])
     if len(found) > 1:
         shown = found[:MAX_CANDIDATES]
-        listed = [f"{name} {code}" for code, name in shown]
+        listed = [f"{name} ({code})" for code, name in shown]
         # choices: what a chat can offer to pick from (code, label); a tuple, so the message leaves it out
         raise ReportError("ambiguous_security", query=text.strip()[:32],
                           candidates=listed + ["…"] * (len(found) > MAX_CANDIDATES),

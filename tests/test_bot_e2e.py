@@ -262,7 +262,7 @@ async def test_plain_text_and_bare_codes_in_private_chats(demo_db: Engine, share
         assert len(picks) == 8 and [len(row) for row in choice.reply_markup["inline_keyboard"]] == [2, 2, 2, 2]  # type: ignore[index]
         label, data = picks[1]
         picked = data.split(":")[3]
-        assert label.endswith(f" {picked}") and data == f"p:stock:60:{picked}"
+        assert label.endswith(f" ({picked})") and data == f"p:stock:60:{picked}"
         await h.press(ZH_USER, ZH_USER, choice.message_id, data)
         assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "stock", code=picked).caption
         assert h.bot_messages(ZH_USER)[-1].message_id > choice.message_id  # a new message, the list stays

@@ -287,3 +287,26 @@ def test_every_text_stays_inside_the_picture(demo: Engine, monkeypatch: pytest.M
 def test_imported_market_charts_owe_shenwan_nothing(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
                                                     source: str) -> None:
     assert _footer_of(demo, monkeypatch, kind, "import")[1].endswith(source)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("days", [1, 2, 3, 60])
+def test_date_ticks_fall_on_days_and_the_year_reads_as_numbers(lang: str, days: int) -> None:
+    """Daily data: a short window once got ticks at 12:00 and an offset "2018-Dec-21"; every tick is a
+    day now, and the offset (year, month or date) is written as an ISO date."""
+    import re
+
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.6, 4.8), dpi=100)
+    ax = fig.add_subplot()
+    index = pd.bdate_range(end="2026-11-20", periods=days + 1)
+    ax.plot(index, np.arange(days + 1, dtype=float))
+    layout.date_axis(ax, lang)
+    locs = np.asarray(ax.xaxis.get_major_locator()(), dtype=float)
+    labels = list(ax.xaxis.get_major_formatter().seq)  # type: ignore[attr-defined]
+    assert len(locs) >= 2 and (locs == np.floor(locs)).all(), locs
+    assert not any(":" in label for label in labels), labels
+    offset = ax.xaxis.get_major_formatter().get_offset()
+    assert offset == "" or re.fullmatch(r"\d{4}(-\d{2}){0,2}", offset), offset

@@ -135,8 +135,8 @@ def test_report_text_and_chart(small_env: pytest.MonkeyPatch, capsys: pytest.Cap
     [
         (("report", "stock", "999999"), "999999"),
         (("report", "stock", "abc"), "abc"),
-        (("report", "stock", "--lang", "en"), "6 digits"),
-        (("report", "stock", "--lang", "zh"), "6 位数字"),
+        (("report", "stock", "--lang", "en"), "code or name after the command, e.g. marginbot report stock 600519"),
+        (("report", "stock", "--lang", "zh"), "请在命令后写证券代码或名称,例如 marginbot report stock 600519"),
         (("report", "balance", "--date", "2000-01-03"), "2000-01-03"),
         (("report", "sectors", "--days", "251"), "251"),
         (("report", "ratio", "--days", "99999"), "99999"),

@@ -509,6 +509,16 @@ def test_index_signals_without_the_days_close_are_not_judged(small_rw: Engine) -
         in caption
 
 
+def test_a_signal_not_judged_for_want_of_history_says_so(small: Engine) -> None:
+    """Ten days into the data the index has its closes, the ratio has no 20-day change: the reason
+    named is the ratio's short history, not the index."""
+    d = data(small, "ratio", on=DAYS[10])
+    assert d["index_on_day"] is True and d["deleveraging"] is None
+    assert d["unjudged"] == [{"signal": "deleveraging", "reason": "ratio_history"}]
+    zh = report_text.to_plain(report_text.render("ratio", "zh", d)[0])
+    assert "未判断:去杠杆(两融交易占比不足20个交易日的历史)。" in zh
+
+
 @pytest.mark.usefixtures("short_history_percentiles")
 def test_ratio_percentile_on_an_earlier_day(small: Engine) -> None:
     d = data(small, "ratio", on=DAYS[27])
@@ -1042,14 +1052,16 @@ def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest
     assert code_of("300etf") == "510300"  # Latin letters in any case
     err = _error(small, "stock", code="电子")  # two names hold it: both listed, by code
     assert err.kind == "ambiguous_security"
-    assert err.message("zh") == ("名称含 “电子” 的证券不止一只:样本电子乙 000001、样本电子甲 600001。"
+    assert err.message("zh") == ("名称含 “电子” 的证券不止一只:样本电子乙 (000001)、样本电子甲 (600001)。"
                                  "请改用 6 位代码,例如 600519。")
-    assert "样本电子乙 000001, 样本电子甲 600001." in err.message("en")
+    assert err.message("en") == ('Several securities have "电子" in their name'
+                                 " (样本电子乙 (000001), 样本电子甲 (600001)):"
+                                 " use the 6-digit code instead, e.g. 600519.")
     # names as of the latest detail day: the suspended 000003 has no row then and is not offered
     assert len(_error(small, "stock", code="样本").params["candidates"]) == 7
     monkeypatch.setattr(securities, "MAX_CANDIDATES", 3)  # more than the list holds: an ellipsis
     assert _error(small, "stock", code="样本").params["candidates"] == [
-        "样本电子乙 000001", "样本银行乙 000002", "样本300ETF 510300", "…"]
+        "样本电子乙 (000001)", "样本银行乙 (000002)", "样本300ETF (510300)", "…"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -1504,6 +1516,16 @@ def test_numbers_that_round_to_zero_show_no_sign() -> None:
             and fmt.headline_money(7.6443e11, "en") == "CNY 0.76 trn")
     # 2010-04-01, the first days of margin trading: 0.00 万亿 would say nothing
     assert fmt.headline_money(1.4e7, "zh") == "0.14 亿元" and fmt.headline_money(6.5e10, "en") == "CNY 65.00 bn"
+
+
+def test_a_list_of_securities_reads_in_one_unit() -> None:
+    """A stock's figure alone: 亿元 from 1 亿 up, 万元 below; listed with others, the unit of the list's
+    largest, so that a ranking never mixes -5,915.61 万元 with +1.18 亿元."""
+    assert fmt.security_money(-5.91561e7, "zh", signed=True) == "-5,915.61 万元"
+    assert fmt.security_money(-5.91561e7, "zh", True, [1.18e8, -5.91561e7, None]) == "-0.59 亿元"
+    assert fmt.security_money(3.4e6, "en", True, [3.4e6, -8.6e6]) == "+3.40 mn"  # all under 1 bn
+    assert fmt.security_money(8.6346e8, "en", True, [2.31e9, 8.6346e8]) == "+0.86 bn"
+    assert fmt.security_money(None, "zh", True, [1e9]) == fmt.money(None, "zh", True)
 
 
 def test_arrows_follow_the_figure_as_printed() -> None:
