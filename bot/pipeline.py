@@ -75,7 +75,8 @@ async def warm_reports(application: Application) -> bool:  # type: ignore[type-a
                 break
     if not application.bot_data.get("heap_frozen"):
         application.bot_data["heap_frozen"] = True
-        freeze_long_lived()  # start-up is over: what lives now lives for good
+        # start-up is over: what lives now lives for good (a full collection: off the event loop)
+        await services.run(freeze_long_lived)
     return True
 
 
@@ -117,7 +118,7 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
                     and await services.run(publishes_on, services, now.date())):
                 await _tell_admins_late(context, services, expected)
     if (await warm_reports(application) and not application.bot_data.get("push_only")
-            and not application.bot_data.get("uploading_inline")):
+            and not application.bot_data.get("uploading_inline") and not application.bot_data.get("stopping")):
         # New data: the charts inline mode offers first are uploaded ahead, beside the ticks.
         application.bot_data["uploading_inline"] = True
         application.create_task(_upload_inline(application), name="upload-inline-charts")
@@ -132,7 +133,8 @@ async def pipeline_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
             await push_now(application, complete, plan=False)
         return
     await push_now(application, expected)
-    if leader and not application.bot_data.get("valuing_lending"):
+    # a bot stopping (push_now returned early) starts no more background work: its stop would wait for it
+    if leader and not application.bot_data.get("valuing_lending") and not application.bot_data.get("stopping"):
         # After the push, which does not need it, and beside the ticks (fetching the quotes takes a
         # minute or two): SSE's lending valued at the day's closes, once a day at most.
         application.bot_data["valuing_lending"] = True

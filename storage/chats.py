@@ -5,7 +5,7 @@ The daily push's delivery records live in storage.deliveries.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, or_, select, update
@@ -286,9 +286,15 @@ def get_file_id(engine: Engine, cache_key: str) -> str | None:
         return row.file_id if row else None
 
 
+# A chart's key carries the data version, so an upload is asked for only while its data are the
+# latest: kept this long, then deleted as the next ones are stored (the table stays a few days' worth).
+FILE_ID_KEEP = timedelta(days=14)
+
+
 def save_file_id(engine: Engine, cache_key: str, file_id: str) -> None:
     with session_scope(engine) as session:
         upsert(session, models.ChartUpload, [{"cache_key": cache_key, "file_id": file_id, "created_at": _now()}])
+        session.execute(delete(models.ChartUpload).where(models.ChartUpload.created_at < _now() - FILE_ID_KEEP))
 
 
 def delete_file_id(engine: Engine, cache_key: str) -> None:

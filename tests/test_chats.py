@@ -424,6 +424,22 @@ def test_uploaded_chart_ids(engine: Engine) -> None:
     assert chats.get_file_id(engine, "summary:zh:2026-11-20:v1") == "AgAC-second"
 
 
+def test_chart_ids_of_old_data_are_deleted_as_new_ones_come(engine: Engine) -> None:
+    """Keys carry the data version: an upload older than FILE_ID_KEEP is never asked for again, and
+    goes when the next chart is stored; a younger one stays."""
+    from datetime import UTC, datetime
+
+    chats.save_file_id(engine, "summary:zh:v1", "AgAC-old")
+    chats.save_file_id(engine, "summary:zh:v2", "AgAC-recent")
+    with session_scope(engine) as session:
+        session.execute(update(models.ChartUpload).where(models.ChartUpload.cache_key == "summary:zh:v1")
+                        .values(created_at=datetime.now(UTC) - chats.FILE_ID_KEEP - timedelta(hours=1)))
+        session.execute(update(models.ChartUpload).where(models.ChartUpload.cache_key == "summary:zh:v2")
+                        .values(created_at=datetime.now(UTC) - chats.FILE_ID_KEEP + timedelta(hours=1)))
+    chats.save_file_id(engine, "summary:zh:v3", "AgAC-new")
+    assert [chats.get_file_id(engine, f"summary:zh:v{n}") for n in (1, 2, 3)] == [None, "AgAC-recent", "AgAC-new"]
+
+
 def test_a_notice_is_given_once(engine: Engine) -> None:
     """The admins' late-data warning of a date: the first claim wins, later ones (a restarted worker,
     another worker) do not; another date is another notice."""

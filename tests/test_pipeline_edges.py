@@ -304,3 +304,45 @@ async def test_a_language_changed_after_the_claim_is_the_one_pushed(
         [photo] = h.photos(ZH_USER)
         assert photo.caption == expected(shared_reports, "summary", lang="en", on=DATA_DATE).caption
         assert photo.caption.startswith("<b>Margin Radar · 2026-11-20</b>")  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. A bot that begins to stop during its push starts nothing more
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_a_tick_whose_push_met_the_stop_starts_no_background_work(
+        demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stop begins while the tick pushes (push_now returns early): the tick must not then start
+    valuing SSE's lending, a minute or two of work the stop would wait for. Without the stop it does."""
+    import bot.pipeline
+    import storage.history
+
+    valued: list[date] = []
+
+    def estimate(engine: Engine, settings: object, today: date) -> SimpleNamespace:
+        valued.append(today)
+        return SimpleNamespace(rows=0, message="")
+
+    monkeypatch.setattr(storage.history, "estimate_sse_lending", estimate)
+    live_clock(monkeypatch, demo_db, datetime(2026, 11, 23, 9, 0, tzinfo=TIMEZONE))
+    async with running(demo_db, shared_reports) as h:
+        assert h.app is not None
+
+        async def push_met_the_stop(application: Any, *args: Any, **kwargs: Any) -> None:
+            application.bot_data["stopping"] = True  # as MarginApplication.stop sets it
+            return None
+
+        monkeypatch.setattr(bot.pipeline, "push_now", push_met_the_stop)
+        await tick(h.app)
+        assert valued == [] and not h.app.bot_data.get("valuing_lending")
+
+        h.app.bot_data["stopping"] = False
+        monkeypatch.setattr(bot.pipeline, "push_now", lambda *args, **kwargs: _none())
+        await tick(h.app)
+        await h.until(lambda: not h.app.bot_data.get("valuing_lending"))  # type: ignore[union-attr]
+        assert valued == [date(2026, 11, 23)]
+
+
+async def _none() -> None:
+    return None
