@@ -10,6 +10,8 @@ import gc
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -130,15 +132,25 @@ class ReportService:
         self._figures = _LRU(cache_size)
         self._rendered = _LRU(cache_size)
         self._names = _LRU(cache_size)  # names and codes as typed -> the code they stand for
-        # One lock per key, so that concurrent identical requests render once.
-        self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        # One lock per key being rendered, so that concurrent identical requests render once; with the
+        # number of requests holding or waiting for it, so that the last one out removes it.
+        self._key_locks: dict[tuple[Any, ...], list[Any]] = {}
         self._locks_guard = threading.Lock()
 
-    def _lock_for(self, key: tuple[Any, ...]) -> threading.Lock:
+    @contextmanager
+    def _rendering(self, key: tuple[Any, ...]) -> Iterator[None]:
+        """Hold the key's lock: one render of a key at a time. The table holds only keys in use."""
         with self._locks_guard:
-            if len(self._key_locks) > 4 * CACHE_SIZE:
-                self._key_locks.clear()
-            return self._key_locks.setdefault(key, threading.Lock())
+            entry = self._key_locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._locks_guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._key_locks[key]
 
     def figures(self, kind: str, *, code: str | None, on: date | None, days: int | None, version: int) -> Figures:
         key = (kind, code, on, days, version)
@@ -171,7 +183,7 @@ class ReportService:
         found = self._rendered.get(key, count_miss=False)
         if found is not None:
             return found
-        with self._lock_for(key), _collector_paused:
+        with self._rendering(key), _collector_paused:
             found = self._rendered.get(key)
             if found is not None:
                 return found

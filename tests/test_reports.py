@@ -1682,3 +1682,38 @@ def test_a_window_longer_than_the_history_says_how_much_it_shows(demo: Engine, k
     assert f"图表区间 2500 日(有数据 {shown} 日)" in long.caption
     short = service.render(kind, code=code, days=20, lang="en", chart=False)
     assert short.data["days_shown"] == 20 and "with data" not in short.caption
+
+
+def test_identical_renders_at_once_render_once(small: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four threads ask for the same uncached report at once: one builds it, the others wait for it
+    and get the same object; the lock of a key lives only while the key is being rendered."""
+    import threading
+
+    from reports import service as service_module
+
+    service = ReportService(small)  # a service of its own: nothing cached yet
+    built: list[str] = []
+    release = threading.Event()
+    real_build = service_module.build
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        built.append(args[1])
+        assert release.wait(10)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "build", build)
+    results: list[RenderedReport] = []
+    threads = [threading.Thread(target=lambda: results.append(service.render("balance", chart=False)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in range(1000):  # until all four hold or wait for the one key's lock
+        if [entry[1] for entry in service._key_locks.values()] == [4]:
+            break
+        threading.Event().wait(0.01)
+    assert [entry[1] for entry in service._key_locks.values()] == [4]
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert built == ["balance"] and len(results) == 4 and all(r is results[0] for r in results)
+    assert service._key_locks == {}
