@@ -81,11 +81,17 @@ def _engine(settings: Settings, upgrade: bool = True) -> Engine:
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    from storage.database import make_engine, upgrade
+    from storage.database import make_engine, schema_revision, upgrade
 
     engine = make_engine(settings.database_url)
+    before = schema_revision(engine)
     upgrade(engine, args.revision)
-    print(f"database at revision {args.revision}")
+    after = schema_revision(engine)
+    if args.revision != "head" and before is not None and after != args.revision:
+        # alembic's upgrade to an older revision does nothing: say so, not "at revision X"
+        raise UsageError(f"the database is at revision {after}, later than {args.revision}: "
+                         "an upgrade never goes back")
+    print(f"database at revision {after}" + ("" if before != after else " (nothing to do)"))
     return 0
 
 

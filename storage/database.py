@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Integer, String, cast, create_engine, event, select
+from sqlalchemy import Connection, Engine, Integer, String, cast, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Rows per executemany batch: bounds memory; SQLAlchemy splits further for parameter limits.
 UPSERT_CHUNK = 5000
+SQLITE_BUSY_MS = 10_000  # a writer waits this long for another one's transaction
 
 _KEYS: dict[type[SQLModel], tuple[str, ...]] = {
     models.MarginSummary: ("trade_date", "exchange"),
@@ -64,7 +65,7 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
             cur.close()
 
     return engine
@@ -80,10 +81,36 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
         with engine.begin() as conn:
+            _one_upgrade_at_a_time(conn)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except CommandError as exc:  # e.g. a revision that does not exist
         raise DatabaseUnavailable(f"cannot upgrade the schema to {revision!r}: {exc}") from None
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The alembic revision the database is at (None: never upgraded)."""
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+UPGRADE_LOCK = 0x6D617267696E  # PostgreSQL advisory lock key of schema upgrades ("margin")
+UPGRADE_WAIT_MS = 600_000  # how long a SQLite upgrade waits for another one to end
+
+
+def _one_upgrade_at_a_time(conn: Connection) -> None:
+    """Two processes starting at once (the bot and a push worker) upgrade one after the other: the
+    second then reads the revision the first reached and has nothing left to do. On SQLite the whole
+    upgrade is also one transaction: pysqlite runs DDL outside any by itself, so a failed or
+    interrupted step would leave its half (a batch copy's temporary table) behind."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})")
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={UPGRADE_WAIT_MS}")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from storage import models
@@ -390,7 +390,7 @@ def _derive_stock_rzche(session: Session, dates: list[date]) -> list[date]:
             continue
         previous_day = calendar[position[day] - 1]
         derivable = session.execute(select(sm).where(
-            sm.trade_date == day, or_(sm.rzche.is_(None), sm.rzche_derived))).scalars().all()
+            sm.trade_date == day, models.stock_rzche_derivable())).scalars().all()
         for exchange in {row.exchange for row in derivable}:
             previous = dict(session.execute(select(sm.code, sm.rzye).where(
                 sm.trade_date == previous_day, sm.exchange == exchange)).all())

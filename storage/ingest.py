@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import Engine, and_, case, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -605,7 +605,7 @@ def _complete_next_detail(session: Session, rows: list[dict[str, Any]], next_day
     balance = {r["code"]: r["rzye"] for r in rows}
     completed = 0
     for stored in session.execute(select(sm).where(
-            sm.trade_date == next_day, sm.exchange == exchange, or_(sm.rzche.is_(None), sm.rzche_derived))).scalars():
+            sm.trade_date == next_day, sm.exchange == exchange, models.stock_rzche_derivable())).scalars():
         rzche = derive_stock_rzche(stored.rzye, stored.rzmre, balance.get(stored.code))
         if rzche is None and stored.rzche is None:
             continue

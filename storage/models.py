@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint, false
+from sqlalchemy import BigInteger, Column, ColumnElement, Index, Integer, UniqueConstraint, and_, or_
 from sqlmodel import Field, SQLModel
 
 EXCHANGES = ("SSE", "SZSE", "BSE")
@@ -91,13 +91,27 @@ class StockMargin(SQLModel, table=True):
     rzmre: float | None = None
     rzche: float | None = None
     # True when rzche = rzye(T-1) + rzmre(T) - rzye(T) (SZSE and BSE omit it): made again whenever the
-    # previous trade date's balance changes (migration 0010)
-    rzche_derived: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # previous trade date's balance changes. NULL on rows stored before migration 0010: see
+    # stock_rzche_derivable.
+    rzche_derived: bool | None = False
     rqyl: float | None = None
     rqmcl: float | None = None
     rqchl: float | None = None  # 融券偿还量 (股)
     rqye: float | None = None  # SSE detail has none: estimated from rqyl x close where prices exist
     rqye_estimated: bool = False
+
+
+# SZSE and BSE publish no per-stock 融资偿还额: what is stored for them was derived.
+RZCHE_NEVER_PUBLISHED = ("SZSE", "BSE")
+
+
+def stock_rzche_derivable() -> ColumnElement[bool]:
+    """The StockMargin rows whose 融资偿还额 is made from the balances (again, when the day before
+    changes): none stored, or one derived; a row stored before migration 0010 (mark NULL) counts as
+    derived where its exchange publishes none."""
+    sm = StockMargin
+    return or_(sm.rzche.is_(None), sm.rzche_derived.is_(True),  # type: ignore[union-attr,attr-defined]
+               and_(sm.rzche_derived.is_(None), sm.exchange.in_(RZCHE_NEVER_PUBLISHED)))  # type: ignore[union-attr,attr-defined]
 
 
 class Turnover(SQLModel, table=True):

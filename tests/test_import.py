@@ -718,6 +718,34 @@ def test_a_corrected_day_makes_the_next_day_s_derived_repayment_and_sectors_agai
     assert data_version(engine) == version
 
 
+def test_rows_stored_before_the_mark_existed_are_taken_by_their_exchange(engine: Engine, tmp_path: Path) -> None:
+    """Migration 0010 left the mark NULL on rows stored before it (no rewrite of the table). Such a
+    Shenzhen row's 融资偿还额 was derived (SZSE publishes none) and is made again when the day before
+    is corrected; a Shanghai row's came from the exchange and stays."""
+    from sqlalchemy import update
+
+    import_csv(engine, "stocks", write(tmp_path / "two_days.csv", STOCK_HEADER, [
+        "2024-04-11,000001,平安银行,4000000000,100000000,,,,,",
+        "2024-04-12,000001,平安银行,4050000000,120000000,,,,,",
+        "2024-04-11,600036,招商银行,5000000000,300000000,200000000,,,,",
+        "2024-04-12,600036,招商银行,5100000000,400000000,300000000,,,,",
+    ]))
+    sm = models.StockMargin
+    with session_scope(engine) as session:  # as stored before revision 0010
+        session.execute(update(sm).values(rzche_derived=None))
+
+    def rzche(code: str) -> tuple[float | None, bool | None]:
+        with Session(engine) as s:
+            row = s.execute(select(sm).where(sm.code == code, sm.trade_date == date(2024, 4, 12))).scalar_one()
+            return row.rzche, row.rzche_derived
+
+    assert rzche("000001") == (pytest.approx(0.7e8), None) and rzche("600036") == (3e8, None)
+    import_csv(engine, "stocks", write(tmp_path / "fix.csv", STOCK_HEADER, [
+        "2024-04-11,000001,平安银行,4020000000,,,,,,", "2024-04-11,600036,招商银行,5050000000,,,,,,"]))
+    assert rzche("000001") == (pytest.approx(0.9e8), True)
+    assert rzche("600036") == (3e8, None)
+
+
 def test_a_corrected_margin_day_makes_the_next_day_s_derived_repayment_again(engine: Engine, tmp_path: Path) -> None:
     """The same for the exchanges' totals: 04-12's SZSE 融资偿还额 derived (as the ingest marks it) is
     made again from 04-11's corrected 融资余额; a given one (SSE's) is left."""

@@ -253,3 +253,74 @@ def test_securities_named(engine: Engine) -> None:
     assert securities_named(engine, "ST", old, 10) == [("600001", "*ST样本")]  # but it was the name then
     assert securities_named(engine, "旧样本", old, 10) == [("600004", "旧样本")]
     assert securities_named(engine, "样本", date(2024, 4, 1), 10) == []  # no detail on or before that day
+
+
+def _alembic(engine: Engine, command_name: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.database import MIGRATIONS_DIR
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, command_name)(cfg, revision)
+
+
+def _revision(engine: Engine) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def test_two_upgrades_at_once_both_end_at_head(engine: Engine) -> None:
+    """The bot and a push worker start together on an empty database: one upgrades, the other waits
+    for it and then finds nothing to do; neither fails (they once raced to create the same tables)."""
+    import threading
+
+    from storage.database import upgrade
+
+    _alembic(engine, "downgrade", "base")
+    assert "margin_summary" not in inspect(engine).get_table_names()
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001 (the test reports any)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert _revision(engine) == "0010" and "stock_margin" in inspect(engine).get_table_names()
+
+
+def test_a_failed_sqlite_upgrade_leaves_nothing_half_done(sqlite_engine: Engine) -> None:
+    """A step that fails (here: the version stamp refused by a trigger) rolls the whole upgrade back
+    on SQLite too, batch copies included: the next upgrade starts from where the database was."""
+    from sqlalchemy import text
+
+    from storage.database import DatabaseUnavailable, upgrade
+
+    _alembic(sqlite_engine, "downgrade", "0005")
+    tables_before = sorted(inspect(sqlite_engine).get_table_names())
+    with sqlite_engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER refuse BEFORE UPDATE ON alembic_version "
+                          "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    with pytest.raises(Exception, match="refused") as failed:
+        upgrade(sqlite_engine)
+    assert not isinstance(failed.value, DatabaseUnavailable) or "refused" in str(failed.value)
+    assert _revision(sqlite_engine) == "0005"
+    assert sorted(inspect(sqlite_engine).get_table_names()) == tables_before  # no _alembic_tmp_ table left
+    with sqlite_engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse"))
+    upgrade(sqlite_engine)
+    assert _revision(sqlite_engine) == "0010"
