@@ -84,6 +84,8 @@ async def post_init(application: Application) -> None:  # type: ignore[type-arg]
 
 async def post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
     services: Services = application.bot_data["services"]
+    for upload in list(services.uploads):  # inline mode's uploads for the next query: not needed now
+        upload.cancel()
     services.executor.shutdown(wait=False, cancel_futures=True)
     services.background.shutdown(wait=False, cancel_futures=True)
 

@@ -69,7 +69,8 @@ def _result(report: RenderedReport, file_id: str, lang: str, username: str) -> I
 
 
 def _keep_running(services: Services, tasks: set[asyncio.Task[str]]) -> None:
-    """Uploads still running when the answer goes: kept referenced until done, their errors logged."""
+    """Uploads, from their start: kept referenced until done (the answer may go before they end, or
+    the query fail), their errors logged, cancelled at shutdown (bot.app.post_shutdown)."""
 
     def done(task: asyncio.Task[str]) -> None:
         services.uploads.discard(task)
@@ -91,15 +92,13 @@ async def _file_ids(bot: Bot, services: Services, reports: list[RenderedReport])
             ids[report.chart_key] = known
         elif services.storage_chat_id is not None and report.png:
             task = asyncio.ensure_future(upload_chart(bot, services, services.storage_chat_id, report))
+            _keep_running(services, {task})
             pending[task] = report.chart_key
     if pending:
-        done, still = await asyncio.wait(pending, timeout=INLINE_WAIT_SECONDS)
+        done, _still = await asyncio.wait(pending, timeout=INLINE_WAIT_SECONDS)
         for task in done:
-            if task.exception() is None:
+            if not task.cancelled() and task.exception() is None:  # a failure is logged by _keep_running
                 ids[pending[task]] = task.result()
-            else:
-                log.warning("inline chart upload failed: %s", task.exception())
-        _keep_running(services, still)
     return ids
 
 
