@@ -1,5 +1,6 @@
 """Schema, upserts and metadata on SQLite and PostgreSQL."""
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -60,6 +61,26 @@ def test_data_version_bumps(engine: Engine) -> None:
     assert data_version(engine) == 2
 
 
+def at_once(target: Callable[[], None], threads: int) -> list[BaseException]:
+    """Run `target` in `threads` threads at once; the errors they raised (none: [])."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001 - returned, asserted by the caller
+            errors.append(exc)
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(60)
+    return errors
+
+
 def test_writers_committing_at_once_each_get_their_own_data_version(engine: Engine) -> None:
     """Eight writers bump in transactions that overlap: eight versions, none handed out twice (a
     repeated version would leave a report cached under it stale)."""
@@ -70,23 +91,14 @@ def test_writers_committing_at_once_each_get_their_own_data_version(engine: Engi
         assert bump_data_version(s) == 1
         assert get_meta(s, "data_version") == "1"
     got: list[int] = []
-    errors: list[BaseException] = []
     barrier = threading.Barrier(8)
 
     def write() -> None:
-        try:
-            with session_scope(engine) as s:
-                barrier.wait()
-                got.append(bump_data_version(s))
-        except BaseException as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
+        with session_scope(engine) as s:
+            barrier.wait()
+            got.append(bump_data_version(s))
 
-    threads = [threading.Thread(target=write) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == [] and sorted(got) == list(range(2, 10))
+    assert at_once(write, 8) == [] and sorted(got) == list(range(2, 10))
     assert data_version(engine) == 9
 
 
@@ -285,21 +297,12 @@ def test_two_upgrades_at_once_both_end_at_head(engine: Engine) -> None:
     _alembic(engine, "downgrade", "base")
     assert "margin_summary" not in inspect(engine).get_table_names()
     start = threading.Barrier(2)
-    errors: list[BaseException] = []
 
     def run() -> None:
         start.wait()
-        try:
-            upgrade(engine)
-        except BaseException as exc:  # noqa: BLE001 (the test reports any)
-            errors.append(exc)
+        upgrade(engine)
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert at_once(run, 2) == []
     assert _revision(engine) == "0010" and "stock_margin" in inspect(engine).get_table_names()
 
 
