@@ -163,12 +163,17 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CHANNEL_POST, U
                    Update.INLINE_QUERY, Update.MY_CHAT_MEMBER]
 
 
-async def start_application(application: Application) -> None:  # type: ignore[type-arg]
-    """Start polling outside run_polling (sandbox, tests, benchmarks): initialize, post_init, poll."""
+async def _start(application: Application) -> None:  # type: ignore[type-arg]
+    """What run_polling does before it polls: initialize, post_init, start (the job queue too)."""
     await application.initialize()
     if application.post_init is not None:
         await application.post_init(application)
     await application.start()
+
+
+async def start_application(application: Application) -> None:  # type: ignore[type-arg]
+    """Start polling outside run_polling (sandbox, tests, benchmarks): initialize, post_init, poll."""
+    await _start(application)
     assert application.updater is not None
     await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, poll_interval=0.0, timeout=10)
 
@@ -176,10 +181,7 @@ async def start_application(application: Application) -> None:  # type: ignore[t
 async def serve_push_worker(application: Application, stop: asyncio.Event) -> None:  # type: ignore[type-arg]
     """Run a push worker (build_application(push_only=True)) until `stop` is set: its job queue
     pushes; nothing polls."""
-    await application.initialize()
-    if application.post_init is not None:
-        await application.post_init(application)
-    await application.start()
+    await _start(application)
     try:
         await stop.wait()
     finally:

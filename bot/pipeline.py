@@ -75,8 +75,7 @@ async def warm_reports(application: Application) -> bool:  # type: ignore[type-a
                 break
     if not application.bot_data.get("heap_frozen"):
         application.bot_data["heap_frozen"] = True
-        # start-up is over: what lives now lives for good (a full collection: off the event loop)
-        await services.run(freeze_long_lived)
+        freeze_long_lived()  # start-up is over: what lives now lives for good (once: a full collection)
     return True
 
 

@@ -186,7 +186,7 @@ class Pusher:
             log.info("delivery to chat %s is no longer this worker's to send", item.chat_id)
             return
         # the language as the send starts: the chat may have changed it since the claim
-        report = reports.get(language, reports["zh"])
+        report = reports.get(language, reports[deliveries.DEFAULT_LANGUAGE])
         attempts = item.attempts + 1
         try:
             message = await self._send(item, report)
@@ -206,7 +206,7 @@ class Pusher:
             return
         except RetryAfter as exc:
             # Flood control after the rate limiter's own retries: wait as told, without using up an attempt.
-            wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
+            wait = retry_seconds(exc)
             log.warning("429 for chat %s: retrying in %.1f s", item.chat_id, wait)
             await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.PENDING,
                       error=f"retry_after {wait}", retry_at=datetime.now(UTC) + timedelta(seconds=float(wait)),
@@ -297,7 +297,7 @@ class Pusher:
                 await self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, **placement.send_kwargs())
                 return
             except RetryAfter as exc:
-                wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
+                wait = retry_seconds(exc)
                 if attempt > APART_RETRIES or wait > APART_MAX_WAIT:
                     log.warning("chat %s: lines after the push not sent: still flood-limited (retry after %s s)",
                                 chat_id, wait)
@@ -336,6 +336,12 @@ def latest_pushable_date(services: Services) -> date | None:
     if complete is None or shown is None:
         return shown
     return min(complete, shown)
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """A 429's retry_after in seconds (PTB gives an int, or a timedelta in its newer mode)."""
+    wait = exc.retry_after
+    return float(wait if isinstance(wait, int | float) else wait.total_seconds())
 
 
 async def push_now(application: Application, trade_date: date | None = None,  # type: ignore[type-arg]

@@ -297,6 +297,20 @@ def _comparable_ratio(frame: pd.DataFrame) -> pd.Series:
     return frame["rzmre_pct"]
 
 
+def _unjudged_reason(signal: str, ratio_on_grid: pd.Series, index_on_grid: pd.Series) -> str:
+    """Why an index signal is unknown on the grid's last day: no index close that day, then (for
+    deleveraging, which also reads the ratio's 20-day change) a ratio history under 20 trade dates or
+    no ratio 20 trade dates back, else the index's close then."""
+    n = RATIO_SIGNAL_DAYS
+    if pd.isna(index_on_grid.iloc[-1]):
+        return "index_missing"
+    if signal == "deleveraging" and len(ratio_on_grid) <= n:
+        return "ratio_history"
+    if signal == "deleveraging" and pd.isna(ratio_on_grid.iloc[-1 - n]):
+        return "ratio_gap"
+    return "index_incomplete"
+
+
 def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     """两融交易占比 with numerator, denominator, 3-year percentile, crowding and deleveraging."""
     # The window and 750 trade days (3 years) before its first day for the percentile band. A crowding
@@ -320,14 +334,12 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     index = queries.index_close(engine, MARKET_INDEX, start, day)
     # The index's signals read its closes on the ratio's trade-date grid: a close missing on the data
     # date (or 20 trade dates before) leaves them unknown, never judged on the day before's market.
-    grid = queries.known_trade_dates(engine, pct.index[0].date(), day).union(pct.index)
-    index_on_grid = index.reindex(grid)
-    crowding = ratio.crowding_warning(pct, index_on_grid, min_periods=250)
-    deleveraging = ratio.deleveraging(pct.reindex(grid), index_on_grid)
-    index_on_day = bool(not index.empty and index.index[-1].date() == day)
-    # why a signal is not judged: the index's close on the day, the ratio's 20 trade dates, or the index's
-    ratio_short = len(grid) <= RATIO_SIGNAL_DAYS or pd.isna(pct.reindex(grid).iloc[-1 - RATIO_SIGNAL_DAYS])
-    reason = "index_missing" if not index_on_day else "ratio_history" if ratio_short else "index_incomplete"
+    pct_on_grid = _on_trade_dates(engine, pct, pct.index[0].date(), day)
+    index_on_grid = index.reindex(pct_on_grid.index)
+    crowding = ratio.crowding_warning(pct, index_on_grid, index_days=RATIO_SIGNAL_DAYS, min_periods=250)
+    deleveraging = ratio.deleveraging(pct_on_grid, index_on_grid, days=RATIO_SIGNAL_DAYS)
+    unjudged = [{"signal": name, "reason": _unjudged_reason(name, pct_on_grid, index_on_grid)}
+                for name, value in (("crowding", crowding), ("deleveraging", deleveraging)) if value is None]
     last = frame.iloc[-1]
     band = balance.rolling_quantiles(pct, window=THREE_YEARS, min_periods=PERCENTILE_MIN_DAYS)
     ma = ratio.moving_average(pct, RATIO_MA_DAYS)
@@ -354,13 +366,10 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         percentile_band=_band(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
         percentile_since=_percentile_since(pct, day),
         crowding_days=int(run),
-        # True / False, or None when not judged: the index's close on the data date or 20 trade dates
-        # before is unknown (index_on_day says which)
+        # True / False, or None when not judged (unjudged says why)
         crowding=crowding,
         deleveraging=deleveraging,
-        index_on_day=index_on_day,
-        unjudged=[{"signal": name, "reason": reason}
-                  for name, value in (("crowding", crowding), ("deleveraging", deleveraging)) if value is None],
+        unjudged=unjudged,
         series=_series_records(pct.iloc[-days:], "ratio_pct"),
         days_shown=len(pct.iloc[-days:]),
     )
@@ -424,8 +433,6 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         top5_share_pct=_num(top_now),
         top5_change_pp=_num(top_now - top_then),
         concentration_trend=trend,
-        # the same as a yes / no: None when flat, mixed or unknown
-        more_balanced={"balanced": True, "concentrating": False}.get(trend or ""),
         base_date=wide.index[-days - 1].date().isoformat(),
         base_known=any(r["change"] is not None for r in rows),
         total_rzye=_num(wide.iloc[-1].sum()),
@@ -489,7 +496,8 @@ def sector_figures(engine: Engine, day: date, days: int, code: str, sub: SubRepo
                                      "cv_20d_pct")},
         rank=rank,
         of=len(table["sectors"]),
-        bottoming=any(b["code"] == code for b in table["bottoming"] or ()),
+        # None where the sector indexes have no close on the day (not judged, and said so)
+        bottoming=None if table["bottoming"] is None else any(b["code"] == code for b in table["bottoming"]),
         index_return_pct=_num(index_return),
         series=_series_records(balance_series, "rzye"),
     )

@@ -74,7 +74,7 @@ from sandbox.botapi import (
     StoredMessage,
     visible_text,
 )
-from storage import models
+from storage import chats, models
 from storage.chats import LOCAL_CHAT_ID_FLOOR, local_chat_ids
 from storage.database import session_scope
 
@@ -375,7 +375,7 @@ class ChatPage:
         return HttpResponse(200, path.read_bytes(), content_type, {"Cache-Control": "no-cache"})
 
     async def _chats(self, request: HttpRequest) -> HttpResponse:
-        chats = []
+        listed = []
         for cid in self.chat_ids:
             state = self.server.chats[cid]
             if state.type == "private":
@@ -393,7 +393,7 @@ class ChatPage:
                         "status": state.bot_status,
                     }
                 )
-            chats.append({"id": cid, "type": state.type, "title": title, "members": members})
+            listed.append({"id": cid, "type": state.type, "title": title, "members": members})
         return HttpResponse.json_body(
             {
                 "me": self._user_json(YOU_ID),
@@ -405,7 +405,7 @@ class ChatPage:
                 },
                 "lang": self.lang,
                 "languages": list(LANGUAGES),
-                "chats": chats,
+                "chats": listed,
                 "seq": self.seq,
                 "instance": self.instance,
             }
@@ -742,21 +742,19 @@ class ChatPage:
 
 def _local_delivery_counts(engine: Engine, day: date | None) -> tuple[int, int]:
     """(the page's active subscribed chats, how many of them have ``day``'s push delivered)."""
+    subscribers = chats.subscriber_count(engine, local_only=True)
+    if day is None:
+        return subscribers, 0
     chat, delivery = models.Chat, models.Delivery
-    subscribed = (chat.subscribed, chat.active, local_chat_ids(chat.chat_id))
     has_it = exists().where(
         delivery.chat_id == chat.chat_id,
         delivery.trade_date == day,
         delivery.status == models.DeliveryStatus.SENT,
     )
     with session_scope(engine) as session:
-        subscribers = session.execute(select(func.count()).select_from(chat).where(*subscribed)).scalar_one()
-        delivered = (
-            session.execute(select(func.count()).select_from(chat).where(*subscribed, has_it)).scalar_one()
-            if day is not None
-            else 0
-        )
-    return int(subscribers), int(delivered)
+        delivered = session.execute(select(func.count()).select_from(chat).where(
+            chat.subscribed, chat.active, local_chat_ids(chat.chat_id), has_it)).scalar_one()
+    return subscribers, int(delivered)
 
 
 def forget_local_deliveries(engine: Engine) -> int:

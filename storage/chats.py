@@ -287,7 +287,7 @@ def get_file_id(engine: Engine, cache_key: str) -> str | None:
 
 
 # A chart's key carries the data version, so an upload is asked for only while its data are the
-# latest: kept this long, then deleted as the next ones are stored (the table stays a few days' worth).
+# latest: kept this long, then deleted as the next ones are stored (the table holds two weeks' worth).
 FILE_ID_KEEP = timedelta(days=14)
 
 

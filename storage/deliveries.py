@@ -51,7 +51,7 @@ def _now() -> datetime:
 class Claim:
     delivery_id: int
     chat_id: int
-    language: str
+    language: str  # as the claim was made (logs, tests); the push sends in start()'s, the chat's then
     attempts: int
     thread_id: int | None = None  # the forum topic the chat's push goes to
     watches: tuple[str, ...] = ()  # the securities the chat follows, in its order

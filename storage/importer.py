@@ -423,13 +423,18 @@ def _derive_summary_rzche(session: Session, rows: list[dict[str, Any]]) -> None:
         targets.add((row["trade_date"], row["exchange"]))
         if at + 1 < len(calendar):
             targets.add((calendar[at + 1], row["exchange"]))
+    # two reads for all of them: the rows with a derived figure, and the balances of the days before
+    first, last = min(day for day, _ in targets), max(day for day, _ in targets)
+    since = calendar[max(position[first] - 1, 0)]
+    derived = {(row.trade_date, row.exchange): row for row in session.execute(select(ms).where(
+        ms.trade_date >= first, ms.trade_date <= last, ms.rzche_derived)).scalars()}
+    balances = {(day, exchange): rzye for day, exchange, rzye in session.execute(select(
+        ms.trade_date, ms.exchange, ms.rzye).where(ms.trade_date >= since, ms.trade_date <= last)).all()}
     for day, exchange in sorted(targets):
-        stored = session.execute(select(ms).where(ms.trade_date == day, ms.exchange == exchange,
-                                                  ms.rzche_derived)).scalars().first()
+        stored = derived.get((day, exchange))
         if stored is None:
             continue
-        before = None if position[day] == 0 else session.execute(select(ms.rzye).where(
-            ms.trade_date == calendar[position[day] - 1], ms.exchange == exchange)).scalar()
+        before = None if position[day] == 0 else balances.get((calendar[position[day] - 1], exchange))
         rzche = derive_rzche(stored.rzye, stored.rzmre, before)
         if rzche != stored.rzche:
             stored.rzche, stored.rzche_derived = rzche, rzche is not None

@@ -618,8 +618,8 @@ def _complete_next_detail(session: Session, rows: list[dict[str, Any]], next_day
 def _store(engine: Engine, day: date, source: str, model: type[SQLModel], rows: list[dict[str, Any]],
            message: str = "", next_day: date | None = None) -> StepOutcome:
     """Rows, the done status and the version bump in one transaction; with `next_day`, that day's
-    融资偿还额 left unknown for want of this day's balance is derived in the same transaction (and
-    its sectors rebuilt)."""
+    融资偿还额 left unknown for want of this day's balance, or derived from an earlier one, is derived
+    (again) in the same transaction (and its sectors rebuilt)."""
     with session_scope(engine) as session:
         upsert(session, model, rows)
         if next_day is not None and model is models.MarginSummary:
@@ -830,10 +830,6 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
             return result
     days, result.skipped = _days_to_fetch(engine, calendar, start, stop,
                                           retry_given_up=start is not None or end is not None)
-    if result.skipped:
-        result.notes.append(f"{len(result.skipped)} days with a step given up are skipped "
-                            f"({', '.join(map(str, result.skipped[:5]))}{', ...' if len(result.skipped) > 5 else ''}): "
-                            "marginbot ingest --start/--end retries them")
     with Session(engine) as session:
         done = _done_steps(session, days)
         settled = _settled_steps(session, days)

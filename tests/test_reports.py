@@ -494,7 +494,7 @@ def test_index_signals_without_the_days_close_are_not_judged(small_rw: Engine) -
                                                          models.IndexDaily.trade_date == LAST))
         bump_data_version(session)
     d = data(small_rw, "ratio")
-    assert (d["crowding"], d["deleveraging"], d["index_on_day"]) == (False, None, False)
+    assert (d["crowding"], d["deleveraging"]) == (False, None)
     assert d["unjudged"] == [{"signal": "deleveraging", "reason": "index_missing"}]
     zh, en = (report_text.to_plain(report_text.render("ratio", lang, d)[0]) for lang in ("zh", "en"))
     assert f"未判断:去杠杆(上证指数缺 {LAST.isoformat()} 收盘)。" in zh
@@ -507,13 +507,19 @@ def test_index_signals_without_the_days_close_are_not_judged(small_rw: Engine) -
     caption = report_text.to_plain(report_text.render("signals", "zh", g)[0])
     assert f"未判断:去杠杆(上证指数缺 {LAST.isoformat()} 收盘);行业见底(申万行业指数缺 {LAST.isoformat()} 收盘)。" \
         in caption
+    # the sectors report, and one sector's, say so too rather than show no bottoming sector
+    sectors_text = "".join(report_text.render("sectors", "zh", data(small_rw, "sectors")))
+    assert f"未判断:行业见底(申万行业指数缺 {LAST.isoformat()} 收盘)。" in sectors_text
+    one = data(small_rw, "sectors", code="电子")
+    assert one["bottoming"] is None
+    assert f"未判断:行业见底(申万行业指数缺 {LAST.isoformat()} 收盘)。" in report_text.render("sector", "zh", one)[0]
 
 
 def test_a_signal_not_judged_for_want_of_history_says_so(small: Engine) -> None:
     """Ten days into the data the index has its closes, the ratio has no 20-day change: the reason
     named is the ratio's short history, not the index."""
     d = data(small, "ratio", on=DAYS[10])
-    assert d["index_on_day"] is True and d["deleveraging"] is None
+    assert d["deleveraging"] is None
     assert d["unjudged"] == [{"signal": "deleveraging", "reason": "ratio_history"}]
     zh = report_text.to_plain(report_text.render("ratio", "zh", d)[0])
     assert "未判断:去杠杆(两融交易占比不足20个交易日的历史)。" in zh
@@ -633,7 +639,7 @@ def test_sectors_hand_computed(small: Engine) -> None:
     assert d["hhi_change"] == pytest.approx(3800 - (40**2 + 40**2 + 20**2))  # +200
     assert d["top5_share_pct"] == pytest.approx(100.0)
     assert d["top5_change_pp"] == pytest.approx(0.0)
-    assert d["more_balanced"] is False and d["concentration_trend"] == "concentrating"
+    assert d["concentration_trend"] == "concentrating"
     assert d["total_rzye"] == pytest.approx(10e9)  # the ETF is left out
     assert d["bottoming"] is None  # no sector index closes stored: the signal is not judged
     rows = d["sectors"]
