@@ -406,3 +406,21 @@ async def test_status_is_rendered_off_the_event_loop(demo_db: Engine, shared_rep
         assert h.texts(ZH_USER) == rendered and rendered[0].startswith("<b>")
     with pytest.raises(KeyError):
         t("en", "bot.push_asap")  # removed: nothing used it
+
+
+@pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
+async def test_an_answer_telegram_never_took_is_followed_by_a_request_to_send_again(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """A 5xx on the chart (Telegram refused it: it is not in the chat) is not silence: one line in
+    the chat's language asks for the command again, and the admins get no trace (not a bug); the
+    command sent again is answered."""
+    async with running(demo_db, shared_reports, admin_chat_ids=[ADMIN_CHAT]) as h:
+        add_people(h)
+        h.server.fail_next("sendPhoto", 502, description="Bad Gateway", chat_id=EN_USER)
+        await h.write(EN_USER, EN_USER, "/ratio")
+        assert h.photos(EN_USER) == []
+        assert h.texts(EN_USER) == [t("en", "bot.not_taken")]
+        assert h.server.sent_messages(ADMIN_CHAT) == []
+        await h.write(EN_USER, EN_USER, "/ratio")
+        [ratio] = h.photos(EN_USER)
+        assert ratio.caption == expected(shared_reports, "ratio", lang="en").caption

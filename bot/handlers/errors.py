@@ -19,7 +19,8 @@ from telegram import Chat, InlineQueryResultsButton, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.handlers.common import Context, is_stale_query, placement, user_language
+from bot.handlers.common import Context, is_stale_query, placement, user_language, written
+from bot.push import may_have_arrived
 from bot.sending import is_chat_restriction
 from bot.services import services_of
 from marginbot.logging_setup import redact
@@ -51,6 +52,8 @@ async def on_error(update: object, context: Context) -> None:
     if isinstance(error, RetryAfter) or (isinstance(error, NetworkError) and not isinstance(error, BadRequest)):
         # NetworkError covers TimedOut and connection failures; BadRequest subclasses it, but is a bug
         log.warning("Telegram could not take an answer now: %s", redact(str(error)))
+        if isinstance(error, NetworkError) and not may_have_arrived(error):
+            await _ask_to_resend(update, context)
         return
     if error is not None and is_stale_query(error):  # a press or query that waited while the bot was down
         log.info("a query was too old to answer: %s", error)
@@ -68,13 +71,7 @@ async def on_error(update: object, context: Context) -> None:
     log.error("unhandled error while handling an update\n%s", redact(trace))
     services = services_of(context)
     if isinstance(update, Update) and update.effective_chat is not None and not isinstance(error, Forbidden):
-        user = update.effective_user
-        lang = pick_language(user.language_code if user else None, services.settings.default_language)
-        try:
-            stored = await services.run(chats.get_chat, services.engine, update.effective_chat.id)
-            lang = stored.language if stored else lang
-        except Exception:  # the database may be what failed; the user's language will do
-            log.warning("could not read the chat's language for the apology")
+        lang = await _apology_language(update, context)
         in_channel = update.effective_chat.type == ChatType.CHANNEL
         if update.callback_query is not None:  # else the button keeps spinning
             with contextlib.suppress(TelegramError):  # answered already, before the failure
@@ -110,6 +107,36 @@ async def on_error(update: object, context: Context) -> None:
             await context.bot.send_message(admin, text, parse_mode=ParseMode.HTML)
         except TelegramError:
             log.warning("could not report the error to admin chat %s", admin)
+
+
+async def _apology_language(update: Update, context: Context) -> str:
+    """The chat's stored language, else the user's Telegram one (the database may be what failed)."""
+    services = services_of(context)
+    user = update.effective_user
+    lang = pick_language(user.language_code if user else None, services.settings.default_language)
+    if update.effective_chat is None:
+        return lang
+    try:
+        stored = await services.run(chats.get_chat, services.engine, update.effective_chat.id)
+    except Exception:
+        log.warning("could not read the chat's language for the apology")
+        return lang
+    return stored.language if stored else lang
+
+
+async def _ask_to_resend(update: object, context: Context) -> None:
+    """An answer Telegram never took (a refused connection, a 5xx: it cannot be in the chat): one
+    line asking the user to send the command again, best effort (Telegram may still be refusing),
+    never silence where it can be helped. Not under a channel's post, where everyone would read it."""
+    if not isinstance(update, Update) or update.effective_chat is None or written(update) is None:
+        return
+    if update.effective_chat.type == ChatType.CHANNEL:
+        return
+    lang = await _apology_language(update, context)
+    try:
+        await update.effective_chat.send_message(t(lang, "bot.not_taken"), **placement(update).send_kwargs())
+    except TelegramError:
+        log.warning("could not ask chat %s to send its command again", update.effective_chat.id)
 
 
 async def _chat_gone(update: object, context: Context, chat: Chat, error: Forbidden | ChatMigrated) -> None:
