@@ -29,7 +29,7 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bot.app import build_application, start_application, stop_application
-from bot.services import Services
+from bot.services import Services, Throttle
 from marginbot.settings import Settings, load_settings
 from reports.service import ReportService
 from sandbox.botapi import ApiCall, BotApiServer, StoredMessage
@@ -99,6 +99,9 @@ class BotHarness:
         self.server, self.engine, self.settings, self.reports = server, engine, settings, reports
         self.group_time_period = group_time_period
         self.app: Application | None = None  # type: ignore[type-arg]
+        # The chats' allowances (bot.services.Throttle) read this clock, not the host's: a slow host
+        # must not move a test's "slow down, N seconds" on, nor empty a window mid-test.
+        self.allowance_now = 0.0
         self.handled: set[int] = set()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
@@ -128,9 +131,13 @@ class BotHarness:
         app = build_application(self.settings, self.engine, base_url=self.server.base_url,
                                 base_file_url=self.server.base_file_url, schedule=False,
                                 group_time_period=self.group_time_period)
+        services = self.services_of(app)
+        for name in ("throttle", "group_answers", "private_answers"):
+            real: Throttle = getattr(services, name)
+            setattr(services, name, Throttle(real.limit, real.period, clock=lambda: self.allowance_now))
         if self.reports is not None:
             # The demo data are identical in every copy: share rendered reports between tests.
-            self.services_of(app).reports = self.reports
+            services.reports = self.reports
         app.add_handler(TypeHandler(Update, self._mark_handled), group=MARKER_GROUP)
         # An update the bot drops before its handlers (the flood gate) never reaches the marker:
         # marked once processing ends, whatever ended it.
