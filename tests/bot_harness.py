@@ -256,25 +256,6 @@ class BotHarness:
     def ok_calls(self, method: str, chat_id: int | None = None) -> list[ApiCall]:
         return [c for c in self.server.calls_for(method, chat_id) if c.ok]
 
-    async def wait_calls(self, method: str, count: int, *, chat_id: int | None = None,
-                         timeout: float = TIMEOUT) -> None:
-        """Until the server has answered `count` successful `method` calls (for `chat_id`, if given)."""
-
-        def wanted(call: ApiCall) -> bool:
-            return call.method == method and call.ok and (chat_id is None or call.chat_id == chat_id)
-
-        seen = sum(1 for call in self.server.calls if wanted(call))
-        if seen >= count:
-            return
-        tally = [seen]
-
-        def reached(call: ApiCall) -> bool:
-            if wanted(call):
-                tally[0] += 1
-            return tally[0] >= count
-
-        await self.server.wait_for(reached, timeout, since=len(self.server.calls))
-
     async def until(self, condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
         await until(condition, timeout)
 

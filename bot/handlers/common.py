@@ -1,4 +1,5 @@
-"""Helpers every handler uses: the chat's language, replying in HTML, parsing arguments."""
+"""Helpers every handler uses: the chat's language, replying in HTML, answering presses and inline
+queries, whether a message is addressed to the bot and whether its sender is an admin."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Report commands (/balance /ratio /sectors /signals /stock) and their window buttons."""
+"""Report commands (/balance /ratio /sectors /signals /stock /top) and their window buttons."""
 
 from __future__ import annotations
 

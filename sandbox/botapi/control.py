@@ -127,12 +127,6 @@ class _ControlApi(_ServerBase):
             raise ValueError(f"chat {chat_id} has no topics")
         chat.deleted_topics.add(thread_id)
 
-    @_threadsafe
-    def set_member_status(self, chat_id: int, user: int | dict[str, Any], status: str) -> None:
-        """Change one user's membership status in a registered group."""
-        _member_json({}, status)  # validates the status
-        self._known_chat(chat_id).members[int(self._user(user)["id"])] = status
-
     # ---------------------------------------------------------------- test API: injecting updates
 
     @property
@@ -624,8 +618,3 @@ class _ControlApi(_ServerBase):
     def add_listener(self, callback: Callable[[BotEvent], None]) -> None:
         """Call ``callback(event)`` synchronously on the server loop for every :class:`BotEvent`."""
         self._listeners.append(callback)
-
-    def remove_listener(self, callback: Callable[[BotEvent], None]) -> None:
-        """Undo :meth:`add_listener`."""
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(callback)
