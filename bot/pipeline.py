@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
@@ -50,6 +50,10 @@ def missing_for(services: Services, day: date) -> list[str]:
     return [*missing_steps(services.engine, day), *(f"turnover_{e}" for e in queries.FULL_SPLIT if e not in turnover)]
 
 
+# A notice that reached no admin is tried again after a minute, then after twice as long each time
+# (an admin who blocked the bot, Telegram down for an hour), up to half an hour apart.
+NOTICE_RETRY_FIRST = timedelta(minutes=1)
+NOTICE_RETRY_MAX = timedelta(minutes=30)
 WARM_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
 
 
@@ -204,8 +208,14 @@ async def _tell_admins_calendar(context: ContextTypes.DEFAULT_TYPE, services: Se
 async def _tell_admins(context: ContextTypes.DEFAULT_TYPE, services: Services, key: str,
                        text: Callable[[str], str]) -> bool:
     """Send a one-time notice (`key`) to every admin chat, each in its chat's language; False when it
-    was given already (by this worker before a restart, or by another worker). When no admin
-    received it (Telegram down, say), the notice is released so that the next tick tries again."""
+    was given already (by this worker before a restart, or by another worker), or when it is not yet
+    time to try again. When no admin received it (Telegram down, an admin who blocked the bot), the
+    notice is released and tried again later: after NOTICE_RETRY_FIRST, then twice as long each
+    time up to NOTICE_RETRY_MAX."""
+    now = datetime.now(TIMEZONE)
+    retry = services.notice_retries.get(key)
+    if retry is not None and now < retry[0]:
+        return False
     if not await services.run(chats.first_notice, services.engine, key):
         return False
     admins = services.settings.admin_chat_ids
@@ -220,6 +230,13 @@ async def _tell_admins(context: ContextTypes.DEFAULT_TYPE, services: Services, k
         except TelegramError as exc:
             log.warning("could not tell admin chat %s (%s): %s", admin, key, exc)
     if admins and not told:
-        # Nobody has it: released for the next tick (with no admin configured, the log is the notice).
+        # Nobody has it: released for a later tick (with no admin configured, the log is the notice).
         await services.run(chats.forget_notice, services.engine, key)
+        wait = retry[1] if retry is not None else NOTICE_RETRY_FIRST
+        # the notices of days gone by, never received, are not kept for good
+        services.notice_retries = {k: r for k, r in services.notice_retries.items() if now - r[0] < timedelta(days=1)}
+        services.notice_retries[key] = (now + wait, min(wait * 2, NOTICE_RETRY_MAX))
+        log.warning("notice %s reached no admin: tried again in %d min", key, wait.total_seconds() // 60)
+    else:
+        services.notice_retries.pop(key, None)
     return True

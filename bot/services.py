@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -93,6 +94,9 @@ class Services:
     private_answers: Throttle = field(default_factory=lambda: Throttle(PRIVATE_ANSWERS_PER_MINUTE))
     # When each kind of unexpected error was last reported to the admins (bot.handlers.errors).
     error_reports: dict[str, float] = field(default_factory=dict)
+    # Admin notices that reached no admin: key -> (not before, the wait after the next failure),
+    # so that an admin who blocked the bot is not retried every minute (bot.pipeline._tell_admins).
+    notice_retries: dict[str, tuple[datetime, timedelta]] = field(default_factory=dict)
     bot_username: str = ""
     bot_id: int = 0  # from getMe at start (bot.app.post_init)
     upload_locks: dict[str, UploadLock] = field(default_factory=dict)

@@ -263,6 +263,32 @@ async def test_a_late_warning_no_admin_received_goes_out_on_the_next_tick(
         assert chats.first_notice(demo_db, "late:2026-11-23") is False
 
 
+async def test_a_notice_no_admin_receives_is_tried_less_and_less_often(
+        demo_db: Engine, shared_reports: ReportService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The only admin blocked the bot: the late warning is tried at the cut-off, then 1, 2 and 4
+    minutes after each failure (not every minute); once the admin unblocks it, the next try
+    delivers it and no other follows."""
+    offline_ingest(monkeypatch)
+    clock = live_clock(monkeypatch, demo_db, datetime(2026, 11, 24, 10, 45, tzinfo=TIMEZONE))
+    with session_scope(demo_db) as session:
+        session.add_all([models.TradingDay(trade_date=date(2026, 11, 23)), models.TradingDay(trade_date=TUESDAY)])
+    async with running(demo_db, shared_reports) as h:
+        h.server.block_chat(ADMIN_CHAT)
+        tried: list[str] = []
+        for minutes in range(10 * 60 + 45, 11 * 60 + 3):
+            hour, minute = divmod(minutes, 60)
+            before = len(h.server.calls_for("sendMessage", ADMIN_CHAT))
+            if (hour, minute) == (10, 56):
+                h.server.unblock_chat(ADMIN_CHAT)
+            await tick_at(h, clock, TUESDAY, hour, minute)
+            if len(h.server.calls_for("sendMessage", ADMIN_CHAT)) > before:
+                tried.append(f"{hour}:{minute:02d}")
+        assert tried == ["10:45", "10:46", "10:48", "10:52", "11:00"]  # waits of 1, 2, 4, then 8 minutes
+        assert [c.status for c in h.server.calls_for("sendMessage", ADMIN_CHAT)] == [403, 403, 403, 403, 200]
+        assert h.texts(ADMIN_CHAT) == [MONDAY_LATE]
+        assert chats.first_notice(demo_db, "late:2026-11-23") is False
+
+
 # ------------------------------------------------------------------------------------------------
 # 5. A language changed between claim and send
 # ------------------------------------------------------------------------------------------------
