@@ -9,7 +9,7 @@ Modules
 -------
 balance
     量: change and % change over N days, pace z-score and class, turning points of the 20-day
-    change, percentile within the trailing years, rolling quantile bands, the balance identity.
+    change, percentile within the trailing years, rolling quantile bands.
 ratio
     两融交易占比 = (融资买入额 + 融券卖出额) / A股成交额, moving average, crowding run and warning,
     deleveraging.
@@ -21,5 +21,5 @@ stocks
 shorts
     融券 structure: shares of 融券余额 in ETFs, CSI 300 constituents and the rest.
 amplification
-    放大效应: realized volatility and its rolling correlation with the ratio.
+    放大效应: realized volatility and its latest 60-day correlation with the ratio.
 """

@@ -30,32 +30,43 @@ def realized_volatility(close: pd.Series, window: int = 20) -> pd.Series:
     return vol.rename("realized_vol_pct")
 
 
-def rolling_correlation(a: pd.Series, b: pd.Series, window: int = 60) -> pd.Series:
-    """Rolling Pearson correlation of two series over their common dates.
+def latest_correlation(a: pd.Series, b: pd.Series, window: int = 60) -> float:
+    """Pearson correlation of two series over their last ``window`` common dates.
 
-    The two are aligned on the dates where both are known (inner join); the correlation on day
-    ``t`` uses the ``window`` common dates ending at ``t``.
+    The two are aligned on the dates where both are known (inner join), so a date missing on either
+    side is skipped, not a gap in the window. Formula, over those ``window`` pairs:
+    ``r = sum((a - mean a)(b - mean b)) / sqrt(sum((a - mean a)^2) x sum((b - mean b)^2))``.
+    Only the last window is computed: the report reads no other.
 
     Returns
     -------
-    pd.Series
-        Dimensionless, -1..1, on the common dates; nan until ``window`` pairs exist (and where
-        either side is constant in the window).
+    float
+        Dimensionless, -1..1; nan with fewer than ``window`` common dates or when either side is
+        constant over them.
     """
-    df = pd.concat({"a": a, "b": b}, axis=1, join="inner").astype(float).dropna().sort_index()
-    corr = df["a"].rolling(window, min_periods=window).corr(df["b"])
-    # a constant window gives 0/0; pandas may return inf or a tiny number depending on rounding
-    corr = corr.where(np.isfinite(corr))
-    return corr.rename("corr")
+    pairs = pd.concat({"a": a, "b": b}, axis=1, join="inner").astype(float).dropna().sort_index()
+    if len(pairs) < window:
+        return math.nan
+    x, y = (column[-window:] for column in (pairs["a"].to_numpy(), pairs["b"].to_numpy()))
+    # A constant side has no correlation to speak of. Tested on the values themselves: centred, a
+    # constant such as 9.3 can leave rounding residue whose tiny squares would pass for variation.
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    x, y = x - x.mean(), y - y.mean()
+    denominator = math.sqrt(float(x @ x) * float(y @ y))
+    if not denominator > 0:  # underflow of a minute variation
+        return math.nan
+    return float(x @ y) / denominator
 
 
 def amplification(
     ratio_pct: pd.Series, index_close: pd.Series, vol_window: int = 20, corr_window: int = 60
 ) -> float:
-    """放大效应: the latest rolling correlation between 两融交易占比 and index volatility.
+    """放大效应: the latest correlation between 两融交易占比 and index volatility.
 
-    Formula: ``corr_{corr_window}(ratio_pct, realized_volatility(index_close, vol_window))`` on the
-    last common date. Positive = leverage goes with larger swings.
+    Formula: :func:`latest_correlation` of ``ratio_pct`` and
+    ``realized_volatility(index_close, vol_window)`` over their last ``corr_window`` common dates.
+    Positive = leverage goes with larger swings.
 
     Returns
     -------
@@ -63,13 +74,4 @@ def amplification(
         Dimensionless, -1..1; nan without ``corr_window`` common dates after the volatility warm-up.
     """
     vol = realized_volatility(index_close, window=vol_window)
-    # rolling_correlation's last value, computed for the last window alone (the report needs no other)
-    pairs = pd.concat({"a": ratio_pct, "b": vol}, axis=1, join="inner").astype(float).dropna().sort_index()
-    if len(pairs) < corr_window:
-        return math.nan
-    a, b = (column[-corr_window:] for column in (pairs["a"].to_numpy(), pairs["b"].to_numpy()))
-    a, b = a - a.mean(), b - b.mean()
-    denominator = math.sqrt(float(a @ a) * float(b @ b))
-    if not denominator > 0:  # a constant window: no correlation to speak of
-        return math.nan
-    return float(a @ b) / denominator
+    return latest_correlation(ratio_pct, vol, window=corr_window)

@@ -1,8 +1,14 @@
 """量 (quantity): level, change, pace, turning points and percentile of a balance series.
 
 Inputs are ``pd.Series`` of money in 元 indexed by a sorted ``DatetimeIndex`` of trade dates
-(``trade_date``), usually 两融余额 (rzrqye) or 融资余额 (rzye). Missing values (NaN) are
-dropped before counting rows, so "``days`` rows earlier" means ``days`` known trade dates earlier.
+(``trade_date``), usually 两融余额 (rzrqye) or 融资余额 (rzye). Nothing is dropped before rows are
+counted: :func:`change`, :func:`pct_change`, :func:`daily_pct_changes` and :func:`turning_points`
+look back ``days`` rows as given, NaN rows included, and a change with an unknown (NaN) end is NaN,
+never stretched to the nearest known row. Given one row per trade date (NaN where a date is
+unknown), "``days`` rows earlier" is ``days`` trade dates earlier; given only the known rows, it is
+the ``days``-th known row before. Where NaN is skipped, the function says so: :func:`pace_zscore`
+takes the last ``window`` known daily changes, :func:`percentile_rank` ranks among the known values,
+and :func:`rolling_quantiles` counts known values toward ``min_periods``.
 Percentages are percent numbers (12.5 means 12.5%).
 """
 
@@ -108,19 +114,22 @@ def pace_zscore(series: pd.Series, window: int = 250, min_periods: int | None = 
                 scope: pd.Series | None = None) -> float:
     """Pace of today's move: today's % change in units of its trailing daily volatility.
 
-    Formula: ``z = r[T] / std(r[T-window] .. r[T-1])``, with ``r`` the daily % changes
-    (:func:`daily_pct_changes`) and ``std`` the sample standard deviation (ddof=1). The window
-    ends the day BEFORE ``T``, so today's move does not dilute its own yardstick. The mean is not
-    subtracted: the question is how large today's move is, not how unusual relative to a drift.
+    Formula: ``z = r[T] / std(K)``, with ``r`` the daily % changes (:func:`daily_pct_changes`),
+    ``K`` the last ``window`` KNOWN values of ``r[t]`` for ``t < T`` (unknown changes are skipped,
+    so with gaps ``K`` reaches back more than ``window`` rows) and ``std`` the sample standard
+    deviation (ddof=1). ``K`` ends the day BEFORE ``T``, so today's move does not dilute its own
+    yardstick. The mean is not subtracted: the question is how large today's move is, not how
+    unusual relative to a drift.
 
     Parameters
     ----------
     series : pd.Series
         Balance in 元, one row per trade date (nan where unknown).
     window : int
-        Number of trailing daily changes for the standard deviation (default 250, about one year).
+        Number of trailing known daily changes for the standard deviation (default 250, about one
+        year).
     min_periods : int, optional
-        Fewest trailing daily changes accepted; defaults to ``window``.
+        Fewest trailing known daily changes accepted; defaults to ``window``.
     scope : pd.Series, optional
         What each row's value covers (see :func:`daily_pct_changes`): a change across a change of
         scope is left out.
@@ -160,11 +169,11 @@ def pace_class(z: float) -> str:
     return PACE_SHARP
 
 
-def direction(change: float) -> str | None:
-    """The side of a change: ``"up"`` for ``change >= 0``, ``"down"`` below; None when unknown (nan)."""
-    if change is None or math.isnan(change):
+def direction(delta: float) -> str | None:
+    """The side of a change: ``"up"`` for ``delta >= 0``, ``"down"`` below; None when unknown (nan)."""
+    if delta is None or math.isnan(delta):
         return None
-    return "up" if change >= 0 else "down"
+    return "up" if delta >= 0 else "down"
 
 
 def turning_points(series: pd.Series, days: int = 20, min_run: int = 10) -> pd.DataFrame:
@@ -305,18 +314,3 @@ def rolling_quantiles(
     out.index.name = "trade_date"
     return out
 
-
-def identity_gap_pct(rzye: pd.Series, rzmre: pd.Series, rzche: pd.Series) -> pd.Series:
-    """Relative error of the balance identity, per day.
-
-    Formula: ``(rzye[T-1] + rzmre[T] - rzche[T] - rzye[T]) / rzye[T] x 100``.
-
-    Returns
-    -------
-    pd.Series
-        Percent (0 = the identity holds exactly); nan on the first row and where a term is missing.
-        ``T-1`` is the previous row, so a gap in the dates shows up as a larger error.
-    """
-    df = pd.concat({"rzye": rzye, "rzmre": rzmre, "rzche": rzche}, axis=1).sort_index()
-    expected = df["rzye"].shift(1) + df["rzmre"] - df["rzche"]
-    return ((expected - df["rzye"]) / df["rzye"].replace(0.0, np.nan) * 100.0).rename("gap_pct")

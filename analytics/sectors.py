@@ -14,14 +14,19 @@ import pandas as pd
 def pivot_balance(sector_daily: pd.DataFrame, column: str = "rzye") -> pd.DataFrame:
     """Long to wide: index ``trade_date`` (sorted), one column per ``sw_l1_code`` (sorted).
 
-    Several rows for one (date, sector) are summed; a sector without a row on a day is nan.
+    Several rows for one (date, sector) are summed, rows with nan left out; a sector without a
+    known row on a day is nan.
     Values in the unit of ``column`` (元 for balances and flows).
     """
     return _pivot(sector_daily, [column])[column]
 
 
-def _pivot(sector_daily: pd.DataFrame, columns: list[str]) -> dict[str, pd.DataFrame]:
+def _pivot(sector_daily: pd.DataFrame, columns: list[str],
+           unknown_if_any: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
     """pivot_balance of several columns with one factorisation of dates and sectors.
+
+    Rows with nan are left out of a cell's sum, except in the columns of ``unknown_if_any``: there
+    one unknown row makes the cell unknown (a flow summed without one member is understated).
 
     Summed with numpy.bincount into a (date, sector) grid: a groupby and unstack give the same frame
     at five times the cost, and a sector report pivots several times.
@@ -37,6 +42,8 @@ def _pivot(sector_daily: pd.DataFrame, columns: list[str]) -> dict[str, pd.DataF
         known = ~np.isnan(values)
         sums = np.bincount(cell[known], weights=values[known], minlength=size)
         counts = np.bincount(cell[known], minlength=size)
+        if column in unknown_if_any:
+            counts = np.where(np.bincount(cell[~known], minlength=size) > 0, 0, counts)
         grid = np.where(counts > 0, sums, np.nan).reshape(len(dates), len(codes))
         out[column] = pd.DataFrame(grid, index=index, columns=pd.Index(codes, name="sw_l1_code"))
     return out
@@ -59,16 +66,17 @@ def shares_pct(wide: pd.DataFrame) -> pd.DataFrame:
 def net_buy_daily(sector_daily: pd.DataFrame) -> pd.DataFrame:
     """Wide daily 融资净买入 per sector (元).
 
-    Formula: ``rzmre[T] - rzche[T]``, both summed over the sector's members (storage derives each
-    member's rzche where its source omits it); nan where a member's is unknown. Never derived from
-    the sector's own balance: a stock joining or leaving the sector, or a member missing a day,
-    would then count as buying or selling.
+    Formula: ``sum(rzmre[T]) - sum(rzche[T])`` over the sector's rows of day ``T`` (its members, or
+    the pre-aggregated sector row; storage derives each member's rzche where its source omits it);
+    nan where one of those rows has rzmre or rzche unknown (nan), or the frame has no rzche column:
+    a partial sum would understate the flow silently. Never derived from the sector's own balance: a
+    stock joining or leaving the sector, or a member missing a day, would then count as buying or
+    selling.
     """
-    wide = _pivot(sector_daily, ["rzye", "rzmre", "rzche"] if "rzche" in sector_daily.columns else ["rzye", "rzmre"])
-    rzye = wide["rzye"]
-    rzmre = wide["rzmre"].reindex_like(rzye)
-    rzche = wide["rzche"].reindex_like(rzye) if "rzche" in wide else rzye * np.nan
-    return rzmre - rzche
+    flows = ["rzmre", "rzche"] if "rzche" in sector_daily.columns else ["rzmre"]
+    wide = _pivot(sector_daily, flows, unknown_if_any=("rzmre", "rzche"))
+    rzmre = wide["rzmre"]
+    return rzmre - wide["rzche"] if "rzche" in wide else rzmre * np.nan
 
 
 def sector_table(sector_daily: pd.DataFrame, days: int, dates: pd.DatetimeIndex | None = None) -> pd.DataFrame:

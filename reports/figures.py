@@ -28,7 +28,7 @@ SECTOR_MAX_DAYS = 250  # sector shifts are read over at most a year of trade day
 # Calendar days loaded before the window: 3 trailing years for percentiles, plus the 250-day pace.
 HISTORY_DAYS = 3 * 366 + 30
 THREE_YEARS = 750  # trade days in the 3 years the ratio's percentile band and crowding threshold read
-CROWDING_LOOKBACK = THREE_YEARS  # analytics.ratio.crowding_run's lookback
+CROWDING_LOOKBACK = THREE_YEARS  # trade days of the crowding threshold (analytics.ratio's lookback)
 # Fewest trade dates a "percentile of 3 years" stands on: under a year, it would rank today among a
 # few weeks and call any rise "the highest in three years".
 PERCENTILE_MIN_DAYS = 250
@@ -50,9 +50,15 @@ STABILITY_MIN_CHANGE_PP = 0.05
 SPIKE_Z = 2.0
 SPIKE_TOP = 10  # spikes listed at most
 TOP_COUNT = 10  # stocks in each list of the ranking (risers, fallers)
-HEADLINE_SECTORS = 3  # sectors named as the largest inflows and outflows
-# Trade days a stock's spike z-score reads: the day itself and the dates before it.
-SPIKE_LOOKBACK = stocks.SPIKE_DATES_BEFORE + 1
+HEADLINE_SECTORS = 3  # sectors named as the largest net buyers and net repayers (融资净买入)
+# Trade dates before the day that the stock report loads for the spike z-score: the 65 it reads
+# (stocks.SPIKE_DATES_BEFORE: the day's 5-day change against the 60 before it) and one more. The
+# dates are counted on the trade-date grid (queries.nth_date_before) but the z-score runs on the
+# margin data's dates alone: the spare date keeps one trade date without margin data from leaving
+# the z-score a change short (the stored spike list skips such a date too). storage.aggregate's
+# SPIKE_LOOKBACK is the 65 alone: the stock dates a day reads before it, and so the dates after a
+# stock row whose figures that row changes.
+SPIKE_DATES_LOADED = stocks.SPIKE_DATES_BEFORE + 1
 # Trade days the sector bottoming signal reads: 20-day changes over a 5-day look-back, with room.
 BOTTOMING_ROWS = 20 + 25
 RATIO_MA_DAYS = 20  # the ratio's moving average (BRIEF: 20-day MA)
@@ -326,7 +332,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
                 raise ReportError("no_ratio", date=day.isoformat())
             raise ReportError("no_ratio_on", date=day.isoformat(), latest=frame.index[-1].date().isoformat())
         pct = _comparable_ratio(frame)
-        run = ratio.crowding_run(pct, min_periods=250)
+        run = ratio.crowding_run(pct, lookback=CROWDING_LOOKBACK, min_periods=250)
         data_begin_later = frame.index[0].date() > start + timedelta(days=10)
         if run < len(pct.dropna()) - CROWDING_LOOKBACK or data_begin_later:
             break
@@ -336,13 +342,15 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     # date (or 20 trade dates before) leaves them unknown, never judged on the day before's market.
     pct_on_grid = _on_trade_dates(engine, pct, pct.index[0].date(), day)
     index_on_grid = index.reindex(pct_on_grid.index)
-    crowding = ratio.crowding_warning(pct, index_on_grid, index_days=RATIO_SIGNAL_DAYS, min_periods=250)
+    crowding = ratio.crowding_warning(pct, index_on_grid, lookback=CROWDING_LOOKBACK, index_days=RATIO_SIGNAL_DAYS,
+                                      min_periods=250)
     deleveraging = ratio.deleveraging(pct_on_grid, index_on_grid, days=RATIO_SIGNAL_DAYS)
     unjudged = [{"signal": name, "reason": _unjudged_reason(name, pct_on_grid, index_on_grid)}
                 for name, value in (("crowding", crowding), ("deleveraging", deleveraging)) if value is None]
     last = frame.iloc[-1]
     band = balance.rolling_quantiles(pct, window=THREE_YEARS, min_periods=PERCENTILE_MIN_DAYS)
     ma = ratio.moving_average(pct, RATIO_MA_DAYS)
+    percentile = balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)
     data = _base(engine, "ratio", day)
     # The exchanges the margin figures cover whose turnover the denominator lacks: BSE where none is
     # stored (it publishes no turnover history; its purchases stay in the numerator, the share reads high).
@@ -361,9 +369,9 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         compared_on_rzmre=bool(not last["rqmce_included"] and frame["rqmce_included"].any()),
         turnover_a_share_only=bool(turnover["a_share_only"].iloc[-1]) if not turnover.empty else False,
         ma20=_num(ma.iloc[-1]),
-        percentile_3y=_num(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
+        percentile_3y=_num(percentile),
         # "high" / "low" against the 3 years (HIGH_PERCENTILE, LOW_PERCENTILE), None in between or unknown
-        percentile_band=_band(balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)),
+        percentile_band=_band(percentile),
         percentile_since=_percentile_since(pct, day),
         crowding_days=int(run),
         # True / False, or None when not judged (unjudged says why)
@@ -407,6 +415,10 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     hhi_now, hhi_then = conc["hhi"].iloc[-1], conc["hhi"].iloc[-days - 1]
     top_now, top_then = conc["top5_share_pct"].iloc[-1], conc["top5_share_pct"].iloc[-days - 1]
     cv_of = cv.to_dict()
+    # The window's trade dates without per-stock detail: each leaves every sector's N-day 融资净买入
+    # unknown (sectors.sector_table); the latest is named.
+    in_window = wide.iloc[-days:]
+    detail_gaps = in_window.index[in_window.isna().all(axis=1)]
     # None where the day T-days has no detail: no claim either way
     trend = _concentration_trend(hhi_now - hhi_then, top_now - top_then)
     rows = []
@@ -425,6 +437,7 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
                 "cv_20d_pct": _num(cv_of.get(code, math.nan) * 100.0),
             }
         )
+    net_known = [r for r in rows if r["net_buy"] is not None]
     data.update(
         days=days,
         stability=_stability(wide, cv, days, names_zh, names_en),
@@ -435,11 +448,18 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         concentration_trend=trend,
         base_date=wide.index[-days - 1].date().isoformat(),
         base_known=any(r["change"] is not None for r in rows),
+        net_buy_known=bool(net_known),
+        # sectors left out of the headline ranking for an unknown 融资净买入 (said in the text)
+        net_buy_unknown=len(rows) - len(net_known) if net_known else 0,
+        net_buy_gap_date=detail_gaps[-1].date().isoformat() if len(detail_gaps) else None,
         total_rzye=_num(wide.iloc[-1].sum()),
         bottoming=_bottoming(engine, day),
-        # the largest rises and falls, each on its side of zero: on a day every sector rose, no outflow
-        inflows=[r for r in rows if (r["change"] or 0) > 0][:HEADLINE_SECTORS],
-        outflows=[r for r in reversed(rows) if (r["change"] or 0) < 0][:HEADLINE_SECTORS],
+        # Money bought on margin, not the balance change: a reclassification moves stocks' balances
+        # between sectors (a sector's balance jumps with no buying), while 融资净买入 sums each member's
+        # own purchases less repayments. The largest net buyers and net repayers, each on its side
+        # of zero (on a day every sector bought, no repayer), ties in the table's order.
+        inflows=sorted((r for r in net_known if r["net_buy"] > 0), key=lambda r: -r["net_buy"])[:HEADLINE_SECTORS],
+        outflows=sorted((r for r in net_known if r["net_buy"] < 0), key=lambda r: r["net_buy"])[:HEADLINE_SECTORS],
         sectors=rows,
     )
     return Figures("sectors", data, {"table": rows, "concentration": conc.iloc[-days - 1 :]})
@@ -658,8 +678,8 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     """One security: balance history, 5/20-day change, rank by 融资余额, spike z-score."""
     if not code or not CODE_RE.match(code):
         raise ReportError("bad_code", code=code or "")
-    # the window and the rows the spike z-score looks back on, not the stock's whole history
-    start = queries.nth_date_before(engine, day, max(days, SPIKE_LOOKBACK))
+    # the window and the dates the spike z-score reads (SPIKE_DATES_LOADED), not the stock's whole history
+    start = queries.nth_date_before(engine, day, max(days, SPIKE_DATES_LOADED))
     history = queries.stock_history(engine, code, start=start, end=day)
     if history.empty or history.index[-1].date() != day:
         latest = queries.last_stock_date(engine, code)

@@ -31,7 +31,7 @@ def render_gallery(engine: Engine, out: Path, languages: tuple[str, ...] = ("zh"
     out.mkdir(parents=True, exist_ok=True)
     service = ReportService(engine)
     code = sample_stock(engine)
-    # (file name, report, code): every report, and one sector alone (the largest inflow)
+    # (file name, report, code): every report, and one sector alone (the largest N-day balance change)
     requests = [(kind, kind, code if kind == "stock" else None) for kind in REPORTS if kind != "stock" or code]
     with contextlib.suppress(ReportError):  # no per-stock detail: no sector to show alone
         requests.append(("sector", "sectors", service.render("sectors", chart=False).data["sectors"][0]["code"]))

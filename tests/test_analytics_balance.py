@@ -254,19 +254,5 @@ def test_rolling_quantiles_band() -> None:
     assert balance.quantile_label(0.025) == "q2.5"
 
 
-# --- balance identity ----------------------------------------------------------------------------
-
-
-def test_identity_gap() -> None:
-    rzye = _series([100.0, 105.0, 103.0])
-    rzmre = _series([10.0, 20.0, 5.0])
-    rzche = _series([np.nan, 15.0, 7.0])  # 100 + 20 - 105 = 15; 105 + 5 - 103 = 7: the identity holds
-    assert math.isnan(balance.identity_gap_pct(rzye, rzmre, rzche).iloc[0])
-    assert balance.identity_gap_pct(rzye, rzmre, rzche).iloc[1:].abs().max() == 0.0
-    off = _series([np.nan, 15.0, 8.0])
-    # day 3: 105 + 5 - 8 = 102 vs 103 -> -1/103
-    assert balance.identity_gap_pct(rzye, rzmre, off).iloc[2] == pytest.approx(-100 / 103)
-
-
 def test_direction_of_a_change() -> None:
     assert [balance.direction(v) for v in (1.5, 0.0, -2.0, math.nan)] == ["up", "up", "down", None]

@@ -125,17 +125,20 @@ def test_realized_volatility_hand_computed() -> None:
     assert vol.iloc[3] == pytest.approx(expected)
 
 
-def test_rolling_correlation_aligns_dates() -> None:
+def test_latest_correlation_aligns_dates() -> None:
     a = _series([1.0, 2.0, 3.0, 4.0, 5.0])
     b = pd.Series([2.0, 4.0, 6.0, 8.0], index=a.index[[0, 1, 3, 4]])  # no value on a.index[2]
-    c = amplification.rolling_correlation(a, b, window=3)
-    assert list(c.index) == list(b.index)
-    assert math.isnan(c.iloc[1])
-    # common dates pair a = 1, 2, 4 with b = 2, 4, 6: deviations (-4/3, -1/3, 5/3) and (-2, 0, 2),
-    # covariance sum 6, squares 42/9 and 8 -> r = 6 / sqrt(42/9 x 8) = 18 / sqrt(336)
-    assert c.iloc[2] == pytest.approx(18 / math.sqrt(336))
-    assert amplification.rolling_correlation(a, -a, window=3).iloc[-1] == pytest.approx(-1.0)
-    assert math.isnan(amplification.rolling_correlation(a, a * 0 + 1, window=3).iloc[-1])
+    # common dates pair a = 1, 2, 4 with b = 2, 4, 6 (the first three) and a = 2, 4, 5 with b = 4, 6, 8
+    # (the last three). First three: deviations (-4/3, -1/3, 5/3) and (-2, 0, 2), covariance sum 6,
+    # squares 42/9 and 8 -> r = 6 / sqrt(42/9 x 8) = 18 / sqrt(336)
+    assert amplification.latest_correlation(a.iloc[:4], b.iloc[:3], window=3) == pytest.approx(18 / math.sqrt(336))
+    # last three: deviations (-5/3, 1/3, 4/3) and (-2, 0, 2): sum 6, squares 42/9 and 8 -> the same r
+    assert amplification.latest_correlation(a, b, window=3) == pytest.approx(18 / math.sqrt(336))
+    assert math.isnan(amplification.latest_correlation(a, b, window=5))  # four common dates only
+    assert amplification.latest_correlation(a, -a, window=3) == pytest.approx(-1.0)
+    assert math.isnan(amplification.latest_correlation(a, a * 0 + 1, window=3))
+    # a constant 9.3 centres to rounding residue, not to 0: still no correlation
+    assert math.isnan(amplification.latest_correlation(a * 0 + 9.3, a, window=5))
 
 
 def test_amplification_sign_and_short_history() -> None:
@@ -150,14 +153,17 @@ def test_amplification_sign_and_short_history() -> None:
 
 
 def test_amplification_is_the_latest_correlation_with_days_missing() -> None:
-    """Three years of history, with days missing on either side: amplification is the last value of
-    realized_volatility then rolling_correlation over the common dates, not nan for the gaps."""
+    """Three years of history, with days missing on either side: amplification is the correlation of
+    the ratio with realized_volatility over their last 60 common dates, not nan for the gaps."""
     rng = np.random.default_rng(11)
     dates = pd.bdate_range("2022-01-03", periods=760)
     close = pd.Series(3000 * np.exp(np.cumsum(rng.normal(0, 0.012, len(dates)))), index=dates)
     ratio_pct = pd.Series(9 + rng.normal(0, 0.8, len(dates)), index=dates)
     close.iloc[[700, 731, 745]] = np.nan  # index closes missing
     ratio_pct = ratio_pct.drop(dates[[702, 733, 750, 759]])  # margin days missing, the last one too
-    whole = amplification.rolling_correlation(ratio_pct, amplification.realized_volatility(close), 60).iloc[-1]
+    common = pd.concat([ratio_pct, amplification.realized_volatility(close)], axis=1, join="inner").dropna()
+    assert len(common) > 600
+    # numpy's own Pearson correlation of the last 60 pairs, an independent computation
+    whole = float(np.corrcoef(common.iloc[-60:, 0], common.iloc[-60:, 1])[0, 1])
     assert amplification.amplification(ratio_pct, close) == pytest.approx(whole, abs=1e-12)
     assert not math.isnan(whole)

@@ -116,6 +116,29 @@ def test_net_buying_is_unknown_where_a_day_of_it_is() -> None:
     assert sectors.sector_table(long.drop(columns="rzche"), days=2)["net_buy"].isna().all()
 
 
+def test_net_buy_daily_is_unknown_where_one_row_of_a_cell_is() -> None:
+    """Two rows for sector A on one day: rzmre/rzche 10/5 and 20/unknown. The day's net buying is
+    unknown, not 10 + 20 - 5 = 25 (the second row's purchases without its repayments); B's two known
+    rows sum: (4 - 1) + (6 - 2) = 7; an unknown rzmre makes the cell unknown too."""
+    df = pd.DataFrame(
+        {
+            "trade_date": pd.to_datetime(["2024-03-01"] * 4 + ["2024-03-04"] * 2),
+            "sw_l1_code": ["A", "A", "B", "B", "A", "B"],
+            "rzye": [100.0, 200.0, 50.0, 60.0, 105.0, 110.0],
+            "rzmre": [10.0, 20.0, 4.0, 6.0, np.nan, 3.0],
+            "rzche": [5.0, np.nan, 1.0, 2.0, 1.0, 3.0],
+        }
+    )
+    net = sectors.net_buy_daily(df)
+    assert list(net.columns) == ["A", "B"]
+    assert math.isnan(net.loc[DATES[0], "A"])
+    assert net.loc[DATES[0], "B"] == 7.0
+    assert math.isnan(net.loc[DATES[1], "A"])  # rzmre unknown
+    assert net.loc[DATES[1], "B"] == 0.0  # 3 - 3
+    # the balances of the same rows sum as before
+    assert sectors.pivot_balance(df).loc[DATES[0], "A"] == 300.0
+
+
 def test_hhi_and_top_n_hand_computed() -> None:
     # Balances (any unit) per day: 40/30/20/10 of 100; one sector alone; four equal; a day with the
     # last sector unknown (it counts as 0 of the known total); a day with nothing known.

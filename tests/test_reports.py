@@ -660,6 +660,10 @@ def test_sectors_hand_computed(small: Engine) -> None:
         assert r["share_change_pp"] == pytest.approx(pp, abs=1e-9)
         # 融资净买入 over the 20 days = rzye(T) - rzye(T-20) because every row keeps the identity
         assert r["net_buy"] == pytest.approx(net_buy, abs=1e-3)
+    # the headlines by 融资净买入, each on its side of zero: pharma's 0 is on neither
+    assert [(r["code"], r["net_buy"]) for r in d["inflows"]] == [("270000", pytest.approx(1e9, abs=1e-3))]
+    assert [(r["code"], r["net_buy"]) for r in d["outflows"]] == [("480000", pytest.approx(-1e9, abs=1e-3))]
+    assert (d["net_buy_known"], d["net_buy_unknown"], d["net_buy_gap_date"]) == (True, 0, None)
     # Electronics' balance rises 50e6 a day over the last 20 days (4.05e9 .. 5e9, mean 4.525e9):
     # sample sd = 50e6 * sqrt(20 * 21 / 12); banks fall the same way (mean 3.475e9); pharma is flat.
     sd = 50e6 * math.sqrt(35)
@@ -711,6 +715,63 @@ def test_sectors_short_window(small: Engine) -> None:
     # 5 days earlier (day 24): 4.75e9 / 3.25e9 / 2e9 of 10e9
     assert d["hhi_change"] == pytest.approx(3800 - (47.5**2 + 32.5**2 + 20**2))
     assert [r["change"] for r in d["sectors"]] == pytest.approx([0.25e9, 0.0, -0.25e9], abs=1e-3)
+
+
+def test_sector_headlines_rank_net_buying_not_a_reclassified_balance(sqlite_engine: Engine) -> None:
+    """600001 (电子, +25e6 a day from day 10) is reclassified to 银行 from DAYS[25]. Over the 20 days
+    to LAST (DAYS[10..29]) 电子's members bought 2 x 25e6 x 15 (days 10..24) + 25e6 x 5 (000001
+    alone) = 0.875e9 while its balance fell 4e9 -> 2.5e9 (-1.5e9); 银行's repaid 2 x 25e6 x 15 +
+    (25e6 - 2 x 25e6) x 5 = -0.875e9 while its balance rose 4e9 -> 5.5e9 (+1.5e9). The headlines
+    name the buying; the table keeps the balance change (银行 first)."""
+    populate(sqlite_engine)
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.IndustryClass, [{"code": "600001", "start_date": DAYS[25], "sw_code": "480100",
+                                                "sw_l1_code": "480000"}])
+        rebuild_sector_daily(session, DAYS)
+        bump_data_version(session)
+    d = data(sqlite_engine, "sectors")
+    rows = {r["code"]: r for r in d["sectors"]}
+    assert [r["code"] for r in d["sectors"]] == ["480000", "370000", "270000"]  # by balance change
+    assert rows["480000"]["change"] == pytest.approx(1.5e9) and rows["270000"]["change"] == pytest.approx(-1.5e9)
+    assert rows["270000"]["net_buy"] == pytest.approx(0.875e9) and rows["480000"]["net_buy"] == pytest.approx(-0.875e9)
+    assert [r["code"] for r in d["inflows"]] == ["270000"] and [r["code"] for r in d["outflows"]] == ["480000"]
+    zh = report_text.to_plain(report_text.render("sectors", "zh", d)[0])
+    en = report_text.to_plain(report_text.render("sectors", "en", d)[0])
+    assert "融资净买入最多:电子 +8.75 亿元\n融资净偿还最多:银行 -8.75 亿元\n" in zh
+    assert "Largest net margin buying: Electronics +0.88 bn\nLargest net margin repayment: Banks -0.88 bn\n" in en
+    push_zh = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="zh", chart=False).caption)
+    push_en = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="en", chart=False).caption)
+    assert "近20日融资净买入最多:电子 +8.75 亿元\n融资净偿还最多:银行 -8.75 亿元\n" in push_zh
+    assert ("Largest 20-day net margin buying: Electronics +0.88 bn\n"
+            "Largest net margin repayment: Banks -0.88 bn\n") in push_en
+
+
+def test_sector_headlines_say_which_net_buying_is_unknown(sqlite_engine: Engine) -> None:
+    """医药生物's 融资偿还额 unknown on LAST (a member's was): it is left out of the headlines and the
+    caption says one sector is; every sector's unknown that day: no headline, and the caption says
+    the repayments are missing (the day has detail, so no date is named)."""
+    populate(sqlite_engine)
+    with session_scope(sqlite_engine) as session:
+        session.execute(text("UPDATE sector_daily SET rzche = NULL WHERE trade_date = :d AND sw_l1_code = '370000'"),
+                        {"d": LAST})
+        bump_data_version(session)
+    d = data(sqlite_engine, "sectors")
+    assert (d["net_buy_known"], d["net_buy_unknown"], d["net_buy_gap_date"]) == (True, 1, None)
+    assert [r["code"] for r in d["inflows"]] == ["270000"] and [r["code"] for r in d["outflows"]] == ["480000"]
+    zh, en = (report_text.to_plain(report_text.render("sectors", lang, d)[0]) for lang in ("zh", "en"))
+    assert "另有 1 个行业的融资净买入未知,未参与排名。" in zh
+    assert "Not ranked: 1 sector whose net margin buying is unknown." in en
+    with session_scope(sqlite_engine) as session:
+        session.execute(text("UPDATE sector_daily SET rzche = NULL WHERE trade_date = :d"), {"d": LAST})
+        bump_data_version(session)
+    d = data(sqlite_engine, "sectors")
+    assert (d["net_buy_known"], d["net_buy_unknown"], d["inflows"], d["outflows"]) == (False, 0, [], [])
+    zh = report_text.to_plain(report_text.render("sectors", "zh", d)[0])
+    assert "近20日融资净买入未知:缺少融资偿还额数据。" in zh and "未参与排名" not in zh
+    assert "The 20-day net margin buying is unknown: financing repayments are missing." in report_text.to_plain(
+        report_text.render("sectors", "en", d)[0])
+    push = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="zh", chart=False).caption)
+    assert "近20日融资净买入最多:未知\n融资净偿还最多:未知\n" in push
 
 
 def test_one_sector(sqlite_engine: Engine) -> None:
@@ -798,9 +859,9 @@ def test_stock_changes_count_trade_dates_across_a_suspension(small_rw: Engine) -
 
 def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: Engine) -> None:
     """No per-stock detail on DAYS[-6]: a 5-day change has no base (unknown, not six days, while
-    its net buying over DAYS[-5..-1] stands); a 10-day change stands on DAYS[-11] (electronics
-    +50e6 a trade day: +0.5e9, not the 0.55e9 of eleven), and its 融资净买入 is unknown: one of
-    its days is."""
+    its net buying over DAYS[-5..-1] stands, and heads the caption: electronics +50e6 a day, banks
+    -50e6); a 10-day change stands on DAYS[-11] (electronics +50e6 a trade day: +0.5e9, not the
+    0.55e9 of eleven), and its 融资净买入 is unknown: one of its days is, and the caption names it."""
     with session_scope(small_rw) as session:
         session.execute(text("DELETE FROM sector_daily WHERE trade_date = :d"), {"d": DAYS[-6]})
         bump_data_version(session)
@@ -811,7 +872,9 @@ def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: 
     assert struct.unpack(">II", png[16:24]) == (960, 600)  # 8 x 5 in (the 3-sector minimum) at 120 dpi
     caption = report_text.to_plain(rendered.caption)
     assert f"近5日变化未知:{DAYS[-6].isoformat()} 没有个股明细数据。" in caption
-    assert "流入最多" not in caption and "资金向头部行业集中" not in caption  # no claim on an unknown base
+    assert "资金向头部行业集中" not in caption  # no concentration claim on an unknown base
+    # the net buying is known: 5 x 50e6 each way, pharma (0) on neither side
+    assert "融资净买入最多:电子 +2.50 亿元\n融资净偿还最多:银行 -2.50 亿元\n" in caption
     five = {r["code"]: r for r in rendered.data["sectors"]}
     assert [(r["change"], r["share_change_pp"]) for r in five.values()] == [(None, None)] * 3
     assert five["270000"]["net_buy"] == pytest.approx(0.25e9)  # its days (DAYS[-5..-1]) are all known
@@ -819,6 +882,12 @@ def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: 
     rows = {r["code"]: r for r in ten["sectors"]}
     assert rows["270000"]["change"] == pytest.approx(0.5e9) and rows["480000"]["change"] == pytest.approx(-0.5e9)
     assert rows["270000"]["net_buy"] is None
+    assert (ten["net_buy_known"], ten["inflows"], ten["outflows"]) == (False, [], [])
+    ten_zh = report_text.to_plain(report_text.render("sectors", "zh", ten)[0])
+    ten_en = report_text.to_plain(report_text.render("sectors", "en", ten)[0])
+    assert f"近10日融资净买入未知:{DAYS[-6].isoformat()} 没有个股明细数据。" in ten_zh
+    assert "融资净买入最多" not in ten_zh and "近10日变化未知" not in ten_zh  # its base, DAYS[-11], is known
+    assert f"The 10-day net margin buying is unknown: no per-stock detail for {DAYS[-6].isoformat()}." in ten_en
     three = {r["code"]: r for r in service.render("sectors", days=3, chart=False).data["sectors"]}
     assert three["270000"]["change"] == pytest.approx(0.15e9) and three["270000"]["net_buy"] == pytest.approx(0.15e9)
 
@@ -1438,21 +1507,74 @@ def test_demo_text_fits_telegram(demo_reports: Callable[[str, str], RenderedRepo
 
 
 @pytest.mark.parametrize(("day", "side"), [(date(2025, 4, 14), "outflows"), (date(2026, 10, 15), "inflows")])
-def test_no_sector_is_called_an_outflow_when_it_rose(demo: Engine, day: date, side: str) -> None:
-    """On 2025-04-14 every sector's 20-day change in the demo is a rise, on 2026-10-15 a fall: the
-    side with no sector says so, in the sectors report and in the daily push."""
+def test_no_sector_is_called_a_net_repayer_when_it_bought(demo: Engine, day: date, side: str) -> None:
+    """On 2025-04-14 every sector's 20-day 融资净买入 in the demo is positive, on 2026-10-15 negative:
+    the side with no sector says so, in the sectors report and in the daily push; the other side
+    names the three largest by 融资净买入."""
     service = ReportService(demo)
     d = service.render("sectors", on=day, lang="zh", chart=False).data
-    changes = [s["change"] for s in d["sectors"]]
-    assert all(c > 0 for c in changes) if side == "outflows" else all(c < 0 for c in changes)
+    net = [s["net_buy"] for s in d["sectors"]]
+    assert all(n > 0 for n in net) if side == "outflows" else all(n < 0 for n in net)
     assert d[side] == []
     other = d["inflows" if side == "outflows" else "outflows"]
-    assert [s["code"] for s in other] == [s["code"] for s in (d["sectors"] if side == "outflows"
-                                                              else d["sectors"][::-1])][:3]
-    none_zh = "流出最多:无(没有行业融资余额减少)" if side == "outflows" else "流入最多:无(没有行业融资余额增加)"
+    by_net = sorted(d["sectors"], key=lambda s: s["net_buy"], reverse=side == "outflows")
+    assert [s["code"] for s in other] == [s["code"] for s in by_net][:3]
+    none_zh = ("融资净偿还最多:无(没有行业融资偿还额超过买入额)" if side == "outflows"
+               else "融资净买入最多:无(没有行业融资买入额超过偿还额)")
     assert none_zh in service.render("sectors", on=day, lang="zh", chart=False).caption
     push = service.render("summary", on=day, lang="en", chart=False).caption
-    assert ("Outflows: none" if side == "outflows" else "20-day inflows: none") in push
+    assert ("Largest net margin repayment: none" if side == "outflows"
+            else "Largest 20-day net margin buying: none") in push
+
+
+def _demo_net_buying(engine: Engine, day: date, days: int) -> pd.Series:
+    """Each level-1 sector's 融资净买入 (元) over the `days` stock dates up to `day`, from the stored
+    stock rows themselves: sum(rzmre - rzche) of the stocks (funds left out) classed in the sector on
+    each day, point in time (the class with the latest start_date on or before it)."""
+    with engine.connect() as conn:
+        dates = list(conn.execute(text("SELECT DISTINCT trade_date FROM stock_margin WHERE trade_date <= :d "
+                                       "ORDER BY trade_date DESC LIMIT :n"), {"d": day, "n": days}).scalars())
+        rows = pd.DataFrame(conn.execute(
+            select(models.StockMargin.trade_date, models.StockMargin.code, models.StockMargin.rzmre,
+                   models.StockMargin.rzche).where(models.StockMargin.trade_date.in_(dates),
+                                                   models.StockMargin.is_fund.is_(False))).all(),
+            columns=["trade_date", "code", "rzmre", "rzche"])
+        classes = pd.DataFrame(conn.execute(select(models.IndustryClass.code, models.IndustryClass.start_date,
+                                                   models.IndustryClass.sw_l1_code)).all(),
+                               columns=["code", "start_date", "sw_l1_code"])
+    rows["trade_date"] = pd.to_datetime(rows["trade_date"])
+    classes["start_date"] = pd.to_datetime(classes["start_date"])
+    classed = pd.merge_asof(rows.sort_values("trade_date"), classes.sort_values("start_date"),
+                            left_on="trade_date", right_on="start_date", by="code")
+    return (classed["rzmre"] - classed["rzche"]).groupby(classed["sw_l1_code"]).sum()
+
+
+def test_sector_headlines_are_net_buying_across_a_reclassification(demo: Engine) -> None:
+    """storage.demo reclassifies stocks on 2025-02-26: over the 20 days to 2025-03-05 传媒's balance
+    rose most (+289.06 亿元, stocks moved in) while its members repaid most (融资净买入 -74.83 亿元),
+    and 基础化工's fell most (-301.05 亿元) while its members bought most (+62.14 亿元). The headlines
+    name 融资净买入, checked against the stock rows themselves; the table keeps the balance change."""
+    day = date(2025, 3, 5)
+    service = ReportService(demo)
+    d = service.render("sectors", on=day, lang="zh", chart=False).data
+    rows = {r["code"]: r for r in d["sectors"]}
+    assert [r["code"] for r in d["sectors"][:1]] == ["720000"] and d["sectors"][-1]["code"] == "220000"
+    assert round(rows["720000"]["change"] / 1e8, 2) == 289.06 and round(rows["220000"]["change"] / 1e8, 2) == -301.05
+    expected = _demo_net_buying(demo, day, 20)
+    for r in d["sectors"]:
+        assert r["net_buy"] == pytest.approx(expected[r["code"]], rel=1e-9), r["code"]
+    ranked = expected.sort_values()
+    assert [r["code"] for r in d["inflows"]] == list(ranked.index[::-1][:3]) == ["220000", "270000", "630000"]
+    assert [r["code"] for r in d["outflows"]] == list(ranked.index[:3]) == ["720000", "490000", "370000"]
+    caption = report_text.to_plain(service.render("sectors", on=day, lang="zh", chart=False).caption)
+    assert "融资净买入最多:基础化工 +62.14 亿元;电子 +44.08 亿元;电力设备 +42.89 亿元\n" in caption
+    assert "融资净偿还最多:传媒 -74.83 亿元;非银金融 -14.63 亿元;医药生物 -10.96 亿元\n" in caption
+    en = report_text.to_plain(service.render("sectors", on=day, lang="en", chart=False).caption)
+    assert "Largest net margin buying: Basic Chemicals +6.21 bn; Electronics +4.41 bn; Power Equipment +4.29 bn\n" in en
+    assert "Largest net margin repayment: Media -7.48 bn; Non-bank Finance -1.46 bn; Pharma & Biotech -1.10 bn\n" in en
+    push = report_text.to_plain(service.render("summary", on=day, lang="zh", chart=False).caption)
+    assert "近20日融资净买入最多:基础化工 +62.14 亿元;电子 +44.08 亿元;电力设备 +42.89 亿元\n" in push
+    assert "融资净偿还最多:传媒 -74.83 亿元;非银金融 -14.63 亿元;医药生物 -10.96 亿元\n" in push
 
 
 def test_demo_bottoming_sector_in_sectors_and_signals(demo_reports: Callable[[str, str], RenderedReport]) -> None:
