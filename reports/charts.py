@@ -47,6 +47,7 @@ from reports.layout import (  # noqa: E402
     draw_bars,
     flatten_ticks,
     png_bytes,
+    series_line,
     text_width,
 )
 
@@ -90,7 +91,7 @@ def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any]
     # trading), in 亿元 / bn as the headline then is too
     small = bool(series["level"].abs().max() < HEADLINE_MIN)
     level = series["level"] / (money_scale(lang) if small else headline_scale(lang))
-    ax_level.plot(level.index, level.to_numpy(), color=LINE, linewidth=2)
+    series_line(ax_level, level.index, level.to_numpy(), color=LINE, linewidth=2)
     ax_level.set_ylabel(t(lang, "chart.rzrqye_small" if small else "chart.rzrqye"))
     _mark_turning_point(ax_level, level, series.get("turning_point"), lang)
     if ax_change is not None:
@@ -146,9 +147,9 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
                            else t(lang, "span.three_years_short"))
         ax.fill_between(ratio.index, band["q10"].to_numpy(dtype=float), band["q90"].to_numpy(dtype=float),
                         color=BAND, label=band_label)
-    ax.plot(ratio.index, ratio.to_numpy(), color=LINE, linewidth=1.8, label=t(lang, "chart.ratio"))
+    series_line(ax, ratio.index, ratio.to_numpy(), color=LINE, linewidth=1.8, label=t(lang, "chart.ratio"))
     if "ma" in series and series["ma"].notna().any():  # under 20 days of history there is none to draw
-        ax.plot(series["ma"].index, series["ma"].to_numpy(), color=ACCENT, linewidth=1.2,
+        series_line(ax, series["ma"].index, series["ma"].to_numpy(), color=ACCENT, linewidth=1.2,
                 label=t(lang, "chart.ratio_ma"))
     ax.set_ylabel(t(lang, "chart.ratio"))
     handles, labels = ax.get_legend_handles_labels()
@@ -156,7 +157,7 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
     twin = None
     if with_index and index is not None and len(index):
         twin = ax.twinx()
-        twin.plot(index.index, index.to_numpy(), color="#888888", linewidth=1.0, alpha=0.8,
+        series_line(twin, index.index, index.to_numpy(), color="#888888", linewidth=1.0, alpha=0.8,
                   label=t(lang, "chart.index"))
         twin.grid(False)
         twin.spines["right"].set_visible(True)
@@ -354,7 +355,7 @@ def stock_chart(figures: Figures, lang: str) -> bytes:
     data = figures.data
     unit = money_scale(lang)
     fig, (ax_level, ax_buy) = axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
-    ax_level.plot(history.index, history["rzye"].to_numpy(dtype=float) / unit, color=LINE, linewidth=2)
+    series_line(ax_level, history.index, history["rzye"].to_numpy(dtype=float) / unit, color=LINE, linewidth=2)
     ax_level.set_ylabel(t(lang, "chart.stock_rzye"))
     buys = history["rzmre"].to_numpy(dtype=float) / unit
     draw_bars(ax_buy, _date_nums(history.index), buys, ACCENT, 0.8)
@@ -372,13 +373,13 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
     unit = money_scale(lang)
     fig, (ax_level, ax_net) = axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
     level = series["rzye"] / unit
-    ax_level.plot(level.index, level.to_numpy(), color=LINE, linewidth=2, label=t(lang, "chart.stock_rzye"))
+    series_line(ax_level, level.index, level.to_numpy(), color=LINE, linewidth=2, label=t(lang, "chart.stock_rzye"))
     ax_level.set_ylabel(t(lang, "chart.stock_rzye"))
     twin = None
     index = series["index"]
     if len(index):
         twin = ax_level.twinx()
-        twin.plot(index.index, index.to_numpy(dtype=float), color="#888888", linewidth=1.0, alpha=0.8,
+        series_line(twin, index.index, index.to_numpy(dtype=float), color="#888888", linewidth=1.0, alpha=0.8,
                   label=t(lang, "chart.sector_index"))
         twin.grid(False)
         twin.spines["right"].set_visible(True)

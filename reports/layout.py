@@ -104,6 +104,9 @@ def setup_fonts() -> str:
             "font.family": "sans-serif",
             "font.sans-serif": [family, "DejaVu Sans"],
             "axes.unicode_minus": False,  # CJK fonts lack U+2212; use "-" so negative ticks render
+            # Whole values on every tick: an offset ("+3.016e1" in a corner) turns a flat balance
+            # into ticks of 0.004 that read as the balance itself.
+            "axes.formatter.useoffset": False,
             "axes.spines.top": False,
             "axes.spines.right": False,
             "axes.grid": True,
@@ -334,8 +337,23 @@ def _tick_labels_width(axis: Axis) -> float:
     return max((text_width(s, TICK_SIZE) for s in _read_ticks(axis.axes, axis).labels), default=0.0)
 
 
+# Days shown around a chart's only date (a window holding one day of data: the first day of the
+# history, a security just admitted to margin trading): its own date as the tick, not hours of it.
+ONE_DAY_SPAN = 3.0
+
+
 def date_axis(ax: Axes, lang: str) -> None:
-    """Concise date ticks (3 to 6 of them), computed once for the final limits of the x axis."""
+    """Concise date ticks (3 to 6 of them), computed once for the final limits of the x axis; a
+    window with data on one date only shows ONE_DAY_SPAN days either side of it."""
+    # The data's own span (of the axes sharing x too): matplotlib widens a single date's limits by
+    # two years either side, which would read as a long empty history.
+    spans = [sibling.dataLim.intervalx for sibling in ax.get_shared_x_axes().get_siblings(ax)]
+    known = [(lo, hi) for lo, hi in spans if np.isfinite(lo) and np.isfinite(hi) and lo <= hi]
+    if known and max(hi for _, hi in known) - min(lo for lo, _ in known) < 1.0:  # one date (bars: 0.8 wide)
+        day = float(np.floor((min(lo for lo, _ in known) + max(hi for _, hi in known)) / 2.0 + 0.5))
+        ax.set_xlim(day - ONE_DAY_SPAN, day + ONE_DAY_SPAN)
+        _fix_ticks(ax.xaxis, np.array([day]), [mdates.num2date(day).date().isoformat()], "")
+        return
     low, high = ax.get_xlim()
     locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
     ticks = np.asarray(locator.tick_values(mdates.num2date(low), mdates.num2date(high)), dtype=float)
@@ -605,6 +623,21 @@ def add_labels(ax: Axes, xy: Sequence[tuple[float, float]], texts: Sequence[str]
     labels._remove_method = ax._children.remove
     ax.stale = True
     return labels
+
+
+def series_line(ax: Axes, x: Any, y: Any, **kwargs: Any) -> Line2D:
+    """ax.plot of a series, plus a dot on each known value with no known neighbour: a line joins
+    known values only, and a lone one (the only day in the window, a day between gaps) would not show."""
+    (line,) = ax.plot(x, y, **kwargs)
+    values = np.asarray(y, dtype=float)
+    known = np.isfinite(values)
+    padded = np.concatenate(([False], known, [False]))
+    lone = known & ~padded[:-2] & ~padded[2:]
+    if lone.any():
+        xs = np.asarray(x)[lone]
+        ax.plot(xs, values[lone], marker="o", markersize=max(3.0, 2.0 * float(kwargs.get("linewidth", 1.5))),
+                linestyle="none", color=line.get_color(), alpha=kwargs.get("alpha"), zorder=line.get_zorder())
+    return line
 
 
 def draw_bars(ax: Axes, positions: Any, values: Any, colors: Any, width: float, horizontal: bool = False) -> None:

@@ -310,3 +310,53 @@ def test_date_ticks_fall_on_days_and_the_year_reads_as_numbers(lang: str, days: 
     assert not any(":" in label for label in labels), labels
     offset = ax.xaxis.get_major_formatter().get_offset()
     assert offset == "" or re.fullmatch(r"\d{4}(-\d{2}){0,2}", offset), offset
+
+
+@pytest.mark.parametrize("bars", [False, True])
+def test_a_window_of_one_date_shows_that_date_and_its_value(bars: bool) -> None:
+    """The first day of the history (or of a security's margin trading): one value. matplotlib would
+    widen the axis to two years either side and draw a line of one point as nothing; the chart
+    shows three days either side, one tick naming the date, and the value as a dot."""
+    import matplotlib.dates as mdates
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.6, 4.8), dpi=100)
+    ax = fig.add_subplot()
+    day = pd.Timestamp("2023-01-02")
+    line = layout.series_line(ax, pd.DatetimeIndex([day]), np.array([1.62]), color="#123456", linewidth=2)
+    if bars:
+        layout.draw_bars(ax, mdates.date2num([day.to_pydatetime()]), [1.9], "#e08214", 0.8)
+    layout.date_axis(ax, "en")
+    assert ax.get_xlim() == (mdates.date2num(day.to_pydatetime()) - 3.0, mdates.date2num(day.to_pydatetime()) + 3.0)
+    assert list(ax.xaxis.get_major_formatter().seq) == ["2023-01-02"]  # type: ignore[attr-defined]
+    dots = [a for a in ax.lines if a is not line]
+    assert len(dots) == 1 and dots[0].get_marker() == "o" and list(dots[0].get_ydata()) == [1.62]
+    assert dots[0].get_color() == "#123456"
+
+
+def test_a_line_gets_dots_only_where_a_value_has_no_known_neighbour() -> None:
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    layout.series_line(ax, np.arange(7.0), np.array([1.0, 2.0, np.nan, 3.0, np.nan, 4.0, 5.0]))
+    [line, dots] = ax.lines
+    assert list(dots.get_xdata()) == [3.0] and list(dots.get_ydata()) == [3.0]
+    ax = Figure().add_subplot()
+    layout.series_line(ax, np.arange(3.0), np.array([1.0, 2.0, 3.0]))
+    assert len(ax.lines) == 1  # a line with no lone value: nothing added
+
+
+def test_a_flat_balance_reads_as_its_value_not_an_offset() -> None:
+    """Two days of a stock's balance that differ in the fifth digit: ticks of 30.16..., never 0.004
+    with "+3.016e1" in a corner."""
+    from matplotlib.figure import Figure
+
+    layout.setup_fonts()
+    fig = Figure(figsize=(9.6, 4.8), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot([0.0, 1.0], [30.16794202, 30.16394160])
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all(label.startswith("30.16") for label in labels), labels
+    assert ax.yaxis.get_major_formatter().get_offset() == ""
