@@ -200,7 +200,7 @@ class _BarLabels:
     starts: list[float]  # where each label starts, in data units
     texts: list[str]
     size: float
-    symmetric: bool  # limits symmetric around 0 (sector shifts) or from 0 (spikes)
+    two_sided: bool  # bars either side of 0 (sector shifts, rankings) or from 0 (spikes)
 
 
 def _names(ax: Axes, names: Sequence[str]) -> None:
@@ -214,7 +214,8 @@ def _names(ax: Axes, names: Sequence[str]) -> None:
 def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], labels: list[str | None],
                   lang: str) -> _BarLabels:
     """Horizontal bars of money changes (元, shown in 亿元 / CNY bn), the first on top, each with its
-    label at the bar's end; limits symmetric around 0."""
+    label at the bar's end; limits from the largest fall to the largest rise (not symmetric: a chart
+    of rises alone would give half its width to nothing)."""
     names, changes, labels = names[::-1], changes[::-1], labels[::-1]  # barh draws bottom up
     unit = money_scale(lang)
     values = np.array([(c or 0.0) / unit for c in changes])
@@ -234,7 +235,9 @@ def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], label
         spots.append((start, float(yi)))
         sides.append("left" if value >= 0 else "right")
     add_labels(ax, spots, texts, ha=sides, va="center", size=8.0, color="#555555")
-    ax.set_xlim(-span * 1.3, span * 1.3)
+    low = float(values.min()) if len(values) else 0.0
+    high = float(values.max()) if len(values) else 0.0
+    ax.set_xlim(min(low, 0.0) - 0.05 * span, max(high, 0.0) + 0.05 * span)
     ax.grid(axis="y", visible=False)
     return _BarLabels(ax, names, starts, texts, 8.0, True)
 
@@ -268,20 +271,23 @@ def _sector_cell(labels: _BarLabels, days: int, lang: str, title_size: float = T
 
 
 def _fit_bar_labels(labels: _BarLabels) -> None:
-    """Widen the x limits so that every label ends inside the axes (call once the axes are placed)."""
+    """Widen the x limits so that every label ends inside the axes (call once the axes are placed):
+    a label w px wide starting at x needs x + w * (data per px) on its side; widening changes the
+    data per px, so a few rounds settle it (each moves the limit by a shrinking step)."""
     ax = labels.ax
     width = ax.get_window_extent().width
     low, high = ax.get_xlim()
-    # a label of w px starting at x fits when |x| + w * (data range) / width <= limit
-    for start, text in zip(labels.starts, labels.texts, strict=True):
-        w = text_width(text, labels.size) + 4
-        reach = abs(start)
-        if labels.symmetric:  # range = 2 * limit
-            if w * 2 < width:
-                high = max(high, reach / (1 - 2 * w / width))
-        elif w < width:  # range = limit (from 0)
-            high = max(high, reach / (1 - w / width))
-    ax.set_xlim(-high if labels.symmetric else low, high)
+    widths = [text_width(text, labels.size) + 4 for text in labels.texts]
+    if width <= 0 or sum(w for w in widths if w * 2 >= width):
+        return  # a label wider than half the axes: no limits would fit it
+    for _ in range(6):
+        per_px = (high - low) / width
+        for start, w in zip(labels.starts, widths, strict=True):
+            if start >= 0 or not labels.two_sided:
+                high = max(high, start + w * per_px)
+            else:
+                low = min(low, start - w * per_px)
+    ax.set_xlim(low, high)
 
 
 def sectors_chart(figures: Figures, lang: str) -> bytes:
