@@ -363,6 +363,12 @@ def date_axis(ax: Axes, lang: str) -> None:
         ticks = np.arange(np.ceil(low), np.floor(high) + 1.0)
     formatter = mdates.ConciseDateFormatter(locator, **strings(lang)["chart"]["dates"])
     labels = formatter.format_ticks(ticks)  # before get_offset: formatting sets the offset (the year)
+    shown = np.flatnonzero((ticks >= low) & (ticks <= high))
+    if len(shown) > 1 and float(np.diff(ticks[shown]).min()) < 28.0:
+        # Ticks on days: the month is named only where one begins ("22日 · 11月 · 8日" reads the 22nd
+        # as November's, the offset naming the last tick's month): the first tick names its month.
+        first = int(shown[0])
+        labels[first] = mdates.num2date(ticks[first]).strftime(strings(lang)["chart"]["dates"]["zero_formats"][3])
     _fix_ticks(ax.xaxis, ticks, labels, formatter.get_offset())
 
 

@@ -360,3 +360,29 @@ def test_a_flat_balance_reads_as_its_value_not_an_offset() -> None:
     labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert labels and all(label.startswith("30.16") for label in labels), labels
     assert ax.yaxis.get_major_formatter().get_offset() == ""
+
+
+@pytest.mark.parametrize(("lang", "first"), [("zh", "10月22日"), ("en", "Oct-22")])
+def test_day_ticks_name_the_first_ticks_month(lang: str, first: str) -> None:
+    """Ticks from 22 October to 15 November: the month is otherwise named only at 1 November, and
+    "22" read before "11月" and an offset of 2026-11 would be taken for November's."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.6, 4.8), dpi=100)
+    ax = fig.add_subplot()
+    index = pd.date_range("2026-10-22", "2026-11-20")
+    ax.plot(index, np.arange(len(index), dtype=float))
+    ax.set_xlim(float(mdates_num("2026-10-21")), float(mdates_num("2026-11-21")))
+    layout.date_axis(ax, lang)
+    labels = list(ax.xaxis.get_major_formatter().seq)  # type: ignore[attr-defined]
+    locs = np.asarray(ax.xaxis.get_major_locator()(), dtype=float)
+    assert labels[int(np.flatnonzero(locs >= mdates_num("2026-10-21"))[0])] == first, labels
+    assert ax.xaxis.get_major_formatter().get_offset() == "2026-11"
+
+
+def mdates_num(day: str) -> float:
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    return float(mdates.date2num(pd.Timestamp(day).to_pydatetime()))
