@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from storage.demo import open_weekdays
+from storage.demo import ar1, open_weekdays
 from storage.industries import SW_L1_2021
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -114,17 +115,6 @@ def trade_calendar(start: date, end: date) -> list[date]:
         return found
 
     return open_weekdays(start, end, spans)
-
-
-def _ar1(rng: np.random.Generator, length: int, width: int, phi: float, sigma: float,
-         start: np.ndarray | None = None) -> np.ndarray:
-    """AR(1) paths of shape (length, width); from `start` (the previous row) or the stationary law."""
-    shocks = rng.normal(0.0, sigma, size=(length, width))
-    out = np.empty_like(shocks)
-    out[0] = shocks[0] / np.sqrt(1.0 - phi * phi) if start is None else phi * start + shocks[0]
-    for i in range(1, length):
-        out[i] = phi * out[i - 1] + shocks[i]
-    return out
 
 
 @dataclass
@@ -238,8 +228,8 @@ def plan(p: BenchParams) -> Plan:
     uni = _universe(rng, p)
     n_k = len(SW_L1_2021)
     trend = np.linspace(0.0, np.log(2.0), n + 1)  # the balance roughly doubles over the period
-    mkt = trend + _ar1(rng, n + 1, 1, 0.998, 0.006)[:, 0]
-    sector = _ar1(rng, n + 1, n_k, 0.995, 0.008)
+    mkt = trend + ar1(rng, n + 1, 0.998, 0.006)[:, 0]
+    sector = ar1(rng, n + 1, 0.995, 0.008, n_k)
     stocks = np.flatnonzero(~uni.is_fund)
     spikers = rng.choice(stocks, size=min(4, len(stocks)), replace=False)
     spike = np.zeros((n + 1, len(spikers)))
@@ -268,8 +258,8 @@ def chunks(pl: Plan, size: int = 120) -> Iterator[Chunk]:
     for lo in range(0, n + 1, size):  # positions; position 0 only seeds the previous day
         hi = min(n + 1, lo + size)
         length = hi - lo
-        idio = _ar1(rng, length, n_sec, 0.995, 0.02, None if idio is None else idio[-1])
-        price_noise = _ar1(rng, length, n_sec, 0.98, 0.012, None if price_noise is None else price_noise[-1])
+        idio = ar1(rng, length, 0.995, 0.02, n_sec, None if idio is None else idio[-1])
+        price_noise = ar1(rng, length, 0.98, 0.012, n_sec, None if price_noise is None else price_noise[-1])
         level = log_base + (pl.mkt[lo:hi, None] - pl.mkt[0]) + (pl.sector[lo:hi][:, k_of] - pl.sector[0][k_of]) + idio
         level[:, pl.spikers] += pl.spike[lo:hi]
         rzye = np.round(np.exp(level))
@@ -309,6 +299,11 @@ def sector_sums(chunk: Chunk, is_fund: np.ndarray) -> list[tuple[Any, ...]]:
 
     Funds excluded, the class in force on each day, sectors without stocks absent; money sums are of
     whole 元 (exact in float64, whatever the order of summation).
+
+    Not storage.aggregate.sector_rows itself: over the full benchmark's 12 million rows its pandas
+    frame, point-in-time class join and group-by take about 7.3 s against 0.6 s for these bincounts
+    of the generator's own class of each day (about a tenth of the whole generation, ~71 s);
+    test_bench_smoke checks that the rows equal a rebuild's exactly.
     """
     n_k = len(SW_L1_2021)
     rows_n = len(chunk.days)
@@ -326,38 +321,26 @@ def sector_sums(chunk: Chunk, is_fund: np.ndarray) -> list[tuple[Any, ...]]:
     return out
 
 
-def spike_rows(chunk: Chunk, stocks: np.ndarray, carry: np.ndarray | None,
-               codes: list[str]) -> tuple[list[tuple[Any, ...]], np.ndarray]:
-    """StockSpikeDaily rows of a chunk, as storage.aggregate.rebuild_stock_spikes computes them.
+def spike_rows(chunk: Chunk, stocks: np.ndarray, carry: pd.DataFrame | None,
+               codes: list[str]) -> tuple[list[tuple[Any, ...]], pd.DataFrame]:
+    """StockSpikeDaily rows of a chunk, by the functions storage.aggregate.rebuild_stock_spikes uses
+    (storage.spikes.spike_scores, then storage.aggregate.spike_rows).
 
     `carry` holds the previous chunks' last SPIKE_LOOKBACK rows of the stocks' 融资余额 (None for the
-    first chunk); analytics.stocks.spike_arrays scores each day from those rows alone, so the figures
-    equal a rebuild's to the last bit. Returns the rows and the carry for the next chunk.
+    first chunk); spike_scores scores each day from those rows alone, so the figures equal a
+    rebuild's to the last bit. Returns the rows and the carry for the next chunk.
     """
-    from analytics.stocks import SPIKE_DAYS, SPIKE_HISTORY, SPIKE_MIN_BALANCE, spike_arrays
-    from storage.aggregate import SPIKE_KEEP, SPIKE_LOOKBACK
+    from storage.aggregate import SPIKE_LOOKBACK
+    from storage.aggregate import spike_rows as stored_spike_rows
+    from storage.spikes import SPIKE_DAYS, SPIKE_HISTORY, spike_scores
 
-    x = chunk.rzye[:, stocks]
-    rows = x if carry is None else np.vstack([carry, x])
-    change, z = spike_arrays(rows, SPIKE_DAYS, SPIKE_HISTORY, first=len(rows) - len(x))
-    with np.errstate(invalid="ignore"):
-        candidate = (x >= SPIKE_MIN_BALANCE) & (change > 0)
-    # Per day the SPIKE_KEEP candidates with the highest z-score (NaN last), as rebuild_stock_spikes keeps.
-    ranked = np.where(candidate, np.nan_to_num(z, nan=-np.inf), np.nan)
-    order = np.argsort(-np.nan_to_num(ranked, nan=-np.inf, neginf=-1e300), axis=1, kind="stable")
-    top = np.zeros_like(candidate)
-    rows_idx = np.arange(len(x))[:, None]
-    top[rows_idx, order[:, :SPIKE_KEEP]] = True
-    t_at, s_at = np.nonzero(candidate & top)
-    iso = [d.isoformat() for d in chunk.days]
-    stock_codes = [codes[i] for i in np.flatnonzero(stocks)]
-    zs = z[t_at, s_at]
-    out = [
-        (iso[t], stock_codes[c], r, p, None if q != q else q)  # q != q: NaN, stored as NULL
-        for t, c, r, p, q in zip(t_at.tolist(), s_at.tolist(), x[t_at, s_at].tolist(), change[t_at, s_at].tolist(),
-                                 zs.tolist(), strict=True)
-    ]
-    return out, rows[-SPIKE_LOOKBACK:]
+    wide = pd.DataFrame(chunk.rzye[:, stocks], index=pd.DatetimeIndex(chunk.days, name="trade_date"),
+                        columns=[codes[i] for i in np.flatnonzero(stocks)])
+    rows = wide if carry is None else pd.concat([carry, wide])
+    scores = spike_scores(rows, SPIKE_DAYS, SPIKE_HISTORY, start=wide.index[0])
+    out = [(r["trade_date"].isoformat(), r["code"], r["rzye"], r["change_pct"], r["zscore"])
+           for r in stored_spike_rows(scores)]
+    return out, rows.iloc[-SPIKE_LOOKBACK:]
 
 
 def generate(path: Path, params: BenchParams) -> dict[str, Any]:
@@ -431,7 +414,7 @@ def generate(path: Path, params: BenchParams) -> dict[str, Any]:
     # Per-exchange summaries (detail x factor), ALL rows with 融券卖出额, turnover, indexes.
     summary_rows: list[tuple[Any, ...]] = []
     totals: dict[str, np.ndarray] = {}
-    ratio = np.clip(0.085 * np.exp(_ar1(pl.rng, n, 1, 0.97, 0.03)[:, 0]), 0.05, 0.13)
+    ratio = np.clip(0.085 * np.exp(ar1(pl.rng, n, 0.97, 0.03)[:, 0]), 0.05, 0.13)
     iso = [d.isoformat() for d in pl.days]
     for e, factor in _SUMMARY_FACTOR.items():
         cols = {c: np.round(np.concatenate(v) * factor) for c, v in per_exchange[e].items()}
@@ -458,8 +441,8 @@ def generate(path: Path, params: BenchParams) -> dict[str, Any]:
         summary_rows,
     )
     total_turnover = np.round((totals["rzmre"] + rqmce) / ratio)
-    sse = np.round(total_turnover * (0.45 + _ar1(pl.rng, n, 1, 0.9, 0.004)[:, 0]))
-    bse = np.round(total_turnover * (0.012 + _ar1(pl.rng, n, 1, 0.9, 0.0005)[:, 0]))
+    sse = np.round(total_turnover * (0.45 + ar1(pl.rng, n, 0.9, 0.004)[:, 0]))
+    bse = np.round(total_turnover * (0.012 + ar1(pl.rng, n, 0.9, 0.0005)[:, 0]))
     szse = total_turnover - sse - bse
     con.executemany(
         "INSERT INTO turnover (trade_date, exchange, amount, a_share_only, source) VALUES (?, ?, ?, 1, ?)",

@@ -326,7 +326,7 @@ def run(small: bool = False, *, cache_dir: Path | None = None, profile: bool = F
     warm = ReportService(engine)
     requests = [(kind, code if kind == "stock" else None) for kind in kinds]
     if {"sectors", "top"} & set(kinds):
-        # one sector alone and the ranking inside it: the sector with the largest inflow
+        # one sector alone and the ranking inside it: the sector with the largest balance change
         sector = warm.render("sectors", chart=False).data["sectors"][0]["code"]
         requests += [(kind, sector) for kind in ("sectors", "top") if kind in kinds]
     for kind, asked in requests:

@@ -24,6 +24,7 @@ from telegram.ext import Application
 
 from bot.sending import CHAT_NOT_FOUND, Placement, is_chat_restriction, send_chart
 from bot.services import Services, services_of
+from marginbot.logging_setup import redact
 from marginbot.settings import TIMEZONE
 from reports.errors import ReportError
 from reports.i18n import LANGUAGES
@@ -194,9 +195,9 @@ class Pusher:
             # A group or channel that removed the bot is unsubscribed too (whoever adds it back does
             # not restart the push: bot.handlers.membership); a user's block keeps theirs (ids of
             # users are positive, of groups and channels negative).
-            await run(chats.deactivate, engine, item.chat_id, f"forbidden: {exc.message}", item.chat_id < 0)
+            await run(chats.deactivate, engine, item.chat_id, f"forbidden: {redact(exc.message)}", item.chat_id < 0)
             await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.FAILED,
-                      error=f"forbidden: {exc.message}")
+                      error=f"forbidden: {redact(exc.message)}")
             result.deactivated += 1
             return
         except ChatMigrated as exc:
@@ -214,7 +215,7 @@ class Pusher:
             result.retried += 1
             return
         except BadRequest as exc:  # before NetworkError, of which PTB makes it a subclass
-            error = f"{type(exc).__name__}: {exc.message}"
+            error = f"{type(exc).__name__}: {redact(exc.message)}"
             gone = CHAT_NOT_FOUND in exc.message.lower()
             if gone or is_chat_restriction(exc):
                 # Final: a deleted chat, or a group that mutes the bot: retrying will not change it.
@@ -233,13 +234,13 @@ class Pusher:
                 log.warning("push to chat %s: no answer (%s); it may have arrived, so it is not sent again",
                             item.chat_id, exc.message)
                 await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.UNCONFIRMED,
-                          error=f"{type(exc).__name__}: {exc.message}")
+                          error=f"{type(exc).__name__}: {redact(exc.message)}")
                 result.unconfirmed += 1
                 return
-            await self._retry_or_fail(item, attempts, f"{type(exc).__name__}: {exc.message}", result)
+            await self._retry_or_fail(item, attempts, f"{type(exc).__name__}: {redact(exc.message)}", result)
             return
         except TelegramError as exc:
-            await self._retry_or_fail(item, attempts, f"{type(exc).__name__}: {exc.message}", result)
+            await self._retry_or_fail(item, attempts, f"{type(exc).__name__}: {redact(exc.message)}", result)
             return
         except OperationalError as exc:  # the database away for a moment (locked, a dropped connection)
             log.warning("push to chat %s: database error before the send: %s", item.chat_id, exc.orig)
@@ -249,7 +250,7 @@ class Pusher:
             # A defect, not a passing fault: retrying would fail the same way (and the photo may be out).
             log.exception("push to chat %s failed unexpectedly", item.chat_id)
             await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.FAILED,
-                      error=f"unexpected {type(exc).__name__}: {exc}")
+                      error=f"unexpected {type(exc).__name__}: {redact(str(exc))}")
             result.failed += 1
             result.errors.append(f"{item.chat_id}: unexpected {type(exc).__name__}")
             return

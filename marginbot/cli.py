@@ -124,12 +124,33 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from reports.gallery import render_gallery
     from storage.demo import seed_demo
 
+    out = Path(args.out)
+    # Made before seeding (about 20 s): a folder that cannot be made is told at once, as --chart is.
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write the reports to {args.out}: {_why_not(exc)}") from None
     engine = _engine(settings)
     seeded = seed_demo(engine, force=args.force)
     print("demo data seeded" if seeded else "database already holds data; demo not seeded (use --force)")
-    for path in render_gallery(engine, Path(args.out)):
+    try:
+        paths = render_gallery(engine, out)
+    except OSError as exc:
+        if exc.filename is None or Path(str(exc.filename)).parent != out:  # not a gallery file: not the user's to fix
+            raise
+        raise UsageError(f"cannot write the reports to {args.out}: {_why_not(exc)} ({exc.filename})") from None
+    for path in paths:
         print(path)
     return 0
+
+
+def _why_not(exc: OSError) -> str:
+    """Why a folder or file cannot be written, in words ("File exists" said too little)."""
+    if isinstance(exc, FileExistsError):
+        return "it is a file, not a folder"
+    if isinstance(exc, NotADirectoryError):
+        return "a file is in its path"
+    return str(exc.strerror or exc)
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -287,23 +308,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _database_problem(exc: Exception, url: str) -> str | None:
-    """One line for an error of the configured database (None for any other error). Imported here:
-    sqlalchemy is loaded by the commands that use it, not by `marginbot --help`."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    """One line for an error of the configured database (None for any other error), its password as
+    ***. Imported here: sqlalchemy is loaded by the commands that use it, not by `marginbot --help`."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
 
-    from storage.database import DatabaseUnavailable
+    from storage.database import DatabaseUnavailable, hide_password, shown_url
 
     if isinstance(exc, DatabaseUnavailable):
         return str(exc)
-    if not isinstance(exc, OperationalError):
+    # An OperationalError is the database's (unreachable, locked, full); any other driver error
+    # without a statement was raised while connecting: an option of the address the driver refused
+    # (PostgreSQL's ?connect_timeout=abc is a ProgrammingError).
+    if not isinstance(exc, OperationalError) and not (isinstance(exc, DBAPIError) and exc.statement is None):
         return None
-    try:  # the address as configured, without its password
-        shown = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        shown = "DATABASE_URL"
     reason = (str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0]
-    return f"cannot use the database {shown}: {reason}"
+    return f"cannot use the database {shown_url(url)}: {hide_password(reason, url)}"
 
 
 if __name__ == "__main__":

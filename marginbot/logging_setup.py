@@ -20,6 +20,8 @@ class RedactTokens(logging.Filter):
 
 
 def redact(text: str) -> str:
+    """`text` with anything shaped like a bot token replaced by `<token>` (for what is stored or
+    shown outside the logs too, such as a failed delivery's error)."""
     return _TOKEN.sub("<token>", text)
 
 

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     def _database(cls, value: str) -> str:
         if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
             raise ValueError("must start with sqlite:/// or postgresql://")
+        if re.fullmatch(r"sqlite(\+\w+)?://(/(:memory:)?)?(\?.*)?", value):
+            # SQLite's in-memory database: everything stored would be lost when the process ends
+            raise ValueError("names no database file (sqlite:///var/marginbot.db is the default): "
+                             "an in-memory database keeps nothing")
         return value
 
 

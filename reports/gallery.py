@@ -27,7 +27,8 @@ def sample_stock(engine: Engine) -> str | None:
 
 def render_gallery(engine: Engine, out: Path, languages: tuple[str, ...] = ("zh", "en")) -> list[Path]:
     """Write <report>.<lang>.png, .txt (Telegram HTML) and .json for every report (and sector.<lang>.*
-    for one sector alone); return the paths."""
+    for one sector alone); return the paths. `out` is made if missing; an OSError naming the folder or
+    file says what could not be written (the command line turns it into one line)."""
     out.mkdir(parents=True, exist_ok=True)
     service = ReportService(engine)
     code = sample_stock(engine)

@@ -14,15 +14,16 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from analytics.stocks import SPIKE_DATES_BEFORE, SPIKE_DAYS, SPIKE_HISTORY, SPIKE_MIN_BALANCE, spike_scores
 from storage import models
 from storage.database import upsert
+from storage.spikes import SPIKE_DATES_BEFORE, SPIKE_DAYS, SPIKE_HISTORY, SPIKE_MIN_BALANCE, spike_scores
 
 # Dates per pass: bounds memory when rebuilding years of a 5,000-stock history.
 _DATES_PER_PASS = 60
 
-# The spike definition is analytics.stocks'; the rows worth storing are the stocks with at least
-# SPIKE_MIN_BALANCE whose balance rose (the signals report lists those).
+# The spike statistic is storage.spikes' (the analytics layer reads the same definition); the rows
+# worth storing are the stocks with at least SPIKE_MIN_BALANCE whose balance rose (the signals report
+# lists those).
 # Candidates stored per day, highest z-score first: far more than a report shows (10, z >= 2), and a
 # day with any candidate always has rows, which tells "computed, nothing unusual" from "not computed".
 SPIKE_KEEP = 30
@@ -187,7 +188,7 @@ def _stock_rzye(session: Session, start: date, end: date) -> pd.DataFrame:
 
 
 def spike_rows(scores: pd.DataFrame, days: Iterable[date] | None = None) -> list[dict[str, object]]:
-    """StockSpikeDaily rows from `analytics.stocks.spike_scores` output: per day the SPIKE_KEEP
+    """StockSpikeDaily rows from `storage.spikes.spike_scores` output: per day the SPIKE_KEEP
     candidates (rzye >= SPIKE_MIN_BALANCE, change_pct > 0) with the highest z-score, of `days` only
     when given. Candidates without a z-score (too little history) are kept only to fill a day that has
     fewer scored ones; NaN z-scores become NULL."""
@@ -212,7 +213,7 @@ def spike_rows(scores: pd.DataFrame, days: Iterable[date] | None = None) -> list
 def rebuild_stock_spikes(session: Session, dates: list[date]) -> int:
     """Recompute StockSpikeDaily for `dates` from StockMargin, in the caller's transaction.
 
-    Figures as analytics.stocks.stock_spikes defines them, over the stored stock dates (a day reads
+    Figures as storage.spikes.spike_scores defines them, over the stored stock dates (a day reads
     itself and the 65 stock dates before it). Only rows with rzye >= 5e7 元 and a rise are stored.
     Memory stays bounded: stock rows are read about 30 trade days at a time, keeping the last 65.
     Returns the number of rows written. A stock row changes the figures of the 65 stock dates after

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Integer, String, cast, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -43,21 +44,58 @@ class DatabaseUnavailable(Exception):
     """The database cannot be opened or brought to the schema asked for (its message says why)."""
 
 
+def shown_url(url: str) -> str:
+    """The database address as it may be printed or logged: its password as ***. An address that
+    does not parse is shown as "DATABASE_URL" only, since any part of it may be the password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "DATABASE_URL"
+
+
+def hide_password(text: str, url: str) -> str:
+    """`text` (a driver's error message) with the password of `url` replaced by ***, should the
+    driver have repeated it."""
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite files get their folder, WAL and foreign keys."""
+    """Create an engine; SQLite files get their folder, WAL and foreign keys.
+
+    Raises DatabaseUnavailable, with a message that never holds the password, for an address that
+    does not parse, names no installed driver, carries a bad option, or whose SQLite folder cannot
+    be made.
+    """
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise DatabaseUnavailable("DATABASE_URL is not a database address "
+                                  "(dialect://user:password@host:port/database)") from None
+    except ValueError:
+        # sqlalchemy reads the port as a number; its message repeats the text after "host:", which
+        # is the password in an address missing its "@host" (postgresql://user:password/db).
+        raise DatabaseUnavailable("DATABASE_URL is not a usable database address: "
+                                  "its port (after host:) is not a number") from None
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         folder = Path(url.removeprefix("sqlite:///")).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            in_the_way = isinstance(exc, (FileExistsError, NotADirectoryError))  # "File exists" said too little
             raise DatabaseUnavailable(f"cannot create the folder {folder} for the SQLite file: "
-                                      f"{exc.strerror or exc}") from None
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+                                      + ("a file is in the way" if in_the_way else f"{exc.strerror or exc}")) from None
+    # postgresql:// means psycopg 3 here (sqlalchemy's default would be psycopg2, not installed)
+    driver_url = "postgresql+psycopg://" + url.removeprefix("postgresql://") if url.startswith("postgresql://") else url
     try:
-        engine = create_engine(url, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise DatabaseUnavailable(f"DATABASE_URL is not a usable database address: {exc}") from None
+        engine = create_engine(driver_url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError, TypeError) as exc:
+        # ValueError, TypeError: an option of the address that is not of its type (?timeout=abc)
+        raise DatabaseUnavailable(f"DATABASE_URL {shown_url(url)} is not a usable database address: "
+                                  f"{hide_password(str(exc), url)}") from None
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

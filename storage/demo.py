@@ -141,11 +141,16 @@ def open_weekdays(start: date, end: date, closed_spans: Callable[[int], list[tup
     return out
 
 
-def _ar(rng: np.random.Generator, length: int, phi: float, sigma: float, width: int = 1) -> np.ndarray:
-    """AR(1) noise of shape (length, width) started from its stationary distribution."""
+def ar1(rng: np.random.Generator, length: int, phi: float, sigma: float, width: int = 1,
+        start: np.ndarray | None = None) -> np.ndarray:
+    """AR(1) noise of shape (length, width): x[t] = phi * x[t-1] + N(0, sigma) shocks, started from
+    `start` (the row before the first, to continue a path) or else from the stationary distribution.
+
+    Also the benchmark generator's (bench.data), which draws its paths a few months at a time.
+    """
     shocks = rng.normal(0.0, sigma, size=(length, width))
     out = np.empty_like(shocks)
-    out[0] = shocks[0] / np.sqrt(1.0 - phi * phi)
+    out[0] = shocks[0] / np.sqrt(1.0 - phi * phi) if start is None else phi * start + shocks[0]
     for i in range(1, length):
         out[i] = phi * out[i - 1] + shocks[i]
     return out
@@ -256,10 +261,10 @@ def _market_story(rng: np.random.Generator, tl: _Timeline) -> _Market:
                              (at(0.50), 1.3e12), (at(0.80), 1.6e12), (back(46), 1.9e12), (back(28), 1.5e12),
                              (m - 1, 1.7e12)])
     return _Market(
-        index_log=index_log + _ar(rng, m, 0.97, 0.008)[:, 0],
-        balance=np.exp(balance + _ar(rng, m, 0.9, 0.0012)[:, 0]),
-        ratio=np.clip(np.exp(ratio + _ar(rng, m, 0.8, 0.02)[:, 0]), 0.063, 0.125),
-        turnover=np.exp(turnover + _ar(rng, m, 0.6, 0.07)[:, 0]),
+        index_log=index_log + ar1(rng, m, 0.97, 0.008)[:, 0],
+        balance=np.exp(balance + ar1(rng, m, 0.9, 0.0012)[:, 0]),
+        ratio=np.clip(np.exp(ratio + ar1(rng, m, 0.8, 0.02)[:, 0]), 0.063, 0.125),
+        turnover=np.exp(turnover + ar1(rng, m, 0.6, 0.07)[:, 0]),
     )
 
 
@@ -300,10 +305,10 @@ def _financing_balances(
     m, n_k = tl.m, drift.shape[1]
     stocks = ~uni.is_fund
     rz_stocks = rz_detail * (1.0 - fund_share)
-    sector_mult = np.exp(np.cumsum(drift, axis=0) + _ar(rng, m, 0.995, 0.003, n_k))
+    sector_mult = np.exp(np.cumsum(drift, axis=0) + ar1(rng, m, 0.995, 0.003, n_k))
 
     # Within-sector noise redistributes money without changing the sector's total.
-    weighted = uni.base * np.exp(_ar(rng, m, 0.995, 0.01, len(uni.codes)))
+    weighted = uni.base * np.exp(ar1(rng, m, 0.995, 0.01, len(uni.codes)))
     safe_member = np.where(member < 0, 0, member)
     flat = (np.arange(m)[:, None] * n_k + safe_member).ravel()
     mask = np.tile(stocks, m)
@@ -322,7 +327,7 @@ def _financing_balances(
     slope[turn_from + 1 : trough + 1] = -0.004
     slope[trough + 1 :] = 0.0044
     designed[turn_from:] = designed[turn_from] * np.exp(np.cumsum(slope[turn_from:]))
-    designed *= np.exp(_ar(rng, m, 0.5, 0.0003)[:, 0])
+    designed *= np.exp(ar1(rng, m, 0.5, 0.0003)[:, 0])
     sector_mult[:, kb] = designed * others / (w_base[:, kb] * (rz_stocks - designed))
 
     rows = np.arange(m)[:, None]
@@ -372,7 +377,7 @@ def _prices(
     idx_drift = np.cumsum(drift * 0.8, axis=0)
     # the bottoming sector's index keeps falling to the end, while its money already turns
     idx_drift[:, kb] = np.cumsum(np.where(np.arange(m) >= tl.back(40), -0.005, 0.0))
-    noise = _ar(rng, m, 0.97, 0.004, n_k)
+    noise = ar1(rng, m, 0.97, 0.004, n_k)
     noise[:, kb] *= 0.5
     level = rng.uniform(1500.0, 9000.0, size=n_k)
     sector_log = np.log(level) + beta * (index_log - index_log[0])[:, None] + idx_drift + noise
@@ -380,7 +385,7 @@ def _prices(
     home = np.where(uni.sector0 < 0, 0, uni.sector0)
     driver = np.where(~uni.is_fund, sector_log[:, home] - sector_log[0, home], (index_log - index_log[0])[:, None])
     p0 = np.where(uni.is_fund, rng.uniform(0.8, 5.0, size=n_sec), rng.lognormal(np.log(15.0), 0.8, size=n_sec))
-    price = np.round(p0 * np.exp(stock_beta * driver + _ar(rng, m, 0.98, 0.012, n_sec)), 2)
+    price = np.round(p0 * np.exp(stock_beta * driver + ar1(rng, m, 0.98, 0.012, n_sec)), 2)
     return sector_log, np.maximum(price, 0.5)
 
 
@@ -391,7 +396,7 @@ def _short_positions(
     about rq_detail, with a growing share in ETFs (hedging) and rqyl(T) = rqyl(T-1) + rqmcl - rqchl."""
     m, n_sec = price.shape
     etf_share = np.linspace(0.25, 0.40, m)
-    q = uni.base**0.8 * np.exp(_ar(rng, m, 0.99, 0.02, n_sec))
+    q = uni.base**0.8 * np.exp(ar1(rng, m, 0.99, 0.02, n_sec))
     q[:, uni.exchange == "BSE"] *= 0.1
     q_stock = np.where(~uni.is_fund, q, 0.0)
     q_fund = np.where(uni.is_fund, q, 0.0)
@@ -509,8 +514,8 @@ def _turnover_rows(
 ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """A-share turnover per exchange (元) summing to `total`; also returns the SSE and SZSE amounts."""
     n = len(days)
-    sse = np.round(total * (0.44 + _ar(rng, n, 0.9, 0.004)[:, 0]))
-    bse = np.round(total * (0.012 + _ar(rng, n, 0.9, 0.0005)[:, 0]))
+    sse = np.round(total * (0.44 + ar1(rng, n, 0.9, 0.004)[:, 0]))
+    bse = np.round(total * (0.012 + ar1(rng, n, 0.9, 0.0005)[:, 0]))
     szse = total - sse - bse
     rows = []
     for exchange, amounts in (("SSE", sse), ("SZSE", szse), ("BSE", bse)):
@@ -530,8 +535,8 @@ def _index_rows(
     move = mkt_log - mkt_log[0]
     series: list[tuple[str, np.ndarray, np.ndarray | None]] = [
         ("sh000001", np.exp(mkt_log), sse_amount * 1.004),
-        ("sz399001", 9500.0 * np.exp(1.15 * move + _ar(rng, m, 0.97, 0.004)[:, 0]), szse_amount * 1.002),
-        ("sh000300", 3450.0 * np.exp(0.9 * move + _ar(rng, m, 0.97, 0.003)[:, 0]), None),
+        ("sz399001", 9500.0 * np.exp(1.15 * move + ar1(rng, m, 0.97, 0.004)[:, 0]), szse_amount * 1.002),
+        ("sh000300", 3450.0 * np.exp(0.9 * move + ar1(rng, m, 0.97, 0.003)[:, 0]), None),
     ]
     for k, industry in enumerate(SW_L1_2021):
         series.append((industry.index_symbol, np.exp(sector_log[:, k]), None))

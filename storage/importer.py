@@ -520,20 +520,15 @@ def read_csv(kind: str, path: Path) -> list[dict[str, Any]]:
     return _READERS[kind](_Reader(Path(path), COLUMNS[kind]))
 
 
-def import_csv(engine: Engine, kind: str, path: Path) -> int:
-    """Import a CSV file of `kind` (margin, turnover, stocks, industries, index); returns the number of rows.
+def import_file(engine: Engine, kind: str, path: Path) -> tuple[int, list[str]]:
+    """Import a CSV file of `kind` (margin, turnover, stocks, industries, index): the number of rows
+    and the warnings it leaves: DEMO_REPLACED where the file replaced the embedded demo data, and for
+    margin files the imported dates on which the exchanges' rows and a market-wide row disagree
+    (storage.checks.cross_check_notes). A file without rows writes nothing (demo data stay).
 
     Money is read in 元 and quantities in 股, exactly as given. Raises CsvImportError (nothing
     written) when any row is bad.
     """
-    return import_file(engine, kind, path)[0]
-
-
-def import_file(engine: Engine, kind: str, path: Path) -> tuple[int, list[str]]:
-    """import_csv, with the warnings it leaves: DEMO_REPLACED where the file replaced the embedded
-    demo data, and for margin files the imported dates on which the exchanges' rows and a
-    market-wide row disagree (storage.checks.cross_check_notes). A file without rows writes nothing
-    (demo data stay)."""
     rows = read_csv(kind, path)
     if not rows:
         return 0, []

@@ -151,11 +151,6 @@ def _done_steps(session: Session, days: Sequence[date]) -> dict[date, set[str]]:
     return done
 
 
-def day_is_complete(engine: Engine, day: date) -> bool:
-    """True when every required step of `day` is done (its margin data and sectors are stored)."""
-    return not missing_steps(engine, day)
-
-
 def missing_steps(engine: Engine, day: date) -> list[str]:
     """The required steps of `day` not done yet, in order (empty: the day is complete)."""
     with Session(engine) as session:
@@ -892,6 +887,6 @@ def _progress_bar(progress: bool, total: int) -> Any:
 
 __all__ = [
     "DAY_SOURCES", "DEFAULT_BACKFILL_DAYS", "DayResult", "TURNOVER_SOURCES", "optional_steps", "IngestResult",
-    "NotPublished", "SECTORS", "StepOutcome", "UpstreamError", "ValidationFailed", "day_is_complete",
+    "NotPublished", "SECTORS", "StepOutcome", "UpstreamError", "ValidationFailed",
     "latest_complete_date", "missing_steps", "required_steps", "run_ingest",
 ]

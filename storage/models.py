@@ -183,7 +183,7 @@ class SectorDaily(SQLModel, table=True):
 
 class StockSpikeDaily(SQLModel, table=True):
     """Pre-computed 5-day 融资余额 rise of each non-fund stock and its z-score, so that the signals
-    report never scans stock rows (analytics.stocks.spike_scores; storage.aggregate.rebuild_stock_spikes).
+    report never scans stock rows (storage.spikes.spike_scores; storage.aggregate.rebuild_stock_spikes).
 
     Only rows a report can show are kept: rzye >= 5e7 元 and a rise (change_pct > 0); zscore is
     NULL where the stock has fewer than 60 known 5-day changes before the day.

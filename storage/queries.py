@@ -603,11 +603,6 @@ def index_list_dates(engine: Engine, symbol: str) -> list[date]:
         return sorted(conn.execute(select(im.as_of).distinct().where(im.symbol == symbol)).scalars())
 
 
-def index_list_date(engine: Engine, symbol: str, day: date) -> date | None:
-    """The date of the constituent list that applies to `day` (_list_in_force)."""
-    return _list_in_force(index_list_dates(engine, symbol), day)
-
-
 @dataclass(frozen=True)
 class ShortSums:
     """One day's 融券余额 by where it sits (元, by bucket), with the counts a report qualifies it by."""
@@ -622,7 +617,8 @@ class ShortSums:
 def short_sums(engine: Engine, days: Sequence[date], index_symbol: str) -> dict[date, ShortSums]:
     """Each of `days`' 融券余额 summed in SQL, in one query, by where it sits: ``etf`` (funds),
     ``hs300`` (stocks in the constituent list of `index_symbol` that applies to that day, see
-    index_list_date), ``other``; unknown 融券余额 counts as 0. A day without stock rows has no sums."""
+    _list_in_force; its date is `members_as_of`), ``other``; unknown 融券余额 counts as 0. A day without
+    stock rows has no sums."""
     sm, im = models.StockMargin, models.IndexMember
     lists = index_list_dates(engine, index_symbol)
     applies = {day: _list_in_force(lists, day) for day in days}

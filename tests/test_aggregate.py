@@ -31,7 +31,7 @@ from reports import figures
 from storage import ingest, models
 from storage.aggregate import SPIKE_KEEP, rebuild_stock_spikes, spike_dates_after_write
 from storage.database import make_engine, session_scope, upsert
-from storage.importer import import_csv
+from storage.importer import import_file
 from tests.demo_db import demo_db_file
 
 N = 80
@@ -171,7 +171,7 @@ def test_import_of_a_past_day_moves_the_days_after_it(engine: Engine, tmp_path: 
     csv = tmp_path / "stocks.csv"
     csv.write_text("date,code,name,rzye,rzmre,rzche,rqyl,rqmcl,rqchl,rqye\n"
                    f"{day.isoformat()},600001,{NAMES['600001']},{value:.0f},,,,,,\n", encoding="utf-8")
-    assert import_csv(engine, "stocks", csv) == 1
+    assert import_file(engine, "stocks", csv)[0] == 1
     imported = stored(engine)
     with session_scope(engine) as session:
         session.execute(delete(models.StockSpikeDaily))

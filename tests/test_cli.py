@@ -214,6 +214,73 @@ def test_database_and_range_problems_are_one_line(env: pytest.MonkeyPatch, capsy
     assert needle in line and "SECRET" not in line
 
 
+BAD_PORT = "marginbot: DATABASE_URL is not a usable database address: its port (after host:) is not a number"
+NOT_AN_ADDRESS = "marginbot: invalid settings:\n  DATABASE_URL: Value error, must start with sqlite:/// or postgresql://"
+IN_MEMORY = ("marginbot: invalid settings:\n  DATABASE_URL: Value error, names no database file "
+             "(sqlite:///var/marginbot.db is the default): an in-memory database keeps nothing")
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("postgresql://u:pw-SECRET@h:notaport/db", BAD_PORT),
+    ("postgresql://u:pw-SECRET@h:/db", BAD_PORT),
+    # No "@host": sqlalchemy reads the password as the port, and its own message would repeat it.
+    ("postgresql://someone:SECRET/db", BAD_PORT),
+    ("nonsense", NOT_AN_ADDRESS),
+    ("sqlite:", NOT_AN_ADDRESS),
+    ("mysql://u:pw-SECRET@h/db", NOT_AN_ADDRESS),
+    ("postgresql+nodriver://u:pw-SECRET@h/db", "marginbot: DATABASE_URL postgresql+nodriver://u:***@h/db is not a "
+     "usable database address: Can't load plugin: sqlalchemy.dialects:postgresql.nodriver"),
+    ("sqlite:///{tmp}/m.db?timeout=abc", "marginbot: DATABASE_URL sqlite:///{tmp}/m.db?timeout=abc is not a usable "
+     "database address: could not convert string to float: 'abc'"),
+    # refused by the driver as it connects (a ProgrammingError, not an OperationalError)
+    ("postgresql://u:pw-SECRET@127.0.0.1:1/x?connect_timeout=abc", "marginbot: cannot use the database "
+     "postgresql://u:***@127.0.0.1:1/x?connect_timeout=abc: bad value for connect_timeout: 'abc'"),
+    ("sqlite:///{tmp}/a-file/m.db", "marginbot: cannot create the folder {tmp}/a-file for the SQLite file: "
+     "a file is in the way"),
+    # SQLite's in-memory database: an ingest into it would be lost at exit without a word
+    *((url, IN_MEMORY) for url in ("sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite+pysqlite:///:memory:")),
+])
+def test_a_malformed_database_url_is_one_clear_line(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path, url: str, said: str) -> None:
+    """A DATABASE_URL that does not parse, names no driver, carries a bad option or a folder that
+    cannot be made: its own message, exit 2, no traceback, never the password."""
+    (tmp_path / "a-file").write_text("not a folder")
+    env.setenv("DATABASE_URL", url.format(tmp=tmp_path))
+    code, out, err = run(capsys, "--quiet", "status")
+    assert (code, out) == (2, "")
+    assert err == said.format(tmp=tmp_path) + "\n"
+    assert "SECRET" not in err and "pw-" not in err
+
+
+def test_demo_out_that_cannot_be_a_folder_is_one_line_before_any_work(
+        env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`demo --out` naming a file, a path through a file, or a folder that cannot be made: one line,
+    exit 2, and nothing seeded (the database is not even created)."""
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("not a folder")
+    for out_dir, said in ((a_file, f"cannot write the reports to {a_file}: it is a file, not a folder"),
+                          (a_file / "sub", f"cannot write the reports to {a_file / 'sub'}: a file is in its path"),
+                          (Path("/proc/x"), "cannot write the reports to /proc/x: No such file or directory")):
+        code, out, err = run(capsys, "--quiet", "demo", "--out", str(out_dir))
+        assert (code, out, err) == (2, "", f"marginbot: {said}\n")
+    assert not (tmp_path / "demo.db").exists()
+
+
+def test_demo_report_that_cannot_be_written_is_one_line(small_env: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A report file of the gallery that cannot be written (a folder of its name is in the way): one
+    line naming it, exit 2."""
+    import reports.charts
+
+    small_env.setattr(reports.charts, "render_chart", lambda figures, lang: PNG_MAGIC)  # the real one: test_charts
+    out_dir = tmp_path / "gallery"
+    (out_dir / "summary.zh.png").mkdir(parents=True)
+    code, out, err = run(capsys, "--quiet", "demo", "--out", str(out_dir))
+    assert (code, out) == (2, "database already holds data; demo not seeded (use --force)\n")
+    assert err == f"marginbot: cannot write the reports to {out_dir}: Is a directory ({out_dir / 'summary.zh.png'})\n"
+
+
 @pytest.mark.parametrize("token", ["not-a-token-SECRET123", "123456:tooShortSECRET", "1234567:" + "A" * 29 + "!"])
 def test_malformed_token_is_named_never_shown(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                               tmp_path: Path, token: str) -> None:

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from storage import models
 from storage.database import data_version, get_meta, is_demo, make_engine, session_scope, set_meta
 from storage.demo import MARKET_TABLES
-from storage.importer import DEMO_REPLACED, CsvImportError, import_csv, import_file
+from storage.importer import DEMO_REPLACED, CsvImportError, import_file
 from storage.industries import SW_L1_2021
 from tests.demo_db import demo_db_file
 
@@ -86,7 +86,7 @@ def margin_rows(engine: Engine) -> dict[tuple[date, str], models.MarginSummary]:
 def test_margin_import_exact_values(engine: Engine, tmp_path: Path) -> None:
     with session_scope(engine) as s:
         set_meta(s, "demo", "true")
-    assert import_csv(engine, "margin", good_file(tmp_path, "margin")) == 3
+    assert import_file(engine, "margin", good_file(tmp_path, "margin"))[0] == 3
     rows = margin_rows(engine)
     assert set(rows) == {(date(2024, 4, 11), "SSE"), (date(2024, 4, 11), "ALL"), (date(2024, 4, 12), "SZSE")}
     sse = rows[(date(2024, 4, 11), "SSE")]
@@ -105,7 +105,7 @@ def test_margin_import_exact_values(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_turnover_import_exact_values(engine: Engine, tmp_path: Path) -> None:
-    assert import_csv(engine, "turnover", good_file(tmp_path, "turnover")) == 3
+    assert import_file(engine, "turnover", good_file(tmp_path, "turnover"))[0] == 3
     with Session(engine) as s:
         rows = {r.exchange: r for r in s.execute(select(models.Turnover)).scalars()}
     assert {e: r.amount for e, r in rows.items()} == {"SSE": 382500000000.5, "SZSE": 534e9, "BSE": 2.1e9}
@@ -116,7 +116,7 @@ def test_turnover_import_exact_values(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_index_import_exact_values(engine: Engine, tmp_path: Path) -> None:
-    assert import_csv(engine, "index", good_file(tmp_path, "index")) == 3
+    assert import_file(engine, "index", good_file(tmp_path, "index"))[0] == 3
     with Session(engine) as s:
         rows = sorted((r.symbol, r.trade_date, r.close, r.amount)
                       for r in s.execute(select(models.IndexDaily)).scalars())
@@ -129,7 +129,7 @@ def test_index_import_exact_values(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_industries_import_names_and_level1(engine: Engine, tmp_path: Path) -> None:
-    assert import_csv(engine, "industries", good_file(tmp_path, "industries")) == 4
+    assert import_file(engine, "industries", good_file(tmp_path, "industries"))[0] == 4
     with Session(engine) as s:
         classes = sorted(
             (r.code, r.start_date, r.sw_code, r.sw_l1_code) for r in s.execute(select(models.IndustryClass)).scalars()
@@ -153,8 +153,8 @@ def sectors(engine: Engine) -> dict[tuple[date, str], tuple[float, float, float,
 
 
 def test_stocks_import_exact_values_and_sectors(engine: Engine, tmp_path: Path) -> None:
-    import_csv(engine, "industries", good_file(tmp_path, "industries"))
-    assert import_csv(engine, "stocks", good_file(tmp_path, "stocks")) == 7
+    import_file(engine, "industries", good_file(tmp_path, "industries"))
+    assert import_file(engine, "stocks", good_file(tmp_path, "stocks"))[0] == 7
     with Session(engine) as s:
         rows = {(r.trade_date, r.code): r for r in s.execute(select(models.StockMargin)).scalars()}
     cmb = rows[(date(2024, 4, 11), "600036")]
@@ -183,7 +183,7 @@ def test_missing_repayment_is_derived_per_stock_and_a_reclassified_stock_is_not_
     previous trade day, rzye(T-1) + rzmre(T) - rzye(T) (a stock absent the day before had no
     financing); 300750 moving from 640000 to 630000 on 04-12 moves its balance, not buying.
     A file's first day has no previous day: its repayment stays unknown."""
-    import_csv(engine, "industries", good_file(tmp_path, "industries"))
+    import_file(engine, "industries", good_file(tmp_path, "industries"))
     lines = [
         "2024-04-11,000001,平安银行,4000000000,100000000,,,,,",
         "2024-04-11,300750,宁德时代,9000000000,700000000,,,,,",
@@ -191,7 +191,7 @@ def test_missing_repayment_is_derived_per_stock_and_a_reclassified_stock_is_not_
         "2024-04-12,300750,宁德时代,9100000000,600000000,,,,,",  # 90 + 6 - 91 = 5 亿
         "2024-04-12,002001,新进标的,30000000,30000000,,,,,",  # newly eligible: 0 + 0.3 - 0.3 = 0
     ]
-    import_csv(engine, "stocks", write(tmp_path / "szse.csv", STOCK_HEADER, lines))
+    import_file(engine, "stocks", write(tmp_path / "szse.csv", STOCK_HEADER, lines))
     with Session(engine) as s:
         rzche = {(r.trade_date.day, r.code): r.rzche for r in s.execute(select(models.StockMargin)).scalars()}
     assert rzche == {(11, "000001"): None, (11, "300750"): None,
@@ -200,7 +200,7 @@ def test_missing_repayment_is_derived_per_stock_and_a_reclassified_stock_is_not_
     assert got[(date(2024, 4, 11), "640000")][2] is None  # the first day: unknown
     assert got[(date(2024, 4, 12), "630000")][1:3] == (6e8, pytest.approx(5e8))  # net buying +1 亿, not +91 亿
     # The day before arrives later (a second file): the first file's day is completed from it.
-    import_csv(engine, "stocks", write(tmp_path / "before.csv", STOCK_HEADER, [
+    import_file(engine, "stocks", write(tmp_path / "before.csv", STOCK_HEADER, [
         "2024-04-10,000001,平安银行,3950000000,80000000,,,,,"]))
     with Session(engine) as s:
         row = s.execute(select(models.StockMargin).where(
@@ -209,9 +209,9 @@ def test_missing_repayment_is_derived_per_stock_and_a_reclassified_stock_is_not_
 
 
 def test_industries_after_stocks_rebuild_sectors(engine: Engine, tmp_path: Path) -> None:
-    import_csv(engine, "stocks", good_file(tmp_path, "stocks"))
+    import_file(engine, "stocks", good_file(tmp_path, "stocks"))
     assert sectors(engine) == {}  # no classes yet: nothing to aggregate
-    import_csv(engine, "industries", good_file(tmp_path, "industries"))
+    import_file(engine, "industries", good_file(tmp_path, "industries"))
     got = sectors(engine)
     assert got[(date(2024, 4, 11), "480000")] == (9e9, 4e8, 3.5e8, 3.3e7, 2)
     assert got[(date(2024, 4, 12), "630000")] == (9.1e9, 6e8, 5e8, 9.6e7, 1)
@@ -282,11 +282,11 @@ BAD = [
 def test_bad_file_is_refused_and_nothing_written(engine: Engine, tmp_path: Path, kind: str, header: str,
                                                  lines: list[str], line: int, reason: str) -> None:
     for good in ("industries", "margin", "turnover", "stocks", "index"):
-        import_csv(engine, good, good_file(tmp_path, good))
+        import_file(engine, good, good_file(tmp_path, good))
     before = snapshot(engine)
     bad = write(tmp_path / "bad.csv", header, lines)
     with pytest.raises(CsvImportError) as info:
-        import_csv(engine, kind, bad)
+        import_file(engine, kind, bad)
     assert str(info.value).startswith(f"{bad}: line {line}: ")
     assert reason in str(info.value)
     assert (info.value.line, info.value.path) == (line, str(bad))
@@ -299,13 +299,13 @@ def test_a_corrected_stock_row_makes_its_derived_figures_again(engine: Engine, t
     empty: the 融资偿还额 is derived again from the new balance (9.0e9 + 6e8 - 9.05e9 = 5.5e8), and the
     kept 融券余额 keeps its "estimated" mark."""
     lines = [*STOCK_OK[:5], "2024-04-12,300750,宁德时代,9100000000,600000000,,500000,0,0,96000000", STOCK_OK[6]]
-    import_csv(engine, "stocks", write(tmp_path / "stocks.csv", STOCK_HEADER, lines))
+    import_file(engine, "stocks", write(tmp_path / "stocks.csv", STOCK_HEADER, lines))
     with session_scope(engine) as session:
         session.execute(update(models.StockMargin).where(models.StockMargin.code == "300750",
                                                          models.StockMargin.trade_date == date(2024, 4, 12))
                         .values(rqye_estimated=True))
     fix = write(tmp_path / "fix.csv", STOCK_HEADER, ["2024-04-12,300750,宁德时代,9050000000,,,,,,"])
-    assert import_csv(engine, "stocks", fix) == 1
+    assert import_file(engine, "stocks", fix)[0] == 1
     with Session(engine) as session:
         row = session.execute(select(models.StockMargin).where(
             models.StockMargin.code == "300750", models.StockMargin.trade_date == date(2024, 4, 12))).scalar_one()
@@ -321,20 +321,20 @@ def test_a_file_saved_in_gbk_is_refused_at_its_line(engine: Engine, tmp_path: Pa
     path = tmp_path / "gbk.csv"
     path.write_bytes(("\n".join([STOCK_HEADER, *lines]) + "\n").encode("gbk"))
     with pytest.raises(CsvImportError) as info:
-        import_csv(engine, "stocks", path)
+        import_file(engine, "stocks", path)
     assert info.value.line == 302 and "not UTF-8 text (GBK? save the file as UTF-8)" in str(info.value)
     assert data_version(engine) == 0
 
 
 def test_an_empty_cell_keeps_a_figure_already_stored(engine: Engine, tmp_path: Path) -> None:
     """A later file that leaves 融券 figures empty (unknown) fills in what it knows and erases nothing."""
-    import_csv(engine, "margin", good_file(tmp_path, "margin"))
+    import_file(engine, "margin", good_file(tmp_path, "margin"))
     version = data_version(engine)
     partial = write(tmp_path / "partial.csv", MARGIN_HEADER, ["2024-04-11,SSE,805311386298,44363451113,,,,,,"])
-    assert import_csv(engine, "margin", partial) == 1
+    assert import_file(engine, "margin", partial)[0] == 1
     assert data_version(engine) == version  # nothing changed: no new data version
     fuller = write(tmp_path / "fuller.csv", MARGIN_HEADER, ["2024-04-12,SZSE,707767000000,,42000000000,,,,,"])
-    import_csv(engine, "margin", fuller)
+    import_file(engine, "margin", fuller)
     assert data_version(engine) == version + 1
     with Session(engine) as session:
         rows = {(r.trade_date.isoformat(), r.exchange): r
@@ -344,7 +344,7 @@ def test_an_empty_cell_keeps_a_figure_already_stored(engine: Engine, tmp_path: P
     assert (szse.rzmre, szse.rzche, szse.rqye) == (32108000000.0, 42000000000.0, 15730000000.0)
     # a corrected 融资余额 with the rest left empty: the total follows it (never stale)
     corrected = write(tmp_path / "corrected.csv", MARGIN_HEADER, ["2024-04-11,SSE,805000000000,,,,,,,"])
-    import_csv(engine, "margin", corrected)
+    import_file(engine, "margin", corrected)
     with Session(engine) as session:
         sse = session.execute(select(models.MarginSummary).where(models.MarginSummary.exchange == "SSE")).scalar_one()
     assert (sse.rzye, sse.rqye, sse.rzrqye) == (805e9, 63492538974.0, 805e9 + 63492538974.0)
@@ -353,13 +353,13 @@ def test_an_empty_cell_keeps_a_figure_already_stored(engine: Engine, tmp_path: P
 def test_unreadable_or_empty_file_is_refused(engine: Engine, tmp_path: Path) -> None:
     missing = tmp_path / "nope.csv"
     with pytest.raises(CsvImportError, match="nope.csv: cannot read file"):
-        import_csv(engine, "margin", missing)
+        import_file(engine, "margin", missing)
     empty = tmp_path / "empty.csv"
     empty.write_text("", encoding="utf-8")
     with pytest.raises(CsvImportError, match="empty.csv: line 1: empty file"):
-        import_csv(engine, "margin", empty)
+        import_file(engine, "margin", empty)
     with pytest.raises(CsvImportError, match="unknown kind 'prices'"):
-        import_csv(engine, "prices", good_file(tmp_path, "margin"))
+        import_file(engine, "prices", good_file(tmp_path, "margin"))
     assert data_version(engine) == 0
 
 
@@ -367,8 +367,8 @@ def test_header_only_and_bom_are_accepted(engine: Engine, tmp_path: Path) -> Non
     path = tmp_path / "bom.csv"
     path.write_text("\ufeff" + TURNOVER_HEADER.upper().replace(",", " , ") + "\n\n" + TURNOVER_OK[0] + "\n",
                     encoding="utf-8")
-    assert import_csv(engine, "turnover", path) == 1
-    assert import_csv(engine, "margin", write(tmp_path / "header.csv", MARGIN_HEADER, [])) == 0
+    assert import_file(engine, "turnover", path)[0] == 1
+    assert import_file(engine, "margin", write(tmp_path / "header.csv", MARGIN_HEADER, []))[0] == 0
 
 
 # --- importing twice changes nothing --------------------------------------------------------------
@@ -377,10 +377,10 @@ def test_header_only_and_bom_are_accepted(engine: Engine, tmp_path: Path) -> Non
 def test_importing_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     kinds = ("industries", "margin", "turnover", "stocks", "index")
     for kind in kinds:
-        import_csv(engine, kind, good_file(tmp_path, kind))
+        import_file(engine, kind, good_file(tmp_path, kind))
     first = snapshot(engine)
     for kind in kinds:
-        import_csv(engine, kind, good_file(tmp_path, kind))
+        import_file(engine, kind, good_file(tmp_path, kind))
     second = snapshot(engine)
     # the second time, nothing is written: the data version (the report caches' key) stays
     assert dict(first["meta"])["data_version"] == dict(second["meta"])["data_version"] == "5"
@@ -450,7 +450,7 @@ def convert_realdata(realdata: Path, out: Path) -> dict[str, list[Path]]:
 
 
 def test_realdata_reproduces_readme_facts(engine: Engine, tmp_path: Path, realdata: Path) -> None:
-    counts = {kind: sum(import_csv(engine, kind, p) for p in paths)
+    counts = {kind: sum(import_file(engine, kind, p)[0] for p in paths)
               for kind, paths in convert_realdata(realdata, tmp_path).items()}
     assert counts == {"margin": 2123 + 426, "turnover": 2 * 2187, "industries": 12790, "index": 2 * 2187}
     rows = margin_rows(engine)
@@ -540,11 +540,11 @@ TURNOVER_YI = ["2024-04-11,SSE,3825.5", "2024-04-11,SZSE,5340"]
 ], ids=["margin", "turnover"])
 def test_a_file_in_yi_yuan_is_refused_and_nothing_written(engine: Engine, tmp_path: Path, kind: str, header: str,
                                                           lines: list[str], message: str) -> None:
-    import_csv(engine, kind, good_file(tmp_path, kind))
+    import_file(engine, kind, good_file(tmp_path, kind))
     before = snapshot(engine)
     bad = write(tmp_path / "yi.csv", header, lines)
     with pytest.raises(CsvImportError) as info:
-        import_csv(engine, kind, bad)
+        import_file(engine, kind, bad)
     assert str(info.value) == f"{bad}: {message}"
     assert info.value.line == 2
     assert snapshot(engine) == before  # nothing written: data version and demo flag included
@@ -556,8 +556,8 @@ def test_unit_bounds_follow_the_exchange_and_the_date(engine: Engine, tmp_path: 
     margin = ["2010-03-31,ALL,6495609.0,6550885.0,,95037.0,3900.0,4000.0,,6590646.0",  # the real first day
               "2024-04-11,BSE,5000000000,150000000,,1000000,,,,5001000000"]
     turnover = ["2005-06-03,SSE,4100000000", "2024-04-11,BSE,2100000000"]
-    assert import_csv(engine, "margin", write(tmp_path / "m.csv", MARGIN_HEADER, margin)) == 2
-    assert import_csv(engine, "turnover", write(tmp_path / "t.csv", TURNOVER_HEADER, turnover)) == 2
+    assert import_file(engine, "margin", write(tmp_path / "m.csv", MARGIN_HEADER, margin))[0] == 2
+    assert import_file(engine, "turnover", write(tmp_path / "t.csv", TURNOVER_HEADER, turnover))[0] == 2
     assert margin_rows(engine)[(date(2010, 3, 31), "ALL")].rzye == 6495609.0
 
 
@@ -643,7 +643,7 @@ def test_a_refused_file_leaves_the_demo_data(demo_engine: Engine, tmp_path: Path
     before, before_meta = table_counts(engine), meta(engine)
     bad = write(tmp_path / "yi.csv", MARGIN_HEADER, MARGIN_YI)
     with pytest.raises(CsvImportError, match="line 2: rzye 7077.67 is not a plausible balance"):
-        import_csv(engine, "margin", bad)
+        import_file(engine, "margin", bad)
     empty = write(tmp_path / "empty.csv", MARGIN_HEADER, [])
     assert import_file(engine, "margin", empty) == (0, [])  # no rows: nothing to replace the demo with
     assert (table_counts(engine), meta(engine)) == (before, before_meta)
@@ -653,7 +653,7 @@ def test_a_refused_file_leaves_the_demo_data(demo_engine: Engine, tmp_path: Path
 def small_demo(engine: Engine, tmp_path: Path) -> None:
     """A small stand-in for the demo data, on either database: every kind stored, marked demo."""
     for kind in ("industries", "margin", "turnover", "stocks", "index"):
-        import_csv(engine, kind, good_file(tmp_path, kind))
+        import_file(engine, kind, good_file(tmp_path, kind))
     add_bystanders(engine)
     with session_scope(engine) as s:
         s.add(models.IndexMember(symbol="000300", code="600036", as_of=date(2024, 4, 11)))
@@ -689,8 +689,8 @@ def test_a_corrected_day_makes_the_next_day_s_derived_repayment_and_sectors_agai
     0.7 亿. A file correcting 04-11's 融资余额 to 40.2 亿 makes it again, 40.2 + 1.2 - 40.5 = 0.9 亿, and
     04-12's sector with it; 600036's 融资偿还额, given by the file, stays as given. The same
     correction imported twice changes nothing."""
-    import_csv(engine, "industries", good_file(tmp_path, "industries"))
-    import_csv(engine, "stocks", write(tmp_path / "two_days.csv", STOCK_HEADER, [
+    import_file(engine, "industries", good_file(tmp_path, "industries"))
+    import_file(engine, "stocks", write(tmp_path / "two_days.csv", STOCK_HEADER, [
         "2024-04-11,000001,平安银行,4000000000,100000000,,,,,",
         "2024-04-12,000001,平安银行,4050000000,120000000,,,,,",
         "2024-04-11,600036,招商银行,5000000000,300000000,200000000,,,,",
@@ -707,14 +707,14 @@ def test_a_corrected_day_makes_the_next_day_s_derived_repayment_and_sectors_agai
     assert sectors(engine)[(date(2024, 4, 12), "480000")][2] == pytest.approx(0.7e8 + 3e8)  # with 600036's
     fix = write(tmp_path / "fix.csv", STOCK_HEADER, ["2024-04-11,000001,平安银行,4020000000,,,,,,",
                                                      "2024-04-11,600036,招商银行,5050000000,,,,,,"])
-    assert import_csv(engine, "stocks", fix) == 2
+    assert import_file(engine, "stocks", fix)[0] == 2
     assert rzche(12, "000001") == (pytest.approx(0.9e8), True)
     assert rzche(12, "600036") == (3e8, False)  # given: not derived from the corrected balance
     got = sectors(engine)
     assert got[(date(2024, 4, 12), "480000")][2] == pytest.approx(0.9e8 + 3e8)
     assert got[(date(2024, 4, 11), "480000")][0] == 4.02e9 + 5.05e9
     version = data_version(engine)
-    import_csv(engine, "stocks", fix)
+    import_file(engine, "stocks", fix)
     assert data_version(engine) == version
 
 
@@ -724,7 +724,7 @@ def test_rows_stored_before_the_mark_existed_are_taken_by_their_exchange(engine:
     is corrected; a Shanghai row's came from the exchange and stays."""
     from sqlalchemy import update
 
-    import_csv(engine, "stocks", write(tmp_path / "two_days.csv", STOCK_HEADER, [
+    import_file(engine, "stocks", write(tmp_path / "two_days.csv", STOCK_HEADER, [
         "2024-04-11,000001,平安银行,4000000000,100000000,,,,,",
         "2024-04-12,000001,平安银行,4050000000,120000000,,,,,",
         "2024-04-11,600036,招商银行,5000000000,300000000,200000000,,,,",
@@ -740,7 +740,7 @@ def test_rows_stored_before_the_mark_existed_are_taken_by_their_exchange(engine:
             return row.rzche, row.rzche_derived
 
     assert rzche("000001") == (pytest.approx(0.7e8), None) and rzche("600036") == (3e8, None)
-    import_csv(engine, "stocks", write(tmp_path / "fix.csv", STOCK_HEADER, [
+    import_file(engine, "stocks", write(tmp_path / "fix.csv", STOCK_HEADER, [
         "2024-04-11,000001,平安银行,4020000000,,,,,,", "2024-04-11,600036,招商银行,5050000000,,,,,,"]))
     assert rzche("000001") == (pytest.approx(0.9e8), True)
     assert rzche("600036") == (3e8, None)
@@ -749,14 +749,14 @@ def test_rows_stored_before_the_mark_existed_are_taken_by_their_exchange(engine:
 def test_a_corrected_margin_day_makes_the_next_day_s_derived_repayment_again(engine: Engine, tmp_path: Path) -> None:
     """The same for the exchanges' totals: 04-12's SZSE 融资偿还额 derived (as the ingest marks it) is
     made again from 04-11's corrected 融资余额; a given one (SSE's) is left."""
-    import_csv(engine, "margin", write(tmp_path / "m.csv", MARGIN_HEADER, [
+    import_file(engine, "margin", write(tmp_path / "m.csv", MARGIN_HEADER, [
         "2024-04-11,SZSE,706812000000,31845000000,,15802000000,,,,",
         "2024-04-12,SZSE,707767000000,32108000000,,15730000000,,,,",
     ]))
     with session_scope(engine) as s:  # as the ingest stores it: derived from 04-11's balance
         s.execute(update(models.MarginSummary).where(models.MarginSummary.trade_date == date(2024, 4, 12))
                   .values(rzche=706_812_000_000 + 32_108_000_000 - 707_767_000_000, rzche_derived=True))
-    import_csv(engine, "margin", write(tmp_path / "fix.csv", MARGIN_HEADER, [
+    import_file(engine, "margin", write(tmp_path / "fix.csv", MARGIN_HEADER, [
         "2024-04-11,SZSE,706912000000,,,,,,,"]))
     row = margin_rows(engine)[(date(2024, 4, 12), "SZSE")]
     assert (row.rzche, row.rzche_derived) == (706_912_000_000 + 32_108_000_000 - 707_767_000_000, True)

@@ -29,7 +29,7 @@ from marginbot.settings import Settings, load_settings
 from storage import history, ingest, models, queries
 from storage.database import data_version, get_meta, session_scope, set_meta
 from storage.industries import is_fund_code
-from storage.ingest import day_is_complete, latest_complete_date, run_ingest
+from storage.ingest import latest_complete_date, missing_steps, run_ingest
 from storage.sources import (
     CallPolicy,
     NotPublished,
@@ -494,7 +494,7 @@ def test_full_days_are_ingested_with_values_in_yuan_and_shares(engine: Engine, f
     assert result.ok, result.details()
     assert [d.day for d in result.days] == [D1, D2] and all(d.complete for d in result.days)
     assert result.summary().startswith("ingest 2024-04-10..2024-04-11: 2 days done, 0 pending, 0 failed")
-    assert day_is_complete(engine, D2) and latest_complete_date(engine) == D2
+    assert missing_steps(engine, D2) == [] and latest_complete_date(engine) == D2
     assert result.notes == []  # among others: Eastmoney's market-wide figures agree with the exchanges'
     m = sample_market()
     with Session(engine) as s:
@@ -651,7 +651,7 @@ def test_default_backfill_and_resume_after_a_stop(engine: Engine, fake: FakeUpst
     assert [d.day for d in first.days] == [D0, D1, D2]
     assert [d.status for d in first.days] == ["done", "done", "pending"] and first.ok
     assert "stopped at 2024-04-11" in first.notes[0]
-    assert latest_complete_date(engine) == D1 and not day_is_complete(engine, D2)
+    assert latest_complete_date(engine) == D1 and missing_steps(engine, D2) != []
     assert status_of(engine, D2, "szse_detail").status == "pending"
     with Session(engine) as s:  # D0 has no D-1 in SSE's answer: no 融资偿还额 rather than a wrong one
         assert summary_row(s, D0, "SSE").rzche is None
@@ -750,7 +750,7 @@ def test_a_failure_leaves_the_stored_data_exactly_as_it_was(kind: str, engine: E
     row = status_of(engine, D2, source)
     assert (row.status, row.attempts) == (status, 2) and said in row.message
     assert second.ok is (status == "pending")
-    assert second.days[0].status == status and not day_is_complete(engine, D2)
+    assert second.days[0].status == status and missing_steps(engine, D2) != []
     assert latest_complete_date(engine) is None
     lines = [r for r in caplog.records if r.name == "storage.ingest" and f"{source} {D2}" in r.getMessage()]
     assert len(lines) == 1 and said in lines[0].getMessage() and lines[0].exc_info is None
@@ -835,7 +835,7 @@ def test_a_failure_after_another_run_stored_the_step_keeps_it_done(
     after = status_of(engine, D2, "sse_detail")
     assert (outcome.status, outcome.message) == ("done", "stored by another run")
     assert (after.status, after.attempts, after.rows) == ("done", before.attempts, before.rows)
-    assert day_is_complete(engine, D2)
+    assert missing_steps(engine, D2) == []
 
 
 def turnover_rows(engine: Engine) -> dict[tuple[date, str], tuple[float, bool, str]]:
@@ -908,7 +908,7 @@ def test_a_turnover_failure_keeps_the_stored_turnover_and_the_day_complete(
 
     assert first.ok, first.details()  # a complete day; the push is not held back
     assert [d.status for d in first.days] == ["done", "done"]
-    assert day_is_complete(engine, D2) and latest_complete_date(engine) == D2
+    assert missing_steps(engine, D2) == [] and latest_complete_date(engine) == D2
     fallback = {"SSE": 328_912_345_678.0, "SZSE": 467_345_678_901.0}[exchange]  # the index amounts of D2
     rows = turnover_rows(engine)
     assert rows[D2, exchange] == (fallback, False, "index_amount")  # unchanged: the index fallback
@@ -1023,9 +1023,11 @@ def test_csi300_members_are_stored_with_the_file_date_and_read_once_a_day(
     assert {"603000", "603004"} <= replaced.keys() and len(members.keys() - replaced.keys()) == 5
     assert index_lists(engine) == {CSI300_AS_OF: 300, date(2024, 6, 17): 300}
     assert data_version(engine) > version  # reports keyed on the data version see the new set
-    assert queries.index_list_date(engine, "000300", date(2024, 6, 14)) == CSI300_AS_OF
-    assert queries.index_list_date(engine, "000300", date(2024, 6, 17)) == date(2024, 6, 17)
-    assert queries.index_list_date(engine, "000300", date(2020, 1, 2)) == CSI300_AS_OF  # the oldest known
+    # Each day reads the list in force on it; a day older than every list, the oldest known.
+    days = [date(2024, 6, 14), date(2024, 6, 17), date(2020, 1, 2)]
+    as_of = {day: sums.members_as_of for day, sums in queries.short_sums(engine, days, "000300").items()}
+    assert as_of == {date(2024, 6, 14): CSI300_AS_OF, date(2024, 6, 17): date(2024, 6, 17),
+                     date(2020, 1, 2): CSI300_AS_OF}
 
     # The next day the same list comes with a newer file date: nothing is written.
     fake.csi300 = (up.csi300_members(salt=5), date(2024, 6, 18))
@@ -1135,7 +1137,7 @@ def test_the_first_real_ingest_replaces_the_demo_data(engine: Engine, fake: Fake
         assert s.execute(select(func.count()).select_from(models.ChartUpload)).scalar() == 0
         days = set(s.execute(select(models.TradingDay.trade_date)).scalars())
         assert days == set(calendar_days())  # the demo calendar (to 2026-11-20) is gone
-    assert day_is_complete(engine, D2) and latest_complete_date(engine) == D2
+    assert missing_steps(engine, D2) == [] and latest_complete_date(engine) == D2
     members = members_of(engine)  # the real constituents, not the demo's
     assert "600999" not in members and len(members) == 300 and set(members.values()) == {CSI300_AS_OF}
     # The once-a-day marks went with the demo rows: both files were read in this very run.
@@ -1388,7 +1390,7 @@ def test_an_answer_repeating_the_day_before_is_not_yet_published(engine: Engine,
                                                     models.MarginSummary.exchange == "SZSE")).scalar() == 0
     fake.override = {}
     second = ingest_run(engine, settings, fetchers, history=False)
-    assert second.ok and day_is_complete(engine, D2)
+    assert second.ok and missing_steps(engine, D2) == []
     with Session(engine) as s:
         assert summary_row(s, D2, "SZSE").rzye == 707_767_000_000
 
@@ -1635,7 +1637,7 @@ def test_an_old_hole_never_delays_the_latest_day_and_is_given_up(
     asked = len(fake.asked)
     first = ingest_run(engine, settings, fetchers, history=False)
     assert [(d.day, d.status) for d in first.days] == [(OLD, "failed"), (D2, "done")]
-    assert day_is_complete(engine, D2) and latest_complete_date(engine) == D2
+    assert missing_steps(engine, D2) == [] and latest_complete_date(engine) == D2
     per_day = [a for a in fake.asked[asked:] if a[0] in ingest.DAY_SOURCES]
     # D2 first, its SSE summary asked on its own (D1..D2); then the 2019 span, three attempts
     assert per_day[0] == ("sse_summary", D2) and per_day[-3:] == [("sse_summary", OLD)] * 3
@@ -1651,7 +1653,7 @@ def test_an_old_hole_never_delays_the_latest_day_and_is_given_up(
     row = status_of(engine, OLD, "sse_summary")
     assert (row.status, row.attempts) == ("given_up", 3) and "connection failed" in row.message
     # not complete: the reports and the push read it as missing, the status shows it with the failures
-    assert not day_is_complete(engine, OLD) and ingest.missing_steps(engine, OLD) == ["sse_summary", "sector_daily"]
+    assert missing_steps(engine, OLD) == ["sse_summary", "sector_daily"]
     from storage.status import read_status
 
     [shown] = [d for d in read_status(engine, days=10).recent_ingest if d.trade_date == OLD]
@@ -1666,7 +1668,7 @@ def test_an_old_hole_never_delays_the_latest_day_and_is_given_up(
     del fake.override["sse_summary", OLD]
     backfill = ingest_run(engine, settings, fetchers, start=OLD, end=OLD, history=False)
     assert [(d.day, d.status) for d in backfill.days] == [(OLD, "done")] and backfill.ok
-    assert day_is_complete(engine, OLD) and status_of(engine, OLD, "sse_summary").attempts == 4
+    assert missing_steps(engine, OLD) == [] and status_of(engine, OLD, "sse_summary").attempts == 4
     with Session(engine) as s:
         sse = summary_row(s, OLD, "SSE")
         assert (sse.rzye, sse.rzche, sse.rzche_derived) == (591_000_000_000, 29_000_000_000, True)
@@ -1762,7 +1764,7 @@ def test_an_import_correcting_an_ingested_day_makes_the_next_day_s_derived_repay
     """SZSE omits 融资偿还额: the ingest derives D2's from D1's balance and marks it derived. A file
     correcting D1's balance (per stock, and SZSE's total) makes D2's again, and D2's sector; SSE's
     published per-stock figure is left as published."""
-    from storage.importer import import_csv
+    from storage.importer import import_file
 
     assert ingest_run(engine, settings, fetchers, start=D1).ok
     m = sample_market()
@@ -1776,11 +1778,11 @@ def test_an_import_correcting_an_ingested_day_makes_the_next_day_s_derived_repay
     stocks = tmp_path / "stocks.csv"
     stocks.write_text("date,code,name,rzye,rzmre,rzche,rqyl,rqmcl,rqchl,rqye\n"
                       f"{D1},000001,平安银行,{corrected},,,,,,\n{D1},600519,贵州茅台,1,,,,,,\n", encoding="utf-8")
-    import_csv(engine, "stocks", stocks)
+    import_file(engine, "stocks", stocks)
     margin = tmp_path / "margin.csv"
     margin.write_text("date,exchange,rzye,rzmre,rzche,rqye,rqyl,rqmcl,rqmce,rzrqye\n"
                       f"{D1},SZSE,706912000000,,,,,,,\n", encoding="utf-8")
-    import_csv(engine, "margin", margin)
+    import_file(engine, "margin", margin)
     ic, sd = models.IndustryClass, models.SectorDaily
     with Session(engine) as s:
         row = stock_row(s, D2, "000001")

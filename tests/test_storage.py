@@ -327,3 +327,30 @@ def test_a_failed_sqlite_upgrade_leaves_nothing_half_done(sqlite_engine: Engine)
         conn.execute(text("DROP TRIGGER refuse"))
     upgrade(sqlite_engine)
     assert _revision(sqlite_engine) == "0010"
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("nonsense", "DATABASE_URL is not a database address (dialect://user:password@host:port/database)"),
+    ("postgresql://u:pw-SECRET@h:notaport/db",
+     "DATABASE_URL is not a usable database address: its port (after host:) is not a number"),
+    ("postgresql://someone:SECRET/db",  # no "@host": the password sits where the port would
+     "DATABASE_URL is not a usable database address: its port (after host:) is not a number"),
+    ("mysql://u:pw-SECRET@h/db",  # a dialect without its driver installed
+     "DATABASE_URL mysql://u:***@h/db is not a usable database address: No module named 'MySQLdb'"),
+])
+def test_make_engine_refuses_a_malformed_address_without_its_password(url: str, said: str) -> None:
+    from storage.database import DatabaseUnavailable, make_engine
+
+    with pytest.raises(DatabaseUnavailable) as refused:
+        make_engine(url)
+    assert str(refused.value) == said
+
+
+def test_shown_addresses_and_driver_messages_hide_the_password() -> None:
+    from storage.database import hide_password, shown_url
+
+    url = "postgresql+psycopg://someone:pw-SECRET@db.example:5432/margin"
+    assert shown_url(url) == "postgresql+psycopg://someone:***@db.example:5432/margin"
+    assert shown_url("postgresql://someone:SECRET/db") == "DATABASE_URL"  # does not parse: nothing of it shown
+    assert hide_password('password "pw-SECRET" refused', url) == 'password "***" refused'
+    assert hide_password("no such host", "sqlite:///var/x.db") == "no such host"
