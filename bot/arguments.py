@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from reports.figures import MAX_DAYS, MIN_DAYS, SECTOR_MAX_DAYS
+from reports.fmt import clipped
 from reports.securities import code_form, normalized
 
 # What an answer to bad arguments offers to copy, per command.
@@ -97,7 +98,7 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
     on: date | None = None
     example = EXAMPLES[kind]
     for word in words:
-        shown = word[:32]  # echoed back, escaped by the caller
+        shown = clipped(word, 32)  # echoed back, escaped by the caller
         if looks_like_date(word):
             if on is not None:
                 raise ArgumentError("bot.too_many_arguments", example=f"{example} {DATE_EXAMPLE}")
@@ -124,61 +125,118 @@ INLINE_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
 INLINE_ALIASES = {"两融": "balance", "余额": "balance", "占比": "ratio", "行业": "sectors", "信号": "signals",
                   "概览": "summary", "排行": "top"}
 STOCK_WORDS = ("stock", "个股")
+UNWINDOWED = ("summary",)  # the daily push's report: no command asks it for a window, nor does inline mode
+
+
+def takes_window(kind: str, days: int) -> bool:
+    """Whether a report takes `days` as its window: parse_days's range, and never the summary's."""
+    return kind not in UNWINDOWED and MIN_DAYS <= days <= window_limit(kind)
+
+
+def _inline_example(kind: str) -> str:
+    """EXAMPLES' command as typed inline: "ratio 250", "stock 600519 60"."""
+    return EXAMPLES[kind].lstrip("/")
+
+
+def _is_window_word(word: str) -> bool:
+    """A number shorter than a code ("20", "-5", "+60"): a window, where the query says what to show."""
+    return word.lstrip("+-").isdigit() and len(word) < 6
 
 
 @dataclass(frozen=True)
 class InlineRequest:
     """What an inline query asks for: `wanted` (kind, target) pairs to offer, in order, where target
     is a security's code or a sector's name; `name`, part of a security's name still to be looked up
-    (its one match replaces `wanted`); `on`, the date asked; `bad_date`, a word meant as a date
-    that is not one (nothing is offered, the reason is)."""
+    (its matches replace `wanted`); `on`, the date asked; `days`, the window asked (the reports of
+    `wanted` that take no such window are left out: see takes_window); `refusal`, what is wrong with
+    the query (a bad date or window, two of them): nothing is offered, the reason is."""
 
     wanted: tuple[tuple[str, str | None], ...]
     name: str | None = None
     on: date | None = None
-    bad_date: str | None = None
-    two_dates: bool = False  # more than one date asked: nothing is offered, the rule is
+    days: int | None = None
+    refusal: ArgumentError | None = None
 
     @property
     def asks_render(self) -> bool:
         """True when the query asks for more than the latest charts that are warmed for everyone."""
-        return self.on is not None or self.name is not None or any(target for _, target in self.wanted)
+        return (self.on is not None or self.days is not None or self.name is not None
+                or any(target for _, target in self.wanted))
+
+
+def _refused(key: str, **params: object) -> InlineRequest:
+    return InlineRequest((), refusal=ArgumentError(key, **params))
+
+
+def _with_window(request: InlineRequest, word: str | None) -> InlineRequest:
+    """`request` with the window `word`, validated as the commands validate it (parse_days) for the
+    reports it would apply to: a name's securities, or the reports of `wanted`. A window that none of
+    them takes is refused, with the range of the one that takes the longest."""
+    if word is None:
+        return request
+    kinds = ["stock"] if request.name is not None else [kind for kind, _ in request.wanted]
+    windowed = [kind for kind in kinds if kind not in UNWINDOWED]
+    if not windowed:  # the summary alone: it has no window (a command never gives it one either)
+        return _refused("bot.inline_no_window")
+    for kind in windowed:
+        try:
+            days = parse_days(kind, word)
+        except ValueError:
+            continue
+        return InlineRequest(request.wanted, request.name, request.on, days)
+    widest = max(windowed, key=window_limit)
+    return _refused("bot.inline_bad_window", value=clipped(word, 32), max=window_limit(widest),
+                    example=_inline_example(widest))
 
 
 def parse_inline_query(text: str) -> InlineRequest:
     """Read `@bot ratio`, `@bot 600519` (a code in any usual form: 600519.SH), `@bot 茅台`, `@bot top 电子`,
-    `@bot sectors 270000`, `@bot ratio 2024-09-30` and their Chinese aliases (两融, 占比, 行业, ...).
+    `@bot sectors 270000`, `@bot ratio 2024-09-30`, `@bot top 20 电子`, `@bot 600519 250` and their
+    Chinese aliases (两融, 占比, 行业, ...).
 
-    A code comes before a date (600519.SH holds a dot, as dates may); a window among the words is
-    left out (a shared chart has its report's own); six digits after `top` or `sectors` are a
-    sector's code or index (801080), elsewhere a security's code. No word that names a report: every
-    report whose name starts with the first word, or all of them.
+    A code comes before a date (600519.SH holds a dot, as dates may). A number shorter than a code is a
+    window (trade days) when another word says what to show; alone, or after `stock`, it is a code
+    being typed ("6005" on the way to 600519) and is looked up as one. Six digits after `top` or
+    `sectors` are a sector's code or index (801080), elsewhere a security's code. No word that names a
+    report: every report whose name starts with the first word, or all of them. A name keeps the
+    case it was typed in (the lookup ignores case; a reason quotes it as typed).
     """
-    words = normalized(text).lower().split()
-    dates = [w for w in words if looks_like_date(w) and code_form(w) is None]
-    words = [w for w in words if w not in dates]
+    typed = normalized(text).split()
+    dates = [w for w in typed if looks_like_date(w) and code_form(w) is None]
+    typed = [w for w in typed if w not in dates]
     on: date | None = None
     if len(dates) > 1:
-        return InlineRequest((), two_dates=True)
+        return _refused("bot.inline_one_date")
     if dates:
         try:
             on = parse_date(dates[0])
         except ValueError:
-            return InlineRequest((), bad_date=dates[0][:32])
+            return _refused("bot.inline_reason_bad_date", date=clipped(dates[0], 32))
+    numbers = [w for w in typed if _is_window_word(w)]
+    others = [w for w in typed if not _is_window_word(w)]
+    if any(w.lower() not in STOCK_WORDS for w in others):
+        typed = others  # "top 20 电子", "600519 250": the numbers are windows
+    else:
+        numbers = []  # "6005", "stock 6005": a code on its way
+    if len(numbers) > 1:
+        return _refused("bot.inline_one_window")
+    window = numbers[0] if numbers else None
+    words = [w.lower() for w in typed]
     asked = INLINE_ALIASES.get(words[0], words[0]) if words else None
     if asked in SECTOR_KINDS:
-        sector = " ".join(w for w in words[1:] if not (w.isdigit() and len(w) < 6)) or None
-        return InlineRequest(((str(asked), sector),), on=on)
+        sector = " ".join(words[1:]) or None
+        return _with_window(InlineRequest(((str(asked), sector),), on=on), window)
     code = next((c for c in map(code_form, words) if c), None)
     if code is not None:
-        return InlineRequest((("stock", code),), on=on)
-    names = words[1:] if words and words[0] in STOCK_WORDS else words
+        return _with_window(InlineRequest((("stock", code),), on=on), window)
+    names = typed[1:] if words and words[0] in STOCK_WORDS else typed
     reports = [k for k in INLINE_REPORTS if not words or k.startswith(words[0])]
     if words and words[0] in INLINE_ALIASES:
         reports = [INLINE_ALIASES[words[0]]]
-    names_a_report = bool(names) and names[0] not in STOCK_WORDS and (
-        names[0] in INLINE_ALIASES or any(k.startswith(names[0]) for k in INLINE_REPORTS))
+    first = names[0].lower() if names else ""
+    names_a_report = bool(names) and first not in STOCK_WORDS and (
+        first in INLINE_ALIASES or any(k.startswith(first) for k in INLINE_REPORTS))
     wanted = tuple((k, None) for k in (reports or INLINE_REPORTS))
     if names and not names_a_report:
-        return InlineRequest(wanted, name=names[0], on=on)
-    return InlineRequest(wanted, on=on)
+        return _with_window(InlineRequest(wanted, name=names[0], on=on), window)
+    return _with_window(InlineRequest(wanted, on=on), window)

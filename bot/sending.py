@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
+from bot.arguments import parse_days
 from bot.services import Services, UploadLock
 from reports.figures import KINDS
 from reports.i18n import t
@@ -70,6 +72,8 @@ class Placement:
 
 
 NOWHERE_IN_PARTICULAR = Placement()
+# A deep link's window: a whole number of days, as start_payload writes it (no sign, no leading zero).
+_PAYLOAD_WINDOW = re.compile(r"([1-9][0-9]{0,3})d")
 
 
 def window_data(kind: str, days: int, code: str | None, on: date | None) -> str:
@@ -80,23 +84,35 @@ def window_data(kind: str, days: int, code: str | None, on: date | None) -> str:
     return f"{data}:{on:%Y%m%d}" if on is not None else data
 
 
-def start_payload(kind: str, code: str | None, on: date | None) -> str:
+def start_payload(kind: str, code: str | None, on: date | None, days: int | None = None) -> str:
     """A deep link's payload (https://t.me/<bot>?start=<payload>) that opens a report:
-    `<kind>[_<code>][_<YYYYMMDD>]`, e.g. `ratio`, `stock_600519`, `sectors_370000_20240930`
-    (Telegram allows letters, digits, _ and -, up to 64 characters)."""
-    return "_".join(part for part in (kind, code, on and f"{on:%Y%m%d}") if part)
+    `<kind>[_<code>][_<days>d][_<YYYYMMDD>]`, e.g. `ratio`, `stock_600519`, `top_270000_20d`,
+    `sectors_370000_20240930` (Telegram allows letters, digits, _ and -, up to 64 characters: at most
+    `sectors_370000_2500d_20240930`, 29). `days`: the window, None for the report's own."""
+    window = f"{days}d" if days is not None else None
+    return "_".join(part for part in (kind, code, window, on and f"{on:%Y%m%d}") if part)
 
 
-def parse_start_payload(payload: str) -> tuple[str, str | None, date | None]:
-    """(kind, code, date) of a deep link's payload; ValueError for anything start_payload did not make."""
+def parse_start_payload(payload: str) -> tuple[str, str | None, int | None, date | None]:
+    """(kind, code, days, date) of a deep link's payload; ValueError for anything start_payload did not
+    make, and for a window the report's command would refuse (bot.arguments.parse_days): the flood
+    gate counts a payload that parses as a report sent (bot.handlers.flood), so what parses is one.
+    Payloads made before windows were carried (`ratio`, `stock_600519_20240930`) still parse."""
     kind, *rest = payload.split("_")
-    if kind not in KINDS or len(rest) > 2:
+    if kind not in KINDS or len(rest) > 3:
         raise ValueError(payload)
     code = rest.pop(0) if rest and len(rest[0]) == 6 and rest[0].isdigit() else None
+    days: int | None = None
+    window = _PAYLOAD_WINDOW.fullmatch(rest[0]) if rest else None
+    if window is not None:
+        if kind not in WINDOWED:  # the summary takes none
+            raise ValueError(payload)
+        days = parse_days(kind, window.group(1))
+        rest.pop(0)
     on = datetime.strptime(rest.pop(0), "%Y%m%d").date() if rest and len(rest[0]) == 8 else None
     if rest or (kind == "stock" and code is None):
         raise ValueError(payload)
-    return kind, code, on
+    return kind, code, days, on
 
 
 def pick_data(kind: str, days: int, code: str, on: date | None) -> str:

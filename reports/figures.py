@@ -108,12 +108,14 @@ def resolve_days(kind: str, days: int | None) -> int:
 
 
 def _base(engine: Engine, kind: str, day: date) -> dict[str, Any]:
-    """What every report carries: kind, data date, scope (exchanges), and where the figures come
-    from ("demo", "import" when any of the day's summary came from a CSV, else "exchanges")."""
+    """What every report carries: kind, data date, scope (exchanges), where the figures come from
+    ("demo", "import" when any of the day's summary came from a CSV, else "exchanges"), and whether
+    the date is the latest with data (the reports' default: a follow-up command the report suggests,
+    /top 20 银行, then needs no date; for another day it carries the report's)."""
     demo = queries.demo_data(engine)
     origin = "demo" if demo else "import" if queries.imported_on(engine, day) else "exchanges"
     return {"report": kind, "date": day.isoformat(), "scope": queries.scope_on(engine, day), "demo": demo,
-            "origin": origin}
+            "origin": origin, "latest": day == queries.latest_data_date(engine)}
 
 
 def _calendar_days(trade_days: int) -> int:
@@ -621,6 +623,9 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         spike_min_balance=stocks.SPIKE_MIN_BALANCE,
         stock_detail=queries.has_stock_rows(engine, day),  # spikes and structure need it
         warnings=warnings,
+        # what the caption flags, one line each (⚠️ a warning, 💡 a sector bottoming), and its header
+        # counts ("3 项提示"): a count of the warnings alone left a flagged line uncounted
+        flagged=warnings + ["bottoming"] * bool(bottoming),
     )
     return Figures("signals", data, {"spikes": data["spikes"], "ratio": rat.series["ratio"], "band": rat.series["band"],
                                      "percentile_since": data["percentile_since"]})
@@ -687,14 +692,19 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
             raise ReportError("unknown_code", code=code)
         raise ReportError("no_data_for_date", date=day.isoformat(), latest=min(latest, day).isoformat())
     level = history["rzye"].astype(float)
-    # a fund ranks among every security, a stock among stocks
-    balances = queries.financing_balances_on(engine, day, stocks_only=not bool(history["is_fund"].iloc[-1]))
+    is_fund = bool(history["is_fund"].iloc[-1])
+    # A fund or ETF ranks among funds and ETFs, a stock among stocks: what an investor compares it
+    # with (an ETF's rank among every security mixes two markets, and reads as a rank among its peers).
+    balances = queries.financing_balances_on(engine, day, stocks_only=True)
+    if is_fund:
+        every = queries.financing_balances_on(engine, day, stocks_only=False)
+        balances = every[~every.index.isin(balances.index)]
     if pd.isna(balances.get(code)):  # a row without 融资余额: no rank (stock_rank would raise KeyError)
         rank, count = None, int(balances.notna().sum())
     else:
         rank, count = stocks.stock_rank(balances, code)
     # Its Shenwan level-1 sector that day and its rank there (what /sectors and /top N sector show)
-    sector_code = None if bool(history["is_fund"].iloc[-1]) else queries.sector_of(engine, code, day)
+    sector_code = None if is_fund else queries.sector_of(engine, code, day)
     sector, sector_rank, sector_count = None, None, None
     if sector_code is not None:
         names_zh, names_en = _industry_names(engine)
@@ -734,6 +744,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         change_20d_pct=_num(balance.pct_change(on_grid, 20)),
         rank=rank,
         of=count,
+        rank_among="funds" if is_fund else "stocks",  # rank of `of` funds and ETFs, or of `of` stocks
         sector=sector,
         sector_rank=sector_rank,
         sector_of=sector_count,

@@ -174,3 +174,13 @@ def table(rows: Sequence[Sequence[str]], align: str) -> str:
             cells.append(cell + pad if side == "l" else pad + cell)
         lines.append(" ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+ELLIPSIS = "…"
+
+
+def clipped(text: str, limit: int) -> str:
+    """User text echoed back (a code, a name, a command, words ignored), at most `limit` characters:
+    a cut one ends in "…", so that nobody takes the echo for all they typed (and copies it as such).
+    Cut before it is escaped for HTML, so no entity is ever cut in two."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + ELLIPSIS

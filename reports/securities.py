@@ -11,12 +11,16 @@ from datetime import date
 from sqlalchemy import Engine
 
 from reports.errors import ReportError
+from reports.fmt import clipped
 from storage import queries
 
 # A code with an exchange prefix or suffix: sh600519, SH.600519, 600519.SH, 000001.SZ, 830799.BJ, 600519.SS.
 _EXCHANGE_FORM = re.compile(r"^(?:(?:sh|sz|bj)\.?)?(\d{6})(?:\.(?:sh|sz|bj|ss))?$", re.IGNORECASE | re.ASCII)
 MAX_NAME_LENGTH = 20  # longer text is not a security name (the longest stored names have ~10 characters)
 MAX_CANDIDATES = 8  # an ambiguous name lists this many matches
+# An ambiguous name's matches are counted up to this many (more than the market has): "540 matched"
+MAX_COUNTED = 100_000
+QUERY_ECHO = 32  # characters of what was typed that an answer echoes ("no security named ...")
 
 
 def normalized(text: str) -> str:
@@ -47,6 +51,12 @@ def candidates(engine: Engine, text: str, on: date | None) -> list[tuple[str, st
     return found
 
 
+def count_named(engine: Engine, text: str, on: date | None) -> int:
+    """How many securities' names (on the latest detail day on or before `on`) contain `text`: what
+    an answer to an ambiguous name says ("540 matched"), where candidates() stops past MAX_CANDIDATES."""
+    return len(queries.securities_named(engine, normalized(text), on, MAX_COUNTED))
+
+
 def resolve(engine: Engine, text: str, on: date | None) -> str:
     """The 6-digit code `text` names; ReportError no_such_security (nothing matches) or
     ambiguous_security (several names contain it: the first MAX_CANDIDATES are listed)."""
@@ -54,13 +64,16 @@ def resolve(engine: Engine, text: str, on: date | None) -> str:
         raise ReportError("bad_code", code="")
     found = candidates(engine, text, on)
     if not found:
-        raise ReportError("no_such_security", query=text.strip()[:32])
+        raise ReportError("no_such_security", query=clipped(text.strip(), QUERY_ECHO))
     if len(found) > 1:
         shown = found[:MAX_CANDIDATES]
         listed = [f"{name} ({code})" for code, name in shown]
-        # choices: what a chat can offer to pick from (code, label); a tuple, so the message leaves it out
-        raise ReportError("ambiguous_security", query=text.strip()[:32],
-                          candidates=listed + ["…"] * (len(found) > MAX_CANDIDATES),
+        # how many matched: the first MAX_CANDIDATES + 1 tell only that there are more
+        count = len(found) if len(found) <= MAX_CANDIDATES else count_named(engine, text, on)
+        # choices: what a chat can offer to pick from (code, label); a tuple, so the message leaves it out.
+        # The example code is one of the matches (a code that is not, 600519, reads as the answer).
+        raise ReportError("ambiguous_security", query=clipped(text.strip(), QUERY_ECHO), count=count,
+                          example=shown[0][0], candidates=listed + ["…"] * (count > MAX_CANDIDATES),
                           choices=tuple(zip((code for code, _ in shown), listed, strict=True)))
     return found[0][0]
 
@@ -81,7 +94,7 @@ def sector_code(engine: Engine, text: str) -> str:
     wanted = normalized(text).lower()
     names = queries.industry_names(engine)
     if not wanted or names.empty:
-        raise ReportError("no_such_sector", query=text.strip()[:32])
+        raise ReportError("no_such_sector", query=clipped(text.strip(), QUERY_ECHO))
     rows = [(code, str(r["name_zh"]), str(r["name_en"]), str(r["index_symbol"])) for code, r in names.iterrows()]
     for code, zh, en, index in rows:
         if wanted in (code, index, zh.lower(), en.lower()):
@@ -90,10 +103,10 @@ def sector_code(engine: Engine, text: str) -> str:
     if len(found) == 1:
         return found[0][0]
     if not found:
-        raise ReportError("no_such_sector", query=text.strip()[:32])
+        raise ReportError("no_such_sector", query=clipped(text.strip(), QUERY_ECHO))
     shown, more = found[:MAX_CANDIDATES], ["…"] * (len(found) > MAX_CANDIDATES)
     # names and buttons in the asker's language (ReportError.param)
-    raise ReportError("ambiguous_sector", query=text.strip()[:32],
+    raise ReportError("ambiguous_sector", query=clipped(text.strip(), QUERY_ECHO),
                       candidates={"zh": [zh for _, zh, _ in shown] + more, "en": [en for _, _, en in shown] + more},
                       choices={"zh": tuple((code, zh) for code, zh, _ in shown),
                                "en": tuple((code, en) for code, _, en in shown)})

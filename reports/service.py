@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from reports import charts, securities, text
 from reports.errors import ReportError
-from reports.figures import CODE_RE, Figures, build
+from reports.figures import CODE_RE, Figures, build, resolve_date
 from storage.database import data_version
 
 CACHE_SIZE = 256
@@ -229,14 +229,18 @@ class ReportService:
     def watch_text(self, codes: list[str] | tuple[str, ...], *, on: date | None, lang: str) -> str:
         """The lines of the securities a chat follows (its /watch list) for day `on` (None: the latest),
         as Telegram HTML: each from the stock report's cached figures; a security without detail that
-        day says so."""
+        day says so, with the day (the list's header names it, as every report does)."""
         version = data_version(self.engine)
+        try:
+            day: str | None = resolve_date(self.engine, on).isoformat()
+        except ReportError:  # no data at all: every line says it has none
+            day = None
         stocks = []
         for code in codes:
             try:
                 stocks.append(self.figures("stock", code=code, on=on, days=None, version=version).data)
             except ReportError:  # suspended that day, or no longer a margin security
-                stocks.append({"code": code, "missing": True})
+                stocks.append({"code": code, "date": day, "missing": True})
         return text.render_watch(lang, stocks)
 
     @property

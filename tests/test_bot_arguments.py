@@ -80,7 +80,7 @@ def test_report_arguments(kind: str, words: list[str], want: ReportArgs) -> None
         ("balance", ["6.5"], "bot.bad_window", {"value": "6.5", "max": 2500, "example": "/balance 60"}),
         ("balance", ["-5"], "bot.bad_window", {"value": "-5", "max": 2500, "example": "/balance 60"}),
         ("balance", ["2024-9"], "error.bad_date", {"date": "2024-9"}),
-        ("balance", ["x" * 40], "bot.bad_window", {"value": "x" * 32, "max": 2500, "example": "/balance 60"}),
+        ("balance", ["x" * 40], "bot.bad_window", {"value": "x" * 31 + "…", "max": 2500, "example": "/balance 60"}),
         ("ratio", ["2024-02-30"], "error.bad_date", {"date": "2024-02-30"}),
         ("ratio", ["60", "20"], "bot.too_many_arguments", {"example": "/ratio 250 2024-09-30"}),
         ("stock", ["600519", "2024-09-30", "2024-09-27"], "bot.too_many_arguments",
@@ -114,17 +114,21 @@ def test_window_button_data_round_trip() -> None:
 
 
 def test_deep_link_payload_round_trip() -> None:
-    """t.me/<bot>?start=<payload>: the report, its code (a security or a sector) and its date, in the
-    characters Telegram allows (letters, digits, _ and -; 64 at most)."""
-    cases = [("ratio", None, None), ("summary", None, None), ("stock", "600519", None),
-             ("sectors", "370000", date(2024, 9, 30)), ("top", None, date(2024, 9, 30))]
-    for kind, code, on in cases:
-        payload = start_payload(kind, code, on)
+    """t.me/<bot>?start=<payload>: the report, its code (a security or a sector), its window and its
+    date, in the characters Telegram allows (letters, digits, _ and -; 64 at most)."""
+    cases = [("ratio", None, None, None), ("summary", None, None, None), ("stock", "600519", None, None),
+             ("sectors", "370000", None, date(2024, 9, 30)), ("top", None, None, date(2024, 9, 30)),
+             ("top", "270000", 20, None), ("sectors", "370000", 250, date(2024, 9, 30)),
+             ("stock", "600519", 2500, None)]
+    for kind, code, days, on in cases:
+        payload = start_payload(kind, code, on, days)
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", payload), payload
-        assert parse_start_payload(payload) == (kind, code, on)
+        assert parse_start_payload(payload) == (kind, code, days, on)
     assert start_payload("sectors", "370000", date(2024, 9, 30)) == "sectors_370000_20240930"
+    assert start_payload("top", "270000", None, 20) == "top_270000_20d"
     for bad in ("", "nonsense", "stock", "stock_abc", "ratio_600519_20240930_x", "ratio_2024093", "ratio_20240230",
-                "balance_12345"):
+                "balance_12345", "ratio_0d", "ratio_020d", "ratio_2501d", "sectors_251d", "summary_20d",
+                "ratio_20d_20d", "ratio_20240930_20d", "stock_20d"):
         with pytest.raises(ValueError):
             parse_start_payload(bad)
 

@@ -167,9 +167,10 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         await h.write(chat, ZH_USER, "/foo")
         assert h.texts(chat)[-1] == t("zh", "bot.unknown_command", command="/foo")
         assert h.texts(chat)[-1].startswith("不认识这个命令")
-        # one of ours named for another bot: in a private chat no other bot hears it, so it is told
+        # one of ours named for another bot: in a private chat no other bot hears it, so it is told,
+        # with the command meant
         await h.write(chat, ZH_USER, "/ratio@other_bot")
-        assert h.texts(chat)[-1] == t("zh", "bot.unknown_command", command="/ratio@other_bot")
+        assert h.texts(chat)[-1] == "不认识这个命令:/ratio@other_bot。是不是想发 <code>/ratio</code>?"
         await h.write(chat, ZH_USER, f"/subscribe@{BOT_USERNAME}")  # ours, named for us: the command
         assert h.texts(chat)[-1] == t("zh", "bot.subscribed", time="00:00")
 
@@ -255,7 +256,7 @@ async def test_plain_text_and_bare_codes_in_private_chats(demo_db: Engine, share
         assert [p.caption for p in h.photos(ZH_USER)[1:]] == [
             photo.caption, photo.caption, expected(shared_reports, "stock", code=code, days=60).caption]
         await h.write(ZH_USER, ZH_USER, name[:-1])  # "演示股份002": ten names hold it
-        assert h.texts(ZH_USER)[-1].startswith(f"名称含 “{name[:-1]}” 的证券不止一只:")
+        assert h.texts(ZH_USER)[-1].startswith(f"名称含 “{name[:-1]}” 的证券有 10 只:")
         # the first eight as buttons, two a row; one pressed sends that stock's report
         choice = h.bot_messages(ZH_USER)[-1]
         picks = buttons(choice.reply_markup)
@@ -278,7 +279,7 @@ async def test_an_edited_command_is_answered_as_sent(demo_db: Engine, shared_rep
     async with running(demo_db, shared_reports) as h:
         add_people(h)
         typo = await h.write(ZH_USER, ZH_USER, f"/stokc {stock_code}")
-        assert h.texts(ZH_USER) == [t("zh", "bot.unknown_command", command="/stokc")]
+        assert h.texts(ZH_USER) == [f"不认识这个命令:/stokc。是不是想发 <code>/stock {stock_code}</code>?"]
         await h.inject(h.server.inject_edit, ZH_USER, typo["message_id"], f"/stock {stock_code}")
         [photo] = h.photos(ZH_USER)
         assert photo.caption == expected(shared_reports, "stock", code=stock_code).caption
@@ -831,19 +832,18 @@ async def test_inline_codes_in_any_form_bad_dates_and_the_chosen_language(
             query = await h.inline(ZH_USER, asked)
             assert [r["id"] for r in h.server.inline_answers[query]["results"]] == [
                 f"stock-{code}-2026-11-20-zh"], asked
-        # a bad date: nothing to offer, and the reason on the results button
+        # a bad date: nothing to offer, and the reason on the results button (its short form)
         query = await h.inline(EN_USER, "ratio 2024-02-30")
         answer = h.server.inline_answers[query]
         assert answer["results"] == [] and answer["cache_time"] == 0
-        assert answer["button"]["text"] == '"2024-02-30" is not a date; use YYYY-MM-DD, e.g. 2024-09-30.'
+        assert answer["button"]["text"] == "“2024-02-30” is not a date: use YYYY-MM-DD, e.g. 2024-09-30"
         # two dates: one at a time
         query = await h.inline(EN_USER, "ratio 2024-09-30 2024-10-08")
         answer = h.server.inline_answers[query]
         assert answer["results"] == [] and answer["button"]["text"] == "One date at a time, e.g. ratio 2024-09-30"
-        # a day without data: the report's own reason, cut to one line
+        # a day without data: the report's reason in short, the day to ask instead kept on the one line
         query = await h.inline(EN_USER, "ratio 2024-09-28")
-        button = h.server.inline_answers[query]["button"]["text"]
-        assert button.startswith("2024-09-28 is not a trading day with data") and len(button) <= 64
+        assert h.server.inline_answers[query]["button"]["text"] == "No data for 2024-09-28 · nearest before: 2024-09-27"
         # the language chosen in /settings, not Telegram's
         await h.write(ZH_USER, ZH_USER, "/settings")
         await h.press(ZH_USER, ZH_USER, h.bot_messages(ZH_USER)[-1].message_id, "s:lang:en")

@@ -706,8 +706,9 @@ def test_sectors_table_lines_up_chinese_names(small: Engine) -> None:
     assert {fmt.display_width(line) for line in lines} == {38}
     en = report_text.render("sectors", "en", data(small, "sectors"))[1]
     assert "Pharma &amp; Biotech    2.00 20.00%   0.00       0.00" in en  # escaped after padding
-    # and the command that lists the stocks behind the largest inflow
-    assert "看行业内个股:/top 20 电子" in details and "A sector's stocks: /top 20 Electronics" in en
+    # and the command that lists the stocks behind the largest inflow, whole in <code> (a tap copies it)
+    assert "看行业内个股:<code>/top 20 电子</code>" in details
+    assert "A sector's stocks: <code>/top 20 Electronics</code>" in en
 
 
 def test_sectors_short_window(small: Engine) -> None:
@@ -798,7 +799,7 @@ def test_one_sector(sqlite_engine: Engine) -> None:
     assert caption.startswith("电子行业融资余额 50.00 亿元(占比 50.00%)\n"
                               "近20日 +10.00 亿元(+25.00%),占比 +10.00 个百分点")
     assert "变化排名 第 1 / 3 · 行业指数近20日 -2.02%" in caption
-    assert "看行业内个股:/top 20 电子" in report.details
+    assert "看行业内个股:<code>/top 20 电子</code>" in report.details
     assert report.png is not None and report.png.startswith(b"\x89PNG\r\n\x1a\n")
     assert struct.unpack(">II", report.png[16:24]) == (960, 660)  # 8 x 5.5 in at 120 dpi
     assert report.chart_key != service.render("sectors", lang="zh").chart_key  # the sector's own chart
@@ -843,6 +844,7 @@ def test_stock_hand_computed(small: Engine) -> None:
     assert d["series"][-6] == {"date": DAYS[-6].isoformat(), "rzye": pytest.approx(2.375e9)}
     caption = report_text.to_plain(report_text.render("stock", "zh", d)[0])
     assert "个股融资余额排名 第 1 / 6 · 电子行业内 第 1 / 2\n所属行业:电子(申万一级)· /sectors 电子" in caption
+    assert d["rank_among"] == "stocks"
 
 
 def test_stock_changes_count_trade_dates_across_a_suspension(small_rw: Engine) -> None:
@@ -929,19 +931,22 @@ def test_watch_lines_hand_computed(small: Engine) -> None:
     service = service_for(small)
     codes = ["600001", "000002", "000003"]
     assert service.watch_text(codes, on=LAST, lang="zh").splitlines() == [
-        "<b>⭐ 关注</b>",
+        f"<b>⭐ 关注</b> · 数据日期 {LAST}",
         "样本电子甲(600001)融资余额 25.00 亿元 ▲ +2,500.00 万元,近5日 +5.26%",
         "样本银行乙(000002)融资余额 15.00 亿元 ▼ -2,500.00 万元,近5日 -7.69%",
         "000003:该日无两融明细",
     ]
     assert service.watch_text(codes, on=LAST, lang="en").splitlines() == [
-        "<b>⭐ Watching</b>",
+        f"<b>⭐ Watching</b> · data date {LAST}",
         "样本电子甲 (600001) financing 2.50 bn ▲ +25.00 mn, 5 days +5.26%",
         "样本银行乙 (000002) financing 1.50 bn ▼ -25.00 mn, 5 days -7.69%",
         "000003: no margin detail that day",
     ]
     assert service.watch_text(["000003"], on=DAYS[4], lang="zh").splitlines() == [
-        "<b>⭐ 关注</b>", "样本停牌股(000003)融资余额 5.00 亿元 • 0.00 万元,近5日 —"]
+        f"<b>⭐ 关注</b> · 数据日期 {DAYS[4]}", "样本停牌股(000003)融资余额 5.00 亿元 • 0.00 万元,近5日 —"]
+    # a list of none with detail that day still names the day
+    assert service.watch_text(["000003"], on=LAST, lang="en").splitlines() == [
+        f"<b>⭐ Watching</b> · data date {LAST}", "000003: no margin detail that day"]
 
 
 
@@ -1080,10 +1085,14 @@ def test_top_without_per_stock_detail(sqlite_engine: Engine) -> None:
     assert (err.kind, err.params) == ("no_stock_detail", {"date": DAYS[4].isoformat()})
 
 
-def test_fund_ranks_among_everything(small: Engine) -> None:
+def test_a_fund_ranks_among_funds(small: Engine) -> None:
+    """A fund or ETF is ranked among funds and ETFs (here the one), never among every security: its
+    text, like its JSON, says which."""
     d = data(small, "stock", code="510300")
     assert d["is_fund"] is True
-    assert (d["rank"], d["of"]) == (1, 7)
+    assert (d["rank"], d["of"], d["rank_among"]) == (1, 1, "funds")
+    assert "基金/ETF融资余额排名 第 1 / 1\n" in report_text.render("stock", "zh", d)[0]
+    assert "Rank by financing balance: 1 of 1 funds/ETFs\n" in report_text.render("stock", "en", d)[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1127,16 +1136,21 @@ def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest
     assert code_of("300etf") == "510300"  # Latin letters in any case
     err = _error(small, "stock", code="电子")  # two names hold it: both listed, by code
     assert err.kind == "ambiguous_security"
-    assert err.message("zh") == ("名称含 “电子” 的证券不止一只:样本电子乙 (000001)、样本电子甲 (600001)。"
-                                 "请改用 6 位代码,例如 600519。")
-    assert err.message("en") == ('Several securities have "电子" in their name'
+    # how many matched, and one of them as the example code
+    assert err.message("zh") == ("名称含 “电子” 的证券有 2 只:样本电子乙 (000001)、样本电子甲 (600001)。"
+                                 "请改用 6 位代码,例如 000001。")
+    assert err.message("en") == ('2 securities have "电子" in their name'
                                  " (样本电子乙 (000001), 样本电子甲 (600001)):"
-                                 " use the 6-digit code instead, e.g. 600519.")
+                                 " use the 6-digit code instead, e.g. 000001.")
     # names as of the latest detail day: the suspended 000003 has no row then and is not offered
     assert len(_error(small, "stock", code="样本").params["candidates"]) == 7
     monkeypatch.setattr(securities, "MAX_CANDIDATES", 3)  # more than the list holds: an ellipsis
     assert _error(small, "stock", code="样本").params["candidates"] == [
         "样本电子乙 (000001)", "样本银行乙 (000002)", "样本300ETF (510300)", "…"]
+    # more than listed: all are counted
+    assert _error(small, "stock", code="样本").message("zh") == (
+        "名称含 “样本” 的证券有 7 只:样本电子乙 (000001)、样本银行乙 (000002)、样本300ETF (510300)、…。"
+        "请改用 6 位代码,例如 000001。")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -1585,8 +1599,9 @@ def test_demo_bottoming_sector_in_sectors_and_signals(demo_reports: Callable[[st
     assert {"code": "370000", "name": "医药生物", "name_en": "Pharma & Biotech"} in sectors_list
     assert signals_list == sectors_list
     # the signals point to the sector's own report, which shows the same signal
-    assert "见底行业详情:/sectors 医药生物" in demo_reports("signals", "zh").details
-    assert "Bottoming sectors in detail: /sectors Pharma &amp; Biotech" in demo_reports("signals", "en").details
+    assert "见底行业详情:<code>/sectors 医药生物</code>" in demo_reports("signals", "zh").details
+    assert ("Bottoming sectors in detail: <code>/sectors Pharma &amp; Biotech</code>"
+            in demo_reports("signals", "en").details)
     assert demo_reports("sector", "zh").data["bottoming"] is True
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 
 from marginbot.settings import Settings, load_settings
 from reports.i18n import t
+from reports.text import to_plain
 from sandbox.app import (
     GROUP_ID,
     SANDBOX_COMMANDS_PER_MINUTE,
@@ -341,7 +342,7 @@ def test_a_command_corrected_in_place_is_answered(client: httpx.Client) -> None:
     chats.sync()
     sent = send(client, YOU_ID, "/stokc")
     unknown = reply_to(chats, YOU_ID, sent, "/stokc", "the unknown-command answer")
-    assert unknown["text"] == t("zh", "bot.unknown_command", command="/stokc")
+    assert unknown["text"] == to_plain(t("zh", "bot.unknown_command_suggest", command="/stokc", suggestion="/stock"))
 
     answer = edit(client, YOU_ID, sent, "/ratio 20")
     assert answer.status_code == 200, answer.text
@@ -475,7 +476,7 @@ def test_history_wait_must_be_a_finite_number_of_seconds(client: httpx.Client) -
     chats.sync()
     sent = send(client, YOU_ID, "/stokc")
     answer = reply_to(chats, YOU_ID, sent, "/stokc", "an answer")
-    assert answer["text"] == t("zh", "bot.unknown_command", command="/stokc")
+    assert answer["text"] == to_plain(t("zh", "bot.unknown_command_suggest", command="/stokc", suggestion="/stock"))
 
 
 def test_demo_stocks_go_by_their_demo_names(client: httpx.Client) -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CommandHandler
 
-from bot.handlers.common import Context, addressed_to_bot, chat_language, reply, reply_key
+from bot.handlers.common import COMMAND_ECHO, Context, addressed_to_bot, chat_language, reply, reply_key
 from bot.services import services_of
+from reports.fmt import clipped
 from reports.text import render_status
 from storage.status import read_status
 
@@ -23,7 +24,7 @@ async def status_command(update: Update, context: Context) -> None:
         # as any unknown command (chat.unknown_command): in a group answered only when it names this bot
         command = message.text.split()[0]
         if chat.type == "private" or ("@" in command and addressed_to_bot(update, context)):
-            await reply_key(update, context, "bot.unknown_command", command=command[:64])
+            await reply_key(update, context, "bot.unknown_command", command=clipped(command, COMMAND_ECHO))
         return
     lang = await chat_language(update, context)
     status = await services.run(read_status, services.engine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from datetime import time
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -11,6 +13,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, f
 
 from bot.handlers.admin import ADMIN_COMMANDS
 from bot.handlers.common import (
+    COMMAND_ECHO,
     Context,
     addressed_to_bot,
     answer_press,
@@ -26,12 +29,17 @@ from bot.handlers.watch import WATCH_COMMANDS
 from bot.sending import parse_start_payload
 from bot.services import services_of
 from reports import securities
+from reports.fmt import clipped
 from reports.i18n import t
 from storage import chats
 
 PUSH_TIMES = ("default", "12:00", "15:30", "20:00")
 KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settings", *REPORT_COMMANDS, *ADMIN_COMMANDS,
                             *WATCH_COMMANDS})
+# How alike (difflib's ratio) an unknown command's name and a known one must be for the known one to
+# be suggested: a swapped or dropped letter (ratoi, stokc, sector, top10) is, while a mere shared
+# letter or two is not (chart is 0.6 like start, foo 0.33 like top: no suggestion beats a wrong one).
+SUGGEST_CUTOFF = 0.7
 
 
 async def start(update: Update, context: Context) -> None:
@@ -40,11 +48,11 @@ async def start(update: Update, context: Context) -> None:
     lang = await chat_language(update, context)
     if context.args:
         try:
-            kind, code, on = parse_start_payload(context.args[0])
+            kind, code, days, on = parse_start_payload(context.args[0])
         except ValueError:
             pass  # not a link this bot made: the welcome
         else:
-            await render_and_send(update, context, kind, lang, code=code, on=on)
+            await render_and_send(update, context, kind, lang, code=code, days=days, on=on)
             return
     await reply(update, t(lang, "bot.start"))
 
@@ -169,7 +177,28 @@ async def unknown_command(update: Update, context: Context) -> None:
         return
     if chat.type != ChatType.PRIVATE and ("@" not in command or not addressed_to_bot(update, context)):
         return  # another bot's command, or a name this bot does not know addressed to nobody in particular
-    await reply_key(update, context, "bot.unknown_command", command=command[:64])
+    services = services_of(context)
+    # /status exists only in the operators' chats: elsewhere it is never suggested (nor otherwise told)
+    names = KNOWN_COMMANDS if chat.id in services.settings.admin_chat_ids else KNOWN_COMMANDS - set(ADMIN_COMMANDS)
+    # the addressee kept where it is this bot (a group with several bots), dropped where it is another
+    ours_named = addressee if addressee and addressee.lower() == ours.lower() else ""
+    suggestion = suggested_command(name, ours_named, message.text.split()[1:], names)
+    if suggestion is None:
+        await reply_key(update, context, "bot.unknown_command", command=clipped(command, COMMAND_ECHO))
+    else:
+        await reply_key(update, context, "bot.unknown_command_suggest", command=clipped(command, COMMAND_ECHO),
+                        suggestion=clipped(suggestion, COMMAND_ECHO))
+
+
+def suggested_command(name: str, addressee: str, words: list[str], known: Iterable[str]) -> str | None:
+    """The command a user probably meant by /`name` (a typo of a known one: /ratoi 20 -> "/ratio 20"),
+    with their arguments as they typed them and `addressee` (this bot's username, or ""); None when no
+    known name is close enough (SUGGEST_CUTOFF). A known name itself is its own suggestion: in a
+    private chat /ratio@otherbot reaches no other bot, and /ratio is what was meant."""
+    close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=SUGGEST_CUTOFF)
+    if not close:
+        return None
+    return " ".join([f"/{close[0]}" + (f"@{addressee}" if addressee else ""), *words])
 
 
 async def private_text(update: Update, context: Context) -> None:

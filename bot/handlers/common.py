@@ -24,11 +24,14 @@ from telegram.ext import ContextTypes
 
 from bot.sending import Placement
 from bot.services import Services, services_of
+from reports.fmt import clipped
 from reports.i18n import LANGUAGES, pick_language, t
 from storage import chats
 
 Context = ContextTypes.DEFAULT_TYPE
 log = logging.getLogger(__name__)
+IGNORED_ECHO = 32  # characters of the ignored arguments the note echoes
+COMMAND_ECHO = 64  # characters of an unknown command (or of a suggestion) an answer echoes
 
 
 def is_stale_query(error: BaseException) -> bool:
@@ -119,7 +122,7 @@ def ignored_note(context: Context, lang: str) -> str:
     ignored, so that nobody takes them for obeyed; "" otherwise. The words are escaped and cut."""
     if not context.args:
         return ""
-    return "\n" + t(lang, "bot.ignored_arguments", words=html.escape(" ".join(context.args)[:32]))
+    return "\n" + t(lang, "bot.ignored_arguments", words=html.escape(clipped(" ".join(context.args), IGNORED_ECHO)))
 
 
 def addressed_to_bot(update: Update, context: Context) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from datetime import date
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -16,10 +17,12 @@ from bot.sending import edit_report, parse_window_data, pick_data, send_report
 from bot.services import services_of
 from reports.errors import ReportError
 from reports.figures import KINDS, resolve_days
+from reports.fmt import clipped
 from reports.i18n import t
 
 log = logging.getLogger(__name__)
 REPORT_COMMANDS = tuple(k for k in KINDS if k != "summary")  # the summary is the daily push's
+ALERT_LIMIT = 200  # characters Telegram shows in the box a button press is answered with
 
 
 async def _throttled(update: Update, context: Context) -> bool:
@@ -67,18 +70,18 @@ async def render_and_send(update: Update, context: Context, kind: str, lang: str
         report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)
     except ReportError as exc:
         choices = exc.param("choices", lang)  # a name that matched several: one button each
-        markup = _choice_keyboard(kind, resolve_days(kind, days), on, choices) if choices else None
+        window = resolve_days(kind, days)
+        markup = choice_keyboard(choices, lambda code: pick_data(kind, window, code, on)) if choices else None
         await reply(update, html.escape(exc.message(lang)), markup)
         return
     await send_report(context.bot, services, chat.id, report, placement=placement(update))
 
 
-def _choice_keyboard(
-    kind: str, days: int, on: date | None, choices: tuple[tuple[str, str], ...]
-) -> InlineKeyboardMarkup:
-    """Two buttons a row, one per (code, label): pressed, it sends that report (pick_button)."""
-    buttons = [InlineKeyboardButton(label[:40], callback_data=pick_data(kind, days, code, on))
-               for code, label in choices]
+def choice_keyboard(choices: tuple[tuple[str, str], ...], data: Callable[[str], str]) -> InlineKeyboardMarkup:
+    """Two buttons a row, one per (code, label), each with the callback data `data(code)`: under a
+    report's "several matched" the report of the one picked (pick_data, pick_button), under /watch's
+    the watching of it (bot.handlers.watch)."""
+    buttons = [InlineKeyboardButton(label[:40], callback_data=data(code)) for code, label in choices]
     return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
 
 
@@ -126,7 +129,7 @@ async def window_button(update: Update, context: Context) -> None:
     try:
         report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)
     except ReportError as exc:
-        await answer_press(query, exc.message(lang)[:200], show_alert=True)
+        await answer_press(query, clipped(exc.message(lang), ALERT_LIMIT), show_alert=True)
         return
     await answer_press(query)
     try:

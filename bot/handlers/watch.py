@@ -1,32 +1,60 @@
 """/watch and /unwatch: the securities a chat follows; their lines ride under its daily push.
-In groups, as for the subscription, only admins change the list; anyone may look at it."""
+In groups, as for the subscription, only admins change the list; anyone may look at it.
+A name that matches several securities is answered with one button each, as /stock answers it:
+pressed, the button watches that one (`watch:<code>`) and its message becomes the confirmation."""
 
 from __future__ import annotations
 
 import html
 
 from telegram import Update
-from telegram.ext import CommandHandler
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.handlers.common import Context, chat_language, is_admin, reply, reply_key
+from bot.handlers.common import Context, answer_press, chat_language, is_admin, reply, reply_key
+from bot.handlers.reports import ALERT_LIMIT, choice_keyboard
 from bot.services import services_of
 from reports import securities
 from reports.errors import ReportError
+from reports.fmt import clipped
 from reports.i18n import t
+from reports.text import to_plain
 from storage import chats
 
 WATCH_COMMANDS = ("watch", "unwatch")
+WATCH_PREFIX = "watch:"  # a choice button's callback data: watch:<code>
 
 
-async def _code(update: Update, context: Context, lang: str, words: list[str]) -> str | None:
+def watch_data(code: str) -> str:
+    """The callback data of the choice button that watches `code`."""
+    return f"{WATCH_PREFIX}{code}"
+
+
+async def _code(update: Update, context: Context, lang: str, words: list[str], *, offer: bool = False) -> str | None:
     """The security the words name (code in any usual form, name, part of a name) and that has
-    stored detail, or None after answering what is wrong (nothing matches, several do, no detail)."""
+    stored detail, or None after answering what is wrong (nothing matches, several do, no detail).
+    `offer`: where several match, each of the first ones is a button that watches it."""
     services = services_of(context)
     try:
         return await services.run(securities.resolve_known, services.engine, " ".join(words))
     except ReportError as exc:
-        await reply(update, html.escape(exc.message(lang)))
+        choices = exc.param("choices", lang) if offer else None
+        await reply(update, html.escape(exc.message(lang)), choice_keyboard(choices, watch_data) if choices else None)
         return None
+
+
+async def _watched(context: Context, chat_id: int, lang: str, code: str) -> str:
+    """Add `code` to the chat's list: the answer (added, already there, list full), with a reminder to
+    subscribe where the lines have no push to ride under yet."""
+    services = services_of(context)
+    outcome = await services.run(chats.watch, services.engine, chat_id, code)
+    name = await services.run(securities.name_of, services.engine, code)
+    text = t(lang, f"bot.watch_{outcome}", name=html.escape(name), code=code, max=chats.MAX_WATCHES)
+    stored = await services.run(chats.get_chat, services.engine, chat_id)
+    if outcome == "added" and not (stored and stored.subscribed and stored.active):
+        text += "\n" + t(lang, "bot.watch_subscribe")
+    return text
 
 
 async def watch_command(update: Update, context: Context) -> None:
@@ -47,16 +75,43 @@ async def watch_command(update: Update, context: Context) -> None:
     if not await is_admin(update, context):
         await reply_key(update, context, "bot.admins_only_watch")
         return
-    code = await _code(update, context, lang, words)
+    code = await _code(update, context, lang, words, offer=True)
     if code is None:
         return
-    outcome = await services.run(chats.watch, services.engine, chat.id, code)
-    name = await services.run(securities.name_of, services.engine, code)
-    text = t(lang, f"bot.watch_{outcome}", name=html.escape(name), code=code, max=chats.MAX_WATCHES)
-    stored = await services.run(chats.get_chat, services.engine, chat.id)
-    if outcome == "added" and not (stored and stored.subscribed and stored.active):
-        text += "\n" + t(lang, "bot.watch_subscribe")
-    await reply(update, text)
+    await reply(update, await _watched(context, chat.id, lang, code))
+
+
+async def watch_button(update: Update, context: Context) -> None:
+    """A choice button under /watch's "several matched": watch the one picked (in groups, an admin's
+    press only), and turn the question into the answer. Editing it costs the chat no message of its
+    budget (bot.handlers.flood), and leaves no buttons to press twice."""
+    query, chat = update.callback_query, update.effective_chat
+    if query is None or chat is None or not query.data:
+        return
+    lang = await chat_language(update, context)
+    if not await is_admin(update, context):
+        await answer_press(query, t(lang, "bot.admins_only_watch"), show_alert=True)
+        return
+    offered = securities.code_form(query.data.removeprefix(WATCH_PREFIX))
+    if offered is None:  # not data this bot made
+        await answer_press(query)
+        return
+    services = services_of(context)
+    try:  # a code that has lost its detail since it was offered is refused, as /watch refuses it
+        code = await services.run(securities.resolve_known, services.engine, offered)
+    except ReportError as exc:
+        await answer_press(query, clipped(exc.message(lang), ALERT_LIMIT), show_alert=True)
+        return
+    text = await _watched(context, chat.id, lang, code)
+    if query.message is None or not query.message.is_accessible:  # too old to edit: said in a box instead
+        await answer_press(query, clipped(to_plain(text), ALERT_LIMIT), show_alert=True)
+        return
+    await answer_press(query)
+    try:
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+    except BadRequest as exc:
+        if "message to edit not found" not in str(exc).lower():  # deleted meanwhile: nothing to edit
+            raise
 
 
 async def unwatch_command(update: Update, context: Context) -> None:
@@ -85,4 +140,5 @@ async def unwatch_command(update: Update, context: Context) -> None:
 
 
 def handlers() -> list:  # type: ignore[type-arg]
-    return [CommandHandler("watch", watch_command), CommandHandler("unwatch", unwatch_command)]
+    return [CommandHandler("watch", watch_command), CommandHandler("unwatch", unwatch_command),
+            CallbackQueryHandler(watch_button, pattern=rf"^{WATCH_PREFIX}")]

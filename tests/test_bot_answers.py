@@ -1,0 +1,355 @@
+"""What the bot answers, as a user test read it: a typo of a command gets the command meant, an echo
+of what was typed that is cut says so ("…"), the examples agree, a name matching several securities
+offers buttons under /watch as under /stock and says how many matched, the watch list names its
+day, /signals counts what it flags, an ETF ranks among funds, and the follow-up commands a report
+suggests can be used as they are (whole in <code>, with the report's date when it is not the
+latest). The bot's answers end to end as in test_bot_e2e (the real Application against the stand-in
+Bot API server, demo data of 2026-11-20); the reports' texts through the shared ReportService.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from bot.handlers.chat import KNOWN_COMMANDS, suggested_command
+from bot.handlers.watch import watch_data
+from reports import securities
+from reports import text as report_text
+from reports.fmt import clipped
+from reports.i18n import TEMPLATES_DIR, t
+from reports.service import ReportService
+from storage import chats, queries
+from tests.bot_fixtures import (
+    ADMIN,
+    EN_USER,
+    GROUP,
+    MEMBER,
+    ZH_USER,
+    add_people,
+    buttons,
+    expected,
+    running,
+)
+from tests.bot_fixtures import debug_logs as debug_logs  # autouse: DEBUG logs, no token in them
+from tests.bot_fixtures import demo_db as demo_db
+from tests.bot_fixtures import shared_reports as shared_reports
+from tests.bot_fixtures import template_db as template_db
+from tests.bot_harness import BOT_USERNAME, DATA_DATE
+
+# PTB warns when it builds RetryAfter from an int retry_after (its own deprecation, not ours).
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
+
+PAST = date(2026, 11, 13)  # a week before the demo's latest day
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. An unknown command close to a known one: the command meant, with the arguments typed
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_closest_known_command_is_suggested_with_the_arguments() -> None:
+    public = KNOWN_COMMANDS - {"status"}
+    assert suggested_command("ratoi", "", ["20"], public) == "/ratio 20"
+    assert suggested_command("Stokc", "", ["600519", "60"], public) == "/stock 600519 60"
+    assert suggested_command("sector", BOT_USERNAME, ["医药"], public) == f"/sectors@{BOT_USERNAME} 医药"
+    assert suggested_command("top10", "", [], public) == "/top"
+    assert suggested_command("ratio", "", [], public) == "/ratio"  # ours, named for another bot
+    # nothing close: no guess (a shared letter or two is not enough)
+    assert [suggested_command(name, "", [], public) for name in ("foo", "chart", "menu", "sub")] == [None] * 4
+    # the operators' command only where it exists
+    assert suggested_command("statu", "", [], public) == "/start"
+    assert suggested_command("statu", "", [], KNOWN_COMMANDS) == "/status"
+
+
+async def test_an_unknown_command_gets_the_command_meant(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/ratoi 20")
+        await h.write(ZH_USER, ZH_USER, "/stokc 600519 <b>")  # the arguments as typed, escaped
+        await h.write(ZH_USER, ZH_USER, "/ratio@other_bot 60")  # ours, named for a bot not in this chat
+        await h.write(ZH_USER, ZH_USER, "/foo 20")  # nothing close: the plain answer
+        assert h.texts(ZH_USER) == [
+            "不认识这个命令:/ratoi。是不是想发 <code>/ratio 20</code>?",
+            "不认识这个命令:/stokc。是不是想发 <code>/stock 600519 &lt;b&gt;</code>?",
+            "不认识这个命令:/ratio@other_bot。是不是想发 <code>/ratio 60</code>?",
+            "不认识这个命令:/foo。发送 /help 查看全部命令。",
+        ]
+        await h.write(EN_USER, EN_USER, "/balanc 250 2025-09-30")
+        await h.write(EN_USER, EN_USER, "/statu")  # /status is only the operators'
+        assert h.texts(EN_USER) == ["Unknown command: /balanc. Did you mean <code>/balance 250 2025-09-30</code>?",
+                                    "Unknown command: /statu. Did you mean <code>/start</code>?"]
+        # in a group, one named for this bot keeps the name; one named for nobody is another bot's
+        await h.write(GROUP, MEMBER, f"/ratoi@{BOT_USERNAME} 20")
+        await h.write(GROUP, MEMBER, "/ratoi 20")
+        assert h.texts(GROUP) == [f"不认识这个命令:/ratoi@{BOT_USERNAME}。是不是想发 "
+                                  f"<code>/ratio@{BOT_USERNAME} 20</code>?"]
+        # the suggestion, sent as it is, is the report
+        await h.write(ZH_USER, ZH_USER, "/ratio 20")
+        assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "ratio", days=20).caption
+
+
+async def test_the_operators_are_suggested_their_command(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports, admin_chat_ids=[ZH_USER]) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/statu")
+        assert h.texts(ZH_USER) == ["不认识这个命令:/statu。是不是想发 <code>/status</code>?"]
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. A cut echo ends in "…"
+# ------------------------------------------------------------------------------------------------
+
+
+def test_clipped_marks_a_cut() -> None:
+    assert clipped("演示", 32) == "演示"
+    assert clipped("x" * 32, 32) == "x" * 32
+    assert clipped("x" * 33, 32) == "x" * 31 + "…"
+    assert len(clipped("演示" * 1500, 32)) == 32
+
+
+async def test_a_long_argument_is_echoed_cut_with_an_ellipsis(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/stock " + "演示" * 1500)
+        await h.write(ZH_USER, ZH_USER, "/" + "a" * 64)  # a command of 65 characters: cut to 64
+        await h.write(ZH_USER, ZH_USER, "/subscribe " + "b" * 100)
+        await h.write(EN_USER, EN_USER, "/top 5 " + "Bank" * 100)
+        assert h.texts(ZH_USER) == [
+            "没有找到代码或名称为 “" + "演示" * 15 + "演…” 的证券。"
+            "请输入 6 位代码或名称,例如 /stock 600519 或 /stock 茅台。",
+            "不认识这个命令:/" + "a" * 62 + "…。发送 /help 查看全部命令。",
+            t("zh", "bot.subscribed", time="00:00") + "\n" + t("zh", "bot.ignored_arguments", words="b" * 31 + "…"),
+        ]
+        # (a report's error goes out escaped, its quotes too: what the user reads is the plain text)
+        assert [m.plain_text() for m in h.bot_messages(EN_USER)] == [
+            'No sector named "' + "Bank" * 7 + 'Ban…". Name a Shenwan level-1 sector or give its code, e.g. '
+            "Electronics, 电子 or 270000."]
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. The examples agree
+# ------------------------------------------------------------------------------------------------
+
+
+def test_every_example_names_the_same_security() -> None:
+    """The strings and templates of both languages give one code and one name as examples (600519,
+    茅台), never another spelling of it (贵州茅台)."""
+    placeholders = {"CODE", "代码", "代码或名称", "先写代码", "one", "取消一只", "ratio", "top"}
+    for lang in ("zh", "en"):
+        texts = [path.read_text(encoding="utf-8") for path in (TEMPLATES_DIR / lang).iterdir()]
+        named = {match for body in texts
+                 for match in re.findall(r"(?:/stock|/watch|/unwatch|@\{bot\}) ([^\s,。.)(、;:\"]+)", body)}
+        assert named - placeholders == {"600519", "茅台"}, lang
+        assert not any("贵州茅台" in body for body in texts)
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. A name matching several securities: how many, an example among them, buttons under /watch too
+# ------------------------------------------------------------------------------------------------
+
+FRAGMENT = "演示股份002"  # 演示股份0020 ... 演示股份0029
+
+
+def ambiguous_answer(engine: Engine, lang: str) -> tuple[str, list[tuple[str, str]]]:
+    """The answer to FRAGMENT and its eight choices (label, code), from what is stored."""
+    named = queries.securities_named(engine, FRAGMENT, None, 100)
+    assert len(named) == 10
+    listed = [f"{name} ({code})" for code, name in named[:8]]
+    joiner = "、" if lang == "zh" else ", "
+    if lang == "zh":
+        answer = (f"名称含 “{FRAGMENT}” 的证券有 10 只:{joiner.join([*listed, '…'])}。"
+                  f"请改用 6 位代码,例如 {named[0][0]}。")
+    else:
+        answer = (f'10 securities have "{FRAGMENT}" in their name ({joiner.join([*listed, "…"])}):'
+                  f" use the 6-digit code instead, e.g. {named[0][0]}.")
+    return answer, [(label, code) for label, (code, _) in zip(listed, named, strict=False)]
+
+
+async def test_a_name_matching_several_says_how_many_under_stock_and_watch(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        zh, choices = ambiguous_answer(demo_db, "zh")
+        await h.write(ZH_USER, ZH_USER, f"/stock {FRAGMENT}")
+        await h.write(ZH_USER, ZH_USER, f"/watch {FRAGMENT}")
+        stock, watch = h.bot_messages(ZH_USER)
+        assert (stock.text, watch.text) == (zh, zh)
+        assert buttons(stock.reply_markup) == [(label, f"p:stock:60:{code}") for label, code in choices]
+        assert buttons(watch.reply_markup) == [(label, f"watch:{code}") for label, code in choices]
+        assert [len(row) for row in watch.reply_markup["inline_keyboard"]] == [2, 2, 2, 2]  # type: ignore[index]
+        en, _ = ambiguous_answer(demo_db, "en")
+        await h.write(EN_USER, EN_USER, f"/watch {FRAGMENT}")
+        assert [m.plain_text() for m in h.bot_messages(EN_USER)] == [en]
+
+        # pressed, a button watches that one: the question becomes the answer, without buttons
+        label, code = choices[1]
+        name = label.split(" (")[0]
+        await h.press(ZH_USER, ZH_USER, watch.message_id, watch_data(code))
+        [_, answered] = h.bot_messages(ZH_USER)
+        assert answered.message_id == watch.message_id and answered.reply_markup is None
+        assert answered.text == (t("zh", "bot.watch_added", name=name, code=code) + "\n"
+                                 + t("zh", "bot.watch_subscribe"))
+        assert chats.watches(demo_db, [ZH_USER]) == {ZH_USER: [code]}
+        # forged data is answered and does nothing
+        query = await h.press(EN_USER, EN_USER, h.bot_messages(EN_USER)[-1].message_id, "watch:演示")
+        assert "text" not in h.server.callback_answers[query] or not h.server.callback_answers[query]["text"]
+        assert chats.watches(demo_db, [EN_USER]) == {}
+
+
+async def test_in_a_group_only_an_admin_watches_by_button(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        zh, choices = ambiguous_answer(demo_db, "zh")
+        await h.write(GROUP, MEMBER, f"/watch {FRAGMENT}")  # a member may not change the group's list
+        await h.write(GROUP, ADMIN, f"/watch {FRAGMENT}")
+        refused, offered = h.bot_messages(GROUP)
+        assert (refused.text, offered.text) == (t("zh", "bot.admins_only_watch"), zh)
+        label, code = choices[0]
+        query = await h.press(GROUP, MEMBER, offered.message_id, watch_data(code))
+        assert h.server.callback_answers[query]["text"] == t("zh", "bot.admins_only_watch")
+        assert chats.watches(demo_db, [GROUP]) == {} and h.bot_messages(GROUP)[-1].text == zh
+        await h.press(GROUP, ADMIN, offered.message_id, watch_data(code))
+        assert chats.watches(demo_db, [GROUP]) == {GROUP: [code]}
+        assert h.bot_messages(GROUP)[-1].text == (t("zh", "bot.watch_added", name=label.split(" (")[0], code=code)
+                                                  + "\n" + t("zh", "bot.watch_subscribe"))
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. The watch list names its data date; a spike is "⚠️ 急升"
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_the_watch_list_names_its_day(demo_db: Engine, shared_reports: ReportService) -> None:
+    spiking = shared_reports.render("signals", lang="zh", chart=False).data["spikes"][0]
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, f"/watch {spiking['code']}")
+        await h.write(ZH_USER, ZH_USER, "/watch")
+        await h.write(EN_USER, EN_USER, f"/watch {spiking['code']}")
+        await h.write(EN_USER, EN_USER, "/watch")
+    d = expected(shared_reports, "stock", code=spiking["code"]).data
+    shown = report_text.environment("zh").filters  # the figures as the reports print them
+    assert d["spiking"] is True
+    assert h.texts(ZH_USER)[-1].splitlines() == [
+        "<b>⭐ 关注</b> · 数据日期 2026-11-20",
+        f"{d['name']}({d['code']})融资余额 {shown['smoney'](d['rzye'])} {shown['sarrow'](d['change_1d'])} "
+        f"{shown['smoney'](d['change_1d'], True)},近5日 {shown['spct'](d['change_5d_pct'])} ⚠️ 急升",
+        t("zh", "bot.watch_hint"),
+    ]
+    english = h.texts(EN_USER)[-1].splitlines()
+    assert english[0] == "<b>⭐ Watching</b> · data date 2026-11-20" and english[1].endswith("% ⚠️ spike")
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. /signals counts the lines it flags
+# ------------------------------------------------------------------------------------------------
+
+FLAG = re.compile(r"^(⚠️|💡)")
+
+
+def flagged_lines(caption: str, details: str) -> list[str]:
+    return [line for line in (caption + "\n" + details).splitlines() if FLAG.match(line)]
+
+
+def test_signals_count_what_they_flag(shared_reports: ReportService) -> None:
+    """The demo day flags deleveraging, the spikes (⚠️) and a bottoming sector (💡): "3 项提示"."""
+    for lang, header in (("zh", "<b>两融信号</b> · 3 项提示"), ("en", "<b>Margin signals</b> · 3 to watch")):
+        report = shared_reports.render("signals", lang=lang, chart=False)
+        assert report.data["flagged"] == ["deleveraging", "spikes", "bottoming"]
+        assert report.caption.splitlines()[0] == header
+        assert len(flagged_lines(report.caption, report.details)) == 3
+
+
+def test_every_counted_signal_is_flagged(shared_reports: ReportService) -> None:
+    """A sharp pace and amplification count too, and are flagged where they are listed."""
+    d = dict(shared_reports.render("signals", lang="zh", chart=False).data)
+    d.update(pace_class="sharp", pace_direction="up", amplification_corr=0.62, amplifying=True,
+             warnings=["pace_sharp", "deleveraging", "amplification", "spikes"])
+    d["flagged"] = [*d["warnings"], "bottoming"]
+    caption, details = report_text.render("signals", "zh", d)
+    assert caption.splitlines()[0] == "<b>两融信号</b> · 5 项提示"
+    lines = flagged_lines(caption, details)
+    assert len(lines) == 5
+    assert lines[0].startswith("⚠️ 量:余额急剧增长(z = ")
+    assert "⚠️ 放大效应:两融交易占比与指数波动率的60日相关系数 0.62,杠杆正在放大波动。" in lines
+    caption, details = report_text.render("signals", "en", d)
+    assert caption.splitlines()[0] == "<b>Margin signals</b> · 5 to watch"
+    assert len(flagged_lines(caption, details)) == 5
+
+
+# ------------------------------------------------------------------------------------------------
+# 7. An ETF ranks among funds and ETFs, a stock among stocks
+# ------------------------------------------------------------------------------------------------
+
+
+def _count(engine: Engine, funds: bool) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM stock_margin WHERE trade_date = :d AND is_fund = :f"
+                                     " AND rzye IS NOT NULL"), {"d": DATA_DATE, "f": funds}).scalar_one())
+
+
+def test_an_etf_ranks_among_funds(shared_reports: ReportService) -> None:
+    engine = shared_reports.engine
+    funds, stocks = _count(engine, True), _count(engine, False)
+    assert 0 < funds < stocks
+    etf = shared_reports.render("stock", code="演示ETF01", lang="zh", chart=False)
+    d = etf.data
+    assert (d["is_fund"], d["rank_among"], d["of"]) == (True, "funds", funds) and 1 <= d["rank"] <= funds
+    assert f"\n基金/ETF融资余额排名 第 {d['rank']} / {funds}\n" in etf.caption
+    en = shared_reports.render("stock", code="演示ETF01", lang="en", chart=False)
+    assert f"\nRank by financing balance: {d['rank']} of {funds} funds/ETFs\n" in en.caption
+    stock = shared_reports.render("stock", code="600519", lang="zh", chart=False).data
+    assert (stock["is_fund"], stock["rank_among"], stock["of"]) == (False, "stocks", stocks)
+
+
+# ------------------------------------------------------------------------------------------------
+# 8. Follow-up commands: whole in <code>, with the report's date when it is not the latest
+# ------------------------------------------------------------------------------------------------
+
+
+def _details(reports: ReportService, kind: str, lang: str, **kw: Any) -> str:
+    return reports.render(kind, lang=lang, chart=False, **kw).details
+
+
+def test_follow_up_commands_are_whole_and_dated(shared_reports: ReportService) -> None:
+    r = shared_reports
+    assert r.render("sectors", code="银行", days=5, chart=False).data["latest"] is True
+    assert r.render("sectors", code="银行", days=5, on=PAST, chart=False).data["latest"] is False
+    assert "看行业内个股:<code>/top 5 银行</code>\n" in _details(r, "sectors", "zh", code="银行", days=5)
+    assert "看行业内个股:<code>/top 5 银行 2026-11-13</code>\n" in _details(r, "sectors", "zh", code="银行", days=5,
+                                                                           on=PAST)
+    assert "The sector's stocks: <code>/top 5 Banks 2026-11-13</code>\n" in _details(
+        r, "sectors", "en", code="Banks", days=5, on=PAST)
+    then = r.render("sectors", on=PAST, chart=False).data["sectors"][0]["name"]
+    now = r.render("sectors", chart=False).data["sectors"][0]["name"]
+    assert f"\n看行业内个股:<code>/top 20 {then} 2026-11-13</code>\n" in _details(r, "sectors", "zh", on=PAST)
+    assert f"\n看行业内个股:<code>/top 20 {now}</code>\n" in _details(r, "sectors", "zh")
+    stock = r.render("stock", code="600519", on=PAST, chart=False)
+    sector = stock.data["sector"]["name"]
+    assert f"所属行业:{sector}(申万一级)· <code>/sectors {sector} 2026-11-13</code>\n" in stock.caption
+    assert f"· <code>/sectors {sector}</code>\n" in r.render("stock", code="600519", chart=False).caption
+    signals = _details(r, "signals", "en")
+    assert signals.startswith("Bottoming sectors in detail: <code>/sectors Pharma &amp; Biotech</code>\n")
+
+
+async def test_a_suggested_command_sent_as_it_is_is_that_report(demo_db: Engine,
+                                                                shared_reports: ReportService) -> None:
+    """What /sectors 5 银行 2026-11-13 suggests, copied and sent, is that day's ranking of the sector."""
+    details = _details(shared_reports, "sectors", "zh", code="银行", days=5, on=PAST)
+    [command] = re.findall(r"<code>(/top [^<]+)</code>", details)
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, command)
+        assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "top", code="银行", days=5, on=PAST).caption
+    assert "数据日期 2026-11-13" in expected(shared_reports, "top", code="银行", days=5, on=PAST).caption
+
+
+def test_securities_echo_a_cut_query_with_an_ellipsis(shared_reports: ReportService) -> None:
+    with pytest.raises(securities.ReportError) as info:
+        securities.resolve(shared_reports.engine, "演示" * 1500, None)
+    assert info.value.params == {"query": "演示" * 15 + "演…"}
