@@ -269,10 +269,13 @@ class Pusher:
         apart = [report.details] if report.details else []
         if item.watches:
             services = self.services
-            lines = await services.run(services.reports.watch_text, item.watches, on=report.on, lang=report.lang)
+            # under the caption without their date (the summary's names it), in a message apart with it
+            lines = await services.run(services.reports.watch_text, item.watches, on=report.on, lang=report.lang,
+                                       dated=False)
             caption = caption_with(report.caption, lines)
             if caption is None:
-                apart.append(lines)
+                apart.append(await services.run(services.reports.watch_text, item.watches, on=report.on,
+                                                lang=report.lang))
         placement = Placement(thread_id=item.thread_id)
         try:
             message = await send_chart(self.bot, self.services, item.chat_id, report, placement=placement,

@@ -226,10 +226,12 @@ class ReportService:
             self._names.put(key, found)
         return str(found)
 
-    def watch_text(self, codes: list[str] | tuple[str, ...], *, on: date | None, lang: str) -> str:
+    def watch_text(self, codes: list[str] | tuple[str, ...], *, on: date | None, lang: str,
+                   dated: bool = True) -> str:
         """The lines of the securities a chat follows (its /watch list) for day `on` (None: the latest),
         as Telegram HTML: each from the stock report's cached figures; a security without detail that
-        day says so, with the day (the list's header names it, as every report does)."""
+        day says so, with the day (the list's header names it, as every report does; not `dated`:
+        under the daily summary's caption, which names it already)."""
         version = data_version(self.engine)
         try:
             day: str | None = resolve_date(self.engine, on).isoformat()
@@ -241,7 +243,7 @@ class ReportService:
                 stocks.append(self.figures("stock", code=code, on=on, days=None, version=version).data)
             except ReportError:  # suspended that day, or no longer a margin security
                 stocks.append({"code": code, "date": day, "missing": True})
-        return text.render_watch(lang, stocks)
+        return text.render_watch(lang, stocks, dated=dated)
 
     @property
     def stats(self) -> dict[str, int]:

@@ -151,10 +151,10 @@ def render_status(lang: str, status: Status) -> str:
     return "\n".join(lines) + ("\n…" if len(lines) < len(body.splitlines()) else "")
 
 
-def render_watch(lang: str, stocks: list[dict[str, Any]]) -> str:
+def render_watch(lang: str, stocks: list[dict[str, Any]], dated: bool = True) -> str:
     """The lines of the securities a chat follows (stock figures' data, or {code, date, missing}) as
-    Telegram HTML in `lang`."""
-    return _squeeze(environment(lang).get_template("watch.html.j2").render(d={"stocks": stocks}))
+    Telegram HTML in `lang`, under a header with their data date (`dated`) or without."""
+    return _squeeze(environment(lang).get_template("watch.html.j2").render(d={"stocks": stocks, "dated": dated}))
 
 
 def caption_with(caption: str, block: str) -> str | None:

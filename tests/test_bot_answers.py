@@ -201,6 +201,26 @@ async def test_a_name_matching_several_says_how_many_under_stock_and_watch(
         assert chats.watches(demo_db, [EN_USER]) == {}
 
 
+async def test_unwatch_looks_for_a_name_among_what_the_chat_follows(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """Ten securities hold FRAGMENT, the chat follows one: /unwatch FRAGMENT stops following that one.
+    Following two of them, it names both (the chat's own, not the market's ten) and asks for the code."""
+    named = queries.securities_named(demo_db, FRAGMENT, None, 100)
+    (first, first_name), (second, second_name) = named[0], named[1]
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        assert chats.watch(demo_db, ZH_USER, first) == "added"
+        await h.write(ZH_USER, ZH_USER, f"/unwatch {FRAGMENT}")
+        assert h.texts(ZH_USER) == [t("zh", "bot.unwatched", name=first_name, code=first)]
+        assert chats.watches(demo_db, [ZH_USER]) == {}
+        for code in (second, first):
+            chats.watch(demo_db, EN_USER, code)
+        await h.write(EN_USER, EN_USER, f"/unwatch {FRAGMENT}")
+        assert h.texts(EN_USER) == [t("en", "bot.unwatch_several", query=FRAGMENT, example=second,
+                                      listed=f"{second_name} ({second}), {first_name} ({first})")]
+        assert chats.watches(demo_db, [EN_USER]) == {EN_USER: [second, first]}
+
+
 async def test_in_a_group_only_an_admin_watches_by_button(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:
         add_people(h)

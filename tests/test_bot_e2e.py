@@ -1151,8 +1151,10 @@ async def test_watch_list_rides_under_the_daily_push(demo_db: Engine, shared_rep
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None and (result.sent, result.failed) == (3, 0)
         summary = {lang: expected(shared_reports, "summary", lang=lang, on=DATA_DATE) for lang in ("zh", "en")}
-        zh_lines = shared_reports.watch_text([code], on=DATA_DATE, lang="zh")
-        en_lines = shared_reports.watch_text(["600519"], on=DATA_DATE, lang="en")
+        # under the caption without the date the summary names already
+        zh_lines = shared_reports.watch_text([code], on=DATA_DATE, lang="zh", dated=False)
+        en_lines = shared_reports.watch_text(["600519"], on=DATA_DATE, lang="en", dated=False)
+        assert zh_lines.splitlines()[0] == "<b>⭐ 关注</b>" and en_lines.splitlines()[0] == "<b>⭐ Watching</b>"
         assert h.photos(ZH_USER)[-1].caption == f"{summary['zh'].caption}\n\n{zh_lines}"
         assert h.photos(EN_USER)[-1].caption == f"{summary['en'].caption}\n\n{en_lines}"
         assert h.photos(GROUP)[-1].caption == summary["zh"].caption  # the group follows none
@@ -1169,7 +1171,8 @@ async def test_a_long_watch_list_comes_whole_right_after_the_push(demo_db: Engin
         result = await push_now(h.app, DATA_DATE)  # type: ignore[arg-type]
         assert result is not None and result.sent == 1
         summary = expected(shared_reports, "summary", lang="en", on=DATA_DATE)
-        lines = shared_reports.watch_text(codes, on=DATA_DATE, lang="en")
+        lines = shared_reports.watch_text(codes, on=DATA_DATE, lang="en")  # dated: a message of its own
+        assert lines.splitlines()[0] == f"<b>⭐ Watching</b> · data date {DATA_DATE.isoformat()}"
         chart, apart = h.bot_messages(EN_USER)
         assert chart.caption == summary.caption and apart.text is not None
         assert apart.plain_text() == to_plain(lines) and len(lines.splitlines()) == 1 + len(codes)

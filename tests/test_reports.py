@@ -743,8 +743,8 @@ def test_sector_headlines_rank_net_buying_not_a_reclassified_balance(sqlite_engi
     push_zh = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="zh", chart=False).caption)
     push_en = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="en", chart=False).caption)
     assert "近20日融资净买入最多:电子 +8.75 亿元\n融资净偿还最多:银行 -8.75 亿元\n" in push_zh
-    assert ("Largest 20-day net margin buying: Electronics +0.88 bn\n"
-            "Largest net margin repayment: Banks -0.88 bn\n") in push_en
+    assert ("20-day net margin buying: Electronics +0.88 bn\n"
+            "Net repayment: Banks -0.88 bn\n") in push_en
 
 
 def test_sector_headlines_say_which_net_buying_is_unknown(sqlite_engine: Engine) -> None:
@@ -1537,8 +1537,8 @@ def test_no_sector_is_called_a_net_repayer_when_it_bought(demo: Engine, day: dat
                else "融资净买入最多:无(没有行业融资买入额超过偿还额)")
     assert none_zh in service.render("sectors", on=day, lang="zh", chart=False).caption
     push = service.render("summary", on=day, lang="en", chart=False).caption
-    assert ("Largest net margin repayment: none" if side == "outflows"
-            else "Largest 20-day net margin buying: none") in push
+    assert ("Net repayment: none" if side == "outflows"
+            else "20-day net margin buying: none") in push
 
 
 def _demo_net_buying(engine: Engine, day: date, days: int) -> pd.Series:

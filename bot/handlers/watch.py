@@ -14,11 +14,12 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.handlers.common import Context, answer_press, chat_language, is_admin, reply, reply_key
 from bot.handlers.reports import ALERT_LIMIT, choice_keyboard
-from bot.services import services_of
+from bot.services import Services, services_of
 from reports import securities
 from reports.errors import ReportError
 from reports.fmt import clipped
 from reports.i18n import t
+from reports.securities import QUERY_ECHO
 from reports.text import to_plain
 from storage import chats
 
@@ -42,6 +43,15 @@ async def _code(update: Update, context: Context, lang: str, words: list[str], *
         choices = exc.param("choices", lang) if offer else None
         await reply(update, html.escape(exc.message(lang)), choice_keyboard(choices, watch_data) if choices else None)
         return None
+
+
+def _followed_named(services: Services, chat_id: int, text: str) -> list[tuple[str, str]]:
+    """(code, name) of the securities the chat follows whose name holds `text` (case and full-width
+    forms aside), in the list's order."""
+    wanted = securities.normalized(text).lower()
+    codes = chats.watches(services.engine, [chat_id]).get(chat_id, [])
+    named = [(code, securities.name_of(services.engine, code)) for code in codes]
+    return [(code, name) for code, name in named if wanted and wanted in securities.normalized(name).lower()]
 
 
 async def _watched(context: Context, chat_id: int, lang: str, code: str) -> str:
@@ -129,6 +139,16 @@ async def unwatch_command(update: Update, context: Context) -> None:
     services = services_of(context)
     # a code as typed is enough: it may no longer have detail (and so no name to find it by)
     code = securities.code_form(words[0]) if len(words) == 1 else None
+    if code is None:
+        # A name is looked for among what the chat follows first: "/unwatch 银行" means the one bank
+        # it follows, not the dozens the market has.
+        followed = await services.run(_followed_named, services, chat.id, " ".join(words))
+        if len(followed) > 1:
+            listed = t(lang, "scope.joiner").join(f"{name} ({found})" for found, name in followed)
+            await reply_key(update, context, "bot.unwatch_several", query=clipped(" ".join(words), QUERY_ECHO),
+                            listed=listed, example=followed[0][0])
+            return
+        code = followed[0][0] if followed else None
     code = code or await _code(update, context, lang, words)
     if code is None:
         return
