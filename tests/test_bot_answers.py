@@ -144,7 +144,9 @@ def test_every_example_names_the_same_security() -> None:
         texts = [path.read_text(encoding="utf-8") for path in (TEMPLATES_DIR / lang).iterdir()]
         named = {match for body in texts
                  for match in re.findall(r"(?:/stock|/watch|/unwatch|@\{bot\}) ([^\s,。.)(、;:\"]+)", body)}
-        assert named - placeholders == {"600519", "茅台"}, lang
+        # a {placeholder} is filled with one of the chat's own securities, not a fixed example
+        filled = {word for word in named if word.startswith("{") and word.endswith("}")}
+        assert named - placeholders - filled == {"600519", "茅台"}, lang
         assert not any("贵州茅台" in body for body in texts)
 
 
