@@ -219,7 +219,9 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
                                                       else start, day), day, on_grid.index),
     )
     window = level.iloc[-days - 1 :]
-    data["days_shown"] = len(window) - 1  # fewer than `days` where the stored history is shorter
+    # the dates with data the chart shows, where the stored history is shorter than the window (a
+    # full window holds `days` changes, so `days` + 1 dates: it says nothing more)
+    data["days_shown"] = min(len(window), days)
     window_scope = scope.iloc[-days - 1 :]
     daily_change = window.diff().where(window_scope == window_scope.shift(1))
     return Figures("balance", data, {"level": window, "daily_change": daily_change.iloc[1:],
@@ -715,7 +717,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
             sector_rank, sector_count = stocks.stock_rank(peers, code)
     last = history.iloc[-1]
     window = history.iloc[-days - 1 :]
-    days_shown = len(window) - 1
+    days_shown = min(len(window), days)  # dates with data, where the history is shorter (as the balance's)
     # Changes and the spike z-score on the trade-date grid, as the market's spike list has it
     # (storage.aggregate): a 5-day change spans 5 trade dates, never 5 rows across a suspension, and
     # the day a stock resumes trading has no change "on the day".

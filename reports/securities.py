@@ -17,6 +17,9 @@ from storage import queries
 # A code with an exchange prefix or suffix: sh600519, SH.600519, 600519.SH, 000001.SZ, 830799.BJ, 600519.SS.
 _EXCHANGE_FORM = re.compile(r"^(?:(?:sh|sz|bj)\.?)?(\d{6})(?:\.(?:sh|sz|bj|ss))?$", re.IGNORECASE | re.ASCII)
 MAX_NAME_LENGTH = 20  # longer text is not a security name (the longest stored names have ~10 characters)
+# A security as the bot itself lists it, name then code in brackets: 演示股份0028(600519), "茅台 (600519)"
+# (a watch list, a choice): pasted back, it is that code.
+_LISTED_FORM = re.compile(rf"^[^()]{{1,{MAX_NAME_LENGTH}}}?\s*\((\d{{6}})\)$", re.ASCII)
 MAX_CANDIDATES = 8  # an ambiguous name lists this many matches
 # An ambiguous name's matches are counted up to this many (more than the market has): "540 matched"
 MAX_COUNTED = 100_000
@@ -30,8 +33,10 @@ def normalized(text: str) -> str:
 
 
 def code_form(text: str) -> str | None:
-    """The 6-digit code in `text` when it is a code in one of the usual forms, else None."""
-    match = _EXCHANGE_FORM.match(normalized(text))
+    """The 6-digit code in `text` when it is a code in one of the usual forms, or a name followed by
+    its code in brackets as the bot lists securities; else None."""
+    shown = normalized(text)
+    match = _EXCHANGE_FORM.match(shown) or _LISTED_FORM.match(shown)
     return match.group(1) if match else None
 
 

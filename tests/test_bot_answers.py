@@ -375,3 +375,24 @@ def test_securities_echo_a_cut_query_with_an_ellipsis(shared_reports: ReportServ
     with pytest.raises(securities.ReportError) as info:
         securities.resolve(shared_reports.engine, "演示" * 1500, None)
     assert info.value.params == {"query": "演示" * 15 + "演…"}
+
+
+@pytest.mark.parametrize(("typed", "code"), [
+    ("演示股份0028(600519)", "600519"), ("演示股份0028（600519）", "600519"), ("演示股份0028 (600519)", "600519"),
+    ("600519.SH", "600519"), ("茅台", None), ("(600519)", None), ("演示股份0028(60051)", None), ("a(b)(600519)", None),
+])
+def test_a_security_as_the_bot_lists_it_is_its_code(typed: str, code: str | None) -> None:
+    """A watch list or a choice shows 演示股份0028(600519): pasted back into /unwatch or /stock, it is
+    that code, not a name to look for."""
+    assert securities.code_form(typed) == code
+
+
+async def test_unwatch_takes_a_line_of_the_watch_list(demo_db: Engine, shared_reports: ReportService) -> None:
+    named = queries.securities_named(demo_db, FRAGMENT, None, 100)
+    code, name = named[0]
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        chats.watch(demo_db, ZH_USER, code)
+        await h.write(ZH_USER, ZH_USER, f"/unwatch {name}({code})")
+        assert h.texts(ZH_USER) == [t("zh", "bot.unwatched", name=name, code=code)]
+        assert chats.watches(demo_db, [ZH_USER]) == {}

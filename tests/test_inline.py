@@ -234,7 +234,7 @@ async def test_a_name_that_matches_several_offers_their_charts(
         assert ids(answer) == [f"stock-{code}-{LATEST}-zh" for code, _ in matches[:8]]
         assert button_text(answer) == f"名称含 “演示” 的证券有 {count} 只:请多输入几个字或改用代码"
         answer = await answer_to(h, EN_USER, "演示")
-        assert button_text(answer) == f"“演示” matches {count} securities: type more of the name or the code"
+        assert button_text(answer) == f"{count} match “演示”: type more, or the code"
 
         # digits alone are a code being typed: never the several names that hold them, one chart each
         answer = await answer_to(h, EN_USER, "20")

@@ -839,7 +839,7 @@ def test_stock_hand_computed(small: Engine) -> None:
     fund = data(small, "stock", code="510300")
     assert (fund["sector"], fund["sector_rank"], fund["sector_of"]) == (None, None, None)  # funds have none
     # its history over the window, 融资余额 by date (元)
-    assert len(d["series"]) == d["days_shown"] + 1
+    assert len(d["series"]) == d["days_shown"] == len(DAYS) < d["days"]  # a history shorter than the window: all of it
     assert d["series"][-1] == {"date": LAST.isoformat(), "rzye": pytest.approx(2.5e9)}
     assert d["series"][-6] == {"date": DAYS[-6].isoformat(), "rzye": pytest.approx(2.375e9)}
     caption = report_text.to_plain(report_text.render("stock", "zh", d)[0])
@@ -1810,8 +1810,8 @@ def test_a_caption_too_long_keeps_its_notes_and_gives_lines_in_order() -> None:
 @pytest.mark.parametrize("kind", ["balance", "ratio", "stock"])
 def test_a_window_longer_than_the_history_says_how_much_it_shows(demo: Engine, kind: str) -> None:
     """2,500 trade days asked of a demo history of 948 (2023-01-02 .. 2026-11-20): the chart shows what
-    there is, and the footer says so; a window the history covers says nothing more. The balance and the
-    stock count the days with a change (each row after the first: 947), the ratio its rows (948)."""
+    there is, and the footer says so (the dates with data: 948); a window the history covers says
+    nothing more."""
     service = ReportService(demo)
     code = sample_stock(demo) if kind == "stock" else None
     if code is not None:  # the sample stock has a row on every demo trade date
@@ -1821,7 +1821,7 @@ def test_a_window_longer_than_the_history_says_how_much_it_shows(demo: Engine, k
         assert rows == DEMO_TRADE_DAYS
     long = service.render(kind, code=code, days=2500, lang="zh", chart=False)
     shown = long.data["days_shown"]
-    assert shown == {"balance": DEMO_TRADE_DAYS - 1, "ratio": DEMO_TRADE_DAYS, "stock": DEMO_TRADE_DAYS - 1}[kind]
+    assert shown == DEMO_TRADE_DAYS
     assert f"图表区间 2500 日(有数据 {shown} 日)" in long.caption
     short = service.render(kind, code=code, days=20, lang="en", chart=False)
     assert short.data["days_shown"] == 20 and "with data" not in short.caption
