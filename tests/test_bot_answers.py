@@ -182,7 +182,7 @@ async def test_a_name_matching_several_says_how_many_under_stock_and_watch(
         stock, watch = h.bot_messages(ZH_USER)
         assert (stock.text, watch.text) == (zh, zh)
         assert buttons(stock.reply_markup) == [(label, f"p:stock:60:{code}") for label, code in choices]
-        assert buttons(watch.reply_markup) == [(label, f"watch:{code}") for label, code in choices]
+        assert buttons(watch.reply_markup) == [(f"⭐ {label}", f"watch:{code}") for label, code in choices]
         assert [len(row) for row in watch.reply_markup["inline_keyboard"]] == [2, 2, 2, 2]  # type: ignore[index]
         en, _ = ambiguous_answer(demo_db, "en")
         await h.write(EN_USER, EN_USER, f"/watch {FRAGMENT}")

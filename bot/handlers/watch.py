@@ -41,7 +41,10 @@ async def _code(update: Update, context: Context, lang: str, words: list[str], *
         return await services.run(securities.resolve_known, services.engine, " ".join(words))
     except ReportError as exc:
         choices = exc.param("choices", lang) if offer else None
-        await reply(update, html.escape(exc.message(lang)), choice_keyboard(choices, watch_data) if choices else None)
+        # ⭐ as in the watch list's header: these buttons follow a security, /stock's show its report
+        followable = tuple((code, f"⭐ {label}") for code, label in choices) if choices else None
+        await reply(update, html.escape(exc.message(lang)),
+                    choice_keyboard(followable, watch_data) if followable else None)
         return None
 
 
