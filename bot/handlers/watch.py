@@ -21,7 +21,7 @@ from reports.fmt import clipped
 from reports.i18n import t
 from reports.securities import QUERY_ECHO
 from reports.text import to_plain
-from storage import chats
+from storage import chats, queries
 
 WATCH_COMMANDS = ("watch", "unwatch")
 WATCH_PREFIX = "watch:"  # a choice button's callback data: watch:<code>
@@ -53,7 +53,10 @@ def _followed_named(services: Services, chat_id: int, text: str) -> list[tuple[s
     forms aside), in the list's order."""
     wanted = securities.normalized(text).lower()
     codes = chats.watches(services.engine, [chat_id]).get(chat_id, [])
-    named = [(code, securities.name_of(services.engine, code)) for code in codes]
+    latest = queries.latest_data_date(services.engine)
+    # the names of the latest day in one query; a security without detail that day looked up alone
+    names = queries.stock_names(services.engine, codes, latest) if latest and codes else {}
+    named = [(code, names.get(code) or securities.name_of(services.engine, code)) for code in codes]
     return [(code, name) for code, name in named if wanted and wanted in securities.normalized(name).lower()]
 
 
