@@ -31,7 +31,8 @@ from storage._steps import (
 from storage.database import bump_data_version, get_meta, is_demo, session_scope, set_meta, upsert
 from storage.industries import SW_L1_2021, industry_name_rows
 from storage.lending import LENDING_TRIED, value_sse_lending
-from storage.sources import CSI300, Sources, UpstreamError, UpstreamProblem
+from storage.sources import CSI300, Sources
+from storage.upstream import UpstreamError, UpstreamProblem
 
 if TYPE_CHECKING:
     from marginbot.settings import Settings

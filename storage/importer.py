@@ -9,7 +9,7 @@ Formats (UTF-8, header row first, money in 元, quantities in 股, dates YYYY-MM
 
 A file is checked completely before anything is written, then written in one transaction, so a bad
 file leaves the database as it was. Besides structure and numbers, margin, turnover and stock rows
-get the unit checks of `marginbot ingest` (storage.sources): a figure in 亿元 or 万元 is refused, not
+get the unit checks of `marginbot ingest` (storage.plausibility): a figure in 亿元 or 万元 is refused, not
 stored as 元. Rows are upserted by their natural key: importing a file twice stores the same data as
 importing it once. Imported into a database holding the embedded demo data, a file replaces them:
 the demo market data are deleted in the import's own transaction (a refused file leaves them as
@@ -37,7 +37,7 @@ from storage._steps import sector_days_ready, upsert_changed
 from storage.database import bump_data_version, session_scope, set_meta, upsert
 from storage.industries import exchange_of, industry_name_rows, is_fund_code, level1_code
 from storage.ingest import MARGIN_START, drop_demo_data
-from storage.sources import (
+from storage.plausibility import (
     IDENTITY_RTOL,
     RZYE_MAX,
     SECURITY_RZYE_MAX,
@@ -239,7 +239,7 @@ def _unit_hint(too_large: bool) -> str:
 
 
 def _check_margin_units(reader: _Reader, row: _Row, rec: dict[str, Any], day: date, exchange: str) -> None:
-    """The ingest's checks of a summary row (storage.sources.summary_row_problem): 融资余额 within the
+    """The ingest's checks of a summary row (storage.plausibility.summary_row_problem): 融资余额 within the
     bounds of its exchange (before 2011, when margin trading was new, only a floor of 1 万元) and
     融资买入额 not far above it. A row without 融资余额 has nothing to check against."""
     if rec["rzye"] is None:
@@ -257,7 +257,7 @@ def _check_margin_units(reader: _Reader, row: _Row, rec: dict[str, Any], day: da
 
 
 def _check_turnover_units(reader: _Reader, row: _Row, day: date, exchange: str, amount: float) -> None:
-    """The ingest's bounds of one exchange's daily turnover (storage.sources.turnover_problem), the
+    """The ingest's bounds of one exchange's daily turnover (storage.plausibility.turnover_problem), the
     floor for SSE and SZSE from the first day of margin trading on (the ratio reads no turnover
     before it; exchange turnover of the early 2000s was below it)."""
     floor = exchange in _TURNOVER_FLOOR_EXCHANGES and day >= MARGIN_START

@@ -54,18 +54,9 @@ from storage._steps import (
 from storage.database import bump_data_version, is_demo, session_scope, upsert
 from storage.history import CHECKED_KEYS, HISTORY_STEPS, history_step, refresh_history
 from storage.lending import value_sse_lending
-from storage.sources import (
-    SSE_DEAL_DAILY_START,
-    SSE_SPAN_DAYS,
-    NotPublished,
-    Sources,
-    UpstreamError,
-    UpstreamProblem,
-    ValidationFailed,
-    check_detail_against_summary,
-    derive_rzche,
-    derive_stock_rzche,
-)
+from storage.plausibility import SSE_SPAN_DAYS, check_detail_against_summary, derive_rzche, derive_stock_rzche
+from storage.sources import SSE_DEAL_DAILY_START, Sources
+from storage.upstream import NotPublished, UpstreamError, UpstreamProblem, ValidationFailed
 
 if TYPE_CHECKING:
     from marginbot.settings import Settings

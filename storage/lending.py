@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from storage import models
 from storage._steps import sector_days_ready
 from storage.database import bump_data_version, get_meta, session_scope, set_meta
-from storage.sources import Sources, ValidationFailed
+from storage.sources import Sources
+from storage.upstream import ValidationFailed
 
 log = logging.getLogger(__name__)
 

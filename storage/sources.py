@@ -1,261 +1,48 @@
-"""Upstream sources: every akshare call ingestion makes, wrapped in a timeout, retries and validation.
+"""Upstream sources: every akshare call ingestion makes, one fetch function per call.
 
-Each public fetch function calls one akshare function and returns a pandas frame whose columns are
-named as in storage.models, with money in 元 and quantities in 股. Units are converted on the way in:
+Each public fetch function calls one akshare function through storage.upstream.call (timeout,
+deadline, retries) and returns a pandas frame whose columns are named as in storage.models, with
+money in 元 and quantities in 股, checked by storage.plausibility. Units are converted on the way in:
 SZSE's summary arrives in 亿元 / 亿股, BSE's summary in 万元 / 万股, Eastmoney's market history in 亿元.
-
-A call ends in one of three exceptions when it gives no usable data:
-
-- NotPublished: the exchange has not published that day yet (akshare raises a column-length
-  mismatch or returns an empty frame): ask again later;
-- UpstreamError: timeout or connection failure after the retries, or an answer in the wrong format
-  (HTML where an xlsx or JSON was expected, a key missing);
-- ValidationFailed: an answer in the right format whose figures are implausible (units, identities,
-  dates, detail against summary).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import threading
 import time
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
-from contextvars import ContextVar, copy_context
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import requests
 
 from storage.industries import is_fund_code, level1_code
+from storage.plausibility import (
+    SSE_SPAN_DAYS,
+    SUMMARY_UNIT,
+    WAN,
+    YI,
+    check_codes,
+    check_detail,
+    check_summary,
+    check_turnover,
+    summary_row_problem,
+)
+from storage.upstream import CallPolicy, NotPublished, UpstreamError, ValidationFailed, call
 
 if TYPE_CHECKING:
     from marginbot.settings import Settings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-YI = 1e8  # 亿
-WAN = 1e4  # 万
-# Relative tolerance of the identity 两融余额 = 融资余额 + 融券余额 (float noise, sources' own sums).
-IDENTITY_RTOL = 1e-4
-# The finest step each source prints its summary money in, 元: SSE whole 元; SZSE 亿元 with two
-# decimals (1e6 元); BSE its *Round fields, 万元 with two decimals (100 元); Eastmoney 亿元 with two.
-SUMMARY_UNIT: dict[str, float] = {"SSE": 1.0, "SZSE": 0.01 * YI, "BSE": 0.01 * WAN, "ALL": 0.01 * YI}
-# Three figures each rounded by up to half a unit: rzrqye - (rzye + rqye) can be off by 1.5 units
-# (SZSE 2010: 20.00 + 0.33 printed against 20.34 亿元).
-ROUNDING_SLACK = 1.5
-# The detail covers the current 标的 only, so its sum is close to, not equal to, the summary.
-DETAIL_TOLERANCE = 0.05
-# SSE answers at most about 2,000 rows per query: ask in spans of a year or less.
-SSE_SPAN_DAYS = 365
-# 融资余额 bounds in 元, per exchange. Wide on purpose: they catch unit slips (x1e4, x1e8), not moves.
-RZYE_MAX = {"SSE": 5e13, "SZSE": 5e13, "BSE": 1e12, "ALL": 1e14}
-SECURITY_RZYE_MAX = 1e12  # 元: no single security carries 1 万亿 of financing
-_RZYE_MIN_MATURE = {"SSE": 1e9, "SZSE": 1e9, "BSE": 1e7, "ALL": 1e9}
-# Margin trading began on 2010-03-31 with tiny balances; from 2011 every exchange held billions.
-_MATURE_FROM = date(2011, 1, 1)
-# 融券卖出额 (元) of one day, whole market. Valued from realdata (融券卖出量 x the lent shares' average
-# price, SSE + SZSE 2010-2018) it is about 5% of 融资买入额 in the median, near parity only in late
-# 2012 (about 2e9 元 a day each, at most 1.12 times), and peaks near 2.6e10 元 a day; Eastmoney sends
-# 9.53 亿元 for 2024-04-11. Above twice the day's 融资买入额 (floored at 1e9 元 for the tiny first days)
-# or above RQMCE_MAX it is a unit slip (万元 read as 亿元, say), not a market.
-RQMCE_MAX = 5e11
-RQMCE_TO_RZMRE_MAX = 2.0
 
 SUMMARY_COLUMNS = ["trade_date", "rzye", "rzmre", "rzche", "rzche_derived", "rqye", "rqyl", "rqmcl", "rzrqye"]
 DETAIL_COLUMNS = [
     "code", "name", "exchange", "is_fund", "rzye", "rzmre", "rzche", "rqyl", "rqmcl", "rqchl", "rqye",
     "rqye_estimated",
 ]
-
-
-class UpstreamProblem(Exception):
-    """One upstream call gave no usable data; str() is a one-line reason. `status` is what ingestion records."""
-
-    status = "failed"
-
-
-class NotPublished(UpstreamProblem):
-    """The day is not published yet ("not yet", not an error): ask again later."""
-
-    status = "pending"
-
-
-class UpstreamError(UpstreamProblem):
-    """Transport failure after the retries, or an answer in the wrong format."""
-
-
-class ValidationFailed(UpstreamProblem):
-    """An answer in the right format whose figures are implausible."""
-
-
-class DeadlinePassed(UpstreamError):
-    """A call that gave no complete answer within its deadline: not asked again at once (the same
-    slow server would take as long again)."""
-
-
-# --- timeout -----------------------------------------------------------------------------------------
-
-_TIMEOUT: ContextVar[float | None] = ContextVar("upstream_timeout", default=None)
-# Set by _within_deadline in its worker thread: once it is set, every further request of that attempt
-# fails at once, so an abandoned attempt (a paginated call keeps asking) stops at its next request.
-_ABANDONED: ContextVar[threading.Event | None] = ContextVar("upstream_abandoned", default=None)
-_HOOK_LOCK = threading.Lock()
-_hook_installed = False
-_TIMEOUT_POSITION = 6  # Session.request(method, url, params, data, headers, cookies, files, auth, timeout, ...)
-
-
-def _install_timeout_hook() -> None:
-    """Wrap requests.Session.request once; the wrapper only acts inside `upstream_timeout`."""
-    global _hook_installed
-    with _HOOK_LOCK:
-        if _hook_installed:
-            return
-        original = requests.Session.request
-
-        def request(self: requests.Session, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
-            abandoned = _ABANDONED.get()
-            if abandoned is not None and abandoned.is_set():
-                raise requests.Timeout("the call's deadline has passed: no further request")
-            seconds = _TIMEOUT.get()
-            if seconds is not None:
-                if len(args) > _TIMEOUT_POSITION:
-                    args = (*args[:_TIMEOUT_POSITION], seconds, *args[_TIMEOUT_POSITION + 1 :])
-                else:
-                    kwargs["timeout"] = seconds
-            return original(self, method, url, *args, **kwargs)
-
-        requests.Session.request = request  # type: ignore[method-assign]
-        _hook_installed = True
-
-
-@contextmanager
-def upstream_timeout(seconds: float) -> Iterator[None]:
-    """Give every `requests` call made in this context (this thread only) a socket timeout of `seconds`.
-
-    akshare calls bare requests.get without a timeout; its own `timeout=30` (BSE) is replaced too, so
-    the project's setting is the one in force. The timeout applies to connecting and to each read.
-    """
-    _install_timeout_hook()
-    token = _TIMEOUT.set(seconds)
-    try:
-        yield
-    finally:
-        _TIMEOUT.reset(token)
-
-
-# --- calling with retries ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CallPolicy:
-    """Socket timeout (seconds, for connecting and each read), deadline of one whole attempt
-    (seconds: a server that drips its answer never trips the socket timeout), retries after the
-    first attempt, and the first backoff pause (doubled each time)."""
-
-    timeout: float = 20.0
-    retries: int = 3
-    backoff: float = 2.0
-    sleep: Callable[[float], None] = time.sleep
-    deadline: float = 180.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> CallPolicy:
-        return cls(timeout=settings.upstream_timeout_seconds, retries=settings.upstream_retries, sleep=sleep,
-                   deadline=settings.upstream_deadline_seconds)
-
-
-def _within_deadline(name: str, func: Callable[[], T], policy: CallPolicy) -> T:
-    """func() under the socket timeout, in a worker thread given `policy.deadline` seconds in all.
-
-    Past the deadline the attempt is abandoned: each further request it makes fails at once (a
-    paginated call would otherwise go on asking), its thread (a daemon) ends, and whatever it
-    returns is dropped; ingestion only ever stores what a call returned in time.
-    """
-    outcome: dict[str, Any] = {}
-    abandoned = threading.Event()
-
-    def attempt() -> None:
-        _ABANDONED.set(abandoned)
-        try:
-            with upstream_timeout(policy.timeout):
-                outcome["value"] = func()
-        except BaseException as exc:  # handed to the caller's thread, classified there
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=copy_context().run, args=(attempt,), name=f"upstream-{name}", daemon=True)
-    worker.start()
-    worker.join(policy.deadline)
-    if worker.is_alive():
-        abandoned.set()
-        raise DeadlinePassed(f"no complete answer within {policy.deadline:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
-_EMPTY_AXIS = re.compile(r"Length mismatch: Expected axis has 0 elements")
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
-def classify(exc: BaseException, timeout: float) -> UpstreamProblem:
-    """Map what akshare (or requests, pandas) raised to NotPublished or UpstreamError."""
-    if isinstance(exc, UpstreamProblem):
-        return exc
-    if isinstance(exc, requests.Timeout):
-        return UpstreamError(f"timed out (no answer within {timeout:g} s)")
-    if isinstance(exc, requests.ConnectionError):
-        return UpstreamError(f"connection failed: {_short(exc)}")
-    if isinstance(exc, requests.RequestException) and not isinstance(exc, requests.JSONDecodeError):
-        return UpstreamError(f"request failed: {_short(exc)}")
-    if isinstance(exc, zipfile.BadZipFile):
-        return UpstreamError("answer is not an xlsx workbook (an HTML error page?)")
-    if isinstance(exc, json.JSONDecodeError | requests.JSONDecodeError):
-        return UpstreamError("answer is not valid JSON (an HTML error page?)")
-    if isinstance(exc, KeyError):
-        key = exc.args[0] if exc.args else "?"
-        return UpstreamError(f"answer lacks the key {key!r}")
-    if isinstance(exc, ValueError):
-        if _EMPTY_AXIS.search(str(exc)):
-            return NotPublished("no rows in the answer: not published yet")
-        if "Excel file format cannot be determined" in str(exc):
-            return UpstreamError("answer is not an Excel workbook (an HTML error page?)")
-    return UpstreamError(f"unexpected answer ({type(exc).__name__}: {_short(exc)})")
-
-
-def call(name: str, func: Callable[[], T], policy: CallPolicy) -> T:
-    """Run one akshare call under the policy's timeout and deadline; retry UpstreamError with
-    exponential backoff.
-
-    NotPublished is raised at once (asking again within seconds would not help).
-    """
-    attempts = policy.retries + 1
-    for attempt in range(1, attempts + 1):
-        try:
-            return _within_deadline(name, func, policy)
-        except Exception as exc:  # every failure of a foreign call is classified, none escapes raw
-            problem = classify(exc, policy.timeout)
-            if isinstance(problem, NotPublished | DeadlinePassed):
-                raise problem from exc
-            if attempt == attempts:
-                if attempts > 1:
-                    problem = type(problem)(f"{problem} (after {attempts} attempts)")
-                raise problem from exc
-            pause = policy.backoff * 2 ** (attempt - 1)
-            log.debug("%s: %s; retrying in %g s (attempt %d of %d)", name, problem, pause, attempt, attempts)
-            policy.sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _ak() -> Any:
@@ -281,120 +68,6 @@ def _require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None
 def _numbers(frame: pd.DataFrame, columns: list[str]) -> None:
     for column in columns:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-
-
-def rounding_tolerance(expected: float, rtol: float, unit: float) -> float:
-    """How far (元) a figure may stand from `expected`: max(rtol x |expected|, ROUNDING_SLACK x unit),
-    `unit` being the step (元) the source prints its figures in. The relative part alone refuses
-    small markets, whose rounding is large next to them (SZSE's 0.01 亿元 on a 20 亿元 balance)."""
-    return max(rtol * abs(expected), ROUNDING_SLACK * unit)
-
-
-def summary_row_problem(row: Any, scope: str, unit: float = 1.0) -> str | None:
-    """Why one summary row (trade_date, rzye, rzmre[, rqye, rqyl, rqmcl, rqmce, rzrqye]; 元, 股) is
-    implausible: bounds of 融资余额, signs, 融资买入额 and 融券卖出额 against what they can be,
-    两融余额 = 融资余额 + 融券余额 within rounding_tolerance(rzye + rqye, IDENTITY_RTOL, unit),
-    `unit` (元) being the step the source prints its money in (SUMMARY_UNIT). None when plausible."""
-    day = row.trade_date
-    rzye = row.rzye
-    if rzye is None or np.isnan(rzye):
-        return f"{scope} {day}: 融资余额 missing"
-    low = _RZYE_MIN_MATURE[scope] if day >= _MATURE_FROM else 1e4
-    if not low <= rzye <= RZYE_MAX[scope]:
-        return f"{scope} {day}: 融资余额 {rzye:.6g} 元 is implausible (unit changed?)"
-    for name in ("rzmre", "rqye", "rqyl", "rqmcl", "rqmce", "rzrqye"):
-        value = getattr(row, name, None)
-        if value is not None and not np.isnan(value) and value < 0:
-            return f"{scope} {day}: {name} is negative ({value:.6g})"
-    rzmre = row.rzmre
-    if rzmre is not None and not np.isnan(rzmre) and rzmre > max(rzye, 1e9) * 2:
-        return f"{scope} {day}: 融资买入额 {rzmre:.6g} 元 is implausible next to 融资余额"
-    rqmce = getattr(row, "rqmce", None)
-    if rqmce is not None and not np.isnan(rqmce):
-        if rzmre is not None and not np.isnan(rzmre) and rqmce > max(rzmre, 1e9) * RQMCE_TO_RZMRE_MAX:
-            return (f"{scope} {day}: 融券卖出额 {rqmce:.6g} 元 is implausible next to 融资买入额 {rzmre:.6g} 元 "
-                    "(unit changed?)")
-        if rqmce > RQMCE_MAX:
-            return f"{scope} {day}: 融券卖出额 {rqmce:.6g} 元 is implausible (unit changed?)"
-    rqye, rzrqye = getattr(row, "rqye", None), getattr(row, "rzrqye", None)
-    if rqye is not None and rzrqye is not None and not (np.isnan(rqye) or np.isnan(rzrqye)):
-        expected = rzye + rqye
-        if abs(rzrqye - expected) > rounding_tolerance(expected, IDENTITY_RTOL, unit):
-            return f"{scope} {day}: 两融余额 {rzrqye:.6g} != 融资余额 + 融券余额 = {expected:.6g} 元"
-    return None
-
-
-def check_summary(frame: pd.DataFrame, scope: str, unit: float = 1.0) -> None:
-    """Raise ValidationFailed unless every row passes :func:`summary_row_problem` (`unit`: its step, 元)."""
-    for row in frame.itertuples(index=False):
-        problem = summary_row_problem(row, scope, unit)
-        if problem:
-            raise ValidationFailed(problem)
-
-
-def _check_codes(frame: pd.DataFrame, what: str) -> None:
-    """Every security code has 6 digits and appears once."""
-    bad = frame.loc[~frame["code"].str.fullmatch(r"\d{6}"), "code"]
-    if not bad.empty:
-        raise ValidationFailed(f"{what}: malformed security code {bad.iloc[0]!r}")
-    twice = frame.loc[frame["code"].duplicated(), "code"]
-    if not twice.empty:
-        raise ValidationFailed(f"{what}: security {twice.iloc[0]} listed twice")
-
-
-def _check_detail(frame: pd.DataFrame, exchange: str) -> None:
-    """Per-stock sanity: unique 6-digit codes, no negative figure, identity where 两融余额 is given."""
-    _check_codes(frame, f"{exchange} detail")
-    biggest = frame["rzye"].max()
-    if biggest > SECURITY_RZYE_MAX:
-        raise ValidationFailed(f"{exchange} detail: 融资余额 {biggest:.6g} 元 for one security (unit changed?)")
-    for name in ("rzye", "rzmre", "rqyl", "rqmcl", "rqye"):
-        negative = frame.loc[frame[name] < 0, "code"]
-        if not negative.empty:
-            raise ValidationFailed(f"{exchange} detail: {name} of {negative.iloc[0]} is negative")
-    if "rzrqye" in frame:
-        expected = frame["rzye"].fillna(0) + frame["rqye"].fillna(0)
-        off = (frame["rzrqye"] - expected).abs() > IDENTITY_RTOL * expected.abs() + 1.0
-        if off.any():
-            code = frame.loc[off, "code"].iloc[0]
-            raise ValidationFailed(f"{exchange} detail: 两融余额 of {code} != 融资余额 + 融券余额")
-
-
-def check_detail_against_summary(detail: pd.DataFrame, summary_rzye: float, exchange: str,
-                                 unit: float | None = None) -> None:
-    """Raise ValidationFailed when the detail's 融资余额 sum is off the summary's by more than
-    rounding_tolerance(summary, DETAIL_TOLERANCE, unit): 5%, or 1.5 x the step (元) the summary is
-    printed in (`unit`, default SUMMARY_UNIT[exchange]) where that is more (the first small days)."""
-    total = float(detail["rzye"].sum())
-    if summary_rzye <= 0:
-        return
-    gap = total / summary_rzye - 1
-    step = SUMMARY_UNIT.get(exchange, 1.0) if unit is None else unit
-    if abs(total - summary_rzye) > rounding_tolerance(summary_rzye, DETAIL_TOLERANCE, step):
-        raise ValidationFailed(
-            f"{exchange} detail 融资余额 sum {total / YI:.2f} 亿元 is {gap:+.1%} off the summary "
-            f"{summary_rzye / YI:.2f} 亿元"
-        )
-
-
-def derive_rzche(rzye: float | None, rzmre: float | None, previous_rzye: float | None) -> float | None:
-    """融资偿还额 (元) where a source omits it: rzye(T-1) + rzmre(T) - rzye(T); None when a term is unknown."""
-    terms = (rzye, rzmre, previous_rzye)
-    if any(t is None or (isinstance(t, float) and np.isnan(t)) for t in terms):
-        return None
-    return float(previous_rzye) + float(rzmre) - float(rzye)  # type: ignore[arg-type]
-
-
-def derive_stock_rzche(rzye: float | None, rzmre: float | None, previous_rzye: float | None) -> float | None:
-    """One security's 融资偿还额 (元) from its previous trade day's detail row: rzye(T-1) + rzmre(T) - rzye(T).
-
-    A security absent from the previous day's detail (newly eligible) had no financing then: rzye(T-1)
-    = 0. A negative result (a balance carried over from before it left the list) is unknown: None.
-    """
-    rzche = derive_rzche(rzye, rzmre, 0.0 if previous_rzye is None else previous_rzye)
-    if rzche is None or rzche < -1.0:  # beyond float noise on whole 元
-        return None
-    return max(rzche, 0.0)
 
 
 # --- exchange summaries ------------------------------------------------------------------------------
@@ -523,7 +196,7 @@ def _detail_frame(raw: pd.DataFrame, exchange: str, mapping: Mapping[str, str]) 
     frame["exchange"] = exchange
     frame["is_fund"] = frame["code"].map(is_fund_code).astype(bool)
     frame["rqye_estimated"] = False
-    _check_detail(frame, exchange)
+    check_detail(frame, exchange)
     return frame
 
 
@@ -654,38 +327,19 @@ def quotes(*, policy: CallPolicy | None = None) -> pd.DataFrame:
         parts.append(pd.DataFrame({"code": _codes(raw["代码"]), "last": raw["最新价"], "prev_close": raw["昨收"]}))
     frame = pd.concat(parts, ignore_index=True).drop_duplicates("code", ignore_index=True)
     _numbers(frame, ["last", "prev_close"])
-    _check_codes(frame, "quotes")
+    check_codes(frame, "quotes")
     for column in ("last", "prev_close"):  # a new listing's 昨收 may be 0: no price, not a bad answer
         frame.loc[frame[column] <= 0, column] = np.nan
     return frame
 
 
 # --- official A-share turnover ------------------------------------------------------------------------
-
-# A股成交额 bounds in 元, per exchange and day. Wide on purpose: they catch unit slips (亿元 read as 元).
-TURNOVER_MIN, TURNOVER_MAX = 1e10, 5e12
 # SSE's per-day deal statistics (stock_sse_deal_daily) answer from this day on.
 SSE_DEAL_DAILY_START = date(2021, 12, 27)
 # SZSE's 证券类别 rows that are A shares: 中小板 until it merged into the main board on 2021-04-06.
 SZSE_A_SHARE_ROWS = ("主板A股", "中小板", "创业板A股")
 _SZSE_REQUIRED_ROWS = ("主板A股", "创业板A股")
 _EMPTY_RESULT = re.compile(r"Length mismatch: Expected axis has 1 elements")
-
-
-def turnover_problem(amount: float, *, with_floor: bool = True) -> str | None:
-    """Why one exchange's daily turnover (元) is implausible: above TURNOVER_MAX or, `with_floor`,
-    under TURNOVER_MIN (a figure in 亿元 or 万元); None when it is plausible."""
-    if amount > TURNOVER_MAX:
-        return f"{amount:.6g} 元 is above {TURNOVER_MAX:.0e} (a unit smaller than 元?)"
-    if amount < (TURNOVER_MIN if with_floor else 0.0):
-        return f"{amount:.6g} 元 is below {TURNOVER_MIN:.0e} (亿元 or 万元?)"
-    return None
-
-
-def _check_turnover(amount: float, what: str) -> float:
-    if turnover_problem(amount) is not None:
-        raise ValidationFailed(f"{what}: A股成交额 {amount:.6g} 元 is implausible (unit changed?)")
-    return amount
 
 
 def sse_turnover(day: date, *, policy: CallPolicy | None = None) -> float:
@@ -719,7 +373,7 @@ def sse_turnover(day: date, *, policy: CallPolicy | None = None) -> float:
     if main + star == 0:
         raise NotPublished(f"SSE shows no 成交金额 for {day} yet")
     # Whole 元: SSE prints 亿元 with two decimals, and this removes float noise (3012.45 x 1e8).
-    return _check_turnover(float(round((main + star) * YI)), what)
+    return check_turnover(float(round((main + star) * YI)), what)
 
 
 def szse_turnover(day: date, *, policy: CallPolicy | None = None) -> float:
@@ -753,7 +407,7 @@ def szse_turnover(day: date, *, policy: CallPolicy | None = None) -> float:
     stocks = amount[category == "股票"]
     if len(stocks) == 1 and not np.isnan(stocks.iloc[0]) and total > stocks.iloc[0] * (1 + 1e-9) + 1:
         raise ValidationFailed(f"{what}: A-share 成交金额 {total:.6g} exceeds the 股票 total {stocks.iloc[0]:.6g}")
-    return _check_turnover(round(total, 2), what)
+    return check_turnover(round(total, 2), what)
 
 
 def sw_classification(*, policy: CallPolicy | None = None) -> pd.DataFrame:
@@ -818,7 +472,7 @@ def index_constituents(symbol: str, size: tuple[int, int], *, policy: CallPolicy
     low, high = size
     if not low <= len(frame) <= high:
         raise ValidationFailed(f"{what}: {len(frame)} rows, expected {low}..{high}")
-    _check_codes(frame, what)
+    check_codes(frame, what)
     dates = {d for d in raw["日期"] if not pd.isna(d)}
     if len(dates) > 1:
         raise ValidationFailed(f"{what}: several dates in one file ({', '.join(sorted(map(str, dates)))})")

@@ -68,7 +68,7 @@ def test_yearly_mean_margin_trade_ratio(ratio_frame: pd.DataFrame) -> None:
 
 def test_balance_identity_holds(margin: pd.DataFrame) -> None:
     """rzye(T-1) + rzmre(T) - rzche(T) = rzye(T) within 0.25 % on the published figures: the identity
-    storage derives a missing 融资偿还额 from (storage.sources.derive_rzche)."""
+    storage derives a missing 融资偿还额 from (storage.plausibility.derive_rzche)."""
     rzye, rzmre, rzche = margin["rzye_yuan"], margin["rzmre_yuan"], margin["rzche_yuan"]
     gap_pct = (rzye.shift(1) + rzmre - rzche - rzye) / rzye * 100.0
     assert gap_pct.notna().sum() > 2000

@@ -237,7 +237,7 @@ BAD = [
     ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,SZSE,"], 3, "amount is empty"),
     ("turnover", TURNOVER_HEADER, [TURNOVER_OK[0], "2024-04-12,SZSE,-1"], 3, "amount is negative"),
     ("turnover", "date,amount", TURNOVER_OK[:1], 1, "missing column(s) exchange"),
-    # units: the ingest's bounds (storage.sources), per exchange and date
+    # units: the ingest's bounds (storage.plausibility), per exchange and date
     ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,SSE,80531138.6298,4436345.1113,,,,,,"], 3,
      "rzye 80531138.6298 is not a plausible balance in 元 for SSE (亿元 or 万元?)"),  # 万元
     ("margin", MARGIN_HEADER, [MARGIN_OK[0], "2024-04-12,BSE,2e14,,,,,,,"], 3,

@@ -30,20 +30,14 @@ from storage import history, ingest, models, queries
 from storage.database import data_version, get_meta, session_scope, set_meta
 from storage.industries import is_fund_code
 from storage.ingest import latest_complete_date, missing_steps, run_ingest
-from storage.sources import (
-    CallPolicy,
-    NotPublished,
-    Sources,
-    UpstreamError,
-    ValidationFailed,
-    check_detail_against_summary,
-    upstream_timeout,
-)
+from storage.plausibility import check_detail_against_summary
+from storage.sources import Sources
 from storage.sources import csi300_members as fetch_csi300
 from storage.sources import market_account_history as fetch_account_history
 from storage.sources import sse_detail as fetch_sse_detail
 from storage.sources import sse_summary as fetch_sse_summary
 from storage.sources import szse_summary as fetch_szse_summary
+from storage.upstream import CallPolicy, NotPublished, UpstreamError, ValidationFailed, upstream_timeout
 from tests import upstream_payloads as up
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
@@ -1401,7 +1395,7 @@ def test_a_dripping_server_is_given_up_at_the_deadline() -> None:
     import socket
     import threading
 
-    from storage.sources import call
+    from storage.upstream import call
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -1541,7 +1535,7 @@ def test_an_attempt_past_its_deadline_asks_no_more_and_is_not_retried(rsps: resp
     The first page is held until the deadline has passed, so the deadline is crossed on purpose."""
     import threading
 
-    from storage.sources import DeadlinePassed, call
+    from storage.upstream import DeadlinePassed, call
 
     release = threading.Event()
 
