@@ -44,7 +44,7 @@ def calendar_runs_out(services: Services, today: date) -> bool:
 def missing_for(services: Services, day: date) -> list[str]:
     """What day `day` still lacks before its push, as keys of the `steps` strings: the required
     ingestion steps not done, and turnover_<exchange> for SSE or SZSE where none is stored."""
-    from storage.ingest import missing_steps
+    from storage.ingest_status import missing_steps
 
     turnover = queries.turnover_exchanges(services.engine, day)
     return [*missing_steps(services.engine, day), *(f"turnover_{e}" for e in queries.FULL_SPLIT if e not in turnover)]

@@ -332,7 +332,7 @@ class Pusher:
 def latest_pushable_date(services: Services) -> date | None:
     """The latest day the push may go out for: its ingestion complete (margin data and sectors) and
     its reports whole (the turnover of SSE and SZSE stored too: see queries.latest_data_date)."""
-    from storage.ingest import latest_complete_date
+    from storage.ingest_status import latest_complete_date
 
     shown = queries.latest_data_date(services.engine)
     complete = latest_complete_date(services.engine)

@@ -1,14 +1,15 @@
 """Ingestion: fetch margin data from the exchanges (through storage.sources) and store it.
 
-Per trade date T there are six per-day sources (SSE, SZSE, BSE summary and detail) and one derived
-step (the day's SectorDaily). Each (day, source) is written in one transaction together with its
-IngestStatus row and a data_version bump; a failure writes nothing but its IngestStatus row
-(pending = not published yet, failed = error, given_up = a required step of an older day that kept
-failing: see REQUIRED_MAX_ATTEMPTS), so the stored data stays as it was. A day is complete when all of
-its required steps are done (a given-up step is not). Two more per-day steps are optional: the official A-share
-turnover of SSE (stock_sse_deal_daily, from 2021-12-27) and SZSE (stock_szse_summary). They replace
-the index-amount fallback row of their (day, exchange) by an a_share_only one; their failure is
-recorded (pending or failed) and retried in later runs, but never keeps a day from being complete.
+Per trade date T there are six per-day sources (SSE, SZSE, BSE summary and detail) and one derived step
+(the day's SectorDaily). Each (day, source) is written in one transaction together with its IngestStatus
+row and a data_version bump; a failure writes nothing but its IngestStatus row (pending = not published
+yet, failed = error, given_up = a required step of an older day that kept failing: see
+storage.ingest_status.REQUIRED_MAX_ATTEMPTS), so the stored data stays as it was. A day is complete when
+all of its required steps are done (a given-up step is not). Two more per-day steps are optional: the
+official A-share turnover of SSE (stock_sse_deal_daily, from 2021-12-27) and SZSE (stock_szse_summary).
+They replace the index-amount fallback row of their (day, exchange) by an a_share_only one; their
+failure is recorded (pending or failed) and retried in later runs, but never keeps a day from being
+complete.
 History sources (storage.history: index turnover, Eastmoney market history, Shenwan classes and
 sector index closes) are refreshed once per run where the stored rows are behind, and only written
 where they differ from what is stored, so a second run changes nothing. Files without a trade date
@@ -24,12 +25,11 @@ import logging
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, case, delete, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -53,9 +53,26 @@ from storage._steps import (
 )
 from storage.database import bump_data_version, is_demo, session_scope, upsert
 from storage.history import CHECKED_KEYS, HISTORY_STEPS, history_step, refresh_history
+from storage.ingest_status import (
+    DAY_SOURCES,
+    DETAIL_SOURCES,
+    GIVE_UP_AGE,
+    MARGIN_START,
+    SUMMARY_SOURCES,
+    TURNOVER_SOURCES,
+    all_steps,
+    done_steps,
+    latest_complete_date,
+    missing_steps,
+    optional_steps,
+    record_problem,
+    required_steps,
+    set_status,
+    settled_steps,
+)
 from storage.lending import value_sse_lending
 from storage.plausibility import SSE_SPAN_DAYS, check_detail_against_summary, derive_rzche, derive_stock_rzche
-from storage.sources import SSE_DEAL_DAILY_START, Sources
+from storage.sources import Sources
 from storage.upstream import NotPublished, UpstreamError, UpstreamProblem, ValidationFailed
 
 if TYPE_CHECKING:
@@ -63,184 +80,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storage.ingest")
 
-SUMMARY_SOURCES: dict[str, str] = {"sse_summary": "SSE", "szse_summary": "SZSE", "bse_summary": "BSE"}
-DETAIL_SOURCES: dict[str, str] = {"sse_detail": "SSE", "szse_detail": "SZSE", "bse_detail": "BSE"}
-DAY_SOURCES: tuple[str, ...] = (*SUMMARY_SOURCES, *DETAIL_SOURCES)
-# Optional per-day steps: step name -> (exchange, Turnover.source). Not required for a complete day.
-TURNOVER_SOURCES: dict[str, tuple[str, str]] = {
-    "sse_turnover": ("SSE", "sse_deal_daily"), "szse_turnover": ("SZSE", "szse_summary"),
-}
-# An optional step that failed (or stayed pending) this many times is no longer retried by itself.
-OPTIONAL_MAX_ATTEMPTS = 5
-# A required step of a day at least GIVE_UP_AGE trade dates older than the latest published one that
-# fails on its attempt number REQUIRED_MAX_ATTEMPTS or later, its previous attempt having failed too,
-# is given up (GIVEN_UP): automatic runs skip its day, so an old hole never costs each run its
-# retries and backoff; a run given --start or --end retries it. The latest published day, the one
-# the push waits for, is never given up: its retries go on (and the late-data warning tells the
-# admins); nor are the days just before it: an upstream outage of a few days heals by itself.
-REQUIRED_MAX_ATTEMPTS = 5
-GIVE_UP_AGE = 10
-
-MARGIN_START = date(2010, 3, 31)  # first day of margin trading on SSE and SZSE
-BSE_MARGIN_START = models.BSE_MARGIN_START
-_SOURCE_START = {"bse_summary": BSE_MARGIN_START, "bse_detail": BSE_MARGIN_START,
-                 "sse_turnover": SSE_DEAL_DAILY_START}
 DEFAULT_BACKFILL_DAYS = 60
-_MESSAGE_MAX = 500
 _NAME_MAX = 32
-
-
-# --- status queries ----------------------------------------------------------------------------------
-
-
-def required_steps(day: date) -> tuple[str, ...]:
-    """The steps that make `day` complete: the per-day sources that existed then, and the sectors."""
-    sources = tuple(s for s in DAY_SOURCES if day >= _SOURCE_START.get(s, MARGIN_START))
-    return (*sources, SECTORS)
-
-
-def optional_steps(day: date) -> tuple[str, ...]:
-    """The per-day steps that improve `day` without being required: the official A-share turnover."""
-    return tuple(s for s in TURNOVER_SOURCES if day >= _SOURCE_START.get(s, MARGIN_START))
-
-
-def _settled_steps(session: Session, days: Sequence[date]) -> dict[date, set[str]]:
-    """Per day, the steps not to try again: the done ones, and optional ones out of attempts."""
-    settled = _done_steps(session, days)
-    if not days:
-        return settled
-    st = models.IngestStatus
-    rows = session.execute(
-        select(st.trade_date, st.source).where(
-            st.status != DONE, st.source.in_(tuple(TURNOVER_SOURCES)), st.attempts >= OPTIONAL_MAX_ATTEMPTS,
-            st.trade_date >= min(days), st.trade_date <= max(days),
-        )
-    ).all()
-    for day, source in rows:
-        if day in settled:
-            settled[day].add(source)
-    return settled
-
-
-def _all_steps(day: date) -> tuple[str, ...]:
-    return (*required_steps(day), *optional_steps(day))
-
-
-def _done_steps(session: Session, days: Sequence[date]) -> dict[date, set[str]]:
-    if not days:
-        return {}
-    st = models.IngestStatus
-    rows = session.execute(
-        select(st.trade_date, st.source).where(
-            st.status == DONE, st.trade_date >= min(days), st.trade_date <= max(days)
-        )
-    ).all()
-    done: dict[date, set[str]] = {d: set() for d in days}
-    for day, source in rows:
-        if day in done:
-            done[day].add(source)
-    return done
-
-
-def missing_steps(engine: Engine, day: date) -> list[str]:
-    """The required steps of `day` not done yet, in order (empty: the day is complete)."""
-    with Session(engine) as session:
-        done = _done_steps(session, [day])[day]
-    return [step for step in required_steps(day) if step not in done]
-
-
-def latest_complete_date(engine: Engine) -> date | None:
-    """The latest trade date whose ingestion is complete, or None."""
-    st = models.IngestStatus
-    fewest = min(len(required_steps(MARGIN_START)), len(required_steps(BSE_MARGIN_START)))
-    query = (
-        select(st.trade_date)
-        .where(st.status == DONE, st.source.in_((*DAY_SOURCES, SECTORS)))
-        .group_by(st.trade_date)
-        .having(func.count() >= fewest)
-        .order_by(st.trade_date.desc())
-    )
-    with Session(engine) as session:
-        for (day,) in session.execute(query):
-            if set(required_steps(day)) <= _done_steps(session, [day])[day]:
-                return day
-    return None
-
-
-# --- writing -----------------------------------------------------------------------------------------
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _given_up_message(message: str) -> str:
-    return f"given up (marginbot ingest --start/--end retries it): {message}"
-
-
-def _write_status(session: Session, day: date, source: str, status: str, *, rows: int = 0, message: str = "",
-                  keep_done: bool = False, may_give_up: bool = False) -> tuple[str, int] | None:
-    """Upsert the IngestStatus row of (day, source) in one statement, the attempt counted in SQL
-    (attempts = attempts + 1: two workers at once never lose one).
-
-    With `keep_done`, a row already done is left as it is (the statement's WHERE): another run stored
-    the step meanwhile; None is returned. With `may_give_up`, a failure whose previous attempt failed
-    too and which brings the attempts to REQUIRED_MAX_ATTEMPTS is stored as GIVEN_UP. Returns the
-    stored status and attempts.
-    """
-    table = models.IngestStatus.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    text = message[:_MESSAGE_MAX]
-    stmt = insert(table).values(trade_date=day, source=source, status=status, rows=rows, attempts=1,
-                                message=text, updated_at=_now())
-    new_status: Any = stmt.excluded.status
-    new_message: Any = stmt.excluded.message
-    if may_give_up and status == FAILED:
-        gives_up = and_(table.c.status.in_((FAILED, GIVEN_UP)), table.c.attempts + 1 >= REQUIRED_MAX_ATTEMPTS)
-        new_status = case((gives_up, literal(GIVEN_UP)), else_=stmt.excluded.status)
-        new_message = case((gives_up, literal(_given_up_message(message)[:_MESSAGE_MAX])),
-                           else_=stmt.excluded.message)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["trade_date", "source"],
-        set_={"status": new_status, "rows": stmt.excluded.rows, "attempts": table.c.attempts + 1,
-              "message": new_message, "updated_at": stmt.excluded.updated_at},
-        where=(table.c.status != DONE) if keep_done else None,
-    ).returning(table.c.status, table.c.attempts)
-    stored = session.execute(stmt).first()
-    return None if stored is None else (str(stored[0]), int(stored[1]))
-
-
-def _set_status(session: Session, day: date, source: str, status: str, rows: int = 0, message: str = "") -> int:
-    """Upsert the IngestStatus row, counting this attempt; returns the attempt number."""
-    stored = _write_status(session, day, source, status, rows=rows, message=message)
-    assert stored is not None  # written unconditionally
-    return stored[1]
-
-
-def _record_problem(engine: Engine, day: date, source: str, problem: UpstreamProblem | str,
-                    status: str | None = None, may_give_up: bool = False) -> StepOutcome:
-    """Write only the IngestStatus row (own transaction, one conditional upsert) and log one line;
-    the data stays as it was. A row done meanwhile stays done; with `may_give_up` (a required step
-    of a day older than the latest published one), a repeated failure may give the step up."""
-    status = status or (problem.status if isinstance(problem, UpstreamProblem) else FAILED)
-    message = str(problem)
-    with session_scope(engine) as session:
-        stored = _write_status(session, day, source, status, message=message, keep_done=True,
-                               may_give_up=may_give_up)
-    if stored is None:
-        # Another run (a second worker on the same database) stored this step since this run
-        # looked: its data stand, and this run's failure must not mark the day incomplete again.
-        log.info("%s %s: %s, but another run has stored it meanwhile: kept", source, day, message)
-        return StepOutcome(source, DONE, 0, "stored by another run")
-    status, attempts = stored
-    if status == GIVEN_UP:
-        message = _given_up_message(message)
-        log.warning("%s %s given up after %d attempts: %s", source, day, attempts, message)
-    elif status == PENDING:
-        log.info("%s %s: %s; will ask again (pending, attempt %d)", source, day, message, attempts)
-    else:
-        log.warning("%s %s failed: %s (attempt %d)", source, day, message, attempts)
-    return StepOutcome(source, status, 0, message)
 
 
 def _as_problem(exc: BaseException) -> UpstreamProblem:
@@ -318,9 +159,9 @@ def _days_to_fetch(engine: Engine, calendar: Sequence[date], start: date | None,
     if not candidates:
         return [], []
     with Session(engine) as session:
-        settled = _settled_steps(session, candidates)
+        settled = settled_steps(session, candidates)
         given_up = set() if retry_given_up else _given_up_days(session, candidates)
-    days = [d for d in candidates if not set(_all_steps(d)) <= settled[d]]
+    days = [d for d in candidates if not set(all_steps(d)) <= settled[d]]
     return [d for d in days if d not in given_up], [d for d in days if d in given_up]
 
 
@@ -546,7 +387,7 @@ class _DayFetcher:
             if previous_day is not None and _detail_repeats(session, previous_day, exchange, frame):
                 raise NotPublished(f"{exchange}'s detail for {day} repeats {previous_day}'s: not published yet")
             previous: dict[str, float | None] | None = None
-            if frame["rzche"].isna().all() and previous_day is not None and source in _done_steps(
+            if frame["rzche"].isna().all() and previous_day is not None and source in done_steps(
                     session, [previous_day])[previous_day]:
                 sm = models.StockMargin
                 previous = {code: rzye for code, rzye in session.execute(
@@ -612,11 +453,11 @@ def _store(engine: Engine, day: date, source: str, model: type[SQLModel], rows: 
             _complete_next_summary(session, rows[0], next_day)
         elif next_day is not None and rows and _complete_next_detail(session, rows, next_day, rows[0]["exchange"]):
             session.flush()
-            if SECTORS in _done_steps(session, [next_day])[next_day]:
+            if SECTORS in done_steps(session, [next_day])[next_day]:
                 from storage.aggregate import rebuild_sector_daily
 
                 rebuild_sector_daily(session, [next_day])
-        _set_status(session, day, source, DONE, rows=len(rows), message=message)
+        set_status(session, day, source, DONE, rows=len(rows), message=message)
         bump_data_version(session)
     log.debug("%s %s: %d rows stored", source, day, len(rows))
     return StepOutcome(source, DONE, len(rows))
@@ -635,12 +476,12 @@ def _ingest_step(engine: Engine, fetcher: _DayFetcher, day: date, source: str) -
         rows = fetcher.detail(day, source)
         return _store(engine, day, source, models.StockMargin, rows, next_day=next_day)
     except UpstreamProblem as exc:
-        return _record_problem(engine, day, source, exc, may_give_up=fetcher.may_give_up(day, source))
+        return record_problem(engine, day, source, exc, may_give_up=fetcher.may_give_up(day, source))
     except SQLAlchemyError as exc:
-        return _record_problem(engine, day, source, f"database error: {type(exc).__name__}: {str(exc)[:200]}",
+        return record_problem(engine, day, source, f"database error: {type(exc).__name__}: {str(exc)[:200]}",
                                may_give_up=fetcher.may_give_up(day, source))
     except PARSE_ERRORS as exc:
-        return _record_problem(engine, day, source, UpstreamError(f"unexpected answer ({type(exc).__name__}: {exc})"),
+        return record_problem(engine, day, source, UpstreamError(f"unexpected answer ({type(exc).__name__}: {exc})"),
                                may_give_up=fetcher.may_give_up(day, source))
 
 
@@ -663,7 +504,7 @@ def _store_turnover(engine: Engine, fetcher: _DayFetcher, day: date, source: str
                 raise NotPublished(f"{exchange}'s answer for {day} repeats {previous_day}'s figure: not published yet")
         upsert(session, tv, [{"trade_date": day, "exchange": exchange, "amount": amount, "a_share_only": True,
                               "source": origin}])
-        _set_status(session, day, source, DONE, rows=1)
+        set_status(session, day, source, DONE, rows=1)
         bump_data_version(session)
     log.debug("%s %s: A股成交额 %.2f 亿元 stored", source, day, amount / 1e8)
     return StepOutcome(source, DONE, 1)
@@ -677,11 +518,11 @@ def _rebuild_sectors(engine: Engine, day: date, may_give_up: bool = False) -> St
             count = rebuild_sector_daily(session, [day])
             # The day alone when days arrive in order; a day filled in late also moves the 65 after it.
             rebuild_stock_spikes(session, spike_dates_after_write(session, [day]))
-            _set_status(session, day, SECTORS, DONE, rows=count)
+            set_status(session, day, SECTORS, DONE, rows=count)
             bump_data_version(session)
         return StepOutcome(SECTORS, DONE, count)
     except (ImportError, SQLAlchemyError, *PARSE_ERRORS) as exc:
-        return _record_problem(engine, day, SECTORS, f"sector rebuild failed: {type(exc).__name__}: {exc}",
+        return record_problem(engine, day, SECTORS, f"sector rebuild failed: {type(exc).__name__}: {exc}",
                                status=FAILED, may_give_up=may_give_up)
 
 
@@ -817,11 +658,11 @@ def run_ingest(engine: Engine, settings: Settings, start: date | None = None, en
     days, result.skipped = _days_to_fetch(engine, calendar, start, stop,
                                           retry_given_up=start is not None or end is not None)
     with Session(engine) as session:
-        done = _done_steps(session, days)
-        settled = _settled_steps(session, days)
+        done = done_steps(session, days)
+        settled = settled_steps(session, days)
     if fetcher is None or not fetcher.serves(days, done):
         fetcher = _DayFetcher(engine, sources, calendar, days, done, newest)
-    steps = sum(len(set(_all_steps(d)) - settled[d]) for d in days)
+    steps = sum(len(set(all_steps(d)) - settled[d]) for d in days)
     bar = _progress_bar(progress, (len(HISTORY_STEPS) if history else 0) + steps)
     try:
         if history:
@@ -852,7 +693,7 @@ def _ingest_day(engine: Engine, fetcher: _DayFetcher, day: date, done: set[str],
     """Every step of `day` not done yet, in order: summaries, details, the sectors, then the optional
     official turnover (its failure leaves the day complete)."""
     result = DayResult(day)
-    for source in _all_steps(day):
+    for source in all_steps(day):
         if source in done or source in settled:
             continue
         bar.set_postfix_str(f"{day} {source}", refresh=False)

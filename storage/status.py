@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from storage import models, queries
 from storage.database import data_version, is_demo
-from storage.ingest import latest_complete_date
+from storage.ingest_status import latest_complete_date
 
 # Tables whose span of trade dates the status lists, by the name it shows.
 SPANS: dict[str, type] = {

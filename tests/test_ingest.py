@@ -26,7 +26,7 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlmodel import Session
 
 from marginbot.settings import Settings, load_settings
-from storage import history, ingest, models, queries
+from storage import history, ingest, ingest_status, models, queries
 from storage.database import data_version, get_meta, session_scope, set_meta
 from storage.industries import is_fund_code
 from storage.ingest import latest_complete_date, missing_steps, run_ingest
@@ -654,7 +654,7 @@ def test_default_backfill_and_resume_after_a_stop(engine: Engine, fake: FakeUpst
     asked = len(fake.asked)
     second = ingest_run(engine, settings, fetchers, history=False)
     assert [d.day for d in second.days] == [D2] and second.days[0].complete
-    per_day = [a for a in fake.asked[asked:] if a[0] in ingest.DAY_SOURCES]
+    per_day = [a for a in fake.asked[asked:] if a[0] in ingest_status.DAY_SOURCES]
     assert per_day == [("szse_detail", D2)]  # only what was missing
     assert [s.source for s in second.days[0].steps] == ["szse_detail", "sector_daily"]
     assert latest_complete_date(engine) == D2
@@ -814,9 +814,9 @@ def test_turnover_answers_that_are_not_usable_are_refused(url: str, body: str | 
 
 
 def test_official_turnover_is_optional_and_sse_s_starts_on_2021_12_27() -> None:
-    assert ingest.optional_steps(date(2021, 12, 24)) == ("szse_turnover",)
-    assert ingest.optional_steps(date(2021, 12, 27)) == ("sse_turnover", "szse_turnover")
-    assert not set(ingest.required_steps(D2)) & set(ingest.TURNOVER_SOURCES)
+    assert ingest_status.optional_steps(date(2021, 12, 24)) == ("szse_turnover",)
+    assert ingest_status.optional_steps(date(2021, 12, 27)) == ("sse_turnover", "szse_turnover")
+    assert not set(ingest_status.required_steps(D2)) & set(ingest_status.TURNOVER_SOURCES)
 
 
 def test_a_failure_after_another_run_stored_the_step_keeps_it_done(
@@ -825,7 +825,7 @@ def test_a_failure_after_another_run_stored_the_step_keeps_it_done(
     The late failure is logged, and the step stays done: the day stays complete, nothing is fetched again."""
     assert ingest_run(engine, settings, fetchers, start=D1).ok
     before = status_of(engine, D2, "sse_detail")
-    outcome = ingest._record_problem(engine, D2, "sse_detail", "timed out (no answer within 7.5 s)", "failed")
+    outcome = ingest_status.record_problem(engine, D2, "sse_detail", "timed out (no answer within 7.5 s)", "failed")
     after = status_of(engine, D2, "sse_detail")
     assert (outcome.status, outcome.message) == ("done", "stored by another run")
     assert (after.status, after.attempts, after.rows) == ("done", before.attempts, before.rows)
@@ -896,7 +896,7 @@ def test_a_turnover_failure_keeps_the_stored_turnover_and_the_day_complete(
         kind: str, engine: Engine, fake: FakeUpstream, settings: Settings, fetchers: Sources, few_sectors: None,
         sleeps: list[float]) -> None:
     source, status, failing, said = TURNOVER_FAILURES[kind]
-    exchange = ingest.TURNOVER_SOURCES[source][0]
+    exchange = ingest_status.TURNOVER_SOURCES[source][0]
     fake.override[source, D2] = failing
     first = ingest_run(engine, settings, fetchers, start=D1)
 
@@ -930,7 +930,7 @@ def test_a_turnover_failure_keeps_the_stored_turnover_and_the_day_complete(
 def test_a_turnover_step_out_of_attempts_is_no_longer_retried(engine: Engine, fake: FakeUpstream,
                                                               settings: Settings, fetchers: Sources,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "OPTIONAL_MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(ingest_status, "OPTIONAL_MAX_ATTEMPTS", 2)
     fake.override["szse_turnover", D2] = _turnover_html
     ingest_run(engine, settings, fetchers, start=D2, history=False)
     ingest_run(engine, settings, fetchers, history=False)
@@ -1623,7 +1623,7 @@ def test_an_old_hole_never_delays_the_latest_day_and_is_given_up(
     complete in the same run. After REQUIRED_MAX_ATTEMPTS failures (the last two in a row) the 2019
     step is given up: not complete, shown as such, no longer asked by runs of their own; a run given
     --start/--end asks it again."""
-    monkeypatch.setattr(ingest, "REQUIRED_MAX_ATTEMPTS", 3)
+    monkeypatch.setattr(ingest_status, "REQUIRED_MAX_ATTEMPTS", 3)
     old_hole(engine, fake, monkeypatch)
     assert ingest_run(engine, settings, fetchers, start=D1, end=D1, history=False).ok  # D1 complete
     fake.override["sse_summary", OLD] = _raise(requests.exceptions.ConnectionError("connection reset by peer"))
@@ -1632,7 +1632,7 @@ def test_an_old_hole_never_delays_the_latest_day_and_is_given_up(
     first = ingest_run(engine, settings, fetchers, history=False)
     assert [(d.day, d.status) for d in first.days] == [(OLD, "failed"), (D2, "done")]
     assert missing_steps(engine, D2) == [] and latest_complete_date(engine) == D2
-    per_day = [a for a in fake.asked[asked:] if a[0] in ingest.DAY_SOURCES]
+    per_day = [a for a in fake.asked[asked:] if a[0] in ingest_status.DAY_SOURCES]
     # D2 first, its SSE summary asked on its own (D1..D2); then the 2019 span, three attempts
     assert per_day[0] == ("sse_summary", D2) and per_day[-3:] == [("sse_summary", OLD)] * 3
     assert ("sse_summary", OLD) not in per_day[:-3]
@@ -1673,7 +1673,7 @@ def test_the_latest_published_day_is_never_given_up(engine: Engine, fake: FakeUp
     """The day the push waits for keeps being asked however often it fails (the late-data warning
     tells the admins); it may be given up only once later days are published (GIVE_UP_AGE of them:
     here 1; by default an outage of a few days is waited out, see the next test)."""
-    monkeypatch.setattr(ingest, "REQUIRED_MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(ingest_status, "REQUIRED_MAX_ATTEMPTS", 2)
     monkeypatch.setattr(ingest, "GIVE_UP_AGE", 1)
     fake.override["szse_detail", D2] = lambda: (200, {"Content-Type": "text/html"}, up.HTML_ERROR_PAGE)
     for _ in range(3):
@@ -1722,7 +1722,7 @@ def test_status_writes_of_workers_at_once_count_every_attempt_and_never_undo_don
 
     def fail(source: str, times: int) -> None:
         for _ in range(times):
-            ingest._record_problem(engine, D2, source, "timed out (no answer within 7.5 s)", "failed")
+            ingest_status.record_problem(engine, D2, source, "timed out (no answer within 7.5 s)", "failed")
 
     threads = [threading.Thread(target=fail, args=("sse_detail", 5)) for _ in range(6)]
     for t in threads:
@@ -1734,7 +1734,7 @@ def test_status_writes_of_workers_at_once_count_every_attempt_and_never_undo_don
 
     def store() -> None:
         with session_scope(engine) as s:
-            ingest._set_status(s, D2, "szse_detail", "done", rows=30)
+            ingest_status.set_status(s, D2, "szse_detail", "done", rows=30)
 
     threads = [threading.Thread(target=fail, args=("szse_detail", 5)) for _ in range(4)]
     threads.insert(2, threading.Thread(target=store))
@@ -1745,7 +1745,7 @@ def test_status_writes_of_workers_at_once_count_every_attempt_and_never_undo_don
     row = status_of(engine, D2, "szse_detail")
     assert row.status == "done" and row.rows == 30 and 1 <= row.attempts <= 21
     before = row.attempts
-    assert ingest._record_problem(engine, D2, "szse_detail", "late failure", "failed").status == "done"
+    assert ingest_status.record_problem(engine, D2, "szse_detail", "late failure", "failed").status == "done"
     assert status_of(engine, D2, "szse_detail").attempts == before
 
 
