@@ -29,16 +29,8 @@ from sqlalchemy import Engine
 from marginbot.settings import Settings, load_settings
 from reports.i18n import t
 from reports.text import to_plain
-from sandbox.app import (
-    GROUP_ID,
-    SANDBOX_COMMANDS_PER_MINUTE,
-    STORAGE_CHANNEL_ID,
-    YOU_ID,
-    Sandbox,
-    forget_local_deliveries,
-    run_sandbox,
-    start_sandbox,
-)
+from sandbox.app import SANDBOX_COMMANDS_PER_MINUTE, Sandbox, forget_local_deliveries, run_sandbox, start_sandbox
+from sandbox.page import GROUP_ID, STORAGE_CHANNEL_ID, YOU_ID
 from storage.database import make_engine
 from tests.demo_db import demo_db_file
 from tests.netguard import PREAMBLE, child_env
