@@ -14,16 +14,19 @@ from datetime import date
 
 from reports.figures import MAX_DAYS, MIN_DAYS, SECTOR_MAX_DAYS
 from reports.fmt import clipped
-from reports.securities import code_form, normalized
+from reports.securities import code_form, exchange_mismatch, normalized
 
 # What an answer to bad arguments offers to copy, per command.
 EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sectors 20",
             "signals": "/signals 60", "stock": "/stock 600519 60", "top": "/top 5"}
 DATE_EXAMPLE = "2024-09-30"
 SECTOR_KINDS = ("top", "sectors")  # the commands that take a sector: its stocks, or that sector alone
-_DATE_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})|(\d{4})(\d{2})(\d{2})")
+_DATE_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})|(\d{4})(\d{2})(\d{2})|(\d{4})年(\d{1,2})月(\d{1,2})日?")
 # digits, a separator, then a digit or another separator ("2024-09-30", "2024--09-30", not "00700.HK")
 _DATE_SHAPE = re.compile(r"\d+[-/.][-/.\d]")
+_CHINESE_DATE_SHAPE = re.compile(r"\d{2,4}年")  # 2024年9月30日, and its near misses (2024年9月)
+# A security's code in brackets, the end of a security as the bot lists it: 演示股份0241 (000053)
+_BRACKETED_CODE = re.compile(r"\(\d{6}\)")
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,14 @@ def looks_like_date(word: str) -> bool:
     suffix (00700.HK, 600519.HK) a security to look up."""
     if len(word) == 8 and word.isdigit():
         return True
+    if _CHINESE_DATE_SHAPE.match(word):
+        return True
     return _DATE_SHAPE.match(word) is not None and len(word) >= 6
 
 
 def parse_date(word: str) -> date:
-    """YYYY-MM-DD (also with / or . as separator, or YYYYMMDD); ValueError for anything else,
-    including days that do not exist (2024-02-30)."""
+    """YYYY-MM-DD (also with / or . as separator, YYYYMMDD, or 2024年9月30日); ValueError for anything
+    else, including days that do not exist (2024-02-30)."""
     match = _DATE_RE.fullmatch(word)
     if match is None:
         raise ValueError(word)
@@ -73,6 +78,21 @@ def parse_days(kind: str, word: str) -> int:
     if not MIN_DAYS <= days <= window_limit(kind):
         raise ValueError(word)
     return days
+
+
+def typed_words(words: list[str]) -> list[str]:
+    """The words of a command as meant: full-width digits and punctuation as ASCII (a Chinese
+    keyboard's ２０２４－０９－３０ is 2024-09-30), and a security pasted back as the bot lists it,
+    name then bracketed code ("演示股份0241 (000053)"), as one word, whose code it is."""
+    joined: list[str] = []
+    for word in (w for w in map(normalized, words) if w):
+        if _BRACKETED_CODE.fullmatch(word):
+            name: list[str] = []  # the words of the name before it: neither a window nor a date
+            while joined and not _is_window_word(joined[-1]) and not looks_like_date(joined[-1]):
+                name.insert(0, joined.pop())
+            word = " ".join([*name, word])
+        joined.append(word)
+    return joined
 
 
 def _security_word(words: list[str]) -> str:
@@ -90,6 +110,7 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
     """The code (for `stock`; for `top` and `sectors`, the sector), window and date of a report command;
     ArgumentError for bad ones."""
     code: str | None = None
+    words = typed_words(words)
     if kind == "stock":
         code = _security_word(words)
         words = list(words)
@@ -201,7 +222,7 @@ def parse_inline_query(text: str) -> InlineRequest:
     report: every report whose name starts with the first word, or all of them. A name keeps the
     case it was typed in (the lookup ignores case; a reason quotes it as typed).
     """
-    typed = normalized(text).split()
+    typed = typed_words(text.split())
     dates = [w for w in typed if looks_like_date(w) and code_form(w) is None]
     typed = [w for w in typed if w not in dates]
     on: date | None = None
@@ -226,8 +247,10 @@ def parse_inline_query(text: str) -> InlineRequest:
     if asked in SECTOR_KINDS:
         sector = " ".join(words[1:]) or None
         return _with_window(InlineRequest(((str(asked), sector),), on=on), window)
-    code = next((c for c in map(code_form, words) if c), None)
-    if code is not None:
+    coded = next((w for w in typed if code_form(w)), None)
+    if coded is not None:
+        # a code in another exchange's form (sh000001: an index) goes as typed, for the report to refuse
+        code = coded if exchange_mismatch(coded) else code_form(coded)
         return _with_window(InlineRequest((("stock", code),), on=on), window)
     names = typed[1:] if words and words[0] in STOCK_WORDS else typed
     reports = [k for k in INLINE_REPORTS if not words or k.startswith(words[0])]

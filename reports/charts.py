@@ -330,7 +330,9 @@ def top_chart(figures: Figures, lang: str) -> bytes:
 
 
 def _plot_spikes(ax: Axes, spikes: list[dict[str, Any]], lang: str) -> _BarLabels:
-    spikes = list(reversed(spikes[:10]))
+    """A bar of z-score for each spike given, the largest on top, labelled with its 5-day change. Draws
+    every one: the caller cuts the list to what its text counts (signals: all; summary: spikes_charted)."""
+    spikes = list(reversed(spikes))
     labels = [f"{s['name']} {s['code']}" for s in spikes]
     values = np.array([s["zscore"] or 0.0 for s in spikes], dtype=float)
     up, _ = up_down_colors(lang)
@@ -413,7 +415,8 @@ def summary_chart(figures: Figures, lang: str) -> bytes:
     sectors = _plot_sectors(ax_sectors, series["sectors"]["table"] if sector_figures else [], lang, limit=10)
     if not sector_figures:
         _empty_note(ax_sectors, t(lang, "chart.no_stock_detail"))
-    spikes = _plot_spikes(ax_spikes, series["signals"]["spikes"][:6], lang)
+    # as many as the caption names and counts (figures.summary_figures' spikes_charted)
+    spikes = _plot_spikes(ax_spikes, series["signals"]["spikes"][: figures.data["spikes_charted"]], lang)
     _no_spikes_note(ax_spikes, figures.data["signals"], lang)
     cells = [
         [Cell(ax_balance, t(lang, "chart.balance_title"), 12.0),

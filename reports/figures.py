@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from analytics import amplification, balance, ratio, sectors, shorts, stocks
 from reports.errors import ReportError
 from storage import models, queries
+from storage.industries import exchange_of
 
 KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock", "top")
 DEFAULT_DAYS = {"balance": 60, "ratio": 250, "sectors": 20, "signals": 60, "summary": 60, "stock": 60, "top": 5}
@@ -48,7 +49,13 @@ HHI_MIN_CHANGE = 1.0
 STABILITY_MIN_CHANGE_PP = 0.05
 # A 5-day financing rise this many standard deviations above the stock's norm counts as a spike.
 SPIKE_Z = 2.0
-SPIKE_TOP = 10  # spikes listed at most
+SPIKE_TOP = 10  # spikes the signals report lists at most (its chart draws every one)
+# Of those, named in the signals caption; the text counts the rest, which only its chart names (另有 5 只见图).
+SPIKES_NAMED = 5
+# Spikes the daily push's dashboard draws, and of those named in its caption, which must also hold the
+# balance, the ratio, the sectors and a chat's watch lines within Telegram's 1,024 characters.
+SUMMARY_SPIKES_CHARTED = 6
+SUMMARY_SPIKES_NAMED = 3
 TOP_COUNT = 10  # stocks in each list of the ranking (risers, fallers)
 HEADLINE_SECTORS = 3  # sectors named as the largest net buyers and net repayers (融资净买入)
 # Trade dates before the day that the stock report loads for the spike z-score: the 65 it reads
@@ -108,14 +115,23 @@ def resolve_days(kind: str, days: int | None) -> int:
 
 
 def _base(engine: Engine, kind: str, day: date) -> dict[str, Any]:
-    """What every report carries: kind, data date, scope (exchanges), where the figures come from
-    ("demo", "import" when any of the day's summary came from a CSV, else "exchanges"), and whether
-    the date is the latest with data (the reports' default: a follow-up command the report suggests,
-    /top 20 银行, then needs no date; for another day it carries the report's)."""
+    """What every report carries: kind, data date, scope (the exchanges whose summary makes the day's
+    market; a report of some securities only, a stock or a ranking, names theirs instead),
+    where the figures come from ("demo", "import" when any of the day's summary came from a CSV, else
+    "exchanges"), and whether the date is the latest with data (the reports' default: a follow-up
+    command the report suggests, /top 20 银行, then needs no date; for another day it carries the
+    report's)."""
     demo = queries.demo_data(engine)
     origin = "demo" if demo else "import" if queries.imported_on(engine, day) else "exchanges"
     return {"report": kind, "date": day.isoformat(), "scope": queries.scope_on(engine, day), "demo": demo,
             "origin": origin, "latest": day == queries.latest_data_date(engine)}
+
+
+def _exchanges_of(codes: Iterable[str]) -> list[str]:
+    """The exchanges the securities `codes` trade on (storage.industries.exchange_of), in
+    models.EXCHANGES order: the scope of figures made of those securities' own rows."""
+    held = {exchange_of(code) for code in codes}
+    return [e for e in models.EXCHANGES if e in held]
 
 
 def _calendar_days(trade_days: int) -> int:
@@ -352,6 +368,11 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     unjudged = [{"signal": name, "reason": _unjudged_reason(name, pct_on_grid, index_on_grid)}
                 for name, value in (("crowding", crowding), ("deleveraging", deleveraging)) if value is None]
     last = frame.iloc[-1]
+    # A run whose first day had fewer than 3 years of ratios before it was measured against a shorter
+    # history (from PERCENTILE_MIN_DAYS on): the warning says "since" the data's first date, not "3 years".
+    known = pct.dropna()
+    crowding_since = (known.index[0].date().isoformat()
+                      if run and len(known) - run < CROWDING_LOOKBACK else None)
     band = balance.rolling_quantiles(pct, window=THREE_YEARS, min_periods=PERCENTILE_MIN_DAYS)
     ma = ratio.moving_average(pct, RATIO_MA_DAYS)
     percentile = balance.percentile_rank(pct, years=3, min_periods=PERCENTILE_MIN_DAYS)
@@ -378,6 +399,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         percentile_band=_band(percentile),
         percentile_since=_percentile_since(pct, day),
         crowding_days=int(run),
+        crowding_since=crowding_since,
         # True / False, or None when not judged (unjudged says why)
         crowding=crowding,
         deleveraging=deleveraging,
@@ -607,6 +629,7 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         percentile_since=rat.data["percentile_since"],
         crowding=rat.data["crowding"],
         crowding_days=rat.data["crowding_days"],
+        crowding_since=rat.data["crowding_since"],
         deleveraging=rat.data["deleveraging"],
         amplification_corr=_num(amp),
         amplifying=amplifying,
@@ -620,6 +643,8 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
              "change_pct": _num(r["change_pct"]), "zscore": _num(r["zscore"])}
             for code, r in spikes.iterrows()
         ],
+        # the spikes the caption names; the rest of the list only the chart names, and the text counts them
+        spikes_named=min(len(spikes), SPIKES_NAMED),
         short_structure=short,
         spike_z=SPIKE_Z,
         spike_min_balance=stocks.SPIKE_MIN_BALANCE,
@@ -729,6 +754,8 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     data.update(
         days=days,
         days_shown=days_shown,
+        # the one exchange the security trades on: its figures are its own rows, not the market's
+        scope=[str(last["exchange"])],
         code=code,
         name=str(last["name"]),
         exchange=str(last["exchange"]),
@@ -789,13 +816,15 @@ def top_figures(engine: Engine, day: date, days: int, sector: str | None = None)
         return [{"code": code, "name": names.get(code, code), "rzye": _num(row["rzye"]), "change": _num(row["change"]),
                  "change_pct": _num(row["change_pct"])} for code, row in frame.to_dict("index").items()]
 
+    compared = now.dropna().index.intersection(then.dropna().index)
     data = _base(engine, "top", day)
     data.update(
         days=days,
+        scope=_exchanges_of(compared),  # the exchanges of the stocks ranked (a sector's may be fewer)
         code=sector,  # as the stock report's code: the window buttons and the chart's file_id key carry it
         sector=named,
         since=since.isoformat(),
-        compared=int(now.dropna().index.intersection(then.dropna().index).size),
+        compared=int(compared.size),
         risers=listed(risers),
         fallers=listed(fallers),
     )
@@ -817,8 +846,12 @@ def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         sectors_missing = None
     sig = sub("signals", day, days)
     data = _base(engine, "summary", day)
+    # The dashboard draws the first spikes of the signals' list and the caption names the first of
+    # those, counting the rest ("另有 3 只见图"): the caption never says less than the chart shows.
+    spikes_charted = min(len(sig.data["spikes"]), SUMMARY_SPIKES_CHARTED)
     data.update(days=days, balance=bal.data, ratio=rat.data, sectors=sec.data if sec else None, signals=sig.data,
-                sectors_missing=sectors_missing)
+                sectors_missing=sectors_missing, spikes_charted=spikes_charted,
+                spikes_named=min(spikes_charted, SUMMARY_SPIKES_NAMED))
     series = {"balance": bal.series, "ratio": rat.series, "sectors": sec.series if sec else None,
               "signals": sig.series}
     return Figures("summary", data, series)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 
 from reports.i18n import strings, t
@@ -52,17 +52,12 @@ def money(value: float | None, lang: str, signed: bool = False) -> str:
     return shown if shown == "—" else t(lang, "units.money", value=shown)
 
 
-def security_money(value: float | None, lang: str, signed: bool = False,
-                   listed_with: Iterable[float | None] | None = None) -> str:
-    """One security's figure: as money() from one money unit up (1 亿元 / 1 bn), below it in the
-    language's small unit ("674.29 万元", "6.74 mn"), where two decimals of 亿元 or bn would round a
-    stock's balance or change to 0.00. With `listed_with` (the figures of a list it is one of), the
-    unit is the list's: that of its largest figure, so that a ranking reads in one unit."""
-    if _missing(value):
-        return money(value, lang, signed)
-    known = [abs(v) for v in (listed_with or ()) if not _missing(v)]
-    largest = max(known, default=abs(value))  # type: ignore[arg-type]
-    if largest >= money_scale(lang):
+def security_money(value: float | None, lang: str, signed: bool = False) -> str:
+    """One security's figure, each in its own unit: as money() from one money unit up (1 亿元 / 1 bn),
+    below it in the language's small unit ("674.29 万元", "6.74 mn"), where two decimals of 亿元 or bn
+    would round a stock's balance or change to 0.00. Figure by figure, as exchange and broker pages
+    print them: one unit for a whole list would print its small figures as 0.00."""
+    if _missing(value) or abs(value) >= money_scale(lang):  # type: ignore[arg-type]
         return money(value, lang, signed)
     units = strings(lang)["units"]
     shown = _shown(value / float(units["small_scale"]))  # type: ignore[operator]

@@ -12,14 +12,19 @@ from sqlalchemy import Engine
 
 from reports.errors import ReportError
 from reports.fmt import clipped
+from reports.i18n import LANGUAGES, t
 from storage import queries
+from storage.industries import exchange_of
 
 # A code with an exchange prefix or suffix: sh600519, SH.600519, 600519.SH, 000001.SZ, 830799.BJ, 600519.SS.
-_EXCHANGE_FORM = re.compile(r"^(?:(?:sh|sz|bj)\.?)?(\d{6})(?:\.(?:sh|sz|bj|ss))?$", re.IGNORECASE | re.ASCII)
+_EXCHANGE_FORM = re.compile(r"^(?:(?P<prefix>sh|sz|bj)\.?)?(?P<code>\d{6})(?:\.(?P<suffix>sh|sz|bj|ss))?$",
+                            re.IGNORECASE | re.ASCII)
+# The exchange a prefix or suffix names (SS: Yahoo's Shanghai).
+_TYPED_EXCHANGE = {"sh": "SSE", "ss": "SSE", "sz": "SZSE", "bj": "BSE"}
 MAX_NAME_LENGTH = 20  # longer text is not a security name (the longest stored names have ~10 characters)
 # A security as the bot itself lists it, name then code in brackets: 演示股份0028(600519), "茅台 (600519)"
 # (a watch list, a choice): pasted back, it is that code.
-_LISTED_FORM = re.compile(rf"^[^()]{{1,{MAX_NAME_LENGTH}}}?\s*\((\d{{6}})\)$", re.ASCII)
+_LISTED_FORM = re.compile(rf"^[^()]{{0,{MAX_NAME_LENGTH}}}?\s*\((\d{{6}})\)$", re.ASCII)
 MAX_CANDIDATES = 8  # an ambiguous name lists this many matches
 # An ambiguous name's matches are counted up to this many (more than the market has): "540 matched"
 MAX_COUNTED = 100_000
@@ -36,8 +41,26 @@ def code_form(text: str) -> str | None:
     """The 6-digit code in `text` when it is a code in one of the usual forms, or a name followed by
     its code in brackets as the bot lists securities; else None."""
     shown = normalized(text)
-    match = _EXCHANGE_FORM.match(shown) or _LISTED_FORM.match(shown)
+    match = _EXCHANGE_FORM.match(shown)
+    if match:
+        return match.group("code")
+    match = _LISTED_FORM.match(shown)
     return match.group(1) if match else None
+
+
+def exchange_mismatch(text: str) -> tuple[str, str, str] | None:
+    """(code, exchange it is listed on, exchange typed) when `text` is a code whose prefix or suffix
+    names another exchange (storage.industries.exchange_of tells a code's exchange from its digits):
+    sh000001 is how sites write the Shanghai Composite index, not Shenzhen's 000001. Else None."""
+    match = _EXCHANGE_FORM.match(normalized(text))
+    if match is None:
+        return None
+    typed = match.group("prefix") or match.group("suffix")
+    code = match.group("code")
+    listed = exchange_of(code)
+    if typed is None or _TYPED_EXCHANGE[typed.lower()] == listed:
+        return None
+    return code, listed, _TYPED_EXCHANGE[typed.lower()]
 
 
 def candidates(engine: Engine, text: str, on: date | None) -> list[tuple[str, str]]:
@@ -67,6 +90,13 @@ def resolve(engine: Engine, text: str, on: date | None) -> str:
     ambiguous_security (several names contain it: the first MAX_CANDIDATES are listed)."""
     if not text.strip():
         raise ReportError("bad_code", code="")
+    mismatch = exchange_mismatch(text)
+    if mismatch is not None:
+        code, listed, typed = mismatch
+        if typed == "SSE" and code.startswith("000"):  # SSE's indices: 000001 上证指数, 000300 沪深300
+            raise ReportError("index_code", typed=clipped(text.strip(), QUERY_ECHO), code=code)
+        raise ReportError("exchange_mismatch", typed=clipped(text.strip(), QUERY_ECHO), code=code,
+                          exchange={lang: t(lang, f"exchange.{listed}") for lang in LANGUAGES})
     found = candidates(engine, text, on)
     if not found:
         raise ReportError("no_such_security", query=clipped(text.strip(), QUERY_ECHO))

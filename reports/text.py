@@ -43,7 +43,7 @@ def environment(lang: str) -> Environment:
     )
     env.filters.update(
         money=lambda v, signed=False: fmt.money(v, lang, signed),
-        smoney=lambda v, signed=False, listed_with=None: fmt.security_money(v, lang, signed, listed_with),
+        smoney=lambda v, signed=False: fmt.security_money(v, lang, signed),
         amount=lambda v, signed=False: fmt.amount(v, lang, signed),
         table=fmt.table,
         hmoney=lambda v: fmt.headline_money(v, lang),

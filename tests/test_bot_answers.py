@@ -379,7 +379,8 @@ def test_securities_echo_a_cut_query_with_an_ellipsis(shared_reports: ReportServ
 
 @pytest.mark.parametrize(("typed", "code"), [
     ("演示股份0028(600519)", "600519"), ("演示股份0028（600519）", "600519"), ("演示股份0028 (600519)", "600519"),
-    ("600519.SH", "600519"), ("茅台", None), ("(600519)", None), ("演示股份0028(60051)", None), ("a(b)(600519)", None),
+    ("600519.SH", "600519"), ("茅台", None), ("(600519)", "600519"), ("ST 某某 (600001)", "600001"),
+    ("演示股份0028(60051)", None), ("a(b)(600519)", None),
 ])
 def test_a_security_as_the_bot_lists_it_is_its_code(typed: str, code: str | None) -> None:
     """A watch list or a choice shows 演示股份0028(600519): pasted back into /unwatch or /stock, it is
@@ -396,3 +397,67 @@ async def test_unwatch_takes_a_line_of_the_watch_list(demo_db: Engine, shared_re
         await h.write(ZH_USER, ZH_USER, f"/unwatch {name}({code})")
         assert h.texts(ZH_USER) == [t("zh", "bot.unwatched", name=name, code=code)]
         assert chats.watches(demo_db, [ZH_USER]) == {}
+
+
+# ------------------------------------------------------------------------------------------------
+# 9. What a Chinese keyboard types, a line pasted back, a code written for another exchange
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_a_chinese_keyboards_date_and_a_pasted_security_are_read_as_meant(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """２０２６－１１－１３ (full-width) and 2026年11月13日 are that date, as inline mode reads them; a
+    security pasted back as the bot lists it, 演示股份0020 (600xxx) with its space, is that security."""
+    code, name = queries.securities_named(demo_db, FRAGMENT, None, 1)[0]
+    past_ratio = expected(shared_reports, "ratio", on=PAST).caption
+    stock = expected(shared_reports, "stock", code=code).caption
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        for typed in ("/ratio ２０２６－１１－１３", "/ratio 2026年11月13日"):
+            await h.write(ZH_USER, ZH_USER, typed)
+            assert h.photos(ZH_USER)[-1].caption == past_ratio, typed
+        for typed in (f"/stock {name} ({code})", f"{name} ({code})", f"/stock 60 {name} ({code})"):
+            await h.write(ZH_USER, ZH_USER, typed)
+            assert h.photos(ZH_USER)[-1].caption == stock, typed
+        assert len(h.photos(ZH_USER)) == 5 and not any("无效" in text for text in h.texts(ZH_USER))
+
+
+async def test_a_code_written_for_another_exchange_is_refused_with_the_one_it_trades_on(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """sh600519 is 600519; bj600519 or 600519.SZ name the wrong exchange, and sh000001 is how sites
+    write the Shanghai Composite index: no report of Shenzhen's 000001 passes for it, silently."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/stock sh600519")
+        assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "stock", code="600519").caption
+        await h.write(ZH_USER, ZH_USER, "/stock bj600519")
+        assert h.bot_messages(ZH_USER)[-1].plain_text() == ("“bj600519” 的交易所与代码不符:600519 在沪市上市。"
+                                                            "要看它,请发 /stock 600519。")
+        await h.write(EN_USER, EN_USER, "/stock 600519.SZ")
+        assert h.bot_messages(EN_USER)[-1].plain_text() == (
+            '"600519.SZ" names the wrong exchange: 600519 is listed in Shanghai. For it, send /stock 600519.')
+        await h.write(ZH_USER, ZH_USER, "sh000001")  # bare, in a private chat
+        assert h.bot_messages(ZH_USER)[-1].plain_text() == t("zh", "error.index_code", typed="sh000001",
+                                                              code="000001")
+        assert "上证指数" in h.texts(ZH_USER)[-1]
+        query = await h.inline(EN_USER, "sh000001")
+        answer = h.server.inline_answers[query]
+        assert answer["results"] == [] and answer["button"]["text"] == "“sh000001” is an index: no margin data"
+        query = await h.inline(ZH_USER, "bj600519")
+        assert h.server.inline_answers[query]["button"]["text"] == "“bj600519”:600519 在沪市上市,不在所写的交易所"
+        assert len(h.photos(ZH_USER)) == 1
+
+
+async def test_a_name_that_matches_nothing_is_told_so_in_a_private_chat(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """茅台 typed alone (the demo's names are invented) is answered as a name that matches nothing,
+    not with "send a command"; a word with no Chinese in it (hello) or a sentence gets the hint."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "茅台")
+        await h.write(EN_USER, EN_USER, "<b>茅台</b> 60")
+        await h.write(EN_USER, EN_USER, "hello")
+        await h.write(EN_USER, EN_USER, "茅台 的 两融 余额 是 多少")
+        assert h.texts(ZH_USER) == [t("zh", "bot.plain_text_no_match", query="茅台")]
+        assert h.texts(EN_USER) == [t("en", "bot.plain_text_no_match", query="&lt;b&gt;茅台&lt;/b&gt;"),
+                                    t("en", "bot.plain_text"), t("en", "bot.plain_text")]

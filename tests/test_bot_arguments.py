@@ -17,7 +17,8 @@ from bot.sending import parse_start_payload, parse_window_data, pick_data, start
 @pytest.mark.parametrize(
     ("word", "day"),
     [("2024-09-30", date(2024, 9, 30)), ("2024/9/3", date(2024, 9, 3)), ("2024.09.30", date(2024, 9, 30)),
-     ("20240930", date(2024, 9, 30)), ("2024-02-29", date(2024, 2, 29))],
+     ("20240930", date(2024, 9, 30)), ("2024-02-29", date(2024, 2, 29)), ("2024年9月30日", date(2024, 9, 30)),
+     ("2024年9月3日", date(2024, 9, 3)), ("2024年09月30", date(2024, 9, 30))],
 )
 def test_dates_in_the_forms_people_type(word: str, day: date) -> None:
     assert looks_like_date(word)
@@ -25,7 +26,7 @@ def test_dates_in_the_forms_people_type(word: str, day: date) -> None:
 
 
 @pytest.mark.parametrize("word", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10", "24-09-30",
-                                  "2024-09-30x", "2024--09-30", "99999999", "2024-9"])
+                                  "2024-09-30x", "2024--09-30", "99999999", "2024-9", "2024年9月", "2024年2月30日"])
 def test_impossible_or_malformed_dates(word: str) -> None:
     assert looks_like_date(word)
     with pytest.raises(ValueError):
@@ -63,6 +64,17 @@ def test_windows_and_codes_are_not_dates(word: str) -> None:
         ("sectors", ["60", "医药"], ReportArgs(code="医药", days=60)),  # one sector alone
         ("top", ["270000", "5"], ReportArgs(code="270000", days=5)),  # six digits: a sector's code...
         ("sectors", ["801080"], ReportArgs(code="801080")),  # ...or its index, never a window
+        # a Chinese keyboard: full-width digits and dashes, and 年月日
+        ("ratio", ["２０２４－０９－３０"], ReportArgs(on=date(2024, 9, 30))),
+        ("ratio", ["2024－09－30", "２５０"], ReportArgs(days=250, on=date(2024, 9, 30))),
+        ("ratio", ["2024年9月30日"], ReportArgs(on=date(2024, 9, 30))),
+        ("stock", ["600519", "２０２４－０９－３０"], ReportArgs(code="600519", on=date(2024, 9, 30))),
+        # a security pasted back as the bot lists it, with its space: one security, not a window
+        ("stock", ["演示股份0241", "(000053)"], ReportArgs(code="演示股份0241 (000053)")),
+        ("stock", ["60", "演示股份0241", "(000053)", "2024-09-30"],
+         ReportArgs(code="演示股份0241 (000053)", days=60, on=date(2024, 9, 30))),
+        ("stock", ["ST", "某某", "(600001)"], ReportArgs(code="ST 某某 (600001)")),  # a name with a space
+        ("stock", ["(000053)"], ReportArgs(code="(000053)")),
     ],
 )
 def test_report_arguments(kind: str, words: list[str], want: ReportArgs) -> None:

@@ -6,6 +6,7 @@ The PNGs come from the demo reports rendered once per session (see tests/test_re
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from PIL import Image
 from sqlalchemy import Engine
 
 from reports import charts, layout
+from reports import text as report_text
 from reports.figures import KINDS
 from tests.test_reports import demo_engine, demo_report
 
@@ -386,3 +388,44 @@ def mdates_num(day: str) -> float:
     import pandas as pd
 
     return float(mdates.date2num(pd.Timestamp(day).to_pydatetime()))
+
+
+SPIKE_LINE = {"zh": ("⚠️ 融资余额急升:", "⚠️ 融资急升:"), "en": ("⚠️ Financing spikes: ",)}
+MORE = {"zh": re.compile(r"另有 (\d+) 只见图"), "en": re.compile(r"and (\d+) more in the chart")}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize(("kind", "charted"), [("signals", 10), ("summary", 6)])
+def test_the_text_accounts_for_every_spike_the_chart_draws(demo: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                           kind: str, charted: int, lang: str) -> None:
+    """The demo's last day has 10 spikes (figures.SPIKE_TOP): /signals draws all ten and names five
+    (figures.SPIKES_NAMED), "另有 5 只见图"; the push's dashboard draws six and its caption names
+    three, "and 3 more in the chart". Named + more = drawn, and the names are the chart's first bars."""
+    drawn: list[list[str]] = []
+    real = charts._plot_spikes
+
+    def record(ax: Any, spikes: list[dict[str, Any]], lang: str) -> Any:
+        drawn.append([s["code"] for s in spikes])
+        return real(ax, spikes, lang)
+
+    monkeypatch.setattr(charts, "_plot_spikes", record)
+    report = demo_report(demo, kind, lang)
+    assert report.png is not None and len(drawn) == 1 and len(drawn[0]) == charted
+    text = report_text.to_plain(report.caption + "\n" + report.details)
+    [line] = [line for line in text.splitlines() if line.startswith(SPIKE_LINE[lang])]
+    named = re.findall(r"\((\d{6})\)", line)
+    more = MORE[lang].search(line)
+    assert more is not None, line
+    assert len(named) + int(more.group(1)) == charted
+    assert named == drawn[0][: len(named)] and len(named) == (5 if kind == "signals" else 3)
+    assert report_text.visible_length(report.caption) <= report_text.CAPTION_LIMIT
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_no_more_is_claimed_when_the_text_names_every_spike(demo: Engine, lang: str) -> None:
+    """Two spikes: both named, nothing "more" (the signals chart draws the two)."""
+    data = dict(demo_report(demo, "signals", lang).data)
+    data.update(spikes=data["spikes"][:2], spikes_named=2)
+    caption, _ = report_text.render("signals", lang, data)
+    [line] = [line for line in report_text.to_plain(caption).splitlines() if line.startswith(SPIKE_LINE[lang])]
+    assert len(re.findall(r"\((\d{6})\)", line)) == 2 and MORE[lang].search(line) is None

@@ -271,6 +271,11 @@ async def test_a_name_out_of_time_opens_in_the_bot_at_its_window(
         answer = await answer_to(h, ZH_USER, "演示 20")
         assert answer["results"] == []
         assert answer["button"] == {"text": t("zh", "bot.inline_open_in_bot"), "start_parameter": f"stock_{first}_20d"}
+        # a sector asked by name opens that sector's report: its code in the link, not the market's
+        answer = await answer_to(h, ZH_USER, "top 20 电子")
+        assert answer["button"]["start_parameter"] == "top_270000_20d"
+        answer = await answer_to(h, EN_USER, "sectors Banks")
+        assert answer["button"]["start_parameter"] == "sectors_480000"
 
 
 # ------------------------------------------------------------------------------------------------

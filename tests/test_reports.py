@@ -310,7 +310,7 @@ def test_every_report_names_date_scope_and_demo_flag(small: Engine, kind: str) -
     d = data(small, kind, code="600001" if kind == "stock" else None)
     assert d["report"] == kind
     assert d["date"] == LAST.isoformat()
-    assert d["scope"] == SCOPE
+    assert d["scope"] == (["SSE"] if kind == "stock" else SCOPE)  # a stock's, the one exchange it trades on
     assert d["demo"] is False and d["origin"] == "exchanges"
 
 
@@ -1506,7 +1506,9 @@ def test_demo_text_fits_telegram(demo_reports: Callable[[str, str], RenderedRepo
     assert_telegram_html(report.details)
     plain = report_text.to_plain(report.caption)
     assert d["date"] in plain
-    assert d["scope"] == ["SSE", "SZSE", "BSE"]  # the demo has all three exchanges every day
+    # the demo has all three exchanges every day, and its rankings and sectors hold stocks of each; a
+    # stock's report names the one it trades on
+    assert d["scope"] == ([d["exchange"]] if kind == "stock" else ["SSE", "SZSE", "BSE"])
     for label in _scope_labels(lang, d["scope"]):
         assert label in plain
     assert ("演示数据" if lang == "zh" else "DEMO DATA") in plain
@@ -1612,8 +1614,10 @@ def test_small_text_names_date_scope_and_no_demo_mark(small: Engine, kind: str, 
     assert_telegram_html(report.caption)
     plain = report_text.to_plain(report.caption)
     assert LAST.isoformat() in plain
-    for label in _scope_labels(lang, SCOPE):
-        assert label in plain
+    footer = plain.splitlines()[-1]
+    scope = ["SSE"] if kind == "stock" else SCOPE  # 600001 trades in Shanghai alone
+    assert all(label in footer for label in _scope_labels(lang, scope))
+    assert not any(label in footer for label in _scope_labels(lang, [e for e in SCOPE if e not in scope]))
     assert "演示数据" not in plain and "DEMO DATA" not in plain
 
 
@@ -1661,14 +1665,86 @@ def test_numbers_that_round_to_zero_show_no_sign() -> None:
     assert fmt.headline_money(1.4e7, "zh") == "0.14 亿元" and fmt.headline_money(6.5e10, "en") == "CNY 65.00 bn"
 
 
-def test_a_list_of_securities_reads_in_one_unit() -> None:
-    """A stock's figure alone: 亿元 from 1 亿 up, 万元 below; listed with others, the unit of the list's
-    largest, so that a ranking never mixes -5,915.61 万元 with +1.18 亿元."""
+def test_each_figure_of_a_security_reads_in_its_own_unit() -> None:
+    """A stock's figure: 亿元 / bn from 1 亿元 / 1 bn up, 万元 / mn below, figure by figure, as exchange
+    and broker pages print them (a list in one unit would print its small figures as 0.00); unknown
+    figures "—". The arrow follows the figure as printed: +40 万元 is up, a change under 50 元 (0.00
+    万元) is neither."""
     assert fmt.security_money(-5.91561e7, "zh", signed=True) == "-5,915.61 万元"
-    assert fmt.security_money(-5.91561e7, "zh", True, [1.18e8, -5.91561e7, None]) == "-0.59 亿元"
-    assert fmt.security_money(3.4e6, "en", True, [3.4e6, -8.6e6]) == "+3.40 mn"  # all under 1 bn
-    assert fmt.security_money(8.6346e8, "en", True, [2.31e9, 8.6346e8]) == "+0.86 bn"
-    assert fmt.security_money(None, "zh", True, [1e9]) == fmt.money(None, "zh", True)
+    assert fmt.security_money(1.18e8, "zh", signed=True) == "+1.18 亿元"
+    assert fmt.security_money(1e8, "zh") == "1.00 亿元"  # exactly 1 亿元
+    assert fmt.security_money(99_999_999.0, "zh") == "10,000.00 万元"  # under 1 亿元, rounded as printed
+    assert fmt.security_money(5e8, "en") == "500.00 mn"  # 5 亿元 is 0.5 bn: millions in English
+    assert fmt.security_money(8.6346e8, "en", signed=True) == "+863.46 mn"
+    assert fmt.security_money(2.31e9, "en", signed=True) == "+2.31 bn"
+    assert fmt.security_money(None, "zh", True) == fmt.money(None, "zh", True) == "—"
+    assert fmt.security_money(float("nan"), "zh", True) == "—"
+    assert fmt.security_arrow(4e5, "zh") == "▲" and fmt.security_arrow(-4e5, "zh") == "▼"
+    assert fmt.security_money(40.0, "zh", True) == "0.00 万元" and fmt.security_arrow(40.0, "zh") == "•"
+
+
+def _ranked(code: str, name: str, rzye: float, change: float, change_pct: float) -> dict[str, Any]:
+    return {"code": code, "name": name, "rzye": rzye, "change": change, "change_pct": change_pct}
+
+
+def test_a_rankings_small_changes_never_print_as_zero(small: Engine) -> None:
+    """The audit's /top 20 电子: rises of 1.25 亿元 (balances 25 亿元) beside a fall of 53.12 万元 on a
+    balance of 5,000 万元: each figure in its own unit, so the fall reads -53.12 万元 (not -0.01 亿元 or
+    0.00 bn) and its balance 5,000.00 万元 (not 0.50 亿元), in the caption as in the list."""
+    d = dict(data(small, "top"))
+    d["fallers"] = [_ranked("000002", "样本银行乙", 5e7, -531_200.0, -1.05)]
+    caption, details = (report_text.to_plain(part) for part in report_text.render("top", "zh", d))
+    assert "增加最多:样本电子乙 +1.25 亿元;样本电子甲 +1.25 亿元\n减少最多:样本银行乙 -53.12 万元\n" in caption
+    assert "1. 样本电子乙(000001)+1.25 亿元(+5.26%),余额 25.00 亿元" in details
+    assert "1. 样本银行乙(000002)-53.12 万元(-1.05%),余额 5,000.00 万元" in details
+    caption, details = (report_text.to_plain(part) for part in report_text.render("top", "en", d))
+    assert ("Biggest increases: 样本电子乙 +125.00 mn; 样本电子甲 +125.00 mn\n"
+            "Biggest decreases: 样本银行乙 -0.53 mn\n") in caption
+    assert "1. 样本银行乙 (000002) -0.53 mn (-1.05%), balance 50.00 mn" in details
+    assert "1. 样本电子乙 (000001) +125.00 mn (+5.26%), balance 2.50 bn" in details
+
+
+def test_a_stock_report_prints_each_figure_in_its_unit(small: Engine) -> None:
+    """600001 on LAST: 2.5e9, +25e6 on the day, +125e6 over 5 days (on 2.375e9: +5.26%), +500e6 over
+    20 (on 2e9: +25.00%), 1e8 bought. A stock whose figures are all under 1 亿元 reads in 万元 / mn."""
+    d = dict(data(small, "stock", code="600001"))
+    lines = report_text.to_plain(report_text.render("stock", "zh", d)[0]).splitlines()
+    assert lines[:3] == ["样本电子甲(600001)融资余额 25.00 亿元 ▲ 较上日 +2,500.00 万元",
+                         "近5日 +1.25 亿元(+5.26%) · 近20日 +5.00 亿元(+25.00%)",
+                         "融资买入额 1.00 亿元 · 融券余量 1,000 股"]
+    d.update(rzye=6e7, change_1d=-3e5, change_5d=4e5, change_5d_pct=0.67, change_20d=1.2e6, change_20d_pct=2.04,
+             rzmre=5e6, rqye=2e5, rqye_estimated=False)
+    lines = report_text.to_plain(report_text.render("stock", "zh", d)[0]).splitlines()
+    assert lines[:3] == ["样本电子甲(600001)融资余额 6,000.00 万元 ▼ 较上日 -30.00 万元",
+                         "近5日 +40.00 万元(+0.67%) · 近20日 +120.00 万元(+2.04%)",
+                         "融资买入额 500.00 万元 · 融券余量 1,000 股 · 融券余额 20.00 万元"]
+    lines = report_text.to_plain(report_text.render("stock", "en", d)[0]).splitlines()
+    assert lines[:3] == ["样本电子甲 (600001) financing balance 60.00 mn ▼ -0.30 mn on the day",
+                         "5 days +0.40 mn (+0.67%) · 20 days +1.20 mn (+2.04%)",
+                         "Financing purchases 5.00 mn · shares lent 1,000 · securities-lending balance 0.20 mn"]
+
+
+def test_a_report_of_some_securities_names_their_exchanges(small_rw: Engine) -> None:
+    """BRIEF: every report names its scope. A stock's is the exchange it trades on (600001 Shanghai,
+    000001 Shenzhen, 830001 Beijing), not the market's three; a ranking's, the exchanges of the stocks
+    it ranks: 电子 holds 600001 and 000001, 医药生物 600003 and 830001. The sector reports, read from
+    the pre-aggregated sector table (never from per-stock rows), keep the market's."""
+    service = service_for(small_rw)
+    scope = {c: service.render("stock", code=c, chart=False).data["scope"] for c in ("600001", "000001", "830001")}
+    assert scope == {"600001": ["SSE"], "000001": ["SZSE"], "830001": ["BSE"]}
+    assert data(small_rw, "top", code="电子")["scope"] == ["SSE", "SZSE"]
+    assert data(small_rw, "top", code="医药生物")["scope"] == ["SSE", "BSE"]
+    assert data(small_rw, "sectors", code="电子")["scope"] == SCOPE
+    assert data(small_rw, "top")["scope"] == data(small_rw, "sectors")["scope"] == SCOPE
+    footer = report_text.to_plain(service.render("stock", code="830001", lang="zh", chart=False).caption)
+    assert footer.splitlines()[-1] == f"数据日期 {LAST} · 图表区间 60 日(有数据 30 日) · 范围 北交所"
+    with session_scope(small_rw) as session:
+        session.execute(delete(models.StockMargin).where(models.StockMargin.trade_date == LAST,
+                                                         models.StockMargin.exchange == "BSE"))
+        rebuild_sector_daily(session, [LAST])
+        bump_data_version(session)
+    assert data(small_rw, "top")["scope"] == ["SSE", "SZSE"]  # without Beijing's detail on the day
+    assert data(small_rw, "balance")["scope"] == SCOPE
 
 
 def test_arrows_follow_the_figure_as_printed() -> None:

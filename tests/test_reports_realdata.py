@@ -186,6 +186,21 @@ def test_crowding_run_does_not_depend_on_the_window(real: Engine) -> None:
     assert runs == {20: 253, 250: 253, 1000: 253}
 
 
+def test_a_crowding_run_begun_on_a_short_history_says_since_when(real: Engine) -> None:
+    """On 2013-05-08 the share had stood above its trailing 90th percentile for 165 trade days, a run
+    begun in 2012 when fewer than 750 days (3 years) lay behind it: the warning says "since" the
+    data's first date, not "3 years". 2015-03-24's run of 253 began with 3 full years behind it."""
+    service = ReportService(real)
+    early = service.render("ratio", on=date(2013, 5, 8), lang="zh", chart=False)
+    assert (early.data["crowding"], early.data["crowding_days"], early.data["crowding_since"]) == (
+        True, 165, "2010-03-31")
+    assert "占比已连续 165 日高于自 2010-03-31 以来 90% 分位" in early.caption
+    signals = service.render("signals", on=date(2013, 5, 8), lang="en", chart=False)
+    assert "percentile since 2010-03-31" in signals.caption
+    later = service.render("ratio", on=date(2015, 3, 24), lang="en", chart=False)
+    assert later.data["crowding_since"] is None and "Above its 90th percentile over the past 3 years" in later.caption
+
+
 def test_a_long_balance_window_is_drawn_whole(real: Engine) -> None:
     from reports import figures
 

@@ -11,6 +11,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.arguments import typed_words
 from bot.handlers.admin import ADMIN_COMMANDS
 from bot.handlers.common import (
     COMMAND_ECHO,
@@ -40,6 +41,9 @@ KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settin
 # be suggested: a swapped or dropped letter (ratoi, stokc, sector, top10) is, while a mere shared
 # letter or two is not (chart is 0.6 like start, foo 0.33 like top: no suggestion beats a wrong one).
 SUGGEST_CUTOFF = 0.7
+# Plain text of at most this many words whose first, in Chinese, names no security was typed as a name
+# (茅台, 茅台 60): its answer says nothing matched; longer text is chat, and gets the hint.
+NAME_LIKE_WORDS = 3
 
 
 async def start(update: Update, context: Context) -> None:
@@ -201,6 +205,11 @@ def suggested_command(name: str, addressee: str, words: list[str], known: Iterab
     return " ".join([f"/{close[0]}" + (f"@{addressee}" if addressee else ""), *words])
 
 
+def _has_han(word: str) -> bool:
+    """Whether `word` holds a Chinese character, as the names of A shares do (hello is not a name)."""
+    return any("\u4e00" <= char <= "\u9fff" for char in word)
+
+
 async def private_text(update: Update, context: Context) -> None:
     """Text that is not a command, in a private chat: a security's code or name (or part of a name),
     optionally with a window and a date, is /stock ...; anything else gets a hint instead of silence.
@@ -208,13 +217,18 @@ async def private_text(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None or not message.text:
         return
-    words = message.text.split()
+    words = typed_words(message.text.split())
     if words:
         services = services_of(context)
         if await services.run(securities.candidates, services.engine, words[0], None):
             await answer_report_args(update, context, "stock", words)
             return
-    if update.edited_message is None:  # an edit that asks for nothing: the hint was given for the original
+    if update.edited_message is not None:  # an edit that asks for nothing: the hint was given for the original
+        return
+    if 0 < len(words) <= NAME_LIKE_WORDS and len(words[0]) <= securities.MAX_NAME_LENGTH and _has_han(words[0]):
+        # a Chinese word or two, as a name is typed: say that no security has it, not "send a command"
+        await reply_key(update, context, "bot.plain_text_no_match", query=clipped(words[0], securities.QUERY_ECHO))
+    else:
         await reply_key(update, context, "bot.plain_text")
 
 

@@ -29,7 +29,14 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.ext import Application, InlineQueryHandler
 
-from bot.arguments import INLINE_REPORTS, UNWINDOWED, parse_inline_query, takes_window, window_limit
+from bot.arguments import (
+    INLINE_REPORTS,
+    SECTOR_KINDS,
+    UNWINDOWED,
+    parse_inline_query,
+    takes_window,
+    window_limit,
+)
 from bot.handlers.common import Context, answer_inline, user_language
 from bot.sending import start_payload, upload_chart
 from bot.services import Services, services_of
@@ -68,6 +75,21 @@ def _reason(error: ReportError, lang: str) -> str:
     params = {name: error.param(name, lang) for name in error.params}
     params = {k: joiner.join(v) if isinstance(v, list) else v for k, v in params.items()}
     return t(lang, f"bot.{key}", **params)
+
+
+def _link_code(engine: Engine, kind: str, target: str | None) -> str | None:
+    """What a deep link carries for `target` (its payload takes digits only): a code as it is, a
+    sector's name as its code (电子 -> 270000), so that "top 电子" opens that sector's ranking; else None."""
+    if not target:
+        return None
+    if target.isdigit():
+        return target
+    if kind in SECTOR_KINDS:
+        try:
+            return securities.sector_code(engine, target)
+        except ReportError:
+            return None
+    return None
 
 
 def _window(kind: str, days: int | None) -> int | None:
@@ -228,7 +250,7 @@ async def inline_query(update: Update, context: Context) -> None:
     if slowed:
         button = _button(t(lang, "bot.inline_slow_down"))
     elif unmade is not None and len(results) == len(reports):  # out of time: the rest in the bot itself
-        code = unmade[1] if unmade[1] and unmade[1].isdigit() else None
+        code = await services.run(_link_code, services.engine, *unmade)
         button = _button(t(lang, "bot.inline_open_in_bot"),
                          start_payload(unmade[0], code, request.on, _window(unmade[0], request.days)))
     elif len(results) < len(reports):  # still uploading: the bot itself has them at once
