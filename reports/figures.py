@@ -407,10 +407,14 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         series=_series_records(pct.iloc[-days:], "ratio_pct"),
         days_shown=len(pct.iloc[-days:]),
     )
+    shown = pct.iloc[-days:]
+    # the index over the ratio's dates: counted on its own rows it would start on another day where
+    # the margin data skip trade dates, or years earlier where the ratio's history begins
+    index_shown = index[index.index >= shown.index[0]] if not shown.empty else index.iloc[:0]
     return Figures(
         "ratio",
         data,
-        {"ratio": pct.iloc[-days:], "band": band.iloc[-days:], "ma": ma.iloc[-days:], "index": index.iloc[-days:],
+        {"ratio": shown, "band": band.iloc[-days:], "ma": ma.iloc[-days:], "index": index_shown,
          "percentile_since": data["percentile_since"],
          "ratio_history": pct, "index_history": index},
     )
@@ -631,6 +635,7 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         crowding_days=rat.data["crowding_days"],
         crowding_since=rat.data["crowding_since"],
         deleveraging=rat.data["deleveraging"],
+        days_shown=bal["days_shown"],  # the chart's dates with data, where the history is shorter
         amplification_corr=_num(amp),
         amplifying=amplifying,
         # under a year of history (no 3-year percentile: PERCENTILE_MIN_DAYS) the pace and the
@@ -654,7 +659,9 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         # counts ("3 项提示"): a count of the warnings alone left a flagged line uncounted
         flagged=warnings + ["bottoming"] * bool(bottoming),
     )
-    return Figures("signals", data, {"spikes": data["spikes"], "ratio": rat.series["ratio"], "band": rat.series["band"],
+    # the ratio was read over at least 60 days (its signals need them); the chart shows the window asked
+    return Figures("signals", data, {"spikes": data["spikes"], "ratio": rat.series["ratio"].iloc[-days:],
+                                     "band": rat.series["band"].iloc[-days:],
                                      "percentile_since": data["percentile_since"]})
 
 

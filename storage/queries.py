@@ -386,21 +386,24 @@ def stock_names(engine: Engine, codes: list[str], day: date) -> dict[str, str]:
 def securities_named(engine: Engine, fragment: str, day: date | None, limit: int) -> list[tuple[str, str]]:
     """Securities whose name on the latest detail day on or before `day` (None: the latest of all)
     contains `fragment` (Latin letters in any case): up to `limit` (code, name), the exact name
-    first, then by code."""
+    first, then the names that begin with it, each group by name (演示ETF01 before 演示ETF11), then by code."""
     sm = models.StockMargin
     latest = select(func.max(sm.trade_date))
     if day is not None:
         latest = latest.where(sm.trade_date <= day)
     pattern = "%" + fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    exact = case((func.lower(sm.name) == fragment.lower(), 0), else_=1)
-    query = (
-        select(sm.code, sm.name)
-        .where(sm.trade_date == latest.scalar_subquery(), sm.name.ilike(pattern, escape="\\"))
-        .order_by(exact, sm.code)
-        .limit(limit)
-    )
+    query = select(sm.code, sm.name).where(sm.trade_date == latest.scalar_subquery(),
+                                           sm.name.ilike(pattern, escape="\\"))
     with engine.connect() as conn:
-        return [(code, name) for code, name in conn.execute(query).all()]
+        found = [(str(code), str(name)) for code, name in conn.execute(query).all()]
+    wanted = fragment.lower()
+
+    def rank(item: tuple[str, str]) -> tuple[int, str, str]:
+        name = item[1].lower()
+        return (0 if name == wanted else 1 if name.startswith(wanted) else 2), item[1], item[0]
+
+    # Sorted here, not in SQL: PostgreSQL's collation would order Chinese names unlike SQLite's bytes.
+    return sorted(found, key=rank)[:limit]
 
 
 @shared

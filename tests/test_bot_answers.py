@@ -461,3 +461,12 @@ async def test_a_name_that_matches_nothing_is_told_so_in_a_private_chat(
         assert h.texts(ZH_USER) == [t("zh", "bot.plain_text_no_match", query="茅台")]
         assert h.texts(EN_USER) == [t("en", "bot.plain_text_no_match", query="&lt;b&gt;茅台&lt;/b&gt;"),
                                     t("en", "bot.plain_text"), t("en", "bot.plain_text")]
+
+
+def test_names_that_match_are_listed_by_name(demo_db: Engine) -> None:
+    """/stock 演示ETF lists 演示ETF01, 02, 03 first (by name, not by code: ETF11 may have the lowest);
+    an exact name comes first, then the names that begin with what was typed."""
+    assert [name for _, name in queries.securities_named(demo_db, "演示ETF", None, 3)] == [
+        "演示ETF01", "演示ETF02", "演示ETF03"]
+    assert [name for _, name in queries.securities_named(demo_db, "ETF1", None, 2)] == ["演示ETF10", "演示ETF11"]
+    assert queries.securities_named(demo_db, "演示股份0028", None, 5)[0][1] == "演示股份0028"

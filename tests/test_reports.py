@@ -1145,12 +1145,12 @@ def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest
     # names as of the latest detail day: the suspended 000003 has no row then and is not offered
     assert len(_error(small, "stock", code="样本").params["candidates"]) == 7
     monkeypatch.setattr(securities, "MAX_CANDIDATES", 3)  # more than the list holds: an ellipsis
-    assert _error(small, "stock", code="样本").params["candidates"] == [
-        "样本电子乙 (000001)", "样本银行乙 (000002)", "样本300ETF (510300)", "…"]
+    assert _error(small, "stock", code="样本").params["candidates"] == [  # by name: 300 < 医 < 电 < 银; 乙 < 甲
+        "样本300ETF (510300)", "样本医药乙 (830001)", "样本医药甲 (600003)", "…"]
     # more than listed: all are counted
     assert _error(small, "stock", code="样本").message("zh") == (
-        "名称含 “样本” 的证券有 7 只:样本电子乙 (000001)、样本银行乙 (000002)、样本300ETF (510300)、…。"
-        "请改用 6 位代码,例如 000001。")
+        "名称含 “样本” 的证券有 7 只:样本300ETF (510300)、样本医药乙 (830001)、样本医药甲 (600003)、…。"
+        "请改用 6 位代码,例如 510300。")
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -354,3 +354,23 @@ def test_the_index_amount_is_never_called_a_share_turnover(real: Engine) -> None
     assert "成交额(交易所指数口径,含B股) 23,629.36 亿元" in ratio.caption and "A股成交额" not in ratio.caption
     push = service.render("summary", on=date(2015, 6, 18), lang="en", chart=False)
     assert "Turnover is the exchange index amount (B shares included)" in push.caption
+
+
+def test_the_ratio_charts_index_covers_the_ratios_dates(real: Engine) -> None:
+    """2018-12-18 and -19 have index closes but no margin data: the last 5 ratios run from 12-13 to
+    12-21, and the index drawn beside them over the same dates (7 closes), not over its own last 5;
+    in 2010 the index (kept from January) starts with the ratio (2010-03-31), not months before it."""
+    service = ReportService(real)
+    late = service.figures("ratio", code=None, on=date(2018, 12, 21), days=5, version=0).series
+    assert [ts.date().isoformat() for ts in late["ratio"].index] == [
+        "2018-12-13", "2018-12-14", "2018-12-17", "2018-12-20", "2018-12-21"]
+    assert late["index"].index[0] == late["ratio"].index[0] and len(late["index"]) == 7
+    early = service.figures("ratio", code=None, on=date(2010, 6, 1), days=250, version=0).series
+    assert early["index"].index[0] == early["ratio"].index[0] == pd.Timestamp("2010-03-31")
+
+
+def test_the_signals_chart_shows_the_window_asked(real: Engine) -> None:
+    """The signals read the ratio over at least 60 days (its warnings need them) but draw the window
+    asked: 5 days drawn for /signals 5, as the footer says."""
+    figs = ReportService(real).figures("signals", code=None, on=date(2015, 6, 18), days=5, version=0)
+    assert len(figs.series["ratio"]) == len(figs.series["band"]) == 5 and figs.data["days"] == 5
