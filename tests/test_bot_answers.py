@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from bot.handlers.chat import KNOWN_COMMANDS, suggested_command
-from bot.handlers.watch import watch_data
+from bot.handlers.watch import unwatch_data, watch_data
 from reports import securities
 from reports import text as report_text
 from reports.fmt import clipped
@@ -221,6 +221,17 @@ async def test_unwatch_looks_for_a_name_among_what_the_chat_follows(
         assert h.texts(EN_USER) == [t("en", "bot.unwatch_several", query=FRAGMENT, example=second,
                                       listed=f"{second_name} ({second}), {first_name} ({first})")]
         assert chats.watches(demo_db, [EN_USER]) == {EN_USER: [second, first]}
+        # one button each, as the list has them: pressed, it stops following that one, in place
+        [question] = h.bot_messages(EN_USER)
+        assert buttons(question.reply_markup) == [(f"✖ {second_name} ({second})", f"unwatch:{second}"),
+                                                  (f"✖ {first_name} ({first})", f"unwatch:{first}")]
+        await h.press(EN_USER, EN_USER, question.message_id, unwatch_data(first))
+        [answered] = h.bot_messages(EN_USER)
+        assert answered.message_id == question.message_id and answered.reply_markup is None
+        assert answered.text == t("en", "bot.unwatched", name=first_name, code=first)
+        assert chats.watches(demo_db, [EN_USER]) == {EN_USER: [second]}
+        await h.press(EN_USER, EN_USER, question.message_id, unwatch_data(first))  # pressed again: said so
+        assert h.bot_messages(EN_USER)[0].text == t("en", "bot.not_watched", code=first)
 
 
 async def test_in_a_group_only_an_admin_watches_by_button(demo_db: Engine, shared_reports: ReportService) -> None:
@@ -239,6 +250,10 @@ async def test_in_a_group_only_an_admin_watches_by_button(demo_db: Engine, share
         assert chats.watches(demo_db, [GROUP]) == {GROUP: [code]}
         assert h.bot_messages(GROUP)[-1].text == (t("zh", "bot.watch_added", name=label.split(" (")[0], code=code)
                                                   + "\n" + t("zh", "bot.watch_subscribe"))
+        # nor may a member stop following one by /unwatch's button
+        query = await h.press(GROUP, MEMBER, offered.message_id, unwatch_data(code))
+        assert h.server.callback_answers[query]["text"] == t("zh", "bot.admins_only_watch")
+        assert chats.watches(demo_db, [GROUP]) == {GROUP: [code]}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """/watch and /unwatch: the securities a chat follows; their lines ride under its daily push.
 In groups, as for the subscription, only admins change the list; anyone may look at it.
 A name that matches several securities is answered with one button each, as /stock answers it:
-pressed, the button watches that one (`watch:<code>`) and its message becomes the confirmation."""
+pressed, the button watches that one (`watch:<code>`) and its message becomes the confirmation;
+/unwatch NAME matching several that the chat follows offers them the same way (`unwatch:<code>`)."""
 
 from __future__ import annotations
 
 import html
 
-from telegram import Update
+from telegram import CallbackQuery, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler
@@ -25,11 +26,17 @@ from storage import chats, queries
 
 WATCH_COMMANDS = ("watch", "unwatch")
 WATCH_PREFIX = "watch:"  # a choice button's callback data: watch:<code>
+UNWATCH_PREFIX = "unwatch:"  # and the one that stops following: unwatch:<code>
 
 
 def watch_data(code: str) -> str:
     """The callback data of the choice button that watches `code`."""
     return f"{WATCH_PREFIX}{code}"
+
+
+def unwatch_data(code: str) -> str:
+    """The callback data of the choice button that stops following `code`."""
+    return f"{UNWATCH_PREFIX}{code}"
 
 
 async def _code(update: Update, context: Context, lang: str, words: list[str], *, offer: bool = False) -> str | None:
@@ -118,16 +125,7 @@ async def watch_button(update: Update, context: Context) -> None:
     except ReportError as exc:
         await answer_press(query, clipped(exc.message(lang), ALERT_LIMIT), show_alert=True)
         return
-    text = await _watched(context, chat.id, lang, code)
-    if query.message is None or not query.message.is_accessible:  # too old to edit: said in a box instead
-        await answer_press(query, clipped(to_plain(text), ALERT_LIMIT), show_alert=True)
-        return
-    await answer_press(query)
-    try:
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
-    except BadRequest as exc:
-        if "message to edit not found" not in str(exc).lower():  # deleted meanwhile: nothing to edit
-            raise
+    await _answer_in_place(query, await _watched(context, chat.id, lang, code))
 
 
 async def unwatch_command(update: Update, context: Context) -> None:
@@ -151,20 +149,60 @@ async def unwatch_command(update: Update, context: Context) -> None:
         followed = await services.run(_followed_named, services, chat.id, " ".join(words))
         if len(followed) > 1:
             listed = t(lang, "scope.joiner").join(f"{name} ({found})" for found, name in followed)
-            await reply_key(update, context, "bot.unwatch_several", query=clipped(" ".join(words), QUERY_ECHO),
-                            listed=listed, example=followed[0][0])
+            text = t(lang, "bot.unwatch_several", query=html.escape(clipped(" ".join(words), QUERY_ECHO)),
+                     listed=html.escape(listed), example=followed[0][0])
+            # ✖ as these buttons stop following (a list holds at most MAX_WATCHES: they all fit)
+            choices = tuple((found, f"✖ {name} ({found})") for found, name in followed)
+            await reply(update, text, choice_keyboard(choices, unwatch_data))
             return
         code = followed[0][0] if followed else None
     code = code or await _code(update, context, lang, words)
     if code is None:
         return
-    if await services.run(chats.unwatch, services.engine, chat.id, code):
+    await reply(update, await _unwatched(context, chat.id, lang, code))
+
+
+async def _unwatched(context: Context, chat_id: int, lang: str, code: str) -> str:
+    """Take `code` off the chat's list: the answer (taken off, or it was not on it)."""
+    services = services_of(context)
+    if await services.run(chats.unwatch, services.engine, chat_id, code):
         name = await services.run(securities.name_of, services.engine, code)
-        await reply_key(update, context, "bot.unwatched", name=name, code=code)
-    else:
-        await reply_key(update, context, "bot.not_watched", code=code)
+        return t(lang, "bot.unwatched", name=html.escape(name), code=code)
+    return t(lang, "bot.not_watched", code=code)
+
+
+async def unwatch_button(update: Update, context: Context) -> None:
+    """A choice button under /unwatch's "several followed match": stop following the one picked (in
+    groups, an admin's press only), and turn the question into the answer, as watch_button does."""
+    query, chat = update.callback_query, update.effective_chat
+    if query is None or chat is None or not query.data:
+        return
+    lang = await chat_language(update, context)
+    if not await is_admin(update, context):
+        await answer_press(query, t(lang, "bot.admins_only_watch"), show_alert=True)
+        return
+    code = securities.code_form(query.data.removeprefix(UNWATCH_PREFIX))
+    if code is None:  # not data this bot made
+        await answer_press(query)
+        return
+    await _answer_in_place(query, await _unwatched(context, chat.id, lang, code))
+
+
+async def _answer_in_place(query: CallbackQuery, text: str) -> None:
+    """Turn a choice message into its answer (no buttons left to press twice); a message too old to
+    edit gets the answer in a box instead, and one deleted meanwhile nothing."""
+    if query.message is None or not query.message.is_accessible:
+        await answer_press(query, clipped(to_plain(text), ALERT_LIMIT), show_alert=True)
+        return
+    await answer_press(query)
+    try:
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+    except BadRequest as exc:
+        if "message to edit not found" not in str(exc).lower():
+            raise
 
 
 def handlers() -> list:  # type: ignore[type-arg]
     return [CommandHandler("watch", watch_command), CommandHandler("unwatch", unwatch_command),
-            CallbackQueryHandler(watch_button, pattern=rf"^{WATCH_PREFIX}")]
+            CallbackQueryHandler(watch_button, pattern=rf"^{WATCH_PREFIX}"),
+            CallbackQueryHandler(unwatch_button, pattern=rf"^{UNWATCH_PREFIX}")]
