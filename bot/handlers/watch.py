@@ -108,24 +108,17 @@ async def watch_button(update: Update, context: Context) -> None:
     """A choice button under /watch's "several matched": watch the one picked (in groups, an admin's
     press only), and turn the question into the answer. Editing it costs the chat no message of its
     budget (bot.handlers.flood), and leaves no buttons to press twice."""
-    query, chat = update.callback_query, update.effective_chat
-    if query is None or chat is None or not query.data:
+    pressed = await _pressed_code(update, context, WATCH_PREFIX)
+    if pressed is None:
         return
-    lang = await chat_language(update, context)
-    if not await is_admin(update, context):
-        await answer_press(query, t(lang, "bot.admins_only_watch"), show_alert=True)
-        return
-    offered = securities.code_form(query.data.removeprefix(WATCH_PREFIX))
-    if offered is None:  # not data this bot made
-        await answer_press(query)
-        return
+    query, chat_id, lang, offered = pressed
     services = services_of(context)
     try:  # a code that has lost its detail since it was offered is refused, as /watch refuses it
         code = await services.run(securities.resolve_known, services.engine, offered)
     except ReportError as exc:
         await answer_press(query, clipped(exc.message(lang), ALERT_LIMIT), show_alert=True)
         return
-    await _answer_in_place(query, await _watched(context, chat.id, lang, code))
+    await _answer_in_place(query, await _watched(context, chat_id, lang, code))
 
 
 async def unwatch_command(update: Update, context: Context) -> None:
@@ -174,18 +167,28 @@ async def _unwatched(context: Context, chat_id: int, lang: str, code: str) -> st
 async def unwatch_button(update: Update, context: Context) -> None:
     """A choice button under /unwatch's "several followed match": stop following the one picked (in
     groups, an admin's press only), and turn the question into the answer, as watch_button does."""
+    pressed = await _pressed_code(update, context, UNWATCH_PREFIX)
+    if pressed is not None:
+        query, chat_id, lang, code = pressed
+        await _answer_in_place(query, await _unwatched(context, chat_id, lang, code))
+
+
+async def _pressed_code(update: Update, context: Context, prefix: str) -> tuple[CallbackQuery, int, str, str] | None:
+    """(query, chat id, language, code) of a watch list's choice button (`prefix` + code) pressed by
+    someone who may change the list; None after answering the press of anyone else (in groups, a
+    member: an alert) or of data this bot did not make."""
     query, chat = update.callback_query, update.effective_chat
     if query is None or chat is None or not query.data:
-        return
+        return None
     lang = await chat_language(update, context)
     if not await is_admin(update, context):
         await answer_press(query, t(lang, "bot.admins_only_watch"), show_alert=True)
-        return
-    code = securities.code_form(query.data.removeprefix(UNWATCH_PREFIX))
-    if code is None:  # not data this bot made
+        return None
+    code = securities.code_form(query.data.removeprefix(prefix))
+    if code is None:
         await answer_press(query)
-        return
-    await _answer_in_place(query, await _unwatched(context, chat.id, lang, code))
+        return None
+    return query, chat.id, lang, code
 
 
 async def _answer_in_place(query: CallbackQuery, text: str) -> None:
