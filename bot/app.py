@@ -24,8 +24,8 @@ from reports.service import ReportService
 log = logging.getLogger(__name__)
 PRIVATE_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "watch", "unwatch", "subscribe",
                     "unsubscribe", "settings", "help")
-GROUP_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "watch", "unwatch", "subscribe",
-                  "unsubscribe", "settings", "help")
+# The same menu in groups: /settings there sets the group's language and push time (admins only).
+GROUP_COMMANDS = PRIVATE_COMMANDS
 
 
 def commands(lang: str, names: tuple[str, ...]) -> list[BotCommand]:

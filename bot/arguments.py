@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from reports.figures import MAX_DAYS, MIN_DAYS, SECTOR_MAX_DAYS
+from reports.figures import KINDS, MIN_DAYS, SECTOR_KINDS, window_limit
 from reports.fmt import clipped
 from reports.securities import code_form, exchange_mismatch, normalized
 
@@ -20,7 +20,6 @@ from reports.securities import code_form, exchange_mismatch, normalized
 EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sectors 20",
             "signals": "/signals 60", "stock": "/stock 600519 60", "top": "/top 5"}
 DATE_EXAMPLE = "2024-09-30"
-SECTOR_KINDS = ("top", "sectors")  # the commands that take a sector: its stocks, or that sector alone
 _DATE_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})|(\d{4})(\d{2})(\d{2})|(\d{4})年(\d{1,2})月(\d{1,2})日?")
 # digits, a separator, then a digit or another separator ("2024-09-30", "2024--09-30", not "00700.HK")
 _DATE_SHAPE = re.compile(r"\d+[-/.][-/.\d]")
@@ -43,10 +42,6 @@ class ArgumentError(Exception):
         super().__init__(key)
         self.key = key
         self.params = params
-
-
-def window_limit(kind: str) -> int:
-    return SECTOR_MAX_DAYS if kind == "sectors" else MAX_DAYS
 
 
 def looks_like_date(word: str) -> bool:
@@ -102,7 +97,7 @@ def _security_word(words: list[str]) -> str:
     undated = [w for w in words if not (looks_like_date(w) and code_form(w) is None)]
     if not undated:
         raise ArgumentError("bot.need_code")
-    named = [w for w in undated if not (w.lstrip("+-").isdigit() and len(w) < 6)]
+    named = [w for w in undated if not _is_window_word(w)]
     return (named or undated)[0]
 
 
@@ -147,6 +142,7 @@ INLINE_ALIASES = {"两融": "balance", "余额": "balance", "占比": "ratio", "
                   "概览": "summary", "排行": "top"}
 STOCK_WORDS = ("stock", "个股")
 UNWINDOWED = ("summary",)  # the daily push's report: no command asks it for a window, nor does inline mode
+REPORT_COMMANDS = tuple(k for k in KINDS if k not in UNWINDOWED)  # a command each: all but the push's summary
 
 
 def takes_window(kind: str, days: int) -> bool:

@@ -13,6 +13,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
+from bot.arguments import INLINE_REPORTS
 from bot.push import latest_pushable_date, push_now
 from bot.services import Services, services_of
 from marginbot.settings import TIMEZONE
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def expected_trade_date(services: Services, today: date) -> date | None:
-    """The trade date whose data should be published this morning: the last trading day before today."""
+    """The trade date whose data should be published this morning: the last trading day before today
+    by the stored calendar, or, where the calendar has none, the latest day with data."""
     return queries.last_trading_day_before(services.engine, today) or queries.latest_data_date(services.engine)
 
 
@@ -54,7 +56,7 @@ def missing_for(services: Services, day: date) -> list[str]:
 # (an admin who blocked the bot, Telegram down for an hour), up to half an hour apart.
 NOTICE_RETRY_FIRST = timedelta(minutes=1)
 NOTICE_RETRY_MAX = timedelta(minutes=30)
-WARM_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
+WARM_REPORTS = INLINE_REPORTS  # the latest charts inline mode offers first, rendered ahead for everyone
 
 
 async def warm_reports(application: Application) -> bool:  # type: ignore[type-arg]

@@ -141,6 +141,7 @@ class Pusher:
             if inflight or pending:
                 await asyncio.wait([*inflight, *pending])
             # Every send this worker started is recorded now; whatever it still holds was never sent.
+            # (A thread of its own rather than services.run: this also runs while the bot shuts down.)
             await asyncio.to_thread(deliveries.release_unstarted, engine, trade_date, self.worker_id)
         result.seconds = _time.perf_counter() - started
         return result
@@ -192,10 +193,7 @@ class Pusher:
         try:
             message = await self._send(item, report)
         except Forbidden as exc:
-            # A group or channel that removed the bot is unsubscribed too (whoever adds it back does
-            # not restart the push: bot.handlers.membership); a user's block keeps theirs (ids of
-            # users are positive, of groups and channels negative).
-            await run(chats.deactivate, engine, item.chat_id, f"forbidden: {redact(exc.message)}", item.chat_id < 0)
+            await run(chats.refused, engine, item.chat_id, f"forbidden: {redact(exc.message)}")
             await run(deliveries.finish, engine, item.delivery_id, worker, DeliveryStatus.FAILED,
                       error=f"forbidden: {redact(exc.message)}")
             result.deactivated += 1

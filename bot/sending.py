@@ -21,9 +21,9 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
-from bot.arguments import parse_days
+from bot.arguments import REPORT_COMMANDS, parse_days
 from bot.services import Services, UploadLock
-from reports.figures import KINDS
+from reports.figures import KINDS, MIN_DAYS, window_limit
 from reports.i18n import t
 from reports.service import RenderedReport
 
@@ -48,7 +48,7 @@ def is_refused_file_id(error: BadRequest) -> bool:
     return any(r in error.message.lower() for r in REFUSED_FILE_ID)
 
 
-WINDOWED = tuple(k for k in KINDS if k != "summary")  # the reports a command asks for: all but the push's
+WINDOWED = REPORT_COMMANDS  # the reports a command asks for, and a window with them: all but the push's
 # The windows each report's buttons offer (trade days); a ranking reads best over days, not months.
 WINDOWS = dict.fromkeys(WINDOWED, (20, 60, 250)) | {"top": (1, 5, 20)}
 
@@ -127,12 +127,16 @@ def parse_window_data(data: str, prefix: str = "w") -> tuple[str, int, str | Non
     parts = data.split(":")
     if len(parts) not in (4, 5) or parts[0] != prefix or parts[1] not in WINDOWED:
         raise ValueError(data)
+    days = int(parts[2])
+    if not MIN_DAYS <= days <= window_limit(parts[1]):  # a forged or stale window: none this bot offers
+        raise ValueError(data)
     on = datetime.strptime(parts[4], "%Y%m%d").date() if len(parts) == 5 else None
-    return parts[1], int(parts[2]), parts[3] or None, on
+    return parts[1], days, parts[3] or None, on
 
 
 def window_keyboard(report: RenderedReport) -> InlineKeyboardMarkup | None:
-    """Buttons 20/60/250 days that redraw the same message; the current window is marked."""
+    """The report's window buttons (WINDOWS[kind]: 20/60/250 days, /top 1/5/20) that redraw the same
+    message; the current window is marked."""
     if report.kind not in WINDOWED:
         return None
     current = report.data.get("days")

@@ -31,7 +31,8 @@ LINKED_CHANNELS_REMEMBERED = 20_000  # discussion groups whose linked channel is
 
 
 class Throttle:
-    """Sliding-window limit of expensive commands per chat (`limit` per `period` seconds)."""
+    """Sliding-window limit of events per chat, `limit` per `period` seconds: expensive commands, and
+    (as further instances) the answers a group or a private chat may be sent a minute."""
 
     def __init__(self, limit: int, period: float = 60.0, clock: Callable[[], float] = _time.monotonic) -> None:
         self.limit, self.period, self.clock = limit, period, clock

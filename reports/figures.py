@@ -26,6 +26,7 @@ KINDS = ("balance", "ratio", "sectors", "signals", "summary", "stock", "top")
 DEFAULT_DAYS = {"balance": 60, "ratio": 250, "sectors": 20, "signals": 60, "summary": 60, "stock": 60, "top": 5}
 MIN_DAYS, MAX_DAYS = 1, 2500
 SECTOR_MAX_DAYS = 250  # sector shifts are read over at most a year of trade days
+SECTOR_KINDS = ("top", "sectors")  # the reports that take a sector: its stocks, or that sector alone
 # Calendar days loaded before the window: 3 trailing years for percentiles, plus the 250-day pace.
 HISTORY_DAYS = 3 * 366 + 30
 THREE_YEARS = 750  # trade days in the 3 years the ratio's percentile band and crowding threshold read
@@ -105,10 +106,16 @@ def resolve_date(engine: Engine, on: date | None) -> date:
     return on
 
 
+def window_limit(kind: str) -> int:
+    """The longest window (trade days) a report takes: a year for the sector shifts, else MAX_DAYS."""
+    return SECTOR_MAX_DAYS if kind == "sectors" else MAX_DAYS
+
+
 def resolve_days(kind: str, days: int | None) -> int:
+    """The window asked, or the report's DEFAULT_DAYS; ReportError bad_window outside MIN_DAYS..window_limit."""
     if days is None:
         return DEFAULT_DAYS[kind]
-    limit = SECTOR_MAX_DAYS if kind == "sectors" else MAX_DAYS
+    limit = window_limit(kind)
     if not MIN_DAYS <= days <= limit:
         raise ReportError("bad_window", days=days, min=MIN_DAYS, max=limit)
     return days

@@ -86,8 +86,10 @@ def count_named(engine: Engine, text: str, on: date | None) -> int:
 
 
 def resolve(engine: Engine, text: str, on: date | None) -> str:
-    """The 6-digit code `text` names; ReportError no_such_security (nothing matches) or
-    ambiguous_security (several names contain it: the first MAX_CANDIDATES are listed)."""
+    """The 6-digit code `text` names; ReportError bad_code (empty text), index_code or
+    exchange_mismatch (a code written for another exchange: exchange_mismatch()), no_such_security
+    (nothing matches) or ambiguous_security (several names contain it: the first MAX_CANDIDATES are
+    listed)."""
     if not text.strip():
         raise ReportError("bad_code", code="")
     mismatch = exchange_mismatch(text)

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from reports import charts, securities, text
 from reports.errors import ReportError
-from reports.figures import CODE_RE, Figures, build, resolve_date
+from reports.figures import CODE_RE, SECTOR_KINDS, Figures, build, resolve_date
 from storage.database import data_version
 
 CACHE_SIZE = 256
@@ -48,7 +48,6 @@ class RenderedReport:
     details: str
     png: bytes | None = None
     chart_key: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
     on: date | None = None  # the date asked for; None: the latest day with data
 
     def json_text(self) -> str:
@@ -211,7 +210,7 @@ class ReportService:
         """The rendered-report cache's key: the request, its name resolved to a code (a security or a
         sector, as typed), and the data version. ReportError for a name that resolves to nothing."""
         version = data_version(self.engine)
-        if code is not None and (kind in ("top", "sectors") or (kind == "stock" and not CODE_RE.match(code))):
+        if code is not None and (kind in SECTOR_KINDS or (kind == "stock" and not CODE_RE.match(code))):
             code = self._resolved(kind, code, on, version)
         return (kind, code, on, days, lang, chart, version)
 

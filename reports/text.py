@@ -135,20 +135,22 @@ def fit_telegram(caption: str, details: str) -> tuple[str, str]:
     if moved:
         in_order = [line for _, line in sorted(moved)]
         details = "\n".join(in_order + ([""] + [details] if details else [])).strip("\n")
-    body = details.splitlines()
-    while visible_length("\n".join(body)) > MESSAGE_LIMIT - 2:
-        body.pop()
-    return caption, "\n".join(body) + ("\n…" if len(body) < len(details.splitlines()) else "")
+    return caption, _fit_message(details)
+
+
+def _fit_message(text: str) -> str:
+    """`text` within one message (MESSAGE_LIMIT): whole lines dropped from the end (every tag opens
+    and closes on its own line), and "…" in their place."""
+    lines = text.splitlines()
+    while visible_length("\n".join(lines)) > MESSAGE_LIMIT - 2:
+        lines.pop()
+    return "\n".join(lines) + ("\n…" if len(lines) < len(text.splitlines()) else "")
 
 
 def render_status(lang: str, status: Status) -> str:
     """The operator's status (storage.status.Status) as Telegram HTML in `lang`, one message: lines
     past the 4,096-character limit (long failure messages on many days) give way to an ellipsis."""
-    body = _squeeze(environment(lang).get_template("status.html.j2").render(s=status))
-    lines = body.splitlines()
-    while visible_length("\n".join(lines)) > MESSAGE_LIMIT - 2:
-        lines.pop()  # whole lines: every tag opens and closes on its own line
-    return "\n".join(lines) + ("\n…" if len(lines) < len(body.splitlines()) else "")
+    return _fit_message(_squeeze(environment(lang).get_template("status.html.j2").render(s=status)))
 
 
 def render_watch(lang: str, stocks: list[dict[str, Any]], dated: bool = True) -> str:

@@ -1,6 +1,7 @@
 """Chats, subscriptions, watch lists and uploaded chart ids: the bot's state in the database.
 
-The daily push's delivery records live in storage.deliveries.
+The daily push's delivery records live in storage.deliveries; what a chat's changes do to them (an
+unsubscribed chat's unsent pushes dropped, a migrated group's moved) is done here, with the change.
 """
 
 from __future__ import annotations
@@ -116,6 +117,14 @@ def deactivate(engine: Engine, chat_id: int, reason: str, unsubscribe: bool = Fa
     with session_scope(engine) as session:
         session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id).values(**values))
         _drop_unsent(session, chat_id)
+
+
+def refused(engine: Engine, chat_id: int, reason: str) -> None:
+    """The bot was blocked or removed (a 403, or its own membership ending): deactivate the chat; a
+    group or channel (negative ids, as Telegram numbers them) is unsubscribed too, so that whoever
+    adds the bot back (in a group any member may) does not turn the push on again, while a user who
+    unblocks it keeps their subscription."""
+    deactivate(engine, chat_id, reason, unsubscribe=chat_id < 0)
 
 
 # The record a migrated group's new id gets for a date its old id was sent, or is being sent: planning

@@ -120,9 +120,14 @@ def test_window_button_data_round_trip() -> None:
     with pytest.raises(ValueError):
         parse_window_data("p:stock:60:600519")
     for bad in ("w:nonsense:60:", "w:ratio:x:", "x:ratio:60:", "w:ratio:60", "w:ratio:60::2024-09-30",
-                "w:ratio:60::20240230", "w:ratio:60:::"):
+                "w:ratio:60::20240230", "w:ratio:60:::",
+                # windows no report takes (a forged or stale button): refused here, not by the report
+                "w:ratio:0:", "w:ratio:2501:", "w:sectors:251:", "w:top:-5:"):
         with pytest.raises(ValueError):
             parse_window_data(bad)
+    with pytest.raises(ValueError):
+        parse_window_data("p:top:9999:", prefix="p")
+    assert parse_window_data("w:sectors:250:") == ("sectors", 250, None, None)
 
 
 def test_deep_link_payload_round_trip() -> None:

@@ -31,7 +31,7 @@ from bot.sending import parse_start_payload
 from bot.services import services_of
 from reports import securities
 from reports.fmt import clipped
-from reports.i18n import t
+from reports.i18n import LANGUAGES, t
 from storage import chats
 
 PUSH_TIMES = ("default", "12:00", "15:30", "20:00")
@@ -71,51 +71,55 @@ async def subscribe(update: Update, context: Context) -> None:
     chat = update.effective_chat
     if chat is None:
         return
-    await chat_language(update, context)  # makes sure the chat is stored
+    lang = await chat_language(update, context)  # and makes sure the chat is stored
     if not await is_admin(update, context):
-        await reply_key(update, context, "bot.admins_only")
+        await reply_key(update, context, "bot.admins_only", lang=lang)
         return
     services = services_of(context)
     topic = placement(update).thread_id  # subscribed from a forum topic: the push goes there
     changed = await services.run(chats.set_subscribed, services.engine, chat.id, True, topic)
     if changed:
-        stored = await services.run(chats.get_chat, services.engine, chat.id)
-        when = stored.push_time if stored and stored.push_time else services.settings.push_time
+        when = await _push_time(context, chat.id)
         await reply_key(update, context, "bot.subscribed_topic" if topic is not None else "bot.subscribed",
-                        takes_no_arguments=True, time=when.strftime("%H:%M"))
+                        takes_no_arguments=True, lang=lang, time=when.strftime("%H:%M"))
     else:
-        await reply_key(update, context, "bot.already_subscribed", takes_no_arguments=True)
+        await reply_key(update, context, "bot.already_subscribed", takes_no_arguments=True, lang=lang)
 
 
 async def unsubscribe(update: Update, context: Context) -> None:
     chat = update.effective_chat
     if chat is None:
         return
-    await chat_language(update, context)
+    lang = await chat_language(update, context)
     if not await is_admin(update, context):
-        await reply_key(update, context, "bot.admins_only")
+        await reply_key(update, context, "bot.admins_only", lang=lang)
         return
     services = services_of(context)
     changed = await services.run(chats.set_subscribed, services.engine, chat.id, False)
-    await reply_key(update, context, "bot.unsubscribed" if changed else "bot.not_subscribed", takes_no_arguments=True)
+    await reply_key(update, context, "bot.unsubscribed" if changed else "bot.not_subscribed", takes_no_arguments=True,
+                    lang=lang)
 
 
-def _settings_keyboard(lang: str, default_time: time) -> InlineKeyboardMarkup:
+def _settings_keyboard(default_time: time) -> InlineKeyboardMarkup:
+    """A button per language, each named in itself (中文, English), and one per push time."""
     times = []
     for value in PUSH_TIMES:
         label = f"{default_time:%H:%M}" if value == "default" else value
         times.append(InlineKeyboardButton(label, callback_data=f"s:time:{value}"))
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton("中文", callback_data="s:lang:zh"),
-          InlineKeyboardButton("English", callback_data="s:lang:en")],
-         times]
-    )
+    languages = [InlineKeyboardButton(t(code, "bot.language_name"), callback_data=f"s:lang:{code}")
+                 for code in LANGUAGES]
+    return InlineKeyboardMarkup([languages, times])
+
+
+async def _push_time(context: Context, chat_id: int) -> time:
+    """The chat's push time: its own, or the configured default (PUSH_TIME)."""
+    services = services_of(context)
+    stored = await services.run(chats.get_chat, services.engine, chat_id)
+    return stored.push_time if stored and stored.push_time else services.settings.push_time
 
 
 async def _settings_text(context: Context, chat_id: int, lang: str) -> str:
-    services = services_of(context)
-    stored = await services.run(chats.get_chat, services.engine, chat_id)
-    push = stored.push_time if stored and stored.push_time else services.settings.push_time
+    push = await _push_time(context, chat_id)
     return t(lang, "bot.settings", language=t(lang, "bot.language_name"), push_time=push.strftime("%H:%M"))
 
 
@@ -127,7 +131,7 @@ async def settings_command(update: Update, context: Context) -> None:
     services = services_of(context)
     await chat.send_message(
         await _settings_text(context, chat.id, lang) + ignored_note(context, lang), parse_mode=ParseMode.HTML,
-        reply_markup=_settings_keyboard(lang, services.settings.push_time), **placement(update).send_kwargs(),
+        reply_markup=_settings_keyboard(services.settings.push_time), **placement(update).send_kwargs(),
     )
 
 
@@ -143,7 +147,7 @@ async def settings_button(update: Update, context: Context) -> None:
         return
     services = services_of(context)
     _, what, value = (query.data.split(":", 2) + ["", ""])[:3]
-    if what == "lang" and value in ("zh", "en"):
+    if what == "lang" and value in LANGUAGES:
         await services.run(chats.set_language, services.engine, chat.id, value)
         lang = value
         await answer_press(query, t(lang, "bot.settings_language"))
@@ -159,7 +163,7 @@ async def settings_button(update: Update, context: Context) -> None:
         try:
             await query.edit_message_text(
                 await _settings_text(context, chat.id, lang), parse_mode=ParseMode.HTML,
-                reply_markup=_settings_keyboard(lang, services.settings.push_time),
+                reply_markup=_settings_keyboard(services.settings.push_time),
             )
         except BadRequest as exc:
             # The setting already shown (a second tap): Telegram refuses an identical edit.

@@ -32,6 +32,7 @@ Context = ContextTypes.DEFAULT_TYPE
 log = logging.getLogger(__name__)
 IGNORED_ECHO = 32  # characters of the ignored arguments the note echoes
 COMMAND_ECHO = 64  # characters of an unknown command (or of a suggestion) an answer echoes
+ALERT_LIMIT = 200  # characters Telegram shows in the box a button press is answered with
 
 
 def is_stale_query(error: BaseException) -> bool:
@@ -108,11 +109,18 @@ def placement(update: Update) -> Placement:
     return Placement(thread, quote)
 
 
+def seconds_to_wait(wait: float) -> int:
+    """The whole seconds a user is told to wait for `wait` (> 0) seconds: rounded up, so that the
+    request then sent is let through (a thousandth over a second is not "1 more second" of waiting)."""
+    return max(1, int(wait + 0.999))
+
+
 async def reply_key(update: Update, context: Context, key: str, *, takes_no_arguments: bool = False,
-                    **params: object) -> None:
+                    lang: str | None = None, **params: object) -> None:
     """Answer with a per-language string; every parameter is escaped (user text may be echoed).
-    `takes_no_arguments`: the command's answer says so where it was given some (ignored_note)."""
-    lang = await chat_language(update, context)
+    `takes_no_arguments`: the command's answer says so where it was given some (ignored_note).
+    `lang`: the chat's language where the handler has it already (else it is looked up: a transaction)."""
+    lang = lang or await chat_language(update, context)
     safe = {k: html.escape(str(v)) for k, v in params.items()}
     await reply(update, t(lang, key, **safe) + (ignored_note(context, lang) if takes_no_arguments else ""))
 

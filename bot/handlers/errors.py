@@ -19,11 +19,12 @@ from telegram import Chat, InlineQueryResultsButton, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.handlers.common import Context, is_stale_query, placement, user_language, written
+from bot.handlers.common import ALERT_LIMIT, Context, is_stale_query, placement, user_language, written
 from bot.push import may_have_arrived
 from bot.sending import is_chat_restriction
 from bot.services import services_of
 from marginbot.logging_setup import redact
+from reports.fmt import clipped
 from reports.i18n import pick_language, t
 from storage import chats
 
@@ -70,13 +71,14 @@ async def on_error(update: object, context: Context) -> None:
     # The trace as redacted text, not exc_info: an exception's text may carry a request URL, hence the token.
     log.error("unhandled error while handling an update\n%s", redact(trace))
     services = services_of(context)
-    if isinstance(update, Update) and update.effective_chat is not None and not isinstance(error, Forbidden):
+    # (a Forbidden with a chat returned above: the chat is gone, nobody to apologise to)
+    if isinstance(update, Update) and update.effective_chat is not None:
         lang = await _apology_language(update, context)
         in_channel = update.effective_chat.type == ChatType.CHANNEL
         if update.callback_query is not None:  # else the button keeps spinning
             with contextlib.suppress(TelegramError):  # answered already, before the failure
                 # under a channel's post the apology is the presser's alone: every subscriber reads the channel
-                await update.callback_query.answer(t(lang, "bot.error")[:200], show_alert=in_channel)
+                await update.callback_query.answer(clipped(t(lang, "bot.error"), ALERT_LIMIT), show_alert=in_channel)
         if not (in_channel and update.callback_query is not None):
             try:
                 await update.effective_chat.send_message(t(lang, "bot.error"), **placement(update).send_kwargs())
@@ -150,9 +152,8 @@ async def _chat_gone(update: object, context: Context, chat: Chat, error: Forbid
         await services.run(chats.migrate, services.engine, chat.id, error.new_chat_id)
         await _ask_again(update, context, error.new_chat_id)
     else:
-        log.info("chat %s refused the answer (%s): deactivated", chat.id, error.message)
-        await services.run(chats.deactivate, services.engine, chat.id, f"forbidden: {error.message}",
-                           chat.type != ChatType.PRIVATE)
+        log.info("chat %s refused the answer (%s): deactivated", chat.id, redact(error.message))
+        await services.run(chats.refused, services.engine, chat.id, f"forbidden: {redact(error.message)}")
 
 
 async def _ask_again(update: object, context: Context, new_chat_id: int) -> None:

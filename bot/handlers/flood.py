@@ -28,6 +28,7 @@ from bot.handlers.common import (
     chat_language,
     is_group,
     reply_key,
+    seconds_to_wait,
     written,
 )
 from bot.handlers.reports import REPORT_COMMANDS
@@ -125,7 +126,7 @@ async def gate(update: Update, context: Context) -> None:
     log.info("chat %s over its answer budget: update dropped", chat.id)
     # One "slow down" a minute per chat, whichever allowance ran out (this one or services.throttle's).
     if services.throttle.should_warn(chat.id):
-        seconds = int(wait + 0.999)
+        seconds = seconds_to_wait(wait)
         if update.callback_query is not None:
             await answer_press(update.callback_query, t(await chat_language(update, context), "bot.slow_down",
                                                         seconds=seconds))

@@ -29,20 +29,13 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.ext import Application, InlineQueryHandler
 
-from bot.arguments import (
-    INLINE_REPORTS,
-    SECTOR_KINDS,
-    UNWINDOWED,
-    parse_inline_query,
-    takes_window,
-    window_limit,
-)
+from bot.arguments import INLINE_REPORTS, UNWINDOWED, parse_inline_query, takes_window
 from bot.handlers.common import Context, answer_inline, user_language
 from bot.sending import start_payload, upload_chart
 from bot.services import Services, services_of
 from reports import securities
 from reports.errors import ReportError
-from reports.figures import DEFAULT_DAYS
+from reports.figures import DEFAULT_DAYS, SECTOR_KINDS, window_limit
 from reports.fmt import clipped
 from reports.i18n import LANGUAGES, strings, t
 from reports.securities import MAX_CANDIDATES, QUERY_ECHO
@@ -60,8 +53,7 @@ BUTTON_TEXT_LIMIT = 64
 
 
 def _button(text: str, payload: str = "help") -> InlineQueryResultsButton:
-    shown = text if len(text) <= BUTTON_TEXT_LIMIT else text[: BUTTON_TEXT_LIMIT - 1] + "…"
-    return InlineQueryResultsButton(text=shown, start_parameter=payload)
+    return InlineQueryResultsButton(text=clipped(text, BUTTON_TEXT_LIMIT), start_parameter=payload)
 
 
 def _reason(error: ReportError, lang: str) -> str:

@@ -37,16 +37,15 @@ async def my_chat_member(update: Update, context: Context) -> None:
     if is_gone(change):
         reason = f"bot {status}" if status in GONE else "bot removed while restricted"
         log.info("bot removed from chat %s (%s): deactivating", chat.id, reason)
-        # A group or channel that removed the bot ends its subscription: whoever adds it back later
-        # (in a group any member may) does not turn the push on again; its admins subscribe anew. A
-        # user who blocked the bot and comes back keeps theirs.
-        await services.run(chats.deactivate, services.engine, chat.id, reason, chat.type != chat.PRIVATE)
+        # a group or channel is unsubscribed too, a user keeps theirs (chats.refused)
+        await services.run(chats.refused, services.engine, chat.id, reason)
     else:
         # A group the bot is added to speaks the language of whoever added it, as a chat whose first
         # contact is a message speaks its sender's.
         adder = change.from_user
         lang = pick_language(adder.language_code if adder else None, services.settings.default_language)
-        await services.run(chats.ensure_chat, services.engine, chat.id, chat.type, chat.title or "", lang)
+        await services.run(chats.ensure_chat, services.engine, chat.id, chat.type, chat.title or chat.full_name or "",
+                           lang)
 
 
 async def migrated(update: Update, context: Context) -> None:

@@ -11,18 +11,25 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.arguments import ArgumentError, parse_report_args
-from bot.handlers.common import Context, answer_press, chat_language, placement, reply, reply_key
+from bot.arguments import REPORT_COMMANDS, ArgumentError, parse_report_args
+from bot.handlers.common import (
+    ALERT_LIMIT,
+    Context,
+    answer_press,
+    chat_language,
+    placement,
+    reply,
+    reply_key,
+    seconds_to_wait,
+)
 from bot.sending import edit_report, parse_window_data, pick_data, send_report
 from bot.services import services_of
 from reports.errors import ReportError
-from reports.figures import KINDS, resolve_days
+from reports.figures import resolve_days
 from reports.fmt import clipped
 from reports.i18n import t
 
 log = logging.getLogger(__name__)
-REPORT_COMMANDS = tuple(k for k in KINDS if k != "summary")  # the summary is the daily push's
-ALERT_LIMIT = 200  # characters Telegram shows in the box a button press is answered with
 
 
 async def _throttled(update: Update, context: Context) -> bool:
@@ -35,7 +42,7 @@ async def _throttled(update: Update, context: Context) -> bool:
     if wait <= 0:
         return False
     if services.throttle.should_warn(chat.id):
-        await reply_key(update, context, "bot.slow_down", seconds=int(wait + 0.999))
+        await reply_key(update, context, "bot.slow_down", seconds=seconds_to_wait(wait))
     return True
 
 
@@ -124,7 +131,7 @@ async def window_button(update: Update, context: Context) -> None:
         return
     wait = services.throttle.check(chat_id)
     if wait > 0:
-        await answer_press(query, t(lang, "bot.slow_down", seconds=int(wait + 0.999)), show_alert=False)
+        await answer_press(query, t(lang, "bot.slow_down", seconds=seconds_to_wait(wait)), show_alert=False)
         return
     try:
         report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)

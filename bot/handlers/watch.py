@@ -13,8 +13,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.handlers.common import Context, answer_press, chat_language, is_admin, reply, reply_key
-from bot.handlers.reports import ALERT_LIMIT, choice_keyboard
+from bot.handlers.common import ALERT_LIMIT, Context, answer_press, chat_language, is_admin, reply, reply_key
+from bot.handlers.reports import choice_keyboard
 from bot.services import Services, services_of
 from reports import securities
 from reports.errors import ReportError
@@ -90,13 +90,13 @@ async def watch_command(update: Update, context: Context) -> None:
     if not words:  # the list, with each security's figures of the latest day
         codes = (await services.run(chats.watches, services.engine, [chat.id])).get(chat.id, [])
         if not codes:
-            await reply_key(update, context, "bot.watch_empty")
+            await reply_key(update, context, "bot.watch_empty", lang=lang)
             return
         lines = await services.run(services.reports.watch_text, codes, on=None, lang=lang)
         await reply(update, f"{lines}\n{t(lang, 'bot.watch_hint')}")
         return
     if not await is_admin(update, context):
-        await reply_key(update, context, "bot.admins_only_watch")
+        await reply_key(update, context, "bot.admins_only_watch", lang=lang)
         return
     code = await _code(update, context, lang, words, offer=True)
     if code is None:
@@ -128,10 +128,10 @@ async def unwatch_command(update: Update, context: Context) -> None:
     lang = await chat_language(update, context)
     words = context.args or []
     if not words:
-        await reply_key(update, context, "bot.unwatch_need")
+        await reply_key(update, context, "bot.unwatch_need", lang=lang)
         return
     if not await is_admin(update, context):
-        await reply_key(update, context, "bot.admins_only_watch")
+        await reply_key(update, context, "bot.admins_only_watch", lang=lang)
         return
     services = services_of(context)
     # a code as typed is enough: it may no longer have detail (and so no name to find it by)
