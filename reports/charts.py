@@ -21,7 +21,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Annotation  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import Bbox, Transform  # noqa: E402
 
+from analytics.stocks import SPIKE_DATES_BEFORE  # noqa: E402
 from reports.figures import Figures  # noqa: E402
 from reports.fmt import HEADLINE_MIN, headline_scale, money_scale, up_down_colors  # noqa: E402
 from reports.fmt import number as fmt_number  # noqa: E402
@@ -46,7 +50,9 @@ from reports.layout import (  # noqa: E402
     date_axis,
     draw_bars,
     flatten_ticks,
+    line_height,
     png_bytes,
+    refreeze_y,
     series_line,
     text_width,
 )
@@ -58,14 +64,32 @@ log = logging.getLogger(__name__)
 MARKET_ONLY = ("balance", "ratio")
 # The dashboard's ratio panel is half a chart wide: its legend in one column, a smaller type.
 DASHBOARD_LEGEND_SIZE = 8.5
+# Bars of a day's figure are 0.8 of a day wide; from this many on, a day wide (touching): at under
+# ~3 px a day, 0.8 of a day rounds to 1 px for some bars and 2 for others (solid bars beside hairlines).
+WIDE_BARS = 80
+# The balance axis is in 万亿 / trn only where the level moves at least this much (元, 0.1 万亿) over
+# the window: with ~10 ticks at most, steps of 0.01 万亿 or more, two decimals. A flatter level (a few
+# days, a quiet month) is drawn in 亿元 / bn, where its ticks are still whole or nearly so.
+HEADLINE_SPAN_MIN = 1e11
+# Tick steps of a money axis: 1, 2 or 5 (x 10^k), where they give MONEY_MIN_TICKS ticks; else also
+# 2.5, matplotlib's default, unless that needs more than MONEY_DECIMALS decimals (0.025: 2.325 万亿).
+MONEY_STEPS = (1, 2, 5, 10)
+MONEY_MIN_TICKS = 4
+MONEY_DECIMALS = 2
+# Heights (inches) of the charts that leave their empty panels out: the dashboard with its upper row
+# alone, the signals chart with the ratio alone (a line under them says why).
+SUMMARY_ONE_ROW_HEIGHT = 5.4
+SIGNALS_ONE_PANEL_HEIGHT = 4.6
+# Trade dates of per-stock detail a spike z-score needs: the day's own and the 65 before it (the
+# 5-day changes of the previous 60, analytics.stocks).
+SPIKE_DETAIL_DAYS = SPIKE_DATES_BEFORE + 1
 
 
 def _finish(fig: Figure, figures: Figures, lang: str) -> bytes:
     """Footer with data date and source; a diagonal watermark on demo data; PNG bytes."""
     data = figures.data
     # demo data names no exchange: none of it came from one; imported market figures owe Shenwan nothing
-    sectors_shown = figures.kind not in MARKET_ONLY and not (figures.kind == "summary" and data.get("sectors") is None)
-    imported = "chart.source_import_sectors" if sectors_shown else "chart.source_import"
+    imported = "chart.source_import_sectors" if _shows_sectors(figures) else "chart.source_import"
     source = {"demo": "chart.demo", "import": imported}.get(data.get("origin", ""), "chart.source")
     footer = f"{t(lang, 'chart.data_date')} {data['date']} · {t(lang, source)}"
     if data.get("demo"):
@@ -77,6 +101,19 @@ def _finish(fig: Figure, figures: Figures, lang: str) -> bytes:
     return png_bytes(fig)
 
 
+def _shows_sectors(figures: Figures) -> bool:
+    """Whether the report rests on the Shenwan classification: not the market totals, nor a summary
+    without its sectors, nor signals without per-stock detail (then only the market's ratio)."""
+    data = figures.data
+    if figures.kind in MARKET_ONLY:
+        return False
+    if figures.kind == "summary":
+        return data.get("sectors") is not None
+    if figures.kind == "signals":
+        return bool(data.get("stock_detail", True))
+    return True
+
+
 def _bar_colors(values: Any, lang: str) -> list[str]:
     up, down = up_down_colors(lang)
     return [up if v >= 0 else down for v in values]
@@ -86,56 +123,206 @@ def _date_nums(index: pd.Index) -> np.ndarray:
     return np.asarray(mdates.date2num(pd.DatetimeIndex(index).to_numpy()), dtype=float)
 
 
-def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any], lang: str) -> None:
-    # in 万亿 / trn as the headline, or, where the balance stays under 0.1 万亿 (the first years of margin
-    # trading), in 亿元 / bn as the headline then is too
-    small = bool(series["level"].abs().max() < HEADLINE_MIN)
+def _bar_width(count: int) -> float:
+    """Bar width in days for `count` daily bars (see WIDE_BARS)."""
+    return 0.8 if count < WIDE_BARS else 1.0
+
+
+def _start_at_bars(ax: Axes, days: np.ndarray, width: float) -> None:
+    """Start the (shared) x axis at the first bar, with the margin the right end has: a level line
+    beginning on the window's base day (the day the first change is from) would otherwise leave an
+    empty strip before the bars, a third of a 5-day chart. One bar alone keeps both days in view."""
+    if len(days) < 2:
+        return
+    low, high = ax.get_xlim()
+    margin = max(high - (float(days[-1]) + width / 2), 0.0)
+    ax.set_xlim(max(low, float(days[0]) - width / 2 - margin), high)
+
+
+class _MoneyLocator(MaxNLocator):
+    """Ticks of a money axis on steps of MONEY_STEPS (16150 · 16155 · 16160, not 16152.5), or with
+    matplotlib's 2.5 too where those give fewer than MONEY_MIN_TICKS ticks in view and the step
+    needs no more than MONEY_DECIMALS decimals (0.75 · 1.00 · 1.25 万亿)."""
+
+    def __init__(self) -> None:
+        super().__init__(nbins="auto", steps=list(MONEY_STEPS))
+
+    def tick_values(self, vmin: float, vmax: float) -> Any:
+        ticks = super().tick_values(vmin, vmax)
+        low, high = sorted((vmin, vmax))
+        if ((ticks >= low) & (ticks <= high)).sum() >= MONEY_MIN_TICKS:
+            return ticks
+        finer = MaxNLocator(nbins=self._nbins, steps=[1, 2, 2.5, 5, 10])
+        finer.set_axis(self.axis)
+        denser = finer.tick_values(vmin, vmax)
+        scaled = (denser[1] - denser[0]) * 10**MONEY_DECIMALS if len(denser) > 1 else 1.0
+        return denser if abs(scaled - round(scaled)) < 1e-6 else ticks
+
+
+def _money_ticks(ax: Axes) -> None:
+    """Ticks of a money axis with at most two decimals where the window allows (_MoneyLocator)."""
+    ax.yaxis.set_major_locator(_MoneyLocator())
+
+
+def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any], lang: str) -> _TurnLabel | None:
+    """The 两融余额 line (and its daily change as bars below, when `ax_change` is given), the last
+    turning point marked. Returns the turning point's label, placed once the axes are (_place_turn_label)."""
+    # In 万亿 / trn as the headline, unless the balance stays under 0.1 万亿 (the first years of
+    # margin trading: the headline is in 亿元 / bn then too) or moves less than HEADLINE_SPAN_MIN
+    # over the window (ticks of 1.61500 .. 1.61675 万亿 read as one number): then in 亿元 / bn.
+    values = series["level"].abs()
+    small = bool(values.max() < HEADLINE_MIN or values.max() - values.min() < HEADLINE_SPAN_MIN)
     level = series["level"] / (money_scale(lang) if small else headline_scale(lang))
     series_line(ax_level, level.index, level.to_numpy(), color=LINE, linewidth=2)
     ax_level.set_ylabel(t(lang, "chart.rzrqye_small" if small else "chart.rzrqye"))
-    _mark_turning_point(ax_level, level, series.get("turning_point"), lang)
+    _money_ticks(ax_level)
+    dates = level.index
     if ax_change is not None:
         change = series["daily_change"] / money_scale(lang)
-        width = 0.8 if len(change) < 80 else 1.0
-        draw_bars(ax_change, _date_nums(change.index), change.to_numpy(), _bar_colors(change.to_numpy(), lang), width)
+        width = _bar_width(len(change))
+        days = _date_nums(change.index)
+        draw_bars(ax_change, days, change.to_numpy(), _bar_colors(change.to_numpy(), lang), width)
         ax_change.set_ylabel(t(lang, "chart.daily_change"))
         ax_change.axhline(0, color="#444444", linewidth=0.8)
-    date_axis(ax_level, lang)  # shared x: one set of ticks for both axes
+        _money_ticks(ax_change)
+        _start_at_bars(ax_level, days, width)
+        if len(change) > 1:  # one bar: the base day stays in view (_start_at_bars), and gets its tick
+            dates = change.index
+    date_axis(ax_level, lang, dates)  # shared x: one set of ticks for both axes
+    return _mark_turning_point(ax_level, level, series.get("turning_point"), lang)
 
 
-def _mark_turning_point(ax: Axes, level: pd.Series, turning: dict[str, Any] | None, lang: str) -> None:
+# The turning point's label: TURN_GAP points from the marker's centre (a 9 pt triangle reaches 4.5)
+# to the label's box, which keeps TURN_CLEAR pixels from the line and TURN_INSIDE from the axes' edges.
+TURN_MARKER = 9.0
+TURN_GAP = 7.0
+TURN_CLEAR = 3.0
+TURN_INSIDE = 2.0
+
+
+@dataclass
+class _TurnLabel:
+    """The label of a turning point (由减转增 / turned up) and what its place depends on."""
+
+    ax: Axes
+    x: float  # the turn's date number
+    y: float  # the level there, in the axis' unit
+    up: bool
+    line: np.ndarray  # the level line, (date number, value) rows
+    text: Annotation
+
+
+def _mark_turning_point(ax: Axes, level: pd.Series, turning: dict[str, Any] | None, lang: str) -> _TurnLabel | None:
     """The last turning point of the 20-day change, when it falls inside the window: a triangle on
-    the line in the up or down colour, with a short label (由减转增 / turned up)."""
+    the line in the up or down colour, and a short label (由减转增 / turned up) beside it, placed
+    once the axes are (_place_turn_label)."""
     if not turning:
-        return
+        return None
     day = pd.Timestamp(turning["date"])
     if day not in level.index:
-        return
+        return None
     up = turning["direction"] == "up"
     color = up_down_colors(lang)[0 if up else 1]
     y = float(level.loc[day])
-    ax.plot([day], [y], marker="^" if up else "v", color=color, markersize=9, linestyle="none", zorder=5)
-    # beside the marker on the side the line leaves (below a turn up, above a turn down), to the
-    # right unless the turn is near the window's end, where the label would run off the chart
-    right = level.index.get_loc(day) < 0.75 * len(level)
-    ax.annotate(t(lang, f"chart.turn_{turning['direction']}"), (day, y), xytext=(8 if right else -8, -16 if up else 6),
-                textcoords="offset points", ha="left" if right else "right", fontsize=TICK_SIZE, color=color)
+    ax.plot([day], [y], marker="^" if up else "v", color=color, markersize=TURN_MARKER, linestyle="none", zorder=5)
+    text = ax.annotate(t(lang, f"chart.turn_{turning['direction']}"), (day, y), xytext=(0.0, 0.0),
+                       textcoords="offset points", ha="left", va="bottom", fontsize=TICK_SIZE, color=color)
+    line = np.column_stack([_date_nums(level.index), level.to_numpy(dtype=float)])
+    return _TurnLabel(ax, float(_date_nums(pd.DatetimeIndex([day]))[0]), y, up, line, text)
+
+
+def _turn_spots(label: _TurnLabel, to_px: Transform, frame: Bbox) -> list[tuple[Bbox, float, bool]]:
+    """Where the label may go, in pixels, best first: (its box, its clearance from the line, inside
+    the axes). Below a turn up (the line dips to it and rises after), above a turn down, then on the
+    other side; centred on the marker, then right of it, then left; moved sideways into the axes."""
+    px, py = to_px.transform((label.x, label.y))
+    width, height = text_width(label.text.get_text(), TICK_SIZE), line_height(TICK_SIZE)
+    gap = TURN_GAP * PT
+    line = to_px.transform(label.line)
+    spots = []
+    for side in ((-1, 1) if label.up else (1, -1)):
+        bottom = py + gap if side > 0 else py - gap - height
+        # to the right or left: clear of the line's segment on the other side of the marker
+        for left in (px - width / 2, px + TURN_INSIDE, px - width - TURN_INSIDE):
+            left = min(max(left, frame.x0 + TURN_INSIDE), frame.x1 - TURN_INSIDE - width)
+            box = Bbox.from_bounds(left, bottom, width, height)
+            inside = box.y0 >= frame.y0 + TURN_INSIDE and box.y1 <= frame.y1 - TURN_INSIDE
+            spots.append((box, _clearance(line, box), inside))
+    return spots
+
+
+def _clearance(line: np.ndarray, box: Bbox) -> float:
+    """Vertical distance in pixels between a polyline (rows of x, y) and a box, over the box's
+    width: 0 where the line crosses it, inf where no part of the line lies under or over it."""
+    best = np.inf
+    for (x0, y0), (x1, y1) in zip(line[:-1], line[1:], strict=True):
+        left, right = max(min(x0, x1), box.x0), min(max(x0, x1), box.x1)
+        if not np.isfinite([x0, y0, x1, y1]).all() or left > right:
+            continue
+        # the segment's y where it enters and leaves the box's width: a segment is straight
+        ys = [y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0) for x in (left, right)]
+        best = min(best, max(0.0, box.y0 - max(ys), min(ys) - box.y1))
+    for x, y in line:  # a lone point (a line of one day) or a dot between gaps
+        if np.isfinite([x, y]).all() and box.x0 <= x <= box.x1:
+            best = min(best, max(0.0, box.y0 - y, y - box.y1))
+    return float(best)
+
+
+def _best_spot(spots: list[tuple[Bbox, float, bool]]) -> tuple[Bbox, float, bool]:
+    """The first spot inside the axes and clear of the line; else the clearest inside; else the
+    clearest of all."""
+    for spot in spots:
+        if spot[2] and spot[1] >= TURN_CLEAR:
+            return spot
+    inside = [spot for spot in spots if spot[2]]
+    return max(inside or spots, key=lambda spot: spot[1])
+
+
+def _place_turn_label(label: _TurnLabel | None) -> None:
+    """Put the turning point's label on its spot (_turn_spots), now that the axes are placed. Where
+    none is inside the axes and clear of the line (a turn at the top or bottom edge), the y limits
+    are widened on the side of the first spot clear of the line, just enough, and their ticks
+    computed again."""
+    if label is None:
+        return
+    ax = label.ax
+    spots = _turn_spots(label, ax.transData, ax.get_window_extent())
+    if not any(inside and clear >= TURN_CLEAR for _, clear, inside in spots):
+        clean = [spot for spot in spots if spot[1] >= TURN_CLEAR]
+        box = (clean[0] if clean else max(spots, key=lambda spot: spot[1]))[0]
+        low, high = ax.get_ylim()
+        _, py = ax.transData.transform((label.x, label.y))
+        # share of the axes' height from the marker to the far edge of the box (and a margin)
+        need = min((max(box.y1 - py, py - box.y0) + 2 * TURN_INSIDE) / ax.get_window_extent().height, 0.5)
+        if box.y1 > py:  # above: (high' - y) = need x (high' - low)
+            high = max(high, (label.y - need * low) / (1 - need))
+        else:  # below: (y - low') = need x (high - low')
+            low = min(low, (label.y - need * high) / (1 - need))
+        refreeze_y(ax, low, high, _MoneyLocator())
+        spots = _turn_spots(label, ax.transData, ax.get_window_extent())
+    box, _, _ = _best_spot(spots)
+    px, py = ax.transData.transform((label.x, label.y))
+    label.text.xyann = ((box.x0 - px) / PT, (box.y0 - py) / PT)  # offset points from the marker
 
 
 def balance_chart(figures: Figures, lang: str) -> bytes:
     fig, (ax_level, ax_change) = axes_grid(6.0, 2, sharex=True, height_ratios=(2, 1))
-    _plot_balance(ax_level, ax_change, figures.series, lang)
+    turn = _plot_balance(ax_level, ax_change, figures.series, lang)
     arrange(fig, [[Cell(ax_level, t(lang, "chart.balance_title"), xticks=False)], [Cell(ax_change)]], [2, 1])
+    _place_turn_label(turn)
     return _finish(fig, figures, lang)
 
 
 def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = True,
-                legend_size: float | None = None) -> Axes | None:
+                legend_size: float | None = None, rzmre_only: bool = False) -> Axes | None:
     """The ratio, its 3-year percentile band and 20-day average; the index on a twin axis. Returns the twin.
 
     `legend_size`: the legend's font size where the panel is narrower than a full chart (dashboard).
+    `rzmre_only`: the day's 融券卖出额 is unknown, and the ratio drawn is 融资买入额 / turnover alone
+    (figures' rqmce_included false): its label says so, not 两融交易占比.
     """
     ratio = series["ratio"]
+    name = t(lang, "chart.ratio_rzmre" if rzmre_only else "chart.ratio")
     band = series["band"].reindex(ratio.index)
     if {"q10", "q90"} <= set(band.columns) and band["q10"].notna().any():
         since = series.get("percentile_since")
@@ -145,13 +332,14 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
         else:
             band_label = t(lang, "chart.ratio_band_short", span=t(lang, "span.since", date=since) if since
                            else t(lang, "span.three_years_short"))
+        # under the gridlines (zorder 0.5, axes.axisbelow): the band is a background, not a bar
         ax.fill_between(ratio.index, band["q10"].to_numpy(dtype=float), band["q90"].to_numpy(dtype=float),
-                        color=BAND, label=band_label)
-    series_line(ax, ratio.index, ratio.to_numpy(), color=LINE, linewidth=1.8, label=t(lang, "chart.ratio"))
+                        color=BAND, label=band_label, zorder=0.4)
+    series_line(ax, ratio.index, ratio.to_numpy(), color=LINE, linewidth=1.8, label=name)
     if "ma" in series and series["ma"].notna().any():  # under 20 days of history there is none to draw
         series_line(ax, series["ma"].index, series["ma"].to_numpy(), color=ACCENT, linewidth=1.2,
                 label=t(lang, "chart.ratio_ma"))
-    ax.set_ylabel(t(lang, "chart.ratio"))
+    ax.set_ylabel(name)
     handles, labels = ax.get_legend_handles_labels()
     index = series.get("index")
     twin = None
@@ -164,7 +352,7 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
         twin.set_ylabel(t(lang, "chart.index"))  # the right scale is the index's, in points
         h2, l2 = twin.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    date_axis(ax, lang)
+    date_axis(ax, lang, ratio.index)
     _legend_on_top(ax, twin, handles, labels, legend_size)
     return twin
 
@@ -186,7 +374,7 @@ def _legend_on_top(ax: Axes, twin: Axes | None, handles: list[Any], labels: list
 
 def ratio_chart(figures: Figures, lang: str) -> bytes:
     fig, (ax,) = axes_grid(5.0)
-    twin = _plot_ratio(ax, figures.series, lang)
+    twin = _plot_ratio(ax, figures.series, lang, rzmre_only=not figures.data["rqmce_included"])
     arrange(fig, [[Cell(ax, t(lang, "chart.ratio_title"), twin=twin)]])
     return _finish(fig, figures, lang)
 
@@ -299,16 +487,52 @@ def sectors_chart(figures: Figures, lang: str) -> bytes:
     return _finish(fig, figures, lang)
 
 
+# Widest line (pixels) of the note in an empty panel: the dashboard's narrowest panel is ~290 px.
+EMPTY_NOTE_WIDTH = 280.0
+
+
+def _wrap(text: str, width: float, size: float) -> str:
+    """`text` in lines of at most `width` pixels: in two after its comma or colon (a reason and what
+    follows from it) where both fit, else between words; a Chinese part without spaces stays whole."""
+    if text_width(text, size) <= width:
+        return text
+    for mark in (",", ": ", ","):
+        head, found, tail = text.partition(mark)
+        if found and text_width(head + mark.strip(), size) <= width and text_width(tail, size) <= width:
+            return f"{head}{mark.strip()}\n{tail}"
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and text_width(f"{lines[-1]} {word}", size) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
 def _empty_note(ax: Axes, text: str) -> None:
-    """A panel with nothing to draw says why, where its bars would be."""
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", size=LABEL_SIZE, color="#777777")
+    """A panel with nothing to draw says why, where its bars would be, in lines that fit the
+    narrowest panel (EMPTY_NOTE_WIDTH)."""
+    ax.text(0.5, 0.5, _wrap(text, EMPTY_NOTE_WIDTH, LABEL_SIZE), transform=ax.transAxes, ha="center", va="center",
+            size=LABEL_SIZE, color="#777777", multialignment="center")
     ax.set_xticks([])
     ax.set_xlabel("")  # no axis to name
 
 
-def _no_spikes_note(ax: Axes, signals: dict[str, Any], lang: str) -> None:
-    if not signals["spikes"]:
-        _empty_note(ax, t(lang, "chart.no_spikes" if signals.get("stock_detail", True) else "chart.no_stock_detail"))
+def _no_spikes_reason(signals: dict[str, Any], lang: str) -> str:
+    """Why a day has no spikes to draw: no per-stock detail, too short a history of it for any
+    z-score (SPIKE_DETAIL_DAYS; figures' spikes_scored), or none above the threshold."""
+    if not signals.get("stock_detail", True):
+        return t(lang, "chart.no_stock_detail")
+    if not signals.get("spikes_scored", True):
+        return t(lang, "chart.spikes_short", days=SPIKE_DETAIL_DAYS)
+    return t(lang, "chart.no_spikes")
+
+
+def _no_sectors_reason(data: dict[str, Any], lang: str) -> str:
+    """Why the dashboard has no sector shifts: too short a history of per-stock detail, or none that day."""
+    if data.get("sectors_missing") == "not_enough_history":
+        return t(lang, "chart.sectors_short", days=min(20, data["days"]))
+    return t(lang, "chart.no_stock_detail")
 
 
 def top_chart(figures: Figures, lang: str) -> bytes:
@@ -348,10 +572,20 @@ def _plot_spikes(ax: Axes, spikes: list[dict[str, Any]], lang: str) -> _BarLabel
 
 
 def signals_chart(figures: Figures, lang: str) -> bytes:
+    """The ratio over the window and the day's financing spikes; a day without spikes draws the ratio
+    alone and says why in one line under it (an empty panel would take half the chart)."""
+    data = figures.data
+    rzmre_only = not data["rqmce_included"]
+    if not figures.series["spikes"]:
+        fig, (ax_ratio,) = axes_grid(SIGNALS_ONE_PANEL_HEIGHT)
+        _plot_ratio(ax_ratio, figures.series, lang, with_index=False, rzmre_only=rzmre_only)
+        reason = (t(lang, "chart.no_detail_signals") if not data.get("stock_detail", True)
+                  else _no_spikes_reason(data, lang))
+        arrange(fig, [[Cell(ax_ratio, t(lang, "chart.ratio_title"))]], note=reason)
+        return _finish(fig, figures, lang)
     fig, (ax_ratio, ax_spikes) = axes_grid(7.0, 2, height_ratios=(1, 1.2))
-    _plot_ratio(ax_ratio, figures.series, lang, with_index=False)
+    _plot_ratio(ax_ratio, figures.series, lang, with_index=False, rzmre_only=rzmre_only)
     labels = _plot_spikes(ax_spikes, figures.series["spikes"], lang)
-    _no_spikes_note(ax_spikes, figures.data, lang)
     arrange(fig, [[Cell(ax_ratio, t(lang, "chart.ratio_title"))],
                    [Cell(ax_spikes, t(lang, "chart.signals_title"), xlabel=True, names=labels.names)]], [1, 1.2])
     _fit_bar_labels(labels)
@@ -366,9 +600,9 @@ def stock_chart(figures: Figures, lang: str) -> bytes:
     series_line(ax_level, history.index, history["rzye"].to_numpy(dtype=float) / unit, color=LINE, linewidth=2)
     ax_level.set_ylabel(t(lang, "chart.stock_rzye"))
     buys = history["rzmre"].to_numpy(dtype=float) / unit
-    draw_bars(ax_buy, _date_nums(history.index), buys, ACCENT, 0.8)
+    draw_bars(ax_buy, _date_nums(history.index), buys, ACCENT, _bar_width(len(buys)))
     ax_buy.set_ylabel(t(lang, "chart.stock_rzmre"))
-    date_axis(ax_level, lang)
+    date_axis(ax_level, lang, history.index)
     title = t(lang, "chart.stock_title", name=data["name"], code=data["code"])
     arrange(fig, [[Cell(ax_level, title, xticks=False)], [Cell(ax_buy)]], [2, 1])
     return _finish(fig, figures, lang)
@@ -395,10 +629,12 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
         h2, l2 = twin.get_legend_handles_labels()
         _legend_on_top(ax_level, twin, handles + h2, labels + l2)
     net = series["net_buy"] / unit
-    draw_bars(ax_net, _date_nums(net.index), net.to_numpy(), _bar_colors(net.to_numpy(), lang), 0.8)
+    width, days = _bar_width(len(net)), _date_nums(net.index)
+    draw_bars(ax_net, days, net.to_numpy(), _bar_colors(net.to_numpy(), lang), width)
     ax_net.axhline(0, color="#444444", linewidth=0.8)
     ax_net.set_ylabel(t(lang, "chart.net_buy"))
-    date_axis(ax_level, lang)
+    _start_at_bars(ax_level, days, width)  # the balance line starts on the base day, the first change after it
+    date_axis(ax_level, lang, net.index if len(net) > 1 else level.index)
     name = data["sector"]["name" if lang == "zh" else "name_en"]
     title = t(lang, "chart.sector_title", name=name)
     arrange(fig, [[Cell(ax_level, title, xticks=False, twin=twin)], [Cell(ax_net)]], [2, 1])
@@ -406,26 +642,49 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
 
 
 def summary_chart(figures: Figures, lang: str) -> bytes:
-    """The push dashboard: balance, ratio band, sector shifts (top and bottom 5), financing spikes."""
+    """The push dashboard: balance, ratio band, sector shifts (top and bottom 5), financing spikes.
+    Where neither sector shifts nor spikes are there to draw, the upper row alone and one line why."""
+    series, data = figures.series, figures.data
+    title = (f"{t(lang, 'chart.summary_title')} · {data['date']}", 16.0)
+    sector_figures = data["sectors"]  # None on a day without per-stock detail, or too little of it
+    # as many as the caption names and counts (figures.summary_figures' spikes_charted)
+    charted = series["signals"]["spikes"][: data["spikes_charted"]]
+    rzmre_only = not data["ratio"]["rqmce_included"]
+    if not sector_figures and not charted:
+        fig, (ax_balance, ax_ratio) = axes_grid(SUMMARY_ONE_ROW_HEIGHT, 1, 2)
+        turn = _plot_balance(ax_balance, None, series["balance"], lang)
+        _plot_ratio(ax_ratio, series["ratio"], lang, with_index=False, legend_size=DASHBOARD_LEGEND_SIZE,
+                    rzmre_only=rzmre_only)
+        if not data["signals"].get("stock_detail", True):
+            reason = t(lang, "chart.no_detail_summary")
+        elif data.get("sectors_missing") == "not_enough_history" and not data["signals"].get("spikes_scored", True):
+            # the first days of per-stock detail: one history too short for both, said once
+            reason = t(lang, "chart.short_summary", sectors=min(20, data["days"]), spikes=SPIKE_DETAIL_DAYS)
+        else:
+            reason = f"{_no_sectors_reason(data, lang)} · {_no_spikes_reason(data['signals'], lang)}"
+        arrange(fig, [[Cell(ax_balance, t(lang, "chart.balance_title"), 12.0),
+                       Cell(ax_ratio, t(lang, "chart.ratio_title"), 12.0)]], suptitle=title, note=reason)
+        _place_turn_label(turn)
+        return _finish(fig, figures, lang)
     fig, (ax_balance, ax_ratio, ax_sectors, ax_spikes) = axes_grid(9.5, 2, 2)
-    series = figures.series
-    _plot_balance(ax_balance, None, series["balance"], lang)
-    _plot_ratio(ax_ratio, series["ratio"], lang, with_index=False, legend_size=DASHBOARD_LEGEND_SIZE)
-    sector_figures = figures.data["sectors"]  # None on a day without per-stock detail
+    turn = _plot_balance(ax_balance, None, series["balance"], lang)
+    _plot_ratio(ax_ratio, series["ratio"], lang, with_index=False, legend_size=DASHBOARD_LEGEND_SIZE,
+                rzmre_only=rzmre_only)
     sectors = _plot_sectors(ax_sectors, series["sectors"]["table"] if sector_figures else [], lang, limit=10)
     if not sector_figures:
-        _empty_note(ax_sectors, t(lang, "chart.no_stock_detail"))
-    # as many as the caption names and counts (figures.summary_figures' spikes_charted)
-    spikes = _plot_spikes(ax_spikes, series["signals"]["spikes"][: figures.data["spikes_charted"]], lang)
-    _no_spikes_note(ax_spikes, figures.data["signals"], lang)
+        _empty_note(ax_sectors, _no_sectors_reason(data, lang))
+    spikes = _plot_spikes(ax_spikes, charted, lang)
+    if not charted:
+        _empty_note(ax_spikes, _no_spikes_reason(data["signals"], lang))
     cells = [
         [Cell(ax_balance, t(lang, "chart.balance_title"), 12.0),
          Cell(ax_ratio, t(lang, "chart.ratio_title"), 12.0)],
-        [_sector_cell(sectors, sector_figures["days"] if sector_figures else min(20, figures.data["days"]), lang, 11.0,
+        [_sector_cell(sectors, sector_figures["days"] if sector_figures else min(20, data["days"]), lang, 11.0,
                       narrow=True, empty=not sector_figures),
          Cell(ax_spikes, t(lang, "chart.signals_title"), 11.0, xlabel=True, names=spikes.names)],
     ]
-    arrange(fig, cells, suptitle=(f"{t(lang, 'chart.summary_title')} · {figures.data['date']}", 16.0))
+    arrange(fig, cells, suptitle=title)
+    _place_turn_label(turn)
     _fit_bar_labels(sectors)
     _fit_bar_labels(spikes)
     return _finish(fig, figures, lang)

@@ -661,6 +661,9 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         spike_z=SPIKE_Z,
         spike_min_balance=stocks.SPIKE_MIN_BALANCE,
         stock_detail=queries.has_stock_rows(engine, day),  # spikes and structure need it
+        # False where no stock has a spike z-score yet (too short a history of per-stock detail): an
+        # empty list then says nothing about spikes
+        spikes_scored=_spikes_scored(engine, day, spikes),
         warnings=warnings,
         # what the caption flags, one line each (⚠️ a warning, 💡 a sector bottoming), and its header
         # counts ("3 项提示"): a count of the warnings alone left a flagged line uncounted
@@ -689,6 +692,20 @@ def _spikes(engine: Engine, day: date) -> pd.DataFrame:
         return pd.DataFrame(columns=["rzye", "change_pct", "zscore"], index=pd.Index([], name="code"), dtype=float)
     spikes = stocks.stock_spikes(wide, top=SPIKE_TOP)
     return spikes[spikes["zscore"] >= SPIKE_Z]
+
+
+def _spikes_scored(engine: Engine, day: date, spikes: pd.DataFrame) -> bool:
+    """Whether any stock has a spike z-score on `day`: each needs the 5-day changes of the 60 stock
+    dates before it (stocks.SPIKE_DATES_BEFORE), which the first 65 dates of per-stock detail lack."""
+    if len(spikes):
+        return True
+    stored = queries.stored_spikes(engine, day, -1e300, 1)  # any stored candidate with a z-score
+    if stored is not None:
+        return len(stored) > 0
+    # nothing stored for the day (see _spikes): the dates the z-score would read, on the trade-date grid
+    first = queries.nth_date_before(engine, day, stocks.SPIKE_DATES_BEFORE)
+    return (len(queries.trade_date_grid(engine, first, day)) > stocks.SPIKE_DATES_BEFORE
+            and queries.has_stock_rows(engine, first))
 
 
 def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:

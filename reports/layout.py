@@ -38,7 +38,14 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.markers import TICKDOWN, TICKLEFT, TICKRIGHT, TICKUP  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
-from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FixedFormatter,
+    FixedLocator,
+    Locator,
+    NullFormatter,
+    NullLocator,
+    ScalarFormatter,
+)
 from matplotlib.transforms import Transform, offset_copy  # noqa: E402
 from zlib_ng import zlib_ng  # noqa: E402
 
@@ -72,11 +79,18 @@ OFFSET_PAD = 3.0 * PT  # between date tick labels and the year below them (matpl
 GAP = 18.0  # extra room between stacked axes and between columns
 FOOTER_GAP = 10.0  # between the lowest axis text and the footer
 MIN_TITLE_SIZE = 8.0
+NOTE_SIZE = LABEL_SIZE  # the line saying why a panel is left out (arrange's note)
+NOTE_COLOR = "#777777"
 
 
 def _line(size: float) -> float:
     """Height in pixels of one line of text at `size` points (CJK glyphs reach ~1.15 em)."""
     return 1.2 * size * PT
+
+
+def line_height(size: float) -> float:
+    """Height in pixels the layout gives one line of text at `size` points (1.2 em)."""
+    return _line(size)
 
 
 @cache
@@ -110,6 +124,9 @@ def setup_fonts() -> str:
             "axes.spines.top": False,
             "axes.spines.right": False,
             "axes.grid": True,
+            # Gridlines (and tick marks) under the bars and lines: grey lines crossing every bar of a
+            # bar chart read as stripes in the data (flatten_ticks draws them at the axis' zorder too).
+            "axes.axisbelow": True,
             "grid.color": GRID,
             "grid.linewidth": 0.6,
             "axes.titlesize": TITLE_SIZE,
@@ -332,6 +349,15 @@ def _freeze(axis: Axis) -> None:
     _fix_ticks(axis, locs, labels, formatter.get_offset())
 
 
+def refreeze_y(ax: Axes, low: float, high: float, locator: Locator) -> None:
+    """New y limits for an axes already arranged (its ticks frozen): ticks from `locator` again,
+    formatted as matplotlib's default formatter would."""
+    ax.set_ylim(low, high)
+    ax.yaxis.set_major_locator(locator)
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    _freeze(ax.yaxis)
+
+
 def _tick_labels_width(axis: Axis) -> float:
     """Width in pixels of the widest tick label inside the view (the ticks are frozen first)."""
     return max((text_width(s, TICK_SIZE) for s in _read_ticks(axis.axes, axis).labels), default=0.0)
@@ -340,11 +366,27 @@ def _tick_labels_width(axis: Axis) -> float:
 # Days shown around a chart's only date (a window holding one day of data: the first day of the
 # history, a security just admitted to margin trading): its own date as the tick, not hours of it.
 ONE_DAY_SPAN = 3.0
+# Trade dates up to which every one gets a tick (a short window: the data date is labelled, and no
+# tick falls on a weekend); above it, ticks on days fall on every k-th trade date back from the last.
+EVERY_DATE_MAX = 10
+DAY_TICKS_MAX = 6  # ticks on days at most (matplotlib's locator gets minticks=3, maxticks=6 too)
+MONTH_DAYS = 28.0  # ticks closer than this (in days) name days; farther apart, months or years
+TICK_GAP = 8.0  # pixels at least between two date tick labels (see _thin_date_ticks)
 
 
-def date_axis(ax: Axes, lang: str) -> None:
-    """Concise date ticks (3 to 6 of them), computed once for the final limits of the x axis; a
-    window with data on one date only shows ONE_DAY_SPAN days either side of it."""
+def date_axis(ax: Axes, lang: str, dates: Any = None) -> None:
+    """Date ticks computed once for the final limits of the x axis; a window with data on one date
+    only shows ONE_DAY_SPAN days either side of it.
+
+    `dates`: the trade dates drawn (datetimes or date numbers). Up to EVERY_DATE_MAX of them inside
+    the view get a tick each; more, where ticks name days, every k-th back from the last (k =
+    ceil(n / DAY_TICKS_MAX)), so the data date is labelled and no tick falls on a weekend. Without
+    `dates`, or over months, matplotlib's AutoDateLocator picks 3 to 6 ticks.
+
+    A tick on a day names its month too (11月8日, "Nov 8": a bare "08" reads as August, "4月" as a
+    month), the year under the axis (two years: "2025–2026"); ticks on months or years are
+    matplotlib's concise ones ("2026 · 4月 · 7月").
+    """
     # The data's own span (of the axes sharing x too): matplotlib widens a single date's limits by
     # two years either side, which would read as a long empty history.
     spans = [sibling.dataLim.intervalx for sibling in ax.get_shared_x_axes().get_siblings(ax)]
@@ -355,21 +397,75 @@ def date_axis(ax: Axes, lang: str) -> None:
         _fix_ticks(ax.xaxis, np.array([day]), [mdates.num2date(day).date().isoformat()], "")
         return
     low, high = ax.get_xlim()
-    locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+    formats = strings(lang)["chart"]["dates"]
+    trade = _date_nums(dates, low, high)
+    if trade is not None and 0 < len(trade) <= EVERY_DATE_MAX:
+        _fix_day_ticks(ax, trade, formats["day"])
+        return
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=DAY_TICKS_MAX)
     ticks = np.asarray(locator.tick_values(mdates.num2date(low), mdates.num2date(high)), dtype=float)
     # Daily data: a tick between two days (12:00 on a window of a few days) names no trade date.
     ticks = ticks[ticks == np.floor(ticks)]
     if len(ticks) < 2:
         ticks = np.arange(np.ceil(low), np.floor(high) + 1.0)
-    formatter = mdates.ConciseDateFormatter(locator, **strings(lang)["chart"]["dates"])
+    shown = ticks[(ticks >= low) & (ticks <= high)]
+    if len(shown) < 2 or float(np.diff(shown).min()) < MONTH_DAYS:  # ticks on days
+        if trade is not None and len(trade):
+            step = int(np.ceil(len(trade) / DAY_TICKS_MAX))
+            shown = trade[::-1][::step][::-1]  # every step-th trade date back from the data date
+        _fix_day_ticks(ax, shown, formats["day"])
+        return
+    concise = {key: formats[key] for key in ("formats", "zero_formats", "offset_formats")}
+    formatter = mdates.ConciseDateFormatter(locator, **concise)
     labels = formatter.format_ticks(ticks)  # before get_offset: formatting sets the offset (the year)
-    shown = np.flatnonzero((ticks >= low) & (ticks <= high))
-    if len(shown) > 1 and float(np.diff(ticks[shown]).min()) < 28.0:
-        # Ticks on days: the month is named only where one begins ("22日 · 11月 · 8日" reads the 22nd
-        # as November's, the offset naming the last tick's month): the first tick names its month.
-        first = int(shown[0])
-        labels[first] = mdates.num2date(ticks[first]).strftime(strings(lang)["chart"]["dates"]["zero_formats"][3])
     _fix_ticks(ax.xaxis, ticks, labels, formatter.get_offset())
+
+
+def _date_nums(dates: Any, low: float, high: float) -> np.ndarray | None:
+    """The distinct date numbers of `dates` inside [low, high], ascending; None without dates."""
+    if dates is None:
+        return None
+    values = np.asarray(dates)
+    if values.dtype.kind != "f":
+        values = np.asarray(mdates.date2num(np.asarray(values, dtype="datetime64[ns]")), dtype=float)
+    values = np.unique(values[np.isfinite(values)])
+    return values[(values >= low) & (values <= high)]
+
+
+def _fix_day_ticks(ax: Axes, ticks: np.ndarray, day_format: str) -> None:
+    """Ticks on days, each labelled with its month and day; the year (or the two years the ticks
+    span) below the axis."""
+    days = [mdates.num2date(x) for x in ticks]
+    years = sorted({d.year for d in days})
+    offset = "" if not years else str(years[0]) if len(years) == 1 else f"{years[0]}\u2013{years[-1]}"
+    _fix_ticks(ax.xaxis, np.asarray(ticks, dtype=float), [d.strftime(day_format) for d in days], offset)
+
+
+def _thin_date_ticks(cell: Cell, width: float) -> None:
+    """Drop date ticks whose labels would touch (a narrow panel, a long English month): keep every
+    k-th, counted back from the last (the data date), with the smallest k that leaves TICK_GAP
+    pixels between neighbours. `width`: the axes' width in pixels."""
+    axis = cell.ax.xaxis
+    formatter = axis.get_major_formatter()
+    if not cell.xticks or not isinstance(formatter, FixedFormatter):
+        return
+    locs = np.asarray(axis.get_major_locator()(), dtype=float)
+    labels = list(formatter.seq)
+    low, high = sorted(cell.ax.get_xlim())
+    inside = [(x, s) for x, s in zip(locs, labels, strict=False) if low <= x <= high]
+    if len(inside) < 2 or high <= low:
+        return
+    spots = np.array([(x - low) / (high - low) * width for x, _ in inside])
+    widths = np.array([text_width(s, TICK_SIZE) for _, s in inside])
+    for step in range(1, len(inside)):
+        keep = np.arange(len(inside) - 1, -1, -step)[::-1]
+        room = np.diff(spots[keep]) - (widths[keep][:-1] + widths[keep][1:]) / 2
+        if (room >= TICK_GAP).all():
+            break
+    if len(keep) == len(inside):
+        return
+    _fix_ticks(axis, np.array([inside[i][0] for i in keep]), [inside[i][1] for i in keep],
+               formatter.get_offset())
 
 
 def _title(cell: Cell) -> None:
@@ -379,16 +475,20 @@ def _title(cell: Cell) -> None:
 
 
 def arrange(fig: Figure, grid: Sequence[Sequence[Cell]], height_ratios: Sequence[float] | None = None,
-             suptitle: tuple[str, float] | None = None) -> None:
+             suptitle: tuple[str, float] | None = None, note: str = "") -> None:
     """Place the axes of `grid` (rows of cells; every row has the same number of cells) in pixels.
 
     Columns share their left and right edges, rows their top and bottom, as a grid of subplots does.
+    `note`: one line of grey text between the axes and the footer (why a panel is left out).
     """
     width, height = fig.bbox.width, fig.bbox.height
     rows, cols = len(grid), len(grid[0])
     ratios = list(height_ratios or [1.0] * rows)
     top = EDGE + (_line(suptitle[1]) + 4 if suptitle else 0.0)
     bottom = EDGE + _line(FOOTER_SIZE) + FOOTER_GAP
+    if note:
+        _note(fig, note, bottom)
+        bottom += _line(NOTE_SIZE) + FOOTER_GAP
     for row in grid:
         for cell in row:
             _title(cell)
@@ -423,6 +523,7 @@ def arrange(fig: Figure, grid: Sequence[Sequence[Cell]], height_ratios: Sequence
             cell = grid[i][j]
             _set_px(cell.ax, fig, x, spans[i][0], col_width, spans[i][1])
             _place_labels(cell, col_width, spans[i][1])
+            _thin_date_ticks(cell, col_width)
         x += col_width + rights[j] + GAP
     # Titles start at the left edge of their axes; when one would run past the right edge of the
     # figure (long English titles in the dashboard), all start at the left edge of their column, and
@@ -437,6 +538,17 @@ def arrange(fig: Figure, grid: Sequence[Sequence[Cell]], height_ratios: Sequence
     if suptitle:
         fig.text(0.5, 1 - EDGE / height, suptitle[0], fontsize=suptitle[1], fontweight="bold",
                  ha="center", va="top")
+
+
+def _note(fig: Figure, text: str, bottom: float) -> Text:
+    """One line of grey text centred `bottom` pixels above the figure's lower edge, set smaller
+    (down to MIN_TITLE_SIZE) where it would be wider than the figure."""
+    width = fig.bbox.width
+    size = NOTE_SIZE
+    needed = text_width(text, size)
+    if needed > width - 2 * EDGE:
+        size = max(MIN_TITLE_SIZE, size * (width - 2 * EDGE) / needed)
+    return fig.text(0.5, bottom / fig.bbox.height, text, fontsize=size, color=NOTE_COLOR, ha="center", va="bottom")
 
 
 def _set_px(ax: Axes, fig: Figure, x: float, y: float, w: float, h: float) -> None:
@@ -530,13 +642,13 @@ def _draw_ticks(fig: Figure, ticks: _Ticks) -> None:
         lines = [((v, 0.0), (v, 1.0)) if is_x else ((0.0, v), (1.0, v)) for v in locs]
         ax.add_collection(LineCollection(lines, colors=rc["grid.color"], linewidths=rc["grid.linewidth"],
                                          linestyles=rc["grid.linestyle"], alpha=rc["grid.alpha"],
-                                         transform=blended, zorder=1.5), autolim=False)
+                                         transform=blended, zorder=axis.get_zorder()), autolim=False)
     for side, marker in ((0.0, TICKDOWN if is_x else TICKLEFT), (1.0, TICKUP if is_x else TICKRIGHT)):
         if kw.get("tick1On" if side == 0.0 else "tick2On", False):
             xs, ys = at(side)
             ax.add_line(Line2D(xs, ys, transform=blended, linestyle="none", marker=marker,
                                markersize=rc[f"{name}.major.size"], markeredgewidth=rc[f"{name}.major.width"],
-                               color=rc[f"{name}.color"], clip_on=False, zorder=1.5))
+                               color=rc[f"{name}.color"], clip_on=False, zorder=axis.get_zorder()))
     pad = rc[f"{name}.major.size"] + rc[f"{name}.major.pad"]  # points
     color = rc[f"{name}.labelcolor"]
     color = rc[f"{name}.color"] if color == "inherit" else color

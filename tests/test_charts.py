@@ -5,6 +5,7 @@ The PNGs come from the demo reports rendered once per session (see tests/test_re
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import struct
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 from PIL import Image
 from sqlalchemy import Engine
 
@@ -364,23 +366,71 @@ def test_a_flat_balance_reads_as_its_value_not_an_offset() -> None:
     assert ax.yaxis.get_major_formatter().get_offset() == ""
 
 
-@pytest.mark.parametrize(("lang", "first"), [("zh", "10月22日"), ("en", "Oct-22")])
-def test_day_ticks_name_the_first_ticks_month(lang: str, first: str) -> None:
-    """Ticks from 22 October to 15 November: the month is otherwise named only at 1 November, and
-    "22" read before "11月" and an offset of 2026-11 would be taken for November's."""
+DAY_LABEL = {"zh": re.compile(r"\d{1,2}月\d{1,2}日"), "en": re.compile(r"[A-Z][a-z]{2} \d{1,2}")}
+
+
+def _date_ticks(ax: Any) -> tuple[list[str], np.ndarray, str]:
+    """The labels, places (date numbers) and offset of an axes' x ticks, as layout.date_axis fixed them."""
+    formatter = ax.xaxis.get_major_formatter()
+    return list(formatter.seq), np.asarray(ax.xaxis.get_major_locator()(), dtype=float), formatter.get_offset()
+
+
+@pytest.mark.parametrize(("lang", "october", "november"), [("zh", "10月", "11月"), ("en", "Oct ", "Nov ")])
+@pytest.mark.parametrize("trade_dates", [False, True])
+def test_day_ticks_name_month_and_day(lang: str, october: str, november: str, trade_dates: bool) -> None:
+    """Ticks from 22 October to 20 November name their month and day each ("Nov 8", never a bare
+    "08", which reads as August; "11月1日", never "11月", which reads as the month), and the year
+    goes under the axis. Given the trade dates drawn, the ticks fall on them, the last on the data date."""
     import pandas as pd
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9.6, 4.8), dpi=100)
     ax = fig.add_subplot()
-    index = pd.date_range("2026-10-22", "2026-11-20")
+    index = pd.bdate_range("2026-10-22", "2026-11-20")
     ax.plot(index, np.arange(len(index), dtype=float))
     ax.set_xlim(float(mdates_num("2026-10-21")), float(mdates_num("2026-11-21")))
-    layout.date_axis(ax, lang)
-    labels = list(ax.xaxis.get_major_formatter().seq)  # type: ignore[attr-defined]
-    locs = np.asarray(ax.xaxis.get_major_locator()(), dtype=float)
-    assert labels[int(np.flatnonzero(locs >= mdates_num("2026-10-21"))[0])] == first, labels
-    assert ax.xaxis.get_major_formatter().get_offset() == "2026-11"
+    layout.date_axis(ax, lang, index if trade_dates else None)
+    labels, locs, offset = _date_ticks(ax)
+    assert 3 <= len(labels) <= layout.DAY_TICKS_MAX, labels
+    assert all(DAY_LABEL[lang].fullmatch(label) for label in labels), labels
+    assert offset == "2026"
+    if trade_dates:
+        assert set(locs) <= {mdates_num(str(d.date())) for d in index}  # weekdays of the data only
+        assert locs[-1] == mdates_num("2026-11-20") and labels[-1] == ("11月20日" if lang == "zh" else "Nov 20")
+        assert len(set(np.diff(locs).round())) <= 2  # every k-th trade date: a week apart (or a week and a day)
+    else:
+        assert labels[0].startswith(october) and labels[-1].startswith(november), labels
+
+
+@pytest.mark.parametrize(("lang", "expected"), [("zh", ["3月31日", "4月1日", "4月2日"]),
+                                                ("en", ["Mar 31", "Apr 1", "Apr 2"])])
+def test_a_few_days_get_a_tick_each_with_month_and_day(lang: str, expected: list[str]) -> None:
+    """Three trade dates across a month (2010-03-31 .. 04-02): April 1 reads "4月1日" / "Apr 1", not
+    "4月" / "Apr", a month; one tick a date, the year below."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.6, 4.8), dpi=100)
+    ax = fig.add_subplot()
+    index = pd.DatetimeIndex(["2010-03-31", "2010-04-01", "2010-04-02"])
+    ax.plot(index, [1.0, 2.0, 1.5])
+    layout.date_axis(ax, lang, index)
+    labels, locs, offset = _date_ticks(ax)
+    assert labels == expected and offset == "2010"
+    assert list(locs) == [mdates_num(str(d.date())) for d in index]
+
+
+def test_day_ticks_across_new_year_name_both_years() -> None:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.6, 4.8), dpi=100)
+    ax = fig.add_subplot()
+    index = pd.bdate_range("2025-12-15", "2026-01-09")
+    ax.plot(index, np.arange(len(index), dtype=float))
+    layout.date_axis(ax, "en", index)
+    labels, _, offset = _date_ticks(ax)
+    assert offset == "2025\u20132026" and labels[-1] == "Jan 9", (labels, offset)
 
 
 def mdates_num(day: str) -> float:
@@ -429,3 +479,295 @@ def test_no_more_is_claimed_when_the_text_names_every_spike(demo: Engine, lang: 
     caption, _ = report_text.render("signals", lang, data)
     [line] = [line for line in report_text.to_plain(caption).splitlines() if line.startswith(SPIKE_LINE[lang])]
     assert len(re.findall(r"\((\d{6})\)", line)) == 2 and MORE[lang].search(line) is None
+
+
+# ----------------------------------------------------------------------------------------------
+# What the charts draw, read back from the matplotlib objects
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Drawn:
+    """A rendered chart: its figure (drawn: every artist has its final place) and each axes' ticks
+    as they were fixed before flatten_ticks turned them into plain artists."""
+
+    fig: Any
+    ticks: dict[tuple[int, str], tuple[list[float], list[str], str]]  # (axes, "x"/"y") -> places, labels, offset
+
+    def texts(self) -> list[str]:
+        from matplotlib.text import Text
+
+        return [t.get_text() for t in self.fig.findobj(Text) if t.get_visible() and t.get_text()]
+
+
+def _draw(figures: Any, lang: str, monkeypatch: pytest.MonkeyPatch) -> Drawn:
+    ticks: dict[tuple[int, str], tuple[list[float], list[str], str]] = {}
+    drawn: list[Any] = []
+    real_flatten, real_png = charts.flatten_ticks, charts.png_bytes
+
+    def flatten(fig: Any) -> None:
+        for i, ax in enumerate(fig.axes):
+            for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+                read = layout._read_ticks(ax, axis)
+                ticks[(i, name)] = (list(read.locs), list(read.labels), read.offset)
+        real_flatten(fig)
+
+    def png(fig: Any) -> bytes:
+        drawn.append(fig)
+        return real_png(fig)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(charts, "flatten_ticks", flatten)
+        patch.setattr(charts, "png_bytes", png)
+        charts.render_chart(figures, lang)
+    return Drawn(drawn[0], ticks)
+
+
+def _figures(engine: Engine, kind: str, day: Any = None, days: int | None = None, code: str | None = None, /,
+             **data: Any) -> Any:
+    """The `kind` figures of `engine`'s data, with `data` laid over their data."""
+    from reports.figures import Figures, build
+
+    built = build(engine, kind, day, days, code=code)
+    return Figures(built.kind, {**built.data, **data}, built.series)
+
+
+def _trade_date(demo: Engine, n: int) -> Any:
+    """The demo's n-th trade date (0: the first)."""
+    from storage import queries
+
+    return queries.trade_dates(demo)[n]
+
+
+def _turn_label(drawn: Drawn) -> Any:
+    from matplotlib.text import Annotation
+
+    [label] = [a for a in drawn.fig.findobj(Annotation) if a.get_text()]
+    return label
+
+
+def _assert_clear_of_the_line(drawn: Drawn, axes: int = 0) -> None:
+    """The turning point's label ends inside its axes and no segment of the balance line runs through it."""
+    ax = drawn.fig.axes[axes]
+    label = _turn_label(drawn)
+    assert label.axes is ax
+    renderer = drawn.fig.canvas.get_renderer()
+    box, frame = label.get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, (box, frame)
+    line = ax.lines[0]
+    path = line.get_transform().transform_path(line.get_path())
+    assert not path.intersects_bbox(box, filled=False), (label.get_text(), box)
+
+
+@pytest.mark.parametrize(("kind", "days", "lang"), [("balance", 250, "zh"), ("balance", 250, "en"),
+                                                    ("summary", None, "en"), ("balance", 60, "zh")])
+def test_the_turning_points_label_keeps_off_the_line_and_inside(demo: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                                 kind: str, days: int | None, lang: str) -> None:
+    """The demo's last turn up sits on a steeply rising line: its label (由减转增 / turned up) once sat
+    on the falling line to its left, and in the dashboard's narrow panel ran past its right edge."""
+    figures = _figures(demo, kind, None, days)
+    turning = (figures.data["balance"] if kind == "summary" else figures.data)["turning_point"]
+    assert turning is not None and turning["direction"] == "up"
+    drawn = _draw(figures, lang, monkeypatch)
+    _assert_clear_of_the_line(drawn)
+    assert _turn_label(drawn).get_text() == ("由减转增" if lang == "zh" else "turned up")
+
+
+@pytest.mark.parametrize("where", ["bottom", "top"])
+def test_a_turn_at_the_edge_of_the_chart_gets_room_for_its_label(where: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn down on the last days of a long fall, at the lowest point of the window and at its right
+    end (the real 2018 history), or a turn up at the top: the label goes where the line is not and
+    the axis makes room for it, not across the line or off the chart."""
+    import pandas as pd
+
+    from reports.figures import Figures
+
+    dates = pd.bdate_range(end="2018-12-21", periods=400)
+    fall = np.linspace(2.2e12, 0.77e12, len(dates))
+    level = pd.Series(fall if where == "bottom" else fall[::-1], index=dates)
+    level.iloc[-4:] = level.iloc[-5]  # flat at the edge, where the turn is marked
+    turn = {"date": dates[-3].date().isoformat(), "direction": "down" if where == "bottom" else "up",
+            "trade_days_ago": 2}
+    figures = Figures("balance", {"date": "2018-12-21", "origin": "import", "demo": False, "turning_point": turn},
+                      {"level": level, "daily_change": level.diff().iloc[1:], "turning_point": turn})
+    drawn = _draw(figures, "zh", monkeypatch)
+    _assert_clear_of_the_line(drawn)
+
+
+def _decimals(label: str) -> int:
+    return len(label.split(".")[1]) if "." in label else 0
+
+
+@pytest.mark.parametrize(("days", "nth", "unit"), [(20, 2, "两融余额(亿元)"), (5, None, "两融余额(亿元)"),
+                                                   (1, None, "两融余额(亿元)"), (250, None, "两融余额(万亿元)")])
+def test_balance_ticks_have_two_decimals_at_most(demo: Engine, monkeypatch: pytest.MonkeyPatch, days: int,
+                                                 nth: int | None, unit: str) -> None:
+    """A level that moves little over the window (3 days: 1.61500 .. 1.61675 万亿) is drawn in 亿元,
+    whose ticks are distinct numbers with at most two decimals; a year of it stays in 万亿."""
+    day = None if nth is None else _trade_date(demo, nth)
+    drawn = _draw(_figures(demo, "balance", day, days), "zh", monkeypatch)
+    _, labels, _ = drawn.ticks[(0, "y")]
+    assert drawn.fig.axes[0].get_ylabel() == unit
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+    assert max(_decimals(label) for label in labels) <= 2, labels
+    _, change_labels, _ = drawn.ticks[(1, "y")]
+    assert max(_decimals(label) for label in change_labels) <= 2, change_labels
+
+
+@pytest.mark.parametrize(("kind", "code"), [("balance", None), ("sectors", "480000"), ("stock", "sample")])
+def test_a_short_window_labels_every_trade_date_and_starts_at_its_first_bar(
+        demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str, code: str | None) -> None:
+    """Five days: a tick on each trade date (the last one the data date), none on a weekend, and
+    the x axis from the first bar (the balance line's base day, a weekend earlier, left out)."""
+    import matplotlib.dates as mdates
+    from matplotlib.collections import PolyCollection
+
+    from reports.gallery import sample_stock
+
+    figures = _figures(demo, kind, None, 5, sample_stock(demo) if code == "sample" else code)
+    drawn = _draw(figures, "zh", monkeypatch)
+    bars = [c for c in drawn.fig.axes[1].collections if type(c) is PolyCollection]
+    centres = sorted({float(np.mean([v[0] for v in path.vertices[:4]])) for path in bars[0].get_paths()})
+    locs, labels, offset = drawn.ticks[(1, "x")]
+    assert locs == centres, (locs, centres)  # one tick a bar, on its date
+    assert mdates.num2date(locs[-1]).date().isoformat() == figures.data["date"]
+    assert all(mdates.num2date(x).weekday() < 5 for x in locs)
+    assert all(DAY_LABEL["zh"].fullmatch(label) for label in labels) and offset
+    low, _ = drawn.fig.axes[1].get_xlim()
+    assert centres[0] - 1.0 < low < centres[0] - 0.4  # the first bar's left edge, and a margin
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("detail", [True, False])
+def test_a_dashboard_with_nothing_below_draws_one_row_and_says_why(demo: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                                    lang: str, detail: bool) -> None:
+    """The demo's third day: too little per-stock history for sector shifts (20 days) and for any
+    spike z-score (66); a day without per-stock detail (a market-only import): neither either. The
+    dashboard then draws the balance and the ratio alone and one line of why, not two empty frames."""
+    from reports.i18n import t
+
+    day = _trade_date(demo, 2)
+    base = _figures(demo, "summary", day)
+    assert base.data["sectors_missing"] == "not_enough_history" and base.data["signals"]["spikes_scored"] is False
+    over: dict[str, Any] = {} if detail else {
+        "origin": "import", "demo": False, "sectors_missing": "no_sector_data",
+        "signals": {**base.data["signals"], "stock_detail": False}}
+    figures = _figures(demo, "summary", day, **over)
+    drawn = _draw(figures, lang, monkeypatch)
+    assert len(drawn.fig.axes) == 2
+    if detail:
+        note = t(lang, "chart.short_summary", sectors=20, spikes=66)
+        assert ("20" in note and "66" in note) and note == (
+            "个股明细不足20个交易日,暂无行业变化;融资急升 z 值需66个交易日" if lang == "zh" else
+            "Under 20 trading days of per-stock detail: no sector changes yet; spike z-scores need 66")
+    else:
+        note = t(lang, "chart.no_detail_summary")
+    assert note in drawn.texts() and "\n" not in note
+    if not detail:  # nothing of the Shenwan classification is shown
+        footer = next(s for s in drawn.texts() if s.startswith(("数据日期", "Data date")))
+        assert footer.endswith(("数据:用户导入(CSV)", "Data: imported (CSV)")), footer
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_spikes_too_early_to_score_say_so_not_none(demo: Engine, monkeypatch: pytest.MonkeyPatch, lang: str) -> None:
+    """The demo's 30th day has sector shifts but no stock has a spike z-score yet (each needs 65 stock
+    dates before the day): the dashboard's spike panel says so, never "no financing spikes", and the
+    signals chart draws the ratio alone with that line under it. From the 66th day on, z-scores exist."""
+    from reports.i18n import t
+
+    day = _trade_date(demo, 30)
+    figures = _figures(demo, "summary", day)
+    assert figures.data["sectors"] is not None and figures.data["signals"]["spikes_scored"] is False
+    drawn = _draw(figures, lang, monkeypatch)
+    short = t(lang, "chart.spikes_short", days=66)
+    assert len(drawn.fig.axes) == 4
+    # the panel is narrow: the reason on lines of their own (broken after its comma, or between words)
+    assert short in [text.replace("\n", "" if lang == "zh" else " ") for text in drawn.texts()], drawn.texts()
+    assert t(lang, "chart.no_spikes") not in drawn.texts()
+    signals = _figures(demo, "signals", day, 60)
+    drawn = _draw(signals, lang, monkeypatch)
+    assert len(drawn.fig.axes) == 1 and short in drawn.texts() and t(lang, "chart.no_spikes") not in drawn.texts()
+    assert _figures(demo, "signals", _trade_date(demo, 64)).data["spikes_scored"] is False
+    assert _figures(demo, "signals", _trade_date(demo, 65)).data["spikes_scored"] is True
+
+
+@pytest.mark.parametrize(("kind", "code", "days", "width"), [
+    ("stock", "sample", 250, 1.0), ("stock", "sample", 1000, 1.0), ("stock", "sample", 60, 0.8),
+    ("sectors", "370000", 250, 1.0), ("sectors", "370000", 20, 0.8), ("balance", None, 250, 1.0)])
+def test_daily_bars_touch_on_long_windows(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
+                                          code: str | None, days: int, width: float) -> None:
+    """From 80 bars on, a bar is a day wide: 0.8 of a day at 2-3 px a day draws some bars solid and
+    some as hairlines."""
+    from matplotlib.collections import PolyCollection
+
+    from reports.gallery import sample_stock
+
+    figures = _figures(demo, kind, None, days, sample_stock(demo) if code == "sample" else code)
+    drawn = _draw(figures, "zh", monkeypatch)
+    [bars] = [c for c in drawn.fig.axes[1].collections if type(c) is PolyCollection]
+    widths = {round(float(np.ptp(path.vertices[:4, 0])), 6) for path in bars.get_paths()}
+    assert widths == {width}, widths
+    assert (len(bars.get_paths()) >= charts.WIDE_BARS) == (width == 1.0)
+
+
+@pytest.mark.parametrize(("kind", "code"), [("balance", None), ("stock", "sample"), ("sectors", "370000"),
+                                            ("sectors", None), ("top", None), ("signals", None), ("summary", None),
+                                            ("ratio", None)])
+def test_gridlines_run_under_the_bars(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
+                                      code: str | None) -> None:
+    """Grey gridlines once crossed every bar (drawn at 1.5 over bars at 1): they go under them now,
+    and over the ratio's percentile band, a background."""
+    from matplotlib.collections import FillBetweenPolyCollection, LineCollection, PolyCollection
+
+    from reports.gallery import sample_stock
+
+    figures = _figures(demo, kind, None, None, sample_stock(demo) if code == "sample" else code)
+    drawn = _draw(figures, "zh", monkeypatch)
+    grid = [c for ax in drawn.fig.axes for c in ax.collections
+            if isinstance(c, LineCollection) and np.allclose(c.get_color()[0], to_rgba(layout.GRID))]
+    bars = [c for ax in drawn.fig.axes for c in ax.collections if type(c) is PolyCollection]
+    bands = [c for ax in drawn.fig.axes for c in ax.collections if isinstance(c, FillBetweenPolyCollection)]
+    assert grid and (bars or bands)
+    assert max(c.get_zorder() for c in grid) < min((c.get_zorder() for c in bars), default=np.inf)
+    assert max((c.get_zorder() for c in bands), default=-np.inf) < min(c.get_zorder() for c in grid)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("kind", ["ratio", "signals", "summary"])
+def test_the_ratio_without_short_sales_is_labelled_as_financing_purchases(
+        demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str, lang: str) -> None:
+    """Where the day's 融券卖出额 is unknown (rqmce_included false: an imported market file) the
+    numerator is 融资买入额 alone, and the axis and the legend say so, not 两融交易占比."""
+    from reports.i18n import t
+
+    both, alone = t(lang, "chart.ratio"), t(lang, "chart.ratio_rzmre")
+    for included in (True, False):
+        base = _figures(demo, kind)
+        if kind == "summary":
+            figures = _figures(demo, kind, **{"ratio": {**base.data["ratio"], "rqmce_included": included}})
+        else:
+            figures = _figures(demo, kind, rqmce_included=included)
+        drawn = _draw(figures, lang, monkeypatch)
+        ax = drawn.fig.axes[1 if kind == "summary" else 0]
+        legend = [text.get_text() for text in ax.get_legend().get_texts()]
+        expected = both if included else alone
+        assert ax.get_ylabel() == expected and expected in legend
+        assert (alone if included else both) not in legend
+
+
+@pytest.mark.parametrize(("detail", "source"), [(True, "数据:用户导入(CSV),申万行业分类"),
+                                               (False, "数据:用户导入(CSV)")])
+def test_signals_without_stock_detail_owe_shenwan_nothing(demo: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                          detail: bool, source: str) -> None:
+    """An imported market history without per-stock detail: the signals chart draws the ratio alone,
+    and its footer names the CSV, not the Shenwan classification it never used."""
+    figures = _figures(demo, "signals", origin="import", demo=False, stock_detail=detail)
+    if not detail:  # no detail, no spikes
+        figures.data["spikes"] = figures.series["spikes"] = []
+    drawn = _draw(figures, "zh", monkeypatch)
+    footer = next(s for s in drawn.texts() if s.startswith("数据日期"))
+    assert footer.endswith(source), footer
+    assert len(drawn.fig.axes) == (2 if detail else 1)
+    if not detail:
+        assert "该日无个股两融明细,无法计算融资急升个股" in drawn.texts()
