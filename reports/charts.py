@@ -647,7 +647,7 @@ def summary_chart(figures: Figures, lang: str) -> bytes:
     series, data = figures.series, figures.data
     title = (f"{t(lang, 'chart.summary_title')} · {data['date']}", 16.0)
     sector_figures = data["sectors"]  # None on a day without per-stock detail, or too little of it
-    # as many as the caption names and counts (figures.summary_figures' spikes_charted)
+    # as many as the caption names and counts (figures.digest.summary_figures' spikes_charted)
     charted = series["signals"]["spikes"][: data["spikes_charted"]]
     rzmre_only = not data["ratio"]["rqmce_included"]
     if not sector_figures and not charted:

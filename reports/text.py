@@ -60,7 +60,7 @@ def environment(lang: str) -> Environment:
         t=lambda key, **kw: t(lang, key, **kw),
         lang=lang,
         pace=lambda d: fmt.pace(d["pace_class"], d["pace_direction"], lang),
-        # the sectors' concentration trend (figures._concentration_trend); nothing when unknown
+        # the sectors' concentration trend (figures.sectors._concentration_trend); nothing when unknown
         concentration_words=lambda trend: t(lang, f"concentration.{trend}") if trend else "",
         unjudged=lambda items, day: _unjudged(items, day, lang),
         # the percentiles' look-back: "近三年" / "of 3 years", or "自 D 以来" / "since D" on a shorter history

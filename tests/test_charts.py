@@ -449,7 +449,7 @@ MORE = {"zh": re.compile(r"另有 (\d+) 只见图"), "en": re.compile(r"and (\d+
 def test_the_text_accounts_for_every_spike_the_chart_draws(demo: Engine, monkeypatch: pytest.MonkeyPatch,
                                                            kind: str, charted: int, lang: str) -> None:
     """The demo's last day has 10 spikes (figures.SPIKE_TOP): /signals draws all ten and names five
-    (figures.SPIKES_NAMED), "另有 5 只见图"; the push's dashboard draws six and its caption names
+    (figures.common.SPIKES_NAMED), "另有 5 只见图"; the push's dashboard draws six and its caption names
     three, "and 3 more in the chart". Named + more = drawn, and the names are the chart's first bars."""
     drawn: list[list[str]] = []
     real = charts._plot_spikes

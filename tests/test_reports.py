@@ -318,7 +318,7 @@ def test_every_report_names_date_scope_and_demo_flag(small: Engine, kind: str) -
 def short_history_percentiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The small database holds 30 days: let its percentiles stand on them (the product asks for a
     year, PERCENTILE_MIN_DAYS, before it calls one "of 3 years"; see the test below)."""
-    monkeypatch.setattr(figures, "PERCENTILE_MIN_DAYS", 1)  # no report cached across it: see above
+    monkeypatch.setattr(figures.market, "PERCENTILE_MIN_DAYS", 1)  # no report cached across it: see above
     yield
 
 
@@ -348,7 +348,7 @@ def test_before_bse_a_sum_and_a_market_wide_row_compare() -> None:
     cover the whole market: their scopes compare; after it they do not."""
     days = pd.DatetimeIndex(["2022-12-08", "2022-12-09", "2022-12-12", "2022-12-13"])
     members = pd.Series([3.0, 7.0, 3.0, 7.0], index=days)
-    assert list(figures._market_scope(members)) == [7, 7, 3, 7]
+    assert list(figures.common._market_scope(members)) == [7, 7, 3, 7]
 
 
 def test_no_percentile_on_less_than_a_year_of_history(small: Engine) -> None:
@@ -624,7 +624,7 @@ def test_one_exchange_without_a_market_row_is_named(sqlite_engine: Engine) -> No
 def test_concentration_trend_names_disagreement(hhi_change: float, top5_change_pp: float, trend: str | None,
                                                zh: str | None, en: str | None) -> None:
     # HHI down while the top-5 share rose is no "unchanged": the two measures disagree, and the text says so
-    assert figures._concentration_trend(hhi_change, top5_change_pp) == trend
+    assert figures.sectors._concentration_trend(hhi_change, top5_change_pp) == trend
     for lang, words in (("zh", zh), ("en", en)):
         env = report_text.environment(lang)
         said = env.from_string("{{ concentration_words(trend) }}").render(trend=trend)

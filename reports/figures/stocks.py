@@ -1,0 +1,216 @@
+"""Securities' figures: one security's report (history, rank, spike), the ranking of the largest
+risers and fallers, the market's spikes and the 融券 structure."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics import balance, shorts, stocks
+from reports.errors import ReportError
+from reports.figures.common import (
+    CODE_RE,
+    HS300,
+    SHORT_SHIFT_DAYS,
+    SPIKE_DATES_LOADED,
+    SPIKE_TOP,
+    SPIKE_Z,
+    TOP_COUNT,
+    Figures,
+    _base,
+    _exchanges_of,
+    _industry_names,
+    _num,
+    _series_records,
+)
+from storage import queries
+
+
+def _spikes(engine: Engine, day: date) -> pd.DataFrame:
+    """The day's spikes (z-score >= SPIKE_Z, at most SPIKE_TOP, largest first): index code, columns rzye,
+    change_pct, zscore. Read from the pre-computed StockSpikeDaily with one indexed query."""
+    stored = queries.stored_spikes(engine, day, SPIKE_Z, SPIKE_TOP)
+    if stored is not None:
+        return stored
+    if not queries.has_stock_rows(engine, day):
+        return pd.DataFrame(columns=["rzye", "change_pct", "zscore"], index=pd.Index([], name="code"), dtype=float)
+    # Fallback, only while nothing is stored for the day but its stock rows are (a database migrated
+    # to revision 0002 keeps its older days without spike rows, or a writer that skipped
+    # storage.aggregate.rebuild_stock_spikes): the same figures computed from 71 days of stock rows,
+    # the slow way (~2.5 s for 5,000 stocks).
+    wide = queries.stock_balances(engine, queries.nth_date_before(engine, day, 70), day)
+    if len(wide) <= 10:
+        return pd.DataFrame(columns=["rzye", "change_pct", "zscore"], index=pd.Index([], name="code"), dtype=float)
+    spikes = stocks.stock_spikes(wide, top=SPIKE_TOP)
+    return spikes[spikes["zscore"] >= SPIKE_Z]
+
+
+def _spikes_scored(engine: Engine, day: date, spikes: pd.DataFrame) -> bool:
+    """Whether any stock has a spike z-score on `day`: each needs the 5-day changes of the 60 stock
+    dates before it (stocks.SPIKE_DATES_BEFORE), which the first 65 dates of per-stock detail lack."""
+    if len(spikes):
+        return True
+    stored = queries.stored_spikes(engine, day, -1e300, 1)  # any stored candidate with a z-score
+    if stored is not None:
+        return len(stored) > 0
+    # nothing stored for the day (see _spikes): the dates the z-score would read, on the trade-date grid
+    first = queries.nth_date_before(engine, day, stocks.SPIKE_DATES_BEFORE)
+    return (len(queries.trade_date_grid(engine, first, day)) > stocks.SPIKE_DATES_BEFORE
+            and queries.has_stock_rows(engine, first))
+
+
+def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
+    """Where 融券余额 sits (ETF / CSI 300 / other), today and 20 days ago; None without stock detail."""
+    then_day = queries.nth_date_before(engine, day, SHORT_SHIFT_DAYS)
+    sums = queries.short_sums(engine, [day, then_day], HS300)
+    today, earlier = sums[day], sums[then_day]
+    if sum(today.sums.values()) <= 0:
+        return None
+    now = shorts.shares_of_sums(today.sums)
+    # The 20-day change compares like with like: a day 20 trade dates back (not the first stored day
+    # of a shorter history), both days with SSE's lending valued at the close or both without it (SSE
+    # counting 0), never one of each (a shift that is only SSE coming in).
+    comparable = (earlier.rows > 0 and queries.trade_days_between(engine, then_day, day) >= SHORT_SHIFT_DAYS - 1
+                  and (today.estimated > 0) == (earlier.estimated > 0))
+    then = shorts.shares_of_sums(earlier.sums) if comparable else None
+    out: dict[str, Any] = {k: _num(v) for k, v in now.items()}
+    out["hs300_known"] = today.members_as_of is not None
+    out["hs300_as_of"] = today.members_as_of.isoformat() if today.members_as_of else None
+    # A day older than every stored list is sorted by the oldest list, a later one: said in the report.
+    sides = [(today, day), (earlier, then_day)] if then else [(today, day)]
+    later = [side.members_as_of for side, when in sides if side.members_as_of and side.members_as_of > when]
+    out["hs300_list_from"] = later[0].isoformat() if later else None
+    # SSE detail has no per-stock 融券余额; without a close to value 融券余量 such rows count as 0.
+    out["missing_rqye"] = today.missing
+    out["estimated_rqye"] = today.estimated  # SSE's 融券余量 valued at the day's close (storage.ingest)
+    out["change_pp"] = {k: _num(now[k] - then[k]) for k in now} if then else None
+    out["hedging_rising"] = shorts.hedging_rising(now, then) if then else False
+    return out
+
+
+def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Figures:
+    """One security: balance history, 5/20-day change, rank by 融资余额, spike z-score."""
+    if not code or not CODE_RE.match(code):
+        raise ReportError("bad_code", code=code or "")
+    # the window and the dates the spike z-score reads (SPIKE_DATES_LOADED), not the stock's whole history
+    start = queries.nth_date_before(engine, day, max(days, SPIKE_DATES_LOADED))
+    history = queries.stock_history(engine, code, start=start, end=day)
+    if history.empty or history.index[-1].date() != day:
+        latest = queries.last_stock_date(engine, code)
+        if latest is None:
+            raise ReportError("unknown_code", code=code)
+        raise ReportError("no_data_for_date", date=day.isoformat(), latest=min(latest, day).isoformat())
+    level = history["rzye"].astype(float)
+    is_fund = bool(history["is_fund"].iloc[-1])
+    # A fund or ETF ranks among funds and ETFs, a stock among stocks: what an investor compares it
+    # with (an ETF's rank among every security mixes two markets, and reads as a rank among its peers).
+    balances = queries.financing_balances_on(engine, day, stocks_only=True)
+    if is_fund:
+        every = queries.financing_balances_on(engine, day, stocks_only=False)
+        balances = every[~every.index.isin(balances.index)]
+    if pd.isna(balances.get(code)):  # a row without 融资余额: no rank (stock_rank would raise KeyError)
+        rank, count = None, int(balances.notna().sum())
+    else:
+        rank, count = stocks.stock_rank(balances, code)
+    # Its Shenwan level-1 sector that day and its rank there (what /sectors and /top N sector show)
+    sector_code = None if is_fund else queries.sector_of(engine, code, day)
+    sector, sector_rank, sector_count = None, None, None
+    if sector_code is not None:
+        names_zh, names_en = _industry_names(engine)
+        sector = {"code": sector_code, "name": names_zh.get(sector_code, sector_code),
+                  "name_en": names_en.get(sector_code, sector_code)}
+        if rank is not None:
+            peers = balances[balances.index.isin(queries.sector_members(engine, sector_code, day))]
+            sector_rank, sector_count = stocks.stock_rank(peers, code)
+    last = history.iloc[-1]
+    window = history.iloc[-days - 1 :]
+    days_shown = min(len(window), days)  # dates with data, where the history is shorter (as the balance's)
+    # Changes and the spike z-score on the trade-date grid, as the market's spike list has it
+    # (storage.aggregate): a 5-day change spans 5 trade dates, never 5 rows across a suspension, and
+    # the day a stock resumes trading has no change "on the day".
+    on_grid = level.reindex(pd.DatetimeIndex(queries.trade_dates(engine, start, day)))
+    spike_frame = stocks.stock_spikes(on_grid.to_frame(code), top=1, min_balance=0)
+    z = float(spike_frame["zscore"].iloc[0]) if len(spike_frame) else float("nan")
+    rise_5d_pct = balance.pct_change(on_grid, 5)
+    data = _base(engine, "stock", day)
+    data.update(
+        days=days,
+        days_shown=days_shown,
+        # the one exchange the security trades on: its figures are its own rows, not the market's
+        scope=[str(last["exchange"])],
+        code=code,
+        name=str(last["name"]),
+        exchange=str(last["exchange"]),
+        is_fund=bool(last["is_fund"]),
+        rzye=_num(last["rzye"]),
+        rzmre=_num(last["rzmre"]),
+        rzche=_num(last["rzche"]),
+        rqyl=_num(last["rqyl"]),
+        rqye=_num(last["rqye"]),
+        rqye_estimated=bool(last["rqye_estimated"]),
+        change_1d=_num(balance.change(on_grid, 1)),
+        change_5d=_num(balance.change(on_grid, 5)),
+        change_5d_pct=_num(rise_5d_pct),
+        change_20d=_num(balance.change(on_grid, 20)),
+        change_20d_pct=_num(balance.pct_change(on_grid, 20)),
+        rank=rank,
+        of=count,
+        rank_among="funds" if is_fund else "stocks",  # rank of `of` funds and ETFs, or of `of` stocks
+        sector=sector,
+        sector_rank=sector_rank,
+        sector_of=sector_count,
+        spike_zscore=_num(z),
+        # the market's spike list's rule (SPIKE_Z), on a rise: the stock and watch lines flag it
+        spiking=bool(z >= SPIKE_Z and rise_5d_pct > 0),
+        series=_series_records(window["rzye"], "rzye"),
+    )
+    return Figures("stock", data, {"history": window})
+
+
+def top_figures(engine: Engine, day: date, days: int, sector: str | None = None) -> Figures:
+    """The stocks whose 融资余额 rose and fell most over `days` trade days (funds excluded; the change
+    is the stocks' 融资净买入 over those days), each list TOP_COUNT long; with `sector` (a level-1
+    code), among the stocks classed in it on `day`: what drove the sector's shift."""
+    now = queries.financing_balances_on(engine, day, stocks_only=True)
+    if now.empty:
+        raise ReportError("no_stock_detail", date=day.isoformat())
+    since = queries.nth_date_before(engine, day, days)
+    if len(queries.trade_date_grid(engine, since, day)) <= days:
+        raise ReportError("not_enough_history", date=day.isoformat(), days=days)
+    then = queries.financing_balances_on(engine, since, stocks_only=True)
+    if then.empty:  # the window's first day has no per-stock detail
+        raise ReportError("no_stock_detail", date=since.isoformat())
+    named = None
+    if sector is not None:
+        members = queries.sector_members(engine, sector, day)
+        now, then = now[now.index.isin(members)], then[then.index.isin(members)]
+        names_zh, names_en = _industry_names(engine)
+        named = {"code": sector, "name": names_zh.get(sector, sector), "name_en": names_en.get(sector, sector)}
+        if now.empty:
+            raise ReportError("no_sector_stocks", sector={"zh": named["name"], "en": named["name_en"]},
+                              date=day.isoformat())
+    if then.empty:  # none of the sector's stocks had detail then
+        raise ReportError("not_enough_history", date=day.isoformat(), days=days)
+    risers, fallers = stocks.balance_change_ranking(now, then, TOP_COUNT)
+    names = queries.stock_names(engine, [*risers.index, *fallers.index], day)
+
+    def listed(frame: pd.DataFrame) -> list[dict[str, Any]]:
+        return [{"code": code, "name": names.get(code, code), "rzye": _num(row["rzye"]), "change": _num(row["change"]),
+                 "change_pct": _num(row["change_pct"])} for code, row in frame.to_dict("index").items()]
+
+    compared = now.dropna().index.intersection(then.dropna().index)
+    data = _base(engine, "top", day)
+    data.update(
+        days=days,
+        scope=_exchanges_of(compared),  # the exchanges of the stocks ranked (a sector's may be fewer)
+        code=sector,  # as the stock report's code: the window buttons and the chart's file_id key carry it
+        sector=named,
+        since=since.isoformat(),
+        compared=int(compared.size),
+        risers=listed(risers),
+        fallers=listed(fallers),
+    )
+    return Figures("top", data, {"risers": data["risers"], "fallers": data["fallers"]})
