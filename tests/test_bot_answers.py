@@ -215,6 +215,9 @@ async def test_unwatch_looks_for_a_name_among_what_the_chat_follows(
         await h.write(ZH_USER, ZH_USER, f"/unwatch {FRAGMENT}")
         assert h.texts(ZH_USER) == [t("zh", "bot.unwatched", name=first_name, code=first)]
         assert chats.watches(demo_db, [ZH_USER]) == {}
+        # following none of them now: said so, not the market's ten
+        await h.write(ZH_USER, ZH_USER, f"/unwatch {FRAGMENT}")
+        assert h.texts(ZH_USER)[-1] == t("zh", "bot.not_watched_named", query=FRAGMENT)
         for code in (second, first):
             chats.watch(demo_db, EN_USER, code)
         await h.write(EN_USER, EN_USER, f"/unwatch {FRAGMENT}")

@@ -148,7 +148,11 @@ async def unwatch_command(update: Update, context: Context) -> None:
             choices = tuple((found, f"✖ {name} ({found})") for found, name in followed)
             await reply(update, text, choice_keyboard(choices, unwatch_data))
             return
-        code = followed[0][0] if followed else None
+        if not followed:  # none of the chat's: the market's matches would be no answer to "stop following"
+            await reply_key(update, context, "bot.not_watched_named", lang=lang,
+                            query=clipped(" ".join(words), QUERY_ECHO))
+            return
+        code = followed[0][0]
     code = code or await _code(update, context, lang, words)
     if code is None:
         return
