@@ -48,9 +48,9 @@ def is_refused_file_id(error: BadRequest) -> bool:
     return any(r in error.message.lower() for r in REFUSED_FILE_ID)
 
 
-WINDOWED = REPORT_COMMANDS  # the reports a command asks for, and a window with them: all but the push's
-# The windows each report's buttons offer (trade days); a ranking reads best over days, not months.
-WINDOWS = dict.fromkeys(WINDOWED, (20, 60, 250)) | {"top": (1, 5, 20)}
+# The windows (trade days) the buttons of each report a command asks for offer (the push's summary
+# has none); a ranking reads best over days, not months.
+WINDOWS = dict.fromkeys(REPORT_COMMANDS, (20, 60, 250)) | {"top": (1, 5, 20)}
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def parse_start_payload(payload: str) -> tuple[str, str | None, int | None, date
     days: int | None = None
     window = _PAYLOAD_WINDOW.fullmatch(rest[0]) if rest else None
     if window is not None:
-        if kind not in WINDOWED:  # the summary takes none
+        if kind not in REPORT_COMMANDS:  # the summary takes none
             raise ValueError(payload)
         days = parse_days(kind, window.group(1))
         rest.pop(0)
@@ -125,7 +125,7 @@ def parse_window_data(data: str, prefix: str = "w") -> tuple[str, int, str | Non
     """(kind, days, code, date) of a window button (or, with prefix "p", of a choice button);
     ValueError for anything this bot did not make."""
     parts = data.split(":")
-    if len(parts) not in (4, 5) or parts[0] != prefix or parts[1] not in WINDOWED:
+    if len(parts) not in (4, 5) or parts[0] != prefix or parts[1] not in REPORT_COMMANDS:
         raise ValueError(data)
     days = int(parts[2])
     if not MIN_DAYS <= days <= window_limit(parts[1]):  # a forged or stale window: none this bot offers
@@ -137,7 +137,7 @@ def parse_window_data(data: str, prefix: str = "w") -> tuple[str, int, str | Non
 def window_keyboard(report: RenderedReport) -> InlineKeyboardMarkup | None:
     """The report's window buttons (WINDOWS[kind]: 20/60/250 days, /top 1/5/20) that redraw the same
     message; the current window is marked."""
-    if report.kind not in WINDOWED:
+    if report.kind not in REPORT_COMMANDS:
         return None
     current = report.data.get("days")
     buttons = []
