@@ -27,7 +27,7 @@ from matplotlib.transforms import Bbox, Transform  # noqa: E402
 
 from analytics.stocks import SPIKE_DATES_BEFORE  # noqa: E402
 from reports.figures import Figures  # noqa: E402
-from reports.fmt import HEADLINE_MIN, headline_scale, money_scale, up_down_colors  # noqa: E402
+from reports.fmt import HEADLINE_MIN, axis_unit, headline_scale, money_scale, up_down_colors  # noqa: E402
 from reports.fmt import number as fmt_number  # noqa: E402
 from reports.fmt import pct as fmt_pct  # noqa: E402
 from reports.fmt import pp as fmt_pp  # noqa: E402
@@ -595,13 +595,19 @@ def signals_chart(figures: Figures, lang: str) -> bytes:
 def stock_chart(figures: Figures, lang: str) -> bytes:
     history: pd.DataFrame = figures.series["history"]
     data = figures.data
-    unit = money_scale(lang)
     fig, (ax_level, ax_buy) = axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
-    series_line(ax_level, history.index, history["rzye"].to_numpy(dtype=float) / unit, color=LINE, linewidth=2)
-    ax_level.set_ylabel(t(lang, "chart.stock_rzye"))
-    buys = history["rzmre"].to_numpy(dtype=float) / unit
-    draw_bars(ax_buy, _date_nums(history.index), buys, ACCENT, _bar_width(len(buys)))
-    ax_buy.set_ylabel(t(lang, "chart.stock_rzmre"))
+    # each panel in its own unit, as the caption prints each figure (a stock's balance in 亿元, its
+    # day's purchases in 万元)
+    level = history["rzye"].to_numpy(dtype=float)
+    scale, unit = axis_unit(level, lang)
+    series_line(ax_level, history.index, level / scale, color=LINE, linewidth=2)
+    ax_level.set_ylabel(t(lang, "chart.stock_rzye", unit=unit))
+    _money_ticks(ax_level)
+    buys = history["rzmre"].to_numpy(dtype=float)
+    scale, unit = axis_unit(buys, lang)
+    draw_bars(ax_buy, _date_nums(history.index), buys / scale, ACCENT, _bar_width(len(buys)))
+    ax_buy.set_ylabel(t(lang, "chart.stock_rzmre", unit=unit))
+    _money_ticks(ax_buy)
     date_axis(ax_level, lang, history.index)
     title = t(lang, "chart.stock_title", name=data["name"], code=data["code"])
     arrange(fig, [[Cell(ax_level, title, xticks=False)], [Cell(ax_buy)]], [2, 1])
@@ -612,11 +618,13 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
     """One sector: its financing balance with its Shenwan index on the right (money ahead of price
     shows as the line turning before the index), and its daily 融资净买入 below."""
     series, data = figures.series, figures.data
-    unit = money_scale(lang)
     fig, (ax_level, ax_net) = axes_grid(5.5, 2, sharex=True, height_ratios=(2, 1))
-    level = series["rzye"] / unit
-    series_line(ax_level, level.index, level.to_numpy(), color=LINE, linewidth=2, label=t(lang, "chart.stock_rzye"))
-    ax_level.set_ylabel(t(lang, "chart.stock_rzye"))
+    scale, unit = axis_unit(series["rzye"].to_numpy(dtype=float), lang)
+    level = series["rzye"] / scale
+    label = t(lang, "chart.stock_rzye", unit=unit)
+    series_line(ax_level, level.index, level.to_numpy(), color=LINE, linewidth=2, label=label)
+    ax_level.set_ylabel(label)
+    _money_ticks(ax_level)
     twin = None
     index = series["index"]
     if len(index):
@@ -628,11 +636,13 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
         handles, labels = ax_level.get_legend_handles_labels()
         h2, l2 = twin.get_legend_handles_labels()
         _legend_on_top(ax_level, twin, handles + h2, labels + l2)
-    net = series["net_buy"] / unit
+    scale, unit = axis_unit(series["net_buy"].to_numpy(dtype=float), lang)
+    net = series["net_buy"] / scale
     width, days = _bar_width(len(net)), _date_nums(net.index)
     draw_bars(ax_net, days, net.to_numpy(), _bar_colors(net.to_numpy(), lang), width)
     ax_net.axhline(0, color="#444444", linewidth=0.8)
-    ax_net.set_ylabel(t(lang, "chart.net_buy"))
+    ax_net.set_ylabel(t(lang, "chart.net_buy", unit=unit))
+    _money_ticks(ax_net)
     _start_at_bars(ax_level, days, width)  # the balance line starts on the base day, the first change after it
     date_axis(ax_level, lang, net.index if len(net) > 1 else level.index)
     name = data["sector"]["name" if lang == "zh" else "name_en"]

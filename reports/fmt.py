@@ -64,6 +64,18 @@ def security_money(value: float | None, lang: str, signed: bool = False) -> str:
     return t(lang, "units.small", value=f"{_sign(shown, signed)}{shown:,.2f}")
 
 
+def axis_unit(values: Sequence[float], lang: str) -> tuple[float, str]:
+    """The unit of a chart axis of one security's (or sector's) money figures, as security_money
+    chooses it for one figure: (元 per unit, the unit's name). The money unit (亿元 / CNY bn) where the
+    largest |value| reaches one of it, else the small unit (万元 / CNY mn): a stock's 3,000 万元
+    balance on an axis of 0.295 · 0.300 · 0.305 亿元 reads as noise. NaN values are ignored."""
+    units = strings(lang)["units"]
+    finite = [abs(v) for v in values if not _missing(v) and not math.isinf(v)]
+    if finite and max(finite) >= money_scale(lang):
+        return money_scale(lang), str(units["money_unit"])
+    return float(units["small_scale"]), str(units["small_unit"])
+
+
 def headline_money(value: float | None, lang: str) -> str:
     """The headline balance: 万亿 (zh) or trillion (en), two decimals; under 0.1 万亿 (the first
     years of margin trading), where two decimals of 万亿 would show 0.00, in 亿元 or bn."""

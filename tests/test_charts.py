@@ -771,3 +771,40 @@ def test_signals_without_stock_detail_owe_shenwan_nothing(demo: Engine, monkeypa
     assert len(drawn.fig.axes) == (2 if detail else 1)
     if not detail:
         assert "该日无个股两融明细,无法计算融资急升个股" in drawn.texts()
+
+
+@pytest.mark.parametrize(("values", "lang", "expected"), [
+    ([3.0e7, 2.9e7], "zh", (1e4, "万元")), ([1.5e8, float("nan")], "zh", (1e8, "亿元")),
+    ([-1.2e8, 5e7], "zh", (1e8, "亿元")), ([5e8], "en", (1e6, "CNY mn")), ([1e9], "en", (1e9, "CNY bn")),
+    ([float("nan")], "zh", (1e4, "万元")), ([], "en", (1e6, "CNY mn"))])
+def test_an_axis_of_one_securitys_money_takes_the_unit_its_figures_print_in(
+        values: list[float], lang: str, expected: tuple[float, str]) -> None:
+    """From one money unit (1 亿元, 1 CNY bn) of the largest |value| up, the money unit; below, the
+    small unit, as fmt.security_money prints one figure."""
+    from reports.fmt import axis_unit
+
+    assert axis_unit(values, lang) == expected
+
+
+@pytest.mark.parametrize(("lang", "level_label", "buys_label"), [
+    ("zh", "融资余额(万元)", "融资买入额(万元)"), ("en", "Financing balance (CNY mn)", "Margin buys (CNY mn)")])
+def test_a_small_stocks_chart_reads_in_the_small_unit(demo: Engine, monkeypatch: pytest.MonkeyPatch, lang: str,
+                                                      level_label: str, buys_label: str) -> None:
+    """The demo's smallest financing balance (under 1,000 万元) on an axis of 亿元 would tick 0.065 ·
+    0.070: in 万元 (CNY mn) its ticks are distinct numbers with two decimals at most."""
+    from sqlalchemy import func, select
+
+    from storage.models import StockMargin as sm
+
+    with demo.connect() as conn:
+        last = select(func.max(sm.trade_date)).scalar_subquery()
+        code = conn.execute(select(sm.code).where(sm.trade_date == last, sm.rzye > 0, sm.is_fund.is_(False))
+                            .order_by(sm.rzye).limit(1)).scalar()
+    figures = _figures(demo, "stock", None, 60, code)
+    assert figures.series["history"]["rzye"].max() < 1e8
+    drawn = _draw(figures, lang, monkeypatch)
+    assert [ax.get_ylabel() for ax in drawn.fig.axes[:2]] == [level_label, buys_label]
+    for axis in (0, 1):
+        _, labels, _ = drawn.ticks[(axis, "y")]
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+        assert max(_decimals(label) for label in labels) <= 2, labels
