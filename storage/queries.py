@@ -369,6 +369,29 @@ def stored_spikes(engine: Engine, day: date, min_z: float, top: int) -> pd.DataF
     return frame.set_index("code").astype(float)
 
 
+@shared
+def stock_detail_dates(engine: Engine, day: date, count: int) -> list[date]:
+    """The `count` latest dates up to `day` with per-stock detail of stocks (funds aside), ascending;
+    fewer where the detail begins later. The dates the stored spike list is computed on
+    (storage.aggregate.rebuild_stock_spikes): a day whose detail is missing is skipped there, not a hole.
+
+    One index seek per date (a recursive query: each step the latest date before the last found):
+    a DISTINCT over the dates would read every stock row of the span, 5,000 a day.
+    """
+    sm = models.StockMargin
+
+    def latest(before: Any, strict: bool) -> Any:
+        bound = sm.trade_date < before if strict else sm.trade_date <= before
+        return select(func.max(sm.trade_date)).where(bound, sm.is_fund.is_(False)).scalar_subquery()
+
+    found = select(latest(day, strict=False).label("day"), literal(1).label("n")).cte("found", recursive=True)
+    found = found.union_all(
+        select(latest(found.c.day, strict=True), found.c.n + 1).where(found.c.day.is_not(None), found.c.n < count))
+    with engine.connect() as conn:
+        days = [d for (d,) in conn.execute(select(found.c.day).where(found.c.day.is_not(None))).all()]
+    return sorted(d if isinstance(d, date) else date.fromisoformat(d) for d in days)
+
+
 def has_stock_rows(engine: Engine, day: date) -> bool:
     """True when per-security detail is stored for `day`."""
     sm = models.StockMargin

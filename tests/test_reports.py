@@ -1194,7 +1194,7 @@ def test_stock_row_without_financing_balance(sqlite_engine: Engine) -> None:
 
 def test_stock_spike_zscore_is_the_market_lists(sqlite_engine: Engine) -> None:
     """A stock's own report gives the spike z-score of the market's spike list (StockSpikeDaily),
-    computed on the trade-date grid: a stock that missed a day lately has no z (the 5-day changes
+    computed on the dates with per-stock detail: a stock that missed a day lately has no z (the 5-day changes
     across the gap are unknown, so fewer than 60 of them are), not one made of 5-row changes that
     span the gap. Hand check of the other: z = (c[T] - mean(c[T-60..T-1])) / std(same, ddof=1)."""
     from storage.aggregate import rebuild_stock_spikes
@@ -1235,6 +1235,48 @@ def test_stock_spike_zscore_is_the_market_lists(sqlite_engine: Engine) -> None:
     gappy = service.render("stock", code="600011", chart=False).data
     assert gappy["spike_zscore"] is None
     assert gappy["change_5d"] == pytest.approx(rzye(79) - rzye(74))  # 5 rows back: none is in the gap
+
+
+def test_a_day_without_any_stock_detail_is_skipped_by_both_spike_scores(sqlite_engine: Engine) -> None:
+    """A trade date whose per-stock detail is missing altogether (the market summary came, the
+    detail did not) is skipped by the stored spike list and by the stock's own report alike: both
+    give the z-score and the 5-day rise of the dates with detail, hand-computed here, and /stock has
+    a z-score on the day (a hole in its grid would leave it unknown for 65 dates)."""
+    from storage.aggregate import rebuild_stock_spikes
+
+    days = [d.date() for d in pd.bdate_range("2024-03-01", periods=80)]
+    missing = days[76]  # 3 dates before the last
+
+    def rzye(i: int) -> float:
+        return 1e9 * 1.01 ** i * (1.002 if i % 3 == 0 else 1.0) * (1.04 if i == 79 else 1.0)
+
+    summary = [{"trade_date": d, "exchange": "SSE", "rzye": 1e12, "rzmre": 5e10, "rzche": 5e10, "rqye": 1e10,
+                "rzrqye": 1.01e12, "source": "test"} for d in days]
+    turnover = [{"trade_date": d, "exchange": "SSE", "amount": 5e11, "a_share_only": True, "source": "test"}
+                for d in days]
+    stocks = [{"trade_date": d, "code": "600010", "exchange": "SSE", "name": "连续", "is_fund": False,
+               "rzye": rzye(i), "rzmre": 1e7, "rzche": None, "rqyl": None, "rqmcl": None, "rqye": None}
+              for i, d in enumerate(days) if d != missing]
+    with session_scope(sqlite_engine) as session:
+        upsert(session, models.MarginSummary, summary)
+        upsert(session, models.Turnover, turnover)
+        upsert(session, models.StockMargin, stocks)
+        rebuild_stock_spikes(session, days)
+        bump_data_version(session)
+
+    level = pd.Series([rzye(i) for i, d in enumerate(days) if d != missing])  # 79 dates with detail
+    change = (level / level.shift(5) - 1) * 100
+    past = change.iloc[-61:-1]
+    expected = (change.iloc[-1] - past.mean()) / past.std(ddof=1)
+    with sqlite_engine.connect() as conn:
+        stored = conn.execute(text("SELECT zscore, change_pct FROM stock_spike_daily WHERE trade_date = :d"
+                                   " AND code = '600010'"), {"d": days[-1].isoformat()}).one()
+    report = ReportService(sqlite_engine).render("stock", code="600010", chart=False).data
+    assert stored[0] == pytest.approx(expected, rel=1e-9)
+    assert report["spike_zscore"] == pytest.approx(expected, rel=1e-9)
+    assert stored[1] == pytest.approx(change.iloc[-1], rel=1e-9)
+    assert report["change_5d_pct"] == pytest.approx(change.iloc[-1], rel=1e-9)
+    assert report["spiking"] is True
 
 
 def test_sectors_wait_for_the_days_stock_detail(sqlite_engine: Engine) -> None:

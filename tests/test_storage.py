@@ -267,6 +267,25 @@ def test_securities_named(engine: Engine) -> None:
     assert securities_named(engine, "样本", date(2024, 4, 1), 10) == []  # no detail on or before that day
 
 
+def test_stock_detail_dates_skip_a_day_without_detail_and_a_funds_only_day(engine: Engine) -> None:
+    """The latest dates with stock detail up to the day asked, ascending: a date holding funds alone
+    is not one, nor a date after the day asked; fewer where the detail begins later."""
+    from storage.queries import stock_detail_dates
+
+    def row(day: date, code: str) -> dict:
+        return {"trade_date": day, "code": code, "exchange": "SSE", "name": code, "is_fund": code.startswith("51"),
+                "rzye": 1e9}
+
+    stock_days = [date(2024, 4, 1), date(2024, 4, 2), date(2024, 4, 5), date(2024, 4, 8), date(2024, 4, 10)]
+    rows = [row(d, code) for d in stock_days for code in ("600001", "510300")] + [row(date(2024, 4, 9), "510300")]
+    with session_scope(engine) as session:
+        upsert(session, models.StockMargin, rows)
+    assert stock_detail_dates(engine, date(2024, 4, 9), 3) == [date(2024, 4, 2), date(2024, 4, 5), date(2024, 4, 8)]
+    assert stock_detail_dates(engine, date(2024, 4, 10), 1) == [date(2024, 4, 10)]
+    assert stock_detail_dates(engine, date(2024, 4, 10), 9) == stock_days
+    assert stock_detail_dates(engine, date(2024, 3, 29), 5) == []
+
+
 def _alembic(engine: Engine, command_name: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config

@@ -56,13 +56,11 @@ SUMMARY_SPIKES_CHARTED = 6
 SUMMARY_SPIKES_NAMED = 3
 TOP_COUNT = 10  # stocks in each list of the ranking (risers, fallers)
 HEADLINE_SECTORS = 3  # sectors named as the largest net buyers and net repayers (融资净买入)
-# Trade dates before the day that the stock report loads for the spike z-score: the 65 it reads
-# (stocks.SPIKE_DATES_BEFORE: the day's 5-day change against the 60 before it) and one more. The
-# dates are counted on the trade-date grid (queries.nth_date_before) but the z-score runs on the
-# margin data's dates alone: the spare date keeps one trade date without margin data from leaving
-# the z-score a change short (the stored spike list skips such a date too). storage.aggregate's
-# SPIKE_LOOKBACK is the 65 alone: the stock dates a day reads before it, and so the dates after a
-# stock row whose figures that row changes.
+# Dates with per-stock detail the stock report reads for its spike z-score: the day's own and the 65
+# before it (stocks.SPIKE_DATES_BEFORE: the day's 5-day change against the 60 before it), counted as
+# the stored spike list counts them (queries.stock_detail_dates). storage.aggregate's SPIKE_LOOKBACK
+# is the 65 alone: the stock dates a day reads before it, and so the dates after a stock row whose
+# figures that row changes.
 SPIKE_DATES_LOADED = stocks.SPIKE_DATES_BEFORE + 1
 # Trade days the sector bottoming signal reads: 20-day changes over a 5-day look-back, with room.
 BOTTOMING_ROWS = 20 + 25

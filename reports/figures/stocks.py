@@ -56,10 +56,8 @@ def _spikes_scored(engine: Engine, day: date, spikes: pd.DataFrame) -> bool:
     stored = queries.stored_spikes(engine, day, -1e300, 1)  # any stored candidate with a z-score
     if stored is not None:
         return len(stored) > 0
-    # nothing stored for the day (see _spikes): the dates the z-score would read, on the trade-date grid
-    first = queries.nth_date_before(engine, day, stocks.SPIKE_DATES_BEFORE)
-    return (len(queries.trade_date_grid(engine, first, day)) > stocks.SPIKE_DATES_BEFORE
-            and queries.has_stock_rows(engine, first))
+    # nothing stored for the day (see _spikes): whether the dates the z-score reads are there
+    return len(queries.stock_detail_dates(engine, day, SPIKE_DATES_LOADED)) == SPIKE_DATES_LOADED
 
 
 def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
@@ -95,8 +93,11 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     """One security: balance history, 5/20-day change, rank by 融资余额, spike z-score."""
     if not code or not CODE_RE.match(code):
         raise ReportError("bad_code", code=code or "")
-    # the window and the dates the spike z-score reads (SPIKE_DATES_LOADED), not the stock's whole history
-    start = queries.nth_date_before(engine, day, max(days, SPIKE_DATES_LOADED))
+    # The stock's changes and spike z-score count the dates with per-stock detail, as the market's
+    # spike list does (storage.aggregate): a day whose detail is missing is skipped by both, so that
+    # /signals and /stock never give one stock two z-scores. Loaded: those dates and the window.
+    detail_dates = queries.stock_detail_dates(engine, day, SPIKE_DATES_LOADED)
+    start = min(queries.nth_date_before(engine, day, days), detail_dates[0] if detail_dates else day)
     history = queries.stock_history(engine, code, start=start, end=day)
     if history.empty or history.index[-1].date() != day:
         latest = queries.last_stock_date(engine, code)
@@ -128,10 +129,10 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     last = history.iloc[-1]
     window = history.iloc[-days - 1 :]
     days_shown = min(len(window), days)  # dates with data, where the history is shorter (as the balance's)
-    # Changes and the spike z-score on the trade-date grid, as the market's spike list has it
-    # (storage.aggregate): a 5-day change spans 5 trade dates, never 5 rows across a suspension, and
-    # the day a stock resumes trading has no change "on the day".
-    on_grid = level.reindex(pd.DatetimeIndex(queries.trade_dates(engine, start, day)))
+    # On the dates with detail (above), where the stock has none it is suspended: a 5-day change
+    # spans 5 of them, never 5 of its rows across a suspension, and the day it resumes trading has no
+    # change "on the day".
+    on_grid = level.reindex(pd.DatetimeIndex(detail_dates))
     spike_frame = stocks.stock_spikes(on_grid.to_frame(code), top=1, min_balance=0)
     z = float(spike_frame["zscore"].iloc[0]) if len(spike_frame) else float("nan")
     rise_5d_pct = balance.pct_change(on_grid, 5)
