@@ -85,6 +85,20 @@ def count_named(engine: Engine, text: str, on: date | None) -> int:
     return len(queries.securities_named(engine, normalized(text), on, MAX_COUNTED))
 
 
+def check_exchange(text: str) -> None:
+    """ReportError index_code (sh000001: the Shanghai Composite, as sites write it) or
+    exchange_mismatch where `text` is a code written for another exchange than the one it trades on
+    (exchange_mismatch()); nothing otherwise."""
+    mismatch = exchange_mismatch(text)
+    if mismatch is None:
+        return
+    code, listed, typed = mismatch
+    if typed == "SSE" and code.startswith("000"):  # SSE's indices: 000001 上证指数, 000300 沪深300
+        raise ReportError("index_code", typed=clipped(text.strip(), QUERY_ECHO), code=code)
+    raise ReportError("exchange_mismatch", typed=clipped(text.strip(), QUERY_ECHO), code=code,
+                      exchange={lang: t(lang, f"exchange.{listed}") for lang in LANGUAGES})
+
+
 def resolve(engine: Engine, text: str, on: date | None) -> str:
     """The 6-digit code `text` names; ReportError bad_code (empty text), index_code or
     exchange_mismatch (a code written for another exchange: exchange_mismatch()), no_such_security
@@ -92,13 +106,7 @@ def resolve(engine: Engine, text: str, on: date | None) -> str:
     listed)."""
     if not text.strip():
         raise ReportError("bad_code", code="")
-    mismatch = exchange_mismatch(text)
-    if mismatch is not None:
-        code, listed, typed = mismatch
-        if typed == "SSE" and code.startswith("000"):  # SSE's indices: 000001 上证指数, 000300 沪深300
-            raise ReportError("index_code", typed=clipped(text.strip(), QUERY_ECHO), code=code)
-        raise ReportError("exchange_mismatch", typed=clipped(text.strip(), QUERY_ECHO), code=code,
-                          exchange={lang: t(lang, f"exchange.{listed}") for lang in LANGUAGES})
+    check_exchange(text)
     found = candidates(engine, text, on)
     if not found:
         raise ReportError("no_such_security", query=clipped(text.strip(), QUERY_ECHO))

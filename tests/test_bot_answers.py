@@ -464,6 +464,15 @@ async def test_a_code_written_for_another_exchange_is_refused_with_the_one_it_tr
         query = await h.inline(ZH_USER, "bj600519")
         assert h.server.inline_answers[query]["button"]["text"] == "“bj600519”:600519 在沪市上市,不在所写的交易所"
         assert len(h.photos(ZH_USER)) == 1
+        # /unwatch answers so too: the index is not Shenzhen's 000001 the chat follows, kept
+        assert chats.watch(demo_db, ZH_USER, "000001") == "added"
+        await h.write(ZH_USER, ZH_USER, "/unwatch sh000001")
+        assert h.bot_messages(ZH_USER)[-1].plain_text() == t("zh", "error.index_code", typed="sh000001",
+                                                              code="000001")
+        await h.write(ZH_USER, ZH_USER, "/unwatch 000001.SH")
+        assert "000001" in h.texts(ZH_USER)[-1] and chats.watches(demo_db, [ZH_USER]) == {ZH_USER: ["000001"]}
+        await h.write(ZH_USER, ZH_USER, "/unwatch 000001.SZ")
+        assert chats.watches(demo_db, [ZH_USER]) == {}
 
 
 async def test_a_name_that_matches_nothing_is_told_so_in_a_private_chat(

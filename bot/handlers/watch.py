@@ -39,15 +39,15 @@ def unwatch_data(code: str) -> str:
     return f"{UNWATCH_PREFIX}{code}"
 
 
-async def _code(update: Update, context: Context, lang: str, words: list[str], *, offer: bool = False) -> str | None:
+async def _code(update: Update, context: Context, lang: str, words: list[str]) -> str | None:
     """The security the words name (code in any usual form, name, part of a name) and that has
-    stored detail, or None after answering what is wrong (nothing matches, several do, no detail).
-    `offer`: where several match, each of the first ones is a button that watches it."""
+    stored detail, or None after answering what is wrong (nothing matches, no detail; several match:
+    each of the first ones a button that watches it)."""
     services = services_of(context)
     try:
         return await services.run(securities.resolve_known, services.engine, " ".join(words))
     except ReportError as exc:
-        choices = exc.param("choices", lang) if offer else None
+        choices = exc.param("choices", lang)
         # ⭐ as in the watch list's header: these buttons follow a security, /stock's show its report
         followable = tuple((code, f"⭐ {label}") for code, label in choices) if choices else None
         await reply(update, html.escape(exc.message(lang)),
@@ -98,7 +98,7 @@ async def watch_command(update: Update, context: Context) -> None:
     if not await is_admin(update, context):
         await reply_key(update, context, "bot.admins_only_watch", lang=lang)
         return
-    code = await _code(update, context, lang, words, offer=True)
+    code = await _code(update, context, lang, words)
     if code is None:
         return
     await reply(update, await _watched(context, chat.id, lang, code))
@@ -134,8 +134,15 @@ async def unwatch_command(update: Update, context: Context) -> None:
         await reply_key(update, context, "bot.admins_only_watch", lang=lang)
         return
     services = services_of(context)
-    # a code as typed is enough: it may no longer have detail (and so no name to find it by)
+    # a code as typed is enough: it may no longer have detail (and so no name to find it by); but not
+    # one written for another exchange (sh000001, the index, is not 平安银行's 000001)
     code = securities.code_form(words[0]) if len(words) == 1 else None
+    if code is not None:
+        try:
+            securities.check_exchange(words[0])
+        except ReportError as exc:
+            await reply(update, html.escape(exc.message(lang)))
+            return
     if code is None:
         # A name is looked for among what the chat follows first: "/unwatch 银行" means the one bank
         # it follows, not the dozens the market has.
@@ -153,9 +160,6 @@ async def unwatch_command(update: Update, context: Context) -> None:
                             query=clipped(" ".join(words), QUERY_ECHO))
             return
         code = followed[0][0]
-    code = code or await _code(update, context, lang, words)
-    if code is None:
-        return
     await reply(update, await _unwatched(context, chat.id, lang, code))
 
 
