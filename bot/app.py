@@ -12,7 +12,9 @@ from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAl
 from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
+from bot.arguments import REPORT_COMMANDS
 from bot.handlers import admin, chat, errors, flood, inline, membership, reports, watch
+from bot.handlers.watch import WATCH_COMMANDS
 from bot.pipeline import pipeline_tick
 from bot.push import stop_pushes
 from bot.services import Services, Throttle
@@ -22,8 +24,8 @@ from reports.i18n import LANGUAGES, pick_language, t
 from reports.service import ReportService
 
 log = logging.getLogger(__name__)
-PRIVATE_COMMANDS = ("balance", "ratio", "sectors", "signals", "stock", "top", "watch", "unwatch", "subscribe",
-                    "unsubscribe", "settings", "help")
+# The menu: every command a user may send but /start (Telegram's own button sends it); admins' aside.
+PRIVATE_COMMANDS = (*REPORT_COMMANDS, *WATCH_COMMANDS, "subscribe", "unsubscribe", "settings", "help")
 # The same menu in groups: /settings there sets the group's language and push time (admins only).
 GROUP_COMMANDS = PRIVATE_COMMANDS
 

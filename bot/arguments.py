@@ -122,9 +122,9 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
                 on = parse_date(word)
             except ValueError:
                 raise ArgumentError("error.bad_date", date=shown) from None
-        elif kind in SECTOR_KINDS and (not word.lstrip("+-").isdigit() or len(word) == 6):
+        elif kind in SECTOR_KINDS and not _is_window_word(word):
             # a sector's name (电子, Food & Beverage) or six digits: its code (270000) or index (801080),
-            # never a window (at most 2500 trade days)
+            # never a window (at most 2500 trade days); as inline mode reads it
             code = word if code is None else f"{code} {word}"
         else:
             if days is not None:

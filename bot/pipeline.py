@@ -63,7 +63,9 @@ async def warm_reports(application: Application) -> bool:  # type: ignore[type-a
     """Render the reports people ask for most, in both languages, once per data version.
 
     Uncached reports take hundreds of milliseconds to seconds; rendering them right after data lands
-    means chats and the push hit the cache. Returns True when it rendered.
+    means chats and the push hit the cache. Returns True when it rendered. A render that fails
+    unexpectedly is logged and the whole warm-up tried again at the next tick (the version is
+    recorded only once it went through); it never stops the tick's push.
     """
     from storage.database import data_version
 
@@ -71,7 +73,6 @@ async def warm_reports(application: Application) -> bool:  # type: ignore[type-a
     version = await services.run(data_version, services.engine)
     if application.bot_data.get("warm_version") == version:
         return False
-    application.bot_data["warm_version"] = version
     for kind in WARM_REPORTS:
         for lang in LANGUAGES:
             try:
@@ -79,6 +80,10 @@ async def warm_reports(application: Application) -> bool:  # type: ignore[type-a
             except ReportError as exc:
                 log.info("not pre-rendering %s: %s", kind, exc.message("en"))
                 break
+            except Exception:
+                log.exception("pre-rendering %s (%s) failed; tried again at the next tick", kind, lang)
+                return False
+    application.bot_data["warm_version"] = version
     if not application.bot_data.get("heap_frozen"):
         application.bot_data["heap_frozen"] = True
         freeze_long_lived()  # start-up is over: what lives now lives for good (once: a full collection)

@@ -254,10 +254,12 @@ def expire_before(engine: Engine, trade_date: date, local_only: bool = False) ->
     if local_only:
         earlier = and_(earlier, chats.local_chat_ids(delivery.chat_id))
     with session_scope(engine) as session:
+        # A send in flight keeps its worker: if that worker (another process) is alive, its finish()
+        # still records what Telegram answered; if it died, unconfirmed stands.
         session.execute(
             update(models.Delivery)
             .where(earlier, models.Delivery.status == DeliveryStatus.SENDING)
-            .values(status=DeliveryStatus.UNCONFIRMED, claimed_by="", updated_at=_now(),
+            .values(status=DeliveryStatus.UNCONFIRMED, updated_at=_now(),
                     error="the worker stopped during the send: it may have arrived, so it is not sent again")
         )
         result = session.execute(

@@ -24,6 +24,8 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.app import GROUP_COMMANDS, PRIVATE_COMMANDS
+from bot.handlers.admin import ADMIN_COMMANDS
+from bot.handlers.chat import KNOWN_COMMANDS
 from bot.push import MAX_ATTEMPTS, SENDERS, push_now
 from bot.services import GROUP_ANSWERS_PER_MINUTE, PRIVATE_ANSWERS_PER_MINUTE, services_of
 from reports.gallery import sample_stock
@@ -89,8 +91,10 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         help_text = h.texts(chat)[-1]
         assert help_text == t("zh", "bot.help", bot=BOT_USERNAME)
         assert f"@{BOT_USERNAME} ratio" in help_text and f"@{BOT_USERNAME} 600519" in help_text  # inline sharing
-        # every command of the menu (but /help itself) is explained, with its argument
+        # every command of the menu (but /help itself) is explained, with its argument; the menu holds
+        # every command the bot answers but /start and the admins'
         assert [name for name in PRIVATE_COMMANDS if name != "help" and f"\n/{name} " not in help_text] == []
+        assert set(PRIVATE_COMMANDS) == KNOWN_COMMANDS - {"start", *ADMIN_COMMANDS}
         # and the 口径 of every figure the reports show
         figures = ("两融余额 =", "融资净买入 =", "两融交易占比 =", "节奏 =", "拐点 =", "HHI =", "稳定性 =",
                    "急升 =", "拥挤 =")
@@ -1585,6 +1589,15 @@ async def test_pipeline_tick_warms_reports_once_per_data_version(demo_db: Engine
         assert await warm_reports(h.app) is False  # same data version: nothing to do
         with session_scope(demo_db) as session:
             bump_data_version(session)
+        # a render that fails unexpectedly: logged, and the warm-up of that version tried again later
+        real_render = services.reports.render
+
+        def failing(*args: object, **kwargs: object) -> object:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(services.reports, "render", failing)
+        assert await warm_reports(h.app) is False
+        monkeypatch.setattr(services.reports, "render", real_render)
         assert await warm_reports(h.app) is True
         # A live bot (this one has a token) never pushes demo data, even when subscribers are due.
         add_people(h)
@@ -1787,6 +1800,17 @@ async def test_a_private_chat_over_its_answer_budget_is_told_once(demo_db: Engin
         assert texts == sorted([t("en", "bot.unknown_command", command="/foo")] * PRIVATE_ANSWERS_PER_MINUTE
                                + [t("en", "bot.slow_down", seconds=60)])
         assert len(h.bot_messages(EN_USER)) == 41
+
+
+async def test_plain_text_naming_a_security_costs_a_report_of_the_budget(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """A code typed alone in a private chat is answered with its report (two messages' worth of the
+    budget, as /stock): 25 at once get 20 reports and one "slow down"."""
+    async with running(demo_db, shared_reports, commands_per_minute=100) as h:
+        add_people(h)
+        await h.write_many(EN_USER, EN_USER, ["600519"] * 25)
+        assert len(h.photos(EN_USER)) == PRIVATE_ANSWERS_PER_MINUTE // 2 == 20
+        assert h.texts(EN_USER).count(t("en", "bot.slow_down", seconds=60)) == 1
 
 
 async def test_settings_buttons_pressed_twice_forged_or_stale(demo_db: Engine, shared_reports: ReportService,

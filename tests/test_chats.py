@@ -212,6 +212,10 @@ def test_the_next_push_gives_up_what_the_last_did_not_deliver(engine: Engine) ->
     assert rows[31][0] == DeliveryStatus.UNCONFIRMED
     assert rows[32] == (DeliveryStatus.FAILED, f"not delivered before the push of {DAY.isoformat()}")
     assert deliveries.delivery_counts(engine, DAY) == {DeliveryStatus.PENDING: 3}  # the new day is untouched
+    # a worker still sending (another process) records its answer over "unconfirmed"
+    assert deliveries.finish(engine, c31.delivery_id, "w", DeliveryStatus.SENT, message_id=6)
+    with session_scope(engine) as session:
+        assert session.get(models.Delivery, c31.delivery_id).status == DeliveryStatus.SENT  # type: ignore[union-attr]
 
 
 def test_the_sandbox_pushes_to_its_own_chats_only(engine: Engine) -> None:

@@ -45,15 +45,16 @@ REPORT_MESSAGES = 2
 
 def messages_asked(update: Update) -> int:
     """The messages the answer will take: REPORT_MESSAGES for what sends a report (a report command
-    whose arguments parse, a deep link /start <payload>, a choice button "p:"; a bad one is answered
-    in one line), else one."""
+    whose arguments parse, a deep link /start <payload>, a choice button "p:", and plain text, which
+    a private chat answers with the report of the security it names; a bad one is answered in one
+    line, but which text names a security only the database tells), else one."""
     query = update.callback_query
     if query is not None:
         return REPORT_MESSAGES if is_choice(query.data) else 1
     message = written(update)
     text = message.text if message is not None and message.text else ""
     if not text.startswith("/"):
-        return 1
+        return REPORT_MESSAGES if text.strip() else 1
     command, *words = text.split()
     kind = command.lstrip("/").split("@")[0].lower()
     if kind == "start":
