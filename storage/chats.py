@@ -6,6 +6,7 @@ unsubscribed chat's unsent pushes dropped, a migrated group's moved) is done her
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -232,10 +233,16 @@ def subscriber_count(engine: Engine, local_only: bool = False) -> int:
 MAX_WATCHES = 10  # securities one chat may follow: their lines must fit under the push's caption
 
 
+# Watch lists change in the one process that answers commands (the polling bot; push workers only
+# read them): one change at a time, so that two /watch at once cannot both pass the MAX_WATCHES check,
+# nor meet on SQLite as a write over a stale snapshot (an error where an answer was due).
+_watch_lock = threading.Lock()
+
+
 def watch(engine: Engine, chat_id: int, code: str) -> str:
     """Follow `code` in the chat's push: "added", "already" (followed before) or "full" (MAX_WATCHES)."""
     try:
-        with session_scope(engine) as session:
+        with _watch_lock, session_scope(engine) as session:
             followed = session.execute(select(models.Watch.code).where(models.Watch.chat_id == chat_id)).scalars().all()
             if code in followed:
                 return "already"

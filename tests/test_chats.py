@@ -505,3 +505,24 @@ def test_the_same_watch_twice_at_once_adds_it_once(engine: Engine) -> None:
         thread.join(30)
     assert sorted(results) == ["added", "already", "already", "already"]
     assert chats.watches(engine, [8]) == {8: ["600519"]}
+
+
+def test_watches_at_once_never_pass_the_limit(engine: Engine) -> None:
+    """Nine followed, five /watch of other codes at once: one is added, four find the list full."""
+    chats.ensure_chat(engine, 9, "private", "x", "zh")
+    for i in range(chats.MAX_WATCHES - 1):
+        chats.watch(engine, 9, f"60000{i}")
+    results: list[str] = []
+    start = threading.Barrier(5)
+
+    def add(code: str) -> None:
+        start.wait()
+        results.append(chats.watch(engine, 9, code))
+
+    threads = [threading.Thread(target=add, args=(f"30000{i}",)) for i in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == ["added", "full", "full", "full", "full"]
+    assert len(chats.watches(engine, [9])[9]) == chats.MAX_WATCHES
