@@ -20,7 +20,7 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bot.app import build_application, build_services, start_application, stop_application
@@ -55,15 +55,16 @@ def _demo_database() -> Path:
 
 
 WATCH_EVERY = 5  # every fifth chat follows WATCHED securities: their lines ride under its push
-WATCHED = 3
+WATCHED = 5
 
 
 def _subscribe(engine: Any, n_chats: int, group_every: int) -> list[int]:
     """N subscribed chats: every `group_every`-th a group (negative id); 30% English; every
-    WATCH_EVERY-th follows WATCHED securities (a different mix per chat, from 50 stocks)."""
+    WATCH_EVERY-th follows WATCHED securities (a different mix per chat, from every security with
+    detail: the push reads the lines of hundreds of securities, more than the figure cache holds)."""
     with Session(engine) as session:
         codes = session.execute(
-            select(models.StockMargin.code).distinct().order_by(models.StockMargin.code).limit(50)).scalars().all()
+            select(models.StockMargin.code).distinct().order_by(models.StockMargin.code)).scalars().all()
     ids = []
     rows = []
     follows = []
@@ -74,7 +75,8 @@ def _subscribe(engine: Any, n_chats: int, group_every: int) -> list[int]:
         rows.append({"chat_id": chat_id, "chat_type": "group" if group else "private", "title": f"chat {i}",
                      "language": "en" if i % 10 < 3 else "zh", "subscribed": True, "active": True})
         if i % WATCH_EVERY == 0:
-            follows += [{"chat_id": chat_id, "code": codes[(i + 17 * k) % len(codes)]} for k in range(WATCHED)]
+            follows += [{"chat_id": chat_id, "code": codes[(i // WATCH_EVERY + 101 * k) % len(codes)]}
+                        for k in range(WATCHED)]
     with session_scope(engine) as session:
         session.execute(delete(models.Chat))
         session.execute(delete(models.Delivery))
@@ -203,8 +205,10 @@ async def _run(n_chats: int, rate: float, samples: int) -> int:
         ids = await asyncio.to_thread(_subscribe, engine, n_chats, 10)
         last, previous = _trade_dates(engine)
         floor = n_chats / rate
+        with Session(engine) as session:
+            distinct = session.execute(select(func.count(models.Watch.code.distinct()))).scalar()
         print(f"push benchmark: {n_chats} chats ({n_chats // 10} groups, {n_chats // WATCH_EVERY} following {WATCHED}"
-              f" securities each), rate {rate:g} msg/s, floor {floor:.1f} s")
+              f" securities each, {distinct} distinct), rate {rate:g} msg/s, floor {floor:.1f} s")
         full = await _push_round(settings, engine, server, ids, last, None)
         killed = await _push_round(settings, engine, server, ids, previous, n_chats // 2)
         latency = await _command_latency(settings, engine, server, samples)

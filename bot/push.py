@@ -130,6 +130,10 @@ class Pusher:
                         break
                     await asyncio.sleep(wait)
                     continue
+                # the lines of the securities this batch's chats follow, read at once (not chat by chat)
+                followed = {code for item in claims for code in item.watches}
+                if followed:
+                    await self.services.run(self.services.reports.watch_lines, followed, trade_date)
                 for item in claims:
                     await queue.put(item)
         finally:

@@ -10,7 +10,7 @@ import gc
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -21,9 +21,12 @@ from sqlalchemy import Engine
 from reports import charts, securities, text
 from reports.errors import ReportError
 from reports.figures import CODE_RE, SECTOR_KINDS, Figures, build, resolve_date
+from reports.figures.stocks import watch_figures
 from storage.database import data_version
 
 CACHE_SIZE = 256
+# Watch-list lines remembered: every security with margin detail (~4,500) on two days, in a few MB.
+WATCH_CACHE_SIZE = 10_000
 
 
 def freeze_long_lived() -> None:
@@ -131,6 +134,7 @@ class ReportService:
         self._figures = _LRU(cache_size)
         self._rendered = _LRU(cache_size)
         self._names = _LRU(cache_size)  # names and codes as typed -> the code they stand for
+        self._watch = _LRU(WATCH_CACHE_SIZE)  # (code, day, version) -> its watch-list line figures
         # One lock per key being rendered, so that concurrent identical requests render once; with the
         # number of requests holding or waiting for it, so that the last one out removes it.
         self._key_locks: dict[tuple[Any, ...], list[Any]] = {}
@@ -231,18 +235,31 @@ class ReportService:
         as Telegram HTML: each from the stock report's cached figures; a security without detail that
         day says so, with the day (the list's header names it, as every report does; not `dated`:
         under the daily summary's caption, which names it already)."""
-        version = data_version(self.engine)
         try:
-            day: str | None = resolve_date(self.engine, on).isoformat()
+            day: date | None = resolve_date(self.engine, on)
         except ReportError:  # no data at all: every line says it has none
             day = None
-        stocks = []
-        for code in codes:
-            try:
-                stocks.append(self.figures("stock", code=code, on=on, days=None, version=version).data)
-            except ReportError:  # suspended that day, or no longer a margin security
-                stocks.append({"code": code, "date": day, "missing": True})
+        found = self.watch_lines(codes, day) if day else {}
+        # a code without detail that day: suspended, or no longer a margin security
+        stocks = [found.get(code) or {"code": code, "date": day.isoformat() if day else None, "missing": True}
+                  for code in codes]
         return text.render_watch(lang, stocks, dated=dated)
+
+    def watch_lines(self, codes: Iterable[str], day: date) -> dict[str, dict[str, Any]]:
+        """The watch-list line figures (figures.watch_figures) of `codes` on `day`, those not yet known
+        for the current data version read in one batch: a push whose chats follow thousands of
+        securities reads each once, not once per chat (the figure cache would churn). Codes without
+        detail that day are absent."""
+        version = data_version(self.engine)
+        wanted = list(dict.fromkeys(codes))
+        known = {code: self._watch.get((code, day, version), count_miss=False) for code in wanted}
+        missing = [code for code, line in known.items() if line is None]
+        if missing:
+            read = watch_figures(self.engine, day, missing)
+            for code in missing:  # no detail: remembered as such ({}), not read again
+                known[code] = read.get(code, {})
+                self._watch.put((code, day, version), known[code])
+        return {code: line for code, line in known.items() if line}
 
     @property
     def stats(self) -> dict[str, int]:
@@ -252,3 +269,4 @@ class ReportService:
         self._figures.clear()
         self._rendered.clear()
         self._names.clear()
+        self._watch.clear()

@@ -330,6 +330,23 @@ def financing_balances_on(engine: Engine, day: date, stocks_only: bool) -> pd.Se
                      name="rzye")
 
 
+def securities_rzye(engine: Engine, codes: Sequence[str], start: date, end: date) -> pd.DataFrame:
+    """The rows of several securities from `start` to `end`: columns trade_date, code, name, rzye
+    (元), in date order; a few hundred codes per query."""
+    sm = models.StockMargin
+    wanted = sorted(set(codes))
+    rows: list[tuple[Any, ...]] = []
+    with engine.connect() as conn:
+        for at in range(0, len(wanted), 500):
+            query = select(sm.trade_date, sm.code, sm.name, sm.rzye).where(
+                sm.code.in_(wanted[at : at + 500]), sm.trade_date >= start, sm.trade_date <= end)
+            rows += conn.execute(query).all()
+    rows.sort(key=lambda row: (row[0], row[1]))
+    frame = _frame(rows, ["trade_date", "code", "name", "rzye"])
+    frame["rzye"] = frame["rzye"].astype(float)
+    return frame
+
+
 def last_stock_date(engine: Engine, code: str) -> date | None:
     """The latest day with detail for one security; None when the code was never stored."""
     sm = models.StockMargin

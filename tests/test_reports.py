@@ -923,6 +923,34 @@ def test_a_stock_on_the_spike_list_is_flagged_in_its_report_and_watch_line(demo:
     assert lines[-2].endswith("⚠️ spike") and not lines[-1].endswith("⚠️ spike")
 
 
+def test_watch_lines_read_at_once_equal_each_stock_report(demo: Engine) -> None:
+    """The watch lines of many securities, read in one batch (figures.watch_figures: the push reads
+    every followed security so), carry each stock report's own figures: the spike list's stocks, the
+    largest fallers, funds and every 25th security, the last day and a day in the middle."""
+    from reports.figures import build
+    from reports.figures.stocks import watch_figures
+    from storage import queries
+
+    service = ReportService(demo)
+    for day in (queries.latest_data_date(demo), queries.trade_dates(demo)[300]):
+        every = sorted(queries.stocks_on(demo, day)["code"])
+        signals = service.render("signals", on=day, lang="zh", chart=False).data
+        fallers = service.render("top", on=day, lang="zh", chart=False).data["fallers"]
+        codes = sorted({*(s["code"] for s in signals["spikes"]), *(f["code"] for f in fallers), *every[::25],
+                        *[c for c in every if c.startswith("5")][:3], "999999"})
+        lines = watch_figures(demo, day, codes)
+        assert set(lines) == set(codes) - {"999999"}  # an unknown code has no line
+        assert any(line["spiking"] for line in lines.values()) or not signals["spikes"]
+        for code in codes[:: max(1, len(codes) // 40)]:
+            if code == "999999":
+                continue
+            report = build(demo, "stock", day, None, code).data
+            # equal to the last bit but the z-score's (its mean and std summed over another frame)
+            line, z = dict(lines[code]), lines[code]["spike_zscore"]
+            assert line | {"spike_zscore": None} == {key: report[key] for key in line} | {"spike_zscore": None}, code
+            assert z == report["spike_zscore"] or z == pytest.approx(report["spike_zscore"], rel=1e-12), code
+
+
 def test_watch_lines_hand_computed(small: Engine) -> None:
     """The /watch lines on LAST: 600001 at 2.5e9, +25e6 on the day, +125e6 over 5 days on 2.375e9
     (+5.26%); 000002 at 1.5e9, -25e6, -125e6 on 1.625e9 (-7.69%); 000003 has no row after day 4: its

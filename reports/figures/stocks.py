@@ -3,6 +3,7 @@ risers and fallers, the market's spikes and the 融券 structure."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -169,6 +170,35 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         series=_series_records(window["rzye"], "rzye"),
     )
     return Figures("stock", data, {"history": window})
+
+
+def watch_figures(engine: Engine, day: date, codes: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The figures of a watch-list line (bot /watch, the daily push) of each of `codes` that has detail
+    on `day`, for many securities at once: one read of their rows over the dates the spike z-score
+    reads, where a stock report each would read its ranks and sector too. Each as stock_figures
+    computes it: date, code, name, rzye, change_1d, change_5d_pct, spike_zscore, spiking. Codes
+    without detail on `day` are left out."""
+    wanted = sorted(set(codes))
+    detail_dates = queries.stock_detail_dates(engine, day, SPIKE_DATES_LOADED)
+    if not wanted or not detail_dates or detail_dates[-1] != day:
+        return {}
+    rows = queries.securities_rzye(engine, wanted, detail_dates[0], day)
+    on_day = rows[rows["trade_date"] == pd.Timestamp(day)].set_index("code")
+    if on_day.empty:
+        return {}
+    wide = rows.pivot(index="trade_date", columns="code", values="rzye")
+    on_grid = wide.reindex(index=pd.DatetimeIndex(detail_dates), columns=list(on_day.index))
+    spikes = stocks.stock_spikes(on_grid, top=len(on_grid.columns), min_balance=0)
+    out = {}
+    for code in on_grid.columns:
+        level = on_grid[code]
+        z = float(spikes["zscore"].get(code, float("nan")))
+        rise_5d_pct = balance.pct_change(level, 5)
+        out[code] = {"date": day.isoformat(), "code": code, "name": str(on_day.at[code, "name"]),
+                     "rzye": _num(level.iloc[-1]), "change_1d": _num(balance.change(level, 1)),
+                     "change_5d_pct": _num(rise_5d_pct), "spike_zscore": _num(z),
+                     "spiking": bool(z >= SPIKE_Z and rise_5d_pct > 0)}
+    return out
 
 
 def top_figures(engine: Engine, day: date, days: int, sector: str | None = None) -> Figures:
