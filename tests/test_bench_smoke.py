@@ -255,7 +255,7 @@ def test_push_benchmark_runs_small(tmp_path_factory: pytest.TempPathFactory, pyt
     monkeypatch.setattr(push_bench, "_demo_database", database)
     assert asyncio.run(push_bench._run(40, 400.0, 2)) == 0  # 0: no duplicate, nobody missed
     out = capsys.readouterr().out
-    assert "40 chats (4 groups, 8 following 3 securities each)" in out
+    assert "40 chats (4 groups, 8 following 5 securities each, 40 distinct)" in out
     rounds = [line for line in out.splitlines() if line.startswith(("full push", "killed"))]
     assert len(rounds) == 2 and all("{'sent': 40}" in line for line in rounds)
     assert re.search(r"full push\s+\S+\s+\S+\s+\S+\s+2\s+0\s+0\s", out)  # uploads 2, dups 0, missed 0
