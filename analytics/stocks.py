@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-# The spike definition (5-day change, 60 before it, 5e7 元 minimum) and its vectorised form are the
-# statistic storage pre-computes: read from storage.spikes, so that the two never drift apart.
+# The spike definition (5-day change, 60 before it, 5e7 元 minimum) and its computation are the
+# statistic storage pre-computes: read from storage.spikes (numpy only, no database), so that the
+# two never drift apart.
 from storage.spikes import (  # noqa: F401 (re-exported: reports.figures and the tests read them here)
     SPIKE_DATES_BEFORE,
     SPIKE_DAYS,
@@ -43,18 +44,13 @@ def stock_spikes(
         Index ``code``; columns ``rzye`` (元), ``change_pct`` (percent), ``zscore``
         (dimensionless); sorted by ``zscore`` descending, at most ``top`` rows.
     """
-    mp = history if min_periods is None else min_periods
     x = wide_rzye.astype(float)
-    base = x.shift(days)
-    chg = (x / base.where(base != 0) - 1.0) * 100.0
     cols = ["rzye", "change_pct", "zscore"]
     if len(x) < 2:
         return pd.DataFrame(columns=cols, index=pd.Index([], name="code"), dtype=float)
-    past = chg.iloc[-1 - history : -1]
-    enough = past.notna().sum() >= max(mp, 2)
-    sd = past.std(ddof=1)
-    z = (chg.iloc[-1] - past.mean()) / sd.where(sd > 0)
-    out = pd.DataFrame({"rzye": x.iloc[-1], "change_pct": chg.iloc[-1], "zscore": z.where(enough)})
+    # the last row of the stored statistic's own computation: the two agree to the last bit
+    change, z = spike_arrays(x.to_numpy(), days, history, first=len(x) - 1, min_periods=min_periods)
+    out = pd.DataFrame({"rzye": x.iloc[-1], "change_pct": change[0], "zscore": z[0]}, index=x.columns)
     out = out[(out["rzye"] >= min_balance) & (out["change_pct"] > 0) & out["zscore"].notna()]
     out.index = pd.Index([str(c) for c in out.index], name="code")
     out = out.sort_index().sort_values("zscore", ascending=False, kind="mergesort")
