@@ -19,9 +19,12 @@ class ReportError(Exception):
         value = self.params.get(name)
         return value.get(lang, value.get("zh")) if isinstance(value, dict) else value
 
-    def message(self, lang: str) -> str:
-        """The one line in `lang`; a list parameter is joined the language's way (、 or , )."""
+    def params_for(self, lang: str) -> dict[str, object]:
+        """Every parameter as `lang` shows it (param()), a list joined the language's way (、 or , )."""
         joiner = t(lang, "scope.joiner")
         params = {k: self.param(k, lang) for k in self.params}
-        params = {k: joiner.join(v) if isinstance(v, list) else v for k, v in params.items()}
-        return t(lang, f"error.{self.kind}", **params)
+        return {k: joiner.join(v) if isinstance(v, list) else v for k, v in params.items()}
+
+    def message(self, lang: str) -> str:
+        """The one line in `lang`."""
+        return t(lang, f"error.{self.kind}", **self.params_for(lang))

@@ -70,7 +70,6 @@ def shared(read: _Read) -> _Read:
     return wrapper  # type: ignore[return-value]
 
 
-
 def shared_span(read: _Read) -> _Read:
     """`shared`, for a read of the dates from `start` to `end` whose answer is indexed by trade date
     (a frame, a series, a DatetimeIndex): inside shared_reads() it is also cut from an answer of the
@@ -617,13 +616,19 @@ def trade_date_grid(engine: Engine, start: date, end: date) -> pd.DatetimeIndex:
     return known_trade_dates(engine, start, end).union(pd.DatetimeIndex(trade_dates(engine, start, end)))
 
 
+def calendar_days(trade_days: int) -> int:
+    """Calendar days that hold at least `trade_days` trade dates (about 245 in 365), with room for a
+    long holiday: the span to read for a window of trade dates."""
+    return int(trade_days * 1.5) + 30
+
+
 @shared
 def nth_date_before(engine: Engine, day: date, n: int) -> date:
     """The date n trade dates before `day`, counted on the grid changes are counted on: the margin
     data's dates with known_trade_dates (the calendar, turnover, index closes), so that a day missing
     from the margin data is counted, not skipped; the first of them when there are fewer than n."""
-    # about 245 trade dates in 365 days: this span holds n of them but after a long gap in the data
-    for start in (day - timedelta(days=int(n * 1.5) + 30), date(1990, 1, 1)):
+    # this span holds n of them but after a long gap in the data
+    for start in (day - timedelta(days=calendar_days(n)), date(1990, 1, 1)):
         grid = trade_date_grid(engine, start, day)
         if len(grid) > n:
             return grid[-1 - n].date()

@@ -59,14 +59,11 @@ def _button(text: str, payload: str = "help") -> InlineQueryResultsButton:
 def _reason(error: ReportError, lang: str) -> str:
     """A report error as the results button says it: its short form (bot.inline_reason_<kind>: the
     useful part first, "No data for 2099-01-01 · latest 2026-11-20") where there is one, else its
-    one line, which _button cuts. The parameters are filled in as ReportError.message fills them."""
+    one line, which _button cuts."""
     key = f"inline_reason_{error.kind}"
     if key not in strings(lang)["bot"]:
         return error.message(lang)
-    joiner = t(lang, "scope.joiner")
-    params = {name: error.param(name, lang) for name in error.params}
-    params = {k: joiner.join(v) if isinstance(v, list) else v for k, v in params.items()}
-    return t(lang, f"bot.{key}", **params)
+    return t(lang, f"bot.{key}", **error.params_for(lang))
 
 
 def _link_code(engine: Engine, kind: str, target: str | None) -> str | None:

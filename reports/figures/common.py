@@ -136,13 +136,6 @@ def _exchanges_of(codes: Iterable[str]) -> list[str]:
     return [e for e in models.EXCHANGES if e in held]
 
 
-def _calendar_days(trade_days: int) -> int:
-    """Calendar days that hold at least `trade_days` trade dates (about 245 in 365), with room."""
-    return int(trade_days * 1.5) + 10
-
-
-
-
 def _band(percentile: float) -> str | None:
     """"high" at or above HIGH_PERCENTILE, "low" at or below LOW_PERCENTILE, else None (nan: None)."""
     if math.isnan(percentile):
@@ -177,8 +170,6 @@ def _market_scope(members: pd.Series) -> pd.Series:
     early = members.index < pd.Timestamp(models.BSE_MARGIN_START)
     whole = members.fillna(0).astype("int64")
     return pd.Series(np.where(early, whole | bse, whole), index=members.index).where(members.notna())
-
-
 
 
 @queries.shared  # sectors, their bottoming and the stock report each ask

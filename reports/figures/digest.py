@@ -106,8 +106,6 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
                                      "percentile_since": data["percentile_since"]})
 
 
-
-
 def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None = None) -> Figures:
     """The daily push: balance, ratio, top sector shifts and warnings in one read-out."""
     sub = sub or _direct(engine)

@@ -22,7 +22,6 @@ from reports.figures.common import (
     Figures,
     _band,
     _base,
-    _calendar_days,
     _market_scope,
     _num,
     _on_trade_dates,
@@ -34,7 +33,7 @@ from storage import models, queries
 
 def balance_figures(engine: Engine, day: date, days: int) -> Figures:
     """量: level, 1/5/20-day change, pace, turning point and 3-year percentile of 两融余额."""
-    start = day - timedelta(days=max(HISTORY_DAYS, _calendar_days(days)))
+    start = day - timedelta(days=max(HISTORY_DAYS, queries.calendar_days(days)))
     summary = queries.margin_summary(engine, start=start, end=day)
     level = summary["rzrqye"].dropna()
     if level.empty or level.index[-1].date() != day:
@@ -187,7 +186,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
     # run reaching back to where this history's thresholds begin (the run's first day must have its
     # own 3 trailing years) is read again over 3 more years, until it ends inside or the data begin:
     # no figure depends on the window asked for, and the usual day (no run) reads half as much.
-    start = day - timedelta(days=HISTORY_DAYS + _calendar_days(days))
+    start = day - timedelta(days=HISTORY_DAYS + queries.calendar_days(days))
     while True:
         frame, turnover = _ratio_frame(engine, start, day)
         if frame.empty or frame.index[-1].date() != day:

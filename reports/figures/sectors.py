@@ -42,8 +42,6 @@ def _concentration_trend(hhi_change: float, top5_change_pp: float) -> str | None
     return "flat"
 
 
-
-
 def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     """质: per-sector balance, share and N-day shifts, HHI / top-5 share and their trend, stability."""
     start = queries.nth_date_before(engine, day, days + 25)
