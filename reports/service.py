@@ -142,7 +142,8 @@ class ReportService:
 
     @contextmanager
     def _rendering(self, key: tuple[Any, ...]) -> Iterator[None]:
-        """Hold the key's lock: one render of a key at a time. The table holds only keys in use."""
+        """Hold the key's lock: one render (or figures build) of a key at a time. The table holds only
+        keys in use."""
         with self._locks_guard:
             entry = self._key_locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
@@ -157,13 +158,20 @@ class ReportService:
 
     def figures(self, kind: str, *, code: str | None, on: date | None, days: int | None, version: int) -> Figures:
         key = (kind, code, on, days, version)
-        found = self._figures.get(key)
-        if found is None:
-            def sub(sub_kind: str, day: date, sub_days: int) -> Figures:
-                return self.figures(sub_kind, code=None, on=day, days=sub_days, version=version)
+        found = self._figures.get(key, count_miss=False)
+        if found is not None:
+            return found
+        # one build of a key at a time: the zh and en renders of a report, or the summary and the
+        # signals it holds, asked at once, build the figures they share once (the reports a build
+        # asks for never ask for it back: the locks cannot wait on each other in a circle)
+        with self._rendering(("figures", *key)):
+            found = self._figures.get(key)
+            if found is None:
+                def sub(sub_kind: str, day: date, sub_days: int) -> Figures:
+                    return self.figures(sub_kind, code=None, on=day, days=sub_days, version=version)
 
-            found = build(self.engine, kind, on, days, code, sub)
-            self._figures.put(key, found)
+                found = build(self.engine, kind, on, days, code, sub)
+                self._figures.put(key, found)
         return found
 
     def render(

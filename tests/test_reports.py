@@ -1443,6 +1443,40 @@ def test_short_structure_reads_the_index_list_in_force(small_rw: Engine) -> None
     assert "名单" not in report.caption + report.details
 
 
+def test_figures_asked_at_once_are_built_once(small_rw: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/ratio in Chinese and English and the summary, asked at the same moment: each report's figures
+    are built once, the ratio's among them (the summary reads it too)."""
+    import threading
+    import time as _time
+
+    import reports.service as service_module
+
+    builds: list[str] = []
+    real_build = service_module.build
+
+    def slow_build(engine: Engine, kind: str, *args: Any, **kw: Any) -> Any:
+        builds.append(kind)
+        _time.sleep(0.05)  # long enough for the others to arrive meanwhile
+        return real_build(engine, kind, *args, **kw)
+
+    monkeypatch.setattr(service_module, "build", slow_build)
+    service = ReportService(small_rw)
+    day = queries.latest_data_date(small_rw)
+    start = threading.Barrier(3)
+
+    def ask(kind: str, lang: str) -> None:
+        start.wait()
+        service.render(kind, on=day, days=60, lang=lang, chart=False)
+
+    asked = (("ratio", "zh"), ("ratio", "en"), ("summary", "zh"))
+    threads = [threading.Thread(target=ask, args=args) for args in asked]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(builds) == sorted(["ratio", "summary", "balance", "sectors", "signals"]), builds
+
+
 def test_cache_hits_and_data_version(small_rw: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     import reports.service as service_module
 
