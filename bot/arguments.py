@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
+from marginbot.settings import TIMEZONE
 from reports.figures import KINDS, MIN_DAYS, SECTOR_KINDS, window_limit
 from reports.fmt import clipped
 from reports.securities import code_form, exchange_mismatch, normalized
@@ -26,6 +27,10 @@ _DATE_SHAPE = re.compile(r"\d+[-/.][-/.\d]")
 _CHINESE_DATE_SHAPE = re.compile(r"\d{2,4}年")  # 2024年9月30日, and its near misses (2024年9月)
 # A security's code in brackets, the end of a security as the bot lists it: 演示股份0241 (000053)
 _BRACKETED_CODE = re.compile(r"\(\d{6}\)")
+# A date without its year, as people write this year's: 9/30, 9-30, 9月30日 (or 9月30号)
+_MONTH_DAY = re.compile(r"(\d{1,2})[-/](\d{1,2})|(\d{1,2})月(\d{1,2})[日号]?")
+# A window with its unit, as the window buttons label it: 20日, 20d (and 20天, 20 days, 20交易日)
+_WINDOW_WITH_UNIT = re.compile(r"([+-]?\d+)(?:个?交易日|日|天|d|days?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -52,19 +57,36 @@ def looks_like_date(word: str) -> bool:
     suffix (00700.HK, 600519.HK) a security to look up."""
     if len(word) == 8 and word.isdigit():
         return True
-    if _CHINESE_DATE_SHAPE.match(word):
+    if _CHINESE_DATE_SHAPE.match(word) or _MONTH_DAY.fullmatch(word):
         return True
     return _DATE_SHAPE.match(word) is not None and len(word) >= 6
 
 
-def parse_date(word: str) -> date:
-    """YYYY-MM-DD (also with / or . as separator, YYYYMMDD, or 2024年9月30日); ValueError for anything
-    else, including days that do not exist (2024-02-30)."""
+def parse_date(word: str, today: date | None = None) -> date:
+    """YYYY-MM-DD (also with / or . as separator, YYYYMMDD, or 2024年9月30日), or a month and day
+    without the year (9/30, 9-30, 9月30日): the latest such date not after `today` (default: today in
+    Asia/Shanghai), this year's or last year's. ValueError for anything else, including days that
+    do not exist (2024-02-30)."""
     match = _DATE_RE.fullmatch(word)
+    if match is not None:
+        year, month, day = (int(g) for g in match.groups() if g is not None)
+        return date(year, month, day)
+    match = _MONTH_DAY.fullmatch(word)
     if match is None:
         raise ValueError(word)
-    year, month, day = (int(g) for g in match.groups() if g is not None)
+    month, day = (int(g) for g in match.groups() if g is not None)
+    today = today or datetime.now(TIMEZONE).date()
+    this_year = date(today.year, month, day) if (month, day) != (2, 29) or _leap(today.year) else None
+    if this_year is not None and this_year <= today:
+        return this_year
+    year = today.year - 1
+    while (month, day) == (2, 29) and not _leap(year):  # 2/29: the last leap year's
+        year -= 1
     return date(year, month, day)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def parse_days(kind: str, word: str) -> int:
@@ -77,10 +99,14 @@ def parse_days(kind: str, word: str) -> int:
 
 def typed_words(words: list[str]) -> list[str]:
     """The words of a command as meant: full-width digits and punctuation as ASCII (a Chinese
-    keyboard's ２０２４－０９－３０ is 2024-09-30), and a security pasted back as the bot lists it,
+    keyboard's ２０２４－０９－３０ is 2024-09-30), a window with its unit as the number (20日, 20d:
+    the window buttons' labels), and a security pasted back as the bot lists it,
     name then bracketed code ("演示股份0241 (000053)"), as one word, whose code it is."""
     joined: list[str] = []
     for word in (w for w in map(normalized, words) if w):
+        with_unit = _WINDOW_WITH_UNIT.fullmatch(word)
+        if with_unit is not None:  # 20日, 20d: the window 20
+            word = with_unit.group(1)
         if _BRACKETED_CODE.fullmatch(word):
             name: list[str] = []  # the words of the name before it: neither a window nor a date
             while joined and not _is_window_word(joined[-1]) and not looks_like_date(joined[-1]):

@@ -25,6 +25,31 @@ def test_dates_in_the_forms_people_type(word: str, day: date) -> None:
     assert parse_date(word) == day
 
 
+@pytest.mark.parametrize(("word", "day"), [
+    ("9/30", date(2026, 9, 30)), ("9-30", date(2026, 9, 30)), ("9月30日", date(2026, 9, 30)),
+    ("11月20号", date(2026, 11, 20)), ("11/22", date(2026, 11, 22)), ("11/23", date(2025, 11, 23)),
+    ("12/31", date(2025, 12, 31)), ("2/29", date(2024, 2, 29))])
+def test_a_date_without_its_year_is_the_latest_one_not_after_today(word: str, day: date) -> None:
+    """As people write this year's dates: the latest such date up to today (2026-11-22 here), so
+    that in January "12/31" is last year's; 2/29 the last leap year's."""
+    assert looks_like_date(word)
+    assert parse_date(word, today=date(2026, 11, 22)) == day
+
+
+@pytest.mark.parametrize("word", ["13/1", "2/30", "0/5", "9月32日"])
+def test_a_month_and_day_that_do_not_exist_are_a_bad_date(word: str) -> None:
+    assert looks_like_date(word)
+    with pytest.raises(ValueError):
+        parse_date(word, today=date(2026, 11, 22))
+
+
+@pytest.mark.parametrize("word", ["20日", "20d", "20D", "20天", "20days", "20交易日", "20个交易日"])
+def test_a_window_with_its_unit_is_the_window(word: str) -> None:
+    """The window buttons' labels (20日, 20d) typed back: the window 20, for every command."""
+    assert parse_report_args("ratio", [word]) == ReportArgs(days=20)
+    assert parse_report_args("top", [word, "电子"]) == ReportArgs(code="电子", days=20)
+
+
 @pytest.mark.parametrize("word", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10", "24-09-30",
                                   "2024-09-30x", "2024--09-30", "99999999", "2024-9", "2024年9月", "2024年2月30日"])
 def test_impossible_or_malformed_dates(word: str) -> None:
