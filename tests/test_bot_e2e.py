@@ -95,6 +95,9 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         # every command the bot answers but /start and the admins'
         assert [name for name in PRIVATE_COMMANDS if name != "help" and f"\n/{name} " not in help_text] == []
         assert set(PRIVATE_COMMANDS) == KNOWN_COMMANDS - {"start", *ADMIN_COMMANDS}
+        # what inline mode's "why nothing" button opens (t.me/<bot>?start=help): the help
+        await h.write(chat, ZH_USER, "/start help")
+        assert h.texts(chat)[-1] == help_text
         # and the 口径 of every figure the reports show
         figures = ("两融余额 =", "融资净买入 =", "两融交易占比 =", "节奏 =", "拐点 =", "HHI =", "稳定性 =",
                    "急升 =", "拥挤 =")

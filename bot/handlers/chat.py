@@ -35,6 +35,7 @@ from reports.i18n import LANGUAGES, t
 from storage import chats
 
 PUSH_TIMES = ("default", "12:00", "15:30", "20:00")
+HELP_PAYLOAD = "help"  # /start help: what inline mode's "why nothing" buttons open (bot.handlers.inline)
 KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settings", *REPORT_COMMANDS, *ADMIN_COMMANDS,
                             *WATCH_COMMANDS})
 # How alike (difflib's ratio) an unknown command's name and a known one must be for the known one to
@@ -48,8 +49,12 @@ NAME_LIKE_WORDS = 3
 
 async def start(update: Update, context: Context) -> None:
     """The welcome; with a deep link's payload (t.me/<bot>?start=stock_600519, the button under a
-    shared chart) the report it names instead."""
+    shared chart) the report it names instead; with "help" (the button of an inline answer that
+    could offer nothing) the help."""
     lang = await chat_language(update, context)
+    if context.args and context.args[0] == HELP_PAYLOAD:
+        await _send_help(update, context, lang)
+        return
     if context.args:
         try:
             kind, code, days, on = parse_start_payload(context.args[0])
@@ -63,8 +68,12 @@ async def start(update: Update, context: Context) -> None:
 
 async def help_command(update: Update, context: Context) -> None:
     lang = await chat_language(update, context)
+    await _send_help(update, context, lang, ignored_note(context, lang))
+
+
+async def _send_help(update: Update, context: Context, lang: str, note: str = "") -> None:
     username = services_of(context).bot_username or context.bot.username
-    await reply(update, t(lang, "bot.help", bot=username) + ignored_note(context, lang))
+    await reply(update, t(lang, "bot.help", bot=username) + note)
 
 
 async def subscribe(update: Update, context: Context) -> None:

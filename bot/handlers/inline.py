@@ -30,6 +30,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, InlineQueryHandler
 
 from bot.arguments import INLINE_REPORTS, UNWINDOWED, parse_inline_query, takes_window
+from bot.handlers.chat import HELP_PAYLOAD
 from bot.handlers.common import Context, answer_inline, user_language
 from bot.sending import start_payload, upload_chart
 from bot.services import Services, services_of
@@ -52,7 +53,7 @@ INLINE_RENDER_SECONDS = 3.0
 BUTTON_TEXT_LIMIT = 64
 
 
-def _button(text: str, payload: str = "help") -> InlineQueryResultsButton:
+def _button(text: str, payload: str = HELP_PAYLOAD) -> InlineQueryResultsButton:
     return InlineQueryResultsButton(text=clipped(text, BUTTON_TEXT_LIMIT), start_parameter=payload)
 
 
