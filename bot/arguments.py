@@ -164,8 +164,9 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
 
 # Inline mode: the reports a chat can share, and the Chinese words that name them.
 INLINE_REPORTS = ("summary", "balance", "ratio", "sectors", "signals", "top")
-INLINE_ALIASES = {"两融": "balance", "余额": "balance", "占比": "ratio", "行业": "sectors", "信号": "signals",
-                  "概览": "summary", "排行": "top"}
+INLINE_ALIASES = {"两融": "balance", "余额": "balance", "两融余额": "balance", "占比": "ratio", "交易占比": "ratio",
+                  "两融交易占比": "ratio", "行业": "sectors", "板块": "sectors", "信号": "signals", "预警": "signals",
+                  "概览": "summary", "每日概览": "summary", "日报": "summary", "排行": "top", "排名": "top"}
 STOCK_WORDS = ("stock", "个股")
 UNWINDOWED = ("summary",)  # the daily push's report: no command asks it for a window, nor does inline mode
 REPORT_COMMANDS = tuple(k for k in KINDS if k not in UNWINDOWED)  # a command each: all but the push's summary
@@ -249,7 +250,7 @@ def parse_inline_query(text: str) -> InlineRequest:
     typed = [w for w in typed if w not in dates]
     on: date | None = None
     if len(dates) > 1:
-        return _refused("bot.inline_one_date")
+        return _refused("bot.inline_one_date", example=f"{_example_of(typed)} {DATE_EXAMPLE}")
     if dates:
         try:
             on = parse_date(dates[0])
@@ -262,7 +263,7 @@ def parse_inline_query(text: str) -> InlineRequest:
     else:
         numbers = []  # "6005", "stock 6005": a code on its way
     if len(numbers) > 1:
-        return _refused("bot.inline_one_window")
+        return _refused("bot.inline_one_window", example=_example_of(typed))
     window = numbers[0] if numbers else None
     words = [w.lower() for w in typed]
     asked = INLINE_ALIASES.get(words[0], words[0]) if words else None
@@ -284,4 +285,20 @@ def parse_inline_query(text: str) -> InlineRequest:
     wanted = tuple((k, None) for k in (reports or INLINE_REPORTS))
     if names and not names_a_report:
         return _with_window(InlineRequest(wanted, name=names[0], on=on), window)
+    if len(names) > 1:  # "ratio foo": a word after the report's that means nothing to it, not ignored
+        return _refused("bot.inline_extra_words", words=clipped(" ".join(names[1:]), 32),
+                        example=_example_of(typed))
     return _with_window(InlineRequest(wanted, on=on), window)
+
+
+def _example_of(typed: list[str]) -> str:
+    """The example an inline refusal offers: that of the report the query's first word names
+    (_inline_example), a stock's where it names none."""
+    for word in typed:
+        lowered = word.lower()
+        kind = INLINE_ALIASES.get(lowered) or next((k for k in INLINE_REPORTS if k.startswith(lowered)), None)
+        if kind is not None and kind not in UNWINDOWED:
+            return _inline_example(kind)
+        if not _is_window_word(word):
+            break
+    return _inline_example("stock")

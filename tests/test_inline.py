@@ -88,12 +88,51 @@ def test_a_bad_window_is_refused_as_the_commands_refuse_it() -> None:
         "ratio 0": ("bot.inline_bad_window", {"value": "0", "max": 2500, "example": "ratio 250"}),
         "ratio -5": ("bot.inline_bad_window", {"value": "-5", "max": 2500, "example": "ratio 250"}),
         "600519 3000": ("bot.inline_bad_window", {"value": "3000", "max": 2500, "example": "stock 600519 60"}),
-        "top 20 60 电子": ("bot.inline_one_window", {}),
+        "top 20 60 电子": ("bot.inline_one_window", {"example": "top 5"}),
         "summary 20": ("bot.inline_no_window", {}),
         "概览 20": ("bot.inline_no_window", {}),
     }
     # a list of reports takes a window that one of them takes (sectors stop at 250, the others do not)
     assert parse_inline_query("s 300").days == 300
+
+
+def test_words_the_query_does_not_use_are_refused_not_ignored() -> None:
+    """`ratio foo` is not `ratio`: the word that means nothing is named, with the report's example;
+    the refusals' examples are the report's asked (`ratio 20 60`: ratio's, not the ranking's). A
+    window with its unit (`余额 250日`, the buttons' label) is the window."""
+    refusals = {query: parse_inline_query(query).refusal for query in
+                ("ratio foo", "ratio 250 xyz", "两融余额 60 abc", "ratio 20 60", "balance 2024-09-30 2024-10-08")}
+    assert {query: (r.key, r.params) for query, r in refusals.items() if r is not None} == {
+        "ratio foo": ("bot.inline_extra_words", {"words": "foo", "example": "ratio 250"}),
+        "ratio 250 xyz": ("bot.inline_extra_words", {"words": "xyz", "example": "ratio 250"}),
+        "两融余额 60 abc": ("bot.inline_extra_words", {"words": "abc", "example": "balance 60"}),
+        "ratio 20 60": ("bot.inline_one_window", {"example": "ratio 250"}),
+        "balance 2024-09-30 2024-10-08": ("bot.inline_one_date", {"example": "balance 60 2024-09-30"}),
+    }
+    with_unit = parse_inline_query("余额 250日")
+    assert (with_unit.wanted, with_unit.days) == ((("balance", None),), 250)
+    assert parse_inline_query("stock 600519 20d").days == 20
+
+
+@pytest.mark.parametrize(("query", "kind"), [("两融余额", "balance"), ("两融交易占比", "ratio"), ("交易占比", "ratio"),
+                                             ("每日概览", "summary"), ("排名", "top"), ("板块", "sectors")])
+def test_the_reports_chinese_names_name_them(query: str, kind: str) -> None:
+    """The titles on the results (两融余额, 两融交易占比, 每日概览) typed back offer that report."""
+    request = parse_inline_query(query)
+    assert (request.wanted, request.name, request.refusal) == (((kind, None),), None, None)
+
+
+async def test_a_sectors_name_offers_that_sector(demo_db: Engine, shared_reports: ReportService) -> None:
+    """`@bot 电子`, `@bot Banks`: no security's name holds them, a sector's does: that sector alone
+    and its ranking, not "nothing matched"."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        for user, name, lang in ((ZH_USER, "电子", "zh"), (EN_USER, "Banks", "en")):
+            answer = await answer_to(h, user, name)
+            assert [r["caption"] for r in answer["results"]] == [
+                expected(shared_reports, "sectors", code=name, lang=lang).caption,
+                expected(shared_reports, "top", code=name, lang=lang).caption]
+            assert "button" not in answer
 
 
 # ------------------------------------------------------------------------------------------------
@@ -160,7 +199,7 @@ async def test_a_bad_window_gets_its_reason_and_nothing_is_left_out_unsaid(
             (ZH_USER, "sectors 300", "窗口 “300” 无效:请输入 1 到 250 个交易日,例如 sectors 20"),
             (EN_USER, "ratio 0", "Window “0”: type 1 to 2500 trading days, e.g. ratio 250"),
             (EN_USER, "600519 3000", "Window “3000”: type 1 to 2500 trading days, e.g. stock 600519 60"),
-            (EN_USER, "top 20 60 电子", "One window at a time, e.g. top 20 Electronics"),
+            (EN_USER, "top 20 60 电子", "One window at a time, e.g. top 5"),
             (EN_USER, "summary 20", "The daily summary takes no window: type summary alone"),
             (ZH_USER, "概览 20", "每日概览不带窗口:只输入 概览 即可"),
         ]

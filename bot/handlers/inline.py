@@ -171,6 +171,15 @@ def _matches(engine: Engine, name: str, on: date | None) -> tuple[list[str], int
     return [code for code, _ in found[:MAX_CANDIDATES]], count
 
 
+def _names_a_sector(engine: Engine, name: str) -> bool:
+    """Whether `name` names one Shenwan level-1 sector (reports.securities.sector_code)."""
+    try:
+        securities.sector_code(engine, name)
+    except ReportError:
+        return False
+    return True
+
+
 async def inline_query(update: Update, context: Context) -> None:
     query = update.inline_query
     if query is None:
@@ -199,6 +208,9 @@ async def inline_query(update: Update, context: Context) -> None:
             # digits first (00700.HK, 600519.HK): meant as a code, so the reason is "no such
             # security", not the market's reports
             wanted = [("stock", request.name)]
+        elif await services.run(_names_a_sector, services.engine, request.name):
+            # "电子", "Banks": no security's name, a sector's: that sector alone and its ranking
+            wanted = [("sectors", request.name), ("top", request.name)]
         else:
             note = t(lang, "bot.inline_no_match", query=shown)
     if request.days is not None:
