@@ -250,7 +250,10 @@ def parse_inline_query(text: str) -> InlineRequest:
     typed = [w for w in typed if w not in dates]
     on: date | None = None
     if len(dates) > 1:
-        return _refused("bot.inline_one_date", example=f"{_example_of(typed)} {DATE_EXAMPLE}")
+        # the report's word and a date ("ratio 2024-09-30"; a stock's with its code)
+        words = _example_of(typed).split()
+        return _refused("bot.inline_one_date", example=" ".join([*words[:2 if words[0] == "stock" else 1],
+                                                                 DATE_EXAMPLE]))
     if dates:
         try:
             on = parse_date(dates[0])

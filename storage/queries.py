@@ -408,6 +408,14 @@ def stock_detail_dates(engine: Engine, day: date, count: int) -> list[date]:
     return sorted(d if isinstance(d, date) else date.fromisoformat(d) for d in days)
 
 
+def count_stored_spikes(engine: Engine, day: date, min_z: float) -> int:
+    """How many of the day's pre-computed spike candidates (StockSpikeDaily) have zscore >= min_z. The
+    table keeps storage.aggregate.SPIKE_KEEP candidates a day: a count of all of them may stand for more."""
+    sp = models.StockSpikeDaily
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).where(sp.trade_date == day, sp.zscore >= min_z)).scalar() or 0)
+
+
 def has_stock_rows(engine: Engine, day: date) -> bool:
     """True when per-security detail is stored for `day`."""
     sm = models.StockMargin

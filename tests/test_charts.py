@@ -440,7 +440,7 @@ def mdates_num(day: str) -> float:
     return float(mdates.date2num(pd.Timestamp(day).to_pydatetime()))
 
 
-SPIKE_LINE = {"zh": ("⚠️ 融资余额急升:", "⚠️ 融资急升:"), "en": ("⚠️ Financing spikes: ",)}
+SPIKE_LINE = {"zh": ("⚠️ 融资余额急升 ", "⚠️ 融资急升 "), "en": ("⚠️ Financing spikes in ",)}
 MORE = {"zh": re.compile(r"另有 (\d+) 只见图"), "en": re.compile(r"and (\d+) more in the chart")}
 
 
@@ -468,6 +468,8 @@ def test_the_text_accounts_for_every_spike_the_chart_draws(demo: Engine, monkeyp
     assert more is not None, line
     assert len(named) + int(more.group(1)) == charted
     assert named == drawn[0][: len(named)] and len(named) == (5 if kind == "signals" else 3)
+    # and how many the rule flags in all (the stored candidates of the day with z >= 2): 29, not ten
+    assert re.search(r"急升 29 只" if lang == "zh" else r"spikes in 29 stocks", line), line
     assert report_text.visible_length(report.caption) <= report_text.CAPTION_LIMIT
 
 
@@ -475,7 +477,7 @@ def test_the_text_accounts_for_every_spike_the_chart_draws(demo: Engine, monkeyp
 def test_no_more_is_claimed_when_the_text_names_every_spike(demo: Engine, lang: str) -> None:
     """Two spikes: both named, nothing "more" (the signals chart draws the two)."""
     data = dict(demo_report(demo, "signals", lang).data)
-    data.update(spikes=data["spikes"][:2], spikes_named=2)
+    data.update(spikes=data["spikes"][:2], spikes_named=2, spikes_total=2)
     caption, _ = report_text.render("signals", lang, data)
     [line] = [line for line in report_text.to_plain(caption).splitlines() if line.startswith(SPIKE_LINE[lang])]
     assert len(re.findall(r"\((\d{6})\)", line)) == 2 and MORE[lang].search(line) is None

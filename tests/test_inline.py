@@ -107,7 +107,7 @@ def test_words_the_query_does_not_use_are_refused_not_ignored() -> None:
         "ratio 250 xyz": ("bot.inline_extra_words", {"words": "xyz", "example": "ratio 250"}),
         "两融余额 60 abc": ("bot.inline_extra_words", {"words": "abc", "example": "balance 60"}),
         "ratio 20 60": ("bot.inline_one_window", {"example": "ratio 250"}),
-        "balance 2024-09-30 2024-10-08": ("bot.inline_one_date", {"example": "balance 60 2024-09-30"}),
+        "balance 2024-09-30 2024-10-08": ("bot.inline_one_date", {"example": "balance 2024-09-30"}),
     }
     with_unit = parse_inline_query("余额 250日")
     assert (with_unit.wanted, with_unit.days) == ((("balance", None),), 250)

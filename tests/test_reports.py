@@ -1262,18 +1262,21 @@ def test_stock_spike_zscore_is_the_market_lists(sqlite_engine: Engine) -> None:
     assert gappy["change_5d"] == pytest.approx(rzye(79) - rzye(74))  # 5 rows back: none is in the gap
 
 
-def test_a_day_without_any_stock_detail_is_skipped_by_both_spike_scores(sqlite_engine: Engine) -> None:
+@pytest.mark.parametrize(("scale", "flagged"), [(1e9, True), (1e7, False)])
+def test_a_day_without_any_stock_detail_is_skipped_by_both_spike_scores(sqlite_engine: Engine, scale: float,
+                                                                          flagged: bool) -> None:
     """A trade date whose per-stock detail is missing altogether (the market summary came, the
     detail did not) is skipped by the stored spike list and by the stock's own report alike: both
     give the z-score and the 5-day rise of the dates with detail, hand-computed here, and /stock has
-    a z-score on the day (a hole in its grid would leave it unknown for 65 dates)."""
+    a z-score on the day (a hole in its grid would leave it unknown for 65 dates). Flagged as a spike
+    by the list's rule: z >= 2 on a rise, of a balance of at least 5,000 万元 (a 1,000 万元 one is not)."""
     from storage.aggregate import rebuild_stock_spikes
 
     days = [d.date() for d in pd.bdate_range("2024-03-01", periods=80)]
     missing = days[76]  # 3 dates before the last
 
     def rzye(i: int) -> float:
-        return 1e9 * 1.01 ** i * (1.002 if i % 3 == 0 else 1.0) * (1.04 if i == 79 else 1.0)
+        return scale * 1.01 ** i * (1.002 if i % 3 == 0 else 1.0) * (1.04 if i == 79 else 1.0)
 
     summary = [{"trade_date": d, "exchange": "SSE", "rzye": 1e12, "rzmre": 5e10, "rzche": 5e10, "rqye": 1e10,
                 "rzrqye": 1.01e12, "source": "test"} for d in days]
@@ -1293,15 +1296,19 @@ def test_a_day_without_any_stock_detail_is_skipped_by_both_spike_scores(sqlite_e
     change = (level / level.shift(5) - 1) * 100
     past = change.iloc[-61:-1]
     expected = (change.iloc[-1] - past.mean()) / past.std(ddof=1)
-    with sqlite_engine.connect() as conn:
-        stored = conn.execute(text("SELECT zscore, change_pct FROM stock_spike_daily WHERE trade_date = :d"
-                                   " AND code = '600010'"), {"d": days[-1].isoformat()}).one()
+    from analytics.stocks import spike_scores
+
+    stored = spike_scores(pd.DataFrame({"600010": level.to_numpy()}), start=78).iloc[0]  # as stored
     report = ReportService(sqlite_engine).render("stock", code="600010", chart=False).data
-    assert stored[0] == pytest.approx(expected, rel=1e-9)
+    assert stored["zscore"] == pytest.approx(expected, rel=1e-9)
     assert report["spike_zscore"] == pytest.approx(expected, rel=1e-9)
-    assert stored[1] == pytest.approx(change.iloc[-1], rel=1e-9)
+    assert stored["change_pct"] == pytest.approx(change.iloc[-1], rel=1e-9)
     assert report["change_5d_pct"] == pytest.approx(change.iloc[-1], rel=1e-9)
-    assert report["spiking"] is True
+    assert report["spiking"] is flagged and expected > 2
+    with sqlite_engine.connect() as conn:  # the stored list keeps the large one only
+        listed = conn.execute(text("SELECT zscore FROM stock_spike_daily WHERE trade_date = :d"),
+                              {"d": days[-1].isoformat()}).scalars().all()
+    assert listed == ([pytest.approx(expected, rel=1e-9)] if flagged else [])
 
 
 def test_sectors_wait_for_the_days_stock_detail(sqlite_engine: Engine) -> None:
@@ -1937,7 +1944,7 @@ def test_a_caption_too_long_gives_its_last_lines_to_the_details(
     assert report_text.visible_length(caption) <= report_text.CAPTION_LIMIT
     assert lines[0].startswith("<b>Margin signals</b>") and lines[-1].startswith("<i>Data date")
     assert lines[-2].startswith("💡 Sector bottoming: Agriculture") and "Financing spikes" not in caption
-    assert details.splitlines()[0].startswith("⚠️ Financing spikes: ")  # moved, whole, to the top
+    assert details.splitlines()[0].startswith("⚠️ Financing spikes in 29 stocks ")  # moved, whole, to the top
     assert details.splitlines()[1] == ""
     assert all(r["name_en"] in report_text.to_plain(caption) for r in industry_name_rows())
     assert_telegram_html(caption)
@@ -2027,11 +2034,14 @@ def test_identical_renders_at_once_render_once(small: Engine, monkeypatch: pytes
                for _ in range(4)]
     for thread in threads:
         thread.start()
-    for _ in range(1000):  # until all four hold or wait for the one key's lock
-        if [entry[1] for entry in service._key_locks.values()] == [4]:
+    def held() -> list[int]:
+        return sorted(entry[1] for entry in service._key_locks.values())
+
+    for _ in range(1000):  # until all four hold or wait for the one key's lock (and one builds its figures)
+        if held() == [1, 4]:
             break
         threading.Event().wait(0.01)
-    assert [entry[1] for entry in service._key_locks.values()] == [4]
+    assert held() == [1, 4]
     release.set()
     for thread in threads:
         thread.join(10)

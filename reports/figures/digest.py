@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from typing import Any
 
+import pandas as pd
 from sqlalchemy import Engine
 
 from analytics import amplification, stocks
 from reports.errors import ReportError
 from reports.figures.common import (
     AMPLIFYING_CORR,
+    SPIKE_TOP,
     SPIKE_Z,
     SPIKES_NAMED,
     SUMMARY_SPIKES_CHARTED,
@@ -25,6 +28,7 @@ from reports.figures.common import (
 from reports.figures.sectors import _bottoming
 from reports.figures.stocks import _short_structure, _spikes, _spikes_scored
 from storage import queries
+from storage.aggregate import SPIKE_KEEP
 
 
 def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None = None) -> Figures:
@@ -88,6 +92,9 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
         ],
         # the spikes the caption names; the rest of the list only the chart names, and the text counts them
         spikes_named=min(len(spikes), SPIKES_NAMED),
+        # every stock the rule flags that day, of which the list holds the SPIKE_TOP largest z-scores
+        # (capped: the stored candidates, SPIKE_KEEP a day, all qualify, so there may be more)
+        **_spikes_total(engine, day, spikes),
         short_structure=short,
         spike_z=SPIKE_Z,
         spike_min_balance=stocks.SPIKE_MIN_BALANCE,
@@ -104,6 +111,15 @@ def signals_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
     return Figures("signals", data, {"spikes": data["spikes"], "ratio": rat.series["ratio"].iloc[-days:],
                                      "band": rat.series["band"].iloc[-days:],
                                      "percentile_since": data["percentile_since"]})
+
+
+def _spikes_total(engine: Engine, day: date, listed: pd.DataFrame) -> dict[str, Any]:
+    """spikes_total: the stocks the spike rule flags on `day` (the list shows the first SPIKE_TOP of
+    them); spikes_total_capped: every stored candidate qualifies, so the count may stand for more."""
+    total = queries.count_stored_spikes(engine, day, SPIKE_Z)
+    if total < len(listed):  # the list came from stock rows, nothing stored for the day (figures.stocks._spikes)
+        return {"spikes_total": len(listed), "spikes_total_capped": len(listed) >= SPIKE_TOP}
+    return {"spikes_total": total, "spikes_total_capped": total >= SPIKE_KEEP}
 
 
 def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None = None) -> Figures:

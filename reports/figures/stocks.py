@@ -90,6 +90,12 @@ def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     return out
 
 
+def _spiking(zscore: float, rise_5d_pct: float, rzye: float | None) -> bool:
+    """The market's spike list's rule, which the stock report and the watch lines flag: a 5-day rise
+    with z >= SPIKE_Z, of a financing balance of at least stocks.SPIKE_MIN_BALANCE (元)."""
+    return bool(zscore >= SPIKE_Z and rise_5d_pct > 0 and rzye is not None and rzye >= stocks.SPIKE_MIN_BALANCE)
+
+
 def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Figures:
     """One security: balance history, 5/20-day change, rank by 融资余额, spike z-score."""
     if not code or not CODE_RE.match(code):
@@ -165,8 +171,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         sector_rank=sector_rank,
         sector_of=sector_count,
         spike_zscore=_num(z),
-        # the market's spike list's rule (SPIKE_Z), on a rise: the stock and watch lines flag it
-        spiking=bool(z >= SPIKE_Z and rise_5d_pct > 0),
+        spiking=_spiking(z, rise_5d_pct, last["rzye"]),
         series=_series_records(window["rzye"], "rzye"),
     )
     return Figures("stock", data, {"history": window})
@@ -197,7 +202,7 @@ def watch_figures(engine: Engine, day: date, codes: Iterable[str]) -> dict[str, 
         out[code] = {"date": day.isoformat(), "code": code, "name": str(on_day.at[code, "name"]),
                      "rzye": _num(level.iloc[-1]), "change_1d": _num(balance.change(level, 1)),
                      "change_5d_pct": _num(rise_5d_pct), "spike_zscore": _num(z),
-                     "spiking": bool(z >= SPIKE_Z and rise_5d_pct > 0)}
+                     "spiking": _spiking(z, rise_5d_pct, level.iloc[-1])}
     return out
 
 
