@@ -738,13 +738,14 @@ def test_sector_headlines_rank_net_buying_not_a_reclassified_balance(sqlite_engi
     assert [r["code"] for r in d["inflows"]] == ["270000"] and [r["code"] for r in d["outflows"]] == ["480000"]
     zh = report_text.to_plain(report_text.render("sectors", "zh", d)[0])
     en = report_text.to_plain(report_text.render("sectors", "en", d)[0])
-    assert "融资净买入最多:电子 +8.75 亿元\n融资净偿还最多:银行 -8.75 亿元\n" in zh
-    assert "Largest net margin buying: Electronics +0.88 bn\nLargest net margin repayment: Banks -0.88 bn\n" in en
+    # a net repayment is an amount repaid: positive (-8.75 亿元 of net buying is 8.75 亿元 repaid)
+    assert "融资净买入最多:电子 +8.75 亿元\n融资净偿还最多:银行 8.75 亿元\n" in zh
+    assert "Largest net margin buying: Electronics +0.88 bn\nLargest net margin repayment: Banks 0.88 bn\n" in en
     push_zh = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="zh", chart=False).caption)
     push_en = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="en", chart=False).caption)
-    assert "近20日融资净买入最多:电子 +8.75 亿元\n融资净偿还最多:银行 -8.75 亿元\n" in push_zh
+    assert "近20日融资净买入最多:电子 +8.75 亿元\n融资净偿还最多:银行 8.75 亿元\n" in push_zh
     assert ("20-day net margin buying: Electronics +0.88 bn\n"
-            "Net repayment: Banks -0.88 bn\n") in push_en
+            "Net repayment: Banks 0.88 bn\n") in push_en
 
 
 def test_sector_headlines_say_which_net_buying_is_unknown(sqlite_engine: Engine) -> None:
@@ -876,7 +877,7 @@ def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: 
     assert f"近5日变化未知:{DAYS[-6].isoformat()} 没有个股明细数据。" in caption
     assert "资金向头部行业集中" not in caption  # no concentration claim on an unknown base
     # the net buying is known: 5 x 50e6 each way, pharma (0) on neither side
-    assert "融资净买入最多:电子 +2.50 亿元\n融资净偿还最多:银行 -2.50 亿元\n" in caption
+    assert "融资净买入最多:电子 +2.50 亿元\n融资净偿还最多:银行 2.50 亿元\n" in caption
     five = {r["code"]: r for r in rendered.data["sectors"]}
     assert [(r["change"], r["share_change_pp"]) for r in five.values()] == [(None, None)] * 3
     assert five["270000"]["net_buy"] == pytest.approx(0.25e9)  # its days (DAYS[-5..-1]) are all known
@@ -1692,13 +1693,13 @@ def test_sector_headlines_are_net_buying_across_a_reclassification(demo: Engine)
     assert [r["code"] for r in d["outflows"]] == list(ranked.index[:3]) == ["720000", "490000", "370000"]
     caption = report_text.to_plain(service.render("sectors", on=day, lang="zh", chart=False).caption)
     assert "融资净买入最多:基础化工 +62.14 亿元;电子 +44.08 亿元;电力设备 +42.89 亿元\n" in caption
-    assert "融资净偿还最多:传媒 -74.83 亿元;非银金融 -14.63 亿元;医药生物 -10.96 亿元\n" in caption
+    assert "融资净偿还最多:传媒 74.83 亿元;非银金融 14.63 亿元;医药生物 10.96 亿元\n" in caption
     en = report_text.to_plain(service.render("sectors", on=day, lang="en", chart=False).caption)
     assert "Largest net margin buying: Basic Chemicals +6.21 bn; Electronics +4.41 bn; Power Equipment +4.29 bn\n" in en
-    assert "Largest net margin repayment: Media -7.48 bn; Non-bank Finance -1.46 bn; Pharma & Biotech -1.10 bn\n" in en
+    assert "Largest net margin repayment: Media 7.48 bn; Non-bank Finance 1.46 bn; Pharma & Biotech 1.10 bn\n" in en
     push = report_text.to_plain(service.render("summary", on=day, lang="zh", chart=False).caption)
     assert "近20日融资净买入最多:基础化工 +62.14 亿元;电子 +44.08 亿元;电力设备 +42.89 亿元\n" in push
-    assert "融资净偿还最多:传媒 -74.83 亿元;非银金融 -14.63 亿元;医药生物 -10.96 亿元\n" in push
+    assert "融资净偿还最多:传媒 74.83 亿元;非银金融 14.63 亿元;医药生物 10.96 亿元\n" in push
 
 
 def test_demo_bottoming_sector_in_sectors_and_signals(demo_reports: Callable[[str, str], RenderedReport]) -> None:
