@@ -2048,3 +2048,14 @@ def test_identical_renders_at_once_render_once(small: Engine, monkeypatch: pytes
         thread.join(10)
     assert built == ["balance"] and len(results) == 4 and all(r is results[0] for r in results)
     assert service._key_locks == {}
+
+
+@pytest.mark.parametrize(("percentile", "band"), [(19.0, None), (10.0, "low"), (3.0, "low"), (50.0, None),
+                                                  (85.0, None), (90.0, "high"), (float("nan"), None)])
+def test_the_ratio_reads_high_or_low_only_outside_the_band_its_chart_draws(percentile: float,
+                                                                           band: str | None) -> None:
+    """The ratio chart shades the 10th-90th percentile band: a 19th percentile, inside it, is not
+    "running low" in the text."""
+    from reports.figures.common import _band
+
+    assert _band(percentile) == band

@@ -39,8 +39,9 @@ CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
 # (a moderate positive link; below it the two move together too loosely to say so).
 AMPLIFYING_CORR = 0.5
 # The ratio's 3-year percentile at or above HIGH_PERCENTILE reads "high", at or below LOW_PERCENTILE
-# "low": its outer fifths (the crowding warning asks more: 90th percentile, 5 days, a rising index).
-HIGH_PERCENTILE, LOW_PERCENTILE = 80.0, 20.0
+# "low": outside the 10th-90th percentile band its chart draws, so that the text never calls "low" a
+# line the chart shows inside the band (the crowding warning asks more: 5 days, a rising index).
+HIGH_PERCENTILE, LOW_PERCENTILE = 90.0, 10.0
 # Smallest shifts read as a trend: an HHI change under 1 point prints as 0, and a change of the
 # median CV under 0.05 percentage points is day-to-day noise.
 HHI_MIN_CHANGE = 1.0
