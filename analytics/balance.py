@@ -274,6 +274,22 @@ def percentile_rank(series: pd.Series, years: int = 3, min_periods: int = 1) -> 
     return float((w <= x.iloc[-1]).sum()) / len(w) * 100.0
 
 
+def window_extreme(series: pd.Series, years: int = 3, min_periods: int = 1) -> str | None:
+    """Whether the last value is the highest or the lowest within the trailing ``years`` calendar
+    years (the window of :func:`percentile_rank`): "highest" where ``x[T] >= max(x[t])``, "lowest"
+    where ``x[T] <= min(x[t])`` (a tie counts), else None; None too with fewer than ``min_periods``
+    values. A percentile of 100 is the highest, but one of 0.13 (1 of 750) prints as "0": this says
+    which it is."""
+    x = _known(series)
+    if x.empty:
+        return None
+    w = x[x.index > x.index[-1] - pd.DateOffset(years=years)]
+    if len(w) < max(min_periods, 2):
+        return None
+    last = x.iloc[-1]
+    return "highest" if last >= w.max() else "lowest" if last <= w.min() else None
+
+
 def quantile_label(q: float) -> str:
     """Column label for quantile ``q``: 0.1 -> "q10", 0.5 -> "q50", 0.025 -> "q2.5"."""
     return f"q{round(q * 100, 6):g}"

@@ -256,3 +256,14 @@ def test_rolling_quantiles_band() -> None:
 
 def test_direction_of_a_change() -> None:
     assert [balance.direction(v) for v in (1.5, 0.0, -2.0, math.nan)] == ["up", "up", "down", None]
+
+
+def test_window_extreme_says_highest_lowest_or_neither() -> None:
+    """Over the trailing 3 calendar years: the last value at (or tied with) the window's max is
+    "highest", at its min "lowest"; values older than 3 years do not count."""
+    days = pd.to_datetime(["2020-01-02", "2023-06-01", "2024-01-02", "2025-01-02", "2026-01-02"])
+    assert balance.window_extreme(pd.Series([9.0, 5.0, 6.0, 7.0, 4.0], index=days)) == "lowest"
+    assert balance.window_extreme(pd.Series([99.0, 5.0, 6.0, 7.0, 7.0], index=days)) == "highest"  # 99 is too old
+    assert balance.window_extreme(pd.Series([1.0, 5.0, 6.0, 7.0, 6.5], index=days)) is None
+    assert balance.window_extreme(pd.Series([1.0, 5.0, 6.0, 7.0, 6.5], index=days), min_periods=5) is None
+    assert balance.window_extreme(pd.Series([4.0], index=days[:1])) is None  # one value: neither

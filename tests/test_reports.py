@@ -2059,3 +2059,15 @@ def test_the_ratio_reads_high_or_low_only_outside_the_band_its_chart_draws(perce
     from reports.figures.common import _band
 
     assert _band(percentile) == band
+
+
+@pytest.mark.parametrize(("extreme", "zh", "en"), [
+    ("lowest", "余额处于近三年最低", "The balance stands at the lowest over the past 3 years"),
+    ("highest", "余额处于近三年最高", "The balance stands at the highest over the past 3 years"),
+    (None, "余额处于近三年 95% 分位", "The balance stands at the 95th percentile over the past 3 years")])
+def test_a_percentile_at_the_end_of_its_span_says_highest_or_lowest(
+        demo_reports: Callable[[str, str], RenderedReport], extreme: str | None, zh: str, en: str) -> None:
+    """A 3-year low is "近三年最低", not "0% 分位" (1 of 750 rounds to 0): the reports say which end."""
+    for lang, line in (("zh", zh), ("en", en)):
+        data = dict(demo_reports("balance", lang).data, percentile_extreme=extreme)
+        assert line in report_text.to_plain(report_text.render("balance", lang, data)[0]), lang

@@ -323,7 +323,9 @@ def test_percentiles_say_how_far_back_they_look(real: Engine) -> None:
     assert full.data["percentile_since"] is None and "(近三年 " in full.caption
     short = service.render("balance", on=date(2011, 6, 30), lang="en", chart=False)
     assert short.data["percentile_since"] == "2010-03-31"
-    assert "percentile since 2010-03-31" in short.caption
+    # margin trading was growing: its record then, said as such (not "the 100th percentile")
+    assert short.data["percentile_extreme"] == "highest" and short.data["percentile_3y"] == 100.0
+    assert "stands at <b>the highest since 2010-03-31</b>" in short.caption
 
 
 def test_an_early_balance_is_drawn_in_the_unit_its_headline_uses(real: Engine,

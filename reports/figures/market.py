@@ -73,6 +73,7 @@ def balance_figures(engine: Engine, day: date, days: int) -> Figures:
         turning_point={"date": tp[0].date().isoformat(), "direction": tp[1],
                        "trade_days_ago": int((on_grid.index > tp[0]).sum())} if tp else None,
         percentile_3y=_num(balance.percentile_rank(level, years=3, min_periods=PERCENTILE_MIN_DAYS)),
+        percentile_extreme=balance.window_extreme(level, years=3, min_periods=PERCENTILE_MIN_DAYS),
         percentile_since=_percentile_since(level, day),
         exchanges=_exchange_rows(queries.summary_rows(engine, on_grid.index[-21].date() if len(on_grid) > 20
                                                       else start, day), day, on_grid.index),
@@ -238,6 +239,7 @@ def ratio_figures(engine: Engine, day: date, days: int) -> Figures:
         turnover_a_share_only=bool(turnover["a_share_only"].iloc[-1]) if not turnover.empty else False,
         ma20=_num(ma.iloc[-1]),
         percentile_3y=_num(percentile),
+        percentile_extreme=balance.window_extreme(pct, years=3, min_periods=PERCENTILE_MIN_DAYS),
         # "high" / "low" against the 3 years (HIGH_PERCENTILE, LOW_PERCENTILE), None in between or unknown
         percentile_band=_band(percentile),
         percentile_since=_percentile_since(pct, day),
