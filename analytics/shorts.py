@@ -15,13 +15,14 @@ from collections.abc import Mapping
 BUCKETS = ("etf", "hs300", "other")
 
 
-def hedging_rising(now: Mapping[str, float], then: Mapping[str, float]) -> bool:
-    """True when the share of 融券余额 in ETFs and CSI 300 constituents together rose (对冲和套利).
+def hedging_rising(now: Mapping[str, float], then: Mapping[str, float], min_change_pp: float = 0.0) -> bool:
+    """True when the share of 融券余额 in ETFs and CSI 300 constituents together rose (对冲和套利) by
+    more than ``min_change_pp`` percentage points.
 
-    Formula: ``(now.etf + now.hs300) > (then.etf + then.hs300)``, shares in percent; False when
-    either is unknown (nan).
+    Formula: ``(now.etf + now.hs300) - (then.etf + then.hs300) > min_change_pp``, shares in percent;
+    False when either is unknown (nan).
     """
-    return bool(now["etf"] + now["hs300"] > then["etf"] + then["hs300"])
+    return bool((now["etf"] + now["hs300"]) - (then["etf"] + then["hs300"]) > min_change_pp)
 
 
 def shares_of_sums(sums: Mapping[str, float]) -> dict[str, float]:

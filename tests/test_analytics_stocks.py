@@ -161,3 +161,6 @@ def test_hedging_rising_reads_etf_and_constituents_together() -> None:
     assert shorts.hedging_rising({"etf": 30.0, "hs300": 25.0, "other": 45.0}, then) is True  # 55 > 50
     assert shorts.hedging_rising({"etf": 30.0, "hs300": 20.0, "other": 50.0}, then) is False  # 50, not more
     assert shorts.hedging_rising({"etf": math.nan, "hs300": math.nan, "other": math.nan}, then) is False
+    # a rise under the minimum asked is not a trend: 50.3 - 50 = 0.3 points
+    assert shorts.hedging_rising({"etf": 30.0, "hs300": 20.3, "other": 49.7}, then, min_change_pp=0.5) is False
+    assert shorts.hedging_rising({"etf": 30.0, "hs300": 20.6, "other": 49.4}, then, min_change_pp=0.5) is True

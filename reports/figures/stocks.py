@@ -14,6 +14,7 @@ from analytics import balance, shorts, stocks
 from reports.errors import ReportError
 from reports.figures.common import (
     CODE_RE,
+    HEDGING_MIN_CHANGE_PP,
     HS300,
     SHORT_SHIFT_DAYS,
     SPIKE_DATES_LOADED,
@@ -86,7 +87,7 @@ def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     out["missing_rqye"] = today.missing
     out["estimated_rqye"] = today.estimated  # SSE's 融券余量 valued at the day's close (storage.ingest)
     out["change_pp"] = {k: _num(now[k] - then[k]) for k in now} if then else None
-    out["hedging_rising"] = shorts.hedging_rising(now, then) if then else False
+    out["hedging_rising"] = shorts.hedging_rising(now, then, HEDGING_MIN_CHANGE_PP) if then else False
     return out
 
 
