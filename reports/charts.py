@@ -67,6 +67,11 @@ DASHBOARD_LEGEND_SIZE = 8.5
 # Bars of a day's figure are 0.8 of a day wide; from this many on, a day wide (touching): at under
 # ~3 px a day, 0.8 of a day rounds to 1 px for some bars and 2 for others (solid bars beside hairlines).
 WIDE_BARS = 80
+# A daily bar is at most this share of the days the x axis spans (first date drawn to last): the
+# one change of a two-date window (the first days of a history) would otherwise be a bar 0.8 of a
+# day wide on an axis 1.1 days wide, half the chart. Windows of 5 days or more (7 days spanned at
+# least) keep bars 0.8 of a day wide.
+BAR_SPAN_SHARE = 0.12
 # The balance axis is in 万亿 / trn only where the level moves at least this much (元, 0.1 万亿) over
 # the window: with ~10 ticks at most, steps of 0.01 万亿 or more, two decimals. A flatter level (a few
 # days, a quiet month) is drawn in 亿元 / bn, where its ticks are still whole or nearly so.
@@ -76,10 +81,14 @@ HEADLINE_SPAN_MIN = 1e11
 MONEY_STEPS = (1, 2, 5, 10)
 MONEY_MIN_TICKS = 4
 MONEY_DECIMALS = 2
+LABEL_GREY = "#555555"  # the values at the ends of bars
 # Heights (inches) of the charts that leave their empty panels out: the dashboard with its upper row
 # alone, the signals chart with the ratio alone (a line under them says why).
 SUMMARY_ONE_ROW_HEIGHT = 5.4
 SIGNALS_ONE_PANEL_HEIGHT = 4.6
+BALANCE_ONE_PANEL_HEIGHT = 4.6  # the balance chart without a daily change to draw (the first day)
+# A money axis gets at least this many ticks in view (a short panel of bars from -9 to 3 got 0 and -5).
+MONEY_LEAST_TICKS = 3
 # Trade dates of per-stock detail a spike z-score needs: the day's own and the 65 before it (the
 # 5-day changes of the previous 60, analytics.stocks).
 SPIKE_DETAIL_DAYS = SPIKE_DATES_BEFORE + 1
@@ -123,9 +132,17 @@ def _date_nums(index: pd.Index) -> np.ndarray:
     return np.asarray(mdates.date2num(pd.DatetimeIndex(index).to_numpy()), dtype=float)
 
 
-def _bar_width(count: int) -> float:
-    """Bar width in days for `count` daily bars (see WIDE_BARS)."""
-    return 0.8 if count < WIDE_BARS else 1.0
+def _bar_width(count: int, span: float = 0.0) -> float:
+    """Bar width in days for `count` daily bars (see WIDE_BARS) on an x axis spanning `span` days
+    from its first date to its last (see BAR_SPAN_SHARE; 0: one date, shown a week wide)."""
+    width = 0.8 if count < WIDE_BARS else 1.0
+    return min(width, BAR_SPAN_SHARE * span) if span > 0 else width
+
+
+def _span(*indexes: pd.Index) -> float:
+    """Days from the first date of `indexes` to the last."""
+    days = np.concatenate([_date_nums(index) for index in indexes if len(index)] or [np.zeros(0)])
+    return float(days.max() - days.min()) if len(days) else 0.0
 
 
 def _start_at_bars(ax: Axes, days: np.ndarray, width: float) -> None:
@@ -150,13 +167,32 @@ class _MoneyLocator(MaxNLocator):
     def tick_values(self, vmin: float, vmax: float) -> Any:
         ticks = super().tick_values(vmin, vmax)
         low, high = sorted((vmin, vmax))
-        if ((ticks >= low) & (ticks <= high)).sum() >= MONEY_MIN_TICKS:
+
+        def shown(values: Any) -> int:
+            return int(((values >= low) & (values <= high)).sum())
+
+        if shown(ticks) >= MONEY_MIN_TICKS:
             return ticks
-        finer = MaxNLocator(nbins=self._nbins, steps=[1, 2, 2.5, 5, 10])
+        denser = self._finer(vmin, vmax, self._nbins)
+        if denser is not None:
+            ticks = denser
+        # still fewer than MONEY_LEAST_TICKS in view (a short panel whose bars run from -9 to 3 got
+        # -5 and 0): more bins, until there are
+        bins = len(ticks) - 1
+        while shown(ticks) < MONEY_LEAST_TICKS and bins < 12 and high > low:
+            bins += 1
+            denser = self._finer(vmin, vmax, bins)
+            ticks = denser if denser is not None else MaxNLocator(nbins=bins, steps=list(MONEY_STEPS)).tick_values(
+                vmin, vmax)
+        return ticks
+
+    def _finer(self, vmin: float, vmax: float, bins: Any) -> Any:
+        """Ticks with 2.5 among the steps, or None where that step needs more than MONEY_DECIMALS decimals."""
+        finer = MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10])
         finer.set_axis(self.axis)
         denser = finer.tick_values(vmin, vmax)
         scaled = (denser[1] - denser[0]) * 10**MONEY_DECIMALS if len(denser) > 1 else 1.0
-        return denser if abs(scaled - round(scaled)) < 1e-6 else ticks
+        return denser if abs(scaled - round(scaled)) < 1e-6 else None
 
 
 def _money_ticks(ax: Axes) -> None:
@@ -170,19 +206,28 @@ def _plot_balance(ax_level: Axes, ax_change: Axes | None, series: dict[str, Any]
     # In 万亿 / trn as the headline, unless the balance stays under 0.1 万亿 (the first years of
     # margin trading: the headline is in 亿元 / bn then too) or moves less than HEADLINE_SPAN_MIN
     # over the window (ticks of 1.61500 .. 1.61675 万亿 read as one number): then in 亿元 / bn.
+    # A balance under 1 亿元 / 1 bn (the first days of 2010: 659 万元) in 万元 / CNY mn, as
+    # fmt.axis_unit chooses for one security: 0.063 .. 0.069 亿元 reads as noise.
     values = series["level"].abs()
     small = bool(values.max() < HEADLINE_MIN or values.max() - values.min() < HEADLINE_SPAN_MIN)
-    level = series["level"] / (money_scale(lang) if small else headline_scale(lang))
+    if values.max() < money_scale(lang):
+        scale, unit = axis_unit(series["level"].to_numpy(dtype=float), lang)
+        level = series["level"] / scale
+        ax_level.set_ylabel(t(lang, "chart.rzrqye_unit", unit=unit))
+    else:
+        level = series["level"] / (money_scale(lang) if small else headline_scale(lang))
+        ax_level.set_ylabel(t(lang, "chart.rzrqye_small" if small else "chart.rzrqye"))
     series_line(ax_level, level.index, level.to_numpy(), color=LINE, linewidth=2)
-    ax_level.set_ylabel(t(lang, "chart.rzrqye_small" if small else "chart.rzrqye"))
     _money_ticks(ax_level)
     dates = level.index
     if ax_change is not None:
-        change = series["daily_change"] / money_scale(lang)
-        width = _bar_width(len(change))
+        scale, unit = axis_unit(series["daily_change"].to_numpy(dtype=float), lang)
+        change = series["daily_change"] / scale
+        width = _bar_width(len(change), _span(level.index, change.index))
         days = _date_nums(change.index)
         draw_bars(ax_change, days, change.to_numpy(), _bar_colors(change.to_numpy(), lang), width)
-        ax_change.set_ylabel(t(lang, "chart.daily_change"))
+        ax_change.set_ylabel(t(lang, "chart.daily_change") if scale == money_scale(lang)
+                             else t(lang, "chart.daily_change_unit", unit=unit))
         ax_change.axhline(0, color="#444444", linewidth=0.8)
         _money_ticks(ax_change)
         _start_at_bars(ax_level, days, width)
@@ -306,6 +351,17 @@ def _place_turn_label(label: _TurnLabel | None) -> None:
 
 
 def balance_chart(figures: Figures, lang: str) -> bytes:
+    """The balance and its daily change below; where the window has no change to draw (the first day
+    of the history; changes between days that sum different exchanges), the balance alone and one
+    line saying why, not an empty panel."""
+    series = figures.series
+    if not np.isfinite(series["daily_change"].to_numpy(dtype=float)).any():
+        fig, (ax_level,) = axes_grid(BALANCE_ONE_PANEL_HEIGHT)
+        turn = _plot_balance(ax_level, None, series, lang)
+        reason = "chart.no_daily_change" if len(series["level"]) < 2 else "chart.daily_change_unknown"
+        arrange(fig, [[Cell(ax_level, t(lang, "chart.balance_title"))]], note=t(lang, reason))
+        _place_turn_label(turn)
+        return _finish(fig, figures, lang)
     fig, (ax_level, ax_change) = axes_grid(6.0, 2, sharex=True, height_ratios=(2, 1))
     turn = _plot_balance(ax_level, ax_change, figures.series, lang)
     arrange(fig, [[Cell(ax_level, t(lang, "chart.balance_title"), xticks=False)], [Cell(ax_change)]], [2, 1])
@@ -340,6 +396,7 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
         series_line(ax, series["ma"].index, series["ma"].to_numpy(), color=ACCENT, linewidth=1.2,
                 label=t(lang, "chart.ratio_ma"))
     ax.set_ylabel(name)
+    _lone_ratio_from_zero(ax, ratio.to_numpy(dtype=float))
     handles, labels = ax.get_legend_handles_labels()
     index = series.get("index")
     twin = None
@@ -355,6 +412,28 @@ def _plot_ratio(ax: Axes, series: dict[str, Any], lang: str, with_index: bool = 
     date_axis(ax, lang, ratio.index)
     _legend_on_top(ax, twin, handles, labels, legend_size)
     return twin
+
+
+# Decimals a ratio tick may need: where the values are one, or closer together than RATIO_STEPS steps
+# of this many decimals (the first days of 2010: 0.0030 .. 0.0035 %; one day: ticks 0.00285 ..
+# 0.00315 around it), the axis runs from 0 in at most RATIO_STEPS steps instead.
+RATIO_DECIMALS = 3
+RATIO_STEPS = 5
+
+
+def _lone_ratio_from_zero(ax: Axes, values: np.ndarray) -> None:
+    """A ratio of one value, or of values too close for ticks of RATIO_DECIMALS decimals: the axis
+    from 0 to a little above the highest value drawn, ticks on 1, 2 or 5 (x 10^k)."""
+    known = values[np.isfinite(values)]
+    if not len(known) or known.min() < 0:
+        return
+    if len(known) > 1 and known.max() - known.min() >= RATIO_STEPS * 10.0**-RATIO_DECIMALS:
+        return
+    top = float(np.nanmax([ax.dataLim.y1, known.max()]))
+    if top <= 0:
+        return
+    ax.set_ylim(0.0, top * 1.2)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=RATIO_STEPS, steps=list(MONEY_STEPS)))
 
 
 def _legend_on_top(ax: Axes, twin: Axes | None, handles: list[Any], labels: list[str],
@@ -400,11 +479,17 @@ def _names(ax: Axes, names: Sequence[str]) -> None:
 
 
 def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], labels: list[str | None],
-                  lang: str) -> _BarLabels:
+                  lang: str, label_signs: list[float | None] | None = None) -> _BarLabels:
     """Horizontal bars of money changes (元, shown in 亿元 / CNY bn), the first on top, each with its
     label at the bar's end; limits from the largest fall to the largest rise (not symmetric: a chart
-    of rises alone would give half its width to nothing)."""
+    of rises alone would give half its width to nothing).
+
+    `label_signs`: where a label is another figure than its bar's (a sector's share change, which
+    can fall while its balance rises), the value each label shows: the label is then coloured up or
+    down by its own sign (grey at 0), so "-0.15" beside a red bar reads as a fall of something else.
+    Otherwise the labels are grey."""
     names, changes, labels = names[::-1], changes[::-1], labels[::-1]  # barh draws bottom up
+    signs = label_signs[::-1] if label_signs is not None else [None] * len(labels)
     unit = money_scale(lang)
     values = np.array([(c or 0.0) / unit for c in changes])
     y = np.arange(len(values))
@@ -413,8 +498,9 @@ def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], label
     if len(values):
         ax.axvline(0, color="#444444", linewidth=0.8)
     span = max(float(np.abs(values).max()) if len(values) else 1.0, 1e-9)
-    texts, starts, spots, sides = [], [], [], []
-    for yi, value, label in zip(y, values, labels, strict=True):
+    texts, starts, spots, sides, colors = [], [], [], [], []
+    up, down = up_down_colors(lang)
+    for yi, value, label, sign in zip(y, values, labels, signs, strict=True):
         if label is None:
             continue
         start = value + (0.02 * span if value >= 0 else -0.02 * span)
@@ -422,7 +508,8 @@ def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], label
         starts.append(start)
         spots.append((start, float(yi)))
         sides.append("left" if value >= 0 else "right")
-    add_labels(ax, spots, texts, ha=sides, va="center", size=8.0, color="#555555")
+        colors.append(LABEL_GREY if sign is None or round(sign, 2) == 0 else up if sign > 0 else down)
+    add_labels(ax, spots, texts, ha=sides, va="center", size=8.0, color=colors)
     low = float(values.min()) if len(values) else 0.0
     high = float(values.max()) if len(values) else 0.0
     ax.set_xlim(min(low, 0.0) - 0.05 * span, max(high, 0.0) + 0.05 * span)
@@ -431,13 +518,15 @@ def _plot_changes(ax: Axes, names: list[str], changes: list[float | None], label
 
 
 def _plot_sectors(ax: Axes, rows: list[dict[str, Any]], lang: str, limit: int | None = None) -> _BarLabels:
-    """Sector shifts, largest inflow on top, labelled with the share change (pp)."""
+    """Sector shifts, largest inflow on top, labelled with the share change (pp), each label in the
+    colour of its own sign (a balance can rise while its share falls)."""
     if limit and len(rows) > limit:
         half = limit // 2
         rows = rows[:half] + rows[-half:]
     return _plot_changes(
         ax, [r["name"] if lang == "zh" else r["name_en"] for r in rows], [r["change"] for r in rows],
-        [None if r.get("share_change_pp") is None else _share_change(r["share_change_pp"], lang) for r in rows], lang)
+        [None if r.get("share_change_pp") is None else _share_change(r["share_change_pp"], lang) for r in rows], lang,
+        label_signs=[r.get("share_change_pp") for r in rows])
 
 
 def _share_change(points: float, lang: str) -> str:
@@ -543,7 +632,7 @@ def top_chart(figures: Figures, lang: str) -> bytes:
     labels = _plot_changes(ax, [f"{r['name']} {r['code']}" for r in rows], [r["change"] for r in rows], percents,
                            lang)
     days = figures.data["days"]
-    labels.ax.set_xlabel(t(lang, "chart.sector_change", days=days))
+    labels.ax.set_xlabel(t(lang, "chart.top_axis", days=days))  # the bars are money, their labels % changes
     title = t(lang, "chart.top_title", days=days)
     sector = figures.data.get("sector")
     if sector:  # the ranking inside one sector: name it first
@@ -605,7 +694,7 @@ def stock_chart(figures: Figures, lang: str) -> bytes:
     _money_ticks(ax_level)
     buys = history["rzmre"].to_numpy(dtype=float)
     scale, unit = axis_unit(buys, lang)
-    draw_bars(ax_buy, _date_nums(history.index), buys / scale, ACCENT, _bar_width(len(buys)))
+    draw_bars(ax_buy, _date_nums(history.index), buys / scale, ACCENT, _bar_width(len(buys), _span(history.index)))
     ax_buy.set_ylabel(t(lang, "chart.stock_rzmre", unit=unit))
     _money_ticks(ax_buy)
     date_axis(ax_level, lang, history.index)
@@ -633,12 +722,13 @@ def sector_chart(figures: Figures, lang: str) -> bytes:
                   label=t(lang, "chart.sector_index"))
         twin.grid(False)
         twin.spines["right"].set_visible(True)
+        twin.set_ylabel(t(lang, "chart.sector_index"))  # the right scale is the index's, in points
         handles, labels = ax_level.get_legend_handles_labels()
         h2, l2 = twin.get_legend_handles_labels()
         _legend_on_top(ax_level, twin, handles + h2, labels + l2)
     scale, unit = axis_unit(series["net_buy"].to_numpy(dtype=float), lang)
     net = series["net_buy"] / scale
-    width, days = _bar_width(len(net)), _date_nums(net.index)
+    width, days = _bar_width(len(net), _span(level.index, net.index)), _date_nums(net.index)
     draw_bars(ax_net, days, net.to_numpy(), _bar_colors(net.to_numpy(), lang), width)
     ax_net.axhline(0, color="#444444", linewidth=0.8)
     ax_net.set_ylabel(t(lang, "chart.net_buy", unit=unit))

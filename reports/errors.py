@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from reports.i18n import t
 
 
@@ -27,4 +29,14 @@ class ReportError(Exception):
 
     def message(self, lang: str) -> str:
         """The one line in `lang`."""
-        return t(lang, f"error.{self.kind}", **self.params_for(lang))
+        return end_cut_list(t(lang, f"error.{self.kind}", **self.params_for(lang)))
+
+
+# A list cut with its "…" item ("A、B、…") where the sentence then ends: the ellipsis ends it, a full
+# stop after it would only double it ("…。请改用", "…. Write").
+_CUT_LIST_STOP = re.compile(r"…[.。]")
+
+
+def end_cut_list(text: str) -> str:
+    """`text` without a full stop right after an ellipsis."""
+    return _CUT_LIST_STOP.sub("…", text)

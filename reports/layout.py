@@ -298,6 +298,7 @@ class Cell:
     twin: Axes | None = None  # a twinx on the right, with tick labels
     names: Sequence[str] = ()  # category labels left of the axes (drawn as texts, see _names)
     year_row: bool = False  # set by the layout: the date ticks print the year on a row of its own
+    two_rows: bool = False  # set by the layout: the date tick labels alternate between two rows
     title_artist: Text | None = field(default=None, repr=False)  # set by the layout
 
     def top(self) -> float:
@@ -306,7 +307,7 @@ class Cell:
     def bottom(self) -> float:
         room = 0.0
         if self.xticks:
-            room += TICK_SPACE + _line(TICK_SIZE)
+            room += TICK_SPACE + _line(TICK_SIZE) * (2 if self.two_rows else 1)
             if self.year_row:
                 room += OFFSET_PAD + _line(TICK_SIZE)
         if self.xlabel:
@@ -333,10 +334,22 @@ class Cell:
         return room
 
 
-def _fix_ticks(axis: Axis, locs: Any, labels: list[str], offset: str) -> None:
-    """Fixed ticks: drawing then no longer runs the locator and formatter again and again."""
+class _DayFormatter(FixedFormatter):
+    """The fixed labels of ticks on days (_fix_day_ticks) and the two formats they can be written in:
+    month and day (11月8日, Nov 8), or the day alone (8日, 8) where the month is the previous tick's,
+    when the labels in full do not fit (_fit_date_ticks)."""
+
+    def __init__(self, seq: Sequence[str], formats: tuple[str, str]) -> None:
+        super().__init__(seq)
+        self.formats = formats
+
+
+def _fix_ticks(axis: Axis, locs: Any, labels: list[str], offset: str,
+               day_formats: tuple[str, str] | None = None) -> None:
+    """Fixed ticks: drawing then no longer runs the locator and formatter again and again.
+    `day_formats`: the ticks are on days, written in the first format; see _DayFormatter."""
     axis.set_major_locator(FixedLocator(locs))
-    fixed = FixedFormatter(labels)
+    fixed = _DayFormatter(labels, day_formats) if day_formats else FixedFormatter(labels)
     fixed.set_offset_string(offset)
     axis.set_major_formatter(fixed)
 
@@ -367,11 +380,21 @@ def _tick_labels_width(axis: Axis) -> float:
 # history, a security just admitted to margin trading): its own date as the tick, not hours of it.
 ONE_DAY_SPAN = 3.0
 # Trade dates up to which every one gets a tick (a short window: the data date is labelled, and no
-# tick falls on a weekend); above it, ticks on days fall on every k-th trade date back from the last.
-EVERY_DATE_MAX = 10
+# tick falls on a weekend): a window of 10 days, and the base day before it where a chart draws it
+# too (a stock's balance and purchases). Above it, ticks on days fall on every k-th trade date back
+# from the last. Where the labels of every date would touch, they are written shorter and smaller
+# (DAY_TICK_STYLES), never left out.
+EVERY_DATE_MAX = 11
+# How the ticks of a short window are written, tried in turn until neighbours keep TICK_GAP pixels
+# apart: (the day alone where the month is the previous tick's, font size in points, rows). On two
+# rows (a dashboard's narrow panel) the labels alternate, the data date's on the upper one; a label
+# of the lower row starts with a line break (LOWER_ROW), as matplotlib would draw it too.
+DAY_TICK_STYLES = ((False, TICK_SIZE, 1), (True, TICK_SIZE, 1), (True, 9.0, 1), (True, 8.0, 1),
+                   (True, 9.0, 2), (True, 8.0, 2))
+LOWER_ROW = "\n"
 DAY_TICKS_MAX = 6  # ticks on days at most (matplotlib's locator gets minticks=3, maxticks=6 too)
 MONTH_DAYS = 28.0  # ticks closer than this (in days) name days; farther apart, months or years
-TICK_GAP = 8.0  # pixels at least between two date tick labels (see _thin_date_ticks)
+TICK_GAP = 8.0  # pixels at least between two date tick labels (see _fit_date_ticks)
 
 
 def date_axis(ax: Axes, lang: str, dates: Any = None) -> None:
@@ -391,16 +414,18 @@ def date_axis(ax: Axes, lang: str, dates: Any = None) -> None:
     # two years either side, which would read as a long empty history.
     spans = [sibling.dataLim.intervalx for sibling in ax.get_shared_x_axes().get_siblings(ax)]
     known = [(lo, hi) for lo, hi in spans if np.isfinite(lo) and np.isfinite(hi) and lo <= hi]
+    chart = strings(lang)["chart"]
+    formats = chart["dates"]
+    day_formats = (str(formats["day"]), str(chart["day_only"]))
     if known and max(hi for _, hi in known) - min(lo for lo, _ in known) < 1.0:  # one date (bars: 0.8 wide)
         day = float(np.floor((min(lo for lo, _ in known) + max(hi for _, hi in known)) / 2.0 + 0.5))
         ax.set_xlim(day - ONE_DAY_SPAN, day + ONE_DAY_SPAN)
-        _fix_ticks(ax.xaxis, np.array([day]), [mdates.num2date(day).date().isoformat()], "")
+        _fix_day_ticks(ax, np.array([day]), day_formats)  # 3月31日 and the year below, as every day tick
         return
     low, high = ax.get_xlim()
-    formats = strings(lang)["chart"]["dates"]
     trade = _date_nums(dates, low, high)
     if trade is not None and 0 < len(trade) <= EVERY_DATE_MAX:
-        _fix_day_ticks(ax, trade, formats["day"])
+        _fix_day_ticks(ax, trade, day_formats)
         return
     locator = mdates.AutoDateLocator(minticks=3, maxticks=DAY_TICKS_MAX)
     ticks = np.asarray(locator.tick_values(mdates.num2date(low), mdates.num2date(high)), dtype=float)
@@ -413,7 +438,7 @@ def date_axis(ax: Axes, lang: str, dates: Any = None) -> None:
         if trade is not None and len(trade):
             step = int(np.ceil(len(trade) / DAY_TICKS_MAX))
             shown = trade[::-1][::step][::-1]  # every step-th trade date back from the data date
-        _fix_day_ticks(ax, shown, formats["day"])
+        _fix_day_ticks(ax, shown, day_formats)
         return
     concise = {key: formats[key] for key in ("formats", "zero_formats", "offset_formats")}
     formatter = mdates.ConciseDateFormatter(locator, **concise)
@@ -432,30 +457,77 @@ def _date_nums(dates: Any, low: float, high: float) -> np.ndarray | None:
     return values[(values >= low) & (values <= high)]
 
 
-def _fix_day_ticks(ax: Axes, ticks: np.ndarray, day_format: str) -> None:
+def _fix_day_ticks(ax: Axes, ticks: np.ndarray, day_formats: tuple[str, str]) -> None:
     """Ticks on days, each labelled with its month and day; the year (or the two years the ticks
-    span) below the axis."""
+    span) below the axis. `day_formats`: month and day, the day alone (see _DayFormatter)."""
     days = [mdates.num2date(x) for x in ticks]
     years = sorted({d.year for d in days})
     offset = "" if not years else str(years[0]) if len(years) == 1 else f"{years[0]}\u2013{years[-1]}"
-    _fix_ticks(ax.xaxis, np.asarray(ticks, dtype=float), [d.strftime(day_format) for d in days], offset)
+    _fix_ticks(ax.xaxis, np.asarray(ticks, dtype=float), _day_labels(ticks, day_formats, short=False), offset,
+               day_formats)
 
 
-def _thin_date_ticks(cell: Cell, width: float) -> None:
-    """Drop date ticks whose labels would touch (a narrow panel, a long English month): keep every
-    k-th, counted back from the last (the data date), with the smallest k that leaves TICK_GAP
+def _day_labels(ticks: Sequence[float], day_formats: tuple[str, str], short: bool) -> list[str]:
+    """Labels of ticks on days: month and day each; `short`, the day alone where the month is the
+    previous tick's (3月31日 · 4月1日 · 2日 · 6日 · 7日), so every label still reads as a date."""
+    labels: list[str] = []
+    previous = None
+    for x in ticks:
+        day = mdates.num2date(float(x))
+        same_month = previous is not None and (day.year, day.month) == (previous.year, previous.month)
+        labels.append(day.strftime(day_formats[1] if short and same_month else day_formats[0]))
+        previous = day
+    return labels
+
+
+def _fits(spots: np.ndarray, labels: Sequence[str], size: float, rows: int = 1) -> bool:
+    """Whether labels centred on `spots` (pixels) keep TICK_GAP pixels between neighbours on their
+    row (`rows` 2: every other label, counted back from the last, on a second row)."""
+    widths = np.array([text_width(s, size) for s in labels])
+    for row in range(rows):
+        on_row = np.arange(len(labels) - 1 - row, -1, -rows)[::-1]
+        room = np.diff(spots[on_row]) - (widths[on_row][:-1] + widths[on_row][1:]) / 2
+        if not (room >= TICK_GAP).all():
+            return False
+    return True
+
+
+def _on_rows(labels: list[str], rows: int) -> list[str]:
+    """The labels with those of the lower row (every other one, counted back from the last) after a
+    line break (LOWER_ROW)."""
+    count = len(labels)
+    return [LOWER_ROW + s if rows == 2 and (count - 1 - i) % 2 else s for i, s in enumerate(labels)]
+
+
+def _fit_date_ticks(cell: Cell, width: float) -> None:
+    """Date tick labels that would touch (a narrow panel, a long English month, the 10 dates of a
+    short window) are written so that they do not. A short window's ticks on days (EVERY_DATE_MAX
+    dates or fewer) keep a tick on every date: their labels are written shorter, then smaller
+    (DAY_TICK_STYLES). Otherwise, or where even that does not fit, ticks are dropped: every k-th is
+    kept, counted back from the last (the data date), with the smallest k that leaves TICK_GAP
     pixels between neighbours. `width`: the axes' width in pixels."""
     axis = cell.ax.xaxis
     formatter = axis.get_major_formatter()
     if not cell.xticks or not isinstance(formatter, FixedFormatter):
         return
     locs = np.asarray(axis.get_major_locator()(), dtype=float)
-    labels = list(formatter.seq)
+    labels = [s.removeprefix(LOWER_ROW) for s in formatter.seq]  # written again below (a second pass)
     low, high = sorted(cell.ax.get_xlim())
     inside = [(x, s) for x, s in zip(locs, labels, strict=False) if low <= x <= high]
     if len(inside) < 2 or high <= low:
         return
     spots = np.array([(x - low) / (high - low) * width for x, _ in inside])
+    if isinstance(formatter, _DayFormatter) and len(inside) <= EVERY_DATE_MAX:
+        days = [x for x, _ in inside]
+        for short, size, rows in DAY_TICK_STYLES:
+            written = _day_labels(days, formatter.formats, short)
+            if _fits(spots, written, size, rows):
+                written = _on_rows(written, rows)
+                cell.two_rows = rows == 2
+                if written != [s for _, s in inside] or size != TICK_SIZE:
+                    _fix_ticks(axis, np.array(days), written, formatter.get_offset(), formatter.formats)
+                    cell.ax.tick_params(axis="x", labelsize=size)  # matplotlib's own ticks too (flatten_ticks)
+                return
     widths = np.array([text_width(s, TICK_SIZE) for _, s in inside])
     for step in range(1, len(inside)):
         keep = np.arange(len(inside) - 1, -1, -step)[::-1]
@@ -494,37 +566,43 @@ def arrange(fig: Figure, grid: Sequence[Sequence[Cell]], height_ratios: Sequence
             _title(cell)
             formatter = cell.ax.xaxis.get_major_formatter()
             cell.year_row = cell.xticks and isinstance(formatter, FixedFormatter) and bool(formatter.get_offset())
-    tops = [max(c.top() for c in row) for row in grid]
-    bottoms = [max(c.bottom() for c in row) for row in grid]
-    free = height - top - bottom - sum(tops) - sum(bottoms) - GAP * (rows - 1)
-    heights = [free * r / sum(ratios) for r in ratios]
-    # vertical layout first: y ticks depend on the height of the axes, the left margins on y ticks
-    y = height - top
-    spans = []
-    for i in range(rows):
-        y -= tops[i]
-        spans.append((y - heights[i], heights[i]))
-        y -= heights[i] + bottoms[i] + GAP
-    for i, row in enumerate(grid):
-        for cell in row:
-            _set_px(cell.ax, fig, 0.15 * width, spans[i][0], 0.7 * width / cols, spans[i][1])
-            for ax in (cell.ax, cell.twin):
-                if ax is not None and not isinstance(ax.yaxis.get_major_formatter(), FixedFormatter):
-                    _freeze(ax.yaxis)
-    lefts = [max(grid[i][j].left() for i in range(rows)) for j in range(cols)]
-    rights = [max(grid[i][j].right() for i in range(rows)) for j in range(cols)]
-    col_width = (width - 2 * EDGE - sum(lefts) - sum(rights) - GAP * (cols - 1)) / cols
-    x = EDGE
-    starts = []
-    for j in range(cols):
-        x += lefts[j]
-        starts.append(x)
+    # Twice where date tick labels need a second row (known once the widths are): the rows above
+    # make room for it. The y ticks stay those of the first pass (one line of difference).
+    for _ in range(2):
+        two_rows = [cell.two_rows for row in grid for cell in row]
+        tops = [max(c.top() for c in row) for row in grid]
+        bottoms = [max(c.bottom() for c in row) for row in grid]
+        free = height - top - bottom - sum(tops) - sum(bottoms) - GAP * (rows - 1)
+        heights = [free * r / sum(ratios) for r in ratios]
+        # vertical layout first: y ticks depend on the height of the axes, the left margins on y ticks
+        y = height - top
+        spans = []
         for i in range(rows):
-            cell = grid[i][j]
-            _set_px(cell.ax, fig, x, spans[i][0], col_width, spans[i][1])
-            _place_labels(cell, col_width, spans[i][1])
-            _thin_date_ticks(cell, col_width)
-        x += col_width + rights[j] + GAP
+            y -= tops[i]
+            spans.append((y - heights[i], heights[i]))
+            y -= heights[i] + bottoms[i] + GAP
+        for i, row in enumerate(grid):
+            for cell in row:
+                _set_px(cell.ax, fig, 0.15 * width, spans[i][0], 0.7 * width / cols, spans[i][1])
+                for ax in (cell.ax, cell.twin):
+                    if ax is not None and not isinstance(ax.yaxis.get_major_formatter(), FixedFormatter):
+                        _freeze(ax.yaxis)
+        lefts = [max(grid[i][j].left() for i in range(rows)) for j in range(cols)]
+        rights = [max(grid[i][j].right() for i in range(rows)) for j in range(cols)]
+        col_width = (width - 2 * EDGE - sum(lefts) - sum(rights) - GAP * (cols - 1)) / cols
+        x = EDGE
+        starts = []
+        for j in range(cols):
+            x += lefts[j]
+            starts.append(x)
+            for i in range(rows):
+                cell = grid[i][j]
+                _set_px(cell.ax, fig, x, spans[i][0], col_width, spans[i][1])
+                _fit_date_ticks(cell, col_width)
+                _place_labels(cell, col_width, spans[i][1])
+            x += col_width + rights[j] + GAP
+        if [cell.two_rows for row in grid for cell in row] == two_rows:
+            break
     # Titles start at the left edge of their axes; when one would run past the right edge of the
     # figure (long English titles in the dashboard), all start at the left edge of their column, and
     # only a title that still does not fit is set smaller.
@@ -565,7 +643,8 @@ def _place_labels(cell: Cell, width: float, height: float) -> None:
         cell.twin.yaxis.set_label_coords(1 + (TICK_SPACE + _tick_labels_width(cell.twin.yaxis) + LABEL_PAD) / width,
                                          0.5)
     if ax.get_xlabel():
-        below = TICK_SPACE + _line(TICK_SIZE) + (OFFSET_PAD + _line(TICK_SIZE) if cell.year_row else 0.0)
+        below = (TICK_SPACE + _line(TICK_SIZE) * (2 if cell.two_rows else 1)
+                 + (OFFSET_PAD + _line(TICK_SIZE) if cell.year_row else 0.0))
         ax.xaxis.set_label_coords(0.5, -(below + LABEL_PAD) / height)
 
 
@@ -650,6 +729,7 @@ def _draw_ticks(fig: Figure, ticks: _Ticks) -> None:
                                markersize=rc[f"{name}.major.size"], markeredgewidth=rc[f"{name}.major.width"],
                                color=rc[f"{name}.color"], clip_on=False, zorder=axis.get_zorder()))
     pad = rc[f"{name}.major.size"] + rc[f"{name}.major.pad"]  # points
+    size = float(kw.get("labelsize", TICK_SIZE))  # smaller where the dates of a short window need it
     color = rc[f"{name}.labelcolor"]
     color = rc[f"{name}.color"] if color == "inherit" else color
     for side, label_on in ((0, "label1On"), (1, "label2On")):
@@ -659,13 +739,30 @@ def _draw_ticks(fig: Figure, ticks: _Ticks) -> None:
             transform, va, ha = ax.get_xaxis_text1_transform(pad) if side == 0 else ax.get_xaxis_text2_transform(pad)
         else:
             transform, va, ha = ax.get_yaxis_text1_transform(pad) if side == 0 else ax.get_yaxis_text2_transform(pad)
-        add_labels(ax, [(v, float(side)) if is_x else (float(side), v) for v in locs], ticks.labels, transform,
-                ha=ha, va=va, size=TICK_SIZE, color=color)
+        lower = [label.startswith(LOWER_ROW) for label in ticks.labels]  # date labels on a second row
+        upper = [label for label, low in zip(ticks.labels, lower, strict=True) if not low]
+        add_labels(ax, [(v, float(side)) if is_x else (float(side), v) for v, low in zip(locs, lower, strict=True)
+                        if not low], upper, transform, ha=ha, va=va, size=size, color=color)
+        drop = 0.0
+        if any(lower):
+            second = [label.removeprefix(LOWER_ROW) for label in ticks.labels if label.startswith(LOWER_ROW)]
+            drop = _row_drop(second, _props(size, False))
+            add_labels(ax, [(v, float(side)) for v, low in zip(locs, lower, strict=True) if low], second,
+                       offset_copy(transform, fig=fig, y=-drop if side == 0 else drop, units="dots"),
+                       ha=ha, va=va, size=size, color=color)
         if is_x and side == 0 and ticks.offset:  # the year below the dates, at the right end
             # where matplotlib puts it: OFFSET_PAD under the lowest edge of the tick labels' boxes
-            below = TICK_SPACE + _line_box(ticks.labels, _props(TICK_SIZE, False)) + OFFSET_PAD
+            below = TICK_SPACE + _line_box(upper or ticks.labels, _props(size, False)) + drop + OFFSET_PAD
             add_labels(ax, [(1.0, 0.0)], [ticks.offset], offset_copy(ax.transAxes, fig=fig, y=-below, units="dots"),
                     ha="right", va="top", size=TICK_SIZE, color=color)
+
+
+def _row_drop(texts: Sequence[str], props: font_manager.FontProperties) -> float:
+    """Pixels from one row of tick labels down to the next, as matplotlib sets the second line of a
+    text: 1.2 times the taller of the font's nominal ascent and these texts' own."""
+    ascent, _descent, _gap = _height_metrics(props)
+    own = max((_metrics(text, props)[1] - _metrics(text, props)[2] for text in texts), default=0.0)
+    return 1.2 * max(own, ascent or 0.0)
 
 
 def _line_box(texts: Sequence[str], props: font_manager.FontProperties) -> float:
@@ -681,7 +778,7 @@ def _line_box(texts: Sequence[str], props: font_manager.FontProperties) -> float
 
 
 class _Labels(Artist):
-    """One-line texts of one font and colour drawn by one artist: tick labels, category names, bar values.
+    """One-line texts of one font drawn by one artist (in one colour, or one each): tick labels, names, bar values.
 
     A chart has ~100 of them; as matplotlib Text artists each costs more to make and to lay out than
     to draw. Here they are laid out as Text lays out one line (box from the string's measured width,
@@ -698,7 +795,8 @@ class _Labels(Artist):
         self._ha = [ha] * len(self._texts) if isinstance(ha, str) else list(ha)
         self._va = va
         self._prop = _props(size, False)
-        self._rgba = to_rgba(color)
+        # one colour, or a list of one a text (bar values coloured by their own sign)
+        self._rgba = [to_rgba(c) for c in color] if isinstance(color, list) else [to_rgba(color)] * len(self._texts)
         self.set_transform(transform)
         self.set_zorder(3)  # where Text artists sit
         self.set_clip_on(False)
@@ -714,11 +812,11 @@ class _Labels(Artist):
             _, h, min_descent = renderer.get_text_width_height_descent("lp", self._prop, False)
             min_ascent = h - min_descent
         gc = renderer.new_gc()
-        gc.set_foreground(self._rgba, isRGBA=True)
         gc.set_antialiased(matplotlib.rcParams["text.antialiased"])
-        for (x, y), text, ha in zip(points, self._texts, self._ha, strict=True):
+        for (x, y), text, ha, rgba in zip(points, self._texts, self._ha, self._rgba, strict=True):
             if not text or not (np.isfinite(x) and np.isfinite(y)):
                 continue
+            gc.set_foreground(rgba, isRGBA=True)
             width, height, descent = renderer.get_text_width_height_descent(text, self._prop, False)
             ascent = max(height - descent, min_ascent)  # Text's line box: at least the font's own
             descent = max(descent, min_descent)

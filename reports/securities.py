@@ -17,7 +17,7 @@ from storage import queries
 from storage.industries import exchange_of
 
 # A code with an exchange prefix or suffix: sh600519, SH.600519, 600519.SH, 000001.SZ, 830799.BJ, 600519.SS.
-_EXCHANGE_FORM = re.compile(r"^(?:(?P<prefix>sh|sz|bj)\.?)?(?P<code>\d{6})(?:\.(?P<suffix>sh|sz|bj|ss))?$",
+_EXCHANGE_FORM = re.compile(r"^(?:(?P<prefix>sh|sz|bj)\.?)?(?P<code>\d{6})(?:\.?(?P<suffix>sh|sz|bj|ss))?$",
                             re.IGNORECASE | re.ASCII)
 # The exchange a prefix or suffix names (SS: Yahoo's Shanghai).
 _TYPED_EXCHANGE = {"sh": "SSE", "ss": "SSE", "sz": "SZSE", "bj": "BSE"}

@@ -37,16 +37,20 @@ def get_chat(engine: Engine, chat_id: int) -> models.Chat | None:
         return session.get(models.Chat, chat_id)
 
 
-def ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, language: str) -> models.Chat:
-    """The stored chat, created with `language` on first contact; type and title kept current."""
+def ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, language: str,
+                follow_language: bool = False) -> models.Chat:
+    """The stored chat, created with `language` on first contact; type and title kept current.
+    `follow_language` (a private chat whose user's Telegram language is known): `language` replaces
+    the stored one unless a language was picked in /settings (set_language)."""
     try:
-        return _ensure_chat(engine, chat_id, chat_type, title, language)
+        return _ensure_chat(engine, chat_id, chat_type, title, language, follow_language)
     except IntegrityError:
         # A first contact handled concurrently (several updates of a new chat at once) created it: it exists now.
-        return _ensure_chat(engine, chat_id, chat_type, title, language)
+        return _ensure_chat(engine, chat_id, chat_type, title, language, follow_language)
 
 
-def _ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, language: str) -> models.Chat:
+def _ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, language: str,
+                 follow_language: bool) -> models.Chat:
     with session_scope(engine) as session:
         chat = session.get(models.Chat, chat_id)
         if chat is None:
@@ -56,6 +60,8 @@ def _ensure_chat(engine: Engine, chat_id: int, chat_type: str, title: str, langu
             chat.chat_type, chat.title, chat.active = chat_type, title[:128], True
             chat.deactivated_reason = ""
             chat.updated_at = _now()
+        if follow_language and not chat.language_chosen and chat.language != language:
+            chat.language, chat.updated_at = language, _now()
         session.flush()
         return chat
 
@@ -86,9 +92,10 @@ def clear_push_thread(engine: Engine, chat_id: int) -> None:
 
 
 def set_language(engine: Engine, chat_id: int, language: str) -> None:
+    """The language picked in /settings: kept from now on (language_chosen), whatever Telegram's."""
     with session_scope(engine) as session:
         session.execute(update(models.Chat).where(models.Chat.chat_id == chat_id)
-                        .values(language=language, updated_at=_now()))
+                        .values(language=language, language_chosen=True, updated_at=_now()))
 
 
 def set_push_time(engine: Engine, chat_id: int, push_time: time | None) -> None:

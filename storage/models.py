@@ -246,6 +246,9 @@ class Chat(SQLModel, table=True):
     chat_type: str = Field(default="private", max_length=16)
     title: str = Field(default="", max_length=128)
     language: str = Field(default="zh", max_length=4)
+    # Picked in /settings: from then on the chat keeps it. Until then a private chat follows the
+    # user's Telegram language (storage.chats.ensure_chat), as the command menus do.
+    language_chosen: bool = False
     push_time: time | None = None  # None = as soon as the day is complete (default push time)
     subscribed: bool = False
     # The forum topic the push goes to (the one /subscribe was sent in); None: the chat, or General.

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from bot.arguments import parse_report_args
 from bot.handlers.chat import KNOWN_COMMANDS, suggested_command
 from bot.handlers.watch import unwatch_data, watch_data
 from reports import securities
@@ -57,7 +58,14 @@ def test_the_closest_known_command_is_suggested_with_the_arguments() -> None:
     assert suggested_command("ratoi", "", ["20"], public) == "/ratio 20"
     assert suggested_command("Stokc", "", ["600519", "60"], public) == "/stock 600519 60"
     assert suggested_command("sector", BOT_USERNAME, ["医药"], public) == f"/sectors@{BOT_USERNAME} 医药"
-    assert suggested_command("top10", "", [], public) == "/top"
+    # a command glued to a number: the number kept, as the command's first argument
+    assert suggested_command("top10", "", [], public) == "/top 10"
+    assert suggested_command("top5", "", ["电子"], public) == "/top 5 电子"
+    assert suggested_command("ratio250", "", [], public) == "/ratio 250"
+    assert suggested_command("sectors20", BOT_USERNAME, ["医药"], public) == f"/sectors@{BOT_USERNAME} 20 医药"
+    assert suggested_command("stock600519", "", [], public) == "/stock 600519"
+    assert suggested_command("ratoi60", "", [], public) == "/ratio 60"  # a typo too
+    assert suggested_command("help2", "", [], public) == "/help"  # a command without arguments: dropped
     assert suggested_command("ratio", "", [], public) == "/ratio"  # ours, named for another bot
     # nothing close: no guess (a shared letter or two is not enough)
     assert [suggested_command(name, "", [], public) for name in ("foo", "chart", "menu", "sub")] == [None] * 4
@@ -164,7 +172,8 @@ def ambiguous_answer(engine: Engine, lang: str) -> tuple[str, list[tuple[str, st
     listed = [f"{name} ({code})" for code, name in named[:8]]
     joiner = "、" if lang == "zh" else ", "
     if lang == "zh":
-        answer = (f"名称含 “{FRAGMENT}” 的证券有 10 只:{joiner.join([*listed, '…'])}。"
+        # the list cut with "…": the ellipsis ends the sentence, no 。 after it
+        answer = (f"名称含 “{FRAGMENT}” 的证券有 10 只:{joiner.join([*listed, '…'])}"
                   f"请改用 6 位代码,例如 {named[0][0]}。")
     else:
         answer = (f'10 securities have "{FRAGMENT}" in their name ({joiner.join([*listed, "…"])}):'
@@ -466,9 +475,9 @@ async def test_a_code_written_for_another_exchange_is_refused_with_the_one_it_tr
         assert len(h.photos(ZH_USER)) == 1
         # /unwatch answers so too: the index is not Shenzhen's 000001 the chat follows, kept
         assert chats.watch(demo_db, ZH_USER, "000001") == "added"
-        await h.write(ZH_USER, ZH_USER, "/unwatch sh000001")
-        assert h.bot_messages(ZH_USER)[-1].plain_text() == t("zh", "error.index_code", typed="sh000001",
-                                                              code="000001")
+        await h.write(ZH_USER, ZH_USER, "/unwatch sh000001")  # its advice: /unwatch, not /stock
+        assert h.bot_messages(ZH_USER)[-1].plain_text() == (
+            "“sh000001” 是沪市指数的写法(sh000001 即上证指数),指数没有两融数据。深市的 000001 请发 /unwatch 000001。")
         await h.write(ZH_USER, ZH_USER, "/unwatch 000001.SH")
         assert "000001" in h.texts(ZH_USER)[-1] and chats.watches(demo_db, [ZH_USER]) == {ZH_USER: ["000001"]}
         await h.write(ZH_USER, ZH_USER, "/unwatch 000001.SZ")
@@ -497,3 +506,166 @@ def test_names_that_match_are_listed_by_name(demo_db: Engine) -> None:
         "演示ETF01", "演示ETF02", "演示ETF03"]
     assert [name for _, name in queries.securities_named(demo_db, "ETF1", None, 2)] == ["演示ETF10", "演示ETF11"]
     assert queries.securities_named(demo_db, "演示股份0028", None, 5)[0][1] == "演示股份0028"
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. A user audit: the help, /watch's advice, glued numbers and suffixes, cut lists, plurals, language
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_the_help_says_who_may_change_a_group_and_how_much_a_chat_follows(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """A member's /watch, /unwatch and /settings buttons are refused in a group as /subscribe is: the
+    help says so of all of them; it says how many securities a chat follows at most, and the units
+    the reports show (the market's balance in 万亿元 / CNY trn, other money in 亿元 / CNY bn)."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/help")
+        await h.write(EN_USER, EN_USER, "/help")
+        zh, en = h.texts(ZH_USER)[-1].split("\n"), h.texts(EN_USER)[-1].split("\n")
+        assert chats.MAX_WATCHES == 10
+        assert "/watch 代码或名称 关注证券,每日推送中附带其数据(每个聊天最多 10 只;不带参数:查看关注列表)" in zh
+        assert "/subscribe 订阅每日推送" in zh
+        assert ("在群里,订阅、退订、关注、取消关注和更改设置(/subscribe、/unsubscribe、/watch、/unwatch、/settings)"
+                "只有管理员可以做;查看关注列表(不带参数的 /watch)人人可用。") in zh
+        assert zh[-1] == ("数据日期为交易日 T,T+1 日早上发布;全市场余额以万亿元显示,其余金额与变化以亿元显示"
+                          "(单只证券不足 1 亿元时以万元显示)。")
+        assert ("/watch CODE or name follow a security in the daily push (at most 10 a chat; no argument:"
+                " show the list)") in en
+        assert "/subscribe daily push" in en
+        assert ("In groups only admins can subscribe, unsubscribe, watch, unwatch and change the settings"
+                " (/subscribe, /unsubscribe, /watch, /unwatch, /settings); anyone can see the watch list"
+                " (/watch, with no argument).") in en
+        assert en[-1] == ("The data date is trading day T, published on the morning of T+1. The market's balance"
+                          " is in CNY trn, other amounts and changes in CNY bn (one security's figures under"
+                          " CNY 1 bn in CNY mn).")
+        # what the help says of groups is what a member meets there
+        await h.write(GROUP, MEMBER, "/watch 600519")
+        await h.write(GROUP, MEMBER, "/unwatch 600519")
+        assert h.texts(GROUP) == ["只有群管理员可以更改本群关注的证券。"] * 2
+
+
+async def test_watch_advises_watch_and_takes_one_security_at_a_time(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(EN_USER, EN_USER, "/watch sh000001")
+        await h.write(EN_USER, EN_USER, "/watch 600519 000775")
+        await h.write(EN_USER, EN_USER, "/watch no-such-thing")
+        await h.write(EN_USER, EN_USER, "/watch sz600519")
+        await h.write(EN_USER, EN_USER, "/unwatch 600519 000775")
+        assert [m.plain_text() for m in h.bot_messages(EN_USER)] == [
+            '"sh000001" is how an SSE index is written (sh000001: the Shanghai Composite), and indices have no'
+            " margin data. For Shenzhen's 000001, send /watch 000001.",
+            "One security at a time, e.g. /watch 600519.",
+            'No security with the code or name "no-such-thing". Send a 6-digit code or a name, e.g. /watch 600519'
+            " or /watch 茅台.",
+            '"sz600519" names the wrong exchange: 600519 is listed in Shanghai. Send /watch 600519.',
+            "One security at a time, e.g. /unwatch 600519.",
+        ]
+        await h.write(ZH_USER, ZH_USER, "/watch sh000001")
+        await h.write(ZH_USER, ZH_USER, "/watch 600519 000775")
+        await h.write(ZH_USER, ZH_USER, "/watch 没有这只")
+        assert [m.plain_text() for m in h.bot_messages(ZH_USER)] == [
+            "“sh000001” 是沪市指数的写法(sh000001 即上证指数),指数没有两融数据。深市的 000001 请发 /watch 000001。",
+            "一次只能写一只证券,例如 /watch 600519。",
+            "没有找到代码或名称为 “没有这只” 的证券。请输入 6 位代码或名称,例如 /watch 600519 或 /watch 茅台。",
+        ]
+        assert chats.watches(demo_db, [EN_USER, ZH_USER]) == {}
+        # /stock keeps its own advice; a security pasted as the bot lists it is one security
+        await h.write(EN_USER, EN_USER, "/stock sh000001")
+        assert h.bot_messages(EN_USER)[-1].plain_text().endswith(
+            "For Shenzhen's 000001, send /stock 000001; for the whole market, /balance or /ratio.")
+        name = securities.name_of(demo_db, "600519")
+        await h.write(ZH_USER, ZH_USER, f"/watch {name} (600519)")
+        assert h.texts(ZH_USER)[-1].startswith(t("zh", "bot.watch_added", name=name, code="600519"))
+
+
+async def test_a_command_glued_to_a_number_is_suggested_with_the_number(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        for typed in ("/top5", "/ratio250", "/sectors20 医药", "/TOP10"):
+            await h.write(ZH_USER, ZH_USER, typed)
+        await h.write(EN_USER, EN_USER, "/top5")
+        assert h.texts(ZH_USER) == [
+            "不认识这个命令:/top5。是不是想发 <code>/top 5</code>?",
+            "不认识这个命令:/ratio250。是不是想发 <code>/ratio 250</code>?",
+            "不认识这个命令:/sectors20。是不是想发 <code>/sectors 20 医药</code>?",
+            "不认识这个命令:/TOP10。是不是想发 <code>/top 10</code>?",
+        ]
+        assert h.texts(EN_USER) == ["Unknown command: /top5. Did you mean <code>/top 5</code>?"]
+
+
+@pytest.mark.parametrize(("typed", "word"), [
+    ("600519SH", "600519.SH"), ("600519sh", "600519.SH"), ("600519Sh", "600519.SH"), ("600519ss", "600519.SS"),
+    ("000001sz", "000001.SZ"), ("830799BJ", "830799.BJ"), ("６００５１９ＳＨ", "600519.SH"),
+    ("6005190SH", "6005190SH"), ("600519SHA", "600519SHA"), ("600519", "600519")])
+def test_a_code_with_its_exchange_glued_is_the_code(typed: str, word: str) -> None:
+    """600519SH is read as 600519.SH (reports.securities.code_form, the CLI's and the bot's lookup)."""
+    from reports.securities import code_form, exchange_mismatch
+
+    assert code_form(typed) == code_form(word)
+    assert exchange_mismatch(typed) == exchange_mismatch(word)
+    assert parse_report_args("stock", [typed, "60"]).days == 60
+
+
+async def test_a_code_with_its_exchange_glued_gets_its_report(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        want = expected(shared_reports, "stock", code="600519").caption
+        await h.write(ZH_USER, ZH_USER, "/stock 600519SH")
+        await h.write(ZH_USER, ZH_USER, "600519sh")  # bare, in a private chat
+        assert [p.caption for p in h.photos(ZH_USER)] == [want, want]
+        await h.write(ZH_USER, ZH_USER, "/stock 600519BJ")  # the wrong exchange, refused as 600519.BJ is
+        assert h.bot_messages(ZH_USER)[-1].plain_text() == ("“600519BJ” 的交易所与代码不符:600519 在沪市上市。"
+                                                            "要看它,请发 /stock 600519。")
+        await h.write(EN_USER, EN_USER, "/watch 600519sh")
+        assert chats.watches(demo_db, [EN_USER]) == {EN_USER: ["600519"]}
+        await h.write(EN_USER, EN_USER, "/unwatch 600519SH")
+        assert chats.watches(demo_db, [EN_USER]) == {}
+
+
+async def test_a_list_cut_with_an_ellipsis_ends_the_sentence(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """More sectors hold "e" than are listed: the list ends with "…", and no full stop doubles it."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(EN_USER, EN_USER, "/sectors e")
+        await h.write(EN_USER, EN_USER, "/sectors 电")  # not cut: its full stop
+        assert [m.plain_text() for m in h.bot_messages(EN_USER)] == [
+            'Several sectors have "e" in their name: Agriculture, Basic Chemicals, Steel, Non-ferrous Metals,'
+            " Electronics, Home Appliances, Food & Beverage, Textiles & Apparel, … Write the whole name,"
+            " e.g. Electronics.",
+            'Several sectors have "电" in their name: Electronics, Home Appliances, Power Equipment.'
+            " Write the whole name, e.g. Electronics."]
+        await h.write(ZH_USER, ZH_USER, "/top 5 e")
+        assert h.texts(ZH_USER)[-1].startswith("名称含 “e” 的行业不止一个:")
+        assert h.texts(ZH_USER)[-1].endswith("、…请写全名,例如 电子。")
+
+
+async def test_a_one_day_window_is_one_day(demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(EN_USER, EN_USER, "/top 1 2023-01-02")  # the first day of the data: no day before it
+        await h.write(ZH_USER, ZH_USER, "/top 1 2023-01-02")
+        assert h.texts(EN_USER) == ["Not enough history before 2023-01-02 for a 1-day window: it cannot be computed."]
+        assert h.texts(ZH_USER) == ["2023-01-02 之前的历史不足 1 个交易日,无法计算该窗口。"]
+
+
+async def test_a_private_chat_follows_the_users_telegram_language_until_settings_picks_one(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/start")
+        h.server.add_user(ZH_USER, "李雷", username="lilei", language_code="en")  # their Telegram now speaks English
+        await h.write(ZH_USER, ZH_USER, "/start")
+        await h.write(ZH_USER, ZH_USER, "/help")
+        assert h.texts(ZH_USER) == [t("zh", "bot.start"), t("en", "bot.start"), t("en", "bot.help", bot=BOT_USERNAME)]
+        # a language picked in /settings stays, whatever Telegram's
+        await h.write(ZH_USER, ZH_USER, "/settings")
+        await h.press(ZH_USER, ZH_USER, h.bot_messages(ZH_USER)[-1].message_id, "s:lang:zh")
+        h.server.add_user(ZH_USER, "李雷", username="lilei", language_code="en")
+        await h.write(ZH_USER, ZH_USER, "/start")
+        assert h.texts(ZH_USER)[-1] == t("zh", "bot.start")

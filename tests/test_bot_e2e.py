@@ -741,7 +741,7 @@ async def test_one_sector_with_its_own_buttons_and_inline(demo_db: Engine, share
         photo = h.photos(ZH_USER)[-1]
         want = expected(shared_reports, "sectors", code="医药")
         assert photo.caption == want.caption and want.data["code"] == "370000"
-        assert "💡 资金先于价格" in want.caption  # the demo's bottoming sector
+        assert "💡 融资先于价格(行业见底信号)" in want.caption  # the demo's bottoming sector
         assert h.texts(ZH_USER)[-1] == want.details
         assert buttons(photo.reply_markup) == [("• 20日 •", "w:sectors:20:370000"), ("60日", "w:sectors:60:370000"),
                                                ("250日", "w:sectors:250:370000")]

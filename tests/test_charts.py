@@ -320,7 +320,8 @@ def test_date_ticks_fall_on_days_and_the_year_reads_as_numbers(lang: str, days: 
 def test_a_window_of_one_date_shows_that_date_and_its_value(bars: bool) -> None:
     """The first day of the history (or of a security's margin trading): one value. matplotlib would
     widen the axis to two years either side and draw a line of one point as nothing; the chart
-    shows three days either side, one tick naming the date, and the value as a dot."""
+    shows three days either side, one tick naming the date as every day tick does (month and day,
+    the year below the axis; never an ISO date under a chart of month-day ticks), and the value as a dot."""
     import matplotlib.dates as mdates
     import pandas as pd
     from matplotlib.figure import Figure
@@ -333,7 +334,8 @@ def test_a_window_of_one_date_shows_that_date_and_its_value(bars: bool) -> None:
         layout.draw_bars(ax, mdates.date2num([day.to_pydatetime()]), [1.9], "#e08214", 0.8)
     layout.date_axis(ax, "en")
     assert ax.get_xlim() == (mdates.date2num(day.to_pydatetime()) - 3.0, mdates.date2num(day.to_pydatetime()) + 3.0)
-    assert list(ax.xaxis.get_major_formatter().seq) == ["2023-01-02"]  # type: ignore[attr-defined]
+    assert list(ax.xaxis.get_major_formatter().seq) == ["Jan 2"]  # type: ignore[attr-defined]
+    assert ax.xaxis.get_major_formatter().get_offset() == "2023"
     dots = [a for a in ax.lines if a is not line]
     assert len(dots) == 1 and dots[0].get_marker() == "o" and list(dots[0].get_ydata()) == [1.62]
     assert dots[0].get_color() == "#123456"
@@ -789,7 +791,7 @@ def test_an_axis_of_one_securitys_money_takes_the_unit_its_figures_print_in(
 
 
 @pytest.mark.parametrize(("lang", "level_label", "buys_label"), [
-    ("zh", "融资余额(万元)", "融资买入额(万元)"), ("en", "Financing balance (CNY mn)", "Margin buys (CNY mn)")])
+    ("zh", "融资余额(万元)", "融资买入额(万元)"), ("en", "Financing balance (CNY mn)", "Financing purchases (CNY mn)")])
 def test_a_small_stocks_chart_reads_in_the_small_unit(demo: Engine, monkeypatch: pytest.MonkeyPatch, lang: str,
                                                       level_label: str, buys_label: str) -> None:
     """The demo's smallest financing balance (under 1,000 万元) on an axis of 亿元 would tick 0.065 ·
@@ -810,3 +812,231 @@ def test_a_small_stocks_chart_reads_in_the_small_unit(demo: Engine, monkeypatch:
         _, labels, _ = drawn.ticks[(axis, "y")]
         assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
         assert max(_decimals(label) for label in labels) <= 2, labels
+
+
+# ----------------------------------------------------------------------------------------------
+# Short windows, the first days of a history, the sector and ranking charts' labels
+# ----------------------------------------------------------------------------------------------
+
+
+def _tick_rows(drawn: Drawn, axes: int) -> list[list[tuple[float, str]]]:
+    """The x tick labels of one axes as drawn: (left, right) pixel edges and text, by row (a label
+    of the lower row starts with layout.LOWER_ROW)."""
+    ax = drawn.fig.axes[axes]
+    locs, labels, _ = drawn.ticks[(axes, "x")]
+    size = float(ax.xaxis._major_tick_kw.get("labelsize", layout.TICK_SIZE))
+    rows: list[list[Any]] = [[], []]
+    for x, label in zip(locs, labels, strict=True):
+        text = label.removeprefix(layout.LOWER_ROW)
+        centre = float(ax.transData.transform((x, 0.0))[0])
+        half = layout.text_width(text, size) / 2
+        rows[1 if label.startswith(layout.LOWER_ROW) else 0].append((centre - half, centre + half, text))
+    return [row for row in rows if row]
+
+
+def _assert_every_date_ticked_apart(drawn: Drawn, axes: int, dates: Any, lang: str) -> None:
+    """A tick on every date drawn, each label a date (month and day, or the day alone after a tick
+    of the same month), neighbours on a row clear of each other."""
+    import matplotlib.dates as mdates
+
+    locs, labels, offset = drawn.ticks[(axes, "x")]
+    expected = sorted({mdates_num(str(d.date())) for d in dates})
+    assert locs == expected, ([mdates.num2date(x).date() for x in locs], len(expected))
+    day_only = re.compile(r"\d{1,2}日" if lang == "zh" else r"\d{1,2}")
+    texts = [label.removeprefix(layout.LOWER_ROW) for label in labels]
+    assert DAY_LABEL[lang].fullmatch(texts[0]), texts  # the first names its month
+    for previous, day, text in zip(locs, locs[1:], texts[1:], strict=False):
+        same_month = mdates.num2date(previous).month == mdates.num2date(day).month
+        assert DAY_LABEL[lang].fullmatch(text) or (same_month and day_only.fullmatch(text)), texts
+    assert offset  # the year below
+    for row in _tick_rows(drawn, axes):
+        gaps = [right_left[0] - left_right[1] for left_right, right_left in zip(row, row[1:], strict=False)]
+        assert all(gap >= layout.TICK_GAP - 0.5 for gap in gaps), (row, gaps)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize(("kind", "code"), [("ratio", None), ("balance", None), ("stock", "920150"),
+                                            ("stock", "sample"), ("sectors", "480000"), ("summary", None)])
+def test_ten_days_get_a_tick_on_every_trade_date(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
+                                                 code: str | None, lang: str) -> None:
+    """A window of 10 trade dates (a stock's 11: its base day is drawn too) has a tick on each: the
+    ratio's 10 dates once got 5 and a stock's 11 got 6, every other one dropped as the labels in
+    full touched. They are written shorter (11月6日 · 9日 · 10日), smaller, and in a dashboard's
+    narrow panel on two rows, but never dropped."""
+    from reports.gallery import sample_stock
+
+    figures = _figures(demo, kind, None, 10, sample_stock(demo) if code == "sample" else code)
+    drawn = _draw(figures, lang, monkeypatch)
+    series = figures.series
+    if kind == "summary":  # the balance's 11 dates (the base day too: no bars) and the ratio's 10
+        checks = [(0, series["balance"]["level"].index), (1, series["ratio"]["ratio"].index)]
+        assert len(checks[0][1]) == 11 and len(checks[1][1]) == 10
+    else:
+        dates = {"ratio": lambda: series["ratio"].index, "balance": lambda: series["daily_change"].index,
+                 "stock": lambda: series["history"].index, "sectors": lambda: series["net_buy"].index}[kind]()
+        checks = [(0 if kind == "ratio" else 1, dates)]
+        assert len(dates) == (11 if kind == "stock" else 10)
+    for axes, dates in checks:
+        _assert_every_date_ticked_apart(drawn, axes, dates, lang)
+    if kind == "ratio" and lang == "zh":  # 10 dates of 11月16日 would touch at 10 pt on this axis: written short
+        _, labels, _ = drawn.ticks[(0, "x")]
+        assert any(not DAY_LABEL[lang].fullmatch(label.removeprefix(layout.LOWER_ROW)) for label in labels), labels
+
+
+def test_ten_real_dates_with_a_gap_get_a_tick_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reported case: the ratio of 2018-12-05 .. 12-20 (ten trade dates, none on the 18th and
+    19th, missing from the market file) got ticks on 5 of them."""
+    import pandas as pd
+
+    from reports.figures import Figures
+
+    dates = pd.DatetimeIndex(["2018-12-05", "2018-12-06", "2018-12-07", "2018-12-10", "2018-12-11", "2018-12-12",
+                              "2018-12-13", "2018-12-14", "2018-12-17", "2018-12-20"])
+    ratio = pd.Series(np.linspace(7.5, 7.7, len(dates)), index=dates)
+    index = pd.Series(np.linspace(2650.0, 2536.0, 12), index=pd.bdate_range("2018-12-05", "2018-12-20"))
+    band = pd.DataFrame({"q10": 7.4, "q90": 10.5}, index=dates)
+    for lang in ("zh", "en"):
+        figures = Figures("ratio", {"date": "2018-12-20", "origin": "import", "demo": False, "rqmce_included": False},
+                          {"ratio": ratio, "band": band, "ma": ratio.rolling(3).mean(), "index": index})
+        drawn = _draw(figures, lang, monkeypatch)
+        _assert_every_date_ticked_apart(drawn, 0, dates, lang)
+        _, labels, _ = drawn.ticks[(0, "x")]
+        assert labels[:3] == (["12月5日", "6日", "7日"] if lang == "zh" else ["Dec 5", "6", "7"]), labels
+
+
+def _first_days(count: int) -> Any:
+    """The balance figures of the first `count` days of the real history (2010-03-31: 659 万元)."""
+    import pandas as pd
+
+    from reports.figures import Figures
+
+    dates = pd.DatetimeIndex(["2010-03-31", "2010-04-01", "2010-04-02"][:count])
+    level = pd.Series([6_590_000.0, 13_750_000.0, 31_500_000.0][:count], index=dates)
+    last = dates[-1].date().isoformat()
+    return Figures("balance", {"date": last, "origin": "import", "demo": False, "turning_point": None},
+                   {"level": level, "daily_change": level.diff().iloc[1:], "turning_point": None})
+
+
+@pytest.mark.parametrize(("lang", "level_label", "note", "tick"), [
+    ("zh", "两融余额(万元)", "历史首日,尚无日变化", "3月31日"),
+    ("en", "Margin balance (CNY mn)", "First day of the history: no daily change yet", "Mar 31")])
+def test_the_first_day_of_a_history_draws_its_balance_alone_in_its_unit(
+        monkeypatch: pytest.MonkeyPatch, lang: str, level_label: str, note: str, tick: str) -> None:
+    """2010-03-31, the first day of margin trading: no daily change (an empty panel once took a
+    third of the chart: left out, one line says why), a balance of 659 万元 on an axis of 万元 / CNY
+    mn (it read 0.063 .. 0.069 亿元), and its date written as every day tick, the year below."""
+    drawn = _draw(_first_days(1), lang, monkeypatch)
+    assert len(drawn.fig.axes) == 1
+    assert note in drawn.texts()
+    ax = drawn.fig.axes[0]
+    assert ax.get_ylabel() == level_label
+    _, labels, _ = drawn.ticks[(0, "y")]
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+    assert max(_decimals(label) for label in labels) <= 2, labels
+    low, high = ax.get_ylim()
+    value = 659.0 if lang == "zh" else 6.59
+    assert low < value < high
+    assert drawn.ticks[(0, "x")][1:] == ([tick], "2010")
+
+
+@pytest.mark.parametrize(("lang", "labels"), [("zh", ("两融余额(万元)", "日变化(万元)")),
+                                              ("en", ("Margin balance (CNY mn)", "Daily change (CNY mn)"))])
+def test_the_second_day_draws_its_one_change_as_a_narrow_bar(monkeypatch: pytest.MonkeyPatch, lang: str,
+                                                             labels: tuple[str, str]) -> None:
+    """2010-04-01: the level of two days and one change. The bar, 0.8 of a day wide, once filled
+    half of an axis 1.1 days wide; it is a narrow bar now, both axes in 万元 / CNY mn, two ticks."""
+    from matplotlib.collections import PolyCollection
+
+    drawn = _draw(_first_days(2), lang, monkeypatch)
+    ax_level, ax_change = drawn.fig.axes[:2]
+    assert (ax_level.get_ylabel(), ax_change.get_ylabel()) == labels
+    [bars] = [c for c in ax_change.collections if type(c) is PolyCollection]
+    [path] = bars.get_paths()
+    left, right = ax_change.transData.transform(path.vertices[:2])[:, 0]
+    assert 0 < abs(right - left) <= 0.15 * ax_change.get_window_extent().width
+    assert drawn.ticks[(1, "x")][1] == (["3月31日", "4月1日"] if lang == "zh" else ["Mar 31", "Apr 1"])
+    for axes in (0, 1):
+        _, ticks, _ = drawn.ticks[(axes, "y")]
+        assert len(ticks) >= 3 and max(_decimals(label) for label in ticks) <= 2, ticks
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_ratio_of_one_or_two_days_ticks_in_few_decimals(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """The first days of 2010: a ratio of 0.0030 % (0.0035 % the next day). One value got ticks of
+    0.00285 .. 0.00315 around it; the axis now runs from 0, ticks of three decimals at most."""
+    import pandas as pd
+
+    from reports.figures import Figures
+
+    dates = pd.DatetimeIndex(["2010-03-31", "2010-04-01"][:count])
+    ratio = pd.Series([0.002994, 0.003486][:count], index=dates)
+    band = pd.DataFrame({"q10": np.nan, "q90": np.nan}, index=dates)
+    figures = Figures("ratio", {"date": dates[-1].date().isoformat(), "origin": "import", "demo": False,
+                                "rqmce_included": False},
+                      {"ratio": ratio, "band": band, "ma": ratio * np.nan,
+                       "index": pd.Series([3109.1, 3147.4][:count], index=dates)})
+    for lang in ("zh", "en"):
+        drawn = _draw(figures, lang, monkeypatch)
+        locs, labels, _ = drawn.ticks[(0, "y")]
+        assert len(labels) >= 3 and max(_decimals(label) for label in labels) <= 3, labels
+        assert locs[0] == 0.0 and max(locs) >= ratio.max()
+        assert drawn.ticks[(0, "x")][1][0] == ("3月31日" if lang == "zh" else "Mar 31")
+
+
+@pytest.mark.parametrize(("lang", "title", "index_label"), [("zh", "银行行业融资余额", "申万行业指数"),
+                                                            ("en", "Banks: financing balance",
+                                                             "Shenwan sector index")])
+def test_one_sectors_chart_names_its_right_axis_and_ticks_its_net_buying(
+        demo: Engine, monkeypatch: pytest.MonkeyPatch, lang: str, title: str, index_label: str) -> None:
+    """银行 over 60 days: the title without a stray space ("银行 行业融资余额"), the index's axis on
+    the right named, and the net-buy bars (-9 .. 3 亿元) with at least three ticks (they got -5, 0)."""
+    figures = _figures(demo, "sectors", None, 60, "480000")
+    drawn = _draw(figures, lang, monkeypatch)
+    ax_level, ax_net, twin = drawn.fig.axes
+    assert ax_level.get_title(loc="left") == title
+    assert twin.get_ylabel() == index_label
+    locs, labels, _ = drawn.ticks[(1, "y")]
+    low, high = ax_net.get_ylim()
+    assert len(labels) >= 3 and all(low <= x <= high for x in locs), labels
+    assert max(_decimals(label) for label in labels) <= 2, labels
+    net = figures.series["net_buy"]
+    assert net.min() < 0 < net.max()
+
+
+def _bar_value_labels(ax: Any, size: float = 8.0) -> Any:
+    [labels] = [c for c in ax.get_children() if isinstance(c, layout._Labels) and c._prop.get_size() == size]
+    return labels
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_sectors_share_change_is_coloured_by_its_own_sign(demo: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                            lang: str) -> None:
+    """A sector's balance can rise while its share falls (机械设备: a red bar, -0.01): each label is in
+    the colour of its own sign (grey at 0.00), never in its bar's, so it reads as another figure."""
+    from reports.fmt import up_down_colors
+
+    figures = _figures(demo, "sectors", None, 20)
+    drawn = _draw(figures, lang, monkeypatch)
+    labels = _bar_value_labels(drawn.fig.axes[0])
+    up, down = (to_rgba(c) for c in up_down_colors(lang))
+    grey = to_rgba(charts.LABEL_GREY)
+    rows = figures.series["table"][::-1]  # drawn bottom up
+    changes = [r["change"] for r in rows if r.get("share_change_pp") is not None]
+    seen = set()
+    for text, rgba, change in zip(labels._texts, labels._rgba, changes, strict=True):
+        value = float(text.removesuffix("pp"))
+        assert rgba == (up if value > 0 else down if value < 0 else grey), (text, rgba)
+        seen.add((change > 0, value < 0))
+    assert (True, True) in seen  # a rise with a falling share is among them
+
+
+@pytest.mark.parametrize(("lang", "axis"), [("zh", "近5日融资余额变化(亿元) · 条旁数字:变化率(%)"),
+                                            ("en", "5-day change in financing balance (CNY bn) · labels: change (%)")])
+def test_the_rankings_axis_says_its_labels_are_percent_changes(demo: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                               lang: str, axis: str) -> None:
+    """The top chart's bars are 亿元 and the numbers beside them each stock's % change: the axis says both."""
+    drawn = _draw(_figures(demo, "top", None, 5), lang, monkeypatch)
+    ax = drawn.fig.axes[0]
+    assert ax.get_xlabel() == axis
+    texts = _bar_value_labels(ax)._texts
+    assert texts and all(text.endswith("%") for text in texts)

@@ -110,14 +110,14 @@ def test_commands_log_migrations_only_when_they_run(env: pytest.MonkeyPatch, cap
     assert code == 0, err
     assert "Running upgrade  -> 0001" in err and "0001 -> 0002" in err
     assert "Context impl" not in err and "Will assume" not in err
-    assert out == "database at revision 0010\n"
+    assert out == "database at revision 0011\n"
     code, out, err = run(capsys, "db", "upgrade")
     assert code == 0 and "Running upgrade" not in err and "Context impl" not in err, err
-    assert out == "database at revision 0010 (nothing to do)\n"
+    assert out == "database at revision 0011 (nothing to do)\n"
     # an older revision than the database's: alembic does nothing, and the command says so
     code, out, err = run(capsys, "db", "upgrade", "0005")
     assert (code, out) == (2, "")
-    assert "the database is at revision 0010, later than 0005: an upgrade never goes back" in err
+    assert "the database is at revision 0011, later than 0005: an upgrade never goes back" in err
 
 
 def test_report_text_and_chart(small_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

@@ -1175,7 +1175,7 @@ def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest
         "样本300ETF (510300)", "样本医药乙 (830001)", "样本医药甲 (600003)", "…"]
     # more than listed: all are counted
     assert _error(small, "stock", code="样本").message("zh") == (
-        "名称含 “样本” 的证券有 7 只:样本300ETF (510300)、样本医药乙 (830001)、样本医药甲 (600003)、…。"
+        "名称含 “样本” 的证券有 7 只:样本300ETF (510300)、样本医药乙 (830001)、样本医药甲 (600003)、…"
         "请改用 6 位代码,例如 510300。")
 
 
@@ -1944,7 +1944,8 @@ def test_a_caption_too_long_gives_its_last_lines_to_the_details(
     lines = caption.splitlines()
     assert report_text.visible_length(caption) <= report_text.CAPTION_LIMIT
     assert lines[0].startswith("<b>Margin signals</b>") and lines[-1].startswith("<i>Data date")
-    assert lines[-2].startswith("💡 Sector bottoming: Agriculture") and "Financing spikes" not in caption
+    assert lines[-2].startswith("💡 Money ahead of price (a sector bottoming signal): Agriculture")
+    assert "Financing spikes" not in caption
     assert details.splitlines()[0].startswith("⚠️ Financing spikes in 29 stocks ")  # moved, whole, to the top
     assert details.splitlines()[1] == ""
     assert all(r["name_en"] in report_text.to_plain(caption) for r in industry_name_rows())

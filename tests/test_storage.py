@@ -322,7 +322,7 @@ def test_two_upgrades_at_once_both_end_at_head(engine: Engine) -> None:
         upgrade(engine)
 
     assert at_once(run, 2) == []
-    assert _revision(engine) == "0010" and "stock_margin" in inspect(engine).get_table_names()
+    assert _revision(engine) == "0011" and "stock_margin" in inspect(engine).get_table_names()
 
 
 def test_a_failed_sqlite_upgrade_leaves_nothing_half_done(sqlite_engine: Engine) -> None:
@@ -345,7 +345,7 @@ def test_a_failed_sqlite_upgrade_leaves_nothing_half_done(sqlite_engine: Engine)
     with sqlite_engine.begin() as conn:
         conn.execute(text("DROP TRIGGER refuse"))
     upgrade(sqlite_engine)
-    assert _revision(sqlite_engine) == "0010"
+    assert _revision(sqlite_engine) == "0011"
 
 
 @pytest.mark.parametrize(("url", "said"), [

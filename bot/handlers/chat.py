@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from datetime import time
 
@@ -42,6 +43,10 @@ KNOWN_COMMANDS = frozenset({"start", "help", "subscribe", "unsubscribe", "settin
 # be suggested: a swapped or dropped letter (ratoi, stokc, sector, top10) is, while a mere shared
 # letter or two is not (chart is 0.6 like start, foo 0.33 like top: no suggestion beats a wrong one).
 SUGGEST_CUTOFF = 0.7
+# The commands that take arguments: one typed glued to a number (/top5, /ratio250) is suggested with
+# the number as its first argument (/top 5); any other's number is dropped (/help2: /help).
+ARGUMENT_COMMANDS = frozenset({*REPORT_COMMANDS, *WATCH_COMMANDS})
+_GLUED_NUMBER = re.compile(r"(?P<name>[a-z_]+?)(?P<number>\d+)", re.ASCII)
 # Plain text of at most this many words whose first, in Chinese, names no security was typed as a name
 # (茅台, 茅台 60): its answer says nothing matched; longer text is chat, and gets the hint.
 NAME_LIKE_WORDS = 3
@@ -211,7 +216,14 @@ def suggested_command(name: str, addressee: str, words: list[str], known: Iterab
     """The command a user probably meant by /`name` (a typo of a known one: /ratoi 20 -> "/ratio 20"),
     with their arguments as they typed them and `addressee` (this bot's username, or ""); None when no
     known name is close enough (SUGGEST_CUTOFF). A known name itself is its own suggestion: in a
-    private chat /ratio@otherbot reaches no other bot, and /ratio is what was meant."""
+    private chat /ratio@otherbot reaches no other bot, and /ratio is what was meant. A name glued to
+    a number (/top5, /ratio250, /sectors20, /stock600519) is that command with the number as its
+    first argument ("/top 5"), where the command takes arguments (ARGUMENT_COMMANDS)."""
+    glued = _GLUED_NUMBER.fullmatch(name.lower())
+    if glued is not None:
+        close = difflib.get_close_matches(glued["name"], sorted(known), n=1, cutoff=SUGGEST_CUTOFF)
+        if close and close[0] in ARGUMENT_COMMANDS:
+            return " ".join([f"/{close[0]}" + (f"@{addressee}" if addressee else ""), glued["number"], *words])
     close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=SUGGEST_CUTOFF)
     if not close:
         return None

@@ -24,8 +24,9 @@ from telegram.ext import ContextTypes
 
 from bot.sending import Placement
 from bot.services import Services, services_of
+from reports.errors import ReportError, end_cut_list
 from reports.fmt import clipped
-from reports.i18n import LANGUAGES, pick_language, t
+from reports.i18n import LANGUAGES, pick_language, strings, t
 from storage import chats
 
 Context = ContextTypes.DEFAULT_TYPE
@@ -33,6 +34,19 @@ log = logging.getLogger(__name__)
 IGNORED_ECHO = 32  # characters of the ignored arguments the note echoes
 COMMAND_ECHO = 64  # characters of an unknown command (or of a suggestion) an answer echoes
 ALERT_LIMIT = 200  # characters Telegram shows in the box a button press is answered with
+
+
+def error_text(error: ReportError, lang: str, command: str | None = None) -> str:
+    """A report error's line in `lang`, as a chat is answered with it (not escaped). `command`
+    ("/watch", "/unwatch"): the command the user was typing, which the answer's advice names
+    (bot.command_<kind>: "send /watch 000001") instead of /stock, the reports' own. A list cut
+    with "…" ends the sentence without a full stop after the ellipsis."""
+    key = f"command_{error.kind}"
+    if command is not None and key in strings(lang)["bot"]:
+        text = t(lang, f"bot.{key}", command=command, **error.params_for(lang))
+    else:
+        text = error.message(lang)
+    return end_cut_list(text)
 
 
 def is_stale_query(error: BaseException) -> bool:
@@ -62,7 +76,8 @@ async def _unless_stale(answer: Awaitable[bool], what: str, query_id: str) -> No
 
 
 async def chat_language(update: Update, context: Context) -> str:
-    """The stored language of this chat; on first contact taken from the user's Telegram language."""
+    """The stored language of this chat: on first contact the user's Telegram language, which a
+    private chat then follows until a language is picked in /settings (storage.chats.ensure_chat)."""
     services = services_of(context)
     chat = update.effective_chat
     if chat is None:
@@ -70,8 +85,10 @@ async def chat_language(update: Update, context: Context) -> str:
         return pick_language(user.language_code if user else None, services.settings.default_language)
     user = update.effective_user
     guess = pick_language(user.language_code if user else None, services.settings.default_language)
+    # a private chat follows its user's Telegram language until one is picked in /settings
+    follow = chat.type == ChatType.PRIVATE and user is not None and user.language_code is not None
     stored = await services.run(
-        chats.ensure_chat, services.engine, chat.id, chat.type, chat.title or chat.full_name or "", guess
+        chats.ensure_chat, services.engine, chat.id, chat.type, chat.title or chat.full_name or "", guess, follow
     )
     return stored.language
 
@@ -81,7 +98,7 @@ async def user_language(services: Services, user: User | None) -> str:
     private chat with the bot (/settings), else their Telegram one."""
     if user is not None:
         stored = await services.run(chats.get_chat, services.engine, user.id)
-        if stored is not None and stored.language in LANGUAGES:
+        if stored is not None and stored.language_chosen and stored.language in LANGUAGES:
             return str(stored.language)
     return pick_language(user.language_code if user else None, services.settings.default_language)
 

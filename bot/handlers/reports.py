@@ -17,6 +17,7 @@ from bot.handlers.common import (
     Context,
     answer_press,
     chat_language,
+    error_text,
     placement,
     reply,
     reply_key,
@@ -79,7 +80,7 @@ async def render_and_send(update: Update, context: Context, kind: str, lang: str
         choices = exc.param("choices", lang)  # a name that matched several: one button each
         window = resolve_days(kind, days)
         markup = choice_keyboard(choices, lambda code: pick_data(kind, window, code, on)) if choices else None
-        await reply(update, html.escape(exc.message(lang)), markup)
+        await reply(update, html.escape(error_text(exc, lang)), markup)
         return
     await send_report(context.bot, services, chat.id, report, placement=placement(update))
 
@@ -136,7 +137,7 @@ async def window_button(update: Update, context: Context) -> None:
     try:
         report = await services.run(services.reports.render, kind, code=code, days=days, on=on, lang=lang)
     except ReportError as exc:
-        await answer_press(query, clipped(exc.message(lang), ALERT_LIMIT), show_alert=True)
+        await answer_press(query, clipped(error_text(exc, lang), ALERT_LIMIT), show_alert=True)
         return
     await answer_press(query)
     try:

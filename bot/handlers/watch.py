@@ -13,7 +13,17 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.handlers.common import ALERT_LIMIT, Context, answer_press, chat_language, is_admin, reply, reply_key
+from bot.arguments import typed_words
+from bot.handlers.common import (
+    ALERT_LIMIT,
+    Context,
+    answer_press,
+    chat_language,
+    error_text,
+    is_admin,
+    reply,
+    reply_key,
+)
 from bot.handlers.reports import choice_keyboard
 from bot.services import Services, services_of
 from reports import securities
@@ -50,9 +60,19 @@ async def _code(update: Update, context: Context, lang: str, words: list[str]) -
         choices = exc.param("choices", lang)
         # ⭐ as in the watch list's header: these buttons follow a security, /stock's show its report
         followable = tuple((code, f"⭐ {label}") for code, label in choices) if choices else None
-        await reply(update, html.escape(exc.message(lang)),
+        await reply(update, html.escape(error_text(exc, lang, "/watch")),
                     choice_keyboard(followable, watch_data) if followable else None)
         return None
+
+
+def _several(words: list[str], command: str) -> str | None:
+    """Where `words` (typed_words) name more than one security (two codes, "600519 000775", or a code
+    and more): the example of one at a time ("/watch 600519", the first code that is one as typed);
+    None for one security (a name of several words, a code, a security pasted as the bot lists it)."""
+    codes = [securities.code_form(w) for w in words if not securities.exchange_mismatch(w)]
+    if len(words) < 2 or not any(securities.code_form(w) for w in words):
+        return None
+    return f"{command} {next((c for c in codes if c), '600519')}"
 
 
 def _followed_named(services: Services, chat_id: int, text: str) -> list[tuple[str, str]]:
@@ -86,7 +106,7 @@ async def watch_command(update: Update, context: Context) -> None:
         return
     lang = await chat_language(update, context)
     services = services_of(context)
-    words = context.args or []
+    words = typed_words(context.args or [])
     if not words:  # the list, with each security's figures of the latest day
         codes = (await services.run(chats.watches, services.engine, [chat.id])).get(chat.id, [])
         if not codes:
@@ -97,6 +117,10 @@ async def watch_command(update: Update, context: Context) -> None:
         return
     if not await is_admin(update, context):
         await reply_key(update, context, "bot.admins_only_watch", lang=lang)
+        return
+    example = _several(words, "/watch")
+    if example is not None:
+        await reply_key(update, context, "bot.one_security", lang=lang, example=example)
         return
     code = await _code(update, context, lang, words)
     if code is None:
@@ -116,7 +140,7 @@ async def watch_button(update: Update, context: Context) -> None:
     try:  # a code that has lost its detail since it was offered is refused, as /watch refuses it
         code = await services.run(securities.resolve_known, services.engine, offered)
     except ReportError as exc:
-        await answer_press(query, clipped(exc.message(lang), ALERT_LIMIT), show_alert=True)
+        await answer_press(query, clipped(error_text(exc, lang, "/watch"), ALERT_LIMIT), show_alert=True)
         return
     await _answer_in_place(query, await _watched(context, chat_id, lang, code))
 
@@ -126,12 +150,16 @@ async def unwatch_command(update: Update, context: Context) -> None:
     if chat is None:
         return
     lang = await chat_language(update, context)
-    words = context.args or []
+    words = typed_words(context.args or [])
     if not words:
         await reply_key(update, context, "bot.unwatch_need", lang=lang)
         return
     if not await is_admin(update, context):
         await reply_key(update, context, "bot.admins_only_watch", lang=lang)
+        return
+    example = _several(words, "/unwatch")
+    if example is not None:
+        await reply_key(update, context, "bot.one_security", lang=lang, example=example)
         return
     services = services_of(context)
     # a code as typed is enough: it may no longer have detail (and so no name to find it by); but not
@@ -141,7 +169,7 @@ async def unwatch_command(update: Update, context: Context) -> None:
         try:
             securities.check_exchange(words[0])
         except ReportError as exc:
-            await reply(update, html.escape(exc.message(lang)))
+            await reply(update, html.escape(error_text(exc, lang, "/unwatch")))
             return
     if code is None:
         # A name is looked for among what the chat follows first: "/unwatch 银行" means the one bank
