@@ -585,7 +585,7 @@ def _wrap(text: str, width: float, size: float) -> str:
     follows from it) where both fit, else between words; a Chinese part without spaces stays whole."""
     if text_width(text, size) <= width:
         return text
-    for mark in (",", ": ", ","):
+    for mark in ("，", "：", ": ", ","):
         head, found, tail = text.partition(mark)
         if found and text_width(head + mark.strip(), size) <= width and text_width(tail, size) <= width:
             return f"{head}{mark.strip()}\n{tail}"

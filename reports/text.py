@@ -70,14 +70,14 @@ def environment(lang: str) -> Environment:
 
 
 def _unjudged(items: list[dict[str, str]], day: str, lang: str) -> str:
-    """One line naming the signals not judged, grouped by why: "未判断:拥挤、去杠杆(上证指数缺 D 收盘)。";
+    """One line naming the signals not judged, grouped by why: "未判断：拥挤、去杠杆（上证指数缺 D 收盘）。";
     "" when every signal was judged."""
     if not items:
         return ""
     by_reason: dict[str, list[str]] = {}
     for item in items:
         by_reason.setdefault(item["reason"], []).append(t(lang, f"unjudged.{item['signal']}"))
-    sep, open_, close, join = ("、", "(", ")", ";") if lang == "zh" else (", ", " (", ")", "; ")
+    sep, open_, close, join = ("、", "（", "）", "；") if lang == "zh" else (", ", " (", ")", "; ")
     parts = [sep.join(names) + open_ + t(lang, f"unjudged.{reason}", date=day) + close
              for reason, names in by_reason.items()]
     return t(lang, "unjudged.line", items=join.join(parts))

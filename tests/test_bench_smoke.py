@@ -26,13 +26,13 @@ from storage.spikes import SPIKE_DAYS
 TINY = benchdata.BenchParams(years=1, stocks=120, funds=6, seed=7)
 # The first caption line of each report on TINY (seeded, ending 2026-11-20), in Chinese.
 FIRST_LINES = {
-    "balance": "<b>两融余额 1.91 万亿元</b> ▼ 较上日 -119.26 亿元(-0.62%)",
-    "ratio": "<b>两融交易占比 8.63%</b>(不足一年历史,无近三年分位,20日均值 9.50%)",
+    "balance": "<b>两融余额 1.91 万亿元</b> ▼ 较上日 -119.26 亿元（-0.62%）",
+    "ratio": "<b>两融交易占比 8.63%</b>（不足一年历史，无近三年分位，20日均值 9.50%）",
     "sectors": "<b>行业融资余额 近20日</b>",
     "signals": "<b>两融信号</b> · 1 项提示",
     "summary": "<b>两融雷达 · 2026-11-20</b>",
-    "stock": "<b>基准股份0075({code})融资余额 1,988.79 亿元</b> ▼ 较上日 -20.09 亿元",
-    "top": "<b>融资余额变化排行 近5日</b>(较 2026-11-13)",
+    "stock": "<b>基准股份0075（{code}）融资余额 1,988.79 亿元</b> ▼ 较上日 -20.09 亿元",
+    "top": "<b>融资余额变化排行 近5日</b>（较 2026-11-13）",
 }
 
 

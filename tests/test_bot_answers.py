@@ -82,10 +82,10 @@ async def test_an_unknown_command_gets_the_command_meant(demo_db: Engine, shared
         await h.write(ZH_USER, ZH_USER, "/ratio@other_bot 60")  # ours, named for a bot not in this chat
         await h.write(ZH_USER, ZH_USER, "/foo 20")  # nothing close: the plain answer
         assert h.texts(ZH_USER) == [
-            "不认识这个命令:/ratoi。是不是想发 <code>/ratio 20</code>?",
-            "不认识这个命令:/stokc。是不是想发 <code>/stock 600519 &lt;b&gt;</code>?",
-            "不认识这个命令:/ratio@other_bot。是不是想发 <code>/ratio 60</code>?",
-            "不认识这个命令:/foo。发送 /help 查看全部命令。",
+            "不认识这个命令：/ratoi。是不是想发 <code>/ratio 20</code>？",
+            "不认识这个命令：/stokc。是不是想发 <code>/stock 600519 &lt;b&gt;</code>？",
+            "不认识这个命令：/ratio@other_bot。是不是想发 <code>/ratio 60</code>？",
+            "不认识这个命令：/foo。发送 /help 查看全部命令。",
         ]
         await h.write(EN_USER, EN_USER, "/balanc 250 2025-09-30")
         await h.write(EN_USER, EN_USER, "/statu")  # /status is only the operators'
@@ -94,8 +94,8 @@ async def test_an_unknown_command_gets_the_command_meant(demo_db: Engine, shared
         # in a group, one named for this bot keeps the name; one named for nobody is another bot's
         await h.write(GROUP, MEMBER, f"/ratoi@{BOT_USERNAME} 20")
         await h.write(GROUP, MEMBER, "/ratoi 20")
-        assert h.texts(GROUP) == [f"不认识这个命令:/ratoi@{BOT_USERNAME}。是不是想发 "
-                                  f"<code>/ratio@{BOT_USERNAME} 20</code>?"]
+        assert h.texts(GROUP) == [f"不认识这个命令：/ratoi@{BOT_USERNAME}。是不是想发 "
+                                  f"<code>/ratio@{BOT_USERNAME} 20</code>？"]
         # the suggestion, sent as it is, is the report
         await h.write(ZH_USER, ZH_USER, "/ratio 20")
         assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "ratio", days=20).caption
@@ -105,7 +105,7 @@ async def test_the_operators_are_suggested_their_command(demo_db: Engine, shared
     async with running(demo_db, shared_reports, admin_chat_ids=[ZH_USER]) as h:
         add_people(h)
         await h.write(ZH_USER, ZH_USER, "/statu")
-        assert h.texts(ZH_USER) == ["不认识这个命令:/statu。是不是想发 <code>/status</code>?"]
+        assert h.texts(ZH_USER) == ["不认识这个命令：/statu。是不是想发 <code>/status</code>？"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -129,8 +129,8 @@ async def test_a_long_argument_is_echoed_cut_with_an_ellipsis(demo_db: Engine, s
         await h.write(EN_USER, EN_USER, "/top 5 " + "Bank" * 100)
         assert h.texts(ZH_USER) == [
             "没有找到代码或名称为 “" + "演示" * 15 + "演…” 的证券。"
-            "请输入 6 位代码或名称,例如 /stock 600519 或 /stock 茅台。",
-            "不认识这个命令:/" + "a" * 62 + "…。发送 /help 查看全部命令。",
+            "请输入 6 位代码或名称，例如 /stock 600519 或 /stock 茅台。",
+            "不认识这个命令：/" + "a" * 62 + "…。发送 /help 查看全部命令。",
             t("zh", "bot.subscribed", time="00:00") + "\n" + t("zh", "bot.ignored_arguments", words="b" * 31 + "…"),
         ]
         # (a report's error goes out escaped, its quotes too: what the user reads is the plain text)
@@ -151,7 +151,7 @@ def test_every_example_names_the_same_security() -> None:
     for lang in ("zh", "en"):
         texts = [path.read_text(encoding="utf-8") for path in (TEMPLATES_DIR / lang).iterdir()]
         named = {match for body in texts
-                 for match in re.findall(r"(?:/stock|/watch|/unwatch|@\{bot\}) ([^\s,。.)(、;:\"]+)", body)}
+                 for match in re.findall(r"(?:/stock|/watch|/unwatch|@\{bot\}) ([^\s,。.)(、;:\"，；：（）]+)", body)}
         # a {placeholder} is filled with one of the chat's own securities, not a fixed example
         filled = {word for word in named if word.startswith("{") and word.endswith("}")}
         assert named - placeholders - filled == {"600519", "茅台"}, lang
@@ -173,8 +173,8 @@ def ambiguous_answer(engine: Engine, lang: str) -> tuple[str, list[tuple[str, st
     joiner = "、" if lang == "zh" else ", "
     if lang == "zh":
         # the list cut with "…": the ellipsis ends the sentence, no 。 after it
-        answer = (f"名称含 “{FRAGMENT}” 的证券有 10 只:{joiner.join([*listed, '…'])}"
-                  f"请改用 6 位代码,例如 {named[0][0]}。")
+        answer = (f"名称含 “{FRAGMENT}” 的证券有 10 只：{joiner.join([*listed, '…'])}"
+                  f"请改用 6 位代码，例如 {named[0][0]}。")
     else:
         answer = (f'10 securities have "{FRAGMENT}" in their name ({joiner.join([*listed, "…"])}):'
                   f" use the 6-digit code instead, e.g. {named[0][0]}.")
@@ -207,7 +207,7 @@ async def test_a_name_matching_several_says_how_many_under_stock_and_watch(
                                  + t("zh", "bot.watch_subscribe"))
         assert chats.watches(demo_db, [ZH_USER]) == {ZH_USER: [code]}
         # forged data is answered and does nothing
-        query = await h.press(EN_USER, EN_USER, h.bot_messages(EN_USER)[-1].message_id, "watch:演示")
+        query = await h.press(EN_USER, EN_USER, h.bot_messages(EN_USER)[-1].message_id, "watch：演示")
         assert "text" not in h.server.callback_answers[query] or not h.server.callback_answers[query]["text"]
         assert chats.watches(demo_db, [EN_USER]) == {}
 
@@ -286,8 +286,8 @@ async def test_the_watch_list_names_its_day(demo_db: Engine, shared_reports: Rep
     assert d["spiking"] is True
     assert h.texts(ZH_USER)[-1].splitlines() == [
         "<b>⭐ 关注</b> · 数据日期 2026-11-20",
-        f"{d['name']}({d['code']})融资余额 {shown['smoney'](d['rzye'])} {shown['sarrow'](d['change_1d'])} "
-        f"{shown['smoney'](d['change_1d'], True)},近5日 {shown['spct'](d['change_5d_pct'])} ⚠️ 急升",
+        f"{d['name']}（{d['code']}）融资余额 {shown['smoney'](d['rzye'])} {shown['sarrow'](d['change_1d'])} "
+        f"{shown['smoney'](d['change_1d'], True)}，近5日 {shown['spct'](d['change_5d_pct'])} ⚠️ 急升",
         t("zh", "bot.watch_hint"),
     ]
     english = h.texts(EN_USER)[-1].splitlines()
@@ -324,8 +324,8 @@ def test_every_counted_signal_is_flagged(shared_reports: ReportService) -> None:
     assert caption.splitlines()[0] == "<b>两融信号</b> · 5 项提示"
     lines = flagged_lines(caption, details)
     assert len(lines) == 5
-    assert lines[0].startswith("⚠️ 量:余额急剧增长(z = ")
-    assert "⚠️ 放大效应:两融交易占比与指数波动率的60日相关系数 0.62,杠杆正在放大波动。" in lines
+    assert lines[0].startswith("⚠️ 量：余额急剧增长（z = ")
+    assert "⚠️ 放大效应：两融交易占比与指数波动率的60日相关系数 0.62，杠杆正在放大波动。" in lines
     caption, details = report_text.render("signals", "en", d)
     assert caption.splitlines()[0] == "<b>Margin signals</b> · 5 to watch"
     assert len(flagged_lines(caption, details)) == 5
@@ -369,18 +369,18 @@ def test_follow_up_commands_are_whole_and_dated(shared_reports: ReportService) -
     r = shared_reports
     assert r.render("sectors", code="银行", days=5, chart=False).data["latest"] is True
     assert r.render("sectors", code="银行", days=5, on=PAST, chart=False).data["latest"] is False
-    assert "看行业内个股:<code>/top 5 银行</code>\n" in _details(r, "sectors", "zh", code="银行", days=5)
-    assert "看行业内个股:<code>/top 5 银行 2026-11-13</code>\n" in _details(r, "sectors", "zh", code="银行", days=5,
+    assert "看行业内个股：<code>/top 5 银行</code>\n" in _details(r, "sectors", "zh", code="银行", days=5)
+    assert "看行业内个股：<code>/top 5 银行 2026-11-13</code>\n" in _details(r, "sectors", "zh", code="银行", days=5,
                                                                            on=PAST)
     assert "The sector's stocks: <code>/top 5 Banks 2026-11-13</code>\n" in _details(
         r, "sectors", "en", code="Banks", days=5, on=PAST)
     then = r.render("sectors", on=PAST, chart=False).data["sectors"][0]["name"]
     now = r.render("sectors", chart=False).data["sectors"][0]["name"]
-    assert f"\n看行业内个股:<code>/top 20 {then} 2026-11-13</code>\n" in _details(r, "sectors", "zh", on=PAST)
-    assert f"\n看行业内个股:<code>/top 20 {now}</code>\n" in _details(r, "sectors", "zh")
+    assert f"\n看行业内个股：<code>/top 20 {then} 2026-11-13</code>\n" in _details(r, "sectors", "zh", on=PAST)
+    assert f"\n看行业内个股：<code>/top 20 {now}</code>\n" in _details(r, "sectors", "zh")
     stock = r.render("stock", code="600519", on=PAST, chart=False)
     sector = stock.data["sector"]["name"]
-    assert f"所属行业:{sector}(申万一级)· <code>/sectors {sector} 2026-11-13</code>\n" in stock.caption
+    assert f"所属行业：{sector}（申万一级）· <code>/sectors {sector} 2026-11-13</code>\n" in stock.caption
     assert f"· <code>/sectors {sector}</code>\n" in r.render("stock", code="600519", chart=False).caption
     signals = _details(r, "signals", "en")
     assert signals.startswith("Bottoming sectors in detail: <code>/sectors Pharma &amp; Biotech</code>\n")
@@ -458,8 +458,8 @@ async def test_a_code_written_for_another_exchange_is_refused_with_the_one_it_tr
         await h.write(ZH_USER, ZH_USER, "/stock sh600519")
         assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "stock", code="600519").caption
         await h.write(ZH_USER, ZH_USER, "/stock bj600519")
-        assert h.bot_messages(ZH_USER)[-1].plain_text() == ("“bj600519” 的交易所与代码不符:600519 在沪市上市。"
-                                                            "要看它,请发 /stock 600519。")
+        assert h.bot_messages(ZH_USER)[-1].plain_text() == ("“bj600519” 的交易所与代码不符：600519 在沪市上市。"
+                                                            "要看它，请发 /stock 600519。")
         await h.write(EN_USER, EN_USER, "/stock 600519.SZ")
         assert h.bot_messages(EN_USER)[-1].plain_text() == (
             '"600519.SZ" names the wrong exchange: 600519 is listed in Shanghai. For it, send /stock 600519.')
@@ -471,13 +471,14 @@ async def test_a_code_written_for_another_exchange_is_refused_with_the_one_it_tr
         answer = h.server.inline_answers[query]
         assert answer["results"] == [] and answer["button"]["text"] == "“sh000001” is an index: no margin data"
         query = await h.inline(ZH_USER, "bj600519")
-        assert h.server.inline_answers[query]["button"]["text"] == "“bj600519”:600519 在沪市上市,不在所写的交易所"
+        assert h.server.inline_answers[query]["button"]["text"] == "“bj600519”：600519 在沪市上市，不在所写的交易所"
         assert len(h.photos(ZH_USER)) == 1
         # /unwatch answers so too: the index is not Shenzhen's 000001 the chat follows, kept
         assert chats.watch(demo_db, ZH_USER, "000001") == "added"
         await h.write(ZH_USER, ZH_USER, "/unwatch sh000001")  # its advice: /unwatch, not /stock
         assert h.bot_messages(ZH_USER)[-1].plain_text() == (
-            "“sh000001” 是沪市指数的写法(sh000001 即上证指数),指数没有两融数据。深市的 000001 请发 /unwatch 000001。")
+            "“sh000001” 是沪市指数的写法（sh000001 即上证指数），指数没有两融数据。"
+            "深市的 000001 请发 /unwatch 000001。")
         await h.write(ZH_USER, ZH_USER, "/unwatch 000001.SH")
         assert "000001" in h.texts(ZH_USER)[-1] and chats.watches(demo_db, [ZH_USER]) == {ZH_USER: ["000001"]}
         await h.write(ZH_USER, ZH_USER, "/unwatch 000001.SZ")
@@ -524,12 +525,12 @@ async def test_the_help_says_who_may_change_a_group_and_how_much_a_chat_follows(
         await h.write(EN_USER, EN_USER, "/help")
         zh, en = h.texts(ZH_USER)[-1].split("\n"), h.texts(EN_USER)[-1].split("\n")
         assert chats.MAX_WATCHES == 10
-        assert "/watch 代码或名称 关注证券,每日推送中附带其数据(每个聊天最多 10 只;不带参数:查看关注列表)" in zh
+        assert "/watch 代码或名称 关注证券，每日推送中附带其数据（每个聊天最多 10 只；不带参数：查看关注列表）" in zh
         assert "/subscribe 订阅每日推送" in zh
-        assert ("在群里,订阅、退订、关注、取消关注和更改设置(/subscribe、/unsubscribe、/watch、/unwatch、/settings)"
-                "只有管理员可以做;查看关注列表(不带参数的 /watch)人人可用。") in zh
-        assert zh[-1] == ("数据日期为交易日 T,T+1 日早上发布;全市场余额以万亿元显示,其余金额与变化以亿元显示"
-                          "(单只证券不足 1 亿元时以万元显示)。")
+        assert ("在群里，订阅、退订、关注、取消关注和更改设置（/subscribe、/unsubscribe、/watch、/unwatch、/settings）"
+                "只有管理员可以做；查看关注列表（不带参数的 /watch）人人可用。") in zh
+        assert zh[-1] == ("数据日期为交易日 T，T+1 日早上发布；全市场余额以万亿元显示，其余金额与变化以亿元显示"
+                          "（单只证券不足 1 亿元时以万元显示）。")
         assert ("/watch CODE or name follow a security in the daily push (at most 10 a chat; no argument:"
                 " show the list)") in en
         assert "/subscribe daily push" in en
@@ -567,9 +568,9 @@ async def test_watch_advises_watch_and_takes_one_security_at_a_time(
         await h.write(ZH_USER, ZH_USER, "/watch 600519 000775")
         await h.write(ZH_USER, ZH_USER, "/watch 没有这只")
         assert [m.plain_text() for m in h.bot_messages(ZH_USER)] == [
-            "“sh000001” 是沪市指数的写法(sh000001 即上证指数),指数没有两融数据。深市的 000001 请发 /watch 000001。",
-            "一次只能写一只证券,例如 /watch 600519。",
-            "没有找到代码或名称为 “没有这只” 的证券。请输入 6 位代码或名称,例如 /watch 600519 或 /watch 茅台。",
+            "“sh000001” 是沪市指数的写法（sh000001 即上证指数），指数没有两融数据。深市的 000001 请发 /watch 000001。",
+            "一次只能写一只证券，例如 /watch 600519。",
+            "没有找到代码或名称为 “没有这只” 的证券。请输入 6 位代码或名称，例如 /watch 600519 或 /watch 茅台。",
         ]
         assert chats.watches(demo_db, [EN_USER, ZH_USER]) == {}
         # /stock keeps its own advice; a security pasted as the bot lists it is one security
@@ -589,10 +590,10 @@ async def test_a_command_glued_to_a_number_is_suggested_with_the_number(
             await h.write(ZH_USER, ZH_USER, typed)
         await h.write(EN_USER, EN_USER, "/top5")
         assert h.texts(ZH_USER) == [
-            "不认识这个命令:/top5。是不是想发 <code>/top 5</code>?",
-            "不认识这个命令:/ratio250。是不是想发 <code>/ratio 250</code>?",
-            "不认识这个命令:/sectors20。是不是想发 <code>/sectors 20 医药</code>?",
-            "不认识这个命令:/TOP10。是不是想发 <code>/top 10</code>?",
+            "不认识这个命令：/top5。是不是想发 <code>/top 5</code>？",
+            "不认识这个命令：/ratio250。是不是想发 <code>/ratio 250</code>？",
+            "不认识这个命令：/sectors20。是不是想发 <code>/sectors 20 医药</code>？",
+            "不认识这个命令：/TOP10。是不是想发 <code>/top 10</code>？",
         ]
         assert h.texts(EN_USER) == ["Unknown command: /top5. Did you mean <code>/top 5</code>?"]
 
@@ -619,8 +620,8 @@ async def test_a_code_with_its_exchange_glued_gets_its_report(
         await h.write(ZH_USER, ZH_USER, "600519sh")  # bare, in a private chat
         assert [p.caption for p in h.photos(ZH_USER)] == [want, want]
         await h.write(ZH_USER, ZH_USER, "/stock 600519BJ")  # the wrong exchange, refused as 600519.BJ is
-        assert h.bot_messages(ZH_USER)[-1].plain_text() == ("“600519BJ” 的交易所与代码不符:600519 在沪市上市。"
-                                                            "要看它,请发 /stock 600519。")
+        assert h.bot_messages(ZH_USER)[-1].plain_text() == ("“600519BJ” 的交易所与代码不符：600519 在沪市上市。"
+                                                            "要看它，请发 /stock 600519。")
         await h.write(EN_USER, EN_USER, "/watch 600519sh")
         assert chats.watches(demo_db, [EN_USER]) == {EN_USER: ["600519"]}
         await h.write(EN_USER, EN_USER, "/unwatch 600519SH")
@@ -641,8 +642,8 @@ async def test_a_list_cut_with_an_ellipsis_ends_the_sentence(
             'Several sectors have "电" in their name: Electronics, Home Appliances, Power Equipment.'
             " Write the whole name, e.g. Electronics."]
         await h.write(ZH_USER, ZH_USER, "/top 5 e")
-        assert h.texts(ZH_USER)[-1].startswith("名称含 “e” 的行业不止一个:")
-        assert h.texts(ZH_USER)[-1].endswith("、…请写全名,例如 电子。")
+        assert h.texts(ZH_USER)[-1].startswith("名称含 “e” 的行业不止一个：")
+        assert h.texts(ZH_USER)[-1].endswith("、…请写全名，例如 电子。")
 
 
 async def test_a_one_day_window_is_one_day(demo_db: Engine, shared_reports: ReportService) -> None:
@@ -651,7 +652,7 @@ async def test_a_one_day_window_is_one_day(demo_db: Engine, shared_reports: Repo
         await h.write(EN_USER, EN_USER, "/top 1 2023-01-02")  # the first day of the data: no day before it
         await h.write(ZH_USER, ZH_USER, "/top 1 2023-01-02")
         assert h.texts(EN_USER) == ["Not enough history before 2023-01-02 for a 1-day window: it cannot be computed."]
-        assert h.texts(ZH_USER) == ["2023-01-02 之前的历史不足 1 个交易日,无法计算该窗口。"]
+        assert h.texts(ZH_USER) == ["2023-01-02 之前的历史不足 1 个交易日，无法计算该窗口。"]
 
 
 async def test_a_private_chat_follows_the_users_telegram_language_until_settings_picks_one(

@@ -146,7 +146,7 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         want = expected(shared_reports, "stock", code=stock_code)
         caption = h.photos(chat)[-1].caption
         assert caption == want.caption
-        assert f"{want.data['name']}({stock_code})融资余额 {yi(want.data['rzye'])}" in caption
+        assert f"{want.data['name']}（{stock_code}）融资余额 {yi(want.data['rzye'])}" in caption
         assert buttons(h.photos(chat)[-1].reply_markup)[0] == ("20日", f"w:stock:20:{stock_code}")
 
         await h.write(chat, ZH_USER, "/stock")
@@ -177,7 +177,7 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         # one of ours named for another bot: in a private chat no other bot hears it, so it is told,
         # with the command meant
         await h.write(chat, ZH_USER, "/ratio@other_bot")
-        assert h.texts(chat)[-1] == "不认识这个命令:/ratio@other_bot。是不是想发 <code>/ratio</code>?"
+        assert h.texts(chat)[-1] == "不认识这个命令：/ratio@other_bot。是不是想发 <code>/ratio</code>？"
         await h.write(chat, ZH_USER, f"/subscribe@{BOT_USERNAME}")  # ours, named for us: the command
         assert h.texts(chat)[-1] == t("zh", "bot.subscribed", time="00:00")
 
@@ -251,10 +251,10 @@ async def test_plain_text_and_bare_codes_in_private_chats(demo_db: Engine, share
         await h.write(ZH_USER, ZH_USER, "/sectors 9999")
         await h.write(ZH_USER, ZH_USER, f"/stock {code} x")
         assert h.texts(ZH_USER)[-4:] == [
-            "请发送命令,例如 /ratio 或 /stock 600519(直接发证券代码或名称也可以);/help 查看全部命令。",
+            "请发送命令，例如 /ratio 或 /stock 600519（直接发证券代码或名称也可以）；/help 查看全部命令。",
             t("zh", "bot.plain_text"),
-            "天数 “9999” 无效,请输入 1 到 250 之间的整数,例如 /sectors 20。",
-            "天数 “x” 无效,请输入 1 到 2500 之间的整数,例如 /stock 600519 60。",
+            "天数 “9999” 无效，请输入 1 到 250 之间的整数，例如 /sectors 20。",
+            "天数 “x” 无效，请输入 1 到 2500 之间的整数，例如 /stock 600519 60。",
         ]
         # its name, part of it or the code as other sites write it are the same; a shared part lists them
         name = expected(shared_reports, "stock", code=code).data["name"]
@@ -263,7 +263,7 @@ async def test_plain_text_and_bare_codes_in_private_chats(demo_db: Engine, share
         assert [p.caption for p in h.photos(ZH_USER)[1:]] == [
             photo.caption, photo.caption, expected(shared_reports, "stock", code=code, days=60).caption]
         await h.write(ZH_USER, ZH_USER, name[:-1])  # "演示股份002": ten names hold it
-        assert h.texts(ZH_USER)[-1].startswith(f"名称含 “{name[:-1]}” 的证券有 10 只:")
+        assert h.texts(ZH_USER)[-1].startswith(f"名称含 “{name[:-1]}” 的证券有 10 只：")
         # the first eight as buttons, two a row; one pressed sends that stock's report
         choice = h.bot_messages(ZH_USER)[-1]
         picks = buttons(choice.reply_markup)
@@ -286,7 +286,7 @@ async def test_an_edited_command_is_answered_as_sent(demo_db: Engine, shared_rep
     async with running(demo_db, shared_reports) as h:
         add_people(h)
         typo = await h.write(ZH_USER, ZH_USER, f"/stokc {stock_code}")
-        assert h.texts(ZH_USER) == [f"不认识这个命令:/stokc。是不是想发 <code>/stock {stock_code}</code>?"]
+        assert h.texts(ZH_USER) == [f"不认识这个命令：/stokc。是不是想发 <code>/stock {stock_code}</code>？"]
         await h.inject(h.server.inject_edit, ZH_USER, typo["message_id"], f"/stock {stock_code}")
         [photo] = h.photos(ZH_USER)
         assert photo.caption == expected(shared_reports, "stock", code=stock_code).caption
@@ -301,7 +301,7 @@ async def test_an_edited_command_is_answered_as_sent(demo_db: Engine, shared_rep
         asked = await h.write(GROUP, MEMBER, "/ratio x")
         await h.inject(h.server.inject_edit, GROUP, asked["message_id"], "/ratio 60")
         error, chart, details = h.bot_messages(GROUP)
-        assert error.plain_text() == "天数 “x” 无效,请输入 1 到 2500 之间的整数,例如 /ratio 250。"
+        assert error.plain_text() == "天数 “x” 无效，请输入 1 到 2500 之间的整数，例如 /ratio 250。"
         assert error.reply_to_message_id == asked["message_id"] == chart.reply_to_message_id
         assert chart.caption == expected(shared_reports, "ratio", days=60).caption
         assert details.reply_to_message_id == chart.message_id
@@ -394,7 +394,7 @@ async def test_groups_get_answers_quoted_and_topics_in_their_topic(
         assert [m.message_thread_id for m in (chart, details, error, menu)] == [topic] * 4
         assert chart.reply_to_message_id == asked["message_id"] and details.reply_to_message_id == chart.message_id
         assert chart.caption == expected(shared_reports, "sectors").caption
-        assert error.plain_text() == "天数 “x” 无效,请输入 1 到 2500 之间的整数,例如 /ratio 250。"
+        assert error.plain_text() == "天数 “x” 无效，请输入 1 到 2500 之间的整数，例如 /ratio 250。"
         assert general.photo and (general.message_thread_id, general_details.message_thread_id) == (None, None)
         await h.press(forum, MEMBER, chart.message_id, "w:sectors:60:")
         edited = h.server.history(forum)[chart.message_id - 1]
@@ -492,7 +492,7 @@ async def test_a_group_that_became_a_supergroup_while_answered_keeps_its_subscri
         assert h.bot_messages(GROUP)[-1].text == t("zh", "bot.subscribed", time="00:00")
         assert len(h.bot_messages(GROUP)) == 1
         assert h.texts(new_id) == [t("zh", "bot.group_upgraded")]
-        assert h.texts(new_id)[0] == "本群刚升级为超级群组,上一条命令没能回答:请再发送一次。"
+        assert h.texts(new_id)[0] == "本群刚升级为超级群组，上一条命令没能回答：请再发送一次。"
         assert h.server.sent_messages(ADMIN_CHAT) == []
         old, new = stored_chat(demo_db, GROUP), stored_chat(demo_db, new_id)
         assert (old.subscribed, old.active) == (False, False)
@@ -678,12 +678,12 @@ async def test_reports_of_a_past_day(demo_db: Engine, shared_reports: ReportServ
         await h.write(chat, ZH_USER, "/sectors 20 60")
         await h.write(chat, ZH_USER, f"/stock {code} 2025-09-30 2025-09-29")
         assert h.texts(chat)[texts_before:] == [
-            "2025-10-03 不是有数据的交易日(周末、节假日或未发布);此前最近的数据日期是 2025-09-30。",
-            "“2025-02-30” 不是有效日期,请用 YYYY-MM-DD 格式,例如 2024-09-30。",
+            "2025-10-03 不是有数据的交易日（周末、节假日或未发布）；此前最近的数据日期是 2025-09-30。",
+            "“2025-02-30” 不是有效日期，请用 YYYY-MM-DD 格式，例如 2024-09-30。",
             "2000-01-04 早于已存数据的起点 2023-01-02。",
-            "2030-01-02 没有两融数据(非交易日或尚未发布)。最新数据日期:2026-11-20。",
-            "参数太多:最多一个天数和一个日期(/stock 先写代码),例如 /sectors 20 2024-09-30。",
-            "参数太多:最多一个天数和一个日期(/stock 先写代码),例如 /stock 600519 60 2024-09-30。",
+            "2030-01-02 没有两融数据（非交易日或尚未发布）。最新数据日期：2026-11-20。",
+            "参数太多：最多一个天数和一个日期（/stock 先写代码），例如 /sectors 20 2024-09-30。",
+            "参数太多：最多一个天数和一个日期（/stock 先写代码），例如 /stock 600519 60 2024-09-30。",
         ]
         await h.write(EN_USER, EN_USER, "/ratio 2025-10-04")
         assert h.texts(EN_USER)[-1] == ("2025-10-04 is not a trading day with data (weekend, holiday or not "
@@ -693,7 +693,7 @@ async def test_reports_of_a_past_day(demo_db: Engine, shared_reports: ReportServ
         query = await h.inline(ZH_USER, "ratio 2025-09-30")
         [result] = h.server.inline_answers[query]["results"]
         assert result["caption"] == expected(shared_reports, "ratio", on=day).caption
-        assert result["title"] == "两融交易占比(2025-09-30)" and result["id"] == "ratio-2025-09-30-zh"
+        assert result["title"] == "两融交易占比（2025-09-30）" and result["id"] == "ratio-2025-09-30-zh"
         query = await h.inline(ZH_USER, "ratio 2025-02-30")
         assert h.server.inline_answers[query]["results"] == []
         assert t("zh", "bot.error") not in h.texts(chat) and h.server.sent_messages(ADMIN_CHAT) == []
@@ -724,7 +724,7 @@ async def test_top_ranking_with_its_own_windows(demo_db: Engine, shared_reports:
         await h.press(ZH_USER, ZH_USER, sector.message_id, "w:top:1:270000")
         assert h.photos(ZH_USER)[-1].caption == expected(shared_reports, "top", code="270000", days=1).caption
         await h.write(ZH_USER, ZH_USER, "/top 电")
-        assert h.texts(ZH_USER)[-1] == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 电子。"
+        assert h.texts(ZH_USER)[-1] == "名称含 “电” 的行业不止一个：电子、家用电器、电力设备。请写全名，例如 电子。"
         choice = h.bot_messages(ZH_USER)[-1]
         assert buttons(choice.reply_markup) == [("电子", "p:top:5:270000"), ("家用电器", "p:top:5:330000"),
                                                 ("电力设备", "p:top:5:630000")]
@@ -741,7 +741,7 @@ async def test_one_sector_with_its_own_buttons_and_inline(demo_db: Engine, share
         photo = h.photos(ZH_USER)[-1]
         want = expected(shared_reports, "sectors", code="医药")
         assert photo.caption == want.caption and want.data["code"] == "370000"
-        assert "💡 融资先于价格(行业见底信号)" in want.caption  # the demo's bottoming sector
+        assert "💡 融资先于价格（行业见底信号）" in want.caption  # the demo's bottoming sector
         assert h.texts(ZH_USER)[-1] == want.details
         assert buttons(photo.reply_markup) == [("• 20日 •", "w:sectors:20:370000"), ("60日", "w:sectors:60:370000"),
                                                ("250日", "w:sectors:250:370000")]
@@ -778,7 +778,7 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
         want = expected(shared_reports, "ratio")
         assert result["type"] == "photo" and result["photo_file_id"] in h.server.files
         assert result["caption"] == want.caption and result["parse_mode"] == "HTML"
-        assert result["title"] == "两融交易占比(2026-11-20)"
+        assert result["title"] == "两融交易占比（2026-11-20）"
         # under the shared chart, a link that opens the report in a chat with the bot
         assert result["reply_markup"] == {"inline_keyboard": [[
             {"text": "在两融雷达中查看", "url": f"https://t.me/{BOT_USERNAME}?start=ratio"}]]}
@@ -807,7 +807,7 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
         [stock] = h.server.inline_answers[query]["results"]
         want = expected(shared_reports, "stock", code=code)
         assert stock["id"] == f"stock-{code}-2026-11-20-zh" and stock["caption"] == want.caption
-        assert stock["title"] == f"{want.data['name']} {code}(2026-11-20)"
+        assert stock["title"] == f"{want.data['name']} {code}（2026-11-20）"
         assert h.server.uploads == 3
         query = await h.inline(ZH_USER, "999999")
         assert h.server.inline_answers[query]["results"] == []
@@ -818,7 +818,8 @@ async def test_inline_query_answers_cached_photos(demo_db: Engine, shared_report
         # the ranking inside a sector
         query = await h.inline(ZH_USER, "top 电子")
         [ranking] = h.server.inline_answers[query]["results"]
-        assert ranking["id"] == "top-270000-2026-11-20-zh" and ranking["title"] == "电子 · 融资余额变化排行(2026-11-20)"
+        assert ranking["id"] == "top-270000-2026-11-20-zh"
+        assert ranking["title"] == "电子 · 融资余额变化排行（2026-11-20）"
         assert ranking["caption"] == expected(shared_reports, "top", code="电子").caption
         query = await h.inline(ZH_USER, "排行 没有这个行业")
         assert h.server.inline_answers[query]["results"] == []
@@ -915,7 +916,7 @@ async def test_inline_offers_what_is_ready_and_uploads_the_rest_for_next_time(
         query = await h.inline(ZH_USER, "ratio")
         answer = h.server.inline_answers[query]
         assert answer["results"] == [] and answer["cache_time"] == 0
-        assert answer["button"] == {"text": "图表生成中:点此在机器人中查看", "start_parameter": "ratio"}
+        assert answer["button"] == {"text": "图表生成中：点此在机器人中查看", "start_parameter": "ratio"}
         await h.until(lambda: h.server.held("sendPhoto") == 1)  # the upload goes on
         h.server.release_answers("sendPhoto")
         services = services_of(h.app)
@@ -992,13 +993,13 @@ async def test_status_for_admins_only(demo_db: Engine, shared_reports: ReportSer
         status = h.server.sent_messages(ZH_USER)[-1].plain_text()  # what the admin reads
         assert status is not None
         assert status.startswith("运行状态 · ⚠️ 演示数据\n报告默认日期 2026-11-20 · 采集完整的最新日期 —")
-        assert "两融汇总:2023-01-02 至 2026-11-20" in status and "个股明细:2023-01-02 至 2026-11-20" in status
-        assert "没有采集记录(数据来自演示或导入)" in status
-        assert "订阅:私聊 1 · 群组 0" in status and "还没有推送过" in status
+        assert "两融汇总：2023-01-02 至 2026-11-20" in status and "个股明细：2023-01-02 至 2026-11-20" in status
+        assert "没有采集记录（数据来自演示或导入）" in status
+        assert "订阅：私聊 1 · 群组 0" in status and "还没有推送过" in status
         await h.write(EN_USER, EN_USER, "/status")
         await h.write(GROUP, ADMIN, f"/status@{BOT_USERNAME}")  # a group admin is not the bot's admin
         assert h.texts(EN_USER)[-1] == "Unknown command: /status. Send /help for the list."
-        assert h.texts(GROUP)[-1] == f"不认识这个命令:/status@{BOT_USERNAME}。发送 /help 查看全部命令。"
+        assert h.texts(GROUP)[-1] == f"不认识这个命令：/status@{BOT_USERNAME}。发送 /help 查看全部命令。"
 
 
 async def test_command_menus_registered(demo_db: Engine, shared_reports: ReportService) -> None:
@@ -1142,7 +1143,7 @@ async def test_watch_list_rides_under_the_daily_push(demo_db: Engine, shared_rep
         await h.write(ZH_USER, ZH_USER, "/watch")
         lines = shared_reports.watch_text([code, "600519"], on=None, lang="zh")
         assert h.texts(ZH_USER)[-1] == f"{lines}\n{t('zh', 'bot.watch_hint')}"
-        assert f"({code})融资余额" in lines and "(600519)融资余额" in lines
+        assert f"（{code}）融资余额" in lines and "（600519）融资余额" in lines
         await h.write(ZH_USER, ZH_USER, "/unwatch 600519")
         await h.write(ZH_USER, ZH_USER, "/unwatch 600519")
         assert h.texts(ZH_USER)[-2:] == [
@@ -1664,7 +1665,7 @@ async def test_push_waits_for_the_whole_market_and_admins_hear_what_is_missing(
         await tick(h.app)  # type: ignore[arg-type]
         await tick(h.app)  # type: ignore[arg-type]
         assert h.texts(ADMIN_CHAT) == [
-            "⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:深市成交额),本次推送暂缓。"]
+            "⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全（缺：深市成交额），本次推送暂缓。"]
         assert h.texts(EN_USER)[-1] == (
             "⚠️ Margin data for 2026-11-23 still incomplete at 10:30 (missing: Shenzhen turnover);"
             " today's push is on hold.")
@@ -1771,7 +1772,7 @@ async def test_a_group_flooding_cheap_commands_never_stalls_other_chats(demo_db:
         await h.all_handled(flood)
         texts = h.texts(GROUP)  # answered concurrently: the notice need not come last
         slow = t("zh", "bot.slow_down", seconds=60)
-        bad_days = "天数 “x” 无效,请输入 1 到 2500 之间的整数,例如 /ratio 250。"
+        bad_days = "天数 “x” 无效，请输入 1 到 2500 之间的整数，例如 /ratio 250。"
         assert len(texts) == GROUP_ANSWERS_PER_MINUTE + 1 == 21
         assert sorted(texts) == sorted([bad_days] * GROUP_ANSWERS_PER_MINUTE + [slow])
         assert len(h.bot_messages(GROUP)) == 21  # nothing but those texts

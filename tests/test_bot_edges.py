@@ -134,7 +134,7 @@ async def test_choice_buttons_and_commands_in_a_group_stay_within_its_minute(
         add_people(h)
         await h.write(GROUP, MEMBER, f"/stock {name[:-1]}")
         choice = h.bot_messages(GROUP)[-1]
-        assert choice.text is not None and re.match(f"名称含 “{name[:-1]}” 的证券有 \\d+ 只:", choice.text)
+        assert choice.text is not None and re.match(f"名称含 “{name[:-1]}” 的证券有 \\d+ 只：", choice.text)
         picks = [data for _, data in buttons(choice.reply_markup)]
         assert len(picks) == 8 and all(data.startswith("p:stock:60:") for data in picks)
         presses = [picks[i % len(picks)] for i in range(11)]

@@ -93,10 +93,10 @@ def test_chinese_text_renders_without_missing_glyphs() -> None:
     ax = fig.subplots()
     ax.plot([0, 1, 2], [-1.5, 0.0, 2.5])  # negative tick labels: the minus sign must render too
     ax.set_title("两融余额 融资融券 行业")
-    ax.set_ylabel("两融交易占比(%)")
-    ax.set_xlabel("近20日融资余额变化(亿元)")
+    ax.set_ylabel("两融交易占比（%）")
+    ax.set_xlabel("近20日融资余额变化（亿元）")
     ax.legend(["上证指数"])
-    fig.supxlabel("数据日期 2026-11-20 · 数据:上交所、深交所、北交所 · 演示数据 ▲▼")
+    fig.supxlabel("数据日期 2026-11-20 · 数据：上交所、深交所、北交所 · 演示数据 ▲▼")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         buf = io.BytesIO()
@@ -111,7 +111,7 @@ def _text_figure() -> Any:
     ax = fig.subplots()
     ax.plot([0, 1, 2], [-1.5, 0.0, 2.5])
     ax.set_title("两融余额 Margin balance")
-    ax.set_ylabel("两融交易占比(%)")  # rotated 90 degrees
+    ax.set_ylabel("两融交易占比（%）")  # rotated 90 degrees
     fig.text(0.5, 0.5, "演示数据", fontsize=40, rotation=25, alpha=0.3, ha="center", va="center")
     fig.subplots_adjust(left=0.15, bottom=0.15)
     return fig
@@ -136,7 +136,7 @@ def test_blitted_text_matches_matplotlibs_own(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(layout._Renderer, "draw_text", own_draw_text)
     own = _grey(charts.png_bytes(_text_figure()))
     # matplotlib's own text drawing ran, for the title, the rotated axis label and the watermark at least
-    assert {"两融余额 Margin balance", "两融交易占比(%)", "演示数据"} <= set(drawn)
+    assert {"两融余额 Margin balance", "两融交易占比（%）", "演示数据"} <= set(drawn)
     assert np.array_equal(blitted, again)
     assert blitted.shape == own.shape
     ink_blitted, ink_own = blitted < 128, own < 128
@@ -236,7 +236,7 @@ def _footer_of(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str, origin:
     return built, next(s for s in texts if s.startswith("数据日期"))
 
 
-@pytest.mark.parametrize(("origin", "source"), [("exchanges", "数据:上交所"), ("import", "用户导入"), ("demo", None)])
+@pytest.mark.parametrize(("origin", "source"), [("exchanges", "数据：上交所"), ("import", "用户导入"), ("demo", None)])
 def test_footer_names_where_the_data_came_from(demo: Engine, monkeypatch: pytest.MonkeyPatch, origin: str,
                                                source: str | None) -> None:
     """The footer names the exchanges for ingested data, the CSV for imported data, and no source at
@@ -286,8 +286,8 @@ def test_every_text_stays_inside_the_picture(demo: Engine, monkeypatch: pytest.M
     assert cut == [], cut
 
 
-@pytest.mark.parametrize(("kind", "source"), [("balance", "数据:用户导入(CSV)"), ("ratio", "数据:用户导入(CSV)"),
-                                              ("sectors", "数据:用户导入(CSV),申万行业分类")])
+@pytest.mark.parametrize(("kind", "source"), [("balance", "数据：用户导入（CSV）"), ("ratio", "数据：用户导入（CSV）"),
+                                              ("sectors", "数据：用户导入（CSV），申万行业分类")])
 def test_imported_market_charts_owe_shenwan_nothing(demo: Engine, monkeypatch: pytest.MonkeyPatch, kind: str,
                                                     source: str) -> None:
     assert _footer_of(demo, monkeypatch, kind, "import")[1].endswith(source)
@@ -465,7 +465,7 @@ def test_the_text_accounts_for_every_spike_the_chart_draws(demo: Engine, monkeyp
     assert report.png is not None and len(drawn) == 1 and len(drawn[0]) == charted
     text = report_text.to_plain(report.caption + "\n" + report.details)
     [line] = [line for line in text.splitlines() if line.startswith(SPIKE_LINE[lang])]
-    named = re.findall(r"\((\d{6})\)", line)
+    named = re.findall(r"[(（](\d{6})[)）]", line)
     more = MORE[lang].search(line)
     assert more is not None, line
     assert len(named) + int(more.group(1)) == charted
@@ -482,7 +482,7 @@ def test_no_more_is_claimed_when_the_text_names_every_spike(demo: Engine, lang: 
     data.update(spikes=data["spikes"][:2], spikes_named=2, spikes_total=2)
     caption, _ = report_text.render("signals", lang, data)
     [line] = [line for line in report_text.to_plain(caption).splitlines() if line.startswith(SPIKE_LINE[lang])]
-    assert len(re.findall(r"\((\d{6})\)", line)) == 2 and MORE[lang].search(line) is None
+    assert len(re.findall(r"[(（](\d{6})[)）]", line)) == 2 and MORE[lang].search(line) is None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -603,8 +603,8 @@ def _decimals(label: str) -> int:
     return len(label.split(".")[1]) if "." in label else 0
 
 
-@pytest.mark.parametrize(("days", "nth", "unit"), [(20, 2, "两融余额(亿元)"), (5, None, "两融余额(亿元)"),
-                                                   (1, None, "两融余额(亿元)"), (250, None, "两融余额(万亿元)")])
+@pytest.mark.parametrize(("days", "nth", "unit"), [(20, 2, "两融余额（亿元）"), (5, None, "两融余额（亿元）"),
+                                                   (1, None, "两融余额（亿元）"), (250, None, "两融余额（万亿元）")])
 def test_balance_ticks_have_two_decimals_at_most(demo: Engine, monkeypatch: pytest.MonkeyPatch, days: int,
                                                  nth: int | None, unit: str) -> None:
     """A level that moves little over the window (3 days: 1.61500 .. 1.61675 万亿) is drawn in 亿元,
@@ -663,14 +663,14 @@ def test_a_dashboard_with_nothing_below_draws_one_row_and_says_why(demo: Engine,
     if detail:
         note = t(lang, "chart.short_summary", sectors=20, spikes=66)
         assert ("20" in note and "66" in note) and note == (
-            "个股明细不足20个交易日,暂无行业变化;融资急升 z 值需66个交易日" if lang == "zh" else
+            "个股明细不足20个交易日，暂无行业变化；融资急升 z 值需66个交易日" if lang == "zh" else
             "Under 20 trading days of per-stock detail: no sector changes yet; spike z-scores need 66")
     else:
         note = t(lang, "chart.no_detail_summary")
     assert note in drawn.texts() and "\n" not in note
     if not detail:  # nothing of the Shenwan classification is shown
         footer = next(s for s in drawn.texts() if s.startswith(("数据日期", "Data date")))
-        assert footer.endswith(("数据:用户导入(CSV)", "Data: imported (CSV)")), footer
+        assert footer.endswith(("数据：用户导入（CSV）", "Data: imported (CSV)")), footer
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -760,8 +760,8 @@ def test_the_ratio_without_short_sales_is_labelled_as_financing_purchases(
         assert (alone if included else both) not in legend
 
 
-@pytest.mark.parametrize(("detail", "source"), [(True, "数据:用户导入(CSV),申万行业分类"),
-                                               (False, "数据:用户导入(CSV)")])
+@pytest.mark.parametrize(("detail", "source"), [(True, "数据：用户导入（CSV），申万行业分类"),
+                                               (False, "数据：用户导入（CSV）")])
 def test_signals_without_stock_detail_owe_shenwan_nothing(demo: Engine, monkeypatch: pytest.MonkeyPatch,
                                                           detail: bool, source: str) -> None:
     """An imported market history without per-stock detail: the signals chart draws the ratio alone,
@@ -774,7 +774,7 @@ def test_signals_without_stock_detail_owe_shenwan_nothing(demo: Engine, monkeypa
     assert footer.endswith(source), footer
     assert len(drawn.fig.axes) == (2 if detail else 1)
     if not detail:
-        assert "该日无个股两融明细,无法计算融资急升个股" in drawn.texts()
+        assert "该日无个股两融明细，无法计算融资急升个股" in drawn.texts()
 
 
 @pytest.mark.parametrize(("values", "lang", "expected"), [
@@ -791,7 +791,8 @@ def test_an_axis_of_one_securitys_money_takes_the_unit_its_figures_print_in(
 
 
 @pytest.mark.parametrize(("lang", "level_label", "buys_label"), [
-    ("zh", "融资余额(万元)", "融资买入额(万元)"), ("en", "Financing balance (CNY mn)", "Financing purchases (CNY mn)")])
+    ("zh", "融资余额（万元）", "融资买入额（万元）"),
+    ("en", "Financing balance (CNY mn)", "Financing purchases (CNY mn)")])
 def test_a_small_stocks_chart_reads_in_the_small_unit(demo: Engine, monkeypatch: pytest.MonkeyPatch, lang: str,
                                                       level_label: str, buys_label: str) -> None:
     """The demo's smallest financing balance (under 1,000 万元) on an axis of 亿元 would tick 0.065 ·
@@ -918,7 +919,7 @@ def _first_days(count: int) -> Any:
 
 
 @pytest.mark.parametrize(("lang", "level_label", "note", "tick"), [
-    ("zh", "两融余额(万元)", "历史首日,尚无日变化", "3月31日"),
+    ("zh", "两融余额（万元）", "历史首日，尚无日变化", "3月31日"),
     ("en", "Margin balance (CNY mn)", "First day of the history: no daily change yet", "Mar 31")])
 def test_the_first_day_of_a_history_draws_its_balance_alone_in_its_unit(
         monkeypatch: pytest.MonkeyPatch, lang: str, level_label: str, note: str, tick: str) -> None:
@@ -939,7 +940,7 @@ def test_the_first_day_of_a_history_draws_its_balance_alone_in_its_unit(
     assert drawn.ticks[(0, "x")][1:] == ([tick], "2010")
 
 
-@pytest.mark.parametrize(("lang", "labels"), [("zh", ("两融余额(万元)", "日变化(万元)")),
+@pytest.mark.parametrize(("lang", "labels"), [("zh", ("两融余额（万元）", "日变化（万元）")),
                                               ("en", ("Margin balance (CNY mn)", "Daily change (CNY mn)"))])
 def test_the_second_day_draws_its_one_change_as_a_narrow_bar(monkeypatch: pytest.MonkeyPatch, lang: str,
                                                              labels: tuple[str, str]) -> None:
@@ -1030,7 +1031,7 @@ def test_a_sectors_share_change_is_coloured_by_its_own_sign(demo: Engine, monkey
     assert (True, True) in seen  # a rise with a falling share is among them
 
 
-@pytest.mark.parametrize(("lang", "axis"), [("zh", "近5日融资余额变化(亿元) · 条旁数字:变化率(%)"),
+@pytest.mark.parametrize(("lang", "axis"), [("zh", "近5日融资余额变化（亿元）· 条旁数字：变化率（%）"),
                                             ("en", "5-day change in financing balance (CNY bn) · labels: change (%)")])
 def test_the_rankings_axis_says_its_labels_are_percent_changes(demo: Engine, monkeypatch: pytest.MonkeyPatch,
                                                                lang: str, axis: str) -> None:

@@ -133,7 +133,7 @@ def test_report_text_and_chart(small_env: pytest.MonkeyPatch, capsys: pytest.Cap
     assert "<b>" not in out and "&amp;" not in out  # plain text on the terminal
     code, out, err = run(capsys, "--quiet", "report", "stock", "600001", "--lang", "zh")
     assert code == 0, err
-    assert "样本电子甲(600001)融资余额 25.00 亿元" in out
+    assert "样本电子甲（600001）融资余额 25.00 亿元" in out
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_report_text_and_chart(small_env: pytest.MonkeyPatch, capsys: pytest.Cap
         (("report", "stock", "999999"), "999999"),
         (("report", "stock", "abc"), "abc"),
         (("report", "stock", "--lang", "en"), "code or name after the command, e.g. marginbot report stock 600519"),
-        (("report", "stock", "--lang", "zh"), "请在命令后写证券代码或名称,例如 marginbot report stock 600519"),
+        (("report", "stock", "--lang", "zh"), "请在命令后写证券代码或名称，例如 marginbot report stock 600519"),
         (("report", "balance", "--date", "2000-01-03"), "2000-01-03"),
         (("report", "sectors", "--days", "251"), "251"),
         (("report", "ratio", "--days", "99999"), "99999"),

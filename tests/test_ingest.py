@@ -1456,7 +1456,7 @@ def test_quotes_asked_during_the_session_value_lending_at_yesterdays_close(
 
     service = ReportService(engine)
     stock = service.render("stock", code="600519", on=D2, lang="zh", chart=False)
-    assert stock.data["rqye_estimated"] and "(按收盘价估算)" in stock.caption
+    assert stock.data["rqye_estimated"] and "（按收盘价估算）" in stock.caption
     signals = service.render("signals", on=D2, lang="en", chart=False)
     structure = signals.data["short_structure"]
     assert (structure["estimated_rqye"], structure["missing_rqye"]) == (len(lending), 0)
@@ -1510,7 +1510,7 @@ def test_the_short_structure_shift_compares_like_with_like(
     assert structure["estimated_rqye"] == 30 and structure["missing_rqye"] == 0
     assert structure["change_pp"] is None and not structure["hedging_rising"]
     shown = report.text_plain()
-    assert "融券结构:ETF" in shown and "20日变化" not in shown
+    assert "融券结构：ETF" in shown and "20日变化" not in shown
 
 
 def test_lending_valued_on_its_own_after_an_ingest_without_it(

@@ -150,7 +150,7 @@ async def test_inline_honours_the_window_as_the_commands_do(
         [top] = answer["results"]
         want = expected(shared_reports, "top", code="电子", days=20)
         assert top["caption"] == want.caption and want.caption.startswith("<b>电子 · 融资余额变化排行 近20日</b>")
-        assert top["title"] == f"电子 · 融资余额变化排行 · 20日({LATEST})"
+        assert top["title"] == f"电子 · 融资余额变化排行 · 20日（{LATEST}）"
         assert top["id"] == f"top-270000-20d-{LATEST}-zh"
         assert top["reply_markup"]["inline_keyboard"][0][0]["url"] == link("top_270000_20d")
         assert "button" not in answer and answer["cache_time"] == 300
@@ -158,7 +158,7 @@ async def test_inline_honours_the_window_as_the_commands_do(
         [ratio] = (await answer_to(h, ZH_USER, "ratio 20"))["results"]
         want = expected(shared_reports, "ratio", days=20)
         assert ratio["caption"] == want.caption and "图表区间 20 日" in want.caption
-        assert ratio["title"] == f"两融交易占比 · 20日({LATEST})" and ratio["id"] == f"ratio-20d-{LATEST}-zh"
+        assert ratio["title"] == f"两融交易占比 · 20日（{LATEST}）" and ratio["id"] == f"ratio-20d-{LATEST}-zh"
 
         [balance] = (await answer_to(h, EN_USER, "balance 250"))["results"]
         assert balance["caption"] == expected(shared_reports, "balance", lang="en", days=250).caption
@@ -168,7 +168,7 @@ async def test_inline_honours_the_window_as_the_commands_do(
         [stock] = (await answer_to(h, ZH_USER, f"{stock_code} 250"))["results"]
         want = expected(shared_reports, "stock", code=stock_code, days=250)
         assert stock["caption"] == want.caption and stock["id"] == f"stock-{stock_code}-250d-{LATEST}-zh"
-        assert stock["title"] == f"{want.data['name']} {stock_code} · 250日({LATEST})"
+        assert stock["title"] == f"{want.data['name']} {stock_code} · 250日（{LATEST}）"
 
         # a window and a date: both, in the id and the link
         [dated] = (await answer_to(h, ZH_USER, "ratio 20 2025-09-30"))["results"]
@@ -179,7 +179,7 @@ async def test_inline_honours_the_window_as_the_commands_do(
         # the report's own window is its usual chart: the same id, title and link as without one
         [plain] = (await answer_to(h, ZH_USER, "ratio"))["results"]
         [own] = (await answer_to(h, ZH_USER, "ratio 250"))["results"]
-        assert own == plain and own["title"] == f"两融交易占比({LATEST})"
+        assert own == plain and own["title"] == f"两融交易占比（{LATEST}）"
         assert own["reply_markup"]["inline_keyboard"][0][0]["url"] == link("ratio")
 
         # the link under the shared chart opens the same report, window included
@@ -196,12 +196,12 @@ async def test_a_bad_window_gets_its_reason_and_nothing_is_left_out_unsaid(
     async with running(demo_db, shared_reports) as h:
         add_people(h)
         cases = [
-            (ZH_USER, "sectors 300", "窗口 “300” 无效:请输入 1 到 250 个交易日,例如 sectors 20"),
+            (ZH_USER, "sectors 300", "窗口 “300” 无效：请输入 1 到 250 个交易日，例如 sectors 20"),
             (EN_USER, "ratio 0", "Window “0”: type 1 to 2500 trading days, e.g. ratio 250"),
             (EN_USER, "600519 3000", "Window “3000”: type 1 to 2500 trading days, e.g. stock 600519 60"),
             (EN_USER, "top 20 60 电子", "One window at a time, e.g. top 5"),
             (EN_USER, "summary 20", "The daily summary takes no window: type summary alone"),
-            (ZH_USER, "概览 20", "每日概览不带窗口:只输入 概览 即可"),
+            (ZH_USER, "概览 20", "每日概览不带窗口：只输入 概览 即可"),
         ]
         for user, query, reason in cases:
             answer = await answer_to(h, user, query)
@@ -210,7 +210,7 @@ async def test_a_bad_window_gets_its_reason_and_nothing_is_left_out_unsaid(
         # "s": summary, sectors, signals; 300 days: signals alone (the summary has no window, sectors stop at 250)
         answer = await answer_to(h, ZH_USER, "s 300")
         assert ids(answer) == [f"signals-300d-{LATEST}-zh"]
-        assert button_text(answer) == "行业融资变化最多 250 个交易日,没有 300 日图表"
+        assert button_text(answer) == "行业融资变化最多 250 个交易日，没有 300 日图表"
         answer = await answer_to(h, EN_USER, "s 300")
         assert button_text(answer) == "Financing by sector: at most 250 days, so no 300-day chart"
 
@@ -228,7 +228,7 @@ async def test_a_name_that_matches_nothing_says_so(demo_db: Engine, shared_repor
         latest = [f"{kind}-{LATEST}-zh" for kind in INLINE_REPORTS]
         answer = await answer_to(h, ZH_USER, "茅台")  # the demo's names are invented: 演示股份0001, ...
         assert ids(answer) == latest
-        assert button_text(answer) == "没有名称含 “茅台” 的证券 · 可输入代码,例如 600519"
+        assert button_text(answer) == "没有名称含 “茅台” 的证券 · 可输入代码，例如 600519"
         answer = await answer_to(h, EN_USER, "xyz")
         assert ids(answer) == [f"{kind}-{LATEST}-en" for kind in INLINE_REPORTS]
         assert button_text(answer) == "No security's name holds “xyz” · type a code, e.g. 600519"
@@ -239,7 +239,7 @@ async def test_a_name_that_matches_nothing_says_so(demo_db: Engine, shared_repor
         # with a window: the reports that take one, at that window (the summary has none)
         answer = await answer_to(h, ZH_USER, "茅台 120")
         assert ids(answer) == [f"{kind}-120d-{LATEST}-zh" for kind in INLINE_REPORTS if kind != "summary"]
-        assert button_text(answer) == "没有名称含 “茅台” 的证券 · 可输入代码,例如 600519"
+        assert button_text(answer) == "没有名称含 “茅台” 的证券 · 可输入代码，例如 600519"
 
 
 async def test_a_name_that_matches_several_offers_their_charts(
@@ -271,7 +271,7 @@ async def test_a_name_that_matches_several_offers_their_charts(
         assert len(matches) == 9 and count > 9  # the demo: 演示股份0001..., 演示ETF01...
         answer = await answer_to(h, ZH_USER, "演示")
         assert ids(answer) == [f"stock-{code}-{LATEST}-zh" for code, _ in matches[:8]]
-        assert button_text(answer) == f"名称含 “演示” 的证券有 {count} 只:请多输入几个字或改用代码"
+        assert button_text(answer) == f"名称含 “演示” 的证券有 {count} 只：请多输入几个字或改用代码"
         answer = await answer_to(h, EN_USER, "演示")
         assert button_text(answer) == f"{count} match “演示”: type more, or the code"
 
@@ -335,10 +335,10 @@ async def test_report_errors_get_short_reasons_with_the_useful_part_first(
             (EN_USER, "999999", "999999: no margin detail (not a margin security?)"),
             (ZH_USER, "top 没有这个行业", "没有行业 “没有这个行业” · 例如 电子 或 270000"),
             (EN_USER, "top 电", "Sectors with “电”: Electronics, Home Appliances, Power Equipment"),
-            (ZH_USER, "top 电", "名称含 “电” 的行业:电子、家用电器、电力设备"),
+            (ZH_USER, "top 电", "名称含 “电” 的行业：电子、家用电器、电力设备"),
             (EN_USER, "sectors 250 2023-03-01", "History before 2023-03-01 too short for a 250-day window"),
             (EN_USER, "top 1 2023-01-02", "History before 2023-01-02 too short for a 1-day window"),  # 1 day
-            (ZH_USER, "ratio 2024-02-30", "“2024-02-30” 不是日期:请用 YYYY-MM-DD,例如 2024-09-30"),
+            (ZH_USER, "ratio 2024-02-30", "“2024-02-30” 不是日期：请用 YYYY-MM-DD，例如 2024-09-30"),
         ]
         for user, query, reason in cases:
             answer = await answer_to(h, user, query)

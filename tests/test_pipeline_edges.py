@@ -50,8 +50,8 @@ from tests.bot_harness import DATA_DATE, BotHarness
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 
 TUESDAY = date(2026, 11, 24)  # the demo calendar ends on Friday 2026-11-20, two trading days before
-MONDAY_LATE = ("⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全(缺:沪市汇总、深市汇总、北交所汇总、沪市明细、深市明细、"
-               "北交所明细、行业汇总、沪市成交额、深市成交额),本次推送暂缓。")  # nothing of Monday's is in
+MONDAY_LATE = ("⚠️ 2026-11-23 的两融数据截至 10:30 仍未齐全（缺：沪市汇总、深市汇总、北交所汇总、沪市明细、深市明细、"
+               "北交所明细、行业汇总、沪市成交额、深市成交额），本次推送暂缓。")  # nothing of Monday's is in
 
 
 def offline_ingest(monkeypatch: pytest.MonkeyPatch,
@@ -103,7 +103,7 @@ async def test_a_calendar_that_ran_out_is_fetched_again_and_the_admins_told_once
         await tick_at(h, clock, TUESDAY, 10, 46)  # within ingest_retry_minutes of the last: no ingest
         assert len(ingests) == 2
         assert h.texts(ADMIN_CHAT) == [
-            "⚠️ 存储的交易日历止于 2026-11-20,且未能更新:此后的交易日既不抓取也不推送。请检查交易日历数据源。"]
+            "⚠️ 存储的交易日历止于 2026-11-20，且未能更新：此后的交易日既不抓取也不推送。请检查交易日历数据源。"]
         assert h.texts(EN_USER)[-1] == (
             "⚠️ The stored trading calendar ends on 2026-11-20 and could not be refreshed: days after it are"
             " neither fetched nor pushed. Please check the calendar source.")

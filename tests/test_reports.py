@@ -355,7 +355,7 @@ def test_no_percentile_on_less_than_a_year_of_history(small: Engine) -> None:
     for kind in ("balance", "ratio"):
         assert figures.build(small, kind, LAST, 20).data["percentile_3y"] is None
     caption, _ = report_text.render("balance", "zh", figures.build(small, "balance", LAST, 20).data)
-    assert "历史不足一年,暂无近三年分位" in caption and "—%" not in caption
+    assert "历史不足一年，暂无近三年分位" in caption and "—%" not in caption
     caption, _ = report_text.render("ratio", "en", figures.build(small, "ratio", LAST, 20).data)
     assert "(no 3-year percentile: under a year of history, 20-day average" in caption
 
@@ -445,7 +445,7 @@ def test_ratio_without_beijing_turnover_says_it_reads_high(sqlite_engine: Engine
     assert d["turnover"] == pytest.approx(900e9) and d["turnover_missing"] == ["BSE"]
     assert d["ratio_pct"] == pytest.approx((91e9 + 3.64e9) / 900e9 * 100)
     zh, en = (report_text.render("ratio", lang, d)[1] for lang in ("zh", "en"))
-    assert "北交所没有成交额数据,分母不含北交所成交额,占比略偏高。" in zh
+    assert "北交所没有成交额数据，分母不含北交所成交额，占比略偏高。" in zh
     assert "Beijing publishes no turnover: the denominator leaves it out, so the share reads slightly high." in en
 
 
@@ -497,7 +497,7 @@ def test_index_signals_without_the_days_close_are_not_judged(small_rw: Engine) -
     assert (d["crowding"], d["deleveraging"]) == (False, None)
     assert d["unjudged"] == [{"signal": "deleveraging", "reason": "index_missing"}]
     zh, en = (report_text.to_plain(report_text.render("ratio", lang, d)[0]) for lang in ("zh", "en"))
-    assert f"未判断:去杠杆(上证指数缺 {LAST.isoformat()} 收盘)。" in zh
+    assert f"未判断：去杠杆（上证指数缺 {LAST.isoformat()} 收盘）。" in zh
     assert f"Not judged: deleveraging (no Shanghai Composite close for {LAST.isoformat()})." in en
     # no percentile (30 days of history): no claim of a "usual range" either
     assert d["percentile_3y"] is None and "常态区间" not in zh and "usual range" not in en
@@ -505,14 +505,14 @@ def test_index_signals_without_the_days_close_are_not_judged(small_rw: Engine) -
     # no sector index is stored at all: bottoming is not judged either
     assert [u["signal"] for u in g["unjudged"]] == ["deleveraging", "bottoming"]
     caption = report_text.to_plain(report_text.render("signals", "zh", g)[0])
-    assert f"未判断:去杠杆(上证指数缺 {LAST.isoformat()} 收盘);行业见底(申万行业指数缺 {LAST.isoformat()} 收盘)。" \
-        in caption
+    assert (f"未判断：去杠杆（上证指数缺 {LAST.isoformat()} 收盘）；"
+            f"行业见底（申万行业指数缺 {LAST.isoformat()} 收盘）。") in caption
     # the sectors report, and one sector's, say so too rather than show no bottoming sector
     sectors_text = "".join(report_text.render("sectors", "zh", data(small_rw, "sectors")))
-    assert f"未判断:行业见底(申万行业指数缺 {LAST.isoformat()} 收盘)。" in sectors_text
+    assert f"未判断：行业见底（申万行业指数缺 {LAST.isoformat()} 收盘）。" in sectors_text
     one = data(small_rw, "sectors", code="电子")
     assert one["bottoming"] is None
-    assert f"未判断:行业见底(申万行业指数缺 {LAST.isoformat()} 收盘)。" in report_text.render("sector", "zh", one)[0]
+    assert f"未判断：行业见底（申万行业指数缺 {LAST.isoformat()} 收盘）。" in report_text.render("sector", "zh", one)[0]
 
 
 def test_a_signal_not_judged_for_want_of_history_says_so(small: Engine) -> None:
@@ -522,7 +522,7 @@ def test_a_signal_not_judged_for_want_of_history_says_so(small: Engine) -> None:
     assert d["deleveraging"] is None
     assert d["unjudged"] == [{"signal": "deleveraging", "reason": "ratio_history"}]
     zh = report_text.to_plain(report_text.render("ratio", "zh", d)[0])
-    assert "未判断:去杠杆(两融交易占比不足20个交易日的历史)。" in zh
+    assert "未判断：去杠杆（两融交易占比不足20个交易日的历史）。" in zh
 
 
 @pytest.mark.usefixtures("short_history_percentiles")
@@ -587,7 +587,8 @@ def test_exchange_breakdown_lists_the_rest_of_a_market_row(sqlite_engine: Engine
         ("BSE", 5.5e9, 5e9, 0.5e9, 1e9, False),
         ("REST", 699.5e9, 695e9, 4.5e9, -1e9, True),  # (1516 - 811 - 5.5) today, (1515 - 810 - 4.5) before
     ]
-    assert "其余(全市场减以上):两融余额 6,995.00 亿元,较上日 -10.00 亿元" in report_text.render("balance", "zh", d)[1]
+    assert ("其余（全市场减以上）：两融余额 6,995.00 亿元，较上日 -10.00 亿元"
+            in report_text.render("balance", "zh", d)[1])
 
 
 def test_one_exchange_without_a_market_row_is_named(sqlite_engine: Engine) -> None:
@@ -688,7 +689,7 @@ def test_sectors_stability_trend(small: Engine) -> None:
     assert d["stability"]["median_cv_change_pp"] == pytest.approx(100 * (cv_now - cv_then))
     assert d["stability"]["steadier"] is False
     caption = report_text.to_plain(report_text.render("sectors", "zh", d)[0])
-    assert f"中位数 {100 * cv_now:.2f}%(较5日前 +{100 * (cv_now - cv_then):.2f} 个百分点),资金进出加快" in caption
+    assert f"中位数 {100 * cv_now:.2f}%（较5日前 +{100 * (cv_now - cv_then):.2f} 个百分点），资金进出加快" in caption
 
 
 def test_sectors_table_lines_up_chinese_names(small: Engine) -> None:
@@ -707,7 +708,7 @@ def test_sectors_table_lines_up_chinese_names(small: Engine) -> None:
     en = report_text.render("sectors", "en", data(small, "sectors"))[1]
     assert "Pharma &amp; Biotech    2.00 20.00%   0.00       0.00" in en  # escaped after padding
     # and the command that lists the stocks behind the largest inflow, whole in <code> (a tap copies it)
-    assert "看行业内个股:<code>/top 20 电子</code>" in details
+    assert "看行业内个股：<code>/top 20 电子</code>" in details
     assert "A sector's stocks: <code>/top 20 Electronics</code>" in en
 
 
@@ -739,11 +740,11 @@ def test_sector_headlines_rank_net_buying_not_a_reclassified_balance(sqlite_engi
     zh = report_text.to_plain(report_text.render("sectors", "zh", d)[0])
     en = report_text.to_plain(report_text.render("sectors", "en", d)[0])
     # a net repayment is an amount repaid: positive (-8.75 亿元 of net buying is 8.75 亿元 repaid)
-    assert "融资净买入最多:电子 +8.75 亿元\n融资净偿还最多:银行 8.75 亿元\n" in zh
+    assert "融资净买入最多：电子 +8.75 亿元\n融资净偿还最多：银行 8.75 亿元\n" in zh
     assert "Largest net margin buying: Electronics +0.88 bn\nLargest net margin repayment: Banks 0.88 bn\n" in en
     push_zh = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="zh", chart=False).caption)
     push_en = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="en", chart=False).caption)
-    assert "近20日融资净买入最多:电子 +8.75 亿元\n融资净偿还最多:银行 8.75 亿元\n" in push_zh
+    assert "近20日融资净买入最多：电子 +8.75 亿元\n融资净偿还最多：银行 8.75 亿元\n" in push_zh
     assert ("20-day net margin buying: Electronics +0.88 bn\n"
             "Net repayment: Banks 0.88 bn\n") in push_en
 
@@ -761,7 +762,7 @@ def test_sector_headlines_say_which_net_buying_is_unknown(sqlite_engine: Engine)
     assert (d["net_buy_known"], d["net_buy_unknown"], d["net_buy_gap_date"]) == (True, 1, None)
     assert [r["code"] for r in d["inflows"]] == ["270000"] and [r["code"] for r in d["outflows"]] == ["480000"]
     zh, en = (report_text.to_plain(report_text.render("sectors", lang, d)[0]) for lang in ("zh", "en"))
-    assert "另有 1 个行业的融资净买入未知,未参与排名。" in zh
+    assert "另有 1 个行业的融资净买入未知，未参与排名。" in zh
     assert "Not ranked: 1 sector whose net margin buying is unknown." in en
     with session_scope(sqlite_engine) as session:
         session.execute(text("UPDATE sector_daily SET rzche = NULL WHERE trade_date = :d"), {"d": LAST})
@@ -769,11 +770,11 @@ def test_sector_headlines_say_which_net_buying_is_unknown(sqlite_engine: Engine)
     d = data(sqlite_engine, "sectors")
     assert (d["net_buy_known"], d["net_buy_unknown"], d["inflows"], d["outflows"]) == (False, 0, [], [])
     zh = report_text.to_plain(report_text.render("sectors", "zh", d)[0])
-    assert "近20日融资净买入未知:缺少融资偿还额数据。" in zh and "未参与排名" not in zh
+    assert "近20日融资净买入未知：缺少融资偿还额数据。" in zh and "未参与排名" not in zh
     assert "The 20-day net margin buying is unknown: financing repayments are missing." in report_text.to_plain(
         report_text.render("sectors", "en", d)[0])
     push = report_text.to_plain(service_for(sqlite_engine).render("summary", lang="zh", chart=False).caption)
-    assert "近20日融资净买入最多:未知\n融资净偿还最多:未知\n" in push
+    assert "近20日融资净买入最多：未知\n融资净偿还最多：未知\n" in push
 
 
 def test_one_sector(sqlite_engine: Engine) -> None:
@@ -797,10 +798,10 @@ def test_one_sector(sqlite_engine: Engine) -> None:
     assert d["index_return_pct"] == pytest.approx((971 / 991 - 1) * 100)  # days 9 .. 29
     assert len(d["series"]) == 21 and d["series"][-1] == {"date": LAST.isoformat(), "rzye": pytest.approx(5e9)}
     caption = report_text.to_plain(report.caption)
-    assert caption.startswith("电子行业融资余额 50.00 亿元(占比 50.00%)\n"
-                              "近20日 +10.00 亿元(+25.00%),占比 +10.00 个百分点")
+    assert caption.startswith("电子行业融资余额 50.00 亿元（占比 50.00%）\n"
+                              "近20日 +10.00 亿元（+25.00%），占比 +10.00 个百分点")
     assert "变化排名 第 1 / 3 · 行业指数近20日 -2.02%" in caption
-    assert "看行业内个股:<code>/top 20 电子</code>" in report.details
+    assert "看行业内个股：<code>/top 20 电子</code>" in report.details
     assert report.png is not None and report.png.startswith(b"\x89PNG\r\n\x1a\n")
     assert struct.unpack(">II", report.png[16:24]) == (960, 660)  # 8 x 5.5 in at 120 dpi
     assert report.chart_key != service.render("sectors", lang="zh").chart_key  # the sector's own chart
@@ -844,7 +845,7 @@ def test_stock_hand_computed(small: Engine) -> None:
     assert d["series"][-1] == {"date": LAST.isoformat(), "rzye": pytest.approx(2.5e9)}
     assert d["series"][-6] == {"date": DAYS[-6].isoformat(), "rzye": pytest.approx(2.375e9)}
     caption = report_text.to_plain(report_text.render("stock", "zh", d)[0])
-    assert "个股融资余额排名 第 1 / 6 · 电子行业内 第 1 / 2\n所属行业:电子(申万一级)· /sectors 电子" in caption
+    assert "个股融资余额排名 第 1 / 6 · 电子行业内 第 1 / 2\n所属行业：电子（申万一级）· /sectors 电子" in caption
     assert d["rank_among"] == "stocks"
 
 
@@ -874,10 +875,10 @@ def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: 
     assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
     assert struct.unpack(">II", png[16:24]) == (960, 600)  # 8 x 5 in (the 3-sector minimum) at 120 dpi
     caption = report_text.to_plain(rendered.caption)
-    assert f"近5日变化未知:{DAYS[-6].isoformat()} 没有个股明细数据。" in caption
+    assert f"近5日变化未知：{DAYS[-6].isoformat()} 没有个股明细数据。" in caption
     assert "资金向头部行业集中" not in caption  # no concentration claim on an unknown base
     # the net buying is known: 5 x 50e6 each way, pharma (0) on neither side
-    assert "融资净买入最多:电子 +2.50 亿元\n融资净偿还最多:银行 2.50 亿元\n" in caption
+    assert "融资净买入最多：电子 +2.50 亿元\n融资净偿还最多：银行 2.50 亿元\n" in caption
     five = {r["code"]: r for r in rendered.data["sectors"]}
     assert [(r["change"], r["share_change_pp"]) for r in five.values()] == [(None, None)] * 3
     assert five["270000"]["net_buy"] == pytest.approx(0.25e9)  # its days (DAYS[-5..-1]) are all known
@@ -888,7 +889,7 @@ def test_sector_windows_count_trade_dates_across_a_day_without_detail(small_rw: 
     assert (ten["net_buy_known"], ten["inflows"], ten["outflows"]) == (False, [], [])
     ten_zh = report_text.to_plain(report_text.render("sectors", "zh", ten)[0])
     ten_en = report_text.to_plain(report_text.render("sectors", "en", ten)[0])
-    assert f"近10日融资净买入未知:{DAYS[-6].isoformat()} 没有个股明细数据。" in ten_zh
+    assert f"近10日融资净买入未知：{DAYS[-6].isoformat()} 没有个股明细数据。" in ten_zh
     assert "融资净买入最多" not in ten_zh and "近10日变化未知" not in ten_zh  # its base, DAYS[-11], is known
     assert f"The 10-day net margin buying is unknown: no per-stock detail for {DAYS[-6].isoformat()}." in ten_en
     three = {r["code"]: r for r in service.render("sectors", days=3, chart=False).data["sectors"]}
@@ -901,7 +902,7 @@ def test_signals_on_a_short_history_say_so(small: Engine) -> None:
     service = service_for(small)
     early = service.render("signals", on=DAYS[10], chart=False)
     assert early.data["partial"] is True and early.data["short_structure"]["change_pp"] is None
-    assert report_text.to_plain(early.caption).splitlines()[0] == "两融信号 · 历史不足,部分信号尚无法计算"
+    assert report_text.to_plain(early.caption).splitlines()[0] == "两融信号 · 历史不足，部分信号尚无法计算"
     late = service.render("signals", lang="en", chart=False)
     assert late.data["short_structure"]["change_pp"] == {"etf": 0.0, "hs300": 0.0, "other": 0.0}  # 29 days back
     assert report_text.to_plain(late.caption).splitlines()[0] == "Margin signals · too little history for some signals"
@@ -958,9 +959,9 @@ def test_watch_lines_hand_computed(small: Engine) -> None:
     codes = ["600001", "000002", "000003"]
     assert service.watch_text(codes, on=LAST, lang="zh").splitlines() == [
         f"<b>⭐ 关注</b> · 数据日期 {LAST}",
-        "样本电子甲(600001)融资余额 25.00 亿元 ▲ +2,500.00 万元,近5日 +5.26%",
-        "样本银行乙(000002)融资余额 15.00 亿元 ▼ -2,500.00 万元,近5日 -7.69%",
-        "000003:该日无两融明细",
+        "样本电子甲（600001）融资余额 25.00 亿元 ▲ +2,500.00 万元，近5日 +5.26%",
+        "样本银行乙（000002）融资余额 15.00 亿元 ▼ -2,500.00 万元，近5日 -7.69%",
+        "000003：该日无两融明细",
     ]
     assert service.watch_text(codes, on=LAST, lang="en").splitlines() == [
         f"<b>⭐ Watching</b> · data date {LAST}",
@@ -969,7 +970,7 @@ def test_watch_lines_hand_computed(small: Engine) -> None:
         "000003: no margin detail that day",
     ]
     assert service.watch_text(["000003"], on=DAYS[4], lang="zh").splitlines() == [
-        f"<b>⭐ 关注</b> · 数据日期 {DAYS[4]}", "样本停牌股(000003)融资余额 5.00 亿元 • 0.00 万元,近5日 —"]
+        f"<b>⭐ 关注</b> · 数据日期 {DAYS[4]}", "样本停牌股（000003）融资余额 5.00 亿元 • 0.00 万元，近5日 —"]
     # a list of none with detail that day still names the day
     assert service.watch_text(["000003"], on=LAST, lang="en").splitlines() == [
         f"<b>⭐ Watching</b> · data date {LAST}", "000003: no margin detail that day"]
@@ -999,7 +1000,7 @@ def test_figures_that_cannot_be_computed_are_said_to_be_unknown(small_rw: Engine
     leaves the 20-day stability unknown, and the sectors report says so instead of dropping the line."""
     zh, en = (report_text.to_plain(report_text.render("balance", lang, data(small_rw, "balance", on=DAYS[15]))[0])
               for lang in ("zh", "en"))
-    assert "近20日变化未知(20个交易日前没有可比数据);当日余额" in zh
+    assert "近20日变化未知（20个交易日前没有可比数据）；当日余额" in zh
     assert "The 20-day change is unknown (no comparable data 20 trading days before). The day's move:" in en
     with session_scope(small_rw) as session:
         session.execute(delete(models.SectorDaily).where(models.SectorDaily.trade_date == DAYS[22]))
@@ -1007,7 +1008,7 @@ def test_figures_that_cannot_be_computed_are_said_to_be_unknown(small_rw: Engine
     d = data(small_rw, "sectors")
     assert d["stability"]["median_cv_pct"] is None
     zh_caption, zh_details = report_text.render("sectors", "zh", d)
-    assert "稳定性:近20个交易日的行业数据不全(历史不足或有缺失明细的日子),暂无法计算。" in zh_caption + zh_details
+    assert "稳定性：近20个交易日的行业数据不全（历史不足或有缺失明细的日子），暂无法计算。" in zh_caption + zh_details
     en_caption, en_details = report_text.render("sectors", "en", d)
     assert "Stability: unknown (sector data incomplete over the last 20 trading days" in en_caption + en_details
 
@@ -1031,8 +1032,8 @@ def test_top_hand_computed(small: Engine) -> None:
     assert data(small, "top", days=29)["since"] == DAYS[0].isoformat()
     assert _error(small, "top", days=30).kind == "not_enough_history"
     caption, details = report_text.render("top", "zh", d)
-    assert "增加最多:样本电子乙 +1.25 亿元;样本电子甲 +1.25 亿元" in caption
-    assert "1. 样本银行乙(000002)-1.25 亿元(-7.69%),余额 15.00 亿元" in details
+    assert "增加最多：样本电子乙 +1.25 亿元；样本电子甲 +1.25 亿元" in caption
+    assert "1. 样本银行乙（000002）-1.25 亿元（-7.69%），余额 15.00 亿元" in details
 
 
 def test_top_in_one_sector(small: Engine) -> None:
@@ -1091,7 +1092,7 @@ def test_top_in_a_sector_without_stocks_says_so(sqlite_engine: Engine) -> None:
 def test_top_sector_names_can_be_ambiguous(demo: Engine) -> None:
     err = _error(demo, "top", code="电")
     assert (err.kind, err.param("candidates", "zh")) == ("ambiguous_sector", ["电子", "家用电器", "电力设备"])
-    assert err.message("zh") == "名称含 “电” 的行业不止一个:电子、家用电器、电力设备。请写全名,例如 电子。"
+    assert err.message("zh") == "名称含 “电” 的行业不止一个：电子、家用电器、电力设备。请写全名，例如 电子。"
     # in English, English names, and buttons labelled in English
     err = _error(demo, "top", code="elec")
     assert err.param("candidates", "en") == ["Electronics", "Telecom"]  # tel-ec-om
@@ -1163,8 +1164,8 @@ def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest
     err = _error(small, "stock", code="电子")  # two names hold it: both listed, by code
     assert err.kind == "ambiguous_security"
     # how many matched, and one of them as the example code
-    assert err.message("zh") == ("名称含 “电子” 的证券有 2 只:样本电子乙 (000001)、样本电子甲 (600001)。"
-                                 "请改用 6 位代码,例如 000001。")
+    assert err.message("zh") == ("名称含 “电子” 的证券有 2 只：样本电子乙 (000001)、样本电子甲 (600001)。"
+                                 "请改用 6 位代码，例如 000001。")
     assert err.message("en") == ('2 securities have "电子" in their name'
                                  " (样本电子乙 (000001), 样本电子甲 (600001)):"
                                  " use the 6-digit code instead, e.g. 000001.")
@@ -1175,8 +1176,8 @@ def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest
         "样本300ETF (510300)", "样本医药乙 (830001)", "样本医药甲 (600003)", "…"]
     # more than listed: all are counted
     assert _error(small, "stock", code="样本").message("zh") == (
-        "名称含 “样本” 的证券有 7 只:样本300ETF (510300)、样本医药乙 (830001)、样本医药甲 (600003)、…"
-        "请改用 6 位代码,例如 510300。")
+        "名称含 “样本” 的证券有 7 只：样本300ETF (510300)、样本医药乙 (830001)、样本医药甲 (600003)、…"
+        "请改用 6 位代码，例如 510300。")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -1427,7 +1428,7 @@ def test_short_structure_hand_computed(small_rw: Engine) -> None:
     assert short["change_pp"]["other"] == pytest.approx(40.0 - 200 / 3)
     assert short["hedging_rising"] is True
     # ETF and CSI 300 shares together: +40 + (20 - 33.33) = +26.67 points over the 20 days
-    assert "ETF 与沪深300成分股合计占比近20日 +26.67 个百分点:融券以对冲和套利为主" in zh.details
+    assert "ETF 与沪深300成分股合计占比近20日 +26.67 个百分点：融券以对冲和套利为主" in zh.details
     assert "Combined share of ETFs and CSI 300 members +26.67pp over 20 days: more hedging" in en.details
 
 
@@ -1644,8 +1645,8 @@ def test_no_sector_is_called_a_net_repayer_when_it_bought(demo: Engine, day: dat
     other = d["inflows" if side == "outflows" else "outflows"]
     by_net = sorted(d["sectors"], key=lambda s: s["net_buy"], reverse=side == "outflows")
     assert [s["code"] for s in other] == [s["code"] for s in by_net][:3]
-    none_zh = ("融资净偿还最多:无(没有行业融资偿还额超过买入额)" if side == "outflows"
-               else "融资净买入最多:无(没有行业融资买入额超过偿还额)")
+    none_zh = ("融资净偿还最多：无（没有行业融资偿还额超过买入额）" if side == "outflows"
+               else "融资净买入最多：无（没有行业融资买入额超过偿还额）")
     assert none_zh in service.render("sectors", on=day, lang="zh", chart=False).caption
     push = service.render("summary", on=day, lang="en", chart=False).caption
     assert ("Net repayment: none" if side == "outflows"
@@ -1692,14 +1693,14 @@ def test_sector_headlines_are_net_buying_across_a_reclassification(demo: Engine)
     assert [r["code"] for r in d["inflows"]] == list(ranked.index[::-1][:3]) == ["220000", "270000", "630000"]
     assert [r["code"] for r in d["outflows"]] == list(ranked.index[:3]) == ["720000", "490000", "370000"]
     caption = report_text.to_plain(service.render("sectors", on=day, lang="zh", chart=False).caption)
-    assert "融资净买入最多:基础化工 +62.14 亿元;电子 +44.08 亿元;电力设备 +42.89 亿元\n" in caption
-    assert "融资净偿还最多:传媒 74.83 亿元;非银金融 14.63 亿元;医药生物 10.96 亿元\n" in caption
+    assert "融资净买入最多：基础化工 +62.14 亿元；电子 +44.08 亿元；电力设备 +42.89 亿元\n" in caption
+    assert "融资净偿还最多：传媒 74.83 亿元；非银金融 14.63 亿元；医药生物 10.96 亿元\n" in caption
     en = report_text.to_plain(service.render("sectors", on=day, lang="en", chart=False).caption)
     assert "Largest net margin buying: Basic Chemicals +6.21 bn; Electronics +4.41 bn; Power Equipment +4.29 bn\n" in en
     assert "Largest net margin repayment: Media 7.48 bn; Non-bank Finance 1.46 bn; Pharma & Biotech 1.10 bn\n" in en
     push = report_text.to_plain(service.render("summary", on=day, lang="zh", chart=False).caption)
-    assert "近20日融资净买入最多:基础化工 +62.14 亿元;电子 +44.08 亿元;电力设备 +42.89 亿元\n" in push
-    assert "融资净偿还最多:传媒 74.83 亿元;非银金融 14.63 亿元;医药生物 10.96 亿元\n" in push
+    assert "近20日融资净买入最多：基础化工 +62.14 亿元；电子 +44.08 亿元；电力设备 +42.89 亿元\n" in push
+    assert "融资净偿还最多：传媒 74.83 亿元；非银金融 14.63 亿元；医药生物 10.96 亿元\n" in push
 
 
 def test_demo_bottoming_sector_in_sectors_and_signals(demo_reports: Callable[[str, str], RenderedReport]) -> None:
@@ -1710,7 +1711,7 @@ def test_demo_bottoming_sector_in_sectors_and_signals(demo_reports: Callable[[st
     assert {"code": "370000", "name": "医药生物", "name_en": "Pharma & Biotech"} in sectors_list
     assert signals_list == sectors_list
     # the signals point to the sector's own report, which shows the same signal
-    assert "见底行业详情:<code>/sectors 医药生物</code>" in demo_reports("signals", "zh").details
+    assert "见底行业详情：<code>/sectors 医药生物</code>" in demo_reports("signals", "zh").details
     assert ("Bottoming sectors in detail: <code>/sectors Pharma &amp; Biotech</code>"
             in demo_reports("signals", "en").details)
     assert demo_reports("sector", "zh").data["bottoming"] is True
@@ -1734,7 +1735,7 @@ def test_small_text_figures(small: Engine) -> None:
     service = service_for(small)
     zh = report_text.to_plain(service.render("balance", lang="zh", chart=False).caption)
     en = report_text.to_plain(service.render("balance", lang="en", chart=False).caption)
-    assert "1.88 万亿元" in zh and "较上日 -10.00 亿元(-0.05%)" in zh and "近20日增加 370.00 亿元(+2.01%)" in zh
+    assert "1.88 万亿元" in zh and "较上日 -10.00 亿元（-0.05%）" in zh and "近20日增加 370.00 亿元（+2.01%）" in zh
     assert "CNY 1.88 trn" in en and "-1.00 bn (-0.05%) on the day" in en and "Up 37.00 bn (+2.01%) over 20 days" in en
     ratio_zh = report_text.to_plain(service.render("ratio", lang="zh", chart=False).caption)
     assert "10.40%" in ratio_zh and "946.40 亿元" in ratio_zh and "9,100.00 亿元" in ratio_zh
@@ -1803,9 +1804,9 @@ def test_a_rankings_small_changes_never_print_as_zero(small: Engine) -> None:
     d = dict(data(small, "top"))
     d["fallers"] = [_ranked("000002", "样本银行乙", 5e7, -531_200.0, -1.05)]
     caption, details = (report_text.to_plain(part) for part in report_text.render("top", "zh", d))
-    assert "增加最多:样本电子乙 +1.25 亿元;样本电子甲 +1.25 亿元\n减少最多:样本银行乙 -53.12 万元\n" in caption
-    assert "1. 样本电子乙(000001)+1.25 亿元(+5.26%),余额 25.00 亿元" in details
-    assert "1. 样本银行乙(000002)-53.12 万元(-1.05%),余额 5,000.00 万元" in details
+    assert "增加最多：样本电子乙 +1.25 亿元；样本电子甲 +1.25 亿元\n减少最多：样本银行乙 -53.12 万元\n" in caption
+    assert "1. 样本电子乙（000001）+1.25 亿元（+5.26%），余额 25.00 亿元" in details
+    assert "1. 样本银行乙（000002）-53.12 万元（-1.05%），余额 5,000.00 万元" in details
     caption, details = (report_text.to_plain(part) for part in report_text.render("top", "en", d))
     assert ("Biggest increases: 样本电子乙 +125.00 mn; 样本电子甲 +125.00 mn\n"
             "Biggest decreases: 样本银行乙 -0.53 mn\n") in caption
@@ -1818,14 +1819,14 @@ def test_a_stock_report_prints_each_figure_in_its_unit(small: Engine) -> None:
     20 (on 2e9: +25.00%), 1e8 bought. A stock whose figures are all under 1 亿元 reads in 万元 / mn."""
     d = dict(data(small, "stock", code="600001"))
     lines = report_text.to_plain(report_text.render("stock", "zh", d)[0]).splitlines()
-    assert lines[:3] == ["样本电子甲(600001)融资余额 25.00 亿元 ▲ 较上日 +2,500.00 万元",
-                         "近5日 +1.25 亿元(+5.26%) · 近20日 +5.00 亿元(+25.00%)",
+    assert lines[:3] == ["样本电子甲（600001）融资余额 25.00 亿元 ▲ 较上日 +2,500.00 万元",
+                         "近5日 +1.25 亿元（+5.26%）· 近20日 +5.00 亿元（+25.00%）",
                          "融资买入额 1.00 亿元 · 融券余量 1,000 股"]
     d.update(rzye=6e7, change_1d=-3e5, change_5d=4e5, change_5d_pct=0.67, change_20d=1.2e6, change_20d_pct=2.04,
              rzmre=5e6, rqye=2e5, rqye_estimated=False)
     lines = report_text.to_plain(report_text.render("stock", "zh", d)[0]).splitlines()
-    assert lines[:3] == ["样本电子甲(600001)融资余额 6,000.00 万元 ▼ 较上日 -30.00 万元",
-                         "近5日 +40.00 万元(+0.67%) · 近20日 +120.00 万元(+2.04%)",
+    assert lines[:3] == ["样本电子甲（600001）融资余额 6,000.00 万元 ▼ 较上日 -30.00 万元",
+                         "近5日 +40.00 万元（+0.67%）· 近20日 +120.00 万元（+2.04%）",
                          "融资买入额 500.00 万元 · 融券余量 1,000 股 · 融券余额 20.00 万元"]
     lines = report_text.to_plain(report_text.render("stock", "en", d)[0]).splitlines()
     assert lines[:3] == ["样本电子甲 (600001) financing balance 60.00 mn ▼ -0.30 mn on the day",
@@ -1846,7 +1847,7 @@ def test_a_report_of_some_securities_names_their_exchanges(small_rw: Engine) -> 
     assert data(small_rw, "sectors", code="电子")["scope"] == SCOPE
     assert data(small_rw, "top")["scope"] == data(small_rw, "sectors")["scope"] == SCOPE
     footer = report_text.to_plain(service.render("stock", code="830001", lang="zh", chart=False).caption)
-    assert footer.splitlines()[-1] == f"数据日期 {LAST} · 图表区间 60 日(有数据 30 日) · 范围 北交所"
+    assert footer.splitlines()[-1] == f"数据日期 {LAST} · 图表区间 60 日（有数据 30 日） · 范围 北交所"
     with session_scope(small_rw) as session:
         session.execute(delete(models.StockMargin).where(models.StockMargin.trade_date == LAST,
                                                          models.StockMargin.exchange == "BSE"))
@@ -1905,7 +1906,7 @@ def test_session_row_count_of_demo(demo: Engine) -> None:
 def test_watch_lines_go_under_a_caption_only_whole() -> None:
     """The watch list goes under the push's caption when all of it fits in 1,024 visible characters
     (tags do not count); otherwise not at all (the push sends it as a message of its own)."""
-    block = "<b>⭐ 关注</b>\n" + "\n".join(f"样本{i}({600000 + i})融资余额 {'9' * 40}" for i in range(10))
+    block = "<b>⭐ 关注</b>\n" + "\n".join(f"样本{i}（{600000 + i}）融资余额 {'9' * 40}" for i in range(10))
     room = report_text.CAPTION_LIMIT - report_text.visible_length(block) - 2  # the blank line between
     caption = "<b>两融雷达</b>\n" + "x" * (room - len("两融雷达\n"))
     assert report_text.caption_with(caption, block) == f"{caption}\n\n{block}"
@@ -1920,7 +1921,7 @@ def test_summary_names_why_it_has_no_sectors_early_in_the_history(demo: Engine) 
         tenth = session.execute(
             select(ms.trade_date).distinct().order_by(ms.trade_date).offset(9).limit(1)).scalar_one()
     service = ReportService(demo)
-    for lang, line in (("zh", "行业:个股明细不足20个交易日,暂无行业变化。"),
+    for lang, line in (("zh", "行业：个股明细不足20个交易日，暂无行业变化。"),
                        ("en", "Sectors: fewer than 20 trading days of per-stock detail:"
                               " sector changes not available yet.")):
         report = service.render("summary", on=tenth, lang=lang, chart=False)
@@ -1962,8 +1963,8 @@ def test_crowding_in_signals_carries_the_ratio_notes(
     d.update(crowding=True, crowding_days=6, rqmce_included=False, turnover_missing=["BSE"])
     caption, details = report_text.render("signals", lang, d)
     crowding = next(line for line in caption.splitlines() if line.startswith("⚠️"))
-    assert re.search(r"\d\.\d\d%\*[,,]", crowding), crowding
-    notes = {"zh": ["* 该日融券卖出额未知", "* 北交所没有成交额数据,占比略偏高"],
+    assert re.search(r"\d\.\d\d%\*[,，]", crowding), crowding
+    notes = {"zh": ["* 该日融券卖出额未知", "* 北交所没有成交额数据，占比略偏高"],
              "en": ["* Short-sale value unknown", "* Beijing publishes no turnover"]}[lang]
     assert all(note in details for note in notes)
     d.update(crowding=False)
@@ -2008,7 +2009,7 @@ def test_a_window_longer_than_the_history_says_how_much_it_shows(demo: Engine, k
     long = service.render(kind, code=code, days=2500, lang="zh", chart=False)
     shown = long.data["days_shown"]
     assert shown == DEMO_TRADE_DAYS
-    assert f"图表区间 2500 日(有数据 {shown} 日)" in long.caption
+    assert f"图表区间 2500 日（有数据 {shown} 日）" in long.caption
     short = service.render(kind, code=code, days=20, lang="en", chart=False)
     assert short.data["days_shown"] == 20 and "with data" not in short.caption
 

@@ -127,7 +127,7 @@ def test_balance_at_the_2015_peak(real: Engine) -> None:
     dates = pd.read_csv(REALDATA / "market_margin_sse_szse_2010_2018.csv", usecols=["date"])["date"]
     ago = int(((dates > "2014-06-16") & (dates <= "2015-06-18")).sum())
     assert d["turning_point"] == {"date": "2014-06-16", "direction": "up", "trade_days_ago": ago}
-    assert f"拐点:2014-06-16 近20日变化由减转增({ago} 个交易日前)" in caption
+    assert f"拐点：2014-06-16 近20日变化由减转增（{ago} 个交易日前）" in caption
 
 
 def test_sse_history_beside_the_market_table(real: Engine) -> None:
@@ -147,7 +147,7 @@ def test_sse_history_beside_the_market_table(real: Engine) -> None:
     assert sse["rzye_change_1d"] == -2_539_797_130
     assert rest["rzye_change_1d"] == -1_292_679_804
     details = service.render("balance", on=date(2015, 11, 23), lang="zh", chart=False).details
-    assert "沪市:融资余额 7,249.44 亿元" in details and "其余(全市场减以上):融资余额 4,901.48 亿元" in details
+    assert "沪市：融资余额 7,249.44 亿元" in details and "其余（全市场减以上）：融资余额 4,901.48 亿元" in details
     ratio = service.render("ratio", on=date(2015, 11, 23), chart=False).data
     assert ratio["numerator"] == pytest.approx(d_rzmre(real, date(2015, 11, 23)))
 
@@ -169,7 +169,7 @@ def test_summary_without_per_stock_detail(real: Engine) -> None:
     with pytest.raises(ReportError) as info:
         service.render("sectors", on=PEAK_DAY, chart=False)
     assert (info.value.kind, info.value.params) == ("no_sector_data", {"date": "2015-06-18"})
-    for lang, line in (("zh", "行业:该日没有个股两融明细,无法计算。"),
+    for lang, line in (("zh", "行业：该日没有个股两融明细，无法计算。"),
                        ("en", "Sectors: no per-stock margin detail for this day.")):
         report = service.render("summary", on=PEAK_DAY, lang=lang)
         assert report.data["sectors"] is None and report.data["signals"]["stock_detail"] is False
@@ -272,7 +272,7 @@ def test_a_change_across_missing_days_names_its_base(real: Engine) -> None:
     of 2018-12-20 is from 2018-12-17, and the report says so instead of "较上日"."""
     report = ReportService(real).render("balance", on=date(2018, 12, 20), lang="zh", chart=False)
     assert (report.data["previous_date"], report.data["days_skipped"]) == ("2018-12-17", 2)
-    assert "较 2018-12-17(其间缺 2 个交易日的数据)" in report.caption
+    assert "较 2018-12-17（其间缺 2 个交易日的数据）" in report.caption
     normal = ReportService(real).render("balance", on=date(2018, 12, 21), lang="en", chart=False)
     assert (normal.data["previous_date"], normal.data["days_skipped"]) == ("2018-12-20", 0)
     assert "on the day" in normal.caption
@@ -310,7 +310,7 @@ def test_signals_without_per_stock_detail_say_what_they_could_not_compute(real: 
     assert zh.data["pace_z"] == pytest.approx(0.644, abs=0.001)
     assert zh.data["amplification_corr"] == pytest.approx(-0.888, abs=0.001)
     assert "市场层面无异常" in zh.caption and "项提示" not in zh.caption
-    assert "该日无个股两融明细:个股急升、行业见底与融券结构无法计算。" in zh.caption
+    assert "该日无个股两融明细：个股急升、行业见底与融券结构无法计算。" in zh.caption
     en = service.render("signals", on=date(2015, 6, 18), lang="en", chart=False)
     assert "No per-stock margin detail that day" in en.caption
 
@@ -320,7 +320,7 @@ def test_percentiles_say_how_far_back_they_look(real: Engine) -> None:
     the percentile ranks among them, and says since when."""
     service = ReportService(real)
     full = service.render("ratio", on=date(2015, 6, 18), lang="zh", chart=False)
-    assert full.data["percentile_since"] is None and "(近三年 " in full.caption
+    assert full.data["percentile_since"] is None and "（近三年 " in full.caption
     short = service.render("balance", on=date(2011, 6, 30), lang="en", chart=False)
     assert short.data["percentile_since"] == "2010-03-31"
     # margin trading was growing: its record then, said as such (not "the 100th percentile")
@@ -344,7 +344,7 @@ def test_an_early_balance_is_drawn_in_the_unit_its_headline_uses(real: Engine,
     monkeypatch.setattr(Axes, "set_ylabel", record)
     report = ReportService(real).render("balance", on=date(2010, 6, 30), lang="zh", chart=True)
     assert "亿元" in report.caption.splitlines()[0] and "万亿" not in report.caption.splitlines()[0]
-    assert labels[0] == "两融余额(亿元)"
+    assert labels[0] == "两融余额（亿元）"
 
 
 def test_the_index_amount_is_never_called_a_share_turnover(real: Engine) -> None:
@@ -353,7 +353,7 @@ def test_the_index_amount_is_never_called_a_share_turnover(real: Engine) -> None
     service = ReportService(real)
     ratio = service.render("ratio", on=date(2015, 5, 28), lang="zh", chart=False)
     assert ratio.data["turnover_a_share_only"] is False
-    assert "成交额(交易所指数口径,含B股) 23,629.36 亿元" in ratio.caption and "A股成交额" not in ratio.caption
+    assert "成交额（交易所指数口径，含B股） 23,629.36 亿元" in ratio.caption and "A股成交额" not in ratio.caption
     push = service.render("summary", on=date(2015, 6, 18), lang="en", chart=False)
     assert "Turnover is the exchange index amount (B shares included)" in push.caption
 

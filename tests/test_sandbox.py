@@ -476,8 +476,8 @@ def test_demo_stocks_go_by_their_demo_names(client: httpx.Client) -> None:
     chats = Chats(client)
     chats.sync()
     sent = send(client, YOU_ID, "/stock 演示股份0028")
-    answer = reply_to(chats, YOU_ID, sent, "演示股份0028(600519)", "the /stock answer by demo name")
-    assert answer["from"]["is_bot"] and answer["text"].startswith("演示股份0028(600519)融资余额")
+    answer = reply_to(chats, YOU_ID, sent, "演示股份0028（600519）", "the /stock answer by demo name")
+    assert answer["from"]["is_bot"] and answer["text"].startswith("演示股份0028（600519）融资余额")
     page = client.get("/").text
     assert "<code>/stock 演示股份0028</code>" in page and "<code>/stock 600519</code>" in page
     assert "/stock 演示股份0028" in (ROOT / "README.md").read_text(encoding="utf-8")

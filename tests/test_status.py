@@ -62,8 +62,8 @@ def test_status_of_a_live_database(engine: Engine) -> None:
     assert "per-stock detail: none" in en and "margin summary: 2026-11-16 to 2026-11-17" in en
     assert "Subscriptions: private 1 · groups 2" in en and "2026-11-16: sending 2 · sent 1" in en
     zh = report_text.to_plain(report_text.render_status("zh", status))
-    assert "2026-11-17:完成 1 项;未发布:深市明细;失败:北交所汇总(ReadTimeout" in zh
-    assert "2026-11-16:发送中 2 · 已发 1" in zh
+    assert "2026-11-17：完成 1 项；未发布：深市明细；失败：北交所汇总（ReadTimeout" in zh
+    assert "2026-11-16：发送中 2 · 已发 1" in zh
 
 
 def test_status_fits_one_message(engine: Engine) -> None:
