@@ -1219,12 +1219,28 @@ def test_stock_row_without_financing_balance(sqlite_engine: Engine) -> None:
         assert "None" not in report.caption and "排名" not in report.caption and "Rank" not in report.caption
 
 
+def _store_with_spikes(engine: Engine, days: list[Any], stocks: list[dict[str, Any]]) -> None:
+    """SSE's market figures on `days` (a steady 1 万亿, turnover 5,000 亿), the `stocks` rows and the
+    stored spike list of those days, as the ingest leaves them."""
+    from storage.aggregate import rebuild_stock_spikes
+
+    summary = [{"trade_date": d, "exchange": "SSE", "rzye": 1e12, "rzmre": 5e10, "rzche": 5e10, "rqye": 1e10,
+                "rzrqye": 1.01e12, "source": "test"} for d in days]
+    turnover = [{"trade_date": d, "exchange": "SSE", "amount": 5e11, "a_share_only": True, "source": "test"}
+                for d in days]
+    with session_scope(engine) as session:
+        upsert(session, models.MarginSummary, summary)
+        upsert(session, models.Turnover, turnover)
+        upsert(session, models.StockMargin, stocks)
+        rebuild_stock_spikes(session, days)
+        bump_data_version(session)
+
+
 def test_stock_spike_zscore_is_the_market_lists(sqlite_engine: Engine) -> None:
     """A stock's own report gives the spike z-score of the market's spike list (StockSpikeDaily),
     computed on the dates with per-stock detail: a stock that missed a day lately has no z (the 5-day changes
     across the gap are unknown, so fewer than 60 of them are), not one made of 5-row changes that
     span the gap. Hand check of the other: z = (c[T] - mean(c[T-60..T-1])) / std(same, ddof=1)."""
-    from storage.aggregate import rebuild_stock_spikes
 
     days = [d.date() for d in pd.bdate_range("2024-03-01", periods=80)]
     gap = {days[70]}
@@ -1232,20 +1248,11 @@ def test_stock_spike_zscore_is_the_market_lists(sqlite_engine: Engine) -> None:
     def rzye(i: int) -> float:  # 1e9 rising 1 % a day, a little faster every third day, 3 % on the last
         return 1e9 * 1.01 ** i * (1.002 if i % 3 == 0 else 1.0) * (1.03 if i == 79 else 1.0)
 
-    summary = [{"trade_date": d, "exchange": "SSE", "rzye": 1e12, "rzmre": 5e10, "rzche": 5e10, "rqye": 1e10,
-                "rzrqye": 1.01e12, "source": "test"} for d in days]
-    turnover = [{"trade_date": d, "exchange": "SSE", "amount": 5e11, "a_share_only": True, "source": "test"}
-                for d in days]
     stocks = [{"trade_date": d, "code": code, "exchange": "SSE", "name": name, "is_fund": False,
                "rzye": rzye(i), "rzmre": 1e7, "rzche": None, "rqyl": None, "rqmcl": None, "rqye": None}
               for i, d in enumerate(days) for code, name in (("600010", "连续"), ("600011", "停牌"))
               if not (code == "600011" and d in gap)]
-    with session_scope(sqlite_engine) as session:
-        upsert(session, models.MarginSummary, summary)
-        upsert(session, models.Turnover, turnover)
-        upsert(session, models.StockMargin, stocks)
-        rebuild_stock_spikes(session, days)
-        bump_data_version(session)
+    _store_with_spikes(sqlite_engine, days, stocks)
 
     level = pd.Series([rzye(i) for i in range(80)])
     change = (level / level.shift(5) - 1) * 100
@@ -1272,7 +1279,6 @@ def test_a_day_without_any_stock_detail_is_skipped_by_both_spike_scores(sqlite_e
     give the z-score and the 5-day rise of the dates with detail, hand-computed here, and /stock has
     a z-score on the day (a hole in its grid would leave it unknown for 65 dates). Flagged as a spike
     by the list's rule: z >= 2 on a rise, of a balance of at least 5,000 万元 (a 1,000 万元 one is not)."""
-    from storage.aggregate import rebuild_stock_spikes
 
     days = [d.date() for d in pd.bdate_range("2024-03-01", periods=80)]
     missing = days[76]  # 3 dates before the last
@@ -1280,19 +1286,10 @@ def test_a_day_without_any_stock_detail_is_skipped_by_both_spike_scores(sqlite_e
     def rzye(i: int) -> float:
         return scale * 1.01 ** i * (1.002 if i % 3 == 0 else 1.0) * (1.04 if i == 79 else 1.0)
 
-    summary = [{"trade_date": d, "exchange": "SSE", "rzye": 1e12, "rzmre": 5e10, "rzche": 5e10, "rqye": 1e10,
-                "rzrqye": 1.01e12, "source": "test"} for d in days]
-    turnover = [{"trade_date": d, "exchange": "SSE", "amount": 5e11, "a_share_only": True, "source": "test"}
-                for d in days]
     stocks = [{"trade_date": d, "code": "600010", "exchange": "SSE", "name": "连续", "is_fund": False,
                "rzye": rzye(i), "rzmre": 1e7, "rzche": None, "rqyl": None, "rqmcl": None, "rqye": None}
               for i, d in enumerate(days) if d != missing]
-    with session_scope(sqlite_engine) as session:
-        upsert(session, models.MarginSummary, summary)
-        upsert(session, models.Turnover, turnover)
-        upsert(session, models.StockMargin, stocks)
-        rebuild_stock_spikes(session, days)
-        bump_data_version(session)
+    _store_with_spikes(sqlite_engine, days, stocks)
 
     level = pd.Series([rzye(i) for i, d in enumerate(days) if d != missing])  # 79 dates with detail
     change = (level / level.shift(5) - 1) * 100
