@@ -376,3 +376,20 @@ def test_the_signals_chart_shows_the_window_asked(real: Engine) -> None:
     asked: 5 days drawn for /signals 5, as the footer says."""
     figs = ReportService(real).figures("signals", code=None, on=date(2015, 6, 18), days=5, version=0)
     assert len(figs.series["ratio"]) == len(figs.series["band"]) == 5 and figs.data["days"] == 5
+
+
+def test_the_daily_summary_carries_the_amplification_warning(real: Engine) -> None:
+    """On 2013-11-18 the 60-day correlation of the ratio with the index's 20-day volatility is 0.65,
+    above AMPLIFYING_CORR (0.5), and nothing else warns: the push's summary says so, as /signals does."""
+    service = ReportService(real)
+    day = date(2013, 11, 18)
+    signals = service.render("signals", on=day, lang="zh", chart=False)
+    assert signals.data["warnings"] == ["amplification"]
+    assert signals.data["amplification_corr"] == pytest.approx(0.6456, abs=0.0001)
+    zh = service.render("summary", on=day, lang="zh", chart=False)
+    assert "⚠️ 放大效应：两融交易占比与指数波动率的60日相关系数 0.65，杠杆正在放大波动" in zh.caption.splitlines()
+    en = service.render("summary", on=day, lang="en", chart=False)
+    assert ("⚠️ Amplification: 60-day correlation of the margin share of turnover with index volatility 0.65,"
+            " leverage is amplifying swings") in en.caption.splitlines()
+    quiet = service.render("summary", on=PEAK_DAY, lang="zh", chart=False)  # -0.89 on the 2015 peak
+    assert "放大效应" not in quiet.caption
