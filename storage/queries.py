@@ -330,27 +330,38 @@ def financing_balances_on(engine: Engine, day: date, stocks_only: bool) -> pd.Se
 
 
 def securities_rzye(engine: Engine, codes: Sequence[str], start: date, end: date) -> pd.DataFrame:
-    """The rows of several securities from `start` to `end`: columns trade_date, code, name, rzye
-    (元), in date order; a few hundred codes per query."""
+    """The rows of several securities from `start` to `end`: columns trade_date, code, name, is_fund,
+    rzye (元), in date order; a few hundred codes per query."""
     sm = models.StockMargin
     wanted = sorted(set(codes))
     rows: list[tuple[Any, ...]] = []
     with engine.connect() as conn:
         for at in range(0, len(wanted), 500):
-            query = select(sm.trade_date, sm.code, sm.name, sm.rzye).where(
+            query = select(sm.trade_date, sm.code, sm.name, sm.is_fund, sm.rzye).where(
                 sm.code.in_(wanted[at : at + 500]), sm.trade_date >= start, sm.trade_date <= end)
             rows += conn.execute(query).all()
     rows.sort(key=lambda row: (row[0], row[1]))
-    frame = _frame(rows, ["trade_date", "code", "name", "rzye"])
+    frame = _frame(rows, ["trade_date", "code", "name", "is_fund", "rzye"])
     frame["rzye"] = frame["rzye"].astype(float)
     return frame
 
 
-def last_stock_date(engine: Engine, code: str) -> date | None:
-    """The latest day with detail for one security; None when the code was never stored."""
+def last_stock_date(engine: Engine, code: str, on_or_before: date | None = None) -> date | None:
+    """The latest day with detail for one security (on or before `on_or_before` when given); None
+    when there is none."""
+    sm = models.StockMargin
+    query = select(func.max(sm.trade_date)).where(sm.code == code)
+    if on_or_before is not None:
+        query = query.where(sm.trade_date <= on_or_before)
+    with engine.connect() as conn:
+        return conn.execute(query).scalar()
+
+
+def first_stock_date(engine: Engine, code: str) -> date | None:
+    """The first day with detail for one security; None when the code was never stored."""
     sm = models.StockMargin
     with engine.connect() as conn:
-        return conn.execute(select(func.max(sm.trade_date)).where(sm.code == code)).scalar()
+        return conn.execute(select(func.min(sm.trade_date)).where(sm.code == code)).scalar()
 
 
 def stock_balances(engine: Engine, start: date, end: date) -> pd.DataFrame:

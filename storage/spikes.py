@@ -89,7 +89,7 @@ def _zscores(chg: np.ndarray, filled: np.ndarray, weight: np.ndarray, lo: int, h
 
 
 def spike_scores(
-    wide_rzye: pd.DataFrame, days: int = 5, history: int = 60, start: object = None,
+    wide_rzye: pd.DataFrame, days: int = SPIKE_DAYS, history: int = SPIKE_HISTORY, start: object = None,
     min_periods: int | None = None,
 ) -> pd.DataFrame:
     """Every stock's :func:`spike_arrays` figures on every date of ``wide_rzye`` (from ``start`` on).
@@ -97,8 +97,8 @@ def spike_scores(
     ``wide_rzye`` has index ``trade_date`` (sorted) and one column per stock code, values in 元.
     The form the stored spike table is computed in (storage.aggregate.rebuild_stock_spikes): row
     ``T`` of the result for a stock equals what ``analytics.stocks.stock_spikes`` reports for it when
-    ``T`` is the last row, before its filters (rzye and change_pct exactly; zscore up to rounding in
-    the last bits, as the sums here run in a fixed order, oldest first: see :func:`spike_arrays`).
+    ``T`` is the last row, before its filters, exactly (both run :func:`spike_arrays`, whose sums
+    run in a fixed order, so that a row's figures do not depend on the rows before its window).
 
     Returns
     -------

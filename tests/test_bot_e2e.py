@@ -466,6 +466,30 @@ async def test_group_migration_moves_subscription(demo_db: Engine, shared_report
         assert len(h.photos(new_id)) == 2 and h.photos(GROUP) == []
 
 
+async def test_a_group_upgrade_met_while_the_database_is_away_still_asks_again(
+        demo_db: Engine, shared_reports: ReportService, debug_logs: RecordAll,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The subscription cannot be moved at that moment (the database is away): the supergroup is
+    still asked to send the command again, in the default language, and the failure is a warning."""
+    from sqlalchemy.exc import OperationalError
+
+    def away(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("UPDATE chat", {}, Exception("database is locked"))
+
+    new_id = -1004002
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        h.server.add_chat(new_id, "supergroup", title="两融讨论", members=[MEMBER], admins=[ADMIN])
+        monkeypatch.setattr(chats, "migrate", away)
+        monkeypatch.setattr(chats, "get_chat", away)
+        h.server.fail_next("sendPhoto", 400, migrate_to_chat_id=new_id, chat_id=GROUP)
+        await h.write(GROUP, MEMBER, "/ratio")
+        assert h.texts(new_id) == [t("zh", "bot.group_upgraded")]
+        warnings = [r.getMessage() for r in debug_logs.records if r.levelno == logging.WARNING]
+        assert f"chat {GROUP}: subscription not moved to {new_id} now" in warnings
+        assert h.server.sent_messages(ADMIN_CHAT) == []
+
+
 async def test_a_group_that_became_a_supergroup_while_answered_keeps_its_subscription(
         demo_db: Engine, shared_reports: ReportService, debug_logs: RecordAll) -> None:
     """The answer to /ratio meets "group chat was upgraded to a supergroup chat" (400 with

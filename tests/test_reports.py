@@ -1199,9 +1199,9 @@ def test_dates_without_data(small: Engine, kind: str) -> None:
 
 
 def test_stock_without_a_row_on_the_day(small: Engine) -> None:
+    """000003's detail stops after DAYS[4]: on the latest day it is absent, its latest day named."""
     err = _error(small, "stock", code="000003")
-    assert err.kind == "no_data_for_date"
-    assert err.params["latest"] == DAYS[4].isoformat()
+    assert (err.kind, err.params["before"]) == ("stock_no_row", DAYS[4].isoformat())
 
 
 def test_stock_row_without_financing_balance(sqlite_engine: Engine) -> None:
@@ -1308,6 +1308,51 @@ def test_a_day_without_any_stock_detail_is_skipped_by_both_spike_scores(sqlite_e
         listed = conn.execute(text("SELECT zscore FROM stock_spike_daily WHERE trade_date = :d"),
                               {"d": days[-1].isoformat()}).scalars().all()
     assert listed == ([pytest.approx(expected, rel=1e-9)] if flagged else [])
+
+
+def test_a_fund_rising_like_a_spiking_stock_is_not_flagged(sqlite_engine: Engine) -> None:
+    """The spike list holds stocks only (storage.aggregate): an ETF whose 融资余额 rises exactly as a
+    flagged stock's has the same z-score in its report and watch line, and no spike flag in either."""
+    days = [d.date() for d in pd.bdate_range("2024-03-01", periods=80)]
+
+    def rzye(i: int) -> float:
+        return 1e9 * 1.01 ** i * (1.002 if i % 3 == 0 else 1.0) * (1.04 if i == 79 else 1.0)
+
+    rows = [{"trade_date": d, "code": code, "exchange": "SSE", "name": name, "is_fund": fund, "rzye": rzye(i),
+             "rzmre": 1e7, "rzche": None, "rqyl": None, "rqmcl": None, "rqye": None}
+            for i, d in enumerate(days) for code, name, fund in (("600010", "股票", False), ("510300", "基金", True))]
+    _store_with_spikes(sqlite_engine, days, rows)
+    service = ReportService(sqlite_engine)
+    stock = service.render("stock", code="600010", lang="zh", chart=False)
+    fund = service.render("stock", code="510300", lang="zh", chart=False)
+    assert stock.data["spike_zscore"] == pytest.approx(fund.data["spike_zscore"], rel=1e-12)
+    assert stock.data["spike_zscore"] > 2
+    assert (stock.data["spiking"], fund.data["spiking"]) == (True, False)
+    assert "远超自身常态" in stock.caption and "远超自身常态" not in fund.caption
+    lines = service.watch_text(["600010", "510300"], on=None, lang="zh").splitlines()
+    assert [line.endswith("⚠️ 急升") for line in lines[-2:]] == [True, False]  # in the order asked
+
+
+def test_a_stock_absent_on_a_market_day_says_so(sqlite_engine: Engine) -> None:
+    """A security without a row on a day that has market data (suspended, or off the list of margin
+    securities that day) is told apart from a day without data: its latest day before is named; one
+    whose detail starts later says from when; a code never stored is unknown."""
+    days = [d.date() for d in pd.bdate_range("2024-03-01", periods=10)]
+    rows = [{"trade_date": d, "code": code, "exchange": "SSE", "name": code, "is_fund": False, "rzye": 1e9,
+             "rzmre": 1e7, "rzche": None, "rqyl": None, "rqmcl": None, "rqye": None}
+            for i, d in enumerate(days) for code in ("600010", "600020")
+            if (code == "600010" and i not in (6, 7)) or (code == "600020" and i >= 8)]
+    _store_with_spikes(sqlite_engine, days, rows)
+    suspended = _error(sqlite_engine, "stock", code="600010", on=days[7])
+    assert (suspended.kind, suspended.params) == (
+        "stock_no_row", {"code": "600010", "date": "2024-03-12", "before": "2024-03-08"})
+    assert suspended.message("zh") == ("600010 在 2024-03-12 没有两融明细（当日停牌，或不在两融标的名单内）；"
+                                       "它此前最近有明细的日期是 2024-03-08。")
+    late = _error(sqlite_engine, "stock", code="600020", on=days[3])
+    assert (late.kind, late.params) == ("stock_starts_later", {"code": "600020", "date": "2024-03-06",
+                                                               "first": "2024-03-13"})
+    assert late.message("en") == "600020's margin detail starts on 2024-03-13: none for 2024-03-06."
+    assert _error(sqlite_engine, "stock", code="600030", on=days[3]).kind == "unknown_code"
 
 
 def test_sectors_wait_for_the_days_stock_detail(sqlite_engine: Engine) -> None:

@@ -149,11 +149,17 @@ async def _chat_gone(update: object, context: Context, chat: Chat, error: Forbid
     services = services_of(context)
     if isinstance(error, ChatMigrated):
         log.info("chat %s became supergroup %s while answering it", chat.id, error.new_chat_id)
-        await services.run(chats.migrate, services.engine, chat.id, error.new_chat_id)
+        try:
+            await services.run(chats.migrate, services.engine, chat.id, error.new_chat_id)
+        except Exception:  # the database away: the membership update moves it later; the member still hears
+            log.warning("chat %s: subscription not moved to %s now", chat.id, error.new_chat_id, exc_info=True)
         await _ask_again(update, context, error.new_chat_id)
     else:
         log.info("chat %s refused the answer (%s): deactivated", chat.id, redact(error.message))
-        await services.run(chats.refused, services.engine, chat.id, f"forbidden: {redact(error.message)}")
+        try:
+            await services.run(chats.refused, services.engine, chat.id, f"forbidden: {redact(error.message)}")
+        except Exception:  # the database away: the next push's 403 deactivates it
+            log.warning("chat %s: not deactivated now", chat.id, exc_info=True)
 
 
 async def _ask_again(update: object, context: Context, new_chat_id: int) -> None:
@@ -163,9 +169,13 @@ async def _ask_again(update: object, context: Context, new_chat_id: int) -> None
     if not isinstance(update, Update) or (update.effective_message is None and update.callback_query is None):
         return
     services = services_of(context)
+    lang = services.settings.default_language
     try:
         stored = await services.run(chats.get_chat, services.engine, new_chat_id)
-        lang = stored.language if stored else services.settings.default_language
+        lang = stored.language if stored else lang
+    except Exception:  # the database away: the line in the default language
+        log.warning("could not read supergroup %s's language", new_chat_id)
+    try:
         await context.bot.send_message(new_chat_id, t(lang, "bot.group_upgraded"), parse_mode=ParseMode.HTML)
     except TelegramError as exc:
         log.warning("could not ask supergroup %s to send its request again: %s", new_chat_id, exc)

@@ -69,7 +69,7 @@ RATIO_MA_DAYS = 20  # the ratio's moving average (BRIEF: 20-day MA)
 STABILITY_DAYS = 20  # each sector's coefficient of variation of 融资余额 over this many trade days
 SHORT_SHIFT_DAYS = 20  # the 融券 structure is compared with the day this many trade dates back
 # A rise of the ETFs' and CSI 300 members' share of 融券余额 over those 20 days read as "hedging and
-# arbitrage": half a point or more (shares of 25% and 65% move by 0.1-0.3 points in a quiet month).
+# arbitrage": more than half a point (shares of 25% and 65% move by 0.1-0.3 points in a quiet month).
 HEDGING_MIN_CHANGE_PP = 0.5
 
 

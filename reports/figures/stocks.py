@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -91,10 +91,25 @@ def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     return out
 
 
-def _spiking(zscore: float, rise_5d_pct: float, rzye: float | None) -> bool:
-    """The market's spike list's rule, which the stock report and the watch lines flag: a 5-day rise
-    with z >= SPIKE_Z, of a financing balance of at least stocks.SPIKE_MIN_BALANCE (元)."""
-    return bool(zscore >= SPIKE_Z and rise_5d_pct > 0 and rzye is not None and rzye >= stocks.SPIKE_MIN_BALANCE)
+def _spiking(zscore: float, rise_5d_pct: float, rzye: float | None, is_fund: bool) -> bool:
+    """The market's spike list's rule, which the stock report and the watch lines flag: a stock (the
+    list leaves funds and ETFs out) with a 5-day rise of z >= SPIKE_Z, of a financing balance of at
+    least stocks.SPIKE_MIN_BALANCE (元). A fund's z-score is shown, never flagged."""
+    return bool(not is_fund and zscore >= SPIKE_Z and rise_5d_pct > 0 and rzye is not None
+                and rzye >= stocks.SPIKE_MIN_BALANCE)
+
+
+def _no_row(engine: Engine, code: str, day: date, history: pd.DataFrame) -> NoReturn:
+    """Why one security has no detail on `day`, a date with market data: never stored (unknown_code),
+    stored only from a later date (stock_starts_later), or absent that day (suspended, or off the
+    exchange's list of margin securities then: stock_no_row, with its latest day before)."""
+    before = history.index[-1].date() if not history.empty else queries.last_stock_date(engine, code, day)
+    if before is not None:
+        raise ReportError("stock_no_row", code=code, date=day.isoformat(), before=before.isoformat())
+    first = queries.first_stock_date(engine, code)
+    if first is None:
+        raise ReportError("unknown_code", code=code)
+    raise ReportError("stock_starts_later", code=code, date=day.isoformat(), first=first.isoformat())
 
 
 def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Figures:
@@ -108,10 +123,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     start = min(queries.nth_date_before(engine, day, days), detail_dates[0] if detail_dates else day)
     history = queries.stock_history(engine, code, start=start, end=day)
     if history.empty or history.index[-1].date() != day:
-        latest = queries.last_stock_date(engine, code)
-        if latest is None:
-            raise ReportError("unknown_code", code=code)
-        raise ReportError("no_data_for_date", date=day.isoformat(), latest=min(latest, day).isoformat())
+        _no_row(engine, code, day, history)
     level = history["rzye"].astype(float)
     is_fund = bool(history["is_fund"].iloc[-1])
     # A fund or ETF ranks among funds and ETFs, a stock among stocks: what an investor compares it
@@ -172,7 +184,7 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         sector_rank=sector_rank,
         sector_of=sector_count,
         spike_zscore=_num(z),
-        spiking=_spiking(z, rise_5d_pct, last["rzye"]),
+        spiking=_spiking(z, rise_5d_pct, last["rzye"], is_fund),
         series=_series_records(window["rzye"], "rzye"),
     )
     return Figures("stock", data, {"history": window})
@@ -203,7 +215,7 @@ def watch_figures(engine: Engine, day: date, codes: Iterable[str]) -> dict[str, 
         out[code] = {"date": day.isoformat(), "code": code, "name": str(on_day.at[code, "name"]),
                      "rzye": _num(level.iloc[-1]), "change_1d": _num(balance.change(level, 1)),
                      "change_5d_pct": _num(rise_5d_pct), "spike_zscore": _num(z),
-                     "spiking": _spiking(z, rise_5d_pct, level.iloc[-1])}
+                     "spiking": _spiking(z, rise_5d_pct, level.iloc[-1], bool(on_day.at[code, "is_fund"]))}
     return out
 
 
