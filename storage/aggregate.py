@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from storage import models
+from storage import models, queries
 from storage.database import upsert
 from storage.spikes import SPIKE_DATES_BEFORE, SPIKE_DAYS, SPIKE_HISTORY, SPIKE_MIN_BALANCE, spike_scores
 
@@ -169,24 +169,6 @@ def _runs(days: list[date]) -> Iterator[list[date]]:
         yield run
 
 
-def _stock_rzye(session: Session, start: date, end: date) -> pd.DataFrame:
-    """Wide 融资余额 of the non-fund stocks from start to end (inclusive): index trade_date, columns code."""
-    sm = models.StockMargin
-    # Core rows through the session's connection (same transaction): the ORM's row handling would
-    # cost more than the query for these ~150,000 rows.
-    rows = session.connection().execute(
-        select(sm.trade_date, sm.code, sm.rzye).where(
-            sm.trade_date >= start, sm.trade_date <= end, sm.is_fund.is_(False)
-        )
-    ).all()
-    if not rows:
-        return pd.DataFrame(index=pd.DatetimeIndex([], name="trade_date"), dtype=float)
-    days, codes, rzye = zip(*rows, strict=True)
-    frame = pd.DataFrame({"trade_date": pd.to_datetime(pd.Series(days)), "code": pd.Series(codes, dtype=object),
-                          "rzye": pd.Series(rzye, dtype=float)})
-    return frame.pivot(index="trade_date", columns="code", values="rzye").sort_index()
-
-
 def spike_rows(scores: pd.DataFrame, days: Iterable[date] | None = None) -> list[dict[str, object]]:
     """StockSpikeDaily rows from `storage.spikes.spike_scores` output: per day the SPIKE_KEEP
     candidates (rzye >= SPIKE_MIN_BALANCE, change_pct > 0) with the highest z-score, of `days` only
@@ -236,7 +218,7 @@ def rebuild_stock_spikes(session: Session, dates: list[date]) -> int:
         lo = before[-1] if before else run[0]
         while lo <= run[-1]:
             hi = min(run[-1], lo + timedelta(days=_SPIKE_LOAD_DAYS - 1))
-            new = _stock_rzye(session, lo, hi)
+            new = queries.stock_balances_in(session.connection(), lo, hi)
             lo = hi + timedelta(days=1)
             if new.empty:
                 continue

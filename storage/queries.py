@@ -366,13 +366,17 @@ def first_stock_date(engine: Engine, code: str) -> date | None:
 
 def stock_balances(engine: Engine, start: date, end: date) -> pd.DataFrame:
     """Wide 融资余额 of every non-fund stock: index trade_date, columns code (for spike detection)."""
+    with engine.connect() as conn:
+        return stock_balances_in(conn, start, end)
+
+
+def stock_balances_in(conn: Connection, start: date, end: date) -> pd.DataFrame:
+    """stock_balances through an open connection (a writer's, in its transaction: storage.aggregate)."""
     sm = models.StockMargin
     query = select(sm.trade_date, sm.code, sm.rzye).where(
         sm.trade_date >= start, sm.trade_date <= end, sm.is_fund.is_(False)
     )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    frame = _frame(rows, ["trade_date", "code", "rzye"])
+    frame = _frame(_driver_rows(conn, query), ["trade_date", "code", "rzye"])
     if frame.empty:
         return pd.DataFrame(index=pd.DatetimeIndex([], name="trade_date"))
     return frame.pivot(index="trade_date", columns="code", values="rzye").sort_index().astype(float)
