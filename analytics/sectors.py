@@ -93,6 +93,10 @@ def sector_table(sector_daily: pd.DataFrame, days: int, dates: pd.DatetimeIndex 
     - ``share_change_pp``: ``share_pct[T] - share_pct[T-days]``, percentage points
     - ``net_buy``: ``sum(rzmre - rzche)`` over the last ``days`` days (``T-days+1 .. T``), 元; nan
       when a day of them is unknown (a partial sum would understate it silently)
+    - ``membership_change``: ``change - net_buy``, 元: the part of the change no member bought or
+      repaid, i.e. the balances of stocks that joined (+) or left (-) the sector (a Shenwan
+      reclassification) or the list of margin securities; 0 while the members stay the same, since
+      each stock's ``rzye[t] = rzye[t-1] + rzmre[t] - rzche[t]``
 
     Change columns are nan when the frame has fewer than ``days + 1`` dates (or the sector had no
     balance then).
@@ -106,7 +110,7 @@ def sector_table(sector_daily: pd.DataFrame, days: int, dates: pd.DatetimeIndex 
         raise ValueError("days must be >= 1")
     wide = pivot_balance(sector_daily, "rzye")
     if wide.empty:
-        columns = ["rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy"]
+        columns = ["rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy", "membership_change"]
         return pd.DataFrame(columns=columns, index=pd.Index([], name="sw_l1_code"), dtype=float)
     net = net_buy_daily(sector_daily)
     if dates is not None:
@@ -130,6 +134,7 @@ def sector_table(sector_daily: pd.DataFrame, days: int, dates: pd.DatetimeIndex 
             "change_pct": chg / before.replace(0.0, np.nan) * 100.0,
             "share_change_pp": shares.iloc[-1] - share_before,
             "net_buy": net_buy,
+            "membership_change": chg - net_buy,
         }
     )
     table = table[table["rzye"].notna()]

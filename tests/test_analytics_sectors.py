@@ -71,7 +71,8 @@ def test_shares_pct() -> None:
 def test_sector_table_one_day() -> None:
     t = sectors.sector_table(_long(), days=1)
     assert t.index.name == "sw_l1_code"
-    assert list(t.columns) == ["rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy"]
+    assert list(t.columns) == ["rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy",
+                               "membership_change"]
     # sorted by change: A +5, then B and C at 0 (code order), then D -5
     assert list(t.index) == ["A", "B", "C", "D"]
     a = t.loc["A"]
@@ -94,6 +95,25 @@ def test_sector_table_two_days() -> None:
     assert t.loc["A", "net_buy"] == 10.0  # (8 - 3) + (9 - 4)
     assert t.loc["D", "net_buy"] == -10.0
     assert t.loc["B", "net_buy"] == 0.0
+
+
+def test_membership_change_is_what_no_member_bought() -> None:
+    """Same members all along: every change is net buying, membership_change 0. Then a stock with a
+    balance of 12 moves from A to B on the last day (a reclassification), while A's members net buy
+    5 and B's 0: A's change is 5 - 12 = -7 over that day, of which -12 came with membership, and B's
+    +12 all did."""
+    steady = sectors.sector_table(_long(), days=2)
+    assert (steady["membership_change"] == 0.0).all()
+    long = _long()
+    last = long["trade_date"] == DATES[-1]
+    long.loc[last & (long["sw_l1_code"] == "A"), "rzye"] = 40.0 - 12.0
+    long.loc[last & (long["sw_l1_code"] == "B"), "rzye"] = 30.0 + 12.0
+    moved = sectors.sector_table(long, days=1)
+    assert (moved.loc["A", "change"], moved.loc["A", "net_buy"], moved.loc["A", "membership_change"]) == (-7.0, 5.0,
+                                                                                                          -12.0)
+    assert (moved.loc["B", "change"], moved.loc["B", "net_buy"], moved.loc["B", "membership_change"]) == (12.0, 0.0,
+                                                                                                          12.0)
+    assert moved.loc[["C", "D"], "membership_change"].tolist() == [0.0, 0.0]
 
 
 def test_sector_table_not_enough_history() -> None:

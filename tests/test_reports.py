@@ -908,6 +908,34 @@ def test_signals_on_a_short_history_say_so(small: Engine) -> None:
     assert report_text.to_plain(late.caption).splitlines()[0] == "Margin signals · too little history for some signals"
 
 
+def test_a_reclassification_is_named_where_balance_change_and_net_buying_part_ways(demo: Engine) -> None:
+    """storage.demo moves six stocks between sectors in the 20 days before 2025-03-06: 传媒 gains
+    +363.89 亿 with them while its members repay 74.27 亿 (the chart ranks it first by change, the
+    headline names it the largest repayer), 基础化工 loses 363.19 亿. Each row's membership_change is
+    change - net_buy; the reports name the largest moves, the sector's own report its part; on a day
+    without moves (the last) nothing is said."""
+    service = ReportService(demo)
+    day = date(2025, 3, 6)
+    zh = service.render("sectors", on=day, lang="zh", chart=False)
+    rows = {r["name"]: r for r in zh.data["sectors"]}
+    for row in rows.values():
+        assert row["membership_change"] == pytest.approx(row["change"] - row["net_buy"], abs=1.0)
+    assert [(m["name"], round(m["membership_change"] / 1e8, 2)) for m in zh.data["membership_moves"]] == [
+        ("传媒", 363.89), ("基础化工", -363.19), ("通信", -191.32)]
+    assert zh.data["membership_moves_more"] == 6  # 建筑装饰 +148.45 亿, 综合, 煤炭, 机械设备, 电力设备, 家用电器
+    assert ("注：近20日有股票改换行业或进出两融标的，行业融资余额的变化含其转入转出（传媒 +363.89 亿元；"
+            "基础化工 -363.19 亿元；通信 -191.32 亿元等），融资净买入不含。") in zh.caption.splitlines()
+    one = service.render("sectors", code="基础化工", on=day, lang="en", chart=False)
+    assert one.data["membership_notable"] is True
+    assert ("Of the change, 36.32 bn left with stocks that left the sector or the margin list, not through"
+            " members' repayments.") in one.caption.splitlines()
+    summary = service.render("summary", on=day, lang="zh", chart=False)
+    assert "注：行业余额变化含股票改换行业（传媒 +363.89 亿元；基础化工 -363.19 亿元）" in summary.caption.splitlines()
+    quiet = service.render("sectors", lang="zh", chart=False)
+    assert quiet.data["membership_moves"] == [] and "改换行业" not in quiet.caption
+    assert not service.render("sectors", code="电子", lang="zh", chart=False).data["membership_notable"]
+
+
 def test_a_stock_on_the_spike_list_is_flagged_in_its_report_and_watch_line(demo: Engine) -> None:
     """The stock report and the watch lines flag a spike by the spike list's own rule (z >= 2 on a
     5-day rise): the top stock of /signals is flagged, a stock off the list is not."""

@@ -57,6 +57,11 @@ SUMMARY_SPIKES_CHARTED = 6
 SUMMARY_SPIKES_NAMED = 3
 TOP_COUNT = 10  # stocks in each list of the ranking (risers, fallers)
 HEADLINE_SECTORS = 3  # sectors named as the largest net buyers and net repayers (融资净买入)
+# A sector's balance change that its members' own net buying does not explain (stocks joining or
+# leaving it, or the margin list) is named from this share of its balance on: below it, rounding and
+# a stock or two entering the list; a Shenwan reclassification moves several percent at once.
+MEMBERSHIP_NOTE_SHARE_PCT = 1.0
+MEMBERSHIP_NOTED = 3  # the sectors the note names, the largest moves first
 # Dates with per-stock detail the stock report reads for its spike z-score: the day's own and the 65
 # before it (stocks.SPIKE_DATES_BEFORE: the day's 5-day change against the 60 before it), counted as
 # the stored spike list counts them (queries.stock_detail_dates). storage.aggregate's SPIKE_LOOKBACK

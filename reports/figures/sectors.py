@@ -16,6 +16,8 @@ from reports.figures.common import (
     BOTTOMING_ROWS,
     HEADLINE_SECTORS,
     HHI_MIN_CHANGE,
+    MEMBERSHIP_NOTE_SHARE_PCT,
+    MEMBERSHIP_NOTED,
     STABILITY_DAYS,
     STABILITY_MIN_CHANGE_PP,
     Figures,
@@ -86,6 +88,7 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
                 "change_pct": _num(row["change_pct"]),
                 "share_change_pp": _num(row["share_change_pp"]),
                 "net_buy": _num(row["net_buy"]),
+                "membership_change": _num(row["membership_change"]),
                 "cv_20d_pct": _num(cv_of.get(code, math.nan) * 100.0),
             }
         )
@@ -112,9 +115,30 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
         # of zero (on a day every sector bought, no repayer), ties in the table's order.
         inflows=sorted((r for r in net_known if r["net_buy"] > 0), key=lambda r: -r["net_buy"])[:HEADLINE_SECTORS],
         outflows=sorted((r for r in net_known if r["net_buy"] < 0), key=lambda r: r["net_buy"])[:HEADLINE_SECTORS],
+        # Where stocks changed sector (or the margin list) in the window, a sector's balance change and
+        # its net buying part ways (the chart ranks the one, the headline the other): named, so that
+        # the two do not read as a contradiction.
+        membership_moves=_membership_moves(rows),
+        membership_moves_more=max(0, sum(membership_notable(r["membership_change"], r["rzye"]) for r in rows)
+                                  - MEMBERSHIP_NOTED),
         sectors=rows,
     )
     return Figures("sectors", data, {"table": rows, "concentration": conc.iloc[-days - 1 :]})
+
+
+def membership_notable(change: float | None, rzye: float | None) -> bool:
+    """Whether a sector's membership_change (元) is worth naming: at least MEMBERSHIP_NOTE_SHARE_PCT
+    of its balance (元)."""
+    return change is not None and bool(rzye) and abs(change) >= abs(rzye) * MEMBERSHIP_NOTE_SHARE_PCT / 100.0
+
+
+def _membership_moves(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sectors whose balance change holds a notable membership_change, the largest first (at
+    most MEMBERSHIP_NOTED): code, names, membership_change (元)."""
+    moved = [r for r in rows if membership_notable(r["membership_change"], r["rzye"])]
+    moved.sort(key=lambda r: -abs(r["membership_change"]))
+    return [{key: r[key] for key in ("code", "name", "name_en", "membership_change")}
+            for r in moved[:MEMBERSHIP_NOTED]]
 
 
 def _stability(wide: pd.DataFrame, cv: pd.Series, days: int, names_zh: dict[str, str],
@@ -165,7 +189,8 @@ def sector_figures(engine: Engine, day: date, days: int, code: str, sub: SubRepo
         code=code,
         sector={"code": code, "name": row["name"], "name_en": row["name_en"]},
         **{key: row[key] for key in ("rzye", "share_pct", "change", "change_pct", "share_change_pp", "net_buy",
-                                     "cv_20d_pct")},
+                                     "membership_change", "cv_20d_pct")},
+        membership_notable=membership_notable(row["membership_change"], row["rzye"]),
         rank=rank,
         of=len(table["sectors"]),
         # None where the sector indexes have no close on the day (not judged, and said so)
