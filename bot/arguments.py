@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from marginbot.settings import TIMEZONE
 from reports.figures import KINDS, MIN_DAYS, SECTOR_KINDS, window_limit
@@ -21,7 +21,7 @@ from reports.securities import code_form, exchange_mismatch, normalized
 EXAMPLES = {"balance": "/balance 60", "ratio": "/ratio 250", "sectors": "/sectors 20",
             "signals": "/signals 60", "stock": "/stock 600519 60", "top": "/top 5"}
 DATE_EXAMPLE = "2024-09-30"
-_DATE_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})|(\d{4})(\d{2})(\d{2})|(\d{4})年(\d{1,2})月(\d{1,2})日?")
+_DATE_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})|(\d{4})(\d{2})(\d{2})|(\d{4})年(\d{1,2})月(\d{1,2})[日号]?")
 # digits, a separator, then a digit or another separator ("2024-09-30", "2024--09-30", not "00700.HK")
 _DATE_SHAPE = re.compile(r"\d+[-/.][-/.\d]")
 _CHINESE_DATE_SHAPE = re.compile(r"\d{2,4}年")  # 2024年9月30日, and its near misses (2024年9月)
@@ -29,6 +29,8 @@ _CHINESE_DATE_SHAPE = re.compile(r"\d{2,4}年")  # 2024年9月30日, and its nea
 _BRACKETED_CODE = re.compile(r"\(\d{6}\)")
 # A date without its year, as people write this year's: 9/30, 9-30, 9月30日 (or 9月30号)
 _MONTH_DAY = re.compile(r"(\d{1,2})[-/](\d{1,2})|(\d{1,2})月(\d{1,2})[日号]?")
+# Days named by a word, counted back from today in Asia/Shanghai (昨天: the day before today)
+RELATIVE_DAYS = {"今天": 0, "今日": 0, "today": 0, "昨天": 1, "昨日": 1, "yesterday": 1, "前天": 2}
 # A window with its unit, as the window buttons label it: 20日, 20d (and 20天, 20 days, 20交易日)
 _WINDOW_WITH_UNIT = re.compile(r"([+-]?\d+)(?:个?交易日|日|天|d|days?)", re.IGNORECASE)
 
@@ -38,6 +40,10 @@ class ReportArgs:
     code: str | None = None
     days: int | None = None
     on: date | None = None
+
+
+class NoSuchDay(ValueError):
+    """A date written in a known form that is not a day of the calendar (2024-02-30, 2024-13-01)."""
 
 
 class ArgumentError(Exception):
@@ -57,25 +63,31 @@ def looks_like_date(word: str) -> bool:
     suffix (00700.HK, 600519.HK) a security to look up."""
     if len(word) == 8 and word.isdigit():
         return True
+    if word.lower() in RELATIVE_DAYS:
+        return True
     if _CHINESE_DATE_SHAPE.match(word) or _MONTH_DAY.fullmatch(word):
         return True
     return _DATE_SHAPE.match(word) is not None and len(word) >= 6
 
 
 def parse_date(word: str, today: date | None = None) -> date:
-    """YYYY-MM-DD (also with / or . as separator, YYYYMMDD, or 2024年9月30日), or a month and day
+    """YYYY-MM-DD (also with / or . as separator, YYYYMMDD, or 2024年9月30日/号), a month and day
     without the year (9/30, 9-30, 9月30日): the latest such date not after `today` (default: today in
-    Asia/Shanghai), this year's or last year's. ValueError for anything else, including days that
-    do not exist (2024-02-30)."""
+    Asia/Shanghai), this year's or last year's; or a day named relative to today (今天, 昨天, 前天,
+    today, yesterday: RELATIVE_DAYS). NoSuchDay for a known form that names no day (2024-02-30),
+    ValueError for anything else."""
+    today = today or datetime.now(TIMEZONE).date()
+    if word.lower() in RELATIVE_DAYS:
+        return today - timedelta(days=RELATIVE_DAYS[word.lower()])
     match = _DATE_RE.fullmatch(word)
     if match is not None:
         year, month, day = (int(g) for g in match.groups() if g is not None)
-        return date(year, month, day)
+        return _calendar_day(word, year, month, day)
     match = _MONTH_DAY.fullmatch(word)
     if match is None:
         raise ValueError(word)
     month, day = (int(g) for g in match.groups() if g is not None)
-    today = today or datetime.now(TIMEZONE).date()
+    _calendar_day(word, 2000, month, day)  # a day of some year (2000 is a leap year: 2/29 is one)
     this_year = date(today.year, month, day) if (month, day) != (2, 29) or _leap(today.year) else None
     if this_year is not None and this_year <= today:
         return this_year
@@ -83,6 +95,13 @@ def parse_date(word: str, today: date | None = None) -> date:
     while (month, day) == (2, 29) and not _leap(year):  # 2/29: the last leap year's
         year -= 1
     return date(year, month, day)
+
+
+def _calendar_day(word: str, year: int, month: int, day: int) -> date:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise NoSuchDay(word) from None
 
 
 def _leap(year: int) -> bool:
@@ -146,6 +165,8 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
                 raise ArgumentError("bot.too_many_arguments", example=f"{example} {DATE_EXAMPLE}")
             try:
                 on = parse_date(word)
+            except NoSuchDay:
+                raise ArgumentError("bot.no_such_day", date=shown, example=DATE_EXAMPLE) from None
             except ValueError:
                 raise ArgumentError("error.bad_date", date=shown) from None
         elif kind in SECTOR_KINDS and not _is_window_word(word):
@@ -257,6 +278,8 @@ def parse_inline_query(text: str) -> InlineRequest:
     if dates:
         try:
             on = parse_date(dates[0])
+        except NoSuchDay:
+            return _refused("bot.inline_reason_no_such_day", date=clipped(dates[0], 32))
         except ValueError:
             return _refused("bot.inline_reason_bad_date", date=clipped(dates[0], 32))
     numbers = [w for w in typed if _is_window_word(w)]

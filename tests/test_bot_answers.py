@@ -131,7 +131,8 @@ async def test_a_long_argument_is_echoed_cut_with_an_ellipsis(demo_db: Engine, s
             "没有找到代码或名称为 “" + "演示" * 15 + "演…” 的证券。"
             "请输入 6 位代码或名称，例如 /stock 600519 或 /stock 茅台。",
             "不认识这个命令：/" + "a" * 62 + "…。发送 /help 查看全部命令。",
-            t("zh", "bot.subscribed", time="00:00") + "\n" + t("zh", "bot.ignored_arguments", words="b" * 31 + "…"),
+            t("zh", "bot.subscribed", time="00:00") + "\n"
+            + t("zh", "bot.ignored_arguments_settings", words="b" * 31 + "…"),
         ]
         # (a report's error goes out escaped, its quotes too: what the user reads is the plain text)
         assert [m.plain_text() for m in h.bot_messages(EN_USER)] == [

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.arguments import ArgumentError, ReportArgs, looks_like_date, parse_date, parse_report_args
+from bot.arguments import ArgumentError, NoSuchDay, ReportArgs, looks_like_date, parse_date, parse_report_args
 from bot.sending import parse_start_payload, parse_window_data, pick_data, start_payload, window_data
 
 
@@ -18,7 +18,7 @@ from bot.sending import parse_start_payload, parse_window_data, pick_data, start
     ("word", "day"),
     [("2024-09-30", date(2024, 9, 30)), ("2024/9/3", date(2024, 9, 3)), ("2024.09.30", date(2024, 9, 30)),
      ("20240930", date(2024, 9, 30)), ("2024-02-29", date(2024, 2, 29)), ("2024年9月30日", date(2024, 9, 30)),
-     ("2024年9月3日", date(2024, 9, 3)), ("2024年09月30", date(2024, 9, 30))],
+     ("2024年9月3日", date(2024, 9, 3)), ("2024年09月30", date(2024, 9, 30)), ("2024年9月30号", date(2024, 9, 30))],
 )
 def test_dates_in_the_forms_people_type(word: str, day: date) -> None:
     assert looks_like_date(word)
@@ -36,11 +36,21 @@ def test_a_date_without_its_year_is_the_latest_one_not_after_today(word: str, da
     assert parse_date(word, today=date(2026, 11, 22)) == day
 
 
-@pytest.mark.parametrize("word", ["13/1", "2/30", "0/5", "9月32日"])
-def test_a_month_and_day_that_do_not_exist_are_a_bad_date(word: str) -> None:
+@pytest.mark.parametrize("word", ["13/1", "2/30", "0/5", "9月32日", "4/31"])
+def test_a_month_and_day_that_do_not_exist_are_no_day(word: str) -> None:
     assert looks_like_date(word)
-    with pytest.raises(ValueError):
+    with pytest.raises(NoSuchDay):
         parse_date(word, today=date(2026, 11, 22))
+
+
+@pytest.mark.parametrize(("word", "day"), [("今天", date(2026, 11, 22)), ("今日", date(2026, 11, 22)),
+                                           ("Today", date(2026, 11, 22)), ("昨天", date(2026, 11, 21)),
+                                           ("yesterday", date(2026, 11, 21)), ("前天", date(2026, 11, 20))])
+def test_days_named_relative_to_today(word: str, day: date) -> None:
+    """今天, 昨天, 前天 (today, yesterday): counted back from today in Asia/Shanghai; the report then
+    says when such a day has no data (a weekend, or not yet published) and which day does."""
+    assert looks_like_date(word)
+    assert parse_date(word, today=date(2026, 11, 22)) == day
 
 
 @pytest.mark.parametrize("word", ["20日", "20d", "20D", "20天", "20days", "20交易日", "20个交易日"])
@@ -50,12 +60,19 @@ def test_a_window_with_its_unit_is_the_window(word: str) -> None:
     assert parse_report_args("top", [word, "电子"]) == ReportArgs(code="电子", days=20)
 
 
-@pytest.mark.parametrize("word", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10", "24-09-30",
-                                  "2024-09-30x", "2024--09-30", "99999999", "2024-9", "2024年9月", "2024年2月30日"])
-def test_impossible_or_malformed_dates(word: str) -> None:
+@pytest.mark.parametrize("word", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10", "99999999", "2024年2月30日"])
+def test_dates_in_a_known_form_that_name_no_day(word: str) -> None:
     assert looks_like_date(word)
-    with pytest.raises(ValueError):
+    with pytest.raises(NoSuchDay):
         parse_date(word)
+
+
+@pytest.mark.parametrize("word", ["24-09-30", "2024-09-30x", "2024--09-30", "2024-9", "2024年9月"])
+def test_malformed_dates(word: str) -> None:
+    assert looks_like_date(word)
+    with pytest.raises(ValueError) as info:
+        parse_date(word)
+    assert not isinstance(info.value, NoSuchDay)
 
 
 @pytest.mark.parametrize(
@@ -118,7 +135,7 @@ def test_report_arguments(kind: str, words: list[str], want: ReportArgs) -> None
         ("balance", ["-5"], "bot.bad_window", {"value": "-5", "max": 2500, "example": "/balance 60"}),
         ("balance", ["2024-9"], "error.bad_date", {"date": "2024-9"}),
         ("balance", ["x" * 40], "bot.bad_window", {"value": "x" * 31 + "…", "max": 2500, "example": "/balance 60"}),
-        ("ratio", ["2024-02-30"], "error.bad_date", {"date": "2024-02-30"}),
+        ("ratio", ["2024-02-30"], "bot.no_such_day", {"date": "2024-02-30", "example": "2024-09-30"}),
         ("ratio", ["60", "20"], "bot.too_many_arguments", {"example": "/ratio 250 2024-09-30"}),
         ("stock", ["600519", "2024-09-30", "2024-09-27"], "bot.too_many_arguments",
          {"example": "/stock 600519 60 2024-09-30"}),

@@ -166,9 +166,11 @@ async def test_private_commands_in_chinese(demo_db: Engine, shared_reports: Repo
         # a command that takes no arguments is given some: they are said to be ignored, not obeyed
         await h.write(chat, ZH_USER, "/subscribe 20:00 <b>")
         assert h.texts(chat)[-1] == "\n".join([t("zh", "bot.subscribed", time="00:00"),
-                                               t("zh", "bot.ignored_arguments", words="20:00 &lt;b&gt;")])
+                                               t("zh", "bot.ignored_arguments_settings", words="20:00 &lt;b&gt;")])
         await h.write(chat, ZH_USER, "/unsubscribe")
         assert h.texts(chat)[-1] == t("zh", "bot.unsubscribed")  # no arguments, no note
+        await h.write(chat, ZH_USER, "/help me")  # ignored too, with no word of /settings
+        assert h.texts(chat)[-1].endswith("\n（这个命令不带参数，已忽略“me”。）")
 
         # unknown command in the user's language (zh-hans -> zh)
         await h.write(chat, ZH_USER, "/foo")
@@ -703,7 +705,7 @@ async def test_reports_of_a_past_day(demo_db: Engine, shared_reports: ReportServ
         await h.write(chat, ZH_USER, f"/stock {code} 2025-09-30 2025-09-29")
         assert h.texts(chat)[texts_before:] == [
             "2025-10-03 不是有数据的交易日（周末、节假日或未发布）；此前最近的数据日期是 2025-09-30。",
-            "“2025-02-30” 不是有效日期，请用 YYYY-MM-DD 格式，例如 2024-09-30。",
+            "“2025-02-30” 这一天不存在，请检查月份和日期，例如 2024-09-30。",
             "2000-01-04 早于已存数据的起点 2023-01-02。",
             "2030-01-02 没有两融数据（非交易日或尚未发布）。最新数据日期：2026-11-20。",
             "参数太多：最多一个天数和一个日期（/stock 先写代码），例如 /sectors 20 2024-09-30。",
@@ -868,7 +870,10 @@ async def test_inline_codes_in_any_form_bad_dates_and_the_chosen_language(
         query = await h.inline(EN_USER, "ratio 2024-02-30")
         answer = h.server.inline_answers[query]
         assert answer["results"] == [] and answer["cache_time"] == 0
-        assert answer["button"]["text"] == "“2024-02-30” is not a date: use YYYY-MM-DD, e.g. 2024-09-30"
+        assert answer["button"]["text"] == "“2024-02-30” is not a day of the calendar"
+        query = await h.inline(EN_USER, "ratio 2024-9")
+        assert h.server.inline_answers[query]["button"]["text"] == ("“2024-9” is not a date: use YYYY-MM-DD,"
+                                                                    " e.g. 2024-09-30")
         # two dates: one at a time
         query = await h.inline(EN_USER, "ratio 2024-09-30 2024-10-08")
         answer = h.server.inline_answers[query]

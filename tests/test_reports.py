@@ -1058,7 +1058,9 @@ def test_top_hand_computed(small: Engine) -> None:
     one_day = data(small, "top", days=1)
     assert one_day["since"] == DAYS[28].isoformat() and one_day["risers"][0]["change"] == 25e6
     assert data(small, "top", days=29)["since"] == DAYS[0].isoformat()
-    assert _error(small, "top", days=30).kind == "not_enough_history"
+    too_long = _error(small, "top", days=30)  # 30 days stored: 29 is the longest window, and it says so
+    assert (too_long.kind, too_long.params["longest"]) == ("not_enough_history", 29)
+    assert too_long.message("zh").endswith("无法计算该窗口；现有数据最长支持 29 日。")
     caption, details = report_text.render("top", "zh", d)
     assert "增加最多：样本电子乙 +1.25 亿元；样本电子甲 +1.25 亿元" in caption
     assert "1. 样本银行乙（000002）-1.25 亿元（-7.69%），余额 15.00 亿元" in details
@@ -1436,7 +1438,9 @@ def test_bad_windows(small: Engine, kind: str, days: int) -> None:
 
 def test_sector_window_longer_than_history(small: Engine) -> None:
     assert data(small, "sectors", days=29)["days"] == 29
-    assert _error(small, "sectors", days=30).kind == "not_enough_history"
+    too_long = _error(small, "sectors", days=30)
+    assert (too_long.kind, too_long.params["longest"]) == ("not_enough_history", 29)
+    assert too_long.message("en").endswith("for a 30-day window: the data allow 29 days at most.")
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -135,19 +135,24 @@ def seconds_to_wait(wait: float) -> int:
 async def reply_key(update: Update, context: Context, key: str, *, takes_no_arguments: bool = False,
                     lang: str | None = None, **params: object) -> None:
     """Answer with a per-language string; every parameter is escaped (user text may be echoed).
-    `takes_no_arguments`: the command's answer says so where it was given some (ignored_note).
+    `takes_no_arguments`: a subscription command, whose answer says so where it was given some (a
+    push time, a language: ignored_note, pointing to /settings).
     `lang`: the chat's language where the handler has it already (else it is looked up: a transaction)."""
     lang = lang or await chat_language(update, context)
     safe = {k: html.escape(str(v)) for k, v in params.items()}
-    await reply(update, t(lang, key, **safe) + (ignored_note(context, lang) if takes_no_arguments else ""))
+    note = ignored_note(context, lang, settings_hint=True) if takes_no_arguments else ""
+    await reply(update, t(lang, key, **safe) + note)
 
 
-def ignored_note(context: Context, lang: str) -> str:
-    """For a command that takes no arguments given some (/subscribe 20:00): a line saying they were
-    ignored, so that nobody takes them for obeyed; "" otherwise. The words are escaped and cut."""
+def ignored_note(context: Context, lang: str, settings_hint: bool = False) -> str:
+    """For a command that takes no arguments given some (/subscribe 20:00, /help me): a line saying
+    they were ignored, so that nobody takes them for obeyed; "" otherwise. The words are escaped and
+    cut. `settings_hint`: where they were likely a push time or a language, the line says where
+    those are set."""
     if not context.args:
         return ""
-    return "\n" + t(lang, "bot.ignored_arguments", words=html.escape(clipped(" ".join(context.args), IGNORED_ECHO)))
+    key = "bot.ignored_arguments_settings" if settings_hint else "bot.ignored_arguments"
+    return "\n" + t(lang, key, words=html.escape(clipped(" ".join(context.args), IGNORED_ECHO)))
 
 
 def addressed_to_bot(update: Update, context: Context) -> bool:

@@ -59,8 +59,8 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     grid = queries.known_trade_dates(engine, long["trade_date"].min().date(), day)
     wide = sectors.pivot_balance(long)
     wide = wide.reindex(grid.union(wide.index))
-    if len(wide) <= days:
-        raise ReportError("not_enough_history", date=day.isoformat(), days=days)
+    if len(wide) <= days:  # `start` was then the first stored date: the whole history is here
+        raise ReportError("not_enough_history", date=day.isoformat(), days=days, longest=len(wide) - 1)
     table = sectors.sector_table(long, days, grid)
     conc = sectors.concentration(wide)
     cv = sectors.stability_cv(wide, STABILITY_DAYS)

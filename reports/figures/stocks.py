@@ -227,8 +227,9 @@ def top_figures(engine: Engine, day: date, days: int, sector: str | None = None)
     if now.empty:
         raise ReportError("no_stock_detail", date=day.isoformat())
     since = queries.nth_date_before(engine, day, days)
-    if len(queries.trade_date_grid(engine, since, day)) <= days:
-        raise ReportError("not_enough_history", date=day.isoformat(), days=days)
+    grid = queries.trade_date_grid(engine, since, day)
+    if len(grid) <= days:  # the grid then reaches back to the first stored date
+        raise ReportError("not_enough_history", date=day.isoformat(), days=days, longest=len(grid) - 1)
     then = queries.financing_balances_on(engine, since, stocks_only=True)
     if then.empty:  # the window's first day has no per-stock detail
         raise ReportError("no_stock_detail", date=since.isoformat())
@@ -238,11 +239,10 @@ def top_figures(engine: Engine, day: date, days: int, sector: str | None = None)
         now, then = now[now.index.isin(members)], then[then.index.isin(members)]
         names_zh, names_en = _industry_names(engine)
         named = {"code": sector, "name": names_zh.get(sector, sector), "name_en": names_en.get(sector, sector)}
-        if now.empty:
-            raise ReportError("no_sector_stocks", sector={"zh": named["name"], "en": named["name_en"]},
-                              date=day.isoformat())
-    if then.empty:  # none of the sector's stocks had detail then
-        raise ReportError("not_enough_history", date=day.isoformat(), days=days)
+        for on, members_there in ((day, now), (since, then)):  # none of its stocks with detail then
+            if members_there.empty:
+                raise ReportError("no_sector_stocks", sector={"zh": named["name"], "en": named["name_en"]},
+                                  date=on.isoformat())
     risers, fallers = stocks.balance_change_ranking(now, then, TOP_COUNT)
     names = queries.stock_names(engine, [*risers.index, *fallers.index], day)
 
