@@ -163,13 +163,15 @@ async def send_report(
     Where the chart quotes the request (groups), the details quote the chart: answers to several
     members may interleave, and each table stays tied to its chart."""
     markup = window_keyboard(report) if with_buttons else None
-    message = await send_chart(bot, services, chat_id, report, markup, placement)
-    if report.details:
+    if not report.details:
+        return await send_chart(bot, services, chat_id, report, markup, placement)
+    async with services.answering(chat_id):  # the details right under their chart
+        message = await send_chart(bot, services, chat_id, report, markup, placement)
         details_placement = Placement(placement.thread_id, message.message_id if placement.reply_to else None)
         details = await bot.send_message(chat_id, report.details, parse_mode=ParseMode.HTML,
                                          disable_web_page_preview=True, **details_placement.send_kwargs())
-        if markup is not None:
-            services.remember_details(chat_id, message.message_id, details.message_id)
+    if markup is not None:
+        services.remember_details(chat_id, message.message_id, details.message_id)
     return message
 
 

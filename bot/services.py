@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time as _time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -77,7 +78,8 @@ class Throttle:
 
 @dataclass
 class UploadLock:
-    """The lock of one chart's first upload, and how many sends hold or wait for it (bot.sending)."""
+    """A lock kept while someone holds or waits for it, and how many do: one chart's first upload
+    (bot.sending), one chat's answer of several messages (Services.answering)."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
@@ -101,6 +103,8 @@ class Services:
     bot_username: str = ""
     bot_id: int = 0  # from getMe at start (bot.app.post_init)
     upload_locks: dict[str, UploadLock] = field(default_factory=dict)
+    # chat -> the lock an answer of several messages holds while it goes out (answering)
+    answer_locks: dict[int, UploadLock] = field(default_factory=dict)
     # Chart uploads an inline answer did not wait for (bot.handlers.inline), kept until they end.
     uploads: set[asyncio.Task[str]] = field(default_factory=set)
     file_ids: dict[str, str] = field(default_factory=dict)
@@ -153,6 +157,21 @@ class Services:
         """Drop a file_id Telegram no longer accepts: the chart is uploaded again."""
         self.file_ids.pop(key, None)
         await self.run(chats.delete_file_id, self.engine, self._stored_key(key))
+
+    @contextlib.asynccontextmanager
+    async def answering(self, chat_id: int) -> AsyncIterator[None]:
+        """Held while one answer of several messages (a chart, then its details) goes out to a chat:
+        answers rendered at the same moment (a burst of commands) then arrive whole, one after the
+        other, each chart followed by its own details, never interleaved."""
+        entry = self.answer_locks.setdefault(chat_id, UploadLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                self.answer_locks.pop(chat_id, None)
 
     def remember_linked_channel(self, group_id: int, channel_id: int) -> None:
         """Bounded as the other memories (oldest forgotten first); a restart forgets them all, and

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from reports.i18n import t
+
+
+def not_enough_history(day: date, days: int, longest: int) -> ReportError:
+    """A window of `days` trade days reaching past the first stored date: the data allow `longest`
+    (0: `day` is the first date, nothing before it to compare with)."""
+    if longest < 1:
+        return ReportError("first_day_only", date=day.isoformat(), days=days)
+    return ReportError("not_enough_history", date=day.isoformat(), days=days, longest=longest)
 
 
 class ReportError(Exception):

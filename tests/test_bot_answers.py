@@ -652,8 +652,9 @@ async def test_a_one_day_window_is_one_day(demo_db: Engine, shared_reports: Repo
         add_people(h)
         await h.write(EN_USER, EN_USER, "/top 1 2023-01-02")  # the first day of the data: no day before it
         await h.write(ZH_USER, ZH_USER, "/top 1 2023-01-02")
-        assert h.texts(EN_USER) == ["Not enough history before 2023-01-02 for a 1-day window: it cannot be computed."]
-        assert h.texts(ZH_USER) == ["2023-01-02 之前的历史不足 1 个交易日，无法计算该窗口。"]
+        assert h.texts(EN_USER) == ["2023-01-02 is the first trading day of the data: nothing before it to compare"
+                                    " with, so no 1-day window."]
+        assert h.texts(ZH_USER) == ["2023-01-02 是数据的第一个交易日，之前没有可比的日子，无法计算 1 日窗口。"]
 
 
 async def test_a_private_chat_follows_the_users_telegram_language_until_settings_picks_one(

@@ -373,6 +373,39 @@ async def test_every_report_command_in_a_group(demo_db: Engine, shared_reports: 
         assert t("zh", "bot.error") not in h.texts(GROUP)
 
 
+async def test_a_report_picked_from_a_choice_in_a_group_quotes_the_choice(
+        demo_db: Engine, shared_reports: ReportService, stock_code: str) -> None:
+    """/stock with a name several securities hold, in a group: the choice quotes the command, and the
+    report a member picks quotes the choice, so that in a busy group it is tied to what it answers."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        name = expected(shared_reports, "stock", code=stock_code).data["name"]
+        asked = await h.write(GROUP, MEMBER, f"/stock@{BOT_USERNAME} {name[:-1]}")
+        choice = h.bot_messages(GROUP)[-1]
+        assert choice.reply_to_message_id == asked["message_id"] and choice.reply_markup is not None
+        label, data = buttons(choice.reply_markup)[0]
+        await h.press(GROUP, MEMBER, choice.message_id, data)
+        chart = h.bot_messages(GROUP)[-1]
+        assert chart.caption == expected(shared_reports, "stock", code=data.split(":")[3]).caption
+        assert chart.reply_to_message_id == choice.message_id
+
+
+async def test_a_burst_of_reports_in_a_private_chat_keeps_each_chart_with_its_details(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """Eight /sectors at once (rendered at the same moment, sent concurrently): every chart is followed
+    by its own details message, never by another report's chart (private chats quote nothing, so
+    order is all that pairs them)."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write_many(EN_USER, EN_USER, ["/sectors", "/sectors 5", "/sectors 20", "/sectors 60"] * 2)
+        sent = h.bot_messages(EN_USER)
+        charts = [m for m in sent if m.photo]
+        assert len(charts) >= 4  # the rest may be told to slow down
+        for chart in charts:
+            after = sent[sent.index(chart) + 1]
+            assert after.text is not None and after.text.startswith("<b>All sectors (by"), after.text
+
+
 async def test_groups_get_answers_quoted_and_topics_in_their_topic(
     demo_db: Engine, shared_reports: ReportService
 ) -> None:

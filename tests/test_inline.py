@@ -337,8 +337,9 @@ async def test_report_errors_get_short_reasons_with_the_useful_part_first(
             (EN_USER, "top 电", "Sectors with “电”: Electronics, Home Appliances, Power Equipment"),
             (ZH_USER, "top 电", "名称含 “电” 的行业：电子、家用电器、电力设备"),
             (EN_USER, "sectors 250 2023-03-01", "History before 2023-03-01 too short for a 250-day window"),
-            (EN_USER, "top 1 2023-01-02", "History before 2023-01-02 too short for a 1-day window"),  # 1 day
-            (ZH_USER, "ratio 2024-02-30", "“2024-02-30” 不是日期：请用 YYYY-MM-DD，例如 2024-09-30"),
+            (EN_USER, "top 1 2023-01-02", "2023-01-02 is the data's first day: nothing to compare"),  # 1 day
+            (ZH_USER, "ratio 2024-02-30", "“2024-02-30” 这一天不存在"),
+            (ZH_USER, "ratio 2024-9", "“2024-9” 不是日期：请用 YYYY-MM-DD，例如 2024-09-30"),
         ]
         for user, query, reason in cases:
             answer = await answer_to(h, user, query)

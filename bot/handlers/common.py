@@ -118,10 +118,14 @@ def written(update: Update) -> Message | None:
 
 def placement(update: Update) -> Placement:
     """Where the answer to `update` goes: the forum topic of its message (a command in a topic is
-    answered there, not in General) and, in groups, a reply to the command that asked."""
+    answered there, not in General) and, in groups, a reply to the command that asked, or to the
+    message whose button was pressed (a choice under "several matched", itself a reply to the
+    command): in a busy group an answer quotes what it answers."""
     message, chat = update.effective_message, update.effective_chat
     thread = message.message_thread_id if message is not None and message.is_topic_message else None
     asked = written(update)
+    if asked is None and update.callback_query is not None and message is not None and message.is_accessible:
+        asked = message
     quote = asked.message_id if asked is not None and chat is not None and is_group(chat) else None
     return Placement(thread, quote)
 

@@ -130,9 +130,10 @@ def summary_figures(engine: Engine, day: date, days: int, sub: SubReport | None 
     try:
         sec: Figures | None = sub("sectors", day, min(20, days))
     except ReportError as exc:  # a day without per-stock detail: the read-out goes without its sectors
-        if exc.kind not in ("no_sector_data", "no_sector_data_on", "not_enough_history"):
+        if exc.kind not in ("no_sector_data", "no_sector_data_on", "not_enough_history", "first_day_only"):
             raise
-        sec, sectors_missing = None, exc.kind
+        # the first day is a history too short as any other
+        sec, sectors_missing = None, "not_enough_history" if exc.kind == "first_day_only" else exc.kind
     else:
         sectors_missing = None
     sig = sub("signals", day, days)

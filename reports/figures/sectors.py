@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics import balance, sectors
-from reports.errors import ReportError
+from reports.errors import ReportError, not_enough_history
 from reports.figures.common import (
     BOTTOMING_ROWS,
     HEADLINE_SECTORS,
@@ -60,7 +60,7 @@ def sectors_figures(engine: Engine, day: date, days: int) -> Figures:
     wide = sectors.pivot_balance(long)
     wide = wide.reindex(grid.union(wide.index))
     if len(wide) <= days:  # `start` was then the first stored date: the whole history is here
-        raise ReportError("not_enough_history", date=day.isoformat(), days=days, longest=len(wide) - 1)
+        raise not_enough_history(day, days, longest=len(wide) - 1)
     table = sectors.sector_table(long, days, grid)
     conc = sectors.concentration(wide)
     cv = sectors.stability_cv(wide, STABILITY_DAYS)

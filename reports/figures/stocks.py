@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics import balance, shorts, stocks
-from reports.errors import ReportError
+from reports.errors import ReportError, not_enough_history
 from reports.figures.common import (
     CODE_RE,
     HEDGING_MIN_CHANGE_PP,
@@ -229,7 +229,7 @@ def top_figures(engine: Engine, day: date, days: int, sector: str | None = None)
     since = queries.nth_date_before(engine, day, days)
     grid = queries.trade_date_grid(engine, since, day)
     if len(grid) <= days:  # the grid then reaches back to the first stored date
-        raise ReportError("not_enough_history", date=day.isoformat(), days=days, longest=len(grid) - 1)
+        raise not_enough_history(day, days, longest=len(grid) - 1)
     then = queries.financing_balances_on(engine, since, stocks_only=True)
     if then.empty:  # the window's first day has no per-stock detail
         raise ReportError("no_stock_detail", date=since.isoformat())
