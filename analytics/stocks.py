@@ -57,6 +57,23 @@ def stock_spikes(
     return out.head(top)
 
 
+def latest_spike_zscores(wide_rzye: pd.DataFrame, days: int = SPIKE_DAYS, history: int = SPIKE_HISTORY) -> pd.Series:
+    """Each stock's spike z-score on the last row of ``wide_rzye`` (see :func:`stock_spikes` for the
+    formula), whatever the direction of its change and its balance: the statistic alone, for one
+    security's report, where a fall has a z-score too (negative). nan without enough history.
+
+    Returns
+    -------
+    pd.Series
+        Index ``code`` (as the columns of ``wide_rzye``), dimensionless.
+    """
+    x = wide_rzye.astype(float)
+    if len(x) < 2:
+        return pd.Series(float("nan"), index=x.columns, dtype=float)
+    _change, z = spike_arrays(x.to_numpy(), days, history, first=len(x) - 1)
+    return pd.Series(z[0], index=x.columns, dtype=float)
+
+
 def stock_rank(rzye_on_day: pd.Series, code: str) -> tuple[int, int]:
     """Rank of one stock by 融资余额 on one day.
 

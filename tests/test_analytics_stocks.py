@@ -164,3 +164,18 @@ def test_hedging_rising_reads_etf_and_constituents_together() -> None:
     # a rise under the minimum asked is not a trend: 50.3 - 50 = 0.3 points
     assert shorts.hedging_rising({"etf": 30.0, "hs300": 20.3, "other": 49.7}, then, min_change_pp=0.5) is False
     assert shorts.hedging_rising({"etf": 30.0, "hs300": 20.6, "other": 49.4}, then, min_change_pp=0.5) is True
+
+
+def test_a_fall_has_a_spike_zscore_too() -> None:
+    """latest_spike_zscores is the statistic alone: a stock whose 5-day change is a fall has its
+    (negative) z-score, z = (c[T] - mean(c[T-60..T-1])) / std(same, ddof=1), which the spike list
+    (stock_spikes: rises only) leaves out."""
+    days = pd.bdate_range("2024-01-02", periods=70, name="trade_date")
+    level = pd.Series([1e8 * (1.0 + 0.01 * (i % 4)) for i in range(69)] + [0.9e8], index=days)
+    wide = level.to_frame("600001")
+    change = (level / level.shift(5) - 1) * 100
+    past = change.iloc[-61:-1]
+    expected = (change.iloc[-1] - past.mean()) / past.std(ddof=1)
+    assert expected < -2
+    assert stocks.latest_spike_zscores(wide)["600001"] == pytest.approx(expected, rel=1e-9)
+    assert stocks.stock_spikes(wide, min_balance=0).empty

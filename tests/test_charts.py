@@ -792,7 +792,7 @@ def test_an_axis_of_one_securitys_money_takes_the_unit_its_figures_print_in(
 
 @pytest.mark.parametrize(("lang", "level_label", "buys_label"), [
     ("zh", "融资余额（万元）", "融资买入额（万元）"),
-    ("en", "Financing balance (CNY mn)", "Financing purchases (CNY mn)")])
+    ("en", "Financing balance (CNY mn)", "Margin buying (CNY mn)")])
 def test_a_small_stocks_chart_reads_in_the_small_unit(demo: Engine, monkeypatch: pytest.MonkeyPatch, lang: str,
                                                       level_label: str, buys_label: str) -> None:
     """The demo's smallest financing balance (under 1,000 万元) on an axis of 亿元 would tick 0.065 ·

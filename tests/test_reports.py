@@ -1305,10 +1305,12 @@ def test_stock_spike_zscore_is_the_market_lists(sqlite_engine: Engine) -> None:
 def test_a_day_without_any_stock_detail_is_skipped_by_both_spike_scores(sqlite_engine: Engine, scale: float,
                                                                           flagged: bool) -> None:
     """A trade date whose per-stock detail is missing altogether (the market summary came, the
-    detail did not) is skipped by the stored spike list and by the stock's own report alike: both
-    give the z-score and the 5-day rise of the dates with detail, hand-computed here, and /stock has
-    a z-score on the day (a hole in its grid would leave it unknown for 65 dates). Flagged as a spike
-    by the list's rule: z >= 2 on a rise, of a balance of at least 5,000 万元 (a 1,000 万元 one is not)."""
+    detail did not) is skipped by the stored spike list and by the stock's own spike z-score alike:
+    both read the 5-day rises of the dates with detail, hand-computed here, and /stock has a z-score
+    on the day (a hole in its grid would leave it unknown for 65 dates). Flagged as a spike by the
+    list's rule: z >= 2 on a rise, of a balance of at least 5,000 万元 (a 1,000 万元 one is not). The
+    changes /stock prints count trade dates, as /top does: its 5-day change is from 5 trade dates
+    back, the missing day among them."""
 
     days = [d.date() for d in pd.bdate_range("2024-03-01", periods=80)]
     missing = days[76]  # 3 dates before the last
@@ -1332,7 +1334,10 @@ def test_a_day_without_any_stock_detail_is_skipped_by_both_spike_scores(sqlite_e
     assert stored["zscore"] == pytest.approx(expected, rel=1e-9)
     assert report["spike_zscore"] == pytest.approx(expected, rel=1e-9)
     assert stored["change_pct"] == pytest.approx(change.iloc[-1], rel=1e-9)
-    assert report["change_5d_pct"] == pytest.approx(change.iloc[-1], rel=1e-9)
+    assert report["change_5d_pct"] == pytest.approx((rzye(79) / rzye(74) - 1) * 100, rel=1e-9)
+    assert report["change_5d"] == pytest.approx(rzye(79) - rzye(74), rel=1e-9)
+    top = ReportService(sqlite_engine).render("top", days=5, chart=False).data
+    assert top["since"] == days[74].isoformat() and top["risers"][0]["change"] == report["change_5d"]
     assert report["spiking"] is flagged and expected > 2
     with sqlite_engine.connect() as conn:  # the stored list keeps the large one only
         listed = conn.execute(text("SELECT zscore FROM stock_spike_daily WHERE trade_date = :d"),

@@ -149,13 +149,15 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     last = history.iloc[-1]
     window = history.iloc[-days - 1 :]
     days_shown = min(len(window), days)  # dates with data, where the history is shorter (as the balance's)
-    # On the dates with detail (above), where the stock has none it is suspended: a 5-day change
-    # spans 5 of them, never 5 of its rows across a suspension, and the day it resumes trading has no
-    # change "on the day".
+    # The spike z-score on the dates with detail (above), as the market's list computes it; where the
+    # stock has none of those it is suspended, and its changes across the suspension are unknown.
     on_grid = level.reindex(pd.DatetimeIndex(detail_dates))
-    spike_frame = stocks.stock_spikes(on_grid.to_frame(code), top=1, min_balance=0)
-    z = float(spike_frame["zscore"].iloc[0]) if len(spike_frame) else float("nan")
+    z = float(stocks.latest_spike_zscores(on_grid.to_frame(code)).iloc[0])
     rise_5d_pct = balance.pct_change(on_grid, 5)
+    # The changes it reports count trade dates, as /top and the market's do: a day without any
+    # per-stock detail is a day of the window (the change across it unknown where it is the base),
+    # never skipped, so that a 5-day change is the same 5 days in every report.
+    on_days = level.reindex(queries.trade_date_grid(engine, start, day))
     data = _base(engine, "stock", day)
     data.update(
         days=days,
@@ -172,11 +174,11 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
         rqyl=_num(last["rqyl"]),
         rqye=_num(last["rqye"]),
         rqye_estimated=bool(last["rqye_estimated"]),
-        change_1d=_num(balance.change(on_grid, 1)),
-        change_5d=_num(balance.change(on_grid, 5)),
-        change_5d_pct=_num(rise_5d_pct),
-        change_20d=_num(balance.change(on_grid, 20)),
-        change_20d_pct=_num(balance.pct_change(on_grid, 20)),
+        change_1d=_num(balance.change(on_days, 1)),
+        change_5d=_num(balance.change(on_days, 5)),
+        change_5d_pct=_num(balance.pct_change(on_days, 5)),
+        change_20d=_num(balance.change(on_days, 20)),
+        change_20d_pct=_num(balance.pct_change(on_days, 20)),
         rank=rank,
         of=count,
         rank_among="funds" if is_fund else "stocks",  # rank of `of` funds and ETFs, or of `of` stocks
@@ -206,15 +208,16 @@ def watch_figures(engine: Engine, day: date, codes: Iterable[str]) -> dict[str, 
         return {}
     wide = rows.pivot(index="trade_date", columns="code", values="rzye")
     on_grid = wide.reindex(index=pd.DatetimeIndex(detail_dates), columns=list(on_day.index))
-    spikes = stocks.stock_spikes(on_grid, top=len(on_grid.columns), min_balance=0)
+    on_days = wide.reindex(index=queries.trade_date_grid(engine, detail_dates[0], day), columns=list(on_day.index))
+    zscores = stocks.latest_spike_zscores(on_grid)
     out = {}
-    for code in on_grid.columns:
-        level = on_grid[code]
-        z = float(spikes["zscore"].get(code, float("nan")))
-        rise_5d_pct = balance.pct_change(level, 5)
+    for code in on_grid.columns:  # as stock_figures: the spike on detail dates, changes on trade dates
+        z = float(zscores[code])
+        rise_5d_pct = balance.pct_change(on_grid[code], 5)
+        level = on_days[code]
         out[code] = {"date": day.isoformat(), "code": code, "name": str(on_day.at[code, "name"]),
                      "rzye": _num(level.iloc[-1]), "change_1d": _num(balance.change(level, 1)),
-                     "change_5d_pct": _num(rise_5d_pct), "spike_zscore": _num(z),
+                     "change_5d_pct": _num(balance.pct_change(level, 5)), "spike_zscore": _num(z),
                      "spiking": _spiking(z, rise_5d_pct, level.iloc[-1], bool(on_day.at[code, "is_fund"]))}
     return out
 
