@@ -151,6 +151,14 @@ def up_down_colors(lang: str) -> tuple[str, str]:
     return (red, green) if lang == "zh" else (green, red)
 
 
+def percentile_shown(value: float | None) -> int | None:
+    """A percentile that is not the window's extreme (those read 最高 / 最低) as a whole number,
+    1 to 99: 99.84 rounds to 100 and would read as the top, which only the highest value is."""
+    if _missing(value):
+        return None
+    return min(99, max(1, int(round(value))))  # type: ignore[arg-type]
+
+
 def ordinal(value: float | None) -> str:
     """51 -> "51st", 12 -> "12th" (English percentiles)."""
     if _missing(value):

@@ -54,6 +54,7 @@ def environment(lang: str) -> Environment:
         arrow=lambda v: fmt.money_arrow(v, lang),
         sarrow=lambda v: fmt.security_arrow(v, lang),
         ordinal=fmt.ordinal,
+        pctile=fmt.percentile_shown,
         iso=fmt.iso,
     )
     env.globals.update(

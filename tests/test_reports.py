@@ -904,7 +904,8 @@ def test_signals_on_a_short_history_say_so(small: Engine) -> None:
     assert early.data["partial"] is True and early.data["short_structure"]["change_pp"] is None
     assert report_text.to_plain(early.caption).splitlines()[0] == "两融信号 · 历史不足，部分信号尚无法计算"
     late = service.render("signals", lang="en", chart=False)
-    assert late.data["short_structure"]["change_pp"] == {"etf": 0.0, "hs300": 0.0, "other": 0.0}  # 29 days back
+    # 29 days back; no CSI 300 list stored here: its share unknown, not 0
+    assert late.data["short_structure"]["change_pp"] == {"etf": 0.0, "hs300": None, "other": 0.0}
     assert report_text.to_plain(late.caption).splitlines()[0] == "Margin signals · too little history for some signals"
 
 
@@ -1477,6 +1478,27 @@ def test_same_figures_on_sqlite_and_postgresql(small_rw: Engine) -> None:
     assert (stk["rzye"], stk["rank"], stk["of"]) == (pytest.approx(2.5e9), 1, 6)
     for kind in ("signals", "summary"):
         assert service.render(kind, chart=False).data["date"] == LAST.isoformat()
+
+
+def test_short_structure_without_a_constituent_list_does_not_invent_a_split(small_rw: Engine) -> None:
+    """No CSI 300 list stored (a database built by `marginbot import`): on LAST the ETF's 2e7 of the
+    5e7 known (000001, 000002 and 830001 hold 1e7 each) is 40 %, the stocks' 60 % is not split (hs300
+    unknown, never 0 with "other" taking it all), and the hedging read-out, which needs the split,
+    is not made."""
+    with session_scope(small_rw) as session:
+        session.execute(text("UPDATE stock_margin SET rqye = 2e7 WHERE code = '510300' AND trade_date = :d"),
+                        {"d": LAST})
+        bump_data_version(session)
+    service = ReportService(small_rw)
+    short = service.render("signals", chart=False).data["short_structure"]
+    assert (short["etf"], short["hs300"], short["other"], short["hs300_known"]) == (
+        pytest.approx(40.0), None, pytest.approx(60.0), False)
+    assert short["change_pp"]["hs300"] is None and short["hedging_rising"] is False
+    zh = service.render("signals", lang="zh", chart=False)
+    assert "<b>融券结构</b>：ETF 40.00% · 个股 60.00%" in zh.caption + zh.details
+    assert "沪深300成分股 0.00%" not in zh.caption + zh.details
+    en = service.render("signals", lang="en", chart=False)
+    assert "<b>Where short positions sit</b>: ETFs 40.00% · stocks 60.00%" in en.caption + en.details
 
 
 def test_short_structure_hand_computed(small_rw: Engine) -> None:

@@ -393,3 +393,14 @@ def test_the_daily_summary_carries_the_amplification_warning(real: Engine) -> No
             " leverage is amplifying swings") in en.caption.splitlines()
     quiet = service.render("summary", on=PEAK_DAY, lang="zh", chart=False)  # -0.89 on the 2015 peak
     assert "放大效应" not in quiet.caption
+
+
+def test_a_percentile_just_under_the_top_never_reads_as_the_top(real: Engine) -> None:
+    """On 2013-11-18 the ratio ranks at 99.86 of its history since 2010-03-31, not its highest: the
+    text says the 99th percentile (100, rounded, would read as the top, which only the highest is)."""
+    service = ReportService(real)
+    zh = service.render("ratio", on=date(2013, 11, 18), lang="zh", chart=False)
+    assert zh.data["percentile_3y"] == pytest.approx(99.86, abs=0.01) and zh.data["percentile_extreme"] is None
+    assert "99% 分位" in zh.caption and "100% 分位" not in zh.caption
+    en = service.render("summary", on=date(2013, 11, 18), lang="en", chart=False)
+    assert "the 99th percentile" in en.caption and "100th" not in en.caption

@@ -78,6 +78,8 @@ def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     then = shorts.shares_of_sums(earlier.sums) if comparable else None
     out: dict[str, Any] = {k: _num(v) for k, v in now.items()}
     out["hs300_known"] = today.members_as_of is not None
+    if not out["hs300_known"]:  # no constituent list stored: the stocks' share is not split, and says so
+        out["hs300"] = None
     out["hs300_as_of"] = today.members_as_of.isoformat() if today.members_as_of else None
     # A day older than every stored list is sorted by the oldest list, a later one: said in the report.
     sides = [(today, day), (earlier, then_day)] if then else [(today, day)]
@@ -86,8 +88,11 @@ def _short_structure(engine: Engine, day: date) -> dict[str, Any] | None:
     # SSE detail has no per-stock 融券余额; without a close to value 融券余量 such rows count as 0.
     out["missing_rqye"] = today.missing
     out["estimated_rqye"] = today.estimated  # SSE's 融券余量 valued at the day's close (storage.ingest)
-    out["change_pp"] = {k: _num(now[k] - then[k]) for k in now} if then else None
-    out["hedging_rising"] = shorts.hedging_rising(now, then, HEDGING_MIN_CHANGE_PP) if then else False
+    out["change_pp"] = {k: _num(now[k] - then[k]) if k != "hs300" or out["hs300_known"] else None
+                        for k in now} if then else None
+    # without the list the hedging read-out (ETFs and constituents together) cannot be made
+    out["hedging_rising"] = (shorts.hedging_rising(now, then, HEDGING_MIN_CHANGE_PP)
+                             if then and out["hs300_known"] else False)
     return out
 
 
