@@ -209,14 +209,18 @@ def median_stability_cv(cv: pd.Series) -> float:
 
 
 def bottoming_sectors(
-    wide_rzye: pd.DataFrame, wide_index_close: pd.DataFrame, days: int = 20, lookback: int = 5
+    wide_rzye: pd.DataFrame, wide_index_close: pd.DataFrame, days: int = 20, lookback: int = 5,
+    min_down: int = 10,
 ) -> list[str] | None:
     """Sectors where financing money turns before the price does (money ahead of price).
 
     A sector qualifies when, with ``d[t] = rzye[t] - rzye[t-days]``:
 
-    - ``d[T] > 0`` now,
-    - ``d[t] <= 0`` on at least one of the ``lookback`` days before ``T``, and
+    - ``d`` turned positive within the last ``lookback`` days and stayed so: ``d[t] > 0`` from the
+      turn through ``T``,
+    - after at least ``min_down`` days on the other side: ``d <= 0`` on each of the ``min_down``
+      days before the turn (as the balance's turning point: a change that flips sign every other
+      day is noise, not a turn), and
     - its sector index's ``days``-day return ``close[T] / close[T-days] - 1`` is still <= 0.
 
     Rows are trade dates (``wide_rzye``'s grid, nan where unknown); the closes are read on the same
@@ -236,8 +240,13 @@ def bottoming_sectors(
         return []
     d = x - x.shift(days)
     now = d.iloc[-1]
-    was_down = (d.iloc[-1 - lookback : -1] <= 0).any()
+    up, down = (d > 0).to_numpy(), (d <= 0).to_numpy()  # unknown (nan) is neither
+    turned = pd.Series(False, index=x.columns)
+    for k in range(1, lookback + 1):  # the turn k rows back: up from there to T, down the min_down before
+        if k + min_down > len(d):
+            break
+        turned |= up[-k:].all(axis=0) & down[-k - min_down : -k].all(axis=0)
     ret = (px.iloc[-1] / px.iloc[-1 - days] - 1.0).reindex(x.columns)
-    hit = (now > 0) & was_down & (ret <= 0)
+    hit = turned & (ret <= 0)
     chosen = now[hit].sort_index().sort_values(ascending=False, kind="mergesort")
     return [str(c) for c in chosen.index]

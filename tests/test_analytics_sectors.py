@@ -229,19 +229,27 @@ def test_bottoming_sectors() -> None:
         },
         index=idx,
     )
-    assert sectors.bottoming_sectors(rzye, px, days=2, lookback=2) == ["F", "A"]
-    # with a 1-day lookback only row 4 (+1 for A) is seen: A was not <= 0 there, F neither
-    assert sectors.bottoming_sectors(rzye, px, days=2, lookback=1) == []
+    assert sectors.bottoming_sectors(rzye, px, days=2, lookback=2, min_down=2) == ["F", "A"]
+    # (two days down before the turn: min_down=2) with a 1-day lookback the turn must be on row 5,
+    # after rows 3 and 4 down: row 4 is +1 for A and F
+    assert sectors.bottoming_sectors(rzye, px, days=2, lookback=1, min_down=2) == []
     # a flat index (return exactly 0) still counts as "not yet up"
     flat = px.assign(A=100.0)
-    assert "A" in sectors.bottoming_sectors(rzye, flat, days=2, lookback=2)
-    assert sectors.bottoming_sectors(rzye.iloc[:3], px, days=2, lookback=2) == []
+    assert "A" in sectors.bottoming_sectors(rzye, flat, days=2, lookback=2, min_down=2)
+    assert sectors.bottoming_sectors(rzye.iloc[:3], px, days=2, lookback=2, min_down=2) == []
     # no sector index close on the last day: the price side is unknown, the signal not judged
-    assert sectors.bottoming_sectors(rzye, px.iloc[:-1], days=2, lookback=2) is None
+    assert sectors.bottoming_sectors(rzye, px.iloc[:-1], days=2, lookback=2, min_down=2) is None
     # A's close missing on T-2 only: its return unknown, A no longer qualifies; F still does
     gap = px.copy()
     gap.loc[idx[3], "A"] = np.nan
-    assert sectors.bottoming_sectors(rzye, gap, days=2, lookback=2) == ["F"]
+    assert sectors.bottoming_sectors(rzye, gap, days=2, lookback=2, min_down=2) == ["F"]
+    # a 1-day change that flips sign every day (-1, +1, -1, +1, -1, +1, +1) has no run on the negative
+    # side: no turn, unless a single day down is run enough
+    flip = pd.DataFrame({"G": [10.0, 9.0, 10.0, 9.0, 10.0, 9.0, 10.0, 11.0]},
+                        index=pd.bdate_range("2024-03-01", periods=8, name="trade_date"))
+    falling_g = pd.DataFrame({"G": [100.0] * 7 + [99.0]}, index=flip.index)
+    assert sectors.bottoming_sectors(flip, falling_g, days=1, lookback=5, min_down=2) == []
+    assert sectors.bottoming_sectors(flip, falling_g, days=1, lookback=5, min_down=1) == ["G"]
 
 
 def test_concentration_with_gaps_and_empty_days() -> None:
