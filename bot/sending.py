@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,7 +21,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.arguments import REPORT_COMMANDS, parse_days
-from bot.services import Services, UploadLock
+from bot.services import Services, holding
 from reports.figures import KINDS, MIN_DAYS, window_limit
 from reports.i18n import t
 from reports.service import RenderedReport
@@ -175,21 +174,10 @@ async def send_report(
     return message
 
 
-@asynccontextmanager
-async def _upload_lock(services: Services, key: str) -> AsyncIterator[None]:
+def _upload_lock(services: Services, key: str) -> AbstractAsyncContextManager[None]:
     """The one lock of a chart's upload, dropped with its last holder: whoever comes later finds the
     file_id (remembered before the lock is released) and needs no lock."""
-    shared = services.upload_locks.get(key)
-    if shared is None:
-        shared = services.upload_locks[key] = UploadLock()
-    shared.users += 1
-    try:
-        async with shared.lock:
-            yield
-    finally:
-        shared.users -= 1
-        if shared.users == 0:
-            services.upload_locks.pop(key, None)
+    return holding(services.upload_locks, key)
 
 
 async def send_chart(

@@ -77,12 +77,30 @@ class Throttle:
 
 
 @dataclass
-class UploadLock:
+class SharedLock:
     """A lock kept while someone holds or waits for it, and how many do: one chart's first upload
     (bot.sending), one chat's answer of several messages (Services.answering)."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
+
+
+K = TypeVar("K")
+
+
+@contextlib.asynccontextmanager
+async def holding(locks: dict[K, SharedLock], key: K) -> AsyncIterator[None]:
+    """Hold the lock of `key` in `locks`, made on first use and dropped with its last holder (the
+    dictionary keeps only the locks in use)."""
+    shared = locks.setdefault(key, SharedLock())
+    shared.users += 1
+    try:
+        async with shared.lock:
+            yield
+    finally:
+        shared.users -= 1
+        if shared.users == 0:
+            locks.pop(key, None)
 
 
 @dataclass
@@ -102,9 +120,9 @@ class Services:
     notice_retries: dict[str, tuple[datetime, timedelta]] = field(default_factory=dict)
     bot_username: str = ""
     bot_id: int = 0  # from getMe at start (bot.app.post_init)
-    upload_locks: dict[str, UploadLock] = field(default_factory=dict)
+    upload_locks: dict[str, SharedLock] = field(default_factory=dict)
     # chat -> the lock an answer of several messages holds while it goes out (answering)
-    answer_locks: dict[int, UploadLock] = field(default_factory=dict)
+    answer_locks: dict[int, SharedLock] = field(default_factory=dict)
     # Chart uploads an inline answer did not wait for (bot.handlers.inline), kept until they end.
     uploads: set[asyncio.Task[str]] = field(default_factory=set)
     file_ids: dict[str, str] = field(default_factory=dict)
@@ -158,20 +176,11 @@ class Services:
         self.file_ids.pop(key, None)
         await self.run(chats.delete_file_id, self.engine, self._stored_key(key))
 
-    @contextlib.asynccontextmanager
-    async def answering(self, chat_id: int) -> AsyncIterator[None]:
+    def answering(self, chat_id: int) -> contextlib.AbstractAsyncContextManager[None]:
         """Held while one answer of several messages (a chart, then its details) goes out to a chat:
         answers rendered at the same moment (a burst of commands) then arrive whole, one after the
         other, each chart followed by its own details, never interleaved."""
-        entry = self.answer_locks.setdefault(chat_id, UploadLock())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                self.answer_locks.pop(chat_id, None)
+        return holding(self.answer_locks, chat_id)
 
     def remember_linked_channel(self, group_id: int, channel_id: int) -> None:
         """Bounded as the other memories (oldest forgotten first); a restart forgets them all, and
