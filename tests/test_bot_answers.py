@@ -136,7 +136,7 @@ async def test_a_long_argument_is_echoed_cut_with_an_ellipsis(demo_db: Engine, s
         ]
         # (a report's error goes out escaped, its quotes too: what the user reads is the plain text)
         assert [m.plain_text() for m in h.bot_messages(EN_USER)] == [
-            'No sector named "' + "Bank" * 7 + 'Ban…". Name a Shenwan level-1 sector or give its code, e.g. '
+            'No sector named “' + "Bank" * 7 + 'Ban…”. Name a Shenwan level-1 sector or give its code, e.g. '
             "Electronics, 电子 or 270000."]
 
 
@@ -177,7 +177,7 @@ def ambiguous_answer(engine: Engine, lang: str) -> tuple[str, list[tuple[str, st
         answer = (f"名称含 “{FRAGMENT}” 的证券有 10 只：{joiner.join([*listed, '…'])}"
                   f"请改用 6 位代码，例如 {named[0][0]}。")
     else:
-        answer = (f'10 securities have "{FRAGMENT}" in their name ({joiner.join([*listed, "…"])}):'
+        answer = (f'10 securities have “{FRAGMENT}” in their name ({joiner.join([*listed, "…"])}):'
                   f" use the 6-digit code instead, e.g. {named[0][0]}.")
     return answer, [(label, code) for label, (code, _) in zip(listed, named, strict=False)]
 
@@ -463,7 +463,7 @@ async def test_a_code_written_for_another_exchange_is_refused_with_the_one_it_tr
                                                             "要看它，请发 /stock 600519。")
         await h.write(EN_USER, EN_USER, "/stock 600519.SZ")
         assert h.bot_messages(EN_USER)[-1].plain_text() == (
-            '"600519.SZ" names the wrong exchange: 600519 is listed in Shanghai. For it, send /stock 600519.')
+            '“600519.SZ” names the wrong exchange: 600519 is listed in Shanghai. For it, send /stock 600519.')
         await h.write(ZH_USER, ZH_USER, "sh000001")  # bare, in a private chat
         assert h.bot_messages(ZH_USER)[-1].plain_text() == t("zh", "error.index_code", typed="sh000001",
                                                               code="000001")
@@ -557,12 +557,12 @@ async def test_watch_advises_watch_and_takes_one_security_at_a_time(
         await h.write(EN_USER, EN_USER, "/watch sz600519")
         await h.write(EN_USER, EN_USER, "/unwatch 600519 000775")
         assert [m.plain_text() for m in h.bot_messages(EN_USER)] == [
-            '"sh000001" is how an SSE index is written (sh000001: the Shanghai Composite), and indices have no'
+            '“sh000001” is how an SSE index is written (sh000001: the Shanghai Composite), and indices have no'
             " margin data. For Shenzhen's 000001, send /watch 000001.",
             "One security at a time, e.g. /watch 600519.",
-            'No security with the code or name "no-such-thing". Send a 6-digit code or a name, e.g. /watch 600519'
+            'No security with the code or name “no-such-thing”. Send a 6-digit code or a name, e.g. /watch 600519'
             " or /watch 茅台.",
-            '"sz600519" names the wrong exchange: 600519 is listed in Shanghai. Send /watch 600519.',
+            '“sz600519” names the wrong exchange: 600519 is listed in Shanghai. Send /watch 600519.',
             "One security at a time, e.g. /unwatch 600519.",
         ]
         await h.write(ZH_USER, ZH_USER, "/watch sh000001")
@@ -637,10 +637,10 @@ async def test_a_list_cut_with_an_ellipsis_ends_the_sentence(
         await h.write(EN_USER, EN_USER, "/sectors e")
         await h.write(EN_USER, EN_USER, "/sectors 电")  # not cut: its full stop
         assert [m.plain_text() for m in h.bot_messages(EN_USER)] == [
-            'Several sectors have "e" in their name: Agriculture, Basic Chemicals, Steel, Non-ferrous Metals,'
+            'Several sectors have “e” in their name: Agriculture, Basic Chemicals, Steel, Non-ferrous Metals,'
             " Electronics, Home Appliances, Food & Beverage, Textiles & Apparel, … Write the whole name,"
             " e.g. Electronics.",
-            'Several sectors have "电" in their name: Electronics, Home Appliances, Power Equipment.'
+            'Several sectors have “电” in their name: Electronics, Home Appliances, Power Equipment.'
             " Write the whole name, e.g. Electronics."]
         await h.write(ZH_USER, ZH_USER, "/top 5 e")
         assert h.texts(ZH_USER)[-1].startswith("名称含 “e” 的行业不止一个：")

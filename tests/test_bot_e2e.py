@@ -1506,7 +1506,7 @@ async def test_html_in_arguments_is_escaped(demo_db: Engine, shared_reports: Rep
         sent = h.server.calls_for("sendMessage", ZH_USER) + h.server.calls_for("sendMessage", EN_USER)
         assert len(sent) == 4 and all(c.ok for c in sent)
         stock, ratio, english, dated = (c.params["text"] for c in sent)
-        assert dated == '"2024-01-01&lt;b&gt;" is not a date; use YYYY-MM-DD, e.g. 2024-09-30.'
+        assert dated == '“2024-01-01&lt;b&gt;” is not a date; use YYYY-MM-DD, e.g. 2024-09-30.'
         assert "没有找到代码或名称为 “&lt;b&gt;x&lt;/b&gt;” 的证券" in stock and "<b>" not in stock
         assert "“&lt;script&gt;”" in ratio and "<script>" not in ratio
         assert "a&amp;b&lt;i&gt;" in english

@@ -214,7 +214,7 @@ async def test_a_code_of_another_market_is_no_such_security(demo_db: Engine, sha
         await h.write(EN_USER, EN_USER, "/stock 00700.HK")
         answer = h.server.sent_messages(EN_USER)[0].plain_text()
         assert answer == ReportError("no_such_security", query="00700.HK").message("en")
-        assert answer.startswith('No security with the code or name "00700.HK".') and len(h.texts(EN_USER)) == 1
+        assert answer.startswith('No security with the code or name “00700.HK”.') and len(h.texts(EN_USER)) == 1
 
         query = await h.inline(EN_USER, "600519.HK")
         answer = h.server.inline_answers[query]

@@ -1177,7 +1177,7 @@ def test_unknown_and_bad_codes(small: Engine) -> None:
     for query in ("abc", "60051", "6005190", "%", "样本_"):  # LIKE's wildcards are plain characters
         err = _error(small, "stock", code=query)
         assert (err.kind, err.params) == ("no_such_security", {"query": query})
-    assert '"abc"' in _error(small, "stock", code="abc").message("en")
+    assert '“abc”' in _error(small, "stock", code="abc").message("en")
 
 
 def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1197,7 +1197,7 @@ def test_stock_by_name_or_code_in_other_forms(small: Engine, monkeypatch: pytest
     # how many matched, and one of them as the example code
     assert err.message("zh") == ("名称含 “电子” 的证券有 2 只：样本电子乙 (000001)、样本电子甲 (600001)。"
                                  "请改用 6 位代码，例如 000001。")
-    assert err.message("en") == ('2 securities have "电子" in their name'
+    assert err.message("en") == ('2 securities have “电子” in their name'
                                  " (样本电子乙 (000001), 样本电子甲 (600001)):"
                                  " use the 6-digit code instead, e.g. 000001.")
     # names as of the latest detail day: the suspended 000003 has no row then and is not offered
