@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from storage.status import Status
 
 CAPTION_LIMIT = 1024
+FLAGS = ("⚠️", "💡")  # a caption's warnings and signals open with these
 MESSAGE_LIMIT = 4096
 _TAG = re.compile(r"<[^>]+>")
 
@@ -108,8 +109,9 @@ def fit_telegram(caption: str, details: str) -> tuple[str, str]:
 
     A caption too long (many warnings, long names) gives its last lines above the footer, whole, to
     the top of the details, in their order. The headline, the footer and the 口径 notes (lines in
-    <i>, which qualify a figure of the caption) stay while any other line can go; a note on a figure
-    marked "*" goes with the line of that figure. Details too
+    <i>, which qualify a figure of the caption) stay while any other line can go, and the warnings
+    and signals (lines opening with ⚠️ or 💡: what the read-out is for) while any plain line can; a
+    note on a figure marked "*" goes with the line of that figure. Details too
     long lose their last lines to an ellipsis. Every template line opens and closes its own tags, so
     whole lines move and go without breaking the HTML.
     """
@@ -119,11 +121,11 @@ def fit_telegram(caption: str, details: str) -> tuple[str, str]:
         return visible_length("\n".join(line for _, line in lines)) > CAPTION_LIMIT
 
     moved: list[tuple[int, str]] = []
-    for keep_notes in (True, False):
+    for kept in (("<i>", *FLAGS), ("<i>",), ()):  # plain lines first, then the flagged, the notes last
         for position in range(len(lines) - 2, 0, -1):
             if not too_long():
                 break
-            if not (keep_notes and lines[position][1].startswith("<i>")):
+            if not lines[position][1].startswith(kept):
                 moved.append(lines.pop(position))
     # A note on a figure marked "*" (a line ending in it) goes where that line went.
     if any(not line.startswith("<i>") and to_plain(line).rstrip().endswith("*") for _, line in moved):

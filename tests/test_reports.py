@@ -2034,7 +2034,7 @@ def test_a_caption_too_long_gives_its_last_lines_to_the_details(
         demo_reports: Callable[[str, str], RenderedReport]) -> None:
     """Many warnings and every sector bottoming at once (never seen in the data, but names come from
     imports): the English signals caption would pass 1,024 characters. Its lines above the footer move,
-    whole, to the top of the details; the headline and the footer stay."""
+    whole, to the top of the details, plain lines before warnings; the headline and the footer stay."""
     from storage.industries import industry_name_rows
 
     d = dict(demo_reports("signals", "en").data)
@@ -2048,8 +2048,11 @@ def test_a_caption_too_long_gives_its_last_lines_to_the_details(
     assert lines[0].startswith("<b>Margin signals</b>") and lines[-1].startswith("<i>Data date")
     assert lines[-2].startswith("💡 Money ahead of price (a sector bottoming signal): Agriculture")
     assert "Financing spikes" not in caption
-    assert details.splitlines()[0].startswith("⚠️ Financing spikes in 29 stocks ")  # moved, whole, to the top
-    assert details.splitlines()[1] == ""
+    # moved, whole, to the top: the plain line first (amplification, not flagged: amplifying is False),
+    # then the last warning
+    assert details.splitlines()[0].startswith("Amplification: 60-day correlation")
+    assert details.splitlines()[1].startswith("⚠️ Financing spikes in 29 stocks ")
+    assert details.splitlines()[2] == ""
     assert all(r["name_en"] in report_text.to_plain(caption) for r in industry_name_rows())
     assert_telegram_html(caption)
     assert_telegram_html(details)
@@ -2074,7 +2077,8 @@ def test_crowding_in_signals_carries_the_ratio_notes(
 
 def test_a_caption_too_long_keeps_its_notes_and_gives_lines_in_order() -> None:
     """The 口径 notes (<i> lines) qualify a figure marked in the caption: they stay while any other
-    line can go; the lines that go keep their order at the top of the details."""
+    line can go, and warnings while any plain line can; the lines that go keep their order at the
+    top of the details."""
     headline, footer = "<b>Headline</b>", "<i>Data date 2026-11-20</i>"
     body = [f"line {n} " + "x" * 190 for n in range(1, 7)]  # 6 x 197 characters
     note = "<i>* short-sale value unknown: purchases only</i>"
@@ -2093,6 +2097,11 @@ def test_a_caption_too_long_keeps_its_notes_and_gives_lines_in_order() -> None:
         "\n".join([headline, *body, "share 8.97%*", marked, other, footer]), "")
     assert caption.splitlines() == [headline, *body[:4], other, footer]
     assert details.splitlines() == [body[4], body[5], "share 8.97%*", marked]
+    # a warning or a signal (⚠️, 💡: what the read-out is for) stays while a plain line above it can go
+    warning, signal = "⚠️ spikes " + "z" * 190, "💡 bottoming " + "b" * 190
+    caption, details = report_text.fit_telegram("\n".join([headline, *body[:4], warning, signal, footer]), "")
+    assert caption.splitlines() == [headline, *body[:2], warning, signal, footer]
+    assert details.splitlines() == [body[2], body[3]]
 
 
 @pytest.mark.parametrize("kind", ["balance", "ratio", "stock"])
