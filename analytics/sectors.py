@@ -216,11 +216,12 @@ def bottoming_sectors(
 
     A sector qualifies when, with ``d[t] = rzye[t] - rzye[t-days]``:
 
-    - ``d`` turned positive within the last ``lookback`` days and stayed so: ``d[t] > 0`` from the
-      turn through ``T``,
-    - after at least ``min_down`` days on the other side: ``d <= 0`` on each of the ``min_down``
-      days before the turn (as the balance's turning point: a change that flips sign every other
-      day is noise, not a turn), and
+    - ``d`` turned positive within the last ``lookback`` days and stayed so: ``d > 0`` on the turn
+      and on ``T``, and no day in between ``<= 0``,
+    - after at least ``min_down`` days on the other side: no day ``> 0`` among the ``min_down``
+      days before the turn, and at least half of them known ``<= 0`` (as the balance's turning point:
+      a change that flips sign every other day is noise, not a turn; a day without per-stock detail,
+      unknown for every sector, interrupts nothing), and
     - its sector index's ``days``-day return ``close[T] / close[T-days] - 1`` is still <= 0.
 
     Rows are trade dates (``wide_rzye``'s grid, nan where unknown); the closes are read on the same
@@ -245,7 +246,9 @@ def bottoming_sectors(
     for k in range(1, lookback + 1):  # the turn k rows back: up from there to T, down the min_down before
         if k + min_down > len(d):
             break
-        turned |= up[-k:].all(axis=0) & down[-k - min_down : -k].all(axis=0)
+        before = slice(-k - min_down, -k)
+        turned |= (up[-k] & up[-1] & ~down[-k:].any(axis=0) & ~up[before].any(axis=0)
+                   & (down[before].sum(axis=0) * 2 >= min_down))
     ret = (px.iloc[-1] / px.iloc[-1 - days] - 1.0).reindex(x.columns)
     hit = turned & (ret <= 0)
     chosen = now[hit].sort_index().sort_values(ascending=False, kind="mergesort")

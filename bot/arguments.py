@@ -9,7 +9,7 @@ A word that looks like a date (see looks_like_date) is read as one; any other wo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from marginbot.settings import TIMEZONE
@@ -40,6 +40,9 @@ class ReportArgs:
     code: str | None = None
     days: int | None = None
     on: date | None = None
+    # `on` named by a word (今天, 昨天): the answer is the latest day with data on or before it (the
+    # data of a day come out that evening; yesterday may be a Sunday), not "no data that day"
+    nearest: bool = False
 
 
 class NoSuchDay(ValueError):
@@ -55,6 +58,11 @@ class ArgumentError(Exception):
         self.params = params
 
 
+def is_relative_day(word: str) -> bool:
+    """A word naming a day relative to today (今天, 昨天, yesterday: RELATIVE_DAYS)."""
+    return word.lower() in RELATIVE_DAYS
+
+
 def looks_like_date(word: str) -> bool:
     """Meant as a date: YYYY-MM-DD (also with / or .), YYYYMMDD, or a near miss of those (2024-9,
     24-09-30, 2024-02-30: answered as a bad date, not as a bad window). That is: eight digits, or six
@@ -63,7 +71,7 @@ def looks_like_date(word: str) -> bool:
     suffix (00700.HK, 600519.HK) a security to look up."""
     if len(word) == 8 and word.isdigit():
         return True
-    if word.lower() in RELATIVE_DAYS:
+    if is_relative_day(word):
         return True
     if _CHINESE_DATE_SHAPE.match(word) or _MONTH_DAY.fullmatch(word):
         return True
@@ -138,9 +146,13 @@ def typed_words(words: list[str]) -> list[str]:
 def _security_word(words: list[str]) -> str:
     """The word of /stock that names the security: the first that is neither a date nor a window
     ("/stock 2024-09-30 600519", "/stock 60 茅台"); with none such, the first that is not a date (digits
-    of a name, or a wrong code: the report answers). Only dates: ArgumentError need_code."""
+    of a name, or a wrong code: the report answers). A word naming a day (今天) alone is the start of
+    a name (今天国际), not a date. Only dates: ArgumentError need_code."""
     undated = [w for w in words if not (looks_like_date(w) and code_form(w) is None)]
     if not undated:
+        relative = [w for w in words if is_relative_day(w)]
+        if relative:
+            return relative[0]
         raise ArgumentError("bot.need_code")
     named = [w for w in undated if not _is_window_word(w)]
     return (named or undated)[0]
@@ -180,7 +192,7 @@ def parse_report_args(kind: str, words: list[str]) -> ReportArgs:
                 days = parse_days(kind, word)
             except ValueError:
                 raise ArgumentError("bot.bad_window", value=shown, max=window_limit(kind), example=example) from None
-    return ReportArgs(code, days, on)
+    return ReportArgs(code, days, on, nearest=any(is_relative_day(w) for w in words if looks_like_date(w)))
 
 
 # Inline mode: the reports a chat can share, and the Chinese words that name them.
@@ -221,6 +233,7 @@ class InlineRequest:
     on: date | None = None
     days: int | None = None
     refusal: ArgumentError | None = None
+    nearest: bool = False  # as ReportArgs.nearest: `on` came from 今天, 昨天, ...
 
     @property
     def asks_render(self) -> bool:
@@ -255,6 +268,15 @@ def _with_window(request: InlineRequest, word: str | None) -> InlineRequest:
 
 
 def parse_inline_query(text: str) -> InlineRequest:
+    """_parse_inline_query, with `nearest` where the date asked is a word naming a day (昨天)."""
+    request = _parse_inline_query(text)
+    typed = typed_words(text.split())
+    if request.on is not None and len(typed) > 1 and any(is_relative_day(w) for w in typed):
+        return replace(request, nearest=True)
+    return request
+
+
+def _parse_inline_query(text: str) -> InlineRequest:
     """Read `@bot ratio`, `@bot 600519` (a code in any usual form: 600519.SH), `@bot 茅台`, `@bot top 电子`,
     `@bot sectors 270000`, `@bot ratio 2024-09-30`, `@bot top 20 电子`, `@bot 600519 250` and their
     Chinese aliases (两融, 占比, 行业, ...).
@@ -268,6 +290,8 @@ def parse_inline_query(text: str) -> InlineRequest:
     """
     typed = typed_words(text.split())
     dates = [w for w in typed if looks_like_date(w) and code_form(w) is None]
+    if len(typed) == 1 and dates and is_relative_day(dates[0]):
+        dates = []  # "今天" alone: the start of a name being typed (今天国际), as any other word
     typed = [w for w in typed if w not in dates]
     on: date | None = None
     if len(dates) > 1:

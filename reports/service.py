@@ -156,6 +156,16 @@ class ReportService:
                 if entry[1] == 0:
                     del self._key_locks[key]
 
+    def data_day_on_or_before(self, on: date) -> date:
+        """The latest day with data on or before `on` (the report date a word such as 昨天 means: a
+        weekend's or an unpublished day's answer is the day before with data); `on` itself where
+        there is none, for the report to say why."""
+        try:
+            return resolve_date(self.engine, on)
+        except ReportError as exc:
+            nearest = exc.params.get("nearest") or exc.params.get("latest")
+            return date.fromisoformat(str(nearest)) if nearest else on
+
     def figures(self, kind: str, *, code: str | None, on: date | None, days: int | None, version: int) -> Figures:
         key = (kind, code, on, days, version)
         found = self._figures.get(key, count_miss=False)

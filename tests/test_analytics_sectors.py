@@ -267,3 +267,17 @@ def test_sector_table_empty_frame() -> None:
     t = sectors.sector_table(_long().iloc[:0], days=1)
     assert t.empty
     assert "net_buy" in t.columns
+
+
+def test_a_day_without_detail_does_not_hide_a_turn() -> None:
+    """A sector flat for 44 days, then up (its 20-day change: 0 for 24 days, then +1, +2), its index
+    falling: a turn. A trade date without per-stock detail (nan for every sector) inside the run
+    before the turn, or as the 20-day base, leaves it a turn: an unknown day is neither up nor down."""
+    idx = pd.bdate_range("2024-01-02", periods=46, name="trade_date")
+    rzye = pd.DataFrame({"A": [100.0] * 44 + [101.0, 102.0]}, index=idx)
+    px = pd.DataFrame({"A": np.linspace(100.0, 95.0, 46)}, index=idx)
+    assert sectors.bottoming_sectors(rzye, px) == ["A"]
+    for gap in (-7, -27):
+        holed = rzye.copy()
+        holed.iloc[gap] = np.nan
+        assert sectors.bottoming_sectors(holed, px) == ["A"], gap

@@ -647,6 +647,20 @@ async def test_a_list_cut_with_an_ellipsis_ends_the_sentence(
         assert h.texts(ZH_USER)[-1].endswith("、…请写全名，例如 电子。")
 
 
+async def test_a_day_named_by_a_word_is_answered_with_the_latest_data_on_or_before_it(
+        demo_db: Engine, shared_reports: ReportService) -> None:
+    """/ratio 今天 (whatever today is: the demo's data end on 2026-11-20, and today's data come out
+    tonight) is the latest day's report, not "no data for today"; inline too."""
+    async with running(demo_db, shared_reports) as h:
+        add_people(h)
+        await h.write(ZH_USER, ZH_USER, "/ratio 今天")
+        [photo] = h.photos(ZH_USER)
+        assert photo.caption == expected(shared_reports, "ratio").caption
+        query = await h.inline(ZH_USER, "ratio today")
+        [result] = h.server.inline_answers[query]["results"]
+        assert result["caption"] == expected(shared_reports, "ratio").caption
+
+
 async def test_a_one_day_window_is_one_day(demo_db: Engine, shared_reports: ReportService) -> None:
     async with running(demo_db, shared_reports) as h:
         add_people(h)

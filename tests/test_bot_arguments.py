@@ -60,6 +60,22 @@ def test_a_window_with_its_unit_is_the_window(word: str) -> None:
     assert parse_report_args("top", [word, "电子"]) == ReportArgs(code="电子", days=20)
 
 
+def test_a_day_word_alone_after_stock_or_inline_is_a_name_and_otherwise_the_nearest_data_day() -> None:
+    """今天 alone is the start of a name people type (今天国际, 300532): /stock 今天 and the inline query
+    "今天" look it up. With a report it names a day, answered with the latest day with data on or
+    before it (nearest): the data of a day come out that evening, and yesterday may be a Sunday."""
+    from bot.arguments import parse_inline_query
+
+    assert parse_report_args("stock", ["今天"]) == ReportArgs(code="今天")
+    request = parse_inline_query("今天")
+    assert (request.name, request.on, request.nearest) == ("今天", None, False)
+    args = parse_report_args("ratio", ["昨天"])
+    assert args.nearest is True and args.on is not None
+    assert parse_report_args("stock", ["600519", "今天"]).nearest is True
+    assert parse_report_args("ratio", ["2024-09-30"]).nearest is False
+    assert parse_inline_query("ratio 昨天").nearest is True and parse_inline_query("ratio 2024-09-30").nearest is False
+
+
 @pytest.mark.parametrize("word", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10", "99999999", "2024年2月30日"])
 def test_dates_in_a_known_form_that_name_no_day(word: str) -> None:
     assert looks_like_date(word)

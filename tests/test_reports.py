@@ -1372,12 +1372,14 @@ def test_a_fund_rising_like_a_spiking_stock_is_not_flagged(sqlite_engine: Engine
 def test_a_stock_absent_on_a_market_day_says_so(sqlite_engine: Engine) -> None:
     """A security without a row on a day that has market data (suspended, or off the list of margin
     securities that day) is told apart from a day without data: its latest day before is named; one
-    whose detail starts later says from when; a code never stored is unknown."""
-    days = [d.date() for d in pd.bdate_range("2024-03-01", periods=10)]
+    whose detail starts later says from when; a code never stored is unknown; on a day without any
+    security's detail (market totals only) that is what it says."""
+    days = [d.date() for d in pd.bdate_range("2024-03-01", periods=11)]
     rows = [{"trade_date": d, "code": code, "exchange": "SSE", "name": code, "is_fund": False, "rzye": 1e9,
              "rzmre": 1e7, "rzche": None, "rqyl": None, "rqmcl": None, "rqye": None}
-            for i, d in enumerate(days) for code in ("600010", "600020")
-            if (code == "600010" and i not in (6, 7)) or (code == "600020" and i >= 8)]
+            for i, d in enumerate(days) for code in ("600010", "600020", "600040")
+            if i != 9 and ((code == "600010" and i not in (6, 7)) or (code == "600020" and i >= 8)
+                           or code == "600040")]
     _store_with_spikes(sqlite_engine, days, rows)
     suspended = _error(sqlite_engine, "stock", code="600010", on=days[7])
     assert (suspended.kind, suspended.params) == (
@@ -1389,6 +1391,8 @@ def test_a_stock_absent_on_a_market_day_says_so(sqlite_engine: Engine) -> None:
                                                                "first": "2024-03-13"})
     assert late.message("en") == "600020's margin detail starts on 2024-03-13: none for 2024-03-06."
     assert _error(sqlite_engine, "stock", code="600030", on=days[3]).kind == "unknown_code"
+    nothing = _error(sqlite_engine, "stock", code="600040", on=days[9])
+    assert (nothing.kind, nothing.params) == ("no_stock_detail_on", {"date": "2024-03-14"})
 
 
 def test_sectors_wait_for_the_days_stock_detail(sqlite_engine: Engine) -> None:
@@ -2183,3 +2187,13 @@ def test_a_percentile_at_the_end_of_its_span_says_highest_or_lowest(
     for lang, line in (("zh", zh), ("en", en)):
         data = dict(demo_reports("balance", lang).data, percentile_extreme=extreme)
         assert line in report_text.to_plain(report_text.render("balance", lang, data)[0]), lang
+
+
+def test_a_top5_change_that_prints_as_zero_contradicts_nothing() -> None:
+    """HHI down 3 points with the top-5 share +0.001 points (printed +0.00): more balanced, not "the
+    two measures disagree" beside a change of 0.00; +0.01 does disagree."""
+    from reports.figures.sectors import _concentration_trend
+
+    assert _concentration_trend(-3.0, 0.001) == "balanced"
+    assert _concentration_trend(-3.0, 0.01) == "mixed"
+    assert _concentration_trend(3.0, -0.004) == "concentrating"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import date
 
 from sqlalchemy import Engine
@@ -187,6 +188,8 @@ async def inline_query(update: Update, context: Context) -> None:
     services = services_of(context)
     lang = await user_language(services, query.from_user)
     request = parse_inline_query(query.query)
+    if request.on is not None and request.nearest:  # 昨天 on a Monday: Friday's reports
+        request = replace(request, on=await services.run(services.reports.data_day_on_or_before, request.on))
     if request.refusal is not None:  # a bad date or window, or two: the rule, and nothing else
         refusal = request.refusal
         await answer_inline(query, [], cache_time=0, is_personal=True,

@@ -63,7 +63,11 @@ async def answer_report_args(update: Update, context: Context, kind: str, words:
         await reply_key(update, context, exc.key, **exc.params)
         return
     lang = await chat_language(update, context)
-    await render_and_send(update, context, kind, lang, code=args.code, days=args.days, on=args.on)
+    on = args.on
+    if on is not None and args.nearest:  # 昨天 on a Monday: Friday's report
+        services = services_of(context)
+        on = await services.run(services.reports.data_day_on_or_before, on)
+    await render_and_send(update, context, kind, lang, code=args.code, days=args.days, on=on)
 
 
 async def render_and_send(update: Update, context: Context, kind: str, lang: str, *, code: str | None = None,

@@ -34,9 +34,11 @@ from storage import queries
 def _concentration_trend(hhi_change: float, top5_change_pp: float) -> str | None:
     """Which way sector concentration moved: "balanced" (HHI down by at least HHI_MIN_CHANGE, the
     top-5 share not up: 行业分布更加均衡), "concentrating" (the mirror), "mixed" (the two measures
-    moved apart), "flat" (HHI moved less than HHI_MIN_CHANGE), None when either day is unknown."""
+    moved apart), "flat" (HHI moved less than HHI_MIN_CHANGE), None when either day is unknown. A
+    top-5 change that prints as 0.00 points contradicts nothing."""
     if math.isnan(hhi_change) or math.isnan(top5_change_pp):
         return None
+    top5_change_pp = round(top5_change_pp, 2)
     if hhi_change <= -HHI_MIN_CHANGE:
         return "balanced" if top5_change_pp <= 0 else "mixed"
     if hhi_change >= HHI_MIN_CHANGE:

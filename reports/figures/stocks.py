@@ -105,9 +105,12 @@ def _spiking(zscore: float, rise_5d_pct: float, rzye: float | None, is_fund: boo
 
 
 def _no_row(engine: Engine, code: str, day: date, history: pd.DataFrame) -> NoReturn:
-    """Why one security has no detail on `day`, a date with market data: never stored (unknown_code),
-    stored only from a later date (stock_starts_later), or absent that day (suspended, or off the
-    exchange's list of margin securities then: stock_no_row, with its latest day before)."""
+    """Why one security has no detail on `day`, a date with market data: no security has any that
+    day (no_stock_detail_on), it was never stored (unknown_code), stored only from a later date
+    (stock_starts_later), or absent that day (suspended, or off the exchange's list of margin
+    securities then: stock_no_row, with its latest day before)."""
+    if not queries.has_stock_rows(engine, day):  # no security has detail that day: not this one's doing
+        raise ReportError("no_stock_detail_on", date=day.isoformat())
     before = history.index[-1].date() if not history.empty else queries.last_stock_date(engine, code, day)
     if before is not None:
         raise ReportError("stock_no_row", code=code, date=day.isoformat(), before=before.isoformat())
@@ -121,9 +124,10 @@ def stock_figures(engine: Engine, day: date, days: int, code: str | None) -> Fig
     """One security: balance history, 5/20-day change, rank by 融资余额, spike z-score."""
     if not code or not CODE_RE.match(code):
         raise ReportError("bad_code", code=code or "")
-    # The stock's changes and spike z-score count the dates with per-stock detail, as the market's
-    # spike list does (storage.aggregate): a day whose detail is missing is skipped by both, so that
-    # /signals and /stock never give one stock two z-scores. Loaded: those dates and the window.
+    # The stock's spike z-score counts the dates with per-stock detail, as the market's spike list
+    # does (storage.aggregate): a day whose detail is missing is skipped by both, so that /signals and
+    # /stock never give one stock two z-scores; its changes count trade dates (below). Loaded: those
+    # dates and the window.
     detail_dates = queries.stock_detail_dates(engine, day, SPIKE_DATES_LOADED)
     start = min(queries.nth_date_before(engine, day, days), detail_dates[0] if detail_dates else day)
     history = queries.stock_history(engine, code, start=start, end=day)
